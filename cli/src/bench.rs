@@ -1,0 +1,406 @@
+//! `sluice bench ...`: benchmarks that measure the machine's own limit in the same run and
+//! report Sluice's ratio to it (absolute figures on a shared machine are noise).
+
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use serde::Serialize;
+use sluice_log::storage::batch::BatchHeader;
+use sluice_log::{
+    FetchIsolation, LogConfig, LogManager, LogManagerConfig, PartitionLog, TopicPartition,
+};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum BenchCommand {
+    /// Append N records to a fresh partition and read them back, against raw file I/O.
+    Log(LogBenchArgs),
+    /// Open a cleanly shut down data directory of many partitions; memory per idle partition.
+    LogOpen(LogOpenArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FsyncPolicy {
+    /// fsync after every append (`flush.messages=1`).
+    Every,
+    /// fsync once a second (`flush.ms=1000`).
+    Interval,
+    /// Never fsync; the OS writes back.
+    Never,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LogBenchArgs {
+    /// Number of records to append.
+    #[arg(long, default_value_t = 1_000_000)]
+    records: u64,
+    /// Bytes of value per record.
+    #[arg(long, default_value_t = 1024)]
+    record_size: usize,
+    /// Bytes per producer batch (records are grouped as a producer with `batch.size` would).
+    #[arg(long, default_value_t = 16 * 1024)]
+    batch_bytes: usize,
+    /// fsync policy, for Sluice and the raw file alike.
+    #[arg(long, value_enum, default_value_t = FsyncPolicy::Never)]
+    fsync: FsyncPolicy,
+    /// Directory for the temporary data (default: the system temp dir). Pick the disk to measure.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct LogBenchReport {
+    records: u64,
+    record_size: usize,
+    batch_bytes: usize,
+    records_per_batch: usize,
+    fsync: FsyncPolicy,
+    total_bytes: u64,
+    append_records_per_sec: f64,
+    append_mb_per_sec: f64,
+    raw_write_mb_per_sec: f64,
+    append_ratio: f64,
+    read_records_per_sec: f64,
+    read_mb_per_sec: f64,
+    raw_read_mb_per_sec: f64,
+    read_ratio: f64,
+}
+
+pub fn run(command: BenchCommand) -> anyhow::Result<()> {
+    match command {
+        BenchCommand::Log(args) => bench_log(args),
+        BenchCommand::LogOpen(args) => bench_log_open(args),
+    }
+}
+
+/// One producer batch of `n` records of `size` bytes, encoded as a client would.
+fn producer_batch(n: usize, size: usize) -> anyhow::Result<BytesMut> {
+    let value = Bytes::from(vec![b'x'; size]);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
+    let records: Vec<Record> = (0..n)
+        .map(|idx| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: idx as i64,
+            sequence: idx as i32 - 1,
+            timestamp: now,
+            key: None,
+            value: Some(value.clone()),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .map_err(|e| anyhow::anyhow!("encode batch: {e}"))?;
+    Ok(buf)
+}
+
+fn mb_per_sec(bytes: u64, elapsed: Duration) -> f64 {
+    bytes as f64 / 1e6 / elapsed.as_secs_f64().max(1e-9)
+}
+
+fn progress(total: u64, what: &str, quiet: bool) -> indicatif::ProgressBar {
+    if quiet {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{msg:>12} [{bar:40}] {pos}/{len} records ({per_sec})",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(what.to_string());
+    bar
+}
+
+fn bench_log(args: LogBenchArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.records > 0, "--records must be at least 1");
+    anyhow::ensure!(args.record_size > 0, "--record-size must be at least 1");
+    let tmp = match &args.dir {
+        Some(dir) => tempfile::tempdir_in(dir),
+        None => tempfile::tempdir(),
+    }
+    .context("create temporary directory")?;
+    // Records per batch: as many as fit in --batch-bytes (at least one), like a producer's batch.size.
+    let per_record_overhead = 8 + args.record_size.to_string().len();
+    let records_per_batch = (args.batch_bytes / (args.record_size + per_record_overhead)).max(1);
+    let n_full = args.records / records_per_batch as u64;
+    let rest = (args.records % records_per_batch as u64) as usize;
+    let mut full = producer_batch(records_per_batch, args.record_size)?;
+    let mut last = if rest > 0 {
+        Some(producer_batch(rest, args.record_size)?)
+    } else {
+        None
+    };
+    let total_bytes = n_full * full.len() as u64 + last.as_ref().map_or(0, |b| b.len() as u64);
+
+    let mut overrides = vec![("segment.bytes", "1073741824".to_string())];
+    match args.fsync {
+        FsyncPolicy::Every => overrides.push(("flush.messages", "1".into())),
+        FsyncPolicy::Interval => overrides.push(("flush.ms", "1000".into())),
+        FsyncPolicy::Never => {}
+    }
+    let config =
+        LogConfig::default().with_overrides(overrides.iter().map(|(k, v)| (*k, v.as_str())))?;
+    let mut log = PartitionLog::create(
+        tmp.path(),
+        TopicPartition::new("bench", 0),
+        Arc::new(config),
+    )?;
+
+    // Sluice appends.
+    let bar = progress(args.records, "append", args.json);
+    let started = Instant::now();
+    for _ in 0..n_full {
+        log.append_as_leader(&mut full, 0)?;
+        if args.fsync == FsyncPolicy::Interval {
+            log.flush_if_due(Instant::now())?;
+        }
+        bar.inc(records_per_batch as u64);
+    }
+    if let Some(last) = last.as_mut() {
+        log.append_as_leader(last, 0)?;
+    }
+    if args.fsync == FsyncPolicy::Every {
+        log.flush()?;
+    }
+    let append_elapsed = started.elapsed();
+    bar.finish_and_clear();
+
+    // The same bytes, in the same chunks, to a plain file with the same fsync policy.
+    let raw_path = tmp.path().join("raw.bin");
+    let raw = File::create(&raw_path).context("create raw file")?;
+    let started = Instant::now();
+    let mut position = 0u64;
+    let mut last_sync = Instant::now();
+    for _ in 0..n_full {
+        raw.write_all_at(&full, position)?;
+        position += full.len() as u64;
+        match args.fsync {
+            FsyncPolicy::Every => raw.sync_data()?,
+            FsyncPolicy::Interval if last_sync.elapsed() >= Duration::from_secs(1) => {
+                raw.sync_data()?;
+                last_sync = Instant::now();
+            }
+            _ => {}
+        }
+    }
+    if let Some(last) = &last {
+        raw.write_all_at(last, position)?;
+        if args.fsync == FsyncPolicy::Every {
+            raw.sync_data()?;
+        }
+    }
+    let raw_write_elapsed = started.elapsed();
+
+    // Read everything back through the log, 1 MiB fetches (Kafka's max.partition.fetch.bytes).
+    log.set_high_watermark(log.log_end_offset());
+    let fetch_bytes = 1 << 20;
+    let mut buf = BytesMut::with_capacity(fetch_bytes * 2);
+    let bar = progress(args.records, "read", args.json);
+    let started = Instant::now();
+    let mut offset = 0;
+    let mut read_bytes = 0u64;
+    while offset < log.log_end_offset() {
+        let result = log.read(offset, fetch_bytes, FetchIsolation::HighWatermark, true)?;
+        let Some(slice) = result.records else { break };
+        buf.clear();
+        slice.read_into(&mut buf)?;
+        read_bytes += buf.len() as u64;
+        // The next offset follows the last batch: walk the headers of what was read.
+        let mut at = 0;
+        while let Some(header) = BatchHeader::parse(&buf[at..]) {
+            offset = header.next_offset();
+            at += header.size();
+        }
+        bar.set_position(offset as u64);
+    }
+    let read_elapsed = started.elapsed();
+    bar.finish_and_clear();
+    anyhow::ensure!(
+        read_bytes == total_bytes,
+        "read back {read_bytes} bytes, wrote {total_bytes}"
+    );
+
+    let file = File::open(&raw_path)?;
+    let started = Instant::now();
+    let mut position = 0u64;
+    buf.resize(fetch_bytes, 0);
+    loop {
+        let n = file.read_at(&mut buf[..fetch_bytes], position)?;
+        if n == 0 {
+            break;
+        }
+        position += n as u64;
+    }
+    let raw_read_elapsed = started.elapsed();
+
+    let report = LogBenchReport {
+        records: args.records,
+        record_size: args.record_size,
+        batch_bytes: args.batch_bytes,
+        records_per_batch,
+        fsync: args.fsync,
+        total_bytes,
+        append_records_per_sec: args.records as f64 / append_elapsed.as_secs_f64(),
+        append_mb_per_sec: mb_per_sec(total_bytes, append_elapsed),
+        raw_write_mb_per_sec: mb_per_sec(total_bytes, raw_write_elapsed),
+        append_ratio: raw_write_elapsed.as_secs_f64() / append_elapsed.as_secs_f64(),
+        read_records_per_sec: args.records as f64 / read_elapsed.as_secs_f64(),
+        read_mb_per_sec: mb_per_sec(read_bytes, read_elapsed),
+        raw_read_mb_per_sec: mb_per_sec(position, raw_read_elapsed),
+        read_ratio: raw_read_elapsed.as_secs_f64() / read_elapsed.as_secs_f64(),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        let mut out = std::io::stdout().lock();
+        writeln!(
+            out,
+            "{} records of {} B in batches of {} ({} B on disk), fsync {:?}",
+            report.records,
+            report.record_size,
+            report.records_per_batch,
+            report.total_bytes,
+            report.fsync
+        )?;
+        writeln!(
+            out,
+            "append: {:>12.0} records/s {:>9.1} MB/s   raw write {:>9.1} MB/s   ratio {:.2}",
+            report.append_records_per_sec,
+            report.append_mb_per_sec,
+            report.raw_write_mb_per_sec,
+            report.append_ratio
+        )?;
+        writeln!(
+            out,
+            "read:   {:>12.0} records/s {:>9.1} MB/s   raw read  {:>9.1} MB/s   ratio {:.2}",
+            report.read_records_per_sec,
+            report.read_mb_per_sec,
+            report.raw_read_mb_per_sec,
+            report.read_ratio
+        )?;
+    }
+    Ok(())
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LogOpenArgs {
+    /// Number of partitions in the data directory.
+    #[arg(long, default_value_t = 10_000)]
+    partitions: i32,
+    /// Records appended to every partition before the clean shutdown.
+    #[arg(long, default_value_t = 10)]
+    records_per_partition: usize,
+    /// Directory for the temporary data (default: the system temp dir).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct LogOpenReport {
+    partitions: i32,
+    open_ms: f64,
+    list_and_stat_ms: f64,
+    open_ratio: f64,
+    bytes_per_idle_partition: f64,
+}
+
+/// Resident memory of this process, from /proc/self/statm.
+fn resident_bytes() -> anyhow::Result<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").context("read /proc/self/statm")?;
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .context("statm has no resident field")?
+        .parse()?;
+    Ok(pages * 4096)
+}
+
+fn bench_log_open(args: LogOpenArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.partitions > 0, "--partitions must be at least 1");
+    let tmp = match &args.dir {
+        Some(dir) => tempfile::tempdir_in(dir),
+        None => tempfile::tempdir(),
+    }
+    .context("create temporary directory")?;
+    let config = LogManagerConfig::new(tmp.path());
+    {
+        let (manager, _) = LogManager::open(config.clone(), Default::default())?;
+        let mut batch = producer_batch(args.records_per_partition.max(1), 100)?;
+        let bar = progress(args.partitions as u64, "create", args.json);
+        for partition in 0..args.partitions {
+            let log = manager.create(TopicPartition::new("bench-open", partition))?;
+            log.lock().append_as_leader(&mut batch, 0)?;
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        manager.shutdown()?;
+    }
+    // The limit: list the data directory and every partition directory, and stat each file.
+    let started = Instant::now();
+    for entry in std::fs::read_dir(tmp.path())? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            for file in std::fs::read_dir(entry.path())? {
+                file?.metadata()?;
+            }
+        }
+    }
+    let list_elapsed = started.elapsed();
+    let before = resident_bytes()?;
+    let started = Instant::now();
+    let (manager, stats) = LogManager::open(config, Default::default())?;
+    let open_elapsed = started.elapsed();
+    let after = resident_bytes()?;
+    anyhow::ensure!(
+        stats.partitions == args.partitions as usize && stats.clean_shutdown,
+        "unexpected open: {stats:?}"
+    );
+    let report = LogOpenReport {
+        partitions: args.partitions,
+        open_ms: open_elapsed.as_secs_f64() * 1e3,
+        list_and_stat_ms: list_elapsed.as_secs_f64() * 1e3,
+        open_ratio: list_elapsed.as_secs_f64() / open_elapsed.as_secs_f64(),
+        bytes_per_idle_partition: after.saturating_sub(before) as f64 / args.partitions as f64,
+    };
+    drop(manager);
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!(
+            "opened {} partitions in {:.1} ms (listing and stat'ing them: {:.1} ms, ratio {:.2}); {:.0} bytes per idle partition",
+            report.partitions, report.open_ms, report.list_and_stat_ms, report.open_ratio, report.bytes_per_idle_partition
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,148 @@
+//! The one error type of `sluice-log`, sorted by who is at fault: the caller's input (a bad batch,
+//! an offset out of range, a bad config) or the machine (I/O).
+
+use std::path::PathBuf;
+
+use kafka_protocol::ResponseError;
+
+/// Result alias for `sluice-log`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in the log.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A record batch failed validation: wrong magic, CRC, lengths or fields.
+    /// Nothing was written.
+    #[error("corrupt record batch at byte {position} of the input: {reason}")]
+    CorruptBatch {
+        /// Byte position of the batch within the appended buffer.
+        position: usize,
+        /// What is wrong, in words.
+        reason: String,
+    },
+    /// A batch is larger than `max.message.bytes`. Nothing was written.
+    #[error("record batch of {size} bytes is larger than max.message.bytes ({max})")]
+    BatchTooLarge {
+        /// Size of the offending batch, including its 12-byte log overhead.
+        size: usize,
+        /// The configured `max.message.bytes`.
+        max: usize,
+    },
+    /// An append of more bytes than fit in one segment (`segment.bytes`).
+    #[error("append of {size} bytes does not fit in a segment (segment.bytes = {segment_bytes})")]
+    RecordSetTooLarge {
+        /// Size of the append.
+        size: usize,
+        /// The configured `segment.bytes`.
+        segment_bytes: u64,
+    },
+    /// A record without a key was appended to a compacted topic.
+    #[error("compacted topic cannot accept a record without a key (batch at byte {position})")]
+    MissingKeyForCompactedTopic {
+        /// Byte position of the batch within the appended buffer.
+        position: usize,
+    },
+    /// A read or truncation asked for an offset the log does not hold.
+    #[error(
+        "offset {offset} is out of range: the log holds [{log_start_offset}, {log_end_offset})"
+    )]
+    OffsetOutOfRange {
+        /// The offset asked for.
+        offset: i64,
+        /// First offset the log holds.
+        log_start_offset: i64,
+        /// Offset the next append will get.
+        log_end_offset: i64,
+    },
+    /// A follower append whose offsets do not follow the log end offset.
+    #[error(
+        "out of order offsets: batch starts at {base_offset}, log end offset is {log_end_offset}"
+    )]
+    OutOfOrderOffsets {
+        /// First offset of the batch.
+        base_offset: i64,
+        /// The log end offset before the append.
+        log_end_offset: i64,
+    },
+    /// A configuration key or value is invalid.
+    #[error("invalid value {value:?} for configuration {key}: {reason}")]
+    InvalidConfig {
+        /// The Kafka config name, e.g. `retention.ms`.
+        key: String,
+        /// The value given.
+        value: String,
+        /// Why it is rejected.
+        reason: String,
+    },
+    /// A topic name or partition directory name that Kafka would not accept.
+    #[error("invalid topic partition {name:?}: {reason}")]
+    InvalidTopicPartition {
+        /// The name as given.
+        name: String,
+        /// Why it is rejected.
+        reason: String,
+    },
+    /// The partition already exists (on create).
+    #[error("partition {0} already exists")]
+    PartitionExists(String),
+    /// The partition is not in this log manager.
+    #[error("unknown partition {0}")]
+    UnknownPartition(String),
+    /// An operating system I/O error, with what we were doing and where.
+    #[error("failed to {context} {path}: {source}")]
+    Io {
+        /// What we were doing, a verb phrase ("read segment index").
+        context: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Data on disk that does not parse, found outside of recovery (which repairs it).
+    #[error("corrupt file {path}: {reason}")]
+    CorruptFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(
+        context: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
+        Error::Io {
+            context,
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn corrupt(position: usize, reason: impl Into<String>) -> Self {
+        Error::CorruptBatch {
+            position,
+            reason: reason.into(),
+        }
+    }
+
+    /// The Kafka error code a broker answers with for this error.
+    pub fn response_error(&self) -> ResponseError {
+        match self {
+            Error::CorruptBatch { .. } => ResponseError::CorruptMessage,
+            Error::MissingKeyForCompactedTopic { .. } => ResponseError::CorruptMessage,
+            Error::BatchTooLarge { .. } => ResponseError::MessageTooLarge,
+            Error::RecordSetTooLarge { .. } => ResponseError::RecordListTooLarge,
+            Error::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+            Error::OutOfOrderOffsets { .. } => ResponseError::UnknownServerError,
+            Error::InvalidConfig { .. } => ResponseError::InvalidConfig,
+            Error::InvalidTopicPartition { .. } => ResponseError::InvalidTopicException,
+            Error::PartitionExists(_) => ResponseError::TopicAlreadyExists,
+            Error::UnknownPartition(_) => ResponseError::UnknownTopicOrPartition,
+            Error::Io { .. } | Error::CorruptFile { .. } => ResponseError::KafkaStorageError,
+        }
+    }
+}
