@@ -57,6 +57,18 @@ impl FileSlice {
         self.file.read_exact_at(&mut out[start..], self.position)
     }
 
+    /// Fills `dst` (of exactly [`FileSlice::len`] bytes) with the slice, for callers that reuse
+    /// a buffer.
+    pub fn read_exact_into(&self, dst: &mut [u8]) -> std::io::Result<()> {
+        if dst.len() != self.len {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "buffer length differs from the slice length",
+            ));
+        }
+        self.file.read_exact_at(dst, self.position)
+    }
+
     /// The slice's bytes.
     pub fn to_bytes(&self) -> std::io::Result<Bytes> {
         let mut out = BytesMut::with_capacity(self.len);
@@ -386,7 +398,9 @@ impl Segment {
     fn persist_new_entries(&mut self) -> Result<()> {
         let offset_path = self.sibling("index");
         let time_path = self.sibling("timeindex");
-        let indexes = self.indexes()?;
+        let Some(indexes) = self.indexes.as_deref_mut() else {
+            return Ok(());
+        };
         if indexes.offsets.len() == indexes.offsets_on_disk
             && indexes.times.len() == indexes.times_on_disk
         {
@@ -435,7 +449,9 @@ impl Segment {
             index_batch(indexes, base_offset, interval, position, header);
             position += header.size() as u64;
         }
-        self.persist_new_entries()?;
+        // Index entries reach their files at flush, roll or close, not on every append: they
+        // cost two extra syscalls per batch otherwise, and recovery rebuilds the indexes of
+        // every segment past the recovery point anyway.
         self.size = position;
         Ok(())
     }
@@ -527,6 +543,7 @@ impl Segment {
         let file = self.file()?;
         let mut end = start;
         let mut header = first;
+        let mut jumped = false;
         loop {
             let size = header.size() as u64;
             let fits = (end + size - start) as usize <= max_bytes;
@@ -534,6 +551,12 @@ impl Segment {
                 break;
             }
             end += size;
+            if !jumped {
+                // Skip the header-by-header walk over batches the index shows to fit.
+                jumped = true;
+                let limit = start.saturating_add(max_bytes as u64);
+                end = end.max(self.index_jump(limit, max_offset)?);
+            }
             match self.header_at(&file, end)? {
                 Some(next) if next.base_offset < max_offset => header = next,
                 _ => break,
@@ -547,6 +570,20 @@ impl Segment {
             position: start,
             len: (end - start) as usize,
         }))
+    }
+
+    /// The position of the last indexed batch that starts at or before `limit` and ends below
+    /// `max_offset` (0 if none): every batch before it fits both bounds.
+    fn index_jump(&mut self, limit: u64, max_offset: i64) -> Result<u64> {
+        let base_offset = self.base_offset;
+        let entries = &self.indexes()?.offsets;
+        let by_position = entries.partition_point(|e| u64::from(e.position) <= limit);
+        let by_offset =
+            entries.partition_point(|e| base_offset + i64::from(e.relative_offset) < max_offset);
+        Ok(by_position
+            .min(by_offset)
+            .checked_sub(1)
+            .map_or(0, |idx| u64::from(entries[idx].position)))
     }
 
     /// First offset of a record whose timestamp is at least `timestamp`, and that record's
@@ -631,6 +668,7 @@ impl Segment {
 
     /// fsyncs the log and its indexes.
     pub fn flush(&mut self) -> Result<()> {
+        self.persist_new_entries()?;
         if let Some(file) = &self.file {
             file.sync_data()
                 .map_err(|e| Error::io("fsync segment", &self.log_path, e))?;
