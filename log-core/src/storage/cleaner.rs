@@ -268,7 +268,7 @@ pub fn clean(
         let mut segment = Segment::open(&dir, base_offset, *size, config.index_interval_bytes);
         segment.recover(usize::MAX)?;
         segment.close_active()?;
-        segment.flush()?;
+        segment.flush(false)?;
         segments.insert(first_idx, segment);
     }
     sync_dir(&dir)?;

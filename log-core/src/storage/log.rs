@@ -609,8 +609,9 @@ impl PartitionLog {
             return Ok(());
         }
         let from = self.segment_index_for(self.recovery_point);
-        for segment in &mut self.segments[from..] {
-            segment.flush()?;
+        let active_idx = self.segments.len() - 1;
+        for (idx, segment) in self.segments.iter_mut().enumerate().skip(from) {
+            segment.flush(idx == active_idx)?;
         }
         self.recovery_point = self.log_end_offset;
         self.unflushed_records = 0;
@@ -632,9 +633,11 @@ impl PartitionLog {
     /// Flushes everything and writes the active segment's final time index entry: the log can
     /// be reopened without recovery.
     pub fn close(&mut self) -> Result<()> {
-        self.active_mut().close_active()?;
-        self.unflushed_records = self.unflushed_records.max(1);
-        self.flush()
+        self.flush()?;
+        // A clean shutdown skips recovery, so the active segment's indexes must be durable too.
+        let active = self.active_mut();
+        active.close_active()?;
+        active.flush(false)
     }
 
     // ---- for the cleaner ----

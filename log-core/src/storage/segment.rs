@@ -667,7 +667,18 @@ impl Segment {
     }
 
     /// fsyncs the log and its indexes.
-    pub fn flush(&mut self) -> Result<()> {
+    ///
+    /// The active segment's indexes are neither written nor synced here: recovery always
+    /// rebuilds the segment holding the recovery point, so they need to be durable only once the
+    /// segment is inactive (one fsync per roll, not per append).
+    pub fn flush(&mut self, active: bool) -> Result<()> {
+        if active {
+            if let Some(file) = &self.file {
+                file.sync_data()
+                    .map_err(|e| Error::io("fsync segment", &self.log_path, e))?;
+            }
+            return Ok(());
+        }
         self.persist_new_entries()?;
         if let Some(file) = &self.file {
             file.sync_data()
