@@ -103,7 +103,12 @@ pub struct LogManager {
     background: Mutex<Option<Background>>,
     /// Serialises checkpoint writers.
     checkpoint_lock: Mutex<()>,
+    /// Held `.lock` files: one process per data directory, as Kafka enforces.
+    _dir_locks: Mutex<Vec<std::fs::File>>,
 }
+
+/// File locked by the process that owns a data directory.
+pub const LOCK_FILE: &str = ".lock";
 
 fn now_ms() -> i64 {
     SystemTime::now()
@@ -139,6 +144,7 @@ impl LogManager {
             first_dirty: Mutex::new(HashMap::new()),
             background: Mutex::new(None),
             checkpoint_lock: Mutex::new(()),
+            _dir_locks: Mutex::new(Vec::new()),
         };
         let mut stats = OpenStats {
             clean_shutdown: true,
@@ -157,6 +163,22 @@ impl LogManager {
 
     fn open_dir(&self, dir_idx: usize, dir: &Path) -> Result<OpenStats> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io("create data directory", dir, e))?;
+        let lock_path = dir.join(LOCK_FILE);
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| Error::io("open lock file", &lock_path, e))?;
+        lock.try_lock().map_err(|e| match e {
+            std::fs::TryLockError::WouldBlock => Error::io(
+                "lock data directory (is another Sluice process using it?)",
+                &lock_path,
+                std::io::Error::new(std::io::ErrorKind::WouldBlock, "already locked"),
+            ),
+            std::fs::TryLockError::Error(err) => Error::io("lock data directory", &lock_path, err),
+        })?;
+        self._dir_locks.lock().push(lock);
         let marker = dir.join(CLEAN_SHUTDOWN_FILE);
         let clean_shutdown = marker.exists();
         let recovery_points = read_offsets(&dir.join(RECOVERY_POINT_CHECKPOINT))?;
