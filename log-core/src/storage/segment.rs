@@ -120,6 +120,9 @@ pub(crate) struct Segment {
     /// Max timestamp of the first batch: `segment.ms` counts from it. Outer None: not read yet.
     first_batch_timestamp: Option<Option<i64>>,
     index_interval_bytes: u64,
+    /// Where the batch after the last read starts (its base offset, position and header): the
+    /// next fetch of a sequential consumer starts there without an index look-up.
+    read_cursor: Option<(i64, u64, BatchHeader)>,
 }
 
 const SCAN_CHUNK: usize = 256 * 1024;
@@ -166,6 +169,7 @@ impl Segment {
             indexes: None,
             first_batch_timestamp: None,
             index_interval_bytes,
+            read_cursor: None,
         }
     }
 
@@ -378,6 +382,7 @@ impl Segment {
     /// Validates every batch, truncating the log at the first torn or corrupt one, and rebuilds
     /// the indexes.
     pub fn recover(&mut self, max_batch_bytes: usize) -> Result<RecoveryOutcome> {
+        self.read_cursor = None;
         let (indexes, (valid_bytes, next_offset)) =
             self.rebuild_indexes(u64::MAX, max_batch_bytes)?;
         let truncated_bytes = self.size - valid_bytes;
@@ -511,6 +516,11 @@ impl Segment {
 
     /// Position and header of the first batch whose last offset is at least `offset`.
     pub fn translate_offset(&mut self, offset: i64) -> Result<Option<(u64, BatchHeader)>> {
+        if let Some((cursor_offset, position, header)) = self.read_cursor {
+            if cursor_offset == offset {
+                return Ok(Some((position, header)));
+            }
+        }
         let relative = (offset - self.base_offset).clamp(0, i64::from(u32::MAX)) as u32;
         let start =
             lookup_offset(&self.indexes()?.offsets, relative).map_or(0, |e| u64::from(e.position));
@@ -558,8 +568,15 @@ impl Segment {
                 end = end.max(self.index_jump(limit, max_offset)?);
             }
             match self.header_at(&file, end)? {
-                Some(next) if next.base_offset < max_offset => header = next,
-                _ => break,
+                Some(next) => {
+                    // A sequential reader asks for this batch next: remember where it is.
+                    self.read_cursor = Some((next.base_offset, end, next));
+                    if next.base_offset >= max_offset {
+                        break;
+                    }
+                    header = next;
+                }
+                None => break,
             }
         }
         if end == start {
@@ -636,6 +653,7 @@ impl Segment {
     /// Removes every batch whose last offset is at least `offset`. Returns the offset after the
     /// last remaining batch (None if none remains).
     pub fn truncate_to(&mut self, offset: i64) -> Result<Option<i64>> {
+        self.read_cursor = None;
         let cut = match self.translate_offset(offset)? {
             Some((position, _)) => position,
             None => self.size,
