@@ -12,7 +12,10 @@ use std::time::Duration;
 
 use sluice_log::{LogManager, LogManagerConfig, TopicPartition};
 
-use super::fixtures::{batch, read_values};
+#[path = "../fixtures/mod.rs"]
+mod fixtures;
+
+use fixtures::{batch, read_values};
 
 const CHILD_ENV: &str = "SLUICE_CRASH_CHILD_DIR";
 
@@ -91,20 +94,23 @@ fn kill_9_never_loses_an_acknowledged_record() {
     for round in 0..30 {
         let mut child = Command::new(&exe)
             .args([
-                "crash::crash_child_writer",
+                "crash_child_writer",
                 "--exact",
                 "--nocapture",
                 "--test-threads=1",
             ])
             .env(CHILD_ENV, dir.path())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn writer");
         let stdout = child.stdout.take().expect("child stdout");
         let (lines_tx, lines_rx) = mpsc::channel();
         let reader = std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if !line.starts_with("ACK ") {
+                    eprintln!("writer: {line}");
+                }
                 if lines_tx.send(line).is_err() {
                     break;
                 }
