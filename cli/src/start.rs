@@ -48,7 +48,7 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
         elapsed_ms = started.elapsed().as_millis() as u64,
         "storage engine started; the Kafka listener arrives with the broker (issue 3)"
     );
-    manager.start_background_tasks();
+    manager.start_background_tasks()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

@@ -170,7 +170,8 @@ impl LogConfig {
     /// Sets one topic-level key, validating the value as Kafka does.
     pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
         match key {
-            "segment.bytes" => self.segment_bytes = parse_at_least(key, value, 14)? as u64,
+            // Kafka's segment.bytes is an int: file positions in the index are 32-bit.
+            "segment.bytes" => self.segment_bytes = parse_int_at_least(key, value, 14)? as u64,
             "segment.ms" => self.segment_ms = parse_at_least(key, value, 1)?,
             "segment.index.bytes" => {
                 self.segment_index_bytes = parse_at_least(key, value, 8)? as u64
@@ -207,7 +208,9 @@ impl LogConfig {
             }
             "flush.messages" => self.flush_messages = parse_at_least(key, value, 1)?,
             "flush.ms" => self.flush_ms = parse_at_least(key, value, 0)?,
-            "max.message.bytes" => self.max_message_bytes = parse_at_least(key, value, 0)? as usize,
+            "max.message.bytes" => {
+                self.max_message_bytes = parse_int_at_least(key, value, 0)? as usize
+            }
             _ => {
                 return Err(Error::InvalidConfig {
                     key: key.into(),
@@ -251,6 +254,19 @@ fn parse_long(key: &str, value: &str) -> Result<i64> {
         value: value.into(),
         reason: "expected a whole number".into(),
     })
+}
+
+/// A Kafka `int` config: at least `min`, at most 2^31 - 1.
+fn parse_int_at_least(key: &str, value: &str, min: i64) -> Result<i64> {
+    let parsed = parse_at_least(key, value, min)?;
+    if parsed > i64::from(i32::MAX) {
+        return Err(Error::InvalidConfig {
+            key: key.into(),
+            value: value.into(),
+            reason: format!("must be at most {}", i32::MAX),
+        });
+    }
+    Ok(parsed)
 }
 
 fn parse_at_least(key: &str, value: &str, min: i64) -> Result<i64> {

@@ -109,6 +109,7 @@ impl OffsetMap {
 /// An inactive segment as the cleaner sees it.
 struct SegmentView {
     base_offset: i64,
+    path: PathBuf,
     size: u64,
     file: Arc<File>,
     largest_timestamp: i64,
@@ -137,6 +138,7 @@ pub fn clean(
         for segment in &mut segments[..n_inactive] {
             views.push(SegmentView {
                 base_offset: segment.base_offset(),
+                path: segment.log_path().to_owned(),
                 size: segment.size(),
                 file: segment.file()?,
                 largest_timestamp: segment.largest_timestamp()?,
@@ -321,20 +323,20 @@ fn for_each_batch(
     while position + BATCH_HEADER_LEN as u64 <= view.size {
         view.file
             .read_exact_at(&mut header_buf, position)
-            .map_err(|e| Error::io("read segment for cleaning", PathBuf::new(), e))?;
+            .map_err(|e| Error::io("read segment for cleaning", &view.path, e))?;
         let size = BatchHeader::parse(&header_buf).map_or(0, |h| h.size()) as u64;
         if size < BATCH_HEADER_LEN as u64 || position + size > view.size {
             return Err(Error::CorruptFile {
-                path: PathBuf::from(format!("segment {}", view.base_offset)),
+                path: view.path.clone(),
                 reason: format!("bad batch at {position}"),
             });
         }
         let mut batch = vec![0u8; size as usize];
         view.file
             .read_exact_at(&mut batch, position)
-            .map_err(|e| Error::io("read segment for cleaning", PathBuf::new(), e))?;
+            .map_err(|e| Error::io("read segment for cleaning", &view.path, e))?;
         let header = check_stored_batch(&batch).map_err(|reason| Error::CorruptFile {
-            path: PathBuf::from(format!("segment {}", view.base_offset)),
+            path: view.path.clone(),
             reason: format!("batch at {position}: {reason}"),
         })?;
         if !f(&header, &batch)? {

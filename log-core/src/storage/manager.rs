@@ -461,10 +461,10 @@ impl LogManager {
 
     /// Starts the background threads: a scheduler for retention, `flush.ms` and checkpoints,
     /// and the cleaner (when `log.cleaner.enable`).
-    pub fn start_background_tasks(self: &Arc<Self>) {
+    pub fn start_background_tasks(self: &Arc<Self>) -> Result<()> {
         let mut background = self.background.lock();
         if background.is_some() {
-            return;
+            return Ok(());
         }
         let (stop, stop_rx) = mpsc::channel::<()>();
         let stop_rx = Arc::new(Mutex::new(stop_rx));
@@ -499,7 +499,7 @@ impl LogManager {
                     }
                 }
             }
-        }));
+        })?);
         if self.config.cleaner_enable {
             let manager = Arc::downgrade(self);
             let rx = stop_rx;
@@ -519,9 +519,10 @@ impl LogManager {
                         }
                     };
                 }
-            }));
+            })?);
         }
         *background = Some(Background { stop, threads });
+        Ok(())
     }
 
     /// Stops the background threads, flushes and closes every log, writes the checkpoints and
@@ -545,11 +546,11 @@ impl LogManager {
     }
 }
 
-fn spawn_named(name: &str, f: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
-    match std::thread::Builder::new().name(name.to_owned()).spawn(f) {
-        Ok(handle) => handle,
-        Err(err) => panic!("cannot spawn thread {name}: {err}"),
-    }
+fn spawn_named(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(f)
+        .map_err(|e| Error::io("spawn thread", name, e))
 }
 
 /// Waits `timeout` for a stop signal; returns false when stopped (or the sender is gone).

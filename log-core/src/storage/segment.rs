@@ -210,14 +210,11 @@ impl Segment {
 
     /// Loads the indexes, rebuilding them from the log if they are missing or inconsistent.
     fn indexes(&mut self) -> Result<&mut Indexes> {
-        if self.indexes.is_none() {
-            let loaded = self.load_indexes()?;
-            self.indexes = Some(Box::new(loaded));
-        }
-        match self.indexes.as_deref_mut() {
-            Some(indexes) => Ok(indexes),
-            None => unreachable!("indexes were loaded above"),
-        }
+        let indexes = match self.indexes.take() {
+            Some(indexes) => indexes,
+            None => Box::new(self.load_indexes()?),
+        };
+        Ok(self.indexes.insert(indexes))
     }
 
     fn load_indexes(&mut self) -> Result<Indexes> {

@@ -179,7 +179,7 @@ fn background_tasks_apply_retention_and_compaction_on_schedule() {
     }
     let old_segments = old.lock().segment_count();
     let keys_size = keys.lock().size_in_bytes();
-    manager.start_background_tasks();
+    manager.start_background_tasks().unwrap();
     await_condition("retention", Duration::from_secs(20), || {
         old.lock().segment_count() == 1
     });
