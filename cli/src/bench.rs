@@ -56,7 +56,7 @@ pub struct LogBenchArgs {
     #[arg(long)]
     dir: Option<PathBuf>,
     /// Rounds of each side, alternating which goes first; the best of each is reported.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 5)]
     rounds: u32,
     /// Print one JSON object instead of text.
     #[arg(long)]
