@@ -15,9 +15,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Start a node on a data directory that needs no setup. Today this runs the storage engine
-    /// (recovery, retention, compaction, checkpoints) until SIGINT/SIGTERM, then shuts down
-    /// cleanly; the Kafka-protocol listener comes with the broker.
+    /// Start a Sluice node: a Kafka-protocol broker on PLAINTEXT://127.0.0.1:9092 with its data
+    /// in ./sluice-data, until Ctrl-C or SIGTERM (then it flushes and shuts down cleanly).
     Start(start::StartArgs),
     /// Measure Sluice against the limits of this machine.
     #[command(subcommand)]

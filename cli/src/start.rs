@@ -1,68 +1,140 @@
-//! `sluice start`: open the data directory, recover, run the background tasks, shut down cleanly
-//! on SIGINT or SIGTERM.
+//! `sluice start`: a broker on defaults that need no setup. Configuration comes from Kafka's
+//! broker config names, in increasing precedence: defaults, `sluice.toml` (if present),
+//! `SLUICE_*` environment variables (`SLUICE_LOG_DIRS` sets `log.dirs`), `--override`.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
-use sluice_log::{LogConfig, LogManager, LogManagerConfig};
+use sluice_log::broker::{server, Broker, BrokerConfig};
 
 #[derive(Debug, clap::Args)]
 pub struct StartArgs {
-    /// Data directory (Kafka's `log.dirs`); created if missing.
-    #[arg(long, default_value = "sluice-data", env = "SLUICE_LOG_DIRS")]
-    log_dirs: PathBuf,
-    /// Broker config overrides with Kafka's names, e.g. `--override log.retention.ms=60000`.
+    /// Config file with Kafka's broker names (`log.retention.ms = 604800000` or `[log]` tables).
+    /// Read if it exists; the default needs no file.
+    #[arg(long, default_value = "sluice.toml")]
+    config: PathBuf,
+    /// A broker config with Kafka's name, e.g. `--override log.retention.ms=60000`; repeatable.
     #[arg(long = "override", value_name = "KEY=VALUE")]
     overrides: Vec<String>,
 }
 
-pub fn run(args: StartArgs) -> anyhow::Result<()> {
+/// Flattens TOML tables into Kafka's dotted names.
+fn flatten(
+    prefix: &str,
+    table: &toml::Table,
+    out: &mut BTreeMap<String, String>,
+) -> anyhow::Result<()> {
+    for (key, value) in table {
+        let name = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        match value {
+            toml::Value::Table(inner) => flatten(&name, inner, out)?,
+            toml::Value::String(s) => {
+                out.insert(name, s.clone());
+            }
+            toml::Value::Integer(i) => {
+                out.insert(name, i.to_string());
+            }
+            toml::Value::Float(f) => {
+                out.insert(name, f.to_string());
+            }
+            toml::Value::Boolean(b) => {
+                out.insert(name, b.to_string());
+            }
+            toml::Value::Array(items) => {
+                let items: Vec<String> = items
+                    .iter()
+                    .map(|item| match item {
+                        toml::Value::String(s) => Ok(s.clone()),
+                        other => Err(anyhow::anyhow!(
+                            "{name}: list items must be strings, found {other:?}"
+                        )),
+                    })
+                    .collect::<anyhow::Result<_>>()?;
+                out.insert(name, items.join(","));
+            }
+            toml::Value::Datetime(_) => anyhow::bail!("{name}: dates are not a config value"),
+        }
+    }
+    Ok(())
+}
+
+/// Collects the broker properties from file, environment and overrides.
+pub fn broker_props(
+    config_path: &Path,
+    overrides: &[String],
+) -> anyhow::Result<BTreeMap<String, String>> {
     let mut props = BTreeMap::new();
-    for item in &args.overrides {
+    match std::fs::read_to_string(config_path) {
+        Ok(text) => {
+            let table: toml::Table = text
+                .parse()
+                .with_context(|| format!("parse {}", config_path.display()))?;
+            flatten("", &table, &mut props)
+                .with_context(|| format!("read {}", config_path.display()))?;
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(err) => return Err(err).with_context(|| format!("read {}", config_path.display())),
+    }
+    for (name, value) in std::env::vars() {
+        if let Some(key) = name.strip_prefix("SLUICE_") {
+            let key = key.to_ascii_lowercase().replace('_', ".");
+            if BrokerConfig::is_known_key(&key) {
+                props.insert(key, value);
+            }
+        }
+    }
+    for item in overrides {
         let (key, value) = item
             .split_once('=')
             .with_context(|| format!("--override {item:?}: expected KEY=VALUE"))?;
-        let key = key.trim();
-        let known = sluice_log::config::TOPIC_CONFIG_KEYS
-            .iter()
-            .any(|(_, broker_key)| *broker_key == key)
-            || matches!(
-                key,
-                "log.retention.hours" | "log.retention.minutes" | "log.roll.hours"
-            );
-        anyhow::ensure!(known, "unknown broker config {key:?} in --override");
-        props.insert(key.to_string(), value.trim().to_string());
+        props.insert(key.trim().to_string(), value.trim().to_string());
     }
-    let mut config = LogManagerConfig::new(&args.log_dirs);
-    config.defaults = LogConfig::from_broker_props(&props)?;
+    Ok(props)
+}
+
+pub fn run(args: StartArgs) -> anyhow::Result<()> {
     let started = Instant::now();
-    let (manager, stats) = LogManager::open(config, Default::default())
-        .with_context(|| format!("open data directory {}", args.log_dirs.display()))?;
-    tracing::info!(
-        dir = %args.log_dirs.display(),
-        partitions = stats.partitions,
-        clean_shutdown = stats.clean_shutdown,
-        recovered_segments = stats.recovery.segments_recovered,
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "storage engine started; the Kafka listener arrives with the broker (issue 3)"
-    );
-    manager.start_background_tasks()?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    let props = broker_props(&args.config, &args.overrides)?;
+    let config = BrokerConfig::from_props(&props)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(async {
+    runtime.block_on(async move {
+        let (broker, stats) = Broker::open(config.clone())
+            .with_context(|| format!("open data directory {}", config.log_dirs[0].display()))?;
+        let server = server::start(broker.clone()).await?;
+        broker.start_background_tasks()?;
+        tracing::info!(
+            listening = %server.local_addr(),
+            data = %config.log_dirs[0].display(),
+            partitions = stats.partitions,
+            clean_shutdown = stats.clean_shutdown,
+            recovered_segments = stats.recovery.segments_recovered,
+            cluster_id = %broker.cluster_id(),
+            started_ms = started.elapsed().as_millis() as u64,
+            "Sluice is ready"
+        );
+        println!(
+            "Sluice listening on PLAINTEXT://{} (data in {})",
+            server.local_addr(),
+            config.log_dirs[0].display()
+        );
         let mut terminate =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
             result = tokio::signal::ctrl_c() => result?,
             _ = terminate.recv() => {}
         }
+        tracing::info!("shutting down: closing connections, flushing logs, writing checkpoints");
+        server.shutdown().await;
+        broker.shutdown()?;
+        tracing::info!("stopped cleanly");
         anyhow::Ok(())
-    })?;
-    tracing::info!("shutting down: flushing logs and writing checkpoints");
-    manager.shutdown()?;
-    tracing::info!("stopped cleanly");
-    Ok(())
+    })
 }

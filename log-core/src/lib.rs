@@ -5,7 +5,8 @@
 //! leader epoch are rewritten), with Kafka's sparse offset and time indexes, retention by time
 //! and size, compaction, and recovery that keeps every flushed record. A [`LogManager`] owns the
 //! data directories, opens thousands of partitions in parallel, and runs retention, flushing
-//! and the cleaner in the background.
+//! and the cleaner in the background. A [`broker::Broker`] serves them to Kafka clients over the
+//! Kafka protocol ([`protocol`] decodes and encodes frames; [`broker::server`] owns the sockets).
 //!
 //! ```
 //! use std::sync::Arc;
@@ -30,9 +31,11 @@
 //! # Ok::<(), sluice_log::Error>(())
 //! ```
 
+pub mod broker;
 pub mod config;
 pub mod error;
 pub mod model;
+pub mod protocol;
 pub mod storage;
 
 pub use config::{CleanupPolicy, LogConfig};

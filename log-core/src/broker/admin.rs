@@ -1,0 +1,285 @@
+//! ApiVersions, Metadata, CreateTopics and DeleteTopics.
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerId, CreateTopicsRequest,
+    CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse, MetadataRequest,
+    MetadataResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+use uuid::Uuid;
+
+use super::{ApiError, Broker};
+use crate::protocol::supported_versions;
+
+fn str_bytes(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_string())
+}
+
+fn topic_name(s: &str) -> TopicName {
+    TopicName(str_bytes(s))
+}
+
+/// Every API this broker serves with its versions; UNSUPPORTED_VERSION if the request's version
+/// is above ours (the client then retries with version 0).
+pub fn api_versions(_request: &ApiVersionsRequest, version: i16) -> ApiVersionsResponse {
+    let api_keys = ApiKey::iter()
+        .filter_map(|key| supported_versions(key).map(|range| (key, range)))
+        .map(|(key, range)| {
+            ApiVersion::default()
+                .with_api_key(key as i16)
+                .with_min_version(range.min)
+                .with_max_version(range.max)
+        })
+        .collect();
+    let max = ApiKey::ApiVersions.valid_versions().max;
+    let error_code = if version > max {
+        ResponseError::UnsupportedVersion.code()
+    } else {
+        0
+    };
+    ApiVersionsResponse::default()
+        .with_error_code(error_code)
+        .with_api_keys(api_keys)
+}
+
+/// Metadata: brokers (this one), topics asked for (or all), auto-creating missing topics when
+/// allowed by both the request and `auto.create.topics.enable`.
+pub fn metadata(broker: &Broker, request: MetadataRequest, version: i16) -> MetadataResponse {
+    let node_id = broker.config.node_id;
+    let advertised = broker.advertised();
+    let brokers = vec![MetadataResponseBroker::default()
+        .with_node_id(BrokerId(node_id))
+        .with_host(str_bytes(&advertised.host))
+        .with_port(i32::from(advertised.port))];
+    let wanted: Vec<(Option<String>, Uuid)> = match &request.topics {
+        None => broker
+            .topics
+            .read()
+            .topics()
+            .keys()
+            .map(|name| (Some(name.clone()), Uuid::nil()))
+            .collect(),
+        Some(topics) => topics
+            .iter()
+            .map(|t| (t.name.as_ref().map(|n| n.0.to_string()), t.topic_id))
+            .collect(),
+    };
+    let mut topics = Vec::with_capacity(wanted.len());
+    for (name, id) in wanted {
+        let name = match name {
+            Some(name) => Some(name),
+            None => broker.topic_name_by_id(id),
+        };
+        let Some(name) = name else {
+            topics.push(
+                MetadataResponseTopic::default()
+                    .with_topic_id(id)
+                    .with_error_code(ResponseError::UnknownTopicId.code()),
+            );
+            continue;
+        };
+        let mut meta = broker.topic_meta(&name);
+        if meta.is_none()
+            && request.allow_auto_topic_creation
+            && broker.config.auto_create_topics_enable
+        {
+            match broker.create_topic(&name, -1, -1, BTreeMap::new(), false) {
+                Ok(created) => meta = Some(created),
+                Err(ApiError {
+                    code: ResponseError::TopicAlreadyExists,
+                    ..
+                }) => meta = broker.topic_meta(&name),
+                Err(err) => {
+                    topics.push(
+                        MetadataResponseTopic::default()
+                            .with_name(Some(topic_name(&name)))
+                            .with_error_code(err.code.code()),
+                    );
+                    continue;
+                }
+            }
+        }
+        let Some(meta) = meta else {
+            let code = if crate::model::validate_topic_name(&name).is_err() {
+                ResponseError::InvalidTopicException
+            } else {
+                ResponseError::UnknownTopicOrPartition
+            };
+            topics.push(
+                MetadataResponseTopic::default()
+                    .with_name(Some(topic_name(&name)))
+                    .with_error_code(code.code()),
+            );
+            continue;
+        };
+        let partitions = (0..meta.partitions)
+            .map(|partition| {
+                let epoch = broker
+                    .log(&name, partition)
+                    .and_then(|log| log.lock().leader_epochs().latest_epoch())
+                    .unwrap_or(0);
+                MetadataResponsePartition::default()
+                    .with_partition_index(partition)
+                    .with_leader_id(BrokerId(node_id))
+                    .with_leader_epoch(if version >= 7 { epoch } else { -1 })
+                    .with_replica_nodes(vec![BrokerId(node_id)])
+                    .with_isr_nodes(vec![BrokerId(node_id)])
+            })
+            .collect();
+        topics.push(
+            MetadataResponseTopic::default()
+                .with_name(Some(topic_name(&name)))
+                .with_topic_id(if version >= 10 { meta.id } else { Uuid::nil() })
+                .with_is_internal(name.starts_with("__"))
+                .with_partitions(partitions),
+        );
+    }
+    MetadataResponse::default()
+        .with_brokers(brokers)
+        .with_cluster_id(Some(str_bytes(&broker.cluster_id())))
+        .with_controller_id(BrokerId(node_id))
+        .with_topics(topics)
+}
+
+/// CreateTopics, topic by topic; errors carry Kafka's codes and messages.
+pub fn create_topics(
+    broker: &Broker,
+    request: CreateTopicsRequest,
+    version: i16,
+) -> CreateTopicsResponse {
+    let mut results = Vec::with_capacity(request.topics.len());
+    for topic in request.topics {
+        let name = topic.name.0.to_string();
+        let mut configs = BTreeMap::new();
+        let mut bad_config = None;
+        for config in &topic.configs {
+            match &config.value {
+                Some(value) => {
+                    configs.insert(config.name.to_string(), value.to_string());
+                }
+                None => {
+                    bad_config = Some(format!(
+                        "Null value not supported for topic configs: {}",
+                        config.name
+                    ))
+                }
+            }
+        }
+        let result = match bad_config {
+            Some(message) => Err(ApiError::new(ResponseError::InvalidConfig, message)),
+            None if !topic.assignments.is_empty() => {
+                // Manual assignments must name this node only.
+                let valid = topic
+                    .assignments
+                    .iter()
+                    .all(|a| a.broker_ids.iter().all(|id| id.0 == broker.config.node_id));
+                if valid {
+                    broker.create_topic(
+                        &name,
+                        topic.assignments.len() as i32,
+                        1,
+                        configs,
+                        request.validate_only,
+                    )
+                } else {
+                    Err(ApiError::new(
+                        ResponseError::InvalidReplicaAssignment,
+                        "Replica assignment names a broker that does not exist.",
+                    ))
+                }
+            }
+            None => broker.create_topic(
+                &name,
+                topic.num_partitions,
+                topic.replication_factor,
+                configs,
+                request.validate_only,
+            ),
+        };
+        let base = CreatableTopicResult::default().with_name(topic.name.clone());
+        // Fields a version lacks must keep their defaults, or the encoder refuses them.
+        results.push(match result {
+            Ok(meta) => {
+                let ok = if version >= 7 {
+                    base.with_topic_id(meta.id)
+                } else {
+                    base
+                };
+                if version >= 5 {
+                    ok.with_num_partitions(meta.partitions)
+                        .with_replication_factor(1)
+                } else {
+                    ok
+                }
+            }
+            Err(err) => {
+                let failed = base.with_error_code(err.code.code());
+                if version >= 1 {
+                    failed.with_error_message(Some(str_bytes(&err.message)))
+                } else {
+                    failed
+                }
+            }
+        });
+    }
+    CreateTopicsResponse::default().with_topics(results)
+}
+
+/// DeleteTopics by name (all versions) or id (v6+).
+pub fn delete_topics(
+    broker: &Broker,
+    request: DeleteTopicsRequest,
+    version: i16,
+) -> DeleteTopicsResponse {
+    let mut wanted: Vec<(Option<String>, Uuid)> = request
+        .topic_names
+        .iter()
+        .map(|n| (Some(n.0.to_string()), Uuid::nil()))
+        .collect();
+    wanted.extend(
+        request
+            .topics
+            .iter()
+            .map(|t| (t.name.as_ref().map(|n| n.0.to_string()), t.topic_id)),
+    );
+    let mut responses = Vec::with_capacity(wanted.len());
+    for (name, id) in wanted {
+        let resolved = name.clone().or_else(|| broker.topic_name_by_id(id));
+        let result = match &resolved {
+            Some(name) => broker.delete_topic(name),
+            None => Err(ApiError::new(
+                ResponseError::UnknownTopicId,
+                "This server does not host this topic ID.",
+            )),
+        };
+        let base = DeletableTopicResult::default().with_name(resolved.as_deref().map(topic_name));
+        // Fields a version lacks must keep their defaults, or the encoder refuses them.
+        responses.push(match result {
+            Ok(meta) if version >= 6 => base.with_topic_id(meta.id),
+            Ok(_) => base,
+            Err(err) => {
+                let failed = if version >= 6 {
+                    base.with_topic_id(id)
+                } else {
+                    base
+                };
+                let failed = failed.with_error_code(err.code.code());
+                if version >= 5 {
+                    failed.with_error_message(Some(str_bytes(&err.message)))
+                } else {
+                    failed
+                }
+            }
+        });
+    }
+    DeleteTopicsResponse::default().with_responses(responses)
+}

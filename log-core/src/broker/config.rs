@@ -1,0 +1,281 @@
+//! Broker configuration with Kafka's names (`listeners`, `num.partitions`, ...), from a map of
+//! `key → value` strings (sluice.toml, `--override`, environment). Unknown keys and bad values are
+//! errors naming the key.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::config::{LogConfig, TOPIC_CONFIG_KEYS};
+use crate::error::{Error, Result};
+
+/// A `PLAINTEXT://host:port` listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    /// Host name or address as written.
+    pub host: String,
+    /// Port; 0 picks a free one when binding.
+    pub port: u16,
+}
+
+impl Listener {
+    /// Parses `PLAINTEXT://host:port` (the only security protocol so far).
+    pub fn parse(key: &str, value: &str) -> Result<Listener> {
+        let invalid = |reason: &str| Error::InvalidConfig {
+            key: key.into(),
+            value: value.into(),
+            reason: reason.into(),
+        };
+        let first = value.split(',').next().unwrap_or_default().trim();
+        let rest = first.strip_prefix("PLAINTEXT://").ok_or_else(|| {
+            invalid(
+                "expected PLAINTEXT://host:port (other security protocols are not supported yet)",
+            )
+        })?;
+        let (host, port) = rest
+            .rsplit_once(':')
+            .ok_or_else(|| invalid("expected host:port"))?;
+        let port = port
+            .parse()
+            .map_err(|_| invalid("port is not a number from 0 to 65535"))?;
+        Ok(Listener {
+            host: host.trim_matches(['[', ']']).to_string(),
+            port,
+        })
+    }
+
+    /// The address to bind.
+    pub fn socket_addr(&self) -> Result<SocketAddr> {
+        use std::net::ToSocketAddrs;
+        let host = if self.host.is_empty() {
+            "0.0.0.0"
+        } else {
+            &self.host
+        };
+        (host, self.port)
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+            .ok_or_else(|| Error::InvalidConfig {
+                key: "listeners".into(),
+                value: format!("{}:{}", self.host, self.port),
+                reason: "host does not resolve".into(),
+            })
+    }
+}
+
+/// Settings of one broker.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// `node.id`.
+    pub node_id: i32,
+    /// `listeners`.
+    pub listener: Listener,
+    /// `advertised.listeners`: what clients are told to connect to (default: `listeners`).
+    pub advertised_listener: Option<Listener>,
+    /// `log.dirs` (or `log.dir`).
+    pub log_dirs: Vec<PathBuf>,
+    /// `num.partitions`: partitions of auto-created topics and of CreateTopics asking for -1.
+    pub num_partitions: i32,
+    /// `default.replication.factor`.
+    pub default_replication_factor: i16,
+    /// `auto.create.topics.enable`.
+    pub auto_create_topics_enable: bool,
+    /// `delete.topic.enable`.
+    pub delete_topic_enable: bool,
+    /// `socket.request.max.bytes`: larger requests close the connection.
+    pub socket_request_max_bytes: usize,
+    /// Log defaults (`log.retention.ms`, `log.segment.bytes`, `message.max.bytes`, ...).
+    pub log_defaults: LogConfig,
+    /// `log.retention.check.interval.ms`.
+    pub log_retention_check_interval_ms: u64,
+    /// `log.cleaner.enable`.
+    pub log_cleaner_enable: bool,
+}
+
+/// Broker keys besides the log defaults, with their Kafka defaults.
+pub const BROKER_KEYS: &[(&str, &str)] = &[
+    ("node.id", "1"),
+    ("listeners", "PLAINTEXT://127.0.0.1:9092"),
+    ("advertised.listeners", ""),
+    ("log.dirs", "sluice-data"),
+    ("log.dir", ""),
+    ("num.partitions", "1"),
+    ("default.replication.factor", "1"),
+    ("auto.create.topics.enable", "true"),
+    ("delete.topic.enable", "true"),
+    ("socket.request.max.bytes", "104857600"),
+    ("log.retention.check.interval.ms", "300000"),
+    ("log.cleaner.enable", "true"),
+    ("log.retention.hours", "168"),
+    ("log.retention.minutes", ""),
+    ("log.roll.hours", "168"),
+];
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        match BrokerConfig::from_props(&BTreeMap::new()) {
+            Ok(config) => config,
+            Err(err) => unreachable!("the built-in defaults are valid: {err}"),
+        }
+    }
+}
+
+impl BrokerConfig {
+    /// Whether `key` is a broker config this node understands.
+    pub fn is_known_key(key: &str) -> bool {
+        BROKER_KEYS.iter().any(|(k, _)| *k == key)
+            || TOPIC_CONFIG_KEYS.iter().any(|(_, broker)| *broker == key)
+    }
+
+    /// Builds the config from Kafka-named properties over Kafka's defaults.
+    pub fn from_props(props: &BTreeMap<String, String>) -> Result<BrokerConfig> {
+        if let Some(unknown) = props.keys().find(|key| !BrokerConfig::is_known_key(key)) {
+            return Err(Error::InvalidConfig {
+                key: unknown.clone(),
+                value: props[unknown].clone(),
+                reason: "unknown broker configuration".into(),
+            });
+        }
+        let get = |key: &str| -> String {
+            props.get(key).cloned().unwrap_or_else(|| {
+                BROKER_KEYS
+                    .iter()
+                    .find(|(k, _)| *k == key)
+                    .map(|(_, v)| v.to_string())
+                    .unwrap_or_default()
+            })
+        };
+        let invalid = |key: &str, reason: &str| Error::InvalidConfig {
+            key: key.into(),
+            value: get(key),
+            reason: reason.into(),
+        };
+        let int = |key: &str| -> Result<i64> {
+            get(key)
+                .trim()
+                .parse()
+                .map_err(|_| invalid(key, "expected a whole number"))
+        };
+        let boolean = |key: &str| -> Result<bool> {
+            match get(key).trim() {
+                "true" => Ok(true),
+                "false" => Ok(false),
+                _ => Err(invalid(key, "expected true or false")),
+            }
+        };
+        let node_id = int("node.id")?;
+        if !(0..=i64::from(i32::MAX)).contains(&node_id) {
+            return Err(invalid("node.id", "must be between 0 and 2147483647"));
+        }
+        let num_partitions = int("num.partitions")?;
+        if !(1..=i64::from(i32::MAX)).contains(&num_partitions) {
+            return Err(invalid("num.partitions", "must be at least 1"));
+        }
+        let replication = int("default.replication.factor")?;
+        if !(1..=i64::from(i16::MAX)).contains(&replication) {
+            return Err(invalid("default.replication.factor", "must be at least 1"));
+        }
+        let request_max = int("socket.request.max.bytes")?;
+        if !(1..=i64::from(i32::MAX)).contains(&request_max) {
+            return Err(invalid(
+                "socket.request.max.bytes",
+                "must be between 1 and 2147483647",
+            ));
+        }
+        let retention_check = int("log.retention.check.interval.ms")?;
+        if retention_check < 1 {
+            return Err(invalid(
+                "log.retention.check.interval.ms",
+                "must be at least 1",
+            ));
+        }
+        let listener = Listener::parse("listeners", &get("listeners"))?;
+        let advertised = get("advertised.listeners");
+        let advertised_listener = if advertised.trim().is_empty() {
+            None
+        } else {
+            Some(Listener::parse("advertised.listeners", &advertised)?)
+        };
+        let dirs = if props.contains_key("log.dirs") || !props.contains_key("log.dir") {
+            get("log.dirs")
+        } else {
+            get("log.dir")
+        };
+        let log_dirs: Vec<PathBuf> = dirs
+            .split(',')
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+            .collect();
+        if log_dirs.is_empty() {
+            return Err(invalid("log.dirs", "needs at least one directory"));
+        }
+        Ok(BrokerConfig {
+            node_id: node_id as i32,
+            listener,
+            advertised_listener,
+            log_dirs,
+            num_partitions: num_partitions as i32,
+            default_replication_factor: replication as i16,
+            auto_create_topics_enable: boolean("auto.create.topics.enable")?,
+            delete_topic_enable: boolean("delete.topic.enable")?,
+            socket_request_max_bytes: request_max as usize,
+            log_defaults: LogConfig::from_broker_props(props)?,
+            log_retention_check_interval_ms: retention_check as u64,
+            log_cleaner_enable: boolean("log.cleaner.enable")?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn props(items: &[(&str, &str)]) -> BTreeMap<String, String> {
+        items
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_kafkas_and_keys_are_validated_by_name() {
+        let config = BrokerConfig::default();
+        assert_eq!(
+            config.listener,
+            Listener {
+                host: "127.0.0.1".into(),
+                port: 9092
+            }
+        );
+        assert_eq!(config.num_partitions, 1);
+        assert!(config.auto_create_topics_enable);
+        assert_eq!(config.log_defaults.max_message_bytes, 1048588);
+
+        let config = BrokerConfig::from_props(&props(&[
+            ("listeners", "PLAINTEXT://0.0.0.0:0"),
+            ("num.partitions", "3"),
+            ("log.retention.ms", "1000"),
+        ]))
+        .unwrap();
+        assert_eq!(config.listener.port, 0);
+        assert_eq!(config.num_partitions, 3);
+        assert_eq!(config.log_defaults.retention_ms, 1000);
+
+        for (key, value, expect) in [
+            ("num.partitions", "0", "num.partitions"),
+            ("listeners", "SSL://x:1", "listeners"),
+            (
+                "auto.create.topics.enable",
+                "yes",
+                "auto.create.topics.enable",
+            ),
+            ("log.segment.bytes", "1", "log.segment.bytes"),
+            ("no.such.key", "1", "no.such.key"),
+        ] {
+            let err = BrokerConfig::from_props(&props(&[(key, value)])).unwrap_err();
+            assert!(err.to_string().contains(expect), "{key}: {err}");
+        }
+    }
+}

@@ -1,0 +1,305 @@
+//! A single Kafka-compatible broker: the topic registry and the log manager behind the request
+//! handlers, and the TCP server that feeds them.
+//!
+//! Handlers take decoded requests and return responses (no sockets here); `server` is the only
+//! part that touches the network.
+
+mod admin;
+pub mod config;
+mod fetch;
+mod produce;
+pub mod server;
+pub mod topics;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kafka_protocol::messages::{RequestKind, ResponseKind};
+use kafka_protocol::ResponseError;
+use parking_lot::RwLock;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::model::{validate_topic_name, TopicPartition};
+use crate::protocol::Request;
+use crate::storage::manager::{LogManager, LogManagerConfig, OpenStats, SharedLog};
+pub use config::{BrokerConfig, Listener};
+use topics::{TopicMeta, TopicStore};
+
+/// A broker-level failure with the Kafka error code clients get, and a message.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    /// The Kafka error.
+    pub code: ResponseError,
+    /// Why, for versions that carry a message.
+    pub message: String,
+}
+
+impl ApiError {
+    fn new(code: ResponseError, message: impl Into<String>) -> ApiError {
+        ApiError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(err: Error) -> ApiError {
+        ApiError {
+            code: err.response_error(),
+            message: err.to_string(),
+        }
+    }
+}
+
+/// One node: its configuration, topics and logs.
+pub struct Broker {
+    config: BrokerConfig,
+    logs: Arc<LogManager>,
+    topics: RwLock<TopicStore>,
+    /// Woken after every append, so that waiting fetches re-check.
+    appended: Notify,
+    /// Where clients are told to connect, fixed once the listener is bound.
+    advertised: RwLock<Listener>,
+}
+
+impl Broker {
+    /// Opens the data directories (recovering if needed) and the topic registry.
+    pub fn open(config: BrokerConfig) -> Result<(Arc<Broker>, OpenStats)> {
+        let first_dir = config.log_dirs[0].clone();
+        std::fs::create_dir_all(&first_dir)
+            .map_err(|e| Error::io("create data directory", &first_dir, e))?;
+        let store = TopicStore::load(&first_dir)?;
+        let overrides = store
+            .topics()
+            .iter()
+            .map(|(name, meta)| (name.clone(), meta.configs.clone()))
+            .collect();
+        let mut log_config = LogManagerConfig::new(&first_dir);
+        log_config.log_dirs = config.log_dirs.clone();
+        log_config.defaults = config.log_defaults.clone();
+        log_config.retention_check_interval =
+            Duration::from_millis(config.log_retention_check_interval_ms);
+        log_config.cleaner_enable = config.log_cleaner_enable;
+        let (logs, stats) = LogManager::open(log_config, overrides)?;
+        // Partitions the registry lists but the disk lacks (a crash between the two) are created.
+        for (name, meta) in store.topics() {
+            for partition in 0..meta.partitions {
+                let tp = TopicPartition::new(name, partition);
+                if logs.get(&tp).is_none() {
+                    logs.create(tp)?;
+                }
+            }
+        }
+        // One replica: everything in the log is committed.
+        for tp in logs.partitions() {
+            if let Some(log) = logs.get(&tp) {
+                let mut log = log.lock();
+                let end = log.log_end_offset();
+                log.set_high_watermark(end);
+            }
+        }
+        let advertised = config
+            .advertised_listener
+            .clone()
+            .unwrap_or_else(|| config.listener.clone());
+        let broker = Broker {
+            config,
+            logs,
+            topics: RwLock::new(store),
+            appended: Notify::new(),
+            advertised: RwLock::new(advertised),
+        };
+        Ok((Arc::new(broker), stats))
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &BrokerConfig {
+        &self.config
+    }
+
+    /// The log manager.
+    pub fn logs(&self) -> &Arc<LogManager> {
+        &self.logs
+    }
+
+    /// The cluster id.
+    pub fn cluster_id(&self) -> String {
+        self.topics.read().cluster_id().to_string()
+    }
+
+    /// Starts retention, flushing and cleaning in the background.
+    pub fn start_background_tasks(&self) -> Result<()> {
+        self.logs.start_background_tasks()
+    }
+
+    /// Flushes and closes every log; the next open needs no recovery.
+    pub fn shutdown(&self) -> Result<()> {
+        self.logs.shutdown()
+    }
+
+    pub(crate) fn set_bound_port(&self, port: u16) {
+        let mut advertised = self.advertised.write();
+        if self.config.advertised_listener.is_none() || advertised.port == 0 {
+            advertised.port = port;
+        }
+    }
+
+    fn advertised(&self) -> Listener {
+        self.advertised.read().clone()
+    }
+
+    /// The log of a partition, if the topic and partition exist.
+    fn log(&self, topic: &str, partition: i32) -> Option<SharedLog> {
+        self.logs.get(&TopicPartition::new(topic, partition))
+    }
+
+    fn topic_meta(&self, name: &str) -> Option<TopicMeta> {
+        self.topics.read().get(name).cloned()
+    }
+
+    fn topic_name_by_id(&self, id: Uuid) -> Option<String> {
+        self.topics.read().name_of(id).map(str::to_string)
+    }
+
+    /// Creates a topic: validates name, partitions, replication factor and configs as Kafka does,
+    /// then creates its partition logs and records it in the registry.
+    pub fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        replication_factor: i16,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<TopicMeta, ApiError> {
+        validate_topic_name(name)
+            .map_err(|e| ApiError::new(ResponseError::InvalidTopicException, e.to_string()))?;
+        let partitions = if partitions == -1 {
+            self.config.num_partitions
+        } else {
+            partitions
+        };
+        if partitions <= 0 {
+            return Err(ApiError::new(
+                ResponseError::InvalidPartitions,
+                format!("Number of partitions must be larger than 0, got {partitions}."),
+            ));
+        }
+        let replication_factor = if replication_factor == -1 {
+            self.config.default_replication_factor
+        } else {
+            replication_factor
+        };
+        if replication_factor <= 0 {
+            return Err(ApiError::new(
+                ResponseError::InvalidReplicationFactor,
+                "Replication factor must be larger than 0.",
+            ));
+        }
+        if replication_factor > 1 {
+            return Err(ApiError::new(
+                ResponseError::InvalidReplicationFactor,
+                format!("Unable to replicate the partition {replication_factor} time(s): The target replication factor of {replication_factor} cannot be reached because only 1 broker(s) are registered."),
+            ));
+        }
+        self.config
+            .log_defaults
+            .with_overrides(configs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .map_err(|e| ApiError::new(ResponseError::InvalidConfig, e.to_string()))?;
+        let mut topics = self.topics.write();
+        if topics.get(name).is_some() {
+            return Err(ApiError::new(
+                ResponseError::TopicAlreadyExists,
+                format!("Topic '{name}' already exists."),
+            ));
+        }
+        // Kafka forbids topics whose names collide once '.' and '_' are treated alike (metrics).
+        let normalized = name.replace('.', "_");
+        if let Some(other) = topics
+            .topics()
+            .keys()
+            .find(|other| other.replace('.', "_") == normalized)
+        {
+            return Err(ApiError::new(
+                ResponseError::InvalidTopicException,
+                format!("Topic '{name}' collides with existing topic: {other}"),
+            ));
+        }
+        let meta = TopicMeta {
+            id: Uuid::new_v4(),
+            partitions,
+            configs: configs.clone(),
+        };
+        if validate_only {
+            return Ok(meta);
+        }
+        self.logs.set_topic_config(name, configs)?;
+        for partition in 0..partitions {
+            self.logs.create(TopicPartition::new(name, partition))?;
+        }
+        topics.put(name, meta.clone())?;
+        tracing::info!(topic = name, partitions, "created topic");
+        Ok(meta)
+    }
+
+    /// Deletes a topic and its logs (when `delete.topic.enable`).
+    pub fn delete_topic(&self, name: &str) -> Result<TopicMeta, ApiError> {
+        if !self.config.delete_topic_enable {
+            return Err(ApiError::new(
+                ResponseError::TopicDeletionDisabled,
+                "Topic deletion is disabled.",
+            ));
+        }
+        let mut topics = self.topics.write();
+        let meta = topics.remove(name)?.ok_or_else(|| {
+            ApiError::new(
+                ResponseError::UnknownTopicOrPartition,
+                "This server does not host this topic-partition.",
+            )
+        })?;
+        for partition in 0..meta.partitions {
+            match self.logs.delete(&TopicPartition::new(name, partition)) {
+                Ok(()) | Err(Error::UnknownPartition(_)) => {}
+                Err(err) => return Err(err.into()),
+            }
+        }
+        self.logs.forget_topic(name);
+        tracing::info!(topic = name, "deleted topic");
+        Ok(meta)
+    }
+
+    /// Handles one request; None for requests that get no response (Produce with acks=0).
+    pub async fn handle(&self, request: Request) -> Option<ResponseKind> {
+        let version = request.header.request_api_version;
+        Some(match request.body {
+            RequestKind::ApiVersions(req) => {
+                ResponseKind::ApiVersions(admin::api_versions(&req, version))
+            }
+            RequestKind::Metadata(req) => {
+                ResponseKind::Metadata(admin::metadata(self, req, version))
+            }
+            RequestKind::CreateTopics(req) => {
+                ResponseKind::CreateTopics(admin::create_topics(self, req, version))
+            }
+            RequestKind::DeleteTopics(req) => {
+                ResponseKind::DeleteTopics(admin::delete_topics(self, req, version))
+            }
+            RequestKind::Produce(req) => {
+                ResponseKind::Produce(produce::produce(self, req, version)?)
+            }
+            RequestKind::Fetch(req) => ResponseKind::Fetch(fetch::fetch(self, req, version).await),
+            RequestKind::ListOffsets(req) => {
+                ResponseKind::ListOffsets(fetch::list_offsets(self, req, version))
+            }
+            other => {
+                // `protocol::supported_versions` keeps other APIs from being decoded at all.
+                tracing::warn!(api_key = ?request.api_key, "request for an API this broker does not serve");
+                drop(other);
+                return None;
+            }
+        })
+    }
+}

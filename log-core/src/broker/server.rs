@@ -1,0 +1,130 @@
+//! The TCP server: accepts connections and serves each one in its own task, answering its
+//! requests in order. A frame that is too large or does not decode closes that connection, with
+//! the reason logged; nothing else is affected.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+use super::Broker;
+use crate::error::{Error, Result};
+use crate::protocol::{decode_request, encode_response, frame_size, FrameError};
+
+/// A running listener; dropping the handle does not stop it, [`ServerHandle::shutdown`] does.
+pub struct ServerHandle {
+    local_addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ServerHandle {
+    /// The address the listener is bound to (with the real port when configured with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops accepting and closes every connection; waits for the accept loop to end.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// Binds the broker's listener and serves it on the current tokio runtime.
+pub async fn start(broker: Arc<Broker>) -> Result<ServerHandle> {
+    let addr = broker.config.listener.socket_addr()?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::io("bind listener", addr.to_string(), e))?;
+    let local_addr = listener
+        .local_addr()
+        .map_err(|e| Error::io("read listener address", addr.to_string(), e))?;
+    broker.set_bound_port(local_addr.port());
+    let (stop, stop_rx) = watch::channel(false);
+    let task = tokio::spawn(accept_loop(broker, listener, stop_rx));
+    Ok(ServerHandle {
+        local_addr,
+        stop,
+        task,
+    })
+}
+
+async fn accept_loop(broker: Arc<Broker>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let broker = broker.clone();
+                    let stop = stop.clone();
+                    connections.spawn(async move {
+                        if let Err(reason) = serve_connection(broker, stream, stop).await {
+                            tracing::info!(%peer, %reason, "closed connection");
+                        }
+                    });
+                }
+                Err(err) => tracing::warn!(%err, "accept failed"),
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    connections.shutdown().await;
+}
+
+/// Why a connection ended, other than the client closing it.
+#[derive(Debug, thiserror::Error)]
+enum ConnectionError {
+    #[error("{0}")]
+    Frame(#[from] FrameError),
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("cannot encode response: {0}")]
+    Encode(String),
+}
+
+async fn serve_connection(
+    broker: Arc<Broker>,
+    stream: TcpStream,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), ConnectionError> {
+    stream.set_nodelay(true)?;
+    let (reader, writer) = stream.into_split();
+    let mut reader = BufReader::with_capacity(64 * 1024, reader);
+    let mut writer = BufWriter::with_capacity(64 * 1024, writer);
+    let max = broker.config.socket_request_max_bytes;
+    loop {
+        let mut prefix = [0u8; 4];
+        tokio::select! {
+            _ = stop.changed() => return Ok(()),
+            read = reader.read_exact(&mut prefix) => match read {
+                Ok(_) => {}
+                Err(err) if err.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+                Err(err) => return Err(err.into()),
+            },
+        }
+        let size = frame_size(prefix, max)?;
+        let mut frame = BytesMut::zeroed(size);
+        reader.read_exact(&mut frame).await?;
+        let request = decode_request(Bytes::from(frame))?;
+        let api_key = request.api_key;
+        let version = request.header.request_api_version;
+        let correlation_id = request.header.correlation_id;
+        // An ApiVersions request of an unknown version is answered in version 0 (KIP-511).
+        let response_version = if version > api_key.valid_versions().max {
+            0
+        } else {
+            version
+        };
+        if let Some(response) = broker.handle(request).await {
+            let bytes = encode_response(api_key, response_version, correlation_id, &response)
+                .map_err(ConnectionError::Encode)?;
+            writer.write_all(&bytes).await?;
+            writer.flush().await?;
+        }
+    }
+}
