@@ -4,4 +4,5 @@
 #[path = "../fixtures/mod.rs"]
 mod fixtures;
 mod kcat;
+mod python;
 mod robustness;

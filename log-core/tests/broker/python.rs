@@ -1,0 +1,36 @@
+//! The Python clients (confluent-kafka, kafka-python, aiokafka from PyPI) against the broker.
+//! Each script in `tests/clients/` checks admin, produce (every codec and acks setting), consume
+//! (from the beginning and from a timestamp) and an over-sized message, and exits non-zero on
+//! the first failure.
+
+use super::fixtures::{run_bounded, TestBroker};
+
+fn run_client_script(script: &str) {
+    let broker = TestBroker::start(&[("message.max.bytes", "100000")]);
+    let path = format!("{}/tests/clients/{script}", env!("CARGO_MANIFEST_DIR"));
+    let bootstrap = broker.bootstrap();
+    let out = run_bounded(180, "python3", &[&path, &bootstrap], b"");
+    assert!(
+        out.status.success(),
+        "{script} failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("all checks passed"));
+}
+
+#[test]
+fn confluent_kafka() {
+    run_client_script("confluent_kafka_client.py");
+}
+
+#[test]
+fn kafka_python() {
+    run_client_script("kafka_python_client.py");
+}
+
+#[test]
+fn aiokafka() {
+    run_client_script("aiokafka_client.py");
+}
