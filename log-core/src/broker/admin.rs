@@ -283,3 +283,21 @@ pub fn delete_topics(
     }
     DeleteTopicsResponse::default().with_responses(responses)
 }
+
+/// DescribeCluster: this node, the cluster id and the controller (this node).
+pub fn describe_cluster(
+    broker: &Broker,
+    _request: kafka_protocol::messages::DescribeClusterRequest,
+    _version: i16,
+) -> kafka_protocol::messages::DescribeClusterResponse {
+    use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+    let advertised = broker.advertised();
+    kafka_protocol::messages::DescribeClusterResponse::default()
+        .with_error_message(None)
+        .with_cluster_id(str_bytes(&broker.cluster_id()))
+        .with_controller_id(BrokerId(broker.config.node_id))
+        .with_brokers(vec![DescribeClusterBroker::default()
+            .with_broker_id(BrokerId(broker.config.node_id))
+            .with_host(str_bytes(&advertised.host))
+            .with_port(i32::from(advertised.port))])
+}

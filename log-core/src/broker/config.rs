@@ -91,6 +91,8 @@ pub struct BrokerConfig {
     pub log_retention_check_interval_ms: u64,
     /// `log.cleaner.enable`.
     pub log_cleaner_enable: bool,
+    /// The properties that were set explicitly (DescribeConfigs reports them as static).
+    pub explicit: BTreeMap<String, String>,
 }
 
 /// Broker keys besides the log defaults, with their Kafka defaults.
@@ -122,6 +124,36 @@ impl Default for BrokerConfig {
 }
 
 impl BrokerConfig {
+    /// Every broker config with its current value, as DescribeConfigs reports them: the broker
+    /// keys, then the log defaults under their broker names.
+    pub fn describe(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = BROKER_KEYS
+            .iter()
+            .map(|(key, default)| {
+                let value = self
+                    .explicit
+                    .get(*key)
+                    .cloned()
+                    .unwrap_or_else(|| match *key {
+                        "node.id" => self.node_id.to_string(),
+                        "log.dirs" => self
+                            .log_dirs
+                            .iter()
+                            .map(|d| d.display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(","),
+                        _ => default.to_string(),
+                    });
+                (key.to_string(), value)
+            })
+            .collect();
+        for (topic_key, broker_key) in TOPIC_CONFIG_KEYS {
+            let value = self.log_defaults.get(topic_key).unwrap_or_default();
+            out.push((broker_key.to_string(), value));
+        }
+        out
+    }
+
     /// Whether `key` is a broker config this node understands.
     pub fn is_known_key(key: &str) -> bool {
         BROKER_KEYS.iter().any(|(k, _)| *k == key)
@@ -224,6 +256,7 @@ impl BrokerConfig {
             log_defaults: LogConfig::from_broker_props(props)?,
             log_retention_check_interval_ms: retention_check as u64,
             log_cleaner_enable: boolean("log.cleaner.enable")?,
+            explicit: props.clone(),
         })
     }
 }

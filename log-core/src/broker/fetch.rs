@@ -171,3 +171,50 @@ pub fn list_offsets(
     }
     ListOffsetsResponse::default().with_topics(topics)
 }
+
+/// OffsetForLeaderEpoch: where each asked-for epoch ends in the partition's log, from its
+/// leader epoch cache (what a follower or a consumer uses to detect log truncation).
+pub fn offset_for_leader_epoch(
+    broker: &Broker,
+    request: kafka_protocol::messages::OffsetForLeaderEpochRequest,
+    _version: i16,
+) -> kafka_protocol::messages::OffsetForLeaderEpochResponse {
+    use kafka_protocol::messages::offset_for_leader_epoch_response::{
+        EpochEndOffset, OffsetForLeaderTopicResult,
+    };
+    let mut topics = Vec::with_capacity(request.topics.len());
+    for topic in request.topics {
+        let name = topic.topic.0.to_string();
+        let partitions = topic
+            .partitions
+            .iter()
+            .map(|wanted| {
+                let base = EpochEndOffset::default()
+                    .with_partition(wanted.partition)
+                    .with_leader_epoch(-1)
+                    .with_end_offset(-1);
+                let Some(log) = broker.log(&name, wanted.partition) else {
+                    return base.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                };
+                let log = log.lock();
+                let current = log.leader_epochs().latest_epoch().unwrap_or(0);
+                if wanted.current_leader_epoch > current {
+                    return base.with_error_code(ResponseError::UnknownLeaderEpoch.code());
+                }
+                if wanted.current_leader_epoch >= 0 && wanted.current_leader_epoch < current {
+                    return base.with_error_code(ResponseError::FencedLeaderEpoch.code());
+                }
+                let (epoch, end_offset) = log
+                    .leader_epochs()
+                    .end_offset_for(wanted.leader_epoch, log.log_end_offset());
+                base.with_leader_epoch(epoch).with_end_offset(end_offset)
+            })
+            .collect();
+        topics.push(
+            OffsetForLeaderTopicResult::default()
+                .with_topic(topic.topic)
+                .with_partitions(partitions),
+        );
+    }
+    kafka_protocol::messages::OffsetForLeaderEpochResponse::default().with_topics(topics)
+}

@@ -6,6 +6,7 @@
 
 mod admin;
 pub mod config;
+mod configs;
 mod fetch;
 mod produce;
 pub mod server;
@@ -245,6 +246,72 @@ impl Broker {
         Ok(meta)
     }
 
+    /// Replaces a topic's config overrides after validating them.
+    pub fn set_topic_configs(
+        &self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), ApiError> {
+        self.config
+            .log_defaults
+            .with_overrides(configs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .map_err(|e| ApiError::new(ResponseError::InvalidConfig, e.to_string()))?;
+        let mut topics = self.topics.write();
+        let mut meta = topics.get(name).cloned().ok_or_else(|| {
+            ApiError::new(
+                ResponseError::UnknownTopicOrPartition,
+                format!("Topic {name} does not exist."),
+            )
+        })?;
+        if validate_only {
+            return Ok(());
+        }
+        self.logs.set_topic_config(name, configs.clone())?;
+        meta.configs = configs;
+        topics.put(name, meta)?;
+        tracing::info!(topic = name, "changed topic configs");
+        Ok(())
+    }
+
+    /// Grows a topic to `count` partitions.
+    pub fn create_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        validate_only: bool,
+    ) -> Result<(), ApiError> {
+        let mut topics = self.topics.write();
+        let mut meta = topics.get(name).cloned().ok_or_else(|| {
+            ApiError::new(
+                ResponseError::UnknownTopicOrPartition,
+                format!("Topic {name} does not exist."),
+            )
+        })?;
+        if count < meta.partitions {
+            return Err(ApiError::new(
+                ResponseError::InvalidPartitions,
+                format!("Topic currently has {} partitions, which is higher than the requested {count}.", meta.partitions),
+            ));
+        }
+        if count == meta.partitions {
+            return Err(ApiError::new(
+                ResponseError::InvalidPartitions,
+                format!("Topic already has {count} partitions."),
+            ));
+        }
+        if validate_only {
+            return Ok(());
+        }
+        for partition in meta.partitions..count {
+            self.logs.create(TopicPartition::new(name, partition))?;
+        }
+        meta.partitions = count;
+        topics.put(name, meta)?;
+        tracing::info!(topic = name, partitions = count, "added partitions");
+        Ok(())
+    }
+
     /// Deletes a topic and its logs (when `delete.topic.enable`).
     pub fn delete_topic(&self, name: &str) -> Result<TopicMeta, ApiError> {
         if !self.config.delete_topic_enable {
@@ -291,6 +358,24 @@ impl Broker {
                 ResponseKind::Produce(produce::produce(self, req, version)?)
             }
             RequestKind::Fetch(req) => ResponseKind::Fetch(fetch::fetch(self, req, version).await),
+            RequestKind::OffsetForLeaderEpoch(req) => ResponseKind::OffsetForLeaderEpoch(
+                fetch::offset_for_leader_epoch(self, req, version),
+            ),
+            RequestKind::DescribeConfigs(req) => {
+                ResponseKind::DescribeConfigs(configs::describe_configs(self, req, version))
+            }
+            RequestKind::AlterConfigs(req) => {
+                ResponseKind::AlterConfigs(configs::alter_configs(self, req, version))
+            }
+            RequestKind::IncrementalAlterConfigs(req) => ResponseKind::IncrementalAlterConfigs(
+                configs::incremental_alter_configs(self, req, version),
+            ),
+            RequestKind::CreatePartitions(req) => {
+                ResponseKind::CreatePartitions(configs::create_partitions(self, req, version))
+            }
+            RequestKind::DescribeCluster(req) => {
+                ResponseKind::DescribeCluster(admin::describe_cluster(self, req, version))
+            }
             RequestKind::ListOffsets(req) => {
                 ResponseKind::ListOffsets(fetch::list_offsets(self, req, version))
             }

@@ -58,7 +58,13 @@ pub fn supported_versions(api_key: ApiKey) -> Option<VersionRange> {
         | ApiKey::Fetch
         | ApiKey::ListOffsets
         | ApiKey::CreateTopics
-        | ApiKey::DeleteTopics => Some(api_key.valid_versions()),
+        | ApiKey::DeleteTopics
+        | ApiKey::OffsetForLeaderEpoch
+        | ApiKey::DescribeConfigs
+        | ApiKey::AlterConfigs
+        | ApiKey::IncrementalAlterConfigs
+        | ApiKey::CreatePartitions
+        | ApiKey::DescribeCluster => Some(api_key.valid_versions()),
         _ => None,
     }
 }

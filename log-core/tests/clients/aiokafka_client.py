@@ -8,6 +8,7 @@ import time
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import MessageSizeTooLargeError, TopicAlreadyExistsError
 
 BOOTSTRAP = sys.argv[1]
@@ -24,6 +25,11 @@ async def main():
         assert codes == [TopicAlreadyExistsError.errno], result
     except TopicAlreadyExistsError:
         pass
+    await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, "ak-admin", configs={"retention.ms": "9000"})])
+    [described] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, "ak-admin")])
+    [resource] = described.resources
+    values = {entry[0]: entry[1] for entry in resource[4]}
+    assert values["retention.ms"] == "9000", values
     await admin.delete_topics(["ak-admin"])
     assert "ak-admin" not in await admin.list_topics()
     await admin.create_topics([NewTopic("ak-data", 1, 1)])

@@ -6,7 +6,7 @@ import sys
 import time
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewPartitions, NewTopic
 
 BOOTSTRAP = sys.argv[1]
 TIMEOUT = 30
@@ -39,6 +39,7 @@ def admin_checks(admin):
             raise AssertionError(f"creating {topic.topic!r} should fail")
         except KafkaException as err:
             assert err.args[0].code() == code, (topic.topic, err)
+    configs_checks(admin)
     admin.delete_topics(["ck-admin"])["ck-admin"].result(TIMEOUT)
     assert "ck-admin" not in admin.list_topics(timeout=TIMEOUT).topics
     try:
@@ -46,6 +47,41 @@ def admin_checks(admin):
         raise AssertionError("deleting a missing topic should fail")
     except KafkaException as err:
         assert err.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART, err
+
+
+def configs_checks(admin):
+    topic = ConfigResource("topic", "ck-admin")
+    described = admin.describe_configs([topic])[topic].result(TIMEOUT)
+    assert described["retention.ms"].value == "60000"
+    assert described["retention.ms"].source == 1  # DYNAMIC_TOPIC_CONFIG
+    assert described["segment.bytes"].value == "1073741824"
+    change = ConfigResource("topic", "ck-admin", incremental_configs=[
+        ConfigEntry("cleanup.policy", "compact", incremental_operation=AlterConfigOpType.SET),
+        ConfigEntry("retention.ms", None, incremental_operation=AlterConfigOpType.DELETE),
+    ])
+    admin.incremental_alter_configs([change])[change].result(TIMEOUT)
+    described = admin.describe_configs([topic])[topic].result(TIMEOUT)
+    assert described["cleanup.policy"].value == "compact"
+    assert described["retention.ms"].source == 5, described["retention.ms"]  # back to the default
+    bad = ConfigResource("topic", "ck-admin", incremental_configs=[
+        ConfigEntry("retention.ms", "soon", incremental_operation=AlterConfigOpType.SET)])
+    try:
+        admin.incremental_alter_configs([bad])[bad].result(TIMEOUT)
+        raise AssertionError("a bad config value should fail")
+    except KafkaException as err:
+        assert err.args[0].code() == KafkaError.INVALID_CONFIG, err
+    broker = ConfigResource("broker", "1")
+    described = admin.describe_configs([broker])[broker].result(TIMEOUT)
+    assert described["message.max.bytes"].value == "100000", described["message.max.bytes"]
+    admin.create_partitions([NewPartitions("ck-admin", 5)])["ck-admin"].result(TIMEOUT)
+    assert len(admin.list_topics(timeout=TIMEOUT).topics["ck-admin"].partitions) == 5
+    try:
+        admin.create_partitions([NewPartitions("ck-admin", 2)])["ck-admin"].result(TIMEOUT)
+        raise AssertionError("shrinking partitions should fail")
+    except KafkaException as err:
+        assert err.args[0].code() == KafkaError.INVALID_PARTITIONS, err
+    cluster = admin.describe_cluster().result(TIMEOUT)
+    assert [node.id for node in cluster.nodes] == [1], cluster
 
 
 def produce(topic, values, acks, codec, extra=None):

@@ -6,7 +6,7 @@ import sys
 import time
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewPartitions, NewTopic
 from kafka.errors import (
     InvalidPartitionsError,
     InvalidReplicationFactorError,
@@ -34,14 +34,33 @@ def expect_error(error_type, call):
     assert errors[0][1] == error_type.errno, (errors, error_type)
 
 
+def describe_values(topic):
+    described = admin_client.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)], config_filter="all")
+    return {name: entry["value"] for name, entry in described["topic"][topic].items()}
+
+
 def main():
-    admin = KafkaAdminClient(bootstrap_servers=BOOTSTRAP, request_timeout_ms=TIMEOUT_MS)
+    global admin_client
+    admin = admin_client = KafkaAdminClient(bootstrap_servers=BOOTSTRAP, request_timeout_ms=TIMEOUT_MS)
     admin.create_topics([NewTopic("kp-admin", 2, 1, topic_configs={"cleanup.policy": "compact"})])
     assert "kp-admin" in admin.list_topics()
     expect_error(TopicAlreadyExistsError, lambda: admin.create_topics([NewTopic("kp-admin", 1, 1)]))
     expect_error(InvalidTopicError, lambda: admin.create_topics([NewTopic("bad name!", 1, 1)]))
     expect_error(InvalidReplicationFactorError, lambda: admin.create_topics([NewTopic("kp-rf", 1, 3)]))
     expect_error(InvalidPartitionsError, lambda: admin.create_topics([NewTopic("kp-parts", 0, 1)]))
+    values = describe_values("kp-admin")
+    assert values["cleanup.policy"] == "compact", values
+    # kafka-python 3 alters incrementally by default (IncrementalAlterConfigs) ...
+    admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, "kp-admin", configs={"retention.ms": "7000"})])
+    values = describe_values("kp-admin")
+    assert values["retention.ms"] == "7000" and values["cleanup.policy"] == "compact", values
+    # ... and with AlterConfigs it resends the other overrides itself (AlterConfigs replaces them all).
+    admin.alter_configs(
+        [ConfigResource(ConfigResourceType.TOPIC, "kp-admin", configs={"retention.ms": "8000"})], incremental=False)
+    values = describe_values("kp-admin")
+    assert values["retention.ms"] == "8000" and values["cleanup.policy"] == "compact", values
+    admin.create_partitions({"kp-admin": NewPartitions(4)})
+    assert len(admin.describe_topics(["kp-admin"])[0]["partitions"]) == 4
     admin.delete_topics(["kp-admin"])
     assert "kp-admin" not in admin.list_topics()
     expect_error(UnknownTopicOrPartitionError, lambda: admin.delete_topics(["kp-missing"]))

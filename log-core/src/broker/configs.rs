@@ -1,0 +1,353 @@
+//! DescribeConfigs, AlterConfigs, IncrementalAlterConfigs and CreatePartitions.
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
+};
+use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse as IncrementalResourceResponse;
+use kafka_protocol::messages::{
+    AlterConfigsRequest, AlterConfigsResponse, CreatePartitionsRequest, CreatePartitionsResponse,
+    DescribeConfigsRequest, DescribeConfigsResponse, IncrementalAlterConfigsRequest,
+    IncrementalAlterConfigsResponse,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+
+use super::{ApiError, Broker};
+use crate::config::TOPIC_CONFIG_KEYS;
+
+/// Kafka's resource types.
+const RESOURCE_TOPIC: i8 = 2;
+const RESOURCE_BROKER: i8 = 4;
+
+/// Kafka's config sources (DescribeConfigs v1+).
+const SOURCE_TOPIC: i8 = 1;
+const SOURCE_STATIC_BROKER: i8 = 4;
+const SOURCE_DEFAULT: i8 = 5;
+
+/// Kafka's config types (DescribeConfigs v3+).
+fn config_type(key: &str) -> i8 {
+    match key {
+        "cleanup.policy"
+        | "log.cleanup.policy"
+        | "log.dirs"
+        | "listeners"
+        | "advertised.listeners" => 7,
+        "min.cleanable.dirty.ratio" | "log.cleaner.min.cleanable.ratio" => 6,
+        "auto.create.topics.enable" | "delete.topic.enable" | "log.cleaner.enable" => 1,
+        "default.replication.factor" => 4,
+        "segment.bytes"
+        | "segment.index.bytes"
+        | "index.interval.bytes"
+        | "max.message.bytes"
+        | "log.segment.bytes"
+        | "log.index.size.max.bytes"
+        | "log.index.interval.bytes"
+        | "message.max.bytes"
+        | "node.id"
+        | "num.partitions"
+        | "socket.request.max.bytes" => 3,
+        "log.dir" => 2,
+        _ => 5,
+    }
+}
+
+fn str_bytes(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_string())
+}
+
+fn entry(
+    name: &str,
+    value: &str,
+    source: i8,
+    read_only: bool,
+    synonyms: Vec<DescribeConfigsSynonym>,
+    version: i16,
+) -> DescribeConfigsResourceResult {
+    let result = DescribeConfigsResourceResult::default()
+        .with_name(str_bytes(name))
+        .with_value(Some(str_bytes(value)))
+        .with_read_only(read_only)
+        .with_config_source(source)
+        .with_synonyms(synonyms);
+    // Fields a version lacks must keep their defaults, or the encoder refuses them.
+    if version >= 3 {
+        result
+            .with_config_type(config_type(name))
+            .with_documentation(None)
+    } else {
+        result
+    }
+}
+
+fn synonym(name: &str, value: &str, source: i8) -> DescribeConfigsSynonym {
+    DescribeConfigsSynonym::default()
+        .with_name(str_bytes(name))
+        .with_value(Some(str_bytes(value)))
+        .with_source(source)
+}
+
+/// DescribeConfigs for topics (effective values, with where each comes from) and this broker.
+pub fn describe_configs(
+    broker: &Broker,
+    request: DescribeConfigsRequest,
+    version: i16,
+) -> DescribeConfigsResponse {
+    let mut results = Vec::with_capacity(request.resources.len());
+    for resource in request.resources {
+        let name = resource.resource_name.to_string();
+        let wanted = |key: &str| {
+            resource
+                .configuration_keys
+                .as_ref()
+                .is_none_or(|keys| keys.iter().any(|k| k.as_str() == key))
+        };
+        let base = DescribeConfigsResult::default()
+            .with_resource_type(resource.resource_type)
+            .with_resource_name(resource.resource_name.clone())
+            .with_error_message(None);
+        let result = match resource.resource_type {
+            RESOURCE_TOPIC => match broker.topic_meta(&name) {
+                None => Err(ApiError::new(
+                    ResponseError::UnknownTopicOrPartition,
+                    format!("Topic {name} does not exist."),
+                )),
+                Some(meta) => {
+                    let effective = broker.logs.config_for(&name);
+                    let configs = TOPIC_CONFIG_KEYS
+                        .iter()
+                        .filter(|(key, _)| wanted(key))
+                        .map(|(key, broker_key)| {
+                            let value = effective.get(key).unwrap_or_default();
+                            let mut synonyms = Vec::new();
+                            if let Some(topic_value) = meta.configs.get(*key) {
+                                synonyms.push(synonym(key, topic_value, SOURCE_TOPIC));
+                            }
+                            if let Some(static_value) = broker.config.explicit.get(*broker_key) {
+                                synonyms.push(synonym(
+                                    broker_key,
+                                    static_value,
+                                    SOURCE_STATIC_BROKER,
+                                ));
+                            }
+                            let source = synonyms.first().map_or(SOURCE_DEFAULT, |s| s.source);
+                            if !request.include_synonyms {
+                                synonyms.clear();
+                            }
+                            entry(key, &value, source, false, synonyms, version)
+                        })
+                        .collect();
+                    Ok(configs)
+                }
+            },
+            RESOURCE_BROKER if name.is_empty() || name == broker.config.node_id.to_string() => {
+                let configs = broker
+                    .config
+                    .describe()
+                    .into_iter()
+                    .filter(|(key, _)| wanted(key))
+                    .map(|(key, value)| {
+                        let source = if broker.config.explicit.contains_key(&key) {
+                            SOURCE_STATIC_BROKER
+                        } else {
+                            SOURCE_DEFAULT
+                        };
+                        entry(&key, &value, source, true, Vec::new(), version)
+                    })
+                    .collect();
+                Ok(configs)
+            }
+            RESOURCE_BROKER => Err(ApiError::new(
+                ResponseError::InvalidRequest,
+                format!(
+                    "Unexpected broker id, expected {} but received {name}",
+                    broker.config.node_id
+                ),
+            )),
+            other => Err(ApiError::new(
+                ResponseError::InvalidRequest,
+                format!("Unsupported resource type {other}"),
+            )),
+        };
+        results.push(match result {
+            Ok(configs) => base.with_configs(configs),
+            Err(err) => base
+                .with_error_code(err.code.code())
+                .with_error_message(Some(str_bytes(&err.message))),
+        });
+    }
+    DescribeConfigsResponse::default().with_results(results)
+}
+
+/// A config change that is refused for any broker resource: this node's broker configs are
+/// static (set in sluice.toml, the environment or `--override`).
+fn broker_configs_are_static(broker: &Broker, name: &str) -> ApiError {
+    if !name.is_empty() && name != broker.config.node_id.to_string() {
+        return ApiError::new(
+            ResponseError::InvalidRequest,
+            format!(
+                "Unexpected broker id, expected {} but received {name}",
+                broker.config.node_id
+            ),
+        );
+    }
+    ApiError::new(
+        ResponseError::InvalidRequest,
+        "Broker configs are static in Sluice: set them in sluice.toml, SLUICE_* variables or --override and restart",
+    )
+}
+
+/// AlterConfigs: the given topic configs replace all of the topic's overrides.
+pub fn alter_configs(
+    broker: &Broker,
+    request: AlterConfigsRequest,
+    _version: i16,
+) -> AlterConfigsResponse {
+    let mut responses = Vec::with_capacity(request.resources.len());
+    for resource in request.resources {
+        let name = resource.resource_name.to_string();
+        let result = match resource.resource_type {
+            RESOURCE_TOPIC => {
+                let mut configs = BTreeMap::new();
+                let mut null = None;
+                for config in &resource.configs {
+                    match &config.value {
+                        Some(value) => {
+                            configs.insert(config.name.to_string(), value.to_string());
+                        }
+                        None => null = Some(config.name.to_string()),
+                    }
+                }
+                match null {
+                    Some(key) => Err(ApiError::new(
+                        ResponseError::InvalidConfig,
+                        format!("Null value not supported for topic config {key}"),
+                    )),
+                    None => broker.set_topic_configs(&name, configs, request.validate_only),
+                }
+            }
+            RESOURCE_BROKER => Err(broker_configs_are_static(broker, &name)),
+            other => Err(ApiError::new(
+                ResponseError::InvalidRequest,
+                format!("Unsupported resource type {other}"),
+            )),
+        };
+        let base = AlterConfigsResourceResponse::default()
+            .with_resource_type(resource.resource_type)
+            .with_resource_name(resource.resource_name);
+        responses.push(match result {
+            Ok(()) => base.with_error_message(None),
+            Err(err) => base
+                .with_error_code(err.code.code())
+                .with_error_message(Some(str_bytes(&err.message))),
+        });
+    }
+    AlterConfigsResponse::default().with_responses(responses)
+}
+
+/// IncrementalAlterConfigs: SET, DELETE, APPEND and SUBTRACT (for list configs) on topic configs.
+pub fn incremental_alter_configs(
+    broker: &Broker,
+    request: IncrementalAlterConfigsRequest,
+    _version: i16,
+) -> IncrementalAlterConfigsResponse {
+    let mut responses = Vec::with_capacity(request.resources.len());
+    for resource in request.resources {
+        let name = resource.resource_name.to_string();
+        let result = match resource.resource_type {
+            RESOURCE_TOPIC => match broker.topic_meta(&name) {
+                None => Err(ApiError::new(
+                    ResponseError::UnknownTopicOrPartition,
+                    format!("Topic {name} does not exist."),
+                )),
+                Some(meta) => {
+                    let effective = broker.logs.config_for(&name);
+                    let mut configs = meta.configs.clone();
+                    let mut failure = None;
+                    for config in &resource.configs {
+                        let key = config.name.to_string();
+                        let value = config.value.as_ref().map(|v| v.to_string());
+                        match (config.config_operation, value) {
+                            (0, Some(value)) => {
+                                configs.insert(key, value);
+                            }
+                            (1, _) => {
+                                configs.remove(&key);
+                            }
+                            (op @ (2 | 3), Some(value)) if key == "cleanup.policy" => {
+                                let current = configs.get(&key).cloned().unwrap_or_else(|| effective.cleanup_policy.to_string());
+                                let mut items: Vec<String> = current.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect();
+                                for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                                    if op == 2 && !items.iter().any(|i| i == item) {
+                                        items.push(item.to_string());
+                                    } else if op == 3 {
+                                        items.retain(|i| i != item);
+                                    }
+                                }
+                                configs.insert(key, items.join(","));
+                            }
+                            (2 | 3, _) => failure = Some(ApiError::new(ResponseError::InvalidConfig, format!("Config value append/subtract is not allowed for config key {key} (not a list)"))),
+                            (0, None) => failure = Some(ApiError::new(ResponseError::InvalidConfig, format!("Null value not supported for {key}"))),
+                            (op, _) => failure = Some(ApiError::new(ResponseError::InvalidRequest, format!("Unknown config operation {op}"))),
+                        }
+                    }
+                    match failure {
+                        Some(err) => Err(err),
+                        None => broker.set_topic_configs(&name, configs, request.validate_only),
+                    }
+                }
+            },
+            RESOURCE_BROKER => Err(broker_configs_are_static(broker, &name)),
+            other => Err(ApiError::new(
+                ResponseError::InvalidRequest,
+                format!("Unsupported resource type {other}"),
+            )),
+        };
+        let base = IncrementalResourceResponse::default()
+            .with_resource_type(resource.resource_type)
+            .with_resource_name(resource.resource_name);
+        responses.push(match result {
+            Ok(()) => base.with_error_message(None),
+            Err(err) => base
+                .with_error_code(err.code.code())
+                .with_error_message(Some(str_bytes(&err.message))),
+        });
+    }
+    IncrementalAlterConfigsResponse::default().with_responses(responses)
+}
+
+/// CreatePartitions: grows a topic to `count` partitions.
+pub fn create_partitions(
+    broker: &Broker,
+    request: CreatePartitionsRequest,
+    _version: i16,
+) -> CreatePartitionsResponse {
+    let mut results = Vec::with_capacity(request.topics.len());
+    for topic in request.topics {
+        let name = topic.name.0.to_string();
+        let valid_assignment = topic.assignments.as_ref().is_none_or(|assignments| {
+            assignments
+                .iter()
+                .all(|a| a.broker_ids.iter().all(|id| id.0 == broker.config.node_id))
+        });
+        let result = if valid_assignment {
+            broker.create_partitions(&name, topic.count, request.validate_only)
+        } else {
+            Err(ApiError::new(
+                ResponseError::InvalidReplicaAssignment,
+                "Replica assignment names a broker that does not exist.",
+            ))
+        };
+        let base = CreatePartitionsTopicResult::default().with_name(topic.name);
+        results.push(match result {
+            Ok(()) => base.with_error_message(None),
+            Err(err) => base
+                .with_error_code(err.code.code())
+                .with_error_message(Some(str_bytes(&err.message))),
+        });
+    }
+    CreatePartitionsResponse::default().with_results(results)
+}
