@@ -2,6 +2,7 @@
 
 mod bench;
 mod start;
+mod tools;
 
 use clap::{Parser, Subcommand};
 
@@ -18,6 +19,14 @@ enum Command {
     /// Start a Sluice node: a Kafka-protocol broker on PLAINTEXT://127.0.0.1:9092 with its data
     /// in ./sluice-data, until Ctrl-C or SIGTERM (then it flushes and shuts down cleanly).
     Start(start::StartArgs),
+    /// Create, list, describe, alter and delete topics (like kafka-topics).
+    Topics(tools::topics::TopicsArgs),
+    /// Write lines of stdin or a file as records (like kafka-console-producer).
+    Produce(tools::produce::ProduceArgs),
+    /// Print records of a topic (like kafka-console-consumer).
+    Consume(tools::consume::ConsumeArgs),
+    /// Describe and alter topic and broker configs (like kafka-configs).
+    Configs(tools::configs::ConfigsArgs),
     /// Measure Sluice against the limits of this machine.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -44,6 +53,10 @@ fn run() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Start(args) => start::run(args),
+        Command::Topics(args) => tools::topics::run(args),
+        Command::Produce(args) => tools::produce::run(args),
+        Command::Consume(args) => tools::consume::run(args),
+        Command::Configs(args) => tools::configs::run(args),
         Command::Bench(command) => bench::run(command),
     }
 }

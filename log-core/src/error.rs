@@ -99,6 +99,37 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A broker answered with a Kafka error.
+    #[error("{}", broker_error_text(*.code, .message))]
+    Broker {
+        /// The Kafka error.
+        code: ResponseError,
+        /// The broker's message, or Kafka's description of the code.
+        message: String,
+    },
+    /// A connection to a broker failed or broke.
+    #[error("connection to {addr} failed: {reason}")]
+    Connection {
+        /// The broker address.
+        addr: String,
+        /// What happened.
+        reason: String,
+    },
+    /// The peer sent bytes that are not the Kafka protocol, or asked for something we do not
+    /// speak.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// A client operation did not complete in time.
+    #[error("timed out after {after_ms} ms waiting for {what}")]
+    Timeout {
+        /// What we were waiting for.
+        what: String,
+        /// How long we waited.
+        after_ms: u64,
+    },
+    /// A client configuration or argument is invalid.
+    #[error("invalid client argument: {0}")]
+    InvalidArgument(String),
     /// Data on disk that does not parse, found outside of recovery (which repairs it).
     #[error("corrupt file {path}: {reason}")]
     CorruptFile {
@@ -122,6 +153,13 @@ impl Error {
         }
     }
 
+    /// An error for a non-zero Kafka error code, with the broker's message if it sent one.
+    pub fn from_code(code: i16, message: Option<&str>) -> Option<Self> {
+        let code = ResponseError::try_from_code(code)?;
+        let message = message.unwrap_or_default().to_string();
+        Some(Error::Broker { code, message })
+    }
+
     pub(crate) fn corrupt(position: usize, reason: impl Into<String>) -> Self {
         Error::CorruptBatch {
             position,
@@ -143,6 +181,20 @@ impl Error {
             Error::PartitionExists(_) => ResponseError::TopicAlreadyExists,
             Error::UnknownPartition(_) => ResponseError::UnknownTopicOrPartition,
             Error::Io { .. } | Error::CorruptFile { .. } => ResponseError::KafkaStorageError,
+            Error::Broker { code, .. } => *code,
+            Error::Connection { .. } => ResponseError::NetworkException,
+            Error::Protocol(_) => ResponseError::InvalidRequest,
+            Error::Timeout { .. } => ResponseError::RequestTimedOut,
+            Error::InvalidArgument(_) => ResponseError::InvalidRequest,
         }
+    }
+}
+
+/// `UnknownTopicOrPartition (Kafka error 3): message`, without the message when there is none.
+fn broker_error_text(code: ResponseError, message: &str) -> String {
+    if message.is_empty() {
+        format!("{code:?} (Kafka error {})", code.code())
+    } else {
+        format!("{code:?} (Kafka error {}): {message}", code.code())
     }
 }

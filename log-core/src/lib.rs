@@ -32,6 +32,7 @@
 //! ```
 
 pub mod broker;
+pub mod client;
 pub mod config;
 pub mod error;
 pub mod model;

@@ -7,6 +7,7 @@
 mod admin;
 pub mod config;
 mod configs;
+pub mod embedded;
 mod fetch;
 mod produce;
 pub mod server;

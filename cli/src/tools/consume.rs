@@ -1,0 +1,230 @@
+//! `sluice consume`: records to stdout, as kafka-console-consumer prints them
+//! (`--property print.key=true`, `print.timestamp`, `print.offset`, `print.partition`,
+//! `print.headers`, `key.separator`, `line.separator`).
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use sluice_log::client::consumer::{Consumer, ConsumerConfig, ConsumerRecord, StartOffset};
+
+use super::{parse_key_value, runtime, unescape, Connect};
+
+#[derive(Debug, clap::Args)]
+pub struct ConsumeArgs {
+    #[command(flatten)]
+    connect: Connect,
+    /// Topic to read.
+    #[arg(long)]
+    topic: String,
+    /// Read only this partition (default: all).
+    #[arg(long)]
+    partition: Option<i32>,
+    /// Start at the earliest offset (default: only new records).
+    #[arg(long = "from-beginning")]
+    from_beginning: bool,
+    /// Start at `earliest`, `latest`, an offset, or a negative count back from the end.
+    #[arg(long, allow_hyphen_values = true)]
+    offset: Option<String>,
+    /// Start at the first record at or after this time (ms since the epoch).
+    #[arg(long = "from-timestamp")]
+    from_timestamp: Option<i64>,
+    /// Exit after this many records.
+    #[arg(long = "max-messages")]
+    max_messages: Option<u64>,
+    /// Exit when no record arrives for this long.
+    #[arg(long = "timeout-ms")]
+    timeout_ms: Option<u64>,
+    /// Consumer group (consumer groups come with the group coordinator).
+    #[arg(long)]
+    group: Option<String>,
+    /// Output property: print.key, print.value, print.timestamp, print.offset, print.partition,
+    /// print.headers, key.separator, line.separator, headers.separator, null.literal; repeatable.
+    #[arg(long = "property", value_name = "KEY=VALUE")]
+    properties: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+struct OutputFormat {
+    print_key: bool,
+    print_value: bool,
+    print_timestamp: bool,
+    print_offset: bool,
+    print_partition: bool,
+    print_headers: bool,
+    key_separator: String,
+    line_separator: String,
+    headers_separator: String,
+    null_literal: String,
+}
+
+impl OutputFormat {
+    fn from_properties(properties: &[String]) -> anyhow::Result<OutputFormat> {
+        let mut format = OutputFormat {
+            print_key: false,
+            print_value: true,
+            print_timestamp: false,
+            print_offset: false,
+            print_partition: false,
+            print_headers: false,
+            key_separator: "\t".into(),
+            line_separator: "\n".into(),
+            headers_separator: ",".into(),
+            null_literal: "null".into(),
+        };
+        for property in properties {
+            let (key, value) = parse_key_value(property)?;
+            let flag = value == "true";
+            match key.as_str() {
+                "print.key" => format.print_key = flag,
+                "print.value" => format.print_value = flag,
+                "print.timestamp" => format.print_timestamp = flag,
+                "print.offset" => format.print_offset = flag,
+                "print.partition" => format.print_partition = flag,
+                "print.headers" => format.print_headers = flag,
+                "key.separator" => format.key_separator = unescape(&value),
+                "line.separator" => format.line_separator = unescape(&value),
+                "headers.separator" => format.headers_separator = unescape(&value),
+                "null.literal" => format.null_literal = value,
+                other => anyhow::bail!("unknown --property {other}"),
+            }
+        }
+        Ok(format)
+    }
+
+    fn bytes<'a>(&'a self, value: &'a Option<bytes::Bytes>) -> std::borrow::Cow<'a, str> {
+        match value {
+            Some(bytes) => String::from_utf8_lossy(bytes),
+            None => std::borrow::Cow::Borrowed(&self.null_literal),
+        }
+    }
+
+    fn render(&self, record: &ConsumerRecord) -> String {
+        let sep = &self.key_separator;
+        let mut out = String::new();
+        if self.print_timestamp {
+            out.push_str(&format!("CreateTime:{}{sep}", record.timestamp));
+        }
+        if self.print_partition {
+            out.push_str(&format!("Partition:{}{sep}", record.partition));
+        }
+        if self.print_offset {
+            out.push_str(&format!("Offset:{}{sep}", record.offset));
+        }
+        if self.print_headers {
+            let headers: Vec<String> = record
+                .headers
+                .iter()
+                .map(|(k, v)| format!("{k}:{}", self.bytes(v)))
+                .collect();
+            out.push_str(if headers.is_empty() { "NO_HEADERS" } else { "" });
+            out.push_str(&headers.join(&self.headers_separator));
+            out.push_str(sep);
+        }
+        if self.print_key {
+            out.push_str(&self.bytes(&record.key));
+            out.push_str(sep);
+        }
+        if self.print_value {
+            out.push_str(&self.bytes(&record.value));
+        } else if out.ends_with(sep.as_str()) {
+            out.truncate(out.len() - sep.len());
+        }
+        out.push_str(&self.line_separator);
+        out
+    }
+}
+
+pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.group.is_none(),
+        "--group needs consumer groups, which this Sluice version does not have yet; read partitions directly with --partition/--offset"
+    );
+    let format = OutputFormat::from_properties(&args.properties)?;
+    let start = match (&args.offset, args.from_timestamp, args.from_beginning) {
+        (Some(offset), None, false) => match offset.as_str() {
+            "earliest" => StartOffset::Beginning,
+            "latest" => StartOffset::End,
+            n => StartOffset::Offset(n.parse().with_context(|| {
+                format!("--offset {n:?}: expected earliest, latest or a number")
+            })?),
+        },
+        (None, Some(ts), false) => StartOffset::Timestamp(ts),
+        (None, None, true) => StartOffset::Beginning,
+        (None, None, false) => StartOffset::End,
+        _ => anyhow::bail!("give at most one of --from-beginning, --offset and --from-timestamp"),
+    };
+    runtime()?.block_on(async move {
+        let client = args.connect.client().await?;
+        let partitions: Vec<i32> = match args.partition {
+            Some(partition) => vec![partition],
+            None => (0..client
+                .topic(&args.topic, false)
+                .await
+                .with_context(|| format!("topic {}", args.topic))?
+                .leaders
+                .len() as i32)
+                .collect(),
+        };
+        let assignments = partitions
+            .into_iter()
+            .map(|p| (args.topic.clone(), p, start))
+            .collect();
+        let mut consumer = Consumer::assign(client, assignments, ConsumerConfig::default()).await?;
+        let stdout = std::io::stdout();
+        let mut n_printed = 0u64;
+        let mut last_record = Instant::now();
+        let idle_limit = args.timeout_ms.map(Duration::from_millis);
+        loop {
+            if args.max_messages.is_some_and(|max| n_printed >= max) {
+                break;
+            }
+            if idle_limit.is_some_and(|limit| last_record.elapsed() >= limit) {
+                break;
+            }
+            let records = consumer.poll().await?;
+            if !records.is_empty() {
+                last_record = Instant::now();
+            }
+            let mut out = stdout.lock();
+            for record in records {
+                if args.max_messages.is_some_and(|max| n_printed >= max) {
+                    break;
+                }
+                out.write_all(format.render(&record).as_bytes())
+                    .context("write to stdout")?;
+                n_printed += 1;
+            }
+            out.flush().context("write to stdout")?;
+        }
+        eprintln!("Processed a total of {n_printed} messages");
+        anyhow::Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_render_like_the_console_consumer() {
+        let props = [
+            "print.key=true",
+            "print.offset=true",
+            "print.headers=true",
+            "key.separator=|",
+        ]
+        .map(String::from);
+        let format = OutputFormat::from_properties(&props).unwrap();
+        let record = ConsumerRecord {
+            topic: "t".into(),
+            partition: 0,
+            offset: 7,
+            timestamp: 1,
+            key: None,
+            value: Some("v".into()),
+            headers: vec![("h".into(), Some("x".into()))],
+        };
+        assert_eq!(format.render(&record), "Offset:7|h:x|null|v\n");
+    }
+}

@@ -1,0 +1,419 @@
+//! The `sluice` command-line tools against an in-process broker.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use sluice_log::broker::embedded::EmbeddedBroker;
+
+struct Fixture {
+    broker: EmbeddedBroker,
+    _dir: tempfile::TempDir,
+}
+
+fn start() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let props: BTreeMap<String, String> = [
+        (
+            "listeners".to_string(),
+            "PLAINTEXT://127.0.0.1:0".to_string(),
+        ),
+        ("log.dirs".to_string(), dir.path().display().to_string()),
+        ("message.max.bytes".to_string(), "100000".to_string()),
+    ]
+    .into();
+    Fixture {
+        broker: EmbeddedBroker::start(&props).unwrap(),
+        _dir: dir,
+    }
+}
+
+/// Runs `sluice <args>` against the fixture with `stdin`, bounded by coreutils' `timeout`.
+fn sluice(fixture: &Fixture, args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new("timeout")
+        .arg("60")
+        .arg(env!("CARGO_BIN_EXE_sluice"))
+        .args(args)
+        .env("SLUICE_BOOTSTRAP_SERVER", fixture.broker.bootstrap())
+        .env("RUST_BACKTRACE", "0")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn ok(output: Output) -> String {
+    assert!(
+        output.status.success(),
+        "failed: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+fn fails(output: Output) -> String {
+    assert!(
+        !output.status.success(),
+        "should fail: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    String::from_utf8(output.stderr).unwrap()
+}
+
+#[test]
+fn topics_lifecycle_like_kafka_topics() {
+    let f = start();
+    assert_eq!(
+        ok(sluice(
+            &f,
+            &[
+                "topics",
+                "create",
+                "--topic",
+                "orders",
+                "--partitions",
+                "3",
+                "--config",
+                "retention.ms=60000"
+            ],
+            ""
+        )),
+        "Created topic orders.\n"
+    );
+    let err = fails(sluice(&f, &["topics", "create", "--topic", "orders"], ""));
+    assert!(err.contains("TopicAlreadyExists"), "{err}");
+    ok(sluice(
+        &f,
+        &["topics", "create", "--topic", "orders", "--if-not-exists"],
+        "",
+    ));
+    let err = fails(sluice(&f, &["topics", "create", "--topic", "bad name"], ""));
+    assert!(
+        err.contains("InvalidTopicException") && err.contains("illegal character"),
+        "{err}"
+    );
+    let err = fails(sluice(
+        &f,
+        &[
+            "topics",
+            "create",
+            "--topic",
+            "x",
+            "--replication-factor",
+            "3",
+        ],
+        "",
+    ));
+    assert!(err.contains("InvalidReplicationFactor"), "{err}");
+    assert_eq!(ok(sluice(&f, &["topics", "list"], "")), "orders\n");
+    let described = ok(sluice(&f, &["topics", "describe", "--topic", "orders"], ""));
+    assert!(
+        described.contains("PartitionCount: 3\tReplicationFactor: 1\tConfigs: retention.ms=60000"),
+        "{described}"
+    );
+    assert!(
+        described.contains("\tTopic: orders\tPartition: 2\tLeader: 1\tReplicas: 1\tIsr: 1"),
+        "{described}"
+    );
+    ok(sluice(
+        &f,
+        &[
+            "topics",
+            "alter",
+            "--topic",
+            "orders",
+            "--partitions",
+            "4",
+            "--config",
+            "cleanup.policy=compact",
+            "--delete-config",
+            "retention.ms",
+        ],
+        "",
+    ));
+    let described = ok(sluice(&f, &["topics", "describe", "--topic", "orders"], ""));
+    assert!(
+        described
+            .contains("PartitionCount: 4\tReplicationFactor: 1\tConfigs: cleanup.policy=compact"),
+        "{described}"
+    );
+    let err = fails(sluice(
+        &f,
+        &["topics", "alter", "--topic", "orders", "--partitions", "2"],
+        "",
+    ));
+    assert!(err.contains("InvalidPartitions"), "{err}");
+    assert_eq!(
+        ok(sluice(&f, &["topics", "delete", "--topic", "orders"], "")),
+        "Deleted topic orders.\n"
+    );
+    let err = fails(sluice(&f, &["topics", "delete", "--topic", "orders"], ""));
+    assert!(err.contains("UnknownTopicOrPartition"), "{err}");
+}
+
+#[test]
+fn produce_and_consume_like_the_console_tools() {
+    let f = start();
+    ok(sluice(
+        &f,
+        &["topics", "create", "--topic", "lines", "--partitions", "1"],
+        "",
+    ));
+    let input = "h1:a,h2:b\tk1:first\nNO\tk2:second:with:colons\n";
+    let err = fails(sluice(
+        &f,
+        &[
+            "produce",
+            "--topic",
+            "lines",
+            "--property",
+            "parse.key=true",
+            "--property",
+            "key.separator=:",
+            "--property",
+            "parse.headers=true",
+        ],
+        input,
+    ));
+    assert!(err.contains("line 2"), "{err}");
+    let input = "h1:a,h2:b\tk1:first\n\tk2:second:with:colons\n";
+    ok(sluice(
+        &f,
+        &[
+            "produce",
+            "--topic",
+            "lines",
+            "--compression",
+            "zstd",
+            "--property",
+            "parse.key=true",
+            "--property",
+            "key.separator=:",
+            "--property",
+            "parse.headers=true",
+        ],
+        input,
+    ));
+    let out = ok(sluice(
+        &f,
+        &[
+            "consume",
+            "--topic",
+            "lines",
+            "--from-beginning",
+            "--max-messages",
+            "3",
+            "--timeout-ms",
+            "3000",
+            "--property",
+            "print.key=true",
+            "--property",
+            "print.offset=true",
+            "--property",
+            "print.headers=true",
+            "--property",
+            "key.separator=|",
+        ],
+        "",
+    ));
+    assert_eq!(
+        out,
+        "Offset:0|h1:a,h2:b|k1|first\nOffset:1|NO_HEADERS|k2|second:with:colons\n"
+    );
+    let out = ok(sluice(
+        &f,
+        &[
+            "consume",
+            "--topic",
+            "lines",
+            "--offset",
+            "-1",
+            "--max-messages",
+            "1",
+        ],
+        "",
+    ));
+    assert_eq!(out, "second:with:colons\n");
+
+    // A file, with acks=1 and lz4; over-sized lines fail with the broker's error.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("in.txt");
+    let lines: String = (0..5000).map(|i| format!("line-{i}\n")).collect();
+    std::fs::write(&path, &lines).unwrap();
+    ok(sluice(
+        &f,
+        &[
+            "produce",
+            "--topic",
+            "file",
+            "--file",
+            path.to_str().unwrap(),
+            "--acks",
+            "1",
+            "--compression",
+            "lz4",
+        ],
+        "",
+    ));
+    let out = ok(sluice(
+        &f,
+        &[
+            "consume",
+            "--topic",
+            "file",
+            "--from-beginning",
+            "--max-messages",
+            "5000",
+        ],
+        "",
+    ));
+    assert_eq!(out, lines);
+    let big = "x".repeat(200_000) + "\n";
+    let err = fails(sluice(&f, &["produce", "--topic", "file"], &big));
+    assert!(err.contains("MessageTooLarge"), "{err}");
+    let err = fails(sluice(
+        &f,
+        &["consume", "--topic", "file", "--group", "g"],
+        "",
+    ));
+    assert!(err.contains("consumer groups"), "{err}");
+}
+
+#[test]
+fn configs_describe_and_alter_like_kafka_configs() {
+    let f = start();
+    ok(sluice(&f, &["topics", "create", "--topic", "c"], ""));
+    ok(sluice(
+        &f,
+        &[
+            "configs",
+            "alter",
+            "--entity-type",
+            "topics",
+            "--entity-name",
+            "c",
+            "--add-config",
+            "retention.ms=1000,segment.bytes=1048576",
+        ],
+        "",
+    ));
+    let out = ok(sluice(
+        &f,
+        &[
+            "configs",
+            "describe",
+            "--entity-type",
+            "topics",
+            "--entity-name",
+            "c",
+        ],
+        "",
+    ));
+    assert!(
+        out.contains("retention.ms=1000 (DYNAMIC_TOPIC_CONFIG)")
+            && out.contains("segment.bytes=1048576"),
+        "{out}"
+    );
+    ok(sluice(
+        &f,
+        &[
+            "configs",
+            "alter",
+            "--entity-type",
+            "topics",
+            "--entity-name",
+            "c",
+            "--delete-config",
+            "retention.ms",
+        ],
+        "",
+    ));
+    let out = ok(sluice(
+        &f,
+        &[
+            "configs",
+            "describe",
+            "--entity-type",
+            "topics",
+            "--entity-name",
+            "c",
+            "--all",
+        ],
+        "",
+    ));
+    assert!(
+        out.contains("retention.ms=604800000 (DEFAULT_CONFIG)"),
+        "{out}"
+    );
+    let err = fails(sluice(
+        &f,
+        &[
+            "configs",
+            "alter",
+            "--entity-type",
+            "topics",
+            "--entity-name",
+            "c",
+            "--add-config",
+            "retention.ms=soon",
+        ],
+        "",
+    ));
+    assert!(
+        err.contains("InvalidConfig") && err.contains("retention.ms"),
+        "{err}"
+    );
+    let out = ok(sluice(
+        &f,
+        &[
+            "configs",
+            "describe",
+            "--entity-type",
+            "brokers",
+            "--entity-name",
+            "1",
+            "--all",
+        ],
+        "",
+    ));
+    assert!(
+        out.contains("message.max.bytes=100000 (STATIC_BROKER_CONFIG)"),
+        "{out}"
+    );
+    let err = fails(sluice(
+        &f,
+        &[
+            "configs",
+            "alter",
+            "--entity-type",
+            "brokers",
+            "--entity-name",
+            "1",
+            "--add-config",
+            "num.partitions=3",
+        ],
+        "",
+    ));
+    assert!(err.contains("static"), "{err}");
+}
+
+#[test]
+fn a_broker_that_is_not_there_is_a_clear_error() {
+    let output = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["topics", "list", "--bootstrap-server", "127.0.0.1:1"])
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.contains("connect to 127.0.0.1:1"), "{err}");
+}

@@ -1,0 +1,154 @@
+//! Sluice's own client against the broker, and against librdkafka's partitioner.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use sluice_log::client::consumer::{Consumer, ConsumerConfig, StartOffset};
+use sluice_log::client::partitioner::partition_for_key;
+use sluice_log::client::producer::{parse_compression, Producer, ProducerConfig, ProducerRecord};
+use sluice_log::client::{Client, ClientOptions, NewTopic};
+use sluice_log::Error;
+
+use super::fixtures::{run_bounded, TestBroker};
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn produce_with_every_codec_then_consume_in_order() {
+    let broker = TestBroker::start(&[]);
+    runtime().block_on(async {
+        let client = Client::connect(&broker.bootstrap(), ClientOptions::default())
+            .await
+            .unwrap();
+        let created = client
+            .create_topics(
+                &[NewTopic {
+                    name: "rust".into(),
+                    partitions: 1,
+                    replication_factor: 1,
+                    configs: BTreeMap::new(),
+                }],
+                false,
+            )
+            .await
+            .unwrap();
+        assert!(created[0].1.is_ok());
+        let mut expected = Vec::new();
+        for codec in ["none", "gzip", "snappy", "lz4", "zstd"] {
+            for acks in ["all", "1", "0"] {
+                let mut config = ProducerConfig {
+                    compression: parse_compression(codec).unwrap(),
+                    ..Default::default()
+                };
+                config.set("acks", acks).unwrap();
+                let producer = Producer::new(client.clone(), config);
+                let mut deliveries = Vec::new();
+                for i in 0..100 {
+                    let value = Bytes::from(format!("{codec}-{acks}-{i}"));
+                    expected.push(value.clone());
+                    let record = ProducerRecord {
+                        topic: "rust".into(),
+                        value: Some(value),
+                        headers: vec![("h".into(), Some(Bytes::from("x")))],
+                        ..Default::default()
+                    };
+                    deliveries.push(producer.send(record).await.unwrap());
+                }
+                producer.flush().await;
+                for delivery in deliveries {
+                    let metadata = delivery.await.unwrap().unwrap();
+                    assert_eq!(metadata.partition, 0);
+                    if acks != "0" {
+                        assert!(metadata.offset >= 0);
+                    }
+                }
+                producer.close().await;
+            }
+        }
+        let mut consumer = Consumer::assign(
+            client.clone(),
+            vec![("rust".into(), 0, StartOffset::Beginning)],
+            ConsumerConfig::default(),
+        )
+        .await
+        .unwrap();
+        let mut got = Vec::new();
+        while got.len() < expected.len() {
+            got.extend(consumer.poll().await.unwrap());
+        }
+        assert_eq!(
+            got.iter()
+                .map(|r| r.value.clone().unwrap())
+                .collect::<Vec<_>>(),
+            expected
+        );
+        assert!(got.iter().enumerate().all(|(i, r)| r.offset == i as i64
+            && r.headers == vec![("h".to_string(), Some(Bytes::from("x")))]));
+        assert!(consumer.at_end());
+
+        let err = client.topic("missing", false).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Broker {
+                    code: kafka_protocol::ResponseError::UnknownTopicOrPartition,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    });
+}
+
+#[test]
+fn keyed_records_land_where_librdkafkas_murmur2_partitioner_puts_them() {
+    let broker = TestBroker::start(&[("num.partitions", "7")]);
+    let keys: Vec<String> = (0..200).map(|i| format!("customer-{i}")).collect();
+    let input: String = keys.iter().map(|k| format!("{k}:v\n")).collect();
+    let bootstrap = broker.bootstrap();
+    let out = run_bounded(
+        60,
+        "kcat",
+        &[
+            "-b",
+            &bootstrap,
+            "-P",
+            "-t",
+            "keyed",
+            "-K:",
+            "-X",
+            "partitioner=murmur2_random",
+        ],
+        input.as_bytes(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    runtime().block_on(async {
+        let client = Client::connect(&bootstrap, ClientOptions::default())
+            .await
+            .unwrap();
+        let assignments = (0..7)
+            .map(|p| ("keyed".to_string(), p, StartOffset::Beginning))
+            .collect();
+        let mut consumer = Consumer::assign(client, assignments, ConsumerConfig::default())
+            .await
+            .unwrap();
+        let mut seen = 0;
+        while seen < keys.len() {
+            for record in consumer.poll().await.unwrap() {
+                let key = record.key.unwrap();
+                assert_eq!(record.partition, partition_for_key(&key, 7), "key {key:?}");
+                seen += 1;
+            }
+        }
+    });
+}
