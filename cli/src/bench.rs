@@ -25,6 +25,13 @@ pub enum BenchCommand {
     Log(LogBenchArgs),
     /// Open a cleanly shut down data directory of many partitions; memory per idle partition.
     LogOpen(LogOpenArgs),
+    /// Produce records as fast as possible (or at --throughput) and report throughput and
+    /// latency percentiles, like kafka-producer-perf-test.
+    Produce(crate::perf::ProducePerfArgs),
+    /// Consume records from the beginning and report throughput, like kafka-consumer-perf-test.
+    Consume(crate::perf::ConsumePerfArgs),
+    /// Time `sluice start` until it listens, and its idle memory.
+    Start(crate::perf::StartPerfArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -86,11 +93,14 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Log(args) => bench_log(args),
         BenchCommand::LogOpen(args) => bench_log_open(args),
+        BenchCommand::Produce(args) => crate::perf::produce(args),
+        BenchCommand::Consume(args) => crate::perf::consume(args),
+        BenchCommand::Start(args) => crate::perf::start(args),
     }
 }
 
 /// One producer batch of `n` records of `size` bytes, encoded as a client would.
-fn producer_batch(n: usize, size: usize) -> anyhow::Result<BytesMut> {
+pub(crate) fn producer_batch(n: usize, size: usize) -> anyhow::Result<BytesMut> {
     let value = Bytes::from(vec![b'x'; size]);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?

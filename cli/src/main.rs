@@ -1,6 +1,7 @@
 //! `sluice`: one binary to run a Sluice node and drive it.
 
 mod bench;
+mod perf;
 mod start;
 mod tools;
 

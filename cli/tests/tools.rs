@@ -417,3 +417,73 @@ fn a_broker_that_is_not_there_is_a_clear_error() {
     let err = String::from_utf8_lossy(&output.stderr);
     assert!(err.contains("connect to 127.0.0.1:1"), "{err}");
 }
+
+#[test]
+fn perf_tools_report_throughput_and_latency_as_json() {
+    let f = start();
+    let out = ok(sluice(
+        &f,
+        &[
+            "bench",
+            "produce",
+            "--topic",
+            "perf",
+            "--num-records",
+            "3000",
+            "--record-size",
+            "50",
+            "--producer-props",
+            "acks=1",
+            "linger.ms=1",
+            "--json",
+        ],
+        "",
+    ));
+    let report: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    for key in [
+        "records_per_sec",
+        "mb_per_sec",
+        "p50_ms",
+        "p99_ms",
+        "p999_ms",
+    ] {
+        assert!(
+            report[key].as_f64().is_some_and(|v| v >= 0.0),
+            "{key} in {out}"
+        );
+    }
+    assert_eq!(report["records"], 3000);
+    let out = ok(sluice(
+        &f,
+        &[
+            "bench",
+            "consume",
+            "--topic",
+            "perf",
+            "--messages",
+            "3000",
+            "--json",
+        ],
+        "",
+    ));
+    let report: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(report["records"], 3000);
+    assert_eq!(report["bytes"], 150_000);
+    let err = fails(sluice(
+        &f,
+        &[
+            "bench",
+            "produce",
+            "--topic",
+            "perf",
+            "--num-records",
+            "1",
+            "--record-size",
+            "1",
+            "--producer-props",
+            "acks=2",
+        ],
+        "",
+    ));
+    assert!(err.contains("acks=2"), "{err}");
+}

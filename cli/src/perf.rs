@@ -1,0 +1,363 @@
+//! `sluice bench produce|consume`: kafka-producer-perf-test and kafka-consumer-perf-test, over
+//! Sluice's client, against any Kafka-compatible cluster.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bytes::Bytes;
+use serde::Serialize;
+use sluice_log::client::consumer::{Consumer, ConsumerConfig, StartOffset};
+use sluice_log::client::producer::{DeliveryFuture, Producer, ProducerConfig, ProducerRecord};
+use sluice_log::{LogConfig, PartitionLog, TopicPartition};
+
+use crate::tools::{parse_key_value, runtime, Connect};
+
+#[derive(Debug, clap::Args)]
+pub struct ProducePerfArgs {
+    #[command(flatten)]
+    connect: Connect,
+    /// Topic to produce to (auto-created if the broker allows).
+    #[arg(long)]
+    topic: String,
+    /// Number of records.
+    #[arg(long = "num-records")]
+    num_records: u64,
+    /// Bytes per record value.
+    #[arg(long = "record-size")]
+    record_size: usize,
+    /// Records per second to aim at; -1 for as fast as possible.
+    #[arg(long, default_value_t = -1, allow_hyphen_values = true)]
+    throughput: i64,
+    /// Producer properties, e.g. `acks=1 linger.ms=5 batch.size=65536 compression.type=lz4`.
+    #[arg(long = "producer-props", num_args = 1.., value_name = "KEY=VALUE")]
+    producer_props: Vec<String>,
+    /// Also append the same records to a fresh storage-engine partition in this process and
+    /// report the produce rate as a share of it (the broker's own limit on this machine).
+    #[arg(long = "compare-log")]
+    compare_log: bool,
+    /// Print one JSON object instead of the summary line.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct ProduceReport {
+    records: u64,
+    record_size: usize,
+    records_per_sec: f64,
+    mb_per_sec: f64,
+    avg_ms: f64,
+    max_ms: f64,
+    p50_ms: f64,
+    p95_ms: f64,
+    p99_ms: f64,
+    p999_ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    log_append_mb_per_sec: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    log_ratio: Option<f64>,
+}
+
+fn percentile(sorted_us: &[u32], fraction: f64) -> f64 {
+    if sorted_us.is_empty() {
+        return 0.0;
+    }
+    let idx = ((sorted_us.len() as f64 * fraction) as usize).min(sorted_us.len() - 1);
+    f64::from(sorted_us[idx]) / 1000.0
+}
+
+pub fn produce(args: ProducePerfArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.num_records > 0 && args.record_size > 0,
+        "--num-records and --record-size must be at least 1"
+    );
+    let mut config = ProducerConfig::default();
+    for prop in &args.producer_props {
+        let (key, value) = parse_key_value(prop)?;
+        config
+            .set(&key, &value)
+            .with_context(|| format!("--producer-props {prop}"))?;
+    }
+    let batch_size = config.batch_size;
+    let report = runtime()?.block_on(async {
+        let client = args.connect.client().await?;
+        client
+            .topic(&args.topic, true)
+            .await
+            .with_context(|| format!("topic {}", args.topic))?;
+        let producer = Arc::new(Producer::new(client, config));
+        let value = Bytes::from(vec![b'x'; args.record_size]);
+        // Deliveries complete in order per partition; a collector awaits them in order and
+        // notes each record's latency from send to acknowledgement.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<(Instant, DeliveryFuture)>(1 << 16);
+        let collector = tokio::spawn(async move {
+            let mut latencies_us = Vec::new();
+            while let Some((sent, delivery)) = rx.recv().await {
+                match delivery.await {
+                    Ok(Ok(_)) => latencies_us
+                        .push(sent.elapsed().as_micros().min(u128::from(u32::MAX)) as u32),
+                    Ok(Err(err)) => {
+                        return Err(anyhow::Error::new(err).context("a record was not written"))
+                    }
+                    Err(_) => anyhow::bail!("the producer stopped before acknowledging a record"),
+                }
+            }
+            Ok(latencies_us)
+        });
+        let started = Instant::now();
+        for idx in 0..args.num_records {
+            if args.throughput > 0 {
+                // Pace the sends: record idx goes out no earlier than idx / throughput seconds.
+                let due = started + Duration::from_secs_f64(idx as f64 / args.throughput as f64);
+                tokio::time::sleep_until(due.into()).await;
+            }
+            let record = ProducerRecord {
+                topic: args.topic.clone(),
+                value: Some(value.clone()),
+                ..Default::default()
+            };
+            let sent = Instant::now();
+            let delivery = producer.send(record).await?;
+            if tx.send((sent, delivery)).await.is_err() {
+                break;
+            }
+        }
+        drop(tx);
+        producer.flush().await;
+        let mut latencies_us = collector.await.context("latency collector")??;
+        let elapsed = started.elapsed();
+        if let Ok(producer) = Arc::try_unwrap(producer) {
+            producer.close().await;
+        }
+        latencies_us.sort_unstable();
+        let total_bytes = args.num_records as f64 * args.record_size as f64;
+        let avg = latencies_us.iter().map(|&l| f64::from(l)).sum::<f64>()
+            / latencies_us.len().max(1) as f64
+            / 1000.0;
+        anyhow::Ok(ProduceReport {
+            records: args.num_records,
+            record_size: args.record_size,
+            records_per_sec: args.num_records as f64 / elapsed.as_secs_f64(),
+            mb_per_sec: total_bytes / 1e6 / elapsed.as_secs_f64(),
+            avg_ms: avg,
+            max_ms: latencies_us.last().map_or(0.0, |&l| f64::from(l) / 1000.0),
+            p50_ms: percentile(&latencies_us, 0.5),
+            p95_ms: percentile(&latencies_us, 0.95),
+            p99_ms: percentile(&latencies_us, 0.99),
+            p999_ms: percentile(&latencies_us, 0.999),
+            log_append_mb_per_sec: None,
+            log_ratio: None,
+        })
+    })?;
+    let mut report = report;
+    if args.compare_log {
+        // The limit: the storage engine appending the same records in this process, best of
+        // two runs (the broker's writes just before can slow the first with writeback).
+        let first = log_append_rate(args.num_records, args.record_size, batch_size)?;
+        let second = log_append_rate(args.num_records, args.record_size, batch_size)?;
+        let log_mb = first.max(second);
+        report.log_append_mb_per_sec = Some(log_mb);
+        report.log_ratio = Some(report.mb_per_sec / log_mb);
+    }
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!(
+            "{} records sent, {:.1} records/sec ({:.2} MB/sec), {:.2} ms avg latency, {:.2} ms max latency, {:.2} ms 50th, {:.2} ms 95th, {:.2} ms 99th, {:.2} ms 99.9th.",
+            report.records, report.records_per_sec, report.mb_per_sec, report.avg_ms, report.max_ms, report.p50_ms, report.p95_ms, report.p99_ms, report.p999_ms
+        );
+        if let (Some(log_mb), Some(ratio)) = (report.log_append_mb_per_sec, report.log_ratio) {
+            println!("storage engine append of the same records here: {log_mb:.2} MB/sec; produce / append = {ratio:.2}");
+        }
+    }
+    Ok(())
+}
+
+/// Payload MB/s of appending `n` records of `size` bytes, in batches of about `batch_size`
+/// bytes, to a fresh partition (fsync never, as the broker's default).
+fn log_append_rate(n: u64, size: usize, batch_size: usize) -> anyhow::Result<f64> {
+    let dir = tempfile::tempdir()?;
+    let per_batch = (batch_size / (size + 10)).max(1);
+    let mut full = crate::bench::producer_batch(per_batch, size)?;
+    let mut log = PartitionLog::create(
+        dir.path(),
+        TopicPartition::new("compare", 0),
+        Arc::new(LogConfig::default()),
+    )?;
+    let started = Instant::now();
+    let mut remaining = n;
+    while remaining > 0 {
+        if remaining < per_batch as u64 {
+            let mut last = crate::bench::producer_batch(remaining as usize, size)?;
+            log.append_as_leader(&mut last, 0)?;
+            break;
+        }
+        log.append_as_leader(&mut full, 0)?;
+        remaining -= per_batch as u64;
+    }
+    let elapsed = started.elapsed();
+    Ok(n as f64 * size as f64 / 1e6 / elapsed.as_secs_f64())
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ConsumePerfArgs {
+    #[command(flatten)]
+    connect: Connect,
+    /// Topic to consume, every partition from the beginning.
+    #[arg(long)]
+    topic: String,
+    /// Stop after this many records.
+    #[arg(long)]
+    messages: u64,
+    /// Fail if the records do not arrive within this long.
+    #[arg(long = "timeout-ms", default_value_t = 60_000)]
+    timeout_ms: u64,
+    /// Print one JSON object instead of the summary.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct ConsumeReport {
+    records: u64,
+    bytes: u64,
+    records_per_sec: f64,
+    mb_per_sec: f64,
+    seconds: f64,
+}
+
+pub fn consume(args: ConsumePerfArgs) -> anyhow::Result<()> {
+    let report = runtime()?.block_on(async {
+        let client = args.connect.client().await?;
+        let partitions = client
+            .topic(&args.topic, false)
+            .await
+            .with_context(|| format!("topic {}", args.topic))?
+            .leaders
+            .len() as i32;
+        let assignments = (0..partitions)
+            .map(|p| (args.topic.clone(), p, StartOffset::Beginning))
+            .collect();
+        let mut consumer = Consumer::assign(client, assignments, ConsumerConfig::default()).await?;
+        let started = Instant::now();
+        let deadline = started + Duration::from_millis(args.timeout_ms);
+        let (mut records, mut bytes) = (0u64, 0u64);
+        while records < args.messages {
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "only {records} of {} records arrived within {} ms",
+                args.messages,
+                args.timeout_ms
+            );
+            for record in consumer.poll().await? {
+                records += 1;
+                bytes += record.value.as_ref().map_or(0, |v| v.len() as u64)
+                    + record.key.as_ref().map_or(0, |k| k.len() as u64);
+            }
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        anyhow::Ok(ConsumeReport {
+            records,
+            bytes,
+            records_per_sec: records as f64 / seconds,
+            mb_per_sec: bytes as f64 / 1e6 / seconds,
+            seconds,
+        })
+    })?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!("data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec, seconds");
+        println!(
+            "{:.4}, {:.4}, {}, {:.1}, {:.3}",
+            report.bytes as f64 / 1e6,
+            report.mb_per_sec,
+            report.records,
+            report.records_per_sec,
+            report.seconds
+        );
+    }
+    Ok(())
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StartPerfArgs {
+    /// Start and stop the node this many times and report the fastest start.
+    #[arg(long, default_value_t = 5)]
+    rounds: u32,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct StartReport {
+    start_ms: f64,
+    spawn_true_ms: f64,
+    idle_rss_mb: f64,
+}
+
+fn rss_mb(pid: u32) -> anyhow::Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .context("read /proc/<pid>/status")?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .context("no VmRSS in /proc/<pid>/status")?;
+    Ok(kb / 1024.0)
+}
+
+/// Times `sluice start` from spawn until it prints where it listens (against spawning `true`,
+/// the floor for starting any process here), and its idle resident memory.
+pub fn start(args: StartPerfArgs) -> anyhow::Result<()> {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let exe = std::env::current_exe()?;
+    let mut best_start = f64::MAX;
+    let mut best_true = f64::MAX;
+    let mut idle_rss = 0.0;
+    for _ in 0..args.rounds.max(1) {
+        let dir = tempfile::tempdir()?;
+        let started = Instant::now();
+        let mut child = Command::new(&exe)
+            .args(["start", "--override", "listeners=PLAINTEXT://127.0.0.1:0"])
+            .env("SLUICE_LOG_DIRS", dir.path())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let stdout = child.stdout.take().context("child stdout")?;
+        let mut line = String::new();
+        std::io::BufReader::new(stdout).read_line(&mut line)?;
+        let elapsed = started.elapsed().as_secs_f64() * 1e3;
+        anyhow::ensure!(
+            line.starts_with("Sluice listening"),
+            "unexpected first line from sluice start: {line:?}"
+        );
+        best_start = best_start.min(elapsed);
+        idle_rss = rss_mb(child.id())?;
+        // SIGTERM through the kill command: a clean shutdown, as an operator would stop it.
+        Command::new("kill").arg(child.id().to_string()).status()?;
+        child.wait()?;
+        let started = Instant::now();
+        Command::new("true").status()?;
+        best_true = best_true.min(started.elapsed().as_secs_f64() * 1e3);
+    }
+    let report = StartReport {
+        start_ms: best_start,
+        spawn_true_ms: best_true,
+        idle_rss_mb: idle_rss,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!(
+            "sluice start: listening after {:.1} ms (spawning `true`: {:.1} ms); idle RSS {:.1} MB",
+            report.start_ms, report.spawn_true_ms, report.idle_rss_mb
+        );
+    }
+    Ok(())
+}
