@@ -287,7 +287,7 @@ fn sluice_append(
     let bar = progress(args.records, "append", args.json);
     let started = Instant::now();
     for _ in 0..work.n_full {
-        log.append_as_leader(&mut work.full, 0)?;
+        log.append_as_leader(&work.full, 0)?;
         if args.fsync == FsyncPolicy::Interval {
             log.flush_if_due(Instant::now())?;
         }
@@ -427,11 +427,11 @@ fn bench_log_open(args: LogOpenArgs) -> anyhow::Result<()> {
     let config = LogManagerConfig::new(tmp.path());
     {
         let (manager, _) = LogManager::open(config.clone(), Default::default())?;
-        let mut batch = producer_batch(args.records_per_partition.max(1), 100)?;
+        let batch = producer_batch(args.records_per_partition.max(1), 100)?;
         let bar = progress(args.partitions as u64, "create", args.json);
         for partition in 0..args.partitions {
             let log = manager.create(TopicPartition::new("bench-open", partition))?;
-            log.lock().append_as_leader(&mut batch, 0)?;
+            log.lock().append_as_leader(&batch, 0)?;
             bar.inc(1);
         }
         bar.finish_and_clear();

@@ -179,7 +179,7 @@ pub fn produce(args: ProducePerfArgs) -> anyhow::Result<()> {
 fn log_append_rate(n: u64, size: usize, batch_size: usize) -> anyhow::Result<f64> {
     let dir = tempfile::tempdir()?;
     let per_batch = (batch_size / (size + 10)).max(1);
-    let mut full = crate::bench::producer_batch(per_batch, size)?;
+    let full = crate::bench::producer_batch(per_batch, size)?;
     let mut log = PartitionLog::create(
         dir.path(),
         TopicPartition::new("compare", 0),
@@ -189,11 +189,11 @@ fn log_append_rate(n: u64, size: usize, batch_size: usize) -> anyhow::Result<f64
     let mut remaining = n;
     while remaining > 0 {
         if remaining < per_batch as u64 {
-            let mut last = crate::bench::producer_batch(remaining as usize, size)?;
-            log.append_as_leader(&mut last, 0)?;
+            let last = crate::bench::producer_batch(remaining as usize, size)?;
+            log.append_as_leader(&last, 0)?;
             break;
         }
-        log.append_as_leader(&mut full, 0)?;
+        log.append_as_leader(&full, 0)?;
         remaining -= per_batch as u64;
     }
     let elapsed = started.elapsed();

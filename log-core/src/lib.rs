@@ -23,7 +23,7 @@
 //! let tp = TopicPartition::new("orders", 0);
 //! let mut log = PartitionLog::create(dir.path(), tp, Arc::new(LogConfig::default()))?;
 //! // `batch` holds a v2 record batch as a producer sends it.
-//! let appended = log.append_as_leader(&mut batch, 0)?;
+//! let appended = log.append_as_leader(&batch, 0)?;
 //! assert_eq!(appended.first_offset, 0);
 //! log.set_high_watermark(log.log_end_offset());
 //! let read = log.read(0, 1 << 20, FetchIsolation::HighWatermark, true)?;

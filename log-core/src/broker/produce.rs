@@ -1,6 +1,5 @@
 //! Produce: validate and append each partition's batches as the producer sent them.
 
-use bytes::BytesMut;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
@@ -36,10 +35,8 @@ pub fn produce(broker: &Broker, request: ProduceRequest, version: i16) -> Option
                         "the records field is null".to_string(),
                     )),
                     Some(records) => {
-                        // The request buffer is shared; the log rewrites offsets in place.
-                        let mut records = BytesMut::from(&records[..]);
                         let mut log = log.lock();
-                        match log.append_as_leader(&mut records, 0) {
+                        match log.append_as_leader(&records, 0) {
                             Ok(info) => {
                                 let end = log.log_end_offset();
                                 log.set_high_watermark(end);

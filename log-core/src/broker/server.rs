@@ -108,8 +108,14 @@ async fn serve_connection(
             },
         }
         let size = frame_size(prefix, max)?;
-        let mut frame = BytesMut::zeroed(size);
-        reader.read_exact(&mut frame).await?;
+        // Read into spare capacity, without zeroing the buffer first.
+        let mut frame = BytesMut::with_capacity(size);
+        let mut limited = (&mut reader).take(size as u64);
+        while frame.len() < size {
+            if limited.read_buf(&mut frame).await? == 0 {
+                return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+            }
+        }
         let request = decode_request(Bytes::from(frame))?;
         let api_key = request.api_key;
         let version = request.header.request_api_version;

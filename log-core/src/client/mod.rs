@@ -224,6 +224,11 @@ impl Client {
             })
     }
 
+    /// The cached partition count of `topic`, without a request.
+    pub fn cached_partition_count(&self, topic: &str) -> Option<usize> {
+        self.topics.read().get(topic).map(|info| info.leaders.len())
+    }
+
     /// Forgets cached metadata of `topic` (after an error that suggests it changed).
     pub fn invalidate_topic(&self, topic: &str) {
         self.topics.write().remove(topic);

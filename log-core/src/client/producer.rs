@@ -154,7 +154,8 @@ struct ReadyBatch {
 
 #[derive(Default)]
 struct State {
-    open: HashMap<(String, i32), OpenBatch>,
+    /// Open batches by topic, then partition (two levels, so that a lookup needs no allocation).
+    open: HashMap<String, HashMap<i32, OpenBatch>>,
     ready: VecDeque<ReadyBatch>,
     sticky: HashMap<String, i32>,
     rotation: HashMap<String, i32>,
@@ -228,8 +229,16 @@ impl Producer {
         let partition = match record.partition {
             Some(partition) => partition,
             None => {
-                let info = self.inner.client.topic(&record.topic, true).await?;
-                let n = info.leaders.len() as i32;
+                let n = match self.inner.client.cached_partition_count(&record.topic) {
+                    Some(n) => n as i32,
+                    None => self
+                        .inner
+                        .client
+                        .topic(&record.topic, true)
+                        .await?
+                        .leaders
+                        .len() as i32,
+                };
                 match &record.key {
                     Some(key) => partition_for_key(key, n),
                     None => {
@@ -252,12 +261,18 @@ impl Producer {
         };
         let (tx, rx) = oneshot::channel();
         let timestamp = record.timestamp.unwrap_or_else(now_ms);
-        let mut state = self.inner.state.lock();
-        if state.closed {
+        let mut guard = self.inner.state.lock();
+        if guard.closed {
             return Err(Error::InvalidArgument("producer is closed".into()));
         }
-        let key = (record.topic.clone(), partition);
-        let batch = state.open.entry(key).or_insert_with(|| OpenBatch {
+        let state = &mut *guard;
+        if !state.open.contains_key(&record.topic) {
+            state.open.insert(record.topic.clone(), HashMap::new());
+        }
+        let Some(partitions) = state.open.get_mut(&record.topic) else {
+            return Err(Error::Protocol("producer state lost a topic".into()));
+        };
+        let batch = partitions.entry(partition).or_insert_with(|| OpenBatch {
             records: Vec::new(),
             bytes: 0,
             created: Instant::now(),
@@ -290,7 +305,7 @@ impl Producer {
         batch.waiters.push(tx);
         self.inner.outstanding.fetch_add(1, Ordering::AcqRel);
         if batch.bytes >= self.inner.config.batch_size {
-            if let Some(batch) = state.open.remove(&(record.topic.clone(), partition)) {
+            if let Some(batch) = partitions.remove(&partition) {
                 state.ready.push_back(ReadyBatch {
                     topic: record.topic.clone(),
                     partition,
@@ -301,10 +316,10 @@ impl Producer {
                     state.sticky.remove(&record.topic);
                 }
             }
-            drop(state);
+            drop(guard);
             self.inner.wake.notify_one();
         } else if batch.records.len() == 1 {
-            drop(state);
+            drop(guard);
             // The sender must learn of the new batch to honour linger.ms.
             self.inner.wake.notify_one();
         }
@@ -345,22 +360,28 @@ async fn run_sender(inner: Arc<Inner>) {
             let mut state = inner.state.lock();
             let now = Instant::now();
             let flush = std::mem::take(&mut state.flush);
+            let closed = state.closed;
             let expired: Vec<(String, i32)> = state
                 .open
                 .iter()
-                .filter(|(_, b)| {
-                    flush || state.closed || now.duration_since(b.created) >= inner.config.linger
+                .flat_map(|(topic, partitions)| partitions.iter().map(move |(p, b)| (topic, *p, b)))
+                .filter(|(_, _, b)| {
+                    flush || closed || now.duration_since(b.created) >= inner.config.linger
                 })
-                .map(|(k, _)| k.clone())
+                .map(|(topic, partition, _)| (topic.clone(), partition))
                 .collect();
-            for key in expired {
-                if let Some(batch) = state.open.remove(&key) {
-                    if state.sticky.get(&key.0) == Some(&key.1) {
-                        state.sticky.remove(&key.0);
+            for (topic, partition) in expired {
+                let batch = state
+                    .open
+                    .get_mut(&topic)
+                    .and_then(|partitions| partitions.remove(&partition));
+                if let Some(batch) = batch {
+                    if state.sticky.get(&topic) == Some(&partition) {
+                        state.sticky.remove(&topic);
                     }
                     state.ready.push_back(ReadyBatch {
-                        topic: key.0,
-                        partition: key.1,
+                        topic,
+                        partition,
                         batch,
                     });
                 }
@@ -369,6 +390,7 @@ async fn run_sender(inner: Arc<Inner>) {
             let next_deadline = state
                 .open
                 .values()
+                .flat_map(|p| p.values())
                 .map(|b| b.created + inner.config.linger)
                 .min();
             (ready, next_deadline, state.closed)

@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::batch::{self, validate_batches, BatchHeader, Origin};
+use super::batch::{validate_batches, BatchHeader, Origin};
 use super::epoch::LeaderEpochCache;
 use super::segment::{FileSlice, Segment};
 use crate::config::LogConfig;
@@ -255,25 +255,18 @@ impl PartitionLog {
     }
 
     /// Appends batches from a producer: validates them, assigns offsets from the log end offset
-    /// and stamps `leader_epoch`, rewriting only those header fields in `records`.
+    /// and stamps `leader_epoch`; only those header fields differ from `records` on disk.
     /// On error nothing is written.
-    pub fn append_as_leader(
-        &mut self,
-        records: &mut [u8],
-        leader_epoch: i32,
-    ) -> Result<AppendInfo> {
+    pub fn append_as_leader(&mut self, records: &[u8], leader_epoch: i32) -> Result<AppendInfo> {
         let mut headers = validate_batches(records, self.config.max_message_bytes, Origin::Client)?;
         if self.config.cleanup_policy.compact {
             check_keys_present(records, &headers)?;
         }
         let mut next_offset = self.log_end_offset;
-        let mut position = 0;
         for header in &mut headers {
-            batch::set_base_offset_and_epoch(&mut records[position..], next_offset, leader_epoch);
             header.base_offset = next_offset;
             header.partition_leader_epoch = leader_epoch;
             next_offset = header.next_offset();
-            position += header.size();
         }
         let info = self.append_validated(records, &headers)?;
         if leader_epoch >= 0 {

@@ -80,14 +80,14 @@ fn read_all(log: &mut PartitionLog) -> Vec<Row> {
 fn appends_assign_offsets_and_reads_return_whole_batches() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = new_log(dir.path(), &[]);
-    let mut first = value_batch(3, 100, 1000);
-    let info = log.append_as_leader(&mut first, 5).unwrap();
+    let first = value_batch(3, 100, 1000);
+    let info = log.append_as_leader(&first, 5).unwrap();
     assert_eq!(
         (info.first_offset, info.last_offset, info.records),
         (0, 2, 3)
     );
-    let mut second = value_batch(2, 100, 2000);
-    let info = log.append_as_leader(&mut second, 5).unwrap();
+    let second = value_batch(2, 100, 2000);
+    let info = log.append_as_leader(&second, 5).unwrap();
     assert_eq!((info.first_offset, info.last_offset), (3, 4));
     assert_eq!(log.log_end_offset(), 5);
 
@@ -102,7 +102,10 @@ fn appends_assign_offsets_and_reads_return_whole_batches() {
     let bytes = log
         .read_bytes(4, 1 << 20, FetchIsolation::HighWatermark)
         .unwrap();
-    assert_eq!(&bytes[..], &second[..]);
+    // The producer's bytes, but for the base offset (0..8) and leader epoch (12..16).
+    assert_eq!(bytes.len(), second.len());
+    assert_eq!(&bytes[8..12], &second[8..12]);
+    assert_eq!(&bytes[16..], &second[16..]);
     // A byte limit smaller than two batches returns one; smaller than one batch returns it
     // whole only with min_one_batch.
     let read = log
@@ -151,7 +154,7 @@ fn appends_assign_offsets_and_reads_return_whole_batches() {
 fn bad_batches_are_rejected_and_leave_the_log_as_it_was() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = new_log(dir.path(), &[("max.message.bytes", "500")]);
-    log.append_as_leader(&mut value_batch(1, 10, 1), 0).unwrap();
+    log.append_as_leader(&value_batch(1, 10, 1), 0).unwrap();
     let size_before = log.size_in_bytes();
 
     let mut corrupt = value_batch(2, 10, 1);
@@ -160,7 +163,7 @@ fn bad_batches_are_rejected_and_leave_the_log_as_it_was() {
     // A good batch followed by a corrupt one: nothing of the append is written.
     let mut mixed = value_batch(1, 10, 1);
     mixed.extend_from_slice(&corrupt);
-    let err = log.append_as_leader(&mut mixed, 0).unwrap_err();
+    let err = log.append_as_leader(&mixed, 0).unwrap_err();
     assert!(matches!(err, Error::CorruptBatch { .. }), "{err}");
     assert_eq!(
         err.response_error(),
@@ -168,7 +171,7 @@ fn bad_batches_are_rejected_and_leave_the_log_as_it_was() {
     );
 
     let err = log
-        .append_as_leader(&mut value_batch(1, 1000, 1), 0)
+        .append_as_leader(&value_batch(1, 1000, 1), 0)
         .unwrap_err();
     assert!(
         matches!(err, Error::BatchTooLarge { max: 500, .. }),
@@ -180,7 +183,7 @@ fn bad_batches_are_rejected_and_leave_the_log_as_it_was() {
     );
 
     let err = log
-        .append_as_leader(&mut BytesMut::from(&[0u8; 3][..]), 0)
+        .append_as_leader(&BytesMut::from(&[0u8; 3][..]), 0)
         .unwrap_err();
     assert!(err.to_string().contains("header needs"), "{err}");
 
@@ -192,15 +195,13 @@ fn bad_batches_are_rejected_and_leave_the_log_as_it_was() {
 fn compacted_topics_reject_records_without_keys() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = new_log(dir.path(), &[("cleanup.policy", "compact")]);
-    let err = log
-        .append_as_leader(&mut value_batch(1, 10, 1), 0)
-        .unwrap_err();
+    let err = log.append_as_leader(&value_batch(1, 10, 1), 0).unwrap_err();
     assert!(
         matches!(err, Error::MissingKeyForCompactedTopic { .. }),
         "{err}"
     );
-    let mut keyed = encode_batch(&[(Some(b"k"), Some(b"v"), 1)], Compression::Lz4);
-    log.append_as_leader(&mut keyed, 0).unwrap();
+    let keyed = encode_batch(&[(Some(b"k"), Some(b"v"), 1)], Compression::Lz4);
+    log.append_as_leader(&keyed, 0).unwrap();
 }
 
 #[test]
@@ -216,9 +217,9 @@ fn segments_roll_on_size_and_time_and_indexes_find_offsets() {
     );
     let mut sizes = Vec::new();
     for idx in 0..40 {
-        let mut batch = value_batch(2, 50, 1_000 + idx);
+        let batch = value_batch(2, 50, 1_000 + idx);
         sizes.push(batch.len());
-        log.append_as_leader(&mut batch, 0).unwrap();
+        log.append_as_leader(&batch, 0).unwrap();
     }
     assert!(log.segment_count() > 3, "{} segments", log.segment_count());
     for segment in dir.path().join("t-0").read_dir().unwrap() {
@@ -242,7 +243,7 @@ fn segments_roll_on_size_and_time_and_indexes_find_offsets() {
     }
     // A batch an hour newer than the active segment's first batch rolls a new segment.
     let before = log.segment_count();
-    log.append_as_leader(&mut value_batch(1, 10, 3_700_000), 0)
+    log.append_as_leader(&value_batch(1, 10, 3_700_000), 0)
         .unwrap();
     assert_eq!(log.segment_count(), before + 1);
     assert_eq!(*log.segment_base_offsets().last().unwrap(), 80);
@@ -260,7 +261,7 @@ fn timestamps_find_the_first_offset_at_or_after() {
         let records: Vec<TestRecord<'_>> = (0..3)
             .map(|i| (None, Some(&b"x"[..]), (batch_idx * 3 + i) * 10))
             .collect();
-        log.append_as_leader(&mut encode_batch(&records, Compression::Gzip), 0)
+        log.append_as_leader(&encode_batch(&records, Compression::Gzip), 0)
             .unwrap();
     }
     assert!(log.segment_count() > 2);
@@ -285,17 +286,14 @@ fn truncation_removes_whole_batches_and_the_epochs_after_them() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = new_log(dir.path(), &[("segment.bytes", "600")]);
     for epoch in 0..10 {
-        log.append_as_leader(&mut value_batch(2, 50, 1), epoch)
-            .unwrap();
+        log.append_as_leader(&value_batch(2, 50, 1), epoch).unwrap();
     }
     log.set_high_watermark(20);
     log.truncate_to(9).unwrap(); // inside the batch [8, 9]
     assert_eq!(log.log_end_offset(), 8);
     assert_eq!(log.high_watermark(), 8);
     assert_eq!(log.leader_epochs().latest_epoch(), Some(3));
-    let info = log
-        .append_as_leader(&mut value_batch(1, 50, 1), 11)
-        .unwrap();
+    let info = log.append_as_leader(&value_batch(1, 50, 1), 11).unwrap();
     assert_eq!(info.first_offset, 8);
     assert_eq!(read_all(&mut log).len(), 9);
     let mut log = reopen(log, false);
@@ -305,7 +303,7 @@ fn truncation_removes_whole_batches_and_the_epochs_after_them() {
     log.truncate_fully_and_start_at(100).unwrap();
     assert_eq!((log.log_start_offset(), log.log_end_offset()), (100, 100));
     assert_eq!(
-        log.append_as_leader(&mut value_batch(1, 5, 1), 12)
+        log.append_as_leader(&value_batch(1, 5, 1), 12)
             .unwrap()
             .first_offset,
         100
@@ -319,7 +317,7 @@ fn follower_appends_keep_offsets_and_reject_going_back() {
     let mut follower = new_log(&dir.path().join("follower"), &[]);
     for epoch in [1, 1, 2] {
         leader
-            .append_as_leader(&mut value_batch(3, 10, 5), epoch)
+            .append_as_leader(&value_batch(3, 10, 5), epoch)
             .unwrap();
     }
     let bytes = leader
@@ -352,7 +350,7 @@ fn retention_by_time_and_size_keeps_the_active_segment() {
         &[("segment.bytes", "500"), ("retention.ms", "1000")],
     );
     for ts in 0..20 {
-        log.append_as_leader(&mut value_batch(1, 100, ts * 100), 0)
+        log.append_as_leader(&value_batch(1, 100, ts * 100), 0)
             .unwrap();
     }
     let n_segments = log.segment_count();
@@ -375,8 +373,7 @@ fn retention_by_time_and_size_keeps_the_active_segment() {
         &[("segment.bytes", "500"), ("retention.bytes", "1000")],
     );
     for _ in 0..20 {
-        log.append_as_leader(&mut value_batch(1, 100, 1), 0)
-            .unwrap();
+        log.append_as_leader(&value_batch(1, 100, 1), 0).unwrap();
     }
     log.delete_old_segments(0).unwrap();
     assert!(log.size_in_bytes() <= 1000 + 500, "{}", log.size_in_bytes());
@@ -393,8 +390,7 @@ fn clean_reopen_needs_no_recovery_and_missing_indexes_are_rebuilt() {
         &[("segment.bytes", "2000"), ("index.interval.bytes", "100")],
     );
     for ts in 0..30 {
-        log.append_as_leader(&mut value_batch(2, 60, ts), 0)
-            .unwrap();
+        log.append_as_leader(&value_batch(2, 60, ts), 0).unwrap();
     }
     let expected = read_all(&mut log);
     let mut log = reopen(log, true);
@@ -421,11 +417,11 @@ fn append_n(log: &mut PartitionLog, n: usize) -> Vec<Row> {
     for idx in 0..n {
         let key = format!("key-{idx}");
         let value = format!("value-{idx}");
-        let mut batch = encode_batch(
+        let batch = encode_batch(
             &[(Some(key.as_bytes()), Some(value.as_bytes()), idx as i64)],
             Compression::None,
         );
-        log.append_as_leader(&mut batch, 0).unwrap();
+        log.append_as_leader(&batch, 0).unwrap();
     }
     read_all(log)
 }
@@ -451,7 +447,7 @@ proptest! {
         prop_assert_eq!(&recovered[..], &rows[..recovered.len()]);
         prop_assert_eq!(log.log_end_offset(), recovered.len() as i64);
         // The log takes appends again at the recovered end.
-        let info = log.append_as_leader(&mut value_batch(1, 3, 1), 0).unwrap();
+        let info = log.append_as_leader(&value_batch(1, 3, 1), 0).unwrap();
         prop_assert_eq!(info.first_offset, recovered.len() as i64);
     }
 
@@ -508,8 +504,8 @@ proptest! {
                 .map(|(i, (key, value))| (vec![b'k', *key], value.map(|v| v.to_string().into_bytes()), offset + i as i64))
                 .collect();
             let records: Vec<TestRecord<'_>> = owned.iter().map(|(k, v, ts)| (Some(&k[..]), v.as_deref(), *ts)).collect();
-            let mut batch = encode_batch(&records, codec);
-            log.lock().append_as_leader(&mut batch, 0).unwrap();
+            let batch = encode_batch(&records, codec);
+            log.lock().append_as_leader(&batch, 0).unwrap();
             for (key, value, ts) in owned {
                 latest.insert(key, (offset, value, ts));
                 offset += 1;
@@ -561,8 +557,8 @@ fn an_interrupted_compaction_swap_is_completed_on_open() {
     let log = Mutex::new(log);
     for idx in 0..30 {
         let key = [b'k', (idx % 3) as u8];
-        let mut batch = encode_batch(&[(Some(&key[..]), Some(b"value"), idx)], Compression::None);
-        log.lock().append_as_leader(&mut batch, 0).unwrap();
+        let batch = encode_batch(&[(Some(&key[..]), Some(b"value"), idx)], Compression::None);
+        log.lock().append_as_leader(&batch, 0).unwrap();
         if idx % 5 == 4 {
             log.lock().force_roll().unwrap();
         }

@@ -60,11 +60,8 @@ fn crash_child_writer() {
         // 1 to 3 records per batch.
         let values: Vec<Vec<u8>> = (0..1 + seq % 3).map(|i| value_for(seq + i)).collect();
         seq += values.len() as u64;
-        let mut records = batch(None, &values, seq as i64);
-        let info = log
-            .lock()
-            .append_as_leader(&mut records, 0)
-            .expect("append");
+        let records = batch(None, &values, seq as i64);
+        let info = log.lock().append_as_leader(&records, 0).expect("append");
         for (idx, value) in values.iter().enumerate() {
             writeln!(
                 out,

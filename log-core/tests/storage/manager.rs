@@ -25,7 +25,7 @@ fn thousands_of_partitions_reopen_clean_without_recovery_and_unclean_with_it() {
             .unwrap();
         if partition % 10 == 0 {
             log.lock()
-                .append_as_leader(&mut batch(None, &values(3), 1), 0)
+                .append_as_leader(&batch(None, &values(3), 1), 0)
                 .unwrap();
         }
     }
@@ -47,7 +47,7 @@ fn thousands_of_partitions_reopen_clean_without_recovery_and_unclean_with_it() {
     // Appends continue after the checkpointed end.
     let info = log
         .lock()
-        .append_as_leader(&mut batch(None, &values(1), 2), 0)
+        .append_as_leader(&batch(None, &values(1), 2), 0)
         .unwrap();
     assert_eq!(info.first_offset, 3);
     drop(log);
@@ -88,10 +88,10 @@ fn topic_overrides_win_over_broker_defaults_and_bad_ones_are_rejected() {
     for _ in 0..10 {
         small
             .lock()
-            .append_as_leader(&mut batch(None, &values(2), 1), 0)
+            .append_as_leader(&batch(None, &values(2), 1), 0)
             .unwrap();
         big.lock()
-            .append_as_leader(&mut batch(None, &values(2), 1), 0)
+            .append_as_leader(&batch(None, &values(2), 1), 0)
             .unwrap();
     }
     assert!(small.lock().segment_count() > 1);
@@ -111,7 +111,7 @@ fn topic_overrides_win_over_broker_defaults_and_bad_ones_are_rejected() {
         )
         .unwrap();
     big.lock()
-        .append_as_leader(&mut batch(None, &values(2), 1), 0)
+        .append_as_leader(&batch(None, &values(2), 1), 0)
         .unwrap();
     assert_eq!(big.lock().segment_count(), 2);
 
@@ -170,11 +170,11 @@ fn background_tasks_apply_retention_and_compaction_on_schedule() {
     for idx in 0..20 {
         // Timestamps from 1970: everything but the active segment is past retention.
         old.lock()
-            .append_as_leader(&mut batch(None, &values(2), idx), 0)
+            .append_as_leader(&batch(None, &values(2), idx), 0)
             .unwrap();
         let key = format!("k{}", idx % 2);
         keys.lock()
-            .append_as_leader(&mut batch(Some(key.as_bytes()), &values(1), idx), 0)
+            .append_as_leader(&batch(Some(key.as_bytes()), &values(1), idx), 0)
             .unwrap();
     }
     let old_segments = old.lock().segment_count();
@@ -203,7 +203,7 @@ fn deleted_partitions_leave_no_files_and_reads_after_delete_fail_cleanly() {
     let tp = TopicPartition::new("gone", 3);
     let log = manager.create(tp.clone()).unwrap();
     log.lock()
-        .append_as_leader(&mut batch(None, &values(5), 1), 0)
+        .append_as_leader(&batch(None, &values(5), 1), 0)
         .unwrap();
     // A reader holding a slice keeps its bytes readable after deletion.
     let slice = log
