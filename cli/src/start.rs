@@ -138,3 +138,43 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
         anyhow::Ok(())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_environment_then_overrides_with_kafka_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sluice.toml");
+        std::fs::write(
+            &path,
+            "node.id = 3\nlisteners = \"PLAINTEXT://127.0.0.1:0\"\n[log]\nretention.ms = 1000\ndirs = [\"/a\", \"/b\"]\n[num]\npartitions = 2\n",
+        )
+        .unwrap();
+        // Only this test reads SLUICE_DEFAULT_REPLICATION_FACTOR.
+        std::env::set_var("SLUICE_DEFAULT_REPLICATION_FACTOR", "1");
+        let props = broker_props(&path, &["log.retention.ms=5".into()]).unwrap();
+        assert_eq!(props["node.id"], "3");
+        assert_eq!(props["log.dirs"], "/a,/b");
+        assert_eq!(props["num.partitions"], "2");
+        assert_eq!(
+            props["log.retention.ms"], "5",
+            "--override wins over the file"
+        );
+        assert_eq!(props["default.replication.factor"], "1");
+        let config = BrokerConfig::from_props(&props).unwrap();
+        assert_eq!(config.node_id, 3);
+        assert_eq!(config.log_defaults.retention_ms, 5);
+
+        std::fs::write(&path, "log.retention.ms = \"soon\"\n").unwrap();
+        let err = BrokerConfig::from_props(&broker_props(&path, &[]).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("log.retention.ms"), "{err}");
+        std::fs::write(&path, "no.such.setting = 1\n").unwrap();
+        let err = BrokerConfig::from_props(&broker_props(&path, &[]).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("no.such.setting"), "{err}");
+        std::fs::write(&path, "this is not toml").unwrap();
+        let err = broker_props(&path, &[]).unwrap_err();
+        assert!(format!("{err:#}").contains("sluice.toml"), "{err:#}");
+    }
+}

@@ -57,6 +57,17 @@ impl From<Error> for ApiError {
     }
 }
 
+/// What the connection does after a request.
+#[derive(Debug)]
+pub enum Reply {
+    /// Send this response (boxed: responses are large, the other variants small).
+    Respond(Box<ResponseKind>),
+    /// Send nothing (Produce with `acks=0`).
+    Nothing,
+    /// Close the connection, for this reason.
+    Close(String),
+}
+
 /// One node: its configuration, topics and logs.
 pub struct Broker {
     config: BrokerConfig,
@@ -339,10 +350,10 @@ impl Broker {
         Ok(meta)
     }
 
-    /// Handles one request; None for requests that get no response (Produce with acks=0).
-    pub async fn handle(&self, request: Request) -> Option<ResponseKind> {
+    /// Handles one request.
+    pub async fn handle(&self, request: Request) -> Reply {
         let version = request.header.request_api_version;
-        Some(match request.body {
+        Reply::Respond(Box::new(match request.body {
             RequestKind::ApiVersions(req) => {
                 ResponseKind::ApiVersions(admin::api_versions(&req, version))
             }
@@ -355,9 +366,10 @@ impl Broker {
             RequestKind::DeleteTopics(req) => {
                 ResponseKind::DeleteTopics(admin::delete_topics(self, req, version))
             }
-            RequestKind::Produce(req) => {
-                ResponseKind::Produce(produce::produce(self, req, version)?)
-            }
+            RequestKind::Produce(req) => match produce::produce(self, req, version) {
+                Some(response) => ResponseKind::Produce(response),
+                None => return Reply::Nothing,
+            },
             RequestKind::Fetch(req) => ResponseKind::Fetch(fetch::fetch(self, req, version).await),
             RequestKind::OffsetForLeaderEpoch(req) => ResponseKind::OffsetForLeaderEpoch(
                 fetch::offset_for_leader_epoch(self, req, version),
@@ -380,12 +392,15 @@ impl Broker {
             RequestKind::ListOffsets(req) => {
                 ResponseKind::ListOffsets(fetch::list_offsets(self, req, version))
             }
-            other => {
-                // `protocol::supported_versions` keeps other APIs from being decoded at all.
-                tracing::warn!(api_key = ?request.api_key, "request for an API this broker does not serve");
-                drop(other);
-                return None;
-            }
-        })
+            other => match admin::unsupported(other, version) {
+                Some(response) => response,
+                None => {
+                    return Reply::Close(format!(
+                        "{:?} is not served by this broker and its response has no error code to say so",
+                        request.api_key
+                    ))
+                }
+            },
+        }))
     }
 }

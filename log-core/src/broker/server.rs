@@ -85,6 +85,8 @@ enum ConnectionError {
     Io(#[from] std::io::Error),
     #[error("cannot encode response: {0}")]
     Encode(String),
+    #[error("{0}")]
+    Refused(String),
 }
 
 async fn serve_connection(
@@ -126,11 +128,15 @@ async fn serve_connection(
         } else {
             version
         };
-        if let Some(response) = broker.handle(request).await {
-            let bytes = encode_response(api_key, response_version, correlation_id, &response)
-                .map_err(ConnectionError::Encode)?;
-            writer.write_all(&bytes).await?;
-            writer.flush().await?;
+        match broker.handle(request).await {
+            super::Reply::Respond(response) => {
+                let bytes = encode_response(api_key, response_version, correlation_id, &response)
+                    .map_err(ConnectionError::Encode)?;
+                writer.write_all(&bytes).await?;
+                writer.flush().await?;
+            }
+            super::Reply::Nothing => {}
+            super::Reply::Close(reason) => return Err(ConnectionError::Refused(reason)),
         }
     }
 }

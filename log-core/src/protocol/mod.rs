@@ -110,7 +110,10 @@ pub fn decode_request(mut frame: Bytes) -> Result<Request, FrameError> {
             body: RequestKind::ApiVersions(Default::default()),
         });
     }
-    if !in_range {
+    // APIs this broker does not serve are still decoded when the codec knows the version, so
+    // that the broker can answer UNSUPPORTED_VERSION where the response has a place for it.
+    let codec_range = api_key.valid_versions();
+    if !(in_range || (codec_range.min <= version && version <= codec_range.max)) {
         return Err(FrameError::UnsupportedVersion { api_key, version });
     }
     let header_version = api_key.request_header_version(version);

@@ -190,6 +190,11 @@ fn topics_and_records_survive_a_restart() {
     ));
     let dir = broker.stop();
     let broker = TestBroker::start_in(dir, &[]);
+    assert!(
+        broker.open_stats().clean_shutdown,
+        "a clean stop needs no recovery at the next start"
+    );
+    assert_eq!(broker.open_stats().recovery.segments_recovered, 0);
     let out = stdout(&check(kcat(&broker, &["-L", "-t", "durable"], b"")));
     assert!(out.contains("topic \"durable\" with 2 partitions"), "{out}");
     let out = stdout(&check(kcat(

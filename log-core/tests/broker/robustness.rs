@@ -90,3 +90,41 @@ fn garbage_frames_close_only_their_connection() {
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "still here\n");
 }
+
+#[test]
+fn apis_not_served_yet_answer_unsupported_version_or_close_only_their_connection() {
+    use kafka_protocol::messages::{ApiKey, HeartbeatRequest, OffsetCommitRequest};
+    use sluice_log::client::Connection;
+    let broker = TestBroker::start(&[]);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let bootstrap = broker.bootstrap();
+        let timeout = Duration::from_secs(10);
+        let connection = Connection::connect(&bootstrap, "test", timeout)
+            .await
+            .unwrap();
+        // Not advertised, so a well-behaved client would not send it: the client refuses...
+        assert!(connection.version_for(ApiKey::Heartbeat).is_err());
+        // ... and a client that sends it anyway gets UNSUPPORTED_VERSION.
+        let response = connection
+            .send_versioned(&HeartbeatRequest::default(), 4)
+            .await
+            .unwrap();
+        assert_eq!(
+            response.error_code,
+            kafka_protocol::ResponseError::UnsupportedVersion.code()
+        );
+        // A response without an error code to carry it: the connection closes, and only it.
+        assert!(connection
+            .send_versioned(&OffsetCommitRequest::default(), 8)
+            .await
+            .is_err());
+        let fresh = Connection::connect(&bootstrap, "test", timeout)
+            .await
+            .unwrap();
+        assert!(fresh.version_for(ApiKey::Metadata).is_ok());
+    });
+}
