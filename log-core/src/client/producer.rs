@@ -499,7 +499,9 @@ async fn start_request(
     let mut topics: Vec<TopicProduceData> = Vec::new();
     let mut encoded = Vec::with_capacity(batches.len());
     for batch in batches {
-        let mut buf = BytesMut::new();
+        // Sized up front: growing the buffer would copy the batch again at each doubling.
+        let mut buf =
+            BytesMut::with_capacity(batch.batch.bytes + 61 + 24 * batch.batch.records.len());
         if let Err(err) = RecordBatchEncoder::encode(&mut buf, &batch.batch.records, &options) {
             fail_batch(
                 inner,
