@@ -182,9 +182,16 @@ pub fn describe_configs(
     DescribeConfigsResponse::default().with_results(results)
 }
 
-/// A config change that is refused for any broker resource: this node's broker configs are
-/// static (set in sluice.toml, the environment or `--override`).
-fn broker_configs_are_static(broker: &Broker, name: &str) -> ApiError {
+/// Why a config change to a resource other than a topic is refused: this node's broker configs
+/// are static (set in sluice.toml, the environment or `--override`), and other resource types
+/// are not supported.
+fn not_a_topic(broker: &Broker, resource_type: i8, name: &str) -> ApiError {
+    if resource_type != RESOURCE_BROKER {
+        return ApiError::new(
+            ResponseError::InvalidRequest,
+            format!("Unsupported resource type {resource_type}"),
+        );
+    }
     if !name.is_empty() && name != broker.config.node_id.to_string() {
         return ApiError::new(
             ResponseError::InvalidRequest,
@@ -229,11 +236,7 @@ pub fn alter_configs(
                     None => broker.set_topic_configs(&name, configs, request.validate_only),
                 }
             }
-            RESOURCE_BROKER => Err(broker_configs_are_static(broker, &name)),
-            other => Err(ApiError::new(
-                ResponseError::InvalidRequest,
-                format!("Unsupported resource type {other}"),
-            )),
+            other => Err(not_a_topic(broker, other, &name)),
         };
         let base = AlterConfigsResourceResponse::default()
             .with_resource_type(resource.resource_type)
@@ -300,11 +303,7 @@ pub fn incremental_alter_configs(
                     }
                 }
             },
-            RESOURCE_BROKER => Err(broker_configs_are_static(broker, &name)),
-            other => Err(ApiError::new(
-                ResponseError::InvalidRequest,
-                format!("Unsupported resource type {other}"),
-            )),
+            other => Err(not_a_topic(broker, other, &name)),
         };
         let base = IncrementalResourceResponse::default()
             .with_resource_type(resource.resource_type)

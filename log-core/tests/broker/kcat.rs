@@ -5,9 +5,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::fixtures::{run_bounded, TestBroker};
 
 fn kcat(broker: &TestBroker, args: &[&str], stdin: &[u8]) -> std::process::Output {
-    let mut all = vec!["-b", "placeholder"];
     let bootstrap = broker.bootstrap();
-    all[1] = &bootstrap;
+    let mut all = vec!["-b", bootstrap.as_str()];
     all.extend_from_slice(args);
     run_bounded(60, "kcat", &all, stdin)
 }
