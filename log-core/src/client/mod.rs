@@ -52,6 +52,10 @@ pub struct TopicInfo {
 }
 
 /// A connection pool over a cluster, with its metadata.
+///
+/// Kafka answers the requests of one connection in order, so a consumer's long-polling fetch
+/// holds back every other request on that connection: give a producer and a consumer each their
+/// own `Client`, as the Java clients do.
 pub struct Client {
     options: ClientOptions,
     bootstrap: Vec<String>,

@@ -152,3 +152,82 @@ fn keyed_records_land_where_librdkafkas_murmur2_partitioner_puts_them() {
         }
     });
 }
+
+#[test]
+fn a_fetch_waits_for_data_up_to_max_wait_and_wakes_when_it_arrives() {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::{BrokerId, FetchRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    use std::time::{Duration, Instant};
+    let broker = TestBroker::start(&[]);
+    runtime().block_on(async {
+        let client = Client::connect(&broker.bootstrap(), ClientOptions::default())
+            .await
+            .unwrap();
+        client
+            .create_topics(
+                &[NewTopic {
+                    name: "wait".into(),
+                    partitions: 1,
+                    replication_factor: 1,
+                    configs: BTreeMap::new(),
+                }],
+                false,
+            )
+            .await
+            .unwrap();
+        let fetch = |max_wait_ms: i32| {
+            FetchRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_max_wait_ms(max_wait_ms)
+                .with_min_bytes(1)
+                .with_max_bytes(1 << 20)
+                .with_topics(vec![FetchTopic::default()
+                    .with_topic(TopicName(StrBytes::from_static_str("wait")))
+                    .with_partitions(vec![FetchPartition::default()
+                        .with_partition(0)
+                        .with_fetch_offset(0)
+                        .with_partition_max_bytes(1 << 20)])])
+        };
+        let connection = client.leader_connection("wait", 0).await.unwrap();
+        // Nothing arrives: the fetch returns empty after max.wait.ms, not before.
+        let started = Instant::now();
+        let response = connection.send(&fetch(300)).await.unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        assert!(response.responses[0].partitions[0]
+            .records
+            .as_ref()
+            .is_none_or(|r| r.is_empty()));
+        // A record arrives while the fetch waits: it returns with it, long before max.wait.ms.
+        let waiting = connection.start(&fetch(20_000)).await.unwrap();
+        // Its own client: requests on one connection are answered in order, so a produce on the
+        // fetch's connection would wait behind the fetch.
+        let producer_client = Client::connect(&broker.bootstrap(), ClientOptions::default())
+            .await
+            .unwrap();
+        let producer = Producer::new(producer_client, ProducerConfig::default());
+        let delivery = producer
+            .send(ProducerRecord {
+                topic: "wait".into(),
+                value: Some(Bytes::from("now")),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        delivery.await.unwrap().unwrap();
+        let response = tokio::time::timeout(Duration::from_secs(10), waiting.wait())
+            .await
+            .expect("the fetch woke up")
+            .unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "woken, not timed out"
+        );
+        assert!(!response.responses[0].partitions[0]
+            .records
+            .as_ref()
+            .unwrap()
+            .is_empty());
+        producer.close().await;
+    });
+}
