@@ -59,6 +59,38 @@ struct ProduceReport {
     log_ratio: Option<f64>,
 }
 
+/// Moves finished deliveries from the front of `pending` into `latencies_us` (all of them, waiting,
+/// when `all`); fails on the first record that was not written.
+async fn collect_finished(
+    pending: &mut std::collections::VecDeque<(Instant, DeliveryFuture)>,
+    latencies_us: &mut Vec<u32>,
+    all: bool,
+) -> anyhow::Result<()> {
+    while let Some((sent, delivery)) = pending.front_mut() {
+        let result = if all {
+            delivery.await
+        } else {
+            match delivery.try_recv() {
+                Ok(result) => Ok(result),
+                Err(tokio::sync::oneshot::error::TryRecvError::Empty) => return Ok(()),
+                Err(tokio::sync::oneshot::error::TryRecvError::Closed) => {
+                    anyhow::bail!("the producer stopped before acknowledging a record")
+                }
+            }
+        };
+        match result {
+            Ok(Ok(metadata)) => {
+                let latency = metadata.acknowledged_at.saturating_duration_since(*sent);
+                latencies_us.push(latency.as_micros().min(u128::from(u32::MAX)) as u32);
+            }
+            Ok(Err(err)) => return Err(anyhow::Error::new(err).context("a record was not written")),
+            Err(_) => anyhow::bail!("the producer stopped before acknowledging a record"),
+        }
+        pending.pop_front();
+    }
+    Ok(())
+}
+
 fn percentile(sorted_us: &[u32], fraction: f64) -> f64 {
     if sorted_us.is_empty() {
         return 0.0;
@@ -86,25 +118,15 @@ pub fn produce(args: ProducePerfArgs) -> anyhow::Result<()> {
             .topic(&args.topic, true)
             .await
             .with_context(|| format!("topic {}", args.topic))?;
-        let producer = Arc::new(Producer::new(client, config));
+        let producer = Producer::new(client, config);
         let value = Bytes::from(vec![b'x'; args.record_size]);
-        // Deliveries complete in order per partition; a collector awaits them in order and
-        // notes each record's latency from send to acknowledgement.
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<(Instant, DeliveryFuture)>(1 << 16);
-        let collector = tokio::spawn(async move {
-            let mut latencies_us = Vec::new();
-            while let Some((sent, delivery)) = rx.recv().await {
-                match delivery.await {
-                    Ok(Ok(_)) => latencies_us
-                        .push(sent.elapsed().as_micros().min(u128::from(u32::MAX)) as u32),
-                    Ok(Err(err)) => {
-                        return Err(anyhow::Error::new(err).context("a record was not written"))
-                    }
-                    Err(_) => anyhow::bail!("the producer stopped before acknowledging a record"),
-                }
-            }
-            Ok(latencies_us)
-        });
+        // Each acknowledgement carries the instant it arrived, so latencies are read off the
+        // completed deliveries without waking a task per record: every so often the finished
+        // ones at the front of the queue are collected.
+        let topic: Arc<str> = args.topic.as_str().into();
+        let mut pending: std::collections::VecDeque<(Instant, DeliveryFuture)> =
+            std::collections::VecDeque::new();
+        let mut latencies_us = Vec::with_capacity(args.num_records.min(50_000_000) as usize);
         let started = Instant::now();
         for idx in 0..args.num_records {
             if args.throughput > 0 {
@@ -113,23 +135,20 @@ pub fn produce(args: ProducePerfArgs) -> anyhow::Result<()> {
                 tokio::time::sleep_until(due.into()).await;
             }
             let record = ProducerRecord {
-                topic: args.topic.clone(),
+                topic: topic.clone(),
                 value: Some(value.clone()),
                 ..Default::default()
             };
             let sent = Instant::now();
-            let delivery = producer.send(record).await?;
-            if tx.send((sent, delivery)).await.is_err() {
-                break;
+            pending.push_back((sent, producer.send(record).await?));
+            if idx % 1024 == 0 {
+                collect_finished(&mut pending, &mut latencies_us, false).await?;
             }
         }
-        drop(tx);
         producer.flush().await;
-        let mut latencies_us = collector.await.context("latency collector")??;
+        collect_finished(&mut pending, &mut latencies_us, true).await?;
         let elapsed = started.elapsed();
-        if let Ok(producer) = Arc::try_unwrap(producer) {
-            producer.close().await;
-        }
+        producer.close().await;
         latencies_us.sort_unstable();
         let total_bytes = args.num_records as f64 * args.record_size as f64;
         let avg = latencies_us.iter().map(|&l| f64::from(l)).sum::<f64>()

@@ -200,12 +200,13 @@ pub fn run(args: ProduceArgs) -> anyhow::Result<()> {
             }
             Ok(n_ok)
         });
+        let topic: std::sync::Arc<str> = args.topic.as_str().into();
         for (idx, line) in reader.lines().enumerate() {
             let line = line.context("read input")?;
             bar.inc(line.len() as u64 + 1);
             let (headers, key, value) = format.parse(idx + 1, &line)?;
             let record = ProducerRecord {
-                topic: args.topic.clone(),
+                topic: topic.clone(),
                 partition: args.partition,
                 key,
                 value,

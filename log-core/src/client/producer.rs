@@ -111,8 +111,8 @@ pub fn parse_compression(value: &str) -> Option<Compression> {
 /// A record to send.
 #[derive(Debug, Clone, Default)]
 pub struct ProducerRecord {
-    /// Topic.
-    pub topic: String,
+    /// Topic (shared: one `Arc<str>` serves every record of a topic).
+    pub topic: Arc<str>,
     /// Explicit partition, or None for the partitioner.
     pub partition: Option<i32>,
     /// Key.
@@ -134,6 +134,8 @@ pub struct RecordMetadata {
     pub offset: i64,
     /// Timestamp the record carries.
     pub timestamp: i64,
+    /// When the client received the broker's acknowledgement (for latency measurements).
+    pub acknowledged_at: Instant,
 }
 
 /// Resolves to the record's metadata once the broker acknowledges it.
@@ -147,7 +149,7 @@ struct OpenBatch {
 }
 
 struct ReadyBatch {
-    topic: String,
+    topic: Arc<str>,
     partition: i32,
     batch: OpenBatch,
 }
@@ -155,10 +157,10 @@ struct ReadyBatch {
 #[derive(Default)]
 struct State {
     /// Open batches by topic, then partition (two levels, so that a lookup needs no allocation).
-    open: HashMap<String, HashMap<i32, OpenBatch>>,
+    open: HashMap<Arc<str>, HashMap<i32, OpenBatch>>,
     ready: VecDeque<ReadyBatch>,
-    sticky: HashMap<String, i32>,
-    rotation: HashMap<String, i32>,
+    sticky: HashMap<Arc<str>, i32>,
+    rotation: HashMap<Arc<str>, i32>,
     flush: bool,
     closed: bool,
 }
@@ -361,7 +363,7 @@ async fn run_sender(inner: Arc<Inner>) {
             let now = Instant::now();
             let flush = std::mem::take(&mut state.flush);
             let closed = state.closed;
-            let expired: Vec<(String, i32)> = state
+            let expired: Vec<(Arc<str>, i32)> = state
                 .open
                 .iter()
                 .flat_map(|(topic, partitions)| partitions.iter().map(move |(p, b)| (topic, *p, b)))
@@ -513,11 +515,14 @@ async fn start_request(
         let data = PartitionProduceData::default()
             .with_index(batch.partition)
             .with_records(Some(buf.freeze()));
-        match topics.iter_mut().find(|t| t.name.0.as_str() == batch.topic) {
+        match topics
+            .iter_mut()
+            .find(|t| t.name.0.as_str() == &*batch.topic)
+        {
             Some(topic) => topic.partition_data.push(data),
             None => topics.push(
                 TopicProduceData::default()
-                    .with_name(TopicName(StrBytes::from_string(batch.topic.clone())))
+                    .with_name(TopicName(StrBytes::from_string(batch.topic.to_string())))
                     .with_partition_data(vec![data]),
             ),
         }
@@ -534,12 +539,14 @@ async fn start_request(
         let result = connection.send_no_response(&request).await;
         for batch in encoded {
             let n = batch.batch.waiters.len();
+            let acknowledged_at = Instant::now();
             for (idx, waiter) in batch.batch.waiters.into_iter().enumerate() {
                 let _ = waiter.send(match &result {
                     Ok(()) => Ok(RecordMetadata {
                         partition: batch.partition,
                         offset: -1,
                         timestamp: batch.batch.records[idx].timestamp,
+                        acknowledged_at,
                     }),
                     Err(err) => Err(clone_error(err)),
                 });
@@ -564,13 +571,14 @@ impl InFlight {
         if response.is_err() {
             inner.client.drop_connection(&self.addr).await;
         }
+        let acknowledged_at = Instant::now();
         for batch in self.batches {
             let result = match &response {
                 Err(err) => Err(clone_error(err)),
                 Ok(response) => response
                     .responses
                     .iter()
-                    .find(|t| t.name.0.as_str() == batch.topic)
+                    .find(|t| t.name.0.as_str() == &*batch.topic)
                     .and_then(|t| {
                         t.partition_responses
                             .iter()
@@ -599,6 +607,7 @@ impl InFlight {
                         partition: batch.partition,
                         offset: base + idx as i64,
                         timestamp: batch.batch.records[idx].timestamp,
+                        acknowledged_at,
                     }),
                     Err(err) => Err(clone_error(err)),
                 });
