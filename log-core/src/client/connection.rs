@@ -257,10 +257,15 @@ impl Connection {
             .with_request_api_version(version)
             .with_correlation_id(correlation_id)
             .with_client_id(Some(self.client_id.clone()));
-        let mut frame = BytesMut::with_capacity(256);
+        // Sized exactly: growing the buffer would copy a produce request's records again at
+        // each doubling.
+        let header_version = api_key.request_header_version(version);
+        let size = header.compute_size(header_version).unwrap_or(64)
+            + request.compute_size(version).unwrap_or(256);
+        let mut frame = BytesMut::with_capacity(4 + size);
         frame.put_i32(0);
         header
-            .encode(&mut frame, api_key.request_header_version(version))
+            .encode(&mut frame, header_version)
             .map_err(|e| Error::Protocol(format!("encode {api_key:?} header: {e}")))?;
         request
             .encode(&mut frame, version)
