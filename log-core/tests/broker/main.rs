@@ -1,6 +1,7 @@
 //! The broker against real Kafka clients: kcat (librdkafka) and the Python clients
 //! (confluent-kafka, kafka-python, aiokafka), plus malformed input.
 
+mod admin;
 mod client;
 #[path = "../fixtures/mod.rs"]
 mod fixtures;

@@ -1,0 +1,225 @@
+//! Broker settings and errors through Sluice's client: deletion and auto-creation switches,
+//! topic name validation, fetch size limits, OffsetForLeaderEpoch.
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::offset_for_leader_epoch_request::{
+    OffsetForLeaderPartition, OffsetForLeaderTopic,
+};
+use kafka_protocol::messages::{BrokerId, FetchRequest, OffsetForLeaderEpochRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+use sluice_log::client::{Client, ClientOptions, NewTopic};
+use sluice_log::{Error, TopicPartition};
+
+use super::fixtures::{batch, TestBroker};
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn topic(name: &str, partitions: i32) -> NewTopic {
+    NewTopic {
+        name: name.into(),
+        partitions,
+        replication_factor: -1,
+        configs: BTreeMap::new(),
+    }
+}
+
+fn code_of(result: &Result<(), Error>) -> Option<ResponseError> {
+    match result {
+        Err(Error::Broker { code, .. }) => Some(*code),
+        _ => None,
+    }
+}
+
+#[test]
+fn deletion_and_auto_creation_follow_the_broker_switches() {
+    let broker = TestBroker::start(&[
+        ("delete.topic.enable", "false"),
+        ("auto.create.topics.enable", "false"),
+    ]);
+    runtime().block_on(async {
+        let client = Client::connect(&broker.bootstrap(), ClientOptions::default())
+            .await
+            .unwrap();
+        assert!(client
+            .create_topics(&[topic("kept", 2)], false)
+            .await
+            .unwrap()[0]
+            .1
+            .is_ok());
+        let deleted = client.delete_topics(&["kept".to_string()]).await.unwrap();
+        assert_eq!(
+            code_of(&deleted[0].1),
+            Some(ResponseError::TopicDeletionDisabled)
+        );
+        // No auto-creation: asking for a missing topic is an error, and creates nothing.
+        let err = client.topic("missing", true).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Broker {
+                    code: ResponseError::UnknownTopicOrPartition,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let all = client.metadata(None, false).await.unwrap();
+        assert_eq!(all.topics.len(), 1);
+        // Names as Kafka validates them.
+        let results = client
+            .create_topics(
+                &[topic("a/b", 1), topic(&"x".repeat(250), 1), topic("..", 1)],
+                false,
+            )
+            .await
+            .unwrap();
+        assert!(
+            results
+                .iter()
+                .all(|(_, r)| code_of(r) == Some(ResponseError::InvalidTopicException)),
+            "{results:?}"
+        );
+        // validate_only creates nothing.
+        assert!(client
+            .create_topics(&[topic("dry", 1)], true)
+            .await
+            .unwrap()[0]
+            .1
+            .is_ok());
+        assert_eq!(client.metadata(None, false).await.unwrap().topics.len(), 1);
+    });
+}
+
+#[test]
+fn fetch_limits_return_whole_batches_and_at_least_one() {
+    let broker = TestBroker::start(&[]);
+    runtime().block_on(async {
+        let client = Client::connect(&broker.bootstrap(), ClientOptions::default())
+            .await
+            .unwrap();
+        client
+            .create_topics(&[topic("sizes", 2)], false)
+            .await
+            .unwrap();
+        // Three batches of ~1 KB in each partition, appended straight to the logs.
+        for partition in 0..2 {
+            let log = broker
+                .broker
+                .logs()
+                .get(&TopicPartition::new("sizes", partition))
+                .unwrap();
+            let mut log = log.lock();
+            for _ in 0..3 {
+                log.append_as_leader(&batch(None, &[vec![b'v'; 1000]], 1), 0)
+                    .unwrap();
+            }
+            let end = log.log_end_offset();
+            log.set_high_watermark(end);
+        }
+        let fetch = |max_bytes: i32, partition_max_bytes: i32| {
+            FetchRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_max_wait_ms(0)
+                .with_max_bytes(max_bytes)
+                .with_topics(vec![FetchTopic::default()
+                    .with_topic(TopicName(StrBytes::from_static_str("sizes")))
+                    .with_partitions(
+                        (0..2)
+                            .map(|p| {
+                                FetchPartition::default()
+                                    .with_partition(p)
+                                    .with_fetch_offset(0)
+                                    .with_partition_max_bytes(partition_max_bytes)
+                            })
+                            .collect(),
+                    )])
+        };
+        let connection = client.leader_connection("sizes", 0).await.unwrap();
+        let sizes = |response: &kafka_protocol::messages::FetchResponse| -> Vec<usize> {
+            response.responses[0]
+                .partitions
+                .iter()
+                .map(|p| p.records.as_ref().map_or(0, |r| r.len()))
+                .collect()
+        };
+        let one_batch = 1000 + 61 + 10;
+        // Per-partition limit of 2.5 batches: two whole batches from each.
+        let response = connection
+            .send(&fetch(1 << 20, (one_batch * 5 / 2) as i32))
+            .await
+            .unwrap();
+        let got = sizes(&response);
+        assert!(
+            got.iter().all(|&n| n > one_batch && n < 3 * one_batch),
+            "{got:?}"
+        );
+        // A total limit of 1.5 batches: one batch, from the first partition only.
+        let response = connection
+            .send(&fetch((one_batch * 3 / 2) as i32, 1 << 20))
+            .await
+            .unwrap();
+        let got = sizes(&response);
+        assert!(
+            got[0] > 0 && got[0] < 2 * one_batch && got[1] == 0,
+            "{got:?}"
+        );
+        // Limits below one batch still return one whole batch (KIP-74), for the first partition.
+        let response = connection.send(&fetch(10, 10)).await.unwrap();
+        let got = sizes(&response);
+        assert!(got[0] > 1000 && got[1] == 0, "{got:?}");
+    });
+}
+
+#[test]
+fn offset_for_leader_epoch_answers_where_each_epoch_ends() {
+    let broker = TestBroker::start(&[]);
+    runtime().block_on(async {
+        let client = Client::connect(&broker.bootstrap(), ClientOptions::default())
+            .await
+            .unwrap();
+        client
+            .create_topics(&[topic("epochs", 1)], false)
+            .await
+            .unwrap();
+        {
+            let log = broker
+                .broker
+                .logs()
+                .get(&TopicPartition::new("epochs", 0))
+                .unwrap();
+            let mut log = log.lock();
+            for epoch in [0, 0, 3, 3, 5] {
+                log.append_as_leader(&batch(None, &[b"x".to_vec()], 1), epoch)
+                    .unwrap();
+            }
+        }
+        let request = |leader_epoch: i32| {
+            OffsetForLeaderEpochRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_topics(vec![OffsetForLeaderTopic::default()
+                    .with_topic(TopicName(StrBytes::from_static_str("epochs")))
+                    .with_partitions(vec![OffsetForLeaderPartition::default()
+                        .with_partition(0)
+                        .with_current_leader_epoch(-1)
+                        .with_leader_epoch(leader_epoch)])])
+        };
+        let connection = client.leader_connection("epochs", 0).await.unwrap();
+        for (asked, epoch, end) in [(0, 0, 2), (1, 0, 2), (3, 3, 4), (5, 5, 5), (9, 5, 5)] {
+            let response = connection.send(&request(asked)).await.unwrap();
+            let answer = &response.topics[0].partitions[0];
+            assert_eq!(
+                (answer.error_code, answer.leader_epoch, answer.end_offset),
+                (0, epoch, end),
+                "epoch {asked}"
+            );
+        }
+    });
+}
