@@ -35,6 +35,7 @@ pub mod broker;
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod group;
 pub mod model;
 pub mod protocol;
 pub mod storage;

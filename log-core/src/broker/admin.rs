@@ -303,56 +303,19 @@ pub fn describe_cluster(
 }
 
 /// UNSUPPORTED_VERSION answers for the APIs this broker does not serve yet but whose responses
-/// carry an error code (the group and producer-id APIs); None for the others.
+/// carry an error code (InitProducerId; SASL gets UNSUPPORTED_SASL_MECHANISM); None for others.
 pub fn unsupported(
     request: kafka_protocol::messages::RequestKind,
-    version: i16,
+    _version: i16,
 ) -> Option<kafka_protocol::messages::ResponseKind> {
-    use kafka_protocol::messages::find_coordinator_response::Coordinator;
     use kafka_protocol::messages::*;
     let code = ResponseError::UnsupportedVersion.code();
-    let message = || {
+    let _message = || {
         Some(str_bytes(
             "This Sluice version does not serve this API yet.",
         ))
     };
     Some(match request {
-        RequestKind::FindCoordinator(req) if version >= 4 => ResponseKind::FindCoordinator(
-            FindCoordinatorResponse::default().with_coordinators(
-                req.coordinator_keys
-                    .into_iter()
-                    .map(|key| {
-                        Coordinator::default()
-                            .with_key(key)
-                            .with_error_code(code)
-                            .with_error_message(message())
-                    })
-                    .collect(),
-            ),
-        ),
-        RequestKind::FindCoordinator(_) => {
-            let response = FindCoordinatorResponse::default().with_error_code(code);
-            ResponseKind::FindCoordinator(if version >= 1 {
-                response.with_error_message(message())
-            } else {
-                response
-            })
-        }
-        RequestKind::JoinGroup(_) => {
-            ResponseKind::JoinGroup(JoinGroupResponse::default().with_error_code(code))
-        }
-        RequestKind::SyncGroup(_) => {
-            ResponseKind::SyncGroup(SyncGroupResponse::default().with_error_code(code))
-        }
-        RequestKind::Heartbeat(_) => {
-            ResponseKind::Heartbeat(HeartbeatResponse::default().with_error_code(code))
-        }
-        RequestKind::LeaveGroup(_) => {
-            ResponseKind::LeaveGroup(LeaveGroupResponse::default().with_error_code(code))
-        }
-        RequestKind::ListGroups(_) => {
-            ResponseKind::ListGroups(ListGroupsResponse::default().with_error_code(code))
-        }
         RequestKind::InitProducerId(_) => {
             ResponseKind::InitProducerId(InitProducerIdResponse::default().with_error_code(code))
         }

@@ -91,6 +91,14 @@ pub struct BrokerConfig {
     pub log_retention_check_interval_ms: u64,
     /// `log.cleaner.enable`.
     pub log_cleaner_enable: bool,
+    /// `group.initial.rebalance.delay.ms`.
+    pub group_initial_rebalance_delay_ms: u64,
+    /// `group.min.session.timeout.ms`.
+    pub group_min_session_timeout_ms: u64,
+    /// `group.max.session.timeout.ms`.
+    pub group_max_session_timeout_ms: u64,
+    /// `offsets.topic.num.partitions`.
+    pub offsets_topic_num_partitions: i32,
     /// The properties that were set explicitly (DescribeConfigs reports them as static).
     pub explicit: BTreeMap<String, String>,
 }
@@ -112,6 +120,10 @@ pub const BROKER_KEYS: &[(&str, &str)] = &[
     ("log.retention.hours", "168"),
     ("log.retention.minutes", ""),
     ("log.roll.hours", "168"),
+    ("group.initial.rebalance.delay.ms", "3000"),
+    ("group.min.session.timeout.ms", "6000"),
+    ("group.max.session.timeout.ms", "1800000"),
+    ("offsets.topic.num.partitions", "50"),
 ];
 
 impl Default for BrokerConfig {
@@ -196,6 +208,13 @@ impl BrokerConfig {
                 _ => Err(invalid(key, "expected true or false")),
             }
         };
+        let non_negative = |key: &str| -> Result<u64> {
+            let n = int(key)?;
+            if n < 0 {
+                return Err(invalid(key, "must not be negative"));
+            }
+            Ok(n as u64)
+        };
         let node_id = int("node.id")?;
         if !(0..=i64::from(i32::MAX)).contains(&node_id) {
             return Err(invalid("node.id", "must be between 0 and 2147483647"));
@@ -256,6 +275,19 @@ impl BrokerConfig {
             log_defaults: LogConfig::from_broker_props(props)?,
             log_retention_check_interval_ms: retention_check as u64,
             log_cleaner_enable: boolean("log.cleaner.enable")?,
+            group_initial_rebalance_delay_ms: non_negative("group.initial.rebalance.delay.ms")?,
+            group_min_session_timeout_ms: non_negative("group.min.session.timeout.ms")?,
+            group_max_session_timeout_ms: non_negative("group.max.session.timeout.ms")?,
+            offsets_topic_num_partitions: {
+                let n = int("offsets.topic.num.partitions")?;
+                if !(1..=10_000).contains(&n) {
+                    return Err(invalid(
+                        "offsets.topic.num.partitions",
+                        "must be between 1 and 10000",
+                    ));
+                }
+                n as i32
+            },
             explicit: props.clone(),
         })
     }

@@ -9,6 +9,7 @@ pub mod config;
 mod configs;
 pub mod embedded;
 mod fetch;
+mod groups;
 mod produce;
 pub mod server;
 pub mod topics;
@@ -24,6 +25,7 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
+use crate::group::coordinator::{CoordinatorConfig, GroupCoordinator};
 use crate::model::{validate_topic_name, TopicPartition};
 use crate::protocol::Request;
 use crate::storage::manager::{LogManager, LogManagerConfig, OpenStats, SharedLog};
@@ -77,6 +79,8 @@ pub struct Broker {
     appended: Notify,
     /// Where clients are told to connect, fixed once the listener is bound.
     advertised: RwLock<Listener>,
+    /// Consumer groups and their committed offsets.
+    groups: Arc<GroupCoordinator>,
 }
 
 impl Broker {
@@ -119,13 +123,26 @@ impl Broker {
             .advertised_listener
             .clone()
             .unwrap_or_else(|| config.listener.clone());
+        let groups = GroupCoordinator::new(CoordinatorConfig {
+            initial_rebalance_delay: Duration::from_millis(config.group_initial_rebalance_delay_ms),
+            min_session_timeout: Duration::from_millis(config.group_min_session_timeout_ms),
+            max_session_timeout: Duration::from_millis(config.group_max_session_timeout_ms),
+        });
         let broker = Broker {
             config,
             logs,
             topics: RwLock::new(store),
             appended: Notify::new(),
             advertised: RwLock::new(advertised),
+            groups,
         };
+        let n_records = broker.load_groups()?;
+        if n_records > 0 {
+            tracing::info!(
+                records = n_records,
+                "loaded consumer groups from __consumer_offsets"
+            );
+        }
         Ok((Arc::new(broker), stats))
     }
 
@@ -389,6 +406,19 @@ impl Broker {
             RequestKind::DescribeCluster(req) => {
                 ResponseKind::DescribeCluster(admin::describe_cluster(self, req, version))
             }
+            RequestKind::FindCoordinator(req) => ResponseKind::FindCoordinator(groups::find_coordinator(self, req, version)),
+            RequestKind::JoinGroup(req) => {
+                let client_id = request.header.client_id.as_ref().map(|c| c.to_string()).unwrap_or_default();
+                ResponseKind::JoinGroup(groups::join_group(self, req, version, &client_id, &request.client_host).await)
+            }
+            RequestKind::SyncGroup(req) => ResponseKind::SyncGroup(groups::sync_group(self, req, version).await),
+            RequestKind::Heartbeat(req) => ResponseKind::Heartbeat(groups::heartbeat(self, req)),
+            RequestKind::LeaveGroup(req) => ResponseKind::LeaveGroup(groups::leave_group(self, req, version)),
+            RequestKind::OffsetCommit(req) => ResponseKind::OffsetCommit(groups::offset_commit(self, req, version)),
+            RequestKind::OffsetFetch(req) => ResponseKind::OffsetFetch(groups::offset_fetch(self, req, version)),
+            RequestKind::ListGroups(req) => ResponseKind::ListGroups(groups::list_groups(self, req, version)),
+            RequestKind::DescribeGroups(req) => ResponseKind::DescribeGroups(groups::describe_groups(self, req, version)),
+            RequestKind::DeleteGroups(req) => ResponseKind::DeleteGroups(groups::delete_groups(self, req)),
             RequestKind::ListOffsets(req) => {
                 ResponseKind::ListOffsets(fetch::list_offsets(self, req, version))
             }

@@ -55,6 +55,8 @@ pub async fn start(broker: Arc<Broker>) -> Result<ServerHandle> {
 
 async fn accept_loop(broker: Arc<Broker>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
     let mut connections = tokio::task::JoinSet::new();
+    // Group members whose session timed out are removed on this tick.
+    let mut reaper = tokio::time::interval(std::time::Duration::from_millis(250));
     loop {
         tokio::select! {
             _ = stop.changed() => break,
@@ -71,6 +73,9 @@ async fn accept_loop(broker: Arc<Broker>, listener: TcpListener, mut stop: watch
                 Err(err) => tracing::warn!(%err, "accept failed"),
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            _ = reaper.tick() => {
+                broker.groups.expire_members();
+            }
         }
     }
     connections.shutdown().await;
@@ -94,6 +99,10 @@ async fn serve_connection(
     stream: TcpStream,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), ConnectionError> {
+    let client_host = stream
+        .peer_addr()
+        .map(|a| format!("/{}", a.ip()))
+        .unwrap_or_default();
     stream.set_nodelay(true)?;
     let (reader, writer) = stream.into_split();
     let mut reader = BufReader::with_capacity(64 * 1024, reader);
@@ -118,7 +127,8 @@ async fn serve_connection(
                 return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
             }
         }
-        let request = decode_request(Bytes::from(frame))?;
+        let mut request = decode_request(Bytes::from(frame))?;
+        request.client_host = client_host.clone();
         let api_key = request.api_key;
         let version = request.header.request_api_version;
         let correlation_id = request.header.correlation_id;

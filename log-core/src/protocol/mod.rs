@@ -46,6 +46,8 @@ pub struct Request {
     pub api_key: ApiKey,
     /// Its body.
     pub body: RequestKind,
+    /// The client's address, as the server saw it (empty when not known).
+    pub client_host: String,
 }
 
 /// The APIs this broker implements, and the versions it speaks: the kafka-protocol crate's
@@ -64,7 +66,19 @@ pub fn supported_versions(api_key: ApiKey) -> Option<VersionRange> {
         | ApiKey::AlterConfigs
         | ApiKey::IncrementalAlterConfigs
         | ApiKey::CreatePartitions
-        | ApiKey::DescribeCluster => Some(api_key.valid_versions()),
+        | ApiKey::DescribeCluster
+        | ApiKey::JoinGroup
+        | ApiKey::SyncGroup
+        | ApiKey::Heartbeat
+        | ApiKey::LeaveGroup
+        | ApiKey::ListGroups
+        | ApiKey::DeleteGroups => Some(api_key.valid_versions()),
+        // Capped below the codec's maximum where newer versions change the request's shape
+        // (topic ids, batched groups, KIP-848 member epochs).
+        ApiKey::FindCoordinator => Some(VersionRange { min: 0, max: 6 }),
+        ApiKey::OffsetCommit => Some(VersionRange { min: 2, max: 9 }),
+        ApiKey::OffsetFetch => Some(VersionRange { min: 1, max: 7 }),
+        ApiKey::DescribeGroups => Some(VersionRange { min: 0, max: 5 }),
         _ => None,
     }
 }
@@ -108,6 +122,7 @@ pub fn decode_request(mut frame: Bytes) -> Result<Request, FrameError> {
             header,
             api_key,
             body: RequestKind::ApiVersions(Default::default()),
+            client_host: String::new(),
         });
     }
     // APIs this broker does not serve are still decoded when the codec knows the version, so
@@ -140,6 +155,7 @@ pub fn decode_request(mut frame: Bytes) -> Result<Request, FrameError> {
         header,
         api_key,
         body,
+        client_host: String::new(),
     })
 }
 

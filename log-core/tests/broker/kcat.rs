@@ -215,3 +215,40 @@ fn topics_and_records_survive_a_restart() {
     )));
     assert_eq!(out, "one\ntwo\n");
 }
+
+#[test]
+fn a_group_commits_offsets_that_survive_a_restart() {
+    let broker = TestBroker::start(&[
+        ("num.partitions", "3"),
+        ("group.initial.rebalance.delay.ms", "0"),
+    ]);
+    let lines: String = (0..30).map(|i| format!("record-{i}\n")).collect();
+    check(kcat(&broker, &["-P", "-t", "grouped"], lines.as_bytes()));
+    // A balanced consumer reads everything and commits (kcat commits on exit).
+    let out = stdout(&check(kcat(
+        &broker,
+        &[
+            "-G",
+            "readers",
+            "grouped",
+            "-o",
+            "beginning",
+            "-c",
+            "30",
+            "-f",
+            "%s\n",
+        ],
+        b"",
+    )));
+    assert_eq!(out.lines().count(), 30);
+    let dir = broker.stop();
+    let broker = TestBroker::start_in(dir, &[("group.initial.rebalance.delay.ms", "0")]);
+    check(kcat(&broker, &["-P", "-t", "grouped"], b"after-restart\n"));
+    // The group resumes where it committed: only the new record.
+    let out = stdout(&check(kcat(
+        &broker,
+        &["-G", "readers", "grouped", "-c", "1", "-f", "%s\n"],
+        b"",
+    )));
+    assert_eq!(out, "after-restart\n");
+}

@@ -6,7 +6,10 @@
 use super::fixtures::{run_bounded, TestBroker};
 
 fn run_client_script(script: &str) {
-    let broker = TestBroker::start(&[("message.max.bytes", "100000")]);
+    let broker = TestBroker::start(&[
+        ("message.max.bytes", "100000"),
+        ("group.initial.rebalance.delay.ms", "0"),
+    ]);
     let path = format!("{}/tests/clients/{script}", env!("CARGO_MANIFEST_DIR"));
     let bootstrap = broker.bootstrap();
     let out = run_bounded(180, "python3", &[&path, &bootstrap], b"");
@@ -33,4 +36,14 @@ fn kafka_python() {
 #[test]
 fn aiokafka() {
     run_client_script("aiokafka_client.py");
+}
+
+#[test]
+fn confluent_kafka_group_of_three() {
+    run_client_script("confluent_kafka_group.py");
+}
+
+#[test]
+fn kafka_python_and_aiokafka_groups() {
+    run_client_script("python_groups.py");
 }

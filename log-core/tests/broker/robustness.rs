@@ -93,7 +93,7 @@ fn garbage_frames_close_only_their_connection() {
 
 #[test]
 fn apis_not_served_yet_answer_unsupported_version_or_close_only_their_connection() {
-    use kafka_protocol::messages::{ApiKey, HeartbeatRequest, OffsetCommitRequest};
+    use kafka_protocol::messages::{AddPartitionsToTxnRequest, ApiKey, InitProducerIdRequest};
     use sluice_log::client::Connection;
     let broker = TestBroker::start(&[]);
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -107,10 +107,10 @@ fn apis_not_served_yet_answer_unsupported_version_or_close_only_their_connection
             .await
             .unwrap();
         // Not advertised, so a well-behaved client would not send it: the client refuses...
-        assert!(connection.version_for(ApiKey::Heartbeat).is_err());
+        assert!(connection.version_for(ApiKey::InitProducerId).is_err());
         // ... and a client that sends it anyway gets UNSUPPORTED_VERSION.
         let response = connection
-            .send_versioned(&HeartbeatRequest::default(), 4)
+            .send_versioned(&InitProducerIdRequest::default(), 4)
             .await
             .unwrap();
         assert_eq!(
@@ -119,7 +119,7 @@ fn apis_not_served_yet_answer_unsupported_version_or_close_only_their_connection
         );
         // A response without an error code to carry it: the connection closes, and only it.
         assert!(connection
-            .send_versioned(&OffsetCommitRequest::default(), 8)
+            .send_versioned(&AddPartitionsToTxnRequest::default(), 3)
             .await
             .is_err());
         let fresh = Connection::connect(&bootstrap, "test", timeout)

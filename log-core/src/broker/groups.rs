@@ -1,0 +1,656 @@
+//! The group APIs: FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit,
+//! OffsetFetch, ListGroups, DescribeGroups, DeleteGroups. Offsets and group metadata are written
+//! to the compacted `__consumer_offsets` topic (created on first use, partitioned by group as
+//! Kafka does) and read back when the broker starts.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use kafka_protocol::ResponseError;
+
+use super::{ApiError, Broker};
+use crate::error::{Error, Result};
+use crate::group::coordinator::JoinRequest;
+use crate::group::store::{self, StoredKey, StoredOffset, OFFSETS_TOPIC};
+use crate::model::TopicPartition;
+use crate::storage::log::FetchIsolation;
+
+fn str_bytes(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_string())
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl Broker {
+    /// Creates `__consumer_offsets` (compacted, `offsets.topic.num.partitions` partitions) if
+    /// it does not exist yet.
+    pub(crate) fn ensure_offsets_topic(&self) -> Result<(), ApiError> {
+        if self.topic_meta(OFFSETS_TOPIC).is_some() {
+            return Ok(());
+        }
+        let configs: BTreeMap<String, String> =
+            [("cleanup.policy".to_string(), "compact".to_string())].into();
+        match self.create_topic(
+            OFFSETS_TOPIC,
+            self.config.offsets_topic_num_partitions,
+            1,
+            configs,
+            false,
+        ) {
+            Ok(_) => Ok(()),
+            Err(ApiError {
+                code: ResponseError::TopicAlreadyExists,
+                ..
+            }) => Ok(()),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Appends keyed records (None value: tombstone) for `group` to its `__consumer_offsets`
+    /// partition.
+    fn write_group_records(
+        &self,
+        group: &str,
+        records: Vec<(Bytes, Option<Bytes>)>,
+    ) -> Result<(), ApiError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        self.ensure_offsets_topic()?;
+        let partitions = self.topic_meta(OFFSETS_TOPIC).map_or(1, |m| m.partitions);
+        let partition = store::partition_for_group(group, partitions);
+        let log = self.log(OFFSETS_TOPIC, partition).ok_or_else(|| {
+            ApiError::new(
+                ResponseError::CoordinatorNotAvailable,
+                "__consumer_offsets is not available",
+            )
+        })?;
+        let timestamp = now_ms();
+        let records: Vec<Record> = records
+            .into_iter()
+            .enumerate()
+            .map(|(idx, (key, value))| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: -1,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset: idx as i64,
+                sequence: idx as i32 - 1,
+                timestamp,
+                key: Some(key),
+                value,
+                headers: Default::default(),
+            })
+            .collect();
+        let mut batch = BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut batch,
+            &records,
+            &RecordEncodeOptions {
+                version: 2,
+                compression: Compression::None,
+            },
+        )
+        .map_err(|e| {
+            ApiError::new(
+                ResponseError::UnknownServerError,
+                format!("encode group records: {e}"),
+            )
+        })?;
+        let mut log = log.lock();
+        log.append_as_leader(&batch, 0)?;
+        let end = log.log_end_offset();
+        log.set_high_watermark(end);
+        Ok(())
+    }
+
+    /// Reads `__consumer_offsets` into the coordinator (at startup).
+    pub(crate) fn load_groups(&self) -> Result<usize> {
+        let Some(meta) = self.topic_meta(OFFSETS_TOPIC) else {
+            return Ok(0);
+        };
+        let mut n_records = 0;
+        for partition in 0..meta.partitions {
+            let Some(log) = self
+                .logs
+                .get(&TopicPartition::new(OFFSETS_TOPIC, partition))
+            else {
+                continue;
+            };
+            let mut log = log.lock();
+            let mut offset = log.log_start_offset();
+            while offset < log.log_end_offset() {
+                let mut bytes = log.read_bytes(offset, 1 << 20, FetchIsolation::LogEnd)?;
+                if bytes.is_empty() {
+                    break;
+                }
+                while !bytes.is_empty() {
+                    let set =
+                        RecordBatchDecoder::decode(&mut bytes).map_err(|e| Error::CorruptFile {
+                            path: log.dir().to_owned(),
+                            reason: format!("__consumer_offsets batch: {e}"),
+                        })?;
+                    for record in set.records {
+                        offset = record.offset + 1;
+                        n_records += 1;
+                        let Some(key) = record.key.and_then(store::decode_key) else {
+                            continue;
+                        };
+                        match key {
+                            StoredKey::Offset {
+                                group,
+                                topic,
+                                partition,
+                            } => {
+                                let value = record.value.and_then(store::decode_offset);
+                                self.groups.restore_offset(&group, &topic, partition, value);
+                            }
+                            StoredKey::Group(group) => {
+                                let value = record.value.and_then(store::decode_group);
+                                self.groups.restore_group(&group, value);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(n_records)
+    }
+}
+
+/// Partition indexes with the error each got.
+type PartitionErrors = Vec<(i32, Option<ResponseError>)>;
+
+fn error_code(error: Option<ResponseError>) -> i16 {
+    error.map_or(0, |e| e.code())
+}
+
+/// FindCoordinator: this node coordinates every group (and creates `__consumer_offsets`).
+pub fn find_coordinator(
+    broker: &Broker,
+    request: FindCoordinatorRequest,
+    version: i16,
+) -> FindCoordinatorResponse {
+    use kafka_protocol::messages::find_coordinator_response::Coordinator;
+    let advertised = broker.advertised();
+    let result = if request.key_type == 0 {
+        broker.ensure_offsets_topic()
+    } else {
+        Err(ApiError::new(
+            ResponseError::CoordinatorNotAvailable,
+            "transactions are not supported yet",
+        ))
+    };
+    let (code, message) = match &result {
+        Ok(()) => (0, None),
+        Err(err) => (err.code.code(), Some(str_bytes(&err.message))),
+    };
+    let node_id = BrokerId(if code == 0 { broker.config.node_id } else { -1 });
+    if version >= 4 {
+        let coordinators = request
+            .coordinator_keys
+            .into_iter()
+            .map(|key| {
+                Coordinator::default()
+                    .with_key(key)
+                    .with_node_id(node_id)
+                    .with_host(str_bytes(if code == 0 { &advertised.host } else { "" }))
+                    .with_port(if code == 0 {
+                        i32::from(advertised.port)
+                    } else {
+                        -1
+                    })
+                    .with_error_code(code)
+                    .with_error_message(message.clone())
+            })
+            .collect();
+        return FindCoordinatorResponse::default().with_coordinators(coordinators);
+    }
+    let response = FindCoordinatorResponse::default()
+        .with_error_code(code)
+        .with_node_id(node_id)
+        .with_host(str_bytes(if code == 0 { &advertised.host } else { "" }))
+        .with_port(if code == 0 {
+            i32::from(advertised.port)
+        } else {
+            -1
+        });
+    if version >= 1 {
+        response.with_error_message(message)
+    } else {
+        response
+    }
+}
+
+/// JoinGroup: waits for the join phase to end.
+pub async fn join_group(
+    broker: &Broker,
+    request: JoinGroupRequest,
+    version: i16,
+    client_id: &str,
+    client_host: &str,
+) -> JoinGroupResponse {
+    let join = JoinRequest {
+        group_id: request.group_id.0.to_string(),
+        member_id: request.member_id.to_string(),
+        instance_id: request.group_instance_id.as_ref().map(|s| s.to_string()),
+        client_id: client_id.to_string(),
+        client_host: client_host.to_string(),
+        session_timeout: Duration::from_millis(request.session_timeout_ms.max(0) as u64),
+        // v0 has no rebalance timeout: it equals the session timeout.
+        rebalance_timeout: Duration::from_millis(
+            if version >= 1 {
+                request.rebalance_timeout_ms
+            } else {
+                request.session_timeout_ms
+            }
+            .max(0) as u64,
+        ),
+        protocol_type: request.protocol_type.to_string(),
+        protocols: request
+            .protocols
+            .iter()
+            .map(|p| (p.name.to_string(), p.metadata.clone()))
+            .collect(),
+        require_known_member_id: version >= 4,
+    };
+    let outcome = broker.groups.join(join).await;
+    let members = outcome
+        .members
+        .into_iter()
+        .map(|(id, instance, metadata)| {
+            let member = join_group_response::JoinGroupResponseMember::default()
+                .with_member_id(str_bytes(&id))
+                .with_metadata(metadata);
+            if version >= 5 {
+                member.with_group_instance_id(instance.map(|i| str_bytes(&i)))
+            } else {
+                member
+            }
+        })
+        .collect();
+    let response = JoinGroupResponse::default()
+        .with_error_code(error_code(outcome.error))
+        .with_generation_id(outcome.generation)
+        .with_protocol_name(Some(str_bytes(outcome.protocol.as_deref().unwrap_or(""))))
+        .with_leader(str_bytes(&outcome.leader))
+        .with_member_id(str_bytes(&outcome.member_id))
+        .with_members(members);
+    // Fields a version lacks must keep their defaults, or the encoder refuses them.
+    if version >= 7 {
+        response.with_protocol_type(outcome.protocol_type.map(|t| str_bytes(&t)))
+    } else {
+        response
+    }
+}
+
+/// SyncGroup: the leader's assignment to every member; the group's generation is recorded.
+pub async fn sync_group(
+    broker: &Broker,
+    request: SyncGroupRequest,
+    version: i16,
+) -> SyncGroupResponse {
+    let group_id = request.group_id.0.to_string();
+    let assignments = request
+        .assignments
+        .into_iter()
+        .map(|a| (a.member_id.to_string(), a.assignment))
+        .collect();
+    let outcome = broker
+        .groups
+        .sync(
+            &group_id,
+            request.generation_id,
+            &request.member_id,
+            assignments,
+        )
+        .await;
+    match outcome {
+        Ok((assignment, protocol_type, protocol)) => {
+            if let Some(stored) = broker.groups.stored_group(&group_id) {
+                let value = store::group_value(&stored, now_ms());
+                if let Err(err) = broker.write_group_records(
+                    &group_id,
+                    vec![(store::group_key(&group_id), Some(value))],
+                ) {
+                    tracing::warn!(group = %group_id, err = %err.message, "could not record the group's generation");
+                }
+            }
+            let response = SyncGroupResponse::default().with_assignment(assignment);
+            if version >= 5 {
+                response
+                    .with_protocol_type(protocol_type.map(|t| str_bytes(&t)))
+                    .with_protocol_name(protocol.map(|p| str_bytes(&p)))
+            } else {
+                response
+            }
+        }
+        Err(code) => SyncGroupResponse::default().with_error_code(code.code()),
+    }
+}
+
+/// Heartbeat.
+pub fn heartbeat(broker: &Broker, request: HeartbeatRequest) -> HeartbeatResponse {
+    let error = broker.groups.heartbeat(
+        &request.group_id.0,
+        request.generation_id,
+        &request.member_id,
+    );
+    HeartbeatResponse::default().with_error_code(error_code(error))
+}
+
+/// LeaveGroup (one member before v3, a batch from v3).
+pub fn leave_group(
+    broker: &Broker,
+    request: LeaveGroupRequest,
+    version: i16,
+) -> LeaveGroupResponse {
+    use kafka_protocol::messages::leave_group_response::MemberResponse;
+    let members: Vec<(String, Option<String>)> = if version >= 3 {
+        request
+            .members
+            .iter()
+            .map(|m| {
+                (
+                    m.member_id.to_string(),
+                    m.group_instance_id.as_ref().map(|i| i.to_string()),
+                )
+            })
+            .collect()
+    } else {
+        vec![(request.member_id.to_string(), None)]
+    };
+    match broker.groups.leave(&request.group_id.0, &members) {
+        Err(code) => LeaveGroupResponse::default().with_error_code(code.code()),
+        Ok(results) if version >= 3 => LeaveGroupResponse::default().with_members(
+            members
+                .iter()
+                .zip(results)
+                .map(|((id, instance), error)| {
+                    MemberResponse::default()
+                        .with_member_id(str_bytes(id))
+                        .with_group_instance_id(instance.as_ref().map(|i| str_bytes(i)))
+                        .with_error_code(error_code(error))
+                })
+                .collect(),
+        ),
+        Ok(results) => LeaveGroupResponse::default()
+            .with_error_code(error_code(results.into_iter().next().flatten())),
+    }
+}
+
+/// OffsetCommit: checks the member and generation, writes to `__consumer_offsets`, then
+/// remembers the offsets.
+pub fn offset_commit(
+    broker: &Broker,
+    request: OffsetCommitRequest,
+    version: i16,
+) -> OffsetCommitResponse {
+    use kafka_protocol::messages::offset_commit_response::{
+        OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+    };
+    let group_id = request.group_id.0.to_string();
+    let group_error = broker.groups.check_commit(
+        &group_id,
+        request.generation_id_or_member_epoch,
+        &request.member_id,
+    );
+    let timestamp = now_ms();
+    let mut records = Vec::new();
+    let mut stored = Vec::new();
+    let mut results: Vec<(TopicName, PartitionErrors)> = Vec::new();
+    for topic in &request.topics {
+        let name = topic.name.0.to_string();
+        let meta = broker.topic_meta(&name);
+        let mut partitions = Vec::new();
+        for partition in &topic.partitions {
+            let error = group_error.or_else(|| {
+                meta.as_ref()
+                    .is_none_or(|m| {
+                        partition.partition_index < 0 || partition.partition_index >= m.partitions
+                    })
+                    .then_some(ResponseError::UnknownTopicOrPartition)
+            });
+            if error.is_none() {
+                let offset = StoredOffset {
+                    offset: partition.committed_offset,
+                    leader_epoch: if version >= 6 {
+                        partition.committed_leader_epoch
+                    } else {
+                        -1
+                    },
+                    metadata: partition
+                        .committed_metadata
+                        .as_ref()
+                        .map(|m| m.to_string())
+                        .unwrap_or_default(),
+                    commit_timestamp: timestamp,
+                };
+                records.push((
+                    store::offset_key(&group_id, &name, partition.partition_index),
+                    Some(store::offset_value(&offset)),
+                ));
+                stored.push((name.clone(), partition.partition_index, offset));
+            }
+            partitions.push((partition.partition_index, error));
+        }
+        results.push((topic.name.clone(), partitions));
+    }
+    let write_error = broker
+        .write_group_records(&group_id, records)
+        .err()
+        .map(|e| {
+            tracing::warn!(group = %group_id, err = %e.message, "offset commit failed");
+            e.code
+        });
+    if write_error.is_none() {
+        broker.groups.store_offsets(&group_id, stored);
+    }
+    let topics = results
+        .into_iter()
+        .map(|(name, partitions)| {
+            OffsetCommitResponseTopic::default()
+                .with_name(name)
+                .with_partitions(
+                    partitions
+                        .into_iter()
+                        .map(|(index, error)| {
+                            OffsetCommitResponsePartition::default()
+                                .with_partition_index(index)
+                                .with_error_code(error_code(error.or(write_error)))
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    OffsetCommitResponse::default().with_topics(topics)
+}
+
+/// OffsetFetch (one group, v1–v7): committed offsets, -1 where none.
+pub fn offset_fetch(
+    broker: &Broker,
+    request: OffsetFetchRequest,
+    version: i16,
+) -> OffsetFetchResponse {
+    use kafka_protocol::messages::offset_fetch_response::{
+        OffsetFetchResponsePartition, OffsetFetchResponseTopic,
+    };
+    let offsets = broker.groups.offsets(&request.group_id.0);
+    let wanted: Vec<(String, Vec<i32>)> = match &request.topics {
+        Some(topics) => topics
+            .iter()
+            .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
+            .collect(),
+        None => {
+            let mut by_topic: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+            for (topic, partition) in offsets.keys() {
+                by_topic.entry(topic.clone()).or_default().push(*partition);
+            }
+            by_topic
+                .into_iter()
+                .map(|(t, mut p)| {
+                    p.sort_unstable();
+                    (t, p)
+                })
+                .collect()
+        }
+    };
+    let topics = wanted
+        .into_iter()
+        .map(|(topic, partitions)| {
+            let partitions = partitions
+                .into_iter()
+                .map(|partition| {
+                    let base =
+                        OffsetFetchResponsePartition::default().with_partition_index(partition);
+                    match offsets.get(&(topic.clone(), partition)) {
+                        Some(stored) => {
+                            let found = base
+                                .with_committed_offset(stored.offset)
+                                .with_metadata(Some(str_bytes(&stored.metadata)));
+                            if version >= 5 {
+                                found.with_committed_leader_epoch(stored.leader_epoch)
+                            } else {
+                                found
+                            }
+                        }
+                        None => base
+                            .with_committed_offset(-1)
+                            .with_metadata(Some(str_bytes(""))),
+                    }
+                })
+                .collect();
+            OffsetFetchResponseTopic::default()
+                .with_name(TopicName(str_bytes(&topic)))
+                .with_partitions(partitions)
+        })
+        .collect();
+    OffsetFetchResponse::default().with_topics(topics)
+}
+
+/// ListGroups (with the v4 state filter).
+pub fn list_groups(
+    broker: &Broker,
+    request: ListGroupsRequest,
+    version: i16,
+) -> ListGroupsResponse {
+    use kafka_protocol::messages::list_groups_response::ListedGroup;
+    let groups = broker
+        .groups
+        .list()
+        .into_iter()
+        .filter(|(_, _, state)| {
+            request.states_filter.is_empty()
+                || request
+                    .states_filter
+                    .iter()
+                    .any(|s| s.as_str() == state.name())
+        })
+        .map(|(id, protocol_type, state)| {
+            let listed = ListedGroup::default()
+                .with_group_id(GroupId(str_bytes(&id)))
+                .with_protocol_type(str_bytes(&protocol_type));
+            let listed = if version >= 4 {
+                listed.with_group_state(str_bytes(state.name()))
+            } else {
+                listed
+            };
+            if version >= 5 {
+                listed.with_group_type(str_bytes("classic"))
+            } else {
+                listed
+            }
+        })
+        .collect();
+    ListGroupsResponse::default().with_groups(groups)
+}
+
+/// DescribeGroups: state, protocol and members with their assignments; an unknown group is
+/// `Dead`, as Kafka answers.
+pub fn describe_groups(
+    broker: &Broker,
+    request: DescribeGroupsRequest,
+    version: i16,
+) -> DescribeGroupsResponse {
+    use kafka_protocol::messages::describe_groups_response::{
+        DescribedGroup, DescribedGroupMember,
+    };
+    let groups = request
+        .groups
+        .into_iter()
+        .map(|group_id| {
+            let base = DescribedGroup::default().with_group_id(group_id.clone());
+            match broker.groups.describe(&group_id.0) {
+                None => base.with_group_state(str_bytes("Dead")),
+                Some((state, protocol_type, protocol, members)) => {
+                    let members = members
+                        .into_iter()
+                        .map(|m| {
+                            let metadata = m
+                                .protocols
+                                .iter()
+                                .find(|(n, _)| *n == protocol)
+                                .map(|(_, md)| md.clone())
+                                .unwrap_or_default();
+                            let member = DescribedGroupMember::default()
+                                .with_member_id(str_bytes(&m.id))
+                                .with_client_id(str_bytes(&m.client_id))
+                                .with_client_host(str_bytes(&m.client_host))
+                                .with_member_metadata(metadata)
+                                .with_member_assignment(m.assignment.clone());
+                            if version >= 4 {
+                                member.with_group_instance_id(
+                                    m.instance_id.as_ref().map(|i| str_bytes(i)),
+                                )
+                            } else {
+                                member
+                            }
+                        })
+                        .collect();
+                    base.with_group_state(str_bytes(state.name()))
+                        .with_protocol_type(str_bytes(&protocol_type))
+                        .with_protocol_data(str_bytes(&protocol))
+                        .with_members(members)
+                }
+            }
+        })
+        .collect();
+    DescribeGroupsResponse::default().with_groups(groups)
+}
+
+/// DeleteGroups: empty groups only; their offsets and metadata get tombstones.
+pub fn delete_groups(broker: &Broker, request: DeleteGroupsRequest) -> DeleteGroupsResponse {
+    use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
+    let results = request
+        .groups_names
+        .into_iter()
+        .map(|group_id| {
+            let id = group_id.0.to_string();
+            let result = broker.groups.delete(&id).and_then(|keys| {
+                let mut records: Vec<(Bytes, Option<Bytes>)> = keys
+                    .iter()
+                    .map(|(t, p)| (store::offset_key(&id, t, *p), None))
+                    .collect();
+                records.push((store::group_key(&id), None));
+                broker.write_group_records(&id, records).map_err(|e| e.code)
+            });
+            DeletableGroupResult::default()
+                .with_group_id(group_id)
+                .with_error_code(error_code(result.err()))
+        })
+        .collect();
+    DeleteGroupsResponse::default().with_results(results)
+}

@@ -1,0 +1,1001 @@
+//! The classic consumer group protocol: JoinGroup, SyncGroup, Heartbeat, LeaveGroup, with the
+//! group states Kafka uses (Empty, PreparingRebalance, CompletingRebalance, Stable, Dead),
+//! `session.timeout.ms`, `rebalance.timeout.ms`, `group.initial.rebalance.delay.ms`, and the
+//! committed offsets of each group. Assignment is done by the group leader (client-side
+//! assignors: range, roundrobin, sticky, cooperative-sticky), the coordinator only relays it.
+//!
+//! State lives behind one mutex; a request that must wait (JoinGroup until the join phase ends,
+//! SyncGroup until the leader's assignment arrives) registers a oneshot and awaits it outside
+//! the lock. Timers end the join phase after the rebalance timeout and expire silent members.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use tokio::sync::oneshot;
+
+use super::store::{StoredGroup, StoredOffset};
+
+/// A group's state, with Kafka's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupState {
+    /// No members (offsets may remain).
+    Empty,
+    /// Waiting for members to (re)join.
+    PreparingRebalance,
+    /// Waiting for the leader's assignment.
+    CompletingRebalance,
+    /// Members have their assignments.
+    Stable,
+    /// Deleted.
+    Dead,
+}
+
+impl GroupState {
+    /// Kafka's name for the state.
+    pub fn name(self) -> &'static str {
+        match self {
+            GroupState::Empty => "Empty",
+            GroupState::PreparingRebalance => "PreparingRebalance",
+            GroupState::CompletingRebalance => "CompletingRebalance",
+            GroupState::Stable => "Stable",
+            GroupState::Dead => "Dead",
+        }
+    }
+}
+
+/// Why a group request failed, as a Kafka error code.
+pub type GroupError = kafka_protocol::ResponseError;
+
+/// A member of a group.
+#[derive(Debug, Clone)]
+pub struct Member {
+    /// Member id given by the coordinator.
+    pub id: String,
+    /// `group.instance.id` for static members.
+    pub instance_id: Option<String>,
+    /// The client's `client.id`.
+    pub client_id: String,
+    /// The client's address.
+    pub client_host: String,
+    session_timeout: Duration,
+    rebalance_timeout: Duration,
+    /// Supported protocols (assignors) with their metadata, in the member's preference order.
+    pub protocols: Vec<(String, Bytes)>,
+    /// The member's assignment in the current generation.
+    pub assignment: Bytes,
+    last_heartbeat: Instant,
+}
+
+/// What a member learns when the join phase ends.
+#[derive(Debug, Clone)]
+pub struct JoinOutcome {
+    /// Error, or None.
+    pub error: Option<GroupError>,
+    /// The new generation.
+    pub generation: i32,
+    /// The chosen protocol.
+    pub protocol: Option<String>,
+    /// The protocol type (`consumer`).
+    pub protocol_type: Option<String>,
+    /// The leader's member id.
+    pub leader: String,
+    /// This member's id.
+    pub member_id: String,
+    /// For the leader: every member with its metadata for the chosen protocol.
+    pub members: Vec<(String, Option<String>, Bytes)>,
+}
+
+impl JoinOutcome {
+    fn error(error: GroupError, member_id: &str) -> JoinOutcome {
+        JoinOutcome {
+            error: Some(error),
+            generation: -1,
+            protocol: None,
+            protocol_type: None,
+            leader: String::new(),
+            member_id: member_id.to_string(),
+            members: Vec::new(),
+        }
+    }
+}
+
+/// What a member gets from SyncGroup.
+pub type SyncOutcome = Result<(Bytes, Option<String>, Option<String>), GroupError>;
+
+#[derive(Debug)]
+struct Group {
+    state: GroupState,
+    protocol_type: Option<String>,
+    protocol: Option<String>,
+    generation: i32,
+    leader: Option<String>,
+    members: BTreeMap<String, Member>,
+    /// Members whose JoinGroup waits for the join phase to end.
+    pending_joins: HashMap<String, oneshot::Sender<JoinOutcome>>,
+    /// Members whose SyncGroup waits for the leader's assignment.
+    pending_syncs: HashMap<String, oneshot::Sender<SyncOutcome>>,
+    /// Member ids handed out with MEMBER_ID_REQUIRED, until their owners join (or the session
+    /// timeout passes).
+    pending_members: HashMap<String, (Instant, Duration)>,
+    /// Bumped at every state change, so that stale timers do nothing.
+    epoch: u64,
+    /// Committed offsets by (topic, partition).
+    offsets: HashMap<(String, i32), StoredOffset>,
+}
+
+impl Group {
+    fn new() -> Group {
+        Group {
+            state: GroupState::Empty,
+            protocol_type: None,
+            protocol: None,
+            generation: 0,
+            leader: None,
+            members: BTreeMap::new(),
+            pending_joins: HashMap::new(),
+            pending_syncs: HashMap::new(),
+            pending_members: HashMap::new(),
+            epoch: 0,
+            offsets: HashMap::new(),
+        }
+    }
+
+    fn rebalance_timeout(&self) -> Duration {
+        self.members
+            .values()
+            .map(|m| m.rebalance_timeout)
+            .max()
+            .unwrap_or(Duration::from_secs(1))
+    }
+
+    /// A protocol every member supports, preferring the most-voted first choices (Kafka's rule).
+    fn select_protocol(&self) -> Option<String> {
+        let mut candidates: Vec<&String> = self
+            .members
+            .values()
+            .next()?
+            .protocols
+            .iter()
+            .map(|(n, _)| n)
+            .collect();
+        candidates.retain(|name| {
+            self.members
+                .values()
+                .all(|m| m.protocols.iter().any(|(n, _)| n == *name))
+        });
+        let votes = |name: &String| {
+            self.members
+                .values()
+                .filter(|m| {
+                    m.protocols
+                        .iter()
+                        .find(|(n, _)| candidates.contains(&n))
+                        .is_some_and(|(n, _)| n == name)
+                })
+                .count()
+        };
+        candidates
+            .iter()
+            .max_by_key(|name| votes(name))
+            .map(|name| (*name).clone())
+    }
+}
+
+/// Group settings (Kafka's broker names).
+#[derive(Debug, Clone)]
+pub struct CoordinatorConfig {
+    /// `group.initial.rebalance.delay.ms`.
+    pub initial_rebalance_delay: Duration,
+    /// `group.min.session.timeout.ms`.
+    pub min_session_timeout: Duration,
+    /// `group.max.session.timeout.ms`.
+    pub max_session_timeout: Duration,
+}
+
+impl Default for CoordinatorConfig {
+    fn default() -> Self {
+        CoordinatorConfig {
+            initial_rebalance_delay: Duration::from_millis(3000),
+            min_session_timeout: Duration::from_millis(6000),
+            max_session_timeout: Duration::from_millis(1_800_000),
+        }
+    }
+}
+
+/// A JoinGroup request, reduced to what the coordinator needs.
+#[derive(Debug, Clone)]
+pub struct JoinRequest {
+    /// Group id.
+    pub group_id: String,
+    /// Member id, empty for a new member.
+    pub member_id: String,
+    /// `group.instance.id`.
+    pub instance_id: Option<String>,
+    /// `client.id`.
+    pub client_id: String,
+    /// Client address.
+    pub client_host: String,
+    /// `session.timeout.ms`.
+    pub session_timeout: Duration,
+    /// `rebalance.timeout.ms` (`max.poll.interval.ms` for Java consumers).
+    pub rebalance_timeout: Duration,
+    /// `consumer`.
+    pub protocol_type: String,
+    /// Assignors with their metadata.
+    pub protocols: Vec<(String, Bytes)>,
+    /// Whether a new member must first ask for an id (JoinGroup v4+, KIP-394).
+    pub require_known_member_id: bool,
+}
+
+/// The group coordinator of this node.
+pub struct GroupCoordinator {
+    config: CoordinatorConfig,
+    groups: Mutex<HashMap<String, Group>>,
+}
+
+impl GroupCoordinator {
+    /// A coordinator with no groups.
+    pub fn new(config: CoordinatorConfig) -> Arc<GroupCoordinator> {
+        Arc::new(GroupCoordinator {
+            config,
+            groups: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Restores a committed offset or group read from `__consumer_offsets` (None: tombstone).
+    pub fn restore_offset(
+        &self,
+        group: &str,
+        topic: &str,
+        partition: i32,
+        offset: Option<StoredOffset>,
+    ) {
+        let mut groups = self.groups.lock();
+        let entry = groups.entry(group.to_string()).or_insert_with(Group::new);
+        match offset {
+            Some(offset) => {
+                entry.offsets.insert((topic.to_string(), partition), offset);
+            }
+            None => {
+                entry.offsets.remove(&(topic.to_string(), partition));
+            }
+        }
+    }
+
+    /// Restores a group's metadata (None: the group was deleted).
+    pub fn restore_group(&self, group: &str, stored: Option<StoredGroup>) {
+        let mut groups = self.groups.lock();
+        match stored {
+            Some(stored) => {
+                let entry = groups.entry(group.to_string()).or_insert_with(Group::new);
+                entry.protocol_type = Some(stored.protocol_type);
+                entry.generation = stored.generation;
+            }
+            None => {
+                groups.remove(group);
+            }
+        }
+    }
+
+    /// JoinGroup: waits until the join phase ends (all members rejoined, or the rebalance
+    /// timeout passed).
+    pub async fn join(self: &Arc<Self>, request: JoinRequest) -> JoinOutcome {
+        let receiver = {
+            let mut groups = self.groups.lock();
+            match self.join_locked(&mut groups, request) {
+                Ok(receiver) => receiver,
+                Err(outcome) => return *outcome,
+            }
+        };
+        match receiver.await {
+            Ok(outcome) => outcome,
+            Err(_) => JoinOutcome::error(GroupError::UnknownMemberId, ""),
+        }
+    }
+
+    fn join_locked(
+        self: &Arc<Self>,
+        groups: &mut HashMap<String, Group>,
+        request: JoinRequest,
+    ) -> Result<oneshot::Receiver<JoinOutcome>, Box<JoinOutcome>> {
+        if request.group_id.is_empty() {
+            return Err(Box::new(JoinOutcome::error(
+                GroupError::InvalidGroupId,
+                &request.member_id,
+            )));
+        }
+        if request.session_timeout < self.config.min_session_timeout
+            || request.session_timeout > self.config.max_session_timeout
+        {
+            return Err(Box::new(JoinOutcome::error(
+                GroupError::InvalidSessionTimeout,
+                &request.member_id,
+            )));
+        }
+        let group = groups
+            .entry(request.group_id.clone())
+            .or_insert_with(Group::new);
+        if !group.members.is_empty()
+            && group
+                .protocol_type
+                .as_deref()
+                .is_some_and(|t| t != request.protocol_type)
+        {
+            return Err(Box::new(JoinOutcome::error(
+                GroupError::InconsistentGroupProtocol,
+                &request.member_id,
+            )));
+        }
+        if !group.members.is_empty()
+            && !request.protocols.iter().any(|(name, _)| {
+                group
+                    .members
+                    .values()
+                    .all(|m| m.protocols.iter().any(|(n, _)| n == name))
+            })
+        {
+            return Err(Box::new(JoinOutcome::error(
+                GroupError::InconsistentGroupProtocol,
+                &request.member_id,
+            )));
+        }
+        // A static member that rejoins takes its old member id's place.
+        let known_static = request.instance_id.as_ref().and_then(|instance| {
+            group
+                .members
+                .values()
+                .find(|m| m.instance_id.as_ref() == Some(instance))
+                .map(|m| m.id.clone())
+        });
+        let member_id = if request.member_id.is_empty() {
+            let new_id = format!(
+                "{}-{}",
+                if request.client_id.is_empty() {
+                    "member"
+                } else {
+                    &request.client_id
+                },
+                uuid::Uuid::new_v4()
+            );
+            if let Some(old) = &known_static {
+                if let Some(mut member) = group.members.remove(old) {
+                    member.id = new_id.clone();
+                    group.members.insert(new_id.clone(), member);
+                    if group.leader.as_deref() == Some(old.as_str()) {
+                        group.leader = Some(new_id.clone());
+                    }
+                }
+            } else if request.require_known_member_id {
+                // KIP-394: the client rejoins with this id.
+                group
+                    .pending_members
+                    .insert(new_id.clone(), (Instant::now(), request.session_timeout));
+                return Err(Box::new(JoinOutcome::error(
+                    GroupError::MemberIdRequired,
+                    &new_id,
+                )));
+            }
+            new_id
+        } else {
+            let pending = group.pending_members.remove(&request.member_id).is_some();
+            if !pending && !group.members.contains_key(&request.member_id) {
+                return Err(Box::new(JoinOutcome::error(
+                    GroupError::UnknownMemberId,
+                    &request.member_id,
+                )));
+            }
+            request.member_id.clone()
+        };
+        let changed = group
+            .members
+            .get(&member_id)
+            .is_none_or(|m| m.protocols != request.protocols);
+        let assignment = group
+            .members
+            .get(&member_id)
+            .map(|m| m.assignment.clone())
+            .unwrap_or_default();
+        group.members.insert(
+            member_id.clone(),
+            Member {
+                id: member_id.clone(),
+                instance_id: request.instance_id.clone(),
+                client_id: request.client_id.clone(),
+                client_host: request.client_host.clone(),
+                session_timeout: request.session_timeout,
+                rebalance_timeout: request.rebalance_timeout,
+                protocols: request.protocols.clone(),
+                assignment,
+                last_heartbeat: Instant::now(),
+            },
+        );
+        group.protocol_type = Some(request.protocol_type.clone());
+        let (tx, rx) = oneshot::channel();
+        group.pending_joins.insert(member_id.clone(), tx);
+        match group.state {
+            GroupState::Stable
+                if !changed
+                    && group.leader.as_deref() != Some(member_id.as_str())
+                    && known_static.is_some() =>
+            {
+                // A static follower rejoining with the same metadata keeps its assignment.
+                let outcome = self.outcome_for(group, &member_id);
+                if let Some(tx) = group.pending_joins.remove(&member_id) {
+                    let _ = tx.send(outcome);
+                }
+            }
+            GroupState::Empty | GroupState::Dead => {
+                let delay = self
+                    .config
+                    .initial_rebalance_delay
+                    .min(group.rebalance_timeout());
+                self.prepare_rebalance(&request.group_id, group, delay);
+                self.maybe_complete_join(&request.group_id, group, false);
+            }
+            GroupState::Stable | GroupState::CompletingRebalance => {
+                let timeout = group.rebalance_timeout();
+                self.prepare_rebalance(&request.group_id, group, timeout);
+                self.maybe_complete_join(&request.group_id, group, false);
+            }
+            GroupState::PreparingRebalance => {
+                self.maybe_complete_join(&request.group_id, group, false)
+            }
+        }
+        Ok(rx)
+    }
+
+    /// Moves to PreparingRebalance: pending syncs learn of the rebalance, and a timer ends the
+    /// join phase after `wait`.
+    fn prepare_rebalance(self: &Arc<Self>, group_id: &str, group: &mut Group, wait: Duration) {
+        for (_, tx) in group.pending_syncs.drain() {
+            let _ = tx.send(Err(GroupError::RebalanceInProgress));
+        }
+        group.state = GroupState::PreparingRebalance;
+        group.epoch += 1;
+        let epoch = group.epoch;
+        let coordinator = Arc::clone(self);
+        let group_id = group_id.to_string();
+        tokio::spawn(async move {
+            tokio::time::sleep(wait).await;
+            let mut groups = coordinator.groups.lock();
+            if let Some(group) = groups.get_mut(&group_id) {
+                if group.epoch == epoch && group.state == GroupState::PreparingRebalance {
+                    coordinator.maybe_complete_join(&group_id, group, true);
+                }
+            }
+        });
+    }
+
+    /// Ends the join phase if every member has rejoined (and no initial delay is running), or
+    /// when the timer fires (`forced`): members that did not rejoin are removed.
+    fn maybe_complete_join(self: &Arc<Self>, group_id: &str, group: &mut Group, forced: bool) {
+        if group.state != GroupState::PreparingRebalance {
+            return;
+        }
+        let all_joined = group
+            .members
+            .keys()
+            .all(|id| group.pending_joins.contains_key(id));
+        // A new group waits out group.initial.rebalance.delay.ms so that members starting
+        // together join one generation.
+        let initial_delay_running =
+            group.generation == 0 && !forced && !self.config.initial_rebalance_delay.is_zero();
+        if !forced && (!all_joined || initial_delay_running) {
+            return;
+        }
+        let missing: Vec<String> = group
+            .members
+            .keys()
+            .filter(|id| !group.pending_joins.contains_key(*id))
+            .cloned()
+            .collect();
+        for id in missing {
+            group.members.remove(&id);
+        }
+        group.generation += 1;
+        group.epoch += 1;
+        if group.members.is_empty() {
+            group.state = GroupState::Empty;
+            group.leader = None;
+            group.protocol = None;
+            return;
+        }
+        group.protocol = group.select_protocol();
+        if group
+            .leader
+            .as_ref()
+            .is_none_or(|leader| !group.members.contains_key(leader))
+        {
+            group.leader = group.members.keys().next().cloned();
+        }
+        group.state = GroupState::CompletingRebalance;
+        for member in group.members.values_mut() {
+            member.last_heartbeat = Instant::now();
+        }
+        let joins: Vec<(String, oneshot::Sender<JoinOutcome>)> =
+            group.pending_joins.drain().collect();
+        for (member_id, tx) in joins {
+            let _ = tx.send(self.outcome_for(group, &member_id));
+        }
+        // If the leader never syncs, rebalance again after the rebalance timeout.
+        let epoch = group.epoch;
+        let wait = group.rebalance_timeout();
+        let coordinator = Arc::clone(self);
+        let group_id = group_id.to_string();
+        tokio::spawn(async move {
+            tokio::time::sleep(wait).await;
+            let mut groups = coordinator.groups.lock();
+            if let Some(group) = groups.get_mut(&group_id) {
+                if group.epoch == epoch && group.state == GroupState::CompletingRebalance {
+                    let timeout = group.rebalance_timeout();
+                    coordinator.prepare_rebalance(&group_id, group, timeout);
+                }
+            }
+        });
+    }
+
+    fn outcome_for(&self, group: &Group, member_id: &str) -> JoinOutcome {
+        let leader = group.leader.clone().unwrap_or_default();
+        let protocol = group.protocol.clone();
+        let members = if leader == member_id {
+            group
+                .members
+                .values()
+                .map(|m| {
+                    let metadata = m
+                        .protocols
+                        .iter()
+                        .find(|(n, _)| Some(n) == protocol.as_ref())
+                        .map(|(_, md)| md.clone())
+                        .unwrap_or_default();
+                    (m.id.clone(), m.instance_id.clone(), metadata)
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        JoinOutcome {
+            error: None,
+            generation: group.generation,
+            protocol,
+            protocol_type: group.protocol_type.clone(),
+            leader,
+            member_id: member_id.to_string(),
+            members,
+        }
+    }
+
+    /// SyncGroup: the leader hands in the assignment; every member gets its own.
+    pub async fn sync(
+        &self,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+        assignments: Vec<(String, Bytes)>,
+    ) -> SyncOutcome {
+        let receiver = {
+            let mut groups = self.groups.lock();
+            let Some(group) = groups.get_mut(group_id) else {
+                return Err(GroupError::UnknownMemberId);
+            };
+            if !group.members.contains_key(member_id) {
+                return Err(GroupError::UnknownMemberId);
+            }
+            if generation != group.generation {
+                return Err(GroupError::IllegalGeneration);
+            }
+            match group.state {
+                GroupState::PreparingRebalance => return Err(GroupError::RebalanceInProgress),
+                GroupState::Stable => {
+                    let assignment = group
+                        .members
+                        .get(member_id)
+                        .map(|m| m.assignment.clone())
+                        .unwrap_or_default();
+                    return Ok((
+                        assignment,
+                        group.protocol_type.clone(),
+                        group.protocol.clone(),
+                    ));
+                }
+                GroupState::Empty | GroupState::Dead => return Err(GroupError::UnknownMemberId),
+                GroupState::CompletingRebalance => {}
+            }
+            let (tx, rx) = oneshot::channel();
+            group.pending_syncs.insert(member_id.to_string(), tx);
+            if group.leader.as_deref() == Some(member_id) {
+                let mut assignments: HashMap<String, Bytes> = assignments.into_iter().collect();
+                for member in group.members.values_mut() {
+                    member.assignment = assignments.remove(&member.id).unwrap_or_default();
+                }
+                group.state = GroupState::Stable;
+                group.epoch += 1;
+                let syncs: Vec<(String, oneshot::Sender<SyncOutcome>)> =
+                    group.pending_syncs.drain().collect();
+                for (id, tx) in syncs {
+                    let assignment = group
+                        .members
+                        .get(&id)
+                        .map(|m| m.assignment.clone())
+                        .unwrap_or_default();
+                    let _ = tx.send(Ok((
+                        assignment,
+                        group.protocol_type.clone(),
+                        group.protocol.clone(),
+                    )));
+                }
+            }
+            rx
+        };
+        receiver
+            .await
+            .unwrap_or(Err(GroupError::RebalanceInProgress))
+    }
+
+    /// Heartbeat: keeps a member alive; tells it when to rejoin.
+    pub fn heartbeat(
+        &self,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+    ) -> Option<GroupError> {
+        let mut groups = self.groups.lock();
+        let Some(group) = groups.get_mut(group_id) else {
+            return Some(GroupError::UnknownMemberId);
+        };
+        let Some(member) = group.members.get_mut(member_id) else {
+            return Some(GroupError::UnknownMemberId);
+        };
+        member.last_heartbeat = Instant::now();
+        if generation != group.generation {
+            return Some(GroupError::IllegalGeneration);
+        }
+        match group.state {
+            GroupState::PreparingRebalance => Some(GroupError::RebalanceInProgress),
+            GroupState::Empty | GroupState::Dead => Some(GroupError::UnknownMemberId),
+            GroupState::Stable | GroupState::CompletingRebalance => None,
+        }
+    }
+
+    /// LeaveGroup for each member (by member id, or by `group.instance.id`).
+    pub fn leave(
+        self: &Arc<Self>,
+        group_id: &str,
+        members: &[(String, Option<String>)],
+    ) -> Result<Vec<Option<GroupError>>, GroupError> {
+        let mut groups = self.groups.lock();
+        let Some(group) = groups.get_mut(group_id) else {
+            return Err(GroupError::UnknownMemberId);
+        };
+        let mut results = Vec::with_capacity(members.len());
+        let mut removed = false;
+        for (member_id, instance_id) in members {
+            let id = match instance_id {
+                Some(instance) => group
+                    .members
+                    .values()
+                    .find(|m| m.instance_id.as_ref() == Some(instance))
+                    .map(|m| m.id.clone()),
+                None => group
+                    .members
+                    .contains_key(member_id)
+                    .then(|| member_id.clone()),
+            };
+            match id {
+                Some(id) => {
+                    group.members.remove(&id);
+                    group.pending_joins.remove(&id);
+                    group.pending_syncs.remove(&id);
+                    removed = true;
+                    results.push(None);
+                }
+                None => results.push(Some(GroupError::UnknownMemberId)),
+            }
+        }
+        if removed {
+            self.after_member_removed(group_id, group);
+        }
+        Ok(results)
+    }
+
+    fn after_member_removed(self: &Arc<Self>, group_id: &str, group: &mut Group) {
+        match group.state {
+            GroupState::Stable | GroupState::CompletingRebalance => {
+                let timeout = group.rebalance_timeout();
+                self.prepare_rebalance(group_id, group, timeout);
+                self.maybe_complete_join(group_id, group, false);
+            }
+            GroupState::PreparingRebalance => self.maybe_complete_join(group_id, group, false),
+            GroupState::Empty | GroupState::Dead => {}
+        }
+        if group.members.is_empty() && group.state == GroupState::PreparingRebalance {
+            self.maybe_complete_join(group_id, group, true);
+        }
+    }
+
+    /// Removes members whose session timed out (members waiting in a join or sync are not
+    /// expected to heartbeat). Returns how many were removed.
+    pub fn expire_members(self: &Arc<Self>) -> usize {
+        let now = Instant::now();
+        let mut groups = self.groups.lock();
+        let mut n_expired = 0;
+        let ids: Vec<String> = groups.keys().cloned().collect();
+        for group_id in ids {
+            let Some(group) = groups.get_mut(&group_id) else {
+                continue;
+            };
+            group
+                .pending_members
+                .retain(|_, (since, timeout)| now.duration_since(*since) <= *timeout);
+            let expired: Vec<String> = group
+                .members
+                .values()
+                .filter(|m| {
+                    !group.pending_joins.contains_key(&m.id)
+                        && !group.pending_syncs.contains_key(&m.id)
+                })
+                .filter(|m| now.duration_since(m.last_heartbeat) > m.session_timeout)
+                .map(|m| m.id.clone())
+                .collect();
+            if expired.is_empty() {
+                continue;
+            }
+            for id in &expired {
+                tracing::info!(group = %group_id, member = %id, "member session expired");
+                group.members.remove(id);
+            }
+            n_expired += expired.len();
+            self.after_member_removed(&group_id, group);
+        }
+        n_expired
+    }
+
+    /// Checks that a commit may be made by this member in this generation. `generation = -1` and
+    /// an empty member id is a standalone consumer, allowed when the group has no members.
+    pub fn check_commit(
+        &self,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+    ) -> Option<GroupError> {
+        let groups = self.groups.lock();
+        let Some(group) = groups.get(group_id) else {
+            return (generation >= 0).then_some(GroupError::IllegalGeneration);
+        };
+        if generation < 0 && member_id.is_empty() {
+            return (!group.members.is_empty()).then_some(GroupError::UnknownMemberId);
+        }
+        if !group.members.contains_key(member_id) {
+            return Some(GroupError::UnknownMemberId);
+        }
+        if generation != group.generation {
+            return Some(GroupError::IllegalGeneration);
+        }
+        (group.state == GroupState::CompletingRebalance).then_some(GroupError::RebalanceInProgress)
+    }
+
+    /// Records committed offsets (after they were written to `__consumer_offsets`).
+    pub fn store_offsets(&self, group_id: &str, offsets: Vec<(String, i32, StoredOffset)>) {
+        let mut groups = self.groups.lock();
+        let group = groups
+            .entry(group_id.to_string())
+            .or_insert_with(Group::new);
+        for (topic, partition, offset) in offsets {
+            group.offsets.insert((topic, partition), offset);
+        }
+    }
+
+    /// Committed offsets of a group (all, or those asked for).
+    pub fn offsets(&self, group_id: &str) -> HashMap<(String, i32), StoredOffset> {
+        self.groups
+            .lock()
+            .get(group_id)
+            .map(|g| g.offsets.clone())
+            .unwrap_or_default()
+    }
+
+    /// Every group with its protocol type and state.
+    pub fn list(&self) -> Vec<(String, String, GroupState)> {
+        let groups = self.groups.lock();
+        let mut list: Vec<(String, String, GroupState)> = groups
+            .iter()
+            .map(|(id, g)| {
+                (
+                    id.clone(),
+                    g.protocol_type.clone().unwrap_or_default(),
+                    g.state,
+                )
+            })
+            .collect();
+        list.sort_by(|a, b| a.0.cmp(&b.0));
+        list
+    }
+
+    /// A group's state, protocol type, protocol and members.
+    pub fn describe(&self, group_id: &str) -> Option<(GroupState, String, String, Vec<Member>)> {
+        let groups = self.groups.lock();
+        let group = groups.get(group_id)?;
+        Some((
+            group.state,
+            group.protocol_type.clone().unwrap_or_default(),
+            group.protocol.clone().unwrap_or_default(),
+            group.members.values().cloned().collect(),
+        ))
+    }
+
+    /// Deletes an empty group; returns its committed offsets' keys (to write tombstones).
+    pub fn delete(&self, group_id: &str) -> Result<Vec<(String, i32)>, GroupError> {
+        let mut groups = self.groups.lock();
+        let Some(group) = groups.get(group_id) else {
+            return Err(GroupError::GroupIdNotFound);
+        };
+        if !group.members.is_empty() {
+            return Err(GroupError::NonEmptyGroup);
+        }
+        let keys = group.offsets.keys().cloned().collect();
+        groups.remove(group_id);
+        Ok(keys)
+    }
+
+    /// The stored form of a group's metadata, for `__consumer_offsets`.
+    pub fn stored_group(&self, group_id: &str) -> Option<StoredGroup> {
+        let groups = self.groups.lock();
+        let group = groups.get(group_id)?;
+        Some(StoredGroup {
+            protocol_type: group
+                .protocol_type
+                .clone()
+                .unwrap_or_else(|| "consumer".into()),
+            generation: group.generation,
+            protocol: group.protocol.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn coordinator() -> Arc<GroupCoordinator> {
+        GroupCoordinator::new(CoordinatorConfig {
+            initial_rebalance_delay: Duration::ZERO,
+            ..Default::default()
+        })
+    }
+
+    fn join_request(member_id: &str, protocols: &[&str]) -> JoinRequest {
+        JoinRequest {
+            group_id: "g".into(),
+            member_id: member_id.into(),
+            instance_id: None,
+            client_id: "client".into(),
+            client_host: "/127.0.0.1".into(),
+            session_timeout: Duration::from_secs(10),
+            rebalance_timeout: Duration::from_secs(5),
+            protocol_type: "consumer".into(),
+            protocols: protocols
+                .iter()
+                .map(|p| (p.to_string(), Bytes::from(p.to_string())))
+                .collect(),
+            require_known_member_id: true,
+        }
+    }
+
+    /// Joins as a new member (getting an id first, as KIP-394 asks).
+    async fn join_new(c: &Arc<GroupCoordinator>, protocols: &[&str]) -> JoinOutcome {
+        let first = c.join(join_request("", protocols)).await;
+        assert_eq!(first.error, Some(GroupError::MemberIdRequired));
+        c.join(join_request(&first.member_id, protocols)).await
+    }
+
+    #[tokio::test]
+    async fn members_join_one_generation_and_the_leader_assigns() {
+        let c = coordinator();
+        let a = join_new(&c, &["range", "roundrobin"]).await;
+        assert_eq!(
+            (a.error, a.generation, a.leader.as_str()),
+            (None, 1, a.member_id.as_str())
+        );
+        // b joins: a learns of the rebalance by heartbeat, rejoins; both get generation 2.
+        let c2 = c.clone();
+        let b = tokio::spawn(async move { join_new(&c2, &["roundrobin"]).await });
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while c.heartbeat("g", 1, &a.member_id) != Some(GroupError::RebalanceInProgress) {
+            assert!(Instant::now() < deadline, "a never saw the rebalance");
+            tokio::task::yield_now().await;
+        }
+        let a2 = c
+            .join(join_request(&a.member_id, &["range", "roundrobin"]))
+            .await;
+        let b = b.await.unwrap();
+        assert_eq!((a2.generation, b.generation), (2, 2));
+        // The only protocol both support wins; the leader (a) sees both members.
+        assert_eq!(a2.protocol.as_deref(), Some("roundrobin"));
+        assert_eq!(a2.members.len(), 2);
+        assert!(b.members.is_empty());
+        // The leader's assignment reaches the follower.
+        let assignments = vec![
+            (a.member_id.clone(), Bytes::from("A")),
+            (b.member_id.clone(), Bytes::from("B")),
+        ];
+        let follower = {
+            let c = c.clone();
+            let id = b.member_id.clone();
+            tokio::spawn(async move { c.sync("g", 2, &id, Vec::new()).await })
+        };
+        let leader = c.sync("g", 2, &a.member_id, assignments).await.unwrap();
+        assert_eq!(leader.0, Bytes::from("A"));
+        assert_eq!(follower.await.unwrap().unwrap().0, Bytes::from("B"));
+        assert_eq!(c.heartbeat("g", 2, &b.member_id), None);
+        assert_eq!(
+            c.heartbeat("g", 1, &b.member_id),
+            Some(GroupError::IllegalGeneration)
+        );
+        assert_eq!(
+            c.heartbeat("g", 2, "nobody"),
+            Some(GroupError::UnknownMemberId)
+        );
+        assert_eq!(c.check_commit("g", 2, &a.member_id), None);
+        assert_eq!(
+            c.check_commit("g", 1, &a.member_id),
+            Some(GroupError::IllegalGeneration)
+        );
+        assert_eq!(
+            c.check_commit("g", -1, ""),
+            Some(GroupError::UnknownMemberId)
+        );
+        assert_eq!(c.delete("g"), Err(GroupError::NonEmptyGroup));
+
+        // b leaves: a rejoins alone in generation 3; then a leaves and the group is empty.
+        assert_eq!(
+            c.leave("g", &[(b.member_id.clone(), None)]).unwrap(),
+            vec![None]
+        );
+        assert_eq!(
+            c.heartbeat("g", 2, &a.member_id),
+            Some(GroupError::RebalanceInProgress)
+        );
+        let a3 = c
+            .join(join_request(&a.member_id, &["range", "roundrobin"]))
+            .await;
+        assert_eq!((a3.generation, a3.members.len()), (3, 1));
+        c.leave("g", &[(a.member_id.clone(), None)]).unwrap();
+        assert_eq!(c.describe("g").unwrap().0, GroupState::Empty);
+        assert_eq!(
+            c.check_commit("g", -1, ""),
+            None,
+            "a standalone commit to an empty group"
+        );
+        assert!(c.delete("g").is_ok());
+        assert_eq!(c.delete("g"), Err(GroupError::GroupIdNotFound));
+    }
+
+    #[tokio::test]
+    async fn bad_joins_get_kafkas_errors() {
+        let c = coordinator();
+        let mut request = join_request("", &["range"]);
+        request.session_timeout = Duration::from_millis(10);
+        assert_eq!(
+            c.join(request).await.error,
+            Some(GroupError::InvalidSessionTimeout)
+        );
+        let mut request = join_request("", &["range"]);
+        request.group_id = String::new();
+        assert_eq!(
+            c.join(request).await.error,
+            Some(GroupError::InvalidGroupId)
+        );
+        assert_eq!(
+            c.join(join_request("made-up", &["range"])).await.error,
+            Some(GroupError::UnknownMemberId)
+        );
+        let a = join_new(&c, &["range"]).await;
+        assert_eq!(a.error, None);
+        // A member with no protocol in common with the group.
+        let first = c.join(join_request("", &["sticky"])).await;
+        assert_eq!(first.error, Some(GroupError::InconsistentGroupProtocol));
+    }
+}
