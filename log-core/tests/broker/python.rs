@@ -6,13 +6,19 @@
 use super::fixtures::{run_bounded, TestBroker};
 
 fn run_client_script(script: &str) {
+    run_client_script_with(script, &[]);
+}
+
+fn run_client_script_with(script: &str, args: &[&str]) {
     let broker = TestBroker::start(&[
         ("message.max.bytes", "100000"),
         ("group.initial.rebalance.delay.ms", "0"),
     ]);
     let path = format!("{}/tests/clients/{script}", env!("CARGO_MANIFEST_DIR"));
     let bootstrap = broker.bootstrap();
-    let out = run_bounded(180, "python3", &[&path, &bootstrap], b"");
+    let mut all = vec![path.as_str(), bootstrap.as_str()];
+    all.extend_from_slice(args);
+    let out = run_bounded(180, "python3", &all, b"");
     assert!(
         out.status.success(),
         "{script} failed ({}):\n{}\n{}",
@@ -41,6 +47,11 @@ fn aiokafka() {
 #[test]
 fn confluent_kafka_group_of_three() {
     run_client_script("confluent_kafka_group.py");
+}
+
+#[test]
+fn confluent_kafka_group_of_three_rebalancing_incrementally() {
+    run_client_script_with("confluent_kafka_group.py", &["cooperative-sticky"]);
 }
 
 #[test]

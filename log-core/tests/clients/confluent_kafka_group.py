@@ -3,7 +3,8 @@
 rebalances on join, on leave and on a crashed member (session timeout), and no record lost or
 consumed twice when offsets are committed in the revoke callback.
 
-Usage: python3 confluent_kafka_group.py HOST:PORT
+Usage: python3 confluent_kafka_group.py HOST:PORT [STRATEGY]   (range by default;
+cooperative-sticky checks incremental rebalancing)
 """
 import subprocess
 import sys
@@ -14,8 +15,12 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 BOOTSTRAP = sys.argv[1]
-TOPIC = "group-six"
-GROUP = "group-of-three"
+STRATEGY = sys.argv[2] if len(sys.argv) > 2 and sys.argv[2] != "member" else "range"
+if len(sys.argv) > 4:
+    STRATEGY = sys.argv[4]
+TOPIC = "group-six-" + STRATEGY
+GROUP = "group-of-three-" + STRATEGY
+COOPERATIVE = STRATEGY == "cooperative-sticky"
 DEADLINE = time.monotonic() + 120
 
 
@@ -47,7 +52,7 @@ class Member(threading.Thread):
             "auto.offset.reset": "earliest",
             "session.timeout.ms": 6000,
             "heartbeat.interval.ms": 300,
-            "partition.assignment.strategy": "range",
+            "partition.assignment.strategy": STRATEGY,
         })
 
     def commit_processed(self, partitions):
@@ -57,8 +62,10 @@ class Member(threading.Thread):
             self.consumer.commit(offsets=offsets, asynchronous=False)
 
     def on_assign(self, consumer, partitions):
+        # Eager assignors hand over the whole assignment; cooperative ones only what is added.
         with self.lock:
-            self.assignment = {p.partition for p in partitions}
+            added = {p.partition for p in partitions}
+            self.assignment = self.assignment | added if COOPERATIVE else added
         self.ready.set()
 
     def on_revoke(self, consumer, partitions):
@@ -93,7 +100,7 @@ class ProcessMember:
         self.assignment = set()
         self.lock = threading.Lock()
         self.process = subprocess.Popen(
-            [sys.executable, __file__, BOOTSTRAP, "member", name], stdout=subprocess.PIPE, text=True)
+            [sys.executable, __file__, BOOTSTRAP, "member", name, STRATEGY], stdout=subprocess.PIPE, text=True)
         self.reader = threading.Thread(target=self.read, daemon=True)
         self.reader.start()
 
@@ -202,7 +209,7 @@ def main():
     assert duplicates <= c_uncommitted, (duplicates, c_uncommitted)
     ab = [v for m in (a, b) for _, _, v in m.seen]
     assert len(ab) == len(set(ab)), "a record was consumed twice by members that committed on revoke"
-    print(f"confluent-kafka group: all checks passed ({len(values)} deliveries, {duplicates} redelivered after the crash)")
+    print(f"confluent-kafka group ({STRATEGY}): all checks passed ({len(values)} deliveries, {duplicates} redelivered after the crash)")
 
 
 if len(sys.argv) > 2 and sys.argv[2] == "member":
