@@ -28,6 +28,8 @@ enum Command {
     Consume(tools::consume::ConsumeArgs),
     /// Describe and alter topic and broker configs (like kafka-configs).
     Configs(tools::configs::ConfigsArgs),
+    /// List, describe, delete consumer groups and reset their offsets (like kafka-consumer-groups).
+    Groups(tools::groups::GroupsArgs),
     /// Measure Sluice against the limits of this machine.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -58,6 +60,7 @@ fn run() -> anyhow::Result<()> {
         Command::Produce(args) => tools::produce::run(args),
         Command::Consume(args) => tools::consume::run(args),
         Command::Configs(args) => tools::configs::run(args),
+        Command::Groups(args) => tools::groups::run(args),
         Command::Bench(command) => bench::run(command),
     }
 }

@@ -20,6 +20,10 @@ fn start() -> Fixture {
         ),
         ("log.dirs".to_string(), dir.path().display().to_string()),
         ("message.max.bytes".to_string(), "100000".to_string()),
+        (
+            "group.initial.rebalance.delay.ms".to_string(),
+            "0".to_string(),
+        ),
     ]
     .into();
     Fixture {
@@ -486,4 +490,159 @@ fn perf_tools_report_throughput_and_latency_as_json() {
         "",
     ));
     assert!(err.contains("acks=2"), "{err}");
+}
+
+#[test]
+fn groups_like_kafka_consumer_groups() {
+    let f = start();
+    ok(sluice(
+        &f,
+        &["topics", "create", "--topic", "g2", "--partitions", "2"],
+        "",
+    ));
+    for partition in ["0", "1"] {
+        let lines: String = (0..10).map(|i| format!("p{partition}-{i}\n")).collect();
+        ok(sluice(
+            &f,
+            &["produce", "--topic", "g2", "--partition", partition],
+            &lines,
+        ));
+    }
+    let err = fails(sluice(&f, &["groups", "describe", "--group", "nobody"], ""));
+    assert!(err.contains("does not exist"), "{err}");
+    // A plan without --execute changes nothing.
+    let out = ok(sluice(
+        &f,
+        &[
+            "groups",
+            "reset-offsets",
+            "--group",
+            "g",
+            "--topic",
+            "g2",
+            "--to-latest",
+        ],
+        "",
+    ));
+    assert!(
+        out.contains("g                    g2                           1           10"),
+        "{out}"
+    );
+    assert_eq!(ok(sluice(&f, &["groups", "list"], "")), "");
+    ok(sluice(
+        &f,
+        &[
+            "groups",
+            "reset-offsets",
+            "--group",
+            "g",
+            "--topic",
+            "g2",
+            "--to-latest",
+            "--execute",
+        ],
+        "",
+    ));
+    assert_eq!(ok(sluice(&f, &["groups", "list"], "")), "g\n");
+    ok(sluice(
+        &f,
+        &[
+            "groups",
+            "reset-offsets",
+            "--group",
+            "g",
+            "--topic",
+            "g2:1",
+            "--shift-by",
+            "-3",
+            "--execute",
+        ],
+        "",
+    ));
+    let out = ok(sluice(&f, &["groups", "describe", "--group", "g"], ""));
+    assert!(out.contains("has no active members"), "{out}");
+    let rows: Vec<Vec<&str>> = out
+        .lines()
+        .filter(|l| l.starts_with("g "))
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 2, "{out}");
+    assert_eq!(&rows[0][1..6], &["g2", "0", "10", "10", "0"]);
+    assert_eq!(&rows[1][1..6], &["g2", "1", "7", "10", "3"]);
+    ok(sluice(
+        &f,
+        &[
+            "groups",
+            "reset-offsets",
+            "--group",
+            "g",
+            "--topic",
+            "g2",
+            "--to-datetime",
+            "1970-01-01T00:00:00.000",
+            "--execute",
+        ],
+        "",
+    ));
+    let out = ok(sluice(&f, &["groups", "describe", "--group", "g"], ""));
+    assert!(
+        out.lines()
+            .filter(|l| l.starts_with("g "))
+            .all(|l| l.split_whitespace().nth(3) == Some("0")),
+        "{out}"
+    );
+    let err = fails(sluice(
+        &f,
+        &[
+            "groups",
+            "reset-offsets",
+            "--group",
+            "g",
+            "--topic",
+            "g2",
+            "--to-datetime",
+            "soon",
+        ],
+        "",
+    ));
+    assert!(err.contains("--to-datetime"), "{err}");
+
+    // With a live member (kcat's balanced consumer), offsets cannot be reset.
+    let bootstrap = f.broker.bootstrap();
+    let mut member = Command::new("kcat")
+        .args(["-b", &bootstrap, "-G", "g", "g2", "-q", "-f", ""])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("kcat (installed by .ci/run)");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let out = ok(sluice(&f, &["groups", "describe", "--group", "g"], ""));
+        if out.contains("rdkafka") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "kcat never joined: {out}"
+        );
+    }
+    let err = fails(sluice(
+        &f,
+        &[
+            "groups",
+            "reset-offsets",
+            "--group",
+            "g",
+            "--topic",
+            "g2",
+            "--to-earliest",
+            "--execute",
+        ],
+        "",
+    ));
+    assert!(err.contains("inactive"), "{err}");
+    let err = fails(sluice(&f, &["groups", "delete", "--group", "g"], ""));
+    assert!(err.contains("NonEmptyGroup"), "{err}");
+    member.kill().unwrap();
+    member.wait().unwrap();
 }

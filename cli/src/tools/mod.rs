@@ -3,6 +3,7 @@
 
 pub mod configs;
 pub mod consume;
+pub mod groups;
 pub mod produce;
 pub mod topics;
 

@@ -6,6 +6,7 @@
 
 pub mod connection;
 pub mod consumer;
+pub mod groups;
 pub mod partitioner;
 pub mod producer;
 

@@ -1,0 +1,233 @@
+//! Consumer group administration over the protocol: list, describe (members, assignments),
+//! committed offsets, commits on behalf of an inactive group, delete. Works against any Kafka.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::{Buf, Bytes};
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::{
+    ConsumerProtocolAssignment, DeleteGroupsRequest, DescribeGroupsRequest, FindCoordinatorRequest,
+    GroupId, ListGroupsRequest, OffsetCommitRequest, OffsetFetchRequest, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, StrBytes};
+
+use super::{Client, Connection};
+use crate::error::{Error, Result};
+
+/// A member of a described group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupMember {
+    /// Member id.
+    pub member_id: String,
+    /// `client.id`.
+    pub client_id: String,
+    /// Client address.
+    pub host: String,
+    /// Partitions assigned to it (consumer protocol), as (topic, partition).
+    pub assignment: Vec<(String, i32)>,
+}
+
+/// A described group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupDescription {
+    /// Group id.
+    pub group_id: String,
+    /// State (`Stable`, `Empty`, `Dead`, ...).
+    pub state: String,
+    /// Assignor in use.
+    pub protocol: String,
+    /// Members.
+    pub members: Vec<GroupMember>,
+}
+
+fn str_bytes(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_string())
+}
+
+/// Decodes a consumer protocol assignment (version prefix, then the versioned body).
+pub fn decode_assignment(mut bytes: Bytes) -> Vec<(String, i32)> {
+    if bytes.remaining() < 2 {
+        return Vec::new();
+    }
+    let version = bytes.get_i16().clamp(0, 3);
+    match ConsumerProtocolAssignment::decode(&mut bytes, version) {
+        Ok(assignment) => assignment
+            .assigned_partitions
+            .into_iter()
+            .flat_map(|tp| {
+                let topic = tp.topic.0.to_string();
+                tp.partitions.into_iter().map(move |p| (topic.clone(), p))
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+impl Client {
+    /// The coordinator of `group`.
+    pub async fn group_coordinator(&self, group: &str) -> Result<Arc<Connection>> {
+        let connection = self.any_connection().await?;
+        let version = connection.version_for(kafka_protocol::messages::ApiKey::FindCoordinator)?;
+        let request = if version >= 4 {
+            FindCoordinatorRequest::default()
+                .with_key_type(0)
+                .with_coordinator_keys(vec![str_bytes(group)])
+        } else {
+            FindCoordinatorRequest::default()
+                .with_key_type(0)
+                .with_key(str_bytes(group))
+        };
+        let response = connection.send(&request).await?;
+        let (code, message, node) = match response.coordinators.first() {
+            Some(c) => (c.error_code, c.error_message.clone(), c.node_id.0),
+            None => (
+                response.error_code,
+                response.error_message.clone(),
+                response.node_id.0,
+            ),
+        };
+        if let Some(err) = Error::from_code(code, message.as_deref()) {
+            return Err(err);
+        }
+        self.connection_for_node(node).await
+    }
+
+    /// Every group of the cluster: (group id, protocol type, state).
+    pub async fn list_groups(&self) -> Result<Vec<(String, String, String)>> {
+        let metadata = self.metadata(Some(&[]), false).await?;
+        let mut groups = Vec::new();
+        for broker in &metadata.brokers {
+            let response = self
+                .connection_for_node(broker.node_id.0)
+                .await?
+                .send(&ListGroupsRequest::default())
+                .await?;
+            if let Some(err) = Error::from_code(response.error_code, None) {
+                return Err(err);
+            }
+            groups.extend(response.groups.into_iter().map(|g| {
+                (
+                    g.group_id.0.to_string(),
+                    g.protocol_type.to_string(),
+                    g.group_state.to_string(),
+                )
+            }));
+        }
+        groups.sort();
+        Ok(groups)
+    }
+
+    /// Describes a group: state, assignor, members and their partitions.
+    pub async fn describe_group(&self, group: &str) -> Result<GroupDescription> {
+        let request = DescribeGroupsRequest::default().with_groups(vec![GroupId(str_bytes(group))]);
+        let response = self.group_coordinator(group).await?.send(&request).await?;
+        let described = response
+            .groups
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::Protocol("empty DescribeGroups response".into()))?;
+        if let Some(err) =
+            Error::from_code(described.error_code, described.error_message.as_deref())
+        {
+            return Err(err);
+        }
+        Ok(GroupDescription {
+            group_id: group.to_string(),
+            state: described.group_state.to_string(),
+            protocol: described.protocol_data.to_string(),
+            members: described
+                .members
+                .into_iter()
+                .map(|m| GroupMember {
+                    member_id: m.member_id.to_string(),
+                    client_id: m.client_id.to_string(),
+                    host: m.client_host.to_string(),
+                    assignment: decode_assignment(m.member_assignment),
+                })
+                .collect(),
+        })
+    }
+
+    /// Committed offsets of a group, by (topic, partition).
+    pub async fn committed_offsets(&self, group: &str) -> Result<BTreeMap<(String, i32), i64>> {
+        let request = OffsetFetchRequest::default()
+            .with_group_id(GroupId(str_bytes(group)))
+            .with_topics(None);
+        let response = self.group_coordinator(group).await?.send(&request).await?;
+        if let Some(err) = Error::from_code(response.error_code, None) {
+            return Err(err);
+        }
+        let mut offsets = BTreeMap::new();
+        for topic in response.topics {
+            for partition in topic.partitions {
+                if let Some(err) = Error::from_code(partition.error_code, None) {
+                    return Err(err);
+                }
+                if partition.committed_offset >= 0 {
+                    offsets.insert(
+                        (topic.name.0.to_string(), partition.partition_index),
+                        partition.committed_offset,
+                    );
+                }
+            }
+        }
+        Ok(offsets)
+    }
+
+    /// Commits offsets for a group that has no active members (as an admin tool does).
+    pub async fn commit_offsets(
+        &self,
+        group: &str,
+        offsets: &BTreeMap<(String, i32), i64>,
+    ) -> Result<()> {
+        let mut topics: Vec<OffsetCommitRequestTopic> = Vec::new();
+        for ((topic, partition), offset) in offsets {
+            let entry = OffsetCommitRequestPartition::default()
+                .with_partition_index(*partition)
+                .with_committed_offset(*offset);
+            match topics.iter_mut().find(|t| t.name.0.as_str() == topic) {
+                Some(t) => t.partitions.push(entry),
+                None => topics.push(
+                    OffsetCommitRequestTopic::default()
+                        .with_name(TopicName(str_bytes(topic)))
+                        .with_partitions(vec![entry]),
+                ),
+            }
+        }
+        let request = OffsetCommitRequest::default()
+            .with_group_id(GroupId(str_bytes(group)))
+            .with_generation_id_or_member_epoch(-1)
+            .with_member_id(StrBytes::default())
+            .with_topics(topics);
+        let response = self.group_coordinator(group).await?.send(&request).await?;
+        for topic in response.topics {
+            for partition in topic.partitions {
+                if let Some(err) = Error::from_code(partition.error_code, None) {
+                    return Err(err);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes groups (they must be empty); the result of each.
+    pub async fn delete_groups(&self, groups: &[String]) -> Result<Vec<(String, Result<()>)>> {
+        let mut results = Vec::with_capacity(groups.len());
+        for group in groups {
+            let request =
+                DeleteGroupsRequest::default().with_groups_names(vec![GroupId(str_bytes(group))]);
+            let response = self.group_coordinator(group).await?.send(&request).await?;
+            for result in response.results {
+                let outcome = match Error::from_code(result.error_code, None) {
+                    Some(err) => Err(err),
+                    None => Ok(()),
+                };
+                results.push((result.group_id.0.to_string(), outcome));
+            }
+        }
+        Ok(results)
+    }
+}
