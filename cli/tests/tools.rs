@@ -286,10 +286,18 @@ fn produce_and_consume_like_the_console_tools() {
     assert!(err.contains("MessageTooLarge"), "{err}");
     let err = fails(sluice(
         &f,
-        &["consume", "--topic", "file", "--group", "g"],
+        &[
+            "consume",
+            "--topic",
+            "file",
+            "--group",
+            "g",
+            "--partition",
+            "0",
+        ],
         "",
     ));
-    assert!(err.contains("consumer groups"), "{err}");
+    assert!(err.contains("cannot be combined"), "{err}");
 }
 
 #[test]
@@ -645,4 +653,74 @@ fn groups_like_kafka_consumer_groups() {
     assert!(err.contains("NonEmptyGroup"), "{err}");
     member.kill().unwrap();
     member.wait().unwrap();
+}
+
+#[test]
+fn consume_with_a_group_resumes_where_the_group_committed() {
+    let f = start();
+    ok(sluice(
+        &f,
+        &["topics", "create", "--topic", "cg", "--partitions", "3"],
+        "",
+    ));
+    for partition in ["0", "1", "2"] {
+        let lines: String = (0..4).map(|i| format!("p{partition}-{i}\n")).collect();
+        ok(sluice(
+            &f,
+            &["produce", "--topic", "cg", "--partition", partition],
+            &lines,
+        ));
+    }
+    // The first reader prints 5 of the 12 records; only those are committed.
+    let first = ok(sluice(
+        &f,
+        &[
+            "consume",
+            "--topic",
+            "cg",
+            "--group",
+            "readers",
+            "--from-beginning",
+            "--max-messages",
+            "5",
+        ],
+        "",
+    ));
+    assert_eq!(first.lines().count(), 5);
+    // The next reader of the group gets exactly the other 7.
+    let second = ok(sluice(
+        &f,
+        &[
+            "consume",
+            "--topic",
+            "cg",
+            "--group",
+            "readers",
+            "--from-beginning",
+            "--max-messages",
+            "7",
+            "--timeout-ms",
+            "20000",
+        ],
+        "",
+    ));
+    let mut all: Vec<&str> = first.lines().chain(second.lines()).collect();
+    all.sort_unstable();
+    let mut expected: Vec<String> = (0..3)
+        .flat_map(|p| (0..4).map(move |i| format!("p{p}-{i}")))
+        .collect();
+    expected.sort();
+    assert_eq!(all, expected);
+    let described = ok(sluice(
+        &f,
+        &["groups", "describe", "--group", "readers"],
+        "",
+    ));
+    assert!(
+        described
+            .lines()
+            .filter(|l| l.starts_with("readers "))
+            .all(|l| l.split_whitespace().nth(5) == Some("0")),
+        "{described}"
+    );
 }

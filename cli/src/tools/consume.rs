@@ -35,7 +35,9 @@ pub struct ConsumeArgs {
     /// Exit when no record arrives for this long.
     #[arg(long = "timeout-ms")]
     timeout_ms: Option<u64>,
-    /// Consumer group (consumer groups come with the group coordinator).
+    /// Consume as a member of this consumer group: the group assigns partitions, reading starts
+    /// at its committed offsets (else at the end, or the beginning with --from-beginning), and
+    /// the positions reached are committed on exit.
     #[arg(long)]
     group: Option<String>,
     /// Output property: print.key, print.value, print.timestamp, print.offset, print.partition,
@@ -136,10 +138,12 @@ impl OutputFormat {
 }
 
 pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        args.group.is_none(),
-        "--group needs consumer groups, which this Sluice version does not have yet; read partitions directly with --partition/--offset"
-    );
+    if args.group.is_some() {
+        anyhow::ensure!(
+            args.partition.is_none() && args.offset.is_none() && args.from_timestamp.is_none(),
+            "--group reads the partitions the group assigns, from its committed offsets: it cannot be combined with --partition, --offset or --from-timestamp"
+        );
+    }
     let format = OutputFormat::from_properties(&args.properties)?;
     let start = match (&args.offset, args.from_timestamp, args.from_beginning) {
         (Some(offset), None, false) => match offset.as_str() {
@@ -156,6 +160,9 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
     };
     runtime()?.block_on(async move {
         let client = args.connect.client().await?;
+        if let Some(group) = &args.group {
+            return consume_in_group(client, group, &args, &format).await;
+        }
         let partitions: Vec<i32> = match args.partition {
             Some(partition) => vec![partition],
             None => (0..client
@@ -200,6 +207,60 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
         eprintln!("Processed a total of {n_printed} messages");
         anyhow::Ok(())
     })
+}
+
+/// `--group`: a group member that prints, then commits and leaves on exit.
+async fn consume_in_group(
+    client: std::sync::Arc<sluice_log::client::Client>,
+    group: &str,
+    args: &ConsumeArgs,
+    format: &OutputFormat,
+) -> anyhow::Result<()> {
+    use sluice_log::client::group_consumer::{GroupConfig, GroupConsumer};
+    let mut config = GroupConfig::new(group);
+    config.reset_to_earliest = args.from_beginning;
+    let mut consumer = GroupConsumer::subscribe(client, vec![args.topic.clone()], config)
+        .await
+        .with_context(|| format!("join group {group}"))?;
+    let stdout = std::io::stdout();
+    let mut n_printed = 0u64;
+    let mut last_record = Instant::now();
+    let idle_limit = args.timeout_ms.map(Duration::from_millis);
+    // What was printed is what gets committed: records fetched but not printed (past
+    // --max-messages) stay for the group's next reader.
+    let mut printed: std::collections::BTreeMap<(String, i32), i64> =
+        std::collections::BTreeMap::new();
+    while args.max_messages.is_none_or(|max| n_printed < max)
+        && idle_limit.is_none_or(|limit| last_record.elapsed() < limit)
+    {
+        let records = consumer.poll().await?;
+        if !records.is_empty() {
+            last_record = Instant::now();
+        }
+        let mut out = stdout.lock();
+        for record in records {
+            if args.max_messages.is_some_and(|max| n_printed >= max) {
+                break;
+            }
+            out.write_all(format.render(&record).as_bytes())
+                .context("write to stdout")?;
+            printed.insert((record.topic.clone(), record.partition), record.offset + 1);
+            n_printed += 1;
+        }
+        out.flush().context("write to stdout")?;
+    }
+    let offsets: Vec<(String, i32, i64)> =
+        printed.into_iter().map(|((t, p), o)| (t, p, o)).collect();
+    consumer
+        .commit_offsets(&offsets)
+        .await
+        .with_context(|| format!("commit offsets of group {group}"))?;
+    consumer
+        .leave()
+        .await
+        .with_context(|| format!("leave group {group}"))?;
+    eprintln!("Processed a total of {n_printed} messages");
+    Ok(())
 }
 
 #[cfg(test)]

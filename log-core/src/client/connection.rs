@@ -183,6 +183,18 @@ impl Connection {
         self.send_versioned(request, version).await
     }
 
+    /// Sends a request and waits up to `timeout` (instead of `request.timeout.ms`) for the
+    /// response: for requests the broker may hold longer, like JoinGroup.
+    pub async fn send_with_timeout<R: Request>(
+        &self,
+        request: &R,
+        timeout: Duration,
+    ) -> Result<R::Response> {
+        let mut pending = self.start(request).await?;
+        pending.timeout = timeout;
+        pending.wait().await
+    }
+
     /// Sends a request that gets no response (Produce with acks=0).
     pub async fn send_no_response<R: Request>(&self, request: &R) -> Result<()> {
         let api_key = ApiKey::try_from(R::KEY)

@@ -6,6 +6,7 @@
 
 pub mod connection;
 pub mod consumer;
+pub mod group_consumer;
 pub mod groups;
 pub mod partitioner;
 pub mod producer;
@@ -141,6 +142,18 @@ impl Client {
     /// Forgets a broken connection so that the next request reconnects.
     pub async fn drop_connection(&self, addr: &str) {
         self.connections.lock().await.remove(addr);
+    }
+
+    /// A connection of its own (not pooled) to the coordinator of `group`.
+    pub async fn dedicated_group_connection(&self, group: &str) -> Result<Arc<Connection>> {
+        let pooled = self.group_coordinator(group).await?;
+        let connection = Connection::connect(
+            pooled.addr(),
+            &self.options.client_id,
+            self.options.request_timeout,
+        )
+        .await?;
+        Ok(Arc::new(connection))
     }
 
     /// A connection to broker `node_id` (from metadata).

@@ -6,5 +6,6 @@ mod client;
 #[path = "../fixtures/mod.rs"]
 mod fixtures;
 mod kcat;
+mod mixed_group;
 mod python;
 mod robustness;

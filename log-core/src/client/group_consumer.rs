@@ -1,0 +1,537 @@
+//! A consumer in a consumer group (the classic protocol): it joins the group through the
+//! coordinator, assigns partitions with the range assignor when it leads, heartbeats from a
+//! background task, resumes from committed offsets (else `auto.offset.reset`), commits, and
+//! rejoins when the coordinator announces a rebalance. Fetching is the assignment-based
+//! [`Consumer`]'s.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::consumer_protocol_assignment::TopicPartition as AssignedTopic;
+use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+use kafka_protocol::messages::leave_group_request::MemberIdentity;
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
+use kafka_protocol::messages::{
+    ConsumerProtocolAssignment, ConsumerProtocolSubscription, GroupId, HeartbeatRequest,
+    JoinGroupRequest, LeaveGroupRequest, OffsetCommitRequest, OffsetFetchRequest, SyncGroupRequest,
+    TopicName,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::ResponseError;
+use parking_lot::Mutex;
+
+use super::consumer::{Consumer, ConsumerConfig, ConsumerRecord, StartOffset};
+use super::groups::decode_assignment;
+use super::{Client, Connection};
+use crate::error::{Error, Result};
+
+/// Group settings, with Kafka's names.
+#[derive(Debug, Clone)]
+pub struct GroupConfig {
+    /// `group.id`.
+    pub group_id: String,
+    /// `session.timeout.ms`.
+    pub session_timeout: Duration,
+    /// `heartbeat.interval.ms`.
+    pub heartbeat_interval: Duration,
+    /// `max.poll.interval.ms` (the rebalance timeout).
+    pub max_poll_interval: Duration,
+    /// `auto.offset.reset`: where to start without a committed offset (true: earliest).
+    pub reset_to_earliest: bool,
+    /// Fetch settings.
+    pub fetch: ConsumerConfig,
+}
+
+impl GroupConfig {
+    /// The Java client's defaults for `group_id`.
+    pub fn new(group_id: &str) -> GroupConfig {
+        GroupConfig {
+            group_id: group_id.to_string(),
+            session_timeout: Duration::from_millis(45_000),
+            heartbeat_interval: Duration::from_millis(3_000),
+            max_poll_interval: Duration::from_millis(300_000),
+            reset_to_earliest: false,
+            fetch: ConsumerConfig::default(),
+        }
+    }
+}
+
+fn str_bytes(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_string())
+}
+
+/// The subscription metadata members send in JoinGroup (consumer protocol v0).
+fn subscription_metadata(topics: &[String]) -> Result<Bytes> {
+    let subscription = ConsumerProtocolSubscription::default()
+        .with_topics(topics.iter().map(|t| str_bytes(t)).collect());
+    let mut buf = BytesMut::new();
+    buf.put_i16(0);
+    subscription
+        .encode(&mut buf, 0)
+        .map_err(|e| Error::Protocol(format!("encode subscription: {e}")))?;
+    Ok(buf.freeze())
+}
+
+fn decode_subscription(metadata: &Bytes) -> Vec<String> {
+    let mut buf = metadata.clone();
+    if buf.len() < 2 {
+        return Vec::new();
+    }
+    let version = i16::from_be_bytes([buf[0], buf[1]]).clamp(0, 3);
+    let _ = bytes::Buf::get_i16(&mut buf);
+    ConsumerProtocolSubscription::decode(&mut buf, version).map_or_else(
+        |_| Vec::new(),
+        |s| s.topics.iter().map(|t| t.to_string()).collect(),
+    )
+}
+
+fn encode_assignment(partitions: &BTreeMap<String, Vec<i32>>) -> Result<Bytes> {
+    let assignment = ConsumerProtocolAssignment::default().with_assigned_partitions(
+        partitions
+            .iter()
+            .map(|(t, ps)| {
+                AssignedTopic::default()
+                    .with_topic(TopicName(str_bytes(t)))
+                    .with_partitions(ps.clone())
+            })
+            .collect(),
+    );
+    let mut buf = BytesMut::new();
+    buf.put_i16(0);
+    assignment
+        .encode(&mut buf, 0)
+        .map_err(|e| Error::Protocol(format!("encode assignment: {e}")))?;
+    Ok(buf.freeze())
+}
+
+/// The range assignor (Kafka's `RangeAssignor`): per topic, members sorted by id get
+/// consecutive ranges, the first `partitions % members` one partition more.
+pub fn range_assign(
+    members: &[(String, Vec<String>)],
+    partition_counts: &BTreeMap<String, i32>,
+) -> BTreeMap<String, BTreeMap<String, Vec<i32>>> {
+    let mut result: BTreeMap<String, BTreeMap<String, Vec<i32>>> = members
+        .iter()
+        .map(|(id, _)| (id.clone(), BTreeMap::new()))
+        .collect();
+    for (topic, &count) in partition_counts {
+        let mut subscribers: Vec<&String> = members
+            .iter()
+            .filter(|(_, topics)| topics.contains(topic))
+            .map(|(id, _)| id)
+            .collect();
+        subscribers.sort();
+        if subscribers.is_empty() {
+            continue;
+        }
+        let per_member = count / subscribers.len() as i32;
+        let extra = count % subscribers.len() as i32;
+        let mut next = 0;
+        for (idx, member) in subscribers.iter().enumerate() {
+            let n = per_member + i32::from((idx as i32) < extra);
+            let partitions: Vec<i32> = (next..next + n).collect();
+            next += n;
+            if let Some(assigned) = result.get_mut(*member) {
+                assigned.insert(topic.clone(), partitions);
+            }
+        }
+    }
+    result
+}
+
+struct Membership {
+    member_id: String,
+    generation: i32,
+}
+
+/// A consumer in a group.
+pub struct GroupConsumer {
+    client: Arc<Client>,
+    coordinator: Arc<Connection>,
+    config: GroupConfig,
+    topics: Vec<String>,
+    membership: Arc<Mutex<Membership>>,
+    rejoin: Arc<AtomicBool>,
+    consumer: Option<Consumer>,
+    assignment: Vec<(String, i32)>,
+    heartbeat: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl GroupConsumer {
+    /// Joins `config.group_id` subscribed to `topics`.
+    pub async fn subscribe(
+        client: Arc<Client>,
+        topics: Vec<String>,
+        config: GroupConfig,
+    ) -> Result<GroupConsumer> {
+        if config.group_id.is_empty() {
+            return Err(Error::InvalidArgument("group.id is empty".into()));
+        }
+        // The coordinator gets its own connection: a JoinGroup that waits for a rebalance must
+        // not hold back fetches, nor a long poll the heartbeats.
+        let coordinator = client.dedicated_group_connection(&config.group_id).await?;
+        let mut consumer = GroupConsumer {
+            client,
+            coordinator,
+            config,
+            topics,
+            membership: Arc::new(Mutex::new(Membership {
+                member_id: String::new(),
+                generation: -1,
+            })),
+            rejoin: Arc::new(AtomicBool::new(true)),
+            consumer: None,
+            assignment: Vec::new(),
+            heartbeat: None,
+        };
+        consumer.join().await?;
+        Ok(consumer)
+    }
+
+    /// The partitions assigned in the current generation.
+    pub fn assignment(&self) -> &[(String, i32)] {
+        &self.assignment
+    }
+
+    /// The member id and generation.
+    pub fn member(&self) -> (String, i32) {
+        let membership = self.membership.lock();
+        (membership.member_id.clone(), membership.generation)
+    }
+
+    async fn join(&mut self) -> Result<()> {
+        let metadata = subscription_metadata(&self.topics)?;
+        loop {
+            let member_id = self.membership.lock().member_id.clone();
+            let request = JoinGroupRequest::default()
+                .with_group_id(GroupId(str_bytes(&self.config.group_id)))
+                .with_session_timeout_ms(self.config.session_timeout.as_millis() as i32)
+                .with_rebalance_timeout_ms(self.config.max_poll_interval.as_millis() as i32)
+                .with_member_id(str_bytes(&member_id))
+                .with_protocol_type(str_bytes("consumer"))
+                .with_protocols(vec![JoinGroupRequestProtocol::default()
+                    .with_name(str_bytes("range"))
+                    .with_metadata(metadata.clone())]);
+            // JoinGroup waits up to the rebalance timeout (the Java client allows 5 s more).
+            let timeout = self.config.max_poll_interval + Duration::from_secs(5);
+            let response = self
+                .coordinator
+                .send_with_timeout(&request, timeout)
+                .await?;
+            match ResponseError::try_from_code(response.error_code) {
+                Some(ResponseError::MemberIdRequired) => {
+                    self.membership.lock().member_id = response.member_id.to_string();
+                    continue;
+                }
+                Some(ResponseError::UnknownMemberId) => {
+                    self.membership.lock().member_id = String::new();
+                    continue;
+                }
+                Some(ResponseError::RebalanceInProgress) => continue,
+                Some(code) => {
+                    return Err(Error::Broker {
+                        code,
+                        message: format!("JoinGroup for group {}", self.config.group_id),
+                    })
+                }
+                None => {}
+            }
+            {
+                let mut membership = self.membership.lock();
+                membership.member_id = response.member_id.to_string();
+                membership.generation = response.generation_id;
+            }
+            let assignments = if response.leader == response.member_id {
+                self.assign(&response.members).await?
+            } else {
+                Vec::new()
+            };
+            let request = SyncGroupRequest::default()
+                .with_group_id(GroupId(str_bytes(&self.config.group_id)))
+                .with_generation_id(response.generation_id)
+                .with_member_id(response.member_id.clone())
+                .with_assignments(assignments);
+            let sync = self
+                .coordinator
+                .send_with_timeout(
+                    &request,
+                    self.config.max_poll_interval + Duration::from_secs(5),
+                )
+                .await?;
+            match ResponseError::try_from_code(sync.error_code) {
+                None => {}
+                Some(ResponseError::RebalanceInProgress | ResponseError::IllegalGeneration) => {
+                    continue
+                }
+                Some(ResponseError::UnknownMemberId) => {
+                    self.membership.lock().member_id = String::new();
+                    continue;
+                }
+                Some(code) => {
+                    return Err(Error::Broker {
+                        code,
+                        message: format!("SyncGroup for group {}", self.config.group_id),
+                    })
+                }
+            }
+            self.assignment = decode_assignment(sync.assignment);
+            self.rejoin.store(false, Ordering::Release);
+            self.start_fetching().await?;
+            self.start_heartbeats();
+            return Ok(());
+        }
+    }
+
+    /// The leader's job: range-assign every member's subscription.
+    async fn assign(
+        &self,
+        members: &[kafka_protocol::messages::join_group_response::JoinGroupResponseMember],
+    ) -> Result<Vec<SyncGroupRequestAssignment>> {
+        let subscriptions: Vec<(String, Vec<String>)> = members
+            .iter()
+            .map(|m| (m.member_id.to_string(), decode_subscription(&m.metadata)))
+            .collect();
+        let topics: BTreeSet<String> = subscriptions
+            .iter()
+            .flat_map(|(_, t)| t.iter().cloned())
+            .collect();
+        let mut counts = BTreeMap::new();
+        for topic in topics {
+            if let Ok(info) = self.client.topic(&topic, false).await {
+                counts.insert(topic, info.leaders.len() as i32);
+            }
+        }
+        range_assign(&subscriptions, &counts)
+            .into_iter()
+            .map(|(member, partitions)| {
+                Ok(SyncGroupRequestAssignment::default()
+                    .with_member_id(str_bytes(&member))
+                    .with_assignment(encode_assignment(&partitions)?))
+            })
+            .collect()
+    }
+
+    /// Starts fetching the assignment from the committed offsets (else `auto.offset.reset`).
+    async fn start_fetching(&mut self) -> Result<()> {
+        let committed = self.committed().await?;
+        let reset = if self.config.reset_to_earliest {
+            StartOffset::Beginning
+        } else {
+            StartOffset::End
+        };
+        let partitions = self
+            .assignment
+            .iter()
+            .map(|(t, p)| {
+                (
+                    t.clone(),
+                    *p,
+                    committed
+                        .get(&(t.clone(), *p))
+                        .map_or(reset, |o| StartOffset::Offset(*o)),
+                )
+            })
+            .collect();
+        self.consumer = Some(
+            Consumer::assign(self.client.clone(), partitions, self.config.fetch.clone()).await?,
+        );
+        Ok(())
+    }
+
+    async fn committed(&self) -> Result<BTreeMap<(String, i32), i64>> {
+        let request = OffsetFetchRequest::default()
+            .with_group_id(GroupId(str_bytes(&self.config.group_id)))
+            .with_topics(None);
+        let response = self.coordinator.send(&request).await?;
+        let mut offsets = BTreeMap::new();
+        for topic in response.topics {
+            for partition in topic.partitions {
+                if partition.error_code == 0 && partition.committed_offset >= 0 {
+                    offsets.insert(
+                        (topic.name.0.to_string(), partition.partition_index),
+                        partition.committed_offset,
+                    );
+                }
+            }
+        }
+        Ok(offsets)
+    }
+
+    fn start_heartbeats(&mut self) {
+        if let Some(old) = self.heartbeat.take() {
+            old.abort();
+        }
+        let coordinator = self.coordinator.clone();
+        let membership = self.membership.clone();
+        let rejoin = self.rejoin.clone();
+        let group_id = self.config.group_id.clone();
+        let interval = self.config.heartbeat_interval;
+        self.heartbeat = Some(tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(interval);
+            loop {
+                ticker.tick().await;
+                let (member_id, generation) = {
+                    let m = membership.lock();
+                    (m.member_id.clone(), m.generation)
+                };
+                let request = HeartbeatRequest::default()
+                    .with_group_id(GroupId(str_bytes(&group_id)))
+                    .with_generation_id(generation)
+                    .with_member_id(str_bytes(&member_id));
+                match coordinator.send(&request).await {
+                    Ok(response) if response.error_code == 0 => {}
+                    Ok(response) => {
+                        tracing::debug!(group = %group_id, code = response.error_code, "heartbeat asks to rejoin");
+                        rejoin.store(true, Ordering::Release);
+                        return;
+                    }
+                    Err(err) => {
+                        tracing::warn!(group = %group_id, %err, "heartbeat failed");
+                        rejoin.store(true, Ordering::Release);
+                        return;
+                    }
+                }
+            }
+        }));
+    }
+
+    /// Records of the assigned partitions; rejoins first when a rebalance was announced
+    /// (committing the positions reached, as auto-commit does, so that nothing is read twice).
+    pub async fn poll(&mut self) -> Result<Vec<ConsumerRecord>> {
+        if self.rejoin.load(Ordering::Acquire) {
+            // Commits of the old generation may fail once the group moved on; that is the
+            // rebalance Kafka describes, not an error of this poll.
+            if let Err(err) = self.commit().await {
+                tracing::debug!(%err, "commit before rejoining failed");
+            }
+            self.join().await?;
+        }
+        match self.consumer.as_mut() {
+            Some(consumer) => consumer.poll().await,
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Commits the positions reached (the next offset of every assigned partition).
+    pub async fn commit(&self) -> Result<()> {
+        let Some(consumer) = &self.consumer else {
+            return Ok(());
+        };
+        self.commit_offsets(&consumer.positions()).await
+    }
+
+    /// Commits the given next offsets (topic, partition, offset) in this generation.
+    pub async fn commit_offsets(&self, offsets: &[(String, i32, i64)]) -> Result<()> {
+        let (member_id, generation) = self.member();
+        let mut topics: Vec<OffsetCommitRequestTopic> = Vec::new();
+        for (topic, partition, offset) in offsets.iter().cloned() {
+            let entry = OffsetCommitRequestPartition::default()
+                .with_partition_index(partition)
+                .with_committed_offset(offset);
+            match topics.iter_mut().find(|t| t.name.0.as_str() == topic) {
+                Some(t) => t.partitions.push(entry),
+                None => topics.push(
+                    OffsetCommitRequestTopic::default()
+                        .with_name(TopicName(str_bytes(&topic)))
+                        .with_partitions(vec![entry]),
+                ),
+            }
+        }
+        if topics.is_empty() {
+            return Ok(());
+        }
+        let request = OffsetCommitRequest::default()
+            .with_group_id(GroupId(str_bytes(&self.config.group_id)))
+            .with_generation_id_or_member_epoch(generation)
+            .with_member_id(str_bytes(&member_id))
+            .with_topics(topics);
+        let response = self.coordinator.send(&request).await?;
+        for topic in response.topics {
+            for partition in topic.partitions {
+                if let Some(err) = Error::from_code(partition.error_code, None) {
+                    return Err(err);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Commits, leaves the group and stops heartbeating.
+    pub async fn close(self) -> Result<()> {
+        let committed = self.commit().await;
+        self.leave().await?;
+        committed
+    }
+
+    /// Leaves the group (without committing) and stops heartbeating.
+    pub async fn leave(mut self) -> Result<()> {
+        if let Some(heartbeat) = self.heartbeat.take() {
+            heartbeat.abort();
+        }
+        let (member_id, _) = self.member();
+        let version = self
+            .coordinator
+            .version_for(kafka_protocol::messages::ApiKey::LeaveGroup)?;
+        let request =
+            LeaveGroupRequest::default().with_group_id(GroupId(str_bytes(&self.config.group_id)));
+        // v3 leaves a batch of members; earlier versions one member id.
+        let request = if version >= 3 {
+            request.with_members(vec![
+                MemberIdentity::default().with_member_id(str_bytes(&member_id))
+            ])
+        } else {
+            request.with_member_id(str_bytes(&member_id))
+        };
+        self.coordinator.send(&request).await?;
+        Ok(())
+    }
+}
+
+impl Drop for GroupConsumer {
+    fn drop(&mut self) {
+        if let Some(heartbeat) = self.heartbeat.take() {
+            heartbeat.abort();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn range_assignment_matches_kafkas_range_assignor() {
+        let members = vec![
+            ("b".to_string(), vec!["t".to_string()]),
+            ("a".to_string(), vec!["t".to_string(), "u".to_string()]),
+        ];
+        let counts: BTreeMap<String, i32> = [("t".to_string(), 5), ("u".to_string(), 2)].into();
+        let assigned = range_assign(&members, &counts);
+        assert_eq!(assigned["a"]["t"], vec![0, 1, 2]);
+        assert_eq!(assigned["b"]["t"], vec![3, 4]);
+        assert_eq!(assigned["a"]["u"], vec![0, 1]);
+        assert!(!assigned["b"].contains_key("u"));
+        let encoded = encode_assignment(&assigned["a"]).unwrap();
+        assert_eq!(
+            decode_assignment(encoded),
+            vec![
+                ("t".into(), 0),
+                ("t".into(), 1),
+                ("t".into(), 2),
+                ("u".into(), 0),
+                ("u".into(), 1)
+            ]
+        );
+        let metadata = subscription_metadata(&["t".into(), "u".into()]).unwrap();
+        assert_eq!(
+            decode_subscription(&metadata),
+            vec!["t".to_string(), "u".to_string()]
+        );
+    }
+}
