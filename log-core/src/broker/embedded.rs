@@ -57,6 +57,16 @@ impl EmbeddedBroker {
         &self.broker
     }
 
+    /// A client of this broker over in-memory connections (no TCP), with the same API as a
+    /// network client. Call from a tokio runtime.
+    pub async fn client(&self) -> Result<Arc<crate::client::Client>> {
+        crate::client::Client::embedded(
+            self.broker.clone(),
+            crate::client::ClientOptions::default(),
+        )
+        .await
+    }
+
     /// What opening the data directory found.
     pub fn open_stats(&self) -> OpenStats {
         self.stats

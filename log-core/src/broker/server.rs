@@ -97,14 +97,40 @@ enum ConnectionError {
 async fn serve_connection(
     broker: Arc<Broker>,
     stream: TcpStream,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) -> Result<(), ConnectionError> {
     let client_host = stream
         .peer_addr()
         .map(|a| format!("/{}", a.ip()))
         .unwrap_or_default();
     stream.set_nodelay(true)?;
-    let (reader, writer) = stream.into_split();
+    serve_stream(broker, stream, client_host, stop).await
+}
+
+/// Serves an in-process connection (an embedded broker's client): the same loop as over TCP,
+/// on an in-memory pipe. Ends when the client drops its end.
+pub fn serve_in_process(broker: Arc<Broker>) -> tokio::io::DuplexStream {
+    let (client_end, server_end) = tokio::io::duplex(1 << 20);
+    let (_never, stop) = watch::channel(false);
+    tokio::spawn(async move {
+        let _keep_open = _never;
+        if let Err(reason) = serve_stream(broker, server_end, "/in-process".into(), stop).await {
+            tracing::info!(%reason, "closed in-process connection");
+        }
+    });
+    client_end
+}
+
+async fn serve_stream<S>(
+    broker: Arc<Broker>,
+    stream: S,
+    client_host: String,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), ConnectionError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite,
+{
+    let (reader, writer) = tokio::io::split(stream);
     let mut reader = BufReader::with_capacity(64 * 1024, reader);
     let mut writer = BufWriter::with_capacity(64 * 1024, writer);
     let max = broker.config.socket_request_max_bytes;

@@ -15,8 +15,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
 use parking_lot::Mutex;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
@@ -78,7 +77,7 @@ impl<R: Request> PendingResponse<R> {
 pub struct Connection {
     addr: String,
     client_id: StrBytes,
-    writer: tokio::sync::Mutex<OwnedWriteHalf>,
+    writer: tokio::sync::Mutex<Box<dyn AsyncWrite + Send + Unpin>>,
     pending: Pending,
     next_correlation_id: AtomicI32,
     versions: HashMap<i16, (i16, i16)>,
@@ -114,7 +113,21 @@ impl Connection {
             addr: addr.to_string(),
             reason: e.to_string(),
         })?;
-        let (reader, writer) = stream.into_split();
+        Connection::over(stream, addr, client_id, request_timeout).await
+    }
+
+    /// A connection over any byte stream (TCP, or an in-process pipe to an embedded broker),
+    /// with versions negotiated. `addr` names the peer in errors.
+    pub async fn over<S>(
+        stream: S,
+        addr: &str,
+        client_id: &str,
+        request_timeout: Duration,
+    ) -> Result<Connection>
+    where
+        S: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        let (reader, writer) = tokio::io::split(stream);
         let pending: Pending = Arc::new(Mutex::new(Some(HashMap::new())));
         let reader = tokio::spawn(read_responses(
             BufReader::with_capacity(256 * 1024, reader),
@@ -124,7 +137,7 @@ impl Connection {
         let mut connection = Connection {
             addr: addr.to_string(),
             client_id: StrBytes::from_string(client_id.to_string()),
-            writer: tokio::sync::Mutex::new(writer),
+            writer: tokio::sync::Mutex::new(Box::new(writer)),
             pending,
             next_correlation_id: AtomicI32::new(1),
             versions: HashMap::new(),
@@ -299,8 +312,8 @@ impl Connection {
     }
 }
 
-async fn read_responses(
-    mut reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
+async fn read_responses<R: AsyncRead + Unpin>(
+    mut reader: BufReader<R>,
     pending: Pending,
     addr: String,
 ) {

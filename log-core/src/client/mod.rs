@@ -64,6 +64,8 @@ pub struct Client {
     brokers: RwLock<HashMap<i32, String>>,
     connections: tokio::sync::Mutex<HashMap<String, Arc<Connection>>>,
     topics: RwLock<HashMap<String, TopicInfo>>,
+    /// Set for a client of an in-process broker: connections are in-memory pipes, not TCP.
+    embedded: Option<Arc<crate::broker::Broker>>,
 }
 
 fn str_bytes(s: &str) -> StrBytes {
@@ -102,9 +104,48 @@ impl Client {
             brokers: RwLock::new(HashMap::new()),
             connections: tokio::sync::Mutex::new(HashMap::new()),
             topics: RwLock::new(HashMap::new()),
+            embedded: None,
         });
         client.bootstrap_connection().await?;
         Ok(client)
+    }
+
+    /// A client of a broker in this process: the same API, over in-memory connections (no TCP).
+    pub async fn embedded(
+        broker: Arc<crate::broker::Broker>,
+        options: ClientOptions,
+    ) -> Result<Arc<Client>> {
+        let client = Arc::new(Client {
+            options,
+            bootstrap: vec!["in-process".to_string()],
+            brokers: RwLock::new(HashMap::new()),
+            connections: tokio::sync::Mutex::new(HashMap::new()),
+            topics: RwLock::new(HashMap::new()),
+            embedded: Some(broker),
+        });
+        client.bootstrap_connection().await?;
+        Ok(client)
+    }
+
+    /// Opens a new (unpooled) connection to `addr`, over TCP or, for an embedded client, an
+    /// in-memory pipe to the broker.
+    async fn open_connection(&self, addr: &str) -> Result<Connection> {
+        match &self.embedded {
+            Some(broker) => {
+                let pipe = crate::broker::server::serve_in_process(broker.clone());
+                Connection::over(
+                    pipe,
+                    addr,
+                    &self.options.client_id,
+                    self.options.request_timeout,
+                )
+                .await
+            }
+            None => {
+                Connection::connect(addr, &self.options.client_id, self.options.request_timeout)
+                    .await
+            }
+        }
     }
 
     /// A connection to any broker: a known one, else a bootstrap server.
@@ -131,10 +172,7 @@ impl Client {
         if let Some(connection) = connections.get(addr) {
             return Ok(connection.clone());
         }
-        let connection = Arc::new(
-            Connection::connect(addr, &self.options.client_id, self.options.request_timeout)
-                .await?,
-        );
+        let connection = Arc::new(self.open_connection(addr).await?);
         connections.insert(addr.to_string(), connection.clone());
         Ok(connection)
     }
@@ -147,12 +185,7 @@ impl Client {
     /// A connection of its own (not pooled) to the coordinator of `group`.
     pub async fn dedicated_group_connection(&self, group: &str) -> Result<Arc<Connection>> {
         let pooled = self.group_coordinator(group).await?;
-        let connection = Connection::connect(
-            pooled.addr(),
-            &self.options.client_id,
-            self.options.request_timeout,
-        )
-        .await?;
+        let connection = self.open_connection(pooled.addr()).await?;
         Ok(Arc::new(connection))
     }
 

@@ -3,6 +3,7 @@
 
 mod admin;
 mod client;
+mod embedded;
 #[path = "../fixtures/mod.rs"]
 mod fixtures;
 mod kcat;

@@ -1,0 +1,86 @@
+//! Embedded mode: the whole client API over in-memory connections to an in-process broker.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use sluice_log::client::consumer::{Consumer, ConsumerConfig, StartOffset};
+use sluice_log::client::group_consumer::{GroupConfig, GroupConsumer};
+use sluice_log::client::producer::{Producer, ProducerConfig, ProducerRecord};
+use sluice_log::client::NewTopic;
+
+use super::fixtures::TestBroker;
+
+#[test]
+fn the_client_api_works_in_process_without_tcp() {
+    let broker = TestBroker::start(&[("group.initial.rebalance.delay.ms", "0")]);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let client = broker.embedded_client().await;
+        let topic = NewTopic {
+            name: "inproc".into(),
+            partitions: 2,
+            replication_factor: 1,
+            configs: BTreeMap::new(),
+        };
+        assert!(client.create_topics(&[topic], false).await.unwrap()[0]
+            .1
+            .is_ok());
+        let producer = Producer::new(client.clone(), ProducerConfig::default());
+        let mut deliveries = Vec::new();
+        for i in 0..100 {
+            let record = ProducerRecord {
+                topic: "inproc".into(),
+                key: Some(Bytes::from(format!("k{i}"))),
+                value: Some(Bytes::from(format!("v{i}"))),
+                ..Default::default()
+            };
+            deliveries.push(producer.send(record).await.unwrap());
+        }
+        producer.flush().await;
+        for delivery in deliveries {
+            delivery.await.unwrap().unwrap();
+        }
+        producer.close().await;
+        let assignments = (0..2)
+            .map(|p| ("inproc".to_string(), p, StartOffset::Beginning))
+            .collect();
+        let mut consumer = Consumer::assign(client.clone(), assignments, ConsumerConfig::default())
+            .await
+            .unwrap();
+        let mut seen = 0;
+        while seen < 100 {
+            seen += consumer.poll().await.unwrap().len();
+        }
+        assert_eq!(seen, 100);
+
+        // A group member over its own in-process connections, and the group's admin view.
+        let group_client = broker.embedded_client().await;
+        let mut config = GroupConfig::new("inproc-group");
+        config.reset_to_earliest = true;
+        config.session_timeout = Duration::from_secs(10);
+        let mut member = GroupConsumer::subscribe(group_client, vec!["inproc".into()], config)
+            .await
+            .unwrap();
+        assert_eq!(member.assignment().len(), 2);
+        let mut read = 0;
+        while read < 100 {
+            read += member.poll().await.unwrap().len();
+        }
+        member.commit().await.unwrap();
+        let described = client.describe_group("inproc-group").await.unwrap();
+        assert_eq!(
+            (described.state.as_str(), described.members.len()),
+            ("Stable", 1)
+        );
+        assert_eq!(described.members[0].host, "/in-process");
+        let committed = client.committed_offsets("inproc-group").await.unwrap();
+        assert_eq!(committed.values().sum::<i64>(), 100);
+        member.close().await.unwrap();
+        assert_eq!(client.list_groups().await.unwrap().len(), 1);
+    });
+}
