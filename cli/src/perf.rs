@@ -37,6 +37,10 @@ pub struct ProducePerfArgs {
     /// share of the better one: the broker's own limit on this machine.
     #[arg(long = "compare-log")]
     compare_log: bool,
+    /// Start a broker in this process and measure the in-process path (embedded mode) against
+    /// loopback TCP to the same broker, in the same run (--bootstrap-server is ignored).
+    #[arg(long)]
+    embedded: bool,
     /// Print one JSON object instead of the summary line.
     #[arg(long)]
     json: bool,
@@ -58,6 +62,119 @@ struct ProduceReport {
     log_append_mb_per_sec: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     log_ratio: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    loopback_records_per_sec: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    embedded_ratio: Option<f64>,
+}
+
+/// One produce run against `client`: the records of `args` to `topic`.
+async fn run_produce(
+    client: Arc<sluice_log::client::Client>,
+    args: &ProducePerfArgs,
+    topic_name: &str,
+    config: ProducerConfig,
+) -> anyhow::Result<ProduceReport> {
+    client
+        .topic(topic_name, true)
+        .await
+        .with_context(|| format!("topic {topic_name}"))?;
+    let producer = Producer::new(client, config);
+    let value = Bytes::from(vec![b'x'; args.record_size]);
+    // Each acknowledgement carries the instant it arrived, so latencies are read off the
+    // completed deliveries without waking a task per record: every so often the finished
+    // ones at the front of the queue are collected.
+    let topic: Arc<str> = topic_name.into();
+    let mut pending: std::collections::VecDeque<(Instant, DeliveryFuture)> =
+        std::collections::VecDeque::new();
+    let mut latencies_us = Vec::with_capacity(args.num_records.min(50_000_000) as usize);
+    let started = Instant::now();
+    for idx in 0..args.num_records {
+        if args.throughput > 0 {
+            // Pace the sends: record idx goes out no earlier than idx / throughput seconds.
+            let due = started + Duration::from_secs_f64(idx as f64 / args.throughput as f64);
+            tokio::time::sleep_until(due.into()).await;
+        }
+        let record = ProducerRecord {
+            topic: topic.clone(),
+            value: Some(value.clone()),
+            ..Default::default()
+        };
+        let sent = Instant::now();
+        pending.push_back((sent, producer.send(record).await?));
+        if idx % 1024 == 0 {
+            collect_finished(&mut pending, &mut latencies_us, false).await?;
+        }
+    }
+    producer.flush().await;
+    collect_finished(&mut pending, &mut latencies_us, true).await?;
+    let elapsed = started.elapsed();
+    producer.close().await;
+    latencies_us.sort_unstable();
+    let total_bytes = args.num_records as f64 * args.record_size as f64;
+    let avg = latencies_us.iter().map(|&l| f64::from(l)).sum::<f64>()
+        / latencies_us.len().max(1) as f64
+        / 1000.0;
+    anyhow::Ok(ProduceReport {
+        records: args.num_records,
+        record_size: args.record_size,
+        records_per_sec: args.num_records as f64 / elapsed.as_secs_f64(),
+        mb_per_sec: total_bytes / 1e6 / elapsed.as_secs_f64(),
+        avg_ms: avg,
+        max_ms: latencies_us.last().map_or(0.0, |&l| f64::from(l) / 1000.0),
+        p50_ms: percentile(&latencies_us, 0.5),
+        p95_ms: percentile(&latencies_us, 0.95),
+        p99_ms: percentile(&latencies_us, 0.99),
+        p999_ms: percentile(&latencies_us, 0.999),
+        log_append_mb_per_sec: None,
+        log_ratio: None,
+        loopback_records_per_sec: None,
+        embedded_ratio: None,
+    })
+}
+
+/// `--embedded`: a broker in this process; the same run over loopback TCP and over the
+/// in-process path, reported side by side (the in-process report is the main one).
+async fn produce_embedded(
+    args: &ProducePerfArgs,
+    config: ProducerConfig,
+) -> anyhow::Result<ProduceReport> {
+    let dir = tempfile::tempdir()?;
+    let props: std::collections::BTreeMap<String, String> = [
+        (
+            "listeners".to_string(),
+            "PLAINTEXT://127.0.0.1:0".to_string(),
+        ),
+        ("log.dirs".to_string(), dir.path().display().to_string()),
+    ]
+    .into();
+    let broker = tokio::task::block_in_place(|| {
+        sluice_log::broker::embedded::EmbeddedBroker::start(&props)
+    })?;
+    write_back_everything()?;
+    let tcp_client =
+        sluice_log::client::Client::connect(&broker.bootstrap(), Default::default()).await?;
+    let over_tcp = run_produce(
+        tcp_client,
+        args,
+        &format!("{}-tcp", args.topic),
+        config.clone(),
+    )
+    .await?;
+    // Each run starts from a clean page cache, or the second pays for the first's writeback.
+    write_back_everything()?;
+    let in_process_client = broker.client().await?;
+    let mut in_process = run_produce(
+        in_process_client,
+        args,
+        &format!("{}-in-process", args.topic),
+        config,
+    )
+    .await?;
+    in_process.loopback_records_per_sec = Some(over_tcp.records_per_sec);
+    in_process.embedded_ratio = Some(in_process.records_per_sec / over_tcp.records_per_sec);
+    tokio::task::block_in_place(|| broker.shutdown())?;
+    Ok(in_process)
 }
 
 /// Moves finished deliveries from the front of `pending` into `latencies_us` (all of them, waiting,
@@ -124,61 +241,11 @@ pub fn produce(args: ProducePerfArgs) -> anyhow::Result<()> {
         None
     };
     let report = runtime()?.block_on(async {
-        let client = args.connect.client().await?;
-        client
-            .topic(&args.topic, true)
-            .await
-            .with_context(|| format!("topic {}", args.topic))?;
-        let producer = Producer::new(client, config);
-        let value = Bytes::from(vec![b'x'; args.record_size]);
-        // Each acknowledgement carries the instant it arrived, so latencies are read off the
-        // completed deliveries without waking a task per record: every so often the finished
-        // ones at the front of the queue are collected.
-        let topic: Arc<str> = args.topic.as_str().into();
-        let mut pending: std::collections::VecDeque<(Instant, DeliveryFuture)> =
-            std::collections::VecDeque::new();
-        let mut latencies_us = Vec::with_capacity(args.num_records.min(50_000_000) as usize);
-        let started = Instant::now();
-        for idx in 0..args.num_records {
-            if args.throughput > 0 {
-                // Pace the sends: record idx goes out no earlier than idx / throughput seconds.
-                let due = started + Duration::from_secs_f64(idx as f64 / args.throughput as f64);
-                tokio::time::sleep_until(due.into()).await;
-            }
-            let record = ProducerRecord {
-                topic: topic.clone(),
-                value: Some(value.clone()),
-                ..Default::default()
-            };
-            let sent = Instant::now();
-            pending.push_back((sent, producer.send(record).await?));
-            if idx % 1024 == 0 {
-                collect_finished(&mut pending, &mut latencies_us, false).await?;
-            }
+        if args.embedded {
+            return produce_embedded(&args, config).await;
         }
-        producer.flush().await;
-        collect_finished(&mut pending, &mut latencies_us, true).await?;
-        let elapsed = started.elapsed();
-        producer.close().await;
-        latencies_us.sort_unstable();
-        let total_bytes = args.num_records as f64 * args.record_size as f64;
-        let avg = latencies_us.iter().map(|&l| f64::from(l)).sum::<f64>()
-            / latencies_us.len().max(1) as f64
-            / 1000.0;
-        anyhow::Ok(ProduceReport {
-            records: args.num_records,
-            record_size: args.record_size,
-            records_per_sec: args.num_records as f64 / elapsed.as_secs_f64(),
-            mb_per_sec: total_bytes / 1e6 / elapsed.as_secs_f64(),
-            avg_ms: avg,
-            max_ms: latencies_us.last().map_or(0.0, |&l| f64::from(l) / 1000.0),
-            p50_ms: percentile(&latencies_us, 0.5),
-            p95_ms: percentile(&latencies_us, 0.95),
-            p99_ms: percentile(&latencies_us, 0.99),
-            p999_ms: percentile(&latencies_us, 0.999),
-            log_append_mb_per_sec: None,
-            log_ratio: None,
-        })
+        let client = args.connect.client().await?;
+        run_produce(client, &args, &args.topic, config).await
     })?;
     let mut report = report;
     if let Some(before) = log_before {
@@ -196,6 +263,11 @@ pub fn produce(args: ProducePerfArgs) -> anyhow::Result<()> {
             "{} records sent, {:.1} records/sec ({:.2} MB/sec), {:.2} ms avg latency, {:.2} ms max latency, {:.2} ms 50th, {:.2} ms 95th, {:.2} ms 99th, {:.2} ms 99.9th.",
             report.records, report.records_per_sec, report.mb_per_sec, report.avg_ms, report.max_ms, report.p50_ms, report.p95_ms, report.p99_ms, report.p999_ms
         );
+        if let (Some(loopback), Some(ratio)) =
+            (report.loopback_records_per_sec, report.embedded_ratio)
+        {
+            println!("embedded (in-process) {:.1} records/sec against loopback TCP {loopback:.1}: ratio {ratio:.2}", report.records_per_sec);
+        }
         if let (Some(log_mb), Some(ratio)) = (report.log_append_mb_per_sec, report.log_ratio) {
             println!("storage engine append of the same records here: {log_mb:.2} MB/sec; produce / append = {ratio:.2}");
         }

@@ -60,8 +60,12 @@ impl EmbeddedBroker {
     /// A client of this broker over in-memory connections (no TCP), with the same API as a
     /// network client. Call from a tokio runtime.
     pub async fn client(&self) -> Result<Arc<crate::client::Client>> {
+        let runtime = self.runtime.as_ref().ok_or_else(|| {
+            crate::error::Error::InvalidArgument("the embedded broker is stopped".into())
+        })?;
         crate::client::Client::embedded(
             self.broker.clone(),
+            runtime.handle().clone(),
             crate::client::ClientOptions::default(),
         )
         .await

@@ -107,20 +107,6 @@ async fn serve_connection(
     serve_stream(broker, stream, client_host, stop).await
 }
 
-/// Serves an in-process connection (an embedded broker's client): the same loop as over TCP,
-/// on an in-memory pipe. Ends when the client drops its end.
-pub fn serve_in_process(broker: Arc<Broker>) -> tokio::io::DuplexStream {
-    let (client_end, server_end) = tokio::io::duplex(1 << 20);
-    let (_never, stop) = watch::channel(false);
-    tokio::spawn(async move {
-        let _keep_open = _never;
-        if let Err(reason) = serve_stream(broker, server_end, "/in-process".into(), stop).await {
-            tracing::info!(%reason, "closed in-process connection");
-        }
-    });
-    client_end
-}
-
 async fn serve_stream<S>(
     broker: Arc<Broker>,
     stream: S,

@@ -1,8 +1,10 @@
 //! One connection to one broker: typed requests in, typed responses out, pipelined. Versions are
 //! negotiated with ApiVersions when the connection opens.
 //!
-//! A writer lock serialises frames; a reader task matches responses to requests by correlation
-//! id, so many requests can be in flight on one connection (Kafka answers them in order).
+//! Over a byte stream (TCP), a writer lock serialises frames and a reader task matches responses
+//! to requests by correlation id, so many requests can be in flight (Kafka answers them in
+//! order). An embedded client's connection instead hands requests to the in-process broker's
+//! handlers as values ([`Connection::direct`]): no framing, encoding or copying.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -11,7 +13,7 @@ use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, RequestKind, ResponseHeader,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
 use parking_lot::Mutex;
@@ -19,9 +21,15 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
+use super::direct::FromResponseKind;
+use crate::broker::{Broker, Reply};
 use crate::error::{Error, Result};
 
 type Pending = Arc<Mutex<Option<HashMap<i32, oneshot::Sender<Result<Bytes>>>>>>;
+
+/// What a request type needs to travel either way.
+pub trait ClientRequest: Request + Clone + Into<RequestKind> {}
+impl<R: Request + Clone + Into<RequestKind>> ClientRequest for R {}
 
 /// Highest versions the client uses, where it caps the kafka-protocol crate's: Produce and Fetch
 /// stay at v12, the last versions that name topics (v13 names them by id).
@@ -32,23 +40,71 @@ fn client_max_version(api_key: ApiKey) -> i16 {
     }
 }
 
-/// A request written to a connection whose response has not been read yet.
-pub struct PendingResponse<R: Request> {
-    rx: oneshot::Receiver<Result<Bytes>>,
-    api_key: ApiKey,
-    version: i16,
-    correlation_id: i32,
-    addr: String,
-    timeout: Duration,
-    pending: Pending,
-    _response: std::marker::PhantomData<fn() -> R>,
+enum PendingState {
+    Direct(oneshot::Receiver<Reply>),
+    Wire {
+        rx: oneshot::Receiver<Result<Bytes>>,
+        correlation_id: i32,
+        pending: Pending,
+    },
 }
 
-impl<R: Request> PendingResponse<R> {
+/// A request sent on a connection whose response has not been read yet.
+pub struct PendingResponse<R: Request> {
+    state: PendingState,
+    _response: std::marker::PhantomData<fn() -> R>,
+    api_key: ApiKey,
+    version: i16,
+    addr: String,
+    timeout: Duration,
+}
+
+impl<R: Request> PendingResponse<R>
+where
+    R::Response: FromResponseKind,
+{
     /// Waits (up to `request.timeout.ms`) for the response and decodes it.
     pub async fn wait(self) -> Result<R::Response> {
         let api_key = self.api_key;
-        let mut body = match tokio::time::timeout(self.timeout, self.rx).await {
+        let (rx, correlation_id, pending) = match self.state {
+            PendingState::Direct(rx) => {
+                let reply = match tokio::time::timeout(self.timeout, rx).await {
+                    Ok(Ok(reply)) => reply,
+                    Ok(Err(_)) => {
+                        return Err(Error::Connection {
+                            addr: self.addr,
+                            reason: "the broker stopped".into(),
+                        })
+                    }
+                    Err(_) => {
+                        return Err(Error::Timeout {
+                            what: format!("{api_key:?} response from {}", self.addr),
+                            after_ms: self.timeout.as_millis() as u64,
+                        })
+                    }
+                };
+                return match reply {
+                    Reply::Respond(kind) => R::Response::from_kind(*kind).ok_or_else(|| {
+                        Error::Protocol(format!(
+                            "the broker answered {api_key:?} with another response"
+                        ))
+                    }),
+                    Reply::Nothing => Err(Error::Protocol(format!(
+                        "the broker sent no response to {api_key:?}"
+                    ))),
+                    Reply::Close(reason) => Err(Error::Connection {
+                        addr: self.addr,
+                        reason,
+                    }),
+                };
+            }
+            PendingState::Wire {
+                rx,
+                correlation_id,
+                pending,
+            } => (rx, correlation_id, pending),
+        };
+        let mut body = match tokio::time::timeout(self.timeout, rx).await {
             Ok(Ok(result)) => result?,
             Ok(Err(_)) => {
                 return Err(Error::Connection {
@@ -57,8 +113,8 @@ impl<R: Request> PendingResponse<R> {
                 })
             }
             Err(_) => {
-                if let Some(pending) = self.pending.lock().as_mut() {
-                    pending.remove(&self.correlation_id);
+                if let Some(pending) = pending.lock().as_mut() {
+                    pending.remove(&correlation_id);
                 }
                 return Err(Error::Timeout {
                     what: format!("{api_key:?} response from {}", self.addr),
@@ -73,21 +129,37 @@ impl<R: Request> PendingResponse<R> {
     }
 }
 
+enum Transport {
+    Wire {
+        writer: tokio::sync::Mutex<Box<dyn AsyncWrite + Send + Unpin>>,
+        pending: Pending,
+        reader: tokio::task::JoinHandle<()>,
+    },
+    /// Requests go, in order, to a task that hands them to the broker's handlers (so that the
+    /// client encodes the next batch while the broker appends the last one).
+    Direct {
+        requests:
+            tokio::sync::mpsc::UnboundedSender<(crate::protocol::Request, oneshot::Sender<Reply>)>,
+        worker: tokio::task::JoinHandle<()>,
+    },
+}
+
 /// An open, version-negotiated connection.
 pub struct Connection {
     addr: String,
     client_id: StrBytes,
-    writer: tokio::sync::Mutex<Box<dyn AsyncWrite + Send + Unpin>>,
-    pending: Pending,
     next_correlation_id: AtomicI32,
     versions: HashMap<i16, (i16, i16)>,
     request_timeout: Duration,
-    reader: tokio::task::JoinHandle<()>,
+    transport: Transport,
 }
 
 impl Drop for Connection {
     fn drop(&mut self) {
-        self.reader.abort();
+        match &self.transport {
+            Transport::Wire { reader, .. } => reader.abort(),
+            Transport::Direct { worker, .. } => worker.abort(),
+        }
     }
 }
 
@@ -116,8 +188,7 @@ impl Connection {
         Connection::over(stream, addr, client_id, request_timeout).await
     }
 
-    /// A connection over any byte stream (TCP, or an in-process pipe to an embedded broker),
-    /// with versions negotiated. `addr` names the peer in errors.
+    /// A connection over any byte stream, with versions negotiated. `addr` names the peer.
     pub async fn over<S>(
         stream: S,
         addr: &str,
@@ -137,33 +208,70 @@ impl Connection {
         let mut connection = Connection {
             addr: addr.to_string(),
             client_id: StrBytes::from_string(client_id.to_string()),
-            writer: tokio::sync::Mutex::new(Box::new(writer)),
-            pending,
             next_correlation_id: AtomicI32::new(1),
             versions: HashMap::new(),
             request_timeout,
-            reader,
+            transport: Transport::Wire {
+                writer: tokio::sync::Mutex::new(Box::new(writer)),
+                pending,
+                reader,
+            },
         };
+        connection.negotiate().await?;
+        Ok(connection)
+    }
+
+    /// A connection to a broker in this process: requests are handed to its handlers as values,
+    /// in order, by a task on `runtime`.
+    pub async fn direct(
+        broker: Arc<Broker>,
+        runtime: &tokio::runtime::Handle,
+        addr: &str,
+        client_id: &str,
+        request_timeout: Duration,
+    ) -> Result<Connection> {
+        let (requests, mut queue) = tokio::sync::mpsc::unbounded_channel::<(
+            crate::protocol::Request,
+            oneshot::Sender<Reply>,
+        )>();
+        let worker = runtime.spawn(async move {
+            while let Some((request, reply)) = queue.recv().await {
+                let _ = reply.send(broker.handle(request).await);
+            }
+        });
+        let mut connection = Connection {
+            addr: addr.to_string(),
+            client_id: StrBytes::from_string(client_id.to_string()),
+            next_correlation_id: AtomicI32::new(1),
+            versions: HashMap::new(),
+            request_timeout,
+            transport: Transport::Direct { requests, worker },
+        };
+        connection.negotiate().await?;
+        Ok(connection)
+    }
+
+    async fn negotiate(&mut self) -> Result<()> {
         // ApiVersions v3 is what current clients send first; brokers that only know v0 answer
         // UNSUPPORTED_VERSION in v0, and we retry with v0.
         let request = ApiVersionsRequest::default()
             .with_client_software_name(StrBytes::from_static_str("sluice"))
             .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
-        let mut response: ApiVersionsResponse = connection.send_versioned(&request, 3).await?;
+        let mut response: ApiVersionsResponse = self.send_versioned(&request, 3).await?;
         if response.error_code == kafka_protocol::ResponseError::UnsupportedVersion.code() {
-            response = connection
+            response = self
                 .send_versioned(&ApiVersionsRequest::default(), 0)
                 .await?;
         }
         if let Some(err) = Error::from_code(response.error_code, None) {
             return Err(err);
         }
-        connection.versions = response
+        self.versions = response
             .api_keys
             .iter()
             .map(|api| (api.api_key, (api.min_version, api.max_version)))
             .collect();
-        Ok(connection)
+        Ok(())
     }
 
     /// The broker address.
@@ -188,63 +296,131 @@ impl Connection {
         Ok(version)
     }
 
+    fn api_key_of<R: Request>() -> Result<ApiKey> {
+        ApiKey::try_from(R::KEY).map_err(|_| Error::Protocol(format!("unknown API key {}", R::KEY)))
+    }
+
     /// Sends a request at the negotiated version and waits for its response.
-    pub async fn send<R: Request>(&self, request: &R) -> Result<R::Response> {
-        let api_key = ApiKey::try_from(R::KEY)
-            .map_err(|_| Error::Protocol(format!("unknown API key {}", R::KEY)))?;
-        let version = self.version_for(api_key)?;
+    pub async fn send<R: ClientRequest>(&self, request: &R) -> Result<R::Response>
+    where
+        R::Response: FromResponseKind,
+    {
+        let version = self.version_for(Self::api_key_of::<R>()?)?;
         self.send_versioned(request, version).await
     }
 
     /// Sends a request and waits up to `timeout` (instead of `request.timeout.ms`) for the
     /// response: for requests the broker may hold longer, like JoinGroup.
-    pub async fn send_with_timeout<R: Request>(
+    pub async fn send_with_timeout<R: ClientRequest>(
         &self,
         request: &R,
         timeout: Duration,
-    ) -> Result<R::Response> {
+    ) -> Result<R::Response>
+    where
+        R::Response: FromResponseKind,
+    {
         let mut pending = self.start(request).await?;
         pending.timeout = timeout;
         pending.wait().await
     }
 
     /// Sends a request that gets no response (Produce with acks=0).
-    pub async fn send_no_response<R: Request>(&self, request: &R) -> Result<()> {
-        let api_key = ApiKey::try_from(R::KEY)
-            .map_err(|_| Error::Protocol(format!("unknown API key {}", R::KEY)))?;
-        let version = self.version_for(api_key)?;
-        let (_, frame) = self.frame(request, version)?;
-        self.write(&frame).await
+    pub async fn send_no_response<R: ClientRequest>(&self, request: &R) -> Result<()>
+    where
+        R::Response: FromResponseKind,
+    {
+        let version = self.version_for(Self::api_key_of::<R>()?)?;
+        match &self.transport {
+            Transport::Direct { requests, .. } => {
+                let (tx, _rx) = oneshot::channel();
+                requests
+                    .send((self.direct_request(request, version), tx))
+                    .map_err(|_| Error::Connection {
+                        addr: self.addr.clone(),
+                        reason: "the broker stopped".into(),
+                    })
+            }
+            Transport::Wire { .. } => {
+                let (_, frame) = self.frame(request, version)?;
+                self.write(&frame).await
+            }
+        }
     }
 
     /// Sends a request at `version` and waits for its response.
-    pub async fn send_versioned<R: Request>(
+    pub async fn send_versioned<R: ClientRequest>(
         &self,
         request: &R,
         version: i16,
-    ) -> Result<R::Response> {
+    ) -> Result<R::Response>
+    where
+        R::Response: FromResponseKind,
+    {
         self.start_versioned(request, version).await?.wait().await
     }
 
-    /// Writes a request at the negotiated version and returns its pending response: requests
-    /// started one after another are sent (and answered) in that order.
-    pub async fn start<R: Request>(&self, request: &R) -> Result<PendingResponse<R>> {
-        let api_key = ApiKey::try_from(R::KEY)
-            .map_err(|_| Error::Protocol(format!("unknown API key {}", R::KEY)))?;
-        let version = self.version_for(api_key)?;
+    /// Sends a request at the negotiated version and returns its pending response: requests
+    /// started one after another are handled (and answered) in that order.
+    pub async fn start<R: ClientRequest>(&self, request: &R) -> Result<PendingResponse<R>>
+    where
+        R::Response: FromResponseKind,
+    {
+        let version = self.version_for(Self::api_key_of::<R>()?)?;
         self.start_versioned(request, version).await
     }
 
-    async fn start_versioned<R: Request>(
+    fn direct_request<R: ClientRequest>(
         &self,
         request: &R,
         version: i16,
-    ) -> Result<PendingResponse<R>> {
-        let api_key = ApiKey::try_from(R::KEY)
-            .map_err(|_| Error::Protocol(format!("unknown API key {}", R::KEY)))?;
+    ) -> crate::protocol::Request {
+        let correlation_id = self.next_correlation_id.fetch_add(1, Ordering::Relaxed);
+        crate::protocol::Request {
+            header: RequestHeader::default()
+                .with_request_api_key(R::KEY)
+                .with_request_api_version(version)
+                .with_correlation_id(correlation_id)
+                .with_client_id(Some(self.client_id.clone())),
+            api_key: ApiKey::try_from(R::KEY).unwrap_or(ApiKey::ApiVersions),
+            body: request.clone().into(),
+            client_host: "/in-process".into(),
+        }
+    }
+
+    async fn start_versioned<R: ClientRequest>(
+        &self,
+        request: &R,
+        version: i16,
+    ) -> Result<PendingResponse<R>>
+    where
+        R::Response: FromResponseKind,
+    {
+        let api_key = Self::api_key_of::<R>()?;
+        let (writer, pending) = match &self.transport {
+            Transport::Direct { requests, .. } => {
+                let (tx, rx) = oneshot::channel();
+                requests
+                    .send((self.direct_request(request, version), tx))
+                    .map_err(|_| Error::Connection {
+                        addr: self.addr.clone(),
+                        reason: "the broker stopped".into(),
+                    })?;
+                return Ok(PendingResponse {
+                    state: PendingState::Direct(rx),
+                    _response: std::marker::PhantomData,
+                    api_key,
+                    version,
+                    addr: self.addr.clone(),
+                    timeout: self.request_timeout,
+                });
+            }
+            Transport::Wire {
+                writer, pending, ..
+            } => (writer, pending),
+        };
         let (correlation_id, frame) = self.frame(request, version)?;
         let (tx, rx) = oneshot::channel();
-        match self.pending.lock().as_mut() {
+        match pending.lock().as_mut() {
             Some(pending) => {
                 pending.insert(correlation_id, tx);
             }
@@ -255,27 +431,32 @@ impl Connection {
                 })
             }
         }
-        if let Err(err) = self.write(&frame).await {
-            if let Some(pending) = self.pending.lock().as_mut() {
+        let written = writer.lock().await.write_all(&frame).await;
+        if let Err(err) = written {
+            if let Some(pending) = pending.lock().as_mut() {
                 pending.remove(&correlation_id);
             }
-            return Err(err);
+            return Err(Error::Connection {
+                addr: self.addr.clone(),
+                reason: err.to_string(),
+            });
         }
         Ok(PendingResponse {
-            rx,
+            _response: std::marker::PhantomData,
+            state: PendingState::Wire {
+                rx,
+                correlation_id,
+                pending: pending.clone(),
+            },
             api_key,
             version,
-            correlation_id,
             addr: self.addr.clone(),
             timeout: self.request_timeout,
-            pending: self.pending.clone(),
-            _response: std::marker::PhantomData,
         })
     }
 
     fn frame<R: Request>(&self, request: &R, version: i16) -> Result<(i32, BytesMut)> {
-        let api_key = ApiKey::try_from(R::KEY)
-            .map_err(|_| Error::Protocol(format!("unknown API key {}", R::KEY)))?;
+        let api_key = Self::api_key_of::<R>()?;
         let correlation_id = self.next_correlation_id.fetch_add(1, Ordering::Relaxed);
         let header = RequestHeader::default()
             .with_request_api_key(R::KEY)
@@ -301,8 +482,12 @@ impl Connection {
     }
 
     async fn write(&self, frame: &[u8]) -> Result<()> {
-        let mut writer = self.writer.lock().await;
+        let Transport::Wire { writer, .. } = &self.transport else {
+            return Err(Error::Protocol("no stream to write to".into()));
+        };
         writer
+            .lock()
+            .await
             .write_all(frame)
             .await
             .map_err(|e| Error::Connection {
@@ -311,7 +496,6 @@ impl Connection {
             })
     }
 }
-
 async fn read_responses<R: AsyncRead + Unpin>(
     mut reader: BufReader<R>,
     pending: Pending,

@@ -6,6 +6,7 @@
 
 pub mod connection;
 pub mod consumer;
+pub mod direct;
 pub mod group_consumer;
 pub mod groups;
 pub mod partitioner;
@@ -65,7 +66,7 @@ pub struct Client {
     connections: tokio::sync::Mutex<HashMap<String, Arc<Connection>>>,
     topics: RwLock<HashMap<String, TopicInfo>>,
     /// Set for a client of an in-process broker: connections are in-memory pipes, not TCP.
-    embedded: Option<Arc<crate::broker::Broker>>,
+    embedded: Option<(Arc<crate::broker::Broker>, tokio::runtime::Handle)>,
 }
 
 fn str_bytes(s: &str) -> StrBytes {
@@ -110,9 +111,12 @@ impl Client {
         Ok(client)
     }
 
-    /// A client of a broker in this process: the same API, over in-memory connections (no TCP).
+    /// A client of a broker in this process: the same API, with requests handed to the
+    /// broker's handlers as values (no TCP, no encoding). They run on `runtime` (the broker's),
+    /// so that the broker works beside the client as it would in another process.
     pub async fn embedded(
         broker: Arc<crate::broker::Broker>,
+        runtime: tokio::runtime::Handle,
         options: ClientOptions,
     ) -> Result<Arc<Client>> {
         let client = Arc::new(Client {
@@ -121,20 +125,20 @@ impl Client {
             brokers: RwLock::new(HashMap::new()),
             connections: tokio::sync::Mutex::new(HashMap::new()),
             topics: RwLock::new(HashMap::new()),
-            embedded: Some(broker),
+            embedded: Some((broker, runtime)),
         });
         client.bootstrap_connection().await?;
         Ok(client)
     }
 
-    /// Opens a new (unpooled) connection to `addr`, over TCP or, for an embedded client, an
-    /// in-memory pipe to the broker.
+    /// Opens a new (unpooled) connection to `addr`: over TCP or, for an embedded client,
+    /// straight to the in-process broker's handlers.
     async fn open_connection(&self, addr: &str) -> Result<Connection> {
         match &self.embedded {
-            Some(broker) => {
-                let pipe = crate::broker::server::serve_in_process(broker.clone());
-                Connection::over(
-                    pipe,
+            Some((broker, runtime)) => {
+                Connection::direct(
+                    broker.clone(),
+                    runtime,
                     addr,
                     &self.options.client_id,
                     self.options.request_timeout,
