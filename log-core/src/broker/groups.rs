@@ -654,3 +654,49 @@ pub fn delete_groups(broker: &Broker, request: DeleteGroupsRequest) -> DeleteGro
         .collect();
     DeleteGroupsResponse::default().with_results(results)
 }
+
+/// OffsetDelete: removes committed offsets of topics the group does not subscribe to (with
+/// tombstones in `__consumer_offsets`).
+pub fn offset_delete(broker: &Broker, request: OffsetDeleteRequest) -> OffsetDeleteResponse {
+    use kafka_protocol::messages::offset_delete_response::{
+        OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
+    };
+    let group_id = request.group_id.0.to_string();
+    let wanted: Vec<(String, i32)> = request
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(move |p| (t.name.0.to_string(), p.partition_index))
+        })
+        .collect();
+    let results = match broker.groups.delete_offsets(&group_id, &wanted) {
+        Ok(results) => results,
+        Err(code) => return OffsetDeleteResponse::default().with_error_code(code.code()),
+    };
+    let tombstones: Vec<(Bytes, Option<Bytes>)> = wanted
+        .iter()
+        .zip(&results)
+        .filter(|(_, error)| error.is_none())
+        .map(|((topic, partition), _)| (store::offset_key(&group_id, topic, *partition), None))
+        .collect();
+    if let Err(err) = broker.write_group_records(&group_id, tombstones) {
+        return OffsetDeleteResponse::default().with_error_code(err.code.code());
+    }
+    let mut topics: Vec<OffsetDeleteResponseTopic> = Vec::new();
+    for ((topic, partition), error) in wanted.into_iter().zip(results) {
+        let entry = OffsetDeleteResponsePartition::default()
+            .with_partition_index(partition)
+            .with_error_code(error_code(error));
+        match topics.iter_mut().find(|t| t.name.0.as_str() == topic) {
+            Some(t) => t.partitions.push(entry),
+            None => topics.push(
+                OffsetDeleteResponseTopic::default()
+                    .with_name(TopicName(str_bytes(&topic)))
+                    .with_partitions(vec![entry]),
+            ),
+        }
+    }
+    OffsetDeleteResponse::default().with_topics(topics)
+}

@@ -418,6 +418,7 @@ impl Broker {
             RequestKind::OffsetFetch(req) => ResponseKind::OffsetFetch(groups::offset_fetch(self, req, version)),
             RequestKind::ListGroups(req) => ResponseKind::ListGroups(groups::list_groups(self, req, version)),
             RequestKind::DescribeGroups(req) => ResponseKind::DescribeGroups(groups::describe_groups(self, req, version)),
+            RequestKind::OffsetDelete(req) => ResponseKind::OffsetDelete(groups::offset_delete(self, req)),
             RequestKind::DeleteGroups(req) => ResponseKind::DeleteGroups(groups::delete_groups(self, req)),
             RequestKind::ListOffsets(req) => {
                 ResponseKind::ListOffsets(fetch::list_offsets(self, req, version))

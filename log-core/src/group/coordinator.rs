@@ -840,6 +840,52 @@ impl GroupCoordinator {
         Ok(keys)
     }
 
+    /// Topics the group's members subscribe to (from their consumer-protocol metadata).
+    fn subscribed_topics(group: &Group) -> std::collections::HashSet<String> {
+        use kafka_protocol::messages::ConsumerProtocolSubscription;
+        use kafka_protocol::protocol::Decodable;
+        let mut topics = std::collections::HashSet::new();
+        for member in group.members.values() {
+            for (_, metadata) in &member.protocols {
+                let mut buf = metadata.clone();
+                if buf.len() < 2 {
+                    continue;
+                }
+                let version = i16::from_be_bytes([buf[0], buf[1]]).clamp(0, 3);
+                bytes::Buf::advance(&mut buf, 2);
+                if let Ok(subscription) = ConsumerProtocolSubscription::decode(&mut buf, version) {
+                    topics.extend(subscription.topics.iter().map(|t| t.to_string()));
+                }
+            }
+        }
+        topics
+    }
+
+    /// OffsetDelete: forgets committed offsets of partitions the group does not subscribe to.
+    /// Returns, per partition, the error (or None when deleted).
+    pub fn delete_offsets(
+        &self,
+        group_id: &str,
+        partitions: &[(String, i32)],
+    ) -> Result<Vec<Option<GroupError>>, GroupError> {
+        let mut groups = self.groups.lock();
+        let Some(group) = groups.get_mut(group_id) else {
+            return Err(GroupError::GroupIdNotFound);
+        };
+        let subscribed = GroupCoordinator::subscribed_topics(group);
+        Ok(partitions
+            .iter()
+            .map(|(topic, partition)| {
+                if subscribed.contains(topic) {
+                    Some(GroupError::GroupSubscribedToTopic)
+                } else {
+                    group.offsets.remove(&(topic.clone(), *partition));
+                    None
+                }
+            })
+            .collect())
+    }
+
     /// The stored form of a group's metadata, for `__consumer_offsets`.
     pub fn stored_group(&self, group_id: &str) -> Option<StoredGroup> {
         let groups = self.groups.lock();

@@ -72,7 +72,8 @@ pub fn supported_versions(api_key: ApiKey) -> Option<VersionRange> {
         | ApiKey::Heartbeat
         | ApiKey::LeaveGroup
         | ApiKey::ListGroups
-        | ApiKey::DeleteGroups => Some(api_key.valid_versions()),
+        | ApiKey::DeleteGroups
+        | ApiKey::OffsetDelete => Some(api_key.valid_versions()),
         // Capped below the codec's maximum where newer versions change the request's shape
         // (topic ids, batched groups, KIP-848 member epochs).
         ApiKey::FindCoordinator => Some(VersionRange { min: 0, max: 6 }),

@@ -223,3 +223,71 @@ fn offset_for_leader_epoch_answers_where_each_epoch_ends() {
         }
     });
 }
+
+#[test]
+fn offset_delete_removes_offsets_unless_the_group_subscribes_to_the_topic() {
+    use kafka_protocol::messages::offset_delete_request::{
+        OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
+    };
+    use kafka_protocol::messages::{GroupId, OffsetDeleteRequest};
+    use sluice_log::client::group_consumer::{GroupConfig, GroupConsumer};
+    let broker = TestBroker::start(&[("group.initial.rebalance.delay.ms", "0")]);
+    runtime().block_on(async {
+        let client = Client::connect(&broker.bootstrap(), ClientOptions::default())
+            .await
+            .unwrap();
+        client
+            .create_topics(&[topic("od", 2)], false)
+            .await
+            .unwrap();
+        let offsets: BTreeMap<(String, i32), i64> =
+            [(("od".to_string(), 0), 0), (("od".to_string(), 1), 0)].into();
+        client.commit_offsets("odg", &offsets).await.unwrap();
+        let request = |partition: i32| {
+            OffsetDeleteRequest::default()
+                .with_group_id(GroupId(StrBytes::from_static_str("odg")))
+                .with_topics(vec![OffsetDeleteRequestTopic::default()
+                    .with_name(TopicName(StrBytes::from_static_str("od")))
+                    .with_partitions(vec![
+                        OffsetDeleteRequestPartition::default().with_partition_index(partition)
+                    ])])
+        };
+        let coordinator = client.group_coordinator("odg").await.unwrap();
+        let response = coordinator.send(&request(0)).await.unwrap();
+        assert_eq!(
+            (
+                response.error_code,
+                response.topics[0].partitions[0].error_code
+            ),
+            (0, 0)
+        );
+        assert_eq!(
+            client
+                .committed_offsets("odg")
+                .await
+                .unwrap()
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>(),
+            vec![("od".to_string(), 1)]
+        );
+        // With a member subscribed to the topic, its offsets stay.
+        let member_client = Client::connect(&broker.bootstrap(), ClientOptions::default())
+            .await
+            .unwrap();
+        let member =
+            GroupConsumer::subscribe(member_client, vec!["od".into()], GroupConfig::new("odg"))
+                .await
+                .unwrap();
+        let response = coordinator.send(&request(1)).await.unwrap();
+        assert_eq!(
+            response.topics[0].partitions[0].error_code,
+            ResponseError::GroupSubscribedToTopic.code()
+        );
+        member.leave().await.unwrap();
+        let missing = OffsetDeleteRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("nobody")));
+        let response = coordinator.send(&missing).await.unwrap();
+        assert_eq!(response.error_code, ResponseError::GroupIdNotFound.code());
+    });
+}
