@@ -32,6 +32,8 @@ pub enum BenchCommand {
     Consume(crate::perf::ConsumePerfArgs),
     /// Time `sluice start` until it listens, and its idle memory.
     Start(crate::perf::StartPerfArgs),
+    /// Time for a consumer group to settle, first and after one more member joins.
+    Group(crate::perf::GroupPerfArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -96,6 +98,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Produce(args) => crate::perf::produce(args),
         BenchCommand::Consume(args) => crate::perf::consume(args),
         BenchCommand::Start(args) => crate::perf::start(args),
+        BenchCommand::Group(args) => crate::perf::group(args),
     }
 }
 

@@ -472,3 +472,167 @@ pub fn start(args: StartPerfArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[derive(Debug, clap::Args)]
+pub struct GroupPerfArgs {
+    /// Members already in the group before one more joins.
+    #[arg(long, default_value_t = 10)]
+    members: usize,
+    /// Partitions of the topic the group consumes.
+    #[arg(long, default_value_t = 100)]
+    partitions: i32,
+    /// `heartbeat.interval.ms` of the members: how soon they hear of a rebalance.
+    #[arg(long = "heartbeat-interval-ms", default_value_t = 100)]
+    heartbeat_interval_ms: u64,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct GroupReport {
+    members: usize,
+    partitions: i32,
+    heartbeat_interval_ms: u64,
+    first_settle_ms: f64,
+    join_settle_ms: f64,
+}
+
+/// One member's view, shared with the bench: generation and partitions.
+type MemberView = Arc<std::sync::Mutex<(i32, Vec<(String, i32)>)>>;
+
+/// Time for a group to settle: `--members` members joining a new group, then one more member
+/// joining the stable group (every member polling, as consumers do), against an in-process
+/// broker over loopback TCP with `group.initial.rebalance.delay.ms=0`.
+pub fn group(args: GroupPerfArgs) -> anyhow::Result<()> {
+    use sluice_log::client::group_consumer::{GroupConfig, GroupConsumer};
+    anyhow::ensure!(
+        args.members > 0 && args.partitions > 0,
+        "--members and --partitions must be at least 1"
+    );
+    let dir = tempfile::tempdir()?;
+    let props: std::collections::BTreeMap<String, String> = [
+        (
+            "listeners".to_string(),
+            "PLAINTEXT://127.0.0.1:0".to_string(),
+        ),
+        ("log.dirs".to_string(), dir.path().display().to_string()),
+        (
+            "group.initial.rebalance.delay.ms".to_string(),
+            "0".to_string(),
+        ),
+    ]
+    .into();
+    let broker = sluice_log::broker::embedded::EmbeddedBroker::start(&props)?;
+    let bootstrap = broker.bootstrap();
+    let report = runtime()?.block_on(async {
+        let admin = sluice_log::client::Client::connect(&bootstrap, Default::default()).await?;
+        let topic = sluice_log::client::NewTopic {
+            name: "settle".into(),
+            partitions: args.partitions,
+            replication_factor: 1,
+            configs: Default::default(),
+        };
+        if let Some((_, Err(err))) = admin
+            .create_topics(&[topic], false)
+            .await?
+            .into_iter()
+            .next()
+        {
+            return Err(anyhow::Error::new(err).context("create topic settle"));
+        }
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut views: Vec<MemberView> = Vec::new();
+        let mut tasks = Vec::new();
+        let spawn_member =
+            |views: &mut Vec<MemberView>,
+             tasks: &mut Vec<tokio::task::JoinHandle<anyhow::Result<()>>>| {
+                let view: MemberView = Arc::new(std::sync::Mutex::new((-1, Vec::new())));
+                views.push(view.clone());
+                let bootstrap = bootstrap.clone();
+                let stop = stop.clone();
+                let heartbeat = Duration::from_millis(args.heartbeat_interval_ms);
+                tasks.push(tokio::spawn(async move {
+                    let client =
+                        sluice_log::client::Client::connect(&bootstrap, Default::default()).await?;
+                    let mut config = GroupConfig::new("settling");
+                    config.heartbeat_interval = heartbeat;
+                    config.session_timeout = Duration::from_secs(10);
+                    config.fetch.max_wait = Duration::from_millis(50);
+                    let mut member =
+                        GroupConsumer::subscribe(client, vec!["settle".into()], config).await?;
+                    while !stop.load(std::sync::atomic::Ordering::Acquire) {
+                        member.poll().await?;
+                        let (_, generation) = member.member();
+                        if let Ok(mut v) = view.lock() {
+                            *v = (generation, member.assignment().to_vec());
+                        }
+                    }
+                    member.leave().await?;
+                    anyhow::Ok(())
+                }));
+            };
+        // Settled: every member in the same (highest) generation, every partition owned once.
+        let settled = |views: &[MemberView], n: usize| -> bool {
+            let snapshot: Vec<(i32, Vec<(String, i32)>)> = views
+                .iter()
+                .filter_map(|v| v.lock().ok().map(|v| v.clone()))
+                .collect();
+            let generation = snapshot.iter().map(|(g, _)| *g).max().unwrap_or(-1);
+            let mut owned: Vec<i32> = snapshot
+                .iter()
+                .flat_map(|(_, a)| a.iter().map(|(_, p)| *p))
+                .collect();
+            owned.sort_unstable();
+            snapshot.len() == n
+                && generation >= 0
+                && snapshot.iter().all(|(g, _)| *g == generation)
+                && owned == (0..args.partitions).collect::<Vec<_>>()
+        };
+        let started = Instant::now();
+        for _ in 0..args.members {
+            spawn_member(&mut views, &mut tasks);
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !settled(&views, args.members) {
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "the first {} members did not settle within 60 s",
+                args.members
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let first_settle = started.elapsed();
+        let joined = Instant::now();
+        spawn_member(&mut views, &mut tasks);
+        while !settled(&views, args.members + 1) {
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "the group did not settle after a join within 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let join_settle = joined.elapsed();
+        stop.store(true, std::sync::atomic::Ordering::Release);
+        for task in tasks {
+            task.await.context("member task")??;
+        }
+        anyhow::Ok(GroupReport {
+            members: args.members,
+            partitions: args.partitions,
+            heartbeat_interval_ms: args.heartbeat_interval_ms,
+            first_settle_ms: first_settle.as_secs_f64() * 1e3,
+            join_settle_ms: join_settle.as_secs_f64() * 1e3,
+        })
+    })?;
+    broker.shutdown()?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!(
+            "{} members over {} partitions settled in {:.1} ms; after one more joined, in {:.1} ms (heartbeat.interval.ms={})",
+            report.members, report.partitions, report.first_settle_ms, report.join_settle_ms, report.heartbeat_interval_ms
+        );
+    }
+    Ok(())
+}

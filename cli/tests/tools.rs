@@ -724,3 +724,29 @@ fn consume_with_a_group_resumes_where_the_group_committed() {
         "{described}"
     );
 }
+
+#[test]
+fn bench_group_reports_settle_times() {
+    let output = Command::new("timeout")
+        .args([
+            "120",
+            env!("CARGO_BIN_EXE_sluice"),
+            "bench",
+            "group",
+            "--members",
+            "3",
+            "--partitions",
+            "6",
+            "--json",
+        ])
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let out = ok(output);
+    let report: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(report["members"], 3);
+    assert!(
+        report["join_settle_ms"].as_f64().is_some_and(|ms| ms > 0.0),
+        "{out}"
+    );
+}
