@@ -219,6 +219,8 @@ async fn consume_in_group(
     use sluice_log::client::group_consumer::{GroupConfig, GroupConsumer};
     let mut config = GroupConfig::new(group);
     config.reset_to_earliest = args.from_beginning;
+    // The tool commits what it printed, itself.
+    config.enable_auto_commit = false;
     let mut consumer = GroupConsumer::subscribe(client, vec![args.topic.clone()], config)
         .await
         .with_context(|| format!("join group {group}"))?;

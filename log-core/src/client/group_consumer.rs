@@ -44,6 +44,11 @@ pub struct GroupConfig {
     pub max_poll_interval: Duration,
     /// `auto.offset.reset`: where to start without a committed offset (true: earliest).
     pub reset_to_earliest: bool,
+    /// `enable.auto.commit`: commit the positions reached every `auto.commit.interval.ms`,
+    /// before a rebalance and on close.
+    pub enable_auto_commit: bool,
+    /// `auto.commit.interval.ms`.
+    pub auto_commit_interval: Duration,
     /// Fetch settings.
     pub fetch: ConsumerConfig,
 }
@@ -57,6 +62,8 @@ impl GroupConfig {
             heartbeat_interval: Duration::from_millis(3_000),
             max_poll_interval: Duration::from_millis(300_000),
             reset_to_earliest: false,
+            enable_auto_commit: true,
+            auto_commit_interval: Duration::from_millis(5_000),
             fetch: ConsumerConfig::default(),
         }
     }
@@ -161,6 +168,7 @@ pub struct GroupConsumer {
     consumer: Option<Consumer>,
     assignment: Vec<(String, i32)>,
     heartbeat: Option<tokio::task::JoinHandle<()>>,
+    last_auto_commit: std::time::Instant,
 }
 
 impl GroupConsumer {
@@ -189,6 +197,7 @@ impl GroupConsumer {
             consumer: None,
             assignment: Vec::new(),
             heartbeat: None,
+            last_auto_commit: std::time::Instant::now(),
         };
         consumer.join().await?;
         Ok(consumer)
@@ -407,10 +416,21 @@ impl GroupConsumer {
         if self.rejoin.load(Ordering::Acquire) {
             // Commits of the old generation may fail once the group moved on; that is the
             // rebalance Kafka describes, not an error of this poll.
-            if let Err(err) = self.commit().await {
-                tracing::debug!(%err, "commit before rejoining failed");
+            if self.config.enable_auto_commit {
+                if let Err(err) = self.commit().await {
+                    tracing::debug!(%err, "commit before rejoining failed");
+                }
             }
             self.join().await?;
+            self.last_auto_commit = std::time::Instant::now();
+        } else if self.config.enable_auto_commit
+            && self.last_auto_commit.elapsed() >= self.config.auto_commit_interval
+        {
+            // What earlier polls returned: at least once, as Kafka's auto-commit.
+            if let Err(err) = self.commit().await {
+                tracing::warn!(%err, group = %self.config.group_id, "auto-commit failed");
+            }
+            self.last_auto_commit = std::time::Instant::now();
         }
         match self.consumer.as_mut() {
             Some(consumer) => consumer.poll().await,
@@ -462,9 +482,13 @@ impl GroupConsumer {
         Ok(())
     }
 
-    /// Commits, leaves the group and stops heartbeating.
+    /// Commits (with `enable.auto.commit`), leaves the group and stops heartbeating.
     pub async fn close(self) -> Result<()> {
-        let committed = self.commit().await;
+        let committed = if self.config.enable_auto_commit {
+            self.commit().await
+        } else {
+            Ok(())
+        };
         self.leave().await?;
         committed
     }

@@ -84,3 +84,88 @@ fn the_client_api_works_in_process_without_tcp() {
         assert_eq!(client.list_groups().await.unwrap().len(), 1);
     });
 }
+
+#[test]
+fn a_group_member_auto_commits_what_it_polled() {
+    let broker = TestBroker::start(&[("group.initial.rebalance.delay.ms", "0")]);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let scenario = async {
+        let client = broker.embedded_client().await;
+        let topic = NewTopic {
+            name: "autocommit".into(),
+            partitions: 1,
+            replication_factor: 1,
+            configs: BTreeMap::new(),
+        };
+        assert!(client.create_topics(&[topic], false).await.unwrap()[0]
+            .1
+            .is_ok());
+        let producer = Producer::new(client.clone(), ProducerConfig::default());
+        let mut deliveries = Vec::new();
+        for i in 0..20 {
+            let record = ProducerRecord {
+                topic: "autocommit".into(),
+                value: Some(Bytes::from(format!("v{i}"))),
+                ..Default::default()
+            };
+            deliveries.push(producer.send(record).await.unwrap());
+        }
+        producer.flush().await;
+        for delivery in deliveries {
+            delivery.await.unwrap().unwrap();
+        }
+        producer.close().await;
+
+        let mut config = GroupConfig::new("auto");
+        config.reset_to_earliest = true;
+        config.auto_commit_interval = Duration::from_millis(20);
+        config.fetch.max_wait = Duration::from_millis(20);
+        let mut member = GroupConsumer::subscribe(
+            broker.embedded_client().await,
+            vec!["autocommit".into()],
+            config,
+        )
+        .await
+        .unwrap();
+        let mut read = 0;
+        while read < 20 {
+            read += member.poll().await.unwrap().len();
+        }
+        // No explicit commit: later polls commit the position the earlier ones reached.
+        loop {
+            member.poll().await.unwrap();
+            let committed = client.committed_offsets("auto").await.unwrap();
+            if committed.values().sum::<i64>() == 20 {
+                break;
+            }
+        }
+        member.close().await.unwrap();
+
+        // With auto-commit off, neither polls nor close commit anything.
+        let mut config = GroupConfig::new("manual");
+        config.reset_to_earliest = true;
+        config.enable_auto_commit = false;
+        config.auto_commit_interval = Duration::from_millis(1);
+        let mut member = GroupConsumer::subscribe(
+            broker.embedded_client().await,
+            vec!["autocommit".into()],
+            config,
+        )
+        .await
+        .unwrap();
+        let mut read = 0;
+        while read < 20 {
+            read += member.poll().await.unwrap().len();
+        }
+        member.poll().await.unwrap();
+        member.close().await.unwrap();
+        assert!(client.committed_offsets("manual").await.unwrap().is_empty());
+    };
+    let outcome =
+        runtime.block_on(async { tokio::time::timeout(Duration::from_secs(60), scenario).await });
+    outcome.expect("the auto-commit scenario finishes within 60 s");
+}
