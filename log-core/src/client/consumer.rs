@@ -1,6 +1,7 @@
 //! An assignment-based consumer: it reads given partitions from given start points with Fetch
 //! requests to their leaders (long polling with `fetch.max.wait.ms` / `fetch.min.bytes`), and
-//! decodes the record batches it gets. Consumer groups come later and build on it.
+//! decodes the record batches it gets. `seek`, `position`, `pause`/`resume` and
+//! `max.poll.records` behave as in the Java consumer; `GroupConsumer` builds on it.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -42,6 +43,8 @@ pub struct ConsumerConfig {
     pub partition_max_bytes: i32,
     /// `isolation.level`: 0 read_uncommitted, 1 read_committed.
     pub isolation_level: i8,
+    /// `max.poll.records`: the most records one `poll` returns (the rest stay buffered).
+    pub max_poll_records: usize,
 }
 
 impl Default for ConsumerConfig {
@@ -53,6 +56,7 @@ impl Default for ConsumerConfig {
             max_bytes: 52_428_800,
             partition_max_bytes: 1_048_576,
             isolation_level: 0,
+            max_poll_records: 500,
         }
     }
 }
@@ -80,8 +84,10 @@ pub struct ConsumerRecord {
 struct Position {
     topic: String,
     partition: i32,
+    /// The next offset to fetch; records before it may still be buffered.
     offset: i64,
     high_watermark: i64,
+    paused: bool,
 }
 
 /// Reads assigned partitions.
@@ -101,27 +107,13 @@ impl Consumer {
     ) -> Result<Consumer> {
         let mut positions = Vec::with_capacity(partitions.len());
         for (topic, partition, start) in partitions {
-            let offset = match start {
-                StartOffset::Beginning => client.list_offset(&topic, partition, -2).await?,
-                StartOffset::End => client.list_offset(&topic, partition, -1).await?,
-                StartOffset::Offset(offset) if offset >= 0 => offset,
-                StartOffset::Offset(back) => {
-                    let end = client.list_offset(&topic, partition, -1).await?;
-                    let start = client.list_offset(&topic, partition, -2).await?;
-                    (end + back).max(start)
-                }
-                StartOffset::Timestamp(ts) => {
-                    match client.list_offset(&topic, partition, ts).await? {
-                        -1 => client.list_offset(&topic, partition, -1).await?,
-                        offset => offset,
-                    }
-                }
-            };
+            let offset = resolve_start(&client, &topic, partition, start).await?;
             positions.push(Position {
                 topic,
                 partition,
                 offset,
                 high_watermark: -1,
+                paused: false,
             });
         }
         Ok(Consumer {
@@ -132,11 +124,63 @@ impl Consumer {
         })
     }
 
-    /// The next offset to read of each assigned partition.
+    /// The offset of the next record `poll` returns, for each assigned partition (what a
+    /// commit stores: records fetched but not yet returned are not counted as consumed).
     pub fn positions(&self) -> Vec<(String, i32, i64)> {
+        // One pass over the buffer: the first buffered record of a partition is its next.
+        let mut first: HashMap<(&str, i32), i64> = HashMap::new();
+        for record in &self.buffered {
+            first
+                .entry((record.topic.as_str(), record.partition))
+                .or_insert(record.offset);
+        }
         self.positions
             .iter()
-            .map(|p| (p.topic.clone(), p.partition, p.offset))
+            .map(|p| {
+                let next = first
+                    .get(&(p.topic.as_str(), p.partition))
+                    .copied()
+                    .unwrap_or(p.offset);
+                (p.topic.clone(), p.partition, next)
+            })
+            .collect()
+    }
+
+    /// The offset of the next record `poll` returns from one partition.
+    pub fn position(&self, topic: &str, partition: i32) -> Result<i64> {
+        let at = self.index_of(topic, partition)?;
+        Ok(self.next_returned(&self.positions[at]))
+    }
+
+    /// Moves a partition's position: the next `poll` returns records from `offset` (records
+    /// already buffered for it are dropped). A start point resolves as in `assign`.
+    pub async fn seek(&mut self, topic: &str, partition: i32, to: StartOffset) -> Result<()> {
+        let at = self.index_of(topic, partition)?;
+        let offset = resolve_start(&self.client, topic, partition, to).await?;
+        self.buffered
+            .retain(|r| !(r.partition == partition && r.topic == topic));
+        let position = &mut self.positions[at];
+        position.offset = offset;
+        position.high_watermark = -1;
+        Ok(())
+    }
+
+    /// Stops fetching from, and returning records of, these partitions until `resume`.
+    pub fn pause(&mut self, partitions: &[(String, i32)]) -> Result<()> {
+        self.set_paused(partitions, true)
+    }
+
+    /// Fetches and returns records of paused partitions again.
+    pub fn resume(&mut self, partitions: &[(String, i32)]) -> Result<()> {
+        self.set_paused(partitions, false)
+    }
+
+    /// The paused partitions.
+    pub fn paused(&self) -> Vec<(String, i32)> {
+        self.positions
+            .iter()
+            .filter(|p| p.paused)
+            .map(|p| (p.topic.clone(), p.partition))
             .collect()
     }
 
@@ -149,18 +193,77 @@ impl Consumer {
                 .all(|p| p.high_watermark >= 0 && p.offset >= p.high_watermark)
     }
 
-    /// Returns buffered records, or fetches once (waiting up to `fetch.max.wait.ms` for data).
+    /// Returns up to `max.poll.records` buffered records of partitions that are not paused,
+    /// or fetches once (waiting up to `fetch.max.wait.ms` for data) and returns what came.
     pub async fn poll(&mut self) -> Result<Vec<ConsumerRecord>> {
-        if self.buffered.is_empty() {
+        if !self.has_returnable() {
+            if self.positions.iter().all(|p| p.paused) {
+                // Nothing may be fetched: wait as a fetch would, so callers do not spin.
+                tokio::time::sleep(self.config.max_wait).await;
+                return Ok(Vec::new());
+            }
             self.fetch_once().await?;
         }
-        Ok(self.buffered.drain(..).collect())
+        let limit = self.config.max_poll_records.max(1);
+        if !self.positions.iter().any(|p| p.paused) {
+            let n = limit.min(self.buffered.len());
+            return Ok(self.buffered.drain(..n).collect());
+        }
+        let mut out = Vec::new();
+        let mut kept = VecDeque::with_capacity(self.buffered.len());
+        for record in self.buffered.drain(..) {
+            if out.len() < limit && !is_paused(&self.positions, &record.topic, record.partition) {
+                out.push(record);
+            } else {
+                kept.push_back(record);
+            }
+        }
+        self.buffered = kept;
+        Ok(out)
+    }
+
+    fn has_returnable(&self) -> bool {
+        self.buffered
+            .iter()
+            .any(|r| !is_paused(&self.positions, &r.topic, r.partition))
+    }
+
+    fn next_returned(&self, position: &Position) -> i64 {
+        self.buffered
+            .iter()
+            .find(|r| r.partition == position.partition && r.topic == position.topic)
+            .map_or(position.offset, |r| r.offset)
+    }
+
+    fn index_of(&self, topic: &str, partition: i32) -> Result<usize> {
+        self.positions
+            .iter()
+            .position(|p| p.topic == topic && p.partition == partition)
+            .ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "{topic}-{partition} is not assigned to this consumer"
+                ))
+            })
+    }
+
+    fn set_paused(&mut self, partitions: &[(String, i32)], paused: bool) -> Result<()> {
+        let indexes = partitions
+            .iter()
+            .map(|(topic, partition)| self.index_of(topic, *partition))
+            .collect::<Result<Vec<_>>>()?;
+        for at in indexes {
+            self.positions[at].paused = paused;
+        }
+        Ok(())
     }
 
     async fn fetch_once(&mut self) -> Result<()> {
         // One request per leader.
         let mut by_leader: HashMap<String, (Arc<super::Connection>, Vec<usize>)> = HashMap::new();
         for (idx, position) in self.positions.iter().enumerate() {
+            if position.paused {
+                continue;
+            }
             let connection = self
                 .client
                 .leader_connection(&position.topic, position.partition)
@@ -231,6 +334,35 @@ impl Consumer {
         }
         Ok(())
     }
+}
+
+fn is_paused(positions: &[Position], topic: &str, partition: i32) -> bool {
+    positions
+        .iter()
+        .any(|p| p.paused && p.partition == partition && p.topic == topic)
+}
+
+/// The offset a start point names now.
+async fn resolve_start(
+    client: &Client,
+    topic: &str,
+    partition: i32,
+    start: StartOffset,
+) -> Result<i64> {
+    Ok(match start {
+        StartOffset::Beginning => client.list_offset(topic, partition, -2).await?,
+        StartOffset::End => client.list_offset(topic, partition, -1).await?,
+        StartOffset::Offset(offset) if offset >= 0 => offset,
+        StartOffset::Offset(back) => {
+            let end = client.list_offset(topic, partition, -1).await?;
+            let start = client.list_offset(topic, partition, -2).await?;
+            (end + back).max(start)
+        }
+        StartOffset::Timestamp(ts) => match client.list_offset(topic, partition, ts).await? {
+            -1 => client.list_offset(topic, partition, -1).await?,
+            offset => offset,
+        },
+    })
 }
 
 /// Decodes the whole batches in `records` (a trailing partial batch, which Kafka brokers may

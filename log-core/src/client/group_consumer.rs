@@ -117,6 +117,12 @@ fn encode_assignment(partitions: &BTreeMap<String, Vec<i32>>) -> Result<Bytes> {
     Ok(buf.freeze())
 }
 
+fn not_assigned(topic: &str, partition: i32) -> Error {
+    Error::InvalidArgument(format!(
+        "{topic}-{partition} is not assigned to this member"
+    ))
+}
+
 /// The range assignor (Kafka's `RangeAssignor`): per topic, members sorted by id get
 /// consecutive ranges, the first `partitions % members` one partition more.
 pub fn range_assign(
@@ -206,6 +212,46 @@ impl GroupConsumer {
     /// The partitions assigned in the current generation.
     pub fn assignment(&self) -> &[(String, i32)] {
         &self.assignment
+    }
+
+    /// The offset of the next record `poll` returns from an assigned partition.
+    pub fn position(&self, topic: &str, partition: i32) -> Result<i64> {
+        match &self.consumer {
+            Some(consumer) => consumer.position(topic, partition),
+            None => Err(not_assigned(topic, partition)),
+        }
+    }
+
+    /// Moves an assigned partition's position (until the next rebalance, which starts from
+    /// the committed offsets).
+    pub async fn seek(&mut self, topic: &str, partition: i32, to: StartOffset) -> Result<()> {
+        match self.consumer.as_mut() {
+            Some(consumer) => consumer.seek(topic, partition, to).await,
+            None => Err(not_assigned(topic, partition)),
+        }
+    }
+
+    /// Pauses assigned partitions; a rebalance that takes them away forgets the pause, as in
+    /// Kafka. Heartbeats go on, so a paused member stays in the group.
+    pub fn pause(&mut self, partitions: &[(String, i32)]) -> Result<()> {
+        match self.consumer.as_mut() {
+            Some(consumer) => consumer.pause(partitions),
+            None => match partitions.first() {
+                Some((topic, partition)) => Err(not_assigned(topic, *partition)),
+                None => Ok(()),
+            },
+        }
+    }
+
+    /// Resumes paused partitions.
+    pub fn resume(&mut self, partitions: &[(String, i32)]) -> Result<()> {
+        match self.consumer.as_mut() {
+            Some(consumer) => consumer.resume(partitions),
+            None => match partitions.first() {
+                Some((topic, partition)) => Err(not_assigned(topic, *partition)),
+                None => Ok(()),
+            },
+        }
     }
 
     /// The member id and generation.

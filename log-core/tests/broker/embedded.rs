@@ -162,10 +162,143 @@ fn a_group_member_auto_commits_what_it_polled() {
             read += member.poll().await.unwrap().len();
         }
         member.poll().await.unwrap();
+        assert_eq!(member.position("autocommit", 0).unwrap(), 20);
         member.close().await.unwrap();
         assert!(client.committed_offsets("manual").await.unwrap().is_empty());
+
+        // A member's seek moves what it reads and what a commit stores.
+        let mut config = GroupConfig::new("seeker");
+        config.enable_auto_commit = false;
+        let mut member = GroupConsumer::subscribe(
+            broker.embedded_client().await,
+            vec!["autocommit".into()],
+            config,
+        )
+        .await
+        .unwrap();
+        member
+            .seek("autocommit", 0, StartOffset::Offset(15))
+            .await
+            .unwrap();
+        let mut offsets = Vec::new();
+        while offsets.len() < 5 {
+            offsets.extend(member.poll().await.unwrap().iter().map(|r| r.offset));
+        }
+        assert_eq!(offsets, (15..20).collect::<Vec<i64>>());
+        member.commit().await.unwrap();
+        let committed = client.committed_offsets("seeker").await.unwrap();
+        assert_eq!(committed.values().copied().collect::<Vec<_>>(), vec![20]);
+        member.close().await.unwrap();
     };
     let outcome =
         runtime.block_on(async { tokio::time::timeout(Duration::from_secs(60), scenario).await });
     outcome.expect("the auto-commit scenario finishes within 60 s");
+}
+
+#[test]
+fn seek_position_pause_resume_and_max_poll_records() {
+    let broker = TestBroker::start(&[]);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let scenario = async {
+        let client = broker.embedded_client().await;
+        let topic = NewTopic {
+            name: "moves".into(),
+            partitions: 2,
+            replication_factor: 1,
+            configs: BTreeMap::new(),
+        };
+        assert!(client.create_topics(&[topic], false).await.unwrap()[0]
+            .1
+            .is_ok());
+        let producer = Producer::new(client.clone(), ProducerConfig::default());
+        let mut deliveries = Vec::new();
+        for partition in 0..2 {
+            for i in 0..10 {
+                let record = ProducerRecord {
+                    topic: "moves".into(),
+                    partition: Some(partition),
+                    value: Some(Bytes::from(format!("p{partition}-{i}"))),
+                    ..Default::default()
+                };
+                deliveries.push(producer.send(record).await.unwrap());
+            }
+        }
+        producer.flush().await;
+        for delivery in deliveries {
+            delivery.await.unwrap().unwrap();
+        }
+        producer.close().await;
+
+        let config = ConsumerConfig {
+            max_poll_records: 3,
+            max_wait: Duration::from_millis(20),
+            ..ConsumerConfig::default()
+        };
+        let assignments = (0..2)
+            .map(|p| ("moves".to_string(), p, StartOffset::Beginning))
+            .collect();
+        let mut consumer = Consumer::assign(client.clone(), assignments, config)
+            .await
+            .unwrap();
+        let mut read: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
+        let first = consumer.poll().await.unwrap();
+        assert!(!first.is_empty() && first.len() <= 3, "{}", first.len());
+        for record in &first {
+            read.entry(record.partition)
+                .or_default()
+                .push(record.offset);
+        }
+        // The position is the next record poll returns, not how far the fetch got.
+        for partition in 0..2 {
+            let next = read.get(&partition).map_or(0, |o| o.last().unwrap() + 1);
+            assert_eq!(consumer.position("moves", partition).unwrap(), next);
+        }
+
+        // Paused: partition 0 neither advances nor shows up in polls.
+        consumer.pause(&[("moves".to_string(), 0)]).unwrap();
+        let held = consumer.position("moves", 0).unwrap();
+        while read.get(&1).map_or(0, Vec::len) < 10 {
+            let records = consumer.poll().await.unwrap();
+            assert!(records.len() <= 3);
+            for record in records {
+                assert_eq!(record.partition, 1, "a record of the paused partition");
+                read.entry(1).or_default().push(record.offset);
+            }
+        }
+        assert_eq!(consumer.position("moves", 0).unwrap(), held);
+        assert_eq!(consumer.paused(), vec![("moves".to_string(), 0)]);
+
+        // Seek partition 1 back, resume partition 0: both continue from where they stand.
+        consumer
+            .seek("moves", 1, StartOffset::Offset(5))
+            .await
+            .unwrap();
+        assert_eq!(consumer.position("moves", 1).unwrap(), 5);
+        consumer.resume(&[("moves".to_string(), 0)]).unwrap();
+        let mut again = Vec::new();
+        while read.get(&0).map_or(0, Vec::len) < 10 || again.len() < 5 {
+            for record in consumer.poll().await.unwrap() {
+                match record.partition {
+                    0 => read.entry(0).or_default().push(record.offset),
+                    _ => again.push(record.offset),
+                }
+            }
+        }
+        assert_eq!(read[&0], (0..10).collect::<Vec<i64>>());
+        assert_eq!(read[&1], (0..10).collect::<Vec<i64>>());
+        assert_eq!(again, (5..10).collect::<Vec<i64>>());
+
+        consumer.seek("moves", 0, StartOffset::End).await.unwrap();
+        assert_eq!(consumer.position("moves", 0).unwrap(), 10);
+        let err = consumer.position("moves", 7).unwrap_err();
+        assert!(err.to_string().contains("moves-7 is not assigned"), "{err}");
+        assert!(consumer.pause(&[("other".to_string(), 0)]).is_err());
+    };
+    let outcome =
+        runtime.block_on(async { tokio::time::timeout(Duration::from_secs(60), scenario).await });
+    outcome.expect("the scenario finishes within 60 s");
 }
