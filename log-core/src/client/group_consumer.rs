@@ -117,6 +117,19 @@ fn encode_assignment(partitions: &BTreeMap<String, Vec<i32>>) -> Result<Bytes> {
     Ok(buf.freeze())
 }
 
+/// UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION, FENCED_INSTANCE_ID: the coordinator no longer
+/// knows this member's generation.
+fn is_fencing(code: i16) -> bool {
+    matches!(
+        ResponseError::try_from_code(code),
+        Some(
+            ResponseError::UnknownMemberId
+                | ResponseError::IllegalGeneration
+                | ResponseError::FencedInstanceId
+        )
+    )
+}
+
 fn not_assigned(topic: &str, partition: i32) -> Error {
     Error::InvalidArgument(format!(
         "{topic}-{partition} is not assigned to this member"
@@ -158,6 +171,25 @@ pub fn range_assign(
     result
 }
 
+/// What `GroupConsumer::next_event` reports: records, or a change of assignment (Kafka's
+/// `ConsumerRebalanceListener` callbacks as values an async caller can act on).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupEvent {
+    /// Records of the assigned partitions.
+    Records(Vec<ConsumerRecord>),
+    /// The partitions this generation assigned (the first event after `subscribe`, then
+    /// one after every rebalance, even when empty).
+    Assigned(Vec<(String, i32)>),
+    /// A rebalance takes these partitions away; the member is still in its generation, so
+    /// this is the moment to commit what was processed. With `enable.auto.commit` the
+    /// positions reached were committed already. The next call rejoins.
+    Revoked(Vec<(String, i32)>),
+    /// The member was fenced (its session expired or a newer generation replaced it): these
+    /// partitions may already be someone else's and commits for them are refused. The next
+    /// call rejoins.
+    Lost(Vec<(String, i32)>),
+}
+
 struct Membership {
     member_id: String,
     generation: i32,
@@ -171,6 +203,11 @@ pub struct GroupConsumer {
     topics: Vec<String>,
     membership: Arc<Mutex<Membership>>,
     rejoin: Arc<AtomicBool>,
+    /// Set with `rejoin` when the coordinator no longer knows this member's generation.
+    fenced: Arc<AtomicBool>,
+    /// Revoked/Lost was reported; the next call rejoins.
+    revocation_reported: bool,
+    events: std::collections::VecDeque<GroupEvent>,
     consumer: Option<Consumer>,
     assignment: Vec<(String, i32)>,
     heartbeat: Option<tokio::task::JoinHandle<()>>,
@@ -203,9 +240,14 @@ impl GroupConsumer {
             consumer: None,
             assignment: Vec::new(),
             heartbeat: None,
+            fenced: Arc::new(AtomicBool::new(false)),
+            revocation_reported: false,
+            events: std::collections::VecDeque::new(),
             last_auto_commit: std::time::Instant::now(),
         };
         consumer.join().await?;
+        let assigned = GroupEvent::Assigned(consumer.assignment.clone());
+        consumer.events.push_back(assigned);
         Ok(consumer)
     }
 
@@ -337,6 +379,7 @@ impl GroupConsumer {
             }
             self.assignment = decode_assignment(sync.assignment);
             self.rejoin.store(false, Ordering::Release);
+            self.fenced.store(false, Ordering::Release);
             self.start_fetching().await?;
             self.start_heartbeats();
             return Ok(());
@@ -425,6 +468,7 @@ impl GroupConsumer {
         let coordinator = self.coordinator.clone();
         let membership = self.membership.clone();
         let rejoin = self.rejoin.clone();
+        let fenced = self.fenced.clone();
         let group_id = self.config.group_id.clone();
         let interval = self.config.heartbeat_interval;
         self.heartbeat = Some(tokio::spawn(async move {
@@ -443,6 +487,9 @@ impl GroupConsumer {
                     Ok(response) if response.error_code == 0 => {}
                     Ok(response) => {
                         tracing::debug!(group = %group_id, code = response.error_code, "heartbeat asks to rejoin");
+                        if is_fencing(response.error_code) {
+                            fenced.store(true, Ordering::Release);
+                        }
                         rejoin.store(true, Ordering::Release);
                         return;
                     }
@@ -456,20 +503,45 @@ impl GroupConsumer {
         }));
     }
 
-    /// Records of the assigned partitions; rejoins first when a rebalance was announced
-    /// (committing the positions reached, as auto-commit does, so that nothing is read twice).
+    /// Records of the assigned partitions, rejoining when a rebalance was announced (with
+    /// `enable.auto.commit`, the positions reached are committed first, so that nothing is
+    /// read twice). Assignment changes are handled silently: `next_event` reports them.
     pub async fn poll(&mut self) -> Result<Vec<ConsumerRecord>> {
+        loop {
+            if let GroupEvent::Records(records) = self.next_event().await? {
+                return Ok(records);
+            }
+        }
+    }
+
+    /// The next record batch or assignment change. A rebalance is reported as `Revoked` (or
+    /// `Lost` when fenced) before rejoining, then `Assigned` after it.
+    pub async fn next_event(&mut self) -> Result<GroupEvent> {
+        if let Some(event) = self.events.pop_front() {
+            return Ok(event);
+        }
         if self.rejoin.load(Ordering::Acquire) {
-            // Commits of the old generation may fail once the group moved on; that is the
-            // rebalance Kafka describes, not an error of this poll.
-            if self.config.enable_auto_commit {
-                if let Err(err) = self.commit().await {
-                    tracing::debug!(%err, "commit before rejoining failed");
+            if !self.revocation_reported {
+                self.revocation_reported = true;
+                let partitions = self.assignment.clone();
+                if self.fenced.load(Ordering::Acquire) {
+                    return Ok(GroupEvent::Lost(partitions));
                 }
+                if self.config.enable_auto_commit {
+                    // The group may have moved on already; that is the rebalance Kafka
+                    // describes, not an error of this call.
+                    if let Err(err) = self.commit().await {
+                        tracing::debug!(%err, "commit before rejoining failed");
+                    }
+                }
+                return Ok(GroupEvent::Revoked(partitions));
             }
             self.join().await?;
+            self.revocation_reported = false;
             self.last_auto_commit = std::time::Instant::now();
-        } else if self.config.enable_auto_commit
+            return Ok(GroupEvent::Assigned(self.assignment.clone()));
+        }
+        if self.config.enable_auto_commit
             && self.last_auto_commit.elapsed() >= self.config.auto_commit_interval
         {
             // What earlier polls returned: at least once, as Kafka's auto-commit.
@@ -478,10 +550,11 @@ impl GroupConsumer {
             }
             self.last_auto_commit = std::time::Instant::now();
         }
-        match self.consumer.as_mut() {
-            Some(consumer) => consumer.poll().await,
-            None => Ok(Vec::new()),
-        }
+        let records = match self.consumer.as_mut() {
+            Some(consumer) => consumer.poll().await?,
+            None => Vec::new(),
+        };
+        Ok(GroupEvent::Records(records))
     }
 
     /// Commits the positions reached (the next offset of every assigned partition).
@@ -521,6 +594,11 @@ impl GroupConsumer {
         for topic in response.topics {
             for partition in topic.partitions {
                 if let Some(err) = Error::from_code(partition.error_code, None) {
+                    if is_fencing(partition.error_code) {
+                        // As the Java client: a refused generation means rejoining.
+                        self.fenced.store(true, Ordering::Release);
+                        self.rejoin.store(true, Ordering::Release);
+                    }
                     return Err(err);
                 }
             }

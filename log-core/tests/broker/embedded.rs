@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use sluice_log::client::consumer::{Consumer, ConsumerConfig, StartOffset};
-use sluice_log::client::group_consumer::{GroupConfig, GroupConsumer};
+use sluice_log::client::group_consumer::{GroupConfig, GroupConsumer, GroupEvent};
 use sluice_log::client::producer::{Producer, ProducerConfig, ProducerRecord};
 use sluice_log::client::NewTopic;
 
@@ -297,6 +297,152 @@ fn seek_position_pause_resume_and_max_poll_records() {
         let err = consumer.position("moves", 7).unwrap_err();
         assert!(err.to_string().contains("moves-7 is not assigned"), "{err}");
         assert!(consumer.pause(&[("other".to_string(), 0)]).is_err());
+    };
+    let outcome =
+        runtime.block_on(async { tokio::time::timeout(Duration::from_secs(60), scenario).await });
+    outcome.expect("the scenario finishes within 60 s");
+}
+
+/// Produces `per_partition` records to each partition of a new topic.
+async fn fill_topic(
+    client: &std::sync::Arc<sluice_log::client::Client>,
+    name: &str,
+    partitions: i32,
+    per_partition: usize,
+) {
+    let topic = NewTopic {
+        name: name.into(),
+        partitions,
+        replication_factor: 1,
+        configs: BTreeMap::new(),
+    };
+    assert!(client.create_topics(&[topic], false).await.unwrap()[0]
+        .1
+        .is_ok());
+    let producer = Producer::new(client.clone(), ProducerConfig::default());
+    let mut deliveries = Vec::new();
+    for partition in 0..partitions {
+        for i in 0..per_partition {
+            let record = ProducerRecord {
+                topic: name.into(),
+                partition: Some(partition),
+                value: Some(Bytes::from(format!("{partition}-{i}"))),
+                ..Default::default()
+            };
+            deliveries.push(producer.send(record).await.unwrap());
+        }
+    }
+    producer.flush().await;
+    for delivery in deliveries {
+        delivery.await.unwrap().unwrap();
+    }
+    producer.close().await;
+}
+
+#[test]
+fn rebalance_events_let_a_member_commit_before_it_loses_partitions() {
+    let broker = TestBroker::start(&[
+        ("group.initial.rebalance.delay.ms", "0"),
+        ("group.min.session.timeout.ms", "100"),
+    ]);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let scenario = async {
+        let client = broker.embedded_client().await;
+        fill_topic(&client, "shared", 4, 10).await;
+        let config = |group: &str| {
+            let mut config = GroupConfig::new(group);
+            config.reset_to_earliest = true;
+            config.enable_auto_commit = false;
+            config.heartbeat_interval = Duration::from_millis(100);
+            config.fetch.max_wait = Duration::from_millis(50);
+            config
+        };
+
+        let mut first = GroupConsumer::subscribe(
+            broker.embedded_client().await,
+            vec!["shared".into()],
+            config("rb"),
+        )
+        .await
+        .unwrap();
+        match first.next_event().await.unwrap() {
+            GroupEvent::Assigned(partitions) => assert_eq!(partitions.len(), 4),
+            other => panic!("expected the first assignment, got {other:?}"),
+        }
+        let mut read = 0;
+        while read < 40 {
+            match first.next_event().await.unwrap() {
+                GroupEvent::Records(records) => read += records.len(),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+
+        // A second member joins: the first hears of it as a revocation, commits, rejoins.
+        let second_client = broker.embedded_client().await;
+        let second = tokio::spawn(async move {
+            GroupConsumer::subscribe(second_client, vec!["shared".into()], config("rb")).await
+        });
+        let revoked = loop {
+            match first.next_event().await.unwrap() {
+                GroupEvent::Records(records) => assert!(records.is_empty()),
+                GroupEvent::Revoked(partitions) => break partitions,
+                other => panic!("expected a revocation, got {other:?}"),
+            }
+        };
+        assert_eq!(revoked.len(), 4);
+        first.commit().await.unwrap();
+        let kept = match first.next_event().await.unwrap() {
+            GroupEvent::Assigned(partitions) => partitions,
+            other => panic!("expected the new assignment, got {other:?}"),
+        };
+        let mut second = second.await.unwrap().unwrap();
+        let mut all: Vec<(String, i32)> = kept.clone();
+        all.extend(second.assignment().iter().cloned());
+        all.sort();
+        assert_eq!(kept.len(), 2);
+        assert_eq!(
+            all,
+            (0..4)
+                .map(|p| ("shared".to_string(), p))
+                .collect::<Vec<_>>()
+        );
+        // The second member starts where the first committed in its revocation: nothing twice.
+        for (topic, partition) in second.assignment().to_vec() {
+            assert_eq!(second.position(&topic, partition).unwrap(), 10);
+        }
+        assert!(
+            matches!(second.next_event().await.unwrap(), GroupEvent::Assigned(p) if p.len() == 2)
+        );
+        second.close().await.unwrap();
+        first.close().await.unwrap();
+
+        // A member whose session expires between heartbeats is fenced: its partitions are lost.
+        let mut lost_config = config("fenced");
+        lost_config.session_timeout = Duration::from_millis(300);
+        lost_config.heartbeat_interval = Duration::from_millis(1_500);
+        let mut fenced = GroupConsumer::subscribe(
+            broker.embedded_client().await,
+            vec!["shared".into()],
+            lost_config,
+        )
+        .await
+        .unwrap();
+        let lost = loop {
+            match fenced.next_event().await.unwrap() {
+                GroupEvent::Lost(partitions) => break partitions,
+                GroupEvent::Revoked(partitions) => panic!("revoked {partitions:?}, not lost"),
+                _ => {}
+            }
+        };
+        assert_eq!(lost.len(), 4);
+        assert!(
+            matches!(fenced.next_event().await.unwrap(), GroupEvent::Assigned(p) if p.len() == 4)
+        );
+        fenced.close().await.unwrap();
     };
     let outcome =
         runtime.block_on(async { tokio::time::timeout(Duration::from_secs(60), scenario).await });
