@@ -231,3 +231,86 @@ fn a_fetch_waits_for_data_up_to_max_wait_and_wakes_when_it_arrives() {
         producer.close().await;
     });
 }
+
+#[test]
+fn a_client_config_map_drives_producer_and_group_consumer() {
+    use sluice_log::client::config::ClientConfig;
+    use sluice_log::client::group_consumer::GroupConsumer;
+    let broker = TestBroker::start(&[("group.initial.rebalance.delay.ms", "0")]);
+    let scenario = async {
+        let config = ClientConfig::from_properties(&format!(
+            "bootstrap.servers={}\nclient.id=config-test\nacks=all\nlinger.ms=0\n\
+             group.id=from-properties\nauto.offset.reset=earliest\nenable.auto.commit=false\n\
+             max.poll.records=2\nfetch.max.wait.ms=50\n",
+            broker.bootstrap()
+        ))
+        .unwrap();
+        let client = config.connect().await.unwrap();
+        let topic = NewTopic {
+            name: "configured".into(),
+            partitions: 1,
+            replication_factor: 1,
+            configs: BTreeMap::new(),
+        };
+        assert!(client.create_topics(&[topic], false).await.unwrap()[0]
+            .1
+            .is_ok());
+        let producer = Producer::new(client.clone(), config.producer_config().unwrap());
+        let mut deliveries = Vec::new();
+        for i in 0..5 {
+            let record = ProducerRecord {
+                topic: "configured".into(),
+                value: Some(Bytes::from(format!("v{i}"))),
+                ..Default::default()
+            };
+            deliveries.push(producer.send(record).await.unwrap());
+        }
+        producer.flush().await;
+        for delivery in deliveries {
+            delivery.await.unwrap().unwrap();
+        }
+        producer.close().await;
+
+        let mut member = GroupConsumer::subscribe(
+            config.connect().await.unwrap(),
+            vec!["configured".into()],
+            config.group_config().unwrap(),
+        )
+        .await
+        .unwrap();
+        let mut offsets = Vec::new();
+        while offsets.len() < 5 {
+            let records = member.poll().await.unwrap();
+            assert!(
+                records.len() <= 2,
+                "max.poll.records=2, got {}",
+                records.len()
+            );
+            offsets.extend(records.iter().map(|r| r.offset));
+        }
+        assert_eq!(offsets, vec![0, 1, 2, 3, 4]);
+        member.close().await.unwrap();
+        // enable.auto.commit=false: close committed nothing.
+        assert!(client
+            .committed_offsets("from-properties")
+            .await
+            .unwrap()
+            .is_empty());
+        let described = client.describe_group("from-properties").await.unwrap();
+        assert_eq!(described.state, "Empty");
+
+        let err = ClientConfig::new()
+            .set("bootstrap.servers", &broker.bootstrap())
+            .set("linger.msec", "5")
+            .connect()
+            .await
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("did you mean linger.ms?"), "{err}");
+    };
+    runtime()
+        .block_on(async {
+            tokio::time::timeout(std::time::Duration::from_secs(60), scenario).await
+        })
+        .expect("the scenario finishes within 60 s");
+}
