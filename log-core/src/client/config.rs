@@ -25,6 +25,9 @@ const PRODUCER: &[&str] = &[
     "linger.ms",
     "max.in.flight.requests.per.connection",
     "buffer.memory",
+    "retries",
+    "retry.backoff.ms",
+    "delivery.timeout.ms",
 ];
 /// Fetch properties (assigned and group consumers).
 const CONSUMER: &[&str] = &[

@@ -2,11 +2,18 @@
 //! bytes, sent when full or after `linger.ms`, with up to `max.in.flight.requests.per.connection`
 //! requests in flight, compressed with `compression.type`, acknowledged per `acks`.
 //!
+//! A batch that fails with a retriable error (a retriable Kafka error code, a lost connection,
+//! a timeout) is sent again after `retry.backoff.ms`, up to `retries` times and until
+//! `delivery.timeout.ms` has passed since the batch was created. While a retry waits, its
+//! partition is muted, so later batches of the partition do not overtake it: with
+//! `max.in.flight.requests.per.connection=1` order is kept; with more in flight, batches already
+//! sent may land first, as in Kafka without idempotence.
+//!
 //! Keyed records go to `murmur2(key) % partitions` (the Java client's default partitioner);
 //! keyless records stick to one partition per topic until its batch is sent, then move on.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -40,6 +47,12 @@ pub struct ProducerConfig {
     pub max_in_flight: usize,
     /// `buffer.memory`: bytes of records waiting to be sent before `send` waits.
     pub buffer_memory: usize,
+    /// `retries`: how many times a batch is sent again after a retriable error.
+    pub retries: u32,
+    /// `retry.backoff.ms`: the wait before a retry.
+    pub retry_backoff: Duration,
+    /// `delivery.timeout.ms`: the bound on a record's time from `send` to its outcome.
+    pub delivery_timeout: Duration,
 }
 
 impl Default for ProducerConfig {
@@ -52,13 +65,17 @@ impl Default for ProducerConfig {
             linger: Duration::from_millis(5),
             max_in_flight: 5,
             buffer_memory: 32 * 1024 * 1024,
+            retries: i32::MAX as u32,
+            retry_backoff: Duration::from_millis(100),
+            delivery_timeout: Duration::from_millis(120_000),
         }
     }
 }
 
 impl ProducerConfig {
     /// Applies one Kafka producer property (`acks`, `compression.type`, `batch.size`,
-    /// `linger.ms`, `max.in.flight.requests.per.connection`, `buffer.memory`).
+    /// `linger.ms`, `max.in.flight.requests.per.connection`, `buffer.memory`, `retries`,
+    /// `retry.backoff.ms`, `delivery.timeout.ms`).
     pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
         let invalid = |why: &str| Error::InvalidArgument(format!("{key}={value}: {why}"));
         let number = |value: &str| {
@@ -86,6 +103,11 @@ impl ProducerConfig {
                 self.max_in_flight = number(value)?.max(1) as usize
             }
             "buffer.memory" => self.buffer_memory = number(value)?.max(1024) as usize,
+            "retries" => self.retries = number(value)?.min(u64::from(u32::MAX)) as u32,
+            "retry.backoff.ms" => self.retry_backoff = Duration::from_millis(number(value)?),
+            "delivery.timeout.ms" => {
+                self.delivery_timeout = Duration::from_millis(number(value)?.max(1))
+            }
             _ => {
                 return Err(Error::InvalidArgument(format!(
                     "unknown producer property {key}"
@@ -145,6 +167,8 @@ struct OpenBatch {
     records: Vec<Record>,
     bytes: usize,
     created: Instant,
+    /// Creation order within the producer: retries go back in this order.
+    seq: u64,
     waiters: Vec<oneshot::Sender<Result<RecordMetadata>>>,
 }
 
@@ -152,6 +176,8 @@ struct ReadyBatch {
     topic: Arc<str>,
     partition: i32,
     batch: OpenBatch,
+    /// Sends so far that failed with a retriable error.
+    attempts: u32,
 }
 
 #[derive(Default)]
@@ -159,6 +185,9 @@ struct State {
     /// Open batches by topic, then partition (two levels, so that a lookup needs no allocation).
     open: HashMap<Arc<str>, HashMap<i32, OpenBatch>>,
     ready: VecDeque<ReadyBatch>,
+    /// Partitions with batches waiting to be retried (how many): later batches wait behind.
+    muted: HashMap<(Arc<str>, i32), usize>,
+    next_batch_seq: u64,
     sticky: HashMap<Arc<str>, i32>,
     rotation: HashMap<Arc<str>, i32>,
     flush: bool,
@@ -174,6 +203,8 @@ struct Inner {
     in_flight: Arc<Semaphore>,
     outstanding: AtomicUsize,
     idle: Notify,
+    /// Kafka's `record-retry-total` (counted per batch sent again).
+    record_retries: AtomicU64,
 }
 
 /// The producer; cheap to share by reference, closed with [`Producer::close`].
@@ -200,6 +231,7 @@ impl Producer {
             wake: Notify::new(),
             outstanding: AtomicUsize::new(0),
             idle: Notify::new(),
+            record_retries: AtomicU64::new(0),
         });
         let sender = tokio::spawn(run_sender(inner.clone()));
         Producer { inner, sender }
@@ -274,10 +306,15 @@ impl Producer {
         let Some(partitions) = state.open.get_mut(&record.topic) else {
             return Err(Error::Protocol("producer state lost a topic".into()));
         };
+        let next_seq = &mut state.next_batch_seq;
         let batch = partitions.entry(partition).or_insert_with(|| OpenBatch {
             records: Vec::new(),
             bytes: 0,
             created: Instant::now(),
+            seq: {
+                *next_seq += 1;
+                *next_seq
+            },
             waiters: Vec::new(),
         });
         let idx = batch.records.len() as i64;
@@ -312,6 +349,7 @@ impl Producer {
                     topic: record.topic.clone(),
                     partition,
                     batch,
+                    attempts: 0,
                 });
                 if record.partition.is_none() && state.sticky.get(&record.topic) == Some(&partition)
                 {
@@ -326,6 +364,11 @@ impl Producer {
             self.inner.wake.notify_one();
         }
         Ok(rx)
+    }
+
+    /// How many times a batch was sent again after a retriable error (`record-retry-total`).
+    pub fn record_retry_total(&self) -> u64 {
+        self.inner.record_retries.load(Ordering::Relaxed)
     }
 
     /// Sends everything queued now and waits until every record is acknowledged or failed.
@@ -385,10 +428,26 @@ async fn run_sender(inner: Arc<Inner>) {
                         topic,
                         partition,
                         batch,
+                        attempts: 0,
                     });
                 }
             }
-            let ready: Vec<ReadyBatch> = state.ready.drain(..).collect();
+            // A produce request carries one batch per partition (Kafka refuses more), so
+            // further batches of a partition wait for the next request, in order; so do the
+            // batches of muted partitions.
+            let state = &mut *state;
+            let mut taken: HashSet<(Arc<str>, i32)> = HashSet::new();
+            let mut held = VecDeque::new();
+            let mut ready = Vec::new();
+            for batch in state.ready.drain(..) {
+                let key = (batch.topic.clone(), batch.partition);
+                if state.muted.contains_key(&key) || !taken.insert(key) {
+                    held.push_back(batch);
+                } else {
+                    ready.push(batch);
+                }
+            }
+            state.ready = held;
             let next_deadline = state
                 .open
                 .values()
@@ -428,7 +487,7 @@ async fn send_batches(inner: &Arc<Inner>, ready: Vec<ReadyBatch>) {
                 .or_insert_with(|| (connection, Vec::new()))
                 .1
                 .push(batch),
-            Err(err) => fail_batch(inner, batch.batch, &err),
+            Err(err) => retry_or_fail(inner, batch, err),
         }
     }
     for (_, (connection, batches)) in by_leader {
@@ -445,6 +504,76 @@ async fn send_batches(inner: &Arc<Inner>, ready: Vec<ReadyBatch>) {
             });
         }
     }
+}
+
+/// Errors worth sending a batch again for: the broker may answer differently later.
+fn is_retriable(err: &Error) -> bool {
+    match err {
+        Error::Broker { code, .. } => code.is_retriable(),
+        Error::Connection { .. } | Error::Timeout { .. } => true,
+        _ => false,
+    }
+}
+
+/// Schedules a retry after `retry.backoff.ms` (muting the partition meanwhile), or fails the
+/// batch when the error is final, the retries are spent or `delivery.timeout.ms` would pass.
+fn retry_or_fail(inner: &Arc<Inner>, mut batch: ReadyBatch, err: Error) {
+    let config = &inner.config;
+    let age = batch.batch.created.elapsed();
+    if !is_retriable(&err) || batch.attempts >= config.retries {
+        return fail_batch(inner, batch.batch, &err);
+    }
+    if age + config.retry_backoff >= config.delivery_timeout {
+        let expired = Error::Timeout {
+            what: format!(
+                "delivery of {} record(s) to {}-{} (last error: {err})",
+                batch.batch.waiters.len(),
+                batch.topic,
+                batch.partition
+            ),
+            after_ms: config.delivery_timeout.as_millis() as u64,
+        };
+        return fail_batch(inner, batch.batch, &expired);
+    }
+    tracing::debug!(topic = %batch.topic, partition = batch.partition, attempt = batch.attempts + 1, %err, "retrying a produce batch");
+    if matches!(&err, Error::Broker { .. }) {
+        // A moved leader or a new topic: ask for fresh metadata before the retry.
+        inner.client.invalidate_topic(&batch.topic);
+    }
+    batch.attempts += 1;
+    inner.record_retries.fetch_add(1, Ordering::Relaxed);
+    *inner
+        .state
+        .lock()
+        .muted
+        .entry((batch.topic.clone(), batch.partition))
+        .or_insert(0) += 1;
+    let inner = inner.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(inner.config.retry_backoff).await;
+        {
+            let mut state = inner.state.lock();
+            let key = (batch.topic.clone(), batch.partition);
+            if let Some(pending) = state.muted.get_mut(&key) {
+                *pending -= 1;
+                if *pending == 0 {
+                    state.muted.remove(&key);
+                }
+            }
+            // Back in creation order: before every later batch of its partition.
+            let at = state
+                .ready
+                .iter()
+                .position(|b| {
+                    b.partition == batch.partition
+                        && b.topic == batch.topic
+                        && b.batch.seq > batch.batch.seq
+                })
+                .unwrap_or(0);
+            state.ready.insert(at, batch);
+        }
+        inner.wake.notify_one();
+    });
 }
 
 fn fail_batch(inner: &Inner, batch: OpenBatch, err: &Error) {
@@ -597,20 +726,21 @@ impl InFlight {
                         },
                     ),
             };
-            if matches!(&result, Err(Error::Broker { code, .. }) if code.is_retriable()) {
-                inner.client.invalidate_topic(&batch.topic);
-            }
+            let base = match result {
+                Ok(base) => base,
+                Err(err) => {
+                    retry_or_fail(inner, batch, err);
+                    continue;
+                }
+            };
             let n = batch.batch.waiters.len();
             for (idx, waiter) in batch.batch.waiters.into_iter().enumerate() {
-                let _ = waiter.send(match &result {
-                    Ok(base) => Ok(RecordMetadata {
-                        partition: batch.partition,
-                        offset: base + idx as i64,
-                        timestamp: batch.batch.records[idx].timestamp,
-                        acknowledged_at,
-                    }),
-                    Err(err) => Err(clone_error(err)),
-                });
+                let _ = waiter.send(Ok(RecordMetadata {
+                    partition: batch.partition,
+                    offset: base + idx as i64,
+                    timestamp: batch.batch.records[idx].timestamp,
+                    acknowledged_at,
+                }));
             }
             finish(inner, n, batch.batch.bytes);
         }

@@ -314,3 +314,150 @@ fn a_client_config_map_drives_producer_and_group_consumer() {
         })
         .expect("the scenario finishes within 60 s");
 }
+
+#[test]
+fn the_producer_retries_until_the_topic_exists_and_keeps_order() {
+    let broker = TestBroker::start(&[("auto.create.topics.enable", "false")]);
+    let scenario = async {
+        let client = Client::connect(&broker.bootstrap(), ClientOptions::default())
+            .await
+            .unwrap();
+        // One record per batch, one request at a time: retries must not reorder them.
+        let config = ProducerConfig {
+            batch_size: 1,
+            linger: std::time::Duration::ZERO,
+            max_in_flight: 1,
+            retry_backoff: std::time::Duration::from_millis(20),
+            ..ProducerConfig::default()
+        };
+        let producer = Producer::new(client.clone(), config);
+        let mut deliveries = Vec::new();
+        for i in 0..10 {
+            let record = ProducerRecord {
+                topic: "late".into(),
+                partition: Some(0),
+                value: Some(Bytes::from(format!("v{i}"))),
+                ..Default::default()
+            };
+            deliveries.push(producer.send(record).await.unwrap());
+        }
+        // UNKNOWN_TOPIC_OR_PARTITION is retriable: the batches wait for the topic.
+        while producer.record_retry_total() < 10 {
+            tokio::task::yield_now().await;
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let topic = NewTopic {
+            name: "late".into(),
+            partitions: 1,
+            replication_factor: 1,
+            configs: BTreeMap::new(),
+        };
+        assert!(client.create_topics(&[topic], false).await.unwrap()[0]
+            .1
+            .is_ok());
+        let mut offsets = Vec::new();
+        for delivery in deliveries {
+            offsets.push(delivery.await.unwrap().unwrap().offset);
+        }
+        assert_eq!(offsets, (0..10).collect::<Vec<i64>>());
+        producer.close().await;
+        let mut consumer = Consumer::assign(
+            client.clone(),
+            vec![("late".into(), 0, StartOffset::Beginning)],
+            ConsumerConfig::default(),
+        )
+        .await
+        .unwrap();
+        let mut values = Vec::new();
+        while values.len() < 10 {
+            values.extend(consumer.poll().await.unwrap().into_iter().map(|r| r.value));
+        }
+        let expected: Vec<_> = (0..10)
+            .map(|i| Some(Bytes::from(format!("v{i}"))))
+            .collect();
+        assert_eq!(values, expected);
+
+        // A burst of one-record batches of a partition: one batch per partition per request,
+        // each acknowledged with its own offset.
+        let config = ProducerConfig {
+            batch_size: 1,
+            ..ProducerConfig::default()
+        };
+        let producer = Producer::new(client.clone(), config);
+        let mut deliveries = Vec::new();
+        for i in 0..50 {
+            let record = ProducerRecord {
+                topic: "late".into(),
+                partition: Some(0),
+                value: Some(Bytes::from(format!("burst{i}"))),
+                ..Default::default()
+            };
+            deliveries.push(producer.send(record).await.unwrap());
+        }
+        let mut offsets = Vec::new();
+        for delivery in deliveries {
+            offsets.push(delivery.await.unwrap().unwrap().offset);
+        }
+        assert_eq!(offsets, (10..60).collect::<Vec<i64>>());
+        producer.close().await;
+
+        // A topic that never comes: the record fails once delivery.timeout.ms has passed.
+        let config = ProducerConfig {
+            retry_backoff: std::time::Duration::from_millis(20),
+            delivery_timeout: std::time::Duration::from_millis(300),
+            ..ProducerConfig::default()
+        };
+        let producer = Producer::new(client.clone(), config);
+        let record = ProducerRecord {
+            topic: "never".into(),
+            partition: Some(0),
+            value: Some(Bytes::from_static(b"lost cause")),
+            ..Default::default()
+        };
+        let err = producer
+            .send(record)
+            .await
+            .unwrap()
+            .await
+            .unwrap()
+            .unwrap_err();
+        let message = err.to_string();
+        assert!(
+            matches!(err, Error::Timeout { .. }) && message.contains("never-0"),
+            "{message}"
+        );
+        assert!(producer.record_retry_total() >= 2);
+        producer.close().await;
+
+        // retries=0: the first retriable error is final.
+        let config = ProducerConfig {
+            retries: 0,
+            ..ProducerConfig::default()
+        };
+        let producer = Producer::new(client.clone(), config);
+        let record = ProducerRecord {
+            topic: "never".into(),
+            partition: Some(0),
+            value: Some(Bytes::from_static(b"once")),
+            ..Default::default()
+        };
+        let err = producer
+            .send(record)
+            .await
+            .unwrap()
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::Broker { code, .. } if code == kafka_protocol::ResponseError::UnknownTopicOrPartition),
+            "{err}"
+        );
+        assert_eq!(producer.record_retry_total(), 0);
+        producer.close().await;
+    };
+    runtime()
+        .block_on(async {
+            tokio::time::timeout(std::time::Duration::from_secs(60), scenario).await
+        })
+        .expect("the scenario finishes within 60 s");
+}
