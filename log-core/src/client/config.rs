@@ -47,6 +47,7 @@ const GROUP: &[&str] = &[
     "auto.offset.reset",
     "enable.auto.commit",
     "auto.commit.interval.ms",
+    "metadata.max.age.ms",
 ];
 
 /// Client properties by Kafka's names.
@@ -175,6 +176,7 @@ impl ClientConfig {
                 "heartbeat.interval.ms" => config.heartbeat_interval = millis(key, value)?,
                 "max.poll.interval.ms" => config.max_poll_interval = millis(key, value)?,
                 "auto.commit.interval.ms" => config.auto_commit_interval = millis(key, value)?,
+                "metadata.max.age.ms" => config.metadata_max_age = millis(key, value)?,
                 "enable.auto.commit" => {
                     config.enable_auto_commit = match value {
                         "true" => true,

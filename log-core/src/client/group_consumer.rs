@@ -49,6 +49,8 @@ pub struct GroupConfig {
     pub enable_auto_commit: bool,
     /// `auto.commit.interval.ms`.
     pub auto_commit_interval: Duration,
+    /// `metadata.max.age.ms`: how often a pattern subscription looks for new matching topics.
+    pub metadata_max_age: Duration,
     /// Fetch settings.
     pub fetch: ConsumerConfig,
 }
@@ -64,6 +66,7 @@ impl GroupConfig {
             reset_to_earliest: false,
             enable_auto_commit: true,
             auto_commit_interval: Duration::from_millis(5_000),
+            metadata_max_age: Duration::from_millis(300_000),
             fetch: ConsumerConfig::default(),
         }
     }
@@ -128,6 +131,20 @@ fn is_fencing(code: i16) -> bool {
                 | ResponseError::FencedInstanceId
         )
     )
+}
+
+/// The non-internal topics whose whole name matches, sorted.
+async fn matching_topics(client: &Client, pattern: &regex::Regex) -> Result<Vec<String>> {
+    let metadata = client.metadata(None, false).await?;
+    let mut topics: Vec<String> = metadata
+        .topics
+        .iter()
+        .filter(|t| t.error_code == 0 && !t.is_internal)
+        .filter_map(|t| t.name.as_ref().map(|n| n.0.to_string()))
+        .filter(|name| pattern.is_match(name))
+        .collect();
+    topics.sort();
+    Ok(topics)
 }
 
 fn not_assigned(topic: &str, partition: i32) -> Error {
@@ -201,6 +218,9 @@ pub struct GroupConsumer {
     coordinator: Arc<Connection>,
     config: GroupConfig,
     topics: Vec<String>,
+    /// A pattern subscription: `topics` is what it matched at the last check.
+    pattern: Option<regex::Regex>,
+    last_pattern_check: std::time::Instant,
     membership: Arc<Mutex<Membership>>,
     rejoin: Arc<AtomicBool>,
     /// Set with `rejoin` when the coordinator no longer knows this member's generation.
@@ -221,6 +241,30 @@ impl GroupConsumer {
         topics: Vec<String>,
         config: GroupConfig,
     ) -> Result<GroupConsumer> {
+        GroupConsumer::start(client, topics, None, config).await
+    }
+
+    /// Joins `config.group_id` subscribed to every topic whose whole name matches `pattern`
+    /// (as Java's `subscribe(Pattern)`; internal topics excluded). Topics created or deleted
+    /// later are picked up within `metadata.max.age.ms`, with a rebalance.
+    pub async fn subscribe_pattern(
+        client: Arc<Client>,
+        pattern: &str,
+        config: GroupConfig,
+    ) -> Result<GroupConsumer> {
+        let regex = regex::Regex::new(&format!("^(?:{pattern})$")).map_err(|err| {
+            Error::InvalidArgument(format!("subscription pattern {pattern:?}: {err}"))
+        })?;
+        let topics = matching_topics(&client, &regex).await?;
+        GroupConsumer::start(client, topics, Some(regex), config).await
+    }
+
+    async fn start(
+        client: Arc<Client>,
+        topics: Vec<String>,
+        pattern: Option<regex::Regex>,
+        config: GroupConfig,
+    ) -> Result<GroupConsumer> {
         if config.group_id.is_empty() {
             return Err(Error::InvalidArgument("group.id is empty".into()));
         }
@@ -232,6 +276,8 @@ impl GroupConsumer {
             coordinator,
             config,
             topics,
+            pattern,
+            last_pattern_check: std::time::Instant::now(),
             membership: Arc::new(Mutex::new(Membership {
                 member_id: String::new(),
                 generation: -1,
@@ -249,6 +295,11 @@ impl GroupConsumer {
         let assigned = GroupEvent::Assigned(consumer.assignment.clone());
         consumer.events.push_back(assigned);
         Ok(consumer)
+    }
+
+    /// The subscribed topics (for a pattern, those it matched at the last check).
+    pub fn subscription(&self) -> &[String] {
+        &self.topics
     }
 
     /// The partitions assigned in the current generation.
@@ -519,6 +570,17 @@ impl GroupConsumer {
     pub async fn next_event(&mut self) -> Result<GroupEvent> {
         if let Some(event) = self.events.pop_front() {
             return Ok(event);
+        }
+        if let Some(pattern) = &self.pattern {
+            if self.last_pattern_check.elapsed() >= self.config.metadata_max_age {
+                self.last_pattern_check = std::time::Instant::now();
+                let topics = matching_topics(&self.client, pattern).await?;
+                if topics != self.topics {
+                    tracing::info!(group = %self.config.group_id, ?topics, "the subscription pattern matches other topics now");
+                    self.topics = topics;
+                    self.rejoin.store(true, Ordering::Release);
+                }
+            }
         }
         if self.rejoin.load(Ordering::Acquire) {
             if !self.revocation_reported {

@@ -448,3 +448,81 @@ fn rebalance_events_let_a_member_commit_before_it_loses_partitions() {
         runtime.block_on(async { tokio::time::timeout(Duration::from_secs(60), scenario).await });
     outcome.expect("the scenario finishes within 60 s");
 }
+
+#[test]
+fn a_pattern_subscription_follows_new_matching_topics() {
+    let broker = TestBroker::start(&[("group.initial.rebalance.delay.ms", "0")]);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let scenario = async {
+        let client = broker.embedded_client().await;
+        fill_topic(&client, "orders.eu", 2, 3).await;
+        fill_topic(&client, "orders.us", 1, 3).await;
+        fill_topic(&client, "payments", 1, 3).await;
+        let mut config = GroupConfig::new("patterned");
+        config.reset_to_earliest = true;
+        config.metadata_max_age = Duration::from_millis(50);
+        config.fetch.max_wait = Duration::from_millis(20);
+
+        let err = GroupConsumer::subscribe_pattern(
+            broker.embedded_client().await,
+            "orders.(",
+            config.clone(),
+        )
+        .await
+        .err()
+        .unwrap();
+        assert!(err.to_string().contains("subscription pattern"), "{err}");
+
+        let mut member =
+            GroupConsumer::subscribe_pattern(broker.embedded_client().await, r"orders\..*", config)
+                .await
+                .unwrap();
+        assert_eq!(member.subscription(), ["orders.eu", "orders.us"]);
+        let mut topics = std::collections::BTreeSet::new();
+        let mut read = 0;
+        while read < 9 {
+            if let GroupEvent::Records(records) = member.next_event().await.unwrap() {
+                read += records.len();
+                topics.extend(records.into_iter().map(|r| r.topic));
+            }
+        }
+        assert_eq!(
+            topics.into_iter().collect::<Vec<_>>(),
+            ["orders.eu", "orders.us"]
+        );
+
+        // A new matching topic joins the subscription with a rebalance; its records follow.
+        fill_topic(&client, "orders.asia", 1, 4).await;
+        let mut assigned = None;
+        let mut from_asia = 0;
+        while assigned.is_none() || from_asia < 4 {
+            match member.next_event().await.unwrap() {
+                GroupEvent::Assigned(partitions) => assigned = Some(partitions),
+                GroupEvent::Records(records) => {
+                    from_asia += records.iter().filter(|r| r.topic == "orders.asia").count();
+                    assert!(
+                        records.iter().all(|r| r.topic == "orders.asia"),
+                        "read twice"
+                    );
+                }
+                GroupEvent::Revoked(_) => {}
+                GroupEvent::Lost(partitions) => panic!("lost {partitions:?}"),
+            }
+        }
+        let assigned = assigned.unwrap();
+        assert_eq!(assigned.len(), 4);
+        assert!(assigned.contains(&("orders.asia".to_string(), 0)));
+        assert_eq!(
+            member.subscription(),
+            ["orders.asia", "orders.eu", "orders.us"]
+        );
+        member.close().await.unwrap();
+    };
+    let outcome =
+        runtime.block_on(async { tokio::time::timeout(Duration::from_secs(60), scenario).await });
+    outcome.expect("the scenario finishes within 60 s");
+}
