@@ -152,8 +152,13 @@ async fn produce_embedded(
         sluice_log::broker::embedded::EmbeddedBroker::start(&props)
     })?;
     write_back_everything()?;
-    let tcp_client =
-        sluice_log::client::Client::connect(&broker.bootstrap(), Default::default()).await?;
+    let tcp_client = sluice_log::client::Client::connect(
+        &broker
+            .bootstrap()
+            .context("the benchmark broker listens on loopback")?,
+        Default::default(),
+    )
+    .await?;
     let over_tcp = run_produce(
         tcp_client,
         args,
@@ -524,7 +529,9 @@ pub fn group(args: GroupPerfArgs) -> anyhow::Result<()> {
     ]
     .into();
     let broker = sluice_log::broker::embedded::EmbeddedBroker::start(&props)?;
-    let bootstrap = broker.bootstrap();
+    let bootstrap = broker
+        .bootstrap()
+        .context("the benchmark broker listens on loopback")?;
     let report = runtime()?.block_on(async {
         let admin = sluice_log::client::Client::connect(&bootstrap, Default::default()).await?;
         let topic = sluice_log::client::NewTopic {

@@ -38,7 +38,10 @@ fn sluice(fixture: &Fixture, args: &[&str], stdin: &str) -> Output {
         .arg("60")
         .arg(env!("CARGO_BIN_EXE_sluice"))
         .args(args)
-        .env("SLUICE_BOOTSTRAP_SERVER", fixture.broker.bootstrap())
+        .env(
+            "SLUICE_BOOTSTRAP_SERVER",
+            fixture.broker.bootstrap().unwrap(),
+        )
         .env("RUST_BACKTRACE", "0")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -616,7 +619,7 @@ fn groups_like_kafka_consumer_groups() {
     assert!(err.contains("--to-datetime"), "{err}");
 
     // With a live member (kcat's balanced consumer), offsets cannot be reset.
-    let bootstrap = f.broker.bootstrap();
+    let bootstrap = f.broker.bootstrap().unwrap();
     let mut member = Command::new("kcat")
         .args(["-b", &bootstrap, "-G", "g", "g2", "-q", "-f", ""])
         .stdout(Stdio::null())

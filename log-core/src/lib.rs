@@ -40,6 +40,7 @@ pub mod model;
 pub mod protocol;
 pub mod storage;
 
+pub use broker::embedded::{EmbeddedBroker, EmbeddedBuilder, Sluice};
 pub use config::{CleanupPolicy, LogConfig};
 pub use error::{Error, Result};
 pub use model::TopicPartition;

@@ -1,8 +1,19 @@
 //! A broker running inside the current process, on its own tokio runtime: for tests, examples
 //! and programs that want a node without a server to install. Stops cleanly when dropped.
+//!
+//! ```
+//! # fn main() -> sluice_log::Result<()> {
+//! # let dir = tempfile::tempdir().unwrap();
+//! // A node in this process; clients reach it without TCP. `.listen("127.0.0.1:9092")` would
+//! // also open a port for kcat and other outside tools.
+//! let node = sluice_log::Sluice::embedded(dir.path()).config("num.partitions", "3").start()?;
+//! assert!(node.addr().is_none());
+//! # Ok(()) }
+//! ```
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 
 use super::server::{self, ServerHandle};
@@ -10,10 +21,54 @@ use super::{Broker, BrokerConfig};
 use crate::error::{Error, Result};
 use crate::storage::manager::OpenStats;
 
+/// Embedded mode's entry point.
+pub struct Sluice;
+
+impl Sluice {
+    /// A node keeping its data in `dir` (created if missing; reopened, with recovery, if not),
+    /// reachable only in-process unless `listen` is called.
+    pub fn embedded(dir: impl AsRef<Path>) -> EmbeddedBuilder {
+        let mut props = BTreeMap::new();
+        props.insert("log.dirs".to_string(), dir.as_ref().display().to_string());
+        EmbeddedBuilder {
+            props,
+            listen: false,
+        }
+    }
+}
+
+/// Settings of an embedded node before it starts.
+#[derive(Debug, Clone)]
+pub struct EmbeddedBuilder {
+    props: BTreeMap<String, String>,
+    listen: bool,
+}
+
+impl EmbeddedBuilder {
+    /// Sets a broker property by Kafka's name (`num.partitions`, `log.retention.ms`, ...).
+    pub fn config(mut self, key: &str, value: &str) -> EmbeddedBuilder {
+        self.props.insert(key.to_string(), value.to_string());
+        self
+    }
+
+    /// Also serves the Kafka protocol on `host:port` (port 0: an ephemeral one).
+    pub fn listen(mut self, host_port: &str) -> EmbeddedBuilder {
+        self.props
+            .insert("listeners".to_string(), format!("PLAINTEXT://{host_port}"));
+        self.listen = true;
+        self
+    }
+
+    /// Opens the data directory and starts the node.
+    pub fn start(self) -> Result<EmbeddedBroker> {
+        EmbeddedBroker::launch(&self.props, self.listen)
+    }
+}
+
 /// A running in-process broker.
 pub struct EmbeddedBroker {
     broker: Arc<Broker>,
-    addr: SocketAddr,
+    addr: Option<SocketAddr>,
     server: Option<ServerHandle>,
     runtime: Option<tokio::runtime::Runtime>,
     stats: OpenStats,
@@ -23,6 +78,10 @@ impl EmbeddedBroker {
     /// Starts a broker from Kafka-named properties (`log.dirs`, `listeners`, ...). Use
     /// `listeners=PLAINTEXT://127.0.0.1:0` for an ephemeral port.
     pub fn start(props: &BTreeMap<String, String>) -> Result<EmbeddedBroker> {
+        EmbeddedBroker::launch(props, true)
+    }
+
+    fn launch(props: &BTreeMap<String, String>, listen: bool) -> Result<EmbeddedBroker> {
         let config = BrokerConfig::from_props(props)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -31,25 +90,29 @@ impl EmbeddedBroker {
             .build()
             .map_err(|e| Error::io("start runtime", "embedded broker", e))?;
         let (broker, stats) = Broker::open(config)?;
-        let server = runtime.block_on(server::start(broker.clone()))?;
+        let server = if listen {
+            Some(runtime.block_on(server::start(broker.clone()))?)
+        } else {
+            None
+        };
         broker.start_background_tasks()?;
         Ok(EmbeddedBroker {
-            addr: server.local_addr(),
+            addr: server.as_ref().map(ServerHandle::local_addr),
             broker,
-            server: Some(server),
+            server,
             runtime: Some(runtime),
             stats,
         })
     }
 
-    /// The address clients connect to.
-    pub fn addr(&self) -> SocketAddr {
+    /// The address outside clients connect to, when the node listens.
+    pub fn addr(&self) -> Option<SocketAddr> {
         self.addr
     }
 
-    /// `host:port`, for `bootstrap.servers`.
-    pub fn bootstrap(&self) -> String {
-        self.addr.to_string()
+    /// `host:port`, for `bootstrap.servers`, when the node listens.
+    pub fn bootstrap(&self) -> Option<String> {
+        self.addr.map(|addr| addr.to_string())
     }
 
     /// The broker.
@@ -82,8 +145,10 @@ impl EmbeddedBroker {
     }
 
     fn stop(&mut self) -> Result<()> {
-        if let (Some(server), Some(runtime)) = (self.server.take(), self.runtime.take()) {
-            runtime.block_on(server.shutdown());
+        if let Some(runtime) = self.runtime.take() {
+            if let Some(server) = self.server.take() {
+                runtime.block_on(server.shutdown());
+            }
             runtime.shutdown_background();
             return self.broker.shutdown();
         }

@@ -526,3 +526,79 @@ fn a_pattern_subscription_follows_new_matching_topics() {
         runtime.block_on(async { tokio::time::timeout(Duration::from_secs(60), scenario).await });
     outcome.expect("the scenario finishes within 60 s");
 }
+
+#[test]
+fn sluice_embedded_starts_a_node_that_keeps_its_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+
+    // In-process only: no port, the client API over in-memory connections.
+    let node = sluice_log::Sluice::embedded(dir.path())
+        .config("num.partitions", "3")
+        .start()
+        .unwrap();
+    assert!(node.addr().is_none() && node.bootstrap().is_none());
+    let scenario = async {
+        let client = node.client().await.unwrap();
+        let producer = Producer::new(client.clone(), ProducerConfig::default());
+        // Auto-created with the node's num.partitions.
+        let delivery = producer
+            .send(ProducerRecord {
+                topic: "kept".into(),
+                key: Some(Bytes::from_static(b"k")),
+                value: Some(Bytes::from_static(b"survives a restart")),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        producer.flush().await;
+        delivery.await.unwrap().unwrap();
+        producer.close().await;
+        assert_eq!(client.topic("kept", false).await.unwrap().leaders.len(), 3);
+    };
+    runtime
+        .block_on(async { tokio::time::timeout(Duration::from_secs(60), scenario).await })
+        .expect("the scenario finishes within 60 s");
+    node.shutdown().unwrap();
+
+    // The same directory again, now also listening for outside clients.
+    let node = sluice_log::Sluice::embedded(dir.path())
+        .listen("127.0.0.1:0")
+        .start()
+        .unwrap();
+    let bootstrap = node.bootstrap().unwrap();
+    let scenario = async {
+        let client = sluice_log::client::Client::connect(&bootstrap, Default::default())
+            .await
+            .unwrap();
+        let assignments = (0..3)
+            .map(|p| ("kept".to_string(), p, StartOffset::Beginning))
+            .collect();
+        let mut consumer = Consumer::assign(client, assignments, ConsumerConfig::default())
+            .await
+            .unwrap();
+        let mut values = Vec::new();
+        while values.is_empty() {
+            values.extend(consumer.poll().await.unwrap().into_iter().map(|r| r.value));
+        }
+        assert_eq!(
+            values,
+            vec![Some(Bytes::from_static(b"survives a restart"))]
+        );
+    };
+    runtime
+        .block_on(async { tokio::time::timeout(Duration::from_secs(60), scenario).await })
+        .expect("the scenario finishes within 60 s");
+    node.shutdown().unwrap();
+
+    let err = sluice_log::Sluice::embedded(dir.path())
+        .config("num.partitions", "many")
+        .start()
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("num.partitions"), "{err}");
+}
