@@ -48,6 +48,7 @@ const GROUP: &[&str] = &[
     "enable.auto.commit",
     "auto.commit.interval.ms",
     "metadata.max.age.ms",
+    "group.instance.id",
 ];
 
 /// Client properties by Kafka's names.
@@ -177,6 +178,9 @@ impl ClientConfig {
                 "max.poll.interval.ms" => config.max_poll_interval = millis(key, value)?,
                 "auto.commit.interval.ms" => config.auto_commit_interval = millis(key, value)?,
                 "metadata.max.age.ms" => config.metadata_max_age = millis(key, value)?,
+                "group.instance.id" => {
+                    config.group_instance_id = Some(value.to_string()).filter(|v| !v.is_empty())
+                }
                 "enable.auto.commit" => {
                     config.enable_auto_commit = match value {
                         "true" => true,

@@ -51,6 +51,9 @@ pub struct GroupConfig {
     pub auto_commit_interval: Duration,
     /// `metadata.max.age.ms`: how often a pattern subscription looks for new matching topics.
     pub metadata_max_age: Duration,
+    /// `group.instance.id`: a static member. It keeps its assignment across a restart within
+    /// `session.timeout.ms` (no rebalance), and `close` does not leave the group.
+    pub group_instance_id: Option<String>,
     /// Fetch settings.
     pub fetch: ConsumerConfig,
 }
@@ -67,6 +70,7 @@ impl GroupConfig {
             enable_auto_commit: true,
             auto_commit_interval: Duration::from_millis(5_000),
             metadata_max_age: Duration::from_millis(300_000),
+            group_instance_id: None,
             fetch: ConsumerConfig::default(),
         }
     }
@@ -359,6 +363,7 @@ impl GroupConsumer {
             let member_id = self.membership.lock().member_id.clone();
             let request = JoinGroupRequest::default()
                 .with_group_id(GroupId(str_bytes(&self.config.group_id)))
+                .with_group_instance_id(self.instance_id())
                 .with_session_timeout_ms(self.config.session_timeout.as_millis() as i32)
                 .with_rebalance_timeout_ms(self.config.max_poll_interval.as_millis() as i32)
                 .with_member_id(str_bytes(&member_id))
@@ -402,6 +407,7 @@ impl GroupConsumer {
             };
             let request = SyncGroupRequest::default()
                 .with_group_id(GroupId(str_bytes(&self.config.group_id)))
+                .with_group_instance_id(self.instance_id())
                 .with_generation_id(response.generation_id)
                 .with_member_id(response.member_id.clone())
                 .with_assignments(assignments);
@@ -521,6 +527,7 @@ impl GroupConsumer {
         let rejoin = self.rejoin.clone();
         let fenced = self.fenced.clone();
         let group_id = self.config.group_id.clone();
+        let instance_id = self.instance_id();
         let interval = self.config.heartbeat_interval;
         self.heartbeat = Some(tokio::spawn(async move {
             let mut ticker = tokio::time::interval(interval);
@@ -532,6 +539,7 @@ impl GroupConsumer {
                 };
                 let request = HeartbeatRequest::default()
                     .with_group_id(GroupId(str_bytes(&group_id)))
+                    .with_group_instance_id(instance_id.clone())
                     .with_generation_id(generation)
                     .with_member_id(str_bytes(&member_id));
                 match coordinator.send(&request).await {
@@ -649,6 +657,7 @@ impl GroupConsumer {
         }
         let request = OffsetCommitRequest::default()
             .with_group_id(GroupId(str_bytes(&self.config.group_id)))
+            .with_group_instance_id(self.instance_id())
             .with_generation_id_or_member_epoch(generation)
             .with_member_id(str_bytes(&member_id))
             .with_topics(topics);
@@ -668,15 +677,27 @@ impl GroupConsumer {
         Ok(())
     }
 
-    /// Commits (with `enable.auto.commit`), leaves the group and stops heartbeating.
-    pub async fn close(self) -> Result<()> {
+    /// Commits (with `enable.auto.commit`), leaves the group and stops heartbeating. A static
+    /// member (`group.instance.id`) does not leave: its partitions wait for it to come back
+    /// until `session.timeout.ms`, as in Kafka.
+    pub async fn close(mut self) -> Result<()> {
         let committed = if self.config.enable_auto_commit {
             self.commit().await
         } else {
             Ok(())
         };
-        self.leave().await?;
+        if self.config.group_instance_id.is_some() {
+            if let Some(heartbeat) = self.heartbeat.take() {
+                heartbeat.abort();
+            }
+        } else {
+            self.leave().await?;
+        }
         committed
+    }
+
+    fn instance_id(&self) -> Option<StrBytes> {
+        self.config.group_instance_id.as_deref().map(str_bytes)
     }
 
     /// Leaves the group (without committing) and stops heartbeating.
@@ -692,9 +713,9 @@ impl GroupConsumer {
             LeaveGroupRequest::default().with_group_id(GroupId(str_bytes(&self.config.group_id)));
         // v3 leaves a batch of members; earlier versions one member id.
         let request = if version >= 3 {
-            request.with_members(vec![
-                MemberIdentity::default().with_member_id(str_bytes(&member_id))
-            ])
+            request.with_members(vec![MemberIdentity::default()
+                .with_member_id(str_bytes(&member_id))
+                .with_group_instance_id(self.instance_id())])
         } else {
             request.with_member_id(str_bytes(&member_id))
         };

@@ -602,3 +602,72 @@ fn sluice_embedded_starts_a_node_that_keeps_its_data() {
         .unwrap();
     assert!(err.to_string().contains("num.partitions"), "{err}");
 }
+
+#[test]
+fn a_static_member_comes_back_to_its_partitions_without_a_rebalance() {
+    let broker = TestBroker::start(&[("group.initial.rebalance.delay.ms", "0")]);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let scenario = async {
+        let client = broker.embedded_client().await;
+        fill_topic(&client, "statics", 4, 1).await;
+        let config = |instance: &str| {
+            let mut config = GroupConfig::new("static-group");
+            config.group_instance_id = Some(instance.to_string());
+            config.heartbeat_interval = Duration::from_millis(100);
+            config.session_timeout = Duration::from_secs(10);
+            config.fetch.max_wait = Duration::from_millis(20);
+            config
+        };
+        let mut first = GroupConsumer::subscribe(
+            broker.embedded_client().await,
+            vec!["statics".into()],
+            config("a"),
+        )
+        .await
+        .unwrap();
+        let second_client = broker.embedded_client().await;
+        let joining = tokio::spawn(async move {
+            GroupConsumer::subscribe(second_client, vec!["statics".into()], config("b")).await
+        });
+        // The first member takes part in the rebalance the second one starts.
+        while !joining.is_finished() {
+            first.next_event().await.unwrap();
+        }
+        let second = joining.await.unwrap().unwrap();
+        let (_, generation) = first.member();
+        let assignment = second.assignment().to_vec();
+        assert_eq!(assignment.len(), 2);
+        assert_eq!(second.member().1, generation);
+
+        // Closing a static member does not leave; the same instance id gets the same partitions
+        // in the same generation, and the other member sees no rebalance.
+        second.close().await.unwrap();
+        let described = client.describe_group("static-group").await.unwrap();
+        assert_eq!(described.members.len(), 2);
+        let back = GroupConsumer::subscribe(
+            broker.embedded_client().await,
+            vec!["statics".into()],
+            config("b"),
+        )
+        .await
+        .unwrap();
+        assert_eq!(back.assignment(), assignment.as_slice());
+        assert_eq!(back.member().1, generation);
+        for _ in 0..3 {
+            match first.next_event().await.unwrap() {
+                GroupEvent::Records(_) => {}
+                other => panic!("the first member saw {other:?}"),
+            }
+        }
+        assert_eq!(first.member().1, generation);
+        back.leave().await.unwrap();
+        first.leave().await.unwrap();
+    };
+    let outcome =
+        runtime.block_on(async { tokio::time::timeout(Duration::from_secs(60), scenario).await });
+    outcome.expect("the scenario finishes within 60 s");
+}
