@@ -151,6 +151,64 @@ async fn matching_topics(client: &Client, pattern: &regex::Regex) -> Result<Vec<
     Ok(topics)
 }
 
+/// A commit on its way: `wait` for the coordinator's answer.
+pub struct PendingCommit {
+    response: Option<super::connection::PendingResponse<OffsetCommitRequest>>,
+    fenced: Arc<AtomicBool>,
+    rejoin: Arc<AtomicBool>,
+}
+
+impl PendingCommit {
+    /// The outcome: the first partition's error, if any partition was refused.
+    pub async fn wait(self) -> Result<()> {
+        let Some(response) = self.response else {
+            return Ok(());
+        };
+        let response = response.wait().await?;
+        for topic in response.topics {
+            for partition in topic.partitions {
+                if let Some(err) = Error::from_code(partition.error_code, None) {
+                    if is_fencing(partition.error_code) {
+                        // As the Java client: a refused generation means rejoining.
+                        self.fenced.store(true, Ordering::Release);
+                        self.rejoin.store(true, Ordering::Release);
+                    }
+                    return Err(err);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// LeaveGroup for one member: v3+ names it in a batch, earlier versions by member id.
+async fn send_leave(
+    coordinator: &Connection,
+    group_id: &str,
+    member_id: &str,
+    instance_id: Option<StrBytes>,
+) -> Result<()> {
+    let version = coordinator.version_for(kafka_protocol::messages::ApiKey::LeaveGroup)?;
+    let request = LeaveGroupRequest::default().with_group_id(GroupId(str_bytes(group_id)));
+    let request = if version >= 3 {
+        request.with_members(vec![MemberIdentity::default()
+            .with_member_id(str_bytes(member_id))
+            .with_group_instance_id(instance_id)])
+    } else {
+        request.with_member_id(str_bytes(member_id))
+    };
+    let response = coordinator.send(&request).await?;
+    // A member the coordinator no longer knows has left already: nothing to report.
+    if response.error_code != 0 {
+        tracing::debug!(
+            group = group_id,
+            code = response.error_code,
+            "LeaveGroup refused"
+        );
+    }
+    Ok(())
+}
+
 fn not_assigned(topic: &str, partition: i32) -> Error {
     Error::InvalidArgument(format!(
         "{topic}-{partition} is not assigned to this member"
@@ -236,6 +294,8 @@ pub struct GroupConsumer {
     assignment: Vec<(String, i32)>,
     heartbeat: Option<tokio::task::JoinHandle<()>>,
     last_auto_commit: std::time::Instant,
+    /// When the application last asked for records (`max.poll.interval.ms` is counted from it).
+    last_poll: Arc<Mutex<std::time::Instant>>,
 }
 
 impl GroupConsumer {
@@ -294,6 +354,7 @@ impl GroupConsumer {
             revocation_reported: false,
             events: std::collections::VecDeque::new(),
             last_auto_commit: std::time::Instant::now(),
+            last_poll: Arc::new(Mutex::new(std::time::Instant::now())),
         };
         consumer.join().await?;
         let assigned = GroupEvent::Assigned(consumer.assignment.clone());
@@ -529,6 +590,8 @@ impl GroupConsumer {
         let group_id = self.config.group_id.clone();
         let instance_id = self.instance_id();
         let interval = self.config.heartbeat_interval;
+        let last_poll = self.last_poll.clone();
+        let max_poll_interval = self.config.max_poll_interval;
         self.heartbeat = Some(tokio::spawn(async move {
             let mut ticker = tokio::time::interval(interval);
             loop {
@@ -537,6 +600,23 @@ impl GroupConsumer {
                     let m = membership.lock();
                     (m.member_id.clone(), m.generation)
                 };
+                if last_poll.lock().elapsed() > max_poll_interval {
+                    // As the Java client: an application that stopped polling gives its
+                    // partitions up (a static member just lets its session run out).
+                    tracing::warn!(group = %group_id, max_poll_interval_ms = max_poll_interval.as_millis() as u64,
+                        "poll was not called within max.poll.interval.ms; leaving the group");
+                    if instance_id.is_none() {
+                        if let Err(err) =
+                            send_leave(&coordinator, &group_id, &member_id, None).await
+                        {
+                            tracing::debug!(%err, "LeaveGroup after the poll timeout failed");
+                        }
+                        membership.lock().member_id = String::new();
+                    }
+                    fenced.store(true, Ordering::Release);
+                    rejoin.store(true, Ordering::Release);
+                    return;
+                }
                 let request = HeartbeatRequest::default()
                     .with_group_id(GroupId(str_bytes(&group_id)))
                     .with_group_instance_id(instance_id.clone())
@@ -576,6 +656,7 @@ impl GroupConsumer {
     /// The next record batch or assignment change. A rebalance is reported as `Revoked` (or
     /// `Lost` when fenced) before rejoining, then `Assigned` after it.
     pub async fn next_event(&mut self) -> Result<GroupEvent> {
+        *self.last_poll.lock() = std::time::Instant::now();
         if let Some(event) = self.events.pop_front() {
             return Ok(event);
         }
@@ -637,6 +718,25 @@ impl GroupConsumer {
 
     /// Commits the given next offsets (topic, partition, offset) in this generation.
     pub async fn commit_offsets(&self, offsets: &[(String, i32, i64)]) -> Result<()> {
+        self.commit_offsets_async(offsets).await?.wait().await
+    }
+
+    /// Java's `commitAsync`: sends the commit of the positions reached and returns without
+    /// waiting for the answer. Commits leave in call order on the coordinator's connection, so
+    /// a later one is never overtaken; `PendingCommit::wait` gives the outcome.
+    pub async fn commit_async(&self) -> Result<PendingCommit> {
+        let positions = match &self.consumer {
+            Some(consumer) => consumer.positions(),
+            None => Vec::new(),
+        };
+        self.commit_offsets_async(&positions).await
+    }
+
+    /// Sends a commit of the given next offsets without waiting for the answer.
+    pub async fn commit_offsets_async(
+        &self,
+        offsets: &[(String, i32, i64)],
+    ) -> Result<PendingCommit> {
         let (member_id, generation) = self.member();
         let mut topics: Vec<OffsetCommitRequestTopic> = Vec::new();
         for (topic, partition, offset) in offsets.iter().cloned() {
@@ -653,7 +753,11 @@ impl GroupConsumer {
             }
         }
         if topics.is_empty() {
-            return Ok(());
+            return Ok(PendingCommit {
+                response: None,
+                fenced: self.fenced.clone(),
+                rejoin: self.rejoin.clone(),
+            });
         }
         let request = OffsetCommitRequest::default()
             .with_group_id(GroupId(str_bytes(&self.config.group_id)))
@@ -661,20 +765,11 @@ impl GroupConsumer {
             .with_generation_id_or_member_epoch(generation)
             .with_member_id(str_bytes(&member_id))
             .with_topics(topics);
-        let response = self.coordinator.send(&request).await?;
-        for topic in response.topics {
-            for partition in topic.partitions {
-                if let Some(err) = Error::from_code(partition.error_code, None) {
-                    if is_fencing(partition.error_code) {
-                        // As the Java client: a refused generation means rejoining.
-                        self.fenced.store(true, Ordering::Release);
-                        self.rejoin.store(true, Ordering::Release);
-                    }
-                    return Err(err);
-                }
-            }
-        }
-        Ok(())
+        Ok(PendingCommit {
+            response: Some(self.coordinator.start(&request).await?),
+            fenced: self.fenced.clone(),
+            rejoin: self.rejoin.clone(),
+        })
     }
 
     /// Commits (with `enable.auto.commit`), leaves the group and stops heartbeating. A static
@@ -706,21 +801,13 @@ impl GroupConsumer {
             heartbeat.abort();
         }
         let (member_id, _) = self.member();
-        let version = self
-            .coordinator
-            .version_for(kafka_protocol::messages::ApiKey::LeaveGroup)?;
-        let request =
-            LeaveGroupRequest::default().with_group_id(GroupId(str_bytes(&self.config.group_id)));
-        // v3 leaves a batch of members; earlier versions one member id.
-        let request = if version >= 3 {
-            request.with_members(vec![MemberIdentity::default()
-                .with_member_id(str_bytes(&member_id))
-                .with_group_instance_id(self.instance_id())])
-        } else {
-            request.with_member_id(str_bytes(&member_id))
-        };
-        self.coordinator.send(&request).await?;
-        Ok(())
+        send_leave(
+            &self.coordinator,
+            &self.config.group_id,
+            &member_id,
+            self.instance_id(),
+        )
+        .await
     }
 }
 

@@ -185,7 +185,14 @@ fn a_group_member_auto_commits_what_it_polled() {
             offsets.extend(member.poll().await.unwrap().iter().map(|r| r.offset));
         }
         assert_eq!(offsets, (15..20).collect::<Vec<i64>>());
-        member.commit().await.unwrap();
+        // Two commits in flight at once: the later one is the one that stays.
+        let earlier = member
+            .commit_offsets_async(&[("autocommit".to_string(), 0, 17)])
+            .await
+            .unwrap();
+        let later = member.commit_async().await.unwrap();
+        later.wait().await.unwrap();
+        earlier.wait().await.unwrap();
         let committed = client.committed_offsets("seeker").await.unwrap();
         assert_eq!(committed.values().copied().collect::<Vec<_>>(), vec![20]);
         member.close().await.unwrap();
@@ -666,6 +673,52 @@ fn a_static_member_comes_back_to_its_partitions_without_a_rebalance() {
         assert_eq!(first.member().1, generation);
         back.leave().await.unwrap();
         first.leave().await.unwrap();
+    };
+    let outcome =
+        runtime.block_on(async { tokio::time::timeout(Duration::from_secs(60), scenario).await });
+    outcome.expect("the scenario finishes within 60 s");
+}
+
+#[test]
+fn a_member_that_stops_polling_leaves_and_loses_its_partitions() {
+    let broker = TestBroker::start(&[("group.initial.rebalance.delay.ms", "0")]);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let scenario = async {
+        let client = broker.embedded_client().await;
+        fill_topic(&client, "slow", 2, 1).await;
+        let mut config = GroupConfig::new("slow-readers");
+        config.max_poll_interval = Duration::from_millis(300);
+        config.heartbeat_interval = Duration::from_millis(50);
+        config.fetch.max_wait = Duration::from_millis(20);
+        let mut member =
+            GroupConsumer::subscribe(broker.embedded_client().await, vec!["slow".into()], config)
+                .await
+                .unwrap();
+        assert!(
+            matches!(member.next_event().await.unwrap(), GroupEvent::Assigned(p) if p.len() == 2)
+        );
+        // No poll for longer than max.poll.interval.ms: the heartbeat task leaves the group.
+        loop {
+            let described = client.describe_group("slow-readers").await.unwrap();
+            if described.members.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        match member.next_event().await.unwrap() {
+            GroupEvent::Lost(partitions) => assert_eq!(partitions.len(), 2),
+            other => panic!("expected the partitions lost, got {other:?}"),
+        }
+        assert!(
+            matches!(member.next_event().await.unwrap(), GroupEvent::Assigned(p) if p.len() == 2)
+        );
+        let described = client.describe_group("slow-readers").await.unwrap();
+        assert_eq!(described.members.len(), 1);
+        member.close().await.unwrap();
     };
     let outcome =
         runtime.block_on(async { tokio::time::timeout(Duration::from_secs(60), scenario).await });
