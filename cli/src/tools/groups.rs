@@ -1,8 +1,8 @@
 //! `sluice groups list|describe|delete|reset-offsets`, as kafka-consumer-groups does them.
 
-use std::collections::BTreeMap;
-
 use anyhow::Context;
+use kafka_protocol::ResponseError;
+use sluice_log::client::groups::OffsetReset;
 use sluice_log::client::Client;
 
 use super::{runtime, Connect};
@@ -53,6 +53,9 @@ enum GroupsCommand {
         /// By this many offsets from the committed ones (negative goes back).
         #[arg(long = "shift-by", group = "target", allow_hyphen_values = true)]
         shift_by: Option<i64>,
+        /// To this offset (clamped to each partition's range).
+        #[arg(long = "to-offset", group = "target")]
+        to_offset: Option<i64>,
         /// Only show the new offsets (the default).
         #[arg(long = "dry-run")]
         dry_run: bool,
@@ -144,22 +147,13 @@ pub fn run(args: GroupsArgs) -> anyhow::Result<()> {
                 }
             }
             GroupsCommand::Describe { group } => {
-                let description = client.describe_group(&group).await?;
-                let committed = client.committed_offsets(&group).await?;
-                if description.state == "Dead" && committed.is_empty() {
-                    anyhow::bail!("Consumer group '{group}' does not exist.");
-                }
-                let mut owner: BTreeMap<(String, i32), (&str, &str, &str)> = BTreeMap::new();
-                for member in &description.members {
-                    for tp in &member.assignment {
-                        owner.insert(tp.clone(), (&member.member_id, &member.host, &member.client_id));
+                let lags = match client.group_lag(&group).await {
+                    Err(sluice_log::Error::Broker { code: ResponseError::GroupIdNotFound, .. }) => {
+                        anyhow::bail!("Consumer group '{group}' does not exist.")
                     }
-                }
-                let mut partitions: Vec<(String, i32)> = committed.keys().cloned().collect();
-                partitions.extend(owner.keys().cloned());
-                partitions.sort();
-                partitions.dedup();
-                if description.members.is_empty() {
+                    other => other?,
+                };
+                if lags.iter().all(|l| l.owner.is_none()) {
                     println!("\nConsumer group '{group}' has no active members.");
                 }
                 println!();
@@ -167,22 +161,17 @@ pub fn run(args: GroupsArgs) -> anyhow::Result<()> {
                     "{:<20} {:<20} {:>9} {:>15} {:>15} {:>8} {:<40} {:<16} CLIENT-ID",
                     "GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "CONSUMER-ID", "HOST"
                 );
-                for (topic, partition) in partitions {
-                    let end = client.list_offset(&topic, partition, -1).await.ok();
-                    let current = committed.get(&(topic.clone(), partition)).copied();
-                    let lag = match (current, end) {
-                        (Some(c), Some(e)) => (e - c).max(0).to_string(),
-                        _ => "-".into(),
-                    };
-                    let (member, host, client_id) = owner.get(&(topic.clone(), partition)).copied().unwrap_or(("-", "-", "-"));
+                let dash = |v: Option<i64>| v.map_or("-".to_string(), |v| v.to_string());
+                for lag in lags {
+                    let (member, host, client_id) = lag.owner.unwrap_or_else(|| ("-".into(), "-".into(), "-".into()));
                     println!(
                         "{:<20} {:<20} {:>9} {:>15} {:>15} {:>8} {:<40} {:<16} {}",
                         group,
-                        topic,
-                        partition,
-                        current.map_or("-".into(), |c| c.to_string()),
-                        end.map_or("-".into(), |e| e.to_string()),
-                        lag,
+                        lag.topic,
+                        lag.partition,
+                        dash(lag.committed),
+                        dash(lag.log_end),
+                        dash(lag.lag),
                         member,
                         host,
                         client_id
@@ -197,40 +186,25 @@ pub fn run(args: GroupsArgs) -> anyhow::Result<()> {
                     }
                 }
             }
-            GroupsCommand::ResetOffsets { group, topic, to_earliest, to_latest, to_datetime, shift_by, dry_run: _, execute } => {
-                let description = client.describe_group(&group).await?;
-                anyhow::ensure!(
-                    description.members.is_empty(),
-                    "Assignments can only be reset if the group '{group}' is inactive, but the current state is {}.",
-                    description.state
-                );
+            GroupsCommand::ResetOffsets { group, topic, to_earliest, to_latest, to_datetime, shift_by, to_offset, dry_run: _, execute } => {
+                let reset = if to_earliest {
+                    OffsetReset::Earliest
+                } else if to_latest {
+                    OffsetReset::Latest
+                } else if let Some(datetime) = to_datetime.as_deref() {
+                    OffsetReset::Timestamp(parse_datetime(datetime)?)
+                } else if let Some(by) = shift_by {
+                    OffsetReset::ShiftBy(by)
+                } else if let Some(offset) = to_offset {
+                    OffsetReset::Offset(offset)
+                } else {
+                    anyhow::bail!("give one of --to-earliest, --to-latest, --to-datetime, --shift-by, --to-offset")
+                };
                 let (topic, partitions) = partitions_of(&client, &topic).await?;
-                let committed = client.committed_offsets(&group).await?;
-                let timestamp = to_datetime.as_deref().map(parse_datetime).transpose()?;
-                anyhow::ensure!(
-                    to_earliest || to_latest || timestamp.is_some() || shift_by.is_some(),
-                    "give one of --to-earliest, --to-latest, --to-datetime, --shift-by"
-                );
-                let mut plan = BTreeMap::new();
-                for partition in partitions {
-                    let earliest = client.list_offset(&topic, partition, -2).await?;
-                    let latest = client.list_offset(&topic, partition, -1).await?;
-                    let target = if to_earliest {
-                        earliest
-                    } else if to_latest {
-                        latest
-                    } else if let Some(ts) = timestamp {
-                        match client.list_offset(&topic, partition, ts).await? {
-                            -1 => latest,
-                            offset => offset,
-                        }
-                    } else {
-                        let current = committed.get(&(topic.clone(), partition)).copied().unwrap_or(earliest);
-                        current + shift_by.unwrap_or(0)
-                    };
-                    // Kafka clamps a reset to the partition's range.
-                    plan.insert((topic.clone(), partition), target.clamp(earliest, latest));
-                }
+                let plan = client
+                    .plan_offset_reset(&group, &topic, &partitions, reset)
+                    .await
+                    .with_context(|| format!("reset the offsets of group {group}"))?;
                 println!("\n{:<20} {:<20} {:>9} {:>12}", "GROUP", "TOPIC", "PARTITION", "NEW-OFFSET");
                 for ((topic, partition), offset) in &plan {
                     println!("{group:<20} {topic:<20} {partition:>9} {offset:>12}");

@@ -43,6 +43,38 @@ pub struct GroupDescription {
     pub members: Vec<GroupMember>,
 }
 
+/// One partition of a group's offsets, as kafka-consumer-groups `--describe` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionLag {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// The group's committed offset (None: nothing committed).
+    pub committed: Option<i64>,
+    /// The partition's log end offset (None: it could not be read).
+    pub log_end: Option<i64>,
+    /// `log_end - committed` when both are known.
+    pub lag: Option<i64>,
+    /// The member that owns it now (member id, host, client id).
+    pub owner: Option<(String, String, String)>,
+}
+
+/// Where `reset_group_offsets` moves a group's offsets (kafka-consumer-groups' options).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffsetReset {
+    /// `--to-earliest`.
+    Earliest,
+    /// `--to-latest`.
+    Latest,
+    /// `--to-datetime`: the first offset at or after this timestamp (ms); the end if none.
+    Timestamp(i64),
+    /// `--shift-by`: from the committed offset (the earliest when none).
+    ShiftBy(i64),
+    /// `--to-offset`.
+    Offset(i64),
+}
+
 fn str_bytes(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
 }
@@ -211,6 +243,114 @@ impl Client {
             }
         }
         Ok(())
+    }
+
+    /// A group's committed offsets, log end offsets, lag and owners, by partition (every
+    /// partition with a commit or an owner). GROUP_ID_NOT_FOUND for a group that is unknown.
+    pub async fn group_lag(&self, group: &str) -> Result<Vec<PartitionLag>> {
+        let description = self.describe_group(group).await?;
+        let committed = self.committed_offsets(group).await?;
+        if description.state == "Dead" && committed.is_empty() {
+            return Err(Error::Broker {
+                code: kafka_protocol::ResponseError::GroupIdNotFound,
+                message: format!("consumer group {group} does not exist"),
+            });
+        }
+        let mut owners: BTreeMap<(String, i32), (String, String, String)> = BTreeMap::new();
+        for member in &description.members {
+            for tp in &member.assignment {
+                owners.insert(
+                    tp.clone(),
+                    (
+                        member.member_id.clone(),
+                        member.host.clone(),
+                        member.client_id.clone(),
+                    ),
+                );
+            }
+        }
+        let mut partitions: Vec<(String, i32)> = committed.keys().cloned().collect();
+        partitions.extend(owners.keys().cloned());
+        partitions.sort();
+        partitions.dedup();
+        let mut lags = Vec::with_capacity(partitions.len());
+        for (topic, partition) in partitions {
+            // A deleted topic has no end offset; the committed offset is still shown.
+            let log_end = self.list_offset(&topic, partition, -1).await.ok();
+            let current = committed.get(&(topic.clone(), partition)).copied();
+            lags.push(PartitionLag {
+                lag: current.zip(log_end).map(|(c, e)| (e - c).max(0)),
+                committed: current,
+                log_end,
+                owner: owners.remove(&(topic.clone(), partition)),
+                topic,
+                partition,
+            });
+        }
+        Ok(lags)
+    }
+
+    /// The new offsets a reset would commit for these partitions of `topic`, clamped to each
+    /// partition's range as Kafka does. Refused (NON_EMPTY_GROUP) while the group has members.
+    pub async fn plan_offset_reset(
+        &self,
+        group: &str,
+        topic: &str,
+        partitions: &[i32],
+        reset: OffsetReset,
+    ) -> Result<BTreeMap<(String, i32), i64>> {
+        let description = self.describe_group(group).await?;
+        if !description.members.is_empty() {
+            return Err(Error::Broker {
+                code: kafka_protocol::ResponseError::NonEmptyGroup,
+                message: format!(
+                    "offsets can only be reset while group {group} is inactive; it is {}",
+                    description.state
+                ),
+            });
+        }
+        let committed = self.committed_offsets(group).await?;
+        let mut plan = BTreeMap::new();
+        for &partition in partitions {
+            let earliest = self.list_offset(topic, partition, -2).await?;
+            let latest = self.list_offset(topic, partition, -1).await?;
+            let target = match reset {
+                OffsetReset::Earliest => earliest,
+                OffsetReset::Latest => latest,
+                OffsetReset::Timestamp(ts) => match self.list_offset(topic, partition, ts).await? {
+                    -1 => latest,
+                    offset => offset,
+                },
+                OffsetReset::ShiftBy(by) => {
+                    committed
+                        .get(&(topic.to_string(), partition))
+                        .copied()
+                        .unwrap_or(earliest)
+                        + by
+                }
+                OffsetReset::Offset(offset) => offset,
+            };
+            plan.insert(
+                (topic.to_string(), partition),
+                target.clamp(earliest, latest),
+            );
+        }
+        Ok(plan)
+    }
+
+    /// Plans a reset and commits it; returns the offsets committed.
+    pub async fn reset_group_offsets(
+        &self,
+        group: &str,
+        topic: &str,
+        partitions: &[i32],
+        reset: OffsetReset,
+    ) -> Result<BTreeMap<(String, i32), i64>> {
+        let plan = self
+            .plan_offset_reset(group, topic, partitions, reset)
+            .await?;
+        self.commit_offsets(group, &plan).await?;
+        Ok(plan)
     }
 
     /// Deletes groups (they must be empty); the result of each.

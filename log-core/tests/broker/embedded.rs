@@ -724,3 +724,97 @@ fn a_member_that_stops_polling_leaves_and_loses_its_partitions() {
         runtime.block_on(async { tokio::time::timeout(Duration::from_secs(60), scenario).await });
     outcome.expect("the scenario finishes within 60 s");
 }
+
+#[test]
+fn group_lag_and_offset_resets_through_the_admin_api() {
+    use sluice_log::client::groups::OffsetReset;
+    let broker = TestBroker::start(&[("group.initial.rebalance.delay.ms", "0")]);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let scenario = async {
+        let client = broker.embedded_client().await;
+        fill_topic(&client, "lagging", 2, 10).await;
+        let offsets: BTreeMap<(String, i32), i64> = [
+            (("lagging".to_string(), 0), 4),
+            (("lagging".to_string(), 1), 10),
+        ]
+        .into();
+        client.commit_offsets("readers", &offsets).await.unwrap();
+        let lags = client.group_lag("readers").await.unwrap();
+        let view: Vec<_> = lags
+            .iter()
+            .map(|l| {
+                (
+                    l.partition,
+                    l.committed,
+                    l.log_end,
+                    l.lag,
+                    l.owner.is_some(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            view,
+            vec![
+                (0, Some(4), Some(10), Some(6), false),
+                (1, Some(10), Some(10), Some(0), false)
+            ]
+        );
+
+        let shifted = client
+            .reset_group_offsets("readers", "lagging", &[0, 1], OffsetReset::ShiftBy(-7))
+            .await
+            .unwrap();
+        // Clamped to the partition's range, as Kafka does.
+        assert_eq!(shifted.values().copied().collect::<Vec<_>>(), vec![0, 3]);
+        let planned = client
+            .plan_offset_reset("readers", "lagging", &[0], OffsetReset::Offset(99))
+            .await
+            .unwrap();
+        assert_eq!(planned.values().copied().collect::<Vec<_>>(), vec![10]);
+        // A plan commits nothing.
+        assert_eq!(
+            client.committed_offsets("readers").await.unwrap()[&("lagging".to_string(), 0)],
+            0
+        );
+        let latest = client
+            .reset_group_offsets("readers", "lagging", &[0], OffsetReset::Latest)
+            .await
+            .unwrap();
+        assert_eq!(latest.values().copied().collect::<Vec<_>>(), vec![10]);
+
+        // With an active member the reset is refused, and lag shows the owner.
+        let mut config = GroupConfig::new("readers");
+        config.enable_auto_commit = false;
+        let member = GroupConsumer::subscribe(
+            broker.embedded_client().await,
+            vec!["lagging".into()],
+            config,
+        )
+        .await
+        .unwrap();
+        let err = client
+            .reset_group_offsets("readers", "lagging", &[0], OffsetReset::Earliest)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, sluice_log::Error::Broker { code, .. } if code == kafka_protocol::ResponseError::NonEmptyGroup),
+            "{err}"
+        );
+        let lags = client.group_lag("readers").await.unwrap();
+        assert!(lags.iter().all(|l| l.owner.is_some()));
+        member.close().await.unwrap();
+
+        let err = client.group_lag("nobody").await.unwrap_err();
+        assert!(
+            matches!(err, sluice_log::Error::Broker { code, .. } if code == kafka_protocol::ResponseError::GroupIdNotFound),
+            "{err}"
+        );
+    };
+    let outcome =
+        runtime.block_on(async { tokio::time::timeout(Duration::from_secs(60), scenario).await });
+    outcome.expect("the scenario finishes within 60 s");
+}
