@@ -110,6 +110,7 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
             .with_context(|| format!("open data directory {}", config.log_dirs[0].display()))?;
         let server = server::start(broker.clone()).await?;
         broker.start_background_tasks()?;
+        broker.spawn_group_maintenance();
         tracing::info!(
             listening = %server.local_addr(),
             data = %config.log_dirs[0].display(),

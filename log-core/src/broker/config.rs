@@ -99,6 +99,10 @@ pub struct BrokerConfig {
     pub group_max_session_timeout_ms: u64,
     /// `offsets.topic.num.partitions`.
     pub offsets_topic_num_partitions: i32,
+    /// `offsets.retention.minutes`, in ms.
+    pub offsets_retention_ms: u64,
+    /// `offsets.retention.check.interval.ms`.
+    pub offsets_retention_check_interval_ms: u64,
     /// The properties that were set explicitly (DescribeConfigs reports them as static).
     pub explicit: BTreeMap<String, String>,
 }
@@ -124,6 +128,8 @@ pub const BROKER_KEYS: &[(&str, &str)] = &[
     ("group.min.session.timeout.ms", "6000"),
     ("group.max.session.timeout.ms", "1800000"),
     ("offsets.topic.num.partitions", "50"),
+    ("offsets.retention.minutes", "10080"),
+    ("offsets.retention.check.interval.ms", "600000"),
 ];
 
 impl Default for BrokerConfig {
@@ -288,6 +294,11 @@ impl BrokerConfig {
                 }
                 n as i32
             },
+            offsets_retention_ms: non_negative("offsets.retention.minutes")?.saturating_mul(60_000),
+            offsets_retention_check_interval_ms: non_negative(
+                "offsets.retention.check.interval.ms",
+            )?
+            .max(1),
             explicit: props.clone(),
         })
     }

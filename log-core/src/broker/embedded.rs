@@ -96,6 +96,10 @@ impl EmbeddedBroker {
             None
         };
         broker.start_background_tasks()?;
+        {
+            let _runtime = runtime.enter();
+            broker.spawn_group_maintenance();
+        }
         Ok(EmbeddedBroker {
             addr: server.as_ref().map(ServerHandle::local_addr),
             broker,

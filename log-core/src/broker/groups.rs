@@ -32,6 +32,56 @@ fn now_ms() -> i64 {
 }
 
 impl Broker {
+    /// Group upkeep on the current tokio runtime, whether or not the broker listens: members
+    /// whose session expired are removed every 250 ms, and committed offsets past
+    /// `offsets.retention.minutes` are expired every `offsets.retention.check.interval.ms`.
+    /// The task ends once the broker is dropped.
+    pub fn spawn_group_maintenance(self: &std::sync::Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let broker = std::sync::Arc::downgrade(self);
+        let check =
+            std::time::Duration::from_millis(self.config.offsets_retention_check_interval_ms);
+        tokio::spawn(async move {
+            let mut reaper = tokio::time::interval(std::time::Duration::from_millis(250));
+            let mut retention =
+                tokio::time::interval_at(tokio::time::Instant::now() + check, check);
+            loop {
+                let expire_offsets = tokio::select! {
+                    _ = reaper.tick() => false,
+                    _ = retention.tick() => true,
+                };
+                let Some(broker) = broker.upgrade() else {
+                    return;
+                };
+                if expire_offsets {
+                    broker.expire_offsets();
+                } else {
+                    broker.groups.expire_members();
+                }
+            }
+        })
+    }
+
+    /// Expires committed offsets past `offsets.retention.minutes` (tombstones in
+    /// `__consumer_offsets`, so they stay gone after a restart). Returns how many.
+    pub fn expire_offsets(&self) -> usize {
+        let retention = std::time::Duration::from_millis(self.config.offsets_retention_ms);
+        let mut n = 0;
+        for (group, partitions, group_removed) in self.groups.expire_offsets(retention, now_ms()) {
+            n += partitions.len();
+            let mut records: Vec<(Bytes, Option<Bytes>)> = partitions
+                .iter()
+                .map(|(topic, partition)| (store::offset_key(&group, topic, *partition), None))
+                .collect();
+            if group_removed {
+                records.push((store::group_key(&group), None));
+            }
+            if let Err(err) = self.write_group_records(&group, records) {
+                tracing::warn!(%group, code = ?err.code, "could not write offset expiry tombstones");
+            }
+        }
+        n
+    }
+
     /// Creates `__consumer_offsets` (compacted, `offsets.topic.num.partitions` partitions) if
     /// it does not exist yet.
     pub(crate) fn ensure_offsets_topic(&self) -> Result<(), ApiError> {

@@ -55,8 +55,6 @@ pub async fn start(broker: Arc<Broker>) -> Result<ServerHandle> {
 
 async fn accept_loop(broker: Arc<Broker>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
     let mut connections = tokio::task::JoinSet::new();
-    // Group members whose session timed out are removed on this tick.
-    let mut reaper = tokio::time::interval(std::time::Duration::from_millis(250));
     loop {
         tokio::select! {
             _ = stop.changed() => break,
@@ -73,9 +71,6 @@ async fn accept_loop(broker: Arc<Broker>, listener: TcpListener, mut stop: watch
                 Err(err) => tracing::warn!(%err, "accept failed"),
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            _ = reaper.tick() => {
-                broker.groups.expire_members();
-            }
         }
     }
     connections.shutdown().await;

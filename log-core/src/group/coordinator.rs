@@ -105,6 +105,10 @@ impl JoinOutcome {
 /// What a member gets from SyncGroup.
 pub type SyncOutcome = Result<(Bytes, Option<String>, Option<String>), GroupError>;
 
+/// What offsets retention removed from one group: the group id, the partitions whose
+/// offsets went, and whether the group itself went.
+pub type ExpiredOffsets = (String, Vec<(String, i32)>, bool);
+
 #[derive(Debug)]
 struct Group {
     state: GroupState,
@@ -124,6 +128,9 @@ struct Group {
     epoch: u64,
     /// Committed offsets by (topic, partition).
     offsets: HashMap<(String, i32), StoredOffset>,
+    /// When the group last became Empty (or was loaded so): `offsets.retention.minutes`
+    /// counts from here.
+    empty_since: Instant,
 }
 
 impl Group {
@@ -140,6 +147,7 @@ impl Group {
             pending_members: HashMap::new(),
             epoch: 0,
             offsets: HashMap::new(),
+            empty_since: Instant::now(),
         }
     }
 
@@ -499,6 +507,7 @@ impl GroupCoordinator {
         group.epoch += 1;
         if group.members.is_empty() {
             group.state = GroupState::Empty;
+            group.empty_since = Instant::now();
             group.leader = None;
             group.protocol = None;
             return;
@@ -824,6 +833,46 @@ impl GroupCoordinator {
             group.protocol.clone().unwrap_or_default(),
             group.members.values().cloned().collect(),
         ))
+    }
+
+    /// Offsets retention (KIP-211): a group that has been Empty for `retention` loses its
+    /// committed offsets; a group that never had members (standalone consumers committing
+    /// with generation -1) loses each offset `retention` after it was committed. A group left
+    /// with nothing is forgotten. Returns the partitions forgotten per group, and whether the
+    /// group went too (for tombstones).
+    pub fn expire_offsets(&self, retention: Duration, now_ms: i64) -> Vec<ExpiredOffsets> {
+        let retention_ms = retention.as_millis() as i64;
+        let mut groups = self.groups.lock();
+        let mut expired = Vec::new();
+        groups.retain(|group_id, group| {
+            if !group.members.is_empty() || group.state != GroupState::Empty {
+                return true;
+            }
+            let forgotten: Vec<(String, i32)> = if group.protocol_type.is_some() {
+                if group.empty_since.elapsed() < retention {
+                    return true;
+                }
+                group.offsets.drain().map(|(k, _)| k).collect()
+            } else {
+                let old: Vec<(String, i32)> = group
+                    .offsets
+                    .iter()
+                    .filter(|(_, o)| now_ms - o.commit_timestamp >= retention_ms)
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                for key in &old {
+                    group.offsets.remove(key);
+                }
+                old
+            };
+            let gone = group.offsets.is_empty();
+            if !forgotten.is_empty() || gone {
+                tracing::info!(group = %group_id, partitions = forgotten.len(), group_removed = gone, "offsets expired (offsets.retention.minutes)");
+                expired.push((group_id.clone(), forgotten, gone));
+            }
+            !gone
+        });
+        expired
     }
 
     /// Deletes an empty group; returns its committed offsets' keys (to write tombstones).

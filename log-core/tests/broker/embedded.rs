@@ -818,3 +818,85 @@ fn group_lag_and_offset_resets_through_the_admin_api() {
         runtime.block_on(async { tokio::time::timeout(Duration::from_secs(60), scenario).await });
     outcome.expect("the scenario finishes within 60 s");
 }
+
+#[test]
+fn committed_offsets_expire_after_offsets_retention() {
+    let props = [
+        ("group.initial.rebalance.delay.ms", "0"),
+        ("offsets.retention.minutes", "0"),
+        ("offsets.retention.check.interval.ms", "100"),
+    ];
+    let broker = TestBroker::start(&props);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let scenario = async {
+        let client = broker.embedded_client().await;
+        fill_topic(&client, "kept-while-active", 1, 2).await;
+        let mut config = GroupConfig::new("active");
+        config.enable_auto_commit = false;
+        let member = GroupConsumer::subscribe(
+            broker.embedded_client().await,
+            vec!["kept-while-active".into()],
+            config,
+        )
+        .await
+        .unwrap();
+        member
+            .commit_offsets(&[("kept-while-active".to_string(), 0, 2)])
+            .await
+            .unwrap();
+        // A standalone commit (no members ever) expires with its commit time.
+        let standalone: BTreeMap<(String, i32), i64> =
+            [(("kept-while-active".to_string(), 0), 1)].into();
+        client
+            .commit_offsets("standalone", &standalone)
+            .await
+            .unwrap();
+        while !client
+            .committed_offsets("standalone")
+            .await
+            .unwrap()
+            .is_empty()
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Expiry has run, yet the group with a member keeps its offsets.
+        assert_eq!(client.committed_offsets("active").await.unwrap().len(), 1);
+
+        // Once the group is empty, retention counts from then: offsets and group go.
+        member.close().await.unwrap();
+        loop {
+            let groups = client.list_groups().await.unwrap();
+            if !groups.iter().any(|(g, _, _)| g == "active") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(client.committed_offsets("active").await.unwrap().is_empty());
+    };
+    runtime
+        .block_on(async { tokio::time::timeout(Duration::from_secs(60), scenario).await })
+        .expect("the scenario finishes within 60 s");
+
+    // Tombstones: after a restart the expired offsets stay gone.
+    let dir = broker.stop();
+    let broker = TestBroker::start_in(dir, &props);
+    runtime
+        .block_on(async {
+            tokio::time::timeout(Duration::from_secs(60), async {
+                let client = broker.embedded_client().await;
+                assert!(client.committed_offsets("active").await.unwrap().is_empty());
+                assert!(client
+                    .committed_offsets("standalone")
+                    .await
+                    .unwrap()
+                    .is_empty());
+                assert!(client.list_groups().await.unwrap().is_empty());
+            })
+            .await
+        })
+        .expect("the restart check finishes within 60 s");
+}
