@@ -218,7 +218,11 @@ async fn consume_in_group(
 ) -> anyhow::Result<()> {
     use sluice_log::client::group_consumer::{GroupConfig, GroupConsumer};
     let mut config = GroupConfig::new(group);
-    config.reset_to_earliest = args.from_beginning;
+    config.auto_offset_reset = if args.from_beginning {
+        sluice_log::client::group_consumer::AutoOffsetReset::Earliest
+    } else {
+        sluice_log::client::group_consumer::AutoOffsetReset::Latest
+    };
     // The tool commits what it printed, itself.
     config.enable_auto_commit = false;
     let mut consumer = GroupConsumer::subscribe(client, vec![args.topic.clone()], config)

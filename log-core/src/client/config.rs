@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::consumer::ConsumerConfig;
-use super::group_consumer::GroupConfig;
+use super::group_consumer::{AutoOffsetReset, GroupConfig};
 use super::producer::ProducerConfig;
 use super::{Client, ClientOptions};
 use crate::error::{Error, Result};
@@ -189,17 +189,11 @@ impl ClientConfig {
                     }
                 }
                 "auto.offset.reset" => {
-                    config.reset_to_earliest = match value {
-                        "earliest" => true,
-                        "latest" => false,
-                        "none" => {
-                            return Err(invalid(
-                                key,
-                                value,
-                                "earliest or latest (none is not supported yet)",
-                            ))
-                        }
-                        _ => return Err(invalid(key, value, "earliest or latest")),
+                    config.auto_offset_reset = match value {
+                        "earliest" => AutoOffsetReset::Earliest,
+                        "latest" => AutoOffsetReset::Latest,
+                        "none" => AutoOffsetReset::None,
+                        _ => return Err(invalid(key, value, "earliest, latest or none")),
                     }
                 }
                 _ => return Err(unknown(key)),
@@ -304,7 +298,8 @@ mod tests {
         );
         let group = config.group_config().unwrap();
         assert_eq!(group.group_id, "orders");
-        assert!(!group.enable_auto_commit && group.reset_to_earliest);
+        assert!(!group.enable_auto_commit);
+        assert_eq!(group.auto_offset_reset, AutoOffsetReset::Earliest);
         assert_eq!(group.fetch.max_poll_records, 10);
         assert_eq!(group.fetch.isolation_level, 1);
     }

@@ -31,6 +31,17 @@ use super::groups::decode_assignment;
 use super::{Client, Connection};
 use crate::error::{Error, Result};
 
+/// `auto.offset.reset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AutoOffsetReset {
+    /// `earliest`: from the log start.
+    Earliest,
+    /// `latest`: only records produced from now on (Kafka's default).
+    Latest,
+    /// `none`: an error (Java's NoOffsetForPartitionException) instead of a guess.
+    None,
+}
+
 /// Group settings, with Kafka's names.
 #[derive(Debug, Clone)]
 pub struct GroupConfig {
@@ -42,8 +53,8 @@ pub struct GroupConfig {
     pub heartbeat_interval: Duration,
     /// `max.poll.interval.ms` (the rebalance timeout).
     pub max_poll_interval: Duration,
-    /// `auto.offset.reset`: where to start without a committed offset (true: earliest).
-    pub reset_to_earliest: bool,
+    /// `auto.offset.reset`: where to start a partition the group has no committed offset for.
+    pub auto_offset_reset: AutoOffsetReset,
     /// `enable.auto.commit`: commit the positions reached every `auto.commit.interval.ms`,
     /// before a rebalance and on close.
     pub enable_auto_commit: bool,
@@ -66,7 +77,7 @@ impl GroupConfig {
             session_timeout: Duration::from_millis(45_000),
             heartbeat_interval: Duration::from_millis(3_000),
             max_poll_interval: Duration::from_millis(300_000),
-            reset_to_earliest: false,
+            auto_offset_reset: AutoOffsetReset::Latest,
             enable_auto_commit: true,
             auto_commit_interval: Duration::from_millis(5_000),
             metadata_max_age: Duration::from_millis(300_000),
@@ -536,10 +547,24 @@ impl GroupConsumer {
     /// Starts fetching the assignment from the committed offsets (else `auto.offset.reset`).
     async fn start_fetching(&mut self) -> Result<()> {
         let committed = self.committed().await?;
-        let reset = if self.config.reset_to_earliest {
-            StartOffset::Beginning
-        } else {
-            StartOffset::End
+        let reset = match self.config.auto_offset_reset {
+            AutoOffsetReset::Earliest => StartOffset::Beginning,
+            AutoOffsetReset::Latest => StartOffset::End,
+            AutoOffsetReset::None => {
+                let missing: Vec<String> = self
+                    .assignment
+                    .iter()
+                    .filter(|(t, p)| !committed.contains_key(&(t.clone(), *p)))
+                    .map(|(t, p)| format!("{t}-{p}"))
+                    .collect();
+                if !missing.is_empty() {
+                    return Err(Error::InvalidArgument(format!(
+                        "no committed offset and auto.offset.reset=none for partitions: {}",
+                        missing.join(", ")
+                    )));
+                }
+                StartOffset::End
+            }
         };
         let partitions = self
             .assignment

@@ -61,7 +61,7 @@ fn the_client_api_works_in_process_without_tcp() {
         // A group member over its own in-process connections, and the group's admin view.
         let group_client = broker.embedded_client().await;
         let mut config = GroupConfig::new("inproc-group");
-        config.reset_to_earliest = true;
+        config.auto_offset_reset = sluice_log::client::group_consumer::AutoOffsetReset::Earliest;
         config.session_timeout = Duration::from_secs(10);
         let mut member = GroupConsumer::subscribe(group_client, vec!["inproc".into()], config)
             .await
@@ -121,7 +121,7 @@ fn a_group_member_auto_commits_what_it_polled() {
         producer.close().await;
 
         let mut config = GroupConfig::new("auto");
-        config.reset_to_earliest = true;
+        config.auto_offset_reset = sluice_log::client::group_consumer::AutoOffsetReset::Earliest;
         config.auto_commit_interval = Duration::from_millis(20);
         config.fetch.max_wait = Duration::from_millis(20);
         let mut member = GroupConsumer::subscribe(
@@ -147,7 +147,7 @@ fn a_group_member_auto_commits_what_it_polled() {
 
         // With auto-commit off, neither polls nor close commit anything.
         let mut config = GroupConfig::new("manual");
-        config.reset_to_earliest = true;
+        config.auto_offset_reset = sluice_log::client::group_consumer::AutoOffsetReset::Earliest;
         config.enable_auto_commit = false;
         config.auto_commit_interval = Duration::from_millis(1);
         let mut member = GroupConsumer::subscribe(
@@ -196,6 +196,35 @@ fn a_group_member_auto_commits_what_it_polled() {
         let committed = client.committed_offsets("seeker").await.unwrap();
         assert_eq!(committed.values().copied().collect::<Vec<_>>(), vec![20]);
         member.close().await.unwrap();
+
+        // auto.offset.reset=none: a group with commits resumes; one without is an error.
+        let none = |group: &str| {
+            let mut config = GroupConfig::new(group);
+            config.auto_offset_reset = sluice_log::client::group_consumer::AutoOffsetReset::None;
+            config
+        };
+        let member = GroupConsumer::subscribe(
+            broker.embedded_client().await,
+            vec!["autocommit".into()],
+            none("seeker"),
+        )
+        .await
+        .unwrap();
+        assert_eq!(member.position("autocommit", 0).unwrap(), 20);
+        member.close().await.unwrap();
+        let err = GroupConsumer::subscribe(
+            broker.embedded_client().await,
+            vec!["autocommit".into()],
+            none("fresh"),
+        )
+        .await
+        .err()
+        .unwrap();
+        assert!(
+            err.to_string()
+                .contains("auto.offset.reset=none for partitions: autocommit-0"),
+            "{err}"
+        );
     };
     let outcome =
         runtime.block_on(async { tokio::time::timeout(Duration::from_secs(60), scenario).await });
@@ -362,7 +391,8 @@ fn rebalance_events_let_a_member_commit_before_it_loses_partitions() {
         fill_topic(&client, "shared", 4, 10).await;
         let config = |group: &str| {
             let mut config = GroupConfig::new(group);
-            config.reset_to_earliest = true;
+            config.auto_offset_reset =
+                sluice_log::client::group_consumer::AutoOffsetReset::Earliest;
             config.enable_auto_commit = false;
             config.heartbeat_interval = Duration::from_millis(100);
             config.fetch.max_wait = Duration::from_millis(50);
@@ -470,7 +500,7 @@ fn a_pattern_subscription_follows_new_matching_topics() {
         fill_topic(&client, "orders.us", 1, 3).await;
         fill_topic(&client, "payments", 1, 3).await;
         let mut config = GroupConfig::new("patterned");
-        config.reset_to_earliest = true;
+        config.auto_offset_reset = sluice_log::client::group_consumer::AutoOffsetReset::Earliest;
         config.metadata_max_age = Duration::from_millis(50);
         config.fetch.max_wait = Duration::from_millis(20);
 
