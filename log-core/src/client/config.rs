@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::consumer::ConsumerConfig;
-use super::group_consumer::{AutoOffsetReset, GroupConfig};
+use super::group_consumer::{Assignor, AutoOffsetReset, GroupConfig};
 use super::producer::ProducerConfig;
 use super::{Client, ClientOptions};
 use crate::error::{Error, Result};
@@ -49,6 +49,7 @@ const GROUP: &[&str] = &[
     "auto.commit.interval.ms",
     "metadata.max.age.ms",
     "group.instance.id",
+    "partition.assignment.strategy",
 ];
 
 /// Client properties by Kafka's names.
@@ -178,6 +179,18 @@ impl ClientConfig {
                 "max.poll.interval.ms" => config.max_poll_interval = millis(key, value)?,
                 "auto.commit.interval.ms" => config.auto_commit_interval = millis(key, value)?,
                 "metadata.max.age.ms" => config.metadata_max_age = millis(key, value)?,
+                "partition.assignment.strategy" => {
+                    config.assignment_strategy = value
+                        .split(',')
+                        .map(|name| {
+                            Assignor::from_name(name)
+                                .ok_or_else(|| invalid(key, value, "range and/or roundrobin"))
+                        })
+                        .collect::<Result<_>>()?;
+                    if config.assignment_strategy.is_empty() {
+                        return Err(invalid(key, value, "range and/or roundrobin"));
+                    }
+                }
                 "group.instance.id" => {
                     config.group_instance_id = Some(value.to_string()).filter(|v| !v.is_empty())
                 }
@@ -289,7 +302,8 @@ mod tests {
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
             .set("max.poll.records", "10")
-            .set("isolation.level", "read_committed");
+            .set("isolation.level", "read_committed")
+            .set("partition.assignment.strategy", "roundrobin,range");
         assert_eq!(config.client_options().unwrap().client_id, "orders-app");
         let producer = config.producer_config().unwrap();
         assert_eq!(
@@ -301,6 +315,10 @@ mod tests {
         assert!(!group.enable_auto_commit);
         assert_eq!(group.auto_offset_reset, AutoOffsetReset::Earliest);
         assert_eq!(group.fetch.max_poll_records, 10);
+        assert_eq!(
+            group.assignment_strategy,
+            vec![Assignor::RoundRobin, Assignor::Range]
+        );
         assert_eq!(group.fetch.isolation_level, 1);
     }
 

@@ -62,6 +62,8 @@ pub struct GroupConfig {
     pub auto_commit_interval: Duration,
     /// `metadata.max.age.ms`: how often a pattern subscription looks for new matching topics.
     pub metadata_max_age: Duration,
+    /// `partition.assignment.strategy`, in order of preference.
+    pub assignment_strategy: Vec<Assignor>,
     /// `group.instance.id`: a static member. It keeps its assignment across a restart within
     /// `session.timeout.ms` (no rebalance), and `close` does not leave the group.
     pub group_instance_id: Option<String>,
@@ -82,6 +84,7 @@ impl GroupConfig {
             auto_commit_interval: Duration::from_millis(5_000),
             metadata_max_age: Duration::from_millis(300_000),
             group_instance_id: None,
+            assignment_strategy: vec![Assignor::Range],
             fetch: ConsumerConfig::default(),
         }
     }
@@ -259,6 +262,73 @@ pub fn range_assign(
         }
     }
     result
+}
+
+/// The round-robin assignor (Kafka's `RoundRobinAssignor`): every partition of the subscribed
+/// topics (topics sorted, partitions ascending) goes to the next member, in member id order,
+/// that subscribes to its topic.
+pub fn roundrobin_assign(
+    members: &[(String, Vec<String>)],
+    partition_counts: &BTreeMap<String, i32>,
+) -> BTreeMap<String, BTreeMap<String, Vec<i32>>> {
+    let mut result: BTreeMap<String, BTreeMap<String, Vec<i32>>> = members
+        .iter()
+        .map(|(id, _)| (id.clone(), BTreeMap::new()))
+        .collect();
+    let mut order: Vec<&(String, Vec<String>)> = members.iter().collect();
+    order.sort_by(|a, b| a.0.cmp(&b.0));
+    if order.is_empty() {
+        return result;
+    }
+    let mut next = 0;
+    for (topic, &count) in partition_counts {
+        if !order.iter().any(|(_, topics)| topics.contains(topic)) {
+            continue;
+        }
+        for partition in 0..count {
+            // The next member in the cycle that subscribes to this topic.
+            while !order[next % order.len()].1.contains(topic) {
+                next += 1;
+            }
+            let member = &order[next % order.len()].0;
+            next += 1;
+            if let Some(assigned) = result.get_mut(member) {
+                assigned.entry(topic.clone()).or_default().push(partition);
+            }
+        }
+    }
+    result
+}
+
+/// `partition.assignment.strategy`: the assignors a member offers, in order of preference (the
+/// coordinator picks the first every member supports; the leader runs it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Assignor {
+    /// `range` (Kafka's RangeAssignor).
+    Range,
+    /// `roundrobin` (Kafka's RoundRobinAssignor).
+    RoundRobin,
+}
+
+impl Assignor {
+    /// The protocol name in JoinGroup.
+    pub fn name(self) -> &'static str {
+        match self {
+            Assignor::Range => "range",
+            Assignor::RoundRobin => "roundrobin",
+        }
+    }
+
+    /// By protocol name (also Java's class names).
+    pub fn from_name(name: &str) -> Option<Assignor> {
+        match name.trim() {
+            "range" | "org.apache.kafka.clients.consumer.RangeAssignor" => Some(Assignor::Range),
+            "roundrobin" | "org.apache.kafka.clients.consumer.RoundRobinAssignor" => {
+                Some(Assignor::RoundRobin)
+            }
+            _ => None,
+        }
+    }
 }
 
 /// What `GroupConsumer::next_event` reports: records, or a change of assignment (Kafka's
@@ -440,9 +510,17 @@ impl GroupConsumer {
                 .with_rebalance_timeout_ms(self.config.max_poll_interval.as_millis() as i32)
                 .with_member_id(str_bytes(&member_id))
                 .with_protocol_type(str_bytes("consumer"))
-                .with_protocols(vec![JoinGroupRequestProtocol::default()
-                    .with_name(str_bytes("range"))
-                    .with_metadata(metadata.clone())]);
+                .with_protocols(
+                    self.config
+                        .assignment_strategy
+                        .iter()
+                        .map(|assignor| {
+                            JoinGroupRequestProtocol::default()
+                                .with_name(str_bytes(assignor.name()))
+                                .with_metadata(metadata.clone())
+                        })
+                        .collect(),
+                );
             // JoinGroup waits up to the rebalance timeout (the Java client allows 5 s more).
             let timeout = self.config.max_poll_interval + Duration::from_secs(5);
             let response = self
@@ -473,7 +551,8 @@ impl GroupConsumer {
                 membership.generation = response.generation_id;
             }
             let assignments = if response.leader == response.member_id {
-                self.assign(&response.members).await?
+                self.assign(response.protocol_name.as_deref(), &response.members)
+                    .await?
             } else {
                 Vec::new()
             };
@@ -515,9 +594,10 @@ impl GroupConsumer {
         }
     }
 
-    /// The leader's job: range-assign every member's subscription.
+    /// The leader's job: assign every member's subscription with the chosen assignor.
     async fn assign(
         &self,
+        protocol: Option<&str>,
         members: &[kafka_protocol::messages::join_group_response::JoinGroupResponseMember],
     ) -> Result<Vec<SyncGroupRequestAssignment>> {
         let subscriptions: Vec<(String, Vec<String>)> = members
@@ -534,7 +614,16 @@ impl GroupConsumer {
                 counts.insert(topic, info.leaders.len() as i32);
             }
         }
-        range_assign(&subscriptions, &counts)
+        let assignor = protocol.and_then(Assignor::from_name).ok_or_else(|| {
+            Error::Protocol(format!(
+                "the coordinator chose assignor {protocol:?}, which this member did not offer"
+            ))
+        })?;
+        let assigned = match assignor {
+            Assignor::Range => range_assign(&subscriptions, &counts),
+            Assignor::RoundRobin => roundrobin_assign(&subscriptions, &counts),
+        };
+        assigned
             .into_iter()
             .map(|(member, partitions)| {
                 Ok(SyncGroupRequestAssignment::default()
@@ -847,6 +936,40 @@ impl Drop for GroupConsumer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn roundrobin_assignment_matches_kafkas_roundrobin_assignor() {
+        // The example in RoundRobinAssignor's documentation.
+        let both = vec!["t0".to_string(), "t1".to_string()];
+        let members = vec![("C1".to_string(), both.clone()), ("C0".to_string(), both)];
+        let counts: BTreeMap<String, i32> = [("t0".to_string(), 3), ("t1".to_string(), 3)].into();
+        let assigned = roundrobin_assign(&members, &counts);
+        assert_eq!(assigned["C0"]["t0"], vec![0, 2]);
+        assert_eq!(assigned["C0"]["t1"], vec![1]);
+        assert_eq!(assigned["C1"]["t0"], vec![1]);
+        assert_eq!(assigned["C1"]["t1"], vec![0, 2]);
+        // Unequal subscriptions: C0 t0; C1 t0, t1; C2 t0, t1, t2 (t0: 1, t1: 2, t2: 3 partitions).
+        let members = vec![
+            ("C0".to_string(), vec!["t0".to_string()]),
+            ("C1".to_string(), vec!["t0".to_string(), "t1".to_string()]),
+            (
+                "C2".to_string(),
+                vec!["t0".to_string(), "t1".to_string(), "t2".to_string()],
+            ),
+        ];
+        let counts: BTreeMap<String, i32> = [
+            ("t0".to_string(), 1),
+            ("t1".to_string(), 2),
+            ("t2".to_string(), 3),
+        ]
+        .into();
+        let assigned = roundrobin_assign(&members, &counts);
+        assert_eq!(assigned["C0"].get("t0"), Some(&vec![0]));
+        assert_eq!(assigned["C1"].get("t1"), Some(&vec![0]));
+        assert_eq!(assigned["C2"].get("t1"), Some(&vec![1]));
+        assert_eq!(assigned["C2"].get("t2"), Some(&vec![0, 1, 2]));
+        assert!(roundrobin_assign(&[], &counts).is_empty());
+    }
 
     #[test]
     fn range_assignment_matches_kafkas_range_assignor() {

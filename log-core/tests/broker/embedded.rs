@@ -930,3 +930,67 @@ fn committed_offsets_expire_after_offsets_retention() {
         })
         .expect("the restart check finishes within 60 s");
 }
+
+#[test]
+fn members_agree_on_the_roundrobin_assignor() {
+    use sluice_log::client::group_consumer::Assignor;
+    let broker = TestBroker::start(&[("group.initial.rebalance.delay.ms", "0")]);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let scenario = async {
+        let client = broker.embedded_client().await;
+        fill_topic(&client, "rr0", 3, 1).await;
+        fill_topic(&client, "rr1", 3, 1).await;
+        let config = |strategy: Vec<Assignor>| {
+            let mut config = GroupConfig::new("rr");
+            config.assignment_strategy = strategy;
+            config.heartbeat_interval = Duration::from_millis(100);
+            config.fetch.max_wait = Duration::from_millis(20);
+            config
+        };
+        let topics = vec!["rr0".to_string(), "rr1".to_string()];
+        let mut first = GroupConsumer::subscribe(
+            broker.embedded_client().await,
+            topics.clone(),
+            config(vec![Assignor::Range, Assignor::RoundRobin]),
+        )
+        .await
+        .unwrap();
+        let second_client = broker.embedded_client().await;
+        let joining = tokio::spawn(async move {
+            GroupConsumer::subscribe(second_client, topics, config(vec![Assignor::RoundRobin]))
+                .await
+        });
+        while !joining.is_finished() {
+            first.next_event().await.unwrap();
+        }
+        let second = joining.await.unwrap().unwrap();
+        // Bring the first member to the new generation too.
+        while first.member().1 != second.member().1 {
+            first.next_event().await.unwrap();
+        }
+        let described = client.describe_group("rr").await.unwrap();
+        assert_eq!(described.protocol, "roundrobin");
+        // Round robin over rr0-0..2, rr1-0..2: the members alternate.
+        let (low, high) = if first.member().0 < second.member().0 {
+            (first.assignment().to_vec(), second.assignment().to_vec())
+        } else {
+            (second.assignment().to_vec(), first.assignment().to_vec())
+        };
+        let tp = |t: &str, p: i32| (t.to_string(), p);
+        let mut low = low;
+        let mut high = high;
+        low.sort();
+        high.sort();
+        assert_eq!(low, vec![tp("rr0", 0), tp("rr0", 2), tp("rr1", 1)]);
+        assert_eq!(high, vec![tp("rr0", 1), tp("rr1", 0), tp("rr1", 2)]);
+        second.close().await.unwrap();
+        first.close().await.unwrap();
+    };
+    runtime
+        .block_on(async { tokio::time::timeout(Duration::from_secs(60), scenario).await })
+        .expect("the scenario finishes within 60 s");
+}
