@@ -196,6 +196,11 @@ impl Consumer {
     /// Returns up to `max.poll.records` buffered records of partitions that are not paused,
     /// or fetches once (waiting up to `fetch.max.wait.ms` for data) and returns what came.
     pub async fn poll(&mut self) -> Result<Vec<ConsumerRecord>> {
+        self.poll_at_most(self.config.max_poll_records).await
+    }
+
+    /// `poll` returning at most `limit` records (the rest stay buffered, not consumed).
+    pub(crate) async fn poll_at_most(&mut self, limit: usize) -> Result<Vec<ConsumerRecord>> {
         if !self.has_returnable() {
             if self.positions.iter().all(|p| p.paused) {
                 // Nothing may be fetched: wait as a fetch would, so callers do not spin.
@@ -204,7 +209,7 @@ impl Consumer {
             }
             self.fetch_once().await?;
         }
-        let limit = self.config.max_poll_records.max(1);
+        let limit = limit.max(1);
         if !self.positions.iter().any(|p| p.paused) {
             let n = limit.min(self.buffered.len());
             return Ok(self.buffered.drain(..n).collect());
@@ -220,6 +225,12 @@ impl Consumer {
         }
         self.buffered = kept;
         Ok(out)
+    }
+
+    /// The records as an async `Stream`, one at a time, in order per partition; an error is
+    /// yielded and ends the stream.
+    pub fn records(&mut self) -> super::group_consumer::RecordStream<'_> {
+        super::group_consumer::records_stream(self, |consumer| Box::pin(consumer.poll_at_most(1)))
     }
 
     fn has_returnable(&self) -> bool {

@@ -165,6 +165,38 @@ async fn matching_topics(client: &Client, pattern: &regex::Regex) -> Result<Vec<
     Ok(topics)
 }
 
+/// A consumer's records as a `Stream` (Unpin, so `next().await` needs no pinning).
+pub type RecordStream<'a> =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<ConsumerRecord>> + Send + 'a>>;
+
+type PollFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<ConsumerRecord>>> + Send + 'a>>;
+
+/// Records one at a time from a `poll` that returns at most one (so that nothing is held
+/// outside the consumer when the stream is dropped), ending after the first error.
+pub(crate) fn records_stream<'a, S: Send + 'a>(
+    source: &'a mut S,
+    poll_one: for<'b> fn(&'b mut S) -> PollFuture<'b>,
+) -> RecordStream<'a> {
+    // Boxed so that the stream is Unpin: `stream.next().await` works without pinning.
+    Box::pin(futures_util::stream::unfold(
+        Some(source),
+        move |state| async move {
+            let source = state?;
+            loop {
+                match poll_one(source).await {
+                    Ok(records) => {
+                        if let Some(record) = records.into_iter().next() {
+                            return Some((Ok(record), Some(source)));
+                        }
+                    }
+                    Err(err) => return Some((Err(err), None)),
+                }
+            }
+        },
+    ))
+}
+
 /// A commit on its way: `wait` for the coordinator's answer.
 pub struct PendingCommit {
     response: Option<super::connection::PendingResponse<OffsetCommitRequest>>,
@@ -719,16 +751,20 @@ impl GroupConsumer {
                     // partitions up (a static member just lets its session run out).
                     tracing::warn!(group = %group_id, max_poll_interval_ms = max_poll_interval.as_millis() as u64,
                         "poll was not called within max.poll.interval.ms; leaving the group");
+                    // Flagged before leaving, so that whoever sees the member gone also finds
+                    // it fenced; a concurrent rejoin starts from a fresh member id.
+                    if instance_id.is_none() {
+                        membership.lock().member_id = String::new();
+                    }
+                    fenced.store(true, Ordering::Release);
+                    rejoin.store(true, Ordering::Release);
                     if instance_id.is_none() {
                         if let Err(err) =
                             send_leave(&coordinator, &group_id, &member_id, None).await
                         {
                             tracing::debug!(%err, "LeaveGroup after the poll timeout failed");
                         }
-                        membership.lock().member_id = String::new();
                     }
-                    fenced.store(true, Ordering::Release);
-                    rejoin.store(true, Ordering::Release);
                     return;
                 }
                 let request = HeartbeatRequest::default()
@@ -767,9 +803,31 @@ impl GroupConsumer {
         }
     }
 
+    /// The records as an async `Stream` (Kafka's poll loop as the ecosystem's iterator): in
+    /// order per partition, rebalances handled as in `poll`. An error is yielded and ends the
+    /// stream. The member stays borrowed while the stream lives: drop it (say after
+    /// `take(n)`) to commit by hand, or let `enable.auto.commit` commit as it goes.
+    pub fn records(&mut self) -> RecordStream<'_> {
+        records_stream(self, |member| {
+            Box::pin(async move {
+                loop {
+                    if let GroupEvent::Records(records) = member.next_event_at_most(1).await? {
+                        return Ok(records);
+                    }
+                }
+            })
+        })
+    }
+
     /// The next record batch or assignment change. A rebalance is reported as `Revoked` (or
     /// `Lost` when fenced) before rejoining, then `Assigned` after it.
     pub async fn next_event(&mut self) -> Result<GroupEvent> {
+        let limit = self.config.fetch.max_poll_records;
+        self.next_event_at_most(limit).await
+    }
+
+    /// `next_event` with at most `limit` records.
+    async fn next_event_at_most(&mut self, limit: usize) -> Result<GroupEvent> {
         *self.last_poll.lock() = std::time::Instant::now();
         if let Some(event) = self.events.pop_front() {
             return Ok(event);
@@ -816,7 +874,7 @@ impl GroupConsumer {
             self.last_auto_commit = std::time::Instant::now();
         }
         let records = match self.consumer.as_mut() {
-            Some(consumer) => consumer.poll().await?,
+            Some(consumer) => consumer.poll_at_most(limit).await?,
             None => Vec::new(),
         };
         Ok(GroupEvent::Records(records))

@@ -185,6 +185,20 @@ fn a_group_member_auto_commits_what_it_polled() {
             offsets.extend(member.poll().await.unwrap().iter().map(|r| r.offset));
         }
         assert_eq!(offsets, (15..20).collect::<Vec<i64>>());
+        {
+            use futures_util::StreamExt;
+            member
+                .seek("autocommit", 0, StartOffset::Offset(18))
+                .await
+                .unwrap();
+            let streamed: Vec<i64> = member
+                .records()
+                .take(2)
+                .map(|r| r.unwrap().offset)
+                .collect()
+                .await;
+            assert_eq!(streamed, vec![18, 19]);
+        }
         // Two commits in flight at once: the later one is the one that stays.
         let earlier = member
             .commit_offsets_async(&[("autocommit".to_string(), 0, 17)])
@@ -328,6 +342,31 @@ fn seek_position_pause_resume_and_max_poll_records() {
         assert_eq!(read[&1], (0..10).collect::<Vec<i64>>());
         assert_eq!(again, (5..10).collect::<Vec<i64>>());
 
+        // The same records as a Stream, one at a time.
+        {
+            use futures_util::StreamExt;
+            consumer
+                .seek("moves", 0, StartOffset::Offset(7))
+                .await
+                .unwrap();
+            let streamed: Vec<i64> = consumer
+                .records()
+                .take(3)
+                .map(|r| r.unwrap().offset)
+                .collect()
+                .await;
+            assert_eq!(streamed, vec![7, 8, 9]);
+            // A dropped stream holds nothing back: the next poll goes on from there.
+            consumer
+                .seek("moves", 0, StartOffset::Offset(5))
+                .await
+                .unwrap();
+            let first = consumer.records().next().await.unwrap().unwrap();
+            assert_eq!(first.offset, 5);
+            assert_eq!(consumer.position("moves", 0).unwrap(), 6);
+            let next = consumer.poll().await.unwrap();
+            assert_eq!(next.first().map(|r| r.offset), Some(6));
+        }
         consumer.seek("moves", 0, StartOffset::End).await.unwrap();
         assert_eq!(consumer.position("moves", 0).unwrap(), 10);
         let err = consumer.position("moves", 7).unwrap_err();
