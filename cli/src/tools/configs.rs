@@ -1,5 +1,7 @@
 //! `sluice configs describe|alter`, as kafka-configs does them.
 
+use sluice_log::client::admin::ConfigResource;
+
 use super::topics::{alter_configs, describe_configs};
 use super::{runtime, Connect};
 
@@ -18,10 +20,10 @@ enum EntityType {
 }
 
 impl EntityType {
-    fn resource_type(self) -> i8 {
+    fn resource(self, name: &str) -> ConfigResource {
         match self {
-            EntityType::Topics => 2,
-            EntityType::Brokers => 4,
+            EntityType::Topics => ConfigResource::Topic(name.to_string()),
+            EntityType::Brokers => ConfigResource::Broker(name.to_string()),
         }
     }
 }
@@ -79,7 +81,7 @@ pub fn run(args: ConfigsArgs) -> anyhow::Result<()> {
                 all,
             } => {
                 let configs =
-                    describe_configs(&client, entity_type.resource_type(), &entity_name).await?;
+                    describe_configs(&client, &entity_type.resource(&entity_name)).await?;
                 let kind = match entity_type {
                     EntityType::Topics => "topic",
                     EntityType::Brokers => "broker",
@@ -117,8 +119,7 @@ pub fn run(args: ConfigsArgs) -> anyhow::Result<()> {
                     .collect();
                 alter_configs(
                     &client,
-                    entity_type.resource_type(),
-                    &entity_name,
+                    &entity_type.resource(&entity_name),
                     &add_config,
                     &deletes,
                 )

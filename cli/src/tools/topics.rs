@@ -3,15 +3,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::Context;
-use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
-use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
-use kafka_protocol::messages::incremental_alter_configs_request::{
-    AlterConfigsResource, AlterableConfig,
-};
-use kafka_protocol::messages::{
-    CreatePartitionsRequest, DescribeConfigsRequest, IncrementalAlterConfigsRequest, TopicName,
-};
-use kafka_protocol::protocol::StrBytes;
+use sluice_log::client::admin::ConfigResource;
 use sluice_log::client::{Client, NewTopic};
 use sluice_log::Error;
 
@@ -139,24 +131,20 @@ pub fn run(args: TopicsArgs) -> anyhow::Result<()> {
                     "nothing to alter: give --partitions, --config or --delete-config"
                 );
                 if let Some(count) = partitions {
-                    let request = CreatePartitionsRequest::default()
-                        .with_topics(vec![CreatePartitionsTopic::default()
-                            .with_name(TopicName(StrBytes::from_string(topic.clone())))
-                            .with_count(count)])
-                        .with_timeout_ms(30_000);
-                    let response = client.controller_connection().await?.send(&request).await?;
-                    for result in response.results {
-                        if let Some(err) =
-                            Error::from_code(result.error_code, result.error_message.as_deref())
-                        {
-                            return Err(anyhow::Error::new(err)
-                                .context(format!("add partitions to {topic}")));
-                        }
-                    }
+                    client
+                        .create_partitions(&topic, count)
+                        .await
+                        .with_context(|| format!("add partitions to {topic}"))?;
                     println!("Topic {topic} now has {count} partitions.");
                 }
                 if !configs.is_empty() || !delete_configs.is_empty() {
-                    alter_configs(&client, 2, &topic, &configs, &delete_configs).await?;
+                    alter_configs(
+                        &client,
+                        &ConfigResource::Topic(topic.clone()),
+                        &configs,
+                        &delete_configs,
+                    )
+                    .await?;
                     println!("Updated configs of topic {topic}.");
                 }
             }
@@ -184,106 +172,54 @@ pub fn run(args: TopicsArgs) -> anyhow::Result<()> {
 /// Sets and deletes configs of a resource (2 = topic, 4 = broker) with IncrementalAlterConfigs.
 pub async fn alter_configs(
     client: &Client,
-    resource_type: i8,
-    name: &str,
+    resource: &ConfigResource,
     set: &[String],
     delete: &[String],
 ) -> anyhow::Result<()> {
-    let mut configs = Vec::new();
+    let mut pairs = Vec::new();
     for item in set {
         for part in item.split(',').filter(|p| !p.trim().is_empty()) {
-            let (key, value) = parse_key_value(part)?;
-            configs.push(
-                AlterableConfig::default()
-                    .with_name(StrBytes::from_string(key))
-                    .with_config_operation(0)
-                    .with_value(Some(StrBytes::from_string(value))),
-            );
+            pairs.push(parse_key_value(part)?);
         }
     }
-    for key in delete {
-        configs.push(
-            AlterableConfig::default()
-                .with_name(StrBytes::from_string(key.trim().to_string()))
-                .with_config_operation(1)
-                .with_value(None),
-        );
-    }
-    let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
-        AlterConfigsResource::default()
-            .with_resource_type(resource_type)
-            .with_resource_name(StrBytes::from_string(name.to_string()))
-            .with_configs(configs),
-    ]);
-    let response = client.controller_connection().await?.send(&request).await?;
-    for result in response.responses {
-        if let Some(err) = Error::from_code(result.error_code, result.error_message.as_deref()) {
-            return Err(anyhow::Error::new(err).context(format!("alter configs of {name}")));
-        }
-    }
-    Ok(())
+    client
+        .alter_configs(resource, &pairs, delete)
+        .await
+        .with_context(|| format!("alter configs of {resource:?}"))
 }
 
-/// Config entries of a resource: (name, value, source, is default).
+/// Config entries of a resource: (name, value, source).
 pub async fn describe_configs(
     client: &Client,
-    resource_type: i8,
-    name: &str,
+    resource: &ConfigResource,
 ) -> anyhow::Result<Vec<(String, String, i8)>> {
-    let request =
-        DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
-            .with_resource_type(resource_type)
-            .with_resource_name(StrBytes::from_string(name.to_string()))
-            .with_configuration_keys(None)]);
-    let response = client.controller_connection().await?.send(&request).await?;
-    let result = response
-        .results
+    let entries = client
+        .describe_configs(resource)
+        .await
+        .with_context(|| format!("describe configs of {resource:?}"))?;
+    Ok(entries
         .into_iter()
-        .next()
-        .context("empty DescribeConfigs response")?;
-    if let Some(err) = Error::from_code(result.error_code, result.error_message.as_deref()) {
-        return Err(anyhow::Error::new(err).context(format!("describe configs of {name}")));
-    }
-    Ok(result
-        .configs
-        .into_iter()
-        .map(|c| {
-            (
-                c.name.to_string(),
-                c.value.map(|v| v.to_string()).unwrap_or_default(),
-                c.config_source,
-            )
-        })
+        .map(|c| (c.name, c.value.unwrap_or_default(), c.source))
         .collect())
 }
 
 async fn describe(client: &Client, topic: Option<String>) -> anyhow::Result<()> {
     let wanted = topic.map(|t| vec![t]);
-    let metadata = client
-        .metadata(wanted.as_deref(), false)
+    let topics = client
+        .describe_topics(wanted.as_deref())
         .await
-        .context("fetch metadata")?;
-    let mut topics = metadata.topics;
-    topics.sort_by(|a, b| {
-        a.name
-            .as_ref()
-            .map(|n| n.0.to_string())
-            .cmp(&b.name.as_ref().map(|n| n.0.to_string()))
-    });
+        .context("describe topics")?;
+    let ids = |nodes: &[i32]| {
+        nodes
+            .iter()
+            .map(i32::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    };
     for topic in topics {
-        let name = topic
-            .name
-            .as_ref()
-            .map(|n| n.0.to_string())
-            .unwrap_or_default();
-        if let Some(err) = Error::from_code(topic.error_code, None) {
-            return Err(anyhow::Error::new(err).context(format!("describe topic {name}")));
-        }
-        let replication = topic
-            .partitions
-            .first()
-            .map_or(0, |p| p.replica_nodes.len());
-        let overrides: Vec<String> = describe_configs(client, 2, &name)
+        let name = topic.name;
+        let replication = topic.partitions.first().map_or(0, |p| p.replicas.len());
+        let overrides: Vec<String> = describe_configs(client, &ConfigResource::Topic(name.clone()))
             .await?
             .into_iter()
             .filter(|(_, _, source)| *source == 1)
@@ -295,22 +231,13 @@ async fn describe(client: &Client, topic: Option<String>) -> anyhow::Result<()> 
             topic.partitions.len(),
             overrides.join(",")
         );
-        let mut partitions = topic.partitions;
-        partitions.sort_by_key(|p| p.partition_index);
-        let ids = |nodes: &[kafka_protocol::messages::BrokerId]| {
-            nodes
-                .iter()
-                .map(|n| n.0.to_string())
-                .collect::<Vec<_>>()
-                .join(",")
-        };
-        for partition in partitions {
+        for partition in topic.partitions {
             println!(
                 "\tTopic: {name}\tPartition: {}\tLeader: {}\tReplicas: {}\tIsr: {}",
-                partition.partition_index,
-                partition.leader_id.0,
-                ids(&partition.replica_nodes),
-                ids(&partition.isr_nodes)
+                partition.partition,
+                partition.leader,
+                ids(&partition.replicas),
+                ids(&partition.isr)
             );
         }
     }

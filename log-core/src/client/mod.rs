@@ -4,6 +4,7 @@
 //! assignment-based [`consumer::Consumer`]. Consumer groups and the full native client build on
 //! it later.
 
+pub mod admin;
 pub mod config;
 pub mod connection;
 pub mod consumer;

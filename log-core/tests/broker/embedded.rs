@@ -1033,3 +1033,72 @@ fn members_agree_on_the_roundrobin_assignor() {
         .block_on(async { tokio::time::timeout(Duration::from_secs(60), scenario).await })
         .expect("the scenario finishes within 60 s");
 }
+
+#[test]
+fn the_admin_api_describes_and_changes_topics_configs_and_the_cluster() {
+    use sluice_log::client::admin::ConfigResource;
+    let broker = TestBroker::start(&[]);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let scenario = async {
+        let client = broker.embedded_client().await;
+        fill_topic(&client, "managed", 2, 1).await;
+        let cluster = client.describe_cluster().await.unwrap();
+        assert_eq!(cluster.controller, 1);
+        assert_eq!(cluster.brokers.len(), 1);
+        assert_eq!(cluster.brokers[0].0, 1);
+
+        client.create_partitions("managed", 4).await.unwrap();
+        let topics = client
+            .describe_topics(Some(&["managed".to_string()]))
+            .await
+            .unwrap();
+        assert_eq!(topics.len(), 1);
+        assert_eq!(topics[0].partitions.len(), 4);
+        assert!(topics[0]
+            .partitions
+            .iter()
+            .all(|p| p.leader == 1 && p.replicas == [1] && p.isr == [1]));
+        // Kafka never shrinks a topic.
+        let err = client.create_partitions("managed", 2).await.unwrap_err();
+        assert!(
+            matches!(err, sluice_log::Error::Broker { code, .. } if code == kafka_protocol::ResponseError::InvalidPartitions),
+            "{err}"
+        );
+        let err = client
+            .describe_topics(Some(&["absent".to_string()]))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("absent"), "{err}");
+
+        let resource = ConfigResource::Topic("managed".into());
+        client
+            .alter_configs(&resource, &[("retention.ms".into(), "60000".into())], &[])
+            .await
+            .unwrap();
+        let entries = client.describe_configs(&resource).await.unwrap();
+        let retention = entries.iter().find(|e| e.name == "retention.ms").unwrap();
+        assert_eq!(
+            (retention.value.as_deref(), retention.source),
+            (Some("60000"), 1)
+        );
+        client
+            .alter_configs(&resource, &[], &["retention.ms".to_string()])
+            .await
+            .unwrap();
+        let entries = client.describe_configs(&resource).await.unwrap();
+        let retention = entries.iter().find(|e| e.name == "retention.ms").unwrap();
+        assert_ne!(retention.source, 1);
+        let err = client
+            .alter_configs(&resource, &[("retention.ms".into(), "soon".into())], &[])
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("retention.ms"), "{err}");
+    };
+    runtime
+        .block_on(async { tokio::time::timeout(Duration::from_secs(60), scenario).await })
+        .expect("the scenario finishes within 60 s");
+}
