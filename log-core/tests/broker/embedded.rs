@@ -11,6 +11,18 @@ use sluice_log::client::NewTopic;
 
 use super::fixtures::TestBroker;
 
+/// Runs a scenario on a fresh two-thread runtime and fails it after 60 s.
+fn run_bounded_scenario<F: std::future::Future>(scenario: F) -> F::Output {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime
+        .block_on(async { tokio::time::timeout(Duration::from_secs(60), scenario).await })
+        .expect("the scenario finishes within 60 s")
+}
+
 #[test]
 fn the_client_api_works_in_process_without_tcp() {
     let broker = TestBroker::start(&[("group.initial.rebalance.delay.ms", "0")]);
@@ -248,11 +260,6 @@ fn a_group_member_auto_commits_what_it_polled() {
 #[test]
 fn seek_position_pause_resume_and_max_poll_records() {
     let broker = TestBroker::start(&[]);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
     let scenario = async {
         let client = broker.embedded_client().await;
         let topic = NewTopic {
@@ -373,9 +380,7 @@ fn seek_position_pause_resume_and_max_poll_records() {
         assert!(err.to_string().contains("moves-7 is not assigned"), "{err}");
         assert!(consumer.pause(&[("other".to_string(), 0)]).is_err());
     };
-    let outcome =
-        runtime.block_on(async { tokio::time::timeout(Duration::from_secs(60), scenario).await });
-    outcome.expect("the scenario finishes within 60 s");
+    run_bounded_scenario(scenario);
 }
 
 /// Produces `per_partition` records to each partition of a new topic.
@@ -420,11 +425,6 @@ fn rebalance_events_let_a_member_commit_before_it_loses_partitions() {
         ("group.initial.rebalance.delay.ms", "0"),
         ("group.min.session.timeout.ms", "100"),
     ]);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
     let scenario = async {
         let client = broker.embedded_client().await;
         fill_topic(&client, "shared", 4, 10).await;
@@ -520,19 +520,12 @@ fn rebalance_events_let_a_member_commit_before_it_loses_partitions() {
         );
         fenced.close().await.unwrap();
     };
-    let outcome =
-        runtime.block_on(async { tokio::time::timeout(Duration::from_secs(60), scenario).await });
-    outcome.expect("the scenario finishes within 60 s");
+    run_bounded_scenario(scenario);
 }
 
 #[test]
 fn a_pattern_subscription_follows_new_matching_topics() {
     let broker = TestBroker::start(&[("group.initial.rebalance.delay.ms", "0")]);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
     let scenario = async {
         let client = broker.embedded_client().await;
         fill_topic(&client, "orders.eu", 2, 3).await;
@@ -598,9 +591,7 @@ fn a_pattern_subscription_follows_new_matching_topics() {
         );
         member.close().await.unwrap();
     };
-    let outcome =
-        runtime.block_on(async { tokio::time::timeout(Duration::from_secs(60), scenario).await });
-    outcome.expect("the scenario finishes within 60 s");
+    run_bounded_scenario(scenario);
 }
 
 #[test]
@@ -682,11 +673,6 @@ fn sluice_embedded_starts_a_node_that_keeps_its_data() {
 #[test]
 fn a_static_member_comes_back_to_its_partitions_without_a_rebalance() {
     let broker = TestBroker::start(&[("group.initial.rebalance.delay.ms", "0")]);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
     let scenario = async {
         let client = broker.embedded_client().await;
         fill_topic(&client, "statics", 4, 1).await;
@@ -743,19 +729,12 @@ fn a_static_member_comes_back_to_its_partitions_without_a_rebalance() {
         back.leave().await.unwrap();
         first.leave().await.unwrap();
     };
-    let outcome =
-        runtime.block_on(async { tokio::time::timeout(Duration::from_secs(60), scenario).await });
-    outcome.expect("the scenario finishes within 60 s");
+    run_bounded_scenario(scenario);
 }
 
 #[test]
 fn a_member_that_stops_polling_leaves_and_loses_its_partitions() {
     let broker = TestBroker::start(&[("group.initial.rebalance.delay.ms", "0")]);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
     let scenario = async {
         let client = broker.embedded_client().await;
         fill_topic(&client, "slow", 2, 1).await;
@@ -789,20 +768,13 @@ fn a_member_that_stops_polling_leaves_and_loses_its_partitions() {
         assert_eq!(described.members.len(), 1);
         member.close().await.unwrap();
     };
-    let outcome =
-        runtime.block_on(async { tokio::time::timeout(Duration::from_secs(60), scenario).await });
-    outcome.expect("the scenario finishes within 60 s");
+    run_bounded_scenario(scenario);
 }
 
 #[test]
 fn group_lag_and_offset_resets_through_the_admin_api() {
     use sluice_log::client::groups::OffsetReset;
     let broker = TestBroker::start(&[("group.initial.rebalance.delay.ms", "0")]);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
     let scenario = async {
         let client = broker.embedded_client().await;
         fill_topic(&client, "lagging", 2, 10).await;
@@ -883,9 +855,7 @@ fn group_lag_and_offset_resets_through_the_admin_api() {
             "{err}"
         );
     };
-    let outcome =
-        runtime.block_on(async { tokio::time::timeout(Duration::from_secs(60), scenario).await });
-    outcome.expect("the scenario finishes within 60 s");
+    run_bounded_scenario(scenario);
 }
 
 #[test]
@@ -974,11 +944,6 @@ fn committed_offsets_expire_after_offsets_retention() {
 fn members_agree_on_the_roundrobin_assignor() {
     use sluice_log::client::group_consumer::Assignor;
     let broker = TestBroker::start(&[("group.initial.rebalance.delay.ms", "0")]);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
     let scenario = async {
         let client = broker.embedded_client().await;
         fill_topic(&client, "rr0", 3, 1).await;
@@ -1029,20 +994,13 @@ fn members_agree_on_the_roundrobin_assignor() {
         second.close().await.unwrap();
         first.close().await.unwrap();
     };
-    runtime
-        .block_on(async { tokio::time::timeout(Duration::from_secs(60), scenario).await })
-        .expect("the scenario finishes within 60 s");
+    run_bounded_scenario(scenario);
 }
 
 #[test]
 fn the_admin_api_describes_and_changes_topics_configs_and_the_cluster() {
     use sluice_log::client::admin::ConfigResource;
     let broker = TestBroker::start(&[]);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
     let scenario = async {
         let client = broker.embedded_client().await;
         fill_topic(&client, "managed", 2, 1).await;
@@ -1098,7 +1056,5 @@ fn the_admin_api_describes_and_changes_topics_configs_and_the_cluster() {
             .unwrap_err();
         assert!(err.to_string().contains("retention.ms"), "{err}");
     };
-    runtime
-        .block_on(async { tokio::time::timeout(Duration::from_secs(60), scenario).await })
-        .expect("the scenario finishes within 60 s");
+    run_bounded_scenario(scenario);
 }
