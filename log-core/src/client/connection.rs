@@ -129,9 +129,23 @@ where
     }
 }
 
+type SharedWriter = Arc<tokio::sync::Mutex<Box<dyn AsyncWrite + Send + Unpin>>>;
+
+/// Writes a whole frame even if the caller is cancelled (a timeout, an aborted task): half a
+/// frame would corrupt every later exchange on the connection. The lock is taken here, so
+/// frames go out in call order; the write itself runs in a task of its own.
+async fn write_frame(writer: &SharedWriter, frame: bytes::Bytes) -> std::io::Result<()> {
+    let mut guard = writer.clone().lock_owned().await;
+    let write = tokio::spawn(async move { guard.write_all(&frame).await });
+    match write.await {
+        Ok(written) => written,
+        Err(err) => Err(std::io::Error::other(err.to_string())),
+    }
+}
+
 enum Transport {
     Wire {
-        writer: tokio::sync::Mutex<Box<dyn AsyncWrite + Send + Unpin>>,
+        writer: SharedWriter,
         pending: Pending,
         reader: tokio::task::JoinHandle<()>,
     },
@@ -212,7 +226,7 @@ impl Connection {
             versions: HashMap::new(),
             request_timeout,
             transport: Transport::Wire {
-                writer: tokio::sync::Mutex::new(Box::new(writer)),
+                writer: Arc::new(tokio::sync::Mutex::new(Box::new(writer))),
                 pending,
                 reader,
             },
@@ -342,7 +356,7 @@ impl Connection {
             }
             Transport::Wire { .. } => {
                 let (_, frame) = self.frame(request, version)?;
-                self.write(&frame).await
+                self.write(frame.freeze()).await
             }
         }
     }
@@ -431,7 +445,7 @@ impl Connection {
                 })
             }
         }
-        let written = writer.lock().await.write_all(&frame).await;
+        let written = write_frame(writer, frame.freeze()).await;
         if let Err(err) = written {
             if let Some(pending) = pending.lock().as_mut() {
                 pending.remove(&correlation_id);
@@ -481,14 +495,11 @@ impl Connection {
         Ok((correlation_id, frame))
     }
 
-    async fn write(&self, frame: &[u8]) -> Result<()> {
+    async fn write(&self, frame: bytes::Bytes) -> Result<()> {
         let Transport::Wire { writer, .. } = &self.transport else {
             return Err(Error::Protocol("no stream to write to".into()));
         };
-        writer
-            .lock()
-            .await
-            .write_all(frame)
+        write_frame(writer, frame)
             .await
             .map_err(|e| Error::Connection {
                 addr: self.addr.clone(),

@@ -461,3 +461,44 @@ fn the_producer_retries_until_the_topic_exists_and_keeps_order() {
         })
         .expect("the scenario finishes within 60 s");
 }
+
+#[test]
+fn a_request_cancelled_while_it_is_written_leaves_the_connection_usable() {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{ProduceRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    let broker = TestBroker::start(&[]);
+    let scenario = async {
+        let client = Client::connect(&broker.bootstrap(), ClientOptions::default())
+            .await
+            .unwrap();
+        let connection = client.any_connection().await.unwrap();
+        // 32 MB: more than the socket buffers hold, so the write is still going when the
+        // caller gives up.
+        let request = ProduceRequest::default()
+            .with_acks(1)
+            .with_timeout_ms(30_000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_static_str("nowhere")))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(Bytes::from(vec![0u8; 32 << 20])))])]);
+        for _ in 0..3 {
+            let _ = tokio::time::timeout(
+                std::time::Duration::from_micros(50),
+                connection.send(&request),
+            )
+            .await;
+        }
+        // The frames went out whole: the same connection still answers in step.
+        for _ in 0..3 {
+            let metadata = client.metadata(None, false).await.unwrap();
+            assert_eq!(metadata.brokers.len(), 1);
+        }
+    };
+    runtime()
+        .block_on(async {
+            tokio::time::timeout(std::time::Duration::from_secs(60), scenario).await
+        })
+        .expect("the scenario finishes within 60 s");
+}
