@@ -26,12 +26,7 @@ fn run_bounded_scenario<F: std::future::Future>(scenario: F) -> F::Output {
 #[test]
 fn the_client_api_works_in_process_without_tcp() {
     let broker = TestBroker::start(&[("group.initial.rebalance.delay.ms", "0")]);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
+    run_bounded_scenario(async {
         let client = broker.embedded_client().await;
         let topic = NewTopic {
             name: "inproc".into(),
