@@ -229,8 +229,8 @@ impl Consumer {
 
     /// The records as an async `Stream`, one at a time, in order per partition; an error is
     /// yielded and ends the stream.
-    pub fn records(&mut self) -> super::group_consumer::RecordStream<'_> {
-        super::group_consumer::records_stream(self, |consumer| Box::pin(consumer.poll_at_most(1)))
+    pub fn records(&mut self) -> RecordStream<'_> {
+        records_stream(self, |consumer| Box::pin(consumer.poll_at_most(1)))
     }
 
     fn has_returnable(&self) -> bool {
@@ -345,6 +345,38 @@ impl Consumer {
         }
         Ok(())
     }
+}
+
+/// A consumer's records as a `Stream` (Unpin, so `next().await` needs no pinning).
+pub type RecordStream<'a> =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<ConsumerRecord>> + Send + 'a>>;
+
+type PollFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<ConsumerRecord>>> + Send + 'a>>;
+
+/// Records one at a time from a `poll` that returns at most one (so that nothing is held
+/// outside the consumer when the stream is dropped), ending after the first error.
+pub(crate) fn records_stream<'a, S: Send + 'a>(
+    source: &'a mut S,
+    poll_one: for<'b> fn(&'b mut S) -> PollFuture<'b>,
+) -> RecordStream<'a> {
+    // Boxed so that the stream is Unpin: `stream.next().await` works without pinning.
+    Box::pin(futures_util::stream::unfold(
+        Some(source),
+        move |state| async move {
+            let source = state?;
+            loop {
+                match poll_one(source).await {
+                    Ok(records) => {
+                        if let Some(record) = records.into_iter().next() {
+                            return Some((Ok(record), Some(source)));
+                        }
+                    }
+                    Err(err) => return Some((Err(err), None)),
+                }
+            }
+        },
+    ))
 }
 
 fn is_paused(positions: &[Position], topic: &str, partition: i32) -> bool {

@@ -26,7 +26,9 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use kafka_protocol::ResponseError;
 use parking_lot::Mutex;
 
-use super::consumer::{Consumer, ConsumerConfig, ConsumerRecord, StartOffset};
+use super::consumer::{
+    records_stream, Consumer, ConsumerConfig, ConsumerRecord, RecordStream, StartOffset,
+};
 use super::groups::decode_assignment;
 use super::{Client, Connection};
 use crate::error::{Error, Result};
@@ -163,38 +165,6 @@ async fn matching_topics(client: &Client, pattern: &regex::Regex) -> Result<Vec<
         .collect();
     topics.sort();
     Ok(topics)
-}
-
-/// A consumer's records as a `Stream` (Unpin, so `next().await` needs no pinning).
-pub type RecordStream<'a> =
-    std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<ConsumerRecord>> + Send + 'a>>;
-
-type PollFuture<'a> =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<ConsumerRecord>>> + Send + 'a>>;
-
-/// Records one at a time from a `poll` that returns at most one (so that nothing is held
-/// outside the consumer when the stream is dropped), ending after the first error.
-pub(crate) fn records_stream<'a, S: Send + 'a>(
-    source: &'a mut S,
-    poll_one: for<'b> fn(&'b mut S) -> PollFuture<'b>,
-) -> RecordStream<'a> {
-    // Boxed so that the stream is Unpin: `stream.next().await` works without pinning.
-    Box::pin(futures_util::stream::unfold(
-        Some(source),
-        move |state| async move {
-            let source = state?;
-            loop {
-                match poll_one(source).await {
-                    Ok(records) => {
-                        if let Some(record) = records.into_iter().next() {
-                            return Some((Ok(record), Some(source)));
-                        }
-                    }
-                    Err(err) => return Some((Err(err), None)),
-                }
-            }
-        },
-    ))
 }
 
 /// A commit on its way: `wait` for the coordinator's answer.
@@ -882,10 +852,7 @@ impl GroupConsumer {
 
     /// Commits the positions reached (the next offset of every assigned partition).
     pub async fn commit(&self) -> Result<()> {
-        let Some(consumer) = &self.consumer else {
-            return Ok(());
-        };
-        self.commit_offsets(&consumer.positions()).await
+        self.commit_async().await?.wait().await
     }
 
     /// Commits the given next offsets (topic, partition, offset) in this generation.

@@ -95,37 +95,9 @@ fn the_client_api_works_in_process_without_tcp() {
 #[test]
 fn a_group_member_auto_commits_what_it_polled() {
     let broker = TestBroker::start(&[("group.initial.rebalance.delay.ms", "0")]);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
     let scenario = async {
         let client = broker.embedded_client().await;
-        let topic = NewTopic {
-            name: "autocommit".into(),
-            partitions: 1,
-            replication_factor: 1,
-            configs: BTreeMap::new(),
-        };
-        assert!(client.create_topics(&[topic], false).await.unwrap()[0]
-            .1
-            .is_ok());
-        let producer = Producer::new(client.clone(), ProducerConfig::default());
-        let mut deliveries = Vec::new();
-        for i in 0..20 {
-            let record = ProducerRecord {
-                topic: "autocommit".into(),
-                value: Some(Bytes::from(format!("v{i}"))),
-                ..Default::default()
-            };
-            deliveries.push(producer.send(record).await.unwrap());
-        }
-        producer.flush().await;
-        for delivery in deliveries {
-            delivery.await.unwrap().unwrap();
-        }
-        producer.close().await;
+        fill_topic(&client, "autocommit", 1, 20).await;
 
         let mut config = GroupConfig::new("auto");
         config.auto_offset_reset = sluice_log::client::group_consumer::AutoOffsetReset::Earliest;
@@ -247,9 +219,7 @@ fn a_group_member_auto_commits_what_it_polled() {
             "{err}"
         );
     };
-    let outcome =
-        runtime.block_on(async { tokio::time::timeout(Duration::from_secs(60), scenario).await });
-    outcome.expect("the auto-commit scenario finishes within 60 s");
+    run_bounded_scenario(scenario);
 }
 
 #[test]
@@ -257,33 +227,7 @@ fn seek_position_pause_resume_and_max_poll_records() {
     let broker = TestBroker::start(&[]);
     let scenario = async {
         let client = broker.embedded_client().await;
-        let topic = NewTopic {
-            name: "moves".into(),
-            partitions: 2,
-            replication_factor: 1,
-            configs: BTreeMap::new(),
-        };
-        assert!(client.create_topics(&[topic], false).await.unwrap()[0]
-            .1
-            .is_ok());
-        let producer = Producer::new(client.clone(), ProducerConfig::default());
-        let mut deliveries = Vec::new();
-        for partition in 0..2 {
-            for i in 0..10 {
-                let record = ProducerRecord {
-                    topic: "moves".into(),
-                    partition: Some(partition),
-                    value: Some(Bytes::from(format!("p{partition}-{i}"))),
-                    ..Default::default()
-                };
-                deliveries.push(producer.send(record).await.unwrap());
-            }
-        }
-        producer.flush().await;
-        for delivery in deliveries {
-            delivery.await.unwrap().unwrap();
-        }
-        producer.close().await;
+        fill_topic(&client, "moves", 2, 10).await;
 
         let config = ConsumerConfig {
             max_poll_records: 3,
