@@ -56,7 +56,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     producer.flush().await;
     for delivery in deliveries {
-        delivery.await??;
+        delivery.await?;
     }
     producer.close().await;
     println!("produced 100 records");

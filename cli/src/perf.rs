@@ -34,7 +34,9 @@ pub struct ProducePerfArgs {
     producer_props: Vec<String>,
     /// Also append the same records to a fresh storage-engine partition in this process (before
     /// and after the produce run, each from a clean page cache) and report the produce rate as a
-    /// share of the better one: the broker's own limit on this machine.
+    /// share of the better one: the broker's own limit on this machine. Also measures, the same
+    /// way, the same bytes sent over loopback TCP and written to a file by a hand-written loop:
+    /// the floor under any network produce here.
     #[arg(long = "compare-log")]
     compare_log: bool,
     /// Start a broker in this process and measure the in-process path (embedded mode) against
@@ -62,6 +64,10 @@ struct ProduceReport {
     log_append_mb_per_sec: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     log_ratio: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    loopback_write_mb_per_sec: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    loopback_write_ratio: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     loopback_records_per_sec: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -128,6 +134,8 @@ async fn run_produce(
         p999_ms: percentile(&latencies_us, 0.999),
         log_append_mb_per_sec: None,
         log_ratio: None,
+        loopback_write_mb_per_sec: None,
+        loopback_write_ratio: None,
         loopback_records_per_sec: None,
         embedded_ratio: None,
     })
@@ -193,21 +201,17 @@ async fn collect_finished(
         let result = if all {
             delivery.await
         } else {
-            match delivery.try_recv() {
-                Ok(result) => Ok(result),
-                Err(tokio::sync::oneshot::error::TryRecvError::Empty) => return Ok(()),
-                Err(tokio::sync::oneshot::error::TryRecvError::Closed) => {
-                    anyhow::bail!("the producer stopped before acknowledging a record")
-                }
+            match delivery.try_result() {
+                Some(result) => result,
+                None => return Ok(()),
             }
         };
         match result {
-            Ok(Ok(metadata)) => {
+            Ok(metadata) => {
                 let latency = metadata.acknowledged_at.saturating_duration_since(*sent);
                 latencies_us.push(latency.as_micros().min(u128::from(u32::MAX)) as u32);
             }
-            Ok(Err(err)) => return Err(anyhow::Error::new(err).context("a record was not written")),
-            Err(_) => anyhow::bail!("the producer stopped before acknowledging a record"),
+            Err(err) => return Err(anyhow::Error::new(err).context("a record was not written")),
         }
         pending.pop_front();
     }
@@ -237,11 +241,14 @@ pub fn produce(args: ProducePerfArgs) -> anyhow::Result<()> {
     let batch_size = config.batch_size;
     // The limit, measured first from a clean page cache: the storage engine appending the same
     // records in this process.
-    let log_before = if args.compare_log {
+    let payload_bytes = args.num_records * args.record_size as u64;
+    let limits_before = if args.compare_log {
         write_back_everything()?;
-        let rate = log_append_rate(args.num_records, args.record_size, batch_size)?;
+        let append = log_append_rate(args.num_records, args.record_size, batch_size)?;
         write_back_everything()?;
-        Some(rate)
+        let loopback = loopback_write_rate(payload_bytes, batch_size)?;
+        write_back_everything()?;
+        Some((append, loopback))
     } else {
         None
     };
@@ -253,13 +260,18 @@ pub fn produce(args: ProducePerfArgs) -> anyhow::Result<()> {
         run_produce(client, &args, &args.topic, config).await
     })?;
     let mut report = report;
-    if let Some(before) = log_before {
+    if let Some((append_before, loopback_before)) = limits_before {
         // And again after the produce run, from a clean page cache again; the better of the two.
         write_back_everything()?;
-        let after = log_append_rate(args.num_records, args.record_size, batch_size)?;
-        let log_mb = before.max(after);
+        let append_after = log_append_rate(args.num_records, args.record_size, batch_size)?;
+        write_back_everything()?;
+        let loopback_after = loopback_write_rate(payload_bytes, batch_size)?;
+        let log_mb = append_before.max(append_after);
+        let loopback_mb = loopback_before.max(loopback_after);
         report.log_append_mb_per_sec = Some(log_mb);
         report.log_ratio = Some(report.mb_per_sec / log_mb);
+        report.loopback_write_mb_per_sec = Some(loopback_mb);
+        report.loopback_write_ratio = Some(report.mb_per_sec / loopback_mb);
     }
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
@@ -275,6 +287,12 @@ pub fn produce(args: ProducePerfArgs) -> anyhow::Result<()> {
         }
         if let (Some(log_mb), Some(ratio)) = (report.log_append_mb_per_sec, report.log_ratio) {
             println!("storage engine append of the same records here: {log_mb:.2} MB/sec; produce / append = {ratio:.2}");
+        }
+        if let (Some(loopback_mb), Some(ratio)) = (
+            report.loopback_write_mb_per_sec,
+            report.loopback_write_ratio,
+        ) {
+            println!("the same bytes sent over loopback TCP and written to a file by hand: {loopback_mb:.2} MB/sec; produce / that = {ratio:.2}");
         }
     }
     Ok(())
@@ -314,6 +332,50 @@ fn log_append_rate(n: u64, size: usize, batch_size: usize) -> anyhow::Result<f64
     }
     let elapsed = started.elapsed();
     Ok(n as f64 * size as f64 / 1e6 / elapsed.as_secs_f64())
+}
+
+/// MB/s of the floor under any network produce on this machine: `total` bytes sent over
+/// loopback TCP in `chunk`-byte writes by one thread and written to a file by another, with no
+/// Kafka work at all (no records to build, no CRC, no framing, no acknowledgements).
+fn loopback_write_rate(total: u64, chunk: usize) -> anyhow::Result<f64> {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("loopback.raw");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let chunk = chunk.max(1);
+    let receiver = std::thread::spawn(move || -> anyhow::Result<()> {
+        let (mut stream, _) = listener.accept()?;
+        let mut file = std::fs::File::create(&path)?;
+        let mut buf = vec![0u8; chunk];
+        let mut received = 0u64;
+        while received < total {
+            let want = (chunk as u64).min(total - received) as usize;
+            stream.read_exact(&mut buf[..want])?;
+            file.write_all(&buf[..want])?;
+            received += want as u64;
+        }
+        // One byte back once everything is in the page cache: the sender's clock stops there.
+        stream.write_all(&[1])?;
+        Ok(())
+    });
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    stream.set_nodelay(true)?;
+    let data = vec![b'x'; chunk];
+    let started = Instant::now();
+    let mut sent = 0u64;
+    while sent < total {
+        let n = (chunk as u64).min(total - sent) as usize;
+        stream.write_all(&data[..n])?;
+        sent += n as u64;
+    }
+    let mut done = [0u8; 1];
+    stream.read_exact(&mut done)?;
+    let elapsed = started.elapsed();
+    receiver
+        .join()
+        .map_err(|_| anyhow::anyhow!("the loopback receiver panicked"))??;
+    Ok(total as f64 / 1e6 / elapsed.as_secs_f64())
 }
 
 #[derive(Debug, clap::Args)]

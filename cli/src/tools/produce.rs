@@ -186,15 +186,10 @@ pub fn run(args: ProduceArgs) -> anyhow::Result<()> {
             while let Some((line_number, delivery)) = results_rx.recv().await {
                 let delivery: sluice_log::client::producer::DeliveryFuture = delivery;
                 match delivery.await {
-                    Ok(Ok(_)) => n_ok += 1,
-                    Ok(Err(err)) => {
+                    Ok(_) => n_ok += 1,
+                    Err(err) => {
                         return Err(anyhow::Error::new(err)
                             .context(format!("line {line_number} was not written")))
-                    }
-                    Err(_) => {
-                        return Err(anyhow::anyhow!(
-                            "line {line_number}: the producer stopped before an answer"
-                        ))
                     }
                 }
             }

@@ -12,9 +12,12 @@
 //! Keyed records go to `murmur2(key) % partitions` (the Java client's default partitioner);
 //! keyless records stick to one partition per topic until its batch is sent, then move on.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
@@ -26,7 +29,7 @@ use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 use parking_lot::Mutex;
-use tokio::sync::{oneshot, Notify, Semaphore};
+use tokio::sync::{Notify, Semaphore};
 
 use super::partitioner::partition_for_key;
 use super::Client;
@@ -160,8 +163,117 @@ pub struct RecordMetadata {
     pub acknowledged_at: Instant,
 }
 
-/// Resolves to the record's metadata once the broker acknowledges it.
-pub type DeliveryFuture = oneshot::Receiver<Result<RecordMetadata>>;
+/// The outcome of one batch, shared by the deliveries of all its records: one completion per
+/// batch instead of a channel per record keeps `send` cheap.
+struct BatchOutcome {
+    /// The batch's base offset (-1 with `acks=0`) and when it was acknowledged, or why not.
+    result: OnceLock<std::result::Result<(i64, Instant), Error>>,
+    /// Tasks waiting for `result`.
+    wakers: Mutex<Vec<Waker>>,
+}
+
+/// Completes a [`BatchOutcome`] exactly once; if dropped first (the producer went away), its
+/// deliveries fail instead of waiting forever.
+struct Completion(Arc<BatchOutcome>);
+
+impl Completion {
+    fn new() -> Completion {
+        Completion(Arc::new(BatchOutcome {
+            result: OnceLock::new(),
+            wakers: Mutex::new(Vec::new()),
+        }))
+    }
+
+    fn complete(&self, result: std::result::Result<(i64, Instant), Error>) {
+        // The result is set before the wakers are taken, and `poll` checks it again after
+        // registering under the same lock: no wake-up is lost.
+        if self.0.result.set(result).is_ok() {
+            let wakers = std::mem::take(&mut *self.0.wakers.lock());
+            for waker in wakers {
+                waker.wake();
+            }
+        }
+    }
+}
+
+impl Drop for Completion {
+    fn drop(&mut self) {
+        if self.0.result.get().is_none() {
+            self.complete(Err(Error::Protocol(
+                "the producer stopped before the record was acknowledged".into(),
+            )));
+        }
+    }
+}
+
+/// Resolves to the record's metadata once the broker acknowledges it, or to the error that
+/// ended its delivery (after retries, `delivery.timeout.ms`, or the producer stopping).
+pub struct DeliveryFuture {
+    outcome: Arc<BatchOutcome>,
+    /// The record's position in its batch.
+    idx: u32,
+    partition: i32,
+    timestamp: i64,
+}
+
+impl std::fmt::Debug for DeliveryFuture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeliveryFuture")
+            .field("partition", &self.partition)
+            .field("idx", &self.idx)
+            .field("done", &self.outcome.result.get().is_some())
+            .finish()
+    }
+}
+
+impl DeliveryFuture {
+    /// The outcome if the record's delivery has ended, without waiting.
+    pub fn try_result(&self) -> Option<Result<RecordMetadata>> {
+        self.outcome
+            .result
+            .get()
+            .map(|result| self.metadata(result))
+    }
+
+    fn metadata(
+        &self,
+        result: &std::result::Result<(i64, Instant), Error>,
+    ) -> Result<RecordMetadata> {
+        match result {
+            Ok((base_offset, acknowledged_at)) => Ok(RecordMetadata {
+                partition: self.partition,
+                offset: if *base_offset < 0 {
+                    -1
+                } else {
+                    base_offset + i64::from(self.idx)
+                },
+                timestamp: self.timestamp,
+                acknowledged_at: *acknowledged_at,
+            }),
+            Err(err) => Err(clone_error(err)),
+        }
+    }
+}
+
+impl Future for DeliveryFuture {
+    type Output = Result<RecordMetadata>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if let Some(result) = self.outcome.result.get() {
+            return Poll::Ready(self.metadata(result));
+        }
+        let mut wakers = self.outcome.wakers.lock();
+        if let Some(result) = self.outcome.result.get() {
+            drop(wakers);
+            return Poll::Ready(self.metadata(result));
+        }
+        // One task usually awaits many deliveries of a batch: keep one waker per task.
+        if !wakers.iter().any(|waker| waker.will_wake(cx.waker())) {
+            wakers.push(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+}
 
 struct OpenBatch {
     records: Vec<Record>,
@@ -169,7 +281,7 @@ struct OpenBatch {
     created: Instant,
     /// Creation order within the producer: retries go back in this order.
     seq: u64,
-    waiters: Vec<oneshot::Sender<Result<RecordMetadata>>>,
+    completion: Completion,
 }
 
 struct ReadyBatch {
@@ -180,18 +292,67 @@ struct ReadyBatch {
     attempts: u32,
 }
 
+/// One partition's batches: the one filling up, and those waiting to be sent, in order.
+#[derive(Default)]
+struct PartitionQueue {
+    open: Option<OpenBatch>,
+    ready: VecDeque<ReadyBatch>,
+    /// Retries waiting for `retry.backoff.ms`: while any waits, later batches wait too.
+    muted: usize,
+}
+
+/// Fast hash maps for the per-record look-ups (SipHash's DoS resistance buys nothing for a
+/// producer's own topic names).
+type FastMap<K, V> = HashMap<K, V, rustc_hash::FxBuildHasher>;
+
 #[derive(Default)]
 struct State {
-    /// Open batches by topic, then partition (two levels, so that a lookup needs no allocation).
-    open: HashMap<Arc<str>, HashMap<i32, OpenBatch>>,
-    ready: VecDeque<ReadyBatch>,
-    /// Partitions with batches waiting to be retried (how many): later batches wait behind.
-    muted: HashMap<(Arc<str>, i32), usize>,
+    /// Every partition the producer has batches for, by topic and partition.
+    partitions: FastMap<(Arc<str>, i32), PartitionQueue>,
     next_batch_seq: u64,
-    sticky: HashMap<Arc<str>, i32>,
-    rotation: HashMap<Arc<str>, i32>,
+    /// Per topic: the partition keyless records stick to now, and the last one used.
+    sticky: FastMap<Arc<str>, (Option<i32>, i32)>,
     flush: bool,
     closed: bool,
+    /// What the sender task is doing, as of its last look at this state.
+    sender: SenderState,
+}
+
+/// The sender's state, so that `send` wakes it only when it would otherwise miss a batch: a
+/// cross-thread wake-up per batch costs more than building the batch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum SenderState {
+    /// Sending: it looks at the state again when done.
+    #[default]
+    Busy,
+    /// Asleep until the oldest open batch's `linger.ms` is up.
+    SleepingUntilLinger,
+    /// Asleep with no open batch: a new batch must wake it.
+    SleepingIdle,
+}
+
+impl State {
+    /// Moves a partition's open batch to its ready queue; keyless records then move on to the
+    /// next partition of the topic.
+    fn close_open_batch(&mut self, topic: &Arc<str>, partition: i32) {
+        let Some(queue) = self.partitions.get_mut(&(topic.clone(), partition)) else {
+            return;
+        };
+        let Some(batch) = queue.open.take() else {
+            return;
+        };
+        queue.ready.push_back(ReadyBatch {
+            topic: topic.clone(),
+            partition,
+            batch,
+            attempts: 0,
+        });
+        if let Some((sticky, _)) = self.sticky.get_mut(topic) {
+            if *sticky == Some(partition) {
+                *sticky = None;
+            }
+        }
+    }
 }
 
 struct Inner {
@@ -252,18 +413,24 @@ impl Producer {
                 .sum::<usize>()
             + 16;
         let permits = size.min(self.inner.config.buffer_memory) as u32;
-        let permit = self
-            .inner
-            .buffer
-            .clone()
-            .acquire_many_owned(permits)
-            .await
-            .map_err(|_| Error::InvalidArgument("producer is closed".into()))?;
-        permit.forget();
-        let partition = match record.partition {
-            Some(partition) => partition,
-            None => {
-                let n = match self.inner.client.cached_partition_count(&record.topic) {
+        // Without waiting when there is room (the common case), so no future is built per record.
+        match self.inner.buffer.try_acquire_many(permits) {
+            Ok(permit) => permit.forget(),
+            Err(tokio::sync::TryAcquireError::Closed) => {
+                return Err(Error::InvalidArgument("producer is closed".into()))
+            }
+            Err(tokio::sync::TryAcquireError::NoPermits) => self
+                .inner
+                .buffer
+                .acquire_many(permits)
+                .await
+                .map_err(|_| Error::InvalidArgument("producer is closed".into()))?
+                .forget(),
+        }
+        let partition_count = match record.partition {
+            Some(_) => None,
+            None => Some(
+                match self.inner.client.cached_partition_count(&record.topic) {
                     Some(n) => n as i32,
                     None => self
                         .inner
@@ -272,57 +439,67 @@ impl Producer {
                         .await?
                         .leaders
                         .len() as i32,
-                };
-                match &record.key {
-                    Some(key) => partition_for_key(key, n),
+                },
+            ),
+        };
+        let timestamp = record.timestamp.unwrap_or_else(now_ms);
+        let mut guard = self.inner.state.lock();
+        let state = &mut *guard;
+        if state.closed {
+            drop(guard);
+            self.inner.buffer.add_permits(permits as usize);
+            return Err(Error::InvalidArgument("producer is closed".into()));
+        }
+        let partition = match (record.partition, &record.key, partition_count) {
+            (Some(partition), _, _) => partition,
+            (None, Some(key), Some(n)) => partition_for_key(key, n),
+            (None, _, n) => {
+                let n = n.unwrap_or(1).max(1);
+                let (sticky, last) = state
+                    .sticky
+                    .entry(record.topic.clone())
+                    .or_insert((None, -1));
+                match *sticky {
+                    Some(partition) => partition,
                     None => {
-                        let mut state = self.inner.state.lock();
-                        match state.sticky.get(&record.topic) {
-                            Some(partition) => *partition,
-                            None => {
-                                // Move on to the next partition each time a sticky batch closes.
-                                let rotation =
-                                    state.rotation.entry(record.topic.clone()).or_insert(-1);
-                                *rotation = (*rotation + 1) % n.max(1);
-                                let partition = *rotation;
-                                state.sticky.insert(record.topic.clone(), partition);
-                                partition
-                            }
-                        }
+                        // Move on to the next partition each time a sticky batch closes.
+                        *last = (*last + 1) % n;
+                        *sticky = Some(*last);
+                        *last
                     }
                 }
             }
         };
-        let (tx, rx) = oneshot::channel();
-        let timestamp = record.timestamp.unwrap_or_else(now_ms);
-        let mut guard = self.inner.state.lock();
-        if guard.closed {
-            return Err(Error::InvalidArgument("producer is closed".into()));
+        let key = (record.topic, partition);
+        if !state.partitions.contains_key(&key) {
+            state
+                .partitions
+                .insert(key.clone(), PartitionQueue::default());
         }
-        let state = &mut *guard;
-        if !state.open.contains_key(&record.topic) {
-            state.open.insert(record.topic.clone(), HashMap::new());
-        }
-        let Some(partitions) = state.open.get_mut(&record.topic) else {
-            return Err(Error::Protocol("producer state lost a topic".into()));
+        let Some(queue) = state.partitions.get_mut(&key) else {
+            return Err(Error::Protocol("producer state lost a partition".into()));
         };
         let next_seq = &mut state.next_batch_seq;
-        let batch = partitions.entry(partition).or_insert_with(|| OpenBatch {
-            records: Vec::new(),
-            bytes: 0,
-            created: Instant::now(),
-            seq: {
-                *next_seq += 1;
-                *next_seq
-            },
-            waiters: Vec::new(),
+        let batch = queue.open.get_or_insert_with(|| {
+            *next_seq += 1;
+            OpenBatch {
+                records: Vec::new(),
+                bytes: 0,
+                created: Instant::now(),
+                seq: *next_seq,
+                completion: Completion::new(),
+            }
         });
-        let idx = batch.records.len() as i64;
-        let headers: IndexMap<StrBytes, Option<Bytes>> = record
-            .headers
-            .into_iter()
-            .map(|(k, v)| (StrBytes::from_string(k), v))
-            .collect();
+        let idx = batch.records.len();
+        let headers: IndexMap<StrBytes, Option<Bytes>> = if record.headers.is_empty() {
+            IndexMap::default()
+        } else {
+            record
+                .headers
+                .into_iter()
+                .map(|(k, v)| (StrBytes::from_string(k), v))
+                .collect()
+        };
         batch.records.push(Record {
             transactional: false,
             control: false,
@@ -331,7 +508,7 @@ impl Producer {
             producer_id: -1,
             producer_epoch: -1,
             timestamp_type: TimestampType::Creation,
-            offset: idx,
+            offset: idx as i64,
             // The encoder keeps one batch only while offset - sequence is constant; with base
             // sequence -1 this marks the batch as non-idempotent, as Kafka expects.
             sequence: idx as i32 - 1,
@@ -341,29 +518,27 @@ impl Producer {
             headers,
         });
         batch.bytes += size;
-        batch.waiters.push(tx);
+        let delivery = DeliveryFuture {
+            outcome: batch.completion.0.clone(),
+            idx: idx as u32,
+            partition,
+            timestamp,
+        };
         self.inner.outstanding.fetch_add(1, Ordering::AcqRel);
-        if batch.bytes >= self.inner.config.batch_size {
-            if let Some(batch) = partitions.remove(&partition) {
-                state.ready.push_back(ReadyBatch {
-                    topic: record.topic.clone(),
-                    partition,
-                    batch,
-                    attempts: 0,
-                });
-                if record.partition.is_none() && state.sticky.get(&record.topic) == Some(&partition)
-                {
-                    state.sticky.remove(&record.topic);
-                }
-            }
-            drop(guard);
-            self.inner.wake.notify_one();
-        } else if batch.records.len() == 1 {
-            drop(guard);
-            // The sender must learn of the new batch to honour linger.ms.
+        let wake = if batch.bytes >= self.inner.config.batch_size {
+            state.close_open_batch(&key.0, partition);
+            // A busy sender looks again when it is done; a sleeping one must be told.
+            state.sender != SenderState::Busy
+        } else {
+            // The sender must learn of a new batch to honour linger.ms, unless it will wake
+            // for an older batch first (whose linger ends earlier).
+            idx == 0 && state.sender == SenderState::SleepingIdle
+        };
+        drop(guard);
+        if wake {
             self.inner.wake.notify_one();
         }
-        Ok(rx)
+        Ok(delivery)
     }
 
     /// How many times a batch was sent again after a retriable error (`record-retry-total`).
@@ -400,61 +575,60 @@ async fn run_sender(inner: Arc<Inner>) {
         let woken = inner.wake.notified();
         tokio::pin!(woken);
         woken.as_mut().enable();
-        // Move batches that lingered long enough (or all, on flush) to the ready queue.
+        // Move batches that lingered long enough (or all, on flush) to the ready queues, then
+        // take the first ready batch of every partition that is not muted: a produce request
+        // carries one batch per partition (Kafka refuses more), so the rest wait, in order.
         let (ready, next_deadline, closed) = {
             let mut state = inner.state.lock();
+            let state = &mut *state;
             let now = Instant::now();
             let flush = std::mem::take(&mut state.flush);
             let closed = state.closed;
-            let expired: Vec<(Arc<str>, i32)> = state
-                .open
-                .iter()
-                .flat_map(|(topic, partitions)| partitions.iter().map(move |(p, b)| (topic, *p, b)))
-                .filter(|(_, _, b)| {
-                    flush || closed || now.duration_since(b.created) >= inner.config.linger
-                })
-                .map(|(topic, partition, _)| (topic.clone(), partition))
-                .collect();
-            for (topic, partition) in expired {
-                let batch = state
-                    .open
-                    .get_mut(&topic)
-                    .and_then(|partitions| partitions.remove(&partition));
-                if let Some(batch) = batch {
-                    if state.sticky.get(&topic) == Some(&partition) {
-                        state.sticky.remove(&topic);
-                    }
-                    state.ready.push_back(ReadyBatch {
-                        topic,
-                        partition,
-                        batch,
-                        attempts: 0,
-                    });
-                }
-            }
-            // A produce request carries one batch per partition (Kafka refuses more), so
-            // further batches of a partition wait for the next request, in order; so do the
-            // batches of muted partitions.
-            let state = &mut *state;
-            let mut taken: HashSet<(Arc<str>, i32)> = HashSet::new();
-            let mut held = VecDeque::new();
+            let linger = inner.config.linger;
+            let mut next_deadline: Option<Instant> = None;
             let mut ready = Vec::new();
-            for batch in state.ready.drain(..) {
-                let key = (batch.topic.clone(), batch.partition);
-                if state.muted.contains_key(&key) || !taken.insert(key) {
-                    held.push_back(batch);
-                } else {
-                    ready.push(batch);
+            for ((topic, partition), queue) in state.partitions.iter_mut() {
+                if let Some(open) = &queue.open {
+                    let due = open.created + linger;
+                    if flush || closed || now >= due {
+                        if let Some(batch) = queue.open.take() {
+                            queue.ready.push_back(ReadyBatch {
+                                topic: topic.clone(),
+                                partition: *partition,
+                                batch,
+                                attempts: 0,
+                            });
+                            // Keyless records of the topic stick to another partition now.
+                            if let Some((sticky, _)) = state.sticky.get_mut(topic) {
+                                if *sticky == Some(*partition) {
+                                    *sticky = None;
+                                }
+                            }
+                        }
+                    } else {
+                        next_deadline = Some(next_deadline.map_or(due, |d| d.min(due)));
+                    }
+                }
+                if queue.muted == 0 {
+                    if let Some(batch) = queue.ready.pop_front() {
+                        ready.push(batch);
+                    }
                 }
             }
-            state.ready = held;
-            let next_deadline = state
-                .open
-                .values()
-                .flat_map(|p| p.values())
-                .map(|b| b.created + inner.config.linger)
-                .min();
-            (ready, next_deadline, state.closed)
+            // Forget idle partitions so that the map stays as small as the active set.
+            if state.partitions.len() > 64 {
+                state
+                    .partitions
+                    .retain(|_, q| q.open.is_some() || !q.ready.is_empty() || q.muted > 0);
+            }
+            // Said under the same lock as the look above: a `send` after it sees this and wakes
+            // the sender if needed (the wake-up is registered already, so it is not lost).
+            state.sender = match (ready.is_empty(), next_deadline) {
+                (false, _) => SenderState::Busy,
+                (true, Some(_)) => SenderState::SleepingUntilLinger,
+                (true, None) => SenderState::SleepingIdle,
+            };
+            (ready, next_deadline, closed)
         };
         if !ready.is_empty() {
             send_batches(&inner, ready).await;
@@ -475,22 +649,24 @@ async fn run_sender(inner: Arc<Inner>) {
 /// Groups ready batches into one request per leader and sends them, keeping at most
 /// `max.in.flight` requests outstanding.
 async fn send_batches(inner: &Arc<Inner>, ready: Vec<ReadyBatch>) {
-    let mut by_leader: HashMap<String, (Arc<super::Connection>, Vec<ReadyBatch>)> = HashMap::new();
+    let mut by_leader: Vec<(Arc<super::Connection>, Vec<ReadyBatch>)> = Vec::new();
     for batch in ready {
         match inner
             .client
             .leader_connection(&batch.topic, batch.partition)
             .await
         {
-            Ok(connection) => by_leader
-                .entry(connection.addr().to_string())
-                .or_insert_with(|| (connection, Vec::new()))
-                .1
-                .push(batch),
+            Ok(connection) => match by_leader
+                .iter_mut()
+                .find(|(c, _)| Arc::ptr_eq(c, &connection))
+            {
+                Some((_, batches)) => batches.push(batch),
+                None => by_leader.push((connection, vec![batch])),
+            },
             Err(err) => retry_or_fail(inner, batch, err),
         }
     }
-    for (_, (connection, batches)) in by_leader {
+    for (connection, batches) in by_leader {
         let Ok(permit) = inner.in_flight.clone().acquire_owned().await else {
             return;
         };
@@ -521,19 +697,19 @@ fn retry_or_fail(inner: &Arc<Inner>, mut batch: ReadyBatch, err: Error) {
     let config = &inner.config;
     let age = batch.batch.created.elapsed();
     if !is_retriable(&err) || batch.attempts >= config.retries {
-        return fail_batch(inner, batch.batch, &err);
+        return fail_batch(inner, batch.batch, err);
     }
     if age + config.retry_backoff >= config.delivery_timeout {
         let expired = Error::Timeout {
             what: format!(
                 "delivery of {} record(s) to {}-{} (last error: {err})",
-                batch.batch.waiters.len(),
+                batch.batch.records.len(),
                 batch.topic,
                 batch.partition
             ),
             after_ms: config.delivery_timeout.as_millis() as u64,
         };
-        return fail_batch(inner, batch.batch, &expired);
+        return fail_batch(inner, batch.batch, expired);
     }
     tracing::debug!(topic = %batch.topic, partition = batch.partition, attempt = batch.attempts + 1, %err, "retrying a produce batch");
     if matches!(&err, Error::Broker { .. }) {
@@ -542,46 +718,36 @@ fn retry_or_fail(inner: &Arc<Inner>, mut batch: ReadyBatch, err: Error) {
     }
     batch.attempts += 1;
     inner.record_retries.fetch_add(1, Ordering::Relaxed);
-    *inner
+    let key = (batch.topic.clone(), batch.partition);
+    inner
         .state
         .lock()
-        .muted
-        .entry((batch.topic.clone(), batch.partition))
-        .or_insert(0) += 1;
+        .partitions
+        .entry(key.clone())
+        .or_default()
+        .muted += 1;
     let inner = inner.clone();
     tokio::spawn(async move {
         tokio::time::sleep(inner.config.retry_backoff).await;
         {
             let mut state = inner.state.lock();
-            let key = (batch.topic.clone(), batch.partition);
-            if let Some(pending) = state.muted.get_mut(&key) {
-                *pending -= 1;
-                if *pending == 0 {
-                    state.muted.remove(&key);
-                }
-            }
+            let queue = state.partitions.entry(key).or_default();
+            queue.muted = queue.muted.saturating_sub(1);
             // Back in creation order: before every later batch of its partition.
-            let at = state
+            let at = queue
                 .ready
                 .iter()
-                .position(|b| {
-                    b.partition == batch.partition
-                        && b.topic == batch.topic
-                        && b.batch.seq > batch.batch.seq
-                })
-                .unwrap_or(0);
-            state.ready.insert(at, batch);
+                .position(|b| b.batch.seq > batch.batch.seq)
+                .unwrap_or(queue.ready.len());
+            queue.ready.insert(at, batch);
         }
         inner.wake.notify_one();
     });
 }
 
-fn fail_batch(inner: &Inner, batch: OpenBatch, err: &Error) {
-    let n = batch.waiters.len();
-    for waiter in batch.waiters {
-        let _ = waiter.send(Err(clone_error(err)));
-    }
-    finish(inner, n, batch.bytes);
+fn fail_batch(inner: &Inner, batch: OpenBatch, err: Error) {
+    batch.completion.complete(Err(err));
+    finish(inner, batch.records.len(), batch.bytes);
 }
 
 fn finish(inner: &Inner, n_records: usize, bytes: usize) {
@@ -637,7 +803,7 @@ async fn start_request(
             fail_batch(
                 inner,
                 batch.batch,
-                &Error::Protocol(format!("encode batch: {err}")),
+                Error::Protocol(format!("encode batch: {err}")),
             );
             continue;
         }
@@ -666,21 +832,14 @@ async fn start_request(
         .with_topic_data(topics);
     if inner.config.acks == 0 {
         let result = connection.send_no_response(&request).await;
+        let acknowledged_at = Instant::now();
         for batch in encoded {
-            let n = batch.batch.waiters.len();
-            let acknowledged_at = Instant::now();
-            for (idx, waiter) in batch.batch.waiters.into_iter().enumerate() {
-                let _ = waiter.send(match &result {
-                    Ok(()) => Ok(RecordMetadata {
-                        partition: batch.partition,
-                        offset: -1,
-                        timestamp: batch.batch.records[idx].timestamp,
-                        acknowledged_at,
-                    }),
-                    Err(err) => Err(clone_error(err)),
-                });
-            }
-            finish(inner, n, batch.batch.bytes);
+            let batch = batch.batch;
+            batch.completion.complete(match &result {
+                Ok(()) => Ok((-1, acknowledged_at)),
+                Err(err) => Err(clone_error(err)),
+            });
+            finish(inner, batch.records.len(), batch.bytes);
         }
         return None;
     }
@@ -726,23 +885,94 @@ impl InFlight {
                         },
                     ),
             };
-            let base = match result {
-                Ok(base) => base,
-                Err(err) => {
-                    retry_or_fail(inner, batch, err);
-                    continue;
+            match result {
+                Ok(base) => {
+                    let batch = batch.batch;
+                    batch.completion.complete(Ok((base, acknowledged_at)));
+                    finish(inner, batch.records.len(), batch.bytes);
                 }
-            };
-            let n = batch.batch.waiters.len();
-            for (idx, waiter) in batch.batch.waiters.into_iter().enumerate() {
-                let _ = waiter.send(Ok(RecordMetadata {
-                    partition: batch.partition,
-                    offset: base + idx as i64,
-                    timestamp: batch.batch.records[idx].timestamp,
-                    acknowledged_at,
-                }));
+                Err(err) => retry_or_fail(inner, batch, err),
             }
-            finish(inner, n, batch.batch.bytes);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delivery(completion: &Completion, idx: u32) -> DeliveryFuture {
+        DeliveryFuture {
+            outcome: completion.0.clone(),
+            idx,
+            partition: 3,
+            timestamp: 1_000 + i64::from(idx),
+        }
+    }
+
+    #[tokio::test]
+    async fn every_delivery_of_a_batch_wakes_with_its_own_offset() {
+        let completion = Completion::new();
+        let waiting: Vec<_> = (0..3)
+            .map(|idx| tokio::spawn(delivery(&completion, idx)))
+            .collect();
+        let early = delivery(&completion, 7);
+        assert!(early.try_result().is_none());
+        tokio::task::yield_now().await;
+        let acknowledged_at = Instant::now();
+        completion.complete(Ok((40, acknowledged_at)));
+        for (idx, task) in waiting.into_iter().enumerate() {
+            let metadata = tokio::time::timeout(Duration::from_secs(5), task)
+                .await
+                .expect("woken")
+                .expect("task")
+                .expect("delivered");
+            assert_eq!(metadata.offset, 40 + idx as i64);
+            assert_eq!(metadata.partition, 3);
+            assert_eq!(metadata.timestamp, 1_000 + idx as i64);
+            assert_eq!(metadata.acknowledged_at, acknowledged_at);
+        }
+        assert_eq!(
+            early
+                .try_result()
+                .map(|r| r.map(|m| m.offset))
+                .transpose()
+                .ok(),
+            Some(Some(47))
+        );
+    }
+
+    #[tokio::test]
+    async fn acks_0_deliveries_have_no_offset() {
+        let completion = Completion::new();
+        completion.complete(Ok((-1, Instant::now())));
+        assert_eq!(
+            delivery(&completion, 5).await.expect("delivered").offset,
+            -1
+        );
+    }
+
+    #[tokio::test]
+    async fn a_batch_dropped_unfinished_fails_its_deliveries() {
+        let completion = Completion::new();
+        let waiting = tokio::spawn(delivery(&completion, 0));
+        tokio::task::yield_now().await;
+        drop(completion);
+        let err = tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("woken")
+            .expect("task")
+            .expect_err("no delivery");
+        assert!(err.to_string().contains("stopped"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn the_first_outcome_stands() {
+        let completion = Completion::new();
+        let pending = delivery(&completion, 1);
+        completion.complete(Err(Error::Protocol("first".into())));
+        completion.complete(Ok((10, Instant::now())));
+        let err = pending.await.expect_err("the error stands");
+        assert!(err.to_string().contains("first"), "{err}");
     }
 }

@@ -62,7 +62,7 @@ fn produce_with_every_codec_then_consume_in_order() {
                 }
                 producer.flush().await;
                 for delivery in deliveries {
-                    let metadata = delivery.await.unwrap().unwrap();
+                    let metadata = delivery.await.unwrap();
                     assert_eq!(metadata.partition, 0);
                     if acks != "0" {
                         assert!(metadata.offset >= 0);
@@ -214,7 +214,7 @@ fn a_fetch_waits_for_data_up_to_max_wait_and_wakes_when_it_arrives() {
             })
             .await
             .unwrap();
-        delivery.await.unwrap().unwrap();
+        delivery.await.unwrap();
         let response = tokio::time::timeout(Duration::from_secs(10), waiting.wait())
             .await
             .expect("the fetch woke up")
@@ -267,7 +267,7 @@ fn a_client_config_map_drives_producer_and_group_consumer() {
         }
         producer.flush().await;
         for delivery in deliveries {
-            delivery.await.unwrap().unwrap();
+            delivery.await.unwrap();
         }
         producer.close().await;
 
@@ -357,7 +357,7 @@ fn the_producer_retries_until_the_topic_exists_and_keeps_order() {
             .is_ok());
         let mut offsets = Vec::new();
         for delivery in deliveries {
-            offsets.push(delivery.await.unwrap().unwrap().offset);
+            offsets.push(delivery.await.unwrap().offset);
         }
         assert_eq!(offsets, (0..10).collect::<Vec<i64>>());
         producer.close().await;
@@ -396,7 +396,7 @@ fn the_producer_retries_until_the_topic_exists_and_keeps_order() {
         }
         let mut offsets = Vec::new();
         for delivery in deliveries {
-            offsets.push(delivery.await.unwrap().unwrap().offset);
+            offsets.push(delivery.await.unwrap().offset);
         }
         assert_eq!(offsets, (10..60).collect::<Vec<i64>>());
         producer.close().await;
@@ -414,13 +414,7 @@ fn the_producer_retries_until_the_topic_exists_and_keeps_order() {
             value: Some(Bytes::from_static(b"lost cause")),
             ..Default::default()
         };
-        let err = producer
-            .send(record)
-            .await
-            .unwrap()
-            .await
-            .unwrap()
-            .unwrap_err();
+        let err = producer.send(record).await.unwrap().await.unwrap_err();
         let message = err.to_string();
         assert!(
             matches!(err, Error::Timeout { .. }) && message.contains("never-0"),
@@ -441,13 +435,7 @@ fn the_producer_retries_until_the_topic_exists_and_keeps_order() {
             value: Some(Bytes::from_static(b"once")),
             ..Default::default()
         };
-        let err = producer
-            .send(record)
-            .await
-            .unwrap()
-            .await
-            .unwrap()
-            .unwrap_err();
+        let err = producer.send(record).await.unwrap().await.unwrap_err();
         assert!(
             matches!(err, Error::Broker { code, .. } if code == kafka_protocol::ResponseError::UnknownTopicOrPartition),
             "{err}"

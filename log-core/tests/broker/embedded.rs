@@ -50,7 +50,7 @@ fn the_client_api_works_in_process_without_tcp() {
         }
         producer.flush().await;
         for delivery in deliveries {
-            delivery.await.unwrap().unwrap();
+            delivery.await.unwrap();
         }
         producer.close().await;
         let assignments = (0..2)
@@ -353,7 +353,7 @@ async fn fill_topic(
     }
     producer.flush().await;
     for delivery in deliveries {
-        delivery.await.unwrap().unwrap();
+        delivery.await.unwrap();
     }
     producer.close().await;
 }
@@ -562,7 +562,7 @@ fn sluice_embedded_starts_a_node_that_keeps_its_data() {
             .await
             .unwrap();
         producer.flush().await;
-        delivery.await.unwrap().unwrap();
+        delivery.await.unwrap();
         producer.close().await;
         assert_eq!(client.topic("kept", false).await.unwrap().leaders.len(), 3);
     };
