@@ -5,8 +5,8 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
@@ -76,6 +76,13 @@ async fn accept_loop(broker: Arc<Broker>, listener: TcpListener, mut stop: watch
     connections.shutdown().await;
 }
 
+/// How much a connection reads beyond the frame it needs (the next frames' share).
+const READ_AHEAD: usize = 64 * 1024;
+
+/// Frames up to this size are copied out of the read buffer; larger ones (produce requests) are
+/// handed on as slices of it.
+const OWN_ALLOCATION_BELOW: usize = 16 * 1024;
+
 /// Why a connection ended, other than the client closing it.
 #[derive(Debug, thiserror::Error)]
 enum ConnectionError {
@@ -111,30 +118,50 @@ async fn serve_stream<S>(
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite,
 {
-    let (reader, writer) = tokio::io::split(stream);
-    let mut reader = BufReader::with_capacity(64 * 1024, reader);
+    let (mut reader, writer) = tokio::io::split(stream);
     let mut writer = BufWriter::with_capacity(64 * 1024, writer);
     let max = broker.config.socket_request_max_bytes;
+    // Frames are split off one read buffer: each read takes whatever the socket holds (often
+    // several frames), and a frame's bytes are copied only once, from the kernel.
+    let mut buffer = BytesMut::with_capacity(READ_AHEAD);
     loop {
-        let mut prefix = [0u8; 4];
-        tokio::select! {
-            _ = stop.changed() => return Ok(()),
-            read = reader.read_exact(&mut prefix) => match read {
-                Ok(_) => {}
-                Err(err) if err.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
-                Err(err) => return Err(err.into()),
-            },
+        while buffer.len() < 4 {
+            tokio::select! {
+                _ = stop.changed() => return Ok(()),
+                read = reader.read_buf(&mut buffer) => {
+                    if read? == 0 {
+                        if buffer.is_empty() {
+                            return Ok(());
+                        }
+                        return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+                    }
+                }
+            }
         }
-        let size = frame_size(prefix, max)?;
-        // Read into spare capacity, without zeroing the buffer first.
-        let mut frame = BytesMut::with_capacity(size);
-        let mut limited = (&mut reader).take(size as u64);
-        while frame.len() < size {
-            if limited.read_buf(&mut frame).await? == 0 {
+        let size = frame_size([buffer[0], buffer[1], buffer[2], buffer[3]], max)?;
+        buffer.advance(4);
+        if buffer.capacity() < size {
+            // Room for the whole frame and a little more, so the next prefix comes with it.
+            buffer.reserve(size.max(READ_AHEAD) - buffer.len());
+        }
+        while buffer.len() < size {
+            if reader.read_buf(&mut buffer).await? == 0 {
                 return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
             }
         }
-        let mut request = decode_request(Bytes::from(frame))?;
+        // Small frames get their own allocation: a handler may keep slices of a request (a
+        // group id, member metadata), and those must not pin the whole read buffer.
+        let frame = if size <= OWN_ALLOCATION_BELOW {
+            let frame = Bytes::copy_from_slice(&buffer[..size]);
+            buffer.advance(size);
+            frame
+        } else {
+            buffer.split_to(size).freeze()
+        };
+        if buffer.capacity() - buffer.len() < READ_AHEAD / 16 {
+            buffer.reserve(READ_AHEAD);
+        }
+        let mut request = decode_request(frame)?;
         request.client_host = client_host.clone();
         let api_key = request.api_key;
         let version = request.header.request_api_version;
