@@ -368,6 +368,13 @@ struct Inner {
     record_retries: AtomicU64,
 }
 
+/// What [`Producer::try_enqueue`] did with a record.
+enum Enqueued {
+    Queued(DeliveryFuture),
+    Closed,
+    NeedsPartitionCount(ProducerRecord),
+}
+
 /// The producer; cheap to share by reference, closed with [`Producer::close`].
 pub struct Producer {
     inner: Arc<Inner>,
@@ -414,8 +421,10 @@ impl Producer {
             + 16;
         let permits = size.min(self.inner.config.buffer_memory) as u32;
         // Without waiting when there is room (the common case), so no future is built per record.
-        match self.inner.buffer.try_acquire_many(permits) {
-            Ok(permit) => permit.forget(),
+        // The permit is held until the record is queued (then the batch gives it back when it
+        // is done), so an error or a cancelled send returns it.
+        let permit = match self.inner.buffer.try_acquire_many(permits) {
+            Ok(permit) => permit,
             Err(tokio::sync::TryAcquireError::Closed) => {
                 return Err(Error::InvalidArgument("producer is closed".into()))
             }
@@ -424,45 +433,71 @@ impl Producer {
                 .buffer
                 .acquire_many(permits)
                 .await
-                .map_err(|_| Error::InvalidArgument("producer is closed".into()))?
-                .forget(),
-        }
-        let partition_count = match record.partition {
-            Some(_) => None,
-            None => Some(
-                match self.inner.client.cached_partition_count(&record.topic) {
-                    Some(n) => n as i32,
-                    None => self
-                        .inner
-                        .client
-                        .topic(&record.topic, true)
-                        .await?
-                        .leaders
-                        .len() as i32,
-                },
-            ),
+                .map_err(|_| Error::InvalidArgument("producer is closed".into()))?,
         };
         let timestamp = record.timestamp.unwrap_or_else(now_ms);
+        let mut record = record;
+        let mut partition_count = None;
+        loop {
+            match self.try_enqueue(record, size, timestamp, partition_count) {
+                Enqueued::Queued(delivery) => {
+                    permit.forget();
+                    return Ok(delivery);
+                }
+                Enqueued::Closed => {
+                    return Err(Error::InvalidArgument("producer is closed".into()))
+                }
+                Enqueued::NeedsPartitionCount(back) => {
+                    record = back;
+                    let info = self.inner.client.topic(&record.topic, true).await?;
+                    partition_count = Some(info.leaders.len() as i32);
+                }
+            }
+        }
+    }
+
+    /// Adds the record to its partition's open batch, under the state lock and without
+    /// waiting; hands the record back when its partition needs a partition count that is not
+    /// cached (keyed records, and keyless ones when their topic has no sticky partition yet).
+    fn try_enqueue(
+        &self,
+        record: ProducerRecord,
+        size: usize,
+        timestamp: i64,
+        partition_count: Option<i32>,
+    ) -> Enqueued {
         let mut guard = self.inner.state.lock();
         let state = &mut *guard;
         if state.closed {
-            drop(guard);
-            self.inner.buffer.add_permits(permits as usize);
-            return Err(Error::InvalidArgument("producer is closed".into()));
+            return Enqueued::Closed;
         }
-        let partition = match (record.partition, &record.key, partition_count) {
-            (Some(partition), _, _) => partition,
-            (None, Some(key), Some(n)) => partition_for_key(key, n),
-            (None, _, n) => {
-                let n = n.unwrap_or(1).max(1);
-                let (sticky, last) = state
-                    .sticky
-                    .entry(record.topic.clone())
-                    .or_insert((None, -1));
-                match *sticky {
-                    Some(partition) => partition,
+        let sticky = match (record.partition, &record.key) {
+            (None, None) => state
+                .sticky
+                .get(&record.topic)
+                .and_then(|(sticky, _)| *sticky),
+            _ => None,
+        };
+        let partition = match (record.partition, sticky) {
+            (Some(partition), _) | (None, Some(partition)) => partition,
+            (None, None) => {
+                let n = match partition_count.or_else(|| {
+                    self.inner
+                        .client
+                        .cached_partition_count(&record.topic)
+                        .map(|n| n as i32)
+                }) {
+                    Some(n) => n.max(1),
+                    None => return Enqueued::NeedsPartitionCount(record),
+                };
+                match &record.key {
+                    Some(key) => partition_for_key(key, n),
                     None => {
                         // Move on to the next partition each time a sticky batch closes.
+                        let (sticky, last) = state
+                            .sticky
+                            .entry(record.topic.clone())
+                            .or_insert((None, -1));
                         *last = (*last + 1) % n;
                         *sticky = Some(*last);
                         *last
@@ -470,15 +505,11 @@ impl Producer {
                 }
             }
         };
-        let key = (record.topic, partition);
-        if !state.partitions.contains_key(&key) {
-            state
-                .partitions
-                .insert(key.clone(), PartitionQueue::default());
-        }
-        let Some(queue) = state.partitions.get_mut(&key) else {
-            return Err(Error::Protocol("producer state lost a partition".into()));
-        };
+        let topic = record.topic.clone();
+        let queue = state
+            .partitions
+            .entry((record.topic, partition))
+            .or_default();
         let next_seq = &mut state.next_batch_seq;
         let batch = queue.open.get_or_insert_with(|| {
             *next_seq += 1;
@@ -526,7 +557,7 @@ impl Producer {
         };
         self.inner.outstanding.fetch_add(1, Ordering::AcqRel);
         let wake = if batch.bytes >= self.inner.config.batch_size {
-            state.close_open_batch(&key.0, partition);
+            state.close_open_batch(&topic, partition);
             // A busy sender looks again when it is done; a sleeping one must be told.
             state.sender != SenderState::Busy
         } else {
@@ -538,7 +569,7 @@ impl Producer {
         if wake {
             self.inner.wake.notify_one();
         }
-        Ok(delivery)
+        Enqueued::Queued(delivery)
     }
 
     /// How many times a batch was sent again after a retriable error (`record-retry-total`).

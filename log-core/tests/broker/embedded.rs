@@ -997,3 +997,65 @@ fn the_admin_api_describes_and_changes_topics_configs_and_the_cluster() {
     };
     run_bounded_scenario(scenario);
 }
+
+#[test]
+fn keyed_records_follow_murmur2_and_keyless_records_stick_to_a_partition_per_batch() {
+    use sluice_log::client::partitioner::partition_for_key;
+    let broker = TestBroker::start(&[]);
+    run_bounded_scenario(async {
+        let client = broker.embedded_client().await;
+        let topic = NewTopic {
+            name: "spread".into(),
+            partitions: 4,
+            replication_factor: 1,
+            configs: BTreeMap::new(),
+        };
+        assert!(client.create_topics(&[topic], false).await.unwrap()[0]
+            .1
+            .is_ok());
+        // Small batches (200 bytes) close after a few records, so keyless records move on.
+        let config = ProducerConfig {
+            batch_size: 200,
+            linger: Duration::from_secs(10),
+            ..ProducerConfig::default()
+        };
+        let producer = Producer::new(client.clone(), config);
+        let mut keyed = Vec::new();
+        for i in 0..40 {
+            let key = Bytes::from(format!("customer-{i}"));
+            let record = ProducerRecord {
+                topic: "spread".into(),
+                key: Some(key.clone()),
+                value: Some(Bytes::from_static(b"keyed")),
+                ..Default::default()
+            };
+            keyed.push((key, producer.send(record).await.unwrap()));
+        }
+        // Keyless records would share the partitions' open batches with keyed ones: flush first
+        // so that the count below starts from empty batches.
+        producer.flush().await;
+        let mut keyless = Vec::new();
+        for _ in 0..40 {
+            let record = ProducerRecord {
+                topic: "spread".into(),
+                value: Some(Bytes::from(vec![b'x'; 34])),
+                ..Default::default()
+            };
+            keyless.push(producer.send(record).await.unwrap());
+        }
+        producer.flush().await;
+        for (key, delivery) in keyed {
+            let metadata = delivery.await.unwrap();
+            assert_eq!(metadata.partition, partition_for_key(&key, 4), "{key:?}");
+        }
+        let mut partitions = Vec::new();
+        for delivery in keyless {
+            partitions.push(delivery.await.unwrap().partition);
+        }
+        // 50 bytes a record against 200-byte batches: four records per partition, then the
+        // next partition, round the topic.
+        let expected: Vec<i32> = (0..40).map(|i| (i / 4) % 4).collect();
+        assert_eq!(partitions, expected);
+        producer.close().await;
+    });
+}
