@@ -15,6 +15,9 @@ use super::producer::ProducerConfig;
 use super::{Client, ClientOptions};
 use crate::error::{Error, Result};
 
+/// What `partition.assignment.strategy` accepts, for its error message.
+const STRATEGIES: &str = "a comma-separated list of range, roundrobin, sticky, cooperative-sticky";
+
 /// Properties every client reads.
 const COMMON: &[&str] = &["bootstrap.servers", "client.id", "request.timeout.ms"];
 /// Producer properties.
@@ -183,12 +186,11 @@ impl ClientConfig {
                     config.assignment_strategy = value
                         .split(',')
                         .map(|name| {
-                            Assignor::from_name(name)
-                                .ok_or_else(|| invalid(key, value, "range and/or roundrobin"))
+                            Assignor::from_name(name).ok_or_else(|| invalid(key, value, STRATEGIES))
                         })
                         .collect::<Result<_>>()?;
                     if config.assignment_strategy.is_empty() {
-                        return Err(invalid(key, value, "range and/or roundrobin"));
+                        return Err(invalid(key, value, STRATEGIES));
                     }
                 }
                 "group.instance.id" => {

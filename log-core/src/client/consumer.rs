@@ -124,6 +124,39 @@ impl Consumer {
         })
     }
 
+    /// Adds partitions, each from its start point (Java's incremental assign); partitions
+    /// already assigned keep their positions.
+    pub async fn add_partitions(
+        &mut self,
+        partitions: Vec<(String, i32, StartOffset)>,
+    ) -> Result<()> {
+        for (topic, partition, start) in partitions {
+            if self.index_of(&topic, partition).is_ok() {
+                continue;
+            }
+            let offset = resolve_start(&self.client, &topic, partition, start).await?;
+            self.positions.push(Position {
+                topic,
+                partition,
+                offset,
+                high_watermark: -1,
+                paused: false,
+            });
+        }
+        Ok(())
+    }
+
+    /// Stops reading these partitions, dropping what is buffered of them.
+    pub fn remove_partitions(&mut self, partitions: &[(String, i32)]) {
+        let removed = |topic: &str, partition: i32| {
+            partitions
+                .iter()
+                .any(|(t, p)| *p == partition && t == topic)
+        };
+        self.positions.retain(|p| !removed(&p.topic, p.partition));
+        self.buffered.retain(|r| !removed(&r.topic, r.partition));
+    }
+
     /// The offset of the next record `poll` returns, for each assigned partition (what a
     /// commit stores: records fetched but not yet returned are not counted as consumed).
     pub fn positions(&self) -> Vec<(String, i32, i64)> {

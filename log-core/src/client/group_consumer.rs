@@ -1,5 +1,6 @@
 //! A consumer in a consumer group (the classic protocol): it joins the group through the
-//! coordinator, assigns partitions with the range assignor when it leads, heartbeats from a
+//! coordinator, assigns partitions with the chosen assignor when it leads (range, roundrobin,
+//! sticky or cooperative-sticky, in `client::assignors`), heartbeats from a
 //! background task, resumes from committed offsets (else `auto.offset.reset`), commits, and
 //! rejoins when the coordinator announces a rebalance. Fetching is the assignment-based
 //! [`Consumer`]'s.
@@ -18,14 +19,15 @@ use kafka_protocol::messages::offset_commit_request::{
 };
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
-    ConsumerProtocolAssignment, ConsumerProtocolSubscription, GroupId, HeartbeatRequest,
-    JoinGroupRequest, LeaveGroupRequest, OffsetCommitRequest, OffsetFetchRequest, SyncGroupRequest,
-    TopicName,
+    ConsumerProtocolAssignment, GroupId, HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest,
+    OffsetCommitRequest, OffsetFetchRequest, SyncGroupRequest, TopicName,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::protocol::{Encodable, StrBytes};
 use kafka_protocol::ResponseError;
 use parking_lot::Mutex;
 
+use super::assignors::{decode_subscription, subscription_metadata, MemberSubscription};
+pub use super::assignors::{range_assign, roundrobin_assign, Assignor};
 use super::consumer::{
     records_stream, Consumer, ConsumerConfig, ConsumerRecord, RecordStream, StartOffset,
 };
@@ -94,31 +96,6 @@ impl GroupConfig {
 
 fn str_bytes(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
-}
-
-/// The subscription metadata members send in JoinGroup (consumer protocol v0).
-fn subscription_metadata(topics: &[String]) -> Result<Bytes> {
-    let subscription = ConsumerProtocolSubscription::default()
-        .with_topics(topics.iter().map(|t| str_bytes(t)).collect());
-    let mut buf = BytesMut::new();
-    buf.put_i16(0);
-    subscription
-        .encode(&mut buf, 0)
-        .map_err(|e| Error::Protocol(format!("encode subscription: {e}")))?;
-    Ok(buf.freeze())
-}
-
-fn decode_subscription(metadata: &Bytes) -> Vec<String> {
-    let mut buf = metadata.clone();
-    if buf.len() < 2 {
-        return Vec::new();
-    }
-    let version = i16::from_be_bytes([buf[0], buf[1]]).clamp(0, 3);
-    let _ = bytes::Buf::get_i16(&mut buf);
-    ConsumerProtocolSubscription::decode(&mut buf, version).map_or_else(
-        |_| Vec::new(),
-        |s| s.topics.iter().map(|t| t.to_string()).collect(),
-    )
 }
 
 fn encode_assignment(partitions: &BTreeMap<String, Vec<i32>>) -> Result<Bytes> {
@@ -231,120 +208,21 @@ fn not_assigned(topic: &str, partition: i32) -> Error {
     ))
 }
 
-/// The range assignor (Kafka's `RangeAssignor`): per topic, members sorted by id get
-/// consecutive ranges, the first `partitions % members` one partition more.
-pub fn range_assign(
-    members: &[(String, Vec<String>)],
-    partition_counts: &BTreeMap<String, i32>,
-) -> BTreeMap<String, BTreeMap<String, Vec<i32>>> {
-    let mut result: BTreeMap<String, BTreeMap<String, Vec<i32>>> = members
-        .iter()
-        .map(|(id, _)| (id.clone(), BTreeMap::new()))
-        .collect();
-    for (topic, &count) in partition_counts {
-        let mut subscribers: Vec<&String> = members
-            .iter()
-            .filter(|(_, topics)| topics.contains(topic))
-            .map(|(id, _)| id)
-            .collect();
-        subscribers.sort();
-        if subscribers.is_empty() {
-            continue;
-        }
-        let per_member = count / subscribers.len() as i32;
-        let extra = count % subscribers.len() as i32;
-        let mut next = 0;
-        for (idx, member) in subscribers.iter().enumerate() {
-            let n = per_member + i32::from((idx as i32) < extra);
-            let partitions: Vec<i32> = (next..next + n).collect();
-            next += n;
-            if let Some(assigned) = result.get_mut(*member) {
-                assigned.insert(topic.clone(), partitions);
-            }
-        }
-    }
-    result
-}
-
-/// The round-robin assignor (Kafka's `RoundRobinAssignor`): every partition of the subscribed
-/// topics (topics sorted, partitions ascending) goes to the next member, in member id order,
-/// that subscribes to its topic.
-pub fn roundrobin_assign(
-    members: &[(String, Vec<String>)],
-    partition_counts: &BTreeMap<String, i32>,
-) -> BTreeMap<String, BTreeMap<String, Vec<i32>>> {
-    let mut result: BTreeMap<String, BTreeMap<String, Vec<i32>>> = members
-        .iter()
-        .map(|(id, _)| (id.clone(), BTreeMap::new()))
-        .collect();
-    let mut order: Vec<&(String, Vec<String>)> = members.iter().collect();
-    order.sort_by(|a, b| a.0.cmp(&b.0));
-    if order.is_empty() {
-        return result;
-    }
-    let mut next = 0;
-    for (topic, &count) in partition_counts {
-        if !order.iter().any(|(_, topics)| topics.contains(topic)) {
-            continue;
-        }
-        for partition in 0..count {
-            // The next member in the cycle that subscribes to this topic.
-            while !order[next % order.len()].1.contains(topic) {
-                next += 1;
-            }
-            let member = &order[next % order.len()].0;
-            next += 1;
-            if let Some(assigned) = result.get_mut(member) {
-                assigned.entry(topic.clone()).or_default().push(partition);
-            }
-        }
-    }
-    result
-}
-
-/// `partition.assignment.strategy`: the assignors a member offers, in order of preference (the
-/// coordinator picks the first every member supports; the leader runs it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Assignor {
-    /// `range` (Kafka's RangeAssignor).
-    Range,
-    /// `roundrobin` (Kafka's RoundRobinAssignor).
-    RoundRobin,
-}
-
-impl Assignor {
-    /// The protocol name in JoinGroup.
-    pub fn name(self) -> &'static str {
-        match self {
-            Assignor::Range => "range",
-            Assignor::RoundRobin => "roundrobin",
-        }
-    }
-
-    /// By protocol name (also Java's class names).
-    pub fn from_name(name: &str) -> Option<Assignor> {
-        match name.trim() {
-            "range" | "org.apache.kafka.clients.consumer.RangeAssignor" => Some(Assignor::Range),
-            "roundrobin" | "org.apache.kafka.clients.consumer.RoundRobinAssignor" => {
-                Some(Assignor::RoundRobin)
-            }
-            _ => None,
-        }
-    }
-}
-
 /// What `GroupConsumer::next_event` reports: records, or a change of assignment (Kafka's
 /// `ConsumerRebalanceListener` callbacks as values an async caller can act on).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GroupEvent {
     /// Records of the assigned partitions.
     Records(Vec<ConsumerRecord>),
-    /// The partitions this generation assigned (the first event after `subscribe`, then
-    /// one after every rebalance, even when empty).
+    /// The member's whole assignment in this generation (the first event after `subscribe`,
+    /// then one after every rebalance, even when empty). With `cooperative-sticky`, the
+    /// partitions it kept go on from their positions; new ones start from their commits.
     Assigned(Vec<(String, i32)>),
-    /// A rebalance takes these partitions away; the member is still in its generation, so
-    /// this is the moment to commit what was processed. With `enable.auto.commit` the
-    /// positions reached were committed already. The next call rejoins.
+    /// A rebalance takes these partitions away; the member still owns them, so this is the
+    /// moment to commit what was processed. With `enable.auto.commit` the positions reached
+    /// were committed already. Eager assignors revoke the whole assignment before rejoining;
+    /// `cooperative-sticky` revokes, after the rebalance, only the partitions that move (the
+    /// next call takes the new assignment and rejoins once more to hand them over).
     Revoked(Vec<(String, i32)>),
     /// The member was fenced (its session expired or a newer generation replaced it): these
     /// partitions may already be someone else's and commits for them are refused. The next
@@ -367,6 +245,11 @@ pub struct GroupConsumer {
     pattern: Option<regex::Regex>,
     last_pattern_check: std::time::Instant,
     membership: Arc<Mutex<Membership>>,
+    /// The assignor the coordinator chose for the current generation.
+    protocol: Option<Assignor>,
+    /// A cooperative rebalance's assignment, waiting to be taken once the partitions it
+    /// revokes have been reported (`Revoked`).
+    incremental: Option<Vec<(String, i32)>>,
     rejoin: Arc<AtomicBool>,
     /// Set with `rejoin` when the coordinator no longer knows this member's generation.
     fenced: Arc<AtomicBool>,
@@ -429,6 +312,8 @@ impl GroupConsumer {
                 member_id: String::new(),
                 generation: -1,
             })),
+            protocol: None,
+            incremental: None,
             rejoin: Arc::new(AtomicBool::new(true)),
             consumer: None,
             assignment: Vec::new(),
@@ -439,7 +324,8 @@ impl GroupConsumer {
             last_auto_commit: std::time::Instant::now(),
             last_poll: Arc::new(Mutex::new(std::time::Instant::now())),
         };
-        consumer.join().await?;
+        consumer.assignment = consumer.join().await?;
+        consumer.start_fetching().await?;
         let assigned = GroupEvent::Assigned(consumer.assignment.clone());
         consumer.events.push_back(assigned);
         Ok(consumer)
@@ -501,8 +387,19 @@ impl GroupConsumer {
         (membership.member_id.clone(), membership.generation)
     }
 
-    async fn join(&mut self) -> Result<()> {
-        let metadata = subscription_metadata(&self.topics)?;
+    /// Joins (or rejoins) the group and returns the assignment of the new generation; the
+    /// caller applies it. Members tell the leader what they own (the sticky assignors keep it).
+    async fn join(&mut self) -> Result<Vec<(String, i32)>> {
+        let generation = self.membership.lock().generation;
+        let metadata: Vec<(Assignor, Bytes)> = self
+            .config
+            .assignment_strategy
+            .iter()
+            .map(|&assignor| {
+                subscription_metadata(assignor, &self.topics, &self.assignment, generation)
+                    .map(|m| (assignor, m))
+            })
+            .collect::<Result<_>>()?;
         loop {
             let member_id = self.membership.lock().member_id.clone();
             let request = JoinGroupRequest::default()
@@ -513,10 +410,9 @@ impl GroupConsumer {
                 .with_member_id(str_bytes(&member_id))
                 .with_protocol_type(str_bytes("consumer"))
                 .with_protocols(
-                    self.config
-                        .assignment_strategy
+                    metadata
                         .iter()
-                        .map(|assignor| {
+                        .map(|(assignor, metadata)| {
                             JoinGroupRequestProtocol::default()
                                 .with_name(str_bytes(assignor.name()))
                                 .with_metadata(metadata.clone())
@@ -552,6 +448,10 @@ impl GroupConsumer {
                 membership.member_id = response.member_id.to_string();
                 membership.generation = response.generation_id;
             }
+            self.protocol = response
+                .protocol_name
+                .as_deref()
+                .and_then(Assignor::from_name);
             let assignments = if response.leader == response.member_id {
                 self.assign(response.protocol_name.as_deref(), &response.members)
                     .await?
@@ -587,13 +487,17 @@ impl GroupConsumer {
                     })
                 }
             }
-            self.assignment = decode_assignment(sync.assignment);
+            let assignment = decode_assignment(sync.assignment);
             self.rejoin.store(false, Ordering::Release);
             self.fenced.store(false, Ordering::Release);
-            self.start_fetching().await?;
             self.start_heartbeats();
-            return Ok(());
+            return Ok(assignment);
         }
+    }
+
+    /// Whether this generation rebalances cooperatively (members keep their partitions).
+    fn is_cooperative(&self) -> bool {
+        self.protocol.is_some_and(Assignor::is_cooperative)
     }
 
     /// The leader's job: assign every member's subscription with the chosen assignor.
@@ -602,13 +506,13 @@ impl GroupConsumer {
         protocol: Option<&str>,
         members: &[kafka_protocol::messages::join_group_response::JoinGroupResponseMember],
     ) -> Result<Vec<SyncGroupRequestAssignment>> {
-        let subscriptions: Vec<(String, Vec<String>)> = members
+        let subscriptions: Vec<MemberSubscription> = members
             .iter()
-            .map(|m| (m.member_id.to_string(), decode_subscription(&m.metadata)))
+            .map(|m| decode_subscription(&m.member_id, &m.metadata))
             .collect();
         let topics: BTreeSet<String> = subscriptions
             .iter()
-            .flat_map(|(_, t)| t.iter().cloned())
+            .flat_map(|m| m.topics.iter().cloned())
             .collect();
         let mut counts = BTreeMap::new();
         for topic in topics {
@@ -621,10 +525,7 @@ impl GroupConsumer {
                 "the coordinator chose assignor {protocol:?}, which this member did not offer"
             ))
         })?;
-        let assigned = match assignor {
-            Assignor::Range => range_assign(&subscriptions, &counts),
-            Assignor::RoundRobin => roundrobin_assign(&subscriptions, &counts),
-        };
+        let assigned = assignor.assign(&subscriptions, &counts);
         assigned
             .into_iter()
             .map(|(member, partitions)| {
@@ -637,13 +538,24 @@ impl GroupConsumer {
 
     /// Starts fetching the assignment from the committed offsets (else `auto.offset.reset`).
     async fn start_fetching(&mut self) -> Result<()> {
+        let partitions = self.start_offsets(&self.assignment).await?;
+        self.consumer = Some(
+            Consumer::assign(self.client.clone(), partitions, self.config.fetch.clone()).await?,
+        );
+        Ok(())
+    }
+
+    /// Where each partition starts: its committed offset, else `auto.offset.reset`.
+    async fn start_offsets(
+        &self,
+        partitions: &[(String, i32)],
+    ) -> Result<Vec<(String, i32, StartOffset)>> {
         let committed = self.committed().await?;
         let reset = match self.config.auto_offset_reset {
             AutoOffsetReset::Earliest => StartOffset::Beginning,
             AutoOffsetReset::Latest => StartOffset::End,
             AutoOffsetReset::None => {
-                let missing: Vec<String> = self
-                    .assignment
+                let missing: Vec<String> = partitions
                     .iter()
                     .filter(|(t, p)| !committed.contains_key(&(t.clone(), *p)))
                     .map(|(t, p)| format!("{t}-{p}"))
@@ -657,8 +569,7 @@ impl GroupConsumer {
                 StartOffset::End
             }
         };
-        let partitions = self
-            .assignment
+        Ok(partitions
             .iter()
             .map(|(t, p)| {
                 (
@@ -669,10 +580,37 @@ impl GroupConsumer {
                         .map_or(reset, |o| StartOffset::Offset(*o)),
                 )
             })
+            .collect())
+    }
+
+    /// Applies a generation's assignment after a cooperative rebalance: partitions kept go on
+    /// from where they are, new ones start from their committed offsets.
+    async fn take_incremental(&mut self, assignment: Vec<(String, i32)>) -> Result<()> {
+        let added: Vec<(String, i32)> = assignment
+            .iter()
+            .filter(|tp| !self.assignment.contains(tp))
+            .cloned()
             .collect();
-        self.consumer = Some(
-            Consumer::assign(self.client.clone(), partitions, self.config.fetch.clone()).await?,
-        );
+        let removed: Vec<(String, i32)> = self
+            .assignment
+            .iter()
+            .filter(|tp| !assignment.contains(tp))
+            .cloned()
+            .collect();
+        let starts = self.start_offsets(&added).await?;
+        match self.consumer.as_mut() {
+            Some(consumer) => {
+                consumer.remove_partitions(&removed);
+                consumer.add_partitions(starts).await?;
+            }
+            None => {
+                self.consumer = Some(
+                    Consumer::assign(self.client.clone(), starts, self.config.fetch.clone())
+                        .await?,
+                );
+            }
+        }
+        self.assignment = assignment;
         Ok(())
     }
 
@@ -813,11 +751,23 @@ impl GroupConsumer {
                 }
             }
         }
+        if let Some(assignment) = self.incremental.take() {
+            // `Revoked` was reported for what this assignment takes away: give it up now,
+            // take the rest, and rejoin for the follow-up rebalance that hands the revoked
+            // partitions to their new owners (KIP-429).
+            self.take_incremental(assignment).await?;
+            self.rejoin.store(true, Ordering::Release);
+            return Ok(GroupEvent::Assigned(self.assignment.clone()));
+        }
         if self.rejoin.load(Ordering::Acquire) {
-            if !self.revocation_reported {
+            let fenced = self.fenced.load(Ordering::Acquire);
+            // Eager protocols give every partition up before rejoining; cooperative members
+            // keep theirs and give up, after the rebalance, only those that move. Either way a
+            // fenced member has lost its partitions.
+            if !self.revocation_reported && (fenced || !self.is_cooperative()) {
                 self.revocation_reported = true;
                 let partitions = self.assignment.clone();
-                if self.fenced.load(Ordering::Acquire) {
+                if fenced {
                     return Ok(GroupEvent::Lost(partitions));
                 }
                 if self.config.enable_auto_commit {
@@ -829,10 +779,36 @@ impl GroupConsumer {
                 }
                 return Ok(GroupEvent::Revoked(partitions));
             }
-            self.join().await?;
+            let cooperative = self.is_cooperative() && !fenced && self.consumer.is_some();
+            if fenced {
+                // Lost partitions are not owned any more (KIP-429): the rejoin claims none.
+                self.assignment.clear();
+            }
+            let assignment = self.join().await?;
             self.revocation_reported = false;
             self.last_auto_commit = std::time::Instant::now();
-            return Ok(GroupEvent::Assigned(self.assignment.clone()));
+            if !(cooperative && self.is_cooperative()) {
+                self.assignment = assignment;
+                self.start_fetching().await?;
+                return Ok(GroupEvent::Assigned(self.assignment.clone()));
+            }
+            let revoked: Vec<(String, i32)> = self
+                .assignment
+                .iter()
+                .filter(|tp| !assignment.contains(tp))
+                .cloned()
+                .collect();
+            if revoked.is_empty() {
+                self.take_incremental(assignment).await?;
+                return Ok(GroupEvent::Assigned(self.assignment.clone()));
+            }
+            if self.config.enable_auto_commit {
+                if let Err(err) = self.commit().await {
+                    tracing::debug!(%err, "commit of revoked partitions failed");
+                }
+            }
+            self.incremental = Some(assignment);
+            return Ok(GroupEvent::Revoked(revoked));
         }
         if self.config.enable_auto_commit
             && self.last_auto_commit.elapsed() >= self.config.auto_commit_interval
@@ -1019,9 +995,10 @@ mod tests {
                 ("u".into(), 1)
             ]
         );
-        let metadata = subscription_metadata(&["t".into(), "u".into()]).unwrap();
+        let metadata =
+            subscription_metadata(Assignor::Range, &["t".into(), "u".into()], &[], -1).unwrap();
         assert_eq!(
-            decode_subscription(&metadata),
+            decode_subscription("a", &metadata).topics,
             vec!["t".to_string(), "u".to_string()]
         );
     }

@@ -5,6 +5,7 @@
 //! it later.
 
 pub mod admin;
+pub mod assignors;
 pub mod config;
 pub mod connection;
 pub mod consumer;

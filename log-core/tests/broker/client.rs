@@ -9,15 +9,7 @@ use sluice_log::client::producer::{parse_compression, Producer, ProducerConfig, 
 use sluice_log::client::{Client, ClientOptions, NewTopic};
 use sluice_log::Error;
 
-use super::fixtures::{run_bounded, TestBroker};
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
+use super::fixtures::{run_bounded, runtime, TestBroker};
 
 #[test]
 fn produce_with_every_codec_then_consume_in_order() {

@@ -322,6 +322,17 @@ fn seek_position_pause_resume_and_max_poll_records() {
     run_bounded_scenario(scenario);
 }
 
+/// Reads `n` records through `member`, failing on any rebalance event meanwhile.
+async fn read_records(member: &mut GroupConsumer, n: usize) {
+    let mut read = 0;
+    while read < n {
+        match member.next_event().await.unwrap() {
+            GroupEvent::Records(records) => read += records.len(),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
 /// Produces `per_partition` records to each partition of a new topic.
 async fn fill_topic(
     client: &std::sync::Arc<sluice_log::client::Client>,
@@ -388,13 +399,7 @@ fn rebalance_events_let_a_member_commit_before_it_loses_partitions() {
             GroupEvent::Assigned(partitions) => assert_eq!(partitions.len(), 4),
             other => panic!("expected the first assignment, got {other:?}"),
         }
-        let mut read = 0;
-        while read < 40 {
-            match first.next_event().await.unwrap() {
-                GroupEvent::Records(records) => read += records.len(),
-                other => panic!("unexpected {other:?}"),
-            }
-        }
+        read_records(&mut first, 40).await;
 
         // A second member joins: the first hears of it as a revocation, commits, rejoins.
         let second_client = broker.embedded_client().await;
@@ -1058,4 +1063,116 @@ fn keyed_records_follow_murmur2_and_keyless_records_stick_to_a_partition_per_bat
         assert_eq!(partitions, expected);
         producer.close().await;
     });
+}
+
+#[test]
+fn cooperative_sticky_members_keep_their_partitions_through_a_rebalance() {
+    use sluice_log::client::group_consumer::Assignor;
+    let broker = TestBroker::start(&[
+        ("group.initial.rebalance.delay.ms", "0"),
+        ("group.min.session.timeout.ms", "100"),
+    ]);
+    let scenario = async {
+        let client = broker.embedded_client().await;
+        fill_topic(&client, "coop", 6, 10).await;
+        let config = || {
+            let mut config = GroupConfig::new("coop-group");
+            config.assignment_strategy = vec![Assignor::CooperativeSticky];
+            config.auto_offset_reset =
+                sluice_log::client::group_consumer::AutoOffsetReset::Earliest;
+            config.enable_auto_commit = false;
+            config.heartbeat_interval = Duration::from_millis(100);
+            config.fetch.max_wait = Duration::from_millis(50);
+            config
+        };
+        let mut first = GroupConsumer::subscribe(
+            broker.embedded_client().await,
+            vec!["coop".into()],
+            config(),
+        )
+        .await
+        .unwrap();
+        assert!(
+            matches!(first.next_event().await.unwrap(), GroupEvent::Assigned(p) if p.len() == 6)
+        );
+        // Everything read and nothing committed: an eager rebalance would start every
+        // partition again from the beginning.
+        read_records(&mut first, 60).await;
+
+        // A second member joins. It keeps polling (it takes part in the follow-up rebalance)
+        // until it owns three partitions, and reports where each started.
+        let second_client = broker.embedded_client().await;
+        let second = tokio::spawn(async move {
+            let mut second = GroupConsumer::subscribe(second_client, vec!["coop".into()], config())
+                .await
+                .unwrap();
+            let mut starts = Vec::new();
+            loop {
+                match second.next_event().await.unwrap() {
+                    GroupEvent::Assigned(partitions) if partitions.len() == 3 => {
+                        for (topic, partition) in &partitions {
+                            starts.push((*partition, second.position(topic, *partition).unwrap()));
+                        }
+                        break;
+                    }
+                    GroupEvent::Revoked(p) | GroupEvent::Lost(p) if !p.is_empty() => {
+                        panic!("the new member owned nothing to give up: {p:?}")
+                    }
+                    _ => {}
+                }
+            }
+            (second, starts)
+        });
+
+        // The first member gives up only the partitions that move, commits them, keeps the rest.
+        let revoked = loop {
+            match first.next_event().await.unwrap() {
+                GroupEvent::Records(records) => assert!(records.is_empty()),
+                GroupEvent::Revoked(partitions) => break partitions,
+                other => panic!("expected a revocation, got {other:?}"),
+            }
+        };
+        assert_eq!(revoked.len(), 3, "{revoked:?}");
+        let offsets: Vec<(String, i32, i64)> = revoked
+            .iter()
+            .map(|(t, p)| (t.clone(), *p, first.position(t, *p).unwrap()))
+            .collect();
+        first.commit_offsets(&offsets).await.unwrap();
+        let kept = match first.next_event().await.unwrap() {
+            GroupEvent::Assigned(partitions) => partitions,
+            other => panic!("expected the kept partitions, got {other:?}"),
+        };
+        assert_eq!(kept.len(), 3);
+        assert!(kept.iter().all(|tp| !revoked.contains(tp)));
+        for (topic, partition) in &kept {
+            assert_eq!(
+                first.position(topic, *partition).unwrap(),
+                10,
+                "kept {partition} goes on"
+            );
+        }
+        // The follow-up rebalance hands the revoked partitions over; the first member goes on
+        // polling (and keeps its three) meanwhile.
+        let (second, starts) = loop {
+            if second.is_finished() {
+                break second.await.unwrap();
+            }
+            match first.next_event().await.unwrap() {
+                GroupEvent::Assigned(partitions) => assert_eq!(partitions, kept),
+                GroupEvent::Records(records) => assert!(records.is_empty()),
+                other => panic!("the first member lost partitions again: {other:?}"),
+            }
+        };
+        let mut theirs: Vec<i32> = starts.iter().map(|(p, _)| *p).collect();
+        theirs.sort_unstable();
+        let mut expected: Vec<i32> = revoked.iter().map(|(_, p)| *p).collect();
+        expected.sort_unstable();
+        assert_eq!(theirs, expected);
+        // Nothing read twice: the new owner starts where the first member committed.
+        assert!(starts.iter().all(|(_, start)| *start == 10), "{starts:?}");
+        assert_eq!(first.assignment(), kept.as_slice());
+        second.close().await.unwrap();
+        first.close().await.unwrap();
+    };
+    run_bounded_scenario(scenario);
 }
