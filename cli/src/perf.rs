@@ -39,6 +39,12 @@ pub struct ProducePerfArgs {
     /// the floor under any network produce here.
     #[arg(long = "compare-log")]
     compare_log: bool,
+    /// Send one batch of records, built once, over and over (as `sluice bench log` appends one
+    /// prebuilt batch), in produce requests with `acks` and up to
+    /// `max.in.flight.requests.per.connection` in flight, to partition 0: the network and the
+    /// broker without the producer's per-record work.
+    #[arg(long = "prebuilt-batches")]
+    prebuilt_batches: bool,
     /// Start a broker in this process and measure the in-process path (embedded mode) against
     /// loopback TCP to the same broker, in the same run (--bootstrap-server is ignored).
     #[arg(long)]
@@ -68,6 +74,10 @@ struct ProduceReport {
     loopback_write_mb_per_sec: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     loopback_write_ratio: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kafka_shaped_loop_mb_per_sec: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kafka_shaped_loop_ratio: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     loopback_records_per_sec: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -116,12 +126,112 @@ async fn run_produce(
     collect_finished(&mut pending, &mut latencies_us, true).await?;
     let elapsed = started.elapsed();
     producer.close().await;
+    Ok(report_from(args, elapsed, latencies_us))
+}
+
+/// `--prebuilt-batches`: the same batch bytes in every produce request, so that the client's
+/// work per byte is only the request's encoding and the socket write.
+async fn run_prebuilt(
+    client: Arc<sluice_log::client::Client>,
+    args: &ProducePerfArgs,
+    config: &ProducerConfig,
+) -> anyhow::Result<ProduceReport> {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{ProduceRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    anyhow::ensure!(
+        config.acks != 0,
+        "--prebuilt-batches needs acks=1 or acks=all"
+    );
+    client
+        .topic(&args.topic, true)
+        .await
+        .with_context(|| format!("topic {}", args.topic))?;
+    let connection = client.leader_connection(&args.topic, 0).await?;
+    // As many records per batch as `log_append_rate` puts in one, so both sides move the same.
+    let per_batch = (config.batch_size / (args.record_size + 10)).max(1);
+    let full = crate::bench::producer_batch(per_batch, args.record_size)?.freeze();
+    let request_for = |records: Bytes| {
+        ProduceRequest::default()
+            .with_acks(config.acks)
+            .with_timeout_ms(30_000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_string(args.topic.clone())))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(records))])])
+    };
+    let mut in_flight = std::collections::VecDeque::new();
+    let mut latencies_us = Vec::new();
+    let started = Instant::now();
+    let mut remaining = args.num_records;
+    while remaining > 0 {
+        let (records, n) = if remaining >= per_batch as u64 {
+            (full.clone(), per_batch as u64)
+        } else {
+            (
+                crate::bench::producer_batch(remaining as usize, args.record_size)?.freeze(),
+                remaining,
+            )
+        };
+        remaining -= n;
+        let pending = connection.start(&request_for(records)).await?;
+        in_flight.push_back((Instant::now(), n, pending));
+        while in_flight.len() >= config.max_in_flight {
+            finish_oldest(&mut in_flight, &mut latencies_us).await?;
+        }
+    }
+    while !in_flight.is_empty() {
+        finish_oldest(&mut in_flight, &mut latencies_us).await?;
+    }
+    let elapsed = started.elapsed();
+    Ok(report_from(args, elapsed, latencies_us))
+}
+
+/// A produce request in flight: when it was sent, how many records it carries, its response.
+type InFlightRequest = (
+    Instant,
+    u64,
+    sluice_log::client::connection::PendingResponse<kafka_protocol::messages::ProduceRequest>,
+);
+
+/// Waits for the oldest request's response (failing on a refused partition) and counts its
+/// latency once per record it carried.
+async fn finish_oldest(
+    in_flight: &mut std::collections::VecDeque<InFlightRequest>,
+    latencies_us: &mut Vec<u32>,
+) -> anyhow::Result<()> {
+    let Some((sent, n, pending)) = in_flight.pop_front() else {
+        return Ok(());
+    };
+    let response = pending.wait().await?;
+    for topic in &response.responses {
+        for partition in &topic.partition_responses {
+            if let Some(err) = sluice_log::Error::from_code(
+                partition.error_code,
+                partition.error_message.as_deref(),
+            ) {
+                return Err(anyhow::Error::new(err).context("a produce request failed"));
+            }
+        }
+    }
+    let latency = sent.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
+    latencies_us.extend(std::iter::repeat_n(latency, n as usize));
+    Ok(())
+}
+
+/// The summary of a produce run of `args` that took `elapsed`, with one latency per record.
+fn report_from(
+    args: &ProducePerfArgs,
+    elapsed: Duration,
+    mut latencies_us: Vec<u32>,
+) -> ProduceReport {
     latencies_us.sort_unstable();
     let total_bytes = args.num_records as f64 * args.record_size as f64;
     let avg = latencies_us.iter().map(|&l| f64::from(l)).sum::<f64>()
         / latencies_us.len().max(1) as f64
         / 1000.0;
-    anyhow::Ok(ProduceReport {
+    ProduceReport {
         records: args.num_records,
         record_size: args.record_size,
         records_per_sec: args.num_records as f64 / elapsed.as_secs_f64(),
@@ -136,9 +246,11 @@ async fn run_produce(
         log_ratio: None,
         loopback_write_mb_per_sec: None,
         loopback_write_ratio: None,
+        kafka_shaped_loop_mb_per_sec: None,
+        kafka_shaped_loop_ratio: None,
         loopback_records_per_sec: None,
         embedded_ratio: None,
-    })
+    }
 }
 
 /// `--embedded`: a broker in this process; the same run over loopback TCP and over the
@@ -246,9 +358,11 @@ pub fn produce(args: ProducePerfArgs) -> anyhow::Result<()> {
         write_back_everything()?;
         let append = log_append_rate(args.num_records, args.record_size, batch_size)?;
         write_back_everything()?;
-        let loopback = loopback_write_rate(payload_bytes, batch_size)?;
+        let loopback = loopback_write_rate(payload_bytes, batch_size, LoopbackWork::Bare)?;
         write_back_everything()?;
-        Some((append, loopback))
+        let shaped = loopback_write_rate(payload_bytes, batch_size, LoopbackWork::KafkaShaped)?;
+        write_back_everything()?;
+        Some((append, loopback, shaped))
     } else {
         None
     };
@@ -257,15 +371,24 @@ pub fn produce(args: ProducePerfArgs) -> anyhow::Result<()> {
             return produce_embedded(&args, config).await;
         }
         let client = args.connect.client().await?;
+        if args.prebuilt_batches {
+            return run_prebuilt(client, &args, &config).await;
+        }
         run_produce(client, &args, &args.topic, config).await
     })?;
     let mut report = report;
-    if let Some((append_before, loopback_before)) = limits_before {
+    if let Some((append_before, loopback_before, shaped_before)) = limits_before {
         // And again after the produce run, from a clean page cache again; the better of the two.
         write_back_everything()?;
         let append_after = log_append_rate(args.num_records, args.record_size, batch_size)?;
         write_back_everything()?;
-        let loopback_after = loopback_write_rate(payload_bytes, batch_size)?;
+        let loopback_after = loopback_write_rate(payload_bytes, batch_size, LoopbackWork::Bare)?;
+        write_back_everything()?;
+        let shaped_after =
+            loopback_write_rate(payload_bytes, batch_size, LoopbackWork::KafkaShaped)?;
+        let shaped_mb = shaped_before.max(shaped_after);
+        report.kafka_shaped_loop_mb_per_sec = Some(shaped_mb);
+        report.kafka_shaped_loop_ratio = Some(report.mb_per_sec / shaped_mb);
         let log_mb = append_before.max(append_after);
         let loopback_mb = loopback_before.max(loopback_after);
         report.log_append_mb_per_sec = Some(log_mb);
@@ -293,6 +416,12 @@ pub fn produce(args: ProducePerfArgs) -> anyhow::Result<()> {
             report.loopback_write_ratio,
         ) {
             println!("the same bytes sent over loopback TCP and written to a file by hand: {loopback_mb:.2} MB/sec; produce / that = {ratio:.2}");
+        }
+        if let (Some(shaped_mb), Some(ratio)) = (
+            report.kafka_shaped_loop_mb_per_sec,
+            report.kafka_shaped_loop_ratio,
+        ) {
+            println!("the same by hand with a copy and CRC-32C per request each side and acknowledgements (5 in flight): {shaped_mb:.2} MB/sec; produce / that = {ratio:.2}");
         }
     }
     Ok(())
@@ -334,11 +463,24 @@ fn log_append_rate(n: u64, size: usize, batch_size: usize) -> anyhow::Result<f64
     Ok(n as f64 * size as f64 / 1e6 / elapsed.as_secs_f64())
 }
 
-/// MB/s of the floor under any network produce on this machine: `total` bytes sent over
-/// loopback TCP in `chunk`-byte writes by one thread and written to a file by another, with no
-/// Kafka work at all (no records to build, no CRC, no framing, no acknowledgements).
-fn loopback_write_rate(total: u64, chunk: usize) -> anyhow::Result<f64> {
+/// What a hand-written loopback loop does besides moving the bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LoopbackWork {
+    /// Nothing: the bytes go over loopback TCP and into a file.
+    Bare,
+    /// The least any Kafka produce does: the sender copies each request's bytes into a buffer
+    /// of its own and computes their CRC-32C (as a producer builds and seals a batch), the
+    /// receiver checks the CRC before writing (as a broker validates a batch) and acknowledges
+    /// each request, with at most five unacknowledged (`max.in.flight.requests.per.connection`).
+    KafkaShaped,
+}
+
+/// MB/s of a floor under any network produce on this machine: `total` bytes sent over
+/// loopback TCP in `chunk`-byte requests by one thread and written to a file by another, by a
+/// hand-written loop doing `work` and nothing else (no records, no framing, no protocol).
+fn loopback_write_rate(total: u64, chunk: usize, work: LoopbackWork) -> anyhow::Result<f64> {
     use std::io::{Read, Write};
+    const IN_FLIGHT: u64 = 5;
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("loopback.raw");
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
@@ -346,14 +488,30 @@ fn loopback_write_rate(total: u64, chunk: usize) -> anyhow::Result<f64> {
     let chunk = chunk.max(1);
     let receiver = std::thread::spawn(move || -> anyhow::Result<()> {
         let (mut stream, _) = listener.accept()?;
+        stream.set_nodelay(true)?;
         let mut file = std::fs::File::create(&path)?;
-        let mut buf = vec![0u8; chunk];
+        let mut buf = vec![0u8; chunk + 4];
         let mut received = 0u64;
         while received < total {
             let want = (chunk as u64).min(total - received) as usize;
-            stream.read_exact(&mut buf[..want])?;
+            match work {
+                LoopbackWork::Bare => stream.read_exact(&mut buf[..want])?,
+                LoopbackWork::KafkaShaped => {
+                    stream.read_exact(&mut buf[..want + 4])?;
+                    let crc = u32::from_be_bytes([
+                        buf[want],
+                        buf[want + 1],
+                        buf[want + 2],
+                        buf[want + 3],
+                    ]);
+                    anyhow::ensure!(crc32c::crc32c(&buf[..want]) == crc, "loopback CRC mismatch");
+                }
+            }
             file.write_all(&buf[..want])?;
             received += want as u64;
+            if work == LoopbackWork::KafkaShaped {
+                stream.write_all(&[1])?;
+            }
         }
         // One byte back once everything is in the page cache: the sender's clock stops there.
         stream.write_all(&[1])?;
@@ -362,15 +520,34 @@ fn loopback_write_rate(total: u64, chunk: usize) -> anyhow::Result<f64> {
     let mut stream = std::net::TcpStream::connect(addr)?;
     stream.set_nodelay(true)?;
     let data = vec![b'x'; chunk];
+    let mut request = Vec::with_capacity(chunk + 4);
     let started = Instant::now();
-    let mut sent = 0u64;
+    let (mut sent, mut n_sent, mut n_acked) = (0u64, 0u64, 0u64);
+    let mut ack = [0u8; 1];
     while sent < total {
         let n = (chunk as u64).min(total - sent) as usize;
-        stream.write_all(&data[..n])?;
+        match work {
+            LoopbackWork::Bare => stream.write_all(&data[..n])?,
+            LoopbackWork::KafkaShaped => {
+                request.clear();
+                request.extend_from_slice(&data[..n]);
+                let crc = crc32c::crc32c(&request);
+                request.extend_from_slice(&crc.to_be_bytes());
+                stream.write_all(&request)?;
+                n_sent += 1;
+                while n_sent - n_acked > IN_FLIGHT {
+                    stream.read_exact(&mut ack)?;
+                    n_acked += 1;
+                }
+            }
+        }
         sent += n as u64;
     }
-    let mut done = [0u8; 1];
-    stream.read_exact(&mut done)?;
+    while n_acked < n_sent {
+        stream.read_exact(&mut ack)?;
+        n_acked += 1;
+    }
+    stream.read_exact(&mut ack)?;
     let elapsed = started.elapsed();
     receiver
         .join()
@@ -551,6 +728,11 @@ pub struct GroupPerfArgs {
     /// `heartbeat.interval.ms` of the members: how soon they hear of a rebalance.
     #[arg(long = "heartbeat-interval-ms", default_value_t = 100)]
     heartbeat_interval_ms: u64,
+    /// `partition.assignment.strategy` of the members: range, roundrobin, sticky or
+    /// cooperative-sticky (incremental: a join takes two rebalances, and members keep reading
+    /// the partitions they keep).
+    #[arg(long, default_value = "range")]
+    strategy: String,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -558,6 +740,7 @@ pub struct GroupPerfArgs {
 
 #[derive(Debug, Serialize)]
 struct GroupReport {
+    strategy: String,
     members: usize,
     partitions: i32,
     heartbeat_interval_ms: u64,
@@ -577,6 +760,13 @@ pub fn group(args: GroupPerfArgs) -> anyhow::Result<()> {
         args.members > 0 && args.partitions > 0,
         "--members and --partitions must be at least 1"
     );
+    let assignor = sluice_log::client::group_consumer::Assignor::from_name(&args.strategy)
+        .with_context(|| {
+            format!(
+                "--strategy {}: expected range, roundrobin, sticky or cooperative-sticky",
+                args.strategy
+            )
+        })?;
     let dir = tempfile::tempdir()?;
     let props: std::collections::BTreeMap<String, String> = [
         (
@@ -628,6 +818,7 @@ pub fn group(args: GroupPerfArgs) -> anyhow::Result<()> {
                     config.heartbeat_interval = heartbeat;
                     config.session_timeout = Duration::from_secs(10);
                     config.fetch.max_wait = Duration::from_millis(50);
+                    config.assignment_strategy = vec![assignor];
                     let mut member =
                         GroupConsumer::subscribe(client, vec!["settle".into()], config).await?;
                     while !stop.load(std::sync::atomic::Ordering::Acquire) {
@@ -687,6 +878,7 @@ pub fn group(args: GroupPerfArgs) -> anyhow::Result<()> {
             task.await.context("member task")??;
         }
         anyhow::Ok(GroupReport {
+            strategy: args.strategy.clone(),
             members: args.members,
             partitions: args.partitions,
             heartbeat_interval_ms: args.heartbeat_interval_ms,
@@ -699,8 +891,8 @@ pub fn group(args: GroupPerfArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         println!(
-            "{} members over {} partitions settled in {:.1} ms; after one more joined, in {:.1} ms (heartbeat.interval.ms={})",
-            report.members, report.partitions, report.first_settle_ms, report.join_settle_ms, report.heartbeat_interval_ms
+            "{} members over {} partitions settled in {:.1} ms; after one more joined, in {:.1} ms (heartbeat.interval.ms={}, {})",
+            report.members, report.partitions, report.first_settle_ms, report.join_settle_ms, report.heartbeat_interval_ms, report.strategy
         );
     }
     Ok(())

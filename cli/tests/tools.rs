@@ -501,6 +501,74 @@ fn perf_tools_report_throughput_and_latency_as_json() {
         "",
     ));
     assert!(err.contains("acks=2"), "{err}");
+
+    // Prebuilt batches: 2,500 records in batches of 10 (batch.size 600 over 50-byte records),
+    // all of them in the log afterwards; the limits of --compare-log come with the report.
+    let out = ok(sluice(
+        &f,
+        &[
+            "bench",
+            "produce",
+            "--topic",
+            "prebuilt",
+            "--num-records",
+            "2500",
+            "--record-size",
+            "50",
+            "--producer-props",
+            "acks=1",
+            "batch.size=600",
+            "--prebuilt-batches",
+            "--compare-log",
+            "--json",
+        ],
+        "",
+    ));
+    let report: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(report["records"], 2500);
+    for key in [
+        "log_ratio",
+        "loopback_write_mb_per_sec",
+        "kafka_shaped_loop_mb_per_sec",
+    ] {
+        assert!(
+            report[key].as_f64().is_some_and(|v| v > 0.0),
+            "{key} in {out}"
+        );
+    }
+    let out = ok(sluice(
+        &f,
+        &[
+            "bench",
+            "consume",
+            "--topic",
+            "prebuilt",
+            "--messages",
+            "2500",
+            "--json",
+        ],
+        "",
+    ));
+    let report: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(report["bytes"], 125_000);
+    let err = fails(sluice(
+        &f,
+        &[
+            "bench",
+            "produce",
+            "--topic",
+            "prebuilt",
+            "--num-records",
+            "1",
+            "--record-size",
+            "1",
+            "--producer-props",
+            "acks=0",
+            "--prebuilt-batches",
+        ],
+        "",
+    ));
+    assert!(err.contains("acks"), "{err}");
 }
 
 #[test]
@@ -730,26 +798,44 @@ fn consume_with_a_group_resumes_where_the_group_committed() {
 
 #[test]
 fn bench_group_reports_settle_times() {
+    for strategy in ["range", "cooperative-sticky"] {
+        let output = Command::new("timeout")
+            .args([
+                "120",
+                env!("CARGO_BIN_EXE_sluice"),
+                "bench",
+                "group",
+                "--members",
+                "3",
+                "--partitions",
+                "6",
+                "--strategy",
+                strategy,
+                "--json",
+            ])
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        let out = ok(output);
+        let report: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        assert_eq!(report["members"], 3);
+        assert_eq!(report["strategy"], strategy);
+        assert!(
+            report["join_settle_ms"].as_f64().is_some_and(|ms| ms > 0.0),
+            "{out}"
+        );
+    }
     let output = Command::new("timeout")
         .args([
-            "120",
+            "60",
             env!("CARGO_BIN_EXE_sluice"),
             "bench",
             "group",
-            "--members",
-            "3",
-            "--partitions",
-            "6",
-            "--json",
+            "--strategy",
+            "fair",
         ])
-        .env("RUST_LOG", "warn")
         .output()
         .unwrap();
-    let out = ok(output);
-    let report: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
-    assert_eq!(report["members"], 3);
-    assert!(
-        report["join_settle_ms"].as_f64().is_some_and(|ms| ms > 0.0),
-        "{out}"
-    );
+    let err = fails(output);
+    assert!(err.contains("--strategy fair"), "{err}");
 }

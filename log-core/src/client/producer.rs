@@ -375,6 +375,9 @@ enum Enqueued {
     NeedsPartitionCount(ProducerRecord),
 }
 
+/// The most records a new batch makes room for up front (tiny records grow the vector past it).
+const MAX_PRESIZED_RECORDS: usize = 4096;
+
 /// The producer; cheap to share by reference, closed with [`Producer::close`].
 pub struct Producer {
     inner: Arc<Inner>,
@@ -511,10 +514,15 @@ impl Producer {
             .entry((record.topic, partition))
             .or_default();
         let next_seq = &mut state.next_batch_seq;
+        let batch_size = self.inner.config.batch_size;
         let batch = queue.open.get_or_insert_with(|| {
             *next_seq += 1;
             OpenBatch {
-                records: Vec::new(),
+                // Room for a batch of records like this one: growing the vector by doubling
+                // would copy every record several times over.
+                records: Vec::with_capacity(
+                    (batch_size / size.max(1) + 1).min(MAX_PRESIZED_RECORDS),
+                ),
                 bytes: 0,
                 created: Instant::now(),
                 seq: *next_seq,
