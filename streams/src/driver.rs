@@ -1,0 +1,210 @@
+//! `TopologyTestDriver`: runs a topology in the calling thread, deterministically, with no
+//! broker (Kafka Streams' test driver). Pipe records into its input topics, read what it wrote
+//! to its output topics. Records written to a topic the topology also reads (a repartition or
+//! through topic) are processed next, in order, as a broker would hand them back.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::error::{Result, StreamsError};
+use crate::serdes::{self, Serde};
+use crate::topology::{OutputRecord, RawRecord, Record, TaskContext, Topology};
+
+/// A topic the test pipes records into, with the serdes of its keys and values.
+pub struct TestInputTopic<K, V> {
+    topic: String,
+    key: Arc<dyn Serde<K>>,
+    value: Arc<dyn Serde<V>>,
+}
+
+impl<K, V> TestInputTopic<K, V> {
+    /// Input topic `topic`, keys written with `key`, values with `value`.
+    pub fn new(
+        topic: &str,
+        key: impl Serde<K> + 'static,
+        value: impl Serde<V> + 'static,
+    ) -> TestInputTopic<K, V> {
+        TestInputTopic {
+            topic: topic.to_string(),
+            key: Arc::new(key),
+            value: Arc::new(value),
+        }
+    }
+}
+
+/// A topic the test reads the topology's output from, with the serdes to read it.
+pub struct TestOutputTopic<K, V> {
+    topic: String,
+    key: Arc<dyn Serde<K>>,
+    value: Arc<dyn Serde<V>>,
+}
+
+impl<K, V> TestOutputTopic<K, V> {
+    /// Output topic `topic`, keys read with `key`, values with `value`.
+    pub fn new(
+        topic: &str,
+        key: impl Serde<K> + 'static,
+        value: impl Serde<V> + 'static,
+    ) -> TestOutputTopic<K, V> {
+        TestOutputTopic {
+            topic: topic.to_string(),
+            key: Arc::new(key),
+            value: Arc::new(value),
+        }
+    }
+}
+
+/// Runs a topology without a broker.
+pub struct TopologyTestDriver {
+    topology: Topology,
+    ctx: TaskContext,
+    /// Next offset of each topic the driver wrote a record to.
+    offsets: BTreeMap<String, i64>,
+    /// What the topology wrote, per topic, not read yet.
+    outputs: BTreeMap<String, VecDeque<OutputRecord>>,
+}
+
+impl TopologyTestDriver {
+    /// A driver for `topology`, with one task (partition 0 of every topic).
+    pub fn new(topology: Topology) -> TopologyTestDriver {
+        TopologyTestDriver {
+            topology,
+            ctx: TaskContext::default(),
+            offsets: BTreeMap::new(),
+            outputs: BTreeMap::new(),
+        }
+    }
+
+    /// Tells sink partitioners how many partitions `topic` has (1 unless set).
+    pub fn set_partition_count(&mut self, topic: &str, partitions: i32) {
+        self.ctx.set_partition_count(topic, partitions);
+    }
+
+    /// Pipes one record into `input` at `timestamp` (ms) and processes it, and whatever it
+    /// writes to topics the topology reads, before returning.
+    pub fn pipe_input<K, V>(
+        &mut self,
+        input: &TestInputTopic<K, V>,
+        key: &K,
+        value: &V,
+        timestamp: i64,
+    ) -> Result<()> {
+        let key = serdes::serialize(&*input.key, &input.topic, "key", key)?;
+        let value = serdes::serialize(&*input.value, &input.topic, "value", value)?;
+        self.pipe_raw(&input.topic, key, value, Vec::new(), timestamp)
+    }
+
+    /// Pipes one record of raw bytes into `topic`.
+    pub fn pipe_raw(
+        &mut self,
+        topic: &str,
+        key: Option<Bytes>,
+        value: Option<Bytes>,
+        headers: Vec<(String, Option<Bytes>)>,
+        timestamp: i64,
+    ) -> Result<()> {
+        if !self.topology.reads(topic) {
+            return Err(StreamsError::UnknownTopic(topic.to_string()));
+        }
+        let mut pending = VecDeque::new();
+        pending.push_back(self.raw(topic, key, value, headers, timestamp));
+        while let Some(record) = pending.pop_front() {
+            self.topology.process(&mut self.ctx, &record)?;
+            for output in self.ctx.take_outputs() {
+                if self.topology.reads(&output.topic) {
+                    let raw = self.raw(
+                        &output.topic,
+                        output.key.clone(),
+                        output.value.clone(),
+                        output.headers.clone(),
+                        output.timestamp,
+                    );
+                    pending.push_back(raw);
+                }
+                self.outputs
+                    .entry(output.topic.clone())
+                    .or_default()
+                    .push_back(output);
+            }
+        }
+        Ok(())
+    }
+
+    fn raw(
+        &mut self,
+        topic: &str,
+        key: Option<Bytes>,
+        value: Option<Bytes>,
+        headers: Vec<(String, Option<Bytes>)>,
+        timestamp: i64,
+    ) -> RawRecord {
+        let offset = self.offsets.entry(topic.to_string()).or_insert(0);
+        let record = RawRecord {
+            topic: topic.to_string(),
+            partition: 0,
+            offset: *offset,
+            timestamp,
+            key,
+            value,
+            headers,
+        };
+        *offset += 1;
+        record
+    }
+
+    /// Takes every record written to `output` since the last read, decoded, in order.
+    pub fn read_output<K, V>(
+        &mut self,
+        output: &TestOutputTopic<K, V>,
+    ) -> Result<Vec<Record<K, V>>> {
+        if !self.topology.sink_topics().contains(&output.topic) {
+            return Err(StreamsError::UnknownTopic(output.topic.clone()));
+        }
+        let records = self.outputs.remove(&output.topic).unwrap_or_default();
+        records
+            .into_iter()
+            .map(|record| {
+                Ok(Record {
+                    key: serdes::deserialize(
+                        &*output.key,
+                        &output.topic,
+                        "key",
+                        record.key.as_ref(),
+                    )?,
+                    value: serdes::deserialize(
+                        &*output.value,
+                        &output.topic,
+                        "value",
+                        record.value.as_ref(),
+                    )?,
+                    timestamp: record.timestamp,
+                    headers: record.headers,
+                })
+            })
+            .collect()
+    }
+
+    /// Takes every record written to `output` as key-value pairs.
+    pub fn read_key_values<K, V>(&mut self, output: &TestOutputTopic<K, V>) -> Result<Vec<(K, V)>> {
+        Ok(self
+            .read_output(output)?
+            .into_iter()
+            .map(|record| (record.key, record.value))
+            .collect())
+    }
+
+    /// Takes the raw records written to `topic` (with their partitions), in order.
+    pub fn read_raw(&mut self, topic: &str) -> Vec<OutputRecord> {
+        self.outputs
+            .remove(topic)
+            .map(Vec::from)
+            .unwrap_or_default()
+    }
+
+    /// The task's stream time (the largest input timestamp so far).
+    pub fn stream_time(&self) -> i64 {
+        self.ctx.stream_time()
+    }
+}

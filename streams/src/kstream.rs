@@ -1,0 +1,324 @@
+//! `KStream`: an unbounded stream of records, and its stateless operators with Kafka Streams'
+//! names (`filter`, `map_values`, `flat_map`, `split`, `merge`, `to`, ...).
+//!
+//! Every operator adds a node to the topology and returns the stream of its output; a stream
+//! may feed several operators (each gets every record, cloned). Closures are shared by all the
+//! tasks of the application, so they are `Fn + Send + Sync`; per-task state belongs in state
+//! stores, not in the closures.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::serdes;
+use crate::topology::{BuilderState, Children, OutputRecord, Produced, Record, TaskContext};
+
+/// A stream of records with keys of `K` and values of `V` (Kafka's `KStream<K, V>`).
+pub struct KStream<K, V> {
+    state: Arc<BuilderState>,
+    children: Arc<Children<K, V>>,
+}
+
+impl<K, V> Clone for KStream<K, V> {
+    fn clone(&self) -> Self {
+        KStream {
+            state: self.state.clone(),
+            children: self.children.clone(),
+        }
+    }
+}
+
+/// What a stream's key and value types must allow: being cloned for a second reader and shared
+/// with the tasks' threads.
+pub trait Data: Clone + Send + Sync + 'static {}
+impl<T: Clone + Send + Sync + 'static> Data for T {}
+
+impl<K: Data, V: Data> KStream<K, V> {
+    pub(crate) fn new(state: Arc<BuilderState>, children: Arc<Children<K, V>>) -> KStream<K, V> {
+        KStream { state, children }
+    }
+
+    /// Adds a node fed by this stream; `node` gets each record and the new node's children.
+    fn then<K2: Data, V2: Data>(
+        &self,
+        what: &str,
+        node: impl Fn(&mut TaskContext, Record<K, V>, &Children<K2, V2>) + Send + Sync + 'static,
+    ) -> KStream<K2, V2> {
+        let out = self.state.new_children::<K2, V2>(what.to_string());
+        let downstream = out.clone();
+        self.children
+            .add(Arc::new(move |ctx, record| node(ctx, record, &downstream)));
+        KStream::new(self.state.clone(), out)
+    }
+
+    /// The records for which `predicate` holds.
+    pub fn filter(
+        &self,
+        predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static,
+    ) -> KStream<K, V> {
+        self.then("filter", move |ctx, record, out| {
+            if predicate(&record.key, &record.value) {
+                out.forward(ctx, record);
+            }
+        })
+    }
+
+    /// The records for which `predicate` does not hold.
+    pub fn filter_not(
+        &self,
+        predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static,
+    ) -> KStream<K, V> {
+        self.then("filter_not", move |ctx, record, out| {
+            if !predicate(&record.key, &record.value) {
+                out.forward(ctx, record);
+            }
+        })
+    }
+
+    /// Each record as a new key and value (timestamp and headers kept). A changed key means a
+    /// later grouping or join repartitions.
+    pub fn map<K2: Data, V2: Data>(
+        &self,
+        mapper: impl Fn(K, V) -> (K2, V2) + Send + Sync + 'static,
+    ) -> KStream<K2, V2> {
+        self.then("map", move |ctx, record, out| {
+            let (key, value) = mapper(record.key, record.value);
+            out.forward(
+                ctx,
+                Record {
+                    key,
+                    value,
+                    timestamp: record.timestamp,
+                    headers: record.headers,
+                },
+            );
+        })
+    }
+
+    /// Each record with a new value, the key kept.
+    pub fn map_values<V2: Data>(
+        &self,
+        mapper: impl Fn(V) -> V2 + Send + Sync + 'static,
+    ) -> KStream<K, V2> {
+        self.then("map_values", move |ctx, record, out| {
+            let value = mapper(record.value);
+            out.forward(
+                ctx,
+                Record {
+                    key: record.key,
+                    value,
+                    timestamp: record.timestamp,
+                    headers: record.headers,
+                },
+            );
+        })
+    }
+
+    /// Each record with a new value computed from its key and value (Kafka's
+    /// `ValueMapperWithKey`).
+    pub fn map_values_with_key<V2: Data>(
+        &self,
+        mapper: impl Fn(&K, V) -> V2 + Send + Sync + 'static,
+    ) -> KStream<K, V2> {
+        self.then("map_values", move |ctx, record, out| {
+            let value = mapper(&record.key, record.value);
+            out.forward(
+                ctx,
+                Record {
+                    key: record.key,
+                    value,
+                    timestamp: record.timestamp,
+                    headers: record.headers,
+                },
+            );
+        })
+    }
+
+    /// Zero or more records for each record, each with the input's timestamp and headers.
+    pub fn flat_map<K2: Data, V2: Data, I>(
+        &self,
+        mapper: impl Fn(K, V) -> I + Send + Sync + 'static,
+    ) -> KStream<K2, V2>
+    where
+        I: IntoIterator<Item = (K2, V2)>,
+    {
+        self.then("flat_map", move |ctx, record, out| {
+            for (key, value) in mapper(record.key, record.value) {
+                out.forward(
+                    ctx,
+                    Record {
+                        key,
+                        value,
+                        timestamp: record.timestamp,
+                        headers: record.headers.clone(),
+                    },
+                );
+            }
+        })
+    }
+
+    /// Zero or more values for each record, each with the input's key.
+    pub fn flat_map_values<V2: Data, I>(
+        &self,
+        mapper: impl Fn(V) -> I + Send + Sync + 'static,
+    ) -> KStream<K, V2>
+    where
+        I: IntoIterator<Item = V2>,
+    {
+        self.then("flat_map_values", move |ctx, record, out| {
+            for value in mapper(record.value) {
+                out.forward(
+                    ctx,
+                    Record {
+                        key: record.key.clone(),
+                        value,
+                        timestamp: record.timestamp,
+                        headers: record.headers.clone(),
+                    },
+                );
+            }
+        })
+    }
+
+    /// Each record with a new key computed from it, the value kept.
+    pub fn select_key<K2: Data>(
+        &self,
+        selector: impl Fn(&K, &V) -> K2 + Send + Sync + 'static,
+    ) -> KStream<K2, V> {
+        self.then("select_key", move |ctx, record, out| {
+            let key = selector(&record.key, &record.value);
+            out.forward(
+                ctx,
+                Record {
+                    key,
+                    value: record.value,
+                    timestamp: record.timestamp,
+                    headers: record.headers,
+                },
+            );
+        })
+    }
+
+    /// Calls `action` on each record and passes it on unchanged.
+    pub fn peek(&self, action: impl Fn(&K, &V) + Send + Sync + 'static) -> KStream<K, V> {
+        self.then("peek", move |ctx, record, out| {
+            action(&record.key, &record.value);
+            out.forward(ctx, record);
+        })
+    }
+
+    /// Calls `action` on each record; the end of this branch of the topology.
+    pub fn foreach(&self, action: impl Fn(K, V) + Send + Sync + 'static) {
+        let _: KStream<K, V> = self.then("foreach", move |_ctx, record, _out| {
+            action(record.key, record.value);
+        });
+    }
+
+    /// The records of this stream and of `other`, as they come (Kafka's `merge`).
+    pub fn merge(&self, other: &KStream<K, V>) -> KStream<K, V> {
+        let out = self.state.new_children::<K, V>("merge".to_string());
+        for input in [&self.children, &other.children] {
+            let downstream = out.clone();
+            input.add(Arc::new(move |ctx, record| downstream.forward(ctx, record)));
+        }
+        KStream::new(self.state.clone(), out)
+    }
+
+    /// Splits the stream by predicates (Kafka's `split()`): each record goes to the first
+    /// branch whose predicate holds.
+    pub fn split(&self) -> BranchedKStream<K, V> {
+        BranchedKStream {
+            stream: self.clone(),
+            branches: Vec::new(),
+        }
+    }
+
+    /// Writes every record to `topic` (Kafka's `to`).
+    pub fn to(&self, topic: &str, produced: Produced<K, V>) {
+        self.state.add_sink(topic);
+        let topic = topic.to_string();
+        let _: KStream<K, V> = self.then(&format!("sink {topic}"), move |ctx, record, _out| {
+            let key = serdes::serialize(&*produced.key, &topic, "key", &record.key);
+            let value = serdes::serialize(&*produced.value, &topic, "value", &record.value);
+            match (key, value) {
+                (Ok(key), Ok(value)) => {
+                    let partition = produced.partitioner.as_ref().map(|partitioner| {
+                        partitioner(&record.key, &record.value, ctx.partition_count(&topic))
+                    });
+                    ctx.outputs.push(OutputRecord {
+                        topic: topic.clone(),
+                        partition,
+                        key,
+                        value,
+                        timestamp: record.timestamp,
+                        headers: record.headers,
+                    });
+                }
+                (Err(err), _) | (_, Err(err)) => ctx.errors.push(err),
+            }
+        });
+    }
+}
+
+/// A predicate of a branch.
+type Predicate<K, V> = Box<dyn Fn(&K, &V) -> bool + Send + Sync>;
+
+/// A stream being split into named branches (Kafka's `BranchedKStream`).
+pub struct BranchedKStream<K, V> {
+    stream: KStream<K, V>,
+    branches: Vec<(String, Predicate<K, V>)>,
+}
+
+impl<K: Data, V: Data> BranchedKStream<K, V> {
+    /// A branch named `name` for the records `predicate` holds for (and no earlier one did).
+    pub fn branch(
+        mut self,
+        name: &str,
+        predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static,
+    ) -> BranchedKStream<K, V> {
+        self.branches.push((name.to_string(), Box::new(predicate)));
+        self
+    }
+
+    /// The branches, and one named `name` for the records no predicate held for.
+    pub fn default_branch(self, name: &str) -> HashMap<String, KStream<K, V>> {
+        self.finish(Some(name))
+    }
+
+    /// The branches; records no predicate held for are dropped.
+    pub fn no_default_branch(self) -> HashMap<String, KStream<K, V>> {
+        self.finish(None)
+    }
+
+    fn finish(self, default: Option<&str>) -> HashMap<String, KStream<K, V>> {
+        let state = self.stream.state.clone();
+        let mut outputs = Vec::new();
+        let mut streams = HashMap::new();
+        let names = self
+            .branches
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .chain(default)
+            .map(str::to_string)
+            .collect::<Vec<_>>();
+        for name in &names {
+            let out = state.new_children::<K, V>(format!("branch {name}"));
+            streams.insert(name.clone(), KStream::new(state.clone(), out.clone()));
+            outputs.push(out);
+        }
+        let predicates = self
+            .branches
+            .into_iter()
+            .map(|(_, p)| p)
+            .collect::<Vec<_>>();
+        self.stream.children.add(Arc::new(move |ctx, record| {
+            let chosen = predicates
+                .iter()
+                .position(|predicate| predicate(&record.key, &record.value))
+                .or_else(|| (outputs.len() > predicates.len()).then_some(predicates.len()));
+            if let Some(idx) = chosen {
+                outputs[idx].forward(ctx, record);
+            }
+        }));
+        streams
+    }
+}

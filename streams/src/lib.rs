@@ -1,0 +1,47 @@
+//! Sluice Streams: stream processing with Kafka Streams' concepts and an idiomatic Rust API,
+//! over Sluice or any Kafka-compatible cluster.
+//!
+//! Build a [`Topology`] with the DSL — [`StreamsBuilder::stream`] reads a topic into a
+//! [`KStream`], operators transform it, [`KStream::to`] writes it out — with typed keys and
+//! values that [serdes](serdes) turn into bytes. [`TopologyTestDriver`] runs a topology with no
+//! broker, deterministically, for tests.
+//!
+//! ```
+//! use sluice_streams::serdes::StringSerde;
+//! use sluice_streams::{Consumed, Produced, StreamsBuilder, TestInputTopic, TestOutputTopic,
+//!     TopologyTestDriver};
+//!
+//! let builder = StreamsBuilder::new();
+//! builder
+//!     .stream("sentences", Consumed::with(StringSerde, StringSerde))
+//!     .flat_map_values(|line: String| {
+//!         line.split_whitespace().map(str::to_lowercase).collect::<Vec<_>>()
+//!     })
+//!     .filter(|_, word| word.len() > 2)
+//!     .to("words", Produced::with(StringSerde, StringSerde));
+//! let mut driver = TopologyTestDriver::new(builder.build()?);
+//!
+//! let input = TestInputTopic::new("sentences", StringSerde, StringSerde);
+//! driver.pipe_input(&input, &"k".to_string(), &"The quick brown fox".to_string(), 1_000)?;
+//! let output = TestOutputTopic::new("words", StringSerde, StringSerde);
+//! let words: Vec<String> = driver.read_key_values(&output)?.into_iter().map(|(_, w)| w).collect();
+//! assert_eq!(words, ["the", "quick", "brown", "fox"]);
+//! # Ok::<(), sluice_streams::StreamsError>(())
+//! ```
+//!
+//! What is here so far: serdes, the stateless part of the DSL and the test driver. Tables,
+//! aggregations, windows, joins, state stores and the runtime over a cluster come next
+//! (ARCHITECTURE.md keeps the plan).
+
+pub mod driver;
+pub mod error;
+pub mod kstream;
+pub mod serdes;
+pub mod topology;
+
+pub use driver::{TestInputTopic, TestOutputTopic, TopologyTestDriver};
+pub use error::{Result, StreamsError};
+pub use kstream::{BranchedKStream, KStream};
+pub use topology::{
+    Consumed, OutputRecord, Produced, RawRecord, Record, StreamsBuilder, TaskContext, Topology,
+};

@@ -1,0 +1,411 @@
+//! The topology: what a streams application computes, built once with [`StreamsBuilder`] and
+//! shared by every task that runs it.
+//!
+//! A topology is a graph of nodes. Each source node reads one topic and deserialises its records;
+//! each processor node is a closure that receives a typed [`Record`] and forwards what it makes to
+//! its children; each sink node serialises records to a topic. Nodes are immutable and shared
+//! (`Send + Sync`) between the tasks of an application; everything a task changes lives in its
+//! [`TaskContext`], which the runtime (or the test driver) passes down the graph with each record.
+//!
+//! Records travel typed and unboxed: a node's children are closures over the node's output type,
+//! called directly. A node with several children clones the record for all but the last.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+
+use crate::error::{Result, StreamsError};
+use crate::kstream::KStream;
+use crate::serdes::{self, Serde};
+
+/// A record inside the topology: a typed key and value with the timestamp and headers it
+/// carries (processors keep both unless they change them).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record<K, V> {
+    /// The key.
+    pub key: K,
+    /// The value.
+    pub value: V,
+    /// The record's timestamp in ms (from the input record or its timestamp extractor).
+    pub timestamp: i64,
+    /// Headers, in order.
+    pub headers: Vec<(String, Option<Bytes>)>,
+}
+
+/// A record as a topic holds it: the input of a source node.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RawRecord {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// Timestamp in ms.
+    pub timestamp: i64,
+    /// Key bytes, if any.
+    pub key: Option<Bytes>,
+    /// Value bytes, if any (None is a tombstone).
+    pub value: Option<Bytes>,
+    /// Headers.
+    pub headers: Vec<(String, Option<Bytes>)>,
+}
+
+/// A record on its way out of the topology, serialised, to be produced by the runtime.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutputRecord {
+    /// Destination topic.
+    pub topic: String,
+    /// Partition chosen by the sink's partitioner; None for the producer's default
+    /// (murmur2 of the key).
+    pub partition: Option<i32>,
+    /// Key bytes.
+    pub key: Option<Bytes>,
+    /// Value bytes.
+    pub value: Option<Bytes>,
+    /// Timestamp in ms.
+    pub timestamp: i64,
+    /// Headers.
+    pub headers: Vec<(String, Option<Bytes>)>,
+}
+
+/// What a task owns while it processes: the input record's position, the outputs it made, and
+/// the errors its sinks met. Passed down the graph with each record.
+#[derive(Debug, Default)]
+pub struct TaskContext {
+    topic: String,
+    partition: i32,
+    offset: i64,
+    stream_time: i64,
+    partition_counts: HashMap<String, i32>,
+    pub(crate) outputs: Vec<OutputRecord>,
+    pub(crate) errors: Vec<StreamsError>,
+}
+
+impl TaskContext {
+    /// The topic of the input record being processed.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// Its partition.
+    pub fn partition(&self) -> i32 {
+        self.partition
+    }
+
+    /// Its offset.
+    pub fn offset(&self) -> i64 {
+        self.offset
+    }
+
+    /// The task's stream time: the largest input timestamp seen so far (Kafka Streams' notion;
+    /// it only moves forward).
+    pub fn stream_time(&self) -> i64 {
+        self.stream_time
+    }
+
+    /// The number of partitions of `topic` as the runtime knows it (1 when unknown).
+    pub fn partition_count(&self, topic: &str) -> i32 {
+        self.partition_counts
+            .get(topic)
+            .copied()
+            .unwrap_or(1)
+            .max(1)
+    }
+
+    /// Tells the context how many partitions an output topic has (for sink partitioners).
+    pub fn set_partition_count(&mut self, topic: &str, partitions: i32) {
+        self.partition_counts.insert(topic.to_string(), partitions);
+    }
+
+    /// Takes the records the sinks produced so far.
+    pub fn take_outputs(&mut self) -> Vec<OutputRecord> {
+        std::mem::take(&mut self.outputs)
+    }
+
+    fn enter(&mut self, record: &RawRecord, timestamp: i64) {
+        self.topic.clone_from(&record.topic);
+        self.partition = record.partition;
+        self.offset = record.offset;
+        self.stream_time = self.stream_time.max(timestamp);
+    }
+}
+
+/// A processor node over records of `K` and `V`.
+pub(crate) type Node<K, V> = Arc<dyn Fn(&mut TaskContext, Record<K, V>) + Send + Sync>;
+
+/// The children of a node: collected while the topology is built, then frozen (read without a
+/// lock for every record).
+pub(crate) struct Children<K, V> {
+    building: Mutex<Vec<Node<K, V>>>,
+    frozen: OnceLock<Vec<Node<K, V>>>,
+}
+
+impl<K: Clone, V: Clone> Children<K, V> {
+    pub(crate) fn new() -> Children<K, V> {
+        Children {
+            building: Mutex::new(Vec::new()),
+            frozen: OnceLock::new(),
+        }
+    }
+
+    pub(crate) fn add(&self, node: Node<K, V>) {
+        self.building.lock().push(node);
+    }
+
+    /// Hands the record to every child, in the order they were attached.
+    pub(crate) fn forward(&self, ctx: &mut TaskContext, record: Record<K, V>) {
+        let Some(nodes) = self.frozen.get() else {
+            return;
+        };
+        if let Some((last, rest)) = nodes.split_last() {
+            for node in rest {
+                node(ctx, record.clone());
+            }
+            last(ctx, record);
+        }
+    }
+}
+
+/// Freezes a node's children when the topology is built.
+pub(crate) trait Freeze: Send + Sync {
+    fn freeze(&self);
+}
+
+impl<K: Send + Sync, V: Send + Sync> Freeze for Children<K, V> {
+    fn freeze(&self) {
+        let nodes = std::mem::take(&mut *self.building.lock());
+        let _ = self.frozen.set(nodes);
+    }
+}
+
+/// A source node: deserialises a topic's record and forwards it.
+type SourceNode = Arc<dyn Fn(&mut TaskContext, &RawRecord) -> Result<()> + Send + Sync>;
+
+/// Where the timestamp of an input record comes from (Kafka's `TimestampExtractor`).
+pub type TimestampExtractor = Arc<dyn Fn(&RawRecord) -> i64 + Send + Sync>;
+
+/// How a source reads a topic: the key and value serdes, and optionally a timestamp extractor
+/// (Kafka's `Consumed`).
+pub struct Consumed<K, V> {
+    pub(crate) key: Arc<dyn Serde<K>>,
+    pub(crate) value: Arc<dyn Serde<V>>,
+    pub(crate) timestamp_extractor: Option<TimestampExtractor>,
+}
+
+impl<K, V> Consumed<K, V> {
+    /// Reads keys with `key` and values with `value`; timestamps are the records' own.
+    pub fn with(key: impl Serde<K> + 'static, value: impl Serde<V> + 'static) -> Consumed<K, V> {
+        Consumed {
+            key: Arc::new(key),
+            value: Arc::new(value),
+            timestamp_extractor: None,
+        }
+    }
+
+    /// Takes each record's timestamp from `extractor` instead of the record's own.
+    pub fn with_timestamp_extractor(
+        mut self,
+        extractor: impl Fn(&RawRecord) -> i64 + Send + Sync + 'static,
+    ) -> Consumed<K, V> {
+        self.timestamp_extractor = Some(Arc::new(extractor));
+        self
+    }
+}
+
+/// A sink's partitioner: `(key, value, partitions)` → partition (Kafka's `StreamPartitioner`).
+pub type StreamPartitioner<K, V> = Arc<dyn Fn(&K, &V, i32) -> i32 + Send + Sync>;
+
+/// How a sink writes a topic: serdes and optionally a partitioner (Kafka's `Produced`).
+pub struct Produced<K, V> {
+    pub(crate) key: Arc<dyn Serde<K>>,
+    pub(crate) value: Arc<dyn Serde<V>>,
+    pub(crate) partitioner: Option<StreamPartitioner<K, V>>,
+}
+
+impl<K, V> Produced<K, V> {
+    /// Writes keys with `key` and values with `value`; partitions by the producer's default.
+    pub fn with(key: impl Serde<K> + 'static, value: impl Serde<V> + 'static) -> Produced<K, V> {
+        Produced {
+            key: Arc::new(key),
+            value: Arc::new(value),
+            partitioner: None,
+        }
+    }
+
+    /// Chooses each record's partition with `partitioner(key, value, partition_count)`.
+    pub fn with_partitioner(
+        mut self,
+        partitioner: impl Fn(&K, &V, i32) -> i32 + Send + Sync + 'static,
+    ) -> Produced<K, V> {
+        self.partitioner = Some(Arc::new(partitioner));
+        self
+    }
+}
+
+/// What the builder has collected so far; shared by the builder and the streams it made.
+#[derive(Default)]
+pub(crate) struct BuilderState {
+    sources: Mutex<Vec<(String, SourceNode)>>,
+    sinks: Mutex<BTreeSet<String>>,
+    freezers: Mutex<Vec<Arc<dyn Freeze>>>,
+    /// One line per node, for [`Topology::describe`].
+    description: Mutex<Vec<String>>,
+}
+
+impl BuilderState {
+    /// Creates the children list of a new node, to be frozen at build time.
+    pub(crate) fn new_children<K, V>(&self, what: String) -> Arc<Children<K, V>>
+    where
+        K: Clone + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+    {
+        let children = Arc::new(Children::new());
+        self.freezers.lock().push(children.clone());
+        self.description.lock().push(what);
+        children
+    }
+
+    pub(crate) fn add_sink(&self, topic: &str) {
+        self.sinks.lock().insert(topic.to_string());
+    }
+}
+
+/// Builds a topology with the DSL (Kafka's `StreamsBuilder`): start from
+/// [`StreamsBuilder::stream`], chain operators, end in sinks, then [`StreamsBuilder::build`].
+#[derive(Default)]
+pub struct StreamsBuilder {
+    state: Arc<BuilderState>,
+}
+
+impl StreamsBuilder {
+    /// An empty builder.
+    pub fn new() -> StreamsBuilder {
+        StreamsBuilder::default()
+    }
+
+    /// A stream of the records of `topic`.
+    pub fn stream<K, V>(&self, topic: &str, consumed: Consumed<K, V>) -> KStream<K, V>
+    where
+        K: Clone + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+    {
+        self.stream_of(&[topic], consumed)
+    }
+
+    /// One stream of the records of several topics.
+    pub fn stream_of<K, V>(&self, topics: &[&str], consumed: Consumed<K, V>) -> KStream<K, V>
+    where
+        K: Clone + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+    {
+        let children = self
+            .state
+            .new_children::<K, V>(format!("source {}", topics.join(", ")));
+        let consumed = Arc::new(consumed);
+        for topic in topics {
+            let children = children.clone();
+            let consumed = consumed.clone();
+            let source: SourceNode = Arc::new(move |ctx, raw| {
+                let key = serdes::deserialize(&*consumed.key, &raw.topic, "key", raw.key.as_ref())?;
+                let value =
+                    serdes::deserialize(&*consumed.value, &raw.topic, "value", raw.value.as_ref())?;
+                let timestamp = consumed
+                    .timestamp_extractor
+                    .as_ref()
+                    .map_or(raw.timestamp, |extract| extract(raw));
+                ctx.enter(raw, timestamp);
+                children.forward(
+                    ctx,
+                    Record {
+                        key,
+                        value,
+                        timestamp,
+                        headers: raw.headers.clone(),
+                    },
+                );
+                Ok(())
+            });
+            self.state.sources.lock().push((topic.to_string(), source));
+        }
+        KStream::new(self.state.clone(), children)
+    }
+
+    /// The topology: every node's children are fixed from now on.
+    pub fn build(self) -> Result<Topology> {
+        let sources = std::mem::take(&mut *self.state.sources.lock());
+        if sources.is_empty() {
+            return Err(StreamsError::Topology(
+                "the topology reads no topic: start it with StreamsBuilder::stream".into(),
+            ));
+        }
+        for freezer in self.state.freezers.lock().iter() {
+            freezer.freeze();
+        }
+        let mut by_topic: BTreeMap<String, Vec<SourceNode>> = BTreeMap::new();
+        for (topic, source) in sources {
+            by_topic.entry(topic).or_default().push(source);
+        }
+        Ok(Topology {
+            sources: by_topic,
+            sinks: self.state.sinks.lock().clone(),
+            description: self.state.description.lock().clone(),
+        })
+    }
+}
+
+/// A built topology (Kafka's `Topology`): immutable, shared by every task that runs it.
+pub struct Topology {
+    sources: BTreeMap<String, Vec<SourceNode>>,
+    sinks: BTreeSet<String>,
+    description: Vec<String>,
+}
+
+impl std::fmt::Debug for Topology {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Topology")
+            .field("source_topics", &self.sources.keys().collect::<Vec<_>>())
+            .field("sink_topics", &self.sinks)
+            .finish()
+    }
+}
+
+impl Topology {
+    /// The topics the topology reads.
+    pub fn source_topics(&self) -> Vec<String> {
+        self.sources.keys().cloned().collect()
+    }
+
+    /// The topics the topology writes.
+    pub fn sink_topics(&self) -> Vec<String> {
+        self.sinks.iter().cloned().collect()
+    }
+
+    /// The nodes, one per line, in the order they were added.
+    pub fn describe(&self) -> String {
+        self.description.join("\n")
+    }
+
+    /// Whether the topology reads `topic`.
+    pub fn reads(&self, topic: &str) -> bool {
+        self.sources.contains_key(topic)
+    }
+
+    /// Runs one input record through the graph; its outputs and sink errors collect in `ctx`.
+    /// A record that does not deserialise is an error (the caller's handler decides).
+    pub fn process(&self, ctx: &mut TaskContext, record: &RawRecord) -> Result<()> {
+        let sources = self
+            .sources
+            .get(&record.topic)
+            .ok_or_else(|| StreamsError::UnknownTopic(record.topic.clone()))?;
+        for source in sources {
+            source(ctx, record)?;
+        }
+        match ctx.errors.drain(..).next() {
+            Some(err) => Err(err),
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! Integration tests of `sluice-streams`: one binary, a module per area.
+
+mod dsl;
