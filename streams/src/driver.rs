@@ -12,21 +12,22 @@ use crate::error::{Result, StreamsError};
 use crate::serdes::{self, Serde};
 use crate::topology::{OutputRecord, RawRecord, Record, TaskContext, Topology};
 
-/// A topic the test pipes records into, with the serdes of its keys and values.
-pub struct TestInputTopic<K, V> {
+/// A topic of the test, with the serdes of its keys and values: piped into as a
+/// [`TestInputTopic`], read from as a [`TestOutputTopic`].
+pub struct TestTopic<K, V> {
     topic: String,
     key: Arc<dyn Serde<K>>,
     value: Arc<dyn Serde<V>>,
 }
 
-impl<K, V> TestInputTopic<K, V> {
-    /// Input topic `topic`, keys written with `key`, values with `value`.
+impl<K, V> TestTopic<K, V> {
+    /// Topic `topic`, keys (de)serialised with `key`, values with `value`.
     pub fn new(
         topic: &str,
         key: impl Serde<K> + 'static,
         value: impl Serde<V> + 'static,
-    ) -> TestInputTopic<K, V> {
-        TestInputTopic {
+    ) -> TestTopic<K, V> {
+        TestTopic {
             topic: topic.to_string(),
             key: Arc::new(key),
             value: Arc::new(value),
@@ -34,27 +35,11 @@ impl<K, V> TestInputTopic<K, V> {
     }
 }
 
-/// A topic the test reads the topology's output from, with the serdes to read it.
-pub struct TestOutputTopic<K, V> {
-    topic: String,
-    key: Arc<dyn Serde<K>>,
-    value: Arc<dyn Serde<V>>,
-}
+/// A topic the test pipes records into (Kafka's `TestInputTopic`).
+pub type TestInputTopic<K, V> = TestTopic<K, V>;
 
-impl<K, V> TestOutputTopic<K, V> {
-    /// Output topic `topic`, keys read with `key`, values with `value`.
-    pub fn new(
-        topic: &str,
-        key: impl Serde<K> + 'static,
-        value: impl Serde<V> + 'static,
-    ) -> TestOutputTopic<K, V> {
-        TestOutputTopic {
-            topic: topic.to_string(),
-            key: Arc::new(key),
-            value: Arc::new(value),
-        }
-    }
-}
+/// A topic the test reads the topology's output from (Kafka's `TestOutputTopic`).
+pub type TestOutputTopic<K, V> = TestTopic<K, V>;
 
 /// Runs a topology without a broker.
 pub struct TopologyTestDriver {

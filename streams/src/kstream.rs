@@ -99,18 +99,7 @@ impl<K: Data, V: Data> KStream<K, V> {
         &self,
         mapper: impl Fn(V) -> V2 + Send + Sync + 'static,
     ) -> KStream<K, V2> {
-        self.then("map_values", move |ctx, record, out| {
-            let value = mapper(record.value);
-            out.forward(
-                ctx,
-                Record {
-                    key: record.key,
-                    value,
-                    timestamp: record.timestamp,
-                    headers: record.headers,
-                },
-            );
-        })
+        self.map_values_with_key(move |_, value| mapper(value))
     }
 
     /// Each record with a new value computed from its key and value (Kafka's

@@ -39,7 +39,7 @@ pub mod kstream;
 pub mod serdes;
 pub mod topology;
 
-pub use driver::{TestInputTopic, TestOutputTopic, TopologyTestDriver};
+pub use driver::{TestInputTopic, TestOutputTopic, TestTopic, TopologyTestDriver};
 pub use error::{Result, StreamsError};
 pub use kstream::{BranchedKStream, KStream};
 pub use topology::{

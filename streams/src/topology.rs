@@ -34,24 +34,9 @@ pub struct Record<K, V> {
     pub headers: Vec<(String, Option<Bytes>)>,
 }
 
-/// A record as a topic holds it: the input of a source node.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct RawRecord {
-    /// Topic.
-    pub topic: String,
-    /// Partition.
-    pub partition: i32,
-    /// Offset.
-    pub offset: i64,
-    /// Timestamp in ms.
-    pub timestamp: i64,
-    /// Key bytes, if any.
-    pub key: Option<Bytes>,
-    /// Value bytes, if any (None is a tombstone).
-    pub value: Option<Bytes>,
-    /// Headers.
-    pub headers: Vec<(String, Option<Bytes>)>,
-}
+/// A record as a topic holds it: the input of a source node (the client's consumer record, so
+/// the runtime hands fetched records on as they are).
+pub type RawRecord = sluice_log::client::consumer::ConsumerRecord;
 
 /// A record on its way out of the topology, serialised, to be produced by the runtime.
 #[derive(Debug, Clone, PartialEq)]
