@@ -29,19 +29,24 @@
 //! # Ok::<(), sluice_streams::StreamsError>(())
 //! ```
 //!
-//! What is here so far: serdes, the stateless part of the DSL and the test driver. Tables,
-//! aggregations, windows, joins, state stores and the runtime over a cluster come next
-//! (ARCHITECTURE.md keeps the plan).
+//! [`KafkaStreams`] runs a topology against a cluster — an embedded Sluice node, a Sluice
+//! broker over TCP, or any Kafka-compatible one — with `num.stream.threads` group members,
+//! at-least-once.
+//!
+//! What is here so far: serdes, the stateless part of the DSL, the test driver and the
+//! at-least-once runtime. Tables, aggregations, windows, joins and state stores come next.
 
 pub mod driver;
 pub mod error;
 pub mod kstream;
+pub mod runtime;
 pub mod serdes;
 pub mod topology;
 
 pub use driver::{TestInputTopic, TestOutputTopic, TestTopic, TopologyTestDriver};
 pub use error::{Result, StreamsError};
 pub use kstream::{BranchedKStream, KStream};
+pub use runtime::{DeserializationHandler, KafkaStreams, StreamsConfig, StreamsMetrics};
 pub use topology::{
     Consumed, OutputRecord, Produced, RawRecord, Record, StreamsBuilder, TaskContext, Topology,
 };

@@ -1,0 +1,407 @@
+//! `KafkaStreams`: runs a topology against a cluster (Sluice, embedded or over TCP, or any
+//! Kafka-compatible one), as Kafka Streams' client of the same name does.
+//!
+//! Each of `num.stream.threads` stream threads is a member of the consumer group
+//! `application.id` (cooperative-sticky, so a rebalance leaves a thread the partitions it
+//! keeps), with a producer of its own: it polls records, runs each through the topology, sends
+//! what the sinks wrote, and every `commit.interval.ms` (and before it gives partitions up)
+//! flushes the producer and commits the positions it reached. That order makes processing
+//! at-least-once: a committed offset is never ahead of an output that was not acknowledged.
+//! Several instances of one application share the partitions through the same group and take
+//! them over when one stops.
+//!
+//! Not yet: tasks with state stores and changelogs, punctuation, exactly-once (needs the log's
+//! transactions); `processing.guarantee=exactly_once_v2` is refused with that reason.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sluice_log::client::group_consumer::{
+    Assignor, AutoOffsetReset, GroupConfig, GroupConsumer, GroupEvent,
+};
+use sluice_log::client::producer::{DeliveryFuture, Producer, ProducerConfig, ProducerRecord};
+use sluice_log::client::Client;
+
+use crate::error::{Result, StreamsError};
+use crate::topology::{TaskContext, Topology};
+
+/// What happens to a record whose key or value does not deserialise
+/// (`default.deserialization.exception.handler`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeserializationHandler {
+    /// `LogAndFailExceptionHandler` (Kafka's default): the stream thread stops with the error.
+    LogAndFail,
+    /// `LogAndContinueExceptionHandler`: the record is logged, counted and skipped.
+    LogAndContinue,
+}
+
+/// A streams application's settings, with Kafka Streams' names.
+#[derive(Debug, Clone)]
+pub struct StreamsConfig {
+    /// `application.id`: the consumer group, and the prefix of internal topics.
+    pub application_id: String,
+    /// `num.stream.threads`.
+    pub num_stream_threads: usize,
+    /// `commit.interval.ms` (Kafka Streams' default for at-least-once: 30 s).
+    pub commit_interval: Duration,
+    /// `default.deserialization.exception.handler`.
+    pub deserialization_handler: DeserializationHandler,
+    /// The stream threads' consumer settings (`consumer.`-prefixed properties).
+    pub group: GroupConfig,
+    /// The stream threads' producer settings (`producer.`-prefixed properties).
+    pub producer: ProducerConfig,
+}
+
+impl StreamsConfig {
+    /// Kafka Streams' defaults for `application_id`: one thread, commits every 30 s, fail on
+    /// bad records; consumers start from the earliest offset and never auto-commit, producers
+    /// wait for `acks=all`.
+    pub fn new(application_id: &str) -> StreamsConfig {
+        let mut group = GroupConfig::new(application_id);
+        group.auto_offset_reset = AutoOffsetReset::Earliest;
+        group.enable_auto_commit = false;
+        group.assignment_strategy = vec![Assignor::CooperativeSticky];
+        let producer = ProducerConfig {
+            linger: Duration::from_millis(100),
+            ..ProducerConfig::default()
+        };
+        StreamsConfig {
+            application_id: application_id.to_string(),
+            num_stream_threads: 1,
+            commit_interval: Duration::from_millis(30_000),
+            deserialization_handler: DeserializationHandler::LogAndFail,
+            group,
+            producer,
+        }
+    }
+
+    /// Reads Kafka Streams' properties: `application.id` (required), `num.stream.threads`,
+    /// `commit.interval.ms`, `default.deserialization.exception.handler`,
+    /// `processing.guarantee`, and `producer.`/`consumer.`-prefixed client properties.
+    pub fn from_props<'a>(
+        props: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<StreamsConfig> {
+        let props: Vec<(&str, &str)> = props
+            .into_iter()
+            .map(|(k, v)| (k.trim(), v.trim()))
+            .collect();
+        let application_id = props
+            .iter()
+            .find(|(k, _)| *k == "application.id")
+            .map(|(_, v)| *v)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| invalid("application.id", "", "is required"))?;
+        let mut config = StreamsConfig::new(application_id);
+        let mut consumer = sluice_log::client::config::ClientConfig::new()
+            .set("group.id", application_id)
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .set("partition.assignment.strategy", "cooperative-sticky");
+        let mut consumer_set = false;
+        for (key, value) in props {
+            match key {
+                "application.id" => {}
+                "num.stream.threads" => {
+                    config.num_stream_threads = value
+                        .parse::<usize>()
+                        .ok()
+                        .filter(|n| *n >= 1)
+                        .ok_or_else(|| invalid(key, value, "expected a whole number of at least 1"))?
+                }
+                "commit.interval.ms" => {
+                    let ms = value
+                        .parse::<u64>()
+                        .map_err(|_| invalid(key, value, "expected milliseconds"))?;
+                    config.commit_interval = Duration::from_millis(ms);
+                }
+                "default.deserialization.exception.handler" => {
+                    config.deserialization_handler = match value.rsplit('.').next().unwrap_or(value) {
+                        "LogAndFailExceptionHandler" => DeserializationHandler::LogAndFail,
+                        "LogAndContinueExceptionHandler" => DeserializationHandler::LogAndContinue,
+                        _ => {
+                            return Err(invalid(
+                                key,
+                                value,
+                                "expected LogAndFailExceptionHandler or LogAndContinueExceptionHandler",
+                            ))
+                        }
+                    }
+                }
+                "processing.guarantee" => match value {
+                    "at_least_once" => {}
+                    "exactly_once" | "exactly_once_beta" | "exactly_once_v2" => {
+                        return Err(invalid(
+                            key,
+                            value,
+                            "exactly-once needs transactions, which the log does not have yet; use at_least_once",
+                        ))
+                    }
+                    _ => return Err(invalid(key, value, "expected at_least_once or exactly_once_v2")),
+                },
+                _ => {
+                    if let Some(name) = key.strip_prefix("producer.") {
+                        config.producer.set(name, value)?;
+                    } else if let Some(name) = key.strip_prefix("consumer.") {
+                        consumer = consumer.set(name, value);
+                        consumer_set = true;
+                    } else {
+                        return Err(invalid(
+                            key,
+                            value,
+                            "not a Kafka Streams property (client properties take a producer. or consumer. prefix)",
+                        ));
+                    }
+                }
+            }
+        }
+        if consumer_set {
+            config.group = consumer.group_config()?;
+        }
+        Ok(config)
+    }
+}
+
+fn invalid(key: &str, value: &str, reason: &str) -> StreamsError {
+    StreamsError::Config {
+        key: key.to_string(),
+        value: value.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Counters of a running application.
+#[derive(Debug, Default)]
+pub struct StreamsMetrics {
+    records_processed: AtomicU64,
+    records_skipped: AtomicU64,
+    commits: AtomicU64,
+}
+
+impl StreamsMetrics {
+    /// Input records run through the topology.
+    pub fn records_processed(&self) -> u64 {
+        self.records_processed.load(Ordering::Relaxed)
+    }
+
+    /// Input records skipped by `LogAndContinueExceptionHandler` (Kafka's
+    /// `dropped-records-total`).
+    pub fn records_skipped(&self) -> u64 {
+        self.records_skipped.load(Ordering::Relaxed)
+    }
+
+    /// Commits of processed positions.
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
+    }
+}
+
+/// A running streams application (Kafka's `KafkaStreams`).
+pub struct KafkaStreams {
+    threads: Vec<tokio::task::JoinHandle<Result<()>>>,
+    stop: Arc<AtomicBool>,
+    metrics: Arc<StreamsMetrics>,
+}
+
+impl KafkaStreams {
+    /// Checks that the source topics exist, then starts the stream threads on the current
+    /// tokio runtime. Returns once every thread has joined the group.
+    pub async fn start(
+        topology: Arc<Topology>,
+        config: StreamsConfig,
+        client: Arc<Client>,
+    ) -> Result<KafkaStreams> {
+        for topic in topology.source_topics() {
+            if client.topic(&topic, false).await.is_err() {
+                return Err(StreamsError::Topology(format!(
+                    "source topic {topic} does not exist: create it before starting {} (Kafka's MissingSourceTopicException)",
+                    config.application_id
+                )));
+            }
+        }
+        let mut partition_counts = Vec::new();
+        for topic in topology.sink_topics() {
+            let info = client.topic(&topic, true).await?;
+            partition_counts.push((topic, info.leaders.len() as i32));
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let metrics = Arc::new(StreamsMetrics::default());
+        let mut threads = Vec::new();
+        for idx in 0..config.num_stream_threads.max(1) {
+            let mut ctx = TaskContext::default();
+            for (topic, n) in &partition_counts {
+                ctx.set_partition_count(topic, *n);
+            }
+            let member = GroupConsumer::subscribe(
+                client.clone(),
+                topology.source_topics(),
+                config.group.clone(),
+            )
+            .await?;
+            let thread = StreamThread {
+                name: format!("{}-StreamThread-{}", config.application_id, idx + 1),
+                topology: topology.clone(),
+                member,
+                producer: Producer::new(client.clone(), config.producer.clone()),
+                deliveries: Vec::new(),
+                ctx,
+                config: config.clone(),
+                metrics: metrics.clone(),
+                stop: stop.clone(),
+            };
+            threads.push(tokio::spawn(thread.run()));
+        }
+        Ok(KafkaStreams {
+            threads,
+            stop,
+            metrics,
+        })
+    }
+
+    /// The application's counters.
+    pub fn metrics(&self) -> &StreamsMetrics {
+        &self.metrics
+    }
+
+    /// Whether a stream thread has stopped (with an error: see [`KafkaStreams::close`]).
+    pub fn has_failed_thread(&self) -> bool {
+        self.threads.iter().any(|t| t.is_finished())
+    }
+
+    /// Stops the stream threads: each processes what it polled, flushes, commits and leaves
+    /// the group. The first thread error, if any thread failed.
+    pub async fn close(self) -> Result<()> {
+        self.stop.store(true, Ordering::Release);
+        let mut first_error = None;
+        for thread in self.threads {
+            let outcome = match thread.await {
+                Ok(outcome) => outcome,
+                Err(err) => Err(StreamsError::Stopped(format!(
+                    "a stream thread panicked: {err}"
+                ))),
+            };
+            if let Err(err) = outcome {
+                first_error.get_or_insert(err);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+/// One stream thread: a group member, a producer and the topology.
+struct StreamThread {
+    name: String,
+    topology: Arc<Topology>,
+    member: GroupConsumer,
+    producer: Producer,
+    /// Outputs sent since the last commit, to check before committing.
+    deliveries: Vec<DeliveryFuture>,
+    ctx: TaskContext,
+    config: StreamsConfig,
+    metrics: Arc<StreamsMetrics>,
+    stop: Arc<AtomicBool>,
+}
+
+impl StreamThread {
+    async fn run(mut self) -> Result<()> {
+        let outcome = self.process_until_stopped().await;
+        // Whatever happened, what was processed and acknowledged is committed before leaving.
+        let committed = match &outcome {
+            Ok(()) => self.commit().await,
+            Err(_) => Ok(()),
+        };
+        let left = self.member.close().await.map_err(StreamsError::from);
+        self.producer.close().await;
+        if let Err(err) = &outcome {
+            tracing::error!(thread = %self.name, %err, "stream thread stopped");
+        }
+        outcome.and(committed).and(left)
+    }
+
+    async fn process_until_stopped(&mut self) -> Result<()> {
+        let mut last_commit = Instant::now();
+        while !self.stop.load(Ordering::Acquire) {
+            match self.member.next_event().await? {
+                GroupEvent::Records(records) => {
+                    for record in &records {
+                        self.process(record).await?;
+                    }
+                }
+                // The partitions go to another member: what was processed is committed first.
+                GroupEvent::Revoked(_) => {
+                    self.commit().await?;
+                    last_commit = Instant::now();
+                }
+                // Fenced: the group moved on; the outputs sent stay (at least once).
+                GroupEvent::Lost(partitions) => {
+                    tracing::warn!(thread = %self.name, ?partitions, "partitions lost; they will be processed again from the last commit");
+                    self.deliveries.clear();
+                }
+                GroupEvent::Assigned(partitions) => {
+                    tracing::info!(thread = %self.name, ?partitions, "assigned");
+                }
+            }
+            if last_commit.elapsed() >= self.config.commit_interval {
+                self.commit().await?;
+                last_commit = Instant::now();
+            }
+        }
+        Ok(())
+    }
+
+    async fn process(&mut self, record: &crate::topology::RawRecord) -> Result<()> {
+        match self.topology.process(&mut self.ctx, record) {
+            Ok(()) => {}
+            Err(
+                err @ StreamsError::Serde {
+                    action: "deserialize",
+                    ..
+                },
+            ) if self.config.deserialization_handler == DeserializationHandler::LogAndContinue => {
+                tracing::warn!(thread = %self.name, topic = %record.topic, partition = record.partition, offset = record.offset, %err, "skipping a record that does not deserialise");
+                self.metrics.records_skipped.fetch_add(1, Ordering::Relaxed);
+                self.ctx.take_outputs();
+                return Ok(());
+            }
+            Err(err) => return Err(err),
+        }
+        self.metrics
+            .records_processed
+            .fetch_add(1, Ordering::Relaxed);
+        for output in self.ctx.take_outputs() {
+            let delivery = self
+                .producer
+                .send(ProducerRecord {
+                    topic: output.topic.as_str().into(),
+                    partition: output.partition,
+                    key: output.key,
+                    value: output.value,
+                    headers: output.headers,
+                    timestamp: Some(output.timestamp),
+                })
+                .await?;
+            self.deliveries.push(delivery);
+        }
+        Ok(())
+    }
+
+    /// Flushes the producer, checks every output since the last commit was written, then
+    /// commits the positions reached: a committed offset is never ahead of an output.
+    async fn commit(&mut self) -> Result<()> {
+        self.producer.flush().await;
+        for delivery in self.deliveries.drain(..) {
+            match delivery.try_result() {
+                Some(Ok(_)) => {}
+                Some(Err(err)) => return Err(err.into()),
+                None => {
+                    return Err(StreamsError::Stopped(
+                        "an output was neither acknowledged nor failed after a flush".into(),
+                    ))
+                }
+            }
+        }
+        self.member.commit().await?;
+        self.metrics.commits.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}

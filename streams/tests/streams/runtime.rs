@@ -1,0 +1,344 @@
+//! The runtime on an embedded node: stream threads in a consumer group, at-least-once commits,
+//! restarts that go on from the commits, bad records under each deserialisation handler.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use sluice_log::client::consumer::{Consumer, ConsumerConfig, StartOffset};
+use sluice_log::client::producer::{Producer, ProducerConfig, ProducerRecord};
+use sluice_log::client::{Client, NewTopic};
+use sluice_streams::serdes::{I64Serde, StringSerde};
+use sluice_streams::{
+    Consumed, KafkaStreams, Produced, StreamsBuilder, StreamsConfig, StreamsError, Topology,
+};
+
+/// Runs `scenario` with a client of a fresh embedded node, on a two-thread runtime, bounded by
+/// 60 s; the node shuts down afterwards.
+fn on_embedded_node<F, Fut>(scenario: F)
+where
+    F: FnOnce(Arc<Client>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().unwrap();
+    let node = sluice_log::Sluice::embedded(dir.path())
+        .config("group.initial.rebalance.delay.ms", "0")
+        .start()
+        .unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime
+        .block_on(async {
+            let client = node.client().await.unwrap();
+            tokio::time::timeout(Duration::from_secs(60), scenario(client)).await
+        })
+        .expect("the scenario finishes within 60 s");
+    node.shutdown().unwrap();
+}
+
+/// Waits (up to 10 s) until `condition` holds.
+async fn eventually(what: &str, condition: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !condition() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn create(client: &Arc<Client>, name: &str, partitions: i32) {
+    let topic = NewTopic {
+        name: name.into(),
+        partitions,
+        replication_factor: 1,
+        configs: BTreeMap::new(),
+    };
+    let created = client.create_topics(&[topic], false).await.unwrap();
+    assert!(created[0].1.is_ok(), "{:?}", created[0].1);
+}
+
+async fn produce(client: &Arc<Client>, topic: &str, records: &[(Option<&str>, Bytes)]) {
+    let producer = Producer::new(client.clone(), ProducerConfig::default());
+    let mut deliveries = Vec::new();
+    for (key, value) in records {
+        let record = ProducerRecord {
+            topic: topic.into(),
+            key: key.map(|k| Bytes::copy_from_slice(k.as_bytes())),
+            value: Some(value.clone()),
+            ..Default::default()
+        };
+        deliveries.push(producer.send(record).await.unwrap());
+    }
+    producer.flush().await;
+    for delivery in deliveries {
+        delivery.await.unwrap();
+    }
+    producer.close().await;
+}
+
+/// Reads `topic` from the beginning until `n` records came (or 30 s passed).
+async fn read_all(client: &Arc<Client>, topic: &str, n: usize) -> Vec<(String, Bytes)> {
+    let partitions = client.topic(topic, false).await.unwrap().leaders.len() as i32;
+    let assignments = (0..partitions)
+        .map(|p| (topic.to_string(), p, StartOffset::Beginning))
+        .collect();
+    let mut consumer = Consumer::assign(client.clone(), assignments, ConsumerConfig::default())
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut out = Vec::new();
+    while out.len() < n && tokio::time::Instant::now() < deadline {
+        for record in consumer.poll().await.unwrap() {
+            let key = String::from_utf8(record.key.unwrap_or_default().to_vec()).unwrap();
+            out.push((key, record.value.unwrap_or_default()));
+        }
+    }
+    out
+}
+
+/// Words of each line, upper-cased, keyed by the word; lines' lengths on a second topic.
+fn words_topology() -> Arc<Topology> {
+    let builder = StreamsBuilder::new();
+    let lines = builder.stream("lines", Consumed::with(StringSerde, StringSerde));
+    lines
+        .flat_map(|_, line: String| {
+            line.split_whitespace()
+                .map(|w| (w.to_string(), w.to_uppercase()))
+                .collect::<Vec<_>>()
+        })
+        .to("words", Produced::with(StringSerde, StringSerde));
+    lines
+        .map_values(|line| line.len() as i64)
+        .to("lengths", Produced::with(StringSerde, I64Serde));
+    Arc::new(builder.build().unwrap())
+}
+
+fn config(threads: &str, handler: &str) -> StreamsConfig {
+    StreamsConfig::from_props([
+        ("application.id", "words-app"),
+        ("num.stream.threads", threads),
+        ("commit.interval.ms", "100"),
+        ("default.deserialization.exception.handler", handler),
+        ("consumer.heartbeat.interval.ms", "100"),
+        ("consumer.session.timeout.ms", "6000"),
+    ])
+    .unwrap()
+}
+
+fn lines(range: std::ops::Range<usize>) -> Vec<(Option<&'static str>, Bytes)> {
+    const KEYS: [&str; 4] = ["a", "b", "c", "d"];
+    range
+        .map(|i| (Some(KEYS[i % 4]), Bytes::from(format!("w{i} x{i}"))))
+        .collect()
+}
+
+#[test]
+fn stream_threads_process_every_record_and_a_restart_goes_on_from_the_commits() {
+    on_embedded_node(|client| async move {
+        create(&client, "lines", 4).await;
+        create(&client, "words", 2).await;
+        create(&client, "lengths", 1).await;
+        produce(&client, "lines", &lines(0..100)).await;
+        let app = KafkaStreams::start(
+            words_topology(),
+            config("2", "LogAndFailExceptionHandler"),
+            client.clone(),
+        )
+        .await
+        .unwrap();
+        let words = read_all(&client, "words", 200).await;
+        assert_eq!(words.len(), 200);
+        let mut keys: Vec<String> = words.iter().map(|(k, _)| k.clone()).collect();
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), 200, "every word once");
+        assert!(words
+            .iter()
+            .all(|(k, v)| v == &Bytes::from(k.to_uppercase())));
+        let lengths = read_all(&client, "lengths", 100).await;
+        assert_eq!(lengths.len(), 100);
+        assert!(
+            lengths.iter().all(|(_, v)| v.len() == 8),
+            "i64 values as Kafka's LongSerializer writes them"
+        );
+        assert_eq!(app.metrics().records_processed(), 100);
+        app.close().await.unwrap();
+
+        // A second run of the application reads only what came after its commits.
+        produce(&client, "lines", &lines(100..110)).await;
+        let app = KafkaStreams::start(
+            words_topology(),
+            config("1", "LogAndFailExceptionHandler"),
+            client.clone(),
+        )
+        .await
+        .unwrap();
+        let words = read_all(&client, "words", 220).await;
+        assert_eq!(
+            words.len(),
+            220,
+            "the first 100 lines were not processed again"
+        );
+        eventually("10 records processed", || {
+            app.metrics().records_processed() >= 10
+        })
+        .await;
+        assert_eq!(app.metrics().records_processed(), 10);
+        app.close().await.unwrap();
+    });
+}
+
+#[test]
+fn bad_records_are_skipped_or_stop_the_application_as_configured() {
+    on_embedded_node(|client| async move {
+        create(&client, "numbers", 1).await;
+        create(&client, "doubled", 1).await;
+        let eight = |n: i64| Bytes::copy_from_slice(&n.to_be_bytes());
+        produce(
+            &client,
+            "numbers",
+            &[
+                (Some("k"), eight(1)),
+                (Some("k"), Bytes::from_static(b"bad")),
+                (Some("k"), eight(3)),
+            ],
+        )
+        .await;
+        let topology = || {
+            let builder = StreamsBuilder::new();
+            builder
+                .stream("numbers", Consumed::with(StringSerde, I64Serde))
+                .map_values(|n| n * 2)
+                .to("doubled", Produced::with(StringSerde, I64Serde));
+            Arc::new(builder.build().unwrap())
+        };
+        let props = |app: &'static str, handler: &'static str| {
+            StreamsConfig::from_props([
+                ("application.id", app),
+                ("commit.interval.ms", "100"),
+                ("default.deserialization.exception.handler", handler),
+                ("consumer.heartbeat.interval.ms", "100"),
+            ])
+            .unwrap()
+        };
+        let app = KafkaStreams::start(
+            topology(),
+            props(
+                "skip",
+                "org.apache.kafka.streams.errors.LogAndContinueExceptionHandler",
+            ),
+            client.clone(),
+        )
+        .await
+        .unwrap();
+        let doubled = read_all(&client, "doubled", 2).await;
+        assert_eq!(
+            doubled.iter().map(|(_, v)| v.clone()).collect::<Vec<_>>(),
+            vec![eight(2), eight(6)]
+        );
+        eventually("the bad record skipped", || {
+            app.metrics().records_skipped() >= 1
+        })
+        .await;
+        assert_eq!(app.metrics().records_skipped(), 1);
+        app.close().await.unwrap();
+
+        let app = KafkaStreams::start(
+            topology(),
+            props("fail", "LogAndFailExceptionHandler"),
+            client.clone(),
+        )
+        .await
+        .unwrap();
+        eventually("the stream thread failed", || app.has_failed_thread()).await;
+        let err = app.close().await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StreamsError::Serde {
+                    action: "deserialize",
+                    part: "value",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("3 bytes, not 8"), "{err}");
+
+        // A topology over a topic that does not exist does not start.
+        let builder = StreamsBuilder::new();
+        builder
+            .stream("missing", Consumed::with(StringSerde, StringSerde))
+            .to("doubled", Produced::with(StringSerde, StringSerde));
+        let err = KafkaStreams::start(
+            Arc::new(builder.build().unwrap()),
+            props("missing", "LogAndFailExceptionHandler"),
+            client.clone(),
+        )
+        .await
+        .err()
+        .expect("refused");
+        assert!(
+            err.to_string()
+                .contains("source topic missing does not exist"),
+            "{err}"
+        );
+    });
+}
+
+#[test]
+fn streams_properties_use_kafkas_names_and_refuse_what_is_not_there() {
+    let config = StreamsConfig::from_props([
+        ("application.id", "app"),
+        ("num.stream.threads", "3"),
+        ("commit.interval.ms", "250"),
+        ("processing.guarantee", "at_least_once"),
+        ("producer.linger.ms", "7"),
+        ("consumer.max.poll.records", "11"),
+    ])
+    .unwrap();
+    assert_eq!(config.num_stream_threads, 3);
+    assert_eq!(config.commit_interval, Duration::from_millis(250));
+    assert_eq!(config.producer.linger, Duration::from_millis(7));
+    assert_eq!(config.group.fetch.max_poll_records, 11);
+    assert_eq!(config.group.group_id, "app");
+    assert!(!config.group.enable_auto_commit);
+    for (props, needle) in [
+        (vec![("num.stream.threads", "2")], "application.id"),
+        (
+            vec![("application.id", "a"), ("num.stream.threads", "0")],
+            "num.stream.threads",
+        ),
+        (
+            vec![
+                ("application.id", "a"),
+                ("processing.guarantee", "exactly_once_v2"),
+            ],
+            "transactions",
+        ),
+        (
+            vec![("application.id", "a"), ("linger.ms", "1")],
+            "producer. or consumer. prefix",
+        ),
+        (
+            vec![
+                ("application.id", "a"),
+                ("default.deserialization.exception.handler", "Ignore"),
+            ],
+            "LogAndContinue",
+        ),
+        (
+            vec![("application.id", "a"), ("producer.acks", "7")],
+            "acks",
+        ),
+    ] {
+        let err = StreamsConfig::from_props(props).unwrap_err();
+        assert!(err.to_string().contains(needle), "{err}");
+    }
+}
