@@ -34,6 +34,9 @@ pub enum BenchCommand {
     Start(crate::perf::StartPerfArgs),
     /// Time for a consumer group to settle, first and after one more member joins.
     Group(crate::perf::GroupPerfArgs),
+    /// A Nexmark query in Sluice Streams, topic to topic on an embedded node, against the same
+    /// computation as a plain loop.
+    Streams(crate::streams_bench::StreamsBenchArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -99,6 +102,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Consume(args) => crate::perf::consume(args),
         BenchCommand::Start(args) => crate::perf::start(args),
         BenchCommand::Group(args) => crate::perf::group(args),
+        BenchCommand::Streams(args) => crate::streams_bench::streams(args),
     }
 }
 

@@ -3,6 +3,7 @@
 mod bench;
 mod perf;
 mod start;
+mod streams_bench;
 mod tools;
 
 use clap::{Parser, Subcommand};

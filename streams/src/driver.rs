@@ -109,7 +109,7 @@ impl TopologyTestDriver {
                     pending.push_back(raw);
                 }
                 self.outputs
-                    .entry(output.topic.clone())
+                    .entry(output.topic.to_string())
                     .or_default()
                     .push_back(output);
             }
@@ -127,7 +127,7 @@ impl TopologyTestDriver {
     ) -> RawRecord {
         let offset = self.offsets.entry(topic.to_string()).or_insert(0);
         let record = RawRecord {
-            topic: topic.to_string(),
+            topic: topic.into(),
             partition: 0,
             offset: *offset,
             timestamp,

@@ -224,7 +224,7 @@ impl<K: Data, V: Data> KStream<K, V> {
     /// Writes every record to `topic` (Kafka's `to`).
     pub fn to(&self, topic: &str, produced: Produced<K, V>) {
         self.state.add_sink(topic);
-        let topic = topic.to_string();
+        let topic: Arc<str> = topic.into();
         let _: KStream<K, V> = self.then(&format!("sink {topic}"), move |ctx, record, _out| {
             let key = serdes::serialize(&*produced.key, &topic, "key", &record.key);
             let value = serdes::serialize(&*produced.value, &topic, "value", &record.value);

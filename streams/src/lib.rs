@@ -39,6 +39,7 @@
 pub mod driver;
 pub mod error;
 pub mod kstream;
+pub mod nexmark;
 pub mod runtime;
 pub mod serdes;
 pub mod topology;

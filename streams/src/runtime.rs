@@ -368,11 +368,13 @@ impl StreamThread {
         self.metrics
             .records_processed
             .fetch_add(1, Ordering::Relaxed);
-        for output in self.ctx.take_outputs() {
+        // The outputs' vector goes back to the context afterwards, so it is allocated once.
+        let mut outputs = self.ctx.take_outputs();
+        for output in outputs.drain(..) {
             let delivery = self
                 .producer
                 .send(ProducerRecord {
-                    topic: output.topic.as_str().into(),
+                    topic: output.topic,
                     partition: output.partition,
                     key: output.key,
                     value: output.value,
@@ -382,6 +384,7 @@ impl StreamThread {
                 .await?;
             self.deliveries.push(delivery);
         }
+        self.ctx.outputs = outputs;
         Ok(())
     }
 

@@ -41,8 +41,8 @@ pub type RawRecord = sluice_log::client::consumer::ConsumerRecord;
 /// A record on its way out of the topology, serialised, to be produced by the runtime.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutputRecord {
-    /// Destination topic.
-    pub topic: String,
+    /// Destination topic (shared: one allocation per sink, not per record).
+    pub topic: Arc<str>,
     /// Partition chosen by the sink's partitioner; None for the producer's default
     /// (murmur2 of the key).
     pub partition: Option<i32>,
@@ -60,7 +60,7 @@ pub struct OutputRecord {
 /// the errors its sinks met. Passed down the graph with each record.
 #[derive(Debug, Default)]
 pub struct TaskContext {
-    topic: String,
+    topic: Arc<str>,
     partition: i32,
     offset: i64,
     stream_time: i64,
@@ -111,7 +111,9 @@ impl TaskContext {
     }
 
     fn enter(&mut self, record: &RawRecord, timestamp: i64) {
-        self.topic.clone_from(&record.topic);
+        if self.topic != record.topic {
+            self.topic = record.topic.clone();
+        }
         self.partition = record.partition;
         self.offset = record.offset;
         self.stream_time = self.stream_time.max(timestamp);
@@ -383,8 +385,8 @@ impl Topology {
     pub fn process(&self, ctx: &mut TaskContext, record: &RawRecord) -> Result<()> {
         let sources = self
             .sources
-            .get(&record.topic)
-            .ok_or_else(|| StreamsError::UnknownTopic(record.topic.clone()))?;
+            .get(&*record.topic)
+            .ok_or_else(|| StreamsError::UnknownTopic(record.topic.to_string()))?;
         for source in sources {
             source(ctx, record)?;
         }

@@ -250,7 +250,10 @@ async fn consume_in_group(
             }
             out.write_all(format.render(&record).as_bytes())
                 .context("write to stdout")?;
-            printed.insert((record.topic.clone(), record.partition), record.offset + 1);
+            printed.insert(
+                (record.topic.to_string(), record.partition),
+                record.offset + 1,
+            );
             n_printed += 1;
         }
         out.flush().context("write to stdout")?;

@@ -64,8 +64,8 @@ impl Default for ConsumerConfig {
 /// A consumed record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumerRecord {
-    /// Topic.
-    pub topic: String,
+    /// Topic (shared by the records of a partition: one allocation, not one per record).
+    pub topic: Arc<str>,
     /// Partition.
     pub partition: i32,
     /// Offset.
@@ -82,7 +82,7 @@ pub struct ConsumerRecord {
 
 #[derive(Debug, Clone)]
 struct Position {
-    topic: String,
+    topic: Arc<str>,
     partition: i32,
     /// The next offset to fetch; records before it may still be buffered.
     offset: i64,
@@ -109,7 +109,7 @@ impl Consumer {
         for (topic, partition, start) in partitions {
             let offset = resolve_start(&client, &topic, partition, start).await?;
             positions.push(Position {
-                topic,
+                topic: topic.into(),
                 partition,
                 offset,
                 high_watermark: -1,
@@ -136,7 +136,7 @@ impl Consumer {
             }
             let offset = resolve_start(&self.client, &topic, partition, start).await?;
             self.positions.push(Position {
-                topic,
+                topic: topic.into(),
                 partition,
                 offset,
                 high_watermark: -1,
@@ -164,17 +164,17 @@ impl Consumer {
         let mut first: HashMap<(&str, i32), i64> = HashMap::new();
         for record in &self.buffered {
             first
-                .entry((record.topic.as_str(), record.partition))
+                .entry((&*record.topic, record.partition))
                 .or_insert(record.offset);
         }
         self.positions
             .iter()
             .map(|p| {
                 let next = first
-                    .get(&(p.topic.as_str(), p.partition))
+                    .get(&(&*p.topic, p.partition))
                     .copied()
                     .unwrap_or(p.offset);
-                (p.topic.clone(), p.partition, next)
+                (p.topic.to_string(), p.partition, next)
             })
             .collect()
     }
@@ -191,7 +191,7 @@ impl Consumer {
         let at = self.index_of(topic, partition)?;
         let offset = resolve_start(&self.client, topic, partition, to).await?;
         self.buffered
-            .retain(|r| !(r.partition == partition && r.topic == topic));
+            .retain(|r| !(r.partition == partition && &*r.topic == topic));
         let position = &mut self.positions[at];
         position.offset = offset;
         position.high_watermark = -1;
@@ -213,7 +213,7 @@ impl Consumer {
         self.positions
             .iter()
             .filter(|p| p.paused)
-            .map(|p| (p.topic.clone(), p.partition))
+            .map(|p| (p.topic.to_string(), p.partition))
             .collect()
     }
 
@@ -282,7 +282,7 @@ impl Consumer {
     fn index_of(&self, topic: &str, partition: i32) -> Result<usize> {
         self.positions
             .iter()
-            .position(|p| p.topic == topic && p.partition == partition)
+            .position(|p| &*p.topic == topic && p.partition == partition)
             .ok_or_else(|| {
                 Error::InvalidArgument(format!(
                     "{topic}-{partition} is not assigned to this consumer"
@@ -328,12 +328,14 @@ impl Consumer {
                     .with_partition_max_bytes(self.config.partition_max_bytes);
                 match topics
                     .iter_mut()
-                    .find(|t| t.topic.0.as_str() == position.topic)
+                    .find(|t| t.topic.0.as_str() == &*position.topic)
                 {
                     Some(topic) => topic.partitions.push(partition),
                     None => topics.push(
                         FetchTopic::default()
-                            .with_topic(TopicName(StrBytes::from_string(position.topic.clone())))
+                            .with_topic(TopicName(StrBytes::from_string(
+                                position.topic.to_string(),
+                            )))
                             .with_partitions(vec![partition]),
                     ),
                 }
@@ -359,7 +361,7 @@ impl Consumer {
             for topic in response.responses {
                 for data in topic.partitions {
                     let Some(position) = self.positions.iter_mut().find(|p| {
-                        p.topic == topic.topic.0.as_str() && p.partition == data.partition_index
+                        &*p.topic == topic.topic.0.as_str() && p.partition == data.partition_index
                     }) else {
                         continue;
                     };
@@ -415,7 +417,7 @@ pub(crate) fn records_stream<'a, S: Send + 'a>(
 fn is_paused(positions: &[Position], topic: &str, partition: i32) -> bool {
     positions
         .iter()
-        .any(|p| p.paused && p.partition == partition && p.topic == topic)
+        .any(|p| p.paused && p.partition == partition && &*p.topic == topic)
 }
 
 /// The offset a start point names now.

@@ -312,6 +312,10 @@ struct State {
     next_batch_seq: u64,
     /// Per topic: the partition keyless records stick to now, and the last one used.
     sticky: FastMap<Arc<str>, (Option<i32>, i32)>,
+    /// Per topic: its partition count from the client's metadata, and how many records have
+    /// used it since it was read (it is read again every `PARTITION_COUNT_REUSE` records, so a
+    /// topic that grows is seen soon, without a metadata look-up per record).
+    partition_counts: FastMap<Arc<str>, (i32, u32)>,
     flush: bool,
     closed: bool,
     /// What the sender task is doing, as of its last look at this state.
@@ -331,7 +335,22 @@ enum SenderState {
     SleepingIdle,
 }
 
+/// How many records use a topic's cached partition count before it is read again.
+const PARTITION_COUNT_REUSE: u32 = 1024;
+
 impl State {
+    fn partition_count(&mut self, client: &Client, topic: &Arc<str>) -> Option<i32> {
+        if let Some((n, uses)) = self.partition_counts.get_mut(topic) {
+            if *uses < PARTITION_COUNT_REUSE {
+                *uses += 1;
+                return Some(*n);
+            }
+        }
+        let n = client.cached_partition_count(topic)? as i32;
+        self.partition_counts.insert(topic.clone(), (n, 0));
+        Some(n)
+    }
+
     /// Moves a partition's open batch to its ready queue; keyless records then move on to the
     /// next partition of the topic.
     fn close_open_batch(&mut self, topic: &Arc<str>, partition: i32) {
@@ -484,12 +503,9 @@ impl Producer {
         let partition = match (record.partition, sticky) {
             (Some(partition), _) | (None, Some(partition)) => partition,
             (None, None) => {
-                let n = match partition_count.or_else(|| {
-                    self.inner
-                        .client
-                        .cached_partition_count(&record.topic)
-                        .map(|n| n as i32)
-                }) {
+                let n = match partition_count
+                    .or_else(|| state.partition_count(&self.inner.client, &record.topic))
+                {
                     Some(n) => n.max(1),
                     None => return Enqueued::NeedsPartitionCount(record),
                 };

@@ -500,7 +500,7 @@ fn a_pattern_subscription_follows_new_matching_topics() {
         while read < 9 {
             if let GroupEvent::Records(records) = member.next_event().await.unwrap() {
                 read += records.len();
-                topics.extend(records.into_iter().map(|r| r.topic));
+                topics.extend(records.into_iter().map(|r| r.topic.to_string()));
             }
         }
         assert_eq!(
@@ -516,9 +516,12 @@ fn a_pattern_subscription_follows_new_matching_topics() {
             match member.next_event().await.unwrap() {
                 GroupEvent::Assigned(partitions) => assigned = Some(partitions),
                 GroupEvent::Records(records) => {
-                    from_asia += records.iter().filter(|r| r.topic == "orders.asia").count();
+                    from_asia += records
+                        .iter()
+                        .filter(|r| &*r.topic == "orders.asia")
+                        .count();
                     assert!(
-                        records.iter().all(|r| r.topic == "orders.asia"),
+                        records.iter().all(|r| &*r.topic == "orders.asia"),
                         "read twice"
                     );
                 }

@@ -1,0 +1,176 @@
+//! `sluice bench streams`: Nexmark queries written in Sluice Streams' DSL, end to end from topic
+//! to topic on an embedded node with one stream thread, against the same computation as a
+//! plain Rust loop over the same in-memory events (the limit).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bytes::Bytes;
+use serde::Serialize;
+use sluice_log::client::producer::{Producer, ProducerConfig, ProducerRecord};
+use sluice_log::client::NewTopic;
+use sluice_streams::nexmark::{self, BidGenerator, BidSerde};
+use sluice_streams::serdes::Serde;
+use sluice_streams::{KafkaStreams, StreamsBuilder, StreamsConfig};
+
+use crate::tools::runtime;
+
+#[derive(Debug, clap::Args)]
+pub struct StreamsBenchArgs {
+    /// The Nexmark query: q1 (currency conversion, a map over every bid). q5 (hot items over
+    /// hopping windows) and join (a stream-table join) need windows and tables, which Sluice
+    /// Streams does not have yet.
+    #[arg(long, default_value = "q1")]
+    query: String,
+    /// Number of events (bids).
+    #[arg(long, default_value_t = 1_000_000)]
+    events: u64,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct StreamsReport {
+    query: String,
+    events: u64,
+    events_per_sec: f64,
+    loop_events_per_sec: f64,
+    /// How many times faster the plain loop is.
+    ratio: f64,
+}
+
+pub fn streams(args: StreamsBenchArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.query == "q1",
+        "--query {}: only q1 exists yet (q5 and join need windowed aggregations and tables)",
+        args.query
+    );
+    anyhow::ensure!(args.events > 0, "--events must be at least 1");
+    let n = args.events as usize;
+    let bids: Vec<(Bytes, Bytes)> = BidGenerator::new(42, 1_700_000_000_000)
+        .take(n)
+        .map(|bid| {
+            let key = Bytes::copy_from_slice(&bid.auction.to_be_bytes());
+            let value = BidSerde
+                .serialize("bids", &bid)
+                .map_err(|e| anyhow::anyhow!(e))?
+                .context("a bid serialises to bytes")?;
+            anyhow::Ok((key, value))
+        })
+        .collect::<anyhow::Result<_>>()?;
+
+    // The limit: the same computation over the same bytes, with no topics in between.
+    let started = Instant::now();
+    let mut out_bytes = 0usize;
+    for (_, value) in &bids {
+        let bid = BidSerde
+            .deserialize("bids", Some(value))
+            .map_err(|e| anyhow::anyhow!(e))?;
+        let converted = nexmark::q1_convert(bid);
+        out_bytes += BidSerde
+            .serialize("q1", &converted)
+            .map_err(|e| anyhow::anyhow!(e))?
+            .map_or(0, |b| b.len());
+    }
+    let loop_elapsed = started.elapsed();
+    anyhow::ensure!(out_bytes > 0, "the loop produced nothing");
+
+    let dir = tempfile::tempdir()?;
+    let node = sluice_log::Sluice::embedded(dir.path())
+        .config("group.initial.rebalance.delay.ms", "0")
+        .start()?;
+    let elapsed = runtime()?.block_on(async {
+        let client = node.client().await?;
+        for name in ["bids", "q1-out"] {
+            let topic = NewTopic {
+                name: name.into(),
+                partitions: 1,
+                replication_factor: 1,
+                configs: Default::default(),
+            };
+            if let Some((_, Err(err))) = client
+                .create_topics(&[topic], false)
+                .await?
+                .into_iter()
+                .next()
+            {
+                return Err(anyhow::Error::new(err).context(format!("create topic {name}")));
+            }
+        }
+        // The input, produced before the clock starts.
+        let config = ProducerConfig {
+            acks: 1,
+            batch_size: 65_536,
+            ..ProducerConfig::default()
+        };
+        let producer = Producer::new(client.clone(), config);
+        let topic: Arc<str> = "bids".into();
+        let mut last = None;
+        for (key, value) in &bids {
+            let record = ProducerRecord {
+                topic: topic.clone(),
+                key: Some(key.clone()),
+                value: Some(value.clone()),
+                ..Default::default()
+            };
+            last = Some(producer.send(record).await?);
+        }
+        producer.flush().await;
+        if let Some(last) = last {
+            last.await.context("produce the bids")?;
+        }
+        producer.close().await;
+
+        let builder = StreamsBuilder::new();
+        nexmark::q1(&builder, "bids", "q1-out");
+        let topology = Arc::new(builder.build()?);
+        let config = StreamsConfig::from_props([
+            ("application.id", "nexmark-q1"),
+            ("num.stream.threads", "1"),
+            ("commit.interval.ms", "1000"),
+            ("producer.acks", "1"),
+            ("producer.batch.size", "65536"),
+            ("producer.linger.ms", "5"),
+        ])?;
+        let app = KafkaStreams::start(topology, config, client.clone()).await?;
+        // From the moment the thread has joined its group until every output is in the topic.
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(300);
+        loop {
+            let end = client.list_offset("q1-out", 0, -1).await?;
+            if end >= n as i64 {
+                break;
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "only {end} of {n} outputs within 300 s"
+            );
+            anyhow::ensure!(!app.has_failed_thread(), "the stream thread stopped");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let elapsed = started.elapsed();
+        app.close().await?;
+        anyhow::Ok(elapsed)
+    })?;
+    node.shutdown()?;
+    let events_per_sec = n as f64 / elapsed.as_secs_f64();
+    let loop_events_per_sec = n as f64 / loop_elapsed.as_secs_f64();
+    let report = StreamsReport {
+        query: args.query.clone(),
+        events: args.events,
+        events_per_sec,
+        loop_events_per_sec,
+        ratio: loop_events_per_sec / events_per_sec,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!(
+            "nexmark {}: {} events, {:.0} events/sec on one stream thread (topic to topic, embedded node); the plain loop {:.0} events/sec: {:.1}x",
+            report.query, report.events, report.events_per_sec, report.loop_events_per_sec, report.ratio
+        );
+    }
+    Ok(())
+}
