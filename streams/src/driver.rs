@@ -10,6 +10,7 @@ use bytes::Bytes;
 
 use crate::error::{Result, StreamsError};
 use crate::serdes::{self, Serde};
+use crate::store::ReadOnlyKeyValueStore;
 use crate::topology::{OutputRecord, RawRecord, Record, TaskContext, Topology};
 
 /// A topic of the test, with the serdes of its keys and values: piped into as a
@@ -52,11 +53,17 @@ pub struct TopologyTestDriver {
 }
 
 impl TopologyTestDriver {
-    /// A driver for `topology`, with one task (partition 0 of every topic).
+    /// A driver for `topology`, with one task (partition 0 of every topic), as application
+    /// `topology-test-driver` (the prefix of its changelog topics).
     pub fn new(topology: Topology) -> TopologyTestDriver {
+        TopologyTestDriver::with_application_id(topology, "topology-test-driver")
+    }
+
+    /// A driver for `topology` as application `application_id`.
+    pub fn with_application_id(topology: Topology, application_id: &str) -> TopologyTestDriver {
         TopologyTestDriver {
             topology,
-            ctx: TaskContext::default(),
+            ctx: TaskContext::new(application_id, 0),
             offsets: BTreeMap::new(),
             outputs: BTreeMap::new(),
         }
@@ -186,6 +193,26 @@ impl TopologyTestDriver {
             .remove(topic)
             .map(Vec::from)
             .unwrap_or_default()
+    }
+
+    /// A typed, read-only view of the task's store `name` (empty if nothing was written yet).
+    pub fn key_value_store<K, V>(
+        &self,
+        name: &str,
+        key: impl Serde<K> + 'static,
+        value: impl Serde<V> + 'static,
+    ) -> Result<ReadOnlyKeyValueStore<'_, K, V>> {
+        if !self.topology.stores().iter().any(|s| s == name) {
+            return Err(StreamsError::Topology(format!(
+                "the topology has no store {name}"
+            )));
+        }
+        Ok(ReadOnlyKeyValueStore::new(
+            name,
+            self.ctx.store(name),
+            Arc::new(key),
+            Arc::new(value),
+        ))
     }
 
     /// The task's stream time (the largest input timestamp so far).

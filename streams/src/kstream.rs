@@ -14,8 +14,12 @@ use crate::topology::{BuilderState, Children, OutputRecord, Produced, Record, Ta
 
 /// A stream of records with keys of `K` and values of `V` (Kafka's `KStream<K, V>`).
 pub struct KStream<K, V> {
-    state: Arc<BuilderState>,
-    children: Arc<Children<K, V>>,
+    pub(crate) state: Arc<BuilderState>,
+    pub(crate) children: Arc<Children<K, V>>,
+    /// Whether an operator upstream may have changed the keys (map, flat_map, select_key), so
+    /// that records of one key may sit in different partitions: grouping then needs a
+    /// repartition.
+    key_changed: bool,
 }
 
 impl<K, V> Clone for KStream<K, V> {
@@ -23,6 +27,7 @@ impl<K, V> Clone for KStream<K, V> {
         KStream {
             state: self.state.clone(),
             children: self.children.clone(),
+            key_changed: self.key_changed,
         }
     }
 }
@@ -34,7 +39,16 @@ impl<T: Clone + Send + Sync + 'static> Data for T {}
 
 impl<K: Data, V: Data> KStream<K, V> {
     pub(crate) fn new(state: Arc<BuilderState>, children: Arc<Children<K, V>>) -> KStream<K, V> {
-        KStream { state, children }
+        KStream {
+            state,
+            children,
+            key_changed: false,
+        }
+    }
+
+    fn with_key_changed(mut self, key_changed: bool) -> KStream<K, V> {
+        self.key_changed = key_changed;
+        self
     }
 
     /// Adds a node fed by this stream; `node` gets each record and the new node's children.
@@ -47,7 +61,7 @@ impl<K: Data, V: Data> KStream<K, V> {
         let downstream = out.clone();
         self.children
             .add(Arc::new(move |ctx, record| node(ctx, record, &downstream)));
-        KStream::new(self.state.clone(), out)
+        KStream::new(self.state.clone(), out).with_key_changed(self.key_changed)
     }
 
     /// The records for which `predicate` holds.
@@ -92,6 +106,7 @@ impl<K: Data, V: Data> KStream<K, V> {
                 },
             );
         })
+        .with_key_changed(true)
     }
 
     /// Each record with a new value, the key kept.
@@ -143,6 +158,7 @@ impl<K: Data, V: Data> KStream<K, V> {
                 );
             }
         })
+        .with_key_changed(true)
     }
 
     /// Zero or more values for each record, each with the input's key.
@@ -185,6 +201,7 @@ impl<K: Data, V: Data> KStream<K, V> {
                 },
             );
         })
+        .with_key_changed(true)
     }
 
     /// Calls `action` on each record and passes it on unchanged.
@@ -210,6 +227,24 @@ impl<K: Data, V: Data> KStream<K, V> {
             input.add(Arc::new(move |ctx, record| downstream.forward(ctx, record)));
         }
         KStream::new(self.state.clone(), out)
+            .with_key_changed(self.key_changed || other.key_changed)
+    }
+
+    /// Groups the records by their key, to aggregate them (Kafka's `groupByKey`). The keys must
+    /// be the ones the records came with: after an operator that changes keys (`map`,
+    /// `flat_map`, `select_key`) records of one key may sit in different partitions, and
+    /// Kafka Streams would repartition through an internal topic; Sluice Streams does not
+    /// create repartition topics yet, so `build` refuses that topology with an error saying so.
+    pub fn group_by_key(
+        &self,
+        grouped: crate::ktable::Grouped<K>,
+    ) -> crate::ktable::KGroupedStream<K, V> {
+        if self.key_changed {
+            self.state.error(
+                "group_by_key after an operator that changes keys (map, flat_map, select_key) needs a repartition topic, which Sluice Streams does not create yet: group before changing the key, or write the stream to a topic and read it back".to_string(),
+            );
+        }
+        crate::ktable::KGroupedStream::new(self.clone(), grouped)
     }
 
     /// Splits the stream by predicates (Kafka's `split()`): each record goes to the first
@@ -291,7 +326,10 @@ impl<K: Data, V: Data> BranchedKStream<K, V> {
             .collect::<Vec<_>>();
         for name in &names {
             let out = state.new_children::<K, V>(format!("branch {name}"));
-            streams.insert(name.clone(), KStream::new(state.clone(), out.clone()));
+            streams.insert(
+                name.clone(),
+                KStream::new(state.clone(), out.clone()).with_key_changed(self.stream.key_changed),
+            );
             outputs.push(out);
         }
         let predicates = self

@@ -39,15 +39,19 @@
 pub mod driver;
 pub mod error;
 pub mod kstream;
+pub mod ktable;
 pub mod nexmark;
 pub mod runtime;
 pub mod serdes;
+pub mod store;
 pub mod topology;
 
 pub use driver::{TestInputTopic, TestOutputTopic, TestTopic, TopologyTestDriver};
 pub use error::{Result, StreamsError};
 pub use kstream::{BranchedKStream, KStream};
+pub use ktable::{Grouped, KGroupedStream, KTable, Materialized};
 pub use runtime::{DeserializationHandler, KafkaStreams, StreamsConfig, StreamsMetrics};
+pub use store::{KeyValueStore, ReadOnlyKeyValueStore};
 pub use topology::{
     Consumed, OutputRecord, Produced, RawRecord, Record, StreamsBuilder, TaskContext, Topology,
 };

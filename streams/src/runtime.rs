@@ -13,17 +13,20 @@
 //! Not yet: tasks with state stores and changelogs, punctuation, exactly-once (needs the log's
 //! transactions); `processing.guarantee=exactly_once_v2` is refused with that reason.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use sluice_log::client::consumer::{Consumer, ConsumerConfig, StartOffset};
 use sluice_log::client::group_consumer::{
     Assignor, AutoOffsetReset, GroupConfig, GroupConsumer, GroupEvent,
 };
 use sluice_log::client::producer::{DeliveryFuture, Producer, ProducerConfig, ProducerRecord};
-use sluice_log::client::Client;
+use sluice_log::client::{Client, NewTopic};
 
 use crate::error::{Result, StreamsError};
+use crate::store::changelog_topic;
 use crate::topology::{TaskContext, Topology};
 
 /// What happens to a record whose key or value does not deserialise
@@ -174,6 +177,7 @@ fn invalid(key: &str, value: &str, reason: &str) -> StreamsError {
 #[derive(Debug, Default)]
 pub struct StreamsMetrics {
     records_processed: AtomicU64,
+    records_restored: AtomicU64,
     records_skipped: AtomicU64,
     commits: AtomicU64,
 }
@@ -182,6 +186,11 @@ impl StreamsMetrics {
     /// Input records run through the topology.
     pub fn records_processed(&self) -> u64 {
         self.records_processed.load(Ordering::Relaxed)
+    }
+
+    /// Changelog records read back into stores when tasks started.
+    pub fn records_restored(&self) -> u64 {
+        self.records_restored.load(Ordering::Relaxed)
     }
 
     /// Input records skipped by `LogAndContinueExceptionHandler` (Kafka's
@@ -224,16 +233,15 @@ impl KafkaStreams {
             let info = client.topic(&topic, true).await?;
             partition_counts.push((topic, info.leaders.len() as i32));
         }
+        create_changelogs(&topology, &config, &client).await?;
         let stop = Arc::new(AtomicBool::new(false));
         let metrics = Arc::new(StreamsMetrics::default());
         let mut threads = Vec::new();
         for idx in 0..config.num_stream_threads.max(1) {
-            let mut ctx = TaskContext::default();
-            for (topic, n) in &partition_counts {
-                ctx.set_partition_count(topic, *n);
-            }
+            // As Kafka Streams: each thread's consumer, restore consumer and producer have
+            // connections of their own, so that none waits behind another's long poll.
             let member = GroupConsumer::subscribe(
-                client.clone(),
+                client.sibling().await?,
                 topology.source_topics(),
                 config.group.clone(),
             )
@@ -241,10 +249,13 @@ impl KafkaStreams {
             let thread = StreamThread {
                 name: format!("{}-StreamThread-{}", config.application_id, idx + 1),
                 topology: topology.clone(),
+                client: client.sibling().await?,
                 member,
-                producer: Producer::new(client.clone(), config.producer.clone()),
+                producer: Producer::new(client.sibling().await?, config.producer.clone()),
                 deliveries: Vec::new(),
-                ctx,
+                tasks: BTreeMap::new(),
+                partition_counts: partition_counts.clone(),
+                outputs: Vec::new(),
                 config: config.clone(),
                 metrics: metrics.clone(),
                 stop: stop.clone(),
@@ -288,15 +299,59 @@ impl KafkaStreams {
     }
 }
 
-/// One stream thread: a group member, a producer and the topology.
+/// Creates the changelog topic of every store that lacks one: compacted, with as many
+/// partitions as the widest source topic (task `p` logs to partition `p`).
+async fn create_changelogs(
+    topology: &Topology,
+    config: &StreamsConfig,
+    client: &Client,
+) -> Result<()> {
+    let stores = topology.stores();
+    if stores.is_empty() {
+        return Ok(());
+    }
+    let mut partitions = 1;
+    for topic in topology.source_topics() {
+        partitions = partitions.max(client.topic(&topic, false).await?.leaders.len() as i32);
+    }
+    let topics: Vec<NewTopic> = stores
+        .iter()
+        .map(|store| NewTopic {
+            name: changelog_topic(&config.application_id, store),
+            partitions,
+            replication_factor: -1,
+            configs: [("cleanup.policy".to_string(), "compact".to_string())].into(),
+        })
+        .collect();
+    for (name, created) in client.create_topics(&topics, false).await? {
+        match created {
+            Ok(()) => tracing::info!(topic = %name, partitions, "created changelog topic"),
+            Err(sluice_log::Error::Broker {
+                code: kafka_protocol::ResponseError::TopicAlreadyExists,
+                ..
+            }) => {}
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Ok(())
+}
+
+/// One stream thread: a group member, a producer, the topology, and a task per partition.
 struct StreamThread {
     name: String,
     topology: Arc<Topology>,
+    /// For restoring stores (the restore consumer's client).
+    client: Arc<Client>,
     member: GroupConsumer,
     producer: Producer,
     /// Outputs sent since the last commit, to check before committing.
     deliveries: Vec<DeliveryFuture>,
-    ctx: TaskContext,
+    /// The tasks of the partitions this thread owns: each keeps its own stores.
+    tasks: BTreeMap<i32, TaskContext>,
+    /// Output topics' partition counts, for sink partitioners.
+    partition_counts: Vec<(String, i32)>,
+    /// A vector for a task's outputs, reused from record to record.
+    outputs: Vec<crate::topology::OutputRecord>,
     config: StreamsConfig,
     metrics: Arc<StreamsMetrics>,
     stop: Arc<AtomicBool>,
@@ -332,13 +387,16 @@ impl StreamThread {
                     self.commit().await?;
                     last_commit = Instant::now();
                 }
-                // Fenced: the group moved on; the outputs sent stay (at least once).
+                // Fenced: the group moved on; the outputs sent stay (at least once), and the
+                // tasks' state is rebuilt from the changelogs when partitions come back.
                 GroupEvent::Lost(partitions) => {
                     tracing::warn!(thread = %self.name, ?partitions, "partitions lost; they will be processed again from the last commit");
                     self.deliveries.clear();
+                    self.tasks.clear();
                 }
                 GroupEvent::Assigned(partitions) => {
                     tracing::info!(thread = %self.name, ?partitions, "assigned");
+                    self.take_tasks(&partitions).await?;
                 }
             }
             if last_commit.elapsed() >= self.config.commit_interval {
@@ -349,8 +407,46 @@ impl StreamThread {
         Ok(())
     }
 
+    /// Keeps a task for each partition number of `partitions` (co-partitioned source topics
+    /// share a task), restoring new tasks' stores from their changelogs first.
+    async fn take_tasks(&mut self, partitions: &[(String, i32)]) -> Result<()> {
+        let wanted: std::collections::BTreeSet<i32> = partitions.iter().map(|(_, p)| *p).collect();
+        self.tasks.retain(|partition, _| wanted.contains(partition));
+        for partition in wanted {
+            if self.tasks.contains_key(&partition) {
+                continue;
+            }
+            let mut task = TaskContext::new(&self.config.application_id, partition);
+            for (topic, n) in &self.partition_counts {
+                task.set_partition_count(topic, *n);
+            }
+            for store in self.topology.stores() {
+                let restored = restore(
+                    &self.client,
+                    &mut task,
+                    &self.config.application_id,
+                    &store,
+                    partition,
+                )
+                .await?;
+                tracing::info!(thread = %self.name, %store, partition, records = restored, "restored a store from its changelog");
+                self.metrics
+                    .records_restored
+                    .fetch_add(restored, Ordering::Relaxed);
+            }
+            self.tasks.insert(partition, task);
+        }
+        Ok(())
+    }
+
     async fn process(&mut self, record: &crate::topology::RawRecord) -> Result<()> {
-        match self.topology.process(&mut self.ctx, record) {
+        let Some(task) = self.tasks.get_mut(&record.partition) else {
+            return Err(StreamsError::Stopped(format!(
+                "a record of {}-{} came before its task was created",
+                record.topic, record.partition
+            )));
+        };
+        match self.topology.process(task, record) {
             Ok(()) => {}
             Err(
                 err @ StreamsError::Serde {
@@ -360,7 +456,7 @@ impl StreamThread {
             ) if self.config.deserialization_handler == DeserializationHandler::LogAndContinue => {
                 tracing::warn!(thread = %self.name, topic = %record.topic, partition = record.partition, offset = record.offset, %err, "skipping a record that does not deserialise");
                 self.metrics.records_skipped.fetch_add(1, Ordering::Relaxed);
-                self.ctx.take_outputs();
+                task.take_outputs();
                 return Ok(());
             }
             Err(err) => return Err(err),
@@ -368,9 +464,9 @@ impl StreamThread {
         self.metrics
             .records_processed
             .fetch_add(1, Ordering::Relaxed);
-        // The outputs' vector goes back to the context afterwards, so it is allocated once.
-        let mut outputs = self.ctx.take_outputs();
-        for output in outputs.drain(..) {
+        // One vector for every record's outputs, so nothing is allocated for it per record.
+        std::mem::swap(&mut self.outputs, &mut task.outputs);
+        for output in self.outputs.drain(..) {
             let delivery = self
                 .producer
                 .send(ProducerRecord {
@@ -384,7 +480,6 @@ impl StreamThread {
                 .await?;
             self.deliveries.push(delivery);
         }
-        self.ctx.outputs = outputs;
         Ok(())
     }
 
@@ -407,4 +502,42 @@ impl StreamThread {
         self.metrics.commits.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
+}
+
+/// Reads partition `partition` of the changelog of `store` from the beginning into the task's
+/// store; returns how many records it applied.
+async fn restore(
+    client: &Arc<Client>,
+    task: &mut TaskContext,
+    application_id: &str,
+    store: &str,
+    partition: i32,
+) -> Result<u64> {
+    let topic = changelog_topic(application_id, store);
+    let end = client.list_offset(&topic, partition, -1).await?;
+    let start = client.list_offset(&topic, partition, -2).await?;
+    if end <= start {
+        return Ok(0);
+    }
+    let mut consumer = Consumer::assign(
+        client.clone(),
+        vec![(topic.clone(), partition, StartOffset::Beginning)],
+        ConsumerConfig::default(),
+    )
+    .await?;
+    let mut restored = 0u64;
+    while consumer.position(&topic, partition)? < end {
+        let records = consumer.poll().await?;
+        for record in records {
+            if record.offset >= end {
+                break;
+            }
+            let Some(key) = record.key else {
+                continue;
+            };
+            task.restore(store, key, record.value);
+            restored += 1;
+        }
+    }
+    Ok(restored)
 }

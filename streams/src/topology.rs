@@ -19,6 +19,7 @@ use parking_lot::Mutex;
 use crate::error::{Result, StreamsError};
 use crate::kstream::KStream;
 use crate::serdes::{self, Serde};
+use crate::store::{changelog_topic, KeyValueStore};
 
 /// A record inside the topology: a typed key and value with the timestamp and headers it
 /// carries (processors keep both unless they change them).
@@ -60,16 +61,93 @@ pub struct OutputRecord {
 /// the errors its sinks met. Passed down the graph with each record.
 #[derive(Debug, Default)]
 pub struct TaskContext {
+    application_id: Arc<str>,
+    /// The task's partition: the partition of its input topics it processes, and of its
+    /// stores' changelogs.
+    task_partition: i32,
     topic: Arc<str>,
     partition: i32,
     offset: i64,
     stream_time: i64,
     partition_counts: HashMap<String, i32>,
+    stores: BTreeMap<String, StoreSlot>,
     pub(crate) outputs: Vec<OutputRecord>,
     pub(crate) errors: Vec<StreamsError>,
 }
 
+/// A task's store and the name of its changelog.
+#[derive(Debug)]
+struct StoreSlot {
+    store: KeyValueStore,
+    changelog: Arc<str>,
+}
+
 impl TaskContext {
+    /// The context of the task of `application_id` that processes partition `task_partition`.
+    pub fn new(application_id: &str, task_partition: i32) -> TaskContext {
+        TaskContext {
+            application_id: application_id.into(),
+            task_partition,
+            ..TaskContext::default()
+        }
+    }
+
+    /// The partition this task processes.
+    pub fn task_partition(&self) -> i32 {
+        self.task_partition
+    }
+
+    /// The task's store `name`, if it has written to it or restored it.
+    pub fn store(&self, name: &str) -> Option<&KeyValueStore> {
+        self.stores.get(name).map(|slot| &slot.store)
+    }
+
+    /// The task's store `name`, created empty on first use.
+    fn slot(&mut self, name: &str) -> Option<&mut StoreSlot> {
+        if !self.stores.contains_key(name) {
+            let changelog = changelog_topic(&self.application_id, name).into();
+            self.stores.insert(
+                name.to_string(),
+                StoreSlot {
+                    store: KeyValueStore::default(),
+                    changelog,
+                },
+            );
+        }
+        self.stores.get_mut(name)
+    }
+
+    /// Writes `key` → `value` (None deletes) to the store `name` and to its changelog.
+    pub(crate) fn put_logged(
+        &mut self,
+        name: &str,
+        key: Bytes,
+        value: Option<Bytes>,
+        timestamp: i64,
+    ) {
+        let partition = self.task_partition;
+        let Some(slot) = self.slot(name) else {
+            return;
+        };
+        slot.store.put(key.clone(), value.clone());
+        let topic = slot.changelog.clone();
+        self.outputs.push(OutputRecord {
+            topic,
+            partition: Some(partition),
+            key: Some(key),
+            value,
+            timestamp,
+            headers: Vec::new(),
+        });
+    }
+
+    /// Applies one changelog record to the store `name` while restoring (not logged again).
+    pub fn restore(&mut self, name: &str, key: Bytes, value: Option<Bytes>) {
+        if let Some(slot) = self.slot(name) {
+            slot.store.put(key, value);
+        }
+    }
+
     /// The topic of the input record being processed.
     pub fn topic(&self) -> &str {
         &self.topic
@@ -237,6 +315,12 @@ impl<K, V> Produced<K, V> {
 pub(crate) struct BuilderState {
     sources: Mutex<Vec<(String, SourceNode)>>,
     sinks: Mutex<BTreeSet<String>>,
+    /// The state stores the topology's operators keep, by name.
+    stores: Mutex<BTreeSet<String>>,
+    /// Mistakes found while building, reported by `build`.
+    errors: Mutex<Vec<String>>,
+    /// For generated names (Kafka's `KSTREAM-AGGREGATE-STATE-STORE-0000000001`).
+    next_index: std::sync::atomic::AtomicUsize,
     freezers: Mutex<Vec<Arc<dyn Freeze>>>,
     /// One line per node, for [`Topology::describe`].
     description: Mutex<Vec<String>>,
@@ -257,6 +341,25 @@ impl BuilderState {
 
     pub(crate) fn add_sink(&self, topic: &str) {
         self.sinks.lock().insert(topic.to_string());
+    }
+
+    /// Registers a store; a name used twice is a build error.
+    pub(crate) fn add_store(&self, name: &str) {
+        if !self.stores.lock().insert(name.to_string()) {
+            self.error(format!("the store name {name} is used twice"));
+        }
+    }
+
+    pub(crate) fn error(&self, message: String) {
+        self.errors.lock().push(message);
+    }
+
+    /// A name for an unnamed operator's store, numbered in creation order as Kafka does.
+    pub(crate) fn generated_name(&self, prefix: &str) -> String {
+        let index = self
+            .next_index
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!("{prefix}-{index:010}")
     }
 }
 
@@ -322,6 +425,10 @@ impl StreamsBuilder {
 
     /// The topology: every node's children are fixed from now on.
     pub fn build(self) -> Result<Topology> {
+        let errors = std::mem::take(&mut *self.state.errors.lock());
+        if !errors.is_empty() {
+            return Err(StreamsError::Topology(errors.join("; ")));
+        }
         let sources = std::mem::take(&mut *self.state.sources.lock());
         if sources.is_empty() {
             return Err(StreamsError::Topology(
@@ -338,6 +445,7 @@ impl StreamsBuilder {
         Ok(Topology {
             sources: by_topic,
             sinks: self.state.sinks.lock().clone(),
+            stores: self.state.stores.lock().clone(),
             description: self.state.description.lock().clone(),
         })
     }
@@ -347,6 +455,7 @@ impl StreamsBuilder {
 pub struct Topology {
     sources: BTreeMap<String, Vec<SourceNode>>,
     sinks: BTreeSet<String>,
+    stores: BTreeSet<String>,
     description: Vec<String>,
 }
 
@@ -368,6 +477,11 @@ impl Topology {
     /// The topics the topology writes.
     pub fn sink_topics(&self) -> Vec<String> {
         self.sinks.iter().cloned().collect()
+    }
+
+    /// The state stores the topology keeps (each with a changelog topic).
+    pub fn stores(&self) -> Vec<String> {
+        self.stores.iter().cloned().collect()
     }
 
     /// The nodes, one per line, in the order they were added.

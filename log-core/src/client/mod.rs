@@ -134,6 +134,19 @@ impl Client {
         Ok(client)
     }
 
+    /// Another client of the same cluster (the same bootstrap servers, or the same in-process
+    /// broker) with the same options, but connections and metadata of its own: for a role whose
+    /// requests must not queue behind another role's long polls (a consumer's fetches and a
+    /// producer's sends, as the Java clients keep them apart).
+    pub async fn sibling(&self) -> Result<Arc<Client>> {
+        match &self.embedded {
+            Some((broker, runtime)) => {
+                Client::embedded(broker.clone(), runtime.clone(), self.options.clone()).await
+            }
+            None => Client::connect(&self.bootstrap.join(","), self.options.clone()).await,
+        }
+    }
+
     /// Opens a new (unpooled) connection to `addr`: over TCP or, for an embedded client,
     /// straight to the in-process broker's handlers.
     async fn open_connection(&self, addr: &str) -> Result<Connection> {

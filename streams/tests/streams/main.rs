@@ -1,4 +1,5 @@
 //! Integration tests of `sluice-streams`: one binary, a module per area.
 
+mod aggregate;
 mod dsl;
 mod runtime;

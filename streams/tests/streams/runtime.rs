@@ -342,3 +342,97 @@ fn streams_properties_use_kafkas_names_and_refuse_what_is_not_there() {
         assert!(err.to_string().contains(needle), "{err}");
     }
 }
+
+/// Counts of each key of `views` (4 partitions), as a table to `view-counts`.
+fn counting_topology() -> Arc<Topology> {
+    use sluice_streams::{Grouped, Materialized};
+    let builder = StreamsBuilder::new();
+    builder
+        .stream("views", Consumed::with(StringSerde, StringSerde))
+        .group_by_key(Grouped::with_key(StringSerde))
+        .count(Materialized::counts().named("counts"))
+        .to_stream()
+        .to("view-counts", Produced::with(StringSerde, I64Serde));
+    Arc::new(builder.build().unwrap())
+}
+
+/// The last count of each key in `view-counts`.
+async fn latest_counts(client: &Arc<Client>, n_updates: usize) -> BTreeMap<String, i64> {
+    read_all(client, "view-counts", n_updates)
+        .await
+        .into_iter()
+        .map(|(key, value)| {
+            let bytes: [u8; 8] = value.as_ref().try_into().unwrap();
+            (key, i64::from_be_bytes(bytes))
+        })
+        .collect()
+}
+
+#[test]
+fn counts_live_in_stores_that_a_restart_restores_from_their_changelogs() {
+    on_embedded_node(|client| async move {
+        create(&client, "views", 4).await;
+        create(&client, "view-counts", 1).await;
+        let views = |keys: &[&'static str]| -> Vec<(Option<&'static str>, Bytes)> {
+            keys.iter()
+                .map(|k| (Some(*k), Bytes::from_static(b"/page")))
+                .collect()
+        };
+        produce(
+            &client,
+            "views",
+            &views(&["ann", "bob", "ann", "cid", "ann", "bob"]),
+        )
+        .await;
+        let props = [
+            ("application.id", "counter"),
+            ("commit.interval.ms", "100"),
+            ("consumer.heartbeat.interval.ms", "100"),
+        ];
+        let app = KafkaStreams::start(
+            counting_topology(),
+            StreamsConfig::from_props(props).unwrap(),
+            client.clone(),
+        )
+        .await
+        .unwrap();
+        let counts = latest_counts(&client, 6).await;
+        assert_eq!(
+            counts,
+            [
+                ("ann".to_string(), 3),
+                ("bob".to_string(), 2),
+                ("cid".to_string(), 1)
+            ]
+            .into()
+        );
+        app.close().await.unwrap();
+        // The changelog is compacted and holds every update, one partition per task.
+        let changelog = client
+            .topic("counter-counts-changelog", false)
+            .await
+            .unwrap();
+        assert_eq!(changelog.leaders.len(), 4);
+
+        // A new instance (nothing in memory) restores the stores and goes on counting.
+        produce(&client, "views", &views(&["ann", "cid"])).await;
+        let app = KafkaStreams::start(
+            counting_topology(),
+            StreamsConfig::from_props(props).unwrap(),
+            client.clone(),
+        )
+        .await
+        .unwrap();
+        let counts = latest_counts(&client, 8).await;
+        assert_eq!(counts["ann"], 4, "{counts:?}");
+        assert_eq!(counts["cid"], 2, "{counts:?}");
+        assert_eq!(counts["bob"], 2, "{counts:?}");
+        assert_eq!(
+            app.metrics().records_restored(),
+            6,
+            "every update of the first run, read back"
+        );
+        assert_eq!(app.metrics().records_processed(), 2);
+        app.close().await.unwrap();
+    });
+}

@@ -1,0 +1,192 @@
+//! Grouping and aggregation: `KGroupedStream` (`count`, `reduce`, `aggregate`) and `KTable`, a
+//! changelog stream read as a table — the latest value of each key, kept in a state store.
+//!
+//! An aggregation keeps its running value per key in a key-value store of the task (serialised
+//! with the grouping's key serde and the aggregate's value serde), logs every update to the
+//! store's changelog, and forwards the new value downstream: Kafka Streams' emit-on-update with
+//! record caches off (`cache.max.bytes.buffering=0`).
+
+use std::sync::Arc;
+
+use crate::kstream::{Data, KStream};
+use crate::serdes::{self, I64Serde, Serde};
+use crate::topology::{BuilderState, Children, Record};
+
+/// How a grouping serialises keys, for its stores (Kafka's `Grouped`; the value serde joins it
+/// with repartition topics).
+pub struct Grouped<K> {
+    pub(crate) key: Arc<dyn Serde<K>>,
+}
+
+impl<K> Grouped<K> {
+    /// Keys serialised with `key`.
+    pub fn with_key(key: impl Serde<K> + 'static) -> Grouped<K> {
+        Grouped { key: Arc::new(key) }
+    }
+}
+
+/// How an aggregation's store is named and its values serialised (Kafka's `Materialized`).
+pub struct Materialized<V> {
+    pub(crate) name: Option<String>,
+    pub(crate) value: Arc<dyn Serde<V>>,
+}
+
+impl<V> Materialized<V> {
+    /// Values stored with `value`; the store gets a generated name.
+    pub fn with(value: impl Serde<V> + 'static) -> Materialized<V> {
+        Materialized {
+            name: None,
+            value: Arc::new(value),
+        }
+    }
+
+    /// The store's name (queryable, and part of its changelog topic's name).
+    pub fn named(mut self, name: &str) -> Materialized<V> {
+        self.name = Some(name.to_string());
+        self
+    }
+}
+
+impl Materialized<i64> {
+    /// A `count`'s store: 8-byte big-endian counts, as Kafka's `Serdes.Long()`.
+    pub fn counts() -> Materialized<i64> {
+        Materialized::with(I64Serde)
+    }
+}
+
+/// A stream grouped by key, ready to aggregate (Kafka's `KGroupedStream`).
+pub struct KGroupedStream<K, V> {
+    stream: KStream<K, V>,
+    key: Arc<dyn Serde<K>>,
+}
+
+impl<K: Data, V: Data> KGroupedStream<K, V> {
+    pub(crate) fn new(stream: KStream<K, V>, grouped: Grouped<K>) -> KGroupedStream<K, V> {
+        KGroupedStream {
+            stream,
+            key: grouped.key,
+        }
+    }
+
+    /// How many records each key had so far.
+    pub fn count(&self, materialized: Materialized<i64>) -> KTable<K, i64> {
+        self.aggregate(|| 0, |_, _, count| count + 1, materialized)
+    }
+
+    /// Combines each key's values with `reducer(aggregate, value)`; the first value of a key is
+    /// its first aggregate.
+    pub fn reduce(
+        &self,
+        reducer: impl Fn(V, V) -> V + Send + Sync + 'static,
+        materialized: Materialized<V>,
+    ) -> KTable<K, V> {
+        self.fold(
+            move |_, value, aggregate: Option<V>| match aggregate {
+                Some(aggregate) => reducer(aggregate, value),
+                None => value,
+            },
+            materialized,
+            "reduce",
+        )
+    }
+
+    /// Folds each key's values into an aggregate: `initializer()` before the key's first
+    /// record, then `aggregator(key, value, aggregate)` for each record.
+    pub fn aggregate<VA: Data>(
+        &self,
+        initializer: impl Fn() -> VA + Send + Sync + 'static,
+        aggregator: impl Fn(&K, V, VA) -> VA + Send + Sync + 'static,
+        materialized: Materialized<VA>,
+    ) -> KTable<K, VA> {
+        self.fold(
+            move |key, value, aggregate: Option<VA>| {
+                aggregator(key, value, aggregate.unwrap_or_else(&initializer))
+            },
+            materialized,
+            "aggregate",
+        )
+    }
+
+    fn fold<VA: Data>(
+        &self,
+        fold: impl Fn(&K, V, Option<VA>) -> VA + Send + Sync + 'static,
+        materialized: Materialized<VA>,
+        what: &str,
+    ) -> KTable<K, VA> {
+        let state = self.stream.state.clone();
+        let store: Arc<str> = materialized
+            .name
+            .clone()
+            .unwrap_or_else(|| state.generated_name("KSTREAM-AGGREGATE-STATE-STORE"))
+            .into();
+        state.add_store(&store);
+        let out = state.new_children::<K, VA>(format!("{what} into store {store}"));
+        let downstream = out.clone();
+        let key_serde = self.key.clone();
+        let value_serde = materialized.value;
+        let store_name = store.clone();
+        self.stream
+            .children
+            .add(Arc::new(move |ctx, record: Record<K, V>| {
+                let key_bytes =
+                    match serdes::serialize(&*key_serde, &store_name, "key", &record.key) {
+                        Ok(Some(bytes)) => bytes,
+                        // Kafka Streams drops records with a null key from aggregations.
+                        Ok(None) => return,
+                        Err(err) => return ctx.errors.push(err),
+                    };
+                let previous = match ctx.store(&store_name).and_then(|s| s.get(&key_bytes)) {
+                    Some(bytes) => {
+                        match serdes::deserialize(&*value_serde, &store_name, "value", Some(bytes))
+                        {
+                            Ok(previous) => Some(previous),
+                            Err(err) => return ctx.errors.push(err),
+                        }
+                    }
+                    None => None,
+                };
+                let aggregate = fold(&record.key, record.value, previous);
+                match serdes::serialize(&*value_serde, &store_name, "value", &aggregate) {
+                    Ok(bytes) => ctx.put_logged(&store_name, key_bytes, bytes, record.timestamp),
+                    Err(err) => return ctx.errors.push(err),
+                }
+                downstream.forward(
+                    ctx,
+                    Record {
+                        key: record.key,
+                        value: aggregate,
+                        timestamp: record.timestamp,
+                        headers: record.headers,
+                    },
+                );
+            }));
+        KTable {
+            state,
+            children: out,
+            store,
+        }
+    }
+}
+
+/// A table: the latest value of each key, updated by a changelog stream (Kafka's `KTable`).
+pub struct KTable<K, V> {
+    state: Arc<BuilderState>,
+    children: Arc<Children<K, V>>,
+    store: Arc<str>,
+}
+
+impl<K: Data, V: Data> KTable<K, V> {
+    /// The name of the store that holds the table (for interactive queries).
+    pub fn store_name(&self) -> &str {
+        &self.store
+    }
+
+    /// The table's updates as a stream: one record per update, with the new value.
+    pub fn to_stream(&self) -> KStream<K, V> {
+        let out = self.state.new_children::<K, V>("to_stream".to_string());
+        let downstream = out.clone();
+        self.children
+            .add(Arc::new(move |ctx, record| downstream.forward(ctx, record)));
+        KStream::new(self.state.clone(), out)
+    }
+}

@@ -1,0 +1,205 @@
+//! Grouping and aggregation, run by the test driver: counts, reductions and aggregates kept in
+//! stores, logged to changelogs, queryable.
+
+use bytes::Bytes;
+use sluice_streams::serdes::{I64Serde, JsonSerde, StringSerde};
+use sluice_streams::{
+    Consumed, Grouped, Materialized, Produced, StreamsBuilder, StreamsError, TestInputTopic,
+    TestOutputTopic, TopologyTestDriver,
+};
+
+fn pipe(driver: &mut TopologyTestDriver, topic: &str, records: &[(&str, &str)]) {
+    let input = TestInputTopic::new(topic, StringSerde, StringSerde);
+    for (idx, (key, value)) in records.iter().enumerate() {
+        driver
+            .pipe_input(
+                &input,
+                &key.to_string(),
+                &value.to_string(),
+                100 + idx as i64,
+            )
+            .unwrap();
+    }
+}
+
+#[test]
+fn count_reduce_and_aggregate_per_key_with_queryable_stores() {
+    let builder = StreamsBuilder::new();
+    let views = builder.stream("views", Consumed::with(StringSerde, StringSerde));
+    let grouped = views.group_by_key(Grouped::with_key(StringSerde));
+    let counts = grouped.count(Materialized::counts().named("view-counts"));
+    assert_eq!(counts.store_name(), "view-counts");
+    counts
+        .to_stream()
+        .to("counts", Produced::with(StringSerde, I64Serde));
+    grouped
+        .reduce(
+            |longest, page| {
+                if page.len() > longest.len() {
+                    page
+                } else {
+                    longest
+                }
+            },
+            Materialized::with(StringSerde).named("longest"),
+        )
+        .to_stream()
+        .to("longest", Produced::with(StringSerde, StringSerde));
+    grouped
+        .aggregate(
+            Vec::<String>::new,
+            |_, page, mut pages| {
+                pages.push(page);
+                pages
+            },
+            Materialized::with(JsonSerde::<Vec<String>>::new()),
+        )
+        .to_stream()
+        .map_values(|pages| pages.join(","))
+        .to("pages", Produced::with(StringSerde, StringSerde));
+    let topology = builder.build().unwrap();
+    assert_eq!(topology.stores().len(), 3, "{:?}", topology.stores());
+    let mut driver = TopologyTestDriver::with_application_id(topology, "views-app");
+    pipe(
+        &mut driver,
+        "views",
+        &[
+            ("ann", "/a"),
+            ("bob", "/home"),
+            ("ann", "/about"),
+            ("ann", "/b"),
+        ],
+    );
+
+    // Every update goes downstream (no cache), with the input record's timestamp.
+    let out = TestOutputTopic::new("counts", StringSerde, I64Serde);
+    let updates = driver.read_output(&out).unwrap();
+    assert_eq!(
+        updates
+            .iter()
+            .map(|r| (r.key.as_str(), r.value, r.timestamp))
+            .collect::<Vec<_>>(),
+        vec![
+            ("ann", 1, 100),
+            ("bob", 1, 101),
+            ("ann", 2, 102),
+            ("ann", 3, 103)
+        ]
+    );
+    let longest = TestOutputTopic::new("longest", StringSerde, StringSerde);
+    let last: Vec<(String, String)> = driver.read_key_values(&longest).unwrap();
+    assert_eq!(
+        last.last().unwrap(),
+        &("ann".to_string(), "/about".to_string())
+    );
+    let pages = TestOutputTopic::new("pages", StringSerde, StringSerde);
+    assert_eq!(
+        driver.read_key_values(&pages).unwrap().last().unwrap().1,
+        "/a,/about,/b"
+    );
+
+    // The stores answer point and full queries.
+    let store = driver
+        .key_value_store("view-counts", StringSerde, I64Serde)
+        .unwrap();
+    assert_eq!(store.get(&"ann".to_string()).unwrap(), Some(3));
+    assert_eq!(store.get(&"carl".to_string()).unwrap(), None);
+    assert_eq!(
+        store.all().unwrap(),
+        vec![("ann".to_string(), 3), ("bob".to_string(), 1)]
+    );
+    assert_eq!(store.approximate_num_entries(), 2);
+    assert!(driver
+        .key_value_store("nothing", StringSerde, I64Serde)
+        .is_err());
+
+    // Each update is logged to the store's changelog, on the task's partition, as bytes.
+    let changelog = driver.read_raw("views-app-view-counts-changelog");
+    assert_eq!(changelog.len(), 4);
+    assert!(changelog.iter().all(|r| r.partition == Some(0)));
+    assert_eq!(changelog[3].key, Some(Bytes::from("ann")));
+    assert_eq!(
+        changelog[3].value,
+        Some(Bytes::copy_from_slice(&3i64.to_be_bytes()))
+    );
+}
+
+#[test]
+fn unnamed_stores_get_kafkas_generated_names_and_names_must_be_unique() {
+    let builder = StreamsBuilder::new();
+    let table = builder
+        .stream("in", Consumed::with(StringSerde, StringSerde))
+        .group_by_key(Grouped::with_key(StringSerde))
+        .count(Materialized::counts());
+    assert!(
+        table
+            .store_name()
+            .starts_with("KSTREAM-AGGREGATE-STATE-STORE-"),
+        "{}",
+        table.store_name()
+    );
+
+    let builder = StreamsBuilder::new();
+    let grouped = builder
+        .stream("in", Consumed::with(StringSerde, StringSerde))
+        .group_by_key(Grouped::with_key(StringSerde));
+    grouped.count(Materialized::counts().named("same"));
+    grouped.count(Materialized::counts().named("same"));
+    let err = builder.build().unwrap_err();
+    assert!(
+        err.to_string().contains("store name same is used twice"),
+        "{err}"
+    );
+}
+
+#[test]
+fn grouping_after_a_key_change_is_refused_until_repartitioning_exists() {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream("in", Consumed::with(StringSerde, StringSerde))
+        .select_key(|_, value| value.clone())
+        .group_by_key(Grouped::with_key(StringSerde))
+        .count(Materialized::counts());
+    let err = builder.build().unwrap_err();
+    assert!(matches!(err, StreamsError::Topology(_)), "{err}");
+    assert!(err.to_string().contains("repartition topic"), "{err}");
+    // Filtering keeps the keys: grouping after it is fine.
+    let builder = StreamsBuilder::new();
+    builder
+        .stream("in", Consumed::with(StringSerde, StringSerde))
+        .filter(|_, v| !v.is_empty())
+        .map_values(|v| v.len() as i64)
+        .group_by_key(Grouped::with_key(StringSerde))
+        .reduce(|a, b| a + b, Materialized::with(I64Serde));
+    assert!(builder.build().is_ok());
+}
+
+#[test]
+fn a_stored_value_that_does_not_deserialise_is_an_error_not_a_panic() {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream("in", Consumed::with(StringSerde, I64Serde))
+        .group_by_key(Grouped::with_key(StringSerde))
+        .reduce(|a, b| a + b, Materialized::with(I64Serde).named("sums"));
+    let mut driver = TopologyTestDriver::new(builder.build().unwrap());
+    let input = TestInputTopic::new("in", StringSerde, I64Serde);
+    driver.pipe_input(&input, &"k".to_string(), &5, 1).unwrap();
+    driver.pipe_input(&input, &"k".to_string(), &6, 2).unwrap();
+    let sums = driver
+        .key_value_store("sums", StringSerde, I64Serde)
+        .unwrap();
+    assert_eq!(sums.get(&"k".to_string()).unwrap(), Some(11));
+    // The same store read with the wrong value serde names the problem.
+    let wrong = driver
+        .key_value_store("sums", StringSerde, StringSerde)
+        .unwrap();
+    assert!(
+        wrong.get(&"k".to_string()).is_ok(),
+        "8 bytes are a valid (odd) UTF-8 string here"
+    );
+    let wrong = driver
+        .key_value_store("sums", StringSerde, JsonSerde::<Vec<i64>>::new())
+        .unwrap();
+    let err = wrong.get(&"k".to_string()).unwrap_err();
+    assert!(err.to_string().contains("sums"), "{err}");
+}
