@@ -27,3 +27,31 @@ fn embedded_quickstart_produces_consumes_and_reports_no_lag() {
         assert!(stdout.contains(line), "missing {line:?} in:\n{stdout}");
     }
 }
+
+#[test]
+fn word_count_counts_every_word_across_two_instances() {
+    let out = Command::new("timeout")
+        .arg("60")
+        .arg(env!("CARGO_BIN_EXE_word-count"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "produced 4 lines, 16 words",
+        "the: 3",
+        "dog: 3",
+        "fox: 2",
+        "a: 2",
+        "lazy: 1",
+    ] {
+        assert!(
+            stdout.lines().any(|l| l == line),
+            "missing {line:?} in:\n{stdout}"
+        );
+    }
+}

@@ -45,6 +45,7 @@ pub type TestOutputTopic<K, V> = TestTopic<K, V>;
 /// Runs a topology without a broker.
 pub struct TopologyTestDriver {
     topology: Topology,
+    application_id: String,
     ctx: TaskContext,
     /// Next offset of each topic the driver wrote a record to.
     offsets: BTreeMap<String, i64>,
@@ -63,6 +64,7 @@ impl TopologyTestDriver {
     pub fn with_application_id(topology: Topology, application_id: &str) -> TopologyTestDriver {
         TopologyTestDriver {
             topology,
+            application_id: application_id.to_string(),
             ctx: TaskContext::new(application_id, 0),
             offsets: BTreeMap::new(),
             outputs: BTreeMap::new(),
@@ -97,7 +99,7 @@ impl TopologyTestDriver {
         headers: Vec<(String, Option<Bytes>)>,
         timestamp: i64,
     ) -> Result<()> {
-        if !self.topology.reads(topic) {
+        if !self.topology.reads(&self.application_id, topic) {
             return Err(StreamsError::UnknownTopic(topic.to_string()));
         }
         let mut pending = VecDeque::new();
@@ -105,7 +107,7 @@ impl TopologyTestDriver {
         while let Some(record) = pending.pop_front() {
             self.topology.process(&mut self.ctx, &record)?;
             for output in self.ctx.take_outputs() {
-                if self.topology.reads(&output.topic) {
+                if self.topology.reads(&self.application_id, &output.topic) {
                     let raw = self.raw(
                         &output.topic,
                         output.key.clone(),

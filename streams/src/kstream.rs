@@ -9,8 +9,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::serdes;
-use crate::topology::{BuilderState, Children, OutputRecord, Produced, Record, TaskContext};
+use crate::ktable::{Grouped, KGroupedStream};
+use crate::serdes::{self, Serde};
+use crate::topology::{
+    BuilderState, Children, Consumed, OutputRecord, Produced, Record, TaskContext,
+};
 
 /// A stream of records with keys of `K` and values of `V` (Kafka's `KStream<K, V>`).
 pub struct KStream<K, V> {
@@ -230,21 +233,27 @@ impl<K: Data, V: Data> KStream<K, V> {
             .with_key_changed(self.key_changed || other.key_changed)
     }
 
-    /// Groups the records by their key, to aggregate them (Kafka's `groupByKey`). The keys must
-    /// be the ones the records came with: after an operator that changes keys (`map`,
-    /// `flat_map`, `select_key`) records of one key may sit in different partitions, and
-    /// Kafka Streams would repartition through an internal topic; Sluice Streams does not
-    /// create repartition topics yet, so `build` refuses that topology with an error saying so.
-    pub fn group_by_key(
-        &self,
-        grouped: crate::ktable::Grouped<K>,
-    ) -> crate::ktable::KGroupedStream<K, V> {
-        if self.key_changed {
-            self.state.error(
-                "group_by_key after an operator that changes keys (map, flat_map, select_key) needs a repartition topic, which Sluice Streams does not create yet: group before changing the key, or write the stream to a topic and read it back".to_string(),
-            );
+    /// Groups the records by their key, to aggregate them (Kafka's `groupByKey`). After an
+    /// operator that changes keys (`map`, `flat_map`, `select_key`) records of one key may sit
+    /// in different partitions, so the stream goes through a repartition topic first, written
+    /// with `grouped`'s serdes (`Grouped::with`; `Grouped::with_key` has no value serde, and
+    /// `build` then says so).
+    pub fn group_by_key(&self, grouped: Grouped<K, V>) -> KGroupedStream<K, V> {
+        if !self.key_changed {
+            return KGroupedStream::new(self.clone(), grouped.key);
         }
-        crate::ktable::KGroupedStream::new(self.clone(), grouped)
+        let Some(value) = grouped.value.clone() else {
+            self.state.error(
+                "grouping after an operator that changes keys (map, flat_map, select_key) repartitions the stream, which needs a value serde: use Grouped::with(key_serde, value_serde)".to_string(),
+            );
+            return KGroupedStream::new(self.clone(), grouped.key);
+        };
+        let repartitioned = Repartitioned {
+            name: grouped.name.clone(),
+            key: grouped.key.clone(),
+            value,
+        };
+        KGroupedStream::new(self.repartition(repartitioned), grouped.key)
     }
 
     /// Splits the stream by predicates (Kafka's `split()`): each record goes to the first
@@ -261,25 +270,110 @@ impl<K: Data, V: Data> KStream<K, V> {
         self.state.add_sink(topic);
         let topic: Arc<str> = topic.into();
         let _: KStream<K, V> = self.then(&format!("sink {topic}"), move |ctx, record, _out| {
-            let key = serdes::serialize(&*produced.key, &topic, "key", &record.key);
-            let value = serdes::serialize(&*produced.value, &topic, "value", &record.value);
-            match (key, value) {
-                (Ok(key), Ok(value)) => {
-                    let partition = produced.partitioner.as_ref().map(|partitioner| {
-                        partitioner(&record.key, &record.value, ctx.partition_count(&topic))
-                    });
-                    ctx.outputs.push(OutputRecord {
-                        topic: topic.clone(),
-                        partition,
-                        key,
-                        value,
-                        timestamp: record.timestamp,
-                        headers: record.headers,
-                    });
-                }
-                (Err(err), _) | (_, Err(err)) => ctx.errors.push(err),
-            }
+            let partition = produced.partitioner.as_ref().map(|partitioner| {
+                partitioner(&record.key, &record.value, ctx.partition_count(&topic))
+            });
+            write_output(
+                ctx,
+                topic.clone(),
+                partition,
+                &*produced.key,
+                &*produced.value,
+                record,
+            );
         });
+    }
+
+    /// Writes the stream to an internal topic and reads it back, so that each key's records
+    /// sit in one partition (Kafka's `repartition`): the topic is
+    /// `<application.id>-<name>-repartition`, with as many partitions as the widest source
+    /// topic, created when the application starts.
+    pub fn repartition(&self, repartitioned: Repartitioned<K, V>) -> KStream<K, V> {
+        let name = repartitioned
+            .name
+            .unwrap_or_else(|| self.state.generated_name("KSTREAM-REPARTITION"));
+        let suffix = format!("{name}-repartition");
+        let (key, value) = (repartitioned.key, repartitioned.value);
+        let sink_suffix = suffix.clone();
+        let (sink_key, sink_value) = (key.clone(), value.clone());
+        let _: KStream<K, V> = self.then(&format!("sink {suffix}"), move |ctx, record, _out| {
+            let topic = ctx.internal_topic(&sink_suffix);
+            // The producer's partitioner (murmur2 of the key bytes) places each key, as Kafka's.
+            write_output(ctx, topic, None, &*sink_key, &*sink_value, record);
+        });
+        let children = self.state.new_children::<K, V>(format!("source {suffix}"));
+        self.state.add_internal_source(
+            &suffix,
+            children.clone(),
+            Consumed {
+                key,
+                value,
+                timestamp_extractor: None,
+            },
+        );
+        KStream::new(self.state.clone(), children)
+    }
+
+    /// Groups the records by a new key from `selector` (Kafka's `groupBy`), through a
+    /// repartition topic that `grouped`'s serdes write.
+    pub fn group_by<K2: Data>(
+        &self,
+        selector: impl Fn(&K, &V) -> K2 + Send + Sync + 'static,
+        grouped: Grouped<K2, V>,
+    ) -> KGroupedStream<K2, V> {
+        self.select_key(selector).group_by_key(grouped)
+    }
+}
+
+/// Serialises `record` with `key` and `value` into an output of `ctx` to `topic`; a record
+/// that does not serialise is the task's error.
+fn write_output<K, V>(
+    ctx: &mut TaskContext,
+    topic: Arc<str>,
+    partition: Option<i32>,
+    key: &dyn Serde<K>,
+    value: &dyn Serde<V>,
+    record: Record<K, V>,
+) {
+    let key = serdes::serialize(key, &topic, "key", &record.key);
+    let value = serdes::serialize(value, &topic, "value", &record.value);
+    match (key, value) {
+        (Ok(key), Ok(value)) => ctx.outputs.push(OutputRecord {
+            topic,
+            partition,
+            key,
+            value,
+            timestamp: record.timestamp,
+            headers: record.headers,
+        }),
+        (Err(err), _) | (_, Err(err)) => ctx.errors.push(err),
+    }
+}
+
+/// How a repartition topic is named and (de)serialised (Kafka's `Repartitioned`).
+pub struct Repartitioned<K, V> {
+    pub(crate) name: Option<String>,
+    pub(crate) key: Arc<dyn Serde<K>>,
+    pub(crate) value: Arc<dyn Serde<V>>,
+}
+
+impl<K, V> Repartitioned<K, V> {
+    /// Keys with `key`, values with `value`; a generated name.
+    pub fn with(
+        key: impl Serde<K> + 'static,
+        value: impl Serde<V> + 'static,
+    ) -> Repartitioned<K, V> {
+        Repartitioned {
+            name: None,
+            key: Arc::new(key),
+            value: Arc::new(value),
+        }
+    }
+
+    /// The topic's name (between the application id and `-repartition`).
+    pub fn named(mut self, name: &str) -> Repartitioned<K, V> {
+        self.name = Some(name.to_string());
+        self
     }
 }
 

@@ -12,16 +12,37 @@ use crate::kstream::{Data, KStream};
 use crate::serdes::{self, I64Serde, Serde};
 use crate::topology::{BuilderState, Children, Record};
 
-/// How a grouping serialises keys, for its stores (Kafka's `Grouped`; the value serde joins it
-/// with repartition topics).
-pub struct Grouped<K> {
+/// How a grouping (de)serialises keys and values (Kafka's `Grouped`): the key serde for the
+/// aggregation's store, both for a repartition topic when the keys were changed upstream.
+pub struct Grouped<K, V> {
     pub(crate) key: Arc<dyn Serde<K>>,
+    pub(crate) value: Option<Arc<dyn Serde<V>>>,
+    pub(crate) name: Option<String>,
 }
 
-impl<K> Grouped<K> {
-    /// Keys serialised with `key`.
-    pub fn with_key(key: impl Serde<K> + 'static) -> Grouped<K> {
-        Grouped { key: Arc::new(key) }
+impl<K, V> Grouped<K, V> {
+    /// Keys with `key`, values with `value`.
+    pub fn with(key: impl Serde<K> + 'static, value: impl Serde<V> + 'static) -> Grouped<K, V> {
+        Grouped {
+            key: Arc::new(key),
+            value: Some(Arc::new(value)),
+            name: None,
+        }
+    }
+
+    /// Keys with `key` only: enough when the stream keeps the keys it was read with.
+    pub fn with_key(key: impl Serde<K> + 'static) -> Grouped<K, V> {
+        Grouped {
+            key: Arc::new(key),
+            value: None,
+            name: None,
+        }
+    }
+
+    /// The repartition topic's name (between the application id and `-repartition`).
+    pub fn named(mut self, name: &str) -> Grouped<K, V> {
+        self.name = Some(name.to_string());
+        self
     }
 }
 
@@ -61,11 +82,8 @@ pub struct KGroupedStream<K, V> {
 }
 
 impl<K: Data, V: Data> KGroupedStream<K, V> {
-    pub(crate) fn new(stream: KStream<K, V>, grouped: Grouped<K>) -> KGroupedStream<K, V> {
-        KGroupedStream {
-            stream,
-            key: grouped.key,
-        }
+    pub(crate) fn new(stream: KStream<K, V>, key: Arc<dyn Serde<K>>) -> KGroupedStream<K, V> {
+        KGroupedStream { stream, key }
     }
 
     /// How many records each key had so far.

@@ -48,7 +48,7 @@ pub mod topology;
 
 pub use driver::{TestInputTopic, TestOutputTopic, TestTopic, TopologyTestDriver};
 pub use error::{Result, StreamsError};
-pub use kstream::{BranchedKStream, KStream};
+pub use kstream::{BranchedKStream, KStream, Repartitioned};
 pub use ktable::{Grouped, KGroupedStream, KTable, Materialized};
 pub use runtime::{DeserializationHandler, KafkaStreams, StreamsConfig, StreamsMetrics};
 pub use store::{KeyValueStore, ReadOnlyKeyValueStore};

@@ -27,7 +27,7 @@ use sluice_log::client::{Client, NewTopic};
 
 use crate::error::{Result, StreamsError};
 use crate::store::changelog_topic;
-use crate::topology::{TaskContext, Topology};
+use crate::topology::{internal_topic, TaskContext, Topology};
 
 /// What happens to a record whose key or value does not deserialise
 /// (`default.deserialization.exception.handler`).
@@ -233,7 +233,7 @@ impl KafkaStreams {
             let info = client.topic(&topic, true).await?;
             partition_counts.push((topic, info.leaders.len() as i32));
         }
-        create_changelogs(&topology, &config, &client).await?;
+        create_internal_topics(&topology, &config, &client).await?;
         let stop = Arc::new(AtomicBool::new(false));
         let metrics = Arc::new(StreamsMetrics::default());
         let mut threads = Vec::new();
@@ -242,7 +242,7 @@ impl KafkaStreams {
             // connections of their own, so that none waits behind another's long poll.
             let member = GroupConsumer::subscribe(
                 client.sibling().await?,
-                topology.source_topics(),
+                topology.subscribed_topics(&config.application_id),
                 config.group.clone(),
             )
             .await?;
@@ -299,33 +299,40 @@ impl KafkaStreams {
     }
 }
 
-/// Creates the changelog topic of every store that lacks one: compacted, with as many
-/// partitions as the widest source topic (task `p` logs to partition `p`).
-async fn create_changelogs(
+/// Creates the internal topics that do not exist yet, with as many partitions as the widest
+/// source topic (task `p` reads and logs partition `p`): each store's changelog (compacted) and
+/// each repartition topic.
+async fn create_internal_topics(
     topology: &Topology,
     config: &StreamsConfig,
     client: &Client,
 ) -> Result<()> {
-    let stores = topology.stores();
-    if stores.is_empty() {
-        return Ok(());
-    }
     let mut partitions = 1;
     for topic in topology.source_topics() {
         partitions = partitions.max(client.topic(&topic, false).await?.leaders.len() as i32);
     }
-    let topics: Vec<NewTopic> = stores
-        .iter()
-        .map(|store| NewTopic {
-            name: changelog_topic(&config.application_id, store),
+    let changelogs = topology.stores().into_iter().map(|store| NewTopic {
+        name: changelog_topic(&config.application_id, &store),
+        partitions,
+        replication_factor: -1,
+        configs: [("cleanup.policy".to_string(), "compact".to_string())].into(),
+    });
+    let repartitions = topology
+        .internal_topics()
+        .into_iter()
+        .map(|suffix| NewTopic {
+            name: internal_topic(&config.application_id, &suffix),
             partitions,
             replication_factor: -1,
-            configs: [("cleanup.policy".to_string(), "compact".to_string())].into(),
-        })
-        .collect();
+            configs: Default::default(),
+        });
+    let topics: Vec<NewTopic> = changelogs.chain(repartitions).collect();
+    if topics.is_empty() {
+        return Ok(());
+    }
     for (name, created) in client.create_topics(&topics, false).await? {
         match created {
-            Ok(()) => tracing::info!(topic = %name, partitions, "created changelog topic"),
+            Ok(()) => tracing::info!(topic = %name, partitions, "created an internal topic"),
             Err(sluice_log::Error::Broker {
                 code: kafka_protocol::ResponseError::TopicAlreadyExists,
                 ..
@@ -346,8 +353,9 @@ struct StreamThread {
     producer: Producer,
     /// Outputs sent since the last commit, to check before committing.
     deliveries: Vec<DeliveryFuture>,
-    /// The tasks of the partitions this thread owns: each keeps its own stores.
-    tasks: BTreeMap<i32, TaskContext>,
+    /// The tasks of the partitions this thread owns, each with its own stores, and the
+    /// topic-partitions it was built for.
+    tasks: BTreeMap<i32, (std::collections::BTreeSet<String>, TaskContext)>,
     /// Output topics' partition counts, for sink partitioners.
     partition_counts: Vec<(String, i32)>,
     /// A vector for a task's outputs, reused from record to record.
@@ -407,13 +415,25 @@ impl StreamThread {
         Ok(())
     }
 
-    /// Keeps a task for each partition number of `partitions` (co-partitioned source topics
-    /// share a task), restoring new tasks' stores from their changelogs first.
+    /// Keeps a task for each partition number of `partitions` (co-partitioned topics share a
+    /// task), restoring a task's stores from their changelogs before it processes. The group's
+    /// assignor may give one partition number's topics to different members, so a task that
+    /// gains a topic-partition is rebuilt from the changelogs: another member may have updated
+    /// its stores meanwhile (and logged every update before it gave the partition up).
     async fn take_tasks(&mut self, partitions: &[(String, i32)]) -> Result<()> {
-        let wanted: std::collections::BTreeSet<i32> = partitions.iter().map(|(_, p)| *p).collect();
-        self.tasks.retain(|partition, _| wanted.contains(partition));
-        for partition in wanted {
-            if self.tasks.contains_key(&partition) {
+        let mut wanted: BTreeMap<i32, std::collections::BTreeSet<String>> = BTreeMap::new();
+        for (topic, partition) in partitions {
+            wanted.entry(*partition).or_default().insert(topic.clone());
+        }
+        self.tasks.retain(|partition, (topics, _)| {
+            wanted
+                .get(partition)
+                .is_some_and(|now| now.is_subset(topics) && !now.is_empty())
+        });
+        for (partition, topics) in wanted {
+            if let Some((built_for, _)) = self.tasks.get_mut(&partition) {
+                // Fewer topics than it was built for: the stores are still current.
+                *built_for = topics;
                 continue;
             }
             let mut task = TaskContext::new(&self.config.application_id, partition);
@@ -434,13 +454,13 @@ impl StreamThread {
                     .records_restored
                     .fetch_add(restored, Ordering::Relaxed);
             }
-            self.tasks.insert(partition, task);
+            self.tasks.insert(partition, (topics, task));
         }
         Ok(())
     }
 
     async fn process(&mut self, record: &crate::topology::RawRecord) -> Result<()> {
-        let Some(task) = self.tasks.get_mut(&record.partition) else {
+        let Some((_, task)) = self.tasks.get_mut(&record.partition) else {
             return Err(StreamsError::Stopped(format!(
                 "a record of {}-{} came before its task was created",
                 record.topic, record.partition

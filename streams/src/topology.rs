@@ -71,6 +71,8 @@ pub struct TaskContext {
     stream_time: i64,
     partition_counts: HashMap<String, i32>,
     stores: BTreeMap<String, StoreSlot>,
+    /// Internal topics' full names, by suffix (made once per task, not per record).
+    internal_topics: BTreeMap<String, Arc<str>>,
     pub(crate) outputs: Vec<OutputRecord>,
     pub(crate) errors: Vec<StreamsError>,
 }
@@ -90,6 +92,17 @@ impl TaskContext {
             task_partition,
             ..TaskContext::default()
         }
+    }
+
+    /// The full name of internal topic `suffix`: `<application.id>-<suffix>`.
+    pub(crate) fn internal_topic(&mut self, suffix: &str) -> Arc<str> {
+        if let Some(name) = self.internal_topics.get(suffix) {
+            return name.clone();
+        }
+        let name: Arc<str> = internal_topic(&self.application_id, suffix).into();
+        self.internal_topics
+            .insert(suffix.to_string(), name.clone());
+        name
     }
 
     /// The partition this task processes.
@@ -198,6 +211,11 @@ impl TaskContext {
     }
 }
 
+/// The name of internal topic `suffix` of application `application_id`.
+pub fn internal_topic(application_id: &str, suffix: &str) -> String {
+    format!("{application_id}-{suffix}")
+}
+
 /// A processor node over records of `K` and `V`.
 pub(crate) type Node<K, V> = Arc<dyn Fn(&mut TaskContext, Record<K, V>) + Send + Sync>;
 
@@ -248,6 +266,33 @@ impl<K: Send + Sync, V: Send + Sync> Freeze for Children<K, V> {
 
 /// A source node: deserialises a topic's record and forwards it.
 type SourceNode = Arc<dyn Fn(&mut TaskContext, &RawRecord) -> Result<()> + Send + Sync>;
+
+/// The source node that reads records with `consumed` and hands them to `children`.
+fn source_node<K, V>(children: Arc<Children<K, V>>, consumed: Arc<Consumed<K, V>>) -> SourceNode
+where
+    K: Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    Arc::new(move |ctx, raw| {
+        let key = serdes::deserialize(&*consumed.key, &raw.topic, "key", raw.key.as_ref())?;
+        let value = serdes::deserialize(&*consumed.value, &raw.topic, "value", raw.value.as_ref())?;
+        let timestamp = consumed
+            .timestamp_extractor
+            .as_ref()
+            .map_or(raw.timestamp, |extract| extract(raw));
+        ctx.enter(raw, timestamp);
+        children.forward(
+            ctx,
+            Record {
+                key,
+                value,
+                timestamp,
+                headers: raw.headers.clone(),
+            },
+        );
+        Ok(())
+    })
+}
 
 /// Where the timestamp of an input record comes from (Kafka's `TimestampExtractor`).
 pub type TimestampExtractor = Arc<dyn Fn(&RawRecord) -> i64 + Send + Sync>;
@@ -317,6 +362,9 @@ pub(crate) struct BuilderState {
     sinks: Mutex<BTreeSet<String>>,
     /// The state stores the topology's operators keep, by name.
     stores: Mutex<BTreeSet<String>>,
+    /// Sources of internal (repartition) topics, by the topic's name without the
+    /// `<application.id>-` prefix that the runtime puts before it.
+    internal_sources: Mutex<Vec<(String, SourceNode)>>,
     /// Mistakes found while building, reported by `build`.
     errors: Mutex<Vec<String>>,
     /// For generated names (Kafka's `KSTREAM-AGGREGATE-STATE-STORE-0000000001`).
@@ -348,6 +396,23 @@ impl BuilderState {
         if !self.stores.lock().insert(name.to_string()) {
             self.error(format!("the store name {name} is used twice"));
         }
+    }
+
+    /// Adds a source reading the internal topic `suffix` (named `<application.id>-<suffix>`
+    /// when the application runs).
+    pub(crate) fn add_internal_source<K, V>(
+        &self,
+        suffix: &str,
+        children: Arc<Children<K, V>>,
+        consumed: Consumed<K, V>,
+    ) where
+        K: Clone + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+    {
+        let source = source_node(children, Arc::new(consumed));
+        self.internal_sources
+            .lock()
+            .push((suffix.to_string(), source));
     }
 
     pub(crate) fn error(&self, message: String) {
@@ -396,28 +461,7 @@ impl StreamsBuilder {
             .new_children::<K, V>(format!("source {}", topics.join(", ")));
         let consumed = Arc::new(consumed);
         for topic in topics {
-            let children = children.clone();
-            let consumed = consumed.clone();
-            let source: SourceNode = Arc::new(move |ctx, raw| {
-                let key = serdes::deserialize(&*consumed.key, &raw.topic, "key", raw.key.as_ref())?;
-                let value =
-                    serdes::deserialize(&*consumed.value, &raw.topic, "value", raw.value.as_ref())?;
-                let timestamp = consumed
-                    .timestamp_extractor
-                    .as_ref()
-                    .map_or(raw.timestamp, |extract| extract(raw));
-                ctx.enter(raw, timestamp);
-                children.forward(
-                    ctx,
-                    Record {
-                        key,
-                        value,
-                        timestamp,
-                        headers: raw.headers.clone(),
-                    },
-                );
-                Ok(())
-            });
+            let source = source_node(children.clone(), consumed.clone());
             self.state.sources.lock().push((topic.to_string(), source));
         }
         KStream::new(self.state.clone(), children)
@@ -442,8 +486,13 @@ impl StreamsBuilder {
         for (topic, source) in sources {
             by_topic.entry(topic).or_default().push(source);
         }
+        let mut internal: BTreeMap<String, Vec<SourceNode>> = BTreeMap::new();
+        for (suffix, source) in std::mem::take(&mut *self.state.internal_sources.lock()) {
+            internal.entry(suffix).or_default().push(source);
+        }
         Ok(Topology {
             sources: by_topic,
+            internal_sources: internal,
             sinks: self.state.sinks.lock().clone(),
             stores: self.state.stores.lock().clone(),
             description: self.state.description.lock().clone(),
@@ -454,6 +503,8 @@ impl StreamsBuilder {
 /// A built topology (Kafka's `Topology`): immutable, shared by every task that runs it.
 pub struct Topology {
     sources: BTreeMap<String, Vec<SourceNode>>,
+    /// Sources of internal topics, by name without the application's prefix.
+    internal_sources: BTreeMap<String, Vec<SourceNode>>,
     sinks: BTreeSet<String>,
     stores: BTreeSet<String>,
     description: Vec<String>,
@@ -489,17 +540,43 @@ impl Topology {
         self.description.join("\n")
     }
 
-    /// Whether the topology reads `topic`.
-    pub fn reads(&self, topic: &str) -> bool {
-        self.sources.contains_key(topic)
+    /// The internal (repartition) topics, without the `<application.id>-` prefix.
+    pub fn internal_topics(&self) -> Vec<String> {
+        self.internal_sources.keys().cloned().collect()
+    }
+
+    /// Every topic application `application_id` reads: its sources and its internal topics.
+    pub fn subscribed_topics(&self, application_id: &str) -> Vec<String> {
+        self.sources
+            .keys()
+            .cloned()
+            .chain(
+                self.internal_sources
+                    .keys()
+                    .map(|suffix| internal_topic(application_id, suffix)),
+            )
+            .collect()
+    }
+
+    /// Whether application `application_id` reads `topic`.
+    pub fn reads(&self, application_id: &str, topic: &str) -> bool {
+        self.sources_of(application_id, topic).is_some()
+    }
+
+    fn sources_of(&self, application_id: &str, topic: &str) -> Option<&Vec<SourceNode>> {
+        self.sources.get(topic).or_else(|| {
+            topic
+                .strip_prefix(application_id)
+                .and_then(|rest| rest.strip_prefix('-'))
+                .and_then(|suffix| self.internal_sources.get(suffix))
+        })
     }
 
     /// Runs one input record through the graph; its outputs and sink errors collect in `ctx`.
     /// A record that does not deserialise is an error (the caller's handler decides).
     pub fn process(&self, ctx: &mut TaskContext, record: &RawRecord) -> Result<()> {
         let sources = self
-            .sources
-            .get(&*record.topic)
+            .sources_of(&ctx.application_id, &record.topic)
             .ok_or_else(|| StreamsError::UnknownTopic(record.topic.to_string()))?;
         for source in sources {
             source(ctx, record)?;

@@ -153,7 +153,63 @@ fn unnamed_stores_get_kafkas_generated_names_and_names_must_be_unique() {
 }
 
 #[test]
-fn grouping_after_a_key_change_is_refused_until_repartitioning_exists() {
+fn grouping_by_a_new_key_goes_through_a_repartition_topic() {
+    // Word count: the classic. Words become keys, so the counts need a repartition.
+    let builder = StreamsBuilder::new();
+    builder
+        .stream("lines", Consumed::with(StringSerde, StringSerde))
+        .flat_map_values(|line: String| {
+            line.split_whitespace()
+                .map(str::to_lowercase)
+                .collect::<Vec<_>>()
+        })
+        .group_by(
+            |_, word| word.clone(),
+            Grouped::with(StringSerde, StringSerde).named("words"),
+        )
+        .count(Materialized::counts().named("word-counts"))
+        .to_stream()
+        .to("counts", Produced::with(StringSerde, I64Serde));
+    let topology = builder.build().unwrap();
+    assert_eq!(
+        topology.internal_topics(),
+        vec!["words-repartition".to_string()]
+    );
+    assert_eq!(
+        topology.subscribed_topics("wc"),
+        vec!["lines".to_string(), "wc-words-repartition".to_string()]
+    );
+    let mut driver = TopologyTestDriver::with_application_id(topology, "wc");
+    pipe(
+        &mut driver,
+        "lines",
+        &[("1", "the cat"), ("2", "The dog"), ("3", "a cat")],
+    );
+    let counts = TestOutputTopic::new("counts", StringSerde, I64Serde);
+    let updates = driver.read_key_values(&counts).unwrap();
+    assert_eq!(
+        updates,
+        [
+            ("the", 1),
+            ("cat", 1),
+            ("the", 2),
+            ("dog", 1),
+            ("a", 1),
+            ("cat", 2)
+        ]
+        .map(|(w, n)| (w.to_string(), n))
+        .to_vec()
+    );
+    // The words went through wc-words-repartition, keyed by word.
+    let repartitioned = driver.read_raw("wc-words-repartition");
+    assert_eq!(repartitioned.len(), 6);
+    assert_eq!(repartitioned[0].key, Some(Bytes::from("the")));
+    let store = driver
+        .key_value_store("word-counts", StringSerde, I64Serde)
+        .unwrap();
+    assert_eq!(store.get(&"cat".to_string()).unwrap(), Some(2));
+
+    // group_by_key after a key change repartitions too; without a value serde it cannot.
     let builder = StreamsBuilder::new();
     builder
         .stream("in", Consumed::with(StringSerde, StringSerde))
@@ -162,8 +218,12 @@ fn grouping_after_a_key_change_is_refused_until_repartitioning_exists() {
         .count(Materialized::counts());
     let err = builder.build().unwrap_err();
     assert!(matches!(err, StreamsError::Topology(_)), "{err}");
-    assert!(err.to_string().contains("repartition topic"), "{err}");
-    // Filtering keeps the keys: grouping after it is fine.
+    assert!(
+        err.to_string()
+            .contains("Grouped::with(key_serde, value_serde)"),
+        "{err}"
+    );
+    // Keys kept (filter, map_values): no repartition at all.
     let builder = StreamsBuilder::new();
     builder
         .stream("in", Consumed::with(StringSerde, StringSerde))
@@ -171,7 +231,7 @@ fn grouping_after_a_key_change_is_refused_until_repartitioning_exists() {
         .map_values(|v| v.len() as i64)
         .group_by_key(Grouped::with_key(StringSerde))
         .reduce(|a, b| a + b, Materialized::with(I64Serde));
-    assert!(builder.build().is_ok());
+    assert!(builder.build().unwrap().internal_topics().is_empty());
 }
 
 #[test]
