@@ -9,10 +9,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::ktable::{Grouped, KGroupedStream};
+use crate::ktable::{Grouped, KGroupedStream, KTable};
 use crate::serdes::{self, Serde};
 use crate::topology::{
-    BuilderState, Children, Consumed, OutputRecord, Produced, Record, TaskContext,
+    BuilderState, Children, Consumed, OutputRecord, Produced, Record, TaskContext, TopicRef,
 };
 
 /// A stream of records with keys of `K` and values of `V` (Kafka's `KStream<K, V>`).
@@ -23,6 +23,8 @@ pub struct KStream<K, V> {
     /// that records of one key may sit in different partitions: grouping then needs a
     /// repartition.
     key_changed: bool,
+    /// The topics the records come from (for co-partitioning checks).
+    pub(crate) sources: Arc<Vec<TopicRef>>,
 }
 
 impl<K, V> Clone for KStream<K, V> {
@@ -31,6 +33,7 @@ impl<K, V> Clone for KStream<K, V> {
             state: self.state.clone(),
             children: self.children.clone(),
             key_changed: self.key_changed,
+            sources: self.sources.clone(),
         }
     }
 }
@@ -46,7 +49,13 @@ impl<K: Data, V: Data> KStream<K, V> {
             state,
             children,
             key_changed: false,
+            sources: Arc::new(Vec::new()),
         }
+    }
+
+    pub(crate) fn with_sources(mut self, sources: Vec<TopicRef>) -> KStream<K, V> {
+        self.sources = Arc::new(sources);
+        self
     }
 
     fn with_key_changed(mut self, key_changed: bool) -> KStream<K, V> {
@@ -64,7 +73,12 @@ impl<K: Data, V: Data> KStream<K, V> {
         let downstream = out.clone();
         self.children
             .add(Arc::new(move |ctx, record| node(ctx, record, &downstream)));
-        KStream::new(self.state.clone(), out).with_key_changed(self.key_changed)
+        KStream {
+            state: self.state.clone(),
+            children: out,
+            key_changed: self.key_changed,
+            sources: self.sources.clone(),
+        }
     }
 
     /// The records for which `predicate` holds.
@@ -256,6 +270,87 @@ impl<K: Data, V: Data> KStream<K, V> {
         KGroupedStream::new(self.repartition(repartitioned), grouped.key)
     }
 
+    /// Each record joined with the table's current value for its key, when the table has one
+    /// (Kafka's KStream–KTable inner `join`): `joiner(key, value, table_value)`. The stream and
+    /// the table must be co-partitioned (checked when the application starts).
+    pub fn join<VT: Data, VR: Data>(
+        &self,
+        table: &KTable<K, VT>,
+        joiner: impl Fn(&K, V, VT) -> VR + Send + Sync + 'static,
+    ) -> KStream<K, VR> {
+        self.lookup_join(table, "join", move |key, value, found| {
+            found.map(|table_value| joiner(key, value, table_value))
+        })
+    }
+
+    /// Each record joined with the table's current value for its key, or `None` when there is
+    /// none (Kafka's KStream–KTable `leftJoin`).
+    pub fn left_join<VT: Data, VR: Data>(
+        &self,
+        table: &KTable<K, VT>,
+        joiner: impl Fn(&K, V, Option<VT>) -> VR + Send + Sync + 'static,
+    ) -> KStream<K, VR> {
+        self.lookup_join(table, "left_join", move |key, value, found| {
+            Some(joiner(key, value, found))
+        })
+    }
+
+    fn lookup_join<VT: Data, VR: Data>(
+        &self,
+        table: &KTable<K, VT>,
+        what: &str,
+        join: impl Fn(&K, V, Option<VT>) -> Option<VR> + Send + Sync + 'static,
+    ) -> KStream<K, VR> {
+        if self.key_changed {
+            self.state.error(format!(
+                "{what} after an operator that changes keys (map, flat_map, select_key) needs the stream repartitioned first, so that each key meets its table row in one task: call repartition() before {what}"
+            ));
+        }
+        self.state.copartition(
+            self.sources
+                .iter()
+                .chain(table.sources.iter())
+                .cloned()
+                .collect(),
+        );
+        let (store, key_serde, value_serde) =
+            (table.store.clone(), table.key.clone(), table.value.clone());
+        self.then(
+            &format!("{what} with store {store}"),
+            move |ctx, record, out| {
+                let found = match serdes::serialize(&*key_serde, &store, "key", &record.key) {
+                    Ok(Some(key_bytes)) => {
+                        match ctx.store(&store).and_then(|s| s.get(&key_bytes)) {
+                            Some(bytes) => match serdes::deserialize(
+                                &*value_serde,
+                                &store,
+                                "value",
+                                Some(bytes),
+                            ) {
+                                Ok(value) => Some(value),
+                                Err(err) => return ctx.errors.push(err),
+                            },
+                            None => None,
+                        }
+                    }
+                    Ok(None) => None,
+                    Err(err) => return ctx.errors.push(err),
+                };
+                if let Some(value) = join(&record.key, record.value, found) {
+                    out.forward(
+                        ctx,
+                        Record {
+                            key: record.key,
+                            value,
+                            timestamp: record.timestamp,
+                            headers: record.headers,
+                        },
+                    );
+                }
+            },
+        )
+    }
+
     /// Splits the stream by predicates (Kafka's `split()`): each record goes to the first
     /// branch whose predicate holds.
     pub fn split(&self) -> BranchedKStream<K, V> {
@@ -311,7 +406,7 @@ impl<K: Data, V: Data> KStream<K, V> {
                 timestamp_extractor: None,
             },
         );
-        KStream::new(self.state.clone(), children)
+        KStream::new(self.state.clone(), children).with_sources(vec![TopicRef::Internal(suffix)])
     }
 
     /// Groups the records by a new key from `selector` (Kafka's `groupBy`), through a
@@ -422,7 +517,9 @@ impl<K: Data, V: Data> BranchedKStream<K, V> {
             let out = state.new_children::<K, V>(format!("branch {name}"));
             streams.insert(
                 name.clone(),
-                KStream::new(state.clone(), out.clone()).with_key_changed(self.stream.key_changed),
+                KStream::new(state.clone(), out.clone())
+                    .with_key_changed(self.stream.key_changed)
+                    .with_sources(self.stream.sources.to_vec()),
             );
             outputs.push(out);
         }

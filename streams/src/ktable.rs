@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use crate::kstream::{Data, KStream};
 use crate::serdes::{self, I64Serde, Serde};
-use crate::topology::{BuilderState, Children, Record};
+use crate::topology::{BuilderState, Children, Record, TopicRef};
 
 /// How a grouping (de)serialises keys and values (Kafka's `Grouped`): the key serde for the
 /// aggregation's store, both for a repartition topic when the keys were changed upstream.
@@ -142,6 +142,7 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         let downstream = out.clone();
         let key_serde = self.key.clone();
         let value_serde = materialized.value;
+        let value_serde_for_table = value_serde.clone();
         let store_name = store.clone();
         self.stream
             .children
@@ -182,15 +183,23 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
             state,
             children: out,
             store,
+            key: self.key.clone(),
+            value: value_serde_for_table,
+            sources: self.stream.sources.clone(),
         }
     }
 }
 
 /// A table: the latest value of each key, updated by a changelog stream (Kafka's `KTable`).
 pub struct KTable<K, V> {
-    state: Arc<BuilderState>,
-    children: Arc<Children<K, V>>,
-    store: Arc<str>,
+    pub(crate) state: Arc<BuilderState>,
+    pub(crate) children: Arc<Children<K, V>>,
+    pub(crate) store: Arc<str>,
+    /// How the store's keys and values are serialised (for lookups by joins).
+    pub(crate) key: Arc<dyn Serde<K>>,
+    pub(crate) value: Arc<dyn Serde<V>>,
+    /// The topics the table's updates come from (for co-partitioning checks).
+    pub(crate) sources: Arc<Vec<TopicRef>>,
 }
 
 impl<K: Data, V: Data> KTable<K, V> {

@@ -2,8 +2,9 @@
 //! Kafka-compatible one), as Kafka Streams' client of the same name does.
 //!
 //! Each of `num.stream.threads` stream threads is a member of the consumer group
-//! `application.id` (cooperative-sticky, so a rebalance leaves a thread the partitions it
-//! keeps), with a producer of its own: it polls records, runs each through the topology, sends
+//! `application.id` (`cooperative-sticky-copartitioned`: a rebalance leaves a thread the
+//! partitions it keeps, and partition `p` of every input topic goes to one thread, so joined and
+//! repartitioned records meet), with a producer of its own: it polls records, runs each through the topology, sends
 //! what the sinks wrote, and every `commit.interval.ms` (and before it gives partitions up)
 //! flushes the producer and commits the positions it reached. That order makes processing
 //! at-least-once: a committed offset is never ahead of an output that was not acknowledged.
@@ -64,7 +65,7 @@ impl StreamsConfig {
         let mut group = GroupConfig::new(application_id);
         group.auto_offset_reset = AutoOffsetReset::Earliest;
         group.enable_auto_commit = false;
-        group.assignment_strategy = vec![Assignor::CooperativeSticky];
+        group.assignment_strategy = vec![Assignor::CooperativeStickyCopartitioned];
         let producer = ProducerConfig {
             linger: Duration::from_millis(100),
             ..ProducerConfig::default()
@@ -100,7 +101,10 @@ impl StreamsConfig {
             .set("group.id", application_id)
             .set("auto.offset.reset", "earliest")
             .set("enable.auto.commit", "false")
-            .set("partition.assignment.strategy", "cooperative-sticky");
+            .set(
+                "partition.assignment.strategy",
+                "cooperative-sticky-copartitioned",
+            );
         let mut consumer_set = false;
         for (key, value) in props {
             match key {
@@ -234,6 +238,7 @@ impl KafkaStreams {
             partition_counts.push((topic, info.leaders.len() as i32));
         }
         create_internal_topics(&topology, &config, &client).await?;
+        check_copartitioning(&topology, &config, &client).await?;
         let stop = Arc::new(AtomicBool::new(false));
         let metrics = Arc::new(StreamsMetrics::default());
         let mut threads = Vec::new();
@@ -338,6 +343,34 @@ async fn create_internal_topics(
                 ..
             }) => {}
             Err(err) => return Err(err.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Both sides of every join must have as many partitions, or a key's records and its table row
+/// would land in different tasks (Kafka's TopologyException for co-partitioning).
+async fn check_copartitioning(
+    topology: &Topology,
+    config: &StreamsConfig,
+    client: &Client,
+) -> Result<()> {
+    for group in topology.copartition_groups(&config.application_id) {
+        let mut counts = Vec::with_capacity(group.len());
+        for topic in &group {
+            counts.push((
+                topic.clone(),
+                client.topic(topic, false).await?.leaders.len(),
+            ));
+        }
+        if let Some(((a, n), (b, m))) = counts
+            .iter()
+            .zip(counts.iter().skip(1))
+            .find(|((_, n), (_, m))| n != m)
+        {
+            return Err(StreamsError::Topology(format!(
+                "a join needs co-partitioned inputs, but {a} has {n} partitions and {b} has {m}: create them with the same number, or repartition() the stream to match the table"
+            )));
         }
     }
     Ok(())

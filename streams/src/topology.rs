@@ -211,6 +211,23 @@ impl TaskContext {
     }
 }
 
+/// A topic a stream comes from: a user's, or an internal one (named without the application's
+/// prefix until the application runs).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum TopicRef {
+    User(String),
+    Internal(String),
+}
+
+impl TopicRef {
+    fn resolve(&self, application_id: &str) -> String {
+        match self {
+            TopicRef::User(topic) => topic.clone(),
+            TopicRef::Internal(suffix) => internal_topic(application_id, suffix),
+        }
+    }
+}
+
 /// The name of internal topic `suffix` of application `application_id`.
 pub fn internal_topic(application_id: &str, suffix: &str) -> String {
     format!("{application_id}-{suffix}")
@@ -367,6 +384,9 @@ pub(crate) struct BuilderState {
     internal_sources: Mutex<Vec<(String, SourceNode)>>,
     /// Mistakes found while building, reported by `build`.
     errors: Mutex<Vec<String>>,
+    /// Groups of topics that must have as many partitions as each other (both sides of a
+    /// join): checked when the application starts.
+    copartitioned: Mutex<Vec<Vec<TopicRef>>>,
     /// For generated names (Kafka's `KSTREAM-AGGREGATE-STATE-STORE-0000000001`).
     next_index: std::sync::atomic::AtomicUsize,
     freezers: Mutex<Vec<Arc<dyn Freeze>>>,
@@ -413,6 +433,11 @@ impl BuilderState {
         self.internal_sources
             .lock()
             .push((suffix.to_string(), source));
+    }
+
+    /// Requires `topics` to be co-partitioned.
+    pub(crate) fn copartition(&self, topics: Vec<TopicRef>) {
+        self.copartitioned.lock().push(topics);
     }
 
     pub(crate) fn error(&self, message: String) {
@@ -464,7 +489,87 @@ impl StreamsBuilder {
             let source = source_node(children.clone(), consumed.clone());
             self.state.sources.lock().push((topic.to_string(), source));
         }
-        KStream::new(self.state.clone(), children)
+        KStream::new(self.state.clone(), children).with_sources(
+            topics
+                .iter()
+                .map(|t| TopicRef::User(t.to_string()))
+                .collect(),
+        )
+    }
+
+    /// A table of the latest value of each key of `topic` (Kafka's `builder.table`): every
+    /// record upserts its key in the table's store (a tombstone deletes it) and goes on to the
+    /// table's readers. Records without a key are skipped, as Kafka Streams does.
+    pub fn table<K, V>(
+        &self,
+        topic: &str,
+        consumed: Consumed<K, V>,
+        materialized: crate::ktable::Materialized<V>,
+    ) -> crate::ktable::KTable<K, V>
+    where
+        K: Clone + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+    {
+        let store: Arc<str> = materialized
+            .name
+            .clone()
+            .unwrap_or_else(|| self.state.generated_name(&format!("{topic}-STATE-STORE")))
+            .into();
+        self.state.add_store(&store);
+        let children = self
+            .state
+            .new_children::<K, V>(format!("table {topic} into store {store}"));
+        let consumed = Arc::new(consumed);
+        let value_serde = materialized.value.clone();
+        let (downstream, store_name, source_consumed) =
+            (children.clone(), store.clone(), consumed.clone());
+        let source: SourceNode = Arc::new(move |ctx, raw| {
+            let Some(key_bytes) = raw.key.clone() else {
+                return Ok(());
+            };
+            let consumed = &source_consumed;
+            let key = serdes::deserialize(&*consumed.key, &raw.topic, "key", Some(&key_bytes))?;
+            let value = match &raw.value {
+                Some(_) => Some(serdes::deserialize(
+                    &*consumed.value,
+                    &raw.topic,
+                    "value",
+                    raw.value.as_ref(),
+                )?),
+                None => None,
+            };
+            let timestamp = consumed
+                .timestamp_extractor
+                .as_ref()
+                .map_or(raw.timestamp, |extract| extract(raw));
+            ctx.enter(raw, timestamp);
+            let stored = match &value {
+                Some(value) => serdes::serialize(&*value_serde, &store_name, "value", value)?,
+                None => None,
+            };
+            ctx.put_logged(&store_name, key_bytes, stored, timestamp);
+            if let Some(value) = value {
+                downstream.forward(
+                    ctx,
+                    Record {
+                        key,
+                        value,
+                        timestamp,
+                        headers: raw.headers.clone(),
+                    },
+                );
+            }
+            Ok(())
+        });
+        self.state.sources.lock().push((topic.to_string(), source));
+        crate::ktable::KTable {
+            state: self.state.clone(),
+            children,
+            store,
+            key: consumed.key.clone(),
+            value: materialized.value,
+            sources: Arc::new(vec![TopicRef::User(topic.to_string())]),
+        }
     }
 
     /// The topology: every node's children are fixed from now on.
@@ -493,6 +598,7 @@ impl StreamsBuilder {
         Ok(Topology {
             sources: by_topic,
             internal_sources: internal,
+            copartitioned: std::mem::take(&mut *self.state.copartitioned.lock()),
             sinks: self.state.sinks.lock().clone(),
             stores: self.state.stores.lock().clone(),
             description: self.state.description.lock().clone(),
@@ -502,6 +608,7 @@ impl StreamsBuilder {
 
 /// A built topology (Kafka's `Topology`): immutable, shared by every task that runs it.
 pub struct Topology {
+    copartitioned: Vec<Vec<TopicRef>>,
     sources: BTreeMap<String, Vec<SourceNode>>,
     /// Sources of internal topics, by name without the application's prefix.
     internal_sources: BTreeMap<String, Vec<SourceNode>>,
@@ -538,6 +645,15 @@ impl Topology {
     /// The nodes, one per line, in the order they were added.
     pub fn describe(&self) -> String {
         self.description.join("\n")
+    }
+
+    /// The groups of topics (as application `application_id` names them) that joins need
+    /// co-partitioned: as many partitions each, keys placed alike.
+    pub fn copartition_groups(&self, application_id: &str) -> Vec<Vec<String>> {
+        self.copartitioned
+            .iter()
+            .map(|group| group.iter().map(|t| t.resolve(application_id)).collect())
+            .collect()
     }
 
     /// The internal (repartition) topics, without the `<application.id>-` prefix.

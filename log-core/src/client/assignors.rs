@@ -37,6 +37,12 @@ pub enum Assignor {
     /// `cooperative-sticky` (Kafka's CooperativeStickyAssignor): sticky, with incremental
     /// rebalancing: only partitions that move are revoked.
     CooperativeSticky,
+    /// `cooperative-sticky-copartitioned`: cooperative-sticky over partition *numbers*: a
+    /// member gets partition `p` of every topic it reads or of none, so co-partitioned topics
+    /// (a stream and the table it joins, an input and its repartition topic) meet in one
+    /// member. For applications whose instances share one topology (Sluice Streams'
+    /// `KafkaStreams` uses it, in the spirit of Kafka Streams' own assignor).
+    CooperativeStickyCopartitioned,
 }
 
 impl Assignor {
@@ -47,6 +53,7 @@ impl Assignor {
             Assignor::RoundRobin => "roundrobin",
             Assignor::Sticky => "sticky",
             Assignor::CooperativeSticky => "cooperative-sticky",
+            Assignor::CooperativeStickyCopartitioned => "cooperative-sticky-copartitioned",
         }
     }
 
@@ -62,6 +69,7 @@ impl Assignor {
             | "org.apache.kafka.clients.consumer.CooperativeStickyAssignor" => {
                 Some(Assignor::CooperativeSticky)
             }
+            "cooperative-sticky-copartitioned" => Some(Assignor::CooperativeStickyCopartitioned),
             _ => None,
         }
     }
@@ -69,12 +77,15 @@ impl Assignor {
     /// Whether members keep their partitions through a rebalance (KIP-429's COOPERATIVE
     /// protocol) instead of revoking them all before rejoining (EAGER).
     pub fn is_cooperative(self) -> bool {
-        self == Assignor::CooperativeSticky
+        matches!(
+            self,
+            Assignor::CooperativeSticky | Assignor::CooperativeStickyCopartitioned
+        )
     }
 
     /// Whether the assignor reads what members own (their subscription says it).
     fn is_sticky(self) -> bool {
-        matches!(self, Assignor::Sticky | Assignor::CooperativeSticky)
+        !matches!(self, Assignor::Range | Assignor::RoundRobin)
     }
 
     /// Runs the assignor.
@@ -94,8 +105,67 @@ impl Assignor {
             Assignor::CooperativeSticky => {
                 withhold_moving_partitions(sticky_assign(members, partition_counts), members)
             }
+            Assignor::CooperativeStickyCopartitioned => {
+                copartitioned_assign(members, partition_counts)
+            }
         }
     }
+}
+
+/// Cooperative-sticky over partition numbers: the units are `0..max(partitions)`, a member owns
+/// unit `p` if it owns partition `p` of any topic, and each unit it gets stands for partition
+/// `p` of every topic it reads that has one.
+fn copartitioned_assign(
+    members: &[MemberSubscription],
+    partition_counts: &BTreeMap<String, i32>,
+) -> Assignment {
+    const UNITS: &str = "";
+    let units = partition_counts.values().copied().max().unwrap_or(0);
+    let as_units: Vec<MemberSubscription> = members
+        .iter()
+        .map(|m| {
+            let mut owned: Vec<(String, i32)> = m
+                .owned
+                .iter()
+                .map(|(_, p)| (UNITS.to_string(), *p))
+                .collect();
+            owned.sort();
+            owned.dedup();
+            MemberSubscription {
+                member_id: m.member_id.clone(),
+                topics: vec![UNITS.to_string()],
+                owned,
+                generation: m.generation,
+            }
+        })
+        .collect();
+    let counts = BTreeMap::from([(UNITS.to_string(), units)]);
+    let by_unit = withhold_moving_partitions(sticky_assign(&as_units, &counts), &as_units);
+    members
+        .iter()
+        .map(|m| {
+            let mut topics: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+            let unit_partitions = by_unit
+                .get(&m.member_id)
+                .and_then(|t| t.get(UNITS))
+                .cloned()
+                .unwrap_or_default();
+            for topic in &m.topics {
+                let Some(&count) = partition_counts.get(topic) else {
+                    continue;
+                };
+                let partitions: Vec<i32> = unit_partitions
+                    .iter()
+                    .copied()
+                    .filter(|p| *p < count)
+                    .collect();
+                if !partitions.is_empty() {
+                    topics.insert(topic.clone(), partitions);
+                }
+            }
+            (m.member_id.clone(), topics)
+        })
+        .collect()
 }
 
 /// One member's subscription, as the leader reads it from JoinGroup.
@@ -637,12 +707,47 @@ mod tests {
     }
 
     #[test]
+    fn copartitioned_members_get_a_partition_number_of_every_topic_or_none() {
+        let topics = ["lines", "app-words-repartition"];
+        let both = counts(&[("lines", 4), ("app-words-repartition", 4)]);
+        let owned_a: Vec<(&str, i32)> = (0..4).flat_map(|p| topics.map(|t| (t, p))).collect();
+        let members = vec![
+            member("a", &topics, &owned_a, 3),
+            member("b", &topics, &[], -1),
+        ];
+        let first = Assignor::CooperativeStickyCopartitioned.assign(&members, &both);
+        // a keeps two partition numbers (of both topics), b gets nothing until a revokes.
+        assert_eq!(first["a"]["lines"], first["a"]["app-words-repartition"]);
+        assert_eq!(first["a"]["lines"].len(), 2);
+        assert!(first["b"].is_empty(), "{first:?}");
+        let kept_flat = flat(&first, "a");
+        let kept: Vec<(&str, i32)> = kept_flat.iter().map(|(t, p)| (t.as_str(), *p)).collect();
+        let members = vec![
+            member("a", &topics, &kept, 4),
+            member("b", &topics, &[], -1),
+        ];
+        let second = Assignor::CooperativeStickyCopartitioned.assign(&members, &both);
+        assert_eq!(second["a"], first["a"]);
+        assert_eq!(second["b"]["lines"], second["b"]["app-words-repartition"]);
+        let mut all: Vec<i32> = second.values().flat_map(|t| t["lines"].clone()).collect();
+        all.sort_unstable();
+        assert_eq!(all, vec![0, 1, 2, 3]);
+        // Topics with fewer partitions get only the numbers they have.
+        let uneven = counts(&[("wide", 4), ("narrow", 2)]);
+        let members = vec![member("a", &["wide", "narrow"], &[], -1)];
+        let one = Assignor::CooperativeStickyCopartitioned.assign(&members, &uneven);
+        assert_eq!(one["a"]["wide"], vec![0, 1, 2, 3]);
+        assert_eq!(one["a"]["narrow"], vec![0, 1]);
+    }
+
+    #[test]
     fn names_are_kafkas() {
         for assignor in [
             Assignor::Range,
             Assignor::RoundRobin,
             Assignor::Sticky,
             Assignor::CooperativeSticky,
+            Assignor::CooperativeStickyCopartitioned,
         ] {
             assert_eq!(Assignor::from_name(assignor.name()), Some(assignor));
         }

@@ -16,7 +16,8 @@ use super::{Client, ClientOptions};
 use crate::error::{Error, Result};
 
 /// What `partition.assignment.strategy` accepts, for its error message.
-const STRATEGIES: &str = "a comma-separated list of range, roundrobin, sticky, cooperative-sticky";
+const STRATEGIES: &str =
+    "a comma-separated list of range, roundrobin, sticky, cooperative-sticky, cooperative-sticky-copartitioned";
 
 /// Properties every client reads.
 const COMMON: &[&str] = &["bootstrap.servers", "client.id", "request.timeout.ms"];

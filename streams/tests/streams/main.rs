@@ -2,4 +2,5 @@
 
 mod aggregate;
 mod dsl;
+mod join;
 mod runtime;

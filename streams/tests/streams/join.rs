@@ -1,0 +1,167 @@
+//! KStream–KTable joins: in the test driver, and the co-partitioning check on a node.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use sluice_log::client::NewTopic;
+use sluice_streams::serdes::StringSerde;
+use sluice_streams::{
+    Consumed, KafkaStreams, Materialized, Produced, Repartitioned, StreamsBuilder, StreamsConfig,
+    StreamsError, TestInputTopic, TestOutputTopic, TopologyTestDriver,
+};
+
+fn enrichment() -> StreamsBuilder {
+    let builder = StreamsBuilder::new();
+    let regions = builder.table(
+        "user-regions",
+        Consumed::with(StringSerde, StringSerde),
+        Materialized::with(StringSerde).named("regions"),
+    );
+    let views = builder.stream("page-views", Consumed::with(StringSerde, StringSerde));
+    views
+        .join(&regions, |_, page, region| format!("{page}@{region}"))
+        .to("views-by-region", Produced::with(StringSerde, StringSerde));
+    views
+        .left_join(&regions, |_, page, region: Option<String>| {
+            format!("{page}@{}", region.unwrap_or_else(|| "unknown".into()))
+        })
+        .to("views-left", Produced::with(StringSerde, StringSerde));
+    builder
+}
+
+#[test]
+fn stream_records_meet_the_tables_latest_value_for_their_key() {
+    let topology = enrichment().build().unwrap();
+    assert_eq!(topology.copartition_groups("app").len(), 2);
+    let mut driver = TopologyTestDriver::new(topology);
+    let regions = TestInputTopic::new("user-regions", StringSerde, StringSerde);
+    let views = TestInputTopic::new("page-views", StringSerde, StringSerde);
+    let s = |v: &str| v.to_string();
+    driver
+        .pipe_input(&views, &s("ann"), &s("/early"), 1)
+        .unwrap();
+    driver.pipe_input(&regions, &s("ann"), &s("eu"), 2).unwrap();
+    driver
+        .pipe_input(&views, &s("ann"), &s("/home"), 3)
+        .unwrap();
+    driver.pipe_input(&regions, &s("ann"), &s("us"), 4).unwrap();
+    driver
+        .pipe_input(&views, &s("ann"), &s("/cart"), 5)
+        .unwrap();
+    driver
+        .pipe_input(&views, &s("bob"), &s("/home"), 6)
+        .unwrap();
+    // A tombstone deletes the row: later views of the key find nothing.
+    driver
+        .pipe_raw("user-regions", Some("ann".into()), None, Vec::new(), 7)
+        .unwrap();
+    driver
+        .pipe_input(&views, &s("ann"), &s("/late"), 8)
+        .unwrap();
+
+    let inner = TestOutputTopic::new("views-by-region", StringSerde, StringSerde);
+    assert_eq!(
+        driver.read_key_values(&inner).unwrap(),
+        vec![(s("ann"), s("/home@eu")), (s("ann"), s("/cart@us"))]
+    );
+    let left = TestOutputTopic::new("views-left", StringSerde, StringSerde);
+    let values: Vec<String> = driver
+        .read_key_values(&left)
+        .unwrap()
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(
+        values,
+        [
+            "/early@unknown",
+            "/home@eu",
+            "/cart@us",
+            "/home@unknown",
+            "/late@unknown"
+        ]
+    );
+    let store = driver
+        .key_value_store("regions", StringSerde, StringSerde)
+        .unwrap();
+    assert_eq!(store.get(&s("ann")).unwrap(), None);
+}
+
+#[test]
+fn joining_after_a_key_change_needs_a_repartition_first() {
+    let builder = StreamsBuilder::new();
+    let table = builder.table(
+        "t",
+        Consumed::with(StringSerde, StringSerde),
+        Materialized::with(StringSerde),
+    );
+    builder
+        .stream("s", Consumed::with(StringSerde, StringSerde))
+        .select_key(|_, v| v.clone())
+        .join(&table, |_, a, b| format!("{a}{b}"))
+        .to("out", Produced::with(StringSerde, StringSerde));
+    let err = builder.build().unwrap_err();
+    assert!(
+        err.to_string().contains("repartition() before join"),
+        "{err}"
+    );
+
+    let builder = StreamsBuilder::new();
+    let table = builder.table(
+        "t",
+        Consumed::with(StringSerde, StringSerde),
+        Materialized::with(StringSerde),
+    );
+    builder
+        .stream("s", Consumed::with(StringSerde, StringSerde))
+        .select_key(|_, v| v.clone())
+        .repartition(Repartitioned::with(StringSerde, StringSerde).named("by-value"))
+        .join(&table, |_, a, b| format!("{a}{b}"))
+        .to("out", Produced::with(StringSerde, StringSerde));
+    let topology = builder.build().unwrap();
+    assert_eq!(
+        topology.copartition_groups("app"),
+        vec![vec![
+            "app-by-value-repartition".to_string(),
+            "t".to_string()
+        ]]
+    );
+}
+
+#[test]
+fn an_application_whose_join_inputs_differ_in_partitions_does_not_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = sluice_log::Sluice::embedded(dir.path()).start().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let client = node.client().await.unwrap();
+        for (name, partitions) in [("page-views", 4), ("user-regions", 2)] {
+            let topic = NewTopic {
+                name: name.into(),
+                partitions,
+                replication_factor: 1,
+                configs: BTreeMap::new(),
+            };
+            client.create_topics(&[topic], false).await.unwrap()[0]
+                .1
+                .as_ref()
+                .unwrap();
+        }
+        let config = StreamsConfig::from_props([("application.id", "enrich")]).unwrap();
+        let err = KafkaStreams::start(Arc::new(enrichment().build().unwrap()), config, client)
+            .await
+            .err()
+            .expect("refused");
+        assert!(matches!(err, StreamsError::Topology(_)), "{err}");
+        let message = err.to_string();
+        assert!(
+            message.contains("page-views has 4 partitions and user-regions has 2"),
+            "{message}"
+        );
+    });
+    node.shutdown().unwrap();
+}
