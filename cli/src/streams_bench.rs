@@ -10,7 +10,7 @@ use bytes::Bytes;
 use serde::Serialize;
 use sluice_log::client::producer::{Producer, ProducerConfig, ProducerRecord};
 use sluice_log::client::NewTopic;
-use sluice_streams::nexmark::{self, BidGenerator, BidSerde};
+use sluice_streams::nexmark::{self, AuctionSerde, BidGenerator, BidSerde, CategorizedBidSerde};
 use sluice_streams::serdes::Serde;
 use sluice_streams::{KafkaStreams, StreamsBuilder, StreamsConfig};
 
@@ -18,9 +18,9 @@ use crate::tools::runtime;
 
 #[derive(Debug, clap::Args)]
 pub struct StreamsBenchArgs {
-    /// The Nexmark query: q1 (currency conversion, a map over every bid). q5 (hot items over
-    /// hopping windows) and join (a stream-table join) need windows and tables, which Sluice
-    /// Streams does not have yet.
+    /// The Nexmark query: q1 (currency conversion, a map over every bid) or join (every bid with
+    /// its auction's category, from a table of 10,000 auctions). q5 (hot items over hopping
+    /// windows) needs windows, which Sluice Streams does not have yet.
     #[arg(long, default_value = "q1")]
     query: String,
     /// Number of events (bids).
@@ -43,10 +43,11 @@ struct StreamsReport {
 
 pub fn streams(args: StreamsBenchArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
-        args.query == "q1",
-        "--query {}: only q1 exists yet (q5 and join need windowed aggregations and tables)",
+        args.query == "q1" || args.query == "join",
+        "--query {}: q1 and join exist (q5 needs windowed aggregations, which Sluice Streams does not have yet)",
         args.query
     );
+    let join = args.query == "join";
     anyhow::ensure!(args.events > 0, "--events must be at least 1");
     let n = args.events as usize;
     let bids: Vec<(Bytes, Bytes)> = BidGenerator::new(42, 1_700_000_000_000)
@@ -61,16 +62,45 @@ pub fn streams(args: StreamsBenchArgs) -> anyhow::Result<()> {
         })
         .collect::<anyhow::Result<_>>()?;
 
-    // The limit: the same computation over the same bytes, with no topics in between.
+    let auctions: Vec<(Bytes, Bytes)> = if join {
+        nexmark::auctions(7)
+            .map(|auction| {
+                let key = Bytes::copy_from_slice(&auction.id.to_be_bytes());
+                let value = AuctionSerde
+                    .serialize("auctions", &auction)
+                    .map_err(|e| anyhow::anyhow!(e))?
+                    .context("an auction serialises to bytes")?;
+                anyhow::Ok((key, value))
+            })
+            .collect::<anyhow::Result<_>>()?
+    } else {
+        Vec::new()
+    };
+
+    // The limit: the same computation over the same bytes, with no topics in between (for the
+    // join, the auctions in a hash map first, as the table's store holds them).
     let started = Instant::now();
     let mut out_bytes = 0usize;
-    for (_, value) in &bids {
+    let mut table = std::collections::HashMap::new();
+    for (key, value) in &auctions {
+        let auction = AuctionSerde
+            .deserialize("auctions", Some(value))
+            .map_err(|e| anyhow::anyhow!(e))?;
+        table.insert(key.clone(), auction);
+    }
+    for (key, value) in &bids {
         let bid = BidSerde
             .deserialize("bids", Some(value))
             .map_err(|e| anyhow::anyhow!(e))?;
-        let converted = nexmark::q1_convert(bid);
-        out_bytes += BidSerde
-            .serialize("q1", &converted)
+        let bytes = if join {
+            let Some(auction) = table.get(key) else {
+                continue;
+            };
+            CategorizedBidSerde.serialize("join", &nexmark::categorize(bid, auction.clone()))
+        } else {
+            BidSerde.serialize("q1", &nexmark::q1_convert(bid))
+        };
+        out_bytes += bytes
             .map_err(|e| anyhow::anyhow!(e))?
             .map_or(0, |b| b.len());
     }
@@ -83,7 +113,7 @@ pub fn streams(args: StreamsBenchArgs) -> anyhow::Result<()> {
         .start()?;
     let elapsed = runtime()?.block_on(async {
         let client = node.client().await?;
-        for name in ["bids", "q1-out"] {
+        for name in ["bids", "auctions", "out"] {
             let topic = NewTopic {
                 name: name.into(),
                 partitions: 1,
@@ -106,16 +136,18 @@ pub fn streams(args: StreamsBenchArgs) -> anyhow::Result<()> {
             ..ProducerConfig::default()
         };
         let producer = Producer::new(client.clone(), config);
-        let topic: Arc<str> = "bids".into();
         let mut last = None;
-        for (key, value) in &bids {
-            let record = ProducerRecord {
-                topic: topic.clone(),
-                key: Some(key.clone()),
-                value: Some(value.clone()),
-                ..Default::default()
-            };
-            last = Some(producer.send(record).await?);
+        for (name, records) in [("auctions", &auctions), ("bids", &bids)] {
+            let topic: Arc<str> = name.into();
+            for (key, value) in records {
+                let record = ProducerRecord {
+                    topic: topic.clone(),
+                    key: Some(key.clone()),
+                    value: Some(value.clone()),
+                    ..Default::default()
+                };
+                last = Some(producer.send(record).await?);
+            }
         }
         producer.flush().await;
         if let Some(last) = last {
@@ -124,10 +156,15 @@ pub fn streams(args: StreamsBenchArgs) -> anyhow::Result<()> {
         producer.close().await;
 
         let builder = StreamsBuilder::new();
-        nexmark::q1(&builder, "bids", "q1-out");
+        if join {
+            nexmark::join(&builder, "bids", "auctions", "out");
+        } else {
+            nexmark::q1(&builder, "bids", "out");
+        }
         let topology = Arc::new(builder.build()?);
+        let application_id = format!("nexmark-{}", args.query);
         let config = StreamsConfig::from_props([
-            ("application.id", "nexmark-q1"),
+            ("application.id", application_id.as_str()),
             ("num.stream.threads", "1"),
             ("commit.interval.ms", "1000"),
             ("producer.acks", "1"),
@@ -139,7 +176,7 @@ pub fn streams(args: StreamsBenchArgs) -> anyhow::Result<()> {
         let started = Instant::now();
         let deadline = started + Duration::from_secs(300);
         loop {
-            let end = client.list_offset("q1-out", 0, -1).await?;
+            let end = client.list_offset("out", 0, -1).await?;
             if end >= n as i64 {
                 break;
             }

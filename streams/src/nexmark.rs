@@ -3,9 +3,10 @@
 //! Nexmark models an online auction: people open auctions and bid on them. This module has the
 //! bid stream — the one most queries read — with a deterministic generator (the same seed makes
 //! the same events), a compact binary serde (fixed-width big-endian fields and length-prefixed
-//! strings, the cost of an Avro-like format rather than of JSON), and query 1 (currency
-//! conversion: every bid's price from dollars to euros). The windowed and join queries come
-//! with windows and tables.
+//! strings, the cost of an Avro-like format rather than of JSON), the auctions bids are made on,
+//! query 1 (currency conversion: every bid's price from dollars to euros) and a stream-table
+//! join (every bid with its auction's category, from a table of auctions). The windowed query
+//! (q5) comes with windows.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
@@ -146,6 +147,142 @@ pub fn q1(builder: &StreamsBuilder, bids: &str, output: &str) -> KStream<i64, Bi
         .map_values(q1_convert);
     converted.to(output, Produced::with(I64Serde, BidSerde));
     converted
+}
+
+/// An auction (the table side of the join query).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Auction {
+    /// Its id (what bids name).
+    pub id: i64,
+    /// The seller's (person's) id.
+    pub seller: i64,
+    /// The category of the item.
+    pub category: i64,
+    /// The reserve price, in cents.
+    pub reserve: i64,
+}
+
+/// An auction as four big-endian 8-byte numbers.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AuctionSerde;
+
+impl Serde<Auction> for AuctionSerde {
+    fn serialize(&self, _topic: &str, auction: &Auction) -> Result<Option<Bytes>, String> {
+        let mut buf = BytesMut::with_capacity(32);
+        for n in [
+            auction.id,
+            auction.seller,
+            auction.category,
+            auction.reserve,
+        ] {
+            buf.put_i64(n);
+        }
+        Ok(Some(buf.freeze()))
+    }
+
+    fn deserialize(&self, _topic: &str, bytes: Option<&Bytes>) -> Result<Auction, String> {
+        let mut buf = bytes.ok_or("an auction without a value")?.clone();
+        if buf.remaining() != 32 {
+            return Err(format!(
+                "{} bytes, not the 32 of an auction",
+                buf.remaining()
+            ));
+        }
+        Ok(Auction {
+            id: buf.get_i64(),
+            seller: buf.get_i64(),
+            category: buf.get_i64(),
+            reserve: buf.get_i64(),
+        })
+    }
+}
+
+/// The auctions bids of [`BidGenerator`] name: ids 1000 to 10999.
+pub fn auctions(seed: u64) -> impl Iterator<Item = Auction> {
+    let mut generator = BidGenerator::new(seed, 0);
+    (1000..11_000).map(move |id| Auction {
+        id,
+        seller: 1000 + (generator.next_u64() % 100_000) as i64,
+        category: 10 + (generator.next_u64() % 20) as i64,
+        reserve: 100 + (generator.next_u64() % 1_000_000) as i64,
+    })
+}
+
+/// A bid with its auction's category: the join query's output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CategorizedBid {
+    /// The auction's id.
+    pub auction: i64,
+    /// The bidder.
+    pub bidder: i64,
+    /// The price, in cents.
+    pub price: i64,
+    /// The auction's category.
+    pub category: i64,
+    /// When, in ms since the epoch.
+    pub date_time: i64,
+}
+
+/// A categorised bid as five big-endian 8-byte numbers.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CategorizedBidSerde;
+
+impl Serde<CategorizedBid> for CategorizedBidSerde {
+    fn serialize(&self, _topic: &str, bid: &CategorizedBid) -> Result<Option<Bytes>, String> {
+        let mut buf = BytesMut::with_capacity(40);
+        for n in [
+            bid.auction,
+            bid.bidder,
+            bid.price,
+            bid.category,
+            bid.date_time,
+        ] {
+            buf.put_i64(n);
+        }
+        Ok(Some(buf.freeze()))
+    }
+
+    fn deserialize(&self, _topic: &str, bytes: Option<&Bytes>) -> Result<CategorizedBid, String> {
+        let mut buf = bytes.ok_or("a bid without a value")?.clone();
+        if buf.remaining() != 40 {
+            return Err(format!(
+                "{} bytes, not the 40 of a categorised bid",
+                buf.remaining()
+            ));
+        }
+        Ok(CategorizedBid {
+            auction: buf.get_i64(),
+            bidder: buf.get_i64(),
+            price: buf.get_i64(),
+            category: buf.get_i64(),
+            date_time: buf.get_i64(),
+        })
+    }
+}
+
+/// The join query's computation on one bid and its auction.
+pub fn categorize(bid: Bid, auction: Auction) -> CategorizedBid {
+    CategorizedBid {
+        auction: bid.auction,
+        bidder: bid.bidder,
+        price: bid.price,
+        category: auction.category,
+        date_time: bid.date_time,
+    }
+}
+
+/// The join query as a topology: every bid of `bids` (keyed by auction id) with the category
+/// of its auction from the table of `auctions` (keyed by id), to `output`.
+pub fn join(builder: &StreamsBuilder, bids: &str, auctions: &str, output: &str) {
+    let table = builder.table(
+        auctions,
+        Consumed::with(I64Serde, AuctionSerde),
+        crate::ktable::Materialized::with(AuctionSerde).named("auctions"),
+    );
+    builder
+        .stream(bids, Consumed::with(I64Serde, BidSerde))
+        .join(&table, |_, bid, auction| categorize(bid, auction))
+        .to(output, Produced::with(I64Serde, CategorizedBidSerde));
 }
 
 #[cfg(test)]

@@ -436,3 +436,80 @@ fn counts_live_in_stores_that_a_restart_restores_from_their_changelogs() {
         app.close().await.unwrap();
     });
 }
+
+#[test]
+fn two_instances_join_a_stream_with_a_table_of_four_partitions() {
+    use sluice_streams::Materialized;
+    on_embedded_node(|client| async move {
+        create(&client, "page-views", 4).await;
+        create(&client, "user-regions", 4).await;
+        create(&client, "views-by-region", 1).await;
+        let users: Vec<String> = (0..40).map(|i| format!("user-{i}")).collect();
+        let regions: Vec<(Option<&str>, Bytes)> = users
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (Some(u.as_str()), Bytes::from(format!("region-{}", i % 3))))
+            .collect();
+        produce(&client, "user-regions", &regions).await;
+        let topology = || {
+            let builder = StreamsBuilder::new();
+            let table = builder.table(
+                "user-regions",
+                Consumed::with(StringSerde, StringSerde),
+                Materialized::with(StringSerde).named("regions"),
+            );
+            builder
+                .stream("page-views", Consumed::with(StringSerde, StringSerde))
+                .join(&table, |user, page, region| {
+                    format!("{user} {page} {region}")
+                })
+                .to("views-by-region", Produced::with(StringSerde, StringSerde));
+            Arc::new(builder.build().unwrap())
+        };
+        let props = [
+            ("application.id", "enrich"),
+            ("commit.interval.ms", "100"),
+            ("consumer.heartbeat.interval.ms", "100"),
+        ];
+        let first = KafkaStreams::start(
+            topology(),
+            StreamsConfig::from_props(props).unwrap(),
+            client.clone(),
+        )
+        .await
+        .unwrap();
+        let second = KafkaStreams::start(
+            topology(),
+            StreamsConfig::from_props(props).unwrap(),
+            client.clone(),
+        )
+        .await
+        .unwrap();
+        // Every table row is in before the views arrive: each view must find its user's region,
+        // whichever instance owns the partition.
+        eventually("the table loaded", || {
+            first.metrics().records_processed() + second.metrics().records_processed() >= 40
+        })
+        .await;
+        let views: Vec<(Option<&str>, Bytes)> = users
+            .iter()
+            .map(|u| (Some(u.as_str()), Bytes::from_static(b"/home")))
+            .collect();
+        produce(&client, "page-views", &views).await;
+        let joined = read_all(&client, "views-by-region", 40).await;
+        assert_eq!(joined.len(), 40, "every view joined");
+        for (user, value) in &joined {
+            let idx: usize = user.trim_start_matches("user-").parse().unwrap();
+            assert_eq!(
+                value,
+                &Bytes::from(format!("{user} /home region-{}", idx % 3))
+            );
+        }
+        // Both instances did part of the work.
+        assert!(
+            first.metrics().records_processed() > 0 && second.metrics().records_processed() > 0
+        );
+        first.close().await.unwrap();
+        second.close().await.unwrap();
+    });
+}
