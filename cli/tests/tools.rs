@@ -842,7 +842,7 @@ fn bench_group_reports_settle_times() {
 
 #[test]
 fn bench_streams_runs_nexmark_queries_topic_to_topic() {
-    for query in ["q1", "join"] {
+    for query in ["q1", "q5", "join"] {
         let output = Command::new("timeout")
             .args([
                 "120",
@@ -852,7 +852,7 @@ fn bench_streams_runs_nexmark_queries_topic_to_topic() {
                 "--query",
                 query,
                 "--events",
-                "20000",
+                "5000",
                 "--json",
             ])
             .env("RUST_LOG", "warn")
@@ -860,7 +860,7 @@ fn bench_streams_runs_nexmark_queries_topic_to_topic() {
             .unwrap();
         let out = ok(output);
         let report: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
-        assert_eq!(report["events"], 20000);
+        assert_eq!(report["events"], 5000);
         assert_eq!(report["query"], query);
         for key in ["events_per_sec", "loop_events_per_sec", "ratio"] {
             assert!(
@@ -876,10 +876,10 @@ fn bench_streams_runs_nexmark_queries_topic_to_topic() {
             "bench",
             "streams",
             "--query",
-            "q5",
+            "q9",
         ])
         .output()
         .unwrap();
     let err = fails(output);
-    assert!(err.contains("q5 needs windowed aggregations"), "{err}");
+    assert!(err.contains("expected q1, q5 or join"), "{err}");
 }

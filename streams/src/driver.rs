@@ -45,6 +45,8 @@ pub type TestOutputTopic<K, V> = TestTopic<K, V>;
 /// Runs a topology without a broker.
 pub struct TopologyTestDriver {
     topology: Topology,
+    /// Late records dropped so far.
+    dropped: u64,
     application_id: String,
     ctx: TaskContext,
     /// Next offset of each topic the driver wrote a record to.
@@ -64,6 +66,7 @@ impl TopologyTestDriver {
     pub fn with_application_id(topology: Topology, application_id: &str) -> TopologyTestDriver {
         TopologyTestDriver {
             topology,
+            dropped: 0,
             application_id: application_id.to_string(),
             ctx: TaskContext::new(application_id, 0),
             offsets: BTreeMap::new(),
@@ -215,6 +218,12 @@ impl TopologyTestDriver {
             Arc::new(key),
             Arc::new(value),
         ))
+    }
+
+    /// Records dropped so far because their window had closed.
+    pub fn dropped_records(&mut self) -> u64 {
+        self.dropped += self.ctx.take_dropped_records();
+        self.dropped
     }
 
     /// The task's stream time (the largest input timestamp so far).

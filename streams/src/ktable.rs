@@ -86,6 +86,18 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         KGroupedStream { stream, key }
     }
 
+    /// Cuts each key's records into time windows (Kafka's `windowedBy`).
+    pub fn windowed_by(
+        &self,
+        windows: crate::window::TimeWindows,
+    ) -> crate::window::TimeWindowedKStream<K, V> {
+        crate::window::TimeWindowedKStream {
+            stream: self.stream.clone(),
+            key: self.key.clone(),
+            windows,
+        }
+    }
+
     /// How many records each key had so far.
     pub fn count(&self, materialized: Materialized<i64>) -> KTable<K, i64> {
         self.aggregate(|| 0, |_, _, count| count + 1, materialized)

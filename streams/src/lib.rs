@@ -45,6 +45,7 @@ pub mod runtime;
 pub mod serdes;
 pub mod store;
 pub mod topology;
+pub mod window;
 
 pub use driver::{TestInputTopic, TestOutputTopic, TestTopic, TopologyTestDriver};
 pub use error::{Result, StreamsError};
@@ -55,3 +56,4 @@ pub use store::{KeyValueStore, ReadOnlyKeyValueStore};
 pub use topology::{
     Consumed, OutputRecord, Produced, RawRecord, Record, StreamsBuilder, TaskContext, Topology,
 };
+pub use window::{TimeWindowedKStream, TimeWindows, Window, Windowed, WindowedSerde};

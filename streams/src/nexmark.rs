@@ -5,8 +5,8 @@
 //! the same events), a compact binary serde (fixed-width big-endian fields and length-prefixed
 //! strings, the cost of an Avro-like format rather than of JSON), the auctions bids are made on,
 //! query 1 (currency conversion: every bid's price from dollars to euros) and a stream-table
-//! join (every bid with its auction's category, from a table of auctions). The windowed query
-//! (q5) comes with windows.
+//! join (every bid with its auction's category, from a table of auctions), and a q5-like
+//! windowed query (bids per auction over hopping windows: the input of q5's hot items).
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
@@ -283,6 +283,42 @@ pub fn join(builder: &StreamsBuilder, bids: &str, auctions: &str, output: &str) 
         .stream(bids, Consumed::with(I64Serde, BidSerde))
         .join(&table, |_, bid, auction| categorize(bid, auction))
         .to(output, Produced::with(I64Serde, CategorizedBidSerde));
+}
+
+/// q5's windows: 10 s long, a new one every 2 s (each bid counts in five).
+pub fn q5_windows() -> crate::window::TimeWindows {
+    crate::window::TimeWindows::of_size_with_no_grace(std::time::Duration::from_secs(10))
+        .advance_by(std::time::Duration::from_secs(2))
+}
+
+/// The time of a bid from its bytes (its `date_time`, without decoding the rest).
+fn bid_time(raw: &crate::topology::RawRecord) -> i64 {
+    raw.value
+        .as_ref()
+        .and_then(|v| v.get(24..32))
+        .and_then(|b| b.try_into().ok())
+        .map_or(raw.timestamp, i64::from_be_bytes)
+}
+
+/// A q5-like query: how many bids each auction had in each hopping window of [`q5_windows`]
+/// (bid time), to `output` with windowed keys.
+pub fn q5(builder: &StreamsBuilder, bids: &str, output: &str) {
+    builder
+        .stream(
+            bids,
+            Consumed::with(I64Serde, BidSerde).with_timestamp_extractor(bid_time),
+        )
+        .group_by_key(crate::ktable::Grouped::with_key(I64Serde))
+        .windowed_by(q5_windows())
+        .count(crate::ktable::Materialized::counts().named("bids-per-auction"))
+        .to_stream()
+        .to(
+            output,
+            Produced::with(
+                crate::window::WindowedSerde::new(I64Serde, std::time::Duration::from_secs(10)),
+                I64Serde,
+            ),
+        );
 }
 
 #[cfg(test)]

@@ -182,6 +182,7 @@ fn invalid(key: &str, value: &str, reason: &str) -> StreamsError {
 pub struct StreamsMetrics {
     records_processed: AtomicU64,
     records_restored: AtomicU64,
+    records_dropped_late: AtomicU64,
     records_skipped: AtomicU64,
     commits: AtomicU64,
 }
@@ -190,6 +191,12 @@ impl StreamsMetrics {
     /// Input records run through the topology.
     pub fn records_processed(&self) -> u64 {
         self.records_processed.load(Ordering::Relaxed)
+    }
+
+    /// Records dropped because their window had closed (past the grace period; Kafka's
+    /// `dropped-records-total` for late records).
+    pub fn records_dropped_late(&self) -> u64 {
+        self.records_dropped_late.load(Ordering::Relaxed)
     }
 
     /// Changelog records read back into stores when tasks started.

@@ -75,6 +75,8 @@ pub struct TaskContext {
     internal_topics: BTreeMap<String, Arc<str>>,
     pub(crate) outputs: Vec<OutputRecord>,
     pub(crate) errors: Vec<StreamsError>,
+    /// Records dropped because their window had closed, not yet counted by the runtime.
+    dropped_late: u64,
 }
 
 /// A task's store and the name of its changelog.
@@ -103,6 +105,16 @@ impl TaskContext {
         self.internal_topics
             .insert(suffix.to_string(), name.clone());
         name
+    }
+
+    /// Counts a record dropped for a closed window.
+    pub(crate) fn late_record_dropped(&mut self) {
+        self.dropped_late += 1;
+    }
+
+    /// How many records were dropped for closed windows since the last call.
+    pub fn take_dropped_records(&mut self) -> u64 {
+        std::mem::take(&mut self.dropped_late)
     }
 
     /// The partition this task processes.

@@ -4,3 +4,4 @@ mod aggregate;
 mod dsl;
 mod join;
 mod runtime;
+mod windows;

@@ -1,0 +1,282 @@
+//! Time windows: tumbling and hopping windows over record timestamps, with a grace period for
+//! out-of-order records (Kafka's `TimeWindows`), windowed aggregations, and windowed keys.
+//!
+//! A record of timestamp `t` belongs to every window `[start, start + size)` with `start` a
+//! multiple of the advance and `start <= t < start + size`. A window closes when the task's
+//! stream time passes its end plus the grace period; a record for a closed window is dropped
+//! and counted (Kafka's `dropped-records`). Aggregates are kept per key and window in the task's
+//! store under the key's bytes followed by the window start (8 bytes, big-endian) — the layout
+//! of Kafka Streams' time-windowed key serde, which is also how windowed keys are written to
+//! output topics ([`WindowedSerde`]).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::kstream::{Data, KStream};
+use crate::ktable::{KTable, Materialized};
+use crate::serdes::{self, Serde};
+use crate::topology::Record;
+
+/// Tumbling or hopping windows of a fixed size (Kafka's `TimeWindows`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeWindows {
+    size_ms: i64,
+    advance_ms: i64,
+    grace_ms: i64,
+}
+
+impl TimeWindows {
+    /// Tumbling windows of `size` that accept no out-of-order record once stream time has
+    /// passed their end (`TimeWindows.ofSizeWithNoGrace`).
+    pub fn of_size_with_no_grace(size: Duration) -> TimeWindows {
+        TimeWindows::of_size_and_grace(size, Duration::ZERO)
+    }
+
+    /// Tumbling windows of `size` that still take records up to `grace` after their end
+    /// (`TimeWindows.ofSizeAndGrace`).
+    pub fn of_size_and_grace(size: Duration, grace: Duration) -> TimeWindows {
+        let size_ms = (size.as_millis() as i64).max(1);
+        TimeWindows {
+            size_ms,
+            advance_ms: size_ms,
+            grace_ms: grace.as_millis() as i64,
+        }
+    }
+
+    /// Hopping windows: a new window every `advance` (at most the size; `advanceBy`).
+    pub fn advance_by(mut self, advance: Duration) -> TimeWindows {
+        self.advance_ms = (advance.as_millis() as i64).clamp(1, self.size_ms);
+        self
+    }
+
+    /// The windows a record of timestamp `t` belongs to, by start, oldest first.
+    pub fn windows_for(&self, t: i64) -> impl Iterator<Item = Window> + '_ {
+        let t = t.max(0);
+        let first =
+            ((t - self.size_ms + self.advance_ms).max(0) / self.advance_ms) * self.advance_ms;
+        (0..)
+            .map(move |n| first + n * self.advance_ms)
+            .take_while(move |start| *start <= t)
+            .map(move |start| Window {
+                start,
+                end: start + self.size_ms,
+            })
+    }
+
+    /// Whether `window` no longer takes records at stream time `stream_time`.
+    pub fn is_closed(&self, window: &Window, stream_time: i64) -> bool {
+        stream_time >= window.end + self.grace_ms
+    }
+}
+
+/// A window: `[start, end)` in ms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Window {
+    /// Inclusive start.
+    pub start: i64,
+    /// Exclusive end.
+    pub end: i64,
+}
+
+/// A key and the window its aggregate covers (Kafka's `Windowed<K>`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Windowed<K> {
+    /// The record key.
+    pub key: K,
+    /// The window.
+    pub window: Window,
+}
+
+/// Windowed keys as Kafka Streams' `TimeWindowedSerde` writes them: the key's bytes, then the
+/// window start as 8 big-endian bytes; the end is the start plus `window_size` when read.
+pub struct WindowedSerde<K> {
+    inner: Arc<dyn Serde<K>>,
+    window_size_ms: i64,
+}
+
+impl<K> WindowedSerde<K> {
+    /// Windowed keys whose key part `inner` writes, for windows of `window_size`.
+    pub fn new(inner: impl Serde<K> + 'static, window_size: Duration) -> WindowedSerde<K> {
+        WindowedSerde {
+            inner: Arc::new(inner),
+            window_size_ms: window_size.as_millis() as i64,
+        }
+    }
+}
+
+impl<K> Serde<Windowed<K>> for WindowedSerde<K> {
+    fn serialize(&self, topic: &str, value: &Windowed<K>) -> Result<Option<Bytes>, String> {
+        let key = self.inner.serialize(topic, &value.key)?.unwrap_or_default();
+        Ok(Some(windowed_bytes(&key, value.window.start)))
+    }
+
+    fn deserialize(&self, topic: &str, bytes: Option<&Bytes>) -> Result<Windowed<K>, String> {
+        let bytes = bytes.ok_or("a windowed key without bytes")?;
+        if bytes.len() < 8 {
+            return Err(format!(
+                "{} bytes are too few for a windowed key",
+                bytes.len()
+            ));
+        }
+        let split = bytes.len() - 8;
+        let mut start = [0u8; 8];
+        start.copy_from_slice(&bytes[split..]);
+        let start = i64::from_be_bytes(start);
+        let key_bytes = bytes.slice(..split);
+        let key = self.inner.deserialize(topic, Some(&key_bytes))?;
+        Ok(Windowed {
+            key,
+            window: Window {
+                start,
+                end: start + self.window_size_ms,
+            },
+        })
+    }
+}
+
+fn windowed_bytes(key: &[u8], start: i64) -> Bytes {
+    let mut buf = BytesMut::with_capacity(key.len() + 8);
+    buf.put_slice(key);
+    buf.put_i64(start);
+    buf.freeze()
+}
+
+/// A grouped stream cut into time windows, ready to aggregate (Kafka's `TimeWindowedKStream`).
+pub struct TimeWindowedKStream<K, V> {
+    pub(crate) stream: KStream<K, V>,
+    pub(crate) key: Arc<dyn Serde<K>>,
+    pub(crate) windows: TimeWindows,
+}
+
+impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
+    /// How many records each key had in each window.
+    pub fn count(&self, materialized: Materialized<i64>) -> KTable<Windowed<K>, i64> {
+        self.aggregate(|| 0, |_, _, count| count + 1, materialized)
+    }
+
+    /// Folds each key's values in each window into an aggregate.
+    pub fn aggregate<VA: Data>(
+        &self,
+        initializer: impl Fn() -> VA + Send + Sync + 'static,
+        aggregator: impl Fn(&K, V, VA) -> VA + Send + Sync + 'static,
+        materialized: Materialized<VA>,
+    ) -> KTable<Windowed<K>, VA> {
+        let state = self.stream.state.clone();
+        let store: Arc<str> = materialized
+            .name
+            .clone()
+            .unwrap_or_else(|| state.generated_name("KSTREAM-AGGREGATE-STATE-STORE"))
+            .into();
+        state.add_store(&store);
+        let out =
+            state.new_children::<Windowed<K>, VA>(format!("windowed aggregate into store {store}"));
+        let downstream = out.clone();
+        let (key_serde, value_serde) = (self.key.clone(), materialized.value.clone());
+        let windows = self.windows;
+        let store_name = store.clone();
+        self.stream
+            .children
+            .add(Arc::new(move |ctx, record: Record<K, V>| {
+                let key_bytes =
+                    match serdes::serialize(&*key_serde, &store_name, "key", &record.key) {
+                        Ok(Some(bytes)) => bytes,
+                        Ok(None) => return,
+                        Err(err) => return ctx.errors.push(err),
+                    };
+                let stream_time = ctx.stream_time();
+                for window in windows.windows_for(record.timestamp) {
+                    if windows.is_closed(&window, stream_time) {
+                        ctx.late_record_dropped();
+                        continue;
+                    }
+                    let stored_key = windowed_bytes(&key_bytes, window.start);
+                    let previous = match ctx.store(&store_name).and_then(|s| s.get(&stored_key)) {
+                        Some(bytes) => match serdes::deserialize(
+                            &*value_serde,
+                            &store_name,
+                            "value",
+                            Some(bytes),
+                        ) {
+                            Ok(previous) => previous,
+                            Err(err) => return ctx.errors.push(err),
+                        },
+                        None => initializer(),
+                    };
+                    let aggregate = aggregator(&record.key, record.value.clone(), previous);
+                    match serdes::serialize(&*value_serde, &store_name, "value", &aggregate) {
+                        Ok(bytes) => {
+                            ctx.put_logged(&store_name, stored_key, bytes, record.timestamp)
+                        }
+                        Err(err) => return ctx.errors.push(err),
+                    }
+                    downstream.forward(
+                        ctx,
+                        Record {
+                            key: Windowed {
+                                key: record.key.clone(),
+                                window,
+                            },
+                            value: aggregate,
+                            timestamp: record.timestamp,
+                            headers: record.headers.clone(),
+                        },
+                    );
+                }
+            }));
+        KTable {
+            state,
+            children: out,
+            store,
+            key: Arc::new(WindowedSerde {
+                inner: self.key.clone(),
+                window_size_ms: self.windows.size_ms,
+            }),
+            value: materialized.value,
+            sources: self.stream.sources.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn starts(windows: &TimeWindows, t: i64) -> Vec<i64> {
+        windows.windows_for(t).map(|w| w.start).collect()
+    }
+
+    #[test]
+    fn records_fall_in_kafkas_windows() {
+        let tumbling = TimeWindows::of_size_with_no_grace(Duration::from_millis(10));
+        assert_eq!(starts(&tumbling, 0), vec![0]);
+        assert_eq!(starts(&tumbling, 9), vec![0]);
+        assert_eq!(starts(&tumbling, 10), vec![10]);
+        let hopping =
+            TimeWindows::of_size_and_grace(Duration::from_millis(10), Duration::from_millis(5))
+                .advance_by(Duration::from_millis(5));
+        assert_eq!(starts(&hopping, 12), vec![5, 10]);
+        assert_eq!(starts(&hopping, 3), vec![0]);
+        assert_eq!(starts(&hopping, 20), vec![15, 20]);
+        let window = Window { start: 5, end: 15 };
+        assert!(!hopping.is_closed(&window, 19));
+        assert!(hopping.is_closed(&window, 20));
+    }
+
+    #[test]
+    fn windowed_keys_are_the_key_then_the_start() {
+        let serde = WindowedSerde::new(crate::serdes::StringSerde, Duration::from_millis(10));
+        let key = Windowed {
+            key: "ann".to_string(),
+            window: Window { start: 20, end: 30 },
+        };
+        let bytes = serde.serialize("t", &key).unwrap().unwrap();
+        assert_eq!(&bytes[..3], b"ann");
+        assert_eq!(&bytes[3..], &20i64.to_be_bytes());
+        assert_eq!(serde.deserialize("t", Some(&bytes)).unwrap(), key);
+        assert!(serde
+            .deserialize("t", Some(&Bytes::from_static(b"x")))
+            .is_err());
+    }
+}

@@ -1,0 +1,107 @@
+//! Windowed aggregations, run by the test driver: tumbling and hopping windows, grace, late
+//! records dropped and counted, windowed keys as Kafka writes them.
+
+use std::time::Duration;
+
+use sluice_streams::serdes::{I64Serde, StringSerde};
+use sluice_streams::{
+    Consumed, Grouped, Materialized, Produced, StreamsBuilder, TestInputTopic, TestOutputTopic,
+    TimeWindows, TopologyTestDriver, Window, Windowed, WindowedSerde,
+};
+
+fn clicks(
+    windows: TimeWindows,
+    size: Duration,
+) -> (TopologyTestDriver, TestOutputTopic<Windowed<String>, i64>) {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream("clicks", Consumed::with(StringSerde, StringSerde))
+        .group_by_key(Grouped::with_key(StringSerde))
+        .windowed_by(windows)
+        .count(Materialized::counts().named("clicks-per-window"))
+        .to_stream()
+        .to(
+            "counts",
+            Produced::with(WindowedSerde::new(StringSerde, size), I64Serde),
+        );
+    let driver = TopologyTestDriver::new(builder.build().unwrap());
+    (
+        driver,
+        TestOutputTopic::new("counts", WindowedSerde::new(StringSerde, size), I64Serde),
+    )
+}
+
+fn pipe(driver: &mut TopologyTestDriver, records: &[(&str, i64)]) {
+    let input = TestInputTopic::new("clicks", StringSerde, StringSerde);
+    for (key, timestamp) in records {
+        driver
+            .pipe_input(&input, &key.to_string(), &"/".to_string(), *timestamp)
+            .unwrap();
+    }
+}
+
+fn w(key: &str, start: i64, end: i64) -> Windowed<String> {
+    Windowed {
+        key: key.to_string(),
+        window: Window { start, end },
+    }
+}
+
+#[test]
+fn tumbling_windows_count_per_key_and_drop_records_after_the_grace_period() {
+    let size = Duration::from_millis(10);
+    let (mut driver, out) = clicks(
+        TimeWindows::of_size_and_grace(size, Duration::from_millis(5)),
+        size,
+    );
+    // 12 is in window [10, 20); 3 is late but within grace (stream time 12 < 10 + 5);
+    // after 16, window [0, 10) is closed: a record at 4 is dropped.
+    pipe(
+        &mut driver,
+        &[
+            ("ann", 1),
+            ("ann", 5),
+            ("bob", 7),
+            ("ann", 12),
+            ("ann", 3),
+            ("ann", 16),
+            ("ann", 4),
+        ],
+    );
+    let updates = driver.read_key_values(&out).unwrap();
+    assert_eq!(
+        updates,
+        vec![
+            (w("ann", 0, 10), 1),
+            (w("ann", 0, 10), 2),
+            (w("bob", 0, 10), 1),
+            (w("ann", 10, 20), 1),
+            (w("ann", 0, 10), 3),
+            (w("ann", 10, 20), 2),
+        ]
+    );
+    assert_eq!(driver.dropped_records(), 1);
+}
+
+#[test]
+fn hopping_windows_count_each_record_in_every_window_it_falls_in() {
+    let size = Duration::from_millis(10);
+    let windows = TimeWindows::of_size_with_no_grace(size).advance_by(Duration::from_millis(5));
+    let (mut driver, out) = clicks(windows, size);
+    pipe(&mut driver, &[("ann", 7), ("ann", 12)]);
+    let updates = driver.read_key_values(&out).unwrap();
+    assert_eq!(
+        updates,
+        vec![
+            (w("ann", 0, 10), 1),
+            (w("ann", 5, 15), 1),
+            (w("ann", 5, 15), 2),
+            (w("ann", 10, 20), 1)
+        ]
+    );
+    // The store holds one entry per key and window.
+    let store = driver
+        .key_value_store("clicks-per-window", StringSerde, I64Serde)
+        .unwrap();
+    assert_eq!(store.approximate_num_entries(), 3);
+}
