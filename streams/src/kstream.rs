@@ -320,17 +320,9 @@ impl<K: Data, V: Data> KStream<K, V> {
             move |ctx, record, out| {
                 let found = match serdes::serialize(&*key_serde, &store, "key", &record.key) {
                     Ok(Some(key_bytes)) => {
-                        match ctx.store(&store).and_then(|s| s.get(&key_bytes)) {
-                            Some(bytes) => match serdes::deserialize(
-                                &*value_serde,
-                                &store,
-                                "value",
-                                Some(bytes),
-                            ) {
-                                Ok(value) => Some(value),
-                                Err(err) => return ctx.errors.push(err),
-                            },
-                            None => None,
+                        match ctx.get_stored(&store, &key_bytes, &*value_serde) {
+                            Ok(found) => found,
+                            Err(err) => return ctx.errors.push(err),
                         }
                     }
                     Ok(None) => None,

@@ -144,12 +144,7 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         what: &str,
     ) -> KTable<K, VA> {
         let state = self.stream.state.clone();
-        let store: Arc<str> = materialized
-            .name
-            .clone()
-            .unwrap_or_else(|| state.generated_name("KSTREAM-AGGREGATE-STATE-STORE"))
-            .into();
-        state.add_store(&store);
+        let store = state.store_named(materialized.name.clone(), "KSTREAM-AGGREGATE-STATE-STORE");
         let out = state.new_children::<K, VA>(format!("{what} into store {store}"));
         let downstream = out.clone();
         let key_serde = self.key.clone();
@@ -166,15 +161,9 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
                         Ok(None) => return,
                         Err(err) => return ctx.errors.push(err),
                     };
-                let previous = match ctx.store(&store_name).and_then(|s| s.get(&key_bytes)) {
-                    Some(bytes) => {
-                        match serdes::deserialize(&*value_serde, &store_name, "value", Some(bytes))
-                        {
-                            Ok(previous) => Some(previous),
-                            Err(err) => return ctx.errors.push(err),
-                        }
-                    }
-                    None => None,
+                let previous = match ctx.get_stored(&store_name, &key_bytes, &*value_serde) {
+                    Ok(previous) => previous,
+                    Err(err) => return ctx.errors.push(err),
                 };
                 let aggregate = fold(&record.key, record.value, previous);
                 match serdes::serialize(&*value_serde, &store_name, "value", &aggregate) {

@@ -127,6 +127,19 @@ impl TaskContext {
         self.stores.get(name).map(|slot| &slot.store)
     }
 
+    /// The value stored under `key` in store `name`, read with `serde`.
+    pub(crate) fn get_stored<V>(
+        &self,
+        name: &str,
+        key: &[u8],
+        serde: &dyn Serde<V>,
+    ) -> Result<Option<V>> {
+        self.store(name)
+            .and_then(|store| store.get(key))
+            .map(|bytes| serdes::deserialize(serde, name, "value", Some(bytes)))
+            .transpose()
+    }
+
     /// The task's store `name`, created empty on first use.
     fn slot(&mut self, name: &str) -> Option<&mut StoreSlot> {
         if !self.stores.contains_key(name) {
@@ -423,6 +436,13 @@ impl BuilderState {
         self.sinks.lock().insert(topic.to_string());
     }
 
+    /// The name of an operator's store: the one given, or a generated one; registered.
+    pub(crate) fn store_named(&self, name: Option<String>, prefix: &str) -> Arc<str> {
+        let name: Arc<str> = name.unwrap_or_else(|| self.generated_name(prefix)).into();
+        self.add_store(&name);
+        name
+    }
+
     /// Registers a store; a name used twice is a build error.
     pub(crate) fn add_store(&self, name: &str) {
         if !self.stores.lock().insert(name.to_string()) {
@@ -522,12 +542,9 @@ impl StreamsBuilder {
         K: Clone + Send + Sync + 'static,
         V: Clone + Send + Sync + 'static,
     {
-        let store: Arc<str> = materialized
-            .name
-            .clone()
-            .unwrap_or_else(|| self.state.generated_name(&format!("{topic}-STATE-STORE")))
-            .into();
-        self.state.add_store(&store);
+        let store = self
+            .state
+            .store_named(materialized.name.clone(), &format!("{topic}-STATE-STORE"));
         let children = self
             .state
             .new_children::<K, V>(format!("table {topic} into store {store}"));

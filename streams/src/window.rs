@@ -164,12 +164,7 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
         materialized: Materialized<VA>,
     ) -> KTable<Windowed<K>, VA> {
         let state = self.stream.state.clone();
-        let store: Arc<str> = materialized
-            .name
-            .clone()
-            .unwrap_or_else(|| state.generated_name("KSTREAM-AGGREGATE-STATE-STORE"))
-            .into();
-        state.add_store(&store);
+        let store = state.store_named(materialized.name.clone(), "KSTREAM-AGGREGATE-STATE-STORE");
         let out =
             state.new_children::<Windowed<K>, VA>(format!("windowed aggregate into store {store}"));
         let downstream = out.clone();
@@ -192,17 +187,9 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
                         continue;
                     }
                     let stored_key = windowed_bytes(&key_bytes, window.start);
-                    let previous = match ctx.store(&store_name).and_then(|s| s.get(&stored_key)) {
-                        Some(bytes) => match serdes::deserialize(
-                            &*value_serde,
-                            &store_name,
-                            "value",
-                            Some(bytes),
-                        ) {
-                            Ok(previous) => previous,
-                            Err(err) => return ctx.errors.push(err),
-                        },
-                        None => initializer(),
+                    let previous = match ctx.get_stored(&store_name, &stored_key, &*value_serde) {
+                        Ok(previous) => previous.unwrap_or_else(&initializer),
+                        Err(err) => return ctx.errors.push(err),
                     };
                     let aggregate = aggregator(&record.key, record.value.clone(), previous);
                     match serdes::serialize(&*value_serde, &store_name, "value", &aggregate) {
