@@ -586,7 +586,18 @@ async fn restore(
     )
     .await?;
     let mut restored = 0u64;
+    // Bounded: a changelog that stops advancing (its partition gone, the broker away) is an
+    // error after 30 s without progress, not a task that never starts.
+    let mut last_progress = (consumer.position(&topic, partition)?, Instant::now());
     while consumer.position(&topic, partition)? < end {
+        let position = consumer.position(&topic, partition)?;
+        if position > last_progress.0 {
+            last_progress = (position, Instant::now());
+        } else if last_progress.1.elapsed() > Duration::from_secs(30) {
+            return Err(StreamsError::Stopped(format!(
+                "restoring store {store} from {topic}-{partition} stopped at offset {position} of {end}"
+            )));
+        }
         let records = consumer.poll().await?;
         for record in records {
             if record.offset >= end {
