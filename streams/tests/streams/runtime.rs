@@ -513,3 +513,93 @@ fn two_instances_join_a_stream_with_a_table_of_four_partitions() {
         second.close().await.unwrap();
     });
 }
+
+#[test]
+fn two_instances_count_words_against_a_broker_over_tcp() {
+    use sluice_streams::{Grouped, Materialized};
+    let dir = tempfile::tempdir().unwrap();
+    let node = sluice_log::Sluice::embedded(dir.path())
+        .config("group.initial.rebalance.delay.ms", "0")
+        .listen("127.0.0.1:0")
+        .start()
+        .unwrap();
+    let bootstrap = node.bootstrap().expect("the node listens");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime
+        .block_on(async {
+            tokio::time::timeout(Duration::from_secs(60), async {
+                // Every client here speaks the Kafka protocol over TCP, as against any cluster.
+                let client = Client::connect(&bootstrap, Default::default())
+                    .await
+                    .unwrap();
+                create(&client, "text", 3).await;
+                create(&client, "word-totals", 1).await;
+                let topology = || {
+                    let builder = StreamsBuilder::new();
+                    builder
+                        .stream("text", Consumed::with(StringSerde, StringSerde))
+                        .flat_map_values(|line: String| {
+                            line.split_whitespace()
+                                .map(str::to_string)
+                                .collect::<Vec<_>>()
+                        })
+                        .group_by(
+                            |_, word| word.clone(),
+                            Grouped::with(StringSerde, StringSerde),
+                        )
+                        .count(Materialized::counts())
+                        .to_stream()
+                        .to("word-totals", Produced::with(StringSerde, I64Serde));
+                    Arc::new(builder.build().unwrap())
+                };
+                let props = [
+                    ("application.id", "tcp-words"),
+                    ("commit.interval.ms", "100"),
+                    ("consumer.heartbeat.interval.ms", "100"),
+                ];
+                let first = KafkaStreams::start(
+                    topology(),
+                    StreamsConfig::from_props(props).unwrap(),
+                    client.clone(),
+                )
+                .await
+                .unwrap();
+                let second = KafkaStreams::start(
+                    topology(),
+                    StreamsConfig::from_props(props).unwrap(),
+                    client.clone(),
+                )
+                .await
+                .unwrap();
+                let lines: Vec<(Option<&str>, Bytes)> = (0..30)
+                    .map(|i| {
+                        (
+                            Some(["a", "b", "c"][i % 3]),
+                            Bytes::from(format!("x y{} z", i % 5)),
+                        )
+                    })
+                    .collect();
+                produce(&client, "text", &lines).await;
+                let totals = read_all(&client, "word-totals", 90).await;
+                let mut last: BTreeMap<String, i64> = BTreeMap::new();
+                for (word, count) in totals {
+                    let bytes: [u8; 8] = count.as_ref().try_into().unwrap();
+                    last.insert(word, i64::from_be_bytes(bytes));
+                }
+                assert_eq!(last["x"], 30, "{last:?}");
+                assert_eq!(last["z"], 30, "{last:?}");
+                for i in 0..5 {
+                    assert_eq!(last[&format!("y{i}")], 6, "{last:?}");
+                }
+                first.close().await.unwrap();
+                second.close().await.unwrap();
+            })
+            .await
+        })
+        .expect("the scenario finishes within 60 s");
+    node.shutdown().unwrap();
+}
