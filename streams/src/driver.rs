@@ -206,7 +206,7 @@ impl TopologyTestDriver {
         name: &str,
         key: impl Serde<K> + 'static,
         value: impl Serde<V> + 'static,
-    ) -> Result<ReadOnlyKeyValueStore<'_, K, V>> {
+    ) -> Result<ReadOnlyKeyValueStore<K, V>> {
         if !self.topology.stores().iter().any(|s| s == name) {
             return Err(StreamsError::Topology(format!(
                 "the topology has no store {name}"
@@ -214,7 +214,7 @@ impl TopologyTestDriver {
         }
         Ok(ReadOnlyKeyValueStore::new(
             name,
-            self.ctx.store(name),
+            self.ctx.store(name).into_iter().collect(),
             Arc::new(key),
             Arc::new(value),
         ))

@@ -52,7 +52,7 @@ pub use error::{Result, StreamsError};
 pub use kstream::{BranchedKStream, KStream, Repartitioned};
 pub use ktable::{Grouped, KGroupedStream, KTable, Materialized};
 pub use runtime::{DeserializationHandler, KafkaStreams, StreamsConfig, StreamsMetrics};
-pub use store::{KeyValueStore, ReadOnlyKeyValueStore};
+pub use store::{KeyValueStore, ReadOnlyKeyValueStore, SharedStore};
 pub use topology::{
     Consumed, OutputRecord, Produced, RawRecord, Record, StreamsBuilder, TaskContext, Topology,
 };

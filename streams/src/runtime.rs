@@ -27,7 +27,8 @@ use sluice_log::client::producer::{DeliveryFuture, Producer, ProducerConfig, Pro
 use sluice_log::client::{Client, NewTopic};
 
 use crate::error::{Result, StreamsError};
-use crate::store::changelog_topic;
+use crate::serdes::Serde;
+use crate::store::{changelog_topic, ReadOnlyKeyValueStore, SharedStore};
 use crate::topology::{internal_topic, TaskContext, Topology};
 
 /// What happens to a record whose key or value does not deserialise
@@ -221,7 +222,12 @@ pub struct KafkaStreams {
     threads: Vec<tokio::task::JoinHandle<Result<()>>>,
     stop: Arc<AtomicBool>,
     metrics: Arc<StreamsMetrics>,
+    topology: Arc<Topology>,
+    stores: LocalStores,
 }
+
+/// The stores of every local task, by store name and task partition, for interactive queries.
+type LocalStores = Arc<parking_lot::Mutex<BTreeMap<(String, i32), SharedStore>>>;
 
 impl KafkaStreams {
     /// Checks that the source topics exist, then starts the stream threads on the current
@@ -248,6 +254,7 @@ impl KafkaStreams {
         check_copartitioning(&topology, &config, &client).await?;
         let stop = Arc::new(AtomicBool::new(false));
         let metrics = Arc::new(StreamsMetrics::default());
+        let stores = LocalStores::default();
         let mut threads = Vec::new();
         for idx in 0..config.num_stream_threads.max(1) {
             // As Kafka Streams: each thread's consumer, restore consumer and producer have
@@ -268,6 +275,7 @@ impl KafkaStreams {
                 tasks: BTreeMap::new(),
                 partition_counts: partition_counts.clone(),
                 outputs: Vec::new(),
+                stores: stores.clone(),
                 config: config.clone(),
                 metrics: metrics.clone(),
                 stop: stop.clone(),
@@ -278,7 +286,37 @@ impl KafkaStreams {
             threads,
             stop,
             metrics,
+            topology,
+            stores,
         })
+    }
+
+    /// A read-only view of store `name` across this instance's tasks (Kafka's interactive
+    /// queries of local state): a key is found if this instance owns its partition.
+    pub fn store<K, V>(
+        &self,
+        name: &str,
+        key: impl Serde<K> + 'static,
+        value: impl Serde<V> + 'static,
+    ) -> Result<ReadOnlyKeyValueStore<K, V>> {
+        if !self.topology.stores().iter().any(|s| s == name) {
+            return Err(StreamsError::Topology(format!(
+                "the topology has no store {name}"
+            )));
+        }
+        let parts = self
+            .stores
+            .lock()
+            .iter()
+            .filter(|((store, _), _)| store == name)
+            .map(|(_, part)| part.clone())
+            .collect();
+        Ok(ReadOnlyKeyValueStore::new(
+            name,
+            parts,
+            Arc::new(key),
+            Arc::new(value),
+        ))
     }
 
     /// The application's counters.
@@ -400,6 +438,8 @@ struct StreamThread {
     partition_counts: Vec<(String, i32)>,
     /// A vector for a task's outputs, reused from record to record.
     outputs: Vec<crate::topology::OutputRecord>,
+    /// Where this thread's tasks' stores are published for queries.
+    stores: LocalStores,
     config: StreamsConfig,
     metrics: Arc<StreamsMetrics>,
     stop: Arc<AtomicBool>,
@@ -440,6 +480,9 @@ impl StreamThread {
                 GroupEvent::Lost(partitions) => {
                     tracing::warn!(thread = %self.name, ?partitions, "partitions lost; they will be processed again from the last commit");
                     self.deliveries.clear();
+                    for (_, task) in self.tasks.values() {
+                        unpublish(&self.stores, task);
+                    }
                     self.tasks.clear();
                 }
                 GroupEvent::Assigned(partitions) => {
@@ -493,6 +536,11 @@ impl StreamThread {
                 self.metrics
                     .records_restored
                     .fetch_add(restored, Ordering::Relaxed);
+            }
+            for store in self.topology.stores() {
+                if let Some(shared) = task.shared_store(&store) {
+                    self.stores.lock().insert((store, partition), shared);
+                }
             }
             self.tasks.insert(partition, (topics, task));
         }
@@ -611,4 +659,15 @@ async fn restore(
         }
     }
     Ok(restored)
+}
+
+/// Withdraws a task's stores from the queryable set (only those this task published: another
+/// thread may own the partition by now).
+fn unpublish(stores: &LocalStores, task: &TaskContext) {
+    stores.lock().retain(|(name, partition), shared| {
+        *partition != task.task_partition()
+            || !task
+                .store(name)
+                .is_some_and(|own| Arc::ptr_eq(&own, shared))
+    });
 }

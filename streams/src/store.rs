@@ -60,64 +60,73 @@ impl KeyValueStore {
     }
 }
 
+/// A task's store as the task and queries share it: the task writes under the lock, a query
+/// reads under it.
+pub type SharedStore = Arc<parking_lot::RwLock<KeyValueStore>>;
+
 /// A typed, read-only view of a key-value store (Kafka's `ReadOnlyKeyValueStore`), for
-/// interactive queries and tests.
-pub struct ReadOnlyKeyValueStore<'a, K, V> {
+/// interactive queries while the application runs, and for tests. It spans every local task's
+/// part of the store: a key lives in the task of its partition.
+pub struct ReadOnlyKeyValueStore<K, V> {
     name: String,
-    store: Option<&'a KeyValueStore>,
+    parts: Vec<SharedStore>,
     key: Arc<dyn Serde<K>>,
     value: Arc<dyn Serde<V>>,
     _types: PhantomData<fn() -> (K, V)>,
 }
 
-impl<'a, K, V> ReadOnlyKeyValueStore<'a, K, V> {
+impl<K, V> ReadOnlyKeyValueStore<K, V> {
     pub(crate) fn new(
         name: &str,
-        store: Option<&'a KeyValueStore>,
+        parts: Vec<SharedStore>,
         key: Arc<dyn Serde<K>>,
         value: Arc<dyn Serde<V>>,
-    ) -> ReadOnlyKeyValueStore<'a, K, V> {
+    ) -> ReadOnlyKeyValueStore<K, V> {
         ReadOnlyKeyValueStore {
             name: name.to_string(),
-            store,
+            parts,
             key,
             value,
             _types: PhantomData,
         }
     }
 
-    /// The value of `key`, if the store has one.
+    /// The value of `key`, if a local task's store has one.
     pub fn get(&self, key: &K) -> Result<Option<V>> {
-        let Some(store) = self.store else {
-            return Ok(None);
-        };
         let Some(bytes) = serdes::serialize(&*self.key, &self.name, "key", key)? else {
             return Ok(None);
         };
-        store
-            .get(&bytes)
-            .map(|value| serdes::deserialize(&*self.value, &self.name, "value", Some(value)))
-            .transpose()
+        for part in &self.parts {
+            let found = part.read().get(&bytes).cloned();
+            if let Some(value) = found {
+                return serdes::deserialize(&*self.value, &self.name, "value", Some(&value))
+                    .map(Some);
+            }
+        }
+        Ok(None)
     }
 
-    /// Every entry, in the order of the keys' bytes.
+    /// Every entry of the local tasks, in the order of the keys' bytes.
     pub fn all(&self) -> Result<Vec<(K, V)>> {
-        let Some(store) = self.store else {
-            return Ok(Vec::new());
-        };
-        store
-            .iter()
+        let mut entries: Vec<(Bytes, Bytes)> = Vec::new();
+        for part in &self.parts {
+            let part = part.read();
+            entries.extend(part.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        entries
+            .into_iter()
             .map(|(key, value)| {
                 Ok((
-                    serdes::deserialize(&*self.key, &self.name, "key", Some(key))?,
-                    serdes::deserialize(&*self.value, &self.name, "value", Some(value))?,
+                    serdes::deserialize(&*self.key, &self.name, "key", Some(&key))?,
+                    serdes::deserialize(&*self.value, &self.name, "value", Some(&value))?,
                 ))
             })
             .collect()
     }
 
-    /// How many keys the store holds.
+    /// How many keys the local tasks' stores hold.
     pub fn approximate_num_entries(&self) -> usize {
-        self.store.map_or(0, KeyValueStore::len)
+        self.parts.iter().map(|part| part.read().len()).sum()
     }
 }

@@ -19,7 +19,7 @@ use parking_lot::Mutex;
 use crate::error::{Result, StreamsError};
 use crate::kstream::KStream;
 use crate::serdes::{self, Serde};
-use crate::store::{changelog_topic, KeyValueStore};
+use crate::store::{changelog_topic, SharedStore};
 
 /// A record inside the topology: a typed key and value with the timestamp and headers it
 /// carries (processors keep both unless they change them).
@@ -82,7 +82,7 @@ pub struct TaskContext {
 /// A task's store and the name of its changelog.
 #[derive(Debug)]
 struct StoreSlot {
-    store: KeyValueStore,
+    store: SharedStore,
     changelog: Arc<str>,
 }
 
@@ -123,8 +123,13 @@ impl TaskContext {
     }
 
     /// The task's store `name`, if it has written to it or restored it.
-    pub fn store(&self, name: &str) -> Option<&KeyValueStore> {
-        self.stores.get(name).map(|slot| &slot.store)
+    pub fn store(&self, name: &str) -> Option<SharedStore> {
+        self.stores.get(name).map(|slot| slot.store.clone())
+    }
+
+    /// The task's store `name`, created empty if the task has not used it yet (for queries).
+    pub(crate) fn shared_store(&mut self, name: &str) -> Option<SharedStore> {
+        self.slot(name).map(|slot| slot.store.clone())
     }
 
     /// The value stored under `key` in store `name`, read with `serde`.
@@ -134,9 +139,12 @@ impl TaskContext {
         key: &[u8],
         serde: &dyn Serde<V>,
     ) -> Result<Option<V>> {
-        self.store(name)
-            .and_then(|store| store.get(key))
-            .map(|bytes| serdes::deserialize(serde, name, "value", Some(bytes)))
+        let Some(slot) = self.stores.get(name) else {
+            return Ok(None);
+        };
+        let found = slot.store.read().get(key).cloned();
+        found
+            .map(|bytes| serdes::deserialize(serde, name, "value", Some(&bytes)))
             .transpose()
     }
 
@@ -147,7 +155,7 @@ impl TaskContext {
             self.stores.insert(
                 name.to_string(),
                 StoreSlot {
-                    store: KeyValueStore::default(),
+                    store: SharedStore::default(),
                     changelog,
                 },
             );
@@ -167,7 +175,7 @@ impl TaskContext {
         let Some(slot) = self.slot(name) else {
             return;
         };
-        slot.store.put(key.clone(), value.clone());
+        slot.store.write().put(key.clone(), value.clone());
         let topic = slot.changelog.clone();
         self.outputs.push(OutputRecord {
             topic,
@@ -182,7 +190,7 @@ impl TaskContext {
     /// Applies one changelog record to the store `name` while restoring (not logged again).
     pub fn restore(&mut self, name: &str, key: Bytes, value: Option<Bytes>) {
         if let Some(slot) = self.slot(name) {
-            slot.store.put(key, value);
+            slot.store.write().put(key, value);
         }
     }
 

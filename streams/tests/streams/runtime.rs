@@ -406,6 +406,12 @@ fn counts_live_in_stores_that_a_restart_restores_from_their_changelogs() {
             ]
             .into()
         );
+        // Interactive queries of the running application's local stores.
+        let store = app.store("counts", StringSerde, I64Serde).unwrap();
+        assert_eq!(store.get(&"ann".to_string()).unwrap(), Some(3));
+        assert_eq!(store.get(&"nobody".to_string()).unwrap(), None);
+        assert_eq!(store.all().unwrap().len(), 3);
+        assert!(app.store("nothing", StringSerde, I64Serde).is_err());
         app.close().await.unwrap();
         // The changelog is compacted and holds every update, one partition per task.
         let changelog = client
