@@ -55,3 +55,28 @@ fn word_count_counts_every_word_across_two_instances() {
         );
     }
 }
+
+#[test]
+fn page_views_counts_views_per_region_and_minute() {
+    let out = Command::new("timeout")
+        .arg("60")
+        .arg(env!("CARGO_BIN_EXE_page-views"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let expected = [
+        "produced 4 profiles and 8 page views",
+        "minute 0 eu: 3",
+        "minute 0 us: 1",
+        "minute 1 apac: 1",
+        "minute 1 eu: 1",
+        "minute 1 us: 2",
+    ];
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines, expected, "{stdout}");
+}

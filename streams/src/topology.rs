@@ -69,6 +69,8 @@ pub struct TaskContext {
     partition: i32,
     offset: i64,
     stream_time: i64,
+    /// Stream time of each input topic of the task.
+    stream_times: HashMap<Arc<str>, i64>,
     partition_counts: HashMap<String, i32>,
     stores: BTreeMap<String, StoreSlot>,
     /// Internal topics' full names, by suffix (made once per task, not per record).
@@ -209,8 +211,8 @@ impl TaskContext {
         self.offset
     }
 
-    /// The task's stream time: the largest input timestamp seen so far (Kafka Streams' notion;
-    /// it only moves forward).
+    /// The stream time of the current record's input topic in this task: the largest timestamp
+    /// seen on it so far (Kafka Streams' notion; it only moves forward).
     pub fn stream_time(&self) -> i64 {
         self.stream_time
     }
@@ -240,7 +242,18 @@ impl TaskContext {
         }
         self.partition = record.partition;
         self.offset = record.offset;
-        self.stream_time = self.stream_time.max(timestamp);
+        // Stream time is kept per input topic: a repartition topic's records (the input of a
+        // later part of the topology) must not find their windows closed by the time the
+        // earlier part has reached (Kafka runs those parts as separate tasks).
+        let time = match self.stream_times.get_mut(&*record.topic) {
+            Some(time) => time,
+            None => self
+                .stream_times
+                .entry(record.topic.clone())
+                .or_insert(i64::MIN),
+        };
+        *time = (*time).max(timestamp);
+        self.stream_time = *time;
     }
 }
 
