@@ -2,21 +2,30 @@
 
 use std::process::Command;
 
-#[test]
-fn embedded_quickstart_produces_consumes_and_reports_no_lag() {
-    let dir = tempfile::tempdir().unwrap();
-    // `timeout` bounds the run; the example itself needs about a second.
+/// Runs example `program` with `args` (bounded by `timeout`; each needs a second or two) and
+/// returns what it printed, failing if it failed.
+fn run_example(program: &str, args: &[&std::ffi::OsStr]) -> String {
     let out = Command::new("timeout")
         .arg("60")
-        .arg(env!("CARGO_BIN_EXE_embedded-quickstart"))
-        .arg(dir.path())
+        .arg(program)
+        .args(args)
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn embedded_quickstart_produces_consumes_and_reports_no_lag() {
+    let dir = tempfile::tempdir().unwrap();
+    let stdout = run_example(
+        env!("CARGO_BIN_EXE_embedded-quickstart"),
+        &[dir.path().as_os_str()],
     );
     for line in [
         "created topic orders",
@@ -30,17 +39,7 @@ fn embedded_quickstart_produces_consumes_and_reports_no_lag() {
 
 #[test]
 fn word_count_counts_every_word_across_two_instances() {
-    let out = Command::new("timeout")
-        .arg("60")
-        .arg(env!("CARGO_BIN_EXE_word-count"))
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = run_example(env!("CARGO_BIN_EXE_word-count"), &[]);
     for line in [
         "produced 4 lines, 16 words",
         "the: 3",
@@ -58,25 +57,18 @@ fn word_count_counts_every_word_across_two_instances() {
 
 #[test]
 fn page_views_counts_views_per_region_and_minute() {
-    let out = Command::new("timeout")
-        .arg("60")
-        .arg(env!("CARGO_BIN_EXE_page-views"))
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let expected = [
-        "produced 4 profiles and 8 page views",
-        "minute 0 eu: 3",
-        "minute 0 us: 1",
-        "minute 1 apac: 1",
-        "minute 1 eu: 1",
-        "minute 1 us: 2",
-    ];
+    let stdout = run_example(env!("CARGO_BIN_EXE_page-views"), &[]);
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines, expected, "{stdout}");
+    assert_eq!(
+        lines,
+        [
+            "produced 4 profiles and 8 page views",
+            "minute 0 eu: 3",
+            "minute 0 us: 1",
+            "minute 1 apac: 1",
+            "minute 1 eu: 1",
+            "minute 1 us: 2",
+        ],
+        "{stdout}"
+    );
 }

@@ -40,6 +40,29 @@ where
     node.shutdown().unwrap();
 }
 
+/// Starts application `application_id` of `topology` with quick commits and heartbeats (what
+/// every scenario here wants) plus `extra` properties.
+async fn start_app(
+    client: &Arc<Client>,
+    topology: Arc<Topology>,
+    application_id: &str,
+    extra: &[(&str, &str)],
+) -> KafkaStreams {
+    let mut props = vec![
+        ("application.id", application_id),
+        ("commit.interval.ms", "100"),
+        ("consumer.heartbeat.interval.ms", "100"),
+    ];
+    props.extend_from_slice(extra);
+    KafkaStreams::start(
+        topology,
+        StreamsConfig::from_props(props).unwrap(),
+        client.clone(),
+    )
+    .await
+    .unwrap()
+}
+
 /// Waits (up to 10 s) until `condition` holds.
 async fn eventually(what: &str, condition: impl Fn() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -119,18 +142,6 @@ fn words_topology() -> Arc<Topology> {
     Arc::new(builder.build().unwrap())
 }
 
-fn config(threads: &str, handler: &str) -> StreamsConfig {
-    StreamsConfig::from_props([
-        ("application.id", "words-app"),
-        ("num.stream.threads", threads),
-        ("commit.interval.ms", "100"),
-        ("default.deserialization.exception.handler", handler),
-        ("consumer.heartbeat.interval.ms", "100"),
-        ("consumer.session.timeout.ms", "6000"),
-    ])
-    .unwrap()
-}
-
 fn lines(range: std::ops::Range<usize>) -> Vec<(Option<&'static str>, Bytes)> {
     const KEYS: [&str; 4] = ["a", "b", "c", "d"];
     range
@@ -145,13 +156,13 @@ fn stream_threads_process_every_record_and_a_restart_goes_on_from_the_commits() 
         create(&client, "words", 2).await;
         create(&client, "lengths", 1).await;
         produce(&client, "lines", &lines(0..100)).await;
-        let app = KafkaStreams::start(
+        let app = start_app(
+            &client,
             words_topology(),
-            config("2", "LogAndFailExceptionHandler"),
-            client.clone(),
+            "words-app",
+            &[("num.stream.threads", "2")],
         )
-        .await
-        .unwrap();
+        .await;
         let words = read_all(&client, "words", 200).await;
         assert_eq!(words.len(), 200);
         let mut keys: Vec<String> = words.iter().map(|(k, _)| k.clone()).collect();
@@ -172,13 +183,13 @@ fn stream_threads_process_every_record_and_a_restart_goes_on_from_the_commits() 
 
         // A second run of the application reads only what came after its commits.
         produce(&client, "lines", &lines(100..110)).await;
-        let app = KafkaStreams::start(
+        let app = start_app(
+            &client,
             words_topology(),
-            config("1", "LogAndFailExceptionHandler"),
-            client.clone(),
+            "words-app",
+            &[("num.stream.threads", "1")],
         )
-        .await
-        .unwrap();
+        .await;
         let words = read_all(&client, "words", 220).await;
         assert_eq!(
             words.len(),
@@ -218,25 +229,9 @@ fn bad_records_are_skipped_or_stop_the_application_as_configured() {
                 .to("doubled", Produced::with(StringSerde, I64Serde));
             Arc::new(builder.build().unwrap())
         };
-        let props = |app: &'static str, handler: &'static str| {
-            StreamsConfig::from_props([
-                ("application.id", app),
-                ("commit.interval.ms", "100"),
-                ("default.deserialization.exception.handler", handler),
-                ("consumer.heartbeat.interval.ms", "100"),
-            ])
-            .unwrap()
-        };
-        let app = KafkaStreams::start(
-            topology(),
-            props(
-                "skip",
-                "org.apache.kafka.streams.errors.LogAndContinueExceptionHandler",
-            ),
-            client.clone(),
-        )
-        .await
-        .unwrap();
+        let handler = "default.deserialization.exception.handler";
+        let continue_handler = "org.apache.kafka.streams.errors.LogAndContinueExceptionHandler";
+        let app = start_app(&client, topology(), "skip", &[(handler, continue_handler)]).await;
         let doubled = read_all(&client, "doubled", 2).await;
         assert_eq!(
             doubled.iter().map(|(_, v)| v.clone()).collect::<Vec<_>>(),
@@ -249,13 +244,13 @@ fn bad_records_are_skipped_or_stop_the_application_as_configured() {
         assert_eq!(app.metrics().records_skipped(), 1);
         app.close().await.unwrap();
 
-        let app = KafkaStreams::start(
+        let app = start_app(
+            &client,
             topology(),
-            props("fail", "LogAndFailExceptionHandler"),
-            client.clone(),
+            "fail",
+            &[(handler, "LogAndFailExceptionHandler")],
         )
-        .await
-        .unwrap();
+        .await;
         eventually("the stream thread failed", || app.has_failed_thread()).await;
         let err = app.close().await.unwrap_err();
         assert!(
@@ -278,7 +273,7 @@ fn bad_records_are_skipped_or_stop_the_application_as_configured() {
             .to("doubled", Produced::with(StringSerde, StringSerde));
         let err = KafkaStreams::start(
             Arc::new(builder.build().unwrap()),
-            props("missing", "LogAndFailExceptionHandler"),
+            StreamsConfig::from_props([("application.id", "missing")]).unwrap(),
             client.clone(),
         )
         .await
@@ -384,18 +379,7 @@ fn counts_live_in_stores_that_a_restart_restores_from_their_changelogs() {
             &views(&["ann", "bob", "ann", "cid", "ann", "bob"]),
         )
         .await;
-        let props = [
-            ("application.id", "counter"),
-            ("commit.interval.ms", "100"),
-            ("consumer.heartbeat.interval.ms", "100"),
-        ];
-        let app = KafkaStreams::start(
-            counting_topology(),
-            StreamsConfig::from_props(props).unwrap(),
-            client.clone(),
-        )
-        .await
-        .unwrap();
+        let app = start_app(&client, counting_topology(), "counter", &[]).await;
         let counts = latest_counts(&client, 6).await;
         assert_eq!(
             counts,
@@ -422,13 +406,7 @@ fn counts_live_in_stores_that_a_restart_restores_from_their_changelogs() {
 
         // A new instance (nothing in memory) restores the stores and goes on counting.
         produce(&client, "views", &views(&["ann", "cid"])).await;
-        let app = KafkaStreams::start(
-            counting_topology(),
-            StreamsConfig::from_props(props).unwrap(),
-            client.clone(),
-        )
-        .await
-        .unwrap();
+        let app = start_app(&client, counting_topology(), "counter", &[]).await;
         let counts = latest_counts(&client, 8).await;
         assert_eq!(counts["ann"], 4, "{counts:?}");
         assert_eq!(counts["cid"], 2, "{counts:?}");
@@ -472,25 +450,8 @@ fn two_instances_join_a_stream_with_a_table_of_four_partitions() {
                 .to("views-by-region", Produced::with(StringSerde, StringSerde));
             Arc::new(builder.build().unwrap())
         };
-        let props = [
-            ("application.id", "enrich"),
-            ("commit.interval.ms", "100"),
-            ("consumer.heartbeat.interval.ms", "100"),
-        ];
-        let first = KafkaStreams::start(
-            topology(),
-            StreamsConfig::from_props(props).unwrap(),
-            client.clone(),
-        )
-        .await
-        .unwrap();
-        let second = KafkaStreams::start(
-            topology(),
-            StreamsConfig::from_props(props).unwrap(),
-            client.clone(),
-        )
-        .await
-        .unwrap();
+        let first = start_app(&client, topology(), "enrich", &[]).await;
+        let second = start_app(&client, topology(), "enrich", &[]).await;
         // Every table row is in before the views arrive: each view must find its user's region,
         // whichever instance owns the partition.
         eventually("the table loaded", || {
@@ -562,25 +523,8 @@ fn two_instances_count_words_against_a_broker_over_tcp() {
                         .to("word-totals", Produced::with(StringSerde, I64Serde));
                     Arc::new(builder.build().unwrap())
                 };
-                let props = [
-                    ("application.id", "tcp-words"),
-                    ("commit.interval.ms", "100"),
-                    ("consumer.heartbeat.interval.ms", "100"),
-                ];
-                let first = KafkaStreams::start(
-                    topology(),
-                    StreamsConfig::from_props(props).unwrap(),
-                    client.clone(),
-                )
-                .await
-                .unwrap();
-                let second = KafkaStreams::start(
-                    topology(),
-                    StreamsConfig::from_props(props).unwrap(),
-                    client.clone(),
-                )
-                .await
-                .unwrap();
+                let first = start_app(&client, topology(), "tcp-words", &[]).await;
+                let second = start_app(&client, topology(), "tcp-words", &[]).await;
                 let lines: Vec<(Option<&str>, Bytes)> = (0..30)
                     .map(|i| {
                         (
