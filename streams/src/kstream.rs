@@ -343,6 +343,45 @@ impl<K: Data, V: Data> KStream<K, V> {
         )
     }
 
+    /// The stream read as a table (Kafka's `toTable`): each record upserts its key in the
+    /// table's store, keys serialised with `key`, values with `materialized`'s serde.
+    pub fn to_table(
+        &self,
+        key: impl Serde<K> + 'static,
+        materialized: crate::ktable::Materialized<V>,
+    ) -> KTable<K, V> {
+        let store = self
+            .state
+            .store_named(materialized.name.clone(), "KSTREAM-TOTABLE-STATE-STORE");
+        let key: Arc<dyn Serde<K>> = Arc::new(key);
+        let (key_serde, value_serde, store_name) =
+            (key.clone(), materialized.value.clone(), store.clone());
+        let stream = self.then(
+            &format!("to_table into store {store}"),
+            move |ctx, record, out| {
+                let key_bytes =
+                    match serdes::serialize(&*key_serde, &store_name, "key", &record.key) {
+                        Ok(Some(bytes)) => bytes,
+                        Ok(None) => return,
+                        Err(err) => return ctx.errors.push(err),
+                    };
+                match serdes::serialize(&*value_serde, &store_name, "value", &record.value) {
+                    Ok(bytes) => ctx.put_logged(&store_name, key_bytes, bytes, record.timestamp),
+                    Err(err) => return ctx.errors.push(err),
+                }
+                out.forward(ctx, record);
+            },
+        );
+        KTable {
+            state: self.state.clone(),
+            children: stream.children,
+            store,
+            key,
+            value: materialized.value,
+            sources: self.sources.clone(),
+        }
+    }
+
     /// Splits the stream by predicates (Kafka's `split()`): each record goes to the first
     /// branch whose predicate holds.
     pub fn split(&self) -> BranchedKStream<K, V> {

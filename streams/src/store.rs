@@ -49,6 +49,21 @@ impl KeyValueStore {
         self.entries.iter()
     }
 
+    /// The entries whose key bytes are in `[from, to]`, in key-byte order.
+    pub fn range(&self, from: &[u8], to: &[u8]) -> impl Iterator<Item = (&Bytes, &Bytes)> {
+        use std::ops::Bound;
+        let bounds = (
+            Bound::Included(Bytes::copy_from_slice(from)),
+            Bound::Included(Bytes::copy_from_slice(to)),
+        );
+        // An empty range when `from` > `to`, instead of BTreeMap's panic.
+        let valid = from <= to;
+        valid
+            .then(|| self.entries.range(bounds))
+            .into_iter()
+            .flatten()
+    }
+
     /// How many keys the store holds.
     pub fn len(&self) -> usize {
         self.entries.len()
@@ -114,6 +129,59 @@ impl<K, V> ReadOnlyKeyValueStore<K, V> {
             entries.extend(part.iter().map(|(k, v)| (k.clone(), v.clone())));
         }
         entries.sort_by(|a, b| a.0.cmp(&b.0));
+        self.decode(entries)
+    }
+
+    /// The entries with keys from `from` to `to` (inclusive, by their serialised bytes, which
+    /// for big-endian integers and UTF-8 is their natural order), in that order.
+    pub fn range(&self, from: &K, to: &K) -> Result<Vec<(K, V)>> {
+        let from = serdes::serialize(&*self.key, &self.name, "key", from)?.unwrap_or_default();
+        let to = serdes::serialize(&*self.key, &self.name, "key", to)?.unwrap_or_default();
+        let mut entries: Vec<(Bytes, Bytes)> = Vec::new();
+        for part in &self.parts {
+            let part = part.read();
+            entries.extend(part.range(&from, &to).map(|(k, v)| (k.clone(), v.clone())));
+        }
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        self.decode(entries)
+    }
+
+    /// The aggregates of `key` in windows starting from `time_from` to `time_to` (inclusive),
+    /// oldest first (Kafka's `ReadOnlyWindowStore.fetch`), for a store of a windowed
+    /// aggregation. Each comes with its window start.
+    pub fn fetch_windows<KW>(
+        &self,
+        key: &KW,
+        key_serde: &dyn Serde<KW>,
+        time_from: i64,
+        time_to: i64,
+    ) -> Result<Vec<(i64, V)>> {
+        let key_bytes = serdes::serialize(key_serde, &self.name, "key", key)?.unwrap_or_default();
+        let bound = |time: i64| {
+            let mut bytes = key_bytes.to_vec();
+            bytes.extend_from_slice(&time.to_be_bytes());
+            bytes
+        };
+        let (from, to) = (bound(time_from.max(0)), bound(time_to));
+        let mut found: Vec<(i64, V)> = Vec::new();
+        for part in &self.parts {
+            let part = part.read();
+            for (stored_key, value) in part.range(&from, &to) {
+                // Only this key's windows: the stored key is exactly its bytes and a start.
+                if stored_key.len() != key_bytes.len() + 8 {
+                    continue;
+                }
+                let mut start = [0u8; 8];
+                start.copy_from_slice(&stored_key[key_bytes.len()..]);
+                let value = serdes::deserialize(&*self.value, &self.name, "value", Some(value))?;
+                found.push((i64::from_be_bytes(start), value));
+            }
+        }
+        found.sort_by_key(|(start, _)| *start);
+        Ok(found)
+    }
+
+    fn decode(&self, entries: Vec<(Bytes, Bytes)>) -> Result<Vec<(K, V)>> {
         entries
             .into_iter()
             .map(|(key, value)| {

@@ -109,6 +109,14 @@ fn count_reduce_and_aggregate_per_key_with_queryable_stores() {
         vec![("ann".to_string(), 3), ("bob".to_string(), 1)]
     );
     assert_eq!(store.approximate_num_entries(), 2);
+    assert_eq!(
+        store.range(&"a".to_string(), &"az".to_string()).unwrap(),
+        vec![("ann".to_string(), 3)]
+    );
+    assert!(store
+        .range(&"z".to_string(), &"a".to_string())
+        .unwrap()
+        .is_empty());
     assert!(driver
         .key_value_store("nothing", StringSerde, I64Serde)
         .is_err());

@@ -165,3 +165,54 @@ fn an_application_whose_join_inputs_differ_in_partitions_does_not_start() {
     });
     node.shutdown().unwrap();
 }
+
+#[test]
+fn a_stream_read_as_a_table_serves_joins_and_queries() {
+    let builder = StreamsBuilder::new();
+    // Latest address per user, from a stream of address changes.
+    let addresses = builder
+        .stream("address-changes", Consumed::with(StringSerde, StringSerde))
+        .to_table(
+            StringSerde,
+            Materialized::with(StringSerde).named("addresses"),
+        );
+    builder
+        .stream("orders", Consumed::with(StringSerde, StringSerde))
+        .join(&addresses, |_, item, address| {
+            format!("{item} -> {address}")
+        })
+        .to("shipments", Produced::with(StringSerde, StringSerde));
+    addresses
+        .to_stream()
+        .to("address-log", Produced::with(StringSerde, StringSerde));
+    let mut driver = TopologyTestDriver::new(builder.build().unwrap());
+    let changes = TestInputTopic::new("address-changes", StringSerde, StringSerde);
+    let orders = TestInputTopic::new("orders", StringSerde, StringSerde);
+    let s = |v: &str| v.to_string();
+    driver
+        .pipe_input(&changes, &s("ann"), &s("1 Main St"), 1)
+        .unwrap();
+    driver
+        .pipe_input(&orders, &s("ann"), &s("book"), 2)
+        .unwrap();
+    driver
+        .pipe_input(&changes, &s("ann"), &s("9 Elm St"), 3)
+        .unwrap();
+    driver
+        .pipe_input(&orders, &s("ann"), &s("lamp"), 4)
+        .unwrap();
+    let shipments = TestOutputTopic::new("shipments", StringSerde, StringSerde);
+    assert_eq!(
+        driver.read_key_values(&shipments).unwrap(),
+        vec![
+            (s("ann"), s("book -> 1 Main St")),
+            (s("ann"), s("lamp -> 9 Elm St"))
+        ]
+    );
+    let log = TestOutputTopic::new("address-log", StringSerde, StringSerde);
+    assert_eq!(driver.read_key_values(&log).unwrap().len(), 2);
+    let store = driver
+        .key_value_store("addresses", StringSerde, StringSerde)
+        .unwrap();
+    assert_eq!(store.get(&s("ann")).unwrap(), Some(s("9 Elm St")));
+}

@@ -104,4 +104,21 @@ fn hopping_windows_count_each_record_in_every_window_it_falls_in() {
         .key_value_store("clicks-per-window", StringSerde, I64Serde)
         .unwrap();
     assert_eq!(store.approximate_num_entries(), 3);
+    // Kafka's window fetch: a key's aggregates by window start, in a time range.
+    assert_eq!(
+        store
+            .fetch_windows(&"ann".to_string(), &StringSerde, 0, 10)
+            .unwrap(),
+        vec![(0, 1), (5, 2), (10, 1)]
+    );
+    assert_eq!(
+        store
+            .fetch_windows(&"ann".to_string(), &StringSerde, 4, 9)
+            .unwrap(),
+        vec![(5, 2)]
+    );
+    assert!(store
+        .fetch_windows(&"bob".to_string(), &StringSerde, 0, 100)
+        .unwrap()
+        .is_empty());
 }
