@@ -508,10 +508,16 @@ impl StreamThread {
         for (topic, partition) in partitions {
             wanted.entry(*partition).or_default().insert(topic.clone());
         }
-        self.tasks.retain(|partition, (topics, _)| {
-            wanted
+        let stores = self.stores.clone();
+        self.tasks.retain(|partition, (topics, task)| {
+            let keep = wanted
                 .get(partition)
-                .is_some_and(|now| now.is_subset(topics) && !now.is_empty())
+                .is_some_and(|now| now.is_subset(topics) && !now.is_empty());
+            if !keep {
+                // A task given up no longer answers queries.
+                unpublish(&stores, task);
+            }
+            keep
         });
         for (partition, topics) in wanted {
             if let Some((built_for, _)) = self.tasks.get_mut(&partition) {

@@ -472,6 +472,16 @@ fn two_instances_join_a_stream_with_a_table_of_four_partitions() {
                 &Bytes::from(format!("{user} /home region-{}", idx % 3))
             );
         }
+        // Each instance answers queries for the partitions it owns, and only those.
+        let rows = |app: &KafkaStreams| {
+            app.store("regions", StringSerde, StringSerde)
+                .unwrap()
+                .approximate_num_entries()
+        };
+        eventually("the two instances' stores to split the 40 rows", || {
+            rows(&first) + rows(&second) == 40 && rows(&first) > 0 && rows(&second) > 0
+        })
+        .await;
         // Both instances did part of the work.
         assert!(
             first.metrics().records_processed() > 0 && second.metrics().records_processed() > 0
