@@ -578,6 +578,12 @@ impl StreamThread {
         self.metrics
             .records_processed
             .fetch_add(1, Ordering::Relaxed);
+        let dropped = task.take_dropped_records();
+        if dropped > 0 {
+            self.metrics
+                .records_dropped_late
+                .fetch_add(dropped, Ordering::Relaxed);
+        }
         // One vector for every record's outputs, so nothing is allocated for it per record.
         std::mem::swap(&mut self.outputs, &mut task.outputs);
         for output in self.outputs.drain(..) {

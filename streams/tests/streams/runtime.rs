@@ -563,3 +563,54 @@ fn two_instances_count_words_against_a_broker_over_tcp() {
         .expect("the scenario finishes within 60 s");
     node.shutdown().unwrap();
 }
+
+#[test]
+fn records_for_closed_windows_are_dropped_and_counted() {
+    use sluice_streams::{Grouped, Materialized, TimeWindows, WindowedSerde};
+    on_embedded_node(|client| async move {
+        create(&client, "clicks", 1).await;
+        create(&client, "click-counts", 1).await;
+        let producer = Producer::new(client.clone(), ProducerConfig::default());
+        // 1 s tumbling windows, no grace: after the record at 5 s, the one at 0.5 s is late.
+        for timestamp in [100, 5_000, 500, 5_100] {
+            let record = ProducerRecord {
+                topic: "clicks".into(),
+                key: Some(Bytes::from_static(b"ann")),
+                value: Some(Bytes::from_static(b"/")),
+                timestamp: Some(timestamp),
+                ..Default::default()
+            };
+            producer.send(record).await.unwrap().await.unwrap();
+        }
+        producer.close().await;
+        let builder = StreamsBuilder::new();
+        let size = Duration::from_secs(1);
+        builder
+            .stream("clicks", Consumed::with(StringSerde, StringSerde))
+            .group_by_key(Grouped::with_key(StringSerde))
+            .windowed_by(TimeWindows::of_size_with_no_grace(size))
+            .count(Materialized::counts())
+            .to_stream()
+            .to(
+                "click-counts",
+                Produced::with(WindowedSerde::new(StringSerde, size), I64Serde),
+            );
+        let app = start_app(&client, Arc::new(builder.build().unwrap()), "late", &[]).await;
+        eventually("four records processed", || {
+            app.metrics().records_processed() >= 4
+        })
+        .await;
+        assert_eq!(app.metrics().records_dropped_late(), 1);
+        // Three updates went out: 0.1 s in the first window, 5 s and 5.1 s in the sixth.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while client.list_offset("click-counts", 0, -1).await.unwrap() < 3 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the counts did not arrive"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(client.list_offset("click-counts", 0, -1).await.unwrap(), 3);
+        app.close().await.unwrap();
+    });
+}
