@@ -33,8 +33,11 @@
 //! broker over TCP, or any Kafka-compatible one — with `num.stream.threads` group members,
 //! at-least-once.
 //!
-//! What is here so far: serdes, the stateless part of the DSL, the test driver and the
-//! at-least-once runtime. Tables, aggregations, windows, joins and state stores come next.
+//! What is here so far: serdes; the stateless DSL; grouping with count/reduce/aggregate,
+//! repartition topics, tables (from topics and streams), KStream–KTable joins, tumbling and
+//! hopping windows, all kept in key-value stores with changelog topics; the test driver; the
+//! at-least-once runtime with interactive queries. Table operations, stream–stream joins,
+//! session windows, the record cache and persistent stores come next.
 
 pub mod driver;
 pub mod error;

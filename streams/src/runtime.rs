@@ -3,16 +3,17 @@
 //!
 //! Each of `num.stream.threads` stream threads is a member of the consumer group
 //! `application.id` (`cooperative-sticky-copartitioned`: a rebalance leaves a thread the
-//! partitions it keeps, and partition `p` of every input topic goes to one thread, so joined and
-//! repartitioned records meet), with a producer of its own: it polls records, runs each through the topology, sends
-//! what the sinks wrote, and every `commit.interval.ms` (and before it gives partitions up)
-//! flushes the producer and commits the positions it reached. That order makes processing
-//! at-least-once: a committed offset is never ahead of an output that was not acknowledged.
-//! Several instances of one application share the partitions through the same group and take
-//! them over when one stops.
+//! partitions it keeps, and partition `p` of every input topic goes to one thread, so joined
+//! and repartitioned records meet), with a producer of its own and a task (with its stores) per
+//! partition, restored from the changelogs when it starts. It polls records, runs each through
+//! the topology, sends what the sinks and stores wrote, and every `commit.interval.ms` (and
+//! before it gives partitions up) flushes the producer and commits the positions it reached.
+//! That order makes processing at-least-once: a committed offset is never ahead of an output or
+//! a changelog write that was not acknowledged. Several instances of one application share the
+//! partitions through the same group and take them over when one stops.
 //!
-//! Not yet: tasks with state stores and changelogs, punctuation, exactly-once (needs the log's
-//! transactions); `processing.guarantee=exactly_once_v2` is refused with that reason.
+//! Not yet: punctuation, the record cache, exactly-once (needs the log's transactions;
+//! `processing.guarantee=exactly_once_v2` is refused with that reason).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
