@@ -207,11 +207,7 @@ impl TopologyTestDriver {
         key: impl Serde<K> + 'static,
         value: impl Serde<V> + 'static,
     ) -> Result<ReadOnlyKeyValueStore<K, V>> {
-        if !self.topology.stores().iter().any(|s| s == name) {
-            return Err(StreamsError::Topology(format!(
-                "the topology has no store {name}"
-            )));
-        }
+        self.topology.check_store(name)?;
         Ok(ReadOnlyKeyValueStore::new(
             name,
             self.ctx.store(name).into_iter().collect(),

@@ -359,12 +359,10 @@ impl<K: Data, V: Data> KStream<K, V> {
         let stream = self.then(
             &format!("to_table into store {store}"),
             move |ctx, record, out| {
-                let key_bytes =
-                    match serdes::serialize(&*key_serde, &store_name, "key", &record.key) {
-                        Ok(Some(bytes)) => bytes,
-                        Ok(None) => return,
-                        Err(err) => return ctx.errors.push(err),
-                    };
+                // Kafka Streams skips records without key bytes in stateful operators.
+                let Some(key_bytes) = ctx.store_key(&*key_serde, &store_name, &record.key) else {
+                    return;
+                };
                 match serdes::serialize(&*value_serde, &store_name, "value", &record.value) {
                     Ok(bytes) => ctx.put_logged(&store_name, key_bytes, bytes, record.timestamp),
                     Err(err) => return ctx.errors.push(err),

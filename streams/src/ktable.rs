@@ -154,13 +154,10 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         self.stream
             .children
             .add(Arc::new(move |ctx, record: Record<K, V>| {
-                let key_bytes =
-                    match serdes::serialize(&*key_serde, &store_name, "key", &record.key) {
-                        Ok(Some(bytes)) => bytes,
-                        // Kafka Streams drops records with a null key from aggregations.
-                        Ok(None) => return,
-                        Err(err) => return ctx.errors.push(err),
-                    };
+                // Kafka Streams skips records without key bytes in stateful operators.
+                let Some(key_bytes) = ctx.store_key(&*key_serde, &store_name, &record.key) else {
+                    return;
+                };
                 let previous = match ctx.get_stored(&store_name, &key_bytes, &*value_serde) {
                     Ok(previous) => previous,
                     Err(err) => return ctx.errors.push(err),

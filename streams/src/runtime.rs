@@ -300,11 +300,7 @@ impl KafkaStreams {
         key: impl Serde<K> + 'static,
         value: impl Serde<V> + 'static,
     ) -> Result<ReadOnlyKeyValueStore<K, V>> {
-        if !self.topology.stores().iter().any(|s| s == name) {
-            return Err(StreamsError::Topology(format!(
-                "the topology has no store {name}"
-            )));
-        }
+        self.topology.check_store(name)?;
         let parts = self
             .stores
             .lock()

@@ -134,6 +134,24 @@ impl TaskContext {
         self.slot(name).map(|slot| slot.store.clone())
     }
 
+    /// The bytes a store keeps `key` under, serialised with `serde`; None when the key has no
+    /// bytes (Kafka Streams skips such records in stateful operators) or does not serialise
+    /// (then the error is the task's).
+    pub(crate) fn store_key<K>(
+        &mut self,
+        serde: &dyn Serde<K>,
+        store: &str,
+        key: &K,
+    ) -> Option<Bytes> {
+        match serdes::serialize(serde, store, "key", key) {
+            Ok(bytes) => bytes,
+            Err(err) => {
+                self.errors.push(err);
+                None
+            }
+        }
+    }
+
     /// The value stored under `key` in store `name`, read with `serde`.
     pub(crate) fn get_stored<V>(
         &self,
@@ -685,6 +703,17 @@ impl Topology {
     /// The topics the topology writes.
     pub fn sink_topics(&self) -> Vec<String> {
         self.sinks.iter().cloned().collect()
+    }
+
+    /// An error naming `name` unless the topology keeps a store of that name.
+    pub(crate) fn check_store(&self, name: &str) -> Result<()> {
+        if self.stores.contains(name) {
+            Ok(())
+        } else {
+            Err(StreamsError::Topology(format!(
+                "the topology has no store {name}"
+            )))
+        }
     }
 
     /// The state stores the topology keeps (each with a changelog topic).

@@ -174,12 +174,10 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
         self.stream
             .children
             .add(Arc::new(move |ctx, record: Record<K, V>| {
-                let key_bytes =
-                    match serdes::serialize(&*key_serde, &store_name, "key", &record.key) {
-                        Ok(Some(bytes)) => bytes,
-                        Ok(None) => return,
-                        Err(err) => return ctx.errors.push(err),
-                    };
+                // Kafka Streams skips records without key bytes in stateful operators.
+                let Some(key_bytes) = ctx.store_key(&*key_serde, &store_name, &record.key) else {
+                    return;
+                };
                 let stream_time = ctx.stream_time();
                 for window in windows.windows_for(record.timestamp) {
                     if windows.is_closed(&window, stream_time) {
