@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::ktable::{Grouped, KGroupedStream, KTable};
+use crate::ktable::{Change, Grouped, KGroupedStream, KTable};
 use crate::serdes::{self, Serde};
 use crate::topology::{
     BuilderState, Children, Consumed, OutputRecord, Produced, Record, TaskContext, TopicRef,
@@ -313,19 +313,15 @@ impl<K: Data, V: Data> KStream<K, V> {
                 .cloned()
                 .collect(),
         );
-        let (store, key_serde, value_serde) =
-            (table.store.clone(), table.key.clone(), table.value.clone());
+        let getter = table.getter.clone();
         self.then(
-            &format!("{what} with store {store}"),
+            &format!(
+                "{what} with table {}",
+                table.store.as_deref().unwrap_or("(derived)")
+            ),
             move |ctx, record, out| {
-                let found = match serdes::serialize(&*key_serde, &store, "key", &record.key) {
-                    Ok(Some(key_bytes)) => {
-                        match ctx.get_stored(&store, &key_bytes, &*value_serde) {
-                            Ok(found) => found,
-                            Err(err) => return ctx.errors.push(err),
-                        }
-                    }
-                    Ok(None) => None,
+                let found = match getter(ctx, &record.key) {
+                    Ok(found) => found,
                     Err(err) => return ctx.errors.push(err),
                 };
                 if let Some(value) = join(&record.key, record.value, found) {
@@ -358,26 +354,41 @@ impl<K: Data, V: Data> KStream<K, V> {
             (key.clone(), materialized.value.clone(), store.clone());
         let stream = self.then(
             &format!("to_table into store {store}"),
-            move |ctx, record, out| {
+            move |ctx, record: Record<K, V>, out: &Children<K, Change<V>>| {
                 // Kafka Streams skips records without key bytes in stateful operators.
                 let Some(key_bytes) = ctx.store_key(&*key_serde, &store_name, &record.key) else {
                     return;
+                };
+                let old = match ctx.get_stored(&store_name, &key_bytes, &*value_serde) {
+                    Ok(old) => old,
+                    Err(err) => return ctx.errors.push(err),
                 };
                 match serdes::serialize(&*value_serde, &store_name, "value", &record.value) {
                     Ok(bytes) => ctx.put_logged(&store_name, key_bytes, bytes, record.timestamp),
                     Err(err) => return ctx.errors.push(err),
                 }
-                out.forward(ctx, record);
+                out.forward(
+                    ctx,
+                    Record {
+                        key: record.key,
+                        value: Change {
+                            new: Some(record.value),
+                            old,
+                        },
+                        timestamp: record.timestamp,
+                        headers: record.headers,
+                    },
+                );
             },
         );
-        KTable {
-            state: self.state.clone(),
-            children: stream.children,
+        KTable::materialized(
+            self.state.clone(),
+            stream.children,
             store,
             key,
-            value: materialized.value,
-            sources: self.sources.clone(),
-        }
+            materialized.value,
+            self.sources.clone(),
+        )
     }
 
     /// Splits the stream by predicates (Kafka's `split()`): each record goes to the first

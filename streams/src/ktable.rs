@@ -5,12 +5,24 @@
 //! with the grouping's key serde and the aggregate's value serde), logs every update to the
 //! store's changelog, and forwards the new value downstream: Kafka Streams' emit-on-update with
 //! record caches off (`cache.max.bytes.buffering=0`).
+//!
+//! A table's updates travel as [`Change`]s — the row's new value and the one it replaced, either
+//! absent — so that operators downstream can take back what an old value contributed: a
+//! filtered-out or deleted row becomes a delete downstream, a table aggregation subtracts the
+//! old value before adding the new one. Tables derived without a store of their own (`filter`,
+//! `map_values`, joins) answer lookups by asking the tables they come from (Kafka's value
+//! getters), so a stream can join any table.
 
 use std::sync::Arc;
 
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::error::Result;
 use crate::kstream::{Data, KStream};
 use crate::serdes::{self, I64Serde, Serde};
-use crate::topology::{BuilderState, Children, Record, TopicRef};
+use crate::topology::{
+    BuilderState, Children, Consumed, OutputRecord, Record, TaskContext, TopicRef,
+};
 
 /// How a grouping (de)serialises keys and values (Kafka's `Grouped`): the key serde for the
 /// aggregation's store, both for a repartition topic when the keys were changed upstream.
@@ -143,75 +155,702 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         materialized: Materialized<VA>,
         what: &str,
     ) -> KTable<K, VA> {
-        let state = self.stream.state.clone();
-        let store = state.store_named(materialized.name.clone(), "KSTREAM-AGGREGATE-STATE-STORE");
-        let out = state.new_children::<K, VA>(format!("{what} into store {store}"));
-        let downstream = out.clone();
-        let key_serde = self.key.clone();
-        let value_serde = materialized.value;
-        let value_serde_for_table = value_serde.clone();
-        let store_name = store.clone();
-        self.stream
-            .children
-            .add(Arc::new(move |ctx, record: Record<K, V>| {
-                // Kafka Streams skips records without key bytes in stateful operators.
-                let Some(key_bytes) = ctx.store_key(&*key_serde, &store_name, &record.key) else {
-                    return;
-                };
-                let previous = match ctx.get_stored(&store_name, &key_bytes, &*value_serde) {
-                    Ok(previous) => previous,
-                    Err(err) => return ctx.errors.push(err),
-                };
-                let aggregate = fold(&record.key, record.value, previous);
-                match serdes::serialize(&*value_serde, &store_name, "value", &aggregate) {
-                    Ok(bytes) => ctx.put_logged(&store_name, key_bytes, bytes, record.timestamp),
-                    Err(err) => return ctx.errors.push(err),
-                }
-                downstream.forward(
-                    ctx,
-                    Record {
-                        key: record.key,
-                        value: aggregate,
-                        timestamp: record.timestamp,
-                        headers: record.headers,
-                    },
-                );
-            }));
-        KTable {
-            state,
-            children: out,
-            store,
-            key: self.key.clone(),
-            value: value_serde_for_table,
-            sources: self.stream.sources.clone(),
-        }
+        fold_into_store(
+            &self.stream.state,
+            &self.stream.children,
+            &self.key,
+            &self.stream.sources,
+            materialized,
+            ("KSTREAM-AGGREGATE-STATE-STORE", what),
+            move |key, value, aggregate| Some(fold(key, value, aggregate)),
+        )
     }
+}
+
+/// Adds the node of an aggregation fed by `input`: for each record, `fold(key, input,
+/// aggregate so far)` is the key's new aggregate (None deletes it), stored under the key's
+/// bytes in the store `materialized` names (or one named after `prefix`), logged, and forwarded
+/// as a change.
+fn fold_into_store<K: Data, I: Data, VA: Data>(
+    state: &Arc<BuilderState>,
+    input: &Children<K, I>,
+    key_serde: &Arc<dyn Serde<K>>,
+    sources: &Arc<Vec<TopicRef>>,
+    materialized: Materialized<VA>,
+    (prefix, what): (&str, &str),
+    fold: impl Fn(&K, I, Option<VA>) -> Option<VA> + Send + Sync + 'static,
+) -> KTable<K, VA> {
+    let store = state.store_named(materialized.name.clone(), prefix);
+    let out = state.new_children::<K, Change<VA>>(format!("{what} into store {store}"));
+    let downstream = out.clone();
+    let (keys, values, store_name) = (key_serde.clone(), materialized.value.clone(), store.clone());
+    input.add(Arc::new(move |ctx, record: Record<K, I>| {
+        // Kafka Streams skips records without key bytes in stateful operators.
+        let Some(key_bytes) = ctx.store_key(&*keys, &store_name, &record.key) else {
+            return;
+        };
+        let previous = match ctx.get_stored(&store_name, &key_bytes, &*values) {
+            Ok(previous) => previous,
+            Err(err) => return ctx.errors.push(err),
+        };
+        let aggregate = fold(&record.key, record.value, previous.clone());
+        let stored = match &aggregate {
+            Some(aggregate) => serdes::serialize(&*values, &store_name, "value", aggregate),
+            None => Ok(None),
+        };
+        match stored {
+            Ok(bytes) => ctx.put_logged(&store_name, key_bytes, bytes, record.timestamp),
+            Err(err) => return ctx.errors.push(err),
+        }
+        let change = Change {
+            new: aggregate,
+            old: previous,
+        };
+        forward_change(
+            ctx,
+            &downstream,
+            record.key,
+            change,
+            record.timestamp,
+            record.headers,
+        );
+    }));
+    KTable::materialized(
+        state.clone(),
+        out,
+        store,
+        key_serde.clone(),
+        materialized.value,
+        sources.clone(),
+    )
+}
+
+/// An update of a table row: its value after the update and the one before (`None`: absent).
+/// A delete has no `new`; a first insert no `old`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change<V> {
+    /// The row's value from now on.
+    pub new: Option<V>,
+    /// The row's value until now.
+    pub old: Option<V>,
+}
+
+/// Looks up a table's current value of a key in a task (Kafka's `KTableValueGetter`).
+pub(crate) type ValueGetter<K, V> =
+    Arc<dyn Fn(&TaskContext, &K) -> Result<Option<V>> + Send + Sync>;
+
+/// The getter of a table kept in store `store`.
+fn store_getter<K: 'static, V: 'static>(
+    store: Arc<str>,
+    key: Arc<dyn Serde<K>>,
+    value: Arc<dyn Serde<V>>,
+) -> ValueGetter<K, V> {
+    Arc::new(
+        move |ctx, k| match serdes::serialize(&*key, &store, "key", k)? {
+            Some(key_bytes) => ctx.get_stored(&store, &key_bytes, &*value),
+            None => Ok(None),
+        },
+    )
 }
 
 /// A table: the latest value of each key, updated by a changelog stream (Kafka's `KTable`).
 pub struct KTable<K, V> {
     pub(crate) state: Arc<BuilderState>,
-    pub(crate) children: Arc<Children<K, V>>,
-    pub(crate) store: Arc<str>,
-    /// How the store's keys and values are serialised (for lookups by joins).
-    pub(crate) key: Arc<dyn Serde<K>>,
-    pub(crate) value: Arc<dyn Serde<V>>,
+    pub(crate) children: Arc<Children<K, Change<V>>>,
+    /// The store that holds the table, when it has one of its own.
+    pub(crate) store: Option<Arc<str>>,
+    /// How a lookup finds a key's current value.
+    pub(crate) getter: ValueGetter<K, V>,
     /// The topics the table's updates come from (for co-partitioning checks).
     pub(crate) sources: Arc<Vec<TopicRef>>,
+    /// The grace period of the windows of a windowed aggregation's table, for `suppress`.
+    pub(crate) window_grace_ms: Option<i64>,
+}
+
+impl<K, V> Clone for KTable<K, V> {
+    fn clone(&self) -> Self {
+        KTable {
+            state: self.state.clone(),
+            children: self.children.clone(),
+            store: self.store.clone(),
+            getter: self.getter.clone(),
+            sources: self.sources.clone(),
+            window_grace_ms: self.window_grace_ms,
+        }
+    }
 }
 
 impl<K: Data, V: Data> KTable<K, V> {
-    /// The name of the store that holds the table (for interactive queries).
-    pub fn store_name(&self) -> &str {
-        &self.store
+    /// A table kept in `store`, its keys and values serialised with `key` and `value`.
+    pub(crate) fn materialized(
+        state: Arc<BuilderState>,
+        children: Arc<Children<K, Change<V>>>,
+        store: Arc<str>,
+        key: Arc<dyn Serde<K>>,
+        value: Arc<dyn Serde<V>>,
+        sources: Arc<Vec<TopicRef>>,
+    ) -> KTable<K, V> {
+        KTable {
+            state,
+            children,
+            getter: store_getter(store.clone(), key, value),
+            store: Some(store),
+            sources,
+            window_grace_ms: None,
+        }
     }
 
-    /// The table's updates as a stream: one record per update, with the new value.
+    /// The name of the store that holds the table (for interactive queries), when it has one:
+    /// tables read from topics and aggregations do; tables derived from others (`filter`,
+    /// `map_values`, joins) look their rows up in the tables they come from.
+    pub fn store_name(&self) -> Option<&str> {
+        self.store.as_deref()
+    }
+
+    /// The table's updates as a stream of their new values (Kafka's `toStream`). Deletes are
+    /// not on it, as a typed stream has no null value: use
+    /// [`KTable::to_stream_with_tombstones`] to pass them on.
     pub fn to_stream(&self) -> KStream<K, V> {
-        let out = self.state.new_children::<K, V>("to_stream".to_string());
+        self.changes_to_stream("to_stream", |change| change.new)
+    }
+
+    /// The table's updates as a stream, a delete as `None` (written as a tombstone with an
+    /// [`OptionSerde`](crate::serdes::OptionSerde)).
+    pub fn to_stream_with_tombstones(&self) -> KStream<K, Option<V>> {
+        self.changes_to_stream("to_stream", |change| Some(change.new))
+    }
+
+    fn changes_to_stream<V2: Data>(
+        &self,
+        what: &str,
+        value: impl Fn(Change<V>) -> Option<V2> + Send + Sync + 'static,
+    ) -> KStream<K, V2> {
+        let out = self.state.new_children::<K, V2>(what.to_string());
         let downstream = out.clone();
         self.children
-            .add(Arc::new(move |ctx, record| downstream.forward(ctx, record)));
-        KStream::new(self.state.clone(), out)
+            .add(Arc::new(move |ctx, record: Record<K, Change<V>>| {
+                if let Some(value) = value(record.value) {
+                    downstream.forward(
+                        ctx,
+                        Record {
+                            key: record.key,
+                            value,
+                            timestamp: record.timestamp,
+                            headers: record.headers,
+                        },
+                    );
+                }
+            }));
+        KStream::new(self.state.clone(), out).with_sources(self.sources.to_vec())
+    }
+
+    /// The rows for which `predicate` holds (Kafka's `KTable.filter`): a row that stops
+    /// matching is deleted downstream.
+    pub fn filter(
+        &self,
+        predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static,
+    ) -> KTable<K, V> {
+        self.derive("filter", move |key, value| {
+            predicate(key, &value).then_some(value)
+        })
+    }
+
+    /// The rows for which `predicate` does not hold.
+    pub fn filter_not(
+        &self,
+        predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static,
+    ) -> KTable<K, V> {
+        self.derive("filter_not", move |key, value| {
+            (!predicate(key, &value)).then_some(value)
+        })
+    }
+
+    /// Each row with a new value (Kafka's `KTable.mapValues`).
+    pub fn map_values<V2: Data>(
+        &self,
+        mapper: impl Fn(&K, V) -> V2 + Send + Sync + 'static,
+    ) -> KTable<K, V2> {
+        self.derive("map_values", move |key, value| Some(mapper(key, value)))
+    }
+
+    /// A table whose rows are `row(key, value)` of this one's (absent where it gives `None`),
+    /// without a store: lookups apply `row` to this table's.
+    fn derive<V2: Data>(
+        &self,
+        what: &str,
+        row: impl Fn(&K, V) -> Option<V2> + Send + Sync + 'static,
+    ) -> KTable<K, V2> {
+        let row = Arc::new(row);
+        let out = self.state.new_children::<K, Change<V2>>(what.to_string());
+        let downstream = out.clone();
+        let forward_row = row.clone();
+        self.children
+            .add(Arc::new(move |ctx, record: Record<K, Change<V>>| {
+                let key = &record.key;
+                let new = record.value.new.and_then(|v| forward_row(key, v));
+                let old = record.value.old.and_then(|v| forward_row(key, v));
+                if new.is_none() && old.is_none() {
+                    return;
+                }
+                downstream.forward(
+                    ctx,
+                    Record {
+                        key: record.key,
+                        value: Change { new, old },
+                        timestamp: record.timestamp,
+                        headers: record.headers,
+                    },
+                );
+            }));
+        let parent = self.getter.clone();
+        KTable {
+            state: self.state.clone(),
+            children: out,
+            store: None,
+            getter: Arc::new(move |ctx, key| Ok(parent(ctx, key)?.and_then(|v| row(key, v)))),
+            sources: self.sources.clone(),
+            window_grace_ms: self.window_grace_ms,
+        }
+    }
+
+    /// The rows whose key both tables have, joined (Kafka's KTable–KTable `join`): updated
+    /// whenever either side changes; a delete on either side deletes the joined row. The
+    /// tables must be co-partitioned (checked when the application starts).
+    pub fn join<VO: Data, VR: Data>(
+        &self,
+        other: &KTable<K, VO>,
+        joiner: impl Fn(&V, &VO) -> VR + Send + Sync + 'static,
+    ) -> KTable<K, VR> {
+        self.join_tables(other, "join", move |left, right| match (left, right) {
+            (Some(left), Some(right)) => Some(joiner(left, right)),
+            _ => None,
+        })
+    }
+
+    /// Every row of this table, joined with the other's row of its key if there is one
+    /// (Kafka's KTable–KTable `leftJoin`).
+    pub fn left_join<VO: Data, VR: Data>(
+        &self,
+        other: &KTable<K, VO>,
+        joiner: impl Fn(&V, Option<&VO>) -> VR + Send + Sync + 'static,
+    ) -> KTable<K, VR> {
+        self.join_tables(other, "left_join", move |left, right| {
+            left.map(|left| joiner(left, right))
+        })
+    }
+
+    /// Every key of either table, joined with what the other has for it (Kafka's KTable–KTable
+    /// `outerJoin`).
+    pub fn outer_join<VO: Data, VR: Data>(
+        &self,
+        other: &KTable<K, VO>,
+        joiner: impl Fn(Option<&V>, Option<&VO>) -> VR + Send + Sync + 'static,
+    ) -> KTable<K, VR> {
+        self.join_tables(other, "outer_join", move |left, right| {
+            (left.is_some() || right.is_some()).then(|| joiner(left, right))
+        })
+    }
+
+    fn join_tables<VO: Data, VR: Data>(
+        &self,
+        other: &KTable<K, VO>,
+        what: &str,
+        joined: impl Fn(Option<&V>, Option<&VO>) -> Option<VR> + Send + Sync + 'static,
+    ) -> KTable<K, VR> {
+        self.state.copartition(
+            self.sources
+                .iter()
+                .chain(other.sources.iter())
+                .cloned()
+                .collect(),
+        );
+        // `joined` is the joined row of a key from both sides' values, absent where the join
+        // kind keeps none.
+        let joined = Arc::new(joined);
+        let out = self
+            .state
+            .new_children::<K, Change<VR>>(format!("table {what}"));
+        {
+            let (downstream, joined, other_getter) =
+                (out.clone(), joined.clone(), other.getter.clone());
+            self.children
+                .add(Arc::new(move |ctx, record: Record<K, Change<V>>| {
+                    let right = match other_getter(ctx, &record.key) {
+                        Ok(right) => right,
+                        Err(err) => return ctx.errors.push(err),
+                    };
+                    let change = Change {
+                        new: joined(record.value.new.as_ref(), right.as_ref()),
+                        old: joined(record.value.old.as_ref(), right.as_ref()),
+                    };
+                    forward_change(
+                        ctx,
+                        &downstream,
+                        record.key,
+                        change,
+                        record.timestamp,
+                        record.headers,
+                    );
+                }));
+        }
+        {
+            let (downstream, joined, self_getter) =
+                (out.clone(), joined.clone(), self.getter.clone());
+            other
+                .children
+                .add(Arc::new(move |ctx, record: Record<K, Change<VO>>| {
+                    let left = match self_getter(ctx, &record.key) {
+                        Ok(left) => left,
+                        Err(err) => return ctx.errors.push(err),
+                    };
+                    let change = Change {
+                        new: joined(left.as_ref(), record.value.new.as_ref()),
+                        old: joined(left.as_ref(), record.value.old.as_ref()),
+                    };
+                    forward_change(
+                        ctx,
+                        &downstream,
+                        record.key,
+                        change,
+                        record.timestamp,
+                        record.headers,
+                    );
+                }));
+        }
+        let (left_getter, right_getter) = (self.getter.clone(), other.getter.clone());
+        KTable {
+            state: self.state.clone(),
+            children: out,
+            store: None,
+            getter: Arc::new(move |ctx, key| {
+                let left = left_getter(ctx, key)?;
+                let right = right_getter(ctx, key)?;
+                Ok(joined(left.as_ref(), right.as_ref()))
+            }),
+            sources: Arc::new(
+                self.sources
+                    .iter()
+                    .chain(other.sources.iter())
+                    .cloned()
+                    .collect(),
+            ),
+            window_grace_ms: None,
+        }
+    }
+
+    /// Re-keys the table's rows with `selector(key, value) -> (new key, new value)` to aggregate
+    /// them (Kafka's `KTable.groupBy`), through a repartition topic written with `grouped`'s
+    /// serdes (`Grouped::with`: a table's grouping always repartitions). Each update travels
+    /// as the old row to take out and the new one to put in.
+    pub fn group_by<K2: Data, V2: Data>(
+        &self,
+        selector: impl Fn(&K, &V) -> (K2, V2) + Send + Sync + 'static,
+        grouped: Grouped<K2, V2>,
+    ) -> KGroupedTable<K2, V2> {
+        let name = grouped
+            .name
+            .clone()
+            .unwrap_or_else(|| self.state.generated_name("KTABLE-REPARTITION"));
+        let suffix: Arc<str> = format!("{name}-repartition").into();
+        let children = self
+            .state
+            .new_children::<K2, Change<V2>>(format!("source {suffix}"));
+        let grouped_table = KGroupedTable {
+            state: self.state.clone(),
+            children: children.clone(),
+            key: grouped.key.clone(),
+            sources: Arc::new(vec![TopicRef::Internal(suffix.to_string())]),
+        };
+        let Some(value_serde) = grouped.value.clone() else {
+            self.state.error(
+                "KTable::group_by repartitions the table, which needs a value serde: use Grouped::with(key_serde, value_serde)".to_string(),
+            );
+            return grouped_table;
+        };
+        let change_serde = Arc::new(ChangeSerde { inner: value_serde });
+        let (key_serde, sink_serde, sink_suffix) =
+            (grouped.key.clone(), change_serde.clone(), suffix.clone());
+        self.children
+            .add(Arc::new(move |ctx, record: Record<K, Change<V>>| {
+                let old = record.value.old.map(|v| selector(&record.key, &v));
+                let new = record.value.new.map(|v| selector(&record.key, &v));
+                let topic = ctx.internal_topic(&sink_suffix);
+                let write = |ctx: &mut TaskContext, key: &K2, change: Change<V2>| {
+                    let key = serdes::serialize(&*key_serde, &topic, "key", key);
+                    let value = serdes::serialize(&*sink_serde, &topic, "value", &change);
+                    match (key, value) {
+                        (Ok(key), Ok(value)) => ctx.outputs.push(OutputRecord {
+                            topic: topic.clone(),
+                            partition: None,
+                            key,
+                            value,
+                            timestamp: record.timestamp,
+                            headers: record.headers.clone(),
+                        }),
+                        (Err(err), _) | (_, Err(err)) => ctx.errors.push(err),
+                    }
+                };
+                let same_key = match (&old, &new) {
+                    (Some((old_key, _)), Some((new_key, _))) => {
+                        let bytes = |k| serdes::serialize(&*key_serde, &topic, "key", k).ok();
+                        bytes(old_key) == bytes(new_key)
+                    }
+                    _ => false,
+                };
+                match (old, new) {
+                    (Some((_, old)), Some((key, new))) if same_key => write(
+                        ctx,
+                        &key,
+                        Change {
+                            new: Some(new),
+                            old: Some(old),
+                        },
+                    ),
+                    (old, new) => {
+                        // The old row leaves its group before the new one joins its own.
+                        if let Some((key, old)) = old {
+                            write(
+                                ctx,
+                                &key,
+                                Change {
+                                    new: None,
+                                    old: Some(old),
+                                },
+                            );
+                        }
+                        if let Some((key, new)) = new {
+                            write(
+                                ctx,
+                                &key,
+                                Change {
+                                    new: Some(new),
+                                    old: None,
+                                },
+                            );
+                        }
+                    }
+                }
+            }));
+        self.state.add_internal_source(
+            &suffix,
+            children,
+            Consumed {
+                key: grouped.key,
+                value: change_serde,
+                timestamp_extractor: None,
+            },
+        );
+        grouped_table
+    }
+}
+
+/// Forwards `change` of `key` unless it changes nothing.
+fn forward_change<K: Data, V: Data>(
+    ctx: &mut TaskContext,
+    downstream: &Children<K, Change<V>>,
+    key: K,
+    change: Change<V>,
+    timestamp: i64,
+    headers: Vec<(String, Option<Bytes>)>,
+) {
+    if change.new.is_none() && change.old.is_none() {
+        return;
+    }
+    downstream.forward(
+        ctx,
+        Record {
+            key,
+            value: change,
+            timestamp,
+            headers,
+        },
+    );
+}
+
+/// A table's update on a repartition topic: a flags byte (1: has old, 2: has new), the old
+/// value's length (4 bytes, big-endian) and bytes, then the new value's bytes.
+struct ChangeSerde<V> {
+    inner: Arc<dyn Serde<V>>,
+}
+
+impl<V> Serde<Change<V>> for ChangeSerde<V> {
+    fn serialize(
+        &self,
+        topic: &str,
+        change: &Change<V>,
+    ) -> std::result::Result<Option<Bytes>, String> {
+        let bytes = |value: &Option<V>| -> std::result::Result<Option<Bytes>, String> {
+            match value {
+                Some(value) => Ok(Some(
+                    self.inner.serialize(topic, value)?.unwrap_or_default(),
+                )),
+                None => Ok(None),
+            }
+        };
+        let (old, new) = (bytes(&change.old)?, bytes(&change.new)?);
+        let old_len = old.as_ref().map_or(0, Bytes::len);
+        let mut buf = BytesMut::with_capacity(5 + old_len + new.as_ref().map_or(0, Bytes::len));
+        buf.put_u8(u8::from(old.is_some()) | (u8::from(new.is_some()) << 1));
+        buf.put_u32(old_len as u32);
+        if let Some(old) = &old {
+            buf.put_slice(old);
+        }
+        if let Some(new) = &new {
+            buf.put_slice(new);
+        }
+        Ok(Some(buf.freeze()))
+    }
+
+    fn deserialize(
+        &self,
+        topic: &str,
+        bytes: Option<&Bytes>,
+    ) -> std::result::Result<Change<V>, String> {
+        let bytes = bytes.ok_or("a table update without bytes")?;
+        if bytes.len() < 5 || bytes[0] > 3 {
+            return Err("not a table update (too short or unknown flags)".to_string());
+        }
+        let old_len = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]) as usize;
+        if bytes.len() < 5 + old_len {
+            return Err(format!(
+                "a table update says its old value has {old_len} bytes, but has {}",
+                bytes.len() - 5
+            ));
+        }
+        let value = |present: bool, part: Bytes| -> std::result::Result<Option<V>, String> {
+            present
+                .then(|| self.inner.deserialize(topic, Some(&part)))
+                .transpose()
+        };
+        Ok(Change {
+            old: value(bytes[0] & 1 != 0, bytes.slice(5..5 + old_len))?,
+            new: value(bytes[0] & 2 != 0, bytes.slice(5 + old_len..))?,
+        })
+    }
+}
+
+/// A table re-keyed by `KTable::group_by`, ready to aggregate (Kafka's `KGroupedTable`).
+pub struct KGroupedTable<K, V> {
+    state: Arc<BuilderState>,
+    children: Arc<Children<K, Change<V>>>,
+    key: Arc<dyn Serde<K>>,
+    sources: Arc<Vec<TopicRef>>,
+}
+
+impl<K: Data, V: Data> KGroupedTable<K, V> {
+    /// How many rows each group has now: a row that leaves a group (changed or deleted)
+    /// counts down.
+    pub fn count(&self, materialized: Materialized<i64>) -> KTable<K, i64> {
+        self.aggregate(
+            || 0,
+            |_, _, count| count + 1,
+            |_, _, count| count - 1,
+            materialized,
+        )
+    }
+
+    /// Combines each group's rows with `adder(aggregate, value)`, taking a row that leaves
+    /// the group back out with `subtractor(aggregate, value)`; a group's first row is its first
+    /// aggregate (Kafka's `KGroupedTable.reduce`).
+    pub fn reduce(
+        &self,
+        adder: impl Fn(V, V) -> V + Send + Sync + 'static,
+        subtractor: impl Fn(V, V) -> V + Send + Sync + 'static,
+        materialized: Materialized<V>,
+    ) -> KTable<K, V> {
+        self.fold(
+            move |_, change, aggregate| {
+                let aggregate = match (aggregate, change.old) {
+                    (Some(aggregate), Some(old)) => Some(subtractor(aggregate, old)),
+                    (aggregate, _) => aggregate,
+                };
+                match (aggregate, change.new) {
+                    (Some(aggregate), Some(new)) => Some(adder(aggregate, new)),
+                    (None, new) => new,
+                    (aggregate, None) => aggregate,
+                }
+            },
+            materialized,
+            "reduce",
+        )
+    }
+
+    /// Folds each group's rows into an aggregate: `initializer()` for a new group, then
+    /// `adder(key, value, aggregate)` for a row that joins it and `subtractor(key, value,
+    /// aggregate)` for one that leaves it (Kafka's `KGroupedTable.aggregate`).
+    pub fn aggregate<VA: Data>(
+        &self,
+        initializer: impl Fn() -> VA + Send + Sync + 'static,
+        adder: impl Fn(&K, V, VA) -> VA + Send + Sync + 'static,
+        subtractor: impl Fn(&K, V, VA) -> VA + Send + Sync + 'static,
+        materialized: Materialized<VA>,
+    ) -> KTable<K, VA> {
+        self.fold(
+            move |key, change, aggregate| {
+                let mut aggregate = aggregate;
+                if let Some(old) = change.old {
+                    let current = aggregate.unwrap_or_else(&initializer);
+                    aggregate = Some(subtractor(key, old, current));
+                }
+                if let Some(new) = change.new {
+                    let current = aggregate.unwrap_or_else(&initializer);
+                    aggregate = Some(adder(key, new, current));
+                }
+                aggregate
+            },
+            materialized,
+            "aggregate",
+        )
+    }
+
+    fn fold<VA: Data>(
+        &self,
+        fold: impl Fn(&K, Change<V>, Option<VA>) -> Option<VA> + Send + Sync + 'static,
+        materialized: Materialized<VA>,
+        what: &str,
+    ) -> KTable<K, VA> {
+        fold_into_store(
+            &self.state,
+            &self.children,
+            &self.key,
+            &self.sources,
+            materialized,
+            ("KTABLE-AGGREGATE-STATE-STORE", &format!("table {what}")),
+            fold,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::serdes::StringSerde;
+
+    #[test]
+    fn table_updates_round_trip_through_their_repartition_format() {
+        let serde = ChangeSerde {
+            inner: Arc::new(StringSerde),
+        };
+        for change in [
+            Change {
+                new: Some("b".to_string()),
+                old: Some("a".to_string()),
+            },
+            Change {
+                new: None,
+                old: Some("gone".to_string()),
+            },
+            Change {
+                new: Some(String::new()),
+                old: None,
+            },
+        ] {
+            let bytes = serde.serialize("t", &change).unwrap();
+            assert_eq!(serde.deserialize("t", bytes.as_ref()).unwrap(), change);
+        }
+        for bad in [&b""[..], &[7, 0, 0, 0, 0][..], &[1, 0, 0, 0, 9, b'x'][..]] {
+            let bytes = Bytes::copy_from_slice(bad);
+            assert!(serde.deserialize("t", Some(&bytes)).is_err(), "{bad:?}");
+        }
     }
 }

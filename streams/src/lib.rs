@@ -34,10 +34,11 @@
 //! at-least-once.
 //!
 //! What is here so far: serdes; the stateless DSL; grouping with count/reduce/aggregate,
-//! repartition topics, tables (from topics and streams), KStream–KTable joins, tumbling and
-//! hopping windows, all kept in key-value stores with changelog topics; the test driver; the
-//! at-least-once runtime with interactive queries. Table operations, stream–stream joins,
-//! session windows, the record cache and persistent stores come next.
+//! repartition topics, tables (from topics and streams) with `filter`/`map_values`, table
+//! aggregations with subtractors, KStream–KTable and KTable–KTable joins, tumbling and hopping
+//! windows, all kept in key-value stores with changelog topics; the test driver; the
+//! at-least-once runtime with interactive queries. Stream–stream joins, session windows,
+//! suppression, the record cache and persistent stores come next.
 
 pub mod driver;
 pub mod error;
@@ -53,7 +54,7 @@ pub mod window;
 pub use driver::{TestInputTopic, TestOutputTopic, TestTopic, TopologyTestDriver};
 pub use error::{Result, StreamsError};
 pub use kstream::{BranchedKStream, KStream, Repartitioned};
-pub use ktable::{Grouped, KGroupedStream, KTable, Materialized};
+pub use ktable::{Change, Grouped, KGroupedStream, KGroupedTable, KTable, Materialized};
 pub use runtime::{DeserializationHandler, KafkaStreams, StreamsConfig, StreamsMetrics};
 pub use store::{KeyValueStore, ReadOnlyKeyValueStore, SharedStore};
 pub use topology::{

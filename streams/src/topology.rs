@@ -18,6 +18,7 @@ use parking_lot::Mutex;
 
 use crate::error::{Result, StreamsError};
 use crate::kstream::KStream;
+use crate::ktable::Change;
 use crate::serdes::{self, Serde};
 use crate::store::{changelog_topic, SharedStore};
 
@@ -586,7 +587,7 @@ impl StreamsBuilder {
             .store_named(materialized.name.clone(), &format!("{topic}-STATE-STORE"));
         let children = self
             .state
-            .new_children::<K, V>(format!("table {topic} into store {store}"));
+            .new_children::<K, Change<V>>(format!("table {topic} into store {store}"));
         let consumed = Arc::new(consumed);
         let value_serde = materialized.value.clone();
         let (downstream, store_name, source_consumed) =
@@ -611,17 +612,18 @@ impl StreamsBuilder {
                 .as_ref()
                 .map_or(raw.timestamp, |extract| extract(raw));
             ctx.enter(raw, timestamp);
+            let old = ctx.get_stored(&store_name, &key_bytes, &*value_serde)?;
             let stored = match &value {
                 Some(value) => serdes::serialize(&*value_serde, &store_name, "value", value)?,
                 None => None,
             };
             ctx.put_logged(&store_name, key_bytes, stored, timestamp);
-            if let Some(value) = value {
+            if value.is_some() || old.is_some() {
                 downstream.forward(
                     ctx,
                     Record {
                         key,
-                        value,
+                        value: Change { new: value, old },
                         timestamp,
                         headers: raw.headers.clone(),
                     },
@@ -630,14 +632,14 @@ impl StreamsBuilder {
             Ok(())
         });
         self.state.sources.lock().push((topic.to_string(), source));
-        crate::ktable::KTable {
-            state: self.state.clone(),
+        crate::ktable::KTable::materialized(
+            self.state.clone(),
             children,
             store,
-            key: consumed.key.clone(),
-            value: materialized.value,
-            sources: Arc::new(vec![TopicRef::User(topic.to_string())]),
-        }
+            consumed.key.clone(),
+            materialized.value,
+            Arc::new(vec![TopicRef::User(topic.to_string())]),
+        )
     }
 
     /// The topology: every node's children are fixed from now on.

@@ -15,7 +15,7 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::kstream::{Data, KStream};
-use crate::ktable::{KTable, Materialized};
+use crate::ktable::{Change, KTable, Materialized};
 use crate::serdes::{self, Serde};
 use crate::topology::Record;
 
@@ -165,8 +165,9 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
     ) -> KTable<Windowed<K>, VA> {
         let state = self.stream.state.clone();
         let store = state.store_named(materialized.name.clone(), "KSTREAM-AGGREGATE-STATE-STORE");
-        let out =
-            state.new_children::<Windowed<K>, VA>(format!("windowed aggregate into store {store}"));
+        let out = state.new_children::<Windowed<K>, Change<VA>>(format!(
+            "windowed aggregate into store {store}"
+        ));
         let downstream = out.clone();
         let (key_serde, value_serde) = (self.key.clone(), materialized.value.clone());
         let windows = self.windows;
@@ -186,10 +187,11 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
                     }
                     let stored_key = windowed_bytes(&key_bytes, window.start);
                     let previous = match ctx.get_stored(&store_name, &stored_key, &*value_serde) {
-                        Ok(previous) => previous.unwrap_or_else(&initializer),
+                        Ok(previous) => previous,
                         Err(err) => return ctx.errors.push(err),
                     };
-                    let aggregate = aggregator(&record.key, record.value.clone(), previous);
+                    let current = previous.clone().unwrap_or_else(&initializer);
+                    let aggregate = aggregator(&record.key, record.value.clone(), current);
                     match serdes::serialize(&*value_serde, &store_name, "value", &aggregate) {
                         Ok(bytes) => {
                             ctx.put_logged(&store_name, stored_key, bytes, record.timestamp)
@@ -203,24 +205,29 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
                                 key: record.key.clone(),
                                 window,
                             },
-                            value: aggregate,
+                            value: Change {
+                                new: Some(aggregate),
+                                old: previous,
+                            },
                             timestamp: record.timestamp,
                             headers: record.headers.clone(),
                         },
                     );
                 }
             }));
-        KTable {
+        let mut table = KTable::materialized(
             state,
-            children: out,
+            out,
             store,
-            key: Arc::new(WindowedSerde {
+            Arc::new(WindowedSerde {
                 inner: self.key.clone(),
                 window_size_ms: self.windows.size_ms,
             }),
-            value: materialized.value,
-            sources: self.stream.sources.clone(),
-        }
+            materialized.value,
+            self.stream.sources.clone(),
+        );
+        table.window_grace_ms = Some(self.windows.grace_ms);
+        table
     }
 }
 

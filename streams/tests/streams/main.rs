@@ -4,4 +4,5 @@ mod aggregate;
 mod dsl;
 mod join;
 mod runtime;
+mod tables;
 mod windows;

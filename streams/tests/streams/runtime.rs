@@ -614,3 +614,43 @@ fn records_for_closed_windows_are_dropped_and_counted() {
         app.close().await.unwrap();
     });
 }
+
+#[test]
+fn a_table_regrouped_on_a_node_moves_its_rows_between_partitions() {
+    on_embedded_node(|client| async move {
+        create(&client, "user-regions", 3).await;
+        let builder = StreamsBuilder::new();
+        builder
+            .table(
+                "user-regions",
+                Consumed::with(StringSerde, StringSerde),
+                sluice_streams::Materialized::with(StringSerde).named("regions"),
+            )
+            .group_by(
+                |_, region| (region.clone(), region.clone()),
+                sluice_streams::Grouped::with(StringSerde, StringSerde),
+            )
+            .count(sluice_streams::Materialized::counts().named("users-per-region"));
+        let topology = Arc::new(builder.build().unwrap());
+        let app = start_app(&client, topology, "regrouping", &[]).await;
+        let users = ["ann", "bob", "cid", "dan", "eve", "fay"];
+        let region = |r: &'static str| Bytes::from_static(r.as_bytes());
+        let first: Vec<_> = users.iter().map(|u| (Some(*u), region("eu"))).collect();
+        produce(&client, "user-regions", &first).await;
+        // Half of them move: their rows leave `eu` (in its task) and join `us` (in another).
+        let moved: Vec<_> = users[..3]
+            .iter()
+            .map(|u| (Some(*u), region("us")))
+            .collect();
+        produce(&client, "user-regions", &moved).await;
+        let store = app
+            .store("users-per-region", StringSerde, I64Serde)
+            .unwrap();
+        eventually("three users per region", || {
+            store.get(&"eu".to_string()).ok().flatten() == Some(3)
+                && store.get(&"us".to_string()).ok().flatten() == Some(3)
+        })
+        .await;
+        app.close().await.unwrap();
+    });
+}
