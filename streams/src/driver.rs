@@ -208,9 +208,10 @@ impl TopologyTestDriver {
         value: impl Serde<V> + 'static,
     ) -> Result<ReadOnlyKeyValueStore<K, V>> {
         self.topology.check_store(name)?;
+        let part = self.ctx.store(name);
         Ok(ReadOnlyKeyValueStore::new(
             name,
-            self.ctx.store(name).into_iter().collect(),
+            Box::new(move || part.clone().into_iter().collect()),
             Arc::new(key),
             Arc::new(value),
         ))

@@ -22,7 +22,7 @@ pub struct KStream<K, V> {
     /// Whether an operator upstream may have changed the keys (map, flat_map, select_key), so
     /// that records of one key may sit in different partitions: grouping then needs a
     /// repartition.
-    key_changed: bool,
+    pub(crate) key_changed: bool,
     /// The topics the records come from (for co-partitioning checks).
     pub(crate) sources: Arc<Vec<TopicRef>>,
 }

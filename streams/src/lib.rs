@@ -35,13 +35,14 @@
 //!
 //! What is here so far: serdes; the stateless DSL; grouping with count/reduce/aggregate,
 //! repartition topics, tables (from topics and streams) with `filter`/`map_values`, table
-//! aggregations with subtractors, KStream–KTable and KTable–KTable joins, tumbling and hopping
-//! windows, all kept in key-value stores with changelog topics; the test driver; the
-//! at-least-once runtime with interactive queries. Stream–stream joins, session windows,
+//! aggregations with subtractors, KStream–KTable, KTable–KTable and windowed KStream–KStream
+//! joins, tumbling and hopping windows, all kept in key-value stores with changelog topics; the
+//! test driver; the at-least-once runtime with interactive queries. Session windows,
 //! suppression, the record cache and persistent stores come next.
 
 pub mod driver;
 pub mod error;
+pub mod join;
 pub mod kstream;
 pub mod ktable;
 pub mod nexmark;
@@ -53,6 +54,7 @@ pub mod window;
 
 pub use driver::{TestInputTopic, TestOutputTopic, TestTopic, TopologyTestDriver};
 pub use error::{Result, StreamsError};
+pub use join::{JoinWindows, StreamJoined};
 pub use kstream::{BranchedKStream, KStream, Repartitioned};
 pub use ktable::{Change, Grouped, KGroupedStream, KGroupedTable, KTable, Materialized};
 pub use runtime::{DeserializationHandler, KafkaStreams, StreamsConfig, StreamsMetrics};

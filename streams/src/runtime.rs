@@ -293,7 +293,8 @@ impl KafkaStreams {
     }
 
     /// A read-only view of store `name` across this instance's tasks (Kafka's interactive
-    /// queries of local state): a key is found if this instance owns its partition.
+    /// queries of local state): a key is found if this instance owns its partition. Each query
+    /// reads the tasks the instance has at that moment.
     pub fn store<K, V>(
         &self,
         name: &str,
@@ -301,16 +302,18 @@ impl KafkaStreams {
         value: impl Serde<V> + 'static,
     ) -> Result<ReadOnlyKeyValueStore<K, V>> {
         self.topology.check_store(name)?;
-        let parts = self
-            .stores
-            .lock()
-            .iter()
-            .filter(|((store, _), _)| store == name)
-            .map(|(_, part)| part.clone())
-            .collect();
+        let (stores, store_name) = (self.stores.clone(), name.to_string());
+        let parts = move || {
+            stores
+                .lock()
+                .iter()
+                .filter(|((store, _), _)| *store == store_name)
+                .map(|(_, part)| part.clone())
+                .collect()
+        };
         Ok(ReadOnlyKeyValueStore::new(
             name,
-            parts,
+            Box::new(parts),
             Arc::new(key),
             Arc::new(value),
         ))

@@ -64,6 +64,15 @@ impl KeyValueStore {
             .flatten()
     }
 
+    /// The entries whose key bytes are `from` or after, in key-byte order.
+    pub fn range_from(&self, from: &[u8]) -> impl Iterator<Item = (&Bytes, &Bytes)> {
+        use std::ops::Bound;
+        self.entries.range::<Bytes, _>((
+            Bound::Included(Bytes::copy_from_slice(from)),
+            Bound::Unbounded,
+        ))
+    }
+
     /// How many keys the store holds.
     pub fn len(&self) -> usize {
         self.entries.len()
@@ -79,12 +88,16 @@ impl KeyValueStore {
 /// reads under it.
 pub type SharedStore = Arc<parking_lot::RwLock<KeyValueStore>>;
 
+/// Finds the local tasks' parts of a store at the time of each query (tasks come and go with
+/// rebalances).
+pub(crate) type StoreParts = Box<dyn Fn() -> Vec<SharedStore> + Send + Sync>;
+
 /// A typed, read-only view of a key-value store (Kafka's `ReadOnlyKeyValueStore`), for
 /// interactive queries while the application runs, and for tests. It spans every local task's
 /// part of the store: a key lives in the task of its partition.
 pub struct ReadOnlyKeyValueStore<K, V> {
     name: String,
-    parts: Vec<SharedStore>,
+    parts: StoreParts,
     key: Arc<dyn Serde<K>>,
     value: Arc<dyn Serde<V>>,
     _types: PhantomData<fn() -> (K, V)>,
@@ -93,7 +106,7 @@ pub struct ReadOnlyKeyValueStore<K, V> {
 impl<K, V> ReadOnlyKeyValueStore<K, V> {
     pub(crate) fn new(
         name: &str,
-        parts: Vec<SharedStore>,
+        parts: StoreParts,
         key: Arc<dyn Serde<K>>,
         value: Arc<dyn Serde<V>>,
     ) -> ReadOnlyKeyValueStore<K, V> {
@@ -111,7 +124,7 @@ impl<K, V> ReadOnlyKeyValueStore<K, V> {
         let Some(bytes) = serdes::serialize(&*self.key, &self.name, "key", key)? else {
             return Ok(None);
         };
-        for part in &self.parts {
+        for part in &(self.parts)() {
             let found = part.read().get(&bytes).cloned();
             if let Some(value) = found {
                 return serdes::deserialize(&*self.value, &self.name, "value", Some(&value))
@@ -124,7 +137,7 @@ impl<K, V> ReadOnlyKeyValueStore<K, V> {
     /// Every entry of the local tasks, in the order of the keys' bytes.
     pub fn all(&self) -> Result<Vec<(K, V)>> {
         let mut entries: Vec<(Bytes, Bytes)> = Vec::new();
-        for part in &self.parts {
+        for part in &(self.parts)() {
             let part = part.read();
             entries.extend(part.iter().map(|(k, v)| (k.clone(), v.clone())));
         }
@@ -138,7 +151,7 @@ impl<K, V> ReadOnlyKeyValueStore<K, V> {
         let from = serdes::serialize(&*self.key, &self.name, "key", from)?.unwrap_or_default();
         let to = serdes::serialize(&*self.key, &self.name, "key", to)?.unwrap_or_default();
         let mut entries: Vec<(Bytes, Bytes)> = Vec::new();
-        for part in &self.parts {
+        for part in &(self.parts)() {
             let part = part.read();
             entries.extend(part.range(&from, &to).map(|(k, v)| (k.clone(), v.clone())));
         }
@@ -164,7 +177,7 @@ impl<K, V> ReadOnlyKeyValueStore<K, V> {
         };
         let (from, to) = (bound(time_from.max(0)), bound(time_to));
         let mut found: Vec<(i64, V)> = Vec::new();
-        for part in &self.parts {
+        for part in &(self.parts)() {
             let part = part.read();
             for (stored_key, value) in part.range(&from, &to) {
                 // Only this key's windows: the stored key is exactly its bytes and a start.
@@ -195,6 +208,6 @@ impl<K, V> ReadOnlyKeyValueStore<K, V> {
 
     /// How many keys the local tasks' stores hold.
     pub fn approximate_num_entries(&self) -> usize {
-        self.parts.iter().map(|part| part.read().len()).sum()
+        (self.parts)().iter().map(|part| part.read().len()).sum()
     }
 }

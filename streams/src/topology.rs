@@ -80,6 +80,9 @@ pub struct TaskContext {
     pub(crate) errors: Vec<StreamsError>,
     /// Records dropped because their window had closed, not yet counted by the runtime.
     dropped_late: u64,
+    /// Times that operators keep per task (a join's stream time over both its inputs), by
+    /// operator name: not logged, as Kafka's are not; they start again after a restart.
+    operator_times: HashMap<Arc<str>, i64>,
 }
 
 /// A task's store and the name of its changelog.
@@ -151,6 +154,38 @@ impl TaskContext {
                 None
             }
         }
+    }
+
+    /// The time operator `name` keeps in this task (`i64::MIN` before its first record).
+    pub(crate) fn operator_time(&mut self, name: &Arc<str>) -> &mut i64 {
+        self.operator_times.entry(name.clone()).or_insert(i64::MIN)
+    }
+
+    /// The entries of store `name` from key `from` on, in key order, as long as `keep` holds
+    /// for their keys (copied out, so the caller may write to the store while it goes
+    /// through them).
+    pub(crate) fn scan_while(
+        &self,
+        name: &str,
+        from: &[u8],
+        mut keep: impl FnMut(&[u8]) -> bool,
+    ) -> Vec<(Bytes, Bytes)> {
+        let Some(slot) = self.stores.get(name) else {
+            return Vec::new();
+        };
+        let store = slot.store.read();
+        store
+            .range_from(from)
+            .take_while(|(key, _)| keep(key))
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect()
+    }
+
+    /// Whether store `name` holds `key`.
+    pub(crate) fn contains(&self, name: &str, key: &[u8]) -> bool {
+        self.stores
+            .get(name)
+            .is_some_and(|slot| slot.store.read().get(key).is_some())
     }
 
     /// The value stored under `key` in store `name`, read with `serde`.

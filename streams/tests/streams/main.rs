@@ -4,5 +4,6 @@ mod aggregate;
 mod dsl;
 mod join;
 mod runtime;
+mod stream_join;
 mod tables;
 mod windows;

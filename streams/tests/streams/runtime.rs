@@ -654,3 +654,44 @@ fn a_table_regrouped_on_a_node_moves_its_rows_between_partitions() {
         app.close().await.unwrap();
     });
 }
+
+#[test]
+fn two_streams_join_on_a_node_across_partitions() {
+    on_embedded_node(|client| async move {
+        create(&client, "impressions", 2).await;
+        create(&client, "clicks", 2).await;
+        create(&client, "clicked", 1).await;
+        let builder = StreamsBuilder::new();
+        let impressions = builder.stream("impressions", Consumed::with(StringSerde, StringSerde));
+        let clicks = builder.stream("clicks", Consumed::with(StringSerde, StringSerde));
+        impressions
+            .join_stream(
+                &clicks,
+                |ad, shown, clicked| format!("{ad}:{shown}->{clicked}"),
+                sluice_streams::JoinWindows::of_time_difference_with_no_grace(Duration::from_secs(
+                    600,
+                )),
+                sluice_streams::StreamJoined::with(StringSerde, StringSerde, StringSerde),
+            )
+            .to("clicked", Produced::with(StringSerde, StringSerde));
+        let app = start_app(&client, Arc::new(builder.build().unwrap()), "ad-joins", &[]).await;
+        let shown: Vec<_> = ["ad1", "ad2", "ad3", "ad4"]
+            .iter()
+            .map(|ad| (Some(*ad), Bytes::from_static(b"shown")))
+            .collect();
+        produce(&client, "impressions", &shown).await;
+        let clicked: Vec<_> = ["ad1", "ad3"]
+            .iter()
+            .map(|ad| (Some(*ad), Bytes::from_static(b"click")))
+            .collect();
+        produce(&client, "clicks", &clicked).await;
+        let mut joined: Vec<String> = read_all(&client, "clicked", 2)
+            .await
+            .into_iter()
+            .map(|(_, value)| String::from_utf8_lossy(&value).into_owned())
+            .collect();
+        joined.sort();
+        assert_eq!(joined, ["ad1:shown->click", "ad3:shown->click"]);
+        app.close().await.unwrap();
+    });
+}
