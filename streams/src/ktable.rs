@@ -107,6 +107,20 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
             stream: self.stream.clone(),
             key: self.key.clone(),
             windows,
+            emit: Default::default(),
+        }
+    }
+
+    /// Cuts each key's records into sessions of activity (Kafka's `windowedBy(SessionWindows)`).
+    pub fn windowed_by_session(
+        &self,
+        windows: crate::session::SessionWindows,
+    ) -> crate::session::SessionWindowedKStream<K, V> {
+        crate::session::SessionWindowedKStream {
+            stream: self.stream.clone(),
+            key: self.key.clone(),
+            windows,
+            emit: Default::default(),
         }
     }
 
@@ -253,6 +267,9 @@ fn store_getter<K: 'static, V: 'static>(
     )
 }
 
+/// The serdes of a table's keys and values.
+pub(crate) type TableSerdes<K, V> = (Arc<dyn Serde<K>>, Arc<dyn Serde<V>>);
+
 /// A table: the latest value of each key, updated by a changelog stream (Kafka's `KTable`).
 pub struct KTable<K, V> {
     pub(crate) state: Arc<BuilderState>,
@@ -263,8 +280,13 @@ pub struct KTable<K, V> {
     pub(crate) getter: ValueGetter<K, V>,
     /// The topics the table's updates come from (for co-partitioning checks).
     pub(crate) sources: Arc<Vec<TopicRef>>,
-    /// The grace period of the windows of a windowed aggregation's table, for `suppress`.
-    pub(crate) window_grace_ms: Option<i64>,
+    /// For a windowed aggregation's table: how long after a window's end (as its key says)
+    /// stream time closes it (the grace period; for sessions, whose end is their last record,
+    /// also the gap), for `suppress`.
+    pub(crate) window_close_ms: Option<i64>,
+    /// The serdes of the table's keys and values, where known (tables kept in stores, and
+    /// filters of them), for operators that buffer rows (`suppress`).
+    pub(crate) serdes: Option<TableSerdes<K, V>>,
 }
 
 impl<K, V> Clone for KTable<K, V> {
@@ -275,7 +297,8 @@ impl<K, V> Clone for KTable<K, V> {
             store: self.store.clone(),
             getter: self.getter.clone(),
             sources: self.sources.clone(),
-            window_grace_ms: self.window_grace_ms,
+            window_close_ms: self.window_close_ms,
+            serdes: self.serdes.clone(),
         }
     }
 }
@@ -293,10 +316,11 @@ impl<K: Data, V: Data> KTable<K, V> {
         KTable {
             state,
             children,
-            getter: store_getter(store.clone(), key, value),
+            getter: store_getter(store.clone(), key.clone(), value.clone()),
             store: Some(store),
             sources,
-            window_grace_ms: None,
+            window_close_ms: None,
+            serdes: Some((key, value)),
         }
     }
 
@@ -350,9 +374,11 @@ impl<K: Data, V: Data> KTable<K, V> {
         &self,
         predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static,
     ) -> KTable<K, V> {
-        self.derive("filter", move |key, value| {
+        let mut filtered = self.derive("filter", move |key, value| {
             predicate(key, &value).then_some(value)
-        })
+        });
+        filtered.serdes = self.serdes.clone();
+        filtered
     }
 
     /// The rows for which `predicate` does not hold.
@@ -360,9 +386,11 @@ impl<K: Data, V: Data> KTable<K, V> {
         &self,
         predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static,
     ) -> KTable<K, V> {
-        self.derive("filter_not", move |key, value| {
+        let mut filtered = self.derive("filter_not", move |key, value| {
             (!predicate(key, &value)).then_some(value)
-        })
+        });
+        filtered.serdes = self.serdes.clone();
+        filtered
     }
 
     /// Each row with a new value (Kafka's `KTable.mapValues`).
@@ -409,7 +437,8 @@ impl<K: Data, V: Data> KTable<K, V> {
             store: None,
             getter: Arc::new(move |ctx, key| Ok(parent(ctx, key)?.and_then(|v| row(key, v)))),
             sources: self.sources.clone(),
-            window_grace_ms: self.window_grace_ms,
+            window_close_ms: self.window_close_ms,
+            serdes: None,
         }
     }
 
@@ -534,7 +563,8 @@ impl<K: Data, V: Data> KTable<K, V> {
                     .cloned()
                     .collect(),
             ),
-            window_grace_ms: None,
+            window_close_ms: None,
+            serdes: None,
         }
     }
 
@@ -669,8 +699,8 @@ fn forward_change<K: Data, V: Data>(
 
 /// A table's update on a repartition topic: a flags byte (1: has old, 2: has new), the old
 /// value's length (4 bytes, big-endian) and bytes, then the new value's bytes.
-struct ChangeSerde<V> {
-    inner: Arc<dyn Serde<V>>,
+pub(crate) struct ChangeSerde<V> {
+    pub(crate) inner: Arc<dyn Serde<V>>,
 }
 
 impl<V> Serde<Change<V>> for ChangeSerde<V> {

@@ -36,9 +36,10 @@
 //! What is here so far: serdes; the stateless DSL; grouping with count/reduce/aggregate,
 //! repartition topics, tables (from topics and streams) with `filter`/`map_values`, table
 //! aggregations with subtractors, KStream–KTable, KTable–KTable and windowed KStream–KStream
-//! joins, tumbling and hopping windows, all kept in key-value stores with changelog topics; the
-//! test driver; the at-least-once runtime with interactive queries. Session windows,
-//! suppression, the record cache and persistent stores come next.
+//! joins, tumbling, hopping and session windows, suppression of updates until windows close or
+//! a time limit, all kept in key-value stores with changelog topics; the test driver; the
+//! at-least-once runtime with interactive queries. The record cache, sliding windows and
+//! persistent stores come next.
 
 pub mod driver;
 pub mod error;
@@ -48,7 +49,9 @@ pub mod ktable;
 pub mod nexmark;
 pub mod runtime;
 pub mod serdes;
+pub mod session;
 pub mod store;
+pub mod suppress;
 pub mod topology;
 pub mod window;
 
@@ -58,8 +61,10 @@ pub use join::{JoinWindows, StreamJoined};
 pub use kstream::{BranchedKStream, KStream, Repartitioned};
 pub use ktable::{Change, Grouped, KGroupedStream, KGroupedTable, KTable, Materialized};
 pub use runtime::{DeserializationHandler, KafkaStreams, StreamsConfig, StreamsMetrics};
+pub use session::{SessionWindowedKStream, SessionWindowedSerde, SessionWindows};
 pub use store::{KeyValueStore, ReadOnlyKeyValueStore, SharedStore};
+pub use suppress::Suppressed;
 pub use topology::{
     Consumed, OutputRecord, Produced, RawRecord, Record, StreamsBuilder, TaskContext, Topology,
 };
-pub use window::{TimeWindowedKStream, TimeWindows, Window, Windowed, WindowedSerde};
+pub use window::{EmitStrategy, TimeWindowedKStream, TimeWindows, Window, Windowed, WindowedSerde};

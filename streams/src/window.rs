@@ -143,14 +143,60 @@ fn windowed_bytes(key: &[u8], start: i64) -> Bytes {
     buf.freeze()
 }
 
+/// When a windowed aggregation forwards its results (Kafka's `EmitStrategy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EmitStrategy {
+    /// Every update of a window's aggregate (the default).
+    #[default]
+    OnWindowUpdate,
+    /// Only a window's final aggregate, once it has closed (its end and grace have passed).
+    OnWindowClose,
+}
+
+impl EmitStrategy {
+    /// Every update (`EmitStrategy.onWindowUpdate()`).
+    pub fn on_window_update() -> EmitStrategy {
+        EmitStrategy::OnWindowUpdate
+    }
+
+    /// Final results only (`EmitStrategy.onWindowClose()`).
+    pub fn on_window_close() -> EmitStrategy {
+        EmitStrategy::OnWindowClose
+    }
+
+    /// The aggregation's `table` as this strategy forwards it: as it is, or suppressed until
+    /// each window closes (its store still the aggregation's, for queries).
+    pub(crate) fn apply<K: Data, V: Data>(
+        self,
+        table: KTable<Windowed<K>, V>,
+    ) -> KTable<Windowed<K>, V> {
+        match self {
+            EmitStrategy::OnWindowUpdate => table,
+            EmitStrategy::OnWindowClose => {
+                let mut suppressed =
+                    table.suppress(crate::suppress::Suppressed::until_window_closes());
+                suppressed.store = table.store.clone();
+                suppressed
+            }
+        }
+    }
+}
+
 /// A grouped stream cut into time windows, ready to aggregate (Kafka's `TimeWindowedKStream`).
 pub struct TimeWindowedKStream<K, V> {
     pub(crate) stream: KStream<K, V>,
     pub(crate) key: Arc<dyn Serde<K>>,
     pub(crate) windows: TimeWindows,
+    pub(crate) emit: EmitStrategy,
 }
 
 impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
+    /// Forwards every update, or only final results (Kafka's `emitStrategy`).
+    pub fn emit_strategy(mut self, strategy: EmitStrategy) -> TimeWindowedKStream<K, V> {
+        self.emit = strategy;
+        self
+    }
+
     /// How many records each key had in each window.
     pub fn count(&self, materialized: Materialized<i64>) -> KTable<Windowed<K>, i64> {
         self.aggregate(|| 0, |_, _, count| count + 1, materialized)
@@ -226,8 +272,8 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
             materialized.value,
             self.stream.sources.clone(),
         );
-        table.window_grace_ms = Some(self.windows.grace_ms);
-        table
+        table.window_close_ms = Some(self.windows.grace_ms);
+        self.emit.apply(table)
     }
 }
 

@@ -4,6 +4,8 @@ mod aggregate;
 mod dsl;
 mod join;
 mod runtime;
+mod sessions;
 mod stream_join;
+mod suppress;
 mod tables;
 mod windows;
