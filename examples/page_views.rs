@@ -154,16 +154,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     )
     .await?;
     let keys = WindowedSerde::new(StringSerde, Duration::from_secs(60));
-    let mut counts = BTreeMap::new();
-    let mut updates = 0;
+    let mut counts: BTreeMap<(i64, String), i64> = BTreeMap::new();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while updates < views.len() && Instant::now() < deadline {
+    while counts.values().sum::<i64>() < views.len() as i64 && Instant::now() < deadline {
         for record in consumer.poll().await? {
             let key = keys.deserialize("views-per-region", record.key.as_ref())?;
             let count = I64Serde.deserialize("views-per-region", record.value.as_ref())?;
             let minute = (key.window.start - start) / MINUTE;
             counts.insert((minute, key.key), count);
-            updates += 1;
         }
     }
     for ((minute, region), count) in &counts {

@@ -87,22 +87,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let n_words: usize = LINES.iter().map(|l| l.split_whitespace().count()).sum();
     println!("produced {} lines, {n_words} words", LINES.len());
 
-    // Read the counts back: the last count of each word is its total.
+    // Read the counts back: the last count of each word is its total (the record caches
+    // send one update per word and commit, not one per word seen).
     let mut consumer = Consumer::assign(
         client.clone(),
         vec![("word-counts".to_string(), 0, StartOffset::Beginning)],
         ConsumerConfig::default(),
     )
     .await?;
-    let mut totals = BTreeMap::new();
-    let mut updates = 0;
+    let mut totals: BTreeMap<String, i64> = BTreeMap::new();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while updates < n_words && Instant::now() < deadline {
+    while totals.values().sum::<i64>() < n_words as i64 && Instant::now() < deadline {
         for record in consumer.poll().await? {
             let word = String::from_utf8(record.key.unwrap_or_default().to_vec())?;
             let count: [u8; 8] = record.value.unwrap_or_default().as_ref().try_into()?;
             totals.insert(word, i64::from_be_bytes(count));
-            updates += 1;
         }
     }
     for (word, count) in &totals {

@@ -68,7 +68,11 @@ impl TopologyTestDriver {
             topology,
             dropped: 0,
             application_id: application_id.to_string(),
-            ctx: TaskContext::new(application_id, 0),
+            ctx: {
+                let mut ctx = TaskContext::new(application_id, 0);
+                ctx.set_cache_max_bytes(10 * 1024 * 1024);
+                ctx
+            },
             offsets: BTreeMap::new(),
             outputs: BTreeMap::new(),
         }
@@ -109,6 +113,8 @@ impl TopologyTestDriver {
         pending.push_back(self.raw(topic, key, value, headers, timestamp));
         while let Some(record) = pending.pop_front() {
             self.topology.process(&mut self.ctx, &record)?;
+            // Kafka's test driver commits after every record: the record caches go on.
+            self.topology.flush_caches(&mut self.ctx)?;
             for output in self.ctx.take_outputs() {
                 if self.topology.reads(&self.application_id, &output.topic) {
                     let raw = self.raw(

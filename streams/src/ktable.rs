@@ -2,9 +2,11 @@
 //! changelog stream read as a table — the latest value of each key, kept in a state store.
 //!
 //! An aggregation keeps its running value per key in a key-value store of the task (serialised
-//! with the grouping's key serde and the aggregate's value serde), logs every update to the
-//! store's changelog, and forwards the new value downstream: Kafka Streams' emit-on-update with
-//! record caches off (`cache.max.bytes.buffering=0`).
+//! with the grouping's key serde and the aggregate's value serde). An update waits in the
+//! store's record cache, where a later update of the key replaces it, until the task commits
+//! or its caches are full; then it goes to the store, its changelog and downstream — Kafka
+//! Streams' caching. With `statestore.cache.max.bytes=0` (or `Materialized::
+//! with_caching_disabled`) every update goes on at once.
 //!
 //! A table's updates travel as [`Change`]s — the row's new value and the one it replaced, either
 //! absent — so that operators downstream can take back what an old value contributed: a
@@ -62,15 +64,25 @@ impl<K, V> Grouped<K, V> {
 pub struct Materialized<V> {
     pub(crate) name: Option<String>,
     pub(crate) value: Arc<dyn Serde<V>>,
+    pub(crate) caching: bool,
 }
 
 impl<V> Materialized<V> {
-    /// Values stored with `value`; the store gets a generated name.
+    /// Values stored with `value`; the store gets a generated name; updates are cached
+    /// (as the application's `statestore.cache.max.bytes` allows).
     pub fn with(value: impl Serde<V> + 'static) -> Materialized<V> {
         Materialized {
             name: None,
             value: Arc::new(value),
+            caching: true,
         }
+    }
+
+    /// Every update goes to the store, its changelog and downstream at once
+    /// (`withCachingDisabled`).
+    pub fn with_caching_disabled(mut self) -> Materialized<V> {
+        self.caching = false;
+        self
     }
 
     /// The store's name (queryable, and part of its changelog topic's name).
@@ -198,6 +210,7 @@ fn fold_into_store<K: Data, I: Data, VA: Data>(
     let out = state.new_children::<K, Change<VA>>(format!("{what} into store {store}"));
     let downstream = out.clone();
     let (keys, values, store_name) = (key_serde.clone(), materialized.value.clone(), store.clone());
+    let caching = materialized.caching;
     input.add(Arc::new(move |ctx, record: Record<K, I>| {
         // Kafka Streams skips records without key bytes in stateful operators.
         let Some(key_bytes) = ctx.store_key(&*keys, &store_name, &record.key) else {
@@ -212,23 +225,27 @@ fn fold_into_store<K: Data, I: Data, VA: Data>(
             Some(aggregate) => serdes::serialize(&*values, &store_name, "value", aggregate),
             None => Ok(None),
         };
-        match stored {
-            Ok(bytes) => ctx.put_logged(&store_name, key_bytes, bytes, record.timestamp),
+        let bytes = match stored {
+            Ok(bytes) => bytes,
             Err(err) => return ctx.errors.push(err),
-        }
-        let change = Change {
-            new: aggregate,
-            old: previous,
         };
-        forward_change(
-            ctx,
-            &downstream,
-            record.key,
-            change,
-            record.timestamp,
-            record.headers,
-        );
+        let update = Update {
+            key: record.key,
+            key_bytes,
+            new: aggregate,
+            new_bytes: bytes,
+            old: previous,
+            timestamp: record.timestamp,
+            headers: record.headers,
+        };
+        update.store_and_forward(ctx, &store_name, caching, &downstream);
     }));
+    state.add_flusher(cache_flusher(
+        store.clone(),
+        key_serde.clone(),
+        materialized.value.clone(),
+        out.clone(),
+    ));
     KTable::materialized(
         state.clone(),
         out,
@@ -237,6 +254,90 @@ fn fold_into_store<K: Data, I: Data, VA: Data>(
         materialized.value,
         sources.clone(),
     )
+}
+
+/// A new aggregate of a key, to store and forward.
+pub(crate) struct Update<K, V> {
+    pub(crate) key: K,
+    pub(crate) key_bytes: Bytes,
+    pub(crate) new: Option<V>,
+    pub(crate) new_bytes: Option<Bytes>,
+    pub(crate) old: Option<V>,
+    pub(crate) timestamp: i64,
+    pub(crate) headers: Vec<(String, Option<Bytes>)>,
+}
+
+impl<K: Data, V: Data> Update<K, V> {
+    /// Writes the update to store `store` — into its record cache when `caching` (the
+    /// cache's flush forwards it later), else to the store and its changelog — and forwards
+    /// it if it was not cached.
+    pub(crate) fn store_and_forward(
+        self,
+        ctx: &mut TaskContext,
+        store: &str,
+        caching: bool,
+        downstream: &Children<K, Change<V>>,
+    ) {
+        if caching {
+            if ctx.put_cached(
+                store,
+                self.key_bytes,
+                self.new_bytes,
+                self.timestamp,
+                &self.headers,
+            ) {
+                return;
+            }
+        } else {
+            ctx.put_logged(store, self.key_bytes, self.new_bytes, self.timestamp);
+        }
+        let change = Change {
+            new: self.new,
+            old: self.old,
+        };
+        forward_change(
+            ctx,
+            downstream,
+            self.key,
+            change,
+            self.timestamp,
+            self.headers,
+        );
+    }
+}
+
+/// The flush of store `store`'s record cache: each held update, decoded, forwarded as a
+/// change from the value the store had.
+pub(crate) fn cache_flusher<K: Data, V: Data>(
+    store: Arc<str>,
+    key: Arc<dyn Serde<K>>,
+    value: Arc<dyn Serde<V>>,
+    downstream: Arc<Children<K, Change<V>>>,
+) -> crate::topology::Flusher {
+    Arc::new(move |ctx| {
+        for update in ctx.flush_cache(&store) {
+            let decoded = (|| {
+                let key = serdes::deserialize(&*key, &store, "key", Some(&update.key))?;
+                let value = |bytes: Option<Bytes>| {
+                    bytes
+                        .map(|b| serdes::deserialize(&*value, &store, "value", Some(&b)))
+                        .transpose()
+                };
+                Ok::<_, crate::error::StreamsError>((key, value(update.new)?, value(update.old)?))
+            })();
+            match decoded {
+                Ok((key, new, old)) => forward_change(
+                    ctx,
+                    &downstream,
+                    key,
+                    Change { new, old },
+                    update.timestamp,
+                    update.headers,
+                ),
+                Err(err) => ctx.errors.push(err),
+            }
+        }
+    })
 }
 
 /// An update of a table row: its value after the update and the one before (`None`: absent).

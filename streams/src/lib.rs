@@ -38,7 +38,7 @@
 //! aggregations with subtractors, KStream–KTable, KTable–KTable and windowed KStream–KStream
 //! joins, tumbling, hopping and session windows, suppression of updates until windows close or
 //! a time limit, all kept in key-value stores with changelog topics; the test driver; the
-//! at-least-once runtime with interactive queries. The record cache, sliding windows and
+//! at-least-once runtime with record caches and interactive queries. Sliding windows and
 //! persistent stores come next.
 
 pub mod driver;

@@ -7,12 +7,14 @@
 //! and repartitioned records meet), with a producer of its own and a task (with its stores) per
 //! partition, restored from the changelogs when it starts. It polls records, runs each through
 //! the topology, sends what the sinks and stores wrote, and every `commit.interval.ms` (and
-//! before it gives partitions up) flushes the producer and commits the positions it reached.
+//! before it gives partitions up) flushes the tasks' record caches (their
+//! `statestore.cache.max.bytes` share; also whenever a task's caches are full), then the
+//! producer, and commits the positions it reached.
 //! That order makes processing at-least-once: a committed offset is never ahead of an output or
 //! a changelog write that was not acknowledged. Several instances of one application share the
 //! partitions through the same group and take them over when one stops.
 //!
-//! Not yet: punctuation, the record cache, exactly-once (needs the log's transactions;
+//! Not yet: punctuation, exactly-once (needs the log's transactions;
 //! `processing.guarantee=exactly_once_v2` is refused with that reason).
 
 use std::collections::BTreeMap;
@@ -53,6 +55,9 @@ pub struct StreamsConfig {
     pub commit_interval: Duration,
     /// `default.deserialization.exception.handler`.
     pub deserialization_handler: DeserializationHandler,
+    /// `statestore.cache.max.bytes` (formerly `cache.max.bytes.buffering`): the record caches'
+    /// size across the stream threads (10 MiB; 0 turns caching off and forwards every update).
+    pub cache_max_bytes: usize,
     /// The stream threads' consumer settings (`consumer.`-prefixed properties).
     pub group: GroupConfig,
     /// The stream threads' producer settings (`producer.`-prefixed properties).
@@ -77,13 +82,15 @@ impl StreamsConfig {
             num_stream_threads: 1,
             commit_interval: Duration::from_millis(30_000),
             deserialization_handler: DeserializationHandler::LogAndFail,
+            cache_max_bytes: 10 * 1024 * 1024,
             group,
             producer,
         }
     }
 
     /// Reads Kafka Streams' properties: `application.id` (required), `num.stream.threads`,
-    /// `commit.interval.ms`, `default.deserialization.exception.handler`,
+    /// `commit.interval.ms`, `statestore.cache.max.bytes` (or the older
+    /// `cache.max.bytes.buffering`), `default.deserialization.exception.handler`,
     /// `processing.guarantee`, and `producer.`/`consumer.`-prefixed client properties.
     pub fn from_props<'a>(
         props: impl IntoIterator<Item = (&'a str, &'a str)>,
@@ -117,6 +124,11 @@ impl StreamsConfig {
                         .ok()
                         .filter(|n| *n >= 1)
                         .ok_or_else(|| invalid(key, value, "expected a whole number of at least 1"))?
+                }
+                "statestore.cache.max.bytes" | "cache.max.bytes.buffering" => {
+                    config.cache_max_bytes = value
+                        .parse::<usize>()
+                        .map_err(|_| invalid(key, value, "expected a number of bytes"))?;
                 }
                 "commit.interval.ms" => {
                     let ms = value
@@ -550,6 +562,12 @@ impl StreamThread {
             }
             self.tasks.insert(partition, (topics, task));
         }
+        // The thread's share of the caches, split between its tasks.
+        let per_thread = self.config.cache_max_bytes / self.config.num_stream_threads.max(1);
+        let per_task = per_thread / self.tasks.len().max(1);
+        for (_, task) in self.tasks.values_mut() {
+            task.set_cache_max_bytes(if per_thread == 0 { 0 } else { per_task.max(1) });
+        }
         Ok(())
     }
 
@@ -584,6 +602,14 @@ impl StreamThread {
                 .records_dropped_late
                 .fetch_add(dropped, Ordering::Relaxed);
         }
+        self.send_outputs(record.partition).await
+    }
+
+    /// Sends what task `partition` wrote since the last call.
+    async fn send_outputs(&mut self, partition: i32) -> Result<()> {
+        let Some((_, task)) = self.tasks.get_mut(&partition) else {
+            return Ok(());
+        };
         // One vector for every record's outputs, so nothing is allocated for it per record.
         std::mem::swap(&mut self.outputs, &mut task.outputs);
         for output in self.outputs.drain(..) {
@@ -606,6 +632,14 @@ impl StreamThread {
     /// Flushes the producer, checks every output since the last commit was written, then
     /// commits the positions reached: a committed offset is never ahead of an output.
     async fn commit(&mut self) -> Result<()> {
+        // What the record caches held goes out first: it is part of what is committed.
+        let partitions: Vec<i32> = self.tasks.keys().copied().collect();
+        for partition in partitions {
+            if let Some((_, task)) = self.tasks.get_mut(&partition) {
+                self.topology.flush_caches(task)?;
+            }
+            self.send_outputs(partition).await?;
+        }
         self.producer.flush().await;
         for delivery in self.deliveries.drain(..) {
             match delivery.try_result() {

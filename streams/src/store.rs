@@ -6,7 +6,7 @@
 //! starts on a new instance (or its local state is gone), its store is rebuilt by reading that
 //! partition from the beginning. Typed reads go through [`ReadOnlyKeyValueStore`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::marker::PhantomData;
 use std::sync::Arc;
 
@@ -20,16 +20,104 @@ pub fn changelog_topic(application_id: &str, store: &str) -> String {
     format!("{application_id}-{store}-changelog")
 }
 
-/// An in-memory key-value store of one task.
+/// An in-memory key-value store of one task, with its record cache: updates held back before
+/// they reach the store proper, its changelog and the operators downstream (Kafka's record
+/// cache). Reads see a cached update as the key's value, so queries and lookups are current
+/// while the update is held.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KeyValueStore {
     entries: BTreeMap<Bytes, Bytes>,
+    cached: HashMap<Bytes, CachedUpdate>,
+    /// Orders the cached updates by their latest write, the order they are flushed in.
+    next_seq: u64,
+}
+
+/// An update waiting in a record cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CachedUpdate {
+    pub(crate) value: Option<Bytes>,
+    pub(crate) timestamp: i64,
+    pub(crate) headers: Vec<(String, Option<Bytes>)>,
+    seq: u64,
+}
+
+/// What a record cache's size counts for an entry besides its bytes.
+const CACHE_ENTRY_OVERHEAD: usize = 64;
+
+fn cached_size(key: &[u8], value: &Option<Bytes>) -> usize {
+    key.len() + value.as_ref().map_or(0, Bytes::len) + CACHE_ENTRY_OVERHEAD
 }
 
 impl KeyValueStore {
-    /// The value stored for `key`.
+    /// The value of `key`: a cached update's (none for a cached delete), else the store's.
     pub fn get(&self, key: &[u8]) -> Option<&Bytes> {
-        self.entries.get(key)
+        match self.cached.get(key) {
+            Some(update) => update.value.as_ref(),
+            None => self.entries.get(key),
+        }
+    }
+
+    /// Holds an update of `key` in the record cache (replacing one held for it); returns how
+    /// many bytes the cache grew by (negative: shrank).
+    pub(crate) fn cache(
+        &mut self,
+        key: Bytes,
+        value: Option<Bytes>,
+        timestamp: i64,
+        headers: &[(String, Option<Bytes>)],
+    ) -> isize {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let grown = cached_size(&key, &value) as isize;
+        let update = CachedUpdate {
+            value,
+            timestamp,
+            headers: headers.to_vec(),
+            seq,
+        };
+        let shrunk = self
+            .cached
+            .insert(key.clone(), update)
+            .map_or(0, |old| cached_size(&key, &old.value) as isize);
+        grown - shrunk
+    }
+
+    /// Takes the cached updates, oldest first, each with the value the store had for its key
+    /// (which it now replaces), and how many bytes the cache held.
+    pub(crate) fn drain_cache(&mut self) -> (Vec<(Bytes, CachedUpdate, Option<Bytes>)>, usize) {
+        let mut updates: Vec<(Bytes, CachedUpdate)> = self.cached.drain().collect();
+        updates.sort_by_key(|(_, update)| update.seq);
+        let mut freed = 0;
+        let drained = updates
+            .into_iter()
+            .map(|(key, update)| {
+                freed += cached_size(&key, &update.value);
+                let old = match &update.value {
+                    Some(value) => self.entries.insert(key.clone(), value.clone()),
+                    None => self.entries.remove(&key),
+                };
+                (key, update, old)
+            })
+            .collect();
+        (drained, freed)
+    }
+
+    /// The entries with keys from `from` (inclusive) up to `to` (inclusive; None: no end), in
+    /// key-byte order, cached updates included.
+    pub fn entries_between(&self, from: &[u8], to: Option<&[u8]>) -> Vec<(Bytes, Bytes)> {
+        let in_range = |key: &[u8]| key >= from && to.is_none_or(|to| key <= to);
+        let mut view: BTreeMap<Bytes, Bytes> = self
+            .range_from(from)
+            .take_while(|(key, _)| to.is_none_or(|to| key.as_ref() <= to))
+            .filter(|(key, _)| !self.cached.contains_key(*key))
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect();
+        for (key, update) in &self.cached {
+            if let (true, Some(value)) = (in_range(key), &update.value) {
+                view.insert(key.clone(), value.clone());
+            }
+        }
+        view.into_iter().collect()
     }
 
     /// Stores `value` for `key`, or deletes `key` when `value` is None.
@@ -44,7 +132,7 @@ impl KeyValueStore {
         }
     }
 
-    /// Every entry, in key-byte order.
+    /// Every entry the store proper holds (not its cached updates), in key-byte order.
     pub fn iter(&self) -> impl Iterator<Item = (&Bytes, &Bytes)> {
         self.entries.iter()
     }
@@ -138,8 +226,7 @@ impl<K, V> ReadOnlyKeyValueStore<K, V> {
     pub fn all(&self) -> Result<Vec<(K, V)>> {
         let mut entries: Vec<(Bytes, Bytes)> = Vec::new();
         for part in &(self.parts)() {
-            let part = part.read();
-            entries.extend(part.iter().map(|(k, v)| (k.clone(), v.clone())));
+            entries.extend(part.read().entries_between(&[], None));
         }
         entries.sort_by(|a, b| a.0.cmp(&b.0));
         self.decode(entries)
@@ -152,8 +239,9 @@ impl<K, V> ReadOnlyKeyValueStore<K, V> {
         let to = serdes::serialize(&*self.key, &self.name, "key", to)?.unwrap_or_default();
         let mut entries: Vec<(Bytes, Bytes)> = Vec::new();
         for part in &(self.parts)() {
-            let part = part.read();
-            entries.extend(part.range(&from, &to).map(|(k, v)| (k.clone(), v.clone())));
+            if from <= to {
+                entries.extend(part.read().entries_between(&from, Some(&to)));
+            }
         }
         entries.sort_by(|a, b| a.0.cmp(&b.0));
         self.decode(entries)
@@ -178,8 +266,8 @@ impl<K, V> ReadOnlyKeyValueStore<K, V> {
         let (from, to) = (bound(time_from.max(0)), bound(time_to));
         let mut found: Vec<(i64, V)> = Vec::new();
         for part in &(self.parts)() {
-            let part = part.read();
-            for (stored_key, value) in part.range(&from, &to) {
+            let entries = part.read().entries_between(&from, Some(&to));
+            for (stored_key, value) in &entries {
                 // Only this key's windows: the stored key is exactly its bytes and a start.
                 if stored_key.len() != key_bytes.len() + 8 {
                     continue;

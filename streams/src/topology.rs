@@ -83,6 +83,11 @@ pub struct TaskContext {
     /// Times that operators keep per task (a join's stream time over both its inputs), by
     /// operator name: not logged, as Kafka's are not; they start again after a restart.
     operator_times: HashMap<Arc<str>, i64>,
+    /// How many bytes the task's record caches may hold before they are flushed (0: no
+    /// caching, every update goes on at once).
+    cache_max_bytes: usize,
+    /// How many bytes they hold now.
+    cached_bytes: usize,
 }
 
 /// A task's store and the name of its changelog.
@@ -90,6 +95,16 @@ pub struct TaskContext {
 struct StoreSlot {
     store: SharedStore,
     changelog: Arc<str>,
+}
+
+/// An update taken out of a record cache: written to the store and its changelog, to be
+/// forwarded: key, new value, the value it replaced in the store, timestamp and headers.
+pub(crate) struct FlushedUpdate {
+    pub(crate) key: Bytes,
+    pub(crate) new: Option<Bytes>,
+    pub(crate) old: Option<Bytes>,
+    pub(crate) timestamp: i64,
+    pub(crate) headers: Vec<(String, Option<Bytes>)>,
 }
 
 impl TaskContext {
@@ -156,6 +171,69 @@ impl TaskContext {
         }
     }
 
+    /// Lets the task's record caches hold up to `bytes` (0 turns caching off).
+    pub fn set_cache_max_bytes(&mut self, bytes: usize) {
+        self.cache_max_bytes = bytes;
+    }
+
+    /// Whether the task's record caches hold more than they may.
+    pub(crate) fn cache_full(&self) -> bool {
+        self.cache_max_bytes > 0 && self.cached_bytes > self.cache_max_bytes
+    }
+
+    /// Holds `key` → `value` (None deletes) for store `name` in its record cache; false when
+    /// caching is off, and then the update went to the store and its changelog at once (the
+    /// caller forwards it).
+    pub(crate) fn put_cached(
+        &mut self,
+        name: &str,
+        key: Bytes,
+        value: Option<Bytes>,
+        timestamp: i64,
+        headers: &[(String, Option<Bytes>)],
+    ) -> bool {
+        if self.cache_max_bytes == 0 {
+            self.put_logged(name, key, value, timestamp);
+            return false;
+        }
+        let Some(slot) = self.slot(name) else {
+            return false;
+        };
+        let grown = slot.store.write().cache(key, value, timestamp, headers);
+        self.cached_bytes = self.cached_bytes.saturating_add_signed(grown);
+        true
+    }
+
+    /// Empties store `name`'s record cache into the store and its changelog, oldest update
+    /// first; returns the updates, to be forwarded.
+    pub(crate) fn flush_cache(&mut self, name: &str) -> Vec<FlushedUpdate> {
+        let partition = self.task_partition;
+        let Some(slot) = self.stores.get_mut(name) else {
+            return Vec::new();
+        };
+        let (drained, freed) = slot.store.write().drain_cache();
+        self.cached_bytes = self.cached_bytes.saturating_sub(freed);
+        let mut flushed = Vec::with_capacity(drained.len());
+        for (key, update, old) in drained {
+            self.outputs.push(OutputRecord {
+                topic: slot.changelog.clone(),
+                partition: Some(partition),
+                key: Some(key.clone()),
+                value: update.value.clone(),
+                timestamp: update.timestamp,
+                headers: Vec::new(),
+            });
+            flushed.push(FlushedUpdate {
+                key,
+                new: update.value,
+                old,
+                timestamp: update.timestamp,
+                headers: update.headers,
+            });
+        }
+        flushed
+    }
+
     /// The time operator `name` keeps in this task (`i64::MIN` before its first record).
     pub(crate) fn operator_time(&mut self, name: &Arc<str>) -> &mut i64 {
         self.operator_times.entry(name.clone()).or_insert(i64::MIN)
@@ -198,6 +276,7 @@ impl TaskContext {
         let Some(slot) = self.stores.get(name) else {
             return Ok(None);
         };
+        // A cached update is the latest value (a cached delete: none).
         let found = slot.store.read().get(key).cloned();
         found
             .map(|bytes| serdes::deserialize(serde, name, "value", Some(&bytes)))
@@ -381,6 +460,9 @@ impl<K: Send + Sync, V: Send + Sync> Freeze for Children<K, V> {
     }
 }
 
+/// Forwards the updates an operator's record cache held.
+pub(crate) type Flusher = Arc<dyn Fn(&mut TaskContext) + Send + Sync>;
+
 /// A source node: deserialises a topic's record and forwards it.
 type SourceNode = Arc<dyn Fn(&mut TaskContext, &RawRecord) -> Result<()> + Send + Sync>;
 
@@ -490,6 +572,9 @@ pub(crate) struct BuilderState {
     /// For generated names (Kafka's `KSTREAM-AGGREGATE-STATE-STORE-0000000001`).
     next_index: std::sync::atomic::AtomicUsize,
     freezers: Mutex<Vec<Arc<dyn Freeze>>>,
+    /// The operators with record caches, in the order they were added (upstream first, so
+    /// that what one flush forwards into a later cache is flushed in the same round).
+    flushers: Mutex<Vec<Flusher>>,
     /// One line per node, for [`Topology::describe`].
     description: Mutex<Vec<String>>,
 }
@@ -505,6 +590,12 @@ impl BuilderState {
         self.freezers.lock().push(children.clone());
         self.description.lock().push(what);
         children
+    }
+
+    /// Registers the flush of a cached operator: it takes its store's cached updates and
+    /// forwards them.
+    pub(crate) fn add_flusher(&self, flusher: Flusher) {
+        self.flushers.lock().push(flusher);
     }
 
     pub(crate) fn add_sink(&self, topic: &str) {
@@ -706,6 +797,7 @@ impl StreamsBuilder {
             copartitioned: std::mem::take(&mut *self.state.copartitioned.lock()),
             sinks: self.state.sinks.lock().clone(),
             stores: self.state.stores.lock().clone(),
+            flushers: std::mem::take(&mut *self.state.flushers.lock()),
             description: self.state.description.lock().clone(),
         })
     }
@@ -719,6 +811,7 @@ pub struct Topology {
     internal_sources: BTreeMap<String, Vec<SourceNode>>,
     sinks: BTreeSet<String>,
     stores: BTreeSet<String>,
+    flushers: Vec<Flusher>,
     description: Vec<String>,
 }
 
@@ -812,6 +905,21 @@ impl Topology {
             .ok_or_else(|| StreamsError::UnknownTopic(record.topic.to_string()))?;
         for source in sources {
             source(ctx, record)?;
+        }
+        if ctx.cache_full() {
+            self.flush_caches(ctx)?;
+        }
+        match ctx.errors.drain(..).next() {
+            Some(err) => Err(err),
+            None => Ok(()),
+        }
+    }
+
+    /// Empties the task's record caches: every held update goes to its store, its changelog
+    /// and downstream (before a commit, and when the caches are full).
+    pub fn flush_caches(&self, ctx: &mut TaskContext) -> Result<()> {
+        for flush in &self.flushers {
+            flush(ctx);
         }
         match ctx.errors.drain(..).next() {
             Some(err) => Err(err),

@@ -15,7 +15,7 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::kstream::{Data, KStream};
-use crate::ktable::{Change, KTable, Materialized};
+use crate::ktable::{Change, KTable, Materialized, Update};
 use crate::serdes::{self, Serde};
 use crate::topology::Record;
 
@@ -218,6 +218,7 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
         let (key_serde, value_serde) = (self.key.clone(), materialized.value.clone());
         let windows = self.windows;
         let store_name = store.clone();
+        let caching = materialized.caching;
         self.stream
             .children
             .add(Arc::new(move |ctx, record: Record<K, V>| {
@@ -238,37 +239,41 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
                     };
                     let current = previous.clone().unwrap_or_else(&initializer);
                     let aggregate = aggregator(&record.key, record.value.clone(), current);
-                    match serdes::serialize(&*value_serde, &store_name, "value", &aggregate) {
-                        Ok(bytes) => {
-                            ctx.put_logged(&store_name, stored_key, bytes, record.timestamp)
-                        }
-                        Err(err) => return ctx.errors.push(err),
-                    }
-                    downstream.forward(
-                        ctx,
-                        Record {
-                            key: Windowed {
-                                key: record.key.clone(),
-                                window,
-                            },
-                            value: Change {
-                                new: Some(aggregate),
-                                old: previous,
-                            },
-                            timestamp: record.timestamp,
-                            headers: record.headers.clone(),
+                    let bytes =
+                        match serdes::serialize(&*value_serde, &store_name, "value", &aggregate) {
+                            Ok(bytes) => bytes,
+                            Err(err) => return ctx.errors.push(err),
+                        };
+                    let update = Update {
+                        key: Windowed {
+                            key: record.key.clone(),
+                            window,
                         },
-                    );
+                        key_bytes: stored_key,
+                        new: Some(aggregate),
+                        new_bytes: bytes,
+                        old: previous,
+                        timestamp: record.timestamp,
+                        headers: record.headers.clone(),
+                    };
+                    update.store_and_forward(ctx, &store_name, caching, &downstream);
                 }
             }));
+        let windowed_key: Arc<dyn Serde<Windowed<K>>> = Arc::new(WindowedSerde {
+            inner: self.key.clone(),
+            window_size_ms: self.windows.size_ms,
+        });
+        state.add_flusher(crate::ktable::cache_flusher(
+            store.clone(),
+            windowed_key.clone(),
+            materialized.value.clone(),
+            out.clone(),
+        ));
         let mut table = KTable::materialized(
             state,
             out,
             store,
-            Arc::new(WindowedSerde {
-                inner: self.key.clone(),
-                window_size_ms: self.windows.size_ms,
-            }),
+            windowed_key,
             materialized.value,
             self.stream.sources.clone(),
         );

@@ -266,3 +266,48 @@ fn a_stored_value_that_does_not_deserialise_is_an_error_not_a_panic() {
     let err = wrong.get(&"k".to_string()).unwrap_err();
     assert!(err.to_string().contains("sums"), "{err}");
 }
+
+#[test]
+fn the_record_cache_forwards_one_update_per_key_and_commit() {
+    let builder = StreamsBuilder::new();
+    // Each line's words, under the line's key: one input record updates its key many times.
+    let words = builder
+        .stream("lines", Consumed::with(StringSerde, StringSerde))
+        .flat_map_values(|line: String| {
+            line.split_whitespace()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .group_by_key(Grouped::with_key(StringSerde));
+    words
+        .count(Materialized::counts().named("cached"))
+        .to_stream()
+        .to("cached-counts", Produced::with(StringSerde, I64Serde));
+    words
+        .count(
+            Materialized::counts()
+                .named("uncached")
+                .with_caching_disabled(),
+        )
+        .to_stream()
+        .to("every-count", Produced::with(StringSerde, I64Serde));
+    let mut driver = TopologyTestDriver::new(builder.build().unwrap());
+    pipe(
+        &mut driver,
+        "lines",
+        &[("l1", "a b a a"), ("l2", "c"), ("l1", "d e")],
+    );
+    // The driver commits after each input record, as Kafka's does: the cache forwards each
+    // key once per record, with its latest count.
+    let cached = TestOutputTopic::new("cached-counts", StringSerde, I64Serde);
+    let every = TestOutputTopic::new("every-count", StringSerde, I64Serde);
+    assert_eq!(driver.read_key_values(&every).unwrap().len(), 7);
+    let s = |v: &str| v.to_string();
+    assert_eq!(
+        driver.read_key_values(&cached).unwrap(),
+        vec![(s("l1"), 4), (s("l2"), 1), (s("l1"), 6)]
+    );
+    // The changelog got the same one write per key and commit.
+    let changelog = driver.read_raw("topology-test-driver-cached-changelog");
+    assert_eq!(changelog.len(), 3);
+}

@@ -63,6 +63,9 @@ async fn start_app(
     .unwrap()
 }
 
+/// Record caches off: every update goes out at once (for tests that count them).
+const NO_CACHE: &[(&str, &str)] = &[("statestore.cache.max.bytes", "0")];
+
 /// Waits (up to 10 s) until `condition` holds.
 async fn eventually(what: &str, condition: impl Fn() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -379,7 +382,7 @@ fn counts_live_in_stores_that_a_restart_restores_from_their_changelogs() {
             &views(&["ann", "bob", "ann", "cid", "ann", "bob"]),
         )
         .await;
-        let app = start_app(&client, counting_topology(), "counter", &[]).await;
+        let app = start_app(&client, counting_topology(), "counter", NO_CACHE).await;
         let counts = latest_counts(&client, 6).await;
         assert_eq!(
             counts,
@@ -406,7 +409,7 @@ fn counts_live_in_stores_that_a_restart_restores_from_their_changelogs() {
 
         // A new instance (nothing in memory) restores the stores and goes on counting.
         produce(&client, "views", &views(&["ann", "cid"])).await;
-        let app = start_app(&client, counting_topology(), "counter", &[]).await;
+        let app = start_app(&client, counting_topology(), "counter", NO_CACHE).await;
         let counts = latest_counts(&client, 8).await;
         assert_eq!(counts["ann"], 4, "{counts:?}");
         assert_eq!(counts["cid"], 2, "{counts:?}");
@@ -533,8 +536,8 @@ fn two_instances_count_words_against_a_broker_over_tcp() {
                         .to("word-totals", Produced::with(StringSerde, I64Serde));
                     Arc::new(builder.build().unwrap())
                 };
-                let first = start_app(&client, topology(), "tcp-words", &[]).await;
-                let second = start_app(&client, topology(), "tcp-words", &[]).await;
+                let first = start_app(&client, topology(), "tcp-words", NO_CACHE).await;
+                let second = start_app(&client, topology(), "tcp-words", NO_CACHE).await;
                 let lines: Vec<(Option<&str>, Bytes)> = (0..30)
                     .map(|i| {
                         (
@@ -595,7 +598,13 @@ fn records_for_closed_windows_are_dropped_and_counted() {
                 "click-counts",
                 Produced::with(WindowedSerde::new(StringSerde, size), I64Serde),
             );
-        let app = start_app(&client, Arc::new(builder.build().unwrap()), "late", &[]).await;
+        let app = start_app(
+            &client,
+            Arc::new(builder.build().unwrap()),
+            "late",
+            NO_CACHE,
+        )
+        .await;
         eventually("four records processed", || {
             app.metrics().records_processed() >= 4
         })
@@ -693,5 +702,41 @@ fn two_streams_join_on_a_node_across_partitions() {
         joined.sort();
         assert_eq!(joined, ["ad1:shown->click", "ad3:shown->click"]);
         app.close().await.unwrap();
+    });
+}
+
+#[test]
+fn the_record_cache_holds_updates_until_a_commit_and_queries_see_them() {
+    on_embedded_node(|client| async move {
+        create(&client, "views", 4).await;
+        create(&client, "view-counts", 1).await;
+        // No commit comes while the test runs: what is cached stays cached until close.
+        let app = start_app(
+            &client,
+            counting_topology(),
+            "cached",
+            &[("commit.interval.ms", "600000")],
+        )
+        .await;
+        let views: Vec<(Option<&str>, Bytes)> = (0..100)
+            .map(|i| (Some(["ann", "bob"][i % 2]), Bytes::from_static(b"/page")))
+            .collect();
+        produce(&client, "views", &views).await;
+        let store = app.store("counts", StringSerde, I64Serde).unwrap();
+        eventually("the counts, read through the cache", || {
+            store.get(&"ann".to_string()).ok().flatten() == Some(50)
+                && store.get(&"bob".to_string()).ok().flatten() == Some(50)
+        })
+        .await;
+        assert_eq!(store.all().unwrap().len(), 2);
+        assert_eq!(client.list_offset("view-counts", 0, -1).await.unwrap(), 0);
+        // Closing commits, and so flushes: one update per key, the latest.
+        app.close().await.unwrap();
+        let counts = latest_counts(&client, 2).await;
+        assert_eq!(
+            counts,
+            [("ann".to_string(), 50), ("bob".to_string(), 50)].into()
+        );
+        assert_eq!(client.list_offset("view-counts", 0, -1).await.unwrap(), 2);
     });
 }
