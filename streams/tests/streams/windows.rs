@@ -122,3 +122,32 @@ fn hopping_windows_count_each_record_in_every_window_it_falls_in() {
         .unwrap()
         .is_empty());
 }
+
+#[test]
+fn nexmark_q5_names_each_windows_hottest_auction() {
+    use sluice_streams::nexmark::{self, AuctionCount, AuctionCountSerde, Bid, BidSerde};
+    let builder = StreamsBuilder::new();
+    nexmark::q5(&builder, "bids", "hot-items");
+    let mut driver = TopologyTestDriver::new(builder.build().unwrap());
+    let bids = TestInputTopic::new("bids", I64Serde, BidSerde);
+    for (auction, at) in [(1, 100), (2, 200), (1, 300), (2, 400), (2, 500), (1, 2_100)] {
+        let bid = Bid {
+            auction,
+            bidder: 7,
+            price: 100,
+            channel: "Google".into(),
+            url: String::new(),
+            date_time: at,
+        };
+        // The bid's own time counts, not the record's.
+        driver.pipe_input(&bids, &auction, &bid, 0).unwrap();
+    }
+    let output = TestOutputTopic::new("hot-items", I64Serde, AuctionCountSerde);
+    let mut last = std::collections::BTreeMap::new();
+    for (start, hot) in driver.read_key_values(&output).unwrap() {
+        last.insert(start, hot);
+    }
+    // Window 0 ends in a tie at three bids each: the lower id wins.
+    let hot = |auction, count| AuctionCount { auction, count };
+    assert_eq!(last, [(0, hot(1, 3)), (2_000, hot(1, 1))].into());
+}
