@@ -31,6 +31,10 @@ pub struct StreamsBenchArgs {
     /// reads the auctions among them first.
     #[arg(long, default_value_t = 1_000_000)]
     events: u64,
+    /// `commit.interval.ms` of the application: how often results (and the record caches'
+    /// flushes) go out.
+    #[arg(long, default_value_t = 100)]
+    commit_interval_ms: u64,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -212,12 +216,11 @@ pub fn streams(args: StreamsBenchArgs) -> anyhow::Result<()> {
         }
         let topology = Arc::new(builder.build()?);
         let application_id = format!("nexmark-{}", args.query);
+        let commit_interval = args.commit_interval_ms.to_string();
         let config = StreamsConfig::from_props([
             ("application.id", application_id.as_str()),
             ("num.stream.threads", "1"),
-            // Kafka Streams' commit interval for exactly-once: results (and the record
-            // caches' flushes) every 100 ms.
-            ("commit.interval.ms", "100"),
+            ("commit.interval.ms", commit_interval.as_str()),
             ("producer.acks", "1"),
             ("producer.batch.size", "65536"),
             ("producer.linger.ms", "5"),

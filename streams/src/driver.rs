@@ -53,6 +53,8 @@ pub struct TopologyTestDriver {
     offsets: BTreeMap<String, i64>,
     /// What the topology wrote, per topic, not read yet.
     outputs: BTreeMap<String, VecDeque<OutputRecord>>,
+    /// Whether the task's processors were started (`init`) yet.
+    started: bool,
 }
 
 impl TopologyTestDriver {
@@ -75,7 +77,76 @@ impl TopologyTestDriver {
             },
             offsets: BTreeMap::new(),
             outputs: BTreeMap::new(),
+            started: false,
         }
+    }
+
+    /// Starts the task's custom processors before its first record or clock advance.
+    fn start(&mut self) -> Result<()> {
+        if !self.started {
+            self.started = true;
+            self.topology.init_task(&mut self.ctx)?;
+            self.route_outputs(&mut VecDeque::new());
+        }
+        Ok(())
+    }
+
+    /// Moves the driver's wall clock (which starts at 0) forward by `advance` and runs the
+    /// wall-clock punctuations that became due (Kafka's `advanceWallClockTime`), and whatever
+    /// they write to topics the topology reads.
+    pub fn advance_wall_clock_time(&mut self, advance: std::time::Duration) -> Result<()> {
+        self.start()?;
+        let now = self
+            .ctx
+            .wall_clock_ms()
+            .saturating_add(i64::try_from(advance.as_millis()).unwrap_or(i64::MAX / 4));
+        self.ctx.set_wall_clock_ms(now);
+        self.topology.punctuate(
+            &mut self.ctx,
+            crate::processor::PunctuationType::WallClockTime,
+            now,
+        )?;
+        let mut pending = VecDeque::new();
+        self.route_outputs(&mut pending);
+        self.run(pending)
+    }
+
+    /// Files what the task wrote since the last call under its topics, and queues what went
+    /// to topics the topology reads (a broker would hand those back).
+    fn route_outputs(&mut self, pending: &mut VecDeque<RawRecord>) {
+        for output in self.ctx.take_outputs() {
+            if self.topology.reads(&self.application_id, &output.topic) {
+                let raw = self.raw(
+                    &output.topic,
+                    output.key.clone(),
+                    output.value.clone(),
+                    output.headers.clone(),
+                    output.timestamp,
+                );
+                pending.push_back(raw);
+            }
+            self.outputs
+                .entry(output.topic.to_string())
+                .or_default()
+                .push_back(output);
+        }
+    }
+
+    /// Processes `pending` records in order, and those they write to topics the topology reads.
+    fn run(&mut self, mut pending: VecDeque<RawRecord>) -> Result<()> {
+        while let Some(record) = pending.pop_front() {
+            self.topology.process(&mut self.ctx, &record)?;
+            // Kafka's test driver commits after every record: the record caches go on.
+            self.topology.flush_caches(&mut self.ctx)?;
+            let stream_time = self.ctx.task_stream_time();
+            self.topology.punctuate(
+                &mut self.ctx,
+                crate::processor::PunctuationType::StreamTime,
+                stream_time,
+            )?;
+            self.route_outputs(&mut pending);
+        }
+        Ok(())
     }
 
     /// Tells sink partitioners how many partitions `topic` has (1 unless set).
@@ -109,30 +180,10 @@ impl TopologyTestDriver {
         if !self.topology.reads(&self.application_id, topic) {
             return Err(StreamsError::UnknownTopic(topic.to_string()));
         }
+        self.start()?;
         let mut pending = VecDeque::new();
         pending.push_back(self.raw(topic, key, value, headers, timestamp));
-        while let Some(record) = pending.pop_front() {
-            self.topology.process(&mut self.ctx, &record)?;
-            // Kafka's test driver commits after every record: the record caches go on.
-            self.topology.flush_caches(&mut self.ctx)?;
-            for output in self.ctx.take_outputs() {
-                if self.topology.reads(&self.application_id, &output.topic) {
-                    let raw = self.raw(
-                        &output.topic,
-                        output.key.clone(),
-                        output.value.clone(),
-                        output.headers.clone(),
-                        output.timestamp,
-                    );
-                    pending.push_back(raw);
-                }
-                self.outputs
-                    .entry(output.topic.to_string())
-                    .or_default()
-                    .push_back(output);
-            }
-        }
-        Ok(())
+        self.run(pending)
     }
 
     fn raw(

@@ -38,7 +38,8 @@
 //! aggregations with subtractors, KStream–KTable, KTable–KTable and windowed KStream–KStream
 //! joins, tumbling, hopping and session windows, suppression of updates until windows close or
 //! a time limit, all kept in key-value stores with changelog topics; the test driver; the
-//! at-least-once runtime with record caches and interactive queries. Sliding windows and
+//! at-least-once runtime with record caches and interactive queries; the processor API with
+//! punctuation. Sliding windows and
 //! persistent stores come next.
 
 pub mod driver;
@@ -47,6 +48,7 @@ pub mod join;
 pub mod kstream;
 pub mod ktable;
 pub mod nexmark;
+pub mod processor;
 pub mod runtime;
 pub mod serdes;
 pub mod session;
@@ -60,6 +62,9 @@ pub use error::{Result, StreamsError};
 pub use join::{JoinWindows, StreamJoined};
 pub use kstream::{BranchedKStream, KStream, Repartitioned};
 pub use ktable::{Change, Grouped, KGroupedStream, KGroupedTable, KTable, Materialized};
+pub use processor::{
+    KeyValueStoreHandle, Processor, ProcessorContext, PunctuationType, ScheduleId,
+};
 pub use runtime::{DeserializationHandler, KafkaStreams, StreamsConfig, StreamsMetrics};
 pub use session::{SessionWindowedKStream, SessionWindowedSerde, SessionWindows};
 pub use store::{KeyValueStore, ReadOnlyKeyValueStore, SharedStore};

@@ -14,7 +14,10 @@
 //! a changelog write that was not acknowledged. Several instances of one application share the
 //! partitions through the same group and take them over when one stops.
 //!
-//! Not yet: punctuation, exactly-once (needs the log's transactions;
+//! Custom processors' punctuations run after each record (stream time) and after each poll
+//! (wall clock).
+//!
+//! Not yet: exactly-once (needs the log's transactions;
 //! `processing.guarantee=exactly_once_v2` is refused with that reason).
 
 use std::collections::BTreeMap;
@@ -30,6 +33,7 @@ use sluice_log::client::producer::{DeliveryFuture, Producer, ProducerConfig, Pro
 use sluice_log::client::{Client, NewTopic};
 
 use crate::error::{Result, StreamsError};
+use crate::processor::PunctuationType;
 use crate::serdes::Serde;
 use crate::store::{changelog_topic, ReadOnlyKeyValueStore, SharedStore};
 use crate::topology::{internal_topic, TaskContext, Topology};
@@ -481,6 +485,7 @@ impl StreamThread {
                     for record in in_timestamp_order(records) {
                         self.process(&record).await?;
                     }
+                    self.punctuate_wall_clock().await?;
                 }
                 // The partitions go to another member: what was processed is committed first.
                 GroupEvent::Revoked(_) => {
@@ -560,7 +565,11 @@ impl StreamThread {
                     self.stores.lock().insert((store, partition), shared);
                 }
             }
+            task.set_wall_clock_ms(wall_clock_ms());
+            self.topology.init_task(&mut task)?;
             self.tasks.insert(partition, (topics, task));
+            // What the processors' init wrote goes out like a record's outputs.
+            self.send_outputs(partition).await?;
         }
         // The thread's share of the caches, split between its tasks.
         let per_thread = self.config.cache_max_bytes / self.config.num_stream_threads.max(1);
@@ -593,6 +602,9 @@ impl StreamThread {
             }
             Err(err) => return Err(err),
         }
+        let stream_time = task.task_stream_time();
+        self.topology
+            .punctuate(task, PunctuationType::StreamTime, stream_time)?;
         self.metrics
             .records_processed
             .fetch_add(1, Ordering::Relaxed);
@@ -603,6 +615,21 @@ impl StreamThread {
                 .fetch_add(dropped, Ordering::Relaxed);
         }
         self.send_outputs(record.partition).await
+    }
+
+    /// Runs every task's wall-clock punctuations that are due, and sends what they wrote.
+    async fn punctuate_wall_clock(&mut self) -> Result<()> {
+        let now = wall_clock_ms();
+        let partitions: Vec<i32> = self.tasks.keys().copied().collect();
+        for partition in partitions {
+            if let Some((_, task)) = self.tasks.get_mut(&partition) {
+                task.set_wall_clock_ms(now);
+                self.topology
+                    .punctuate(task, PunctuationType::WallClockTime, now)?;
+            }
+            self.send_outputs(partition).await?;
+        }
+        Ok(())
     }
 
     /// Sends what task `partition` wrote since the last call.
@@ -656,6 +683,13 @@ impl StreamThread {
         self.metrics.commits.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
+}
+
+/// The wall clock, in ms since the epoch.
+fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as i64)
 }
 
 /// Reads partition `partition` of the changelog of `store` from the beginning into the task's

@@ -88,6 +88,36 @@ pub struct TaskContext {
     cache_max_bytes: usize,
     /// How many bytes they hold now.
     cached_bytes: usize,
+    /// The largest timestamp the task has seen on any input (what stream-time punctuations
+    /// follow).
+    task_time: i64,
+    /// The wall-clock time the runtime (or the test driver) last set, in ms.
+    wall_clock_ms: i64,
+    /// The task's instances of the topology's custom processors, by node.
+    processors: Processors,
+    /// Their punctuation schedules.
+    schedules: Vec<Schedule>,
+}
+
+/// A task's custom processors (any type: each node knows its own).
+#[derive(Default)]
+struct Processors(HashMap<usize, Box<dyn std::any::Any + Send>>);
+
+impl std::fmt::Debug for Processors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
+
+/// A punctuation schedule of a processor node.
+#[derive(Debug, Clone)]
+struct Schedule {
+    id: usize,
+    node: usize,
+    interval: i64,
+    kind: crate::processor::PunctuationType,
+    next: i64,
+    cancelled: bool,
 }
 
 /// A task's store and the name of its changelog.
@@ -369,7 +399,98 @@ impl TaskContext {
         std::mem::take(&mut self.outputs)
     }
 
+    /// The largest timestamp the task has seen on any input (`i64::MIN` before its first).
+    pub fn task_stream_time(&self) -> i64 {
+        if self.stream_times.is_empty() {
+            i64::MIN
+        } else {
+            self.task_time
+        }
+    }
+
+    /// The wall-clock time punctuations see, in ms.
+    pub fn wall_clock_ms(&self) -> i64 {
+        self.wall_clock_ms
+    }
+
+    /// Sets the wall-clock time (the runtime's clock, or the test driver's).
+    pub fn set_wall_clock_ms(&mut self, now_ms: i64) {
+        self.wall_clock_ms = now_ms;
+    }
+
+    pub(crate) fn take_processor(&mut self, node: usize) -> Option<Box<dyn std::any::Any + Send>> {
+        self.processors.0.remove(&node)
+    }
+
+    pub(crate) fn put_processor(&mut self, node: usize, processor: Box<dyn std::any::Any + Send>) {
+        self.processors.0.insert(node, processor);
+    }
+
+    pub(crate) fn add_schedule(
+        &mut self,
+        node: usize,
+        interval: i64,
+        kind: crate::processor::PunctuationType,
+        now: i64,
+    ) -> crate::processor::ScheduleId {
+        let id = self.schedules.len();
+        self.schedules.push(Schedule {
+            id,
+            node,
+            interval,
+            kind,
+            // Before any record, stream time has no value: the first punctuation waits for
+            // one interval past the first record.
+            next: if now == i64::MIN {
+                i64::MIN
+            } else {
+                now.saturating_add(interval)
+            },
+            cancelled: false,
+        });
+        crate::processor::ScheduleId(id)
+    }
+
+    pub(crate) fn cancel_schedule(&mut self, schedule: crate::processor::ScheduleId) {
+        if let Some(found) = self.schedules.get_mut(schedule.0) {
+            found.cancelled = true;
+        }
+    }
+
+    /// The schedules of `kind` due at `now`, each moved to its next time past `now` (a
+    /// schedule fires once per advance, however many intervals the advance spans).
+    fn due_schedules(
+        &mut self,
+        kind: crate::processor::PunctuationType,
+        now: i64,
+    ) -> Vec<(usize, crate::processor::ScheduleId)> {
+        let mut due = Vec::new();
+        for schedule in &mut self.schedules {
+            if schedule.cancelled || schedule.kind != kind || now == i64::MIN {
+                continue;
+            }
+            if schedule.next == i64::MIN {
+                // A stream-time schedule made before the first record starts with it.
+                schedule.next = now.saturating_add(schedule.interval);
+                continue;
+            }
+            if now >= schedule.next {
+                due.push((schedule.node, crate::processor::ScheduleId(schedule.id)));
+                let behind = (now - schedule.next) / schedule.interval + 1;
+                schedule.next = schedule
+                    .next
+                    .saturating_add(behind.saturating_mul(schedule.interval));
+            }
+        }
+        due
+    }
+
     fn enter(&mut self, record: &RawRecord, timestamp: i64) {
+        self.task_time = if self.stream_times.is_empty() {
+            timestamp
+        } else {
+            self.task_time.max(timestamp)
+        };
         if self.topic != record.topic {
             self.topic = record.topic.clone();
         }
@@ -459,6 +580,11 @@ impl<K: Send + Sync, V: Send + Sync> Freeze for Children<K, V> {
         let _ = self.frozen.set(nodes);
     }
 }
+
+/// A custom processor node's entry for its task: make and initialise its instance, and with
+/// a due schedule, punctuate.
+pub(crate) type ProcessorHook =
+    Arc<dyn Fn(&mut TaskContext, Option<(crate::processor::ScheduleId, i64)>) + Send + Sync>;
 
 /// Forwards the updates an operator's record cache held.
 pub(crate) type Flusher = Arc<dyn Fn(&mut TaskContext) + Send + Sync>;
@@ -575,6 +701,11 @@ pub(crate) struct BuilderState {
     /// The operators with record caches, in the order they were added (upstream first, so
     /// that what one flush forwards into a later cache is flushed in the same round).
     flushers: Mutex<Vec<Flusher>>,
+    /// Custom processor nodes, by node number.
+    processor_hooks: Mutex<BTreeMap<usize, ProcessorHook>>,
+    /// Stores added for processors (`add_state_store`), and the ones processors name.
+    provided_stores: Mutex<BTreeSet<String>>,
+    required_stores: Mutex<BTreeSet<String>>,
     /// One line per node, for [`Topology::describe`].
     description: Mutex<Vec<String>>,
 }
@@ -596,6 +727,26 @@ impl BuilderState {
     /// forwards them.
     pub(crate) fn add_flusher(&self, flusher: Flusher) {
         self.flushers.lock().push(flusher);
+    }
+
+    /// A number for a new custom processor node.
+    pub(crate) fn next_processor_node(&self) -> usize {
+        self.next_index
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub(crate) fn add_processor_hook(&self, node: usize, hook: ProcessorHook) {
+        self.processor_hooks.lock().insert(node, hook);
+    }
+
+    /// A store `add_state_store` registered for processors.
+    pub(crate) fn provide_store(&self, name: &str) {
+        self.provided_stores.lock().insert(name.to_string());
+    }
+
+    /// A store a processor names (it must be provided by `build` time).
+    pub(crate) fn require_store(&self, name: &str) {
+        self.required_stores.lock().insert(name.to_string());
     }
 
     pub(crate) fn add_sink(&self, topic: &str) {
@@ -768,8 +919,24 @@ impl StreamsBuilder {
         )
     }
 
+    pub(crate) fn state(&self) -> &BuilderState {
+        &self.state
+    }
+
     /// The topology: every node's children are fixed from now on.
     pub fn build(self) -> Result<Topology> {
+        let missing: Vec<String> = self
+            .state
+            .required_stores
+            .lock()
+            .difference(&self.state.provided_stores.lock())
+            .cloned()
+            .collect();
+        for store in missing {
+            self.state.error(format!(
+                "a processor names store {store}, which no add_state_store added"
+            ));
+        }
         let errors = std::mem::take(&mut *self.state.errors.lock());
         if !errors.is_empty() {
             return Err(StreamsError::Topology(errors.join("; ")));
@@ -798,6 +965,7 @@ impl StreamsBuilder {
             sinks: self.state.sinks.lock().clone(),
             stores: self.state.stores.lock().clone(),
             flushers: std::mem::take(&mut *self.state.flushers.lock()),
+            processor_hooks: std::mem::take(&mut *self.state.processor_hooks.lock()),
             description: self.state.description.lock().clone(),
         })
     }
@@ -812,6 +980,7 @@ pub struct Topology {
     sinks: BTreeSet<String>,
     stores: BTreeSet<String>,
     flushers: Vec<Flusher>,
+    processor_hooks: BTreeMap<usize, ProcessorHook>,
     description: Vec<String>,
 }
 
@@ -908,6 +1077,40 @@ impl Topology {
         }
         if ctx.cache_full() {
             self.flush_caches(ctx)?;
+        }
+        match ctx.errors.drain(..).next() {
+            Some(err) => Err(err),
+            None => Ok(()),
+        }
+    }
+
+    /// Starts a task's custom processors (their `init`, where they schedule punctuations):
+    /// before its first record.
+    pub fn init_task(&self, ctx: &mut TaskContext) -> Result<()> {
+        for hook in self.processor_hooks.values() {
+            hook(ctx, None);
+        }
+        match ctx.errors.drain(..).next() {
+            Some(err) => Err(err),
+            None => Ok(()),
+        }
+    }
+
+    /// Calls the task's punctuations of `kind` that are due at `now` (stream time, or the
+    /// wall clock in ms); what they forward collects in `ctx` like a record's outputs.
+    pub fn punctuate(
+        &self,
+        ctx: &mut TaskContext,
+        kind: crate::processor::PunctuationType,
+        now: i64,
+    ) -> Result<()> {
+        if ctx.schedules.is_empty() {
+            return Ok(());
+        }
+        for (node, schedule) in ctx.due_schedules(kind, now) {
+            if let Some(hook) = self.processor_hooks.get(&node) {
+                hook(ctx, Some((schedule, now)));
+            }
         }
         match ctx.errors.drain(..).next() {
             Some(err) => Err(err),

@@ -1,10 +1,10 @@
 //! KStream–KTable joins: in the test driver, and the co-partitioning check on a node.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use sluice_log::client::NewTopic;
 use sluice_streams::serdes::StringSerde;
+
+use crate::fixtures::{create, on_embedded_node};
 use sluice_streams::{
     Consumed, KafkaStreams, Materialized, Produced, Repartitioned, StreamsBuilder, StreamsConfig,
     StreamsError, TestInputTopic, TestOutputTopic, TopologyTestDriver,
@@ -130,27 +130,9 @@ fn joining_after_a_key_change_needs_a_repartition_first() {
 
 #[test]
 fn an_application_whose_join_inputs_differ_in_partitions_does_not_start() {
-    let dir = tempfile::tempdir().unwrap();
-    let node = sluice_log::Sluice::embedded(dir.path()).start().unwrap();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let client = node.client().await.unwrap();
-        for (name, partitions) in [("page-views", 4), ("user-regions", 2)] {
-            let topic = NewTopic {
-                name: name.into(),
-                partitions,
-                replication_factor: 1,
-                configs: BTreeMap::new(),
-            };
-            client.create_topics(&[topic], false).await.unwrap()[0]
-                .1
-                .as_ref()
-                .unwrap();
-        }
+    on_embedded_node(|client| async move {
+        create(&client, "page-views", 4).await;
+        create(&client, "user-regions", 2).await;
         let config = StreamsConfig::from_props([("application.id", "enrich")]).unwrap();
         let err = KafkaStreams::start(Arc::new(enrichment().build().unwrap()), config, client)
             .await
@@ -163,7 +145,6 @@ fn an_application_whose_join_inputs_differ_in_partitions_does_not_start() {
             "{message}"
         );
     });
-    node.shutdown().unwrap();
 }
 
 #[test]

@@ -2,7 +2,9 @@
 
 mod aggregate;
 mod dsl;
+mod fixtures;
 mod join;
+mod processor;
 mod runtime;
 mod sessions;
 mod stream_join;

@@ -8,86 +8,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use sluice_log::client::consumer::{Consumer, ConsumerConfig, StartOffset};
 use sluice_log::client::producer::{Producer, ProducerConfig, ProducerRecord};
-use sluice_log::client::{Client, NewTopic};
+use sluice_log::client::Client;
 use sluice_streams::serdes::{I64Serde, StringSerde};
 use sluice_streams::{
     Consumed, KafkaStreams, Produced, StreamsBuilder, StreamsConfig, StreamsError, Topology,
 };
 
-/// Runs `scenario` with a client of a fresh embedded node, on a two-thread runtime, bounded by
-/// 60 s; the node shuts down afterwards.
-fn on_embedded_node<F, Fut>(scenario: F)
-where
-    F: FnOnce(Arc<Client>) -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    let dir = tempfile::tempdir().unwrap();
-    let node = sluice_log::Sluice::embedded(dir.path())
-        .config("group.initial.rebalance.delay.ms", "0")
-        .start()
-        .unwrap();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime
-        .block_on(async {
-            let client = node.client().await.unwrap();
-            tokio::time::timeout(Duration::from_secs(60), scenario(client)).await
-        })
-        .expect("the scenario finishes within 60 s");
-    node.shutdown().unwrap();
-}
-
-/// Starts application `application_id` of `topology` with quick commits and heartbeats (what
-/// every scenario here wants) plus `extra` properties.
-async fn start_app(
-    client: &Arc<Client>,
-    topology: Arc<Topology>,
-    application_id: &str,
-    extra: &[(&str, &str)],
-) -> KafkaStreams {
-    let mut props = vec![
-        ("application.id", application_id),
-        ("commit.interval.ms", "100"),
-        ("consumer.heartbeat.interval.ms", "100"),
-    ];
-    props.extend_from_slice(extra);
-    KafkaStreams::start(
-        topology,
-        StreamsConfig::from_props(props).unwrap(),
-        client.clone(),
-    )
-    .await
-    .unwrap()
-}
-
-/// Record caches off: every update goes out at once (for tests that count them).
-const NO_CACHE: &[(&str, &str)] = &[("statestore.cache.max.bytes", "0")];
-
-/// Waits (up to 10 s) until `condition` holds.
-async fn eventually(what: &str, condition: impl Fn() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !condition() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-async fn create(client: &Arc<Client>, name: &str, partitions: i32) {
-    let topic = NewTopic {
-        name: name.into(),
-        partitions,
-        replication_factor: 1,
-        configs: BTreeMap::new(),
-    };
-    let created = client.create_topics(&[topic], false).await.unwrap();
-    assert!(created[0].1.is_ok(), "{:?}", created[0].1);
-}
+use crate::fixtures::{create, eventually, on_embedded_node, start_app, NO_CACHE};
 
 async fn produce(client: &Arc<Client>, topic: &str, records: &[(Option<&str>, Bytes)]) {
     let producer = Producer::new(client.clone(), ProducerConfig::default());
