@@ -216,6 +216,21 @@ fn fold_into_store<K: Data, I: Data, VA: Data>(
         let Some(key_bytes) = ctx.store_key(&*keys, &store_name, &record.key) else {
             return;
         };
+        if ctx.caching(caching) {
+            let (key, value) = (record.key, record.value);
+            let mut input = Some(value);
+            let folded = ctx.fold_cached(
+                &store_name,
+                [key_bytes],
+                &*values,
+                (record.timestamp, &record.headers),
+                |previous| input.take().and_then(|value| fold(&key, value, previous)),
+            );
+            if let Err(err) = folded {
+                ctx.errors.push(err);
+            }
+            return;
+        }
         let previous = match ctx.get_stored(&store_name, &key_bytes, &*values) {
             Ok(previous) => previous,
             Err(err) => return ctx.errors.push(err),

@@ -6,7 +6,9 @@
 //! starts on a new instance (or its local state is gone), its store is rebuilt by reading that
 //! partition from the beginning. Typed reads go through [`ReadOnlyKeyValueStore`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
@@ -27,7 +29,7 @@ pub fn changelog_topic(application_id: &str, store: &str) -> String {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KeyValueStore {
     entries: BTreeMap<Bytes, Bytes>,
-    cached: HashMap<Bytes, CachedUpdate>,
+    cached: FxHashMap<Bytes, CachedUpdate>,
     /// Orders the cached updates by their latest write, the order they are flushed in.
     next_seq: u64,
 }
@@ -69,6 +71,16 @@ impl KeyValueStore {
         let seq = self.next_seq;
         self.next_seq += 1;
         let grown = cached_size(&key, &value) as isize;
+        // A key held already is updated in place (the usual case: hot keys).
+        if let Some(held) = self.cached.get_mut(&key[..]) {
+            let shrunk = cached_size(&key, &held.value) as isize;
+            held.value = value;
+            held.timestamp = timestamp;
+            held.headers.clear();
+            held.headers.extend_from_slice(headers);
+            held.seq = seq;
+            return grown - shrunk;
+        }
         let update = CachedUpdate {
             value,
             timestamp,

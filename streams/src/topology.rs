@@ -11,6 +11,8 @@
 //! called directly. A node with several children clones the record for all but the last.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use rustc_hash::FxHashMap;
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
@@ -71,9 +73,10 @@ pub struct TaskContext {
     offset: i64,
     stream_time: i64,
     /// Stream time of each input topic of the task.
-    stream_times: HashMap<Arc<str>, i64>,
+    stream_times: FxHashMap<Arc<str>, i64>,
     partition_counts: HashMap<String, i32>,
-    stores: BTreeMap<String, StoreSlot>,
+    /// (Hashed with Fx: stateful operators look their store up several times per record.)
+    stores: FxHashMap<String, StoreSlot>,
     /// Internal topics' full names, by suffix (made once per task, not per record).
     internal_topics: BTreeMap<String, Arc<str>>,
     pub(crate) outputs: Vec<OutputRecord>,
@@ -82,7 +85,7 @@ pub struct TaskContext {
     dropped_late: u64,
     /// Times that operators keep per task (a join's stream time over both its inputs), by
     /// operator name: not logged, as Kafka's are not; they start again after a restart.
-    operator_times: HashMap<Arc<str>, i64>,
+    operator_times: FxHashMap<Arc<str>, i64>,
     /// How many bytes the task's record caches may hold before they are flushed (0: no
     /// caching, every update goes on at once).
     cache_max_bytes: usize,
@@ -234,6 +237,50 @@ impl TaskContext {
         true
     }
 
+    /// Whether an operator whose `Materialized` allows caching caches its updates now.
+    pub(crate) fn caching(&self, allowed: bool) -> bool {
+        allowed && self.cache_max_bytes > 0
+    }
+
+    /// For a cached aggregation: replaces the value of each of `keys` in store `name` with
+    /// `fold(its value)` (None deletes), into the record cache, under one lock of the store
+    /// (the hot path of aggregations: no forward, no changelog write until the flush).
+    pub(crate) fn fold_cached<V>(
+        &mut self,
+        name: &str,
+        keys: impl IntoIterator<Item = Bytes>,
+        serde: &dyn Serde<V>,
+        (timestamp, headers): (i64, &[(String, Option<Bytes>)]),
+        mut fold: impl FnMut(Option<V>) -> Option<V>,
+    ) -> Result<()> {
+        let Some(slot) = self.slot(name) else {
+            return Ok(());
+        };
+        let mut store = slot.store.write();
+        let mut grown = 0isize;
+        let mut outcome = Ok(());
+        for key in keys {
+            let previous = store
+                .get(&key)
+                .map(|bytes| serdes::deserialize(serde, name, "value", Some(bytes)))
+                .transpose();
+            let update = previous.and_then(|previous| match fold(previous) {
+                Some(value) => serdes::serialize(serde, name, "value", &value),
+                None => Ok(None),
+            });
+            match update {
+                Ok(bytes) => grown += store.cache(key, bytes, timestamp, headers),
+                Err(err) => {
+                    outcome = Err(err);
+                    break;
+                }
+            }
+        }
+        drop(store);
+        self.cached_bytes = self.cached_bytes.saturating_add_signed(grown);
+        outcome
+    }
+
     /// Empties store `name`'s record cache into the store and its changelog, oldest update
     /// first; returns the updates, to be forwarded.
     pub(crate) fn flush_cache(&mut self, name: &str) -> Vec<FlushedUpdate> {
@@ -306,10 +353,12 @@ impl TaskContext {
         let Some(slot) = self.stores.get(name) else {
             return Ok(None);
         };
-        // A cached update is the latest value (a cached delete: none).
-        let found = slot.store.read().get(key).cloned();
-        found
-            .map(|bytes| serdes::deserialize(serde, name, "value", Some(&bytes)))
+        // A cached update is the latest value (a cached delete: none). Read in place: a
+        // clone of the bytes could cost an allocation.
+        let store = slot.store.read();
+        store
+            .get(key)
+            .map(|bytes| serdes::deserialize(serde, name, "value", Some(bytes)))
             .transpose()
     }
 

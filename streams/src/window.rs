@@ -202,11 +202,12 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
         self.aggregate(|| 0, |_, _, count| count + 1, materialized)
     }
 
-    /// Folds each key's values in each window into an aggregate.
+    /// Folds each key's values in each window into an aggregate. The aggregator sees the
+    /// value by reference: a record of hopping windows counts in several.
     pub fn aggregate<VA: Data>(
         &self,
         initializer: impl Fn() -> VA + Send + Sync + 'static,
-        aggregator: impl Fn(&K, V, VA) -> VA + Send + Sync + 'static,
+        aggregator: impl Fn(&K, &V, VA) -> VA + Send + Sync + 'static,
         materialized: Materialized<VA>,
     ) -> KTable<Windowed<K>, VA> {
         let state = self.stream.state.clone();
@@ -227,6 +228,36 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
                     return;
                 };
                 let stream_time = ctx.stream_time();
+                if ctx.caching(caching) {
+                    // The windows' keys share one buffer: one allocation per record, not one
+                    // per window.
+                    let per_record = (windows.size_ms / windows.advance_ms + 1) as usize;
+                    let mut open = Vec::with_capacity(per_record);
+                    let mut buf = BytesMut::with_capacity(per_record * (key_bytes.len() + 8));
+                    for window in windows.windows_for(record.timestamp) {
+                        if windows.is_closed(&window, stream_time) {
+                            ctx.late_record_dropped();
+                            continue;
+                        }
+                        buf.put_slice(&key_bytes);
+                        buf.put_i64(window.start);
+                        open.push(buf.split().freeze());
+                    }
+                    let folded = ctx.fold_cached(
+                        &store_name,
+                        open,
+                        &*value_serde,
+                        (record.timestamp, &record.headers),
+                        |previous| {
+                            let current = previous.unwrap_or_else(&initializer);
+                            Some(aggregator(&record.key, &record.value, current))
+                        },
+                    );
+                    if let Err(err) = folded {
+                        ctx.errors.push(err);
+                    }
+                    return;
+                }
                 for window in windows.windows_for(record.timestamp) {
                     if windows.is_closed(&window, stream_time) {
                         ctx.late_record_dropped();
@@ -238,7 +269,7 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
                         Err(err) => return ctx.errors.push(err),
                     };
                     let current = previous.clone().unwrap_or_else(&initializer);
-                    let aggregate = aggregator(&record.key, record.value.clone(), current);
+                    let aggregate = aggregator(&record.key, &record.value, current);
                     let bytes =
                         match serdes::serialize(&*value_serde, &store_name, "value", &aggregate) {
                             Ok(bytes) => bytes,
