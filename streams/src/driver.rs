@@ -66,6 +66,7 @@ impl TopologyTestDriver {
 
     /// A driver for `topology` as application `application_id`.
     pub fn with_application_id(topology: Topology, application_id: &str) -> TopologyTestDriver {
+        let globals = topology.new_global_stores();
         TopologyTestDriver {
             topology,
             dropped: 0,
@@ -73,6 +74,7 @@ impl TopologyTestDriver {
             ctx: {
                 let mut ctx = TaskContext::new(application_id, 0);
                 ctx.set_cache_max_bytes(10 * 1024 * 1024);
+                ctx.set_global_stores(globals);
                 ctx
             },
             offsets: BTreeMap::new(),
@@ -265,7 +267,7 @@ impl TopologyTestDriver {
         value: impl Serde<V> + 'static,
     ) -> Result<ReadOnlyKeyValueStore<K, V>> {
         self.topology.check_store(name)?;
-        let part = self.ctx.store(name);
+        let part = self.ctx.store(name).or_else(|| self.ctx.global_store(name));
         Ok(ReadOnlyKeyValueStore::new(
             name,
             Box::new(move || part.clone().into_iter().collect()),

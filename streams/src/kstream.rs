@@ -58,7 +58,7 @@ impl<K: Data, V: Data> KStream<K, V> {
         self
     }
 
-    fn with_key_changed(mut self, key_changed: bool) -> KStream<K, V> {
+    pub(crate) fn with_key_changed(mut self, key_changed: bool) -> KStream<K, V> {
         self.key_changed = key_changed;
         self
     }

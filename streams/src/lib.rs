@@ -35,8 +35,8 @@
 //!
 //! What is here so far: serdes; the stateless DSL; grouping with count/reduce/aggregate,
 //! repartition topics, tables (from topics and streams) with `filter`/`map_values`, table
-//! aggregations with subtractors, KStream–KTable, KTable–KTable and windowed KStream–KStream
-//! joins, tumbling, hopping and session windows, suppression of updates until windows close or
+//! aggregations with subtractors, global tables, KStream–KTable, KStream–GlobalKTable,
+//! KTable–KTable and windowed KStream–KStream joins, tumbling, hopping and session windows, suppression of updates until windows close or
 //! a time limit, all kept in key-value stores with changelog topics; the test driver; the
 //! at-least-once runtime with record caches and interactive queries; the processor API with
 //! punctuation. Sliding windows and
@@ -44,6 +44,7 @@
 
 pub mod driver;
 pub mod error;
+pub mod global;
 pub mod join;
 pub mod kstream;
 pub mod ktable;
@@ -59,6 +60,7 @@ pub mod window;
 
 pub use driver::{TestInputTopic, TestOutputTopic, TestTopic, TopologyTestDriver};
 pub use error::{Result, StreamsError};
+pub use global::GlobalKTable;
 pub use join::{JoinWindows, StreamJoined};
 pub use kstream::{BranchedKStream, KStream, Repartitioned};
 pub use ktable::{Change, Grouped, KGroupedStream, KGroupedTable, KTable, Materialized};

@@ -237,10 +237,13 @@ impl StreamsMetrics {
 /// A running streams application (Kafka's `KafkaStreams`).
 pub struct KafkaStreams {
     threads: Vec<tokio::task::JoinHandle<Result<()>>>,
+    /// Keeps the global tables current (None without global tables).
+    global_thread: Option<tokio::task::JoinHandle<Result<()>>>,
     stop: Arc<AtomicBool>,
     metrics: Arc<StreamsMetrics>,
     topology: Arc<Topology>,
     stores: LocalStores,
+    globals: crate::global::GlobalStores,
 }
 
 /// The stores of every local task, by store name and task partition, for interactive queries.
@@ -254,7 +257,8 @@ impl KafkaStreams {
         config: StreamsConfig,
         client: Arc<Client>,
     ) -> Result<KafkaStreams> {
-        for topic in topology.source_topics() {
+        let global_topics = topology.global_tables().into_iter().map(|(topic, _)| topic);
+        for topic in topology.source_topics().into_iter().chain(global_topics) {
             if client.topic(&topic, false).await.is_err() {
                 return Err(StreamsError::Topology(format!(
                     "source topic {topic} does not exist: create it before starting {} (Kafka's MissingSourceTopicException)",
@@ -272,6 +276,18 @@ impl KafkaStreams {
         let stop = Arc::new(AtomicBool::new(false));
         let metrics = Arc::new(StreamsMetrics::default());
         let stores = LocalStores::default();
+        // The global tables are read whole before any stream thread starts.
+        let globals = topology.new_global_stores();
+        let global_thread =
+            bootstrap_globals(&client, &topology, &globals)
+                .await?
+                .map(|consumer| {
+                    tokio::spawn(run_global_thread(
+                        consumer,
+                        topology.clone(),
+                        globals.clone(),
+                    ))
+                });
         let mut threads = Vec::new();
         for idx in 0..config.num_stream_threads.max(1) {
             // As Kafka Streams: each thread's consumer, restore consumer and producer have
@@ -293,6 +309,7 @@ impl KafkaStreams {
                 partition_counts: partition_counts.clone(),
                 outputs: Vec::new(),
                 stores: stores.clone(),
+                globals: globals.clone(),
                 config: config.clone(),
                 metrics: metrics.clone(),
                 stop: stop.clone(),
@@ -301,10 +318,12 @@ impl KafkaStreams {
         }
         Ok(KafkaStreams {
             threads,
+            global_thread,
             stop,
             metrics,
             topology,
             stores,
+            globals,
         })
     }
 
@@ -318,6 +337,14 @@ impl KafkaStreams {
         value: impl Serde<V> + 'static,
     ) -> Result<ReadOnlyKeyValueStore<K, V>> {
         self.topology.check_store(name)?;
+        if let Some(global) = self.globals.get(name).cloned() {
+            return Ok(ReadOnlyKeyValueStore::new(
+                name,
+                Box::new(move || vec![global.clone()]),
+                Arc::new(key),
+                Arc::new(value),
+            ));
+        }
         let (stores, store_name) = (self.stores.clone(), name.to_string());
         let parts = move || {
             stores
@@ -349,6 +376,10 @@ impl KafkaStreams {
     /// the group. The first thread error, if any thread failed.
     pub async fn close(self) -> Result<()> {
         self.stop.store(true, Ordering::Release);
+        // The global thread keeps no state of its own to commit: its topic is its changelog.
+        if let Some(global) = &self.global_thread {
+            global.abort();
+        }
         let mut first_error = None;
         for thread in self.threads {
             let outcome = match thread.await {
@@ -456,6 +487,8 @@ struct StreamThread {
     outputs: Vec<crate::topology::OutputRecord>,
     /// Where this thread's tasks' stores are published for queries.
     stores: LocalStores,
+    /// The instance's global tables.
+    globals: crate::global::GlobalStores,
     config: StreamsConfig,
     metrics: Arc<StreamsMetrics>,
     stop: Arc<AtomicBool>,
@@ -566,6 +599,7 @@ impl StreamThread {
                 }
             }
             task.set_wall_clock_ms(wall_clock_ms());
+            task.set_global_stores(self.globals.clone());
             self.topology.init_task(&mut task)?;
             self.tasks.insert(partition, (topics, task));
             // What the processors' init wrote goes out like a record's outputs.
@@ -682,6 +716,83 @@ impl StreamThread {
         self.member.commit().await?;
         self.metrics.commits.fetch_add(1, Ordering::Relaxed);
         Ok(())
+    }
+}
+
+/// Reads every partition of the global tables' topics to its current end into `globals`
+/// (Kafka's global bootstrap); returns the consumer, to keep them current, or None without
+/// global tables. Bounded: no progress for 30 s is an error.
+async fn bootstrap_globals(
+    client: &Arc<Client>,
+    topology: &Topology,
+    globals: &crate::global::GlobalStores,
+) -> Result<Option<Consumer>> {
+    let mut assignments = Vec::new();
+    let mut ends = Vec::new();
+    for (topic, _) in topology.global_tables() {
+        let partitions = client.topic(&topic, false).await?.leaders.len() as i32;
+        for partition in 0..partitions {
+            ends.push((
+                topic.clone(),
+                partition,
+                client.list_offset(&topic, partition, -1).await?,
+            ));
+            assignments.push((topic.clone(), partition, StartOffset::Beginning));
+        }
+    }
+    if assignments.is_empty() {
+        return Ok(None);
+    }
+    let mut consumer = Consumer::assign(
+        client.sibling().await?,
+        assignments,
+        ConsumerConfig::default(),
+    )
+    .await?;
+    let behind = |consumer: &Consumer| -> Result<u64> {
+        let mut behind = 0;
+        for (topic, partition, end) in &ends {
+            behind += (end - consumer.position(topic, *partition)?).max(0) as u64;
+        }
+        Ok(behind)
+    };
+    let mut last_progress = (behind(&consumer)?, Instant::now());
+    let mut loaded = 0u64;
+    while last_progress.0 > 0 {
+        for record in consumer.poll().await? {
+            topology.apply_global(globals, &record);
+            loaded += 1;
+        }
+        let now_behind = behind(&consumer)?;
+        if now_behind < last_progress.0 {
+            last_progress = (now_behind, Instant::now());
+        } else if last_progress.1.elapsed() > Duration::from_secs(30) {
+            return Err(StreamsError::Stopped(format!(
+                "loading the global tables stopped {now_behind} records short of the end"
+            )));
+        }
+    }
+    tracing::info!(records = loaded, "global tables loaded");
+    Ok(Some(consumer))
+}
+
+/// Keeps the global tables current: applies every new record of their topics.
+async fn run_global_thread(
+    mut consumer: Consumer,
+    topology: Arc<Topology>,
+    globals: crate::global::GlobalStores,
+) -> Result<()> {
+    loop {
+        let records = match consumer.poll().await {
+            Ok(records) => records,
+            Err(err) => {
+                tracing::error!(%err, "the global thread stopped: global tables stay as they are");
+                return Err(err.into());
+            }
+        };
+        for record in records {
+            topology.apply_global(&globals, &record);
+        }
     }
 }
 

@@ -100,6 +100,8 @@ pub struct TaskContext {
     processors: Processors,
     /// Their punctuation schedules.
     schedules: Vec<Schedule>,
+    /// The instance's global tables' stores, shared by all its tasks.
+    globals: Option<crate::global::GlobalStores>,
 }
 
 /// A task's custom processors (any type: each node knows its own).
@@ -309,6 +311,33 @@ impl TaskContext {
             });
         }
         flushed
+    }
+
+    /// Gives the task the instance's global stores.
+    pub fn set_global_stores(&mut self, globals: crate::global::GlobalStores) {
+        self.globals = Some(globals);
+    }
+
+    /// The global store `name`.
+    pub(crate) fn global_store(&self, name: &str) -> Option<SharedStore> {
+        self.globals.as_ref().and_then(|g| g.get(name)).cloned()
+    }
+
+    /// The value under `key` in global store `name`, read with `serde`.
+    pub(crate) fn get_global<V>(
+        &self,
+        name: &str,
+        key: &[u8],
+        serde: &dyn Serde<V>,
+    ) -> Result<Option<V>> {
+        let Some(store) = self.globals.as_ref().and_then(|g| g.get(name)) else {
+            return Ok(None);
+        };
+        let store = store.read();
+        store
+            .get(key)
+            .map(|bytes| serdes::deserialize(serde, name, "value", Some(bytes)))
+            .transpose()
     }
 
     /// The time operator `name` keeps in this task (`i64::MIN` before its first record).
@@ -750,6 +779,8 @@ pub(crate) struct BuilderState {
     /// The operators with record caches, in the order they were added (upstream first, so
     /// that what one flush forwards into a later cache is flushed in the same round).
     flushers: Mutex<Vec<Flusher>>,
+    /// Global tables: their topics' stores, by topic.
+    globals: Mutex<BTreeMap<String, String>>,
     /// Custom processor nodes, by node number.
     processor_hooks: Mutex<BTreeMap<usize, ProcessorHook>>,
     /// Stores added for processors (`add_state_store`), and the ones processors name.
@@ -776,6 +807,23 @@ impl BuilderState {
     /// forwards them.
     pub(crate) fn add_flusher(&self, flusher: Flusher) {
         self.flushers.lock().push(flusher);
+    }
+
+    /// Registers the global table of `topic`, kept in store `store`.
+    pub(crate) fn add_global(&self, topic: &str, store: &str) {
+        if self.stores.lock().contains(store) {
+            self.error(format!("the store name {store} is used twice"));
+        }
+        let mut globals = self.globals.lock();
+        if globals.values().any(|s| s == store) {
+            self.error(format!("the store name {store} is used twice"));
+        }
+        if globals
+            .insert(topic.to_string(), store.to_string())
+            .is_some()
+        {
+            self.error(format!("topic {topic} is read as two global tables"));
+        }
     }
 
     /// A number for a new custom processor node.
@@ -991,6 +1039,15 @@ impl StreamsBuilder {
             return Err(StreamsError::Topology(errors.join("; ")));
         }
         let sources = std::mem::take(&mut *self.state.sources.lock());
+        let global_tables = std::mem::take(&mut *self.state.globals.lock());
+        if let Some(topic) = global_tables
+            .keys()
+            .find(|t| sources.iter().any(|(source, _)| source == *t))
+        {
+            return Err(StreamsError::Topology(format!(
+                "topic {topic} is read both as a global table and as a stream or table"
+            )));
+        }
         if sources.is_empty() {
             return Err(StreamsError::Topology(
                 "the topology reads no topic: start it with StreamsBuilder::stream".into(),
@@ -1015,6 +1072,7 @@ impl StreamsBuilder {
             stores: self.state.stores.lock().clone(),
             flushers: std::mem::take(&mut *self.state.flushers.lock()),
             processor_hooks: std::mem::take(&mut *self.state.processor_hooks.lock()),
+            global_tables,
             description: self.state.description.lock().clone(),
         })
     }
@@ -1030,6 +1088,8 @@ pub struct Topology {
     stores: BTreeSet<String>,
     flushers: Vec<Flusher>,
     processor_hooks: BTreeMap<usize, ProcessorHook>,
+    /// Global tables: the store of each topic.
+    global_tables: BTreeMap<String, String>,
     description: Vec<String>,
 }
 
@@ -1055,13 +1115,18 @@ impl Topology {
 
     /// An error naming `name` unless the topology keeps a store of that name.
     pub(crate) fn check_store(&self, name: &str) -> Result<()> {
-        if self.stores.contains(name) {
+        if self.stores.contains(name) || self.is_global_store(name) {
             Ok(())
         } else {
             Err(StreamsError::Topology(format!(
                 "the topology has no store {name}"
             )))
         }
+    }
+
+    /// Whether `name` is a global table's store.
+    pub(crate) fn is_global_store(&self, name: &str) -> bool {
+        self.global_tables.values().any(|store| store == name)
     }
 
     /// The state stores the topology keeps (each with a changelog topic).
@@ -1103,7 +1168,37 @@ impl Topology {
 
     /// Whether application `application_id` reads `topic`.
     pub fn reads(&self, application_id: &str, topic: &str) -> bool {
-        self.sources_of(application_id, topic).is_some()
+        self.sources_of(application_id, topic).is_some() || self.global_tables.contains_key(topic)
+    }
+
+    /// The global tables: (topic, store) pairs.
+    pub fn global_tables(&self) -> Vec<(String, String)> {
+        self.global_tables
+            .iter()
+            .map(|(topic, store)| (topic.clone(), store.clone()))
+            .collect()
+    }
+
+    /// Empty global stores for this topology's global tables, for an instance to share.
+    pub fn new_global_stores(&self) -> crate::global::GlobalStores {
+        Arc::new(
+            self.global_tables
+                .values()
+                .map(|store| (store.clone(), SharedStore::default()))
+                .collect(),
+        )
+    }
+
+    /// Applies a record of a global table's topic to its store in `globals`; false if `topic`
+    /// is not a global table's.
+    pub fn apply_global(&self, globals: &crate::global::GlobalStores, record: &RawRecord) -> bool {
+        match self.global_tables.get(&*record.topic) {
+            Some(store) => {
+                crate::global::apply(globals, store, record);
+                true
+            }
+            None => false,
+        }
     }
 
     fn sources_of(&self, application_id: &str, topic: &str) -> Option<&Vec<SourceNode>> {
@@ -1118,6 +1213,11 @@ impl Topology {
     /// Runs one input record through the graph; its outputs and sink errors collect in `ctx`.
     /// A record that does not deserialise is an error (the caller's handler decides).
     pub fn process(&self, ctx: &mut TaskContext, record: &RawRecord) -> Result<()> {
+        if let Some(globals) = ctx.globals.clone() {
+            if self.apply_global(&globals, record) {
+                return Ok(());
+            }
+        }
         let sources = self
             .sources_of(&ctx.application_id, &record.topic)
             .ok_or_else(|| StreamsError::UnknownTopic(record.topic.to_string()))?;

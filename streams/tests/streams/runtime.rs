@@ -16,7 +16,7 @@ use sluice_streams::{
 
 use crate::fixtures::{create, eventually, on_embedded_node, start_app, NO_CACHE};
 
-async fn produce(client: &Arc<Client>, topic: &str, records: &[(Option<&str>, Bytes)]) {
+pub async fn produce(client: &Arc<Client>, topic: &str, records: &[(Option<&str>, Bytes)]) {
     let producer = Producer::new(client.clone(), ProducerConfig::default());
     let mut deliveries = Vec::new();
     for (key, value) in records {
@@ -36,7 +36,7 @@ async fn produce(client: &Arc<Client>, topic: &str, records: &[(Option<&str>, By
 }
 
 /// Reads `topic` from the beginning until `n` records came (or 30 s passed).
-async fn read_all(client: &Arc<Client>, topic: &str, n: usize) -> Vec<(String, Bytes)> {
+pub async fn read_all(client: &Arc<Client>, topic: &str, n: usize) -> Vec<(String, Bytes)> {
     let partitions = client.topic(topic, false).await.unwrap().leaders.len() as i32;
     let assignments = (0..partitions)
         .map(|p| (topic.to_string(), p, StartOffset::Beginning))
