@@ -130,6 +130,13 @@ pub enum Error {
     /// A client configuration or argument is invalid.
     #[error("invalid client argument: {0}")]
     InvalidArgument(String),
+    /// A member of the consumer group asked the whole group to shut down (Kafka Streams'
+    /// `SHUTDOWN_APPLICATION`, KIP-671, carried in the rebalance protocol's user data).
+    #[error("a member of group {group} asked every member to shut down")]
+    ShutdownRequested {
+        /// The group.
+        group: String,
+    },
     /// Data on disk that does not parse, found outside of recovery (which repairs it).
     #[error("corrupt file {path}: {reason}")]
     CorruptFile {
@@ -186,6 +193,7 @@ impl Error {
             Error::Protocol(_) => ResponseError::InvalidRequest,
             Error::Timeout { .. } => ResponseError::RequestTimedOut,
             Error::InvalidArgument(_) => ResponseError::InvalidRequest,
+            Error::ShutdownRequested { .. } => ResponseError::UnknownServerError,
         }
     }
 }

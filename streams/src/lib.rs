@@ -67,7 +67,10 @@ pub use ktable::{Change, Grouped, KGroupedStream, KGroupedTable, KTable, Materia
 pub use processor::{
     KeyValueStoreHandle, Processor, ProcessorContext, PunctuationType, ScheduleId,
 };
-pub use runtime::{DeserializationHandler, KafkaStreams, StreamsConfig, StreamsMetrics};
+pub use runtime::{
+    DeserializationHandler, KafkaStreams, StreamThreadExceptionResponse, StreamsConfig,
+    StreamsMetrics, UncaughtExceptionHandler,
+};
 pub use session::{SessionWindowedKStream, SessionWindowedSerde, SessionWindows};
 pub use store::{KeyValueStore, ReadOnlyKeyValueStore, SharedStore};
 pub use suppress::Suppressed;

@@ -203,9 +203,15 @@ pub struct StreamsMetrics {
     records_dropped_late: AtomicU64,
     records_skipped: AtomicU64,
     commits: AtomicU64,
+    threads_replaced: AtomicU64,
 }
 
 impl StreamsMetrics {
+    /// Stream threads that failed and were replaced (`ReplaceThread`).
+    pub fn threads_replaced(&self) -> u64 {
+        self.threads_replaced.load(Ordering::Relaxed)
+    }
+
     /// Input records run through the topology.
     pub fn records_processed(&self) -> u64 {
         self.records_processed.load(Ordering::Relaxed)
@@ -236,7 +242,10 @@ impl StreamsMetrics {
 
 /// A running streams application (Kafka's `KafkaStreams`).
 pub struct KafkaStreams {
-    threads: Vec<tokio::task::JoinHandle<Result<()>>>,
+    /// Watches the stream threads, replaces failed ones, and ends with the first error.
+    supervisor: tokio::task::JoinHandle<Result<()>>,
+    /// Set when an error stopped the instance.
+    failed: Arc<AtomicBool>,
     /// Keeps the global tables current (None without global tables).
     global_thread: Option<tokio::task::JoinHandle<Result<()>>>,
     stop: Arc<AtomicBool>,
@@ -251,11 +260,26 @@ type LocalStores = Arc<parking_lot::Mutex<BTreeMap<(String, i32), SharedStore>>>
 
 impl KafkaStreams {
     /// Checks that the source topics exist, then starts the stream threads on the current
-    /// tokio runtime. Returns once every thread has joined the group.
+    /// tokio runtime. Returns once every thread has joined the group. A thread that fails
+    /// shuts this instance down (Kafka's default `SHUTDOWN_CLIENT`).
     pub async fn start(
         topology: Arc<Topology>,
         config: StreamsConfig,
         client: Arc<Client>,
+    ) -> Result<KafkaStreams> {
+        let handler: UncaughtExceptionHandler =
+            Arc::new(|_| StreamThreadExceptionResponse::ShutdownClient);
+        KafkaStreams::start_with_handler(topology, config, client, handler).await
+    }
+
+    /// Like [`KafkaStreams::start`], with `handler` deciding what a thread's failure does
+    /// (Kafka's `setUncaughtExceptionHandler`): replace the thread, shut this instance down, or
+    /// shut every instance of the application down.
+    pub async fn start_with_handler(
+        topology: Arc<Topology>,
+        config: StreamsConfig,
+        client: Arc<Client>,
+        handler: UncaughtExceptionHandler,
     ) -> Result<KafkaStreams> {
         let global_topics = topology.global_tables().into_iter().map(|(topic, _)| topic);
         for topic in topology.source_topics().into_iter().chain(global_topics) {
@@ -288,38 +312,30 @@ impl KafkaStreams {
                         globals.clone(),
                     ))
                 });
-        let mut threads = Vec::new();
-        for idx in 0..config.num_stream_threads.max(1) {
-            // As Kafka Streams: each thread's consumer, restore consumer and producer have
-            // connections of their own, so that none waits behind another's long poll.
-            let member = GroupConsumer::subscribe(
-                client.sibling().await?,
-                topology.subscribed_topics(&config.application_id),
-                config.group.clone(),
-            )
-            .await?;
-            let thread = StreamThread {
-                name: format!("{}-StreamThread-{}", config.application_id, idx + 1),
-                topology: topology.clone(),
-                client: client.sibling().await?,
-                member,
-                producer: Producer::new(client.sibling().await?, config.producer.clone()),
-                deliveries: Vec::new(),
-                tasks: BTreeMap::new(),
-                partition_counts: partition_counts.clone(),
-                outputs: Vec::new(),
-                stores: stores.clone(),
-                globals: globals.clone(),
-                config: config.clone(),
-                metrics: metrics.clone(),
-                stop: stop.clone(),
-            };
-            threads.push(tokio::spawn(thread.run()));
+        let failed = Arc::new(AtomicBool::new(false));
+        let factory = Arc::new(ThreadFactory {
+            topology: topology.clone(),
+            config: config.clone(),
+            client: client.clone(),
+            partition_counts,
+            stores: stores.clone(),
+            globals: globals.clone(),
+            metrics: metrics.clone(),
+            stop: stop.clone(),
+            failed: failed.clone(),
+            handler,
+            next_index: std::sync::atomic::AtomicUsize::new(1),
+        });
+        let mut threads = tokio::task::JoinSet::new();
+        for _ in 0..config.num_stream_threads.max(1) {
+            threads.spawn(factory.make().await?.run());
         }
+        let supervisor = tokio::spawn(supervise(threads, factory));
         Ok(KafkaStreams {
-            threads,
+            supervisor,
             global_thread,
             stop,
+            failed,
             metrics,
             topology,
             stores,
@@ -369,7 +385,7 @@ impl KafkaStreams {
 
     /// Whether a stream thread has stopped (with an error: see [`KafkaStreams::close`]).
     pub fn has_failed_thread(&self) -> bool {
-        self.threads.iter().any(|t| t.is_finished())
+        self.failed.load(Ordering::Acquire)
     }
 
     /// Stops the stream threads: each processes what it polled, flushes, commits and leaves
@@ -380,19 +396,12 @@ impl KafkaStreams {
         if let Some(global) = &self.global_thread {
             global.abort();
         }
-        let mut first_error = None;
-        for thread in self.threads {
-            let outcome = match thread.await {
-                Ok(outcome) => outcome,
-                Err(err) => Err(StreamsError::Stopped(format!(
-                    "a stream thread panicked: {err}"
-                ))),
-            };
-            if let Err(err) = outcome {
-                first_error.get_or_insert(err);
-            }
+        match self.supervisor.await {
+            Ok(outcome) => outcome,
+            Err(err) => Err(StreamsError::Stopped(format!(
+                "the stream threads' supervisor panicked: {err}"
+            ))),
         }
-        first_error.map_or(Ok(()), Err)
     }
 }
 
@@ -492,22 +501,60 @@ struct StreamThread {
     config: StreamsConfig,
     metrics: Arc<StreamsMetrics>,
     stop: Arc<AtomicBool>,
+    failed: Arc<AtomicBool>,
+    handler: UncaughtExceptionHandler,
 }
 
 impl StreamThread {
-    async fn run(mut self) -> Result<()> {
+    async fn run(mut self) -> ThreadExit {
         let outcome = self.process_until_stopped().await;
         // Whatever happened, what was processed and acknowledged is committed before leaving.
         let committed = match &outcome {
             Ok(()) => self.commit().await,
             Err(_) => Ok(()),
         };
+        if outcome.is_err() {
+            // The thread is going: its tasks no longer answer queries.
+            for (_, task) in self.tasks.values() {
+                unpublish(&self.stores, task);
+            }
+        }
+        let response = match &outcome {
+            Ok(()) => None,
+            // Another member asked the application to shut down: this instance does.
+            Err(StreamsError::Client(sluice_log::Error::ShutdownRequested { .. })) => {
+                tracing::warn!(thread = %self.name, "the application was asked to shut down");
+                Some(StreamThreadExceptionResponse::ShutdownClient)
+            }
+            Err(err) => {
+                tracing::error!(thread = %self.name, %err, "stream thread failed");
+                Some((self.handler)(err))
+            }
+        };
+        match response {
+            Some(StreamThreadExceptionResponse::ShutdownClient) => self.shut_down_instance(),
+            Some(StreamThreadExceptionResponse::ShutdownApplication) => {
+                self.shut_down_instance();
+                if let Err(err) = self.member.request_group_shutdown().await {
+                    tracing::error!(thread = %self.name, %err, "could not ask the application to shut down");
+                }
+            }
+            Some(StreamThreadExceptionResponse::ReplaceThread) | None => {}
+        }
         let left = self.member.close().await.map_err(StreamsError::from);
         self.producer.close().await;
-        if let Err(err) = &outcome {
-            tracing::error!(thread = %self.name, %err, "stream thread stopped");
+        match (outcome, response) {
+            (Err(err), Some(StreamThreadExceptionResponse::ReplaceThread)) => {
+                ThreadExit::Replace(err)
+            }
+            (outcome, _) => ThreadExit::Stopped(outcome.and(committed).and(left)),
         }
-        outcome.and(committed).and(left)
+    }
+
+    /// Stops every thread of this instance, as failed.
+    fn shut_down_instance(&self) {
+        self.failed.store(true, Ordering::Release);
+        self.stop.store(true, Ordering::Release);
     }
 
     async fn process_until_stopped(&mut self) -> Result<()> {
@@ -717,6 +764,127 @@ impl StreamThread {
         self.metrics.commits.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
+}
+
+/// What to do when a stream thread fails (Kafka's `StreamThreadExceptionResponse`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamThreadExceptionResponse {
+    /// Start a new thread in its place: it joins the group, and the tasks it gets are
+    /// restored from their changelogs and go on from the last commit.
+    ReplaceThread,
+    /// Stop every thread of this instance (the default).
+    ShutdownClient,
+    /// Stop every instance of the application: the request travels to the other members in
+    /// the group's rebalance (KIP-671).
+    ShutdownApplication,
+}
+
+/// Decides what a stream thread's error does (Kafka's `StreamsUncaughtExceptionHandler`).
+pub type UncaughtExceptionHandler =
+    Arc<dyn Fn(&StreamsError) -> StreamThreadExceptionResponse + Send + Sync>;
+
+/// How a stream thread ended.
+enum ThreadExit {
+    /// It stopped (closed, or failed and shut the instance down).
+    Stopped(Result<()>),
+    /// It failed and the handler asked for a new thread in its place.
+    Replace(StreamsError),
+}
+
+/// Makes the stream threads of an instance (the first ones, and replacements).
+struct ThreadFactory {
+    topology: Arc<Topology>,
+    config: StreamsConfig,
+    client: Arc<Client>,
+    partition_counts: Vec<(String, i32)>,
+    stores: LocalStores,
+    globals: crate::global::GlobalStores,
+    metrics: Arc<StreamsMetrics>,
+    stop: Arc<AtomicBool>,
+    failed: Arc<AtomicBool>,
+    handler: UncaughtExceptionHandler,
+    next_index: std::sync::atomic::AtomicUsize,
+}
+
+impl ThreadFactory {
+    /// A new stream thread, joined to the group.
+    async fn make(&self) -> Result<StreamThread> {
+        let idx = self.next_index.fetch_add(1, Ordering::Relaxed);
+        let config = &self.config;
+        // As Kafka Streams: each thread's consumer, restore consumer and producer have
+        // connections of their own, so that none waits behind another's long poll.
+        let member = GroupConsumer::subscribe(
+            self.client.sibling().await?,
+            self.topology.subscribed_topics(&config.application_id),
+            config.group.clone(),
+        )
+        .await?;
+        Ok(StreamThread {
+            name: format!("{}-StreamThread-{idx}", config.application_id),
+            topology: self.topology.clone(),
+            client: self.client.sibling().await?,
+            member,
+            producer: Producer::new(self.client.sibling().await?, config.producer.clone()),
+            deliveries: Vec::new(),
+            tasks: BTreeMap::new(),
+            partition_counts: self.partition_counts.clone(),
+            outputs: Vec::new(),
+            stores: self.stores.clone(),
+            globals: self.globals.clone(),
+            config: config.clone(),
+            metrics: self.metrics.clone(),
+            stop: self.stop.clone(),
+            failed: self.failed.clone(),
+            handler: self.handler.clone(),
+        })
+    }
+}
+
+/// Waits for the stream threads, starts a replacement for each that asks for one (unless
+/// the instance is stopping), and ends with the first error once all have stopped.
+async fn supervise(
+    mut threads: tokio::task::JoinSet<ThreadExit>,
+    factory: Arc<ThreadFactory>,
+) -> Result<()> {
+    let mut first_error = None;
+    while let Some(exit) = threads.join_next().await {
+        match exit {
+            Ok(ThreadExit::Stopped(Ok(()))) => {}
+            Ok(ThreadExit::Stopped(Err(err))) => {
+                first_error.get_or_insert(err);
+            }
+            Ok(ThreadExit::Replace(err)) => {
+                if factory.stop.load(Ordering::Acquire) {
+                    first_error.get_or_insert(err);
+                    continue;
+                }
+                factory
+                    .metrics
+                    .threads_replaced
+                    .fetch_add(1, Ordering::Relaxed);
+                match factory.make().await {
+                    Ok(thread) => {
+                        tracing::warn!(thread = %thread.name, %err, "replacing a failed stream thread");
+                        threads.spawn(thread.run());
+                    }
+                    Err(start) => {
+                        tracing::error!(%start, "could not start a replacement stream thread");
+                        factory.failed.store(true, Ordering::Release);
+                        factory.stop.store(true, Ordering::Release);
+                        first_error.get_or_insert(err);
+                    }
+                }
+            }
+            Err(panic) => {
+                factory.failed.store(true, Ordering::Release);
+                factory.stop.store(true, Ordering::Release);
+                first_error.get_or_insert(StreamsError::Stopped(format!(
+                    "a stream thread panicked: {panic}"
+                )));
+            }
+        }
+    }
+    first_error.map_or(Ok(()), Err)
 }
 
 /// Reads every partition of the global tables' topics to its current end into `globals`

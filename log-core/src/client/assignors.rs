@@ -136,6 +136,7 @@ fn copartitioned_assign(
                 topics: vec![UNITS.to_string()],
                 owned,
                 generation: m.generation,
+                user_data: None,
             }
         })
         .collect();
@@ -179,7 +180,14 @@ pub struct MemberSubscription {
     pub owned: Vec<(String, i32)>,
     /// The generation those partitions were assigned in (v2+), -1 when unknown.
     pub generation: i32,
+    /// The subscription's user data (the assignor's business; Sluice Streams asks the group to
+    /// shut down with it).
+    pub user_data: Option<Bytes>,
 }
+
+/// The user data of a subscription that asks the group to shut down, and of the assignments
+/// that tell every member to (Sluice's form of Kafka Streams' `SHUTDOWN_APPLICATION`).
+pub const SHUTDOWN_REQUESTED: &[u8] = b"sluice:shutdown-requested";
 
 /// The subscription metadata a member sends in JoinGroup for `assignor`: consumer protocol v0
 /// (topics) for range and roundrobin, v2 (topics, owned partitions, generation) for the sticky
@@ -189,13 +197,16 @@ pub fn subscription_metadata(
     topics: &[String],
     owned: &[(String, i32)],
     generation: i32,
+    user_data: Option<Bytes>,
 ) -> Result<Bytes> {
-    let mut subscription = ConsumerProtocolSubscription::default().with_topics(
-        topics
-            .iter()
-            .map(|t| StrBytes::from_string(t.clone()))
-            .collect(),
-    );
+    let mut subscription = ConsumerProtocolSubscription::default()
+        .with_topics(
+            topics
+                .iter()
+                .map(|t| StrBytes::from_string(t.clone()))
+                .collect(),
+        )
+        .with_user_data(user_data);
     let version = if assignor.is_sticky() {
         subscription = subscription
             .with_owned_partitions(group_by_topic(owned))
@@ -252,6 +263,7 @@ pub fn decode_subscription(member_id: &str, metadata: &Bytes) -> MemberSubscript
                 tp.partitions.iter().map(move |p| (topic.clone(), *p))
             })
             .collect();
+        member.user_data = subscription.user_data.clone();
         member.generation = if version >= 2 {
             subscription.generation_id
         } else {
@@ -495,6 +507,7 @@ mod tests {
             topics: topics.iter().map(|t| t.to_string()).collect(),
             owned: owned.iter().map(|(t, p)| (t.to_string(), *p)).collect(),
             generation,
+            user_data: None,
         }
     }
 
@@ -679,7 +692,7 @@ mod tests {
             ("t".to_string(), 0),
         ];
         let metadata =
-            subscription_metadata(Assignor::CooperativeSticky, &topics, &owned, 7).unwrap();
+            subscription_metadata(Assignor::CooperativeSticky, &topics, &owned, 7, None).unwrap();
         assert_eq!(i16::from_be_bytes([metadata[0], metadata[1]]), 2);
         let member = decode_subscription("m", &metadata);
         assert_eq!(member.topics, topics);
@@ -692,8 +705,13 @@ mod tests {
             ]
         );
         assert_eq!(member.generation, 7);
+        // User data travels in every version (Sluice Streams' shutdown request rides on it).
+        let asking = Some(Bytes::from_static(SHUTDOWN_REQUESTED));
+        let metadata =
+            subscription_metadata(Assignor::Range, &topics, &owned, 7, asking.clone()).unwrap();
+        assert_eq!(decode_subscription("m", &metadata).user_data, asking);
         // range and roundrobin send version 0: topics only.
-        let metadata = subscription_metadata(Assignor::Range, &topics, &owned, 7).unwrap();
+        let metadata = subscription_metadata(Assignor::Range, &topics, &owned, 7, None).unwrap();
         assert_eq!(i16::from_be_bytes([metadata[0], metadata[1]]), 0);
         let member = decode_subscription("m", &metadata);
         assert_eq!(

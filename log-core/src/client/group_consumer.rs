@@ -26,12 +26,14 @@ use kafka_protocol::protocol::{Encodable, StrBytes};
 use kafka_protocol::ResponseError;
 use parking_lot::Mutex;
 
-use super::assignors::{decode_subscription, subscription_metadata, MemberSubscription};
+use super::assignors::{
+    decode_subscription, subscription_metadata, MemberSubscription, SHUTDOWN_REQUESTED,
+};
 pub use super::assignors::{range_assign, roundrobin_assign, Assignor};
 use super::consumer::{
     records_stream, Consumer, ConsumerConfig, ConsumerRecord, RecordStream, StartOffset,
 };
-use super::groups::decode_assignment;
+use super::groups::{assignment_user_data, decode_assignment};
 use super::{Client, Connection};
 use crate::error::{Error, Result};
 
@@ -98,17 +100,22 @@ fn str_bytes(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
 }
 
-fn encode_assignment(partitions: &BTreeMap<String, Vec<i32>>) -> Result<Bytes> {
-    let assignment = ConsumerProtocolAssignment::default().with_assigned_partitions(
-        partitions
-            .iter()
-            .map(|(t, ps)| {
-                AssignedTopic::default()
-                    .with_topic(TopicName(str_bytes(t)))
-                    .with_partitions(ps.clone())
-            })
-            .collect(),
-    );
+fn encode_assignment(
+    partitions: &BTreeMap<String, Vec<i32>>,
+    user_data: Option<Bytes>,
+) -> Result<Bytes> {
+    let assignment = ConsumerProtocolAssignment::default()
+        .with_assigned_partitions(
+            partitions
+                .iter()
+                .map(|(t, ps)| {
+                    AssignedTopic::default()
+                        .with_topic(TopicName(str_bytes(t)))
+                        .with_partitions(ps.clone())
+                })
+                .collect(),
+        )
+        .with_user_data(user_data);
     let mut buf = BytesMut::new();
     buf.put_i16(0);
     assignment
@@ -255,6 +262,8 @@ pub struct GroupConsumer {
     fenced: Arc<AtomicBool>,
     /// Revoked/Lost was reported; the next call rejoins.
     revocation_reported: bool,
+    /// This member asks the group to shut down (`request_group_shutdown`).
+    shutdown_requested: bool,
     events: std::collections::VecDeque<GroupEvent>,
     consumer: Option<Consumer>,
     assignment: Vec<(String, i32)>,
@@ -320,6 +329,7 @@ impl GroupConsumer {
             heartbeat: None,
             fenced: Arc::new(AtomicBool::new(false)),
             revocation_reported: false,
+            shutdown_requested: false,
             events: std::collections::VecDeque::new(),
             last_auto_commit: std::time::Instant::now(),
             last_poll: Arc::new(Mutex::new(std::time::Instant::now())),
@@ -396,8 +406,17 @@ impl GroupConsumer {
             .assignment_strategy
             .iter()
             .map(|&assignor| {
-                subscription_metadata(assignor, &self.topics, &self.assignment, generation)
-                    .map(|m| (assignor, m))
+                let user_data = self
+                    .shutdown_requested
+                    .then(|| Bytes::from_static(SHUTDOWN_REQUESTED));
+                subscription_metadata(
+                    assignor,
+                    &self.topics,
+                    &self.assignment,
+                    generation,
+                    user_data,
+                )
+                .map(|m| (assignor, m))
             })
             .collect::<Result<_>>()?;
         loop {
@@ -487,6 +506,11 @@ impl GroupConsumer {
                     })
                 }
             }
+            if assignment_user_data(&sync.assignment).as_deref() == Some(SHUTDOWN_REQUESTED) {
+                return Err(Error::ShutdownRequested {
+                    group: self.config.group_id.clone(),
+                });
+            }
             let assignment = decode_assignment(sync.assignment);
             self.rejoin.store(false, Ordering::Release);
             self.fenced.store(false, Ordering::Release);
@@ -525,13 +549,31 @@ impl GroupConsumer {
                 "the coordinator chose assignor {protocol:?}, which this member did not offer"
             ))
         })?;
+        // A member asking the group to shut down: every member is told to, and gets nothing.
+        let shutdown = subscriptions
+            .iter()
+            .any(|m| m.user_data.as_deref() == Some(SHUTDOWN_REQUESTED));
+        if shutdown {
+            tracing::warn!(group = %self.config.group_id, "a member asked the group to shut down");
+            return subscriptions
+                .iter()
+                .map(|m| {
+                    Ok(SyncGroupRequestAssignment::default()
+                        .with_member_id(str_bytes(&m.member_id))
+                        .with_assignment(encode_assignment(
+                            &BTreeMap::new(),
+                            Some(Bytes::from_static(SHUTDOWN_REQUESTED)),
+                        )?))
+                })
+                .collect();
+        }
         let assigned = assignor.assign(&subscriptions, &counts);
         assigned
             .into_iter()
             .map(|(member, partitions)| {
                 Ok(SyncGroupRequestAssignment::default()
                     .with_member_id(str_bytes(&member))
-                    .with_assignment(encode_assignment(&partitions)?))
+                    .with_assignment(encode_assignment(&partitions, None)?))
             })
             .collect()
     }
@@ -725,6 +767,24 @@ impl GroupConsumer {
                 }
             })
         })
+    }
+
+    /// Asks every member of the group to shut down (Kafka Streams' `SHUTDOWN_APPLICATION`): this
+    /// member rejoins with the request in its subscription's user data, the leader's
+    /// assignment tells every member, and their next call fails with
+    /// [`Error::ShutdownRequested`]. Returns once this member got the answer (an error only if
+    /// the rebalance itself failed).
+    pub async fn request_group_shutdown(&mut self) -> Result<()> {
+        self.shutdown_requested = true;
+        self.rejoin.store(true, Ordering::Release);
+        match self.join().await {
+            Err(Error::ShutdownRequested { .. }) => Ok(()),
+            Err(err) => Err(err),
+            Ok(_) => Err(Error::Protocol(format!(
+                "the leader of group {} did not pass the shutdown request on (an assignor that ignores it?)",
+                self.config.group_id
+            ))),
+        }
     }
 
     /// The next record batch or assignment change. A rebalance is reported as `Revoked` (or
@@ -984,7 +1044,7 @@ mod tests {
         assert_eq!(assigned["b"]["t"], vec![3, 4]);
         assert_eq!(assigned["a"]["u"], vec![0, 1]);
         assert!(!assigned["b"].contains_key("u"));
-        let encoded = encode_assignment(&assigned["a"]).unwrap();
+        let encoded = encode_assignment(&assigned["a"], None).unwrap();
         assert_eq!(
             decode_assignment(encoded),
             vec![
@@ -996,7 +1056,8 @@ mod tests {
             ]
         );
         let metadata =
-            subscription_metadata(Assignor::Range, &["t".into(), "u".into()], &[], -1).unwrap();
+            subscription_metadata(Assignor::Range, &["t".into(), "u".into()], &[], -1, None)
+                .unwrap();
         assert_eq!(
             decode_subscription("a", &metadata).topics,
             vec!["t".to_string(), "u".to_string()]

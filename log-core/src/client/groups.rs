@@ -79,6 +79,18 @@ fn str_bytes(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
 }
 
+/// The user data of a consumer protocol assignment, if it has any.
+pub fn assignment_user_data(bytes: &Bytes) -> Option<Bytes> {
+    let mut bytes = bytes.clone();
+    if bytes.remaining() < 2 {
+        return None;
+    }
+    let version = bytes.get_i16().clamp(0, 3);
+    ConsumerProtocolAssignment::decode(&mut bytes, version)
+        .ok()
+        .and_then(|assignment| assignment.user_data)
+}
+
 /// Decodes a consumer protocol assignment (version prefix, then the versioned body).
 pub fn decode_assignment(mut bytes: Bytes) -> Vec<(String, i32)> {
     if bytes.remaining() < 2 {

@@ -667,3 +667,119 @@ fn the_record_cache_holds_updates_until_a_commit_and_queries_see_them() {
         assert_eq!(client.list_offset("view-counts", 0, -1).await.unwrap(), 2);
     });
 }
+
+/// Values as UTF-8, refusing to serialise `boom` while `fail` holds (then letting it through
+/// once `fail_once`).
+struct FlakySerde {
+    fail: Arc<std::sync::atomic::AtomicBool>,
+    fail_once: bool,
+}
+
+impl sluice_streams::serdes::Serde<String> for FlakySerde {
+    fn serialize(&self, topic: &str, value: &String) -> Result<Option<Bytes>, String> {
+        use std::sync::atomic::Ordering;
+        if value == "boom" && self.fail.load(Ordering::SeqCst) {
+            if self.fail_once {
+                self.fail.store(false, Ordering::SeqCst);
+            }
+            return Err("boom does not serialise".into());
+        }
+        StringSerde.serialize(topic, value)
+    }
+    fn deserialize(&self, topic: &str, bytes: Option<&Bytes>) -> Result<String, String> {
+        StringSerde.deserialize(topic, bytes)
+    }
+}
+
+fn flaky_copy(fail_once: bool) -> Arc<Topology> {
+    let builder = StreamsBuilder::new();
+    let serde = FlakySerde {
+        fail: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+        fail_once,
+    };
+    builder
+        .stream("in", Consumed::with(StringSerde, StringSerde))
+        .to("out", Produced::with(StringSerde, serde));
+    Arc::new(builder.build().unwrap())
+}
+
+async fn start_with(
+    client: &Arc<Client>,
+    topology: Arc<Topology>,
+    response: sluice_streams::StreamThreadExceptionResponse,
+) -> KafkaStreams {
+    let config = StreamsConfig::from_props([
+        ("application.id", "handled"),
+        ("commit.interval.ms", "100"),
+        ("consumer.heartbeat.interval.ms", "100"),
+    ])
+    .unwrap();
+    KafkaStreams::start_with_handler(
+        topology,
+        config,
+        client.clone(),
+        Arc::new(move |_| response),
+    )
+    .await
+    .unwrap()
+}
+
+fn inputs() -> Vec<(Option<&'static str>, Bytes)> {
+    ["a", "b", "boom", "c", "d"]
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (Some(["k1", "k2"][i % 2]), Bytes::from_static(v.as_bytes())))
+        .collect()
+}
+
+#[test]
+fn a_failed_thread_is_replaced_and_the_new_one_goes_on_from_the_commit() {
+    use sluice_streams::StreamThreadExceptionResponse::ReplaceThread;
+    on_embedded_node(|client| async move {
+        create(&client, "in", 1).await;
+        create(&client, "out", 1).await;
+        let app = start_with(&client, flaky_copy(true), ReplaceThread).await;
+        produce(&client, "in", &inputs()).await;
+        // At least once: what the failed thread wrote since its last commit may come twice.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let mut seen = std::collections::BTreeSet::new();
+        while seen.len() < 5 {
+            assert!(tokio::time::Instant::now() < deadline, "only {seen:?}");
+            let written = client.list_offset("out", 0, -1).await.unwrap() as usize;
+            seen = read_all(&client, "out", written)
+                .await
+                .into_iter()
+                .map(|(_, v)| String::from_utf8_lossy(&v).into_owned())
+                .collect();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(app.metrics().threads_replaced(), 1);
+        assert!(!app.has_failed_thread());
+        app.close().await.unwrap();
+    });
+}
+
+#[test]
+fn shutting_down_the_application_stops_every_instance() {
+    use sluice_streams::StreamThreadExceptionResponse::ShutdownApplication;
+    on_embedded_node(|client| async move {
+        create(&client, "in", 2).await;
+        create(&client, "out", 1).await;
+        let first = start_with(&client, flaky_copy(false), ShutdownApplication).await;
+        let second = start_with(&client, flaky_copy(false), ShutdownApplication).await;
+        produce(&client, "in", &inputs()).await;
+        // Whichever instance meets `boom` asks the group; both stop.
+        eventually("both instances stopped", || {
+            first.has_failed_thread() && second.has_failed_thread()
+        })
+        .await;
+        let errors = [first.close().await, second.close().await];
+        assert!(
+            errors
+                .iter()
+                .any(|e| matches!(e, Err(StreamsError::Serde { .. }))),
+            "{errors:?}"
+        );
+        assert!(errors.iter().all(Result::is_err), "{errors:?}");
+    });
+}
