@@ -72,3 +72,18 @@ fn page_views_counts_views_per_region_and_minute() {
         "{stdout}"
     );
 }
+
+#[test]
+fn fraud_sessions_alerts_once_per_suspicious_session() {
+    let stdout = run_example(env!("CARGO_BIN_EXE_fraud-sessions"), &[]);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "produced 9 payments of 4 cards",
+            "alert: card 3782 from minute 20 to 20: 1 payment, $2500.00",
+            "alert: card 4111 from minute 0 to 3: 4 payments, $1073.50",
+        ],
+        "{stdout}"
+    );
+}
