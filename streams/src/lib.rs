@@ -36,7 +36,7 @@
 //! What is here so far: serdes; the stateless DSL; grouping with count/reduce/aggregate,
 //! repartition topics, tables (from topics and streams) with `filter`/`map_values`, table
 //! aggregations with subtractors, global tables, KStream–KTable, KStream–GlobalKTable,
-//! KTable–KTable and windowed KStream–KStream joins, tumbling, hopping and session windows, suppression of updates until windows close or
+//! KTable–KTable (by key and by foreign key) and windowed KStream–KStream joins, tumbling, hopping and session windows, suppression of updates until windows close or
 //! a time limit, all kept in key-value stores with changelog topics; the test driver; the
 //! at-least-once runtime with record caches and interactive queries; the processor API with
 //! punctuation. Sliding windows and
@@ -44,6 +44,7 @@
 
 pub mod driver;
 pub mod error;
+pub mod fk_join;
 pub mod global;
 pub mod join;
 pub mod kstream;

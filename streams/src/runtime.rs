@@ -423,22 +423,37 @@ async fn create_internal_topics(
         replication_factor: -1,
         configs: [("cleanup.policy".to_string(), "compact".to_string())].into(),
     });
-    let repartitions = topology
+    // An internal topic that must be co-partitioned with user topics (a foreign-key join's
+    // subscription and response topics) gets their partition count; the others the widest.
+    let groups = topology.copartition_groups(&config.application_id);
+    let internal: Vec<String> = topology
         .internal_topics()
         .into_iter()
-        .map(|suffix| NewTopic {
-            name: internal_topic(&config.application_id, &suffix),
-            partitions,
+        .map(|suffix| internal_topic(&config.application_id, &suffix))
+        .collect();
+    let mut repartitions = Vec::new();
+    for name in internal.iter() {
+        let mut count = None;
+        for group in groups.iter().filter(|group| group.contains(name)) {
+            for topic in group.iter().filter(|t| !internal.contains(t)) {
+                let n = client.topic(topic, false).await?.leaders.len() as i32;
+                count = Some(count.map_or(n, |c: i32| c.max(n)));
+            }
+        }
+        repartitions.push(NewTopic {
+            name: name.clone(),
+            partitions: count.unwrap_or(partitions),
             replication_factor: -1,
             configs: Default::default(),
         });
+    }
     let topics: Vec<NewTopic> = changelogs.chain(repartitions).collect();
     if topics.is_empty() {
         return Ok(());
     }
     for (name, created) in client.create_topics(&topics, false).await? {
         match created {
-            Ok(()) => tracing::info!(topic = %name, partitions, "created an internal topic"),
+            Ok(()) => tracing::info!(topic = %name, "created an internal topic"),
             Err(sluice_log::Error::Broker {
                 code: kafka_protocol::ResponseError::TopicAlreadyExists,
                 ..

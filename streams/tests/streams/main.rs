@@ -3,6 +3,7 @@
 mod aggregate;
 mod dsl;
 mod fixtures;
+mod fk_join;
 mod global;
 mod join;
 mod processor;
