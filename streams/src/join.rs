@@ -22,6 +22,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::kstream::{Data, KStream};
 use crate::serdes::{self, Serde};
+use crate::store::{be_i64, timed_key};
 use crate::topology::{Children, Record, TaskContext};
 
 /// How far apart in time two records of one key may be to join (Kafka's `JoinWindows`): a
@@ -136,15 +137,6 @@ struct StreamJoin<K, V, VO, VR> {
     out: Arc<Children<K, VR>>,
 }
 
-/// Key bytes, then `timestamp` and `seq` (8 big-endian bytes each): a window store's key.
-fn window_key(key: &[u8], timestamp: i64, seq: u64) -> Bytes {
-    let mut buf = BytesMut::with_capacity(key.len() + 16);
-    buf.put_slice(key);
-    buf.put_i64(timestamp.max(0));
-    buf.put_u64(seq);
-    buf.freeze()
-}
-
 /// `timestamp`, the side, `seq`, then the key bytes: the shared store's key, in time order.
 fn waiting_key(timestamp: i64, side: Side, seq: u64, key: &[u8]) -> Bytes {
     let mut buf = BytesMut::with_capacity(key.len() + 17);
@@ -153,12 +145,6 @@ fn waiting_key(timestamp: i64, side: Side, seq: u64, key: &[u8]) -> Bytes {
     buf.put_u64(seq);
     buf.put_slice(key);
     buf.freeze()
-}
-
-fn be_i64(bytes: &[u8]) -> i64 {
-    let mut array = [0u8; 8];
-    array.copy_from_slice(&bytes[..8]);
-    i64::from_be_bytes(array)
 }
 
 impl<K: Data, V: Data, VO: Data, VR: Data> StreamJoin<K, V, VO, VR> {
@@ -220,13 +206,13 @@ impl<K: Data, V: Data, VO: Data, VR: Data> StreamJoin<K, V, VO, VR> {
         }
         // Records of one key and timestamp are told apart by a sequence number.
         let mut seq = 0;
-        while ctx.contains(own_store, &window_key(&key_bytes, t, seq)) {
+        while ctx.contains(own_store, &timed_key(&key_bytes, t, seq)) {
             seq += 1;
         }
-        let own_key = window_key(&key_bytes, t, seq);
+        let own_key = timed_key(&key_bytes, t, seq);
         ctx.put_logged(own_store, own_key, Some(value_bytes.clone()), t);
 
-        let from = window_key(&key_bytes, t.saturating_sub(before), 0);
+        let from = timed_key(&key_bytes, t.saturating_sub(before), 0);
         let until = t.saturating_add(after);
         let partners = ctx.scan_while(other_store, &from, |k| {
             k.len() == key_bytes.len() + 16
@@ -509,9 +495,9 @@ mod tests {
 
     #[test]
     fn window_keys_keep_a_keys_records_in_time_order() {
-        let a = window_key(b"k", 5, 0);
-        let b = window_key(b"k", 5, 1);
-        let c = window_key(b"k", 300, 0);
+        let a = timed_key(b"k", 5, 0);
+        let b = timed_key(b"k", 5, 1);
+        let c = timed_key(b"k", 300, 0);
         assert!(a < b && b < c);
         assert_eq!(be_i64(&c[1..]), 300);
         let w = waiting_key(7, Side::Other, 2, b"key");

@@ -123,6 +123,21 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         }
     }
 
+    /// Cuts each key's records into sliding windows (Kafka's `windowedBy(SlidingWindows)`);
+    /// `values` serialises the key's recent records, which the windows are folded from.
+    pub fn windowed_by_sliding(
+        &self,
+        windows: crate::sliding::SlidingWindows,
+        values: impl Serde<V> + 'static,
+    ) -> crate::sliding::SlidingWindowedKStream<K, V> {
+        crate::sliding::SlidingWindowedKStream {
+            stream: self.stream.clone(),
+            key: self.key.clone(),
+            value: Arc::new(values),
+            windows,
+        }
+    }
+
     /// Cuts each key's records into sessions of activity (Kafka's `windowedBy(SessionWindows)`).
     pub fn windowed_by_session(
         &self,

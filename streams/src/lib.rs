@@ -39,8 +39,7 @@
 //! KTable–KTable (by key and by foreign key) and windowed KStream–KStream joins, tumbling, hopping and session windows, suppression of updates until windows close or
 //! a time limit, all kept in key-value stores with changelog topics; the test driver; the
 //! at-least-once runtime with record caches and interactive queries; the processor API with
-//! punctuation. Sliding windows and
-//! persistent stores come next.
+//! punctuation. Persistent stores come next.
 
 pub mod driver;
 pub mod error;
@@ -54,6 +53,7 @@ pub mod processor;
 pub mod runtime;
 pub mod serdes;
 pub mod session;
+pub mod sliding;
 pub mod store;
 pub mod suppress;
 pub mod topology;
@@ -73,6 +73,7 @@ pub use runtime::{
     StreamsMetrics, UncaughtExceptionHandler,
 };
 pub use session::{SessionWindowedKStream, SessionWindowedSerde, SessionWindows};
+pub use sliding::{SlidingWindowedKStream, SlidingWindows};
 pub use store::{KeyValueStore, ReadOnlyKeyValueStore, SharedStore};
 pub use suppress::Suppressed;
 pub use topology::{

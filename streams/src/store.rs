@@ -17,6 +17,25 @@ use bytes::Bytes;
 use crate::error::Result;
 use crate::serdes::{self, Serde};
 
+/// Key bytes, then `timestamp` and `seq` (8 big-endian bytes each): the key of a record kept
+/// by time in a store (stream-stream joins, sliding windows), so that one key's records sit
+/// together in time order.
+pub(crate) fn timed_key(key: &[u8], timestamp: i64, seq: u64) -> Bytes {
+    let mut buf = bytes::BytesMut::with_capacity(key.len() + 16);
+    bytes::BufMut::put_slice(&mut buf, key);
+    bytes::BufMut::put_i64(&mut buf, timestamp.max(0));
+    bytes::BufMut::put_u64(&mut buf, seq);
+    buf.freeze()
+}
+
+/// The big-endian number in the first 8 bytes (0 if there are fewer).
+pub(crate) fn be_i64(bytes: &[u8]) -> i64 {
+    bytes
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, i64::from_be_bytes)
+}
+
 /// The changelog topic of `store` in application `application_id`, as Kafka Streams names it.
 pub fn changelog_topic(application_id: &str, store: &str) -> String {
     format!("{application_id}-{store}-changelog")

@@ -97,6 +97,14 @@ pub struct WindowedSerde<K> {
 }
 
 impl<K> WindowedSerde<K> {
+    /// Like [`WindowedSerde::new`], with a shared key serde.
+    pub fn new_shared(inner: Arc<dyn Serde<K>>, window_size: Duration) -> WindowedSerde<K> {
+        WindowedSerde {
+            inner,
+            window_size_ms: window_size.as_millis() as i64,
+        }
+    }
+
     /// Windowed keys whose key part `inner` writes, for windows of `window_size`.
     pub fn new(inner: impl Serde<K> + 'static, window_size: Duration) -> WindowedSerde<K> {
         WindowedSerde {
@@ -136,7 +144,8 @@ impl<K> Serde<Windowed<K>> for WindowedSerde<K> {
     }
 }
 
-fn windowed_bytes(key: &[u8], start: i64) -> Bytes {
+/// Key bytes, then the window start (8 big-endian bytes): a time-windowed key.
+pub(crate) fn windowed_bytes(key: &[u8], start: i64) -> Bytes {
     let mut buf = BytesMut::with_capacity(key.len() + 8);
     buf.put_slice(key);
     buf.put_i64(start);

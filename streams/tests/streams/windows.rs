@@ -151,3 +151,62 @@ fn nexmark_q5_names_each_windows_hottest_auction() {
     let hot = |auction, count| AuctionCount { auction, count };
     assert_eq!(last, [(0, hot(1, 3)), (2_000, hot(1, 1))].into());
 }
+
+#[test]
+fn sliding_windows_end_at_each_record_and_start_after_each() {
+    use sluice_streams::SlidingWindows;
+    let builder = StreamsBuilder::new();
+    let d = Duration::from_millis(10);
+    builder
+        .stream("clicks", Consumed::with(StringSerde, StringSerde))
+        .group_by_key(Grouped::with_key(StringSerde))
+        .windowed_by_sliding(
+            SlidingWindows::of_time_difference_and_grace(d, Duration::from_millis(100)),
+            StringSerde,
+        )
+        .count(Materialized::counts().named("sliding-counts"))
+        .to_stream()
+        .to(
+            "counts",
+            Produced::with(WindowedSerde::new(StringSerde, d), I64Serde),
+        );
+    let mut driver = TopologyTestDriver::new(builder.build().unwrap());
+    let clicks = TestInputTopic::new("clicks", StringSerde, StringSerde);
+    let output = TestOutputTopic::new("counts", WindowedSerde::new(StringSerde, d), I64Serde);
+    let mut pipe = |at: i64| -> Vec<(i64, i64, i64)> {
+        driver
+            .pipe_input(&clicks, &"a".to_string(), &"/".to_string(), at)
+            .unwrap();
+        let mut updates: Vec<(i64, i64, i64)> = driver
+            .read_key_values(&output)
+            .unwrap()
+            .into_iter()
+            .map(|(w, n)| (w.window.start, w.window.end, n))
+            .collect();
+        updates.sort();
+        updates
+    };
+    // Early records share the window [0, d].
+    assert_eq!(pipe(5), vec![(0, 10, 1)]);
+    // 8 joins [0, 10] and opens the window right after 5.
+    assert_eq!(pipe(8), vec![(0, 10, 2), (6, 16, 1)]);
+    assert_eq!(pipe(20), vec![(10, 20, 1)]);
+    // Out of order: 12 lands in every window that spans it, and makes its own two.
+    assert_eq!(
+        pipe(12),
+        vec![(2, 12, 3), (6, 16, 2), (9, 19, 1), (10, 20, 2), (13, 23, 1)]
+    );
+    // Far past the grace period: its windows are closed.
+    assert_eq!(pipe(300), vec![(290, 300, 1)]);
+    assert_eq!(pipe(1), vec![]);
+    assert_eq!(driver.dropped_records(), 1);
+    // The records no open window reaches were purged: only 300 is kept.
+    let records = driver
+        .key_value_store(
+            "sliding-counts-records",
+            sluice_streams::serdes::BytesSerde,
+            sluice_streams::serdes::BytesSerde,
+        )
+        .unwrap();
+    assert_eq!(records.approximate_num_entries(), 1);
+}
