@@ -39,6 +39,9 @@ pub enum StreamsError {
     /// The cluster refused or failed a request (the client's error, with its Kafka code).
     #[error(transparent)]
     Client(#[from] sluice_log::Error),
+    /// A persistent state store's files could not be read or written.
+    #[error("state store: {0}")]
+    StateStore(String),
     /// The application was stopped, or a stream thread died.
     #[error("the streams application stopped: {0}")]
     Stopped(String),

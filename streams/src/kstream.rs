@@ -348,7 +348,7 @@ impl<K: Data, V: Data> KStream<K, V> {
     ) -> KTable<K, V> {
         let store = self
             .state
-            .store_named(materialized.name.clone(), "KSTREAM-TOTABLE-STATE-STORE");
+            .materialize(&materialized, "KSTREAM-TOTABLE-STATE-STORE");
         let key: Arc<dyn Serde<K>> = Arc::new(key);
         let (key_serde, value_serde, store_name) =
             (key.clone(), materialized.value.clone(), store.clone());

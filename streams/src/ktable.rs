@@ -65,6 +65,7 @@ pub struct Materialized<V> {
     pub(crate) name: Option<String>,
     pub(crate) value: Arc<dyn Serde<V>>,
     pub(crate) caching: bool,
+    pub(crate) persistent: bool,
 }
 
 impl<V> Materialized<V> {
@@ -75,7 +76,17 @@ impl<V> Materialized<V> {
             name: None,
             value: Arc::new(value),
             caching: true,
+            persistent: false,
         }
+    }
+
+    /// Keeps the store on disk as well (Kafka's persistent key-value store), under the
+    /// application's `state.dir`: a task that starts again where its store was kept restores
+    /// only what the changelog gained since its last commit. Without it the store is in
+    /// memory only and restored from the whole changelog.
+    pub fn persistent(mut self) -> Materialized<V> {
+        self.persistent = true;
+        self
     }
 
     /// Every update goes to the store, its changelog and downstream at once
@@ -221,7 +232,7 @@ fn fold_into_store<K: Data, I: Data, VA: Data>(
     (prefix, what): (&str, &str),
     fold: impl Fn(&K, I, Option<VA>) -> Option<VA> + Send + Sync + 'static,
 ) -> KTable<K, VA> {
-    let store = state.store_named(materialized.name.clone(), prefix);
+    let store = state.materialize(&materialized, prefix);
     let out = state.new_children::<K, Change<VA>>(format!("{what} into store {store}"));
     let downstream = out.clone();
     let (keys, values, store_name) = (key_serde.clone(), materialized.value.clone(), store.clone());

@@ -35,11 +35,13 @@
 //!
 //! What is here so far: serdes; the stateless DSL; grouping with count/reduce/aggregate,
 //! repartition topics, tables (from topics and streams) with `filter`/`map_values`, table
-//! aggregations with subtractors, global tables, KStream–KTable, KStream–GlobalKTable,
-//! KTable–KTable (by key and by foreign key) and windowed KStream–KStream joins, tumbling, hopping and session windows, suppression of updates until windows close or
-//! a time limit, all kept in key-value stores with changelog topics; the test driver; the
-//! at-least-once runtime with record caches and interactive queries; the processor API with
-//! punctuation. Persistent stores come next.
+//! aggregations with subtractors, global tables; KStream–KTable, KStream–GlobalKTable,
+//! KTable–KTable (by key and by foreign key) and windowed KStream–KStream joins; tumbling,
+//! hopping, sliding and session windows, suppression until windows close or a time limit;
+//! key-value stores with changelog topics and record caches, in memory or also on disk
+//! (`Materialized::persistent`, SQLite); the processor API with punctuation; the test driver;
+//! the at-least-once runtime with interactive queries and an uncaught-exception handler. The
+//! Avro serde comes next.
 
 pub mod driver;
 pub mod error;

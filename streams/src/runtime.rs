@@ -59,6 +59,9 @@ pub struct StreamsConfig {
     pub commit_interval: Duration,
     /// `default.deserialization.exception.handler`.
     pub deserialization_handler: DeserializationHandler,
+    /// `state.dir`: where persistent stores keep their files, under `<application.id>/`
+    /// (default: `sluice-streams` in the system's temporary directory).
+    pub state_dir: std::path::PathBuf,
     /// `statestore.cache.max.bytes` (formerly `cache.max.bytes.buffering`): the record caches'
     /// size across the stream threads (10 MiB; 0 turns caching off and forwards every update).
     pub cache_max_bytes: usize,
@@ -87,6 +90,7 @@ impl StreamsConfig {
             commit_interval: Duration::from_millis(30_000),
             deserialization_handler: DeserializationHandler::LogAndFail,
             cache_max_bytes: 10 * 1024 * 1024,
+            state_dir: std::env::temp_dir().join("sluice-streams"),
             group,
             producer,
         }
@@ -128,6 +132,12 @@ impl StreamsConfig {
                         .ok()
                         .filter(|n| *n >= 1)
                         .ok_or_else(|| invalid(key, value, "expected a whole number of at least 1"))?
+                }
+                "state.dir" => {
+                    if value.is_empty() {
+                        return Err(invalid(key, value, "expected a directory"));
+                    }
+                    config.state_dir = value.into();
                 }
                 "statestore.cache.max.bytes" | "cache.max.bytes.buffering" => {
                     config.cache_max_bytes = value
@@ -502,6 +512,10 @@ struct StreamThread {
     producer: Producer,
     /// Outputs sent since the last commit, to check before committing.
     deliveries: Vec<DeliveryFuture>,
+    /// Changelog writes of persistent stores since the last commit: task, store, delivery.
+    changelog_deliveries: Vec<(i32, String, DeliveryFuture)>,
+    /// The changelog topics of the persistent stores, and their stores.
+    persistent_changelogs: std::collections::HashMap<String, String>,
     /// The tasks of the partitions this thread owns, each with its own stores, and the
     /// topic-partitions it was built for.
     tasks: BTreeMap<i32, (std::collections::BTreeSet<String>, TaskContext)>,
@@ -592,6 +606,7 @@ impl StreamThread {
                 GroupEvent::Lost(partitions) => {
                     tracing::warn!(thread = %self.name, ?partitions, "partitions lost; they will be processed again from the last commit");
                     self.deliveries.clear();
+                    self.changelog_deliveries.clear();
                     for (_, task) in self.tasks.values() {
                         unpublish(&self.stores, task);
                     }
@@ -642,12 +657,27 @@ impl StreamThread {
                 task.set_partition_count(topic, *n);
             }
             for store in self.topology.stores() {
+                // A persistent store starts from its files: only what its changelog gained
+                // since their checkpoint is read.
+                let mut from = None;
+                if self.topology.is_persistent(&store) {
+                    let path = self
+                        .config
+                        .state_dir
+                        .join(&self.config.application_id)
+                        .join(format!("0_{partition}"))
+                        .join(format!("{store}.sqlite"));
+                    let (kept, checkpoint) = crate::store::KeyValueStore::open_persistent(&path)?;
+                    tracing::info!(thread = %self.name, %store, partition, entries = kept.len(), ?checkpoint, "opened a persistent store");
+                    task.install_store(&store, kept);
+                    from = checkpoint;
+                }
                 let restored = restore(
                     &self.client,
                     &mut task,
                     &self.config.application_id,
                     &store,
-                    partition,
+                    (partition, from),
                 )
                 .await?;
                 tracing::info!(thread = %self.name, %store, partition, records = restored, "restored a store from its changelog");
@@ -736,6 +766,13 @@ impl StreamThread {
         // One vector for every record's outputs, so nothing is allocated for it per record.
         std::mem::swap(&mut self.outputs, &mut task.outputs);
         for output in self.outputs.drain(..) {
+            // A persistent store's changelog writes are tracked: the offset they reach is the
+            // store's checkpoint at the next commit.
+            let persistent = if self.persistent_changelogs.is_empty() {
+                None
+            } else {
+                self.persistent_changelogs.get(&*output.topic).cloned()
+            };
             let delivery = self
                 .producer
                 .send(ProducerRecord {
@@ -747,7 +784,10 @@ impl StreamThread {
                     timestamp: Some(output.timestamp),
                 })
                 .await?;
-            self.deliveries.push(delivery);
+            match persistent {
+                Some(store) => self.changelog_deliveries.push((partition, store, delivery)),
+                None => self.deliveries.push(delivery),
+            }
         }
         Ok(())
     }
@@ -764,16 +804,31 @@ impl StreamThread {
             self.send_outputs(partition).await?;
         }
         self.producer.flush().await;
+        let written = |delivery: DeliveryFuture| match delivery.try_result() {
+            Some(Ok(metadata)) => Ok(metadata.offset),
+            Some(Err(err)) => Err(StreamsError::from(err)),
+            None => Err(StreamsError::Stopped(
+                "an output was neither acknowledged nor failed after a flush".into(),
+            )),
+        };
         for delivery in self.deliveries.drain(..) {
-            match delivery.try_result() {
-                Some(Ok(_)) => {}
-                Some(Err(err)) => return Err(err.into()),
-                None => {
-                    return Err(StreamsError::Stopped(
-                        "an output was neither acknowledged nor failed after a flush".into(),
-                    ))
-                }
-            }
+            written(delivery)?;
+        }
+        // Each persistent store goes to disk with the changelog offset its writes reached.
+        let mut checkpoints: BTreeMap<i32, std::collections::HashMap<String, i64>> =
+            BTreeMap::new();
+        for (partition, store, delivery) in self.changelog_deliveries.drain(..) {
+            let next = written(delivery)? + 1;
+            let checkpoint = checkpoints
+                .entry(partition)
+                .or_default()
+                .entry(store)
+                .or_insert(next);
+            *checkpoint = (*checkpoint).max(next);
+        }
+        for (partition, (_, task)) in self.tasks.iter_mut() {
+            let none = std::collections::HashMap::new();
+            task.persist_stores(checkpoints.get(partition).unwrap_or(&none))?;
         }
         self.member.commit().await?;
         self.metrics.commits.fetch_add(1, Ordering::Relaxed);
@@ -841,6 +896,14 @@ impl ThreadFactory {
             member,
             producer: Producer::new(self.client.sibling().await?, config.producer.clone()),
             deliveries: Vec::new(),
+            changelog_deliveries: Vec::new(),
+            persistent_changelogs: self
+                .topology
+                .stores()
+                .into_iter()
+                .filter(|store| self.topology.is_persistent(store))
+                .map(|store| (changelog_topic(&config.application_id, &store), store))
+                .collect(),
             tasks: BTreeMap::new(),
             partition_counts: self.partition_counts.clone(),
             outputs: Vec::new(),
@@ -993,17 +1056,33 @@ async fn restore(
     task: &mut TaskContext,
     application_id: &str,
     store: &str,
-    partition: i32,
+    (partition, checkpoint): (i32, Option<i64>),
 ) -> Result<u64> {
     let topic = changelog_topic(application_id, store);
     let end = client.list_offset(&topic, partition, -1).await?;
     let start = client.list_offset(&topic, partition, -2).await?;
-    if end <= start {
+    // A checkpoint outside the changelog (the topic was recreated, or compacted past it)
+    // makes the local copy unusable: it is wiped and rebuilt from the start.
+    let from = match checkpoint {
+        Some(next) if next >= start && next <= end => next,
+        Some(next) => {
+            tracing::warn!(%store, partition, checkpoint = next, start, end, "the store's checkpoint is outside its changelog: restoring it from the start");
+            task.wipe_store(store)?;
+            start
+        }
+        // No checkpoint: whatever the store holds is of unknown age.
+        None => {
+            task.wipe_store(store)?;
+            start
+        }
+    };
+    if end <= from {
+        task.persist_store(store, end)?;
         return Ok(0);
     }
     let mut consumer = Consumer::assign(
         client.clone(),
-        vec![(topic.clone(), partition, StartOffset::Beginning)],
+        vec![(topic.clone(), partition, StartOffset::Offset(from))],
         ConsumerConfig::default(),
     )
     .await?;
@@ -1032,6 +1111,8 @@ async fn restore(
             restored += 1;
         }
     }
+    // The restored state is on disk (for a persistent store) with the offset it reached.
+    task.persist_store(store, end)?;
     Ok(restored)
 }
 

@@ -167,10 +167,7 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
         materialized: Materialized<VA>,
     ) -> KTable<Windowed<K>, VA> {
         let state = self.stream.state.clone();
-        let store = state.store_named(
-            materialized.name.clone(),
-            "KSTREAM-SESSION-AGGREGATE-STATE-STORE",
-        );
+        let store = state.materialize(&materialized, "KSTREAM-SESSION-AGGREGATE-STATE-STORE");
         let out = state.new_children::<Windowed<K>, Change<VA>>(format!(
             "session aggregate into store {store}"
         ));

@@ -45,12 +45,42 @@ pub fn changelog_topic(application_id: &str, store: &str) -> String {
 /// they reach the store proper, its changelog and the operators downstream (Kafka's record
 /// cache). Reads see a cached update as the key's value, so queries and lookups are current
 /// while the update is held.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// A persistent store ([`KeyValueStore::open_persistent`]) also keeps its entries on disk, in
+/// a SQLite database, written at each commit together with the changelog offset they reach
+/// (its checkpoint), so that a task that starts again restores only what the changelog has
+/// past the checkpoint. Reads are served from memory: the state must fit in it.
+#[derive(Debug, Default)]
 pub struct KeyValueStore {
     entries: BTreeMap<Bytes, Bytes>,
     cached: FxHashMap<Bytes, CachedUpdate>,
     /// Orders the cached updates by their latest write, the order they are flushed in.
     next_seq: u64,
+    /// The disk copy of a persistent store, and the writes it has not had yet (behind a mutex
+    /// only so that the store is `Sync`: every use has `&mut self`).
+    disk: Option<parking_lot::Mutex<DiskStore>>,
+}
+
+/// A persistent store's database: the table `entries (key BLOB PRIMARY KEY, value BLOB)` and
+/// the checkpoint, in `checkpoint (id, next_offset)`.
+struct DiskStore {
+    path: std::path::PathBuf,
+    db: rusqlite::Connection,
+    /// Writes since the last commit, in order (None deletes).
+    pending: Vec<(Bytes, Option<Bytes>)>,
+}
+
+impl std::fmt::Debug for DiskStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DiskStore")
+            .field("path", &self.path)
+            .field("pending", &self.pending.len())
+            .finish()
+    }
+}
+
+fn disk_error(path: &std::path::Path, err: impl std::fmt::Display) -> crate::error::StreamsError {
+    crate::error::StreamsError::StateStore(format!("{}: {err}", path.display()))
 }
 
 /// An update waiting in a record cache.
@@ -76,6 +106,119 @@ impl KeyValueStore {
             Some(update) => update.value.as_ref(),
             None => self.entries.get(key),
         }
+    }
+
+    /// A persistent store kept in the SQLite database at `path` (created if missing), with
+    /// what it holds loaded, and its checkpoint: the changelog offset to restore from (None:
+    /// the start, for a new or unfinished store).
+    pub fn open_persistent(path: &std::path::Path) -> Result<(KeyValueStore, Option<i64>)> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|err| disk_error(path, err))?;
+        }
+        let db = rusqlite::Connection::open(path).map_err(|err| disk_error(path, err))?;
+        // WAL and NORMAL sync: a crash may lose the last commit's writes, never corrupt the
+        // file; the checkpoint is written with them, so a lost commit only means restoring
+        // more of the changelog.
+        db.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = NORMAL;
+             CREATE TABLE IF NOT EXISTS entries (key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS checkpoint (id INTEGER PRIMARY KEY CHECK (id = 0), next_offset INTEGER NOT NULL);",
+        )
+        .map_err(|err| disk_error(path, err))?;
+        let mut entries = BTreeMap::new();
+        {
+            let mut rows = db
+                .prepare("SELECT key, value FROM entries")
+                .map_err(|err| disk_error(path, err))?;
+            let found = rows
+                .query_map([], |row| {
+                    Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, Vec<u8>>(1)?))
+                })
+                .map_err(|err| disk_error(path, err))?;
+            for row in found {
+                let (key, value) = row.map_err(|err| disk_error(path, err))?;
+                entries.insert(Bytes::from(key), Bytes::from(value));
+            }
+        }
+        let checkpoint = db
+            .query_row(
+                "SELECT next_offset FROM checkpoint WHERE id = 0",
+                [],
+                |row| row.get::<_, i64>(0),
+            )
+            .ok();
+        let store = KeyValueStore {
+            entries,
+            disk: Some(parking_lot::Mutex::new(DiskStore {
+                path: path.to_path_buf(),
+                db,
+                pending: Vec::new(),
+            })),
+            ..KeyValueStore::default()
+        };
+        Ok((store, checkpoint))
+    }
+
+    /// Whether the store keeps its entries on disk.
+    pub fn is_persistent(&self) -> bool {
+        self.disk.is_some()
+    }
+
+    /// Writes what changed since the last call to disk, in one transaction with the checkpoint
+    /// `next_offset` (the changelog offset the store now reflects, exclusive) when given.
+    pub(crate) fn persist(&mut self, next_offset: Option<i64>) -> Result<()> {
+        let Some(disk) = &mut self.disk else {
+            return Ok(());
+        };
+        let disk = disk.get_mut();
+        if disk.pending.is_empty() && next_offset.is_none() {
+            return Ok(());
+        }
+        let path = disk.path.clone();
+        let tx = disk
+            .db
+            .transaction()
+            .map_err(|err| disk_error(&path, err))?;
+        {
+            let mut upsert = tx
+                .prepare_cached("INSERT OR REPLACE INTO entries (key, value) VALUES (?1, ?2)")
+                .map_err(|err| disk_error(&path, err))?;
+            let mut delete = tx
+                .prepare_cached("DELETE FROM entries WHERE key = ?1")
+                .map_err(|err| disk_error(&path, err))?;
+            for (key, value) in &disk.pending {
+                let done = match value {
+                    Some(value) => upsert.execute((key.as_ref(), value.as_ref())),
+                    None => delete.execute([key.as_ref()]),
+                };
+                done.map_err(|err| disk_error(&path, err))?;
+            }
+            if let Some(next_offset) = next_offset {
+                tx.execute(
+                    "INSERT OR REPLACE INTO checkpoint (id, next_offset) VALUES (0, ?1)",
+                    [next_offset],
+                )
+                .map_err(|err| disk_error(&path, err))?;
+            }
+        }
+        tx.commit().map_err(|err| disk_error(&path, err))?;
+        disk.pending.clear();
+        Ok(())
+    }
+
+    /// Empties the store, on disk too (its copy is unusable: restore from the start).
+    pub(crate) fn wipe(&mut self) -> Result<()> {
+        self.entries.clear();
+        self.cached.clear();
+        if let Some(disk) = &mut self.disk {
+            let disk = disk.get_mut();
+            disk.pending.clear();
+            disk.db
+                .execute_batch("DELETE FROM entries; DELETE FROM checkpoint;")
+                .map_err(|err| disk_error(&disk.path, err))?;
+        }
+        Ok(())
     }
 
     /// Holds an update of `key` in the record cache (replacing one held for it); returns how
@@ -123,6 +266,11 @@ impl KeyValueStore {
             .into_iter()
             .map(|(key, update)| {
                 freed += cached_size(&key, &update.value);
+                if let Some(disk) = &mut self.disk {
+                    disk.get_mut()
+                        .pending
+                        .push((key.clone(), update.value.clone()));
+                }
                 let old = match &update.value {
                     Some(value) => self.entries.insert(key.clone(), value.clone()),
                     None => self.entries.remove(&key),
@@ -153,6 +301,9 @@ impl KeyValueStore {
 
     /// Stores `value` for `key`, or deletes `key` when `value` is None.
     pub fn put(&mut self, key: Bytes, value: Option<Bytes>) {
+        if let Some(disk) = &mut self.disk {
+            disk.get_mut().pending.push((key.clone(), value.clone()));
+        }
         match value {
             Some(value) => {
                 self.entries.insert(key, value);
@@ -328,5 +479,46 @@ impl<K, V> ReadOnlyKeyValueStore<K, V> {
     /// How many keys the local tasks' stores hold.
     pub fn approximate_num_entries(&self) -> usize {
         (self.parts)().iter().map(|part| part.read().len()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_persistent_store_keeps_what_a_commit_wrote_and_its_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("task").join("store.sqlite");
+        let (mut store, checkpoint) = KeyValueStore::open_persistent(&path).unwrap();
+        assert_eq!((store.len(), checkpoint), (0, None));
+        store.put(Bytes::from_static(b"a"), Some(Bytes::from_static(b"1")));
+        store.put(Bytes::from_static(b"b"), Some(Bytes::from_static(b"2")));
+        store.put(Bytes::from_static(b"a"), None);
+        store.cache(
+            Bytes::from_static(b"c"),
+            Some(Bytes::from_static(b"3")),
+            0,
+            &[],
+        );
+        store.drain_cache();
+        store.persist(Some(7)).unwrap();
+        // Written after the commit, not persisted: gone on reopening.
+        store.put(Bytes::from_static(b"d"), Some(Bytes::from_static(b"4")));
+        drop(store);
+        let (mut store, checkpoint) = KeyValueStore::open_persistent(&path).unwrap();
+        assert_eq!(checkpoint, Some(7));
+        let keys: Vec<&[u8]> = store.iter().map(|(k, _)| k.as_ref()).collect();
+        assert_eq!(keys, [&b"b"[..], &b"c"[..]]);
+        store.wipe().unwrap();
+        drop(store);
+        let (store, checkpoint) = KeyValueStore::open_persistent(&path).unwrap();
+        assert_eq!((store.len(), checkpoint), (0, None));
+        // A path that cannot be a database is an error naming it, not a panic.
+        let err = KeyValueStore::open_persistent(dir.path()).unwrap_err();
+        assert!(
+            err.to_string().contains(&dir.path().display().to_string()),
+            "{err}"
+        );
     }
 }

@@ -406,6 +406,42 @@ impl TaskContext {
         self.stores.get_mut(name)
     }
 
+    /// Puts `store` in the task's slot `name` (a persistent store opened from disk), replacing
+    /// what was there.
+    pub fn install_store(&mut self, name: &str, store: crate::store::KeyValueStore) {
+        if let Some(slot) = self.slot(name) {
+            *slot.store.write() = store;
+        }
+    }
+
+    /// Writes the persistent stores' changes since the last commit to disk, each with its
+    /// checkpoint from `checkpoints` (store → next changelog offset) when it has one.
+    pub(crate) fn persist_stores(&mut self, checkpoints: &HashMap<String, i64>) -> Result<()> {
+        for (name, slot) in &self.stores {
+            let mut store = slot.store.write();
+            if store.is_persistent() {
+                store.persist(checkpoints.get(name).copied())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes persistent store `name`'s changes to disk with the checkpoint `next_offset`.
+    pub(crate) fn persist_store(&mut self, name: &str, next_offset: i64) -> Result<()> {
+        match self.stores.get(name) {
+            Some(slot) => slot.store.write().persist(Some(next_offset)),
+            None => Ok(()),
+        }
+    }
+
+    /// Empties store `name` (in memory and on disk), before restoring it from the start.
+    pub(crate) fn wipe_store(&mut self, name: &str) -> Result<()> {
+        match self.stores.get(name) {
+            Some(slot) => slot.store.write().wipe(),
+            None => Ok(()),
+        }
+    }
+
     /// Writes `key` → `value` (None deletes) to the store `name` and to its changelog.
     pub(crate) fn put_logged(
         &mut self,
@@ -781,6 +817,8 @@ pub(crate) struct BuilderState {
     flushers: Mutex<Vec<Flusher>>,
     /// Global tables: their topics' stores, by topic.
     globals: Mutex<BTreeMap<String, String>>,
+    /// The stores kept on disk too.
+    persistent_stores: Mutex<BTreeSet<String>>,
     /// Custom processor nodes, by node number.
     processor_hooks: Mutex<BTreeMap<usize, ProcessorHook>>,
     /// Stores added for processors (`add_state_store`), and the ones processors name.
@@ -855,6 +893,20 @@ impl BuilderState {
         let name: Arc<str> = name.unwrap_or_else(|| self.generated_name(prefix)).into();
         self.add_store(&name);
         name
+    }
+
+    /// The store an operator's `materialized` describes: named, registered, and marked
+    /// persistent if asked.
+    pub(crate) fn materialize<V>(
+        &self,
+        materialized: &crate::ktable::Materialized<V>,
+        prefix: &str,
+    ) -> Arc<str> {
+        let store = self.store_named(materialized.name.clone(), prefix);
+        if materialized.persistent {
+            self.persistent_stores.lock().insert(store.to_string());
+        }
+        store
     }
 
     /// Registers a store; a name used twice is a build error.
@@ -958,7 +1010,7 @@ impl StreamsBuilder {
     {
         let store = self
             .state
-            .store_named(materialized.name.clone(), &format!("{topic}-STATE-STORE"));
+            .materialize(&materialized, &format!("{topic}-STATE-STORE"));
         let children = self
             .state
             .new_children::<K, Change<V>>(format!("table {topic} into store {store}"));
@@ -1072,6 +1124,7 @@ impl StreamsBuilder {
             stores: self.state.stores.lock().clone(),
             flushers: std::mem::take(&mut *self.state.flushers.lock()),
             processor_hooks: std::mem::take(&mut *self.state.processor_hooks.lock()),
+            persistent_stores: std::mem::take(&mut *self.state.persistent_stores.lock()),
             global_tables,
             description: self.state.description.lock().clone(),
         })
@@ -1088,6 +1141,8 @@ pub struct Topology {
     stores: BTreeSet<String>,
     flushers: Vec<Flusher>,
     processor_hooks: BTreeMap<usize, ProcessorHook>,
+    /// The stores kept on disk too.
+    persistent_stores: BTreeSet<String>,
     /// Global tables: the store of each topic.
     global_tables: BTreeMap<String, String>,
     description: Vec<String>,
@@ -1122,6 +1177,11 @@ impl Topology {
                 "the topology has no store {name}"
             )))
         }
+    }
+
+    /// Whether store `name` is kept on disk too (`Materialized::persistent`).
+    pub fn is_persistent(&self, name: &str) -> bool {
+        self.persistent_stores.contains(name)
     }
 
     /// Whether `name` is a global table's store.

@@ -220,7 +220,7 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
         materialized: Materialized<VA>,
     ) -> KTable<Windowed<K>, VA> {
         let state = self.stream.state.clone();
-        let store = state.store_named(materialized.name.clone(), "KSTREAM-AGGREGATE-STATE-STORE");
+        let store = state.materialize(&materialized, "KSTREAM-AGGREGATE-STATE-STORE");
         let out = state.new_children::<Windowed<K>, Change<VA>>(format!(
             "windowed aggregate into store {store}"
         ));

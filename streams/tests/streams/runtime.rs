@@ -783,3 +783,88 @@ fn shutting_down_the_application_stops_every_instance() {
         assert!(errors.iter().all(Result::is_err), "{errors:?}");
     });
 }
+
+#[test]
+fn persistent_stores_start_again_from_their_files() {
+    use sluice_streams::{Grouped, Materialized};
+    on_embedded_node(|client| async move {
+        create(&client, "views", 2).await;
+        create(&client, "view-counts", 1).await;
+        let topology = || {
+            let builder = StreamsBuilder::new();
+            builder
+                .stream("views", Consumed::with(StringSerde, StringSerde))
+                .group_by_key(Grouped::with_key(StringSerde))
+                .count(Materialized::counts().named("counts").persistent())
+                .to_stream()
+                .to("view-counts", Produced::with(StringSerde, I64Serde));
+            Arc::new(builder.build().unwrap())
+        };
+        let state = tempfile::tempdir().unwrap();
+        let state_dir = state.path().to_string_lossy().into_owned();
+        let props = [("state.dir", state_dir.as_str())];
+        let views = |keys: &[&'static str]| -> Vec<(Option<&'static str>, Bytes)> {
+            keys.iter()
+                .map(|k| (Some(*k), Bytes::from_static(b"/")))
+                .collect()
+        };
+        produce(&client, "views", &views(&["ann", "bob", "ann", "cid"])).await;
+        let app = start_app(&client, topology(), "kept", &props).await;
+        let store = app.store("counts", StringSerde, I64Serde).unwrap();
+        eventually("the first counts", || {
+            store.get(&"ann".to_string()).ok().flatten() == Some(2)
+                && store.get(&"cid".to_string()).ok().flatten() == Some(1)
+        })
+        .await;
+        app.close().await.unwrap();
+        let files: Vec<_> = (0..2)
+            .map(|p| {
+                state
+                    .path()
+                    .join("kept")
+                    .join(format!("0_{p}"))
+                    .join("counts.sqlite")
+            })
+            .filter(|path| path.exists())
+            .collect();
+        assert_eq!(files.len(), 2, "one database per task");
+
+        // Started again on the same state: nothing to restore, the counts are there.
+        let app = start_app(&client, topology(), "kept", &props).await;
+        let store = app.store("counts", StringSerde, I64Serde).unwrap();
+        eventually("the kept counts", || {
+            store.get(&"ann".to_string()).ok().flatten() == Some(2)
+        })
+        .await;
+        assert_eq!(app.metrics().records_restored(), 0);
+        produce(&client, "views", &views(&["ann", "bob"])).await;
+        eventually("counting on", || {
+            store.get(&"ann".to_string()).ok().flatten() == Some(3)
+                && store.get(&"bob".to_string()).ok().flatten() == Some(2)
+        })
+        .await;
+        app.close().await.unwrap();
+
+        // Without the files, the stores come back from their changelogs.
+        let fresh = tempfile::tempdir().unwrap();
+        let fresh_dir = fresh.path().to_string_lossy().into_owned();
+        let app = start_app(
+            &client,
+            topology(),
+            "kept",
+            &[("state.dir", fresh_dir.as_str())],
+        )
+        .await;
+        let store = app.store("counts", StringSerde, I64Serde).unwrap();
+        eventually("the restored counts", || {
+            store.get(&"ann".to_string()).ok().flatten() == Some(3)
+        })
+        .await;
+        assert!(
+            app.metrics().records_restored() >= 3,
+            "{}",
+            app.metrics().records_restored()
+        );
+        app.close().await.unwrap();
+    });
+}
