@@ -35,6 +35,10 @@ pub struct StreamsBenchArgs {
     /// flushes) go out.
     #[arg(long, default_value_t = 100)]
     commit_interval_ms: u64,
+    /// Keep q5's stores on disk too (`Materialized::persistent`, under a temporary
+    /// `state.dir`).
+    #[arg(long)]
+    persistent: bool,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -210,17 +214,20 @@ pub fn streams(args: StreamsBenchArgs) -> anyhow::Result<()> {
         if join {
             nexmark::join(&builder, "bids", "auctions", "out");
         } else if q5 {
-            nexmark::q5(&builder, "bids", "out");
+            nexmark::q5(&builder, "bids", "out", args.persistent);
         } else {
             nexmark::q1(&builder, "bids", "out");
         }
         let topology = Arc::new(builder.build()?);
         let application_id = format!("nexmark-{}", args.query);
         let commit_interval = args.commit_interval_ms.to_string();
+        let state = tempfile::tempdir()?;
+        let state_dir = state.path().to_string_lossy().into_owned();
         let config = StreamsConfig::from_props([
             ("application.id", application_id.as_str()),
             ("num.stream.threads", "1"),
             ("commit.interval.ms", commit_interval.as_str()),
+            ("state.dir", state_dir.as_str()),
             ("producer.acks", "1"),
             ("producer.batch.size", "65536"),
             ("producer.linger.ms", "5"),

@@ -593,11 +593,24 @@ pub fn hotter(a: AuctionCount, b: AuctionCount) -> AuctionCount {
     }
 }
 
+/// `materialized`, kept on disk too when `persistent`.
+fn kept<V>(
+    materialized: crate::ktable::Materialized<V>,
+    persistent: bool,
+) -> crate::ktable::Materialized<V> {
+    if persistent {
+        materialized.persistent()
+    } else {
+        materialized
+    }
+}
+
 /// Nexmark query 5 (hot items): the auction with the most bids in each hopping window of
 /// [`q5_windows`] (bid time), to `output` keyed by the window's start. Bids are counted per
 /// auction and window, then each window keeps its hottest auction: counts only grow, so the
-/// hottest of their updates is the hottest of the final counts.
-pub fn q5(builder: &StreamsBuilder, bids: &str, output: &str) {
+/// hottest of their updates is the hottest of the final counts. With `persistent`, both
+/// stores are kept on disk too.
+pub fn q5(builder: &StreamsBuilder, bids: &str, output: &str, persistent: bool) {
     builder
         .stream(
             bids,
@@ -605,7 +618,10 @@ pub fn q5(builder: &StreamsBuilder, bids: &str, output: &str) {
         )
         .group_by_key(crate::ktable::Grouped::with_key(I64Serde))
         .windowed_by(q5_windows())
-        .count(crate::ktable::Materialized::counts().named("bids-per-auction"))
+        .count(kept(
+            crate::ktable::Materialized::counts().named("bids-per-auction"),
+            persistent,
+        ))
         .to_stream()
         .map(|windowed: crate::window::Windowed<i64>, count| {
             (
@@ -621,7 +637,10 @@ pub fn q5(builder: &StreamsBuilder, bids: &str, output: &str) {
         )
         .reduce(
             hotter,
-            crate::ktable::Materialized::with(AuctionCountSerde).named("hot-items"),
+            kept(
+                crate::ktable::Materialized::with(AuctionCountSerde).named("hot-items"),
+                persistent,
+            ),
         )
         .to_stream()
         .to(output, Produced::with(I64Serde, AuctionCountSerde));

@@ -1090,8 +1090,16 @@ async fn restore(
     // Bounded: a changelog that stops advancing (its partition gone, the broker away) is an
     // error after 30 s without progress, not a task that never starts.
     let mut last_progress = (consumer.position(&topic, partition)?, Instant::now());
+    // A long restore says how far it is, every few seconds (Kafka's StateRestoreListener
+    // `onBatchRestored`, as a log line).
+    let mut last_report = Instant::now();
+    tracing::info!(%store, partition, from, end, "restoring a store from its changelog");
     while consumer.position(&topic, partition)? < end {
         let position = consumer.position(&topic, partition)?;
+        if last_report.elapsed() >= Duration::from_secs(5) {
+            last_report = Instant::now();
+            tracing::info!(%store, partition, position, end, restored, "restoring");
+        }
         if position > last_progress.0 {
             last_progress = (position, Instant::now());
         } else if last_progress.1.elapsed() > Duration::from_secs(30) {

@@ -127,7 +127,7 @@ fn hopping_windows_count_each_record_in_every_window_it_falls_in() {
 fn nexmark_q5_names_each_windows_hottest_auction() {
     use sluice_streams::nexmark::{self, AuctionCount, AuctionCountSerde, Bid, BidSerde};
     let builder = StreamsBuilder::new();
-    nexmark::q5(&builder, "bids", "hot-items");
+    nexmark::q5(&builder, "bids", "hot-items", false);
     let mut driver = TopologyTestDriver::new(builder.build().unwrap());
     let bids = TestInputTopic::new("bids", I64Serde, BidSerde);
     for (auction, at) in [(1, 100), (2, 200), (1, 300), (2, 400), (2, 500), (1, 2_100)] {
