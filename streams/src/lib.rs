@@ -40,8 +40,8 @@
 //! hopping, sliding and session windows, suppression until windows close or a time limit;
 //! key-value stores with changelog topics and record caches, in memory or also on disk
 //! (`Materialized::persistent`, SQLite); the processor API with punctuation; the test driver;
-//! the at-least-once runtime with interactive queries and an uncaught-exception handler. The
-//! Avro serde comes next.
+//! the at-least-once runtime with interactive queries and an uncaught-exception handler; Avro
+//! serdes (without a schema registry, which comes with its issue).
 
 pub mod driver;
 pub mod error;
