@@ -66,6 +66,7 @@ pub struct Materialized<V> {
     pub(crate) value: Arc<dyn Serde<V>>,
     pub(crate) caching: bool,
     pub(crate) persistent: bool,
+    pub(crate) retention: Option<std::time::Duration>,
 }
 
 impl<V> Materialized<V> {
@@ -77,7 +78,17 @@ impl<V> Materialized<V> {
             value: Arc::new(value),
             caching: true,
             persistent: false,
+            retention: None,
         }
+    }
+
+    /// How long a windowed aggregation keeps a window after it ends (Kafka's
+    /// `withRetention`; at least the window size plus its grace period; one day by default),
+    /// so that queries can still read closed windows for that long. Older windows are deleted
+    /// from the store and its changelog.
+    pub fn with_retention(mut self, retention: std::time::Duration) -> Materialized<V> {
+        self.retention = Some(retention);
+        self
     }
 
     /// Keeps the store on disk as well (Kafka's persistent key-value store), under the

@@ -175,6 +175,8 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
         let (key_serde, value_serde) = (self.key.clone(), materialized.value.clone());
         let windows = self.windows;
         let store_name = store.clone();
+        let retention_ms =
+            crate::window::retention_ms(&materialized, self.windows.gap_ms + self.windows.grace_ms);
         self.stream
             .children
             .add(Arc::new(move |ctx, record: Record<K, V>| {
@@ -183,6 +185,11 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
                     return;
                 };
                 let t = record.timestamp;
+                let stream_time = ctx.stream_time();
+                crate::window::expire_windows(ctx, &store_name, retention_ms, stream_time, |key| {
+                    let at = key.len().checked_sub(16)?;
+                    Some(crate::store::be_i64(&key[at..]))
+                });
                 let close_time = ctx
                     .stream_time()
                     .saturating_sub(windows.grace_ms)

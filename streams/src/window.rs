@@ -152,6 +152,47 @@ pub(crate) fn windowed_bytes(key: &[u8], start: i64) -> Bytes {
     buf.freeze()
 }
 
+/// A windowed store's retention in ms: what `materialized` asks for (one day by default), at
+/// least `minimum` (the window size plus grace: a window must outlive its closing).
+pub(crate) fn retention_ms<V>(materialized: &Materialized<V>, minimum: i64) -> i64 {
+    let asked = materialized
+        .retention
+        .map_or(24 * 3600 * 1000, |r| r.as_millis() as i64);
+    asked.max(minimum)
+}
+
+/// Deletes (from the store and its changelog) the windows of store `name` that ended more than
+/// `retention_ms` before `stream_time` — `end_of(stored key)` (None: not a window's key)
+/// — scanning the store at most once per tenth of the retention of stream time.
+pub(crate) fn expire_windows(
+    ctx: &mut crate::topology::TaskContext,
+    name: &Arc<str>,
+    retention_ms: i64,
+    stream_time: i64,
+    end_of: impl Fn(&[u8]) -> Option<i64>,
+) {
+    let last: Arc<str> = format!("{name}#expired").into();
+    let last_run = ctx.operator_time(&last);
+    if *last_run == i64::MIN {
+        *last_run = stream_time;
+        return;
+    }
+    if stream_time < last_run.saturating_add((retention_ms / 10).max(1)) {
+        return;
+    }
+    *last_run = stream_time;
+    let cutoff = stream_time.saturating_sub(retention_ms);
+    let expired: Vec<Bytes> = ctx
+        .scan_while(name, &[], |_| true)
+        .into_iter()
+        .filter(|(key, _)| end_of(key).is_some_and(|end| end < cutoff))
+        .map(|(key, _)| key)
+        .collect();
+    for key in expired {
+        ctx.put_logged(name, key, None, stream_time);
+    }
+}
+
 /// When a windowed aggregation forwards its results (Kafka's `EmitStrategy`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum EmitStrategy {
@@ -229,6 +270,8 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
         let windows = self.windows;
         let store_name = store.clone();
         let caching = materialized.caching;
+        let retention_ms =
+            retention_ms(&materialized, self.windows.size_ms + self.windows.grace_ms);
         self.stream
             .children
             .add(Arc::new(move |ctx, record: Record<K, V>| {
@@ -237,6 +280,10 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
                     return;
                 };
                 let stream_time = ctx.stream_time();
+                expire_windows(ctx, &store_name, retention_ms, stream_time, |key| {
+                    let at = key.len().checked_sub(8)?;
+                    Some(crate::store::be_i64(&key[at..]).saturating_add(windows.size_ms))
+                });
                 if ctx.caching(caching) {
                     // The windows' keys share one buffer: one allocation per record, not one
                     // per window.

@@ -210,3 +210,51 @@ fn sliding_windows_end_at_each_record_and_start_after_each() {
         .unwrap();
     assert_eq!(records.approximate_num_entries(), 1);
 }
+
+#[test]
+fn windows_past_their_retention_leave_the_store_and_the_changelog() {
+    use sluice_streams::{SessionWindowedSerde, SessionWindows};
+    let builder = StreamsBuilder::new();
+    let grouped = builder
+        .stream("clicks", Consumed::with(StringSerde, StringSerde))
+        .group_by_key(Grouped::with_key(StringSerde));
+    let ten = Duration::from_millis(10);
+    grouped
+        .windowed_by(TimeWindows::of_size_with_no_grace(ten))
+        .count(
+            Materialized::counts()
+                .named("windows")
+                .with_retention(Duration::from_millis(50)),
+        );
+    grouped
+        .windowed_by_session(SessionWindows::of_inactivity_gap_with_no_grace(ten))
+        .count(
+            Materialized::counts()
+                .named("sessions")
+                .with_retention(Duration::from_millis(50)),
+        );
+    let mut driver = TopologyTestDriver::new(builder.build().unwrap());
+    let clicks = TestInputTopic::new("clicks", StringSerde, StringSerde);
+    for (key, at) in [("a", 0), ("a", 30), ("b", 100)] {
+        driver
+            .pipe_input(&clicks, &key.to_string(), &"/".to_string(), at)
+            .unwrap();
+    }
+    // Stream time 100, retention 50: what ended before 50 is gone.
+    let windows = driver
+        .key_value_store("windows", WindowedSerde::new(StringSerde, ten), I64Serde)
+        .unwrap();
+    let starts: Vec<(String, i64)> = windows
+        .all()
+        .unwrap()
+        .into_iter()
+        .map(|(w, _)| (w.key, w.window.start))
+        .collect();
+    assert_eq!(starts, vec![("b".to_string(), 100)]);
+    let sessions = driver
+        .key_value_store("sessions", SessionWindowedSerde::new(StringSerde), I64Serde)
+        .unwrap();
+    assert_eq!(sessions.approximate_num_entries(), 1);
+    let changelog = driver.read_raw("topology-test-driver-windows-changelog");
+    assert_eq!(changelog.iter().filter(|r| r.value.is_none()).count(), 2);
+}
