@@ -121,6 +121,8 @@ type Joiner<K, V, VO, VR> = Box<dyn Fn(&K, Option<&V>, Option<&VO>) -> Option<VR
 /// One stream–stream join: its windows, stores and joiner, shared by both sides' nodes.
 struct StreamJoin<K, V, VO, VR> {
     name: Arc<str>,
+    /// Names the time of the last purge among the task's operator times.
+    purge_marker: Arc<str>,
     windows: JoinWindows,
     key: Arc<dyn Serde<K>>,
     this_value: Arc<dyn Serde<V>>,
@@ -324,8 +326,7 @@ impl<K: Data, V: Data, VO: Data, VR: Data> StreamJoin<K, V, VO, VR> {
     /// stream time (a scan of both window stores).
     fn purge(&self, ctx: &mut TaskContext, time: i64) {
         let retention = self.windows.retention_ms().max(1);
-        let purge_name: Arc<str> = format!("{}#purged", self.name).into();
-        let last = ctx.operator_time(&purge_name);
+        let last = ctx.operator_time(&self.purge_marker);
         if *last != i64::MIN && time < last.saturating_add(retention) {
             return;
         }
@@ -450,6 +451,7 @@ impl<K: Data, V: Data> KStream<K, V> {
             "{what} of streams with stores {this_store} and {other_store}"
         ));
         let join = Arc::new(StreamJoin {
+            purge_marker: format!("{this_store}#purged").into(),
             name: this_store.clone(),
             windows,
             key: joined.key,

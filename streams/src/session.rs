@@ -177,6 +177,7 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
         let store_name = store.clone();
         let retention_ms =
             crate::window::retention_ms(&materialized, self.windows.gap_ms + self.windows.grace_ms);
+        let expiry: Arc<str> = format!("{store}#expired").into();
         self.stream
             .children
             .add(Arc::new(move |ctx, record: Record<K, V>| {
@@ -186,7 +187,8 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
                 };
                 let t = record.timestamp;
                 let stream_time = ctx.stream_time();
-                crate::window::expire_windows(ctx, &store_name, retention_ms, stream_time, |key| {
+                let names = (&store_name, &expiry);
+                crate::window::expire_windows(ctx, names, retention_ms, stream_time, |key| {
                     let at = key.len().checked_sub(16)?;
                     Some(crate::store::be_i64(&key[at..]))
                 });

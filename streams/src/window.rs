@@ -166,13 +166,13 @@ pub(crate) fn retention_ms<V>(materialized: &Materialized<V>, minimum: i64) -> i
 /// — scanning the store at most once per tenth of the retention of stream time.
 pub(crate) fn expire_windows(
     ctx: &mut crate::topology::TaskContext,
-    name: &Arc<str>,
+    (name, marker): (&Arc<str>, &Arc<str>),
     retention_ms: i64,
     stream_time: i64,
     end_of: impl Fn(&[u8]) -> Option<i64>,
 ) {
-    let last: Arc<str> = format!("{name}#expired").into();
-    let last_run = ctx.operator_time(&last);
+    // `marker` names the time of the last scan among the task's operator times.
+    let last_run = ctx.operator_time(marker);
     if *last_run == i64::MIN {
         *last_run = stream_time;
         return;
@@ -272,6 +272,7 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
         let caching = materialized.caching;
         let retention_ms =
             retention_ms(&materialized, self.windows.size_ms + self.windows.grace_ms);
+        let expiry: Arc<str> = format!("{store}#expired").into();
         self.stream
             .children
             .add(Arc::new(move |ctx, record: Record<K, V>| {
@@ -280,10 +281,16 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
                     return;
                 };
                 let stream_time = ctx.stream_time();
-                expire_windows(ctx, &store_name, retention_ms, stream_time, |key| {
-                    let at = key.len().checked_sub(8)?;
-                    Some(crate::store::be_i64(&key[at..]).saturating_add(windows.size_ms))
-                });
+                expire_windows(
+                    ctx,
+                    (&store_name, &expiry),
+                    retention_ms,
+                    stream_time,
+                    |key| {
+                        let at = key.len().checked_sub(8)?;
+                        Some(crate::store::be_i64(&key[at..]).saturating_add(windows.size_ms))
+                    },
+                );
                 if ctx.caching(caching) {
                     // The windows' keys share one buffer: one allocation per record, not one
                     // per window.
