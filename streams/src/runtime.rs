@@ -1142,6 +1142,16 @@ fn unpublish(stores: &LocalStores, task: &TaskContext) {
 /// fetched, which `max.task.idle.ms` would add).
 fn in_timestamp_order(records: Vec<crate::topology::RawRecord>) -> Vec<crate::topology::RawRecord> {
     use std::collections::VecDeque;
+    // One partition (the usual poll of a task): already in order.
+    let single = records.first().is_some_and(|first| {
+        records.iter().all(|r| {
+            r.partition == first.partition
+                && (Arc::ptr_eq(&r.topic, &first.topic) || r.topic == first.topic)
+        })
+    });
+    if single {
+        return records;
+    }
     let n = records.len();
     let mut queues: Vec<VecDeque<crate::topology::RawRecord>> = Vec::new();
     let mut index: BTreeMap<(Arc<str>, i32), usize> = BTreeMap::new();

@@ -605,7 +605,7 @@ impl TaskContext {
         } else {
             self.task_time.max(timestamp)
         };
-        if self.topic != record.topic {
+        if !Arc::ptr_eq(&self.topic, &record.topic) && self.topic != record.topic {
             self.topic = record.topic.clone();
         }
         self.partition = record.partition;
