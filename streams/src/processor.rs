@@ -270,4 +270,11 @@ impl StreamsBuilder {
         self.state().add_store(name);
         self.state().provide_store(name);
     }
+
+    /// Like [`StreamsBuilder::add_state_store`], the store also kept on disk under
+    /// `state.dir` (Kafka's `Stores.persistentKeyValueStore`), restored from its checkpoint.
+    pub fn add_persistent_state_store(&self, name: &str) {
+        self.add_state_store(name);
+        self.state().mark_persistent(name);
+    }
 }

@@ -464,6 +464,42 @@ impl<K, V> ReadOnlyKeyValueStore<K, V> {
         Ok(found)
     }
 
+    /// The sessions of `key` that end from `earliest_end` on and start by `latest_start`
+    /// (Kafka's `ReadOnlySessionStore.findSessions`), ordered by end, for a store of a session
+    /// aggregation; each with its window.
+    pub fn fetch_sessions<KS>(
+        &self,
+        key: &KS,
+        key_serde: &dyn Serde<KS>,
+        earliest_end: i64,
+        latest_start: i64,
+    ) -> Result<Vec<(crate::window::Window, V)>> {
+        let key_bytes = serdes::serialize(key_serde, &self.name, "key", key)?.unwrap_or_default();
+        let mut from = key_bytes.to_vec();
+        from.extend_from_slice(&earliest_end.max(0).to_be_bytes());
+        let mut to = key_bytes.to_vec();
+        to.extend_from_slice(&[0xff; 16]);
+        let mut found = Vec::new();
+        for part in &(self.parts)() {
+            let entries = part.read().entries_between(&from, Some(&to));
+            for (stored_key, value) in &entries {
+                // Only this key's sessions: its bytes, then end and start.
+                if stored_key.len() != key_bytes.len() + 16 {
+                    continue;
+                }
+                let end = be_i64(&stored_key[key_bytes.len()..]);
+                let start = be_i64(&stored_key[key_bytes.len() + 8..]);
+                if start > latest_start {
+                    continue;
+                }
+                let value = serdes::deserialize(&*self.value, &self.name, "value", Some(value))?;
+                found.push((crate::window::Window { start, end }, value));
+            }
+        }
+        found.sort_by_key(|(window, _)| (window.end, window.start));
+        Ok(found)
+    }
+
     fn decode(&self, entries: Vec<(Bytes, Bytes)>) -> Result<Vec<(K, V)>> {
         entries
             .into_iter()

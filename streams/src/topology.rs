@@ -904,9 +904,14 @@ impl BuilderState {
     ) -> Arc<str> {
         let store = self.store_named(materialized.name.clone(), prefix);
         if materialized.persistent {
-            self.persistent_stores.lock().insert(store.to_string());
+            self.mark_persistent(&store);
         }
         store
+    }
+
+    /// Keeps store `name` on disk too.
+    pub(crate) fn mark_persistent(&self, name: &str) {
+        self.persistent_stores.lock().insert(name.to_string());
     }
 
     /// Registers a store; a name used twice is a build error.

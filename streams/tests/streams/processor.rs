@@ -151,3 +151,25 @@ fn wall_clock_punctuations_run_on_a_node_without_new_records() {
         app.close().await.unwrap();
     });
 }
+
+#[test]
+fn a_processors_store_can_be_kept_on_disk() {
+    let builder = StreamsBuilder::new();
+    builder.add_persistent_state_store("counts");
+    builder
+        .stream("events", Consumed::with(StringSerde, StringSerde))
+        .process(CountingProcessor::default, &["counts"])
+        .to("reports", Produced::with(StringSerde, I64Serde));
+    let topology = builder.build().unwrap();
+    assert!(topology.is_persistent("counts"));
+    // The test driver keeps it in memory, and it works as before.
+    let mut driver = TopologyTestDriver::new(topology);
+    let events = TestInputTopic::new("events", StringSerde, StringSerde);
+    driver
+        .pipe_input(&events, &"a".to_string(), &"e".to_string(), 10)
+        .unwrap();
+    let store = driver
+        .key_value_store("counts", StringSerde, I64Serde)
+        .unwrap();
+    assert_eq!(store.get(&"a".to_string()).unwrap(), Some(1));
+}

@@ -103,4 +103,13 @@ fn sessions_grow_merge_and_close() {
             (session("v", 25, 25), 1),
         ]
     );
+    // Kafka's findSessions: u's sessions ending at 10 or later and starting by 20.
+    let found = store
+        .fetch_sessions(&"u".to_string(), &StringSerde, 10, 20)
+        .unwrap();
+    assert_eq!(found, vec![(Window { start: 18, end: 30 }, 3)]);
+    let all_of_u = store
+        .fetch_sessions(&"u".to_string(), &StringSerde, 0, i64::MAX)
+        .unwrap();
+    assert_eq!(all_of_u.len(), 2);
 }
