@@ -88,7 +88,10 @@ impl TopologyTestDriver {
         if !self.started {
             self.started = true;
             self.topology.init_task(&mut self.ctx)?;
-            self.route_outputs(&mut VecDeque::new());
+            // What the processors' init wrote goes on like any record's outputs.
+            let mut pending = VecDeque::new();
+            self.route_outputs(&mut pending);
+            self.run(pending)?;
         }
         Ok(())
     }

@@ -290,7 +290,7 @@ fn fold_into_store<K: Data, I: Data, VA: Data>(
             timestamp: record.timestamp,
             headers: record.headers,
         };
-        update.store_and_forward(ctx, &store_name, caching, &downstream);
+        update.store_and_forward(ctx, &store_name, &downstream);
     }));
     state.add_flusher(cache_flusher(
         store.clone(),
@@ -320,29 +320,15 @@ pub(crate) struct Update<K, V> {
 }
 
 impl<K: Data, V: Data> Update<K, V> {
-    /// Writes the update to store `store` — into its record cache when `caching` (the
-    /// cache's flush forwards it later), else to the store and its changelog — and forwards
-    /// it if it was not cached.
+    /// Writes the update to store `store` and its changelog and forwards it (the uncached
+    /// path; cached aggregations go through `TaskContext::fold_cached`).
     pub(crate) fn store_and_forward(
         self,
         ctx: &mut TaskContext,
         store: &str,
-        caching: bool,
         downstream: &Children<K, Change<V>>,
     ) {
-        if caching {
-            if ctx.put_cached(
-                store,
-                self.key_bytes,
-                self.new_bytes,
-                self.timestamp,
-                &self.headers,
-            ) {
-                return;
-            }
-        } else {
-            ctx.put_logged(store, self.key_bytes, self.new_bytes, self.timestamp);
-        }
+        ctx.put_logged(store, self.key_bytes, self.new_bytes, self.timestamp);
         let change = Change {
             new: self.new,
             old: self.old,
@@ -755,14 +741,24 @@ impl<K: Data, V: Data> KTable<K, V> {
             (grouped.key.clone(), change_serde.clone(), suffix.clone());
         self.children
             .add(Arc::new(move |ctx, record: Record<K, Change<V>>| {
-                let old = record.value.old.map(|v| selector(&record.key, &v));
-                let new = record.value.new.map(|v| selector(&record.key, &v));
                 let topic = ctx.internal_topic(&sink_suffix);
-                let write = |ctx: &mut TaskContext, key: &K2, change: Change<V2>| {
-                    let key = serdes::serialize(&*key_serde, &topic, "key", key);
-                    let value = serdes::serialize(&*sink_serde, &topic, "value", &change);
-                    match (key, value) {
-                        (Ok(key), Ok(value)) => ctx.outputs.push(OutputRecord {
+                // Each side's new key, serialised once: it decides whether one record carries
+                // both values (the key stays) and is the record's key.
+                let keyed = |ctx: &mut TaskContext, value: Option<V>| {
+                    let (key, value) = selector(&record.key, &value?);
+                    match serdes::serialize(&*key_serde, &topic, "key", &key) {
+                        Ok(bytes) => Some((bytes, value)),
+                        Err(err) => {
+                            ctx.errors.push(err);
+                            None
+                        }
+                    }
+                };
+                let old = keyed(ctx, record.value.old);
+                let new = keyed(ctx, record.value.new);
+                let write = |ctx: &mut TaskContext, key: Option<Bytes>, change: Change<V2>| {
+                    match serdes::serialize(&*sink_serde, &topic, "value", &change) {
+                        Ok(value) => ctx.outputs.push(OutputRecord {
                             topic: topic.clone(),
                             partition: None,
                             key,
@@ -770,46 +766,32 @@ impl<K: Data, V: Data> KTable<K, V> {
                             timestamp: record.timestamp,
                             headers: record.headers.clone(),
                         }),
-                        (Err(err), _) | (_, Err(err)) => ctx.errors.push(err),
+                        Err(err) => ctx.errors.push(err),
                     }
-                };
-                let same_key = match (&old, &new) {
-                    (Some((old_key, _)), Some((new_key, _))) => {
-                        let bytes = |k| serdes::serialize(&*key_serde, &topic, "key", k).ok();
-                        bytes(old_key) == bytes(new_key)
-                    }
-                    _ => false,
                 };
                 match (old, new) {
-                    (Some((_, old)), Some((key, new))) if same_key => write(
-                        ctx,
-                        &key,
-                        Change {
+                    (Some((old_key, old)), Some((new_key, new))) if old_key == new_key => {
+                        let change = Change {
                             new: Some(new),
                             old: Some(old),
-                        },
-                    ),
+                        };
+                        write(ctx, new_key, change);
+                    }
                     (old, new) => {
                         // The old row leaves its group before the new one joins its own.
                         if let Some((key, old)) = old {
-                            write(
-                                ctx,
-                                &key,
-                                Change {
-                                    new: None,
-                                    old: Some(old),
-                                },
-                            );
+                            let change = Change {
+                                new: None,
+                                old: Some(old),
+                            };
+                            write(ctx, key, change);
                         }
                         if let Some((key, new)) = new {
-                            write(
-                                ctx,
-                                &key,
-                                Change {
-                                    new: Some(new),
-                                    old: None,
-                                },
-                            );
+                            let change = Change {
+                                new: Some(new),
+                                old: None,
+                            };
+                            write(ctx, key, change);
                         }
                     }
                 }

@@ -92,11 +92,7 @@ fn split_session_key(bytes: &Bytes) -> Result<(Bytes, Window), String> {
         ));
     }
     let split = bytes.len() - 16;
-    let read = |at: usize| {
-        let mut array = [0u8; 8];
-        array.copy_from_slice(&bytes[at..at + 8]);
-        i64::from_be_bytes(array)
-    };
+    let read = |at: usize| crate::store::be_i64(&bytes[at..]);
     let (end, start) = (read(split), read(split + 8));
     Ok((bytes.slice(..split), Window { start, end }))
 }

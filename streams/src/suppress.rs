@@ -20,6 +20,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use crate::kstream::Data;
 use crate::ktable::{Change, ChangeSerde, KTable};
 use crate::serdes::{self, Serde};
+use crate::store::be_i64;
 use crate::topology::{Record, TaskContext};
 use crate::window::Windowed;
 
@@ -94,11 +95,6 @@ fn index_key(key: &[u8]) -> Bytes {
     buf.put_u8(INDEX);
     buf.put_slice(key);
     buf.freeze()
-}
-
-fn be_i64(bytes: &[u8]) -> Option<i64> {
-    let array: [u8; 8] = bytes.get(..8)?.try_into().ok()?;
-    Some(i64::from_be_bytes(array))
 }
 
 impl<K: Data, V: Data> KTable<K, V> {
@@ -206,7 +202,8 @@ impl<K: Data, V: Data> Buffer<K, V> {
     ) -> crate::error::Result<Option<(i64, i64, Change<V>)>> {
         let Some(due) = ctx
             .get_stored(&self.store, &index_key(key), &serdes::BytesSerde)?
-            .and_then(|bytes| be_i64(&bytes))
+            .filter(|bytes| bytes.len() == 8)
+            .map(|bytes| be_i64(&bytes))
         else {
             return Ok(None);
         };
@@ -219,7 +216,7 @@ impl<K: Data, V: Data> Buffer<K, V> {
     }
 
     fn decode(&self, entry: &Bytes) -> crate::error::Result<(i64, Change<V>)> {
-        let timestamp = be_i64(entry).unwrap_or_default();
+        let timestamp = be_i64(entry);
         let change = serdes::deserialize(
             &self.change,
             &self.store,
@@ -262,7 +259,7 @@ impl<K: Data, V: Data> Buffer<K, V> {
             .map_or(0, |store| store.read().len() / 2);
         let mut over = max_records.map_or(0, |max| held_count.saturating_sub(max));
         let due = ctx.scan_while(&self.store, &[HELD], |k| {
-            let due = k.first() == Some(&HELD) && be_i64(&k[1..]).is_some_and(|due| due <= time);
+            let due = k.len() >= 9 && k[0] == HELD && be_i64(&k[1..]) <= time;
             let keep = due || over > 0;
             over = over.saturating_sub(1);
             keep && k.first() == Some(&HELD)

@@ -216,29 +216,6 @@ impl TaskContext {
         self.cache_max_bytes > 0 && self.cached_bytes > self.cache_max_bytes
     }
 
-    /// Holds `key` → `value` (None deletes) for store `name` in its record cache; false when
-    /// caching is off, and then the update went to the store and its changelog at once (the
-    /// caller forwards it).
-    pub(crate) fn put_cached(
-        &mut self,
-        name: &str,
-        key: Bytes,
-        value: Option<Bytes>,
-        timestamp: i64,
-        headers: &[(String, Option<Bytes>)],
-    ) -> bool {
-        if self.cache_max_bytes == 0 {
-            self.put_logged(name, key, value, timestamp);
-            return false;
-        }
-        let Some(slot) = self.slot(name) else {
-            return false;
-        };
-        let grown = slot.store.write().cache(key, value, timestamp, headers);
-        self.cached_bytes = self.cached_bytes.saturating_add_signed(grown);
-        true
-    }
-
     /// Whether an operator whose `Materialized` allows caching caches its updates now.
     pub(crate) fn caching(&self, allowed: bool) -> bool {
         allowed && self.cache_max_bytes > 0
@@ -1278,8 +1255,11 @@ impl Topology {
     /// Runs one input record through the graph; its outputs and sink errors collect in `ctx`.
     /// A record that does not deserialise is an error (the caller's handler decides).
     pub fn process(&self, ctx: &mut TaskContext, record: &RawRecord) -> Result<()> {
-        if let Some(globals) = ctx.globals.clone() {
-            if self.apply_global(&globals, record) {
+        if !self.global_tables.is_empty() {
+            if let (Some(store), Some(globals)) =
+                (self.global_tables.get(&*record.topic), &ctx.globals)
+            {
+                crate::global::apply(globals, store, record);
                 return Ok(());
             }
         }

@@ -350,7 +350,7 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
                         timestamp: record.timestamp,
                         headers: record.headers.clone(),
                     };
-                    update.store_and_forward(ctx, &store_name, caching, &downstream);
+                    update.store_and_forward(ctx, &store_name, &downstream);
                 }
             }));
         let windowed_key: Arc<dyn Serde<Windowed<K>>> = Arc::new(WindowedSerde {

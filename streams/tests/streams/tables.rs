@@ -46,6 +46,13 @@ fn filtered_and_mapped_tables_pass_deletes_on_and_serve_joins() {
         .filter(|_, age| age.parse::<u32>().is_ok_and(|age| age >= 18))
         .map_values(|name, age| format!("{name} is {age}"));
     assert_eq!(adults.store_name(), None);
+    users
+        .filter_not(|_, age| age.parse::<u32>().is_ok())
+        .to_stream_with_tombstones()
+        .to(
+            "unreadable-ages",
+            Produced::with(StringSerde, OptionSerde(StringSerde)),
+        );
     adults.to_stream_with_tombstones().to(
         "adults",
         Produced::with(StringSerde, OptionSerde(StringSerde)),
@@ -79,6 +86,11 @@ fn filtered_and_mapped_tables_pass_deletes_on_and_serve_joins() {
             (s("bob"), None),
             (s("ann"), None),
         ]
+    );
+    // Bob's "x" is the only age that does not parse.
+    assert_eq!(
+        changelog(&mut driver, "unreadable-ages"),
+        vec![(s("bob"), Some(s("x")))]
     );
     let joined = TestOutputTopic::new("adult-visits", StringSerde, StringSerde);
     assert_eq!(
