@@ -57,6 +57,9 @@ pub struct StreamsConfig {
     pub num_stream_threads: usize,
     /// `commit.interval.ms` (Kafka Streams' default for at-least-once: 30 s).
     pub commit_interval: Duration,
+    /// `poll.ms`: the longest a stream thread waits for input (100 ms) before it commits
+    /// or punctuates on schedule; never past the next commit.
+    pub poll: Duration,
     /// `default.deserialization.exception.handler`.
     pub deserialization_handler: DeserializationHandler,
     /// `state.dir`: where persistent stores keep their files, under `<application.id>/`
@@ -88,6 +91,7 @@ impl StreamsConfig {
             application_id: application_id.to_string(),
             num_stream_threads: 1,
             commit_interval: Duration::from_millis(30_000),
+            poll: Duration::from_millis(100),
             deserialization_handler: DeserializationHandler::LogAndFail,
             cache_max_bytes: 10 * 1024 * 1024,
             state_dir: std::env::temp_dir().join("sluice-streams"),
@@ -97,7 +101,7 @@ impl StreamsConfig {
     }
 
     /// Reads Kafka Streams' properties: `application.id` (required), `num.stream.threads`,
-    /// `commit.interval.ms`, `statestore.cache.max.bytes` (or the older
+    /// `commit.interval.ms`, `poll.ms`, `statestore.cache.max.bytes` (or the older
     /// `cache.max.bytes.buffering`), `default.deserialization.exception.handler`,
     /// `processing.guarantee`, and `producer.`/`consumer.`-prefixed client properties.
     pub fn from_props<'a>(
@@ -149,6 +153,12 @@ impl StreamsConfig {
                         .parse::<u64>()
                         .map_err(|_| invalid(key, value, "expected milliseconds"))?;
                     config.commit_interval = Duration::from_millis(ms);
+                }
+                "poll.ms" => {
+                    let ms = value
+                        .parse::<u64>()
+                        .map_err(|_| invalid(key, value, "expected milliseconds"))?;
+                    config.poll = Duration::from_millis(ms);
                 }
                 "default.deserialization.exception.handler" => {
                     config.deserialization_handler = match value.rsplit('.').next().unwrap_or(value) {
@@ -589,10 +599,21 @@ impl StreamThread {
     async fn process_until_stopped(&mut self) -> Result<()> {
         let mut last_commit = Instant::now();
         while !self.stop.load(Ordering::Acquire) {
-            match self.member.next_event().await? {
+            // A thread with no input still commits (and punctuates) on time.
+            let wait = self.config.poll.min(
+                self.config
+                    .commit_interval
+                    .saturating_sub(last_commit.elapsed()),
+            );
+            match self.member.next_event_timeout(wait).await? {
                 GroupEvent::Records(records) => {
                     for record in in_timestamp_order(records) {
-                        self.process(&record).await?;
+                        self.process(&record)?;
+                    }
+                    // A poll's outputs go to the producer together, task by task.
+                    let partitions: Vec<i32> = self.tasks.keys().copied().collect();
+                    for partition in partitions {
+                        self.send_outputs(partition).await?;
                     }
                     self.punctuate_wall_clock().await?;
                 }
@@ -706,13 +727,16 @@ impl StreamThread {
         Ok(())
     }
 
-    async fn process(&mut self, record: &crate::topology::RawRecord) -> Result<()> {
+    /// Runs one record through its task; its outputs join the task's, to be sent after the
+    /// poll.
+    fn process(&mut self, record: &crate::topology::RawRecord) -> Result<()> {
         let Some((_, task)) = self.tasks.get_mut(&record.partition) else {
             return Err(StreamsError::Stopped(format!(
                 "a record of {}-{} came before its task was created",
                 record.topic, record.partition
             )));
         };
+        let earlier_outputs = task.outputs.len();
         match self.topology.process(task, record) {
             Ok(()) => {}
             Err(
@@ -723,7 +747,7 @@ impl StreamThread {
             ) if self.config.deserialization_handler == DeserializationHandler::LogAndContinue => {
                 tracing::warn!(thread = %self.name, topic = %record.topic, partition = record.partition, offset = record.offset, %err, "skipping a record that does not deserialise");
                 self.metrics.records_skipped.fetch_add(1, Ordering::Relaxed);
-                task.take_outputs();
+                task.outputs.truncate(earlier_outputs);
                 return Ok(());
             }
             Err(err) => return Err(err),
@@ -740,7 +764,7 @@ impl StreamThread {
                 .records_dropped_late
                 .fetch_add(dropped, Ordering::Relaxed);
         }
-        self.send_outputs(record.partition).await
+        Ok(())
     }
 
     /// Runs every task's wall-clock punctuations that are due, and sends what they wrote.
@@ -784,9 +808,21 @@ impl StreamThread {
                     timestamp: Some(output.timestamp),
                 })
                 .await?;
+            // One delivery per batch is enough to learn its outcome (the last: its offset is
+            // the batch's highest).
             match persistent {
-                Some(store) => self.changelog_deliveries.push((partition, store, delivery)),
-                None => self.deliveries.push(delivery),
+                Some(store) => match self.changelog_deliveries.last_mut() {
+                    Some((p, s, last))
+                        if *p == partition && *s == store && last.same_batch(&delivery) =>
+                    {
+                        *last = delivery
+                    }
+                    _ => self.changelog_deliveries.push((partition, store, delivery)),
+                },
+                None => match self.deliveries.last_mut() {
+                    Some(last) if last.same_batch(&delivery) => *last = delivery,
+                    _ => self.deliveries.push(delivery),
+                },
             }
         }
         Ok(())

@@ -2,6 +2,11 @@
 //! requests to their leaders (long polling with `fetch.max.wait.ms` / `fetch.min.bytes`), and
 //! decodes the record batches it gets. `seek`, `position`, `pause`/`resume` and
 //! `max.poll.records` behave as in the Java consumer; `GroupConsumer` builds on it.
+//!
+//! Fetches are pipelined as the Java consumer's are: when `poll` hands records out, the next
+//! fetch is already sent (and its batches decoded, off the caller's task), so the broker reads
+//! and the client decodes while the application works on the records it has. A fetch sent
+//! before the positions changed (`seek`, `pause`, `resume`, assignment) is dropped unread.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -96,6 +101,41 @@ pub struct Consumer {
     config: ConsumerConfig,
     positions: Vec<Position>,
     buffered: VecDeque<ConsumerRecord>,
+    /// Bumped by every change of the positions other than a fetch's own progress.
+    epoch: u64,
+    prefetch: Option<Prefetch>,
+}
+
+/// A fetch sent ahead of need, with the epoch of the positions it was sent from.
+struct Prefetch {
+    epoch: u64,
+    task: tokio::task::JoinHandle<Result<Vec<Fetched>>>,
+}
+
+/// Where one partition's fetch starts.
+struct Planned {
+    topic: Arc<str>,
+    partition: i32,
+    offset: i64,
+}
+
+/// What one partition's fetch brought, decoded.
+struct Fetched {
+    topic: Arc<str>,
+    partition: i32,
+    /// The offset the fetch was sent from: the result applies only at that position.
+    fetch_offset: i64,
+    next_offset: i64,
+    high_watermark: i64,
+    records: VecDeque<ConsumerRecord>,
+}
+
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        if let Some(prefetch) = self.prefetch.take() {
+            prefetch.task.abort();
+        }
+    }
 }
 
 impl Consumer {
@@ -121,6 +161,8 @@ impl Consumer {
             config,
             positions,
             buffered: VecDeque::new(),
+            epoch: 0,
+            prefetch: None,
         })
     }
 
@@ -135,6 +177,7 @@ impl Consumer {
                 continue;
             }
             let offset = resolve_start(&self.client, &topic, partition, start).await?;
+            self.epoch += 1;
             self.positions.push(Position {
                 topic: topic.into(),
                 partition,
@@ -153,6 +196,7 @@ impl Consumer {
                 .iter()
                 .any(|(t, p)| *p == partition && t == topic)
         };
+        self.epoch += 1;
         self.positions.retain(|p| !removed(&p.topic, p.partition));
         self.buffered.retain(|r| !removed(&r.topic, r.partition));
     }
@@ -192,6 +236,7 @@ impl Consumer {
         let offset = resolve_start(&self.client, topic, partition, to).await?;
         self.buffered
             .retain(|r| !(r.partition == partition && &*r.topic == topic));
+        self.epoch += 1;
         let position = &mut self.positions[at];
         position.offset = offset;
         position.high_watermark = -1;
@@ -234,18 +279,68 @@ impl Consumer {
 
     /// `poll` returning at most `limit` records (the rest stay buffered, not consumed).
     pub(crate) async fn poll_at_most(&mut self, limit: usize) -> Result<Vec<ConsumerRecord>> {
+        self.poll_within(limit, None).await
+    }
+
+    /// Java's `poll(timeout)`: returns up to `limit` records, waiting at most `timeout` for a
+    /// fetch to bring some (none: until one fetch is answered). A fetch still on its way when
+    /// the time is up stays on its way, and the next poll takes its records.
+    pub async fn poll_timeout(
+        &mut self,
+        limit: usize,
+        timeout: Duration,
+    ) -> Result<Vec<ConsumerRecord>> {
+        self.poll_within(limit, Some(timeout)).await
+    }
+
+    async fn poll_within(
+        &mut self,
+        limit: usize,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<ConsumerRecord>> {
         if !self.has_returnable() {
             if self.positions.iter().all(|p| p.paused) {
                 // Nothing may be fetched: wait as a fetch would, so callers do not spin.
-                tokio::time::sleep(self.config.max_wait).await;
+                tokio::time::sleep(
+                    timeout
+                        .unwrap_or(self.config.max_wait)
+                        .min(self.config.max_wait),
+                )
+                .await;
                 return Ok(Vec::new());
             }
-            self.fetch_once().await?;
+            if self
+                .prefetch
+                .as_ref()
+                .is_some_and(|prefetch| prefetch.epoch != self.epoch)
+            {
+                // Sent from positions that have changed since: its records are not wanted.
+                if let Some(stale) = self.prefetch.take() {
+                    stale.task.abort();
+                }
+            }
+            self.prefetch_next();
+            let Some(prefetch) = self.prefetch.as_mut() else {
+                return Ok(Vec::new());
+            };
+            let answered = match timeout {
+                None => (&mut prefetch.task).await,
+                Some(timeout) => match tokio::time::timeout(timeout, &mut prefetch.task).await {
+                    Ok(answered) => answered,
+                    Err(_) => return Ok(Vec::new()),
+                },
+            };
+            self.prefetch = None;
+            let fetched = answered
+                .map_err(|e| Error::Protocol(format!("a fetch ended without an answer: {e}")))?;
+            self.apply(fetched?);
         }
         let limit = limit.max(1);
         if !self.positions.iter().any(|p| p.paused) {
             let n = limit.min(self.buffered.len());
-            return Ok(self.buffered.drain(..n).collect());
+            let records = self.buffered.drain(..n).collect();
+            self.prefetch_next();
+            return Ok(records);
         }
         let mut out = Vec::new();
         let mut kept = VecDeque::with_capacity(self.buffered.len());
@@ -257,7 +352,57 @@ impl Consumer {
             }
         }
         self.buffered = kept;
+        self.prefetch_next();
         Ok(out)
+    }
+
+    /// Sends the next fetch now, unless one is on its way, so that it is answered (and
+    /// decoded) while the caller works on the records it has.
+    fn prefetch_next(&mut self) {
+        if self.prefetch.is_some() || self.positions.iter().all(|p| p.paused) {
+            return;
+        }
+        let task = tokio::spawn(fetch(
+            self.client.clone(),
+            self.config.clone(),
+            self.fetch_plan(),
+        ));
+        self.prefetch = Some(Prefetch {
+            epoch: self.epoch,
+            task,
+        });
+    }
+
+    /// The partitions a fetch now asks for, from their next offsets.
+    fn fetch_plan(&self) -> Vec<Planned> {
+        self.positions
+            .iter()
+            .filter(|p| !p.paused)
+            .map(|p| Planned {
+                topic: p.topic.clone(),
+                partition: p.partition,
+                offset: p.offset,
+            })
+            .collect()
+    }
+
+    /// Takes a fetch's records for the partitions still at the offsets it was sent from.
+    fn apply(&mut self, fetched: Vec<Fetched>) {
+        for mut data in fetched {
+            let Some(position) = self
+                .positions
+                .iter_mut()
+                .find(|p| p.partition == data.partition && p.topic == data.topic && !p.paused)
+            else {
+                continue;
+            };
+            if position.offset != data.fetch_offset {
+                continue;
+            }
+            position.high_watermark = data.high_watermark;
+            position.offset = data.next_offset;
+            self.buffered.append(&mut data.records);
+        }
     }
 
     /// The records as an async `Stream`, one at a time, in order per partition; an error is
@@ -295,91 +440,105 @@ impl Consumer {
             .iter()
             .map(|(topic, partition)| self.index_of(topic, *partition))
             .collect::<Result<Vec<_>>>()?;
+        self.epoch += 1;
         for at in indexes {
             self.positions[at].paused = paused;
         }
         Ok(())
     }
+}
 
-    async fn fetch_once(&mut self) -> Result<()> {
-        // One request per leader.
-        let mut by_leader: HashMap<String, (Arc<super::Connection>, Vec<usize>)> = HashMap::new();
-        for (idx, position) in self.positions.iter().enumerate() {
-            if position.paused {
-                continue;
+/// One fetch of the planned partitions (a request per leader), decoded.
+async fn fetch(
+    client: Arc<Client>,
+    config: ConsumerConfig,
+    plan: Vec<Planned>,
+) -> Result<Vec<Fetched>> {
+    let mut by_leader: HashMap<String, (Arc<super::Connection>, Vec<Planned>)> = HashMap::new();
+    for planned in plan {
+        let connection = client
+            .leader_connection(&planned.topic, planned.partition)
+            .await?;
+        by_leader
+            .entry(connection.addr().to_string())
+            .or_insert_with(|| (connection, Vec::new()))
+            .1
+            .push(planned);
+    }
+    let mut fetched = Vec::new();
+    for (_, (connection, planned)) in by_leader {
+        let mut topics: Vec<FetchTopic> = Vec::new();
+        for position in &planned {
+            let partition = FetchPartition::default()
+                .with_partition(position.partition)
+                .with_fetch_offset(position.offset)
+                .with_partition_max_bytes(config.partition_max_bytes);
+            match topics
+                .iter_mut()
+                .find(|t| t.topic.0.as_str() == &*position.topic)
+            {
+                Some(topic) => topic.partitions.push(partition),
+                None => topics.push(
+                    FetchTopic::default()
+                        .with_topic(TopicName(StrBytes::from_string(position.topic.to_string())))
+                        .with_partitions(vec![partition]),
+                ),
             }
-            let connection = self
-                .client
-                .leader_connection(&position.topic, position.partition)
-                .await?;
-            by_leader
-                .entry(connection.addr().to_string())
-                .or_insert_with(|| (connection, Vec::new()))
-                .1
-                .push(idx);
         }
-        for (_, (connection, indexes)) in by_leader {
-            let mut topics: Vec<FetchTopic> = Vec::new();
-            for &idx in &indexes {
-                let position = &self.positions[idx];
-                let partition = FetchPartition::default()
-                    .with_partition(position.partition)
-                    .with_fetch_offset(position.offset)
-                    .with_partition_max_bytes(self.config.partition_max_bytes);
-                match topics
-                    .iter_mut()
-                    .find(|t| t.topic.0.as_str() == &*position.topic)
-                {
-                    Some(topic) => topic.partitions.push(partition),
-                    None => topics.push(
-                        FetchTopic::default()
-                            .with_topic(TopicName(StrBytes::from_string(
-                                position.topic.to_string(),
-                            )))
-                            .with_partitions(vec![partition]),
-                    ),
-                }
-            }
-            let request = FetchRequest::default()
-                .with_replica_id(BrokerId(-1))
-                .with_max_wait_ms(self.config.max_wait.as_millis() as i32)
-                .with_min_bytes(self.config.min_bytes)
-                .with_max_bytes(self.config.max_bytes)
-                .with_isolation_level(self.config.isolation_level)
-                .with_session_epoch(-1)
-                .with_topics(topics);
-            let response = match connection.send(&request).await {
-                Ok(response) => response,
-                Err(err) => {
-                    self.client.drop_connection(connection.addr()).await;
-                    return Err(err);
-                }
-            };
-            if let Some(err) = Error::from_code(response.error_code, None) {
+        let request = FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(config.max_wait.as_millis() as i32)
+            .with_min_bytes(config.min_bytes)
+            .with_max_bytes(config.max_bytes)
+            .with_isolation_level(config.isolation_level)
+            .with_session_epoch(-1)
+            .with_topics(topics);
+        let response = match connection.send(&request).await {
+            Ok(response) => response,
+            Err(err) => {
+                client.drop_connection(connection.addr()).await;
                 return Err(err);
             }
-            for topic in response.responses {
-                for data in topic.partitions {
-                    let Some(position) = self.positions.iter_mut().find(|p| {
-                        &*p.topic == topic.topic.0.as_str() && p.partition == data.partition_index
-                    }) else {
-                        continue;
-                    };
-                    if let Some(err) = Error::from_code(data.error_code, None) {
-                        if matches!(&err, Error::Broker { code, .. } if code.is_retriable()) {
-                            self.client.invalidate_topic(&position.topic);
-                        }
-                        return Err(err);
+        };
+        if let Some(err) = Error::from_code(response.error_code, None) {
+            return Err(err);
+        }
+        for topic in response.responses {
+            for data in topic.partitions {
+                let Some(planned) = planned.iter().find(|p| {
+                    &*p.topic == topic.topic.0.as_str() && p.partition == data.partition_index
+                }) else {
+                    continue;
+                };
+                if let Some(err) = Error::from_code(data.error_code, None) {
+                    if matches!(&err, Error::Broker { code, .. } if code.is_retriable()) {
+                        client.invalidate_topic(&planned.topic);
                     }
-                    position.high_watermark = data.high_watermark;
-                    if let Some(records) = data.records {
-                        decode_into(records, position, &mut self.buffered)?;
-                    }
+                    return Err(err);
                 }
+                let mut position = Position {
+                    topic: planned.topic.clone(),
+                    partition: planned.partition,
+                    offset: planned.offset,
+                    high_watermark: data.high_watermark,
+                    paused: false,
+                };
+                let mut records = VecDeque::new();
+                if let Some(bytes) = data.records {
+                    decode_into(bytes, &mut position, &mut records)?;
+                }
+                fetched.push(Fetched {
+                    topic: planned.topic.clone(),
+                    partition: planned.partition,
+                    fetch_offset: planned.offset,
+                    next_offset: position.offset,
+                    high_watermark: data.high_watermark,
+                    records,
+                });
             }
         }
-        Ok(())
     }
+    Ok(fetched)
 }
 
 /// A consumer's records as a `Stream` (Unpin, so `next().await` needs no pinning).

@@ -794,8 +794,23 @@ impl GroupConsumer {
         self.next_event_at_most(limit).await
     }
 
+    /// `next_event` waiting at most `timeout` for records (Java's `poll(timeout)`): an empty
+    /// `Records` when none came in time. Rebalances are handled as in `next_event`.
+    pub async fn next_event_timeout(&mut self, timeout: std::time::Duration) -> Result<GroupEvent> {
+        let limit = self.config.fetch.max_poll_records;
+        self.next_event_within(limit, Some(timeout)).await
+    }
+
     /// `next_event` with at most `limit` records.
     async fn next_event_at_most(&mut self, limit: usize) -> Result<GroupEvent> {
+        self.next_event_within(limit, None).await
+    }
+
+    async fn next_event_within(
+        &mut self,
+        limit: usize,
+        timeout: Option<std::time::Duration>,
+    ) -> Result<GroupEvent> {
         *self.last_poll.lock() = std::time::Instant::now();
         if let Some(event) = self.events.pop_front() {
             return Ok(event);
@@ -879,9 +894,10 @@ impl GroupConsumer {
             }
             self.last_auto_commit = std::time::Instant::now();
         }
-        let records = match self.consumer.as_mut() {
-            Some(consumer) => consumer.poll_at_most(limit).await?,
-            None => Vec::new(),
+        let records = match (self.consumer.as_mut(), timeout) {
+            (Some(consumer), None) => consumer.poll_at_most(limit).await?,
+            (Some(consumer), Some(timeout)) => consumer.poll_timeout(limit, timeout).await?,
+            (None, _) => Vec::new(),
         };
         Ok(GroupEvent::Records(records))
     }

@@ -227,6 +227,12 @@ impl std::fmt::Debug for DeliveryFuture {
 }
 
 impl DeliveryFuture {
+    /// Whether both records went in the same batch, and so share one outcome: a caller that
+    /// only needs to know that everything was written keeps one delivery per batch.
+    pub fn same_batch(&self, other: &DeliveryFuture) -> bool {
+        Arc::ptr_eq(&self.outcome, &other.outcome)
+    }
+
     /// The outcome if the record's delivery has ended, without waiting.
     pub fn try_result(&self) -> Option<Result<RecordMetadata>> {
         self.outcome

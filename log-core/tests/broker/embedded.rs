@@ -334,6 +334,89 @@ async fn read_records(member: &mut GroupConsumer, n: usize) {
 }
 
 /// Produces `per_partition` records to each partition of a new topic.
+/// `poll_timeout` gives up waiting on time while the fetch stays on its way (its records come
+/// with a later poll, none lost or twice), and a fetch sent before a `seek` is not returned.
+#[test]
+fn poll_timeout_keeps_the_fetch_in_flight_and_seek_drops_a_stale_one() {
+    let broker = TestBroker::start(&[]);
+    let scenario = async {
+        let client = broker.embedded_client().await;
+        fill_topic(&client, "pipelined", 1, 3).await;
+        let config = ConsumerConfig {
+            // Long polls far longer than the timeouts below: a poll that waited for the
+            // fetch instead of the timeout would take seconds.
+            max_wait: Duration::from_secs(2),
+            ..ConsumerConfig::default()
+        };
+        let mut consumer = Consumer::assign(
+            client.clone(),
+            vec![("pipelined".to_string(), 0, StartOffset::Beginning)],
+            config,
+        )
+        .await
+        .unwrap();
+        let mut offsets = Vec::new();
+        while offsets.len() < 3 {
+            for record in consumer.poll().await.unwrap() {
+                offsets.push(record.offset);
+            }
+        }
+        assert_eq!(offsets, vec![0, 1, 2]);
+
+        // At the end of the log: the next fetch is a long poll, and the timeout ends the wait.
+        let started = std::time::Instant::now();
+        let none = consumer
+            .poll_timeout(500, Duration::from_millis(50))
+            .await
+            .unwrap();
+        assert!(none.is_empty());
+        assert!(
+            started.elapsed() < Duration::from_millis(1000),
+            "poll_timeout waited {:?}",
+            started.elapsed()
+        );
+
+        // Records produced now reach the fetch on its way, and come out once.
+        let producer = Producer::new(client.clone(), ProducerConfig::default());
+        for i in 3..5 {
+            let record = ProducerRecord {
+                topic: "pipelined".into(),
+                partition: Some(0),
+                value: Some(Bytes::from(format!("0-{i}"))),
+                ..Default::default()
+            };
+            producer.send(record).await.unwrap().await.unwrap();
+        }
+        let mut later = Vec::new();
+        while later.len() < 2 {
+            for record in consumer
+                .poll_timeout(500, Duration::from_millis(50))
+                .await
+                .unwrap()
+            {
+                later.push(record.offset);
+            }
+        }
+        assert_eq!(later, vec![3, 4]);
+        assert_eq!(consumer.position("pipelined", 0).unwrap(), 5);
+
+        // A fetch is on its way from offset 5; after the seek the records start at 1.
+        consumer
+            .seek("pipelined", 0, StartOffset::Offset(1))
+            .await
+            .unwrap();
+        let mut again = Vec::new();
+        while again.len() < 4 {
+            for record in consumer.poll().await.unwrap() {
+                again.push(record.offset);
+            }
+        }
+        assert_eq!(again, vec![1, 2, 3, 4]);
+        producer.close().await;
+    };
+    run_bounded_scenario(scenario);
+}
+
 async fn fill_topic(
     client: &std::sync::Arc<sluice_log::client::Client>,
     name: &str,

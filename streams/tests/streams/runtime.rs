@@ -226,8 +226,11 @@ fn streams_properties_use_kafkas_names_and_refuse_what_is_not_there() {
         ("processing.guarantee", "at_least_once"),
         ("producer.linger.ms", "7"),
         ("consumer.max.poll.records", "11"),
+        ("poll.ms", "40"),
     ])
     .unwrap();
+    assert_eq!(config.poll, Duration::from_millis(40));
+    assert_eq!(StreamsConfig::new("a").poll, Duration::from_millis(100));
     assert_eq!(config.num_stream_threads, 3);
     assert_eq!(config.commit_interval, Duration::from_millis(250));
     assert_eq!(config.producer.linger, Duration::from_millis(7));
@@ -632,23 +635,29 @@ fn two_streams_join_on_a_node_across_partitions() {
     });
 }
 
+/// The counting application started as `application_id` (with `extra` properties), then `n`
+/// views, alternately of ann and bob, produced to its input.
+async fn count_views(
+    client: &Arc<Client>,
+    application_id: &str,
+    extra: &[(&str, &str)],
+    n: usize,
+) -> sluice_streams::KafkaStreams {
+    create(client, "views", 4).await;
+    create(client, "view-counts", 1).await;
+    let app = start_app(client, counting_topology(), application_id, extra).await;
+    let views: Vec<(Option<&str>, Bytes)> = (0..n)
+        .map(|i| (Some(["ann", "bob"][i % 2]), Bytes::from_static(b"/page")))
+        .collect();
+    produce(client, "views", &views).await;
+    app
+}
+
 #[test]
 fn the_record_cache_holds_updates_until_a_commit_and_queries_see_them() {
     on_embedded_node(|client| async move {
-        create(&client, "views", 4).await;
-        create(&client, "view-counts", 1).await;
         // No commit comes while the test runs: what is cached stays cached until close.
-        let app = start_app(
-            &client,
-            counting_topology(),
-            "cached",
-            &[("commit.interval.ms", "600000")],
-        )
-        .await;
-        let views: Vec<(Option<&str>, Bytes)> = (0..100)
-            .map(|i| (Some(["ann", "bob"][i % 2]), Bytes::from_static(b"/page")))
-            .collect();
-        produce(&client, "views", &views).await;
+        let app = count_views(&client, "cached", &[("commit.interval.ms", "600000")], 100).await;
         let store = app.store("counts", StringSerde, I64Serde).unwrap();
         eventually("the counts, read through the cache", || {
             store.get(&"ann".to_string()).ok().flatten() == Some(50)
@@ -665,6 +674,41 @@ fn the_record_cache_holds_updates_until_a_commit_and_queries_see_them() {
             [("ann".to_string(), 50), ("bob".to_string(), 50)].into()
         );
         assert_eq!(client.list_offset("view-counts", 0, -1).await.unwrap(), 2);
+    });
+}
+
+/// A thread that has caught up commits on schedule (and so flushes its caches) while its
+/// fetch long-polls: it waits for input `poll.ms` at most, never `fetch.max.wait.ms`.
+#[test]
+fn a_caught_up_thread_commits_on_time_while_its_fetch_waits() {
+    on_embedded_node(|client| async move {
+        let app = count_views(
+            &client,
+            "idle-commits",
+            &[
+                ("commit.interval.ms", "200"),
+                // A fetch at the end of the log waits this long for data.
+                ("consumer.fetch.max.wait.ms", "20000"),
+            ],
+            10,
+        )
+        .await;
+        let produced = std::time::Instant::now();
+        // The counts go out with the first commit after they were counted.
+        let expected: BTreeMap<String, i64> =
+            [("ann".to_string(), 5), ("bob".to_string(), 5)].into();
+        loop {
+            let counts = latest_counts(&client, 2).await;
+            assert!(
+                produced.elapsed() < Duration::from_secs(10),
+                "the commit waited for the fetch: {:?}",
+                produced.elapsed()
+            );
+            if counts == expected {
+                break;
+            }
+        }
+        app.close().await.unwrap();
     });
 }
 
