@@ -121,6 +121,77 @@ fn punctuations_follow_stream_time_and_the_wall_clock() {
     assert_eq!(store.get(&s("b")).unwrap(), Some(3));
 }
 
+/// Tags each record with where it came from (`record_position`); its one schedule cancels
+/// itself the first time it runs.
+#[derive(Default)]
+struct PositionProcessor;
+
+impl Processor<String, String, String, String> for PositionProcessor {
+    fn init(&mut self, ctx: &mut ProcessorContext<'_, String, String>) {
+        ctx.schedule(Duration::from_millis(10), PunctuationType::StreamTime);
+    }
+
+    fn process(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, String, String>,
+        record: Record<String, String>,
+    ) {
+        let (topic, partition, offset) = ctx.record_position();
+        let value = format!("{topic}-{partition}@{offset}");
+        ctx.forward(Record {
+            key: record.key,
+            value,
+            timestamp: record.timestamp,
+            headers: Vec::new(),
+        });
+    }
+
+    fn punctuate(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, String, String>,
+        schedule: ScheduleId,
+        timestamp: i64,
+    ) {
+        ctx.cancel(schedule);
+        ctx.forward(Record {
+            key: "punctuated".to_string(),
+            value: timestamp.to_string(),
+            timestamp,
+            headers: Vec::new(),
+        });
+    }
+}
+
+#[test]
+fn processors_see_each_records_position_and_a_cancelled_schedule_stops() {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream("events", Consumed::with(StringSerde, StringSerde))
+        .process(|| PositionProcessor, &[])
+        .to("tagged", Produced::with(StringSerde, StringSerde));
+    let mut driver = TopologyTestDriver::new(builder.build().unwrap());
+    let events = TestInputTopic::new("events", StringSerde, StringSerde);
+    for (key, at) in [("a", 0), ("b", 10), ("c", 20), ("d", 45)] {
+        driver
+            .pipe_input(&events, &key.to_string(), &"e".to_string(), at)
+            .unwrap();
+    }
+    let output = TestOutputTopic::new("tagged", StringSerde, StringSerde);
+    let tagged = driver.read_key_values(&output).unwrap();
+    let expected: Vec<(String, String)> = [
+        ("a", "events-0@0"),
+        ("b", "events-0@1"),
+        // Due at stream time 10, then cancelled: 20 and 45 punctuate nothing.
+        ("punctuated", "10"),
+        ("c", "events-0@2"),
+        ("d", "events-0@3"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    assert_eq!(tagged, expected);
+}
+
 #[test]
 fn a_processor_may_only_use_stores_that_were_added() {
     let builder = StreamsBuilder::new();
