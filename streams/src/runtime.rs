@@ -82,6 +82,8 @@ impl StreamsConfig {
         let mut group = GroupConfig::new(application_id);
         group.auto_offset_reset = AutoOffsetReset::Earliest;
         group.enable_auto_commit = false;
+        // Kafka Streams' override of the consumer's 500.
+        group.fetch.max_poll_records = 1000;
         group.assignment_strategy = vec![Assignor::CooperativeStickyCopartitioned];
         let producer = ProducerConfig {
             linger: Duration::from_millis(100),
@@ -122,6 +124,7 @@ impl StreamsConfig {
             .set("group.id", application_id)
             .set("auto.offset.reset", "earliest")
             .set("enable.auto.commit", "false")
+            .set("max.poll.records", "1000")
             .set(
                 "partition.assignment.strategy",
                 "cooperative-sticky-copartitioned",

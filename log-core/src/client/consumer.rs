@@ -401,7 +401,12 @@ impl Consumer {
             }
             position.high_watermark = data.high_watermark;
             position.offset = data.next_offset;
-            self.buffered.append(&mut data.records);
+            if self.buffered.is_empty() {
+                // The usual case: no records move.
+                std::mem::swap(&mut self.buffered, &mut data.records);
+            } else {
+                self.buffered.append(&mut data.records);
+            }
         }
     }
 

@@ -231,6 +231,12 @@ fn streams_properties_use_kafkas_names_and_refuse_what_is_not_there() {
     .unwrap();
     assert_eq!(config.poll, Duration::from_millis(40));
     assert_eq!(StreamsConfig::new("a").poll, Duration::from_millis(100));
+    // Kafka Streams' consumer override, unless the application sets its own.
+    assert_eq!(StreamsConfig::new("a").group.fetch.max_poll_records, 1000);
+    let with_consumer_props =
+        StreamsConfig::from_props([("application.id", "a"), ("consumer.fetch.min.bytes", "1")])
+            .unwrap();
+    assert_eq!(with_consumer_props.group.fetch.max_poll_records, 1000);
     assert_eq!(config.num_stream_threads, 3);
     assert_eq!(config.commit_interval, Duration::from_millis(250));
     assert_eq!(config.producer.linger, Duration::from_millis(7));
