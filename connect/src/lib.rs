@@ -1,0 +1,37 @@
+//! Sluice Connect: moving data between Kafka topics and other systems by configuration, as
+//! Kafka Connect does, with its names, data model and JSON formats so that Connect users'
+//! configs and habits carry over.
+//!
+//! - [`data`]: schemas, values and structs, with the logical types decimal, date, time and
+//!   timestamp.
+//! - [`converter`]: record keys and values to and from bytes — `JsonConverter` (with and
+//!   without the schema envelope, byte for byte as Kafka's), `StringConverter`,
+//!   `ByteArrayConverter` — chosen by Kafka's class names.
+//! - [`transforms`]: single message transforms and predicates with Kafka's names and configs.
+//!
+//! ```
+//! use sluice_connect::converter::{Converter, JsonConverter};
+//! use sluice_connect::data::{Schema, SchemaBuilder, Struct, Type, Value};
+//!
+//! let schema = SchemaBuilder::struct_()
+//!     .name("user")
+//!     .field("name", Schema::primitive(Type::String))
+//!     .build()?;
+//! let mut user = Struct::new(schema.clone());
+//! user.put("name", "ann".into())?;
+//! let json = JsonConverter::new(true).from_connect_data("users", Some(&schema), &Value::Struct(user))?;
+//! assert_eq!(
+//!     std::str::from_utf8(json.as_deref().unwrap()).unwrap(),
+//!     r#"{"schema":{"type":"struct","fields":[{"type":"string","optional":false,"field":"name"}],"optional":false,"name":"user"},"payload":{"name":"ann"}}"#
+//! );
+//! # Ok::<(), sluice_connect::ConnectError>(())
+//! ```
+
+pub mod converter;
+pub mod data;
+mod error;
+pub mod record;
+pub mod transforms;
+
+pub use error::{ConnectError, Result};
+pub use record::{ConnectRecord, Header, Headers};
