@@ -4,9 +4,12 @@
 //! `max.poll.records` behave as in the Java consumer; `GroupConsumer` builds on it.
 //!
 //! Fetches are pipelined as the Java consumer's are: when `poll` hands records out, the next
-//! fetch is already sent (and its batches decoded, off the caller's task), so the broker reads
-//! and the client decodes while the application works on the records it has. A fetch sent
-//! before the positions changed (`seek`, `pause`, `resume`, assignment) is dropped unread.
+//! fetch is already sent, and its batches decoded in a task of its own (as librdkafka decodes
+//! in its broker threads), so the broker reads and the client decodes while the application
+//! works on the records it has. That costs a consumer that does nothing with its records on a
+//! small machine (the decoding task competes with it and the broker for cores) and gains one
+//! that works on them: BENCHMARKS.md has both. A fetch sent before the positions changed
+//! (`seek`, `pause`, `resume`, assignment) is dropped unread.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
