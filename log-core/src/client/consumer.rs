@@ -4,14 +4,16 @@
 //! `max.poll.records` behave as in the Java consumer; `GroupConsumer` builds on it.
 //!
 //! Fetches are pipelined as the Java consumer's are: when `poll` hands records out, the next
-//! fetch is already sent, and its batches decoded in a task of its own (as librdkafka decodes
-//! in its broker threads), so the broker reads and the client decodes while the application
-//! works on the records it has. That costs a consumer that does nothing with its records on a
-//! small machine (the decoding task competes with it and the broker for cores) and gains one
-//! that works on them: BENCHMARKS.md has both. A fetch sent before the positions changed
-//! (`seek`, `pause`, `resume`, assignment) is dropped unread.
+//! fetch is already sent, so the broker reads while the application works on the records it
+//! has. Where its batches are decoded depends on who waits: if the application is still busy
+//! when the answer comes, the fetch's task decodes them (as librdkafka's broker threads do),
+//! so decoding overlaps the application's work; if the application is already waiting, it
+//! decodes them itself, so that the records do not cross cores and no third thread competes
+//! for them (BENCHMARKS.md has the figures that chose this). A fetch sent before the
+//! positions changed (`seek`, `pause`, `resume`, assignment) is dropped unread.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -113,6 +115,9 @@ pub struct Consumer {
 struct Prefetch {
     epoch: u64,
     task: tokio::task::JoinHandle<Result<Vec<Fetched>>>,
+    /// Set once the consumer waits for this fetch: its batches are then left to the consumer
+    /// to decode.
+    awaited: Arc<AtomicBool>,
 }
 
 /// Where one partition's fetch starts.
@@ -122,15 +127,25 @@ struct Planned {
     offset: i64,
 }
 
-/// What one partition's fetch brought, decoded.
+/// What one partition's fetch brought.
 struct Fetched {
     topic: Arc<str>,
     partition: i32,
     /// The offset the fetch was sent from: the result applies only at that position.
     fetch_offset: i64,
-    next_offset: i64,
     high_watermark: i64,
-    records: VecDeque<ConsumerRecord>,
+    batches: Batches,
+}
+
+/// A partition's batches as the fetch's task left them.
+enum Batches {
+    /// Not decoded: the consumer was waiting, so it decodes them.
+    Raw(Option<Bytes>),
+    /// Decoded by the fetch's task while the consumer was busy.
+    Decoded {
+        records: VecDeque<ConsumerRecord>,
+        next_offset: i64,
+    },
 }
 
 impl Drop for Consumer {
@@ -265,6 +280,14 @@ impl Consumer {
             .collect()
     }
 
+    /// Whether a fetch sent ahead is still waiting for its answer (once it has one, its
+    /// records are ready for the next poll).
+    pub fn fetch_in_flight(&self) -> bool {
+        self.prefetch
+            .as_ref()
+            .is_some_and(|prefetch| !prefetch.task.is_finished())
+    }
+
     /// Whether every partition has been read up to the high watermark of the last fetch.
     pub fn at_end(&self) -> bool {
         self.buffered.is_empty()
@@ -326,6 +349,7 @@ impl Consumer {
             let Some(prefetch) = self.prefetch.as_mut() else {
                 return Ok(Vec::new());
             };
+            prefetch.awaited.store(true, Ordering::Release);
             let answered = match timeout {
                 None => (&mut prefetch.task).await,
                 Some(timeout) => match tokio::time::timeout(timeout, &mut prefetch.task).await {
@@ -336,7 +360,7 @@ impl Consumer {
             self.prefetch = None;
             let fetched = answered
                 .map_err(|e| Error::Protocol(format!("a fetch ended without an answer: {e}")))?;
-            self.apply(fetched?);
+            self.apply(fetched?)?;
         }
         let limit = limit.max(1);
         if !self.positions.iter().any(|p| p.paused) {
@@ -365,14 +389,17 @@ impl Consumer {
         if self.prefetch.is_some() || self.positions.iter().all(|p| p.paused) {
             return;
         }
+        let awaited = Arc::new(AtomicBool::new(false));
         let task = tokio::spawn(fetch(
             self.client.clone(),
             self.config.clone(),
             self.fetch_plan(),
+            awaited.clone(),
         ));
         self.prefetch = Some(Prefetch {
             epoch: self.epoch,
             task,
+            awaited,
         });
     }
 
@@ -390,8 +417,8 @@ impl Consumer {
     }
 
     /// Takes a fetch's records for the partitions still at the offsets it was sent from.
-    fn apply(&mut self, fetched: Vec<Fetched>) {
-        for mut data in fetched {
+    fn apply(&mut self, fetched: Vec<Fetched>) -> Result<()> {
+        for data in fetched {
             let Some(position) = self
                 .positions
                 .iter_mut()
@@ -403,14 +430,24 @@ impl Consumer {
                 continue;
             }
             position.high_watermark = data.high_watermark;
-            position.offset = data.next_offset;
-            if self.buffered.is_empty() {
-                // The usual case: no records move.
-                std::mem::swap(&mut self.buffered, &mut data.records);
-            } else {
-                self.buffered.append(&mut data.records);
+            match data.batches {
+                Batches::Raw(None) => {}
+                Batches::Raw(Some(bytes)) => decode_into(bytes, position, &mut self.buffered)?,
+                Batches::Decoded {
+                    mut records,
+                    next_offset,
+                } => {
+                    position.offset = next_offset;
+                    if self.buffered.is_empty() {
+                        // The usual case: no records move.
+                        std::mem::swap(&mut self.buffered, &mut records);
+                    } else {
+                        self.buffered.append(&mut records);
+                    }
+                }
             }
         }
+        Ok(())
     }
 
     /// The records as an async `Stream`, one at a time, in order per partition; an error is
@@ -456,11 +493,13 @@ impl Consumer {
     }
 }
 
-/// One fetch of the planned partitions (a request per leader), decoded.
+/// One fetch of the planned partitions (a request per leader), decoded unless the consumer is
+/// waiting for it by the time the answer comes (`awaited`).
 async fn fetch(
     client: Arc<Client>,
     config: ConsumerConfig,
     plan: Vec<Planned>,
+    awaited: Arc<AtomicBool>,
 ) -> Result<Vec<Fetched>> {
     let mut by_leader: HashMap<String, (Arc<super::Connection>, Vec<Planned>)> = HashMap::new();
     for planned in plan {
@@ -524,24 +563,30 @@ async fn fetch(
                     }
                     return Err(err);
                 }
-                let mut position = Position {
-                    topic: planned.topic.clone(),
-                    partition: planned.partition,
-                    offset: planned.offset,
-                    high_watermark: data.high_watermark,
-                    paused: false,
+                let batches = match data.records {
+                    Some(bytes) if !awaited.load(Ordering::Acquire) => {
+                        let mut position = Position {
+                            topic: planned.topic.clone(),
+                            partition: planned.partition,
+                            offset: planned.offset,
+                            high_watermark: data.high_watermark,
+                            paused: false,
+                        };
+                        let mut records = VecDeque::new();
+                        decode_into(bytes, &mut position, &mut records)?;
+                        Batches::Decoded {
+                            records,
+                            next_offset: position.offset,
+                        }
+                    }
+                    raw => Batches::Raw(raw),
                 };
-                let mut records = VecDeque::new();
-                if let Some(bytes) = data.records {
-                    decode_into(bytes, &mut position, &mut records)?;
-                }
                 fetched.push(Fetched {
                     topic: planned.topic.clone(),
                     partition: planned.partition,
                     fetch_offset: planned.offset,
-                    next_offset: position.offset,
                     high_watermark: data.high_watermark,
-                    records,
+                    batches,
                 });
             }
         }

@@ -376,8 +376,10 @@ fn poll_timeout_keeps_the_fetch_in_flight_and_seek_drops_a_stale_one() {
             started.elapsed()
         );
 
-        // Records produced now reach the fetch on its way, and come out once.
-        let producer = Producer::new(client.clone(), ProducerConfig::default());
+        // Records produced now reach the fetch on its way, and come out once. (The producer
+        // has connections of its own: on the consumer's, its requests would wait behind the
+        // long poll, as Kafka answers a connection's requests in order.)
+        let producer = Producer::new(client.sibling().await.unwrap(), ProducerConfig::default());
         for i in 3..5 {
             let record = ProducerRecord {
                 topic: "pipelined".into(),
@@ -400,18 +402,45 @@ fn poll_timeout_keeps_the_fetch_in_flight_and_seek_drops_a_stale_one() {
         assert_eq!(later, vec![3, 4]);
         assert_eq!(consumer.position("pipelined", 0).unwrap(), 5);
 
-        // A fetch is on its way from offset 5; after the seek the records start at 1.
+        // Records that reach the fetch on its way while nobody polls are decoded by its task,
+        // and come once.
+        for i in 5..7 {
+            let record = ProducerRecord {
+                topic: "pipelined".into(),
+                partition: Some(0),
+                value: Some(Bytes::from(format!("0-{i}"))),
+                ..Default::default()
+            };
+            producer.send(record).await.unwrap().await.unwrap();
+        }
+        let answered = tokio::time::Instant::now() + Duration::from_secs(10);
+        while consumer.fetch_in_flight() {
+            assert!(
+                tokio::time::Instant::now() < answered,
+                "the fetch was not answered"
+            );
+            tokio::task::yield_now().await;
+        }
+        let mut busy = Vec::new();
+        while busy.len() < 2 {
+            for record in consumer.poll().await.unwrap() {
+                busy.push(record.offset);
+            }
+        }
+        assert_eq!(busy, vec![5, 6]);
+
+        // A fetch is on its way from offset 7; after the seek the records start at 1.
         consumer
             .seek("pipelined", 0, StartOffset::Offset(1))
             .await
             .unwrap();
         let mut again = Vec::new();
-        while again.len() < 4 {
+        while again.len() < 6 {
             for record in consumer.poll().await.unwrap() {
                 again.push(record.offset);
             }
         }
-        assert_eq!(again, vec![1, 2, 3, 4]);
+        assert_eq!(again, vec![1, 2, 3, 4, 5, 6]);
         producer.close().await;
     };
     run_bounded_scenario(scenario);
