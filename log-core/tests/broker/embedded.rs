@@ -380,15 +380,7 @@ fn poll_timeout_keeps_the_fetch_in_flight_and_seek_drops_a_stale_one() {
         // has connections of its own: on the consumer's, its requests would wait behind the
         // long poll, as Kafka answers a connection's requests in order.)
         let producer = Producer::new(client.sibling().await.unwrap(), ProducerConfig::default());
-        for i in 3..5 {
-            let record = ProducerRecord {
-                topic: "pipelined".into(),
-                partition: Some(0),
-                value: Some(Bytes::from(format!("0-{i}"))),
-                ..Default::default()
-            };
-            producer.send(record).await.unwrap().await.unwrap();
-        }
+        send_values(&producer, "pipelined", 3..5).await;
         let mut later = Vec::new();
         while later.len() < 2 {
             for record in consumer
@@ -404,15 +396,7 @@ fn poll_timeout_keeps_the_fetch_in_flight_and_seek_drops_a_stale_one() {
 
         // Records that reach the fetch on its way while nobody polls are decoded by its task,
         // and come once.
-        for i in 5..7 {
-            let record = ProducerRecord {
-                topic: "pipelined".into(),
-                partition: Some(0),
-                value: Some(Bytes::from(format!("0-{i}"))),
-                ..Default::default()
-            };
-            producer.send(record).await.unwrap().await.unwrap();
-        }
+        send_values(&producer, "pipelined", 5..7).await;
         let answered = tokio::time::Instant::now() + Duration::from_secs(10);
         while consumer.fetch_in_flight() {
             assert!(
@@ -444,6 +428,19 @@ fn poll_timeout_keeps_the_fetch_in_flight_and_seek_drops_a_stale_one() {
         producer.close().await;
     };
     run_bounded_scenario(scenario);
+}
+
+/// Sends values `0-<i>` for `range` to partition 0 of `topic`, each acknowledged before the next.
+async fn send_values(producer: &Producer, topic: &str, range: std::ops::Range<usize>) {
+    for i in range {
+        let record = ProducerRecord {
+            topic: topic.into(),
+            partition: Some(0),
+            value: Some(Bytes::from(format!("0-{i}"))),
+            ..Default::default()
+        };
+        producer.send(record).await.unwrap().await.unwrap();
+    }
 }
 
 async fn fill_topic(
