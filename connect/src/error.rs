@@ -22,6 +22,21 @@ pub enum ConnectError {
     /// A value does not fit its schema, or cannot be converted (Kafka Connect's `DataException`).
     #[error("{0}")]
     Data(String),
+    /// A connector config has errors: every one, as `setting: reason` (REST: 400).
+    #[error("Connector configuration is invalid and contains the following {} error(s):\n{}", .0.len(), .0.join("\n"))]
+    Invalid(Vec<String>),
+    /// The connector (or task) does not exist (REST: 404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The request conflicts with what exists (REST: 409).
+    #[error("{0}")]
+    Conflict(String),
+    /// A connector or task failed.
+    #[error("{0}")]
+    Task(String),
+    /// The cluster refused or failed a request.
+    #[error(transparent)]
+    Client(#[from] sluice_log::Error),
 }
 
 impl ConnectError {

@@ -8,6 +8,10 @@
 //!   without the schema envelope, byte for byte as Kafka's), `StringConverter`,
 //!   `ByteArrayConverter` — chosen by Kafka's class names.
 //! - [`transforms`]: single message transforms and predicates with Kafka's names and configs.
+//! - [`connector`]: what connector authors implement — `SourceConnector`, `SourceTask`,
+//!   `SinkConnector`, `SinkTask` — with Kafka's life cycle, config definitions and contexts.
+//! - [`worker`]: the standalone worker that runs connectors and their tasks on a cluster,
+//!   with source offsets in a local file and sink offsets committed in the connector's group.
 //!
 //! ```
 //! use sluice_connect::converter::{Converter, JsonConverter};
@@ -27,11 +31,13 @@
 //! # Ok::<(), sluice_connect::ConnectError>(())
 //! ```
 
+pub mod connector;
 pub mod converter;
 pub mod data;
 mod error;
 pub mod record;
 pub mod transforms;
+pub mod worker;
 
 pub use error::{ConnectError, Result};
 pub use record::{ConnectRecord, Header, Headers};

@@ -1,0 +1,218 @@
+//! Source offsets: the last position of each source partition of each connector. Standalone
+//! workers keep them in a local file (`offset.storage.file.filename`).
+//!
+//! Keys and values are encoded as Kafka Connect encodes them in `connect-offsets` — the key is
+//! the JSON array `["<connector>", {partition}]`, the value the JSON offset, both schemaless —
+//! so that one format serves the file now and the topic of distributed workers later. The file
+//! holds one `key<TAB>value` line per partition, rewritten whole and renamed into place, so a
+//! crash leaves either the old offsets or the new ones.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use parking_lot::Mutex;
+
+use crate::converter::{Converter, JsonConverter};
+use crate::data::Value;
+use crate::error::{ConnectError, Result};
+
+/// The offsets of every connector's source partitions, kept in memory and, when a path is
+/// given, in a file.
+pub struct OffsetStore {
+    path: Option<PathBuf>,
+    offsets: Mutex<BTreeMap<String, String>>,
+}
+
+impl OffsetStore {
+    /// A store with nothing persisted.
+    pub fn in_memory() -> OffsetStore {
+        OffsetStore {
+            path: None,
+            offsets: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// The store in `path`, with what it holds already.
+    pub fn open(path: &Path) -> Result<OffsetStore> {
+        let mut offsets = BTreeMap::new();
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                for (n, line) in text.lines().enumerate() {
+                    let Some((key, value)) = line.split_once('\t') else {
+                        return Err(ConnectError::Data(format!(
+                            "offset file {}: line {} is not `key<TAB>value`",
+                            path.display(),
+                            n + 1
+                        )));
+                    };
+                    offsets.insert(key.to_string(), value.to_string());
+                }
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => {
+                return Err(ConnectError::Data(format!(
+                    "offset file {}: {err}",
+                    path.display()
+                )))
+            }
+        }
+        Ok(OffsetStore {
+            path: Some(path.to_path_buf()),
+            offsets: Mutex::new(offsets),
+        })
+    }
+
+    /// The last committed offset of `partition` of `connector`.
+    pub fn get(&self, connector: &str, partition: &Value) -> Option<Value> {
+        let key = encode_key(connector, partition).ok()?;
+        let value = self.offsets.lock().get(&key).cloned()?;
+        JsonConverter::new(false)
+            .to_connect_data("connect-offsets", Some(value.as_bytes()))
+            .ok()
+            .map(|read| read.value)
+    }
+
+    /// Every committed offset of `connector`, by partition.
+    pub fn all(&self, connector: &str) -> Vec<(Value, Value)> {
+        let converter = JsonConverter::new(false);
+        let read = |text: &str| {
+            converter
+                .to_connect_data("connect-offsets", Some(text.as_bytes()))
+                .ok()
+                .map(|r| r.value)
+        };
+        self.offsets
+            .lock()
+            .iter()
+            .filter_map(|(key, value)| {
+                let Some(Value::Array(parts)) = read(key) else {
+                    return None;
+                };
+                match parts.as_slice() {
+                    [Value::String(name), partition] if name == connector => {
+                        Some((partition.clone(), read(value)?))
+                    }
+                    _ => None,
+                }
+            })
+            .collect()
+    }
+
+    /// Records `offsets` (partition → offset) of `connector` and writes the file.
+    pub fn commit(&self, connector: &str, offsets: &[(Value, Value)]) -> Result<()> {
+        if offsets.is_empty() {
+            return Ok(());
+        }
+        let converter = JsonConverter::new(false);
+        let mut encoded = Vec::with_capacity(offsets.len());
+        for (partition, offset) in offsets {
+            let value = converter
+                .from_connect_data("connect-offsets", None, offset)?
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_else(|| "null".into());
+            encoded.push((encode_key(connector, partition)?, value));
+        }
+        let snapshot = {
+            let mut all = self.offsets.lock();
+            all.extend(encoded);
+            all.clone()
+        };
+        self.persist(&snapshot)
+    }
+
+    /// Forgets every offset of `connector` (its deletion).
+    pub fn remove(&self, connector: &str) -> Result<()> {
+        let gone: Vec<Value> = self.all(connector).into_iter().map(|(p, _)| p).collect();
+        let snapshot = {
+            let mut all = self.offsets.lock();
+            for partition in &gone {
+                if let Ok(key) = encode_key(connector, partition) {
+                    all.remove(&key);
+                }
+            }
+            all.clone()
+        };
+        self.persist(&snapshot)
+    }
+
+    fn persist(&self, snapshot: &BTreeMap<String, String>) -> Result<()> {
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        let io = |err: std::io::Error| {
+            ConnectError::Data(format!("offset file {}: {err}", path.display()))
+        };
+        let mut text = String::new();
+        for (key, value) in snapshot {
+            text.push_str(key);
+            text.push('\t');
+            text.push_str(value);
+            text.push('\n');
+        }
+        let tmp = path.with_extension("tmp");
+        {
+            use std::io::Write as _;
+            let mut file = std::fs::File::create(&tmp).map_err(io)?;
+            file.write_all(text.as_bytes()).map_err(io)?;
+            file.sync_data().map_err(io)?;
+        }
+        std::fs::rename(&tmp, path).map_err(io)
+    }
+}
+
+fn encode_key(connector: &str, partition: &Value) -> Result<String> {
+    let key = Value::Array(vec![
+        Value::String(connector.to_string()),
+        partition.clone(),
+    ]);
+    let bytes = JsonConverter::new(false)
+        .from_connect_data("connect-offsets", None, &key)?
+        .unwrap_or_default();
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_survive_reopening_and_are_kept_per_connector() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("connect.offsets");
+        let file_a = Value::string_map([("filename", Value::from("a.txt"))]);
+        let file_b = Value::string_map([("filename", Value::from("b.txt"))]);
+        let at = |n| Value::string_map([("position", Value::Int64(n))]);
+        {
+            let store = OffsetStore::open(&path).unwrap();
+            store
+                .commit("src", &[(file_a.clone(), at(10)), (file_b.clone(), at(3))])
+                .unwrap();
+            store.commit("src", &[(file_a.clone(), at(25))]).unwrap();
+            store.commit("other", &[(file_a.clone(), at(1))]).unwrap();
+        }
+        let store = OffsetStore::open(&path).unwrap();
+        assert_eq!(store.get("src", &file_a), Some(at(25)));
+        assert_eq!(store.get("src", &file_b), Some(at(3)));
+        assert_eq!(store.get("other", &file_a), Some(at(1)));
+        assert_eq!(store.all("src").len(), 2);
+        // Kafka's key format.
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.contains("[\"src\",{\"filename\":\"a.txt\"}]\t{\"position\":25}"),
+            "{text}"
+        );
+        store.remove("src").unwrap();
+        let store = OffsetStore::open(&path).unwrap();
+        assert_eq!(store.get("src", &file_a), None);
+        assert_eq!(store.get("other", &file_a), Some(at(1)));
+    }
+
+    #[test]
+    fn a_damaged_offset_file_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.offsets");
+        std::fs::write(&path, "no tab here\n").unwrap();
+        let err = OffsetStore::open(&path).err().unwrap();
+        assert!(err.to_string().contains("bad.offsets: line 1"), "{err}");
+    }
+}

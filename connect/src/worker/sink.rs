@@ -1,0 +1,173 @@
+//! A sink task's loop: consume in the connector's group, convert, transform, `put`; commit
+//! only what the task's `pre_commit` says is flushed.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sluice_log::client::consumer::ConsumerRecord;
+use sluice_log::client::group_consumer::{AutoOffsetReset, GroupConfig, GroupConsumer, GroupEvent};
+use sluice_log::client::Client;
+
+use super::TaskSetup;
+use crate::connector::{Props, SinkRecord, SinkTask, TopicPartition};
+use crate::data::Value;
+use crate::error::{ConnectError, Result};
+use crate::record::{ConnectRecord, Headers};
+
+/// The topics a sink connector's `topics` property names (`topics.regex` comes with the
+/// distributed worker).
+pub(super) fn topics_of(props: &Props) -> Result<Vec<String>> {
+    if props.contains_key("topics.regex") {
+        return Err(ConnectError::config(
+            "topics.regex",
+            props.get("topics.regex").map_or("", String::as_str),
+            "is not supported yet; list the topics in `topics`",
+        ));
+    }
+    let topics: Vec<String> = props
+        .get("topics")
+        .map(|t| {
+            t.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    if topics.is_empty() {
+        return Err(ConnectError::config(
+            "topics",
+            "",
+            "a sink connector needs the topics it reads",
+        ));
+    }
+    Ok(topics)
+}
+
+/// Runs `task` until `stop` says so or it fails.
+pub(super) async fn run_until_stopped(
+    client: Arc<Client>,
+    setup: TaskSetup,
+    mut task: Box<dyn SinkTask>,
+    props: Props,
+    topics: Vec<String>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<()> {
+    let mut group = GroupConfig::new(&format!("connect-{}", setup.connector));
+    group.auto_offset_reset = AutoOffsetReset::Earliest;
+    group.enable_auto_commit = false;
+    let mut member = GroupConsumer::subscribe(client.sibling().await?, topics, group).await?;
+    task.start(&props).await?;
+    // The next offset of each partition past what was `put`.
+    let mut reached: BTreeMap<TopicPartition, i64> = BTreeMap::new();
+    let mut last_commit = Instant::now();
+    let outcome: Result<()> = async {
+        loop {
+            if *stop.borrow() {
+                return Ok(());
+            }
+            let wait = Duration::from_millis(100)
+                .min(setup.flush_interval.saturating_sub(last_commit.elapsed()));
+            let event = tokio::select! {
+                event = member.next_event_timeout(wait) => event?,
+                _ = stop.changed() => return Ok(()),
+            };
+            match event {
+                GroupEvent::Records(records) if !records.is_empty() => {
+                    let mut batch = Vec::with_capacity(records.len());
+                    for record in records {
+                        reached.insert(
+                            (record.topic.to_string(), record.partition),
+                            record.offset + 1,
+                        );
+                        if let Some(sink_record) = to_sink_record(&setup, record)? {
+                            batch.push(sink_record);
+                        }
+                    }
+                    task.put(batch).await?;
+                }
+                GroupEvent::Records(_) | GroupEvent::Assigned(_) => {}
+                // Still ours: what was put is committed before they go.
+                GroupEvent::Revoked(partitions) => {
+                    let leaving: BTreeMap<TopicPartition, i64> = reached
+                        .iter()
+                        .filter(|(tp, _)| partitions.contains(tp))
+                        .map(|(tp, o)| (tp.clone(), *o))
+                        .collect();
+                    commit(&mut task, &member, &leaving).await?;
+                    reached.retain(|tp, _| !partitions.contains(tp));
+                }
+                GroupEvent::Lost(partitions) => reached.retain(|tp, _| !partitions.contains(tp)),
+            }
+            if last_commit.elapsed() >= setup.flush_interval {
+                commit(&mut task, &member, &reached).await?;
+                last_commit = Instant::now();
+            }
+        }
+    }
+    .await;
+    let outcome = match outcome {
+        Ok(()) => commit(&mut task, &member, &reached).await,
+        err => err,
+    };
+    let stopped = task.stop().await;
+    let left = member.close().await.map_err(ConnectError::from);
+    outcome.and(stopped).and(left)
+}
+
+/// Commits what the task says it has flushed of `offsets`.
+async fn commit(
+    task: &mut Box<dyn SinkTask>,
+    member: &GroupConsumer,
+    offsets: &BTreeMap<TopicPartition, i64>,
+) -> Result<()> {
+    if offsets.is_empty() {
+        return Ok(());
+    }
+    let committable = task.pre_commit(offsets).await?;
+    let list: Vec<(String, i32, i64)> = committable
+        .into_iter()
+        .map(|((topic, partition), offset)| (topic, partition, offset))
+        .collect();
+    member.commit_offsets(&list).await?;
+    Ok(())
+}
+
+/// The record as the task sees it: key and value through the converters, then the transforms
+/// (`None`: a transform dropped it).
+fn to_sink_record(setup: &TaskSetup, record: ConsumerRecord) -> Result<Option<SinkRecord>> {
+    let topic = record.topic.to_string();
+    let offset = record.offset;
+    let key = setup
+        .key_converter
+        .to_connect_data(&topic, record.key.as_deref())?;
+    let value = setup
+        .value_converter
+        .to_connect_data(&topic, record.value.as_deref())?;
+    let mut headers = Headers::new();
+    for (name, value) in record.headers {
+        let value = match value {
+            Some(bytes) => match String::from_utf8(bytes.to_vec()) {
+                Ok(text) => Value::String(text),
+                Err(_) => Value::Bytes(bytes),
+            },
+            None => Value::Null,
+        };
+        headers.add(name, None, value);
+    }
+    let connect = ConnectRecord {
+        topic,
+        kafka_partition: Some(record.partition),
+        key_schema: key.schema,
+        key: key.value,
+        value_schema: value.schema,
+        value: value.value,
+        timestamp: Some(record.timestamp),
+        headers,
+    };
+    Ok(setup.transforms.apply(connect)?.map(|record| SinkRecord {
+        record,
+        kafka_offset: offset,
+    }))
+}
