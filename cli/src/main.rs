@@ -1,6 +1,7 @@
 //! `sluice`: one binary to run a Sluice node and drive it.
 
 mod bench;
+mod connect_bench;
 mod perf;
 mod start;
 mod streams_bench;

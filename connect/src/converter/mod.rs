@@ -55,6 +55,17 @@ pub trait Converter: Send + Sync {
         value: &Value,
     ) -> Result<Option<Bytes>>;
 
+    /// [`from_connect_data`](Self::from_connect_data) of a value the caller gives up, which
+    /// a converter may turn into bytes without copying (the string converter does).
+    fn from_connect_data_owned(
+        &self,
+        topic: &str,
+        schema: Option<&SchemaRef>,
+        value: Value,
+    ) -> Result<Option<Bytes>> {
+        self.from_connect_data(topic, schema, &value)
+    }
+
     /// The data in `bytes` (`None`: the record part is null) of a record of `topic`.
     fn to_connect_data(&self, topic: &str, bytes: Option<&[u8]>) -> Result<SchemaAndValue>;
 }
@@ -76,6 +87,18 @@ impl Converter for StringConverter {
             Value::String(s) => Some(Bytes::from(s.clone())),
             other => Some(Bytes::from(display(other))),
         })
+    }
+
+    fn from_connect_data_owned(
+        &self,
+        topic: &str,
+        schema: Option<&SchemaRef>,
+        value: Value,
+    ) -> Result<Option<Bytes>> {
+        match value {
+            Value::String(s) => Ok(Some(Bytes::from(s))),
+            other => self.from_connect_data(topic, schema, &other),
+        }
     }
 
     fn to_connect_data(&self, _topic: &str, bytes: Option<&[u8]>) -> Result<SchemaAndValue> {

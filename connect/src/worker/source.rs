@@ -19,8 +19,57 @@ use crate::error::{ConnectError, Result};
 #[derive(Default)]
 struct Uncommitted {
     deliveries: Vec<DeliveryFuture>,
-    /// By the partition's JSON, so equal partitions meet.
-    offsets: BTreeMap<String, (Value, Value)>,
+    /// Each partition's latest offset, in the order first seen.
+    offsets: Vec<(Value, Value)>,
+    /// Where each partition (by its JSON) is in `offsets`.
+    index: BTreeMap<String, usize>,
+    /// The index of the last record's partition: most records share their predecessor's,
+    /// and encoding it for every record would cost more than the record.
+    last: Option<usize>,
+    /// The last topic's shared name, for the producer.
+    topic: Option<std::sync::Arc<str>>,
+}
+
+impl Uncommitted {
+    /// Notes that `partition` has reached `offset`.
+    fn reach(&mut self, partition: Value, offset: Value) -> Result<()> {
+        if let Some(i) = self.last {
+            if let Some(entry) = self.offsets.get_mut(i) {
+                if entry.0 == partition {
+                    entry.1 = offset;
+                    return Ok(());
+                }
+            }
+        }
+        let key = partition_key(&partition)?;
+        let i = match self.index.get(&key) {
+            Some(&i) => {
+                if let Some(entry) = self.offsets.get_mut(i) {
+                    entry.1 = offset;
+                }
+                i
+            }
+            None => {
+                self.offsets.push((partition, offset));
+                self.index.insert(key, self.offsets.len() - 1);
+                self.offsets.len() - 1
+            }
+        };
+        self.last = Some(i);
+        Ok(())
+    }
+
+    /// The topic's shared name, allocated once per run of records of one topic.
+    fn topic(&mut self, topic: &str) -> std::sync::Arc<str> {
+        match &self.topic {
+            Some(shared) if &**shared == topic => shared.clone(),
+            _ => {
+                let shared: std::sync::Arc<str> = topic.into();
+                self.topic = Some(shared.clone());
+                shared
+            }
+        }
+    }
 }
 
 /// Runs `task` until `stop` says so or it fails.
@@ -103,7 +152,6 @@ async fn send(
         source_offset,
         record,
     } = record;
-    let partition_key = partition_key(&source_partition)?;
     // A record the transforms drop still moves the offset on: it was read.
     if let Some(record) = setup.transforms.apply(record)? {
         let key = setup.key_converter.from_connect_data(
@@ -111,10 +159,11 @@ async fn send(
             record.key_schema.as_ref(),
             &record.key,
         )?;
-        let value = setup.value_converter.from_connect_data(
+        let topic = uncommitted.topic(&record.topic);
+        let value = setup.value_converter.from_connect_data_owned(
             &record.topic,
             record.value_schema.as_ref(),
-            &record.value,
+            record.value,
         )?;
         let headers = record
             .headers
@@ -130,7 +179,7 @@ async fn send(
             .collect();
         let delivery = producer
             .send(ProducerRecord {
-                topic: record.topic.as_str().into(),
+                topic,
                 partition: record.kafka_partition,
                 key,
                 value,
@@ -143,10 +192,7 @@ async fn send(
             _ => uncommitted.deliveries.push(delivery),
         }
     }
-    uncommitted
-        .offsets
-        .insert(partition_key, (source_partition, source_offset));
-    Ok(())
+    uncommitted.reach(source_partition, source_offset)
 }
 
 /// Flushes the producer, checks that everything sent was written, then commits the offsets
@@ -169,9 +215,9 @@ async fn commit(
             }
         }
     }
-    let reached: Vec<(Value, Value)> = std::mem::take(&mut uncommitted.offsets)
-        .into_values()
-        .collect();
+    let reached = std::mem::take(&mut uncommitted.offsets);
+    uncommitted.index.clear();
+    uncommitted.last = None;
     offsets.commit(&setup.connector, &reached)
 }
 
