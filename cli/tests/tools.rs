@@ -883,3 +883,49 @@ fn bench_streams_runs_nexmark_queries_topic_to_topic() {
     let err = fails(output);
     assert!(err.contains("expected q1, q5 or join"), "{err}");
 }
+
+#[test]
+fn bench_connect_copies_a_file_through_the_file_connectors() {
+    for converter in ["string", "json"] {
+        let output = Command::new("timeout")
+            .args([
+                "120",
+                env!("CARGO_BIN_EXE_sluice"),
+                "bench",
+                "connect",
+                "--lines",
+                "3000",
+                "--converter",
+                converter,
+                "--flush-interval-ms",
+                "50",
+                "--json",
+            ])
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        let out = ok(output);
+        let report: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        assert_eq!(report["lines"], 3000);
+        assert_eq!(report["converter"], converter);
+        for key in ["lines_per_sec", "copy_lines_per_sec", "ratio"] {
+            assert!(
+                report[key].as_f64().is_some_and(|v| v > 0.0),
+                "{key} in {out}"
+            );
+        }
+    }
+    let output = Command::new("timeout")
+        .args([
+            "60",
+            env!("CARGO_BIN_EXE_sluice"),
+            "bench",
+            "connect",
+            "--converter",
+            "avro",
+        ])
+        .output()
+        .unwrap();
+    let err = fails(output);
+    assert!(err.contains("expected string or json"), "{err}");
+}
