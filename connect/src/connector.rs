@@ -527,16 +527,19 @@ pub trait SinkTask: Send {
     }
 }
 
+/// Properties from pairs, for tests.
+#[cfg(test)]
+pub(crate) fn test_props(pairs: &[(&str, &str)]) -> Props {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
+    use super::test_props as props;
     use super::*;
-
-    fn props(pairs: &[(&str, &str)]) -> Props {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
 
     #[test]
     fn config_defs_report_each_settings_errors() {

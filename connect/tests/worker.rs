@@ -374,3 +374,161 @@ fn bad_connector_configs_start_nothing_and_say_why() {
         worker.shutdown().await.unwrap();
     });
 }
+
+/// Waits (up to 20 s) until a task of connector `name` has failed, and returns why.
+async fn wait_for_failure(worker: &Worker, name: &str) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = worker.status(name).await {
+            if let Some(State::Failed(reason)) = status.tasks.first() {
+                return reason.clone();
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name} did not fail"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[test]
+fn failing_records_stop_a_task_or_go_to_the_dead_letter_queue_as_configured() {
+    use sluice_log::client::consumer::{Consumer, ConsumerConfig, StartOffset};
+    use sluice_log::client::producer::{Producer, ProducerConfig, ProducerRecord};
+    on_embedded_node(|client, _dir| async move {
+        let producer = Producer::new(client.clone(), ProducerConfig::default());
+        let envelope =
+            |n: i64| format!(r#"{{"schema":{{"type":"int64","optional":false}},"payload":{n}}}"#);
+        for value in [envelope(1), "not json".to_string(), envelope(3)] {
+            let record = ProducerRecord {
+                topic: "mixed".into(),
+                partition: Some(0),
+                value: Some(value.into()),
+                ..Default::default()
+            };
+            producer.send(record).await.unwrap().await.unwrap();
+        }
+        producer.close().await;
+        // Sinks' records show when flushed: flush often.
+        let quick_flushes = WorkerConfig {
+            offset_flush_interval: Duration::from_millis(50),
+            ..WorkerConfig::default()
+        };
+        let worker = Worker::new(client.clone(), quick_flushes.clone(), plugins()).unwrap();
+        let sink = |collector: &str, extra: &[(&str, &str)]| {
+            let mut config = props(&[
+                ("connector.class", "CollectingSink"),
+                ("topics", "mixed"),
+                ("collector", collector),
+            ]);
+            config.extend(props(extra));
+            config
+        };
+        // errors.tolerance=none (the default): the bad record stops the task.
+        worker
+            .create_connector("strict", sink("strict", &[]))
+            .await
+            .unwrap();
+        let reason = wait_for_failure(&worker, "strict").await;
+        assert!(reason.contains("Tolerance exceeded"), "{reason}");
+        assert!(reason.contains("VALUE_CONVERTER"), "{reason}");
+
+        // errors.tolerance=all: the good records go on, the bad one to the dead letter queue
+        // with its context.
+        worker
+            .create_connector(
+                "tolerant",
+                sink(
+                    "tolerant",
+                    &[
+                        ("errors.tolerance", "all"),
+                        ("errors.log.enable", "true"),
+                        ("errors.deadletterqueue.topic.name", "mixed-dlq"),
+                        ("errors.deadletterqueue.topic.replication.factor", "1"),
+                        ("errors.deadletterqueue.context.headers.enable", "true"),
+                    ],
+                ),
+            )
+            .await
+            .unwrap();
+        let values = wait_for("tolerant", 2).await;
+        assert_eq!(values, vec![Value::Int64(1), Value::Int64(3)]);
+        let mut dlq = Consumer::assign(
+            client.clone(),
+            vec![("mixed-dlq".to_string(), 0, StartOffset::Beginning)],
+            ConsumerConfig::default(),
+        )
+        .await
+        .unwrap();
+        let dead = dlq.poll().await.unwrap();
+        assert_eq!(dead.len(), 1);
+        assert_eq!(dead[0].value.as_deref(), Some(&b"not json"[..]));
+        let header = |name: &str| {
+            dead[0]
+                .headers
+                .iter()
+                .find(|(k, _)| k == name)
+                .and_then(|(_, v)| v.as_ref())
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+        };
+        assert_eq!(header("__connect.errors.topic").as_deref(), Some("mixed"));
+        assert_eq!(header("__connect.errors.offset").as_deref(), Some("1"));
+        assert_eq!(
+            header("__connect.errors.stage").as_deref(),
+            Some("VALUE_CONVERTER")
+        );
+        assert_eq!(
+            header("__connect.errors.connector.name").as_deref(),
+            Some("tolerant")
+        );
+        assert!(header("__connect.errors.exception.message")
+            .is_some_and(|m| m.contains("serialization error")));
+
+        // Sources: a transform that fails every record stops the task, or, tolerated, skips
+        // the records while the offset still moves on.
+        let counting = |extra: &[(&str, &str)]| {
+            let mut config = props(&[
+                ("connector.class", "CountingSource"),
+                ("topic", "never"),
+                ("limit", "50"),
+                ("transforms", "pick"),
+                ("transforms.pick.type", "ExtractField$Value"),
+                ("transforms.pick.field", "n"),
+            ]);
+            config.extend(props(extra));
+            config
+        };
+        worker
+            .create_connector("picky", counting(&[]))
+            .await
+            .unwrap();
+        let reason = wait_for_failure(&worker, "picky").await;
+        assert!(reason.contains("TRANSFORMATION"), "{reason}");
+        let quick = Worker::new(client.clone(), quick_flushes, plugins()).unwrap();
+        quick
+            .create_connector("skipping", counting(&[("errors.tolerance", "all")]))
+            .await
+            .unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while quick
+            .offsets()
+            .get("skipping", &partition())
+            .and_then(|o| o.map_get("next").cloned())
+            != Some(Value::Int64(50))
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the skipped records' offsets were not committed"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(
+            quick.status("skipping").await.unwrap().tasks,
+            vec![State::Running]
+        );
+        assert_eq!(client.list_offset("never", 0, -1).await.unwrap_or(0), 0);
+        quick.shutdown().await.unwrap();
+        worker.shutdown().await.unwrap();
+    });
+}

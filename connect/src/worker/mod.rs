@@ -9,6 +9,7 @@
 //! sink task reads its topics in the consumer group `connect-<connector>` and commits only
 //! what the task has flushed (`pre_commit`).
 
+mod errors;
 mod offsets;
 mod sink;
 mod source;
@@ -21,6 +22,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use sluice_log::client::Client;
 
+pub use errors::{ErrorPolicy, Stage};
 pub use offsets::OffsetStore;
 
 use crate::connector::{
@@ -214,6 +216,8 @@ pub(crate) struct TaskSetup {
     pub(crate) value_converter: Arc<dyn Converter>,
     pub(crate) transforms: TransformChain,
     pub(crate) flush_interval: Duration,
+    pub(crate) errors: ErrorPolicy,
+    pub(crate) task: usize,
 }
 
 struct RunningTask {
@@ -327,7 +331,8 @@ impl Worker {
         for (id, task_props) in task_configs.into_iter().take(max_tasks).enumerate() {
             let task_state = Arc::new(Mutex::new(State::Running));
             let (stop, stopped) = tokio::sync::watch::channel(false);
-            let setup = self.task_setup(name, &props)?;
+            let mut setup = self.task_setup(name, &props)?;
+            setup.task = id;
             let handle = match &connector {
                 RunningConnector::Source(connector) => tokio::spawn(supervise(
                     task_state.clone(),
@@ -478,6 +483,8 @@ impl Worker {
             value_converter: converter("value", &self.config.value_converter)?,
             transforms: TransformChain::from_config(props)?,
             flush_interval: self.config.offset_flush_interval,
+            errors: ErrorPolicy::from_props(props)?,
+            task: 0,
         })
     }
 }

@@ -9,6 +9,7 @@ use sluice_log::client::consumer::ConsumerRecord;
 use sluice_log::client::group_consumer::{AutoOffsetReset, GroupConfig, GroupConsumer, GroupEvent};
 use sluice_log::client::Client;
 
+use super::errors::{ErrorReporter, FailedRecord, Stage};
 use super::TaskSetup;
 use crate::connector::{Props, SinkRecord, SinkTask, TopicPartition};
 use crate::data::Value;
@@ -57,6 +58,14 @@ pub(super) async fn run_until_stopped(
     let mut group = GroupConfig::new(&format!("connect-{}", setup.connector));
     group.auto_offset_reset = AutoOffsetReset::Earliest;
     group.enable_auto_commit = false;
+    let reporter = ErrorReporter::new(
+        &client,
+        setup.errors.clone(),
+        &setup.connector,
+        setup.task,
+        true,
+    )
+    .await?;
     let mut member = GroupConsumer::subscribe(client.sibling().await?, topics, group).await?;
     task.start(&props).await?;
     // The next offset of each partition past what was `put`.
@@ -77,13 +86,30 @@ pub(super) async fn run_until_stopped(
                 GroupEvent::Records(records) if !records.is_empty() => {
                     let mut batch = Vec::with_capacity(records.len());
                     for record in records {
+                        match to_sink_record(&setup, &record) {
+                            Ok(Some(sink_record)) => batch.push(sink_record),
+                            Ok(None) => {}
+                            Err((stage, error)) => {
+                                reporter
+                                    .failed(
+                                        stage,
+                                        error,
+                                        FailedRecord {
+                                            topic: &record.topic,
+                                            partition: record.partition,
+                                            offset: record.offset,
+                                            key: record.key.clone(),
+                                            value: record.value.clone(),
+                                            headers: record.headers.clone(),
+                                        },
+                                    )
+                                    .await?
+                            }
+                        }
                         reached.insert(
                             (record.topic.to_string(), record.partition),
                             record.offset + 1,
                         );
-                        if let Some(sink_record) = to_sink_record(&setup, record)? {
-                            batch.push(sink_record);
-                        }
                     }
                     task.put(batch).await?;
                 }
@@ -113,6 +139,7 @@ pub(super) async fn run_until_stopped(
     };
     let stopped = task.stop().await;
     let left = member.close().await.map_err(ConnectError::from);
+    reporter.close().await;
     outcome.and(stopped).and(left)
 }
 
@@ -135,26 +162,30 @@ async fn commit(
 }
 
 /// The record as the task sees it: key and value through the converters, then the transforms
-/// (`None`: a transform dropped it).
-fn to_sink_record(setup: &TaskSetup, record: ConsumerRecord) -> Result<Option<SinkRecord>> {
+/// (`None`: a transform dropped it; an error names the stage that failed).
+fn to_sink_record(
+    setup: &TaskSetup,
+    record: &ConsumerRecord,
+) -> std::result::Result<Option<SinkRecord>, (Stage, ConnectError)> {
     let topic = record.topic.to_string();
-    let offset = record.offset;
     let key = setup
         .key_converter
-        .to_connect_data(&topic, record.key.as_deref())?;
+        .to_connect_data(&topic, record.key.as_deref())
+        .map_err(|e| (Stage::KeyConverter, e))?;
     let value = setup
         .value_converter
-        .to_connect_data(&topic, record.value.as_deref())?;
+        .to_connect_data(&topic, record.value.as_deref())
+        .map_err(|e| (Stage::ValueConverter, e))?;
     let mut headers = Headers::new();
-    for (name, value) in record.headers {
+    for (name, value) in &record.headers {
         let value = match value {
-            Some(bytes) => match String::from_utf8(bytes.to_vec()) {
-                Ok(text) => Value::String(text),
-                Err(_) => Value::Bytes(bytes),
+            Some(bytes) => match std::str::from_utf8(bytes) {
+                Ok(text) => Value::String(text.to_string()),
+                Err(_) => Value::Bytes(bytes.clone()),
             },
             None => Value::Null,
         };
-        headers.add(name, None, value);
+        headers.add(name.clone(), None, value);
     }
     let connect = ConnectRecord {
         topic,
@@ -166,8 +197,12 @@ fn to_sink_record(setup: &TaskSetup, record: ConsumerRecord) -> Result<Option<Si
         timestamp: Some(record.timestamp),
         headers,
     };
-    Ok(setup.transforms.apply(connect)?.map(|record| SinkRecord {
-        record,
-        kafka_offset: offset,
+    let transformed = setup
+        .transforms
+        .apply(connect)
+        .map_err(|e| (Stage::Transformation, e))?;
+    Ok(transformed.map(|connect| SinkRecord {
+        record: connect,
+        kafka_offset: record.offset,
     }))
 }

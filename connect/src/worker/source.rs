@@ -8,6 +8,7 @@ use bytes::Bytes;
 use sluice_log::client::producer::{DeliveryFuture, Producer, ProducerConfig, ProducerRecord};
 use sluice_log::client::Client;
 
+use super::errors::{ErrorReporter, FailedRecord, Stage};
 use super::{OffsetStore, TaskSetup};
 use crate::connector::{Props, SourceRecord, SourceTask, SourceTaskContext};
 use crate::converter::display;
@@ -95,6 +96,14 @@ pub(super) async fn run_until_stopped(
             ..ProducerConfig::default()
         },
     );
+    let reporter = ErrorReporter::new(
+        &client,
+        setup.errors.clone(),
+        &setup.connector,
+        setup.task,
+        false,
+    )
+    .await?;
     let mut uncommitted = Uncommitted::default();
     let mut last_commit = Instant::now();
     let outcome = loop {
@@ -110,8 +119,8 @@ pub(super) async fn run_until_stopped(
             Err(err) => break Err(err),
         };
         for record in records {
-            if let Err(err) = send(&setup, &producer, record, &mut uncommitted).await {
-                return finish(task, producer, Err(err)).await;
+            if let Err(err) = send(&setup, &producer, &reporter, record, &mut uncommitted).await {
+                return finish(task, producer, reporter, Err(err)).await;
             }
         }
         if last_commit.elapsed() >= setup.flush_interval {
@@ -127,16 +136,18 @@ pub(super) async fn run_until_stopped(
         Ok(()) => commit(&setup, &producer, &offsets, &mut uncommitted).await,
         err => err,
     };
-    finish(task, producer, outcome).await
+    finish(task, producer, reporter, outcome).await
 }
 
 async fn finish(
     mut task: Box<dyn SourceTask>,
     producer: Producer,
+    reporter: ErrorReporter,
     outcome: Result<()>,
 ) -> Result<()> {
     let stopped = task.stop().await;
     producer.close().await;
+    reporter.close().await;
     outcome.and(stopped)
 }
 
@@ -144,6 +155,7 @@ async fn finish(
 async fn send(
     setup: &TaskSetup,
     producer: &Producer,
+    reporter: &ErrorReporter,
     record: SourceRecord,
     uncommitted: &mut Uncommitted,
 ) -> Result<()> {
@@ -152,47 +164,77 @@ async fn send(
         source_offset,
         record,
     } = record;
-    // A record the transforms drop still moves the offset on: it was read.
-    if let Some(record) = setup.transforms.apply(record)? {
-        let key = setup.key_converter.from_connect_data(
-            &record.topic,
-            record.key_schema.as_ref(),
-            &record.key,
-        )?;
-        let topic = uncommitted.topic(&record.topic);
-        let value = setup.value_converter.from_connect_data_owned(
-            &record.topic,
-            record.value_schema.as_ref(),
-            record.value,
-        )?;
-        let headers = record
-            .headers
-            .iter()
-            .map(|h| {
-                let value = match &h.value {
-                    Value::Null => None,
-                    Value::Bytes(b) => Some(b.clone()),
-                    other => Some(Bytes::from(display(other))),
-                };
-                (h.key.clone(), value)
-            })
-            .collect();
-        let delivery = producer
-            .send(ProducerRecord {
-                topic,
-                partition: record.kafka_partition,
-                key,
-                value,
-                headers,
-                timestamp: record.timestamp,
-            })
-            .await?;
-        match uncommitted.deliveries.last_mut() {
-            Some(last) if last.same_batch(&delivery) => *last = delivery,
-            _ => uncommitted.deliveries.push(delivery),
+    // The record's topic before the transforms, shared (not allocated per record).
+    let source_topic = uncommitted.topic(&record.topic);
+    let converted = convert(setup, uncommitted, record);
+    // A record the transforms drop, or that fails within the tolerance, still moves the
+    // offset on: it was read.
+    match converted {
+        Ok(Some(producer_record)) => {
+            let delivery = producer.send(producer_record).await?;
+            match uncommitted.deliveries.last_mut() {
+                Some(last) if last.same_batch(&delivery) => *last = delivery,
+                _ => uncommitted.deliveries.push(delivery),
+            }
+        }
+        Ok(None) => {}
+        Err((stage, error)) => {
+            let failed = FailedRecord {
+                topic: &source_topic,
+                partition: -1,
+                offset: -1,
+                key: None,
+                value: None,
+                headers: Vec::new(),
+            };
+            reporter.failed(stage, error, failed).await?;
         }
     }
     uncommitted.reach(source_partition, source_offset)
+}
+
+/// A source record through the transforms and converters (`None`: a transform dropped it).
+fn convert(
+    setup: &TaskSetup,
+    uncommitted: &mut Uncommitted,
+    record: crate::record::ConnectRecord,
+) -> std::result::Result<Option<ProducerRecord>, (Stage, ConnectError)> {
+    let Some(record) = setup
+        .transforms
+        .apply(record)
+        .map_err(|e| (Stage::Transformation, e))?
+    else {
+        return Ok(None);
+    };
+    let key = setup
+        .key_converter
+        .from_connect_data(&record.topic, record.key_schema.as_ref(), &record.key)
+        .map_err(|e| (Stage::KeyConverter, e))?;
+    let topic = uncommitted.topic(&record.topic);
+    let value = setup
+        .value_converter
+        .from_connect_data_owned(&record.topic, record.value_schema.as_ref(), record.value)
+        .map_err(|e| (Stage::ValueConverter, e))?;
+    let headers = record
+        .headers
+        .iter()
+        .map(|h| {
+            let value = match &h.value {
+                Value::Null => None,
+                Value::Bytes(b) => Some(b.clone()),
+                other => Some(Bytes::from(display(other))),
+            };
+            (h.key.clone(), value)
+        })
+        .collect();
+    Ok(Some(ProducerRecord {
+        topic,
+        partition: record.kafka_partition,
+        key,
+        value,
+        headers,
+        timestamp: record.timestamp,
+    }))
 }
 
 /// Flushes the producer, checks that everything sent was written, then commits the offsets

@@ -398,6 +398,8 @@ enum Enqueued {
     Queued(DeliveryFuture),
     Closed,
     NeedsPartitionCount(ProducerRecord),
+    /// An explicit partition the topic does not have (as far as the cached count knows).
+    InvalidPartition(ProducerRecord, i32),
 }
 
 /// The most records a new batch makes room for up front (tiny records grow the vector past it).
@@ -466,8 +468,11 @@ impl Producer {
         let timestamp = record.timestamp.unwrap_or_else(now_ms);
         let mut record = record;
         let mut partition_count = None;
+        // Whether an explicit partition is checked against the topic's count: not when the
+        // topic is not known yet (its batch then waits for it in the sender, retrying).
+        let mut check_partition = true;
         loop {
-            match self.try_enqueue(record, size, timestamp, partition_count) {
+            match self.try_enqueue(record, size, timestamp, partition_count, check_partition) {
                 Enqueued::Queued(delivery) => {
                     permit.forget();
                     return Ok(delivery);
@@ -475,7 +480,24 @@ impl Producer {
                 Enqueued::Closed => {
                     return Err(Error::InvalidArgument("producer is closed".into()))
                 }
+                // Metadata first, as the Java producer waits for it (creating the topic where
+                // the broker auto-creates), explicit partition or not.
                 Enqueued::NeedsPartitionCount(back) => {
+                    record = back;
+                    match self.inner.client.topic(&record.topic, true).await {
+                        Ok(info) => partition_count = Some(info.leaders.len() as i32),
+                        Err(err) if record.partition.is_none() => return Err(err),
+                        Err(_) => check_partition = false,
+                    }
+                }
+                Enqueued::InvalidPartition(back, n) => {
+                    if partition_count.is_some() {
+                        return Err(Error::InvalidArgument(format!(
+                            "Invalid partition given with record: {} is not in the range [0...{n})",
+                            back.partition.unwrap_or(-1)
+                        )));
+                    }
+                    // The cached count may be older than new partitions: look again once.
                     record = back;
                     let info = self.inner.client.topic(&record.topic, true).await?;
                     partition_count = Some(info.leaders.len() as i32);
@@ -493,6 +515,7 @@ impl Producer {
         size: usize,
         timestamp: i64,
         partition_count: Option<i32>,
+        check_partition: bool,
     ) -> Enqueued {
         let mut guard = self.inner.state.lock();
         let state = &mut *guard;
@@ -507,7 +530,20 @@ impl Producer {
             _ => None,
         };
         let partition = match (record.partition, sticky) {
-            (Some(partition), _) | (None, Some(partition)) => partition,
+            (Some(partition), _) if !check_partition => partition,
+            (Some(partition), _) => {
+                let n = match partition_count
+                    .or_else(|| state.partition_count(&self.inner.client, &record.topic))
+                {
+                    Some(n) => n,
+                    None => return Enqueued::NeedsPartitionCount(record),
+                };
+                if !(0..n).contains(&partition) {
+                    return Enqueued::InvalidPartition(record, n);
+                }
+                partition
+            }
+            (None, Some(partition)) => partition,
             (None, None) => {
                 let n = match partition_count
                     .or_else(|| state.partition_count(&self.inner.client, &record.topic))

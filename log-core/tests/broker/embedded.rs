@@ -430,6 +430,33 @@ fn poll_timeout_keeps_the_fetch_in_flight_and_seek_drops_a_stale_one() {
     run_bounded_scenario(scenario);
 }
 
+/// A record for an explicit partition waits for the topic's metadata as the Java producer does
+/// (so a topic the broker auto-creates gets created), and a partition the topic does not have
+/// is refused with Kafka's message.
+#[test]
+fn explicit_partitions_wait_for_metadata_and_are_checked() {
+    let broker = TestBroker::start(&[]);
+    run_bounded_scenario(async {
+        let client = broker.embedded_client().await;
+        let producer = Producer::new(client.clone(), ProducerConfig::default());
+        let record = |partition| ProducerRecord {
+            topic: "fresh".into(),
+            partition: Some(partition),
+            value: Some(Bytes::from_static(b"v")),
+            ..Default::default()
+        };
+        let delivered = producer.send(record(0)).await.unwrap().await.unwrap();
+        assert_eq!(delivered.partition, 0);
+        let err = producer.send(record(3)).await.unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("Invalid partition given with record: 3 is not in the range [0...1)"),
+            "{err}"
+        );
+        producer.close().await;
+    });
+}
+
 /// Sends values `0-<i>` for `range` to partition 0 of `topic`, each acknowledged before the next.
 async fn send_values(producer: &Producer, topic: &str, range: std::ops::Range<usize>) {
     for i in range {
