@@ -532,3 +532,77 @@ fn failing_records_stop_a_task_or_go_to_the_dead_letter_queue_as_configured() {
         worker.shutdown().await.unwrap();
     });
 }
+
+#[test]
+fn a_connectors_own_converters_override_the_workers() {
+    use sluice_log::client::producer::{Producer, ProducerConfig, ProducerRecord};
+    on_embedded_node(|client, _dir| async move {
+        let producer = Producer::new(client.clone(), ProducerConfig::default());
+        for value in ["plain text", "not an envelope"] {
+            let record = ProducerRecord {
+                topic: "texts".into(),
+                key: Some("k".into()),
+                value: Some(value.into()),
+                ..Default::default()
+            };
+            producer.send(record).await.unwrap().await.unwrap();
+        }
+        producer.close().await;
+        // The worker's converters are JSON with schemas (Kafka's defaults); this connector
+        // reads its keys and values as strings instead.
+        let worker = Worker::new(
+            client,
+            WorkerConfig {
+                offset_flush_interval: Duration::from_millis(50),
+                ..WorkerConfig::default()
+            },
+            plugins(),
+        )
+        .unwrap();
+        worker
+            .create_connector(
+                "texts",
+                props(&[
+                    ("connector.class", "CollectingSink"),
+                    ("topics", "texts"),
+                    ("collector", "texts"),
+                    (
+                        "key.converter",
+                        "org.apache.kafka.connect.storage.StringConverter",
+                    ),
+                    ("value.converter", "StringConverter"),
+                ]),
+            )
+            .await
+            .unwrap();
+        let values = wait_for("texts", 2).await;
+        assert_eq!(
+            values,
+            vec![Value::from("plain text"), Value::from("not an envelope")]
+        );
+        let keys: Vec<Value> = collected().lock().unwrap()["texts"]
+            .iter()
+            .map(|r| r.record.key.clone())
+            .collect();
+        assert_eq!(keys, vec![Value::from("k"), Value::from("k")]);
+        // A converter property for the connector's own converter is refused when bad.
+        let err = worker
+            .create_connector(
+                "bad-converter",
+                props(&[
+                    ("connector.class", "CollectingSink"),
+                    ("topics", "texts"),
+                    ("collector", "never"),
+                    (
+                        "value.converter",
+                        "org.apache.kafka.connect.json.JsonConverter",
+                    ),
+                    ("value.converter.schemas.enable", "sometimes"),
+                ]),
+            )
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("schemas.enable"), "{err}");
+        worker.shutdown().await.unwrap();
+    });
+}
