@@ -840,58 +840,60 @@ fn bench_group_reports_settle_times() {
     assert!(err.contains("--strategy fair"), "{err}");
 }
 
+/// Runs `sluice bench <args> --json` (bounded by 120 s) and returns its report, checking that
+/// each of `figures` is a positive number.
+fn bench_report(args: &[&str], figures: &[&str]) -> serde_json::Value {
+    let output = Command::new("timeout")
+        .arg("120")
+        .arg(env!("CARGO_BIN_EXE_sluice"))
+        .arg("bench")
+        .args(args)
+        .arg("--json")
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let out = ok(output);
+    let report: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    for key in figures {
+        assert!(
+            report[key].as_f64().is_some_and(|v| v > 0.0),
+            "{key} in {out}"
+        );
+    }
+    report
+}
+
+/// Runs `sluice bench <args>` expecting it to fail, and returns its error output.
+fn bench_fails(args: &[&str]) -> String {
+    let output = Command::new("timeout")
+        .arg("60")
+        .arg(env!("CARGO_BIN_EXE_sluice"))
+        .arg("bench")
+        .args(args)
+        .output()
+        .unwrap();
+    fails(output)
+}
+
 #[test]
 fn bench_streams_runs_nexmark_queries_topic_to_topic() {
     for query in ["q1", "q5", "join"] {
-        let output = Command::new("timeout")
-            .args([
-                "120",
-                env!("CARGO_BIN_EXE_sluice"),
-                "bench",
-                "streams",
-                "--query",
-                query,
-                "--events",
-                "5000",
-                "--json",
-            ])
-            .env("RUST_LOG", "warn")
-            .output()
-            .unwrap();
-        let out = ok(output);
-        let report: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        let report = bench_report(
+            &["streams", "--query", query, "--events", "5000"],
+            &["events_per_sec", "loop_events_per_sec", "ratio"],
+        );
         assert_eq!(report["events"], 5000);
         assert_eq!(report["query"], query);
-        for key in ["events_per_sec", "loop_events_per_sec", "ratio"] {
-            assert!(
-                report[key].as_f64().is_some_and(|v| v > 0.0),
-                "{key} in {out}"
-            );
-        }
     }
-    let output = Command::new("timeout")
-        .args([
-            "60",
-            env!("CARGO_BIN_EXE_sluice"),
-            "bench",
-            "streams",
-            "--query",
-            "q9",
-        ])
-        .output()
-        .unwrap();
-    let err = fails(output);
+    let err = bench_fails(&["streams", "--query", "q9"]);
     assert!(err.contains("expected q1, q5 or join"), "{err}");
 }
 
 #[test]
 fn bench_connect_copies_a_file_through_the_file_connectors() {
     for converter in ["string", "json"] {
-        let output = Command::new("timeout")
-            .args([
-                "120",
-                env!("CARGO_BIN_EXE_sluice"),
-                "bench",
+        let report = bench_report(
+            &[
                 "connect",
                 "--lines",
                 "3000",
@@ -899,33 +901,12 @@ fn bench_connect_copies_a_file_through_the_file_connectors() {
                 converter,
                 "--flush-interval-ms",
                 "50",
-                "--json",
-            ])
-            .env("RUST_LOG", "warn")
-            .output()
-            .unwrap();
-        let out = ok(output);
-        let report: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+            ],
+            &["lines_per_sec", "copy_lines_per_sec", "ratio"],
+        );
         assert_eq!(report["lines"], 3000);
         assert_eq!(report["converter"], converter);
-        for key in ["lines_per_sec", "copy_lines_per_sec", "ratio"] {
-            assert!(
-                report[key].as_f64().is_some_and(|v| v > 0.0),
-                "{key} in {out}"
-            );
-        }
     }
-    let output = Command::new("timeout")
-        .args([
-            "60",
-            env!("CARGO_BIN_EXE_sluice"),
-            "bench",
-            "connect",
-            "--converter",
-            "avro",
-        ])
-        .output()
-        .unwrap();
-    let err = fails(output);
+    let err = bench_fails(&["connect", "--converter", "avro"]);
     assert!(err.contains("expected string or json"), "{err}");
 }

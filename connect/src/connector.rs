@@ -90,6 +90,17 @@ pub type Props = BTreeMap<String, String>;
 /// A topic partition.
 pub type TopicPartition = (String, i32);
 
+/// A `LIST` config value's items: split at commas, trimmed, empty ones dropped (as Kafka's
+/// `ConfigDef` parses lists).
+pub fn parse_list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 /// The type of a config value (Kafka's `ConfigDef.Type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigType {

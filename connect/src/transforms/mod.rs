@@ -96,13 +96,7 @@ impl TransformConfig {
     /// Property `key` as a comma-separated list (empty when unset).
     pub fn list(&self, key: &str) -> Vec<String> {
         self.get(key)
-            .map(|v| {
-                v.split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string)
-                    .collect()
-            })
+            .map(crate::connector::parse_list)
             .unwrap_or_default()
     }
 
@@ -228,13 +222,7 @@ impl TransformChain {
         let aliases = |key: &str| -> Vec<String> {
             props
                 .get(key)
-                .map(|v| {
-                    v.split(',')
-                        .map(str::trim)
-                        .filter(|s| !s.is_empty())
-                        .map(str::to_string)
-                        .collect()
-                })
+                .map(|v| crate::connector::parse_list(v))
                 .unwrap_or_default()
         };
         let mut declared: BTreeMap<String, Arc<dyn Predicate>> = BTreeMap::new();

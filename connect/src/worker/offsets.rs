@@ -103,13 +103,12 @@ impl OffsetStore {
         if offsets.is_empty() {
             return Ok(());
         }
-        let converter = JsonConverter::new(false);
         let mut encoded = Vec::with_capacity(offsets.len());
         for (partition, offset) in offsets {
-            let value = converter
-                .from_connect_data("connect-offsets", None, offset)?
-                .map(|b| String::from_utf8_lossy(&b).into_owned())
-                .unwrap_or_else(|| "null".into());
+            let value = match offset {
+                Value::Null => "null".to_string(),
+                offset => json_text(offset)?,
+            };
             encoded.push((encode_key(connector, partition)?, value));
         }
         let snapshot = {
@@ -161,12 +160,16 @@ impl OffsetStore {
 }
 
 fn encode_key(connector: &str, partition: &Value) -> Result<String> {
-    let key = Value::Array(vec![
+    json_text(&Value::Array(vec![
         Value::String(connector.to_string()),
         partition.clone(),
-    ]);
+    ]))
+}
+
+/// A schemaless value as the JSON text Kafka's `connect-offsets` entries hold.
+pub(super) fn json_text(value: &Value) -> Result<String> {
     let bytes = JsonConverter::new(false)
-        .from_connect_data("connect-offsets", None, &key)?
+        .from_connect_data("connect-offsets", None, value)?
         .unwrap_or_default();
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }

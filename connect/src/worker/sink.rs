@@ -26,15 +26,9 @@ pub(super) fn topics_of(props: &Props) -> Result<Vec<String>> {
             "is not supported yet; list the topics in `topics`",
         ));
     }
-    let topics: Vec<String> = props
+    let topics = props
         .get("topics")
-        .map(|t| {
-            t.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect()
-        })
+        .map(|t| crate::connector::parse_list(t))
         .unwrap_or_default();
     if topics.is_empty() {
         return Err(ConnectError::config(

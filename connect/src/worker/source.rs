@@ -264,9 +264,5 @@ async fn commit(
 }
 
 fn partition_key(partition: &Value) -> Result<String> {
-    use crate::converter::{Converter, JsonConverter};
-    let bytes = JsonConverter::new(false)
-        .from_connect_data("connect-offsets", None, partition)?
-        .unwrap_or_default();
-    Ok(String::from_utf8_lossy(&bytes).into_owned())
+    super::offsets::json_text(partition)
 }
