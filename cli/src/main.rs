@@ -32,6 +32,9 @@ enum Command {
     Configs(tools::configs::ConfigsArgs),
     /// List, describe, delete consumer groups and reset their offsets (like kafka-consumer-groups).
     Groups(tools::groups::GroupsArgs),
+    /// Run a standalone Connect worker, or drive a worker's REST API: list, create, status,
+    /// pause, resume, stop, restart, delete connectors, their offsets and plugins.
+    Connect(tools::connect::ConnectArgs),
     /// Measure Sluice against the limits of this machine.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -63,6 +66,7 @@ fn run() -> anyhow::Result<()> {
         Command::Consume(args) => tools::consume::run(args),
         Command::Configs(args) => tools::configs::run(args),
         Command::Groups(args) => tools::groups::run(args),
+        Command::Connect(args) => tools::connect::run(args),
         Command::Bench(command) => bench::run(command),
     }
 }

@@ -678,7 +678,13 @@ pub fn start(args: StartPerfArgs) -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
         let started = Instant::now();
         let mut child = Command::new(&exe)
-            .args(["start", "--override", "listeners=PLAINTEXT://127.0.0.1:0"])
+            .args([
+                "start",
+                "--override",
+                "listeners=PLAINTEXT://127.0.0.1:0",
+                "--override",
+                "connect.rest.port=0",
+            ])
             .env("SLUICE_LOG_DIRS", dir.path())
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())

@@ -1,13 +1,18 @@
 //! `sluice start`: a broker on defaults that need no setup. Configuration comes from Kafka's
 //! broker config names, in increasing precedence: defaults, `sluice.toml` (if present),
-//! `SLUICE_*` environment variables (`SLUICE_LOG_DIRS` sets `log.dirs`), `--override`.
+//! `SLUICE_*` environment variables (`SLUICE_LOG_DIRS` sets `log.dirs`), `--override`. The node
+//! also runs a Connect worker with its REST API on 127.0.0.1:8083 (`connect.*` settings).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
+use sluice_connect::worker::WorkerConfig;
 use sluice_log::broker::{server, Broker, BrokerConfig};
+use sluice_log::client::{Client, ClientOptions};
+
+use crate::tools::connect::{start_worker, stop_worker};
 
 #[derive(Debug, clap::Args)]
 pub struct StartArgs {
@@ -84,7 +89,7 @@ pub fn broker_props(
     for (name, value) in std::env::vars() {
         if let Some(key) = name.strip_prefix("SLUICE_") {
             let key = key.to_ascii_lowercase().replace('_', ".");
-            if BrokerConfig::is_known_key(&key) {
+            if BrokerConfig::is_known_key(&key) || CONNECT_ENV_KEYS.contains(&key.as_str()) {
                 props.insert(key, value);
             }
         }
@@ -98,9 +103,55 @@ pub fn broker_props(
     Ok(props)
 }
 
+/// The node's Connect worker settings the environment may set (`SLUICE_CONNECT_REST_PORT`).
+const CONNECT_ENV_KEYS: &[&str] = &[
+    "connect.enable",
+    "connect.rest.port",
+    "connect.rest.host.name",
+    "connect.listeners",
+];
+
+/// Splits the node's properties: `connect.*` configure its Connect worker with Kafka Connect's
+/// worker names after the prefix (`connect.rest.port`, `connect.key.converter`, ...), the rest
+/// the broker. `connect.enable=false` runs no worker. Source offsets default to
+/// `<log.dirs>/connect.offsets`.
+pub fn split_connect(
+    props: BTreeMap<String, String>,
+) -> anyhow::Result<(BTreeMap<String, String>, Option<WorkerConfig>)> {
+    let mut broker = BTreeMap::new();
+    let mut worker = BTreeMap::new();
+    for (key, value) in props {
+        match key.strip_prefix("connect.") {
+            Some(rest) => {
+                worker.insert(rest.to_string(), value);
+            }
+            None => {
+                broker.insert(key, value);
+            }
+        }
+    }
+    let enabled = match worker.remove("enable").as_deref().map(str::trim) {
+        None | Some("true") => true,
+        Some("false") => false,
+        Some(other) => anyhow::bail!("connect.enable: expected true or false, not {other:?}"),
+    };
+    if !enabled {
+        return Ok((broker, None));
+    }
+    let mut config = WorkerConfig::from_props(&worker)
+        .context("the node's Connect worker (connect.* settings)")?;
+    if config.offset_file.is_none() {
+        let dirs = broker.get("log.dirs").map_or("sluice-data", String::as_str);
+        let first = dirs.split(',').next().unwrap_or("sluice-data").trim();
+        config.offset_file = Some(Path::new(first).join("connect.offsets"));
+    }
+    Ok((broker, Some(config)))
+}
+
 pub fn run(args: StartArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let props = broker_props(&args.config, &args.overrides)?;
+    let (props, connect) = split_connect(props)?;
     let config = BrokerConfig::from_props(&props)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -126,13 +177,23 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
             server.local_addr(),
             config.log_dirs[0].display()
         );
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            result = tokio::signal::ctrl_c() => result?,
-            _ = terminate.recv() => {}
-        }
+        let worker = match connect {
+            Some(worker_config) => {
+                let client = Client::embedded(
+                    broker.clone(),
+                    tokio::runtime::Handle::current(),
+                    ClientOptions::default(),
+                )
+                .await?;
+                Some(start_worker(client, worker_config, &mut std::io::stdout()).await?)
+            }
+            None => None,
+        };
+        crate::tools::wait_for_shutdown_signal().await?;
         tracing::info!("shutting down: closing connections, flushing logs, writing checkpoints");
+        if let Some((worker, rest)) = worker {
+            stop_worker(worker, rest).await;
+        }
         server.shutdown().await;
         broker.shutdown()?;
         tracing::info!("stopped cleanly");
@@ -174,6 +235,24 @@ mod tests {
         std::fs::write(&path, "no.such.setting = 1\n").unwrap();
         let err = BrokerConfig::from_props(&broker_props(&path, &[]).unwrap()).unwrap_err();
         assert!(err.to_string().contains("no.such.setting"), "{err}");
+        std::fs::write(
+            &path,
+            "log.dirs = \"/data\"\n[connect]\nrest.port = 0\nvalue.converter = \"org.apache.kafka.connect.storage.StringConverter\"\n",
+        )
+        .unwrap();
+        let (broker, worker) = split_connect(broker_props(&path, &[]).unwrap()).unwrap();
+        BrokerConfig::from_props(&broker).unwrap();
+        let worker = worker.expect("a worker by default");
+        assert_eq!(worker.rest_listen, "127.0.0.1:0");
+        assert_eq!(
+            worker.offset_file.as_deref(),
+            Some(Path::new("/data/connect.offsets"))
+        );
+        let off = broker_props(&path, &["connect.enable=false".into()]).unwrap();
+        assert!(split_connect(off).unwrap().1.is_none());
+        let bad = broker_props(&path, &["connect.rest.prot=1".into()]).unwrap();
+        let err = split_connect(bad).unwrap_err();
+        assert!(format!("{err:#}").contains("rest.prot"), "{err:#}");
         std::fs::write(&path, "this is not toml").unwrap();
         let err = broker_props(&path, &[]).unwrap_err();
         assert!(format!("{err:#}").contains("sluice.toml"), "{err:#}");

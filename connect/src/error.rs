@@ -25,6 +25,9 @@ pub enum ConnectError {
     /// A connector config has errors: every one, as `setting: reason` (REST: 400).
     #[error("Connector configuration is invalid and contains the following {} error(s):\n{}", .0.len(), .0.join("\n"))]
     Invalid(Vec<String>),
+    /// The request is not valid in itself or in the connector's state (REST: 400).
+    #[error("{0}")]
+    BadRequest(String),
     /// The connector (or task) does not exist (REST: 404).
     #[error("{0}")]
     NotFound(String),
@@ -34,6 +37,10 @@ pub enum ConnectError {
     /// A connector or task failed.
     #[error("{0}")]
     Task(String),
+    /// A call to a worker's REST API failed (connecting, sending, or an answer that is not
+    /// JSON).
+    #[error("{0}")]
+    Http(String),
     /// The cluster refused or failed a request.
     #[error(transparent)]
     Client(#[from] sluice_log::Error),

@@ -11,7 +11,10 @@
 //! - [`connector`]: what connector authors implement — `SourceConnector`, `SourceTask`,
 //!   `SinkConnector`, `SinkTask` — with Kafka's life cycle, config definitions and contexts.
 //! - [`worker`]: the standalone worker that runs connectors and their tasks on a cluster,
-//!   with source offsets in a local file and sink offsets committed in the connector's group.
+//!   with source offsets in a local file and sink offsets committed in the connector's group;
+//!   connectors can be paused, resumed, stopped, restarted and their offsets altered.
+//! - [`rest`]: Kafka Connect's REST API on a worker, and a client of it.
+//! - [`properties`]: worker and connector config files (Java properties, JSON).
 //!
 //! ```
 //! use sluice_connect::converter::{Converter, JsonConverter};
@@ -35,7 +38,9 @@ pub mod connector;
 pub mod converter;
 pub mod data;
 mod error;
+pub mod properties;
 pub mod record;
+pub mod rest;
 pub mod transforms;
 pub mod worker;
 

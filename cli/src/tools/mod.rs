@@ -2,6 +2,7 @@
 //! topics, configs, produce, consume.
 
 pub mod configs;
+pub mod connect;
 pub mod consume;
 pub mod groups;
 pub mod produce;
@@ -48,6 +49,16 @@ pub fn parse_key_value(item: &str) -> anyhow::Result<(String, String)> {
         .split_once('=')
         .with_context(|| format!("{item:?}: expected KEY=VALUE"))?;
     Ok((key.trim().to_string(), value.to_string()))
+}
+
+/// Waits for Ctrl-C or SIGTERM (how an operator stops a node or a worker).
+pub async fn wait_for_shutdown_signal() -> anyhow::Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result?,
+        _ = terminate.recv() => {}
+    }
+    Ok(())
 }
 
 /// A current-thread tokio runtime for one command.

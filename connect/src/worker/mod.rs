@@ -25,10 +25,14 @@ use sluice_log::client::Client;
 pub use errors::{ErrorPolicy, Stage};
 pub use offsets::OffsetStore;
 
+use tokio::sync::watch;
+
 use crate::connector::{
-    Connector, ConnectorContext, ConnectorEvent, Props, SinkConnector, SourceConnector,
+    ConfigDef, ConfigKey, ConfigType, ConfigValue, Connector, ConnectorContext, ConnectorEvent,
+    Importance, Props, SinkConnector, SourceConnector,
 };
-use crate::converter::{converter_for, Converter};
+use crate::converter::{converter_for, display, Converter};
+use crate::data::Value;
 use crate::error::{ConnectError, Result};
 use crate::transforms::TransformChain;
 
@@ -44,6 +48,12 @@ pub struct WorkerConfig {
     pub offset_file: Option<PathBuf>,
     /// `offset.flush.interval.ms` (Kafka's default: 60 s).
     pub offset_flush_interval: Duration,
+    /// `bootstrap.servers`, for whoever connects the worker (none: the caller's default).
+    pub bootstrap_servers: Option<String>,
+    /// Where the REST API listens, `host:port`, from `listeners` (`http://host:port`) or the
+    /// older `rest.host.name` and `rest.port`. Default `127.0.0.1:8083`: Kafka's port, on
+    /// loopback only, because the API can make a worker read and write files.
+    pub rest_listen: String,
 }
 
 impl Default for WorkerConfig {
@@ -60,18 +70,22 @@ impl Default for WorkerConfig {
             ),
             offset_file: None,
             offset_flush_interval: Duration::from_secs(60),
+            bootstrap_servers: None,
+            rest_listen: "127.0.0.1:8083".into(),
         }
     }
 }
 
 impl WorkerConfig {
     /// Reads worker properties: `key.converter`, `value.converter` (with their prefixed
-    /// properties), `offset.storage.file.filename`, `offset.flush.interval.ms`;
-    /// `bootstrap.servers`, `plugin.path`, `rest.port`, `rest.host.name`, `listeners` and
-    /// `group.id` are accepted (the caller connects, there are no plugin jars, the REST API and
-    /// distributed mode read theirs). Anything else is an error naming the key.
+    /// properties), `offset.storage.file.filename`, `offset.flush.interval.ms`,
+    /// `bootstrap.servers`, `listeners`, `rest.host.name`, `rest.port`; `plugin.path` is
+    /// accepted (there are no plugin jars to load). Anything else is an error naming the key.
     pub fn from_props(props: &Props) -> Result<WorkerConfig> {
-        let mut config = WorkerConfig::default();
+        let mut config = WorkerConfig {
+            rest_listen: rest_listen(props)?,
+            ..WorkerConfig::default()
+        };
         for (key, value) in props {
             match key.as_str() {
                 "key.converter" => config.key_converter.0 = value.clone(),
@@ -84,8 +98,10 @@ impl WorkerConfig {
                         .map_err(|_| ConnectError::config(key, value, "expected milliseconds"))?;
                     config.offset_flush_interval = Duration::from_millis(ms);
                 }
-                "bootstrap.servers" | "plugin.path" | "rest.port" | "rest.host.name"
-                | "listeners" | "group.id" => {}
+                "bootstrap.servers" => config.bootstrap_servers = Some(value.trim().to_string()),
+                // No plugin jars to load; the REST keys are read above; `group.id` is for
+                // distributed workers.
+                "plugin.path" | "rest.port" | "rest.host.name" | "listeners" | "group.id" => {}
                 other => {
                     if let Some(k) = other.strip_prefix("key.converter.") {
                         config.key_converter.1.insert(k.to_string(), value.clone());
@@ -109,6 +125,46 @@ impl WorkerConfig {
         converter_for(&config.value_converter.0, &config.value_converter.1)?;
         Ok(config)
     }
+}
+
+/// The REST API's `host:port` from `listeners` (the first `http://host:port`; an empty host
+/// is every interface, as in Kafka) or `rest.host.name` and `rest.port`.
+fn rest_listen(props: &Props) -> Result<String> {
+    if let Some(listeners) = props.get("listeners") {
+        let first = crate::connector::parse_list(listeners)
+            .into_iter()
+            .next()
+            .unwrap_or_default();
+        let lower = first.to_ascii_lowercase();
+        let Some(authority) = lower.strip_prefix("http://").map(|_| &first[7..]) else {
+            return Err(ConnectError::config(
+                "listeners",
+                listeners,
+                "expected http://host:port (HTTPS is not supported)",
+            ));
+        };
+        let (host, port) = authority.rsplit_once(':').ok_or_else(|| {
+            ConnectError::config("listeners", listeners, "expected http://host:port")
+        })?;
+        port.parse::<u16>().map_err(|_| {
+            ConnectError::config("listeners", listeners, "the port is not a number")
+        })?;
+        let host = if host.is_empty() { "0.0.0.0" } else { host };
+        return Ok(format!("{host}:{port}"));
+    }
+    let host = props
+        .get("rest.host.name")
+        .map(|h| h.trim())
+        .filter(|h| !h.is_empty())
+        .unwrap_or("127.0.0.1");
+    let port = match props.get("rest.port") {
+        Some(port) => port
+            .trim()
+            .parse::<u16>()
+            .map_err(|_| ConnectError::config("rest.port", port, "expected a port number"))?,
+        None => 8083,
+    };
+    Ok(format!("{host}:{port}"))
 }
 
 /// Makes a connector of one class.
@@ -181,21 +237,54 @@ impl Plugins {
 pub enum State {
     /// Running.
     Running,
+    /// Paused by request: tasks are not polled, sink tasks' partitions are paused.
+    Paused,
+    /// Stopped by request (a connector; its tasks are shut down and its offsets may be
+    /// altered).
+    Stopped,
     /// Failed, with the reason.
     Failed(String),
-    /// Stopped or not started.
+    /// Not started.
     Unassigned,
+    /// Being restarted.
+    Restarting,
 }
 
 impl State {
-    /// Kafka's name: `RUNNING`, `FAILED`, `UNASSIGNED`.
+    /// Kafka's name: `RUNNING`, `PAUSED`, `STOPPED`, `FAILED`, `UNASSIGNED`, `RESTARTING`.
     pub fn name(&self) -> &'static str {
         match self {
             State::Running => "RUNNING",
+            State::Paused => "PAUSED",
+            State::Stopped => "STOPPED",
             State::Failed(_) => "FAILED",
             State::Unassigned => "UNASSIGNED",
+            State::Restarting => "RESTARTING",
         }
     }
+
+    fn is_failed(&self) -> bool {
+        matches!(self, State::Failed(_))
+    }
+}
+
+/// What a connector was asked to be (Kafka Connect's target state).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetState {
+    /// Running its tasks.
+    Started,
+    /// Tasks kept but not working.
+    Paused,
+    /// Connector and tasks shut down.
+    Stopped,
+}
+
+/// What a task loop is told to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Control {
+    Run,
+    Pause,
+    Stop,
 }
 
 /// A connector's status and its tasks'.
@@ -207,6 +296,44 @@ pub struct ConnectorStatus {
     pub kind: &'static str,
     /// Each task's state, by task id.
     pub tasks: Vec<State>,
+}
+
+/// A connector as the REST API describes it: name, config, task count and type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectorInfo {
+    /// The connector's name.
+    pub name: String,
+    /// Its config (with `name`).
+    pub config: Props,
+    /// How many tasks it has now.
+    pub tasks: usize,
+    /// `source` or `sink`.
+    pub kind: &'static str,
+}
+
+/// A config checked against a connector class: every setting's definition, value and
+/// errors (Kafka Connect's `ConfigInfos`, what `config/validate` answers).
+#[derive(Debug, Clone)]
+pub struct ConfigInfos {
+    /// The connector class.
+    pub class: String,
+    /// Each setting: its definition and its value with errors.
+    pub configs: Vec<(ConfigKey, ConfigValue)>,
+}
+
+impl ConfigInfos {
+    /// How many errors there are.
+    pub fn error_count(&self) -> usize {
+        self.configs.iter().map(|(_, v)| v.errors.len()).sum()
+    }
+
+    /// The errors as `setting: reason` lines.
+    pub fn messages(&self) -> Vec<String> {
+        self.configs
+            .iter()
+            .flat_map(|(_, v)| v.errors.iter().map(move |e| format!("{}: {e}", v.name)))
+            .collect()
+    }
 }
 
 /// What a task loop needs from its connector's config, resolved once.
@@ -222,8 +349,9 @@ pub(crate) struct TaskSetup {
 
 struct RunningTask {
     state: Arc<Mutex<State>>,
-    stop: tokio::sync::watch::Sender<bool>,
+    control: watch::Sender<Control>,
     handle: tokio::task::JoinHandle<()>,
+    props: Props,
 }
 
 enum RunningConnector {
@@ -232,6 +360,13 @@ enum RunningConnector {
 }
 
 impl RunningConnector {
+    fn make(factory: ConnectorFactory) -> RunningConnector {
+        match factory {
+            ConnectorFactory::Source(make) => RunningConnector::Source(make()),
+            ConnectorFactory::Sink(make) => RunningConnector::Sink(make()),
+        }
+    }
+
     fn as_connector(&self) -> &dyn Connector {
         match self {
             RunningConnector::Source(c) => c.as_ref(),
@@ -247,11 +382,64 @@ impl RunningConnector {
     }
 }
 
-struct Running {
-    connector: RunningConnector,
+/// A connector the worker knows: its config, what it was asked to be, and what runs.
+struct Entry {
+    plugin: Plugin,
+    config: Props,
+    target: TargetState,
+    /// The started connector (none when stopped or when its start failed).
+    connector: Option<RunningConnector>,
     state: Arc<Mutex<State>>,
     tasks: Vec<RunningTask>,
-    config: Props,
+}
+
+impl Entry {
+    fn info(&self, name: &str) -> ConnectorInfo {
+        ConnectorInfo {
+            name: name.to_string(),
+            config: self.config.clone(),
+            tasks: self.tasks.len(),
+            kind: self.plugin.kind(),
+        }
+    }
+
+    fn status(&self) -> ConnectorStatus {
+        ConnectorStatus {
+            state: self.state.lock().clone(),
+            kind: self.plugin.kind(),
+            tasks: self.tasks.iter().map(|t| t.state.lock().clone()).collect(),
+        }
+    }
+
+    /// Tells every task, and marks them and the connector (what failed stays failed).
+    fn tell(&self, control: Control, state: State) {
+        for task in &self.tasks {
+            let _ = task.control.send(control);
+        }
+        let states = self.tasks.iter().map(|t| &t.state).chain([&self.state]);
+        for now in states {
+            let mut now = now.lock();
+            if !now.is_failed() {
+                *now = state.clone();
+            }
+        }
+    }
+
+    /// Stops every task (each flushes and commits what it has) and waits for them.
+    async fn stop_tasks(&mut self) {
+        for task in self.tasks.drain(..) {
+            let _ = task.control.send(Control::Stop);
+            let _ = task.handle.await;
+        }
+    }
+
+    fn stop_connector(&mut self, name: &str) {
+        if let Some(mut connector) = self.connector.take() {
+            if let Err(err) = connector.as_connector_mut().stop() {
+                tracing::warn!(connector = name, %err, "connector failed to stop cleanly");
+            }
+        }
+    }
 }
 
 /// A standalone worker.
@@ -260,7 +448,8 @@ pub struct Worker {
     config: WorkerConfig,
     plugins: Plugins,
     offsets: Arc<OffsetStore>,
-    running: tokio::sync::Mutex<BTreeMap<String, Running>>,
+    worker_id: Mutex<String>,
+    running: tokio::sync::Mutex<BTreeMap<String, Entry>>,
 }
 
 impl Worker {
@@ -275,6 +464,7 @@ impl Worker {
             config,
             plugins,
             offsets: Arc::new(offsets),
+            worker_id: Mutex::new("localhost:8083".into()),
             running: tokio::sync::Mutex::new(BTreeMap::new()),
         })
     }
@@ -285,121 +475,192 @@ impl Worker {
     }
 
     /// The source offsets this worker keeps.
-    pub fn offsets(&self) -> &OffsetStore {
+    pub fn offset_store(&self) -> &OffsetStore {
         &self.offsets
     }
 
+    /// The cluster the worker works on.
+    pub fn client(&self) -> &Arc<Client> {
+        &self.client
+    }
+
+    /// How statuses name this worker (Kafka: its REST `host:port`).
+    pub fn worker_id(&self) -> String {
+        self.worker_id.lock().clone()
+    }
+
+    /// Sets how statuses name this worker, once its REST listener is bound.
+    pub fn set_worker_id(&self, id: &str) {
+        *self.worker_id.lock() = id.to_string();
+    }
+
     /// Validates `props` as connector `name`'s config and starts it and its tasks. Nothing is
-    /// started when anything is wrong: the error names every problem.
-    pub async fn create_connector(&self, name: &str, props: Props) -> Result<()> {
+    /// created when the config is wrong: the error names every problem. A connector whose
+    /// own `start` fails is created and FAILED, as in Kafka Connect, so it can be restarted.
+    pub async fn create_connector(&self, name: &str, props: Props) -> Result<ConnectorInfo> {
         let mut running = self.running.lock().await;
         if running.contains_key(name) {
             return Err(ConnectError::Conflict(format!(
                 "Connector {name} already exists"
             )));
         }
-        let plugin = self.plugin_for(&props)?.clone();
-        let setup = |props: &Props| self.task_setup(name, props);
-        // Checked before anything starts: transforms and converters, then the connector's own.
-        setup(&props)?;
-        let max_tasks = tasks_max(&props)?;
-        let state = Arc::new(Mutex::new(State::Running));
-        let context = {
-            let state = state.clone();
-            let name = name.to_string();
-            ConnectorContext::new(move |event| match event {
-                ConnectorEvent::RaiseError(reason) => {
-                    tracing::error!(connector = %name, %reason, "connector failed");
-                    *state.lock() = State::Failed(reason);
-                }
-                ConnectorEvent::RequestTaskReconfiguration => {
-                    tracing::info!(connector = %name, "the connector asked for new task configs; restart it to apply them");
-                }
-            })
+        let (plugin, props) = self.checked(name, props)?;
+        let mut entry = Entry {
+            plugin,
+            config: props,
+            target: TargetState::Started,
+            connector: None,
+            state: Arc::new(Mutex::new(State::Unassigned)),
+            tasks: Vec::new(),
         };
-        let mut connector = match plugin.factory {
-            ConnectorFactory::Source(make) => RunningConnector::Source(make()),
-            ConnectorFactory::Sink(make) => {
-                sink::topics_of(&props)?;
-                RunningConnector::Sink(make())
-            }
+        self.start(name, &mut entry)?;
+        let info = entry.info(name);
+        running.insert(name.to_string(), entry);
+        Ok(info)
+    }
+
+    /// Creates connector `name` or replaces its config (`PUT /connectors/{name}/config`); a
+    /// changed connector restarts with its tasks and keeps its target state. True when it
+    /// was created.
+    pub async fn put_connector_config(
+        &self,
+        name: &str,
+        props: Props,
+    ) -> Result<(bool, ConnectorInfo)> {
+        let mut running = self.running.lock().await;
+        let Some(entry) = running.get_mut(name) else {
+            drop(running);
+            return Ok((true, self.create_connector(name, props).await?));
         };
-        check(&connector.as_connector().validate(&props))?;
-        connector.as_connector_mut().start(&props, context)?;
-        let task_configs = connector.as_connector().task_configs(&props, max_tasks)?;
-        let mut tasks = Vec::new();
-        for (id, task_props) in task_configs.into_iter().take(max_tasks).enumerate() {
-            let task_state = Arc::new(Mutex::new(State::Running));
-            let (stop, stopped) = tokio::sync::watch::channel(false);
-            let mut setup = self.task_setup(name, &props)?;
-            setup.task = id;
-            let handle = match &connector {
-                RunningConnector::Source(connector) => tokio::spawn(supervise(
-                    task_state.clone(),
-                    format!("{name}-{id}"),
-                    source::run_until_stopped(
-                        self.client.clone(),
-                        setup,
-                        connector.create_task(),
-                        task_props,
-                        self.offsets.clone(),
-                        stopped,
-                    ),
-                )),
-                RunningConnector::Sink(connector) => {
-                    let topics = sink::topics_of(&props)?;
-                    tokio::spawn(supervise(
-                        task_state.clone(),
-                        format!("{name}-{id}"),
-                        sink::run_until_stopped(
-                            self.client.clone(),
-                            setup,
-                            connector.create_task(),
-                            task_props,
-                            topics,
-                            stopped,
-                        ),
-                    ))
-                }
-            };
-            tracing::info!(connector = name, task = id, "task started");
-            tasks.push(RunningTask {
-                state: task_state,
-                stop,
-                handle,
-            });
+        let (plugin, props) = self.checked(name, props)?;
+        entry.stop_tasks().await;
+        entry.stop_connector(name);
+        entry.plugin = plugin;
+        entry.config = props;
+        match entry.target {
+            TargetState::Stopped => {}
+            _ => self.start(name, entry)?,
         }
-        running.insert(
-            name.to_string(),
-            Running {
-                connector,
-                state,
-                tasks,
-                config: props,
-            },
-        );
-        Ok(())
+        tracing::info!(connector = name, "connector reconfigured");
+        Ok((false, entry.info(name)))
     }
 
     /// Stops connector `name` and its tasks (each flushes and commits what it has) and forgets
     /// it; its source offsets stay, so a connector of the same name resumes.
     pub async fn delete_connector(&self, name: &str) -> Result<()> {
         let removed = self.running.lock().await.remove(name);
-        let Some(mut running) = removed else {
-            return Err(ConnectError::NotFound(format!(
-                "Connector {name} not found"
-            )));
+        let Some(mut entry) = removed else {
+            return Err(not_found(name));
         };
-        for task in running.tasks.drain(..) {
-            let _ = task.stop.send(true);
-            let _ = task.handle.await;
+        entry.stop_tasks().await;
+        entry.stop_connector(name);
+        tracing::info!(connector = name, "connector deleted");
+        Ok(())
+    }
+
+    /// Pauses connector `name`: its tasks stop working but keep their place (a source task is
+    /// not polled, a sink task's partitions are paused). A stopped connector stays stopped.
+    pub async fn pause_connector(&self, name: &str) -> Result<()> {
+        let mut running = self.running.lock().await;
+        let entry = running.get_mut(name).ok_or_else(|| not_found(name))?;
+        if entry.target == TargetState::Stopped {
+            return Ok(());
         }
-        running.connector.as_connector_mut().stop()?;
+        entry.target = TargetState::Paused;
+        entry.tell(Control::Pause, State::Paused);
+        tracing::info!(connector = name, "connector paused");
+        Ok(())
+    }
+
+    /// Resumes a paused connector, or starts a stopped one again.
+    pub async fn resume_connector(&self, name: &str) -> Result<()> {
+        let mut running = self.running.lock().await;
+        let entry = running.get_mut(name).ok_or_else(|| not_found(name))?;
+        match entry.target {
+            TargetState::Started => return Ok(()),
+            TargetState::Stopped => {
+                entry.target = TargetState::Started;
+                self.start(name, entry)?;
+            }
+            TargetState::Paused => {
+                entry.target = TargetState::Started;
+                entry.tell(Control::Run, State::Running);
+            }
+        }
+        tracing::info!(connector = name, "connector resumed");
+        Ok(())
+    }
+
+    /// Stops connector `name` and shuts its tasks down, keeping its config (KIP-875's
+    /// STOPPED: its offsets may then be altered or reset).
+    pub async fn stop_connector(&self, name: &str) -> Result<()> {
+        let mut running = self.running.lock().await;
+        let entry = running.get_mut(name).ok_or_else(|| not_found(name))?;
+        entry.target = TargetState::Stopped;
+        entry.stop_tasks().await;
+        entry.stop_connector(name);
+        *entry.state.lock() = State::Stopped;
         tracing::info!(connector = name, "connector stopped");
         Ok(())
     }
 
-    /// The names of the running connectors.
+    /// Restarts connector `name` and, with `include_tasks`, its tasks; with `only_failed`
+    /// only what has failed (Kafka's `POST /connectors/{name}/restart`). New task configs
+    /// from the restarted connector restart every task. The status after the restart.
+    pub async fn restart_connector(
+        &self,
+        name: &str,
+        include_tasks: bool,
+        only_failed: bool,
+    ) -> Result<ConnectorStatus> {
+        let mut running = self.running.lock().await;
+        let entry = running.get_mut(name).ok_or_else(|| not_found(name))?;
+        if entry.target == TargetState::Stopped {
+            return Ok(entry.status());
+        }
+        let connector_failed = entry.state.lock().is_failed();
+        if !only_failed || connector_failed {
+            *entry.state.lock() = State::Restarting;
+            entry.stop_connector(name);
+            if let Some(task_configs) = self.start_connector(name, entry) {
+                let current: Vec<&Props> = entry.tasks.iter().map(|t| &t.props).collect();
+                if task_configs.iter().collect::<Vec<_>>() != current {
+                    entry.stop_tasks().await;
+                    self.spawn_tasks(name, entry, task_configs)?;
+                    tracing::info!(connector = name, "task configs changed: tasks restarted");
+                }
+            }
+        }
+        if include_tasks {
+            for id in 0..entry.tasks.len() {
+                let failed = entry.tasks[id].state.lock().is_failed();
+                if !only_failed || failed {
+                    self.restart_task_in(name, entry, id).await?;
+                }
+            }
+        }
+        tracing::info!(
+            connector = name,
+            include_tasks,
+            only_failed,
+            "connector restarted"
+        );
+        Ok(entry.status())
+    }
+
+    /// Restarts task `task` of connector `name` with its config.
+    pub async fn restart_task(&self, name: &str, task: usize) -> Result<()> {
+        let mut running = self.running.lock().await;
+        let entry = running.get_mut(name).ok_or_else(|| not_found(name))?;
+        if task >= entry.tasks.len() {
+            return Err(ConnectError::NotFound(format!(
+                "Task {name}-{task} not found"
+            )));
+        }
+        self.restart_task_in(name, entry, task).await
+    }
+
+    /// The names of the connectors (running, paused, stopped or failed).
     pub async fn connectors(&self) -> Vec<String> {
         self.running.lock().await.keys().cloned().collect()
     }
@@ -413,20 +674,133 @@ impl Worker {
             .map(|r| r.config.clone())
     }
 
+    /// Connector `name`: config, tasks and type.
+    pub async fn connector_info(&self, name: &str) -> Option<ConnectorInfo> {
+        self.running.lock().await.get(name).map(|e| e.info(name))
+    }
+
+    /// The config of each of connector `name`'s tasks, by task id.
+    pub async fn task_configs(&self, name: &str) -> Option<Vec<Props>> {
+        self.running
+            .lock()
+            .await
+            .get(name)
+            .map(|e| e.tasks.iter().map(|t| t.props.clone()).collect())
+    }
+
     /// Connector `name`'s status and its tasks'.
     pub async fn status(&self, name: &str) -> Option<ConnectorStatus> {
-        let running = self.running.lock().await;
-        let r = running.get(name)?;
-        let state = r.state.lock().clone();
-        let status = ConnectorStatus {
-            state,
-            kind: match r.connector {
-                RunningConnector::Source(_) => "source",
-                RunningConnector::Sink(_) => "sink",
-            },
-            tasks: r.tasks.iter().map(|t| t.state.lock().clone()).collect(),
+        self.running.lock().await.get(name).map(Entry::status)
+    }
+
+    /// What connector `name` has reached: a source's source offsets by source partition; a
+    /// sink's committed offsets as Kafka Connect shows them (`{"kafka_topic",
+    /// "kafka_partition"}` → `{"kafka_offset"}`).
+    pub async fn connector_offsets(&self, name: &str) -> Result<Vec<(Value, Value)>> {
+        let kind = {
+            let running = self.running.lock().await;
+            running
+                .get(name)
+                .ok_or_else(|| not_found(name))?
+                .plugin
+                .kind()
         };
-        Some(status)
+        if kind == "source" {
+            return Ok(self.offsets.all(name));
+        }
+        let committed = self.client.committed_offsets(&sink::group_id(name)).await?;
+        Ok(committed
+            .into_iter()
+            .map(|((topic, partition), offset)| {
+                (
+                    Value::string_map([
+                        ("kafka_topic", Value::String(topic)),
+                        ("kafka_partition", Value::Int32(partition)),
+                    ]),
+                    Value::string_map([("kafka_offset", Value::Int64(offset))]),
+                )
+            })
+            .collect())
+    }
+
+    /// Sets (or, with a null offset, forgets) offsets of stopped connector `name`
+    /// (`PATCH /connectors/{name}/offsets`).
+    pub async fn alter_offsets(&self, name: &str, offsets: Vec<(Value, Value)>) -> Result<()> {
+        let running = self.running.lock().await;
+        let entry = stopped_entry(&running, name)?;
+        if offsets.is_empty() {
+            return Err(ConnectError::BadRequest(
+                "The offsets to alter must not be empty".into(),
+            ));
+        }
+        if entry.plugin.kind() == "source" {
+            for (partition, _) in &offsets {
+                if !matches!(partition, Value::Map(_)) {
+                    return Err(ConnectError::BadRequest(format!(
+                        "Source partitions are JSON objects; got {}",
+                        display(partition)
+                    )));
+                }
+            }
+            return self.offsets.commit(name, &offsets);
+        }
+        let mut commit = BTreeMap::new();
+        let mut forget = Vec::new();
+        for (partition, offset) in &offsets {
+            let tp = sink_partition(partition)?;
+            match offset {
+                Value::Null => forget.push(tp),
+                offset => {
+                    commit.insert(tp, sink_offset(offset)?);
+                }
+            }
+        }
+        let group = sink::group_id(name);
+        if !commit.is_empty() {
+            self.client.commit_offsets(&group, &commit).await?;
+        }
+        if !forget.is_empty() {
+            self.client
+                .delete_committed_offsets(&group, &forget)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Forgets every offset of stopped connector `name` (`DELETE
+    /// /connectors/{name}/offsets`): a source starts over, a sink follows
+    /// `auto.offset.reset` (earliest).
+    pub async fn reset_offsets(&self, name: &str) -> Result<()> {
+        let running = self.running.lock().await;
+        let entry = stopped_entry(&running, name)?;
+        if entry.plugin.kind() == "source" {
+            return self.offsets.remove(name);
+        }
+        let group = sink::group_id(name);
+        let committed: Vec<(String, i32)> = self
+            .client
+            .committed_offsets(&group)
+            .await?
+            .into_keys()
+            .collect();
+        if !committed.is_empty() {
+            self.client
+                .delete_committed_offsets(&group, &committed)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Checks `props` against connector class `plugin` (its name or an alias) without
+    /// creating anything: every setting of the worker's and the connector's with its value
+    /// and errors (`PUT /connector-plugins/{plugin}/config/validate`).
+    pub fn validate(&self, plugin: &str, props: &Props) -> Result<ConfigInfos> {
+        let found = self.plugins.find(plugin).ok_or_else(|| {
+            ConnectError::NotFound(format!(
+                "Failed to find any class that implements Connector and which name matches {plugin}"
+            ))
+        })?;
+        Ok(self.infos(found, props))
     }
 
     /// Stops every connector.
@@ -435,6 +809,215 @@ impl Worker {
             self.delete_connector(&name).await?;
         }
         Ok(())
+    }
+
+    /// The plugin and config (with `name`) of a config that is valid, or every problem.
+    fn checked(&self, name: &str, mut props: Props) -> Result<(Plugin, Props)> {
+        if name.trim().is_empty() || name.chars().any(char::is_control) {
+            return Err(ConnectError::BadRequest(format!(
+                "Connector name {name:?} is not valid: it must be non-empty, without control characters"
+            )));
+        }
+        match props.get("name") {
+            Some(given) if given != name => {
+                return Err(ConnectError::BadRequest(format!(
+                    "Connector name configuration ({given}) doesn't match connector name in the URL ({name})"
+                )))
+            }
+            Some(_) => {}
+            None => {
+                props.insert("name".into(), name.to_string());
+            }
+        }
+        let plugin = self.plugin_for(&props)?.clone();
+        let infos = self.infos(&plugin, &props);
+        if infos.error_count() > 0 {
+            return Err(ConnectError::Invalid(infos.messages()));
+        }
+        Ok((plugin, props))
+    }
+
+    /// The worker's and the connector's settings for `props`, with their errors.
+    fn infos(&self, plugin: &Plugin, props: &Props) -> ConfigInfos {
+        let connector = RunningConnector::make(plugin.factory);
+        let common = common_config(plugin.kind());
+        let mut validation = common.validate(props);
+        // Its type is checked above; its range (at least 1) here, once.
+        let tasks_max_typed = validation
+            .values
+            .iter()
+            .all(|v| v.name != "tasks.max" || v.errors.is_empty());
+        let mut fail = |err: ConnectError, fallback: &str| match err {
+            ConnectError::Config { key, reason, .. } => {
+                // A transform's or converter's own setting is shown on the setting itself.
+                validation.add_error(&key, reason)
+            }
+            other => validation.add_error(fallback, other.to_string()),
+        };
+        if let (true, Err(err)) = (tasks_max_typed, tasks_max(props)) {
+            fail(err, "tasks.max");
+        }
+        if let Err(err) = self.task_setup("", props) {
+            fail(err, "transforms");
+        }
+        if plugin.kind() == "sink" {
+            if let Err(err) = sink::topics_of(props) {
+                fail(err, "topics");
+            }
+        }
+        let own = connector.as_connector().validate(props);
+        let mut configs: Vec<(ConfigKey, ConfigValue)> = Vec::new();
+        let own_keys = connector.as_connector().config();
+        let definition = |name: &str| -> ConfigKey {
+            common
+                .keys()
+                .iter()
+                .chain(own_keys.keys())
+                .find(|k| k.name == name)
+                .cloned()
+                .unwrap_or_else(|| ConfigKey::string(name, ""))
+        };
+        for value in validation.values.into_iter().chain(own.values) {
+            match configs.iter_mut().find(|(k, _)| k.name == value.name) {
+                Some((_, seen)) => seen.errors.extend(value.errors),
+                None => configs.push((definition(&value.name), value)),
+            }
+        }
+        ConfigInfos {
+            class: plugin.class.clone(),
+            configs,
+        }
+    }
+
+    /// Starts the connector of `entry` and its tasks, in the entry's target state.
+    fn start(&self, name: &str, entry: &mut Entry) -> Result<()> {
+        if let Some(task_configs) = self.start_connector(name, entry) {
+            self.spawn_tasks(name, entry, task_configs)?;
+        }
+        Ok(())
+    }
+
+    /// Starts a new instance of `entry`'s connector; its task configs, or none when it failed
+    /// (the entry's state says why).
+    fn start_connector(&self, name: &str, entry: &mut Entry) -> Option<Vec<Props>> {
+        let state = entry.state.clone();
+        let context = {
+            let state = state.clone();
+            let name = name.to_string();
+            ConnectorContext::new(move |event| match event {
+                ConnectorEvent::RaiseError(reason) => {
+                    tracing::error!(connector = %name, %reason, "connector failed");
+                    *state.lock() = State::Failed(reason);
+                }
+                ConnectorEvent::RequestTaskReconfiguration => {
+                    tracing::info!(connector = %name, "the connector asked for new task configs; restart it to apply them");
+                }
+            })
+        };
+        let mut connector = RunningConnector::make(entry.plugin.factory);
+        let started = connector
+            .as_connector_mut()
+            .start(&entry.config, context)
+            .and_then(|()| {
+                let max_tasks = tasks_max(&entry.config)?;
+                let mut configs = connector
+                    .as_connector()
+                    .task_configs(&entry.config, max_tasks)?;
+                configs.truncate(max_tasks);
+                Ok(configs)
+            });
+        match started {
+            Ok(configs) => {
+                *state.lock() = match entry.target {
+                    TargetState::Paused => State::Paused,
+                    _ => State::Running,
+                };
+                entry.connector = Some(connector);
+                tracing::info!(connector = name, "connector started");
+                Some(configs)
+            }
+            Err(err) => {
+                tracing::error!(connector = name, %err, "connector failed to start");
+                let _ = connector.as_connector_mut().stop();
+                *state.lock() = State::Failed(err.to_string());
+                None
+            }
+        }
+    }
+
+    fn spawn_tasks(&self, name: &str, entry: &mut Entry, configs: Vec<Props>) -> Result<()> {
+        for (id, props) in configs.into_iter().enumerate() {
+            let task = self.spawn_task(name, entry, id, props)?;
+            entry.tasks.push(task);
+        }
+        Ok(())
+    }
+
+    async fn restart_task_in(&self, name: &str, entry: &mut Entry, id: usize) -> Result<()> {
+        // The old task is gone (flushed, committed) before the new one starts: two copies
+        // of a source task would send the same records.
+        let old = &mut entry.tasks[id];
+        *old.state.lock() = State::Restarting;
+        let _ = old.control.send(Control::Stop);
+        let _ = (&mut old.handle).await;
+        let props = old.props.clone();
+        entry.tasks[id] = self.spawn_task(name, entry, id, props)?;
+        tracing::info!(connector = name, task = id, "task restarted");
+        Ok(())
+    }
+
+    /// Starts task `id` of `entry`'s connector with `props`, in the entry's target state.
+    fn spawn_task(
+        &self,
+        name: &str,
+        entry: &Entry,
+        id: usize,
+        props: Props,
+    ) -> Result<RunningTask> {
+        let paused = entry.target == TargetState::Paused;
+        let state = Arc::new(Mutex::new(if paused {
+            State::Paused
+        } else {
+            State::Running
+        }));
+        let (control, controlled) =
+            watch::channel(if paused { Control::Pause } else { Control::Run });
+        let mut setup = self.task_setup(name, &entry.config)?;
+        setup.task = id;
+        let label = format!("{name}-{id}");
+        let handle = match RunningConnector::make(entry.plugin.factory) {
+            RunningConnector::Source(connector) => tokio::spawn(supervise(
+                state.clone(),
+                label,
+                source::run_until_stopped(
+                    self.client.clone(),
+                    setup,
+                    connector.create_task(),
+                    props.clone(),
+                    self.offsets.clone(),
+                    controlled,
+                ),
+            )),
+            RunningConnector::Sink(connector) => tokio::spawn(supervise(
+                state.clone(),
+                label,
+                sink::run_until_stopped(
+                    self.client.clone(),
+                    setup,
+                    connector.create_task(),
+                    props.clone(),
+                    sink::topics_of(&entry.config)?,
+                    controlled,
+                ),
+            )),
+        };
+        tracing::info!(connector = name, task = id, "task started");
+        Ok(RunningTask {
+            state,
+            control,
+            handle,
+            props,
+        })
     }
 
     fn plugin_for(&self, props: &Props) -> Result<&Plugin> {
@@ -518,11 +1101,134 @@ fn tasks_max(props: &Props) -> Result<usize> {
     }
 }
 
-fn check(validation: &crate::connector::Validation) -> Result<()> {
-    if validation.error_count() == 0 {
-        return Ok(());
+fn not_found(name: &str) -> ConnectError {
+    ConnectError::NotFound(format!("Connector {name} not found"))
+}
+
+/// Connector `name`, which must be stopped for its offsets to change (KIP-875).
+fn stopped_entry<'a>(running: &'a BTreeMap<String, Entry>, name: &str) -> Result<&'a Entry> {
+    let entry = running.get(name).ok_or_else(|| not_found(name))?;
+    if entry.target != TargetState::Stopped {
+        return Err(ConnectError::BadRequest(format!(
+            "Connectors must be in the STOPPED state before their offsets can be modified. This can be done for the specified connector by issuing a 'PUT' request to the '/connectors/{name}/stop' endpoint"
+        )));
     }
-    Err(ConnectError::Invalid(validation.messages()))
+    Ok(entry)
+}
+
+/// A sink partition as Kafka Connect writes it: `{"kafka_topic": t, "kafka_partition": p}`.
+fn sink_partition(partition: &Value) -> Result<(String, i32)> {
+    let field = |name: &str| match partition {
+        Value::Map(entries) => entries
+            .iter()
+            .find(|(k, _)| matches!(k, Value::String(s) if s == name))
+            .map(|(_, v)| v),
+        _ => None,
+    };
+    let topic = match field("kafka_topic") {
+        Some(Value::String(topic)) if !topic.is_empty() => topic.clone(),
+        _ => {
+            return Err(ConnectError::BadRequest(format!(
+                "Sink partitions need a \"kafka_topic\" string and a \"kafka_partition\" number; got {}",
+                display(partition)
+            )))
+        }
+    };
+    let number = field("kafka_partition").and_then(integer);
+    match number
+        .and_then(|n| i32::try_from(n).ok())
+        .filter(|n| *n >= 0)
+    {
+        Some(p) => Ok((topic, p)),
+        None => Err(ConnectError::BadRequest(format!(
+            "Sink partitions need a \"kafka_partition\" number of at least 0; got {}",
+            display(partition)
+        ))),
+    }
+}
+
+/// A sink offset as Kafka Connect writes it: `{"kafka_offset": n}`.
+fn sink_offset(offset: &Value) -> Result<i64> {
+    let found = match offset {
+        Value::Map(entries) => entries
+            .iter()
+            .find(|(k, _)| matches!(k, Value::String(s) if s == "kafka_offset"))
+            .and_then(|(_, v)| integer(v)),
+        _ => None,
+    };
+    found.filter(|n| *n >= 0).ok_or_else(|| {
+        ConnectError::BadRequest(format!(
+            "Sink offsets are {{\"kafka_offset\": n}} with n at least 0, or null; got {}",
+            display(offset)
+        ))
+    })
+}
+
+fn integer(value: &Value) -> Option<i64> {
+    match value {
+        Value::Int8(n) => Some(i64::from(*n)),
+        Value::Int16(n) => Some(i64::from(*n)),
+        Value::Int32(n) => Some(i64::from(*n)),
+        Value::Int64(n) => Some(*n),
+        _ => None,
+    }
+}
+
+/// The settings every connector has (Kafka's `ConnectorConfig`, and `SinkConnectorConfig`'s
+/// for sinks), as `config/validate` shows them.
+fn common_config(kind: &str) -> ConfigDef {
+    let class = |name: &str, doc: &str| ConfigKey::new(name, ConfigType::Class, doc);
+    let mut def = ConfigDef::new()
+        .define(ConfigKey::string("name", "Globally unique name to use for this connector.").required())
+        .define(
+            class("connector.class", "Name or alias of the class for this connector.").required(),
+        )
+        .define(
+            ConfigKey::int("tasks.max", "Maximum number of tasks to use for this connector.")
+                .default_value("1")
+                .importance(Importance::High),
+        )
+        .define(class("key.converter", "Converter class for record keys (overrides the worker's)."))
+        .define(class("value.converter", "Converter class for record values (overrides the worker's)."))
+        .define(ConfigKey::list("transforms", "Aliases for the transformations to apply to records.").default_value(""))
+        .define(ConfigKey::list("predicates", "Aliases for the predicates used by transformations.").default_value(""))
+        .define(
+            ConfigKey::string("errors.tolerance", "Behavior for tolerating errors: 'none' fails the task, 'all' skips problematic records.")
+                .default_value("none"),
+        )
+        .define(ConfigKey::long("errors.retry.timeout", "How long to retry a failed operation, in ms (0: no retries).").default_value("0"))
+        .define(ConfigKey::boolean("errors.log.enable", "Log each error and the failed operation.").default_value("false"))
+        .define(ConfigKey::boolean("errors.log.include.messages", "Include the failed record in the error log.").default_value("false"));
+    if kind == "sink" {
+        def = def
+            .define(ConfigKey::list("topics", "The topics to consume from.").default_value(""))
+            .define(ConfigKey::string(
+                "topics.regex",
+                "A regular expression of the topics to consume from.",
+            ))
+            .define(
+                ConfigKey::string(
+                    "errors.deadletterqueue.topic.name",
+                    "Topic for records that failed (none: no dead letter queue).",
+                )
+                .default_value(""),
+            )
+            .define(
+                ConfigKey::int(
+                    "errors.deadletterqueue.topic.replication.factor",
+                    "Replication factor of the dead letter queue topic when it is created.",
+                )
+                .default_value("3"),
+            )
+            .define(
+                ConfigKey::boolean(
+                    "errors.deadletterqueue.context.headers.enable",
+                    "Add headers with the error context to records in the dead letter queue.",
+                )
+                .default_value("false"),
+            );
+    }
+    def
 }
 
 #[cfg(test)]
@@ -558,6 +1264,33 @@ mod tests {
                 .map(String::as_str),
             Some("false")
         );
+        assert_eq!(config.rest_listen, "127.0.0.1:8083");
+        assert_eq!(config.bootstrap_servers.as_deref(), Some("localhost:9092"));
+        let with = |key: &str, value: &str| {
+            let mut p = props.clone();
+            p.insert(key.into(), value.into());
+            WorkerConfig::from_props(&p)
+        };
+        assert_eq!(
+            with("listeners", "HTTP://:8084").unwrap().rest_listen,
+            "0.0.0.0:8084"
+        );
+        assert_eq!(
+            with("listeners", "http://localhost:0").unwrap().rest_listen,
+            "localhost:0"
+        );
+        assert_eq!(
+            with("rest.port", "9000").unwrap().rest_listen,
+            "127.0.0.1:9000"
+        );
+        assert!(with("listeners", "https://x:1")
+            .unwrap_err()
+            .to_string()
+            .contains("listeners"));
+        assert!(with("rest.port", "http")
+            .unwrap_err()
+            .to_string()
+            .contains("rest.port"));
         let mut bad = props.clone();
         bad.insert("offset.flush.interval".into(), "5".into());
         let err = WorkerConfig::from_props(&bad).unwrap_err();

@@ -98,7 +98,8 @@ impl OffsetStore {
             .collect()
     }
 
-    /// Records `offsets` (partition → offset) of `connector` and writes the file.
+    /// Records `offsets` (partition → offset) of `connector` and writes the file. A null
+    /// offset forgets the partition (a tombstone in `connect-offsets`).
     pub fn commit(&self, connector: &str, offsets: &[(Value, Value)]) -> Result<()> {
         if offsets.is_empty() {
             return Ok(());
@@ -106,14 +107,19 @@ impl OffsetStore {
         let mut encoded = Vec::with_capacity(offsets.len());
         for (partition, offset) in offsets {
             let value = match offset {
-                Value::Null => "null".to_string(),
-                offset => json_text(offset)?,
+                Value::Null => None,
+                offset => Some(json_text(offset)?),
             };
             encoded.push((encode_key(connector, partition)?, value));
         }
         let snapshot = {
             let mut all = self.offsets.lock();
-            all.extend(encoded);
+            for (key, value) in encoded {
+                match value {
+                    Some(value) => all.insert(key, value),
+                    None => all.remove(&key),
+                };
+            }
             all.clone()
         };
         self.persist(&snapshot)
@@ -192,11 +198,17 @@ mod tests {
                 .unwrap();
             store.commit("src", &[(file_a.clone(), at(25))]).unwrap();
             store.commit("other", &[(file_a.clone(), at(1))]).unwrap();
+            store.commit("other", &[(file_b.clone(), at(7))]).unwrap();
+            // A null offset forgets the partition.
+            store
+                .commit("other", &[(file_b.clone(), Value::Null)])
+                .unwrap();
         }
         let store = OffsetStore::open(&path).unwrap();
         assert_eq!(store.get("src", &file_a), Some(at(25)));
         assert_eq!(store.get("src", &file_b), Some(at(3)));
         assert_eq!(store.get("other", &file_a), Some(at(1)));
+        assert_eq!(store.get("other", &file_b), None);
         assert_eq!(store.all("src").len(), 2);
         // Kafka's key format.
         let text = std::fs::read_to_string(&path).unwrap();

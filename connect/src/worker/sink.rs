@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 use sluice_log::client::consumer::ConsumerRecord;
 use sluice_log::client::group_consumer::{AutoOffsetReset, GroupConfig, GroupConsumer, GroupEvent};
 use sluice_log::client::Client;
+use tokio::sync::watch;
 
 use super::errors::{ErrorReporter, FailedRecord, Stage};
-use super::TaskSetup;
+use super::{Control, TaskSetup};
 use crate::connector::{Props, SinkRecord, SinkTask, TopicPartition};
 use crate::data::Value;
 use crate::error::{ConnectError, Result};
@@ -40,16 +41,22 @@ pub(super) fn topics_of(props: &Props) -> Result<Vec<String>> {
     Ok(topics)
 }
 
-/// Runs `task` until `stop` says so or it fails.
+/// The consumer group of a sink connector's tasks (Kafka's `connect-<name>`).
+pub(super) fn group_id(connector: &str) -> String {
+    format!("connect-{connector}")
+}
+
+/// Runs `task` until `control` says stop or it fails; while it says pause, the member keeps
+/// its place in the group (heartbeats, rebalances) with every partition paused.
 pub(super) async fn run_until_stopped(
     client: Arc<Client>,
     setup: TaskSetup,
     mut task: Box<dyn SinkTask>,
     props: Props,
     topics: Vec<String>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    mut control: watch::Receiver<Control>,
 ) -> Result<()> {
-    let mut group = GroupConfig::new(&format!("connect-{}", setup.connector));
+    let mut group = GroupConfig::new(&group_id(&setup.connector));
     group.auto_offset_reset = AutoOffsetReset::Earliest;
     group.enable_auto_commit = false;
     let reporter = ErrorReporter::new(
@@ -66,15 +73,34 @@ pub(super) async fn run_until_stopped(
     let mut reached: BTreeMap<TopicPartition, i64> = BTreeMap::new();
     let mut last_commit = Instant::now();
     let outcome: Result<()> = async {
+        let mut paused = false;
         loop {
-            if *stop.borrow() {
-                return Ok(());
+            let now = *control.borrow_and_update();
+            match (now, paused) {
+                (Control::Stop, _) => return Ok(()),
+                (Control::Pause, false) => {
+                    let assigned = member.assignment().to_vec();
+                    member.pause(&assigned)?;
+                    paused = true;
+                }
+                (Control::Pause, true) => {}
+                (Control::Run, true) => {
+                    let assigned = member.assignment().to_vec();
+                    member.resume(&assigned)?;
+                    paused = false;
+                }
+                (Control::Run, false) => {}
             }
             let wait = Duration::from_millis(100)
                 .min(setup.flush_interval.saturating_sub(last_commit.elapsed()));
             let event = tokio::select! {
                 event = member.next_event_timeout(wait) => event?,
-                _ = stop.changed() => return Ok(()),
+                changed = control.changed() => {
+                    if changed.is_err() {
+                        return Ok(());
+                    }
+                    continue;
+                }
             };
             match event {
                 GroupEvent::Records(records) if !records.is_empty() => {
@@ -107,6 +133,8 @@ pub(super) async fn run_until_stopped(
                     }
                     task.put(batch).await?;
                 }
+                // What a rebalance hands a paused task waits too.
+                GroupEvent::Assigned(partitions) if paused => member.pause(&partitions)?,
                 GroupEvent::Records(_) | GroupEvent::Assigned(_) => {}
                 // Still ours: what was put is committed before they go.
                 GroupEvent::Revoked(partitions) => {

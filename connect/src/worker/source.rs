@@ -7,9 +7,10 @@ use std::time::Instant;
 use bytes::Bytes;
 use sluice_log::client::producer::{DeliveryFuture, Producer, ProducerConfig, ProducerRecord};
 use sluice_log::client::Client;
+use tokio::sync::watch;
 
 use super::errors::{ErrorReporter, FailedRecord, Stage};
-use super::{OffsetStore, TaskSetup};
+use super::{Control, OffsetStore, TaskSetup};
 use crate::connector::{Props, SourceRecord, SourceTask, SourceTaskContext};
 use crate::converter::display;
 use crate::data::Value;
@@ -73,14 +74,15 @@ impl Uncommitted {
     }
 }
 
-/// Runs `task` until `stop` says so or it fails.
+/// Runs `task` until `control` says stop or it fails; while it says pause, the task is not
+/// polled (what it sent is committed first).
 pub(super) async fn run_until_stopped(
     client: Arc<Client>,
     setup: TaskSetup,
     mut task: Box<dyn SourceTask>,
     props: Props,
     offsets: Arc<OffsetStore>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    mut control: watch::Receiver<Control>,
 ) -> Result<()> {
     let context = {
         let offsets = offsets.clone();
@@ -107,12 +109,24 @@ pub(super) async fn run_until_stopped(
     let mut uncommitted = Uncommitted::default();
     let mut last_commit = Instant::now();
     let outcome = loop {
-        if *stop.borrow() {
-            break Ok(());
+        let now = *control.borrow_and_update();
+        match now {
+            Control::Stop => break Ok(()),
+            Control::Pause => {
+                if let Err(err) = commit(&setup, &producer, &offsets, &mut uncommitted).await {
+                    break Err(err);
+                }
+                // A dropped sender (the worker gone) is a stop.
+                if control.changed().await.is_err() {
+                    break Ok(());
+                }
+                continue;
+            }
+            Control::Run => {}
         }
         let polled = tokio::select! {
             polled = task.poll() => polled,
-            _ = stop.changed() => break Ok(()),
+            _ = control.changed() => continue,
         };
         let records = match polled {
             Ok(records) => records,

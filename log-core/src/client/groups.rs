@@ -8,11 +8,16 @@ use bytes::{Buf, Bytes};
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
+use kafka_protocol::messages::offset_delete_request::{
+    OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
+};
 use kafka_protocol::messages::{
     ConsumerProtocolAssignment, DeleteGroupsRequest, DescribeGroupsRequest, FindCoordinatorRequest,
-    GroupId, ListGroupsRequest, OffsetCommitRequest, OffsetFetchRequest, TopicName,
+    GroupId, ListGroupsRequest, OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest,
+    TopicName,
 };
 use kafka_protocol::protocol::{Decodable, StrBytes};
+use kafka_protocol::ResponseError;
 
 use super::{Client, Connection};
 use crate::error::{Error, Result};
@@ -363,6 +368,48 @@ impl Client {
             .await?;
         self.commit_offsets(group, &plan).await?;
         Ok(plan)
+    }
+
+    /// Deletes a group's committed offsets of `partitions` (OffsetDelete; the group must not
+    /// be consuming them). Partitions without a commit are not an error.
+    pub async fn delete_committed_offsets(
+        &self,
+        group: &str,
+        partitions: &[(String, i32)],
+    ) -> Result<()> {
+        let mut topics: Vec<OffsetDeleteRequestTopic> = Vec::new();
+        for (topic, partition) in partitions {
+            let entry = OffsetDeleteRequestPartition::default().with_partition_index(*partition);
+            match topics.iter_mut().find(|t| t.name.0.as_str() == topic) {
+                Some(t) => t.partitions.push(entry),
+                None => topics.push(
+                    OffsetDeleteRequestTopic::default()
+                        .with_name(TopicName(str_bytes(topic)))
+                        .with_partitions(vec![entry]),
+                ),
+            }
+        }
+        let request = OffsetDeleteRequest::default()
+            .with_group_id(GroupId(str_bytes(group)))
+            .with_topics(topics);
+        let response = self.group_coordinator(group).await?.send(&request).await?;
+        match Error::from_code(response.error_code, None) {
+            // Nothing was ever committed: nothing to delete.
+            Some(Error::Broker {
+                code: ResponseError::GroupIdNotFound,
+                ..
+            }) => return Ok(()),
+            Some(err) => return Err(err),
+            None => {}
+        }
+        for topic in response.topics {
+            for partition in topic.partitions {
+                if let Some(err) = Error::from_code(partition.error_code, None) {
+                    return Err(err);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Deletes groups (they must be empty); the result of each.

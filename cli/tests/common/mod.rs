@@ -1,0 +1,114 @@
+//! Fixtures the CLI tests share: an in-process broker, and `sluice` run against it with a
+//! bound on its time.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use sluice_log::broker::embedded::EmbeddedBroker;
+
+pub struct Fixture {
+    pub broker: EmbeddedBroker,
+    pub _dir: tempfile::TempDir,
+}
+
+pub fn start() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let props: BTreeMap<String, String> = [
+        (
+            "listeners".to_string(),
+            "PLAINTEXT://127.0.0.1:0".to_string(),
+        ),
+        ("log.dirs".to_string(), dir.path().display().to_string()),
+        ("message.max.bytes".to_string(), "100000".to_string()),
+        (
+            "group.initial.rebalance.delay.ms".to_string(),
+            "0".to_string(),
+        ),
+    ]
+    .into();
+    Fixture {
+        broker: EmbeddedBroker::start(&props).unwrap(),
+        _dir: dir,
+    }
+}
+
+/// Runs `sluice <args>` against the fixture with `stdin`, bounded by coreutils' `timeout`.
+pub fn sluice(fixture: &Fixture, args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new("timeout")
+        .arg("60")
+        .arg(env!("CARGO_BIN_EXE_sluice"))
+        .args(args)
+        .env(
+            "SLUICE_BOOTSTRAP_SERVER",
+            fixture.broker.bootstrap().unwrap(),
+        )
+        .env("RUST_BACKTRACE", "0")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+pub fn ok(output: Output) -> String {
+    assert!(
+        output.status.success(),
+        "failed: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+pub fn fails(output: Output) -> String {
+    assert!(
+        !output.status.success(),
+        "should fail: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    String::from_utf8(output.stderr).unwrap()
+}
+
+/// Runs `sluice bench <args> --json` (bounded by 120 s) and returns its report, checking that
+/// each of `figures` is a positive number.
+pub fn bench_report(args: &[&str], figures: &[&str]) -> serde_json::Value {
+    let output = Command::new("timeout")
+        .arg("120")
+        .arg(env!("CARGO_BIN_EXE_sluice"))
+        .arg("bench")
+        .args(args)
+        .arg("--json")
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let out = ok(output);
+    let report: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    for key in figures {
+        assert!(
+            report[key].as_f64().is_some_and(|v| v > 0.0),
+            "{key} in {out}"
+        );
+    }
+    report
+}
+
+/// Runs `sluice bench <args>` expecting it to fail, and returns its error output.
+pub fn bench_fails(args: &[&str]) -> String {
+    let output = Command::new("timeout")
+        .arg("60")
+        .arg(env!("CARGO_BIN_EXE_sluice"))
+        .arg("bench")
+        .args(args)
+        .output()
+        .unwrap();
+    fails(output)
+}

@@ -1,0 +1,323 @@
+//! `sluice connect`: a standalone worker from Kafka-style properties files, driven through its
+//! REST API by the `sluice connect` subcommands; and `sluice start` running a worker inside the
+//! node.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// A long-running `sluice` process, killed (SIGTERM) when dropped; at most 120 s.
+struct Running {
+    child: Child,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Running {
+    fn spawn(args: &[&str], bootstrap: Option<&str>) -> Running {
+        let mut command = Command::new("timeout");
+        command
+            .arg("120")
+            .arg(env!("CARGO_BIN_EXE_sluice"))
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if let Some(bootstrap) = bootstrap {
+            command.env("SLUICE_BOOTSTRAP_SERVER", bootstrap);
+        }
+        let mut child = command.spawn().unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        Running { child, stdout }
+    }
+
+    /// The next line of output (bounded by the process's own timeout).
+    fn line(&mut self) -> String {
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        assert!(!line.is_empty(), "the process ended without printing");
+        line.trim_end().to_string()
+    }
+
+    /// SIGTERM, then its exit status.
+    fn stop(mut self) -> std::process::ExitStatus {
+        // `timeout` passes the signal on to sluice.
+        Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        self.child.wait().unwrap()
+    }
+}
+
+/// `sluice connect --url URL <args>`.
+fn connect(url: &str, args: &[&str]) -> std::process::Output {
+    Command::new("timeout")
+        .arg("60")
+        .arg(env!("CARGO_BIN_EXE_sluice"))
+        .arg("connect")
+        .arg("--url")
+        .arg(url)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+/// Polls until `check` holds (up to 30 s).
+fn await_that(what: &str, check: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_standalone_worker_runs_file_connectors_driven_by_sluice_connect() {
+    let f = start();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.txt");
+    let output = dir.path().join("out.txt");
+    std::fs::write(&input, "one\ntwo\n").unwrap();
+    let worker = dir.path().join("worker.properties");
+    std::fs::write(
+        &worker,
+        format!(
+            "# as connect-standalone.properties\nbootstrap.servers={}\nlisteners=http://127.0.0.1:0\n\
+             key.converter=org.apache.kafka.connect.storage.StringConverter\n\
+             value.converter=org.apache.kafka.connect.storage.StringConverter\n\
+             offset.storage.file.filename={}\noffset.flush.interval.ms=100\n",
+            f.broker.bootstrap().unwrap(),
+            dir.path().join("connect.offsets").display()
+        ),
+    )
+    .unwrap();
+    let source = dir.path().join("source.properties");
+    std::fs::write(
+        &source,
+        format!(
+            "name=local-file-source\nconnector.class=FileStreamSource\ntasks.max=1\nfile={}\ntopic=connect-test\n",
+            input.display()
+        ),
+    )
+    .unwrap();
+    let sink = dir.path().join("sink.json");
+    std::fs::write(
+        &sink,
+        serde_json::json!({"name": "local-file-sink", "config": {
+            "connector.class": "org.apache.kafka.connect.file.FileStreamSinkConnector",
+            "tasks.max": 1, "file": output.display().to_string(), "topics": "connect-test"}})
+        .to_string(),
+    )
+    .unwrap();
+    let path = |p: &std::path::Path| p.display().to_string();
+    let mut running = Running::spawn(
+        &[
+            "connect",
+            "standalone",
+            &path(&worker),
+            &path(&source),
+            &path(&sink),
+        ],
+        None,
+    );
+    let line = running.line();
+    let url = line
+        .strip_prefix("Connect REST API on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
+    let read_output = || std::fs::read_to_string(&output).unwrap_or_default();
+    await_that("the sink's file", || read_output() == "one\ntwo\n");
+
+    let list = ok(connect(&url, &["list"]));
+    assert!(
+        list.contains("local-file-source\tsource\tRUNNING\t1 task(s)"),
+        "{list}"
+    );
+    assert!(
+        list.contains("local-file-sink\tsink\tRUNNING\t1 task(s)"),
+        "{list}"
+    );
+    let status = ok(connect(&url, &["status", "local-file-source"]));
+    assert!(
+        status.starts_with("connector local-file-source (source)\tRUNNING"),
+        "{status}"
+    );
+    assert!(status.contains("task 0\tRUNNING"), "{status}");
+    let plugins = ok(connect(&url, &["plugins"]));
+    assert!(
+        plugins.contains("org.apache.kafka.connect.file.FileStreamSourceConnector\tsource"),
+        "{plugins}"
+    );
+
+    // Paused, the source leaves new lines in its file; resumed, it sends them.
+    assert_eq!(
+        ok(connect(&url, &["pause", "local-file-source"])),
+        "Paused connector local-file-source.\n"
+    );
+    let paused = ok(connect(&url, &["status", "local-file-source"]));
+    assert!(paused.contains("PAUSED"), "{paused}");
+    ok(connect(&url, &["resume", "local-file-source"]));
+    std::fs::write(&input, "one\ntwo\nthree\n").unwrap();
+    await_that("the third line", || read_output() == "one\ntwo\nthree\n");
+    ok(connect(
+        &url,
+        &["restart", "local-file-source", "--include-tasks"],
+    ));
+    ok(connect(
+        &url,
+        &["restart", "local-file-sink", "--task", "0"],
+    ));
+
+    // Stopped, a source's offsets show and can be reset.
+    ok(connect(&url, &["stop", "local-file-source"]));
+    let offsets = ok(connect(&url, &["offsets", "local-file-source"]));
+    let offsets: serde_json::Value = serde_json::from_str(&offsets).unwrap();
+    assert_eq!(offsets["offsets"][0]["offset"]["position"], 14, "{offsets}");
+    ok(connect(&url, &["offsets", "local-file-source", "--reset"]));
+    let config = ok(connect(&url, &["config", "local-file-source"]));
+    assert!(config.contains("\"topic\": \"connect-test\""), "{config}");
+
+    // One more connector from flags, then validation and errors.
+    ok(connect(
+        &url,
+        &[
+            "create",
+            "extra",
+            "--config",
+            "connector.class=FileStreamSink",
+            "--config",
+            &format!("file={}", dir.path().join("extra.txt").display()),
+            "--config",
+            "topics=connect-test",
+        ],
+    ));
+    await_that("the extra sink", || {
+        std::fs::read_to_string(dir.path().join("extra.txt")).unwrap_or_default()
+            == "one\ntwo\nthree\n"
+    });
+    let err = fails(connect(
+        &url,
+        &[
+            "create",
+            "extra",
+            "--config",
+            "connector.class=FileStreamSink",
+            "--config",
+            "topics=t",
+        ],
+    ));
+    assert!(
+        err.contains("HTTP 409") && err.contains("already exists"),
+        "{err}"
+    );
+    let err = fails(connect(&url, &["status", "nope"]));
+    assert!(err.contains("HTTP 404: Connector nope not found"), "{err}");
+    let validate = |more: &[&str]| {
+        let mut args = vec![
+            "validate",
+            "FileStreamSink",
+            "--config",
+            "topics=t",
+            "--config",
+            "name=v",
+        ];
+        args.extend_from_slice(more);
+        connect(&url, &args)
+    };
+    let invalid = validate(&[]);
+    let problems = String::from_utf8_lossy(&invalid.stdout).to_string();
+    assert!(problems.starts_with("file: "), "{problems}");
+    let err = fails(invalid);
+    assert!(err.contains("1 error(s)"), "{err}");
+    let valid = validate(&["--config", "file=/tmp/x"]);
+    assert!(
+        valid.status.success(),
+        "{}",
+        String::from_utf8_lossy(&valid.stdout)
+    );
+    ok(connect(&url, &["delete", "extra"]));
+    assert!(!ok(connect(&url, &["list"])).contains("extra"));
+    let err = fails(connect("http://127.0.0.1:1", &["list"]));
+    assert!(err.contains("connect"), "{err}");
+
+    assert!(running.stop().success(), "a clean shutdown on SIGTERM");
+}
+
+#[test]
+fn sluice_start_runs_a_connect_worker_in_the_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = format!("log.dirs={}", dir.path().join("data").display());
+    let mut node = Running::spawn(
+        &[
+            "start",
+            "--config",
+            &dir.path().join("none.toml").display().to_string(),
+            "--override",
+            "listeners=PLAINTEXT://127.0.0.1:0",
+            "--override",
+            "connect.rest.port=0",
+            "--override",
+            &data,
+        ],
+        None,
+    );
+    let broker = node.line();
+    let bootstrap = broker
+        .strip_prefix("Sluice listening on PLAINTEXT://")
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or_else(|| panic!("unexpected first line {broker:?}"))
+        .to_string();
+    let line = node.line();
+    let url = line
+        .strip_prefix("Connect REST API on ")
+        .unwrap_or_else(|| panic!("unexpected second line {line:?}"))
+        .to_string();
+    let input = dir.path().join("in.txt");
+    std::fs::write(&input, "a\nb\n").unwrap();
+    ok(connect(
+        &url,
+        &[
+            "create",
+            "src",
+            "--config",
+            "connector.class=FileStreamSource",
+            "--config",
+            &format!("file={}", input.display()),
+            "--config",
+            "topic=lines",
+        ],
+    ));
+    // The node's worker writes into the node's own topics.
+    let consumed = Command::new("timeout")
+        .args([
+            "60",
+            env!("CARGO_BIN_EXE_sluice"),
+            "consume",
+            "--bootstrap-server",
+            &bootstrap,
+        ])
+        .args([
+            "--topic",
+            "lines",
+            "--from-beginning",
+            "--max-messages",
+            "2",
+        ])
+        .output()
+        .unwrap();
+    let consumed = ok(consumed);
+    // The node's default converters are Kafka's JSON ones (schemas on).
+    assert!(
+        consumed.contains("\"payload\":\"a\"") && consumed.contains("\"payload\":\"b\""),
+        "{consumed}"
+    );
+    assert!(node.stop().success());
+    // Its offsets were kept in the data directory.
+    let offsets = std::fs::read_to_string(dir.path().join("data/connect.offsets")).unwrap();
+    assert!(offsets.contains("\"position\":4"), "{offsets}");
+}

@@ -1,0 +1,235 @@
+//! Fixtures the Connect integration tests share: a counting source, a collecting sink, their
+//! plugins, and an embedded node to run a scenario on.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use sluice_connect::connector::{
+    BoxFuture, ConfigDef, ConfigKey, Connector, ConnectorContext, Props, SinkConnector, SinkRecord,
+    SinkTask, SourceConnector, SourceRecord, SourceTask, SourceTaskContext, TopicPartition,
+};
+use sluice_connect::data::{Schema, Type, Value};
+use sluice_connect::worker::{ConnectorFactory, Plugins};
+
+/// Emits the numbers from its committed offset up to `limit` (exclusive) into `topic`.
+pub struct CountingSource;
+
+pub struct CountingTask {
+    topic: String,
+    next: i64,
+    limit: i64,
+}
+
+pub fn partition() -> Value {
+    Value::string_map([("counter", Value::from("main"))])
+}
+
+impl Connector for CountingSource {
+    fn config(&self) -> ConfigDef {
+        ConfigDef::new()
+            .define(ConfigKey::string("topic", "Where the numbers go.").required())
+            .define(ConfigKey::long("limit", "Where they stop.").required())
+    }
+
+    fn start(&mut self, _props: &Props, _ctx: ConnectorContext) -> sluice_connect::Result<()> {
+        Ok(())
+    }
+
+    fn task_configs(&self, props: &Props, _max: usize) -> sluice_connect::Result<Vec<Props>> {
+        Ok(vec![props.clone()])
+    }
+}
+
+impl SourceConnector for CountingSource {
+    fn create_task(&self) -> Box<dyn SourceTask> {
+        Box::new(CountingTask {
+            topic: String::new(),
+            next: 0,
+            limit: 0,
+        })
+    }
+}
+
+impl SourceTask for CountingTask {
+    fn start<'a>(
+        &'a mut self,
+        props: &'a Props,
+        ctx: SourceTaskContext,
+    ) -> BoxFuture<'a, sluice_connect::Result<()>> {
+        Box::pin(async move {
+            self.topic = props.get("topic").cloned().unwrap_or_default();
+            self.limit = props.get("limit").and_then(|l| l.parse().ok()).unwrap_or(0);
+            self.next = ctx
+                .offset(&partition())
+                .and_then(|o| o.map_get("next").and_then(Value::as_i64))
+                .unwrap_or(0);
+            Ok(())
+        })
+    }
+
+    fn poll(&mut self) -> BoxFuture<'_, sluice_connect::Result<Vec<SourceRecord>>> {
+        Box::pin(async move {
+            if self.next >= self.limit {
+                // Nothing more: wait a little, as a task with no data does.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                return Ok(Vec::new());
+            }
+            let end = (self.next + 100).min(self.limit);
+            let records = (self.next..end)
+                .map(|n| {
+                    SourceRecord::new(
+                        partition(),
+                        Value::string_map([("next", Value::Int64(n + 1))]),
+                        &self.topic,
+                        Some(Schema::primitive(Type::Int64)),
+                        Value::Int64(n),
+                    )
+                })
+                .collect();
+            self.next = end;
+            Ok(records)
+        })
+    }
+}
+
+/// What the collecting sinks were handed, by their `collector` property.
+pub fn collected() -> &'static Mutex<BTreeMap<String, Vec<SinkRecord>>> {
+    static COLLECTED: OnceLock<Mutex<BTreeMap<String, Vec<SinkRecord>>>> = OnceLock::new();
+    COLLECTED.get_or_init(|| Mutex::new(BTreeMap::new()))
+}
+
+pub struct CollectingSink;
+
+pub struct CollectingTask {
+    collector: String,
+    pending: Vec<SinkRecord>,
+}
+
+impl Connector for CollectingSink {
+    fn config(&self) -> ConfigDef {
+        ConfigDef::new().define(ConfigKey::string("collector", "Where records go.").required())
+    }
+
+    fn start(&mut self, _props: &Props, _ctx: ConnectorContext) -> sluice_connect::Result<()> {
+        Ok(())
+    }
+
+    fn task_configs(&self, props: &Props, _max: usize) -> sluice_connect::Result<Vec<Props>> {
+        Ok(vec![props.clone()])
+    }
+}
+
+impl SinkConnector for CollectingSink {
+    fn create_task(&self) -> Box<dyn SinkTask> {
+        Box::new(CollectingTask {
+            collector: String::new(),
+            pending: Vec::new(),
+        })
+    }
+}
+
+impl SinkTask for CollectingTask {
+    fn start<'a>(&'a mut self, props: &'a Props) -> BoxFuture<'a, sluice_connect::Result<()>> {
+        Box::pin(async move {
+            self.collector = props.get("collector").cloned().unwrap_or_default();
+            Ok(())
+        })
+    }
+
+    fn put(&mut self, records: Vec<SinkRecord>) -> BoxFuture<'_, sluice_connect::Result<()>> {
+        Box::pin(async move {
+            self.pending.extend(records);
+            Ok(())
+        })
+    }
+
+    // Records become visible only when flushed, as a file sink's do.
+    fn flush<'a>(
+        &'a mut self,
+        _offsets: &'a BTreeMap<TopicPartition, i64>,
+    ) -> BoxFuture<'a, sluice_connect::Result<()>> {
+        Box::pin(async move {
+            if let Ok(mut all) = collected().lock() {
+                all.entry(self.collector.clone())
+                    .or_default()
+                    .append(&mut self.pending);
+            }
+            Ok(())
+        })
+    }
+}
+
+pub fn plugins() -> Plugins {
+    let mut plugins = Plugins::new();
+    plugins.register(
+        "com.example.CountingSource",
+        &["CountingSource"],
+        ConnectorFactory::Source(|| Box::new(CountingSource)),
+    );
+    plugins.register(
+        "com.example.CollectingSink",
+        &["CollectingSink"],
+        ConnectorFactory::Sink(|| Box::new(CollectingSink)),
+    );
+    plugins
+}
+
+pub fn props(pairs: &[(&str, &str)]) -> Props {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Runs `scenario` with a client of a fresh embedded node, bounded by 60 s.
+pub fn on_embedded_node<F, Fut>(scenario: F)
+where
+    F: FnOnce(Arc<sluice_log::client::Client>, std::path::PathBuf) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().unwrap();
+    let node = sluice_log::Sluice::embedded(dir.path().join("node"))
+        .config("group.initial.rebalance.delay.ms", "0")
+        .start()
+        .unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime
+        .block_on(async {
+            let client = node.client().await.unwrap();
+            tokio::time::timeout(
+                Duration::from_secs(60),
+                scenario(client, dir.path().to_path_buf()),
+            )
+            .await
+        })
+        .expect("the scenario finishes within 60 s");
+    node.shutdown().unwrap();
+}
+
+/// Waits (up to 20 s) until collector `name` holds `n` records, and returns their values.
+pub async fn wait_for(name: &str, n: usize) -> Vec<Value> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let values: Vec<Value> = collected()
+            .lock()
+            .unwrap()
+            .get(name)
+            .map(|records| records.iter().map(|r| r.record.value.clone()).collect())
+            .unwrap_or_default();
+        if values.len() >= n {
+            return values;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name} has {} of {n} records",
+            values.len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
