@@ -40,6 +40,9 @@ pub enum BenchCommand {
     /// A file through Kafka's file connectors and a topic into another file, on a standalone
     /// worker and an embedded node, against a plain line-by-line copy.
     Connect(crate::connect_bench::ConnectBenchArgs),
+    /// The latency of Connect's REST status request at a steady rate, against a bare HTTP
+    /// server answering the same bytes in the same run.
+    ConnectRest(crate::connect_rest_bench::ConnectRestBenchArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -107,6 +110,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Group(args) => crate::perf::group(args),
         BenchCommand::Streams(args) => crate::streams_bench::streams(args),
         BenchCommand::Connect(args) => crate::connect_bench::connect(args),
+        BenchCommand::ConnectRest(args) => crate::connect_rest_bench::connect_rest(args),
     }
 }
 

@@ -45,7 +45,7 @@ struct ConnectReport {
 }
 
 /// Writes `lines` lines of `line_bytes` bytes each (newline included), all different.
-fn write_input(path: &Path, lines: u64, line_bytes: usize) -> anyhow::Result<()> {
+pub(crate) fn write_input(path: &Path, lines: u64, line_bytes: usize) -> anyhow::Result<()> {
     let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
     let filler: String = "abcdefghijklmnopqrstuvwxyz0123456789".repeat(line_bytes / 36 + 2);
     for i in 0..lines {
@@ -87,6 +87,51 @@ fn props(pairs: &[(&str, &str)]) -> Props {
         .collect()
 }
 
+/// A standalone worker with the file connectors on `node`, offsets in `dir`.
+pub(crate) async fn file_worker(
+    node: &sluice_log::broker::embedded::EmbeddedBroker,
+    dir: &Path,
+    converter: &str,
+    flush_interval_ms: u64,
+) -> anyhow::Result<Worker> {
+    let client = node.client().await?;
+    let flush = flush_interval_ms.to_string();
+    let offsets = dir.join("connect.offsets");
+    let worker_props = props(&[
+        ("key.converter", converter),
+        ("value.converter", converter),
+        (
+            "offset.storage.file.filename",
+            offsets.to_str().unwrap_or_default(),
+        ),
+        ("offset.flush.interval.ms", flush.as_str()),
+    ]);
+    let config = WorkerConfig::from_props(&worker_props)?;
+    Ok(Worker::new(client, config, sluice_connectors::plugins())?)
+}
+
+/// `bench-sink`: topic `bench-lines` into `output`.
+pub(crate) async fn create_sink(worker: &Worker, output: &Path) -> anyhow::Result<()> {
+    let config = props(&[
+        ("connector.class", "FileStreamSink"),
+        ("file", output.to_str().unwrap_or_default()),
+        ("topics", "bench-lines"),
+    ]);
+    worker.create_connector("bench-sink", config).await?;
+    Ok(())
+}
+
+/// `bench-source`: `input` into topic `bench-lines`.
+pub(crate) async fn create_source(worker: &Worker, input: &Path) -> anyhow::Result<()> {
+    let config = props(&[
+        ("connector.class", "FileStreamSource"),
+        ("file", input.to_str().unwrap_or_default()),
+        ("topic", "bench-lines"),
+    ]);
+    worker.create_connector("bench-source", config).await?;
+    Ok(())
+}
+
 pub fn connect(args: ConnectBenchArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.lines > 0, "--lines must be at least 1");
     anyhow::ensure!(
@@ -111,42 +156,11 @@ pub fn connect(args: ConnectBenchArgs) -> anyhow::Result<()> {
         .config("group.initial.rebalance.delay.ms", "0")
         .start()?;
     let elapsed = runtime()?.block_on(async {
-        let client = node.client().await?;
-        let flush = args.flush_interval_ms.to_string();
-        let offsets = dir.path().join("connect.offsets");
-        let worker_props = props(&[
-            ("key.converter", converter),
-            ("value.converter", converter),
-            (
-                "offset.storage.file.filename",
-                offsets.to_str().unwrap_or_default(),
-            ),
-            ("offset.flush.interval.ms", flush.as_str()),
-        ]);
-        let config = WorkerConfig::from_props(&worker_props)?;
-        let worker = Worker::new(client, config, sluice_connectors::plugins())?;
-        worker
-            .create_connector(
-                "bench-sink",
-                props(&[
-                    ("connector.class", "FileStreamSink"),
-                    ("file", output.to_str().unwrap_or_default()),
-                    ("topics", "bench-lines"),
-                ]),
-            )
-            .await?;
+        let worker = file_worker(&node, dir.path(), converter, args.flush_interval_ms).await?;
+        create_sink(&worker, &output).await?;
         // The clock runs from the source's start until the sink has flushed every line.
         let started = Instant::now();
-        worker
-            .create_connector(
-                "bench-source",
-                props(&[
-                    ("connector.class", "FileStreamSource"),
-                    ("file", input.to_str().unwrap_or_default()),
-                    ("topic", "bench-lines"),
-                ]),
-            )
-            .await?;
+        create_source(&worker, &input).await?;
         let deadline = started + Duration::from_secs(600);
         loop {
             let written = std::fs::metadata(&output).map(|m| m.len()).unwrap_or(0);

@@ -2,6 +2,7 @@
 
 mod bench;
 mod connect_bench;
+mod connect_rest_bench;
 mod perf;
 mod start;
 mod streams_bench;

@@ -330,7 +330,7 @@ async fn collect_finished(
     Ok(())
 }
 
-fn percentile(sorted_us: &[u32], fraction: f64) -> f64 {
+pub(crate) fn percentile(sorted_us: &[u32], fraction: f64) -> f64 {
     if sorted_us.is_empty() {
         return 0.0;
     }

@@ -805,3 +805,23 @@ fn bench_connect_copies_a_file_through_the_file_connectors() {
     let err = bench_fails(&["connect", "--converter", "avro"]);
     assert!(err.contains("expected string or json"), "{err}");
 }
+
+#[test]
+fn bench_connect_rest_times_status_requests_against_a_bare_server() {
+    let report = bench_report(
+        &[
+            "connect-rest",
+            "--requests",
+            "40",
+            "--rate",
+            "200",
+            "--busy-lines",
+            "2000",
+        ],
+        &["p50_ms", "p99_ms", "limit_p99_ms", "ratio_p99"],
+    );
+    assert_eq!(report["requests"], 40);
+    assert!(report["max_ms"].as_f64() >= report["p99_ms"].as_f64());
+    let err = bench_fails(&["connect-rest", "--rate", "0"]);
+    assert!(err.contains("--rate must be at least 1"), "{err}");
+}

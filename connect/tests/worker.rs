@@ -384,3 +384,60 @@ fn a_connectors_own_converters_override_the_workers() {
         worker.shutdown().await.unwrap();
     });
 }
+
+#[test]
+fn a_sink_with_topics_regex_reads_every_matching_topic() {
+    on_embedded_node(|client, _dir| async move {
+        let config = WorkerConfig {
+            offset_flush_interval: Duration::from_millis(100),
+            ..WorkerConfig::default()
+        };
+        let worker = Worker::new(client, config, plugins()).unwrap();
+        for (name, topic) in [("a", "logs-a"), ("b", "logs-b"), ("c", "other-logs")] {
+            let source = props(&[
+                ("connector.class", "CountingSource"),
+                ("topic", topic),
+                ("limit", "50"),
+            ]);
+            worker.create_connector(name, source).await.unwrap();
+        }
+        // The topics exist once their sources committed: a pattern finds them at once.
+        let done = Value::string_map([("next", Value::Int64(50))]);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        for name in ["a", "b", "c"] {
+            while worker.offset_store().get(name, &partition()) != Some(done.clone()) {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "source {name} did not finish"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        let sink = |extra: &[(&str, &str)]| {
+            let mut p = props(&[
+                ("connector.class", "CollectingSink"),
+                ("collector", "regex"),
+            ]);
+            p.extend(props(extra));
+            p
+        };
+        let both = sink(&[("topics", "logs-a"), ("topics.regex", "logs-.*")]);
+        let err = worker.create_connector("both", both).await.unwrap_err();
+        assert!(err.to_string().contains("mutually exclusive"), "{err}");
+        let bad = sink(&[("topics.regex", "logs-(")]);
+        let err = worker.create_connector("bad", bad).await.unwrap_err();
+        assert!(err.to_string().contains("topics.regex"), "{err}");
+        worker
+            .create_connector("matching", sink(&[("topics.regex", "logs-.*")]))
+            .await
+            .unwrap();
+        let values = wait_for("regex", 100).await;
+        // Each number once from each of the two matching topics; `other-logs` does not match
+        // as a whole name.
+        let mut numbers: Vec<i64> = values.iter().filter_map(Value::as_i64).collect();
+        numbers.sort_unstable();
+        let expected: Vec<i64> = (0..50).flat_map(|n| [n, n]).collect();
+        assert_eq!(numbers, expected);
+        worker.shutdown().await.unwrap();
+    });
+}

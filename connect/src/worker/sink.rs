@@ -17,28 +17,47 @@ use crate::data::Value;
 use crate::error::{ConnectError, Result};
 use crate::record::{ConnectRecord, Headers};
 
-/// The topics a sink connector's `topics` property names (`topics.regex` comes with the
-/// distributed worker).
-pub(super) fn topics_of(props: &Props) -> Result<Vec<String>> {
-    if props.contains_key("topics.regex") {
-        return Err(ConnectError::config(
-            "topics.regex",
-            props.get("topics.regex").map_or("", String::as_str),
-            "is not supported yet; list the topics in `topics`",
-        ));
-    }
+/// What a sink connector reads: the topics `topics` lists, or every topic whose whole name
+/// matches `topics.regex` (one of the two, as Kafka requires).
+#[derive(Debug, Clone)]
+pub(super) enum SinkTopics {
+    Listed(Vec<String>),
+    Matching(String),
+}
+
+pub(super) fn topics_of(props: &Props) -> Result<SinkTopics> {
     let topics = props
         .get("topics")
         .map(|t| crate::connector::parse_list(t))
         .unwrap_or_default();
-    if topics.is_empty() {
-        return Err(ConnectError::config(
+    let regex = props
+        .get("topics.regex")
+        .map(|r| r.trim())
+        .filter(|r| !r.is_empty());
+    match (topics.is_empty(), regex) {
+        (false, Some(_)) => Err(ConnectError::config(
+            "topics.regex",
+            regex.unwrap_or_default(),
+            "topics and topics.regex are mutually exclusive options, but both are set",
+        )),
+        (false, None) => Ok(SinkTopics::Listed(topics)),
+        (true, Some(pattern)) => {
+            // Checked now, so a bad pattern is a config error rather than a failed task.
+            regex::Regex::new(pattern).map_err(|err| {
+                ConnectError::config(
+                    "topics.regex",
+                    pattern,
+                    format!("not a regular expression: {err}"),
+                )
+            })?;
+            Ok(SinkTopics::Matching(pattern.to_string()))
+        }
+        (true, None) => Err(ConnectError::config(
             "topics",
             "",
-            "a sink connector needs the topics it reads",
-        ));
+            "Must configure one of topics or topics.regex",
+        )),
     }
-    Ok(topics)
 }
 
 /// The consumer group of a sink connector's tasks (Kafka's `connect-<name>`).
@@ -53,7 +72,7 @@ pub(super) async fn run_until_stopped(
     setup: TaskSetup,
     mut task: Box<dyn SinkTask>,
     props: Props,
-    topics: Vec<String>,
+    topics: SinkTopics,
     mut control: watch::Receiver<Control>,
 ) -> Result<()> {
     let mut group = GroupConfig::new(&group_id(&setup.connector));
@@ -67,7 +86,14 @@ pub(super) async fn run_until_stopped(
         true,
     )
     .await?;
-    let mut member = GroupConsumer::subscribe(client.sibling().await?, topics, group).await?;
+    let mut member = match topics {
+        SinkTopics::Listed(topics) => {
+            GroupConsumer::subscribe(client.sibling().await?, topics, group).await?
+        }
+        SinkTopics::Matching(pattern) => {
+            GroupConsumer::subscribe_pattern(client.sibling().await?, &pattern, group).await?
+        }
+    };
     task.start(&props).await?;
     // The next offset of each partition past what was `put`.
     let mut reached: BTreeMap<TopicPartition, i64> = BTreeMap::new();
