@@ -12,6 +12,7 @@ pub mod consumer;
 pub mod direct;
 pub mod group_consumer;
 pub mod groups;
+pub mod membership;
 pub mod partitioner;
 pub mod producer;
 

@@ -7,6 +7,7 @@ mod embedded;
 #[path = "../fixtures/mod.rs"]
 mod fixtures;
 mod kcat;
+mod membership;
 mod mixed_group;
 mod python;
 mod robustness;
