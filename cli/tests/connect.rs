@@ -321,3 +321,102 @@ fn sluice_start_runs_a_connect_worker_in_the_node() {
     let offsets = std::fs::read_to_string(dir.path().join("data/connect.offsets")).unwrap();
     assert!(offsets.contains("\"position\":4"), "{offsets}");
 }
+
+#[test]
+fn distributed_workers_in_two_processes_hand_over_when_one_is_killed() {
+    let f = start();
+    let dir = tempfile::tempdir().unwrap();
+    let worker = dir.path().join("worker.properties");
+    std::fs::write(
+        &worker,
+        format!(
+            "group.id=cli-cluster\nbootstrap.servers={}\nlisteners=http://127.0.0.1:0\n\
+             key.converter=org.apache.kafka.connect.storage.StringConverter\n\
+             value.converter=org.apache.kafka.connect.storage.StringConverter\n\
+             offset.flush.interval.ms=100\nsession.timeout.ms=6000\nheartbeat.interval.ms=100\n\
+             offset.storage.partitions=2\nstatus.storage.partitions=2\n",
+            f.broker.bootstrap().unwrap()
+        ),
+    )
+    .unwrap();
+    let worker = worker.display().to_string();
+    let mut workers: Vec<(Running, String)> = (0..2)
+        .map(|_| {
+            let mut running = Running::spawn(&["connect", "distributed", &worker], None);
+            let line = running.line();
+            let url = line
+                .strip_prefix("Connect REST API on ")
+                .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+                .to_string();
+            (running, url)
+        })
+        .collect();
+    let input = dir.path().join("in.txt");
+    let output = dir.path().join("out.txt");
+    std::fs::write(&input, "one\ntwo\n").unwrap();
+    let file = |path: &std::path::Path| format!("file={}", path.display());
+    let (first, second) = (workers[0].1.clone(), workers[1].1.clone());
+    ok(connect(
+        &first,
+        &[
+            "create",
+            "src",
+            "--config",
+            "connector.class=FileStreamSource",
+            "--config",
+            &file(&input),
+            "--config",
+            "topic=dist-lines",
+        ],
+    ));
+    ok(connect(
+        &second,
+        &[
+            "create",
+            "sink",
+            "--config",
+            "connector.class=FileStreamSink",
+            "--config",
+            &file(&output),
+            "--config",
+            "topics=dist-lines",
+        ],
+    ));
+    let read_output = || std::fs::read_to_string(&output).unwrap_or_default();
+    await_that("the sink's file", || read_output() == "one\ntwo\n");
+    let owner_of = |url: &str, name: &str| -> String {
+        let status = ok(connect(url, &["status", name, "--json"]));
+        let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+        status["connector"]["worker_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    // Kill -9 the source's worker: no clean shutdown, no goodbye to the group.
+    let owner = format!("http://{}", owner_of(&second, "src"));
+    let dead = workers
+        .iter()
+        .position(|(_, url)| *url == owner)
+        .expect("an owner");
+    let (mut killed, _) = workers.remove(dead);
+    Command::new("pkill")
+        .args(["-KILL", "-P", &killed.child.id().to_string()])
+        .status()
+        .unwrap();
+    killed.child.wait().unwrap();
+    let (survivor, survivor_url) = workers.remove(0);
+    let survivor_id = survivor_url.trim_start_matches("http://").to_string();
+    await_that("the survivor to run the source", || {
+        owner_of(&survivor_url, "src") == survivor_id
+    });
+    std::fs::write(&input, "one\ntwo\nthree\n").unwrap();
+    await_that("the line written after the kill", || {
+        read_output() == "one\ntwo\nthree\n"
+    });
+    let list = ok(connect(&survivor_url, &["list"]));
+    assert!(
+        list.contains("src\tsource\tRUNNING") && list.contains("sink\tsink\tRUNNING"),
+        "{list}"
+    );
+    assert!(survivor.stop().success());
+}

@@ -37,7 +37,9 @@
 pub mod connector;
 pub mod converter;
 pub mod data;
+pub mod distributed;
 mod error;
+pub mod herder;
 pub mod properties;
 pub mod record;
 pub mod rest;

@@ -13,22 +13,6 @@ use sluice_connect::worker::{Worker, WorkerConfig};
 
 use common::*;
 
-/// Polls `GET path` until `check` accepts the answer (up to 20 s); the last answer.
-async fn await_get(rest: &RestClient, path: &str, check: impl Fn(&Json) -> bool) -> Json {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let (status, body) = rest.get(path).await.unwrap();
-        if status == 200 && check(&body) {
-            return body;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "GET {path} never matched; last {status} {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// The status of `method path` without a body.
 async fn call(rest: &RestClient, method: &str, path: &str) -> u16 {
     rest.request(method, path, None).await.unwrap().0

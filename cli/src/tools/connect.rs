@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use serde_json::{json, Value as Json};
 use sluice_connect::connector::Props;
+use sluice_connect::distributed::{DistributedConfig, DistributedWorker};
 use sluice_connect::properties::{parse_properties, read_config_file, read_connector_config};
 use sluice_connect::rest::{RestClient, RestServer};
 use sluice_connect::worker::{Worker, WorkerConfig};
@@ -40,6 +41,16 @@ enum ConnectCommand {
         worker: PathBuf,
         /// Connector config files (`name`, `connector.class`, ... in properties or JSON).
         connectors: Vec<PathBuf>,
+        /// Overrides `bootstrap.servers` of the worker file.
+        #[arg(long = "bootstrap-server")]
+        bootstrap_server: Option<String>,
+    },
+    /// Run a distributed worker until Ctrl-C or SIGTERM (like connect-distributed.sh):
+    /// workers with the same `group.id` share connectors, kept in `config.storage.topic`,
+    /// `offset.storage.topic` and `status.storage.topic`; create them through the REST API.
+    Distributed {
+        /// The worker's properties file (`group.id`, `bootstrap.servers`, `listeners`, ...).
+        worker: PathBuf,
         /// Overrides `bootstrap.servers` of the worker file.
         #[arg(long = "bootstrap-server")]
         bootstrap_server: Option<String>,
@@ -158,6 +169,10 @@ pub fn run(args: ConnectArgs) -> anyhow::Result<()> {
             connectors,
             bootstrap_server,
         } => runtime.block_on(standalone(worker, connectors, bootstrap_server)),
+        ConnectCommand::Distributed {
+            worker,
+            bootstrap_server,
+        } => runtime.block_on(distributed(worker, bootstrap_server)),
         ConnectCommand::Rest(command) => {
             let rest = RestClient::new(&args.url)?;
             runtime.block_on(drive(&rest, command))
@@ -410,26 +425,18 @@ fn encode(segment: &str) -> String {
     out
 }
 
-/// Runs a standalone worker with its REST API until a signal, creating the given connectors.
-async fn standalone(
-    worker_file: PathBuf,
-    connector_files: Vec<PathBuf>,
-    bootstrap_server: Option<String>,
-) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(&worker_file)
-        .with_context(|| format!("read {}", worker_file.display()))?;
-    let props = parse_properties(&text).with_context(|| format!("{}", worker_file.display()))?;
-    let config = WorkerConfig::from_props(&props)
-        .with_context(|| format!("worker config {}", worker_file.display()))?;
-    // Every connector file is read before anything starts: a typo fails fast.
-    let mut connectors = Vec::new();
-    for path in &connector_files {
-        connectors.push(read_connector_config(path)?);
-    }
-    let bootstrap = bootstrap_server
+/// A worker properties file.
+fn worker_props(path: &PathBuf) -> anyhow::Result<Props> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
+    parse_properties(&text).with_context(|| format!("{}", path.display()))
+}
+
+/// A client of the worker's cluster: `--bootstrap-server`, else `bootstrap.servers`.
+async fn worker_client(flag: Option<String>, config: &WorkerConfig) -> anyhow::Result<Arc<Client>> {
+    let bootstrap = flag
         .or_else(|| config.bootstrap_servers.clone())
         .unwrap_or_else(|| "127.0.0.1:9092".into());
-    let client = Client::connect(
+    Client::connect(
         &bootstrap,
         ClientOptions {
             client_id: "sluice-connect".into(),
@@ -437,7 +444,51 @@ async fn standalone(
         },
     )
     .await
-    .with_context(|| format!("connect to {bootstrap}"))?;
+    .with_context(|| format!("connect to {bootstrap}"))
+}
+
+/// Runs a distributed worker with its REST API until a signal.
+async fn distributed(worker_file: PathBuf, bootstrap_server: Option<String>) -> anyhow::Result<()> {
+    let props = worker_props(&worker_file)?;
+    let (config, distributed) = DistributedConfig::from_props(&props)
+        .with_context(|| format!("worker config {}", worker_file.display()))?;
+    let client = worker_client(bootstrap_server, &config).await?;
+    let listener = RestServer::bind(&config.rest_listen).await?;
+    let id = listener.local_addr()?.to_string();
+    let worker = Arc::new(
+        DistributedWorker::start(
+            client,
+            config,
+            distributed,
+            sluice_connectors::plugins(),
+            &id,
+        )
+        .await?,
+    );
+    let server = RestServer::serve(listener, worker.clone())?;
+    println!("Connect REST API on http://{id}");
+    std::io::Write::flush(&mut std::io::stdout())?;
+    super::wait_for_shutdown_signal().await?;
+    server.shutdown().await;
+    worker.shutdown().await;
+    Ok(())
+}
+
+/// Runs a standalone worker with its REST API until a signal, creating the given connectors.
+async fn standalone(
+    worker_file: PathBuf,
+    connector_files: Vec<PathBuf>,
+    bootstrap_server: Option<String>,
+) -> anyhow::Result<()> {
+    let props = worker_props(&worker_file)?;
+    let config = WorkerConfig::from_props(&props)
+        .with_context(|| format!("worker config {}", worker_file.display()))?;
+    // Every connector file is read before anything starts: a typo fails fast.
+    let mut connectors = Vec::new();
+    for path in &connector_files {
+        connectors.push(read_connector_config(path)?);
+    }
+    let client = worker_client(bootstrap_server, &config).await?;
     let (worker, server) = start_worker(client, config, &mut std::io::stdout()).await?;
     for (name, props) in connectors {
         worker

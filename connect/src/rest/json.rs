@@ -40,7 +40,8 @@ pub(super) fn task_status(id: usize, task: &State, worker_id: &str) -> Json {
 }
 
 /// `{"name", "connector": {"state", "worker_id"}, "tasks": [...], "type"}`.
-pub(super) fn status(name: &str, status: &ConnectorStatus, worker_id: &str) -> Json {
+pub(super) fn status(name: &str, status: &ConnectorStatus) -> Json {
+    let worker_id = status.worker_id.as_str();
     json!({
         "name": name,
         "connector": Json::Object(state(&status.state, worker_id)),

@@ -23,6 +23,7 @@ pub use client::RestClient;
 
 use crate::connector::Props;
 use crate::error::{ConnectError, Result};
+use crate::herder::Herder;
 use crate::worker::Worker;
 
 /// A running REST server.
@@ -36,14 +37,28 @@ impl RestServer {
     /// Serves `worker`'s REST API on `listen` (`host:port`; port 0: an ephemeral one). The
     /// worker's id in statuses becomes the bound `host:port`.
     pub async fn start(worker: Arc<Worker>, listen: &str) -> Result<RestServer> {
-        let listener = tokio::net::TcpListener::bind(listen).await.map_err(|err| {
-            ConnectError::config("listeners", listen, format!("cannot listen: {err}"))
-        })?;
+        let listener = RestServer::bind(listen).await?;
         let addr = listener.local_addr().map_err(|err| {
             ConnectError::config("listeners", listen, format!("cannot listen: {err}"))
         })?;
         worker.set_worker_id(&addr.to_string());
-        let app = router(worker);
+        RestServer::serve(listener, worker)
+    }
+
+    /// Binds `listen` (`host:port`) for [`RestServer::serve`]: a distributed worker needs its
+    /// address, which names it to the group, before it starts.
+    pub async fn bind(listen: &str) -> Result<tokio::net::TcpListener> {
+        tokio::net::TcpListener::bind(listen).await.map_err(|err| {
+            ConnectError::config("listeners", listen, format!("cannot listen: {err}"))
+        })
+    }
+
+    /// Serves `herder`'s REST API on a bound listener.
+    pub fn serve(listener: tokio::net::TcpListener, herder: Arc<dyn Herder>) -> Result<RestServer> {
+        let addr = listener.local_addr().map_err(|err| {
+            ConnectError::config("listeners", "", format!("cannot listen: {err}"))
+        })?;
+        let app = router(herder);
         let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
         let handle = tokio::spawn(async move {
             let served = axum::serve(listener, app)
@@ -76,7 +91,7 @@ impl RestServer {
 }
 
 /// The routes of Kafka Connect's REST API.
-pub fn router(worker: Arc<Worker>) -> Router {
+pub fn router(worker: Arc<dyn Herder>) -> Router {
     Router::new()
         .route("/", get(root))
         .route("/connectors", get(list_connectors).post(create_connector))
@@ -114,7 +129,7 @@ pub fn router(worker: Arc<Worker>) -> Router {
         .with_state(worker)
 }
 
-type Shared = State<Arc<Worker>>;
+type Shared = State<Arc<dyn Herder>>;
 
 /// A response: a status and a JSON body (none for 204).
 struct Reply(StatusCode, Option<Json>);
@@ -255,10 +270,7 @@ async fn list_connectors(State(worker): Shared, RawQuery(query): RawQuery) -> An
         }
         if expand.contains(&"status") {
             if let Some(status) = worker.status(&name).await {
-                entry.insert(
-                    "status".into(),
-                    json::status(&name, &status, &worker.worker_id()),
-                );
+                entry.insert("status".into(), json::status(&name, &status));
             }
         }
         all.insert(name, Json::Object(entry));
@@ -320,7 +332,7 @@ async fn put_connector_config(
 
 async fn connector_status(State(worker): Shared, Path(name): Path<String>) -> Answer {
     match worker.status(&name).await {
-        Some(status) => ok(json::status(&name, &status, &worker.worker_id())),
+        Some(status) => ok(json::status(&name, &status)),
         None => Err(connector_not_found(&name)),
     }
 }
@@ -342,7 +354,7 @@ async fn restart_connector(
     }
     Ok(Reply(
         StatusCode::ACCEPTED,
-        Some(json::status(&name, &status, &worker.worker_id())),
+        Some(json::status(&name, &status)),
     ))
 }
 
@@ -393,7 +405,7 @@ async fn task_status(State(worker): Shared, Path((name, task)): Path<(String, St
         .await
         .ok_or_else(|| connector_not_found(&name))?;
     match status.tasks.get(id) {
-        Some(state) => ok(json::task_status(id, state, &worker.worker_id())),
+        Some(state) => ok(json::task_status(id, state, &status.worker_id)),
         None => Err(Failure(
             StatusCode::NOT_FOUND,
             format!("Task {name}-{id} not found"),

@@ -296,6 +296,8 @@ pub struct ConnectorStatus {
     pub kind: &'static str,
     /// Each task's state, by task id.
     pub tasks: Vec<State>,
+    /// The worker that runs them (its REST `host:port`).
+    pub worker_id: String,
 }
 
 /// A connector as the REST API describes it: name, config, task count and type.
@@ -403,11 +405,12 @@ impl Entry {
         }
     }
 
-    fn status(&self) -> ConnectorStatus {
+    fn status(&self, worker_id: &str) -> ConnectorStatus {
         ConnectorStatus {
             state: self.state.lock().clone(),
             kind: self.plugin.kind(),
             tasks: self.tasks.iter().map(|t| t.state.lock().clone()).collect(),
+            worker_id: worker_id.to_string(),
         }
     }
 
@@ -453,20 +456,36 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// A worker on `client`'s cluster that can run `plugins`.
+    /// A worker on `client`'s cluster that can run `plugins`, keeping source offsets in
+    /// `offset.storage.file.filename` (or in memory).
     pub fn new(client: Arc<Client>, config: WorkerConfig, plugins: Plugins) -> Result<Worker> {
         let offsets = match &config.offset_file {
             Some(path) => OffsetStore::open(path)?,
             None => OffsetStore::in_memory(),
         };
-        Ok(Worker {
+        Ok(Worker::with_offset_store(
             client,
             config,
             plugins,
-            offsets: Arc::new(offsets),
+            Arc::new(offsets),
+        ))
+    }
+
+    /// A worker keeping source offsets in `offsets` (a distributed worker's topic).
+    pub fn with_offset_store(
+        client: Arc<Client>,
+        config: WorkerConfig,
+        plugins: Plugins,
+        offsets: Arc<OffsetStore>,
+    ) -> Worker {
+        Worker {
+            client,
+            config,
+            plugins,
+            offsets,
             worker_id: Mutex::new("localhost:8083".into()),
             running: tokio::sync::Mutex::new(BTreeMap::new()),
-        })
+        }
     }
 
     /// The connector classes this worker runs.
@@ -498,6 +517,18 @@ impl Worker {
     /// created when the config is wrong: the error names every problem. A connector whose
     /// own `start` fails is created and FAILED, as in Kafka Connect, so it can be restarted.
     pub async fn create_connector(&self, name: &str, props: Props) -> Result<ConnectorInfo> {
+        self.create_connector_in(name, props, TargetState::Started)
+            .await
+    }
+
+    /// Creates connector `name` in `target` state: paused, its tasks start paused; stopped,
+    /// nothing runs (a distributed worker taking over a connector in that state).
+    pub async fn create_connector_in(
+        &self,
+        name: &str,
+        props: Props,
+        target: TargetState,
+    ) -> Result<ConnectorInfo> {
         let mut running = self.running.lock().await;
         if running.contains_key(name) {
             return Err(ConnectError::Conflict(format!(
@@ -508,12 +539,15 @@ impl Worker {
         let mut entry = Entry {
             plugin,
             config: props,
-            target: TargetState::Started,
+            target,
             connector: None,
             state: Arc::new(Mutex::new(State::Unassigned)),
             tasks: Vec::new(),
         };
-        self.start(name, &mut entry)?;
+        match target {
+            TargetState::Stopped => *entry.state.lock() = State::Stopped,
+            _ => self.start(name, &mut entry)?,
+        }
         let info = entry.info(name);
         running.insert(name.to_string(), entry);
         Ok(info)
@@ -616,7 +650,7 @@ impl Worker {
         let mut running = self.running.lock().await;
         let entry = running.get_mut(name).ok_or_else(|| not_found(name))?;
         if entry.target == TargetState::Stopped {
-            return Ok(entry.status());
+            return Ok(entry.status(&self.worker_id()));
         }
         let connector_failed = entry.state.lock().is_failed();
         if !only_failed || connector_failed {
@@ -645,7 +679,7 @@ impl Worker {
             only_failed,
             "connector restarted"
         );
-        Ok(entry.status())
+        Ok(entry.status(&self.worker_id()))
     }
 
     /// Restarts task `task` of connector `name` with its config.
@@ -690,7 +724,8 @@ impl Worker {
 
     /// Connector `name`'s status and its tasks'.
     pub async fn status(&self, name: &str) -> Option<ConnectorStatus> {
-        self.running.lock().await.get(name).map(Entry::status)
+        let id = self.worker_id();
+        self.running.lock().await.get(name).map(|e| e.status(&id))
     }
 
     /// What connector `name` has reached: a source's source offsets by source partition; a
@@ -705,7 +740,13 @@ impl Worker {
                 .plugin
                 .kind()
         };
+        self.offsets_of(kind, name).await
+    }
+
+    /// The offsets of connector `name` of `kind` (`source` or `sink`), wherever it runs.
+    pub(crate) async fn offsets_of(&self, kind: &str, name: &str) -> Result<Vec<(Value, Value)>> {
         if kind == "source" {
+            self.offsets.refresh().await?;
             return Ok(self.offsets.all(name));
         }
         let committed = self.client.committed_offsets(&sink::group_id(name)).await?;
@@ -727,13 +768,23 @@ impl Worker {
     /// (`PATCH /connectors/{name}/offsets`).
     pub async fn alter_offsets(&self, name: &str, offsets: Vec<(Value, Value)>) -> Result<()> {
         let running = self.running.lock().await;
-        let entry = stopped_entry(&running, name)?;
+        let kind = stopped_entry(&running, name)?.plugin.kind();
+        self.alter_offsets_of(kind, name, offsets).await
+    }
+
+    /// Alters the offsets of connector `name` of `kind`, which the caller knows is stopped.
+    pub(crate) async fn alter_offsets_of(
+        &self,
+        kind: &str,
+        name: &str,
+        offsets: Vec<(Value, Value)>,
+    ) -> Result<()> {
         if offsets.is_empty() {
             return Err(ConnectError::BadRequest(
                 "The offsets to alter must not be empty".into(),
             ));
         }
-        if entry.plugin.kind() == "source" {
+        if kind == "source" {
             for (partition, _) in &offsets {
                 if !matches!(partition, Value::Map(_)) {
                     return Err(ConnectError::BadRequest(format!(
@@ -742,7 +793,7 @@ impl Worker {
                     )));
                 }
             }
-            return self.offsets.commit(name, &offsets);
+            return self.offsets.commit(name, &offsets).await;
         }
         let mut commit = BTreeMap::new();
         let mut forget = Vec::new();
@@ -772,9 +823,15 @@ impl Worker {
     /// `auto.offset.reset` (earliest).
     pub async fn reset_offsets(&self, name: &str) -> Result<()> {
         let running = self.running.lock().await;
-        let entry = stopped_entry(&running, name)?;
-        if entry.plugin.kind() == "source" {
-            return self.offsets.remove(name);
+        let kind = stopped_entry(&running, name)?.plugin.kind();
+        self.reset_offsets_of(kind, name).await
+    }
+
+    /// Resets the offsets of connector `name` of `kind`, which the caller knows is stopped.
+    pub(crate) async fn reset_offsets_of(&self, kind: &str, name: &str) -> Result<()> {
+        if kind == "source" {
+            self.offsets.refresh().await?;
+            return self.offsets.remove(name).await;
         }
         let group = sink::group_id(name);
         let committed: Vec<(String, i32)> = self
@@ -812,7 +869,7 @@ impl Worker {
     }
 
     /// The plugin and config (with `name`) of a config that is valid, or every problem.
-    fn checked(&self, name: &str, mut props: Props) -> Result<(Plugin, Props)> {
+    pub(crate) fn checked(&self, name: &str, mut props: Props) -> Result<(Plugin, Props)> {
         if name.trim().is_empty() || name.chars().any(char::is_control) {
             return Err(ConnectError::BadRequest(format!(
                 "Connector name {name:?} is not valid: it must be non-empty, without control characters"
@@ -1101,19 +1158,25 @@ fn tasks_max(props: &Props) -> Result<usize> {
     }
 }
 
-fn not_found(name: &str) -> ConnectError {
+pub(crate) fn not_found(name: &str) -> ConnectError {
     ConnectError::NotFound(format!("Connector {name} not found"))
 }
 
 /// Connector `name`, which must be stopped for its offsets to change (KIP-875).
 fn stopped_entry<'a>(running: &'a BTreeMap<String, Entry>, name: &str) -> Result<&'a Entry> {
     let entry = running.get(name).ok_or_else(|| not_found(name))?;
-    if entry.target != TargetState::Stopped {
+    must_be_stopped(name, entry.target)?;
+    Ok(entry)
+}
+
+/// Offsets change only while a connector is stopped (KIP-875).
+pub(crate) fn must_be_stopped(name: &str, target: TargetState) -> Result<()> {
+    if target != TargetState::Stopped {
         return Err(ConnectError::BadRequest(format!(
             "Connectors must be in the STOPPED state before their offsets can be modified. This can be done for the specified connector by issuing a 'PUT' request to the '/connectors/{name}/stop' endpoint"
         )));
     }
-    Ok(entry)
+    Ok(())
 }
 
 /// A sink partition as Kafka Connect writes it: `{"kafka_topic": t, "kafka_partition": p}`.

@@ -9,18 +9,23 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use bytes::Bytes;
 use parking_lot::Mutex;
+use sluice_log::client::Client;
 
 use crate::converter::{Converter, JsonConverter};
 use crate::data::Value;
+use crate::distributed::kafka_log::{text_key, KafkaLog};
 use crate::error::{ConnectError, Result};
 
 /// The offsets of every connector's source partitions, kept in memory and, when a path is
-/// given, in a file.
+/// given, in a file, or in a topic shared by distributed workers (`offset.storage.topic`).
 pub struct OffsetStore {
     path: Option<PathBuf>,
-    offsets: Mutex<BTreeMap<String, String>>,
+    offsets: Arc<Mutex<BTreeMap<String, String>>>,
+    topic: Option<KafkaLog>,
 }
 
 impl OffsetStore {
@@ -28,7 +33,49 @@ impl OffsetStore {
     pub fn in_memory() -> OffsetStore {
         OffsetStore {
             path: None,
-            offsets: Mutex::new(BTreeMap::new()),
+            offsets: Arc::new(Mutex::new(BTreeMap::new())),
+            topic: None,
+        }
+    }
+
+    /// The store in `topic` (created if missing, compacted), read whole, then kept up with
+    /// what other workers write to it.
+    pub async fn on_topic(
+        client: &Arc<Client>,
+        topic: &str,
+        partitions: i32,
+        replication: i16,
+    ) -> Result<OffsetStore> {
+        let offsets = Arc::new(Mutex::new(BTreeMap::new()));
+        let applied = offsets.clone();
+        let log = KafkaLog::start(client, topic, partitions, replication, move |record| {
+            let Some(key) = text_key(record) else {
+                return;
+            };
+            let mut all = applied.lock();
+            match record.value.as_deref().map(std::str::from_utf8) {
+                Some(Ok(value)) if value != "null" => {
+                    all.insert(key.to_string(), value.to_string());
+                }
+                Some(Ok(_)) | None => {
+                    all.remove(key);
+                }
+                Some(Err(_)) => tracing::warn!(%key, "an offset that is not UTF-8 JSON; ignored"),
+            }
+        })
+        .await?;
+        Ok(OffsetStore {
+            path: None,
+            offsets,
+            topic: Some(log),
+        })
+    }
+
+    /// Catches up with what other workers wrote (a topic store; others hold all they know).
+    pub async fn refresh(&self) -> Result<()> {
+        match &self.topic {
+            Some(log) => log.read_to_end().await,
+            None => Ok(()),
         }
     }
 
@@ -58,7 +105,8 @@ impl OffsetStore {
         }
         Ok(OffsetStore {
             path: Some(path.to_path_buf()),
-            offsets: Mutex::new(offsets),
+            offsets: Arc::new(Mutex::new(offsets)),
+            topic: None,
         })
     }
 
@@ -98,9 +146,10 @@ impl OffsetStore {
             .collect()
     }
 
-    /// Records `offsets` (partition → offset) of `connector` and writes the file. A null
-    /// offset forgets the partition (a tombstone in `connect-offsets`).
-    pub fn commit(&self, connector: &str, offsets: &[(Value, Value)]) -> Result<()> {
+    /// Records `offsets` (partition → offset) of `connector` and writes them to the file or
+    /// the topic (returning once they are there). A null offset forgets the partition (a
+    /// tombstone in `connect-offsets`).
+    pub async fn commit(&self, connector: &str, offsets: &[(Value, Value)]) -> Result<()> {
         if offsets.is_empty() {
             return Ok(());
         }
@@ -111,6 +160,12 @@ impl OffsetStore {
                 offset => Some(json_text(offset)?),
             };
             encoded.push((encode_key(connector, partition)?, value));
+        }
+        if let Some(log) = &self.topic {
+            for (key, value) in encoded {
+                log.send(Bytes::from(key), value.map(Bytes::from)).await?;
+            }
+            return Ok(());
         }
         let snapshot = {
             let mut all = self.offsets.lock();
@@ -126,8 +181,13 @@ impl OffsetStore {
     }
 
     /// Forgets every offset of `connector` (its deletion).
-    pub fn remove(&self, connector: &str) -> Result<()> {
+    pub async fn remove(&self, connector: &str) -> Result<()> {
         let gone: Vec<Value> = self.all(connector).into_iter().map(|(p, _)| p).collect();
+        if self.topic.is_some() {
+            let tombstones: Vec<(Value, Value)> =
+                gone.into_iter().map(|p| (p, Value::Null)).collect();
+            return self.commit(connector, &tombstones).await;
+        }
         let snapshot = {
             let mut all = self.offsets.lock();
             for partition in &gone {
@@ -184,8 +244,8 @@ pub(super) fn json_text(value: &Value) -> Result<String> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn offsets_survive_reopening_and_are_kept_per_connector() {
+    #[tokio::test]
+    async fn offsets_survive_reopening_and_are_kept_per_connector() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("connect.offsets");
         let file_a = Value::string_map([("filename", Value::from("a.txt"))]);
@@ -195,13 +255,24 @@ mod tests {
             let store = OffsetStore::open(&path).unwrap();
             store
                 .commit("src", &[(file_a.clone(), at(10)), (file_b.clone(), at(3))])
+                .await
                 .unwrap();
-            store.commit("src", &[(file_a.clone(), at(25))]).unwrap();
-            store.commit("other", &[(file_a.clone(), at(1))]).unwrap();
-            store.commit("other", &[(file_b.clone(), at(7))]).unwrap();
+            store
+                .commit("src", &[(file_a.clone(), at(25))])
+                .await
+                .unwrap();
+            store
+                .commit("other", &[(file_a.clone(), at(1))])
+                .await
+                .unwrap();
+            store
+                .commit("other", &[(file_b.clone(), at(7))])
+                .await
+                .unwrap();
             // A null offset forgets the partition.
             store
                 .commit("other", &[(file_b.clone(), Value::Null)])
+                .await
                 .unwrap();
         }
         let store = OffsetStore::open(&path).unwrap();
@@ -216,7 +287,7 @@ mod tests {
             text.contains("[\"src\",{\"filename\":\"a.txt\"}]\t{\"position\":25}"),
             "{text}"
         );
-        store.remove("src").unwrap();
+        store.remove("src").await.unwrap();
         let store = OffsetStore::open(&path).unwrap();
         assert_eq!(store.get("src", &file_a), None);
         assert_eq!(store.get("other", &file_a), Some(at(1)));

@@ -274,7 +274,7 @@ async fn commit(
     let reached = std::mem::take(&mut uncommitted.offsets);
     uncommitted.index.clear();
     uncommitted.last = None;
-    offsets.commit(&setup.connector, &reached)
+    offsets.commit(&setup.connector, &reached).await
 }
 
 fn partition_key(partition: &Value) -> Result<String> {

@@ -233,3 +233,23 @@ pub async fn wait_for(name: &str, n: usize) -> Vec<Value> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Polls `GET path` on `rest` until `check` accepts the answer (up to 40 s); the last answer.
+pub async fn await_get(
+    rest: &sluice_connect::rest::RestClient,
+    path: &str,
+    check: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    loop {
+        let (status, body) = rest.get(path).await.unwrap();
+        if status == 200 && check(&body) {
+            return body;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "GET {path} never matched; last {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

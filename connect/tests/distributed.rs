@@ -1,0 +1,236 @@
+//! Distributed workers: two workers of one group on an embedded node share connectors, any
+//! worker's REST API sees the whole group's configs and statuses, and when a worker dies
+//! (its process gone, no goodbye) its connectors restart on the other, resuming from the
+//! offsets it committed.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value as Json};
+use sluice_connect::distributed::{DistributedConfig, DistributedWorker};
+use sluice_connect::rest::{RestClient, RestServer};
+use sluice_log::broker::embedded::EmbeddedBroker;
+
+use common::*;
+
+/// A worker on a runtime of its own, so that it can die as a process does.
+struct WorkerProcess {
+    runtime: Option<tokio::runtime::Runtime>,
+    worker: Option<Arc<DistributedWorker>>,
+    server: Option<RestServer>,
+    id: String,
+}
+
+impl WorkerProcess {
+    fn start(node: &EmbeddedBroker) -> WorkerProcess {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (worker, server, id) = runtime.block_on(async {
+            let client = node.client().await.unwrap();
+            let listener = RestServer::bind("127.0.0.1:0").await.unwrap();
+            let id = listener.local_addr().unwrap().to_string();
+            let (worker_config, config) = DistributedConfig::from_props(&props(&[
+                ("group.id", "connect-cluster"),
+                ("offset.flush.interval.ms", "100"),
+                ("offset.storage.partitions", "3"),
+                ("status.storage.partitions", "2"),
+                ("session.timeout.ms", "6000"),
+                ("heartbeat.interval.ms", "100"),
+            ]))
+            .unwrap();
+            let worker = Arc::new(
+                DistributedWorker::start(client, worker_config, config, plugins(), &id)
+                    .await
+                    .unwrap(),
+            );
+            let server = RestServer::serve(listener, worker.clone()).unwrap();
+            (worker, server, id)
+        });
+        WorkerProcess {
+            runtime: Some(runtime),
+            worker: Some(worker),
+            server: Some(server),
+            id,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.id)
+    }
+
+    /// Gone at once: its runtime and every task on it stop, it never leaves the group.
+    fn kill(mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+        std::mem::forget(self.server.take());
+        std::mem::forget(self.worker.take());
+    }
+
+    fn shutdown(mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.block_on(async {
+                if let Some(server) = self.server.take() {
+                    server.shutdown().await;
+                }
+                if let Some(worker) = self.worker.take() {
+                    worker.shutdown().await;
+                }
+            });
+        }
+    }
+}
+
+fn numbers(collector: &str) -> Vec<i64> {
+    let mut seen: Vec<i64> = collected()
+        .lock()
+        .unwrap()
+        .get(collector)
+        .map(|records| {
+            records
+                .iter()
+                .filter_map(|r| r.record.value.as_i64())
+                .collect()
+        })
+        .unwrap_or_default();
+    seen.sort_unstable();
+    seen.dedup();
+    seen
+}
+
+#[test]
+fn two_workers_share_connectors_and_the_survivor_takes_over_a_dead_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = sluice_log::Sluice::embedded(dir.path().join("node"))
+        .config("group.initial.rebalance.delay.ms", "0")
+        .start()
+        .unwrap();
+    let a = WorkerProcess::start(&node);
+    let b = WorkerProcess::start(&node);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (a_url, b_url) = (a.url(), b.url());
+    let (a_id, b_id) = (a.id.clone(), b.id.clone());
+    // Which worker runs the source (to kill it), found out below.
+    let source_owner = runtime.block_on(async {
+        tokio::time::timeout(Duration::from_secs(60), async {
+            let rest_a = RestClient::new(&a_url).unwrap();
+            let rest_b = RestClient::new(&b_url).unwrap();
+            let (status, created) = rest_a
+                .request(
+                    "POST",
+                    "/connectors",
+                    Some(&json!({"name": "count", "config": {
+                        "connector.class": "CountingSource", "topic": "numbers", "limit": "200"}})),
+                )
+                .await
+                .unwrap();
+            assert_eq!(status, 201, "{created}");
+            let (status, _) = rest_b
+                .request(
+                    "PUT",
+                    "/connectors/collect/config",
+                    Some(&json!({"connector.class": "CollectingSink", "topics": "numbers", "collector": "dist"})),
+                )
+                .await
+                .unwrap();
+            assert_eq!(status, 201);
+            // Either worker sees both, with the group's statuses.
+            assert_eq!(rest_b.get("/connectors").await.unwrap().1, json!(["collect", "count"]));
+            let (status, err) = rest_b
+                .request("POST", "/connectors", Some(&json!({"name": "count", "config": {
+                    "connector.class": "CountingSource", "topic": "numbers", "limit": "1"}})))
+                .await
+                .unwrap();
+            assert_eq!(status, 409, "{err}");
+            let running = |b: &Json| {
+                b["connector"]["state"] == "RUNNING" && b["tasks"][0]["state"] == "RUNNING"
+            };
+            // Once both workers are in the group, each runs one connector (the first
+            // generations may have had one worker only).
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+            let owners = loop {
+                let count = await_get(&rest_b, "/connectors/count/status", running).await;
+                let collect = await_get(&rest_a, "/connectors/collect/status", running).await;
+                let owners = [
+                    count["connector"]["worker_id"].as_str().unwrap().to_string(),
+                    collect["connector"]["worker_id"].as_str().unwrap().to_string(),
+                ];
+                if owners[0] != owners[1] {
+                    break owners;
+                }
+                assert!(tokio::time::Instant::now() < deadline, "one worker runs both: {owners:?}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            };
+            assert!(owners.contains(&a_id) && owners.contains(&b_id), "{owners:?}");
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+            while numbers("dist") != (0..200).collect::<Vec<_>>() {
+                assert!(tokio::time::Instant::now() < deadline, "the sink has {:?}", numbers("dist").len());
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            // Task configs and offsets are shared too.
+            let (_, tasks) = rest_a.get("/connectors/count/tasks").await.unwrap();
+            assert_eq!(tasks[0]["config"]["limit"], "200", "{tasks}");
+            await_get(&rest_a, "/connectors/count/offsets", |b| {
+                b["offsets"][0]["offset"]["next"] == 200
+            })
+            .await;
+            owners[0].clone()
+        })
+        .await
+        .expect("the first part finishes within 60 s")
+    });
+
+    let (dead, survivor) = if source_owner == a_id { (a, b) } else { (b, a) };
+    let survivor_url = survivor.url();
+    let survivor_id = survivor.id.clone();
+    dead.kill();
+    runtime.block_on(async {
+        tokio::time::timeout(Duration::from_secs(60), async {
+            let rest = RestClient::new(&survivor_url).unwrap();
+            // After the dead worker's session times out, the survivor runs the source.
+            await_get(&rest, "/connectors/count/status", |b| {
+                b["connector"]["worker_id"] == survivor_id.as_str()
+                    && b["connector"]["state"] == "RUNNING"
+                    && b["tasks"][0]["state"] == "RUNNING"
+            })
+            .await;
+            // It resumes from the dead worker's committed offset: more numbers, none lost.
+            let (status, _) = rest
+                .request(
+                    "PUT",
+                    "/connectors/count/config",
+                    Some(&json!({"connector.class": "CountingSource", "topic": "numbers", "limit": "400"})),
+                )
+                .await
+                .unwrap();
+            assert_eq!(status, 200);
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+            while numbers("dist") != (0..400).collect::<Vec<_>>() {
+                assert!(tokio::time::Instant::now() < deadline, "the sink has {} numbers", numbers("dist").len());
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            // Pause, stop and offsets work across the group too.
+            rest.request("PUT", "/connectors/count/stop", None).await.unwrap();
+            await_get(&rest, "/connectors/count/status", |b| b["connector"]["state"] == "STOPPED").await;
+            let (status, _) = rest.request("DELETE", "/connectors/count/offsets", None).await.unwrap();
+            assert_eq!(status, 200);
+            assert_eq!(rest.get("/connectors/count/offsets").await.unwrap().1, json!({"offsets": []}));
+            let (status, _) = rest.request("DELETE", "/connectors/count", None).await.unwrap();
+            assert_eq!(status, 204);
+            assert_eq!(rest.get("/connectors").await.unwrap().1, json!(["collect"]));
+        })
+        .await
+        .expect("the take-over finishes within 60 s")
+    });
+    survivor.shutdown();
+    node.shutdown().unwrap();
+}
