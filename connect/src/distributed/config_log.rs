@@ -122,9 +122,14 @@ impl ConfigSnapshot {
                     .map(str::to_string)
             });
             let target = match state.as_deref() {
+                None => {
+                    // A tombstone: no state of its own (a deletion's).
+                    self.targets.remove(name);
+                    return;
+                }
                 Some("PAUSED") => TargetState::Paused,
                 Some("STOPPED") => TargetState::Stopped,
-                _ => TargetState::Started,
+                Some(_) => TargetState::Started,
             };
             self.targets.insert(name.to_string(), target);
         } else if let Some(name) = key.strip_prefix("restart-connector-") {
@@ -220,11 +225,13 @@ impl ConfigLog {
         .await
     }
 
-    /// Deletes a connector: its config, target state and tasks.
+    /// Deletes a connector: its config first (readers forget the rest with it, so a
+    /// stopped connector is never seen started on the way out), then its target state and
+    /// task commit, which compaction may then drop.
     pub async fn delete_connector(&self, name: &str) -> Result<()> {
+        self.put(format!("connector-{name}"), None).await?;
         self.put(format!("target-state-{name}"), None).await?;
-        self.put(format!("commit-{name}"), None).await?;
-        self.put(format!("connector-{name}"), None).await
+        self.put(format!("commit-{name}"), None).await
     }
 
     /// Writes a connector's target state.

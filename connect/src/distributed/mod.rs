@@ -287,6 +287,23 @@ impl DistributedWorker {
         Ok(snapshot)
     }
 
+    /// The configs, when connector `name` is stopped with its tasks gone (its owner writes
+    /// an empty task list once they have stopped and committed), as offsets changes need.
+    async fn stopped(&self, name: &str) -> Result<ConfigSnapshot> {
+        let snapshot = self.existing(name).await?;
+        must_be_stopped(name, snapshot.target(name))?;
+        if snapshot
+            .tasks
+            .get(name)
+            .is_some_and(|tasks| !tasks.is_empty())
+        {
+            return Err(ConnectError::BadRequest(format!(
+                "Connector {name} is stopping: its tasks have not all stopped yet; try again shortly"
+            )));
+        }
+        Ok(snapshot)
+    }
+
     fn status_now(&self, snapshot: &ConfigSnapshot, name: &str) -> Option<ConnectorStatus> {
         let config = snapshot.connectors.get(name)?;
         let connector = self.inner.statuses.connector(name);
@@ -439,6 +456,11 @@ impl Inner {
     /// Brings what this worker owns in line with the configs: creates, reconfigures, pauses,
     /// resumes, stops, restarts, deletes; then writes task configs that changed.
     async fn reconcile(&self, owned: &mut BTreeMap<String, Owned>, snapshot: &ConfigSnapshot) {
+        // Offsets altered through another worker are read before a task here starts from
+        // them (the config and offset topics are read by separate tails).
+        if let Err(err) = self.local.offset_store().refresh().await {
+            tracing::warn!(%err, "reading the offset topic failed");
+        }
         let mut gone = Vec::new();
         for (name, own) in owned.iter_mut() {
             let Some(config) = snapshot.connectors.get(name) else {
@@ -769,16 +791,14 @@ impl Herder for DistributedWorker {
         offsets: Vec<(Value, Value)>,
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            let snapshot = self.existing(name).await?;
-            must_be_stopped(name, snapshot.target(name))?;
+            let snapshot = self.stopped(name).await?;
             let kind = self.kind_of(&snapshot.connectors[name]);
             self.inner.local.alter_offsets_of(kind, name, offsets).await
         })
     }
     fn reset_offsets<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            let snapshot = self.existing(name).await?;
-            must_be_stopped(name, snapshot.target(name))?;
+            let snapshot = self.stopped(name).await?;
             let kind = self.kind_of(&snapshot.connectors[name]);
             self.inner.local.reset_offsets_of(kind, name).await
         })

@@ -414,24 +414,22 @@ impl Entry {
         }
     }
 
-    /// Tells every task, and marks them and the connector (what failed stays failed).
+    /// Tells every task (each reports its own state once it has paused or resumed, as
+    /// Kafka's tasks do) and marks the connector (a failed one stays failed).
     fn tell(&self, control: Control, state: State) {
         for task in &self.tasks {
             let _ = task.control.send(control);
         }
-        let states = self.tasks.iter().map(|t| &t.state).chain([&self.state]);
-        for now in states {
-            let mut now = now.lock();
-            if !now.is_failed() {
-                *now = state.clone();
-            }
-        }
+        mark(&self.state, state);
     }
 
     /// Stops every task (each flushes and commits what it has) and waits for them.
     async fn stop_tasks(&mut self) {
-        for task in self.tasks.drain(..) {
+        // Every task is told first, so they flush and commit side by side.
+        for task in &self.tasks {
             let _ = task.control.send(Control::Stop);
+        }
+        for task in self.tasks.drain(..) {
             let _ = task.handle.await;
         }
     }
@@ -530,6 +528,16 @@ impl Worker {
         target: TargetState,
     ) -> Result<ConnectorInfo> {
         let mut running = self.running.lock().await;
+        self.create_locked(&mut running, name, props, target)
+    }
+
+    fn create_locked(
+        &self,
+        running: &mut BTreeMap<String, Entry>,
+        name: &str,
+        props: Props,
+        target: TargetState,
+    ) -> Result<ConnectorInfo> {
         if running.contains_key(name) {
             return Err(ConnectError::Conflict(format!(
                 "Connector {name} already exists"
@@ -563,8 +571,8 @@ impl Worker {
     ) -> Result<(bool, ConnectorInfo)> {
         let mut running = self.running.lock().await;
         let Some(entry) = running.get_mut(name) else {
-            drop(running);
-            return Ok((true, self.create_connector(name, props).await?));
+            let info = self.create_locked(&mut running, name, props, TargetState::Started)?;
+            return Ok((true, info));
         };
         let (plugin, props) = self.checked(name, props)?;
         entry.stop_tasks().await;
@@ -582,8 +590,10 @@ impl Worker {
     /// Stops connector `name` and its tasks (each flushes and commits what it has) and forgets
     /// it; its source offsets stay, so a connector of the same name resumes.
     pub async fn delete_connector(&self, name: &str) -> Result<()> {
-        let removed = self.running.lock().await.remove(name);
-        let Some(mut entry) = removed else {
+        // The lock is held until the tasks are gone: a connector of the same name created
+        // meanwhile would run beside them and read offsets they have yet to commit.
+        let mut running = self.running.lock().await;
+        let Some(mut entry) = running.remove(name) else {
             return Err(not_found(name));
         };
         entry.stop_tasks().await;
@@ -863,7 +873,11 @@ impl Worker {
     /// Stops every connector.
     pub async fn shutdown(&self) -> Result<()> {
         for name in self.connectors().await {
-            self.delete_connector(&name).await?;
+            match self.delete_connector(&name).await {
+                // Deleted meanwhile by a request: nothing left to stop.
+                Ok(()) | Err(ConnectError::NotFound(_)) => {}
+                Err(err) => return Err(err),
+            }
         }
         Ok(())
     }
@@ -1053,6 +1067,7 @@ impl Worker {
                     props.clone(),
                     self.offsets.clone(),
                     controlled,
+                    state.clone(),
                 ),
             )),
             RunningConnector::Sink(connector) => tokio::spawn(supervise(
@@ -1065,6 +1080,7 @@ impl Worker {
                     props.clone(),
                     sink::topics_of(&entry.config)?,
                     controlled,
+                    state.clone(),
                 ),
             )),
         };
@@ -1126,6 +1142,14 @@ impl Worker {
             errors: ErrorPolicy::from_props(props)?,
             task: 0,
         })
+    }
+}
+
+/// Sets a connector's or task's state, unless it has failed (only a restart clears that).
+pub(crate) fn mark(state: &Mutex<State>, to: State) {
+    let mut now = state.lock();
+    if !now.is_failed() {
+        *now = to;
     }
 }
 

@@ -26,6 +26,9 @@ pub struct OffsetStore {
     path: Option<PathBuf>,
     offsets: Arc<Mutex<BTreeMap<String, String>>>,
     topic: Option<KafkaLog>,
+    /// Held from a change to its file being renamed into place, so that concurrent commits
+    /// (tasks pausing together) write one after the other, the newest last.
+    file_writes: Mutex<()>,
 }
 
 impl OffsetStore {
@@ -35,6 +38,7 @@ impl OffsetStore {
             path: None,
             offsets: Arc::new(Mutex::new(BTreeMap::new())),
             topic: None,
+            file_writes: Mutex::new(()),
         }
     }
 
@@ -68,6 +72,7 @@ impl OffsetStore {
             path: None,
             offsets,
             topic: Some(log),
+            file_writes: Mutex::new(()),
         })
     }
 
@@ -107,6 +112,7 @@ impl OffsetStore {
             path: Some(path.to_path_buf()),
             offsets: Arc::new(Mutex::new(offsets)),
             topic: None,
+            file_writes: Mutex::new(()),
         })
     }
 
@@ -167,6 +173,7 @@ impl OffsetStore {
             }
             return Ok(());
         }
+        let _writing = self.file_writes.lock();
         let snapshot = {
             let mut all = self.offsets.lock();
             for (key, value) in encoded {
@@ -188,6 +195,7 @@ impl OffsetStore {
                 gone.into_iter().map(|p| (p, Value::Null)).collect();
             return self.commit(connector, &tombstones).await;
         }
+        let _writing = self.file_writes.lock();
         let snapshot = {
             let mut all = self.offsets.lock();
             for partition in &gone {

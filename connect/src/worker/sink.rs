@@ -11,7 +11,7 @@ use sluice_log::client::Client;
 use tokio::sync::watch;
 
 use super::errors::{ErrorReporter, FailedRecord, Stage};
-use super::{Control, TaskSetup};
+use super::{mark, Control, State, TaskSetup};
 use crate::connector::{Props, SinkRecord, SinkTask, TopicPartition};
 use crate::data::Value;
 use crate::error::{ConnectError, Result};
@@ -74,6 +74,7 @@ pub(super) async fn run_until_stopped(
     props: Props,
     topics: SinkTopics,
     mut control: watch::Receiver<Control>,
+    state: Arc<parking_lot::Mutex<State>>,
 ) -> Result<()> {
     let mut group = GroupConfig::new(&group_id(&setup.connector));
     group.auto_offset_reset = AutoOffsetReset::Earliest;
@@ -86,15 +87,29 @@ pub(super) async fn run_until_stopped(
         true,
     )
     .await?;
-    let mut member = match topics {
-        SinkTopics::Listed(topics) => {
-            GroupConsumer::subscribe(client.sibling().await?, topics, group).await?
+    let joined = async {
+        let sibling = client.sibling().await?;
+        match topics {
+            SinkTopics::Listed(topics) => GroupConsumer::subscribe(sibling, topics, group).await,
+            SinkTopics::Matching(pattern) => {
+                GroupConsumer::subscribe_pattern(sibling, &pattern, group).await
+            }
         }
-        SinkTopics::Matching(pattern) => {
-            GroupConsumer::subscribe_pattern(client.sibling().await?, &pattern, group).await?
+    }
+    .await;
+    let mut member = match joined {
+        Ok(member) => member,
+        Err(err) => {
+            reporter.close().await;
+            return Err(err.into());
         }
     };
-    task.start(&props).await?;
+    if let Err(err) = task.start(&props).await {
+        let _ = task.stop().await;
+        let _ = member.close().await;
+        reporter.close().await;
+        return Err(err);
+    }
     // The next offset of each partition past what was `put`.
     let mut reached: BTreeMap<TopicPartition, i64> = BTreeMap::new();
     let mut last_commit = Instant::now();
@@ -108,26 +123,26 @@ pub(super) async fn run_until_stopped(
                     let assigned = member.assignment().to_vec();
                     member.pause(&assigned)?;
                     paused = true;
+                    mark(&state, State::Paused);
                 }
                 (Control::Pause, true) => {}
                 (Control::Run, true) => {
                     let assigned = member.assignment().to_vec();
                     member.resume(&assigned)?;
                     paused = false;
+                    mark(&state, State::Running);
                 }
                 (Control::Run, false) => {}
             }
             let wait = Duration::from_millis(100)
                 .min(setup.flush_interval.saturating_sub(last_commit.elapsed()));
-            let event = tokio::select! {
-                event = member.next_event_timeout(wait) => event?,
-                changed = control.changed() => {
-                    if changed.is_err() {
-                        return Ok(());
-                    }
-                    continue;
-                }
-            };
+            // Not cut short by a control change: a wait that is cancelled inside a rebalance
+            // could leave the member between generations. It is 100 ms at most.
+            let event = member.next_event_timeout(wait).await?;
+            if control.has_changed().is_err() {
+                // The worker is gone: a stop.
+                return Ok(());
+            }
             match event {
                 GroupEvent::Records(records) if !records.is_empty() => {
                     let mut batch = Vec::with_capacity(records.len());

@@ -10,7 +10,8 @@ use sluice_log::client::Client;
 use tokio::sync::watch;
 
 use super::errors::{ErrorReporter, FailedRecord, Stage};
-use super::{Control, OffsetStore, TaskSetup};
+use super::{mark, Control, OffsetStore, State, TaskSetup};
+use parking_lot::Mutex;
 use crate::connector::{Props, SourceRecord, SourceTask, SourceTaskContext};
 use crate::converter::display;
 use crate::data::Value;
@@ -83,29 +84,48 @@ pub(super) async fn run_until_stopped(
     props: Props,
     offsets: Arc<OffsetStore>,
     mut control: watch::Receiver<Control>,
+    state: Arc<Mutex<State>>,
 ) -> Result<()> {
     let context = {
         let offsets = offsets.clone();
         let connector = setup.connector.clone();
         SourceTaskContext::new(move |partition| offsets.get(&connector, partition))
     };
-    task.start(&props, context).await?;
+    if let Err(err) = task.start(&props, context).await {
+        let _ = task.stop().await;
+        return Err(err);
+    }
     // Kafka Connect's source producers wait for every replica and keep order.
+    let sibling = match client.sibling().await {
+        Ok(sibling) => sibling,
+        Err(err) => {
+            let _ = task.stop().await;
+            return Err(err.into());
+        }
+    };
     let producer = Producer::new(
-        client.sibling().await?,
+        sibling,
         ProducerConfig {
             acks: -1,
             ..ProducerConfig::default()
         },
     );
-    let reporter = ErrorReporter::new(
+    let reporter = match ErrorReporter::new(
         &client,
         setup.errors.clone(),
         &setup.connector,
         setup.task,
         false,
     )
-    .await?;
+    .await
+    {
+        Ok(reporter) => reporter,
+        Err(err) => {
+            let _ = task.stop().await;
+            producer.close().await;
+            return Err(err);
+        }
+    };
     let mut uncommitted = Uncommitted::default();
     let mut last_commit = Instant::now();
     let outcome = loop {
@@ -116,32 +136,47 @@ pub(super) async fn run_until_stopped(
                 if let Err(err) = commit(&setup, &producer, &offsets, &mut uncommitted).await {
                     break Err(err);
                 }
+                mark(&state, State::Paused);
                 // A dropped sender (the worker gone) is a stop.
                 if control.changed().await.is_err() {
                     break Ok(());
                 }
                 continue;
             }
-            Control::Run => {}
+            Control::Run => {
+                if *state.lock() == State::Paused {
+                    mark(&state, State::Running);
+                }
+            }
         }
+        // Only a stop cuts a poll short: a poll may have taken records from its source that
+        // it has not returned yet, which a pause must not lose. (Stopping drops them, but
+        // their offsets were never committed, so a restart reads them again.)
         let polled = tokio::select! {
             polled = task.poll() => polled,
-            _ = control.changed() => continue,
+            _ = control.wait_for(|c| *c == Control::Stop) => break Ok(()),
         };
         let records = match polled {
             Ok(records) => records,
             Err(err) => break Err(err),
         };
+        let mut failed = None;
         for record in records {
             if let Err(err) = send(&setup, &producer, &reporter, record, &mut uncommitted).await {
-                return finish(task, producer, reporter, Err(err)).await;
+                failed = Some(err);
+                break;
             }
+        }
+        if let Some(err) = failed {
+            break Err(err);
         }
         if last_commit.elapsed() >= setup.flush_interval {
             if let Err(err) = commit(&setup, &producer, &offsets, &mut uncommitted).await {
                 break Err(err);
             }
-            task.commit().await?;
+            if let Err(err) = task.commit().await {
+                break Err(err);
+            }
             last_commit = Instant::now();
         }
     };

@@ -271,7 +271,16 @@ pub struct GroupConsumer {
     last_auto_commit: std::time::Instant,
     /// When the application last asked for records (`max.poll.interval.ms` is counted from it).
     last_poll: Arc<Mutex<std::time::Instant>>,
+    /// The partition count of each subscribed topic at the last join (0: it did not exist),
+    /// and when it was last compared with the cluster's.
+    known_counts: BTreeMap<String, i32>,
+    last_metadata_check: std::time::Instant,
 }
+
+/// How often a member whose subscription names a topic that does not exist yet looks for it
+/// (as the Java client refreshes metadata for unknown topics well before
+/// `metadata.max.age.ms`).
+const MISSING_TOPIC_CHECK: Duration = Duration::from_millis(500);
 
 impl GroupConsumer {
     /// Joins `config.group_id` subscribed to `topics`.
@@ -333,6 +342,8 @@ impl GroupConsumer {
             events: std::collections::VecDeque::new(),
             last_auto_commit: std::time::Instant::now(),
             last_poll: Arc::new(Mutex::new(std::time::Instant::now())),
+            known_counts: BTreeMap::new(),
+            last_metadata_check: std::time::Instant::now(),
         };
         consumer.assignment = consumer.join().await?;
         consumer.start_fetching().await?;
@@ -512,11 +523,35 @@ impl GroupConsumer {
                 });
             }
             let assignment = decode_assignment(sync.assignment);
+            self.known_counts = self.partition_counts().await;
+            self.last_metadata_check = std::time::Instant::now();
             self.rejoin.store(false, Ordering::Release);
             self.fenced.store(false, Ordering::Release);
             self.start_heartbeats();
             return Ok(assignment);
         }
+    }
+
+    /// The partition count of each subscribed topic now (0: it does not exist), asked of the
+    /// cluster rather than the cache. A failed request keeps what was known.
+    async fn partition_counts(&self) -> BTreeMap<String, i32> {
+        if self.topics.is_empty() {
+            return BTreeMap::new();
+        }
+        let Ok(response) = self.client.metadata(Some(&self.topics), false).await else {
+            return self.known_counts.clone();
+        };
+        let mut counts: BTreeMap<String, i32> =
+            self.topics.iter().map(|t| (t.clone(), 0)).collect();
+        for topic in &response.topics {
+            let Some(name) = &topic.name else { continue };
+            if topic.error_code == 0 {
+                if let Some(count) = counts.get_mut(name.0.as_str()) {
+                    *count = topic.partitions.len() as i32;
+                }
+            }
+        }
+        counts
     }
 
     /// Whether this generation rebalances cooperatively (members keep their partitions).
@@ -824,6 +859,23 @@ impl GroupConsumer {
                     self.topics = topics;
                     self.rejoin.store(true, Ordering::Release);
                 }
+            }
+        }
+        let missing = self.known_counts.values().any(|&count| count == 0);
+        let every = if missing {
+            MISSING_TOPIC_CHECK
+        } else {
+            self.config.metadata_max_age
+        };
+        if self.last_metadata_check.elapsed() >= every {
+            self.last_metadata_check = std::time::Instant::now();
+            let counts = self.partition_counts().await;
+            if counts != self.known_counts {
+                // A topic that appeared or grew: the leader assigns its partitions only in a
+                // rebalance, as in Kafka.
+                tracing::info!(group = %self.config.group_id, ?counts, "the subscribed topics' partitions changed");
+                self.known_counts = counts;
+                self.rejoin.store(true, Ordering::Release);
             }
         }
         if let Some(assignment) = self.incremental.take() {

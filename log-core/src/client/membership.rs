@@ -69,6 +69,7 @@ struct State {
 
 /// A member of a group with a protocol of its own.
 pub struct GroupMembership {
+    client: Arc<Client>,
     coordinator: Arc<Connection>,
     config: MembershipConfig,
     state: Arc<Mutex<State>>,
@@ -84,12 +85,13 @@ fn str_bytes(s: &str) -> StrBytes {
 impl GroupMembership {
     /// A member of `config.group_id`, not yet joined. The coordinator gets a connection of its
     /// own: a JoinGroup that waits for a rebalance holds back nothing else.
-    pub async fn new(client: &Client, config: MembershipConfig) -> Result<GroupMembership> {
+    pub async fn new(client: &Arc<Client>, config: MembershipConfig) -> Result<GroupMembership> {
         if config.group_id.is_empty() {
             return Err(Error::InvalidArgument("group.id is empty".into()));
         }
         let coordinator = client.dedicated_group_connection(&config.group_id).await?;
         Ok(GroupMembership {
+            client: client.clone(),
             coordinator,
             config,
             state: Arc::new(Mutex::new(State {
@@ -114,7 +116,38 @@ impl GroupMembership {
             old.abort();
         }
         let timeout = self.config.rebalance_timeout + Duration::from_secs(5);
+        // A coordinator that moved or a connection that broke is found again, for as long
+        // as a rebalance may take.
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut reconnect = false;
         loop {
+            if reconnect {
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(Error::Broker {
+                        code: ResponseError::CoordinatorNotAvailable,
+                        message: format!(
+                            "no coordinator for group {} within {} ms",
+                            self.config.group_id,
+                            timeout.as_millis()
+                        ),
+                    });
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                match self
+                    .client
+                    .dedicated_group_connection(&self.config.group_id)
+                    .await
+                {
+                    Ok(connection) => {
+                        self.coordinator = connection;
+                        reconnect = false;
+                    }
+                    Err(err) => {
+                        tracing::debug!(group = %self.config.group_id, %err, "finding the coordinator failed");
+                        continue;
+                    }
+                }
+            }
             let member_id = self.state.lock().member_id.clone();
             let request = JoinGroupRequest::default()
                 .with_group_id(GroupId(str_bytes(&self.config.group_id)))
@@ -132,11 +165,23 @@ impl GroupMembership {
                         })
                         .collect(),
                 );
-            let response = self
-                .coordinator
-                .send_with_timeout(&request, timeout)
-                .await?;
+            let response = match self.coordinator.send_with_timeout(&request, timeout).await {
+                Ok(response) => response,
+                Err(err) => {
+                    tracing::debug!(group = %self.config.group_id, %err, "JoinGroup failed; finding the coordinator again");
+                    reconnect = true;
+                    continue;
+                }
+            };
             match ResponseError::try_from_code(response.error_code) {
+                Some(
+                    ResponseError::NotCoordinator
+                    | ResponseError::CoordinatorNotAvailable
+                    | ResponseError::CoordinatorLoadInProgress,
+                ) => {
+                    reconnect = true;
+                    continue;
+                }
                 Some(ResponseError::MemberIdRequired) => {
                     self.state.lock().member_id = response.member_id.to_string();
                     continue;
@@ -191,12 +236,24 @@ impl GroupMembership {
                 .with_protocol_type(Some(str_bytes(&self.config.protocol_type)))
                 .with_protocol_name(response.protocol_name.clone())
                 .with_assignments(assignments);
-            let sync = self
-                .coordinator
-                .send_with_timeout(&request, timeout)
-                .await?;
+            let sync = match self.coordinator.send_with_timeout(&request, timeout).await {
+                Ok(sync) => sync,
+                Err(err) => {
+                    tracing::debug!(group = %self.config.group_id, %err, "SyncGroup failed; finding the coordinator again");
+                    reconnect = true;
+                    continue;
+                }
+            };
             match ResponseError::try_from_code(sync.error_code) {
                 None => {}
+                Some(
+                    ResponseError::NotCoordinator
+                    | ResponseError::CoordinatorNotAvailable
+                    | ResponseError::CoordinatorLoadInProgress,
+                ) => {
+                    reconnect = true;
+                    continue;
+                }
                 Some(ResponseError::RebalanceInProgress | ResponseError::IllegalGeneration) => {
                     continue
                 }
@@ -289,9 +346,11 @@ impl GroupMembership {
         let notify = self.rebalance_notify.clone();
         let group_id = self.config.group_id.clone();
         let interval = self.config.heartbeat_interval;
+        let session_timeout = self.config.session_timeout;
         self.heartbeat = Some(tokio::spawn(async move {
             let mut ticker = tokio::time::interval(interval);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut last_ok = tokio::time::Instant::now();
             loop {
                 ticker.tick().await;
                 let (member_id, generation) = {
@@ -304,14 +363,25 @@ impl GroupMembership {
                     .with_member_id(str_bytes(&member_id));
                 let outcome = coordinator.send(&request).await;
                 match outcome {
-                    Ok(response) if response.error_code == 0 => continue,
+                    Ok(response) if response.error_code == 0 => {
+                        last_ok = tokio::time::Instant::now();
+                        continue;
+                    }
                     Ok(response) => {
                         tracing::debug!(group = %group_id, code = response.error_code, "heartbeat asks to rejoin");
                         if response.error_code == ResponseError::UnknownMemberId.code() {
                             state.lock().member_id = String::new();
                         }
                     }
-                    Err(err) => tracing::warn!(group = %group_id, %err, "heartbeat failed"),
+                    // A hiccup is retried while the session may still be alive; past that the
+                    // group has moved on without this member, and it rejoins.
+                    Err(err) if last_ok.elapsed() < session_timeout => {
+                        tracing::debug!(group = %group_id, %err, "heartbeat failed; retrying");
+                        continue;
+                    }
+                    Err(err) => {
+                        tracing::warn!(group = %group_id, %err, "heartbeats failed for a session timeout; rejoining")
+                    }
                 }
                 rebalance.store(true, Ordering::Release);
                 notify.notify_waiters();

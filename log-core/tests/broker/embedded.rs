@@ -604,6 +604,36 @@ fn rebalance_events_let_a_member_commit_before_it_loses_partitions() {
 }
 
 #[test]
+fn a_member_subscribed_to_a_topic_that_does_not_exist_yet_reads_it_once_it_does() {
+    let broker = TestBroker::start(&[("group.initial.rebalance.delay.ms", "0")]);
+    run_bounded_scenario(async {
+        let client = broker.embedded_client().await;
+        let mut config = GroupConfig::new("early");
+        config.auto_offset_reset = sluice_log::client::group_consumer::AutoOffsetReset::Earliest;
+        config.fetch.max_wait = Duration::from_millis(20);
+        let mut member =
+            GroupConsumer::subscribe(broker.embedded_client().await, vec!["later".into()], config)
+                .await
+                .unwrap();
+        assert!(member.assignment().is_empty());
+        // The topic comes into being with its first record (auto-creation), after the join;
+        // the member picks it up long before metadata.max.age.ms (5 min).
+        let producer = Producer::new(client.clone(), ProducerConfig::default());
+        send_values(&producer, "later", 0..3).await;
+        let mut values = Vec::new();
+        while values.len() < 3 {
+            if let GroupEvent::Records(records) = member.next_event().await.unwrap() {
+                values.extend(records.into_iter().filter_map(|r| r.value));
+            }
+        }
+        assert_eq!(values, ["0-0", "0-1", "0-2"]);
+        assert_eq!(member.assignment(), [("later".to_string(), 0)]);
+        producer.close().await;
+        member.close().await.unwrap();
+    });
+}
+
+#[test]
 fn a_pattern_subscription_follows_new_matching_topics() {
     let broker = TestBroker::start(&[("group.initial.rebalance.delay.ms", "0")]);
     let scenario = async {
