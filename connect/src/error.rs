@@ -34,6 +34,11 @@ pub enum ConnectError {
     /// The request conflicts with what exists (REST: 409).
     #[error("{0}")]
     Conflict(String),
+    /// A failure that may pass if tried again (Kafka Connect's `RetriableException`): a
+    /// transform or converter returning it is retried for `errors.retry.timeout`; a source
+    /// task's `poll` returning it is polled again.
+    #[error("{0}")]
+    Retriable(String),
     /// A connector or task failed.
     #[error("{0}")]
     Task(String),

@@ -163,9 +163,10 @@ impl From<ConnectError> for Failure {
             | ConnectError::Data(_) => StatusCode::BAD_REQUEST,
             ConnectError::NotFound(_) => StatusCode::NOT_FOUND,
             ConnectError::Conflict(_) => StatusCode::CONFLICT,
-            ConnectError::Task(_) | ConnectError::Client(_) | ConnectError::Http(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            ConnectError::Task(_)
+            | ConnectError::Retriable(_)
+            | ConnectError::Client(_)
+            | ConnectError::Http(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let mut message = err.to_string();
         if let ConnectError::Invalid(_) = err {

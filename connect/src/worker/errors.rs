@@ -4,11 +4,13 @@
 //! queue `errors.deadletterqueue.topic.name` — with the error's context in `__connect.errors.*`
 //! headers when `errors.deadletterqueue.context.headers.enable=true`.
 //!
-//! Conversion and transformation failures are data errors, which Kafka never retries, so
-//! `errors.retry.timeout` and `errors.retry.delay.max.ms` are read and checked but have
-//! nothing to retry here yet.
+//! A conversion or transform that fails with [`ConnectError::Retriable`] (Kafka's
+//! `RetriableException`) is tried again, with a delay doubling from 300 ms up to
+//! `errors.retry.delay.max.ms` (60 s), for `errors.retry.timeout` (0: never, the default; -1:
+//! forever); other failures, and retriable ones past the timeout, go to the tolerance.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use sluice_log::client::producer::{Producer, ProducerConfig, ProducerRecord};
@@ -40,7 +42,7 @@ impl Stage {
 }
 
 /// A connector's `errors.*` settings.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ErrorPolicy {
     /// `errors.tolerance=all`: skip failing records instead of failing the task.
     pub tolerate_all: bool,
@@ -54,7 +56,33 @@ pub struct ErrorPolicy {
     pub dead_letter_replication: i16,
     /// `errors.deadletterqueue.context.headers.enable`.
     pub context_headers: bool,
+    /// `errors.retry.timeout`: how long a retriable failure is retried (none: forever).
+    pub retry_timeout: Option<Duration>,
+    /// `errors.retry.delay.max.ms`: the longest wait between two tries.
+    pub retry_delay_max: Duration,
 }
+
+impl Default for ErrorPolicy {
+    /// Kafka's defaults: fail on the first error, no retries, no dead letter queue.
+    fn default() -> ErrorPolicy {
+        ErrorPolicy {
+            tolerate_all: false,
+            log: false,
+            log_messages: false,
+            dead_letter_topic: None,
+            dead_letter_replication: 3,
+            context_headers: false,
+            retry_timeout: Some(Duration::ZERO),
+            retry_delay_max: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The first wait before a retry (Kafka's `RetryWithToleranceOperator`).
+const RETRY_DELAY_START: Duration = Duration::from_millis(300);
+
+/// What a stage returns: its value, or the stage it failed in and why.
+pub(crate) type StageResult<T> = std::result::Result<T, (Stage, ConnectError)>;
 
 impl ErrorPolicy {
     /// Reads the `errors.*` properties of a connector config.
@@ -77,17 +105,27 @@ impl ErrorPolicy {
                 ))
             }
         };
-        for key in ["errors.retry.timeout", "errors.retry.delay.max.ms"] {
-            if let Some(v) = props.get(key) {
-                v.trim()
+        let millis = |key: &str, default: i64| -> Result<i64> {
+            match props.get(key) {
+                None => Ok(default),
+                Some(v) => v
+                    .trim()
                     .parse::<i64>()
                     .ok()
                     .filter(|ms| *ms >= -1)
                     .ok_or_else(|| {
                         ConnectError::config(key, v, "expected milliseconds (-1: forever)")
-                    })?;
+                    }),
             }
-        }
+        };
+        let retry_timeout = match millis("errors.retry.timeout", 0)? {
+            -1 => None,
+            ms => Some(Duration::from_millis(ms as u64)),
+        };
+        let retry_delay_max = match millis("errors.retry.delay.max.ms", 60_000)? {
+            -1 => Duration::MAX,
+            ms => Duration::from_millis(ms as u64),
+        };
         let dead_letter_topic = props
             .get("errors.deadletterqueue.topic.name")
             .map(|t| t.trim().to_string())
@@ -115,7 +153,40 @@ impl ErrorPolicy {
             dead_letter_topic,
             dead_letter_replication,
             context_headers: flag("errors.deadletterqueue.context.headers.enable")?,
+            retry_timeout,
+            retry_delay_max,
         })
+    }
+
+    /// Whether retriable failures are retried at all.
+    pub fn retries(&self) -> bool {
+        self.retry_timeout != Some(Duration::ZERO)
+    }
+
+    /// Runs `op` until it succeeds, fails with a failure that is not retriable, or the retry
+    /// timeout has passed.
+    pub(crate) async fn retry<T>(&self, mut op: impl FnMut() -> StageResult<T>) -> StageResult<T> {
+        let started = Instant::now();
+        let mut delay = RETRY_DELAY_START;
+        loop {
+            match op() {
+                Err((stage, ConnectError::Retriable(reason))) => {
+                    let left = self
+                        .retry_timeout
+                        .map(|timeout| timeout.saturating_sub(started.elapsed()));
+                    if left == Some(Duration::ZERO) {
+                        return Err((stage, ConnectError::Retriable(reason)));
+                    }
+                    let wait = delay
+                        .min(self.retry_delay_max)
+                        .min(left.unwrap_or(Duration::MAX));
+                    tracing::debug!(stage = stage.name(), %reason, wait_ms = wait.as_millis() as u64, "retrying");
+                    tokio::time::sleep(wait).await;
+                    delay = delay.saturating_mul(2);
+                }
+                other => return other,
+            }
+        }
     }
 }
 
@@ -260,6 +331,67 @@ impl ErrorReporter {
 mod tests {
     use super::*;
     use crate::connector::test_props as props;
+
+    #[tokio::test]
+    async fn retriable_failures_are_retried_until_the_retry_timeout() {
+        let policy = |pairs: &[(&str, &str)]| {
+            ErrorPolicy::from_props(&crate::connector::test_props(pairs)).unwrap()
+        };
+        let off = policy(&[]);
+        assert!(!off.retries(), "Kafka's default errors.retry.timeout is 0");
+        let forever = policy(&[("errors.retry.timeout", "-1")]);
+        assert_eq!(forever.retry_timeout, None);
+
+        let quick = policy(&[
+            ("errors.retry.timeout", "10000"),
+            ("errors.retry.delay.max.ms", "5"),
+        ]);
+        let mut calls = 0;
+        let outcome = quick
+            .retry(|| {
+                calls += 1;
+                if calls < 3 {
+                    Err((
+                        Stage::ValueConverter,
+                        ConnectError::Retriable("busy".into()),
+                    ))
+                } else {
+                    Ok(calls)
+                }
+            })
+            .await;
+        assert_eq!(outcome.unwrap(), 3);
+
+        // Not retriable: tried once.
+        let mut calls = 0;
+        let outcome: StageResult<()> = quick
+            .retry(|| {
+                calls += 1;
+                Err((Stage::Transformation, ConnectError::Data("bad".into())))
+            })
+            .await;
+        assert!(matches!(
+            outcome,
+            Err((Stage::Transformation, ConnectError::Data(_)))
+        ));
+        assert_eq!(calls, 1);
+
+        // Past the timeout, the retriable failure itself comes back.
+        let short = policy(&[
+            ("errors.retry.timeout", "50"),
+            ("errors.retry.delay.max.ms", "10"),
+        ]);
+        let started = Instant::now();
+        let outcome: StageResult<()> = short
+            .retry(|| Err((Stage::KeyConverter, ConnectError::Retriable("down".into()))))
+            .await;
+        assert!(matches!(
+            outcome,
+            Err((Stage::KeyConverter, ConnectError::Retriable(_)))
+        ));
+        assert!(started.elapsed() >= Duration::from_millis(50));
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
 
     #[test]
     fn error_policies_read_kafkas_settings() {

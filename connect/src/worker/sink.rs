@@ -147,7 +147,12 @@ pub(super) async fn run_until_stopped(
                 GroupEvent::Records(records) if !records.is_empty() => {
                     let mut batch = Vec::with_capacity(records.len());
                     for record in records {
-                        match to_sink_record(&setup, &record) {
+                        let converted = if setup.errors.retries() {
+                            setup.errors.retry(|| to_sink_record(&setup, &record)).await
+                        } else {
+                            to_sink_record(&setup, &record)
+                        };
+                        match converted {
                             Ok(Some(sink_record)) => batch.push(sink_record),
                             Ok(None) => {}
                             Err((stage, error)) => {

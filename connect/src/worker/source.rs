@@ -2,16 +2,16 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use parking_lot::Mutex;
 use sluice_log::client::producer::{DeliveryFuture, Producer, ProducerConfig, ProducerRecord};
 use sluice_log::client::Client;
 use tokio::sync::watch;
 
 use super::errors::{ErrorReporter, FailedRecord, Stage};
 use super::{mark, Control, OffsetStore, State, TaskSetup};
-use parking_lot::Mutex;
 use crate::connector::{Props, SourceRecord, SourceTask, SourceTaskContext};
 use crate::converter::display;
 use crate::data::Value;
@@ -158,6 +158,12 @@ pub(super) async fn run_until_stopped(
         };
         let records = match polled {
             Ok(records) => records,
+            // Kafka polls again after a RetriableException.
+            Err(ConnectError::Retriable(reason)) => {
+                tracing::warn!(connector = %setup.connector, task = setup.task, %reason, "poll failed; polling again");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
             Err(err) => break Err(err),
         };
         let mut failed = None;
@@ -215,7 +221,15 @@ async fn send(
     } = record;
     // The record's topic before the transforms, shared (not allocated per record).
     let source_topic = uncommitted.topic(&record.topic);
-    let converted = convert(setup, uncommitted, record);
+    // Retries need the record again: it is copied only when they are on.
+    let converted = if setup.errors.retries() {
+        setup
+            .errors
+            .retry(|| convert(setup, uncommitted, record.clone()))
+            .await
+    } else {
+        convert(setup, uncommitted, record)
+    };
     // A record the transforms drop, or that fails within the tolerance, still moves the
     // offset on: it was read.
     match converted {
