@@ -10,6 +10,11 @@ mod tools;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc: the pipelines' many small allocations (records, strings, maps) cost a quarter of
+/// their time in glibc's allocator (BENCHMARKS.md, "Connect").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Sluice: Kafka's log, Streams, Connect and ksqlDB in one Rust workspace.
 #[derive(Debug, Parser)]
 #[command(name = "sluice", version, about, long_about = None)]
