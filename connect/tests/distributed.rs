@@ -218,7 +218,37 @@ fn two_workers_share_connectors_and_the_survivor_takes_over_a_dead_ones() {
                 assert!(tokio::time::Instant::now() < deadline, "the sink has {} numbers", numbers("dist").len());
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            // Pause, stop and offsets work across the group too.
+            // Pause, resume, restart, stop and offsets work across the group too.
+            let (status, _) = rest.request("PUT", "/connectors/collect/pause", None).await.unwrap();
+            assert_eq!(status, 202);
+            await_get(&rest, "/connectors/collect/status", |b| {
+                b["connector"]["state"] == "PAUSED" && b["tasks"][0]["state"] == "PAUSED"
+            })
+            .await;
+            rest.request("PUT", "/connectors/collect/resume", None).await.unwrap();
+            await_get(&rest, "/connectors/collect/status", |b| {
+                b["connector"]["state"] == "RUNNING" && b["tasks"][0]["state"] == "RUNNING"
+            })
+            .await;
+            let (status, restarting) = rest
+                .request("POST", "/connectors/collect/restart?includeTasks=true", None)
+                .await
+                .unwrap();
+            assert_eq!(status, 202, "{restarting}");
+            let (status, _) = rest
+                .request("POST", "/connectors/collect/tasks/0/restart", None)
+                .await
+                .unwrap();
+            assert_eq!(status, 204);
+            let (status, _) = rest
+                .request("POST", "/connectors/collect/tasks/7/restart", None)
+                .await
+                .unwrap();
+            assert_eq!(status, 404);
+            await_get(&rest, "/connectors/collect/status", |b| b["tasks"][0]["state"] == "RUNNING").await;
+            // Offsets cannot change while the connector runs.
+            let (status, _) = rest.request("DELETE", "/connectors/count/offsets", None).await.unwrap();
+            assert_eq!(status, 400);
             rest.request("PUT", "/connectors/count/stop", None).await.unwrap();
             await_get(&rest, "/connectors/count/status", |b| b["connector"]["state"] == "STOPPED").await;
             let (status, _) = rest.request("DELETE", "/connectors/count/offsets", None).await.unwrap();
