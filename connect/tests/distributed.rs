@@ -138,7 +138,10 @@ fn two_workers_share_connectors_and_the_survivor_takes_over_a_dead_ones() {
                 .request(
                     "PUT",
                     "/connectors/collect/config",
-                    Some(&json!({"connector.class": "CollectingSink", "topics": "numbers", "collector": "dist"})),
+                    Some(&json!({"connector.class": "CollectingSink", "topics": "numbers", "collector": "dist", "tasks.max": "2",
+                        // A dead worker's sink task leaves the sink's group within 6 s.
+                        "consumer.override.session.timeout.ms": "6000",
+                        "consumer.override.heartbeat.interval.ms": "100"})),
                 )
                 .await
                 .unwrap();
@@ -171,6 +174,17 @@ fn two_workers_share_connectors_and_the_survivor_takes_over_a_dead_ones() {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             };
             assert!(owners.contains(&a_id) && owners.contains(&b_id), "{owners:?}");
+            // A connector's tasks are spread over the group too.
+            let spread = await_get(&rest_a, "/connectors/collect/status", |b| {
+                b["tasks"].as_array().is_some_and(|t| {
+                    t.len() == 2
+                        && t.iter().all(|t| t["state"] == "RUNNING")
+                        && t[0]["worker_id"] != t[1]["worker_id"]
+                })
+            })
+            .await;
+            let (_, task) = rest_b.get("/connectors/collect/tasks/1/status").await.unwrap();
+            assert_eq!(task["worker_id"], spread["tasks"][1]["worker_id"]);
             let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
             while numbers("dist") != (0..200).collect::<Vec<_>>() {
                 assert!(tokio::time::Instant::now() < deadline, "the sink has {:?}", numbers("dist").len());

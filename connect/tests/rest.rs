@@ -278,6 +278,26 @@ fn the_rest_api_drives_connectors_as_kafka_connects_does() {
             .await
             .unwrap();
         assert_eq!(status, 404);
+        let (_, infos) = rest
+            .request(
+                "PUT",
+                "/connector-plugins/CollectingSink/config/validate",
+                Some(&json!({"name": "v", "topics": "t", "collector": "c",
+                    "consumer.override.session.timeout.ms": "soon"})),
+            )
+            .await
+            .unwrap();
+        assert_eq!(infos["error_count"], 1, "{infos}");
+        assert!(
+            infos["configs"].as_array().unwrap().iter().any(|c| {
+                c["value"]["name"] == "consumer.override.*"
+                    && c["value"]["errors"][0]
+                        .as_str()
+                        .unwrap_or("")
+                        .contains("session.timeout.ms")
+            }),
+            "{infos}"
+        );
         let (_, definitions) = rest
             .get("/connector-plugins/CountingSource/config")
             .await

@@ -38,7 +38,7 @@ use crate::error::{ConnectError, Result};
 use crate::herder::Herder;
 use crate::worker::{
     must_be_stopped, not_found, ConfigInfos, ConnectorInfo, ConnectorStatus, OffsetStore, Plugins,
-    State, TargetState, Worker, WorkerConfig,
+    Share, ShareStatus, State, TargetState, Worker, WorkerConfig,
 };
 
 /// The group protocol's name: Sluice's assignment format, not Kafka's, so a Java worker that
@@ -164,12 +164,31 @@ impl DistributedConfig {
 struct Owned {
     config: Props,
     target: TargetState,
+    /// What of the connector this worker runs.
+    share: Share,
     /// Whether the local worker runs it (its config may fail to start here).
     created: bool,
     /// The offset of the last restart request acted on.
     restart_seen: i64,
     /// The statuses last written.
-    published: Option<(State, Vec<State>)>,
+    published: Option<ShareStatus>,
+}
+
+/// What the group shares out: every connector, and every task of the connectors that are
+/// not stopped, with the task configs they were assigned at.
+fn work_of(snapshot: &ConfigSnapshot) -> (BTreeSet<String>, BTreeMap<String, Vec<Props>>) {
+    let connectors = snapshot.connectors.keys().cloned().collect();
+    let tasks = snapshot
+        .tasks
+        .iter()
+        .filter(|(name, tasks)| {
+            snapshot.connectors.contains_key(*name)
+                && snapshot.target(name) != TargetState::Stopped
+                && !tasks.is_empty()
+        })
+        .map(|(name, tasks)| (name.clone(), tasks.clone()))
+        .collect();
+    (connectors, tasks)
 }
 
 struct Inner {
@@ -307,19 +326,22 @@ impl DistributedWorker {
     fn status_now(&self, snapshot: &ConfigSnapshot, name: &str) -> Option<ConnectorStatus> {
         let config = snapshot.connectors.get(name)?;
         let connector = self.inner.statuses.connector(name);
-        let tasks = snapshot.tasks.get(name).map_or(0, Vec::len);
+        let count = snapshot.tasks.get(name).map_or(0, Vec::len);
+        let tasks: Vec<Option<StatusRecord>> = (0..count)
+            .map(|id| self.inner.statuses.task(name, id))
+            .collect();
         Some(ConnectorStatus {
             state: connector
                 .as_ref()
                 .map_or(State::Unassigned, |c| c.state.clone()),
             kind: self.kind_of(config),
-            tasks: (0..tasks)
-                .map(|id| {
-                    self.inner
-                        .statuses
-                        .task(name, id)
-                        .map_or(State::Unassigned, |t| t.state)
-                })
+            tasks: tasks
+                .iter()
+                .map(|t| t.as_ref().map_or(State::Unassigned, |t| t.state.clone()))
+                .collect(),
+            task_worker_ids: tasks
+                .iter()
+                .map(|t| t.as_ref().map(|t| t.worker_id.clone()).unwrap_or_default())
                 .collect(),
             worker_id: connector.map(|c| c.worker_id).unwrap_or_default(),
         })
@@ -369,12 +391,21 @@ impl Inner {
             let leader = joined.leader_id == joined.member_id;
             self.generation.store(joined.generation, Ordering::Release);
             let assignment: Json = serde_json::from_slice(&joined.assignment).unwrap_or(Json::Null);
-            let mine: Vec<String> = assignment["connectors"]
+            let mine: BTreeSet<String> = assignment["connectors"]
                 .as_array()
                 .into_iter()
                 .flatten()
                 .filter_map(|c| c.as_str().map(str::to_string))
                 .collect();
+            let mut my_tasks: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+            for task in assignment["tasks"].as_array().into_iter().flatten() {
+                if let (Some(name), Some(id)) = (task[0].as_str(), task[1].as_u64()) {
+                    my_tasks
+                        .entry(name.to_string())
+                        .or_default()
+                        .push(id as usize);
+                }
+            }
             let config_offset = assignment["config_offset"].as_i64().unwrap_or(0);
             if self.configs.offset() < config_offset {
                 if let Err(err) = self.configs.read_to_end().await {
@@ -385,23 +416,37 @@ impl Inner {
             if let Err(err) = self.local.offset_store().refresh().await {
                 tracing::warn!(%err, "reading the offset topic failed");
             }
-            tracing::info!(group = %self.config.group_id, generation = joined.generation, leader, connectors = ?mine, "joined the Connect group");
-            let assigned_all: BTreeSet<String> = snapshot.connectors.keys().cloned().collect();
+            tracing::info!(group = %self.config.group_id, generation = joined.generation, leader, connectors = ?mine, tasks = ?my_tasks, "joined the Connect group");
+            let assigned_all = work_of(&snapshot);
             let mut owned: BTreeMap<String, Owned> = BTreeMap::new();
             let now = self.configs.snapshot();
-            for name in mine {
-                if let Some(config) = now.connectors.get(&name) {
-                    owned.insert(
-                        name.clone(),
-                        Owned {
-                            config: config.clone(),
-                            target: now.target(&name),
-                            created: false,
-                            restart_seen: now.restarts.get(&name).map_or(-1, |r| r.offset),
-                            published: None,
+            let names: BTreeSet<&String> = mine.iter().chain(my_tasks.keys()).collect();
+            for name in names {
+                let Some(config) = now.connectors.get(name) else {
+                    continue;
+                };
+                // Tasks run with the configs the assignment was made for.
+                let configs = snapshot.tasks.get(name);
+                let tasks = my_tasks
+                    .get(name)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|&id| Some((id, configs?.get(id)?.clone())))
+                    .collect();
+                owned.insert(
+                    name.clone(),
+                    Owned {
+                        config: config.clone(),
+                        target: now.target(name),
+                        share: Share {
+                            connector: mine.contains(name),
+                            tasks: Some(tasks),
                         },
-                    );
-                }
+                        created: false,
+                        restart_seen: now.restarts.get(name).map_or(-1, |r| r.offset),
+                        published: None,
+                    },
+                );
             }
             // Creates what was assigned, then follows the config topic until a rebalance.
             let mut stopping = false;
@@ -411,13 +456,11 @@ impl Inner {
                     first = false;
                     changes.borrow_and_update();
                     let snapshot = self.configs.snapshot();
-                    if leader {
-                        let wanted: BTreeSet<String> =
-                            snapshot.connectors.keys().cloned().collect();
-                        if wanted != assigned_all {
-                            membership.request_rebalance();
-                            break;
-                        }
+                    // The leader rebalances when the work changed: a connector or its task
+                    // configs came, went, or changed.
+                    if leader && work_of(&snapshot) != assigned_all {
+                        membership.request_rebalance();
+                        break;
                     }
                     self.reconcile(&mut owned, &snapshot).await;
                 }
@@ -479,7 +522,7 @@ impl Inner {
                         .map(|_| ())
                 } else {
                     self.local
-                        .create_connector_in(name, config.clone(), target)
+                        .create_share(name, config.clone(), target, own.share.clone())
                         .await
                         .map(|_| ())
                 };
@@ -514,7 +557,15 @@ impl Inner {
             if let Some(restart) = snapshot.restarts.get(name) {
                 if restart.offset > own.restart_seen {
                     own.restart_seen = restart.offset;
+                    let runs_task = |task: usize| {
+                        own.share
+                            .tasks
+                            .as_ref()
+                            .is_some_and(|tasks| tasks.iter().any(|(id, _)| *id == task))
+                    };
                     let outcome = match restart.task {
+                        // Each worker restarts what it runs; another runs this task.
+                        Some(task) if !runs_task(task) => Ok(()),
                         Some(task) => self.local.restart_task(name, task).await,
                         None => self
                             .local
@@ -527,8 +578,13 @@ impl Inner {
                     }
                 }
             }
-            if let Some(tasks) = self.local.task_configs(name).await {
-                if snapshot.tasks.get(name) != Some(&tasks) {
+            // The connector's owner writes the task configs it computed.
+            if let Some(tasks) = self.local.computed_task_configs(name).await {
+                if snapshot
+                    .tasks
+                    .get(name)
+                    .map_or(!tasks.is_empty(), |t| *t != tasks)
+                {
                     if let Err(err) = self.configs.put_tasks(name, &tasks).await {
                         tracing::warn!(connector = %name, %err, "writing task configs failed");
                     }
@@ -555,27 +611,26 @@ impl Inner {
             if !own.created {
                 continue;
             }
-            let Some(status) = self.local.status(name).await else {
+            let Some(now) = self.local.share_status(name).await else {
                 continue;
             };
-            let now = (status.state.clone(), status.tasks.clone());
             if own.published.as_ref() == Some(&now) {
                 continue;
             }
-            let before = own.published.as_ref().map_or(0, |(_, tasks)| tasks.len());
-            let mut written = self
-                .statuses
-                .put_connector(name, Some(&self.record(status.state.clone())))
-                .await;
-            for (id, task) in status.tasks.iter().enumerate() {
+            let (connector, tasks) = &now;
+            let mut written = Ok(());
+            if let Some(state) = connector {
+                written = self
+                    .statuses
+                    .put_connector(name, Some(&self.record(state.clone())))
+                    .await;
+            }
+            for (id, task) in tasks {
                 written = written.and(
                     self.statuses
-                        .put_task(name, id, Some(&self.record(task.clone())))
+                        .put_task(name, *id, Some(&self.record(task.clone())))
                         .await,
                 );
-            }
-            for id in status.tasks.len()..before {
-                written = written.and(self.statuses.put_task(name, id, None).await);
             }
             match written {
                 Ok(()) => own.published = Some(now),
@@ -592,16 +647,18 @@ impl Inner {
     }
 
     async fn forget_statuses(&self, name: &str, own: &Owned) {
-        let tasks = own.published.as_ref().map_or(0, |(_, t)| t.len());
-        let _ = self.statuses.put_connector(name, None).await;
-        for id in 0..tasks {
-            let _ = self.statuses.put_task(name, id, None).await;
+        if own.share.connector {
+            let _ = self.statuses.put_connector(name, None).await;
+        }
+        for (id, _) in own.published.iter().flat_map(|(_, tasks)| tasks) {
+            let _ = self.statuses.put_task(name, *id, None).await;
         }
     }
 }
 
-/// The leader's assignment: connectors by name, round robin over the members by member id;
-/// each member is told the config offset the assignment was made at.
+/// The leader's assignment (Kafka's eager one): connectors by name, round robin over the
+/// members by member id, then the tasks, continuing the round; each member is told the config
+/// offset the assignment was made at.
 fn assign(
     snapshot: &ConfigSnapshot,
     leader_url: &str,
@@ -609,20 +666,39 @@ fn assign(
 ) -> Vec<(String, Bytes)> {
     let mut ids: Vec<&str> = members.iter().map(|m| m.member_id.as_str()).collect();
     ids.sort_unstable();
-    let mut shares: BTreeMap<&str, Vec<&str>> = ids.iter().map(|id| (*id, Vec::new())).collect();
-    for (i, name) in snapshot.connectors.keys().enumerate() {
-        if let Some(share) = shares.get_mut(ids[i % ids.len()]) {
-            share.push(name);
+    ids.dedup();
+    if ids.is_empty() {
+        return Vec::new();
+    }
+    let (connectors, tasks) = work_of(snapshot);
+    let mut shares: BTreeMap<&str, (Vec<String>, Vec<Json>)> = ids
+        .iter()
+        .map(|id| (*id, (Vec::new(), Vec::new())))
+        .collect();
+    let mut next = 0usize;
+    for name in connectors {
+        if let Some(share) = shares.get_mut(ids[next % ids.len()]) {
+            share.0.push(name);
+        }
+        next += 1;
+    }
+    for (name, configs) in tasks {
+        for id in 0..configs.len() {
+            if let Some(share) = shares.get_mut(ids[next % ids.len()]) {
+                share.1.push(json!([name, id]));
+            }
+            next += 1;
         }
     }
     shares
         .into_iter()
-        .map(|(id, connectors)| {
+        .map(|(id, (connectors, tasks))| {
             let assignment = json!({
                 "version": 1,
                 "leader_url": leader_url,
                 "config_offset": snapshot.offset,
                 "connectors": connectors,
+                "tasks": tasks,
             });
             (id.to_string(), Bytes::from(assignment.to_string()))
         })
@@ -865,5 +941,17 @@ mod tests {
         assert_eq!(shares["m1"]["connectors"], json!(["a", "c"]));
         assert_eq!(shares["m2"]["connectors"], json!(["b"]));
         assert_eq!(shares["m1"]["leader_url"], "h:1");
+        // Tasks continue the round after the connectors; a stopped connector's do not count.
+        snapshot
+            .tasks
+            .insert("a".into(), vec![Props::new(), Props::new()]);
+        snapshot.tasks.insert("b".into(), vec![Props::new()]);
+        snapshot.targets.insert("b".into(), TargetState::Stopped);
+        let shares: BTreeMap<String, Json> = assign(&snapshot, "h:1", &members)
+            .into_iter()
+            .map(|(id, a)| (id, serde_json::from_slice(&a).unwrap()))
+            .collect();
+        assert_eq!(shares["m2"]["tasks"], json!([["a", 0]]));
+        assert_eq!(shares["m1"]["tasks"], json!([["a", 1]]));
     }
 }

@@ -49,7 +49,10 @@ pub(super) fn status(name: &str, status: &ConnectorStatus) -> Json {
             .tasks
             .iter()
             .enumerate()
-            .map(|(id, task)| task_status(id, task, worker_id))
+            .map(|(id, task)| {
+                let on = status.task_worker_ids.get(id).map_or(worker_id, String::as_str);
+                task_status(id, task, on)
+            })
             .collect::<Vec<_>>(),
         "type": status.kind,
     })

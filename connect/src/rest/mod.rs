@@ -406,7 +406,10 @@ async fn task_status(State(worker): Shared, Path((name, task)): Path<(String, St
         .await
         .ok_or_else(|| connector_not_found(&name))?;
     match status.tasks.get(id) {
-        Some(state) => ok(json::task_status(id, state, &status.worker_id)),
+        Some(state) => {
+            let on = status.task_worker_ids.get(id).unwrap_or(&status.worker_id);
+            ok(json::task_status(id, state, on))
+        }
         None => Err(Failure(
             StatusCode::NOT_FOUND,
             format!("Task {name}-{id} not found"),

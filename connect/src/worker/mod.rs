@@ -296,8 +296,10 @@ pub struct ConnectorStatus {
     pub kind: &'static str,
     /// Each task's state, by task id.
     pub tasks: Vec<State>,
-    /// The worker that runs them (its REST `host:port`).
+    /// The worker that runs the connector (its REST `host:port`).
     pub worker_id: String,
+    /// The worker that runs each task (distributed workers spread them).
+    pub task_worker_ids: Vec<String>,
 }
 
 /// A connector as the REST API describes it: name, config, task count and type.
@@ -350,6 +352,7 @@ pub(crate) struct TaskSetup {
 }
 
 struct RunningTask {
+    id: usize,
     state: Arc<Mutex<State>>,
     control: watch::Sender<Control>,
     handle: tokio::task::JoinHandle<()>,
@@ -384,13 +387,41 @@ impl RunningConnector {
     }
 }
 
+/// The state of what a worker runs of a connector: the connector's (when it runs it) and
+/// each of its tasks' by id.
+pub type ShareStatus = (Option<State>, Vec<(usize, State)>);
+
+/// Which part of a connector a worker runs: a standalone worker runs all of it; a
+/// distributed worker may run the connector without its tasks, or tasks without it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Share {
+    /// Runs the connector itself (which computes the task configs).
+    pub connector: bool,
+    /// The tasks it runs, by id, with their configs; none: every task the connector
+    /// computes.
+    pub tasks: Option<Vec<(usize, Props)>>,
+}
+
+impl Share {
+    /// All of a connector: itself and every task it computes.
+    pub fn whole() -> Share {
+        Share {
+            connector: true,
+            tasks: None,
+        }
+    }
+}
+
 /// A connector the worker knows: its config, what it was asked to be, and what runs.
 struct Entry {
     plugin: Plugin,
     config: Props,
     target: TargetState,
-    /// The started connector (none when stopped or when its start failed).
+    share: Share,
+    /// The started connector (none when stopped, not this worker's, or its start failed).
     connector: Option<RunningConnector>,
+    /// The task configs the connector computed when it last started.
+    computed: Vec<Props>,
     state: Arc<Mutex<State>>,
     tasks: Vec<RunningTask>,
 }
@@ -411,6 +442,7 @@ impl Entry {
             kind: self.plugin.kind(),
             tasks: self.tasks.iter().map(|t| t.state.lock().clone()).collect(),
             worker_id: worker_id.to_string(),
+            task_worker_ids: vec![worker_id.to_string(); self.tasks.len()],
         }
     }
 
@@ -527,8 +559,19 @@ impl Worker {
         props: Props,
         target: TargetState,
     ) -> Result<ConnectorInfo> {
+        self.create_share(name, props, target, Share::whole()).await
+    }
+
+    /// Creates the `share` of connector `name` this worker runs (a distributed worker's).
+    pub async fn create_share(
+        &self,
+        name: &str,
+        props: Props,
+        target: TargetState,
+        share: Share,
+    ) -> Result<ConnectorInfo> {
         let mut running = self.running.lock().await;
-        self.create_locked(&mut running, name, props, target)
+        self.create_locked(&mut running, name, props, target, share)
     }
 
     fn create_locked(
@@ -537,6 +580,7 @@ impl Worker {
         name: &str,
         props: Props,
         target: TargetState,
+        share: Share,
     ) -> Result<ConnectorInfo> {
         if running.contains_key(name) {
             return Err(ConnectError::Conflict(format!(
@@ -548,7 +592,9 @@ impl Worker {
             plugin,
             config: props,
             target,
+            share,
             connector: None,
+            computed: Vec::new(),
             state: Arc::new(Mutex::new(State::Unassigned)),
             tasks: Vec::new(),
         };
@@ -571,7 +617,13 @@ impl Worker {
     ) -> Result<(bool, ConnectorInfo)> {
         let mut running = self.running.lock().await;
         let Some(entry) = running.get_mut(name) else {
-            let info = self.create_locked(&mut running, name, props, TargetState::Started)?;
+            let info = self.create_locked(
+                &mut running,
+                name,
+                props,
+                TargetState::Started,
+                Share::whole(),
+            )?;
             return Ok((true, info));
         };
         let (plugin, props) = self.checked(name, props)?;
@@ -666,18 +718,29 @@ impl Worker {
         if !only_failed || connector_failed {
             *entry.state.lock() = State::Restarting;
             entry.stop_connector(name);
-            if let Some(task_configs) = self.start_connector(name, entry) {
-                let current: Vec<&Props> = entry.tasks.iter().map(|t| &t.props).collect();
-                if task_configs.iter().collect::<Vec<_>>() != current {
-                    entry.stop_tasks().await;
-                    self.spawn_tasks(name, entry, task_configs)?;
-                    tracing::info!(connector = name, "task configs changed: tasks restarted");
+            if entry.share.connector {
+                if let Some(task_configs) = self.start_connector(name, entry) {
+                    entry.computed = task_configs.clone();
+                    let current: Vec<&Props> = entry.tasks.iter().map(|t| &t.props).collect();
+                    // A distributed worker's tasks change with a rebalance instead.
+                    if entry.share.tasks.is_none()
+                        && task_configs.iter().collect::<Vec<_>>() != current
+                    {
+                        entry.stop_tasks().await;
+                        self.spawn_tasks(name, entry, task_configs.into_iter().enumerate())?;
+                        tracing::info!(connector = name, "task configs changed: tasks restarted");
+                    }
                 }
             }
         }
         if include_tasks {
-            for id in 0..entry.tasks.len() {
-                let failed = entry.tasks[id].state.lock().is_failed();
+            let ids: Vec<usize> = entry.tasks.iter().map(|t| t.id).collect();
+            for id in ids {
+                let failed = entry
+                    .tasks
+                    .iter()
+                    .find(|t| t.id == id)
+                    .is_some_and(|t| t.state.lock().is_failed());
                 if !only_failed || failed {
                     self.restart_task_in(name, entry, id).await?;
                 }
@@ -696,7 +759,7 @@ impl Worker {
     pub async fn restart_task(&self, name: &str, task: usize) -> Result<()> {
         let mut running = self.running.lock().await;
         let entry = running.get_mut(name).ok_or_else(|| not_found(name))?;
-        if task >= entry.tasks.len() {
+        if !entry.tasks.iter().any(|t| t.id == task) {
             return Err(ConnectError::NotFound(format!(
                 "Task {name}-{task} not found"
             )));
@@ -721,6 +784,32 @@ impl Worker {
     /// Connector `name`: config, tasks and type.
     pub async fn connector_info(&self, name: &str) -> Option<ConnectorInfo> {
         self.running.lock().await.get(name).map(|e| e.info(name))
+    }
+
+    /// The task configs connector `name` computed when it last started here (none when this
+    /// worker does not run the connector itself).
+    pub async fn computed_task_configs(&self, name: &str) -> Option<Vec<Props>> {
+        let running = self.running.lock().await;
+        let entry = running.get(name)?;
+        match (&entry.share.connector, &entry.connector, entry.target) {
+            (true, _, TargetState::Stopped) => Some(Vec::new()),
+            (true, Some(_), _) => Some(entry.computed.clone()),
+            _ => None,
+        }
+    }
+
+    /// What this worker runs of connector `name`: the connector's state when it runs the
+    /// connector, and each task's by id.
+    pub async fn share_status(&self, name: &str) -> Option<ShareStatus> {
+        let running = self.running.lock().await;
+        let entry = running.get(name)?;
+        let connector = entry.share.connector.then(|| entry.state.lock().clone());
+        let tasks = entry
+            .tasks
+            .iter()
+            .map(|t| (t.id, t.state.lock().clone()))
+            .collect();
+        Some((connector, tasks))
     }
 
     /// The config of each of connector `name`'s tasks, by task id.
@@ -935,6 +1024,9 @@ impl Worker {
             if let Err(err) = sink::topics_of(props) {
                 fail(err, "topics");
             }
+            if let Err(err) = sink::group_config_of("", props) {
+                fail(err, "consumer.override.*");
+            }
         }
         let own = connector.as_connector().validate(props);
         let mut configs: Vec<(ConfigKey, ConfigValue)> = Vec::new();
@@ -962,8 +1054,22 @@ impl Worker {
 
     /// Starts the connector of `entry` and its tasks, in the entry's target state.
     fn start(&self, name: &str, entry: &mut Entry) -> Result<()> {
-        if let Some(task_configs) = self.start_connector(name, entry) {
-            self.spawn_tasks(name, entry, task_configs)?;
+        let computed = if entry.share.connector {
+            self.start_connector(name, entry)
+        } else {
+            None
+        };
+        if let Some(computed) = &computed {
+            entry.computed = computed.clone();
+        }
+        match entry.share.tasks.clone() {
+            None => {
+                if let Some(configs) = computed {
+                    self.spawn_tasks(name, entry, configs.into_iter().enumerate())?;
+                }
+            }
+            // Tasks given their configs run whether or not the connector runs here.
+            Some(tasks) => self.spawn_tasks(name, entry, tasks)?,
         }
         Ok(())
     }
@@ -1016,8 +1122,13 @@ impl Worker {
         }
     }
 
-    fn spawn_tasks(&self, name: &str, entry: &mut Entry, configs: Vec<Props>) -> Result<()> {
-        for (id, props) in configs.into_iter().enumerate() {
+    fn spawn_tasks(
+        &self,
+        name: &str,
+        entry: &mut Entry,
+        configs: impl IntoIterator<Item = (usize, Props)>,
+    ) -> Result<()> {
+        for (id, props) in configs {
             let task = self.spawn_task(name, entry, id, props)?;
             entry.tasks.push(task);
         }
@@ -1027,12 +1138,17 @@ impl Worker {
     async fn restart_task_in(&self, name: &str, entry: &mut Entry, id: usize) -> Result<()> {
         // The old task is gone (flushed, committed) before the new one starts: two copies
         // of a source task would send the same records.
-        let old = &mut entry.tasks[id];
+        let Some(position) = entry.tasks.iter().position(|t| t.id == id) else {
+            return Err(ConnectError::NotFound(format!(
+                "Task {name}-{id} not found"
+            )));
+        };
+        let old = &mut entry.tasks[position];
         *old.state.lock() = State::Restarting;
         let _ = old.control.send(Control::Stop);
         let _ = (&mut old.handle).await;
         let props = old.props.clone();
-        entry.tasks[id] = self.spawn_task(name, entry, id, props)?;
+        entry.tasks[position] = self.spawn_task(name, entry, id, props)?;
         tracing::info!(connector = name, task = id, "task restarted");
         Ok(())
     }
@@ -1078,7 +1194,10 @@ impl Worker {
                     setup,
                     connector.create_task(),
                     props.clone(),
-                    sink::topics_of(&entry.config)?,
+                    sink::Subscription {
+                        topics: sink::topics_of(&entry.config)?,
+                        group: sink::group_config_of(name, &entry.config)?,
+                    },
                     controlled,
                     state.clone(),
                 ),
@@ -1086,6 +1205,7 @@ impl Worker {
         };
         tracing::info!(connector = name, task = id, "task started");
         Ok(RunningTask {
+            id,
             state,
             control,
             handle,

@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use sluice_log::client::config::ClientConfig;
 use sluice_log::client::consumer::ConsumerRecord;
-use sluice_log::client::group_consumer::{AutoOffsetReset, GroupConfig, GroupConsumer, GroupEvent};
+use sluice_log::client::group_consumer::{GroupConfig, GroupConsumer, GroupEvent};
 use sluice_log::client::Client;
 use tokio::sync::watch;
 
@@ -60,9 +61,34 @@ pub(super) fn topics_of(props: &Props) -> Result<SinkTopics> {
     }
 }
 
+/// What a sink task reads, and as which group.
+pub(super) struct Subscription {
+    pub(super) topics: SinkTopics,
+    pub(super) group: GroupConfig,
+}
+
 /// The consumer group of a sink connector's tasks (Kafka's `connect-<name>`).
 pub(super) fn group_id(connector: &str) -> String {
     format!("connect-{connector}")
+}
+
+/// The group settings of a sink connector's tasks: group `connect-<name>`, from the earliest
+/// offset, no auto-commit (the worker commits what the task flushed), then the connector's
+/// `consumer.override.*` settings with Kafka's consumer names (Kafka's default override
+/// policy, `All`, lets a connector set any of them).
+pub(super) fn group_config_of(connector: &str, props: &Props) -> Result<GroupConfig> {
+    let mut config = ClientConfig::new()
+        .set("group.id", &group_id(connector))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false");
+    for (key, value) in props {
+        if let Some(setting) = key.strip_prefix("consumer.override.") {
+            config = config.set(setting, value);
+        }
+    }
+    config
+        .group_config()
+        .map_err(|err| ConnectError::config("consumer.override.*", "", err.to_string()))
 }
 
 /// Runs `task` until `control` says stop or it fails; while it says pause, the member keeps
@@ -72,13 +98,10 @@ pub(super) async fn run_until_stopped(
     setup: TaskSetup,
     mut task: Box<dyn SinkTask>,
     props: Props,
-    topics: SinkTopics,
+    subscription: Subscription,
     mut control: watch::Receiver<Control>,
     state: Arc<parking_lot::Mutex<State>>,
 ) -> Result<()> {
-    let mut group = GroupConfig::new(&group_id(&setup.connector));
-    group.auto_offset_reset = AutoOffsetReset::Earliest;
-    group.enable_auto_commit = false;
     let reporter = ErrorReporter::new(
         &client,
         setup.errors.clone(),
@@ -87,6 +110,7 @@ pub(super) async fn run_until_stopped(
         true,
     )
     .await?;
+    let Subscription { topics, group } = subscription;
     let joined = async {
         let sibling = client.sibling().await?;
         match topics {

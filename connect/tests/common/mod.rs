@@ -116,8 +116,9 @@ impl Connector for CollectingSink {
         Ok(())
     }
 
-    fn task_configs(&self, props: &Props, _max: usize) -> sluice_connect::Result<Vec<Props>> {
-        Ok(vec![props.clone()])
+    // As many tasks as allowed, sharing the group's partitions.
+    fn task_configs(&self, props: &Props, max: usize) -> sluice_connect::Result<Vec<Props>> {
+        Ok(vec![props.clone(); max])
     }
 }
 
