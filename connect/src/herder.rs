@@ -15,6 +15,11 @@ use crate::worker::{ConfigInfos, ConnectorInfo, ConnectorStatus, Plugins, Worker
 pub trait Herder: Send + Sync {
     /// How statuses name this worker (its REST `host:port`).
     fn worker_id(&self) -> String;
+    /// Where config writes go when this worker is not the one to make them: the group
+    /// leader's REST URL (a standalone worker writes its own).
+    fn leader_url(&self) -> Option<String> {
+        None
+    }
     /// The cluster the worker works on.
     fn client(&self) -> &Arc<Client>;
     /// The connector classes it runs.

@@ -185,6 +185,19 @@ fn two_workers_share_connectors_and_the_survivor_takes_over_a_dead_ones() {
             .await;
             let (_, task) = rest_b.get("/connectors/collect/tasks/1/status").await.unwrap();
             assert_eq!(task["worker_id"], spread["tasks"][1]["worker_id"]);
+            // With the group formed, two creates of one name at once, one on each worker: the
+            // leader decides, once (the other worker forwards its request).
+            let twin = json!({"name": "twin", "config": {
+                "connector.class": "CountingSource", "topic": "twins", "limit": "1"}});
+            let (first, second) = tokio::join!(
+                rest_a.request("POST", "/connectors", Some(&twin)),
+                rest_b.request("POST", "/connectors", Some(&twin))
+            );
+            let (first, second) = (first.unwrap().0, second.unwrap().0);
+            let mut codes = [first, second];
+            codes.sort_unstable();
+            assert_eq!(codes, [201, 409]);
+            assert_eq!(rest_a.request("DELETE", "/connectors/twin", None).await.unwrap().0, 204);
             let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
             while numbers("dist") != (0..200).collect::<Vec<_>>() {
                 assert!(tokio::time::Instant::now() < deadline, "the sink has {:?}", numbers("dist").len());

@@ -10,7 +10,7 @@ use serde_json::{json, Value as Json};
 use sluice_connect::connector::Props;
 use sluice_connect::distributed::{DistributedConfig, DistributedWorker};
 use sluice_connect::properties::{parse_properties, read_config_file, read_connector_config};
-use sluice_connect::rest::{RestClient, RestServer};
+use sluice_connect::rest::{encode_segment, RestClient, RestServer};
 use sluice_connect::worker::{Worker, WorkerConfig};
 use sluice_log::client::{Client, ClientOptions};
 
@@ -212,7 +212,7 @@ fn print_json(body: &Json) -> anyhow::Result<()> {
 }
 
 async fn drive(rest: &RestClient, command: RestCommand) -> anyhow::Result<()> {
-    let path = |name: &str, rest: &str| format!("/connectors/{}{rest}", encode(name));
+    let path = |name: &str, rest: &str| format!("/connectors/{}{rest}", encode_segment(name));
     match command {
         RestCommand::List { json } => {
             let all = expect(
@@ -372,7 +372,10 @@ async fn drive(rest: &RestClient, command: RestCommand) -> anyhow::Result<()> {
             let infos = expect(
                 rest.request(
                     "PUT",
-                    &format!("/connector-plugins/{}/config/validate", encode(&plugin)),
+                    &format!(
+                        "/connector-plugins/{}/config/validate",
+                        encode_segment(&plugin)
+                    ),
                     Some(&json!(props)),
                 )
                 .await?,
@@ -409,20 +412,6 @@ async fn act(
     )?;
     println!("{done} connector {name}.");
     Ok(())
-}
-
-/// Percent-encodes a path segment (connector names may hold spaces or slashes).
-fn encode(segment: &str) -> String {
-    let mut out = String::with_capacity(segment.len());
-    for b in segment.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            other => out.push_str(&format!("%{other:02X}")),
-        }
-    }
-    out
 }
 
 /// A worker properties file.
@@ -532,7 +521,7 @@ mod tests {
 
     #[test]
     fn names_are_encoded_for_paths() {
-        assert_eq!(encode("file-source_1.a~"), "file-source_1.a~");
-        assert_eq!(encode("a b/c"), "a%20b%2Fc");
+        assert_eq!(encode_segment("file-source_1.a~"), "file-source_1.a~");
+        assert_eq!(encode_segment("a b/c"), "a%20b%2Fc");
     }
 }

@@ -198,6 +198,12 @@ struct Inner {
     config: DistributedConfig,
     worker_id: String,
     generation: AtomicI32,
+    /// The leader's REST URL while another worker leads (config writes go there, as in
+    /// Kafka Connect); none when this worker leads or has not joined yet.
+    leader_url: parking_lot::Mutex<Option<String>>,
+    /// Held from a config write's existence check to the write, so that the leader decides
+    /// one create of a name at a time.
+    config_writes: tokio::sync::Mutex<()>,
 }
 
 /// A distributed worker (Kafka Connect's `DistributedHerder`).
@@ -248,6 +254,8 @@ impl DistributedWorker {
             config,
             worker_id: worker_id.to_string(),
             generation: AtomicI32::new(-1),
+            leader_url: parking_lot::Mutex::new(None),
+            config_writes: tokio::sync::Mutex::new(()),
         });
         let membership = GroupMembership::new(
             &client,
@@ -407,6 +415,10 @@ impl Inner {
                 }
             }
             let config_offset = assignment["config_offset"].as_i64().unwrap_or(0);
+            *self.leader_url.lock() = match assignment["leader_url"].as_str() {
+                Some(url) if !leader => Some(format!("http://{url}")),
+                _ => None,
+            };
             if self.configs.offset() < config_offset {
                 if let Err(err) = self.configs.read_to_end().await {
                     tracing::warn!(%err, "reading the config topic failed");
@@ -709,6 +721,9 @@ impl Herder for DistributedWorker {
     fn worker_id(&self) -> String {
         self.inner.worker_id.clone()
     }
+    fn leader_url(&self) -> Option<String> {
+        self.inner.leader_url.lock().clone()
+    }
     fn client(&self) -> &Arc<Client> {
         self.inner.local.client()
     }
@@ -750,6 +765,7 @@ impl Herder for DistributedWorker {
     ) -> BoxFuture<'a, Result<ConnectorInfo>> {
         Box::pin(async move {
             let (_, props) = self.inner.local.checked(name, props)?;
+            let _writing = self.inner.config_writes.lock().await;
             let snapshot = self.fresh().await?;
             if snapshot.connectors.contains_key(name) {
                 return Err(ConnectError::Conflict(format!(
@@ -773,6 +789,7 @@ impl Herder for DistributedWorker {
     ) -> BoxFuture<'a, Result<(bool, ConnectorInfo)>> {
         Box::pin(async move {
             let (_, props) = self.inner.local.checked(name, props)?;
+            let _writing = self.inner.config_writes.lock().await;
             let snapshot = self.fresh().await?;
             let created = !snapshot.connectors.contains_key(name);
             self.inner.configs.put_connector(name, &props).await?;
@@ -787,6 +804,7 @@ impl Herder for DistributedWorker {
     }
     fn delete_connector<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
+            let _writing = self.inner.config_writes.lock().await;
             self.existing(name).await?;
             self.inner.configs.delete_connector(name).await
         })

@@ -279,8 +279,54 @@ async fn list_connectors(State(worker): Shared, RawQuery(query): RawQuery) -> An
     ok(Json::Object(all))
 }
 
-async fn create_connector(State(worker): Shared, body: Bytes) -> Answer {
-    let body = body_json(&body)?;
+/// A config write this worker is not the one to make: sent on to the group's leader (with
+/// `forward=false`, as Kafka Connect marks requests it forwards), whose answer is returned.
+/// None: handle it here.
+async fn to_leader(
+    worker: &Arc<dyn Herder>,
+    query: &Option<String>,
+    method: &str,
+    path: &str,
+    body: Option<&Json>,
+) -> Option<Answer> {
+    let pairs = query_pairs(query);
+    if pairs.iter().any(|(k, v)| k == "forward" && v == "false") {
+        return None;
+    }
+    let leader = worker.leader_url()?;
+    let outcome = async {
+        let rest = RestClient::new(&leader)?;
+        rest.request(method, &format!("{path}?forward=false"), body)
+            .await
+    }
+    .await;
+    Some(match outcome {
+        Ok((status, answer)) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+            let body = (!answer.is_null()).then_some(answer);
+            if status.is_success() {
+                Ok(Reply(status, body))
+            } else {
+                let message = body
+                    .as_ref()
+                    .and_then(|b| b["message"].as_str())
+                    .unwrap_or("the leader refused the request")
+                    .to_string();
+                Err(Failure(status, message))
+            }
+        }
+        Err(err) => Err(Failure(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("Forwarding the request to the leader at {leader} failed: {err}"),
+        )),
+    })
+}
+
+async fn create_connector(State(worker): Shared, RawQuery(query): RawQuery, raw: Bytes) -> Answer {
+    let body = body_json(&raw)?;
+    if let Some(answer) = to_leader(&worker, &query, "POST", "/connectors", Some(&body)).await {
+        return answer;
+    }
     let config = match body.get("config") {
         Some(config) => json::props(config)?,
         None => return Err(bad_request("The request needs a \"config\" object")),
@@ -304,7 +350,15 @@ async fn connector_info(State(worker): Shared, Path(name): Path<String>) -> Answ
     }
 }
 
-async fn delete_connector(State(worker): Shared, Path(name): Path<String>) -> Answer {
+async fn delete_connector(
+    State(worker): Shared,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Answer {
+    let path = format!("/connectors/{}", encode_segment(&name));
+    if let Some(answer) = to_leader(&worker, &query, "DELETE", &path, None).await {
+        return answer;
+    }
     worker.delete_connector(&name).await?;
     Ok(Reply(StatusCode::NO_CONTENT, None))
 }
@@ -319,9 +373,15 @@ async fn connector_config(State(worker): Shared, Path(name): Path<String>) -> An
 async fn put_connector_config(
     State(worker): Shared,
     Path(name): Path<String>,
-    body: Bytes,
+    RawQuery(query): RawQuery,
+    raw: Bytes,
 ) -> Answer {
-    let config: Props = json::props(&body_json(&body)?)?;
+    let body = body_json(&raw)?;
+    let path = format!("/connectors/{}/config", encode_segment(&name));
+    if let Some(answer) = to_leader(&worker, &query, "PUT", &path, Some(&body)).await {
+        return answer;
+    }
+    let config: Props = json::props(&body)?;
     let (created, info) = worker.put_connector_config(&name, config).await?;
     let status = if created {
         StatusCode::CREATED
@@ -481,6 +541,20 @@ async fn validate_config(State(worker): Shared, Path(plugin): Path<String>, body
         .or_insert_with(|| plugin.clone());
     let infos = worker.validate(&plugin, &config)?;
     ok(json::config_infos(&infos))
+}
+
+/// Percent-encodes a path segment (connector names may hold spaces or slashes).
+pub fn encode_segment(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    for b in segment.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            other => out.push_str(&format!("%{other:02X}")),
+        }
+    }
+    out
 }
 
 async fn not_found_route() -> Failure {
