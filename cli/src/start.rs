@@ -179,13 +179,25 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
         );
         let worker = match connect {
             Some(worker_config) => {
-                let client = Client::embedded(
-                    broker.clone(),
-                    tokio::runtime::Handle::current(),
-                    ClientOptions::default(),
-                )
-                .await?;
-                Some(start_worker(client, worker_config, &mut std::io::stdout()).await?)
+                let started = async {
+                    let client = Client::embedded(
+                        broker.clone(),
+                        tokio::runtime::Handle::current(),
+                        ClientOptions::default(),
+                    )
+                    .await?;
+                    start_worker(client, worker_config, &mut std::io::stdout()).await
+                }
+                .await;
+                match started {
+                    Ok(worker) => Some(worker),
+                    Err(err) => {
+                        // The broker still closes cleanly: the next start needs no recovery.
+                        server.shutdown().await;
+                        broker.shutdown()?;
+                        return Err(err.context("set connect.rest.port (or connect.enable=false)"));
+                    }
+                }
             }
             None => None,
         };

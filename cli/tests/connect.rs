@@ -53,6 +53,19 @@ impl Running {
     }
 }
 
+impl Drop for Running {
+    /// A test that failed half-way leaves no `sluice` behind.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = Command::new("pkill")
+                .args(["-KILL", "-P", &self.child.id().to_string()])
+                .status();
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// `sluice connect --url URL <args>`.
 fn connect(url: &str, args: &[&str]) -> std::process::Output {
     Command::new("timeout")
@@ -380,6 +393,11 @@ fn distributed_workers_in_two_processes_hand_over_when_one_is_killed() {
             &file(&output),
             "--config",
             "topics=dist-lines",
+            // Should a sink task die with its worker, its group moves on within 6 s.
+            "--config",
+            "consumer.override.session.timeout.ms=6000",
+            "--config",
+            "consumer.override.heartbeat.interval.ms=100",
         ],
     ));
     let read_output = || std::fs::read_to_string(&output).unwrap_or_default();
@@ -392,6 +410,10 @@ fn distributed_workers_in_two_processes_hand_over_when_one_is_killed() {
             .unwrap_or_default()
             .to_string()
     };
+    // Once both workers are in the group, each runs one connector.
+    await_that("the connectors to spread", || {
+        owner_of(&second, "src") != owner_of(&second, "sink")
+    });
     // Kill -9 the source's worker: no clean shutdown, no goodbye to the group.
     let owner = format!("http://{}", owner_of(&second, "src"));
     let dead = workers
@@ -410,13 +432,52 @@ fn distributed_workers_in_two_processes_hand_over_when_one_is_killed() {
         owner_of(&survivor_url, "src") == survivor_id
     });
     std::fs::write(&input, "one\ntwo\nthree\n").unwrap();
-    await_that("the line written after the kill", || {
-        read_output() == "one\ntwo\nthree\n"
-    });
+    // No line is lost. (Lines may come twice across the hand-overs: at least once, as after
+    // a crash in Kafka; see the session note on duplicates seen here.)
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = read_output();
+        let mut lines: Vec<&str> = text.lines().collect();
+        let last = lines.last().copied();
+        lines.sort_unstable();
+        lines.dedup();
+        if lines == ["one", "three", "two"] && last == Some("three") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the sink's file after the kill: {text:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let list = ok(connect(&survivor_url, &["list"]));
     assert!(
         list.contains("src\tsource\tRUNNING") && list.contains("sink\tsink\tRUNNING"),
         "{list}"
     );
     assert!(survivor.stop().success());
+}
+
+#[test]
+fn a_connect_port_in_use_is_a_clear_startup_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let output = Command::new("timeout")
+        .args(["60", env!("CARGO_BIN_EXE_sluice"), "start", "--config"])
+        .arg(dir.path().join("none.toml"))
+        .args(["--override", "listeners=PLAINTEXT://127.0.0.1:0"])
+        .args(["--override", &format!("connect.rest.port={port}")])
+        .args([
+            "--override",
+            &format!("log.dirs={}", dir.path().join("data").display()),
+        ])
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let err = fails(output);
+    assert!(
+        err.contains("connect.rest.port") && err.contains("cannot listen"),
+        "{err}"
+    );
 }
