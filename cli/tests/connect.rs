@@ -66,6 +66,14 @@ impl Drop for Running {
     }
 }
 
+/// Appends to a file as a program writing a log does. (Rewriting it would truncate it first,
+/// which FileStreamSource takes for a new file and reads again from the start.)
+fn append(path: &std::path::Path, text: &str) {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+    file.write_all(text.as_bytes()).unwrap();
+}
+
 /// `sluice connect --url URL <args>`.
 fn connect(url: &str, args: &[&str]) -> std::process::Output {
     Command::new("timeout")
@@ -175,7 +183,7 @@ fn a_standalone_worker_runs_file_connectors_driven_by_sluice_connect() {
     let paused = ok(connect(&url, &["status", "local-file-source"]));
     assert!(paused.contains("PAUSED"), "{paused}");
     ok(connect(&url, &["resume", "local-file-source"]));
-    std::fs::write(&input, "one\ntwo\nthree\n").unwrap();
+    append(&input, "three\n");
     await_that("the third line", || read_output() == "one\ntwo\nthree\n");
     ok(connect(
         &url,
@@ -431,9 +439,9 @@ fn distributed_workers_in_two_processes_hand_over_when_one_is_killed() {
     await_that("the survivor to run the source", || {
         owner_of(&survivor_url, "src") == survivor_id
     });
-    std::fs::write(&input, "one\ntwo\nthree\n").unwrap();
-    // No line is lost. (Lines may come twice across the hand-overs: at least once, as after
-    // a crash in Kafka; see the session note on duplicates seen here.)
+    append(&input, "three\n");
+    // No line is lost. Lines read before the kill have been seen twice in about one run in
+    // five (an open bug, in the session note); until it is found this checks no loss only.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let text = read_output();
