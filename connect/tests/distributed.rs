@@ -86,6 +86,9 @@ impl WorkerProcess {
     }
 }
 
+/// The numbers `collector` was handed, sorted and without repeats: a worker that is killed
+/// may have sent records whose offsets it had not committed yet, which its successor rightly
+/// sends again (at least once).
 fn numbers(collector: &str) -> Vec<i64> {
     let mut seen: Vec<i64> = collected()
         .lock()

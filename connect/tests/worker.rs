@@ -97,6 +97,51 @@ fn records_flow_source_to_sink_and_a_restarted_source_resumes_from_its_offset() 
 }
 
 #[test]
+fn source_offsets_are_committed_while_a_poll_waits_for_data() {
+    on_embedded_node(|client, _dir| async move {
+        let config = WorkerConfig {
+            offset_flush_interval: Duration::from_millis(100),
+            ..WorkerConfig::default()
+        };
+        let worker = Worker::new(client.clone(), config, plugins()).unwrap();
+        // After its 5 numbers the task's polls wait a minute each, as a source with no new
+        // data does (FileStreamSource waits 1 s).
+        worker
+            .create_connector(
+                "slow",
+                props(&[
+                    ("connector.class", "CountingSource"),
+                    ("topic", "slow-numbers"),
+                    ("limit", "5"),
+                    ("idle.ms", "60000"),
+                ]),
+            )
+            .await
+            .unwrap();
+        // Committed within the flush interval (bounded here at 10 s), not when the poll ends:
+        // a worker killed meanwhile would otherwise send them again.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let committed = worker
+                .offset_store()
+                .get("slow", &partition())
+                .and_then(|o| o.map_get("next").cloned());
+            if committed == Some(Value::Int64(5)) {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the offset was not committed while the poll waited: {committed:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // A stop still cuts the waiting poll short.
+        worker.delete_connector("slow").await.unwrap();
+        worker.shutdown().await.unwrap();
+    });
+}
+
+#[test]
 fn bad_connector_configs_start_nothing_and_say_why() {
     on_embedded_node(|client, _dir| async move {
         let worker = Worker::new(client, WorkerConfig::default(), plugins()).unwrap();

@@ -75,6 +75,18 @@ impl Uncommitted {
     }
 }
 
+/// Returns once `control` says stop (the guard it reads is not kept, so that a future
+/// waiting on this stays `Send`).
+async fn stop_said(control: &mut watch::Receiver<Control>) {
+    let _ = control.wait_for(|c| *c == Control::Stop).await;
+}
+
+/// How a poll ended.
+enum Polled {
+    Returned(Result<Vec<SourceRecord>>),
+    Stopped,
+}
+
 /// Runs `task` until `control` says stop or it fails; while it says pause, the task is not
 /// polled (what it sent is committed first).
 pub(super) async fn run_until_stopped(
@@ -151,20 +163,45 @@ pub(super) async fn run_until_stopped(
         }
         // Only a stop cuts a poll short: a poll may have taken records from its source that
         // it has not returned yet, which a pause must not lose. (Stopping drops them, but
-        // their offsets were never committed, so a restart reads them again.)
-        let polled = tokio::select! {
-            polled = task.poll() => polled,
-            _ = control.wait_for(|c| *c == Control::Stop) => break Ok(()),
+        // their offsets were never committed, so a restart reads them again.) Offsets are
+        // committed on their own schedule meanwhile, as Kafka's offset committer does: a poll
+        // that waits for data must not hold back the offsets of what was sent before it, or
+        // a worker that dies then has them sent again.
+        let mut committed_meanwhile = false;
+        let polled = {
+            let poll = task.poll();
+            tokio::pin!(poll);
+            loop {
+                let due = last_commit + setup.flush_interval;
+                let pending = !uncommitted.offsets.is_empty();
+                tokio::select! {
+                    polled = &mut poll => break Polled::Returned(polled),
+                    () = stop_said(&mut control) => break Polled::Stopped,
+                    _ = tokio::time::sleep_until(due.into()), if pending => {
+                        if let Err(err) = commit(&setup, &producer, &offsets, &mut uncommitted).await {
+                            break Polled::Returned(Err(err));
+                        }
+                        last_commit = Instant::now();
+                        committed_meanwhile = true;
+                    }
+                }
+            }
         };
+        if committed_meanwhile {
+            if let Err(err) = task.commit().await {
+                break Err(err);
+            }
+        }
         let records = match polled {
-            Ok(records) => records,
+            Polled::Stopped => break Ok(()),
+            Polled::Returned(Ok(records)) => records,
             // Kafka polls again after a RetriableException.
-            Err(ConnectError::Retriable(reason)) => {
+            Polled::Returned(Err(ConnectError::Retriable(reason))) => {
                 tracing::warn!(connector = %setup.connector, task = setup.task, %reason, "poll failed; polling again");
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
-            Err(err) => break Err(err),
+            Polled::Returned(Err(err)) => break Err(err),
         };
         let mut failed = None;
         for record in records {

@@ -13,13 +13,15 @@ use sluice_connect::connector::{
 use sluice_connect::data::{Schema, Type, Value};
 use sluice_connect::worker::{ConnectorFactory, Plugins};
 
-/// Emits the numbers from its committed offset up to `limit` (exclusive) into `topic`.
+/// Emits the numbers from its committed offset up to `limit` (exclusive) into `topic`; then
+/// each poll waits `idle.ms` (20 by default) and returns nothing.
 pub struct CountingSource;
 
 pub struct CountingTask {
     topic: String,
     next: i64,
     limit: i64,
+    idle: Duration,
 }
 
 pub fn partition() -> Value {
@@ -31,6 +33,10 @@ impl Connector for CountingSource {
         ConfigDef::new()
             .define(ConfigKey::string("topic", "Where the numbers go.").required())
             .define(ConfigKey::long("limit", "Where they stop.").required())
+            .define(
+                ConfigKey::long("idle.ms", "How long a poll with nothing waits.")
+                    .default_value("20"),
+            )
     }
 
     fn start(&mut self, _props: &Props, _ctx: ConnectorContext) -> sluice_connect::Result<()> {
@@ -48,6 +54,7 @@ impl SourceConnector for CountingSource {
             topic: String::new(),
             next: 0,
             limit: 0,
+            idle: Duration::from_millis(20),
         })
     }
 }
@@ -61,6 +68,9 @@ impl SourceTask for CountingTask {
         Box::pin(async move {
             self.topic = props.get("topic").cloned().unwrap_or_default();
             self.limit = props.get("limit").and_then(|l| l.parse().ok()).unwrap_or(0);
+            if let Some(ms) = props.get("idle.ms").and_then(|l| l.parse().ok()) {
+                self.idle = Duration::from_millis(ms);
+            }
             self.next = ctx
                 .offset(&partition())
                 .and_then(|o| o.map_get("next").and_then(Value::as_i64))
@@ -72,8 +82,8 @@ impl SourceTask for CountingTask {
     fn poll(&mut self) -> BoxFuture<'_, sluice_connect::Result<Vec<SourceRecord>>> {
         Box::pin(async move {
             if self.next >= self.limit {
-                // Nothing more: wait a little, as a task with no data does.
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                // Nothing more: wait, as a task with no data does.
+                tokio::time::sleep(self.idle).await;
                 return Ok(Vec::new());
             }
             let end = (self.next + 100).min(self.limit);

@@ -66,7 +66,8 @@ pub struct GroupConfig {
     pub enable_auto_commit: bool,
     /// `auto.commit.interval.ms`.
     pub auto_commit_interval: Duration,
-    /// `metadata.max.age.ms`: how often a pattern subscription looks for new matching topics.
+    /// `metadata.max.age.ms`: how often the subscribed topics are looked up again (new
+    /// partitions, new topics matching a pattern).
     pub metadata_max_age: Duration,
     /// `partition.assignment.strategy`, in order of preference.
     pub assignment_strategy: Vec<Assignor>,
@@ -207,6 +208,28 @@ async fn send_leave(
         );
     }
     Ok(())
+}
+
+/// The partition count of each of `topics` now (0: it does not exist), asked of the cluster
+/// rather than the client's cache.
+async fn fresh_partition_counts(
+    client: &Client,
+    topics: &[String],
+) -> Result<BTreeMap<String, i32>> {
+    if topics.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let response = client.metadata(Some(topics), false).await?;
+    let mut counts: BTreeMap<String, i32> = topics.iter().map(|t| (t.clone(), 0)).collect();
+    for topic in &response.topics {
+        let Some(name) = &topic.name else { continue };
+        if topic.error_code == 0 {
+            if let Some(count) = counts.get_mut(name.0.as_str()) {
+                *count = topic.partitions.len() as i32;
+            }
+        }
+    }
+    Ok(counts)
 }
 
 fn not_assigned(topic: &str, partition: i32) -> Error {
@@ -412,6 +435,9 @@ impl GroupConsumer {
     /// caller applies it. Members tell the leader what they own (the sticky assignors keep it).
     async fn join(&mut self) -> Result<Vec<(String, i32)>> {
         let generation = self.membership.lock().generation;
+        // Counted before joining: a topic that appears or grows while the leader assigns is
+        // then a change the next check sees, and rejoins for.
+        let counts_before = self.partition_counts().await;
         let metadata: Vec<(Assignor, Bytes)> = self
             .config
             .assignment_strategy
@@ -523,7 +549,7 @@ impl GroupConsumer {
                 });
             }
             let assignment = decode_assignment(sync.assignment);
-            self.known_counts = self.partition_counts().await;
+            self.known_counts = counts_before;
             self.last_metadata_check = std::time::Instant::now();
             self.rejoin.store(false, Ordering::Release);
             self.fenced.store(false, Ordering::Release);
@@ -535,23 +561,10 @@ impl GroupConsumer {
     /// The partition count of each subscribed topic now (0: it does not exist), asked of the
     /// cluster rather than the cache. A failed request keeps what was known.
     async fn partition_counts(&self) -> BTreeMap<String, i32> {
-        if self.topics.is_empty() {
-            return BTreeMap::new();
+        match fresh_partition_counts(&self.client, &self.topics).await {
+            Ok(counts) => counts,
+            Err(_) => self.known_counts.clone(),
         }
-        let Ok(response) = self.client.metadata(Some(&self.topics), false).await else {
-            return self.known_counts.clone();
-        };
-        let mut counts: BTreeMap<String, i32> =
-            self.topics.iter().map(|t| (t.clone(), 0)).collect();
-        for topic in &response.topics {
-            let Some(name) = &topic.name else { continue };
-            if topic.error_code == 0 {
-                if let Some(count) = counts.get_mut(name.0.as_str()) {
-                    *count = topic.partitions.len() as i32;
-                }
-            }
-        }
-        counts
     }
 
     /// Whether this generation rebalances cooperatively (members keep their partitions).
@@ -573,12 +586,23 @@ impl GroupConsumer {
             .iter()
             .flat_map(|m| m.topics.iter().cloned())
             .collect();
-        let mut counts = BTreeMap::new();
-        for topic in topics {
-            if let Ok(info) = self.client.topic(&topic, false).await {
-                counts.insert(topic, info.leaders.len() as i32);
+        // Asked of the cluster, not the cache: a topic that grew since it was cached would
+        // otherwise keep its new partitions unassigned.
+        let topics: Vec<String> = topics.into_iter().collect();
+        let mut counts = match fresh_partition_counts(&self.client, &topics).await {
+            Ok(counts) => counts,
+            Err(err) => {
+                tracing::debug!(%err, "metadata for the assignment failed; using the cache");
+                let mut cached = BTreeMap::new();
+                for topic in topics {
+                    if let Ok(info) = self.client.topic(&topic, false).await {
+                        cached.insert(topic, info.leaders.len() as i32);
+                    }
+                }
+                cached
             }
-        }
+        };
+        counts.retain(|_, count| *count > 0);
         let assignor = protocol.and_then(Assignor::from_name).ok_or_else(|| {
             Error::Protocol(format!(
                 "the coordinator chose assignor {protocol:?}, which this member did not offer"

@@ -633,6 +633,83 @@ fn a_member_subscribed_to_a_topic_that_does_not_exist_yet_reads_it_once_it_does(
     });
 }
 
+/// Polls `member` on its own task (members of one group must poll side by side: a rebalance
+/// waits for all of them), sending the values it reads, until `stop`; then hands it back.
+fn poll_apart(
+    mut member: GroupConsumer,
+    values: tokio::sync::mpsc::UnboundedSender<Bytes>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<GroupConsumer> {
+    tokio::spawn(async move {
+        while !stop.load(std::sync::atomic::Ordering::Acquire) {
+            let event = member.next_event_timeout(Duration::from_millis(20));
+            if let GroupEvent::Records(records) = event.await.unwrap() {
+                for value in records.into_iter().filter_map(|r| r.value) {
+                    let _ = values.send(value);
+                }
+            }
+        }
+        member
+    })
+}
+
+#[test]
+fn partitions_added_to_a_topic_are_assigned_when_another_member_notices_them() {
+    let broker = TestBroker::start(&[("group.initial.rebalance.delay.ms", "0")]);
+    run_bounded_scenario(async {
+        let client = broker.embedded_client().await;
+        fill_topic(&client, "grows", 1, 1).await;
+        let config = |max_age: Duration| {
+            let mut config = GroupConfig::new("growing");
+            config.auto_offset_reset =
+                sluice_log::client::group_consumer::AutoOffsetReset::Earliest;
+            config.fetch.max_wait = Duration::from_millis(20);
+            config.heartbeat_interval = Duration::from_millis(50);
+            config.metadata_max_age = max_age;
+            config
+        };
+        let (sent, mut read) = tokio::sync::mpsc::unbounded_channel();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // The first member leads the group, and looks at metadata only every 5 minutes (the
+        // default); the second looks every 200 ms.
+        let leader = GroupConsumer::subscribe(
+            broker.embedded_client().await,
+            vec!["grows".into()],
+            config(Duration::from_secs(300)),
+        )
+        .await
+        .unwrap();
+        let leader = poll_apart(leader, sent.clone(), stop.clone());
+        let watcher = GroupConsumer::subscribe(
+            broker.embedded_client().await,
+            vec!["grows".into()],
+            config(Duration::from_millis(200)),
+        )
+        .await
+        .unwrap();
+        let watcher = poll_apart(watcher, sent, stop.clone());
+        assert_eq!(read.recv().await.unwrap(), "0-0");
+        client.create_partitions("grows", 2).await.unwrap();
+        let producer = Producer::new(client.clone(), ProducerConfig::default());
+        let record = ProducerRecord {
+            topic: "grows".into(),
+            partition: Some(1),
+            value: Some(Bytes::from("1-0")),
+            ..Default::default()
+        };
+        producer.send(record).await.unwrap().await.unwrap();
+        // The watcher sees two partitions and rejoins; the leader, whose cache still says one,
+        // must assign from the cluster's metadata, or partition 1 stays unread. (Partition 0
+        // may be read again by a new owner: nothing was committed.)
+        while read.recv().await.unwrap() != "1-0" {}
+        stop.store(true, std::sync::atomic::Ordering::Release);
+        let (leader, watcher) = (leader.await.unwrap(), watcher.await.unwrap());
+        producer.close().await;
+        leader.close().await.unwrap();
+        watcher.close().await.unwrap();
+    });
+}
+
 #[test]
 fn a_pattern_subscription_follows_new_matching_topics() {
     let broker = TestBroker::start(&[("group.initial.rebalance.delay.ms", "0")]);
