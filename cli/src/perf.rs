@@ -253,12 +253,12 @@ fn report_from(
     }
 }
 
-/// `--embedded`: a broker in this process; the same run over loopback TCP and over the
-/// in-process path, reported side by side (the in-process report is the main one).
-async fn produce_embedded(
-    args: &ProducePerfArgs,
-    config: ProducerConfig,
-) -> anyhow::Result<ProduceReport> {
+/// A broker in this process for `--embedded`, its data in a temporary directory (removed when
+/// the returned guard drops), also listening on an ephemeral loopback port.
+fn start_bench_broker() -> anyhow::Result<(
+    tempfile::TempDir,
+    sluice_log::broker::embedded::EmbeddedBroker,
+)> {
     let dir = tempfile::tempdir()?;
     let props: std::collections::BTreeMap<String, String> = [
         (
@@ -271,14 +271,28 @@ async fn produce_embedded(
     let broker = tokio::task::block_in_place(|| {
         sluice_log::broker::embedded::EmbeddedBroker::start(&props)
     })?;
+    Ok((dir, broker))
+}
+
+/// A client of `broker` over loopback TCP.
+async fn loopback_client(
+    broker: &sluice_log::broker::embedded::EmbeddedBroker,
+) -> anyhow::Result<Arc<sluice_log::client::Client>> {
+    let bootstrap = broker
+        .bootstrap()
+        .context("the benchmark broker listens on loopback")?;
+    Ok(sluice_log::client::Client::connect(&bootstrap, Default::default()).await?)
+}
+
+/// `--embedded`: a broker in this process; the same run over loopback TCP and over the
+/// in-process path, reported side by side (the in-process report is the main one).
+async fn produce_embedded(
+    args: &ProducePerfArgs,
+    config: ProducerConfig,
+) -> anyhow::Result<ProduceReport> {
+    let (_dir, broker) = start_bench_broker()?;
     write_back_everything()?;
-    let tcp_client = sluice_log::client::Client::connect(
-        &broker
-            .bootstrap()
-            .context("the benchmark broker listens on loopback")?,
-        Default::default(),
-    )
-    .await?;
+    let tcp_client = loopback_client(&broker).await?;
     let over_tcp = run_produce(
         tcp_client,
         args,
@@ -568,6 +582,15 @@ pub struct ConsumePerfArgs {
     /// Fail if the records do not arrive within this long.
     #[arg(long = "timeout-ms", default_value_t = 60_000)]
     timeout_ms: u64,
+    /// Start a broker in this process, fill `--topic` with `--messages` records of
+    /// `--record-size` bytes, and read them all over loopback TCP and over the in-process path
+    /// (embedded mode), twice each in the order TCP, in-process, in-process, TCP; the better run
+    /// of each is reported, with their ratio (--bootstrap-server is ignored).
+    #[arg(long)]
+    embedded: bool,
+    /// Bytes per record value, for the records `--embedded` writes first.
+    #[arg(long = "record-size", default_value_t = 100)]
+    record_size: usize,
     /// Print one JSON object instead of the summary.
     #[arg(long)]
     json: bool,
@@ -580,45 +603,116 @@ struct ConsumeReport {
     records_per_sec: f64,
     mb_per_sec: f64,
     seconds: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    loopback_records_per_sec: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    embedded_ratio: Option<f64>,
+}
+
+/// Reads `messages` records of every partition of `topic` from the beginning, with an assigned
+/// consumer on `client`.
+async fn run_consume(
+    client: Arc<sluice_log::client::Client>,
+    topic: &str,
+    messages: u64,
+    timeout_ms: u64,
+) -> anyhow::Result<ConsumeReport> {
+    let partitions = client
+        .topic(topic, false)
+        .await
+        .with_context(|| format!("topic {topic}"))?
+        .leaders
+        .len() as i32;
+    let assignments = (0..partitions)
+        .map(|p| (topic.to_string(), p, StartOffset::Beginning))
+        .collect();
+    let mut consumer = Consumer::assign(client, assignments, ConsumerConfig::default()).await?;
+    let started = Instant::now();
+    let deadline = started + Duration::from_millis(timeout_ms);
+    let (mut records, mut bytes) = (0u64, 0u64);
+    while records < messages {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "only {records} of {messages} records arrived within {timeout_ms} ms"
+        );
+        for record in consumer.poll().await? {
+            records += 1;
+            bytes += record.value.as_ref().map_or(0, |v| v.len() as u64)
+                + record.key.as_ref().map_or(0, |k| k.len() as u64);
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(ConsumeReport {
+        records,
+        bytes,
+        records_per_sec: records as f64 / seconds,
+        mb_per_sec: bytes as f64 / 1e6 / seconds,
+        seconds,
+        loopback_records_per_sec: None,
+        embedded_ratio: None,
+    })
+}
+
+/// `--embedded`: a broker in this process, filled through the in-process path, then read over
+/// loopback TCP and in process (ABBA, the better of each).
+async fn consume_embedded(args: &ConsumePerfArgs) -> anyhow::Result<ConsumeReport> {
+    anyhow::ensure!(
+        args.messages > 0 && args.record_size > 0,
+        "--messages and --record-size must be at least 1"
+    );
+    let (_dir, broker) = start_bench_broker()?;
+    let in_process_client = broker.client().await?;
+    in_process_client
+        .topic(&args.topic, true)
+        .await
+        .with_context(|| format!("topic {}", args.topic))?;
+    let producer = Producer::new(in_process_client.clone(), ProducerConfig::default());
+    let value = Bytes::from(vec![b'x'; args.record_size]);
+    let topic: Arc<str> = args.topic.as_str().into();
+    let mut last = None;
+    for _ in 0..args.messages {
+        let record = ProducerRecord {
+            topic: topic.clone(),
+            value: Some(value.clone()),
+            ..Default::default()
+        };
+        last = Some(producer.send(record).await?);
+    }
+    producer.flush().await;
+    if let Some(last) = last {
+        last.await.context("writing the records to read")?;
+    }
+    producer.close().await;
+    let tcp_client = loopback_client(&broker).await?;
+    let consume = |client: Arc<sluice_log::client::Client>| {
+        run_consume(client, &args.topic, args.messages, args.timeout_ms)
+    };
+    let tcp_first = consume(tcp_client.clone()).await?;
+    let in_first = consume(in_process_client.clone()).await?;
+    let in_second = consume(in_process_client).await?;
+    let tcp_second = consume(tcp_client).await?;
+    let better = |a: ConsumeReport, b: ConsumeReport| {
+        if a.records_per_sec >= b.records_per_sec {
+            a
+        } else {
+            b
+        }
+    };
+    let over_tcp = better(tcp_first, tcp_second);
+    let mut in_process = better(in_first, in_second);
+    in_process.loopback_records_per_sec = Some(over_tcp.records_per_sec);
+    in_process.embedded_ratio = Some(in_process.records_per_sec / over_tcp.records_per_sec);
+    tokio::task::block_in_place(|| broker.shutdown())?;
+    Ok(in_process)
 }
 
 pub fn consume(args: ConsumePerfArgs) -> anyhow::Result<()> {
     let report = runtime()?.block_on(async {
-        let client = args.connect.client().await?;
-        let partitions = client
-            .topic(&args.topic, false)
-            .await
-            .with_context(|| format!("topic {}", args.topic))?
-            .leaders
-            .len() as i32;
-        let assignments = (0..partitions)
-            .map(|p| (args.topic.clone(), p, StartOffset::Beginning))
-            .collect();
-        let mut consumer = Consumer::assign(client, assignments, ConsumerConfig::default()).await?;
-        let started = Instant::now();
-        let deadline = started + Duration::from_millis(args.timeout_ms);
-        let (mut records, mut bytes) = (0u64, 0u64);
-        while records < args.messages {
-            anyhow::ensure!(
-                Instant::now() < deadline,
-                "only {records} of {} records arrived within {} ms",
-                args.messages,
-                args.timeout_ms
-            );
-            for record in consumer.poll().await? {
-                records += 1;
-                bytes += record.value.as_ref().map_or(0, |v| v.len() as u64)
-                    + record.key.as_ref().map_or(0, |k| k.len() as u64);
-            }
+        if args.embedded {
+            return consume_embedded(&args).await;
         }
-        let seconds = started.elapsed().as_secs_f64();
-        anyhow::Ok(ConsumeReport {
-            records,
-            bytes,
-            records_per_sec: records as f64 / seconds,
-            mb_per_sec: bytes as f64 / 1e6 / seconds,
-            seconds,
-        })
+        let client = args.connect.client().await?;
+        run_consume(client, &args.topic, args.messages, args.timeout_ms).await
     })?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
@@ -632,6 +726,14 @@ pub fn consume(args: ConsumePerfArgs) -> anyhow::Result<()> {
             report.records_per_sec,
             report.seconds
         );
+        if let (Some(loopback), Some(ratio)) =
+            (report.loopback_records_per_sec, report.embedded_ratio)
+        {
+            println!(
+                "embedded (in-process) {:.1} records/sec against loopback TCP {loopback:.1}: ratio {ratio:.2}",
+                report.records_per_sec
+            );
+        }
     }
     Ok(())
 }

@@ -502,6 +502,56 @@ fn perf_tools_report_throughput_and_latency_as_json() {
 }
 
 #[test]
+fn embedded_benches_compare_the_in_process_path_with_loopback() {
+    // --embedded starts its own broker; the fixture's is not used.
+    let f = start();
+    for (tool, count) in [("produce", "--num-records"), ("consume", "--messages")] {
+        let out = ok(sluice(
+            &f,
+            &[
+                "bench",
+                tool,
+                "--embedded",
+                "--topic",
+                "emb",
+                count,
+                "2000",
+                "--record-size",
+                "40",
+                "--json",
+            ],
+            "",
+        ));
+        let report: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        assert_eq!(report["records"], 2000, "{tool}: {out}");
+        if tool == "consume" {
+            // Every record read back whole (the better run of each path is reported).
+            assert_eq!(report["bytes"], 80_000, "{out}");
+        }
+        for key in ["loopback_records_per_sec", "embedded_ratio"] {
+            assert!(
+                report[key].as_f64().is_some_and(|v| v > 0.0),
+                "{tool}: {key} in {out}"
+            );
+        }
+    }
+    let err = fails(sluice(
+        &f,
+        &[
+            "bench",
+            "consume",
+            "--embedded",
+            "--topic",
+            "emb",
+            "--messages",
+            "0",
+        ],
+        "",
+    ));
+    assert!(err.contains("--messages"), "{err}");
+}
+
+#[test]
 fn groups_like_kafka_consumer_groups() {
     let f = start();
     ok(sluice(
