@@ -511,8 +511,11 @@ pub trait SinkTask: Send {
     /// Starts with the task's properties.
     fn start<'a>(&'a mut self, props: &'a Props) -> BoxFuture<'a, Result<()>>;
 
-    /// Takes records to write (they may be buffered until `flush`).
-    fn put(&mut self, records: Vec<SinkRecord>) -> BoxFuture<'_, Result<()>>;
+    /// Takes records to write (they may be buffered until `flush`). A
+    /// `ConnectError::Retriable` (Kafka's `RetriableException`) asks for the same records
+    /// again: the worker pauses the task's partitions and calls `put` with them once more
+    /// until it succeeds, so a task that fails part-way must not keep what it took of them.
+    fn put<'a>(&'a mut self, records: &'a [SinkRecord]) -> BoxFuture<'a, Result<()>>;
 
     /// Makes everything `put` so far durable; `offsets` are the next offsets to be committed.
     fn flush<'a>(

@@ -96,14 +96,19 @@ fn records_flow_source_to_sink_and_a_restarted_source_resumes_from_its_offset() 
     });
 }
 
+/// A worker with its offsets in memory, committing every 100 ms.
+fn committing_often(client: &std::sync::Arc<sluice_log::client::Client>) -> Worker {
+    let config = WorkerConfig {
+        offset_flush_interval: Duration::from_millis(100),
+        ..WorkerConfig::default()
+    };
+    Worker::new(client.clone(), config, plugins()).unwrap()
+}
+
 #[test]
 fn source_offsets_are_committed_while_a_poll_waits_for_data() {
     on_embedded_node(|client, _dir| async move {
-        let config = WorkerConfig {
-            offset_flush_interval: Duration::from_millis(100),
-            ..WorkerConfig::default()
-        };
-        let worker = Worker::new(client.clone(), config, plugins()).unwrap();
+        let worker = committing_often(&client);
         // After its 5 numbers the task's polls wait a minute each, as a source with no new
         // data does (FileStreamSource waits 1 s).
         worker
@@ -137,6 +142,46 @@ fn source_offsets_are_committed_while_a_poll_waits_for_data() {
         }
         // A stop still cuts the waiting poll short.
         worker.delete_connector("slow").await.unwrap();
+        worker.shutdown().await.unwrap();
+    });
+}
+
+#[test]
+fn a_sinks_retriable_put_failure_redelivers_the_same_records() {
+    on_embedded_node(|client, _dir| async move {
+        let worker = committing_often(&client);
+        worker
+            .create_connector(
+                "count-again",
+                props(&[
+                    ("connector.class", "CountingSource"),
+                    ("topic", "again"),
+                    ("limit", "300"),
+                ]),
+            )
+            .await
+            .unwrap();
+        // The first three puts fail with a retriable error: Kafka's runtime pauses, then
+        // hands the task the same records again, and the task keeps running.
+        worker
+            .create_connector(
+                "flaky",
+                props(&[
+                    ("connector.class", "CollectingSink"),
+                    ("topics", "again"),
+                    ("collector", "flaky"),
+                    ("retriable.failures", "3"),
+                ]),
+            )
+            .await
+            .unwrap();
+        let values = wait_for("flaky", 300).await;
+        let mut numbers: Vec<i64> = values.iter().filter_map(Value::as_i64).collect();
+        assert_eq!(numbers.len(), 300, "no record twice");
+        numbers.sort_unstable();
+        assert_eq!(numbers, (0..300).collect::<Vec<i64>>(), "none lost");
+        let status = worker.status("flaky").await.unwrap();
+        assert_eq!(status.tasks, vec![State::Running]);
         worker.shutdown().await.unwrap();
     });
 }

@@ -136,6 +136,9 @@ pub(super) async fn run_until_stopped(
     }
     // The next offset of each partition past what was `put`.
     let mut reached: BTreeMap<TopicPartition, i64> = BTreeMap::new();
+    // A batch whose `put` failed with a retriable error, to be put again (with the offsets
+    // it reaches, which count once it is taken); the partitions stay paused meanwhile.
+    let mut redelivery: Option<Pending> = None;
     let mut last_commit = Instant::now();
     let outcome: Result<()> = async {
         let mut paused = false;
@@ -151,12 +154,23 @@ pub(super) async fn run_until_stopped(
                 }
                 (Control::Pause, true) => {}
                 (Control::Run, true) => {
-                    let assigned = member.assignment().to_vec();
-                    member.resume(&assigned)?;
+                    if redelivery.is_none() {
+                        let assigned = member.assignment().to_vec();
+                        member.resume(&assigned)?;
+                    }
                     paused = false;
                     mark(&state, State::Running);
                 }
                 (Control::Run, false) => {}
+            }
+            if let Some(pending) = redelivery.take() {
+                if let Some(pending) = put_or_keep(&mut task, pending, &mut reached).await? {
+                    redelivery = Some(pending);
+                } else if !paused {
+                    // Delivered: new records may come again.
+                    let assigned = member.assignment().to_vec();
+                    member.resume(&assigned)?;
+                }
             }
             let wait = Duration::from_millis(100)
                 .min(setup.flush_interval.saturating_sub(last_commit.elapsed()));
@@ -170,6 +184,9 @@ pub(super) async fn run_until_stopped(
             match event {
                 GroupEvent::Records(records) if !records.is_empty() => {
                     let mut batch = Vec::with_capacity(records.len());
+                    let mut batch_reached: BTreeMap<TopicPartition, i64> = BTreeMap::new();
+                    // Where each record came from (a transform may rename its topic).
+                    let mut origins: Vec<(Arc<str>, i32)> = Vec::with_capacity(records.len());
                     for record in records {
                         let converted = if setup.errors.retries() {
                             setup.errors.retry(|| to_sink_record(&setup, &record)).await
@@ -177,7 +194,10 @@ pub(super) async fn run_until_stopped(
                             to_sink_record(&setup, &record)
                         };
                         match converted {
-                            Ok(Some(sink_record)) => batch.push(sink_record),
+                            Ok(Some(sink_record)) => {
+                                batch.push(sink_record);
+                                origins.push((record.topic.clone(), record.partition));
+                            }
                             Ok(None) => {}
                             Err((stage, error)) => {
                                 reporter
@@ -196,15 +216,27 @@ pub(super) async fn run_until_stopped(
                                     .await?
                             }
                         }
-                        reached.insert(
+                        batch_reached.insert(
                             (record.topic.to_string(), record.partition),
                             record.offset + 1,
                         );
                     }
-                    task.put(batch).await?;
+                    let pending = Pending {
+                        records: batch,
+                        origins,
+                        reached: batch_reached,
+                    };
+                    if let Some(pending) = put_or_keep(&mut task, pending, &mut reached).await? {
+                        // Kafka's WorkerSinkTask: pause everything, put the batch again.
+                        let assigned = member.assignment().to_vec();
+                        member.pause(&assigned)?;
+                        redelivery = Some(pending);
+                    }
                 }
-                // What a rebalance hands a paused task waits too.
-                GroupEvent::Assigned(partitions) if paused => member.pause(&partitions)?,
+                // What a rebalance hands a paused task (or one redelivering) waits too.
+                GroupEvent::Assigned(partitions) if paused || redelivery.is_some() => {
+                    member.pause(&partitions)?
+                }
                 GroupEvent::Records(_) | GroupEvent::Assigned(_) => {}
                 // Still ours: what was put is committed before they go.
                 GroupEvent::Revoked(partitions) => {
@@ -215,8 +247,13 @@ pub(super) async fn run_until_stopped(
                         .collect();
                     commit(&mut task, &member, &leaving).await?;
                     reached.retain(|tp, _| !partitions.contains(tp));
+                    // Not taken yet: the next owner reads them from the committed offsets.
+                    forget(&mut redelivery, &partitions);
                 }
-                GroupEvent::Lost(partitions) => reached.retain(|tp, _| !partitions.contains(tp)),
+                GroupEvent::Lost(partitions) => {
+                    reached.retain(|tp, _| !partitions.contains(tp));
+                    forget(&mut redelivery, &partitions);
+                }
             }
             if last_commit.elapsed() >= setup.flush_interval {
                 commit(&mut task, &member, &reached).await?;
@@ -233,6 +270,59 @@ pub(super) async fn run_until_stopped(
     let left = member.close().await.map_err(ConnectError::from);
     reporter.close().await;
     outcome.and(stopped).and(left)
+}
+
+/// Records converted for `put`, and the next offset of each partition they reach.
+struct Pending {
+    records: Vec<SinkRecord>,
+    /// The topic and partition each of `records` was read from.
+    origins: Vec<(Arc<str>, i32)>,
+    reached: BTreeMap<TopicPartition, i64>,
+}
+
+/// Puts `pending`; once taken, its offsets count as reached. A retriable failure hands the
+/// batch back to be put again; any other fails the task.
+async fn put_or_keep(
+    task: &mut Box<dyn SinkTask>,
+    pending: Pending,
+    reached: &mut BTreeMap<TopicPartition, i64>,
+) -> Result<Option<Pending>> {
+    match task.put(&pending.records).await {
+        Ok(()) => {
+            reached.extend(pending.reached);
+            Ok(None)
+        }
+        Err(ConnectError::Retriable(reason)) => {
+            tracing::warn!(%reason, records = pending.records.len(), "put failed with a retriable error; the records will be put again");
+            Ok(Some(pending))
+        }
+        Err(err) => Err(err),
+    }
+}
+
+/// Drops what a batch awaiting redelivery holds of `partitions` (revoked or lost).
+fn forget(redelivery: &mut Option<Pending>, partitions: &[(String, i32)]) {
+    if let Some(pending) = redelivery {
+        let leaving = |(topic, partition): &(Arc<str>, i32)| {
+            partitions
+                .iter()
+                .any(|(t, p)| t.as_str() == &**topic && p == partition)
+        };
+        let mut kept = Vec::with_capacity(pending.records.len());
+        let mut kept_origins = Vec::with_capacity(pending.origins.len());
+        for (record, origin) in pending.records.drain(..).zip(pending.origins.drain(..)) {
+            if !leaving(&origin) {
+                kept.push(record);
+                kept_origins.push(origin);
+            }
+        }
+        pending.records = kept;
+        pending.origins = kept_origins;
+        pending.reached.retain(|tp, _| !partitions.contains(tp));
+        if pending.records.is_empty() && pending.reached.is_empty() {
+            *redelivery = None;
+        }
+    }
 }
 
 /// Commits what the task says it has flushed of `offsets`.

@@ -115,11 +115,19 @@ pub struct CollectingSink;
 pub struct CollectingTask {
     collector: String,
     pending: Vec<SinkRecord>,
+    /// How many more `put`s fail with a retriable error (`retriable.failures`, 0 by default),
+    /// as a sink whose database is briefly away.
+    failures_left: u32,
 }
 
 impl Connector for CollectingSink {
     fn config(&self) -> ConfigDef {
-        ConfigDef::new().define(ConfigKey::string("collector", "Where records go.").required())
+        ConfigDef::new()
+            .define(ConfigKey::string("collector", "Where records go.").required())
+            .define(
+                ConfigKey::int("retriable.failures", "Puts that fail first, retriably.")
+                    .default_value("0"),
+            )
     }
 
     fn start(&mut self, _props: &Props, _ctx: ConnectorContext) -> sluice_connect::Result<()> {
@@ -137,6 +145,7 @@ impl SinkConnector for CollectingSink {
         Box::new(CollectingTask {
             collector: String::new(),
             pending: Vec::new(),
+            failures_left: 0,
         })
     }
 }
@@ -145,13 +154,26 @@ impl SinkTask for CollectingTask {
     fn start<'a>(&'a mut self, props: &'a Props) -> BoxFuture<'a, sluice_connect::Result<()>> {
         Box::pin(async move {
             self.collector = props.get("collector").cloned().unwrap_or_default();
+            self.failures_left = props
+                .get("retriable.failures")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
             Ok(())
         })
     }
 
-    fn put(&mut self, records: Vec<SinkRecord>) -> BoxFuture<'_, sluice_connect::Result<()>> {
+    fn put<'a>(
+        &'a mut self,
+        records: &'a [SinkRecord],
+    ) -> BoxFuture<'a, sluice_connect::Result<()>> {
         Box::pin(async move {
-            self.pending.extend(records);
+            if self.failures_left > 0 && !records.is_empty() {
+                self.failures_left -= 1;
+                return Err(sluice_connect::ConnectError::Retriable(
+                    "the collector is away".into(),
+                ));
+            }
+            self.pending.extend_from_slice(records);
             Ok(())
         })
     }

@@ -27,7 +27,7 @@
 //! let mut sink = FileStreamSinkTask::new();
 //! sink.start(&props(&[("file", &file)])).await?;
 //! let record = |v: &str| SinkRecord { record: ConnectRecord::new("t", None, v.into()), kafka_offset: 0 };
-//! sink.put(vec![record("hello"), record("world")]).await?;
+//! sink.put(&[record("hello"), record("world")]).await?;
 //! sink.flush(&BTreeMap::new()).await?;
 //!
 //! let mut source = FileStreamSourceTask::new();

@@ -118,7 +118,7 @@ impl FileStreamSinkTask {
         Ok(())
     }
 
-    async fn put_records(&mut self, records: Vec<SinkRecord>) -> Result<()> {
+    async fn put_records(&mut self, records: &[SinkRecord]) -> Result<()> {
         if self.file.is_none() {
             return Err(ConnectError::Data(
                 "FileStreamSink task handed records before it was started".to_string(),
@@ -171,7 +171,7 @@ impl SinkTask for FileStreamSinkTask {
         Box::pin(self.start_task(props))
     }
 
-    fn put(&mut self, records: Vec<SinkRecord>) -> BoxFuture<'_, Result<()>> {
+    fn put<'a>(&'a mut self, records: &'a [SinkRecord]) -> BoxFuture<'a, Result<()>> {
         Box::pin(self.put_records(records))
     }
 
@@ -239,14 +239,14 @@ mod tests {
         let mut task = started(&path).await;
         tokio::time::timeout(
             LIMIT,
-            task.put(vec![record(0, "one".into()), record(1, Value::Int32(2))]),
+            task.put(&[record(0, "one".into()), record(1, Value::Int32(2))]),
         )
         .await
         .unwrap()
         .unwrap();
         tokio::time::timeout(
             LIMIT,
-            task.put(vec![record(2, Value::Null), record(3, "four".into())]),
+            task.put(&[record(2, Value::Null), record(3, "four".into())]),
         )
         .await
         .unwrap()
@@ -256,7 +256,7 @@ mod tests {
             std::fs::read_to_string(&path).unwrap(),
             "one\n2\nnull\nfour\n"
         );
-        tokio::time::timeout(LIMIT, task.put(vec![record(4, "five".into())]))
+        tokio::time::timeout(LIMIT, task.put(&[record(4, "five".into())]))
             .await
             .unwrap()
             .unwrap();
@@ -276,7 +276,7 @@ mod tests {
         let path = dir.path().join("out.txt");
         std::fs::write(&path, "old\n").unwrap();
         let mut task = started(&path).await;
-        tokio::time::timeout(LIMIT, task.put(vec![record(0, "new".into())]))
+        tokio::time::timeout(LIMIT, task.put(&[record(0, "new".into())]))
             .await
             .unwrap()
             .unwrap();
@@ -290,8 +290,8 @@ mod tests {
         let path = dir.path().join("out.txt");
         let mut task = started(&path).await;
         let line = "x".repeat(1000);
-        let records = (0..200).map(|i| record(i, line.as_str().into())).collect();
-        tokio::time::timeout(LIMIT, task.put(records))
+        let records: Vec<SinkRecord> = (0..200).map(|i| record(i, line.as_str().into())).collect();
+        tokio::time::timeout(LIMIT, task.put(&records))
             .await
             .unwrap()
             .unwrap();
@@ -305,7 +305,7 @@ mod tests {
     async fn put_before_start_is_an_error_and_open_errors_name_the_file() {
         let mut task = FileStreamSinkTask::new();
         assert!(
-            tokio::time::timeout(LIMIT, task.put(vec![record(0, "x".into())]))
+            tokio::time::timeout(LIMIT, task.put(&[record(0, "x".into())]))
                 .await
                 .unwrap()
                 .is_err()
