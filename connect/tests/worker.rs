@@ -175,6 +175,17 @@ fn a_sinks_retriable_put_failure_redelivers_the_same_records() {
             )
             .await
             .unwrap();
+        // Paused while it waits to put again, it puts nothing; resumed, it goes on.
+        worker.pause_connector("flaky").await.unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while worker.status("flaky").await.unwrap().tasks != vec![State::Paused] {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the task never paused"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        worker.resume_connector("flaky").await.unwrap();
         let values = wait_for("flaky", 300).await;
         let mut numbers: Vec<i64> = values.iter().filter_map(Value::as_i64).collect();
         assert_eq!(numbers.len(), 300, "no record twice");

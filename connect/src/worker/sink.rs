@@ -139,6 +139,7 @@ pub(super) async fn run_until_stopped(
     // A batch whose `put` failed with a retriable error, to be put again (with the offsets
     // it reaches, which count once it is taken); the partitions stay paused meanwhile.
     let mut redelivery: Option<Pending> = None;
+    let mut redeliver_at = Instant::now();
     let mut last_commit = Instant::now();
     let outcome: Result<()> = async {
         let mut paused = false;
@@ -163,13 +164,17 @@ pub(super) async fn run_until_stopped(
                 }
                 (Control::Run, false) => {}
             }
-            if let Some(pending) = redelivery.take() {
-                if let Some(pending) = put_or_keep(&mut task, pending, &mut reached).await? {
-                    redelivery = Some(pending);
-                } else if !paused {
-                    // Delivered: new records may come again.
-                    let assigned = member.assignment().to_vec();
-                    member.resume(&assigned)?;
+            // A paused task puts nothing, not even again (as Kafka's paused tasks do not run).
+            if !paused && redelivery.is_some() && Instant::now() >= redeliver_at {
+                if let Some(pending) = redelivery.take() {
+                    if let Some(pending) = put_or_keep(&mut task, pending, &mut reached).await? {
+                        redelivery = Some(pending);
+                        redeliver_at = Instant::now() + REDELIVERY_BACKOFF;
+                    } else {
+                        // Delivered: new records may come again.
+                        let assigned = member.assignment().to_vec();
+                        member.resume(&assigned)?;
+                    }
                 }
             }
             let wait = Duration::from_millis(100)
@@ -226,11 +231,18 @@ pub(super) async fn run_until_stopped(
                         origins,
                         reached: batch_reached,
                     };
-                    if let Some(pending) = put_or_keep(&mut task, pending, &mut reached).await? {
+                    if let Some(waiting) = redelivery.as_mut() {
+                        // Paused partitions return nothing, but should records come anyway
+                        // they go after the batch waiting, never before it.
+                        waiting.append(pending);
+                    } else if let Some(pending) =
+                        put_or_keep(&mut task, pending, &mut reached).await?
+                    {
                         // Kafka's WorkerSinkTask: pause everything, put the batch again.
                         let assigned = member.assignment().to_vec();
                         member.pause(&assigned)?;
                         redelivery = Some(pending);
+                        redeliver_at = Instant::now() + REDELIVERY_BACKOFF;
                     }
                 }
                 // What a rebalance hands a paused task (or one redelivering) waits too.
@@ -248,11 +260,11 @@ pub(super) async fn run_until_stopped(
                     commit(&mut task, &member, &leaving).await?;
                     reached.retain(|tp, _| !partitions.contains(tp));
                     // Not taken yet: the next owner reads them from the committed offsets.
-                    forget(&mut redelivery, &partitions);
+                    forget(&mut redelivery, &partitions, &mut member, paused)?;
                 }
                 GroupEvent::Lost(partitions) => {
                     reached.retain(|tp, _| !partitions.contains(tp));
-                    forget(&mut redelivery, &partitions);
+                    forget(&mut redelivery, &partitions, &mut member, paused)?;
                 }
             }
             if last_commit.elapsed() >= setup.flush_interval {
@@ -272,12 +284,28 @@ pub(super) async fn run_until_stopped(
     outcome.and(stopped).and(left)
 }
 
+/// How long a batch whose `put` failed retriably waits before it is put again (Kafka's
+/// runtime tries again on its next pass; a task may not set `SinkTaskContext.timeout` here).
+const REDELIVERY_BACKOFF: Duration = Duration::from_millis(100);
+
 /// Records converted for `put`, and the next offset of each partition they reach.
 struct Pending {
     records: Vec<SinkRecord>,
     /// The topic and partition each of `records` was read from.
     origins: Vec<(Arc<str>, i32)>,
     reached: BTreeMap<TopicPartition, i64>,
+}
+
+impl Pending {
+    /// `later`'s records after these.
+    fn append(&mut self, later: Pending) {
+        self.records.extend(later.records);
+        self.origins.extend(later.origins);
+        for (tp, offset) in later.reached {
+            let at = self.reached.entry(tp).or_insert(offset);
+            *at = (*at).max(offset);
+        }
+    }
 }
 
 /// Puts `pending`; once taken, its offsets count as reached. A retriable failure hands the
@@ -300,8 +328,14 @@ async fn put_or_keep(
     }
 }
 
-/// Drops what a batch awaiting redelivery holds of `partitions` (revoked or lost).
-fn forget(redelivery: &mut Option<Pending>, partitions: &[(String, i32)]) {
+/// Drops what a batch awaiting redelivery holds of `partitions` (revoked or lost); when
+/// nothing is left to put again, the partitions kept are resumed (unless the task is paused).
+fn forget(
+    redelivery: &mut Option<Pending>,
+    partitions: &[(String, i32)],
+    member: &mut GroupConsumer,
+    paused: bool,
+) -> Result<()> {
     if let Some(pending) = redelivery {
         let leaving = |(topic, partition): &(Arc<str>, i32)| {
             partitions
@@ -321,8 +355,13 @@ fn forget(redelivery: &mut Option<Pending>, partitions: &[(String, i32)]) {
         pending.reached.retain(|tp, _| !partitions.contains(tp));
         if pending.records.is_empty() && pending.reached.is_empty() {
             *redelivery = None;
+            if !paused {
+                let assigned = member.assignment().to_vec();
+                member.resume(&assigned)?;
+            }
         }
     }
+    Ok(())
 }
 
 /// Commits what the task says it has flushed of `offsets`.
