@@ -185,6 +185,14 @@ fn a_standalone_worker_runs_file_connectors_driven_by_sluice_connect() {
     ok(connect(&url, &["resume", "local-file-source"]));
     append(&input, "three\n");
     await_that("the third line", || read_output() == "one\ntwo\nthree\n");
+    for name in ["local-file-source", "local-file-sink"] {
+        assert_eq!(ok(connect(&url, &["topics", name])), "connect-test\n");
+    }
+    assert_eq!(
+        ok(connect(&url, &["topics", "local-file-sink", "--reset"])),
+        "Reset the topics of connector local-file-sink.\n"
+    );
+    assert_eq!(ok(connect(&url, &["topics", "local-file-sink"])), "");
     ok(connect(
         &url,
         &["restart", "local-file-source", "--include-tasks"],

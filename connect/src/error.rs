@@ -34,6 +34,9 @@ pub enum ConnectError {
     /// The request conflicts with what exists (REST: 409).
     #[error("{0}")]
     Conflict(String),
+    /// The worker's config does not allow the request (REST: 403).
+    #[error("{0}")]
+    Forbidden(String),
     /// A failure that may pass if tried again (Kafka Connect's `RetriableException`): a
     /// transform or converter returning it is retried for `errors.retry.timeout`; a source
     /// task's `poll` returning it is polled again.

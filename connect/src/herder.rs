@@ -50,6 +50,10 @@ pub trait Herder: Send + Sync {
     ) -> BoxFuture<'a, Result<(bool, ConnectorInfo)>>;
     /// Deletes a connector.
     fn delete_connector<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<()>>;
+    /// The topics a connector has used (KIP-558).
+    fn connector_topics<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Vec<String>>>;
+    /// Forgets the topics a connector has used.
+    fn reset_connector_topics<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<()>>;
     /// Pauses a connector.
     fn pause_connector<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<()>>;
     /// Resumes a paused or stopped connector.
@@ -121,7 +125,18 @@ impl Herder for Worker {
         Box::pin(Worker::put_connector_config(self, name, props))
     }
     fn delete_connector<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<()>> {
-        Box::pin(Worker::delete_connector(self, name))
+        Box::pin(async move {
+            Worker::delete_connector(self, name).await?;
+            // Deleted for good (a standalone worker's connectors move nowhere): its topics go.
+            self.active_topics().reset(name);
+            Ok(())
+        })
+    }
+    fn connector_topics<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Vec<String>>> {
+        Box::pin(Worker::connector_topics(self, name))
+    }
+    fn reset_connector_topics<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin(Worker::reset_connector_topics(self, name))
     }
     fn pause_connector<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<()>> {
         Box::pin(Worker::pause_connector(self, name))

@@ -188,6 +188,25 @@ fn two_workers_share_connectors_and_the_survivor_takes_over_a_dead_ones() {
             .await;
             let (_, task) = rest_b.get("/connectors/collect/tasks/1/status").await.unwrap();
             assert_eq!(task["worker_id"], spread["tasks"][1]["worker_id"]);
+            // Each worker knows every connector's topics (KIP-558), through the status topic;
+            // a reset on one worker empties them on both.
+            for rest in [&rest_a, &rest_b] {
+                for name in ["count", "collect"] {
+                    await_get(rest, &format!("/connectors/{name}/topics"), |b| {
+                        b[name]["topics"] == json!(["numbers"])
+                    })
+                    .await;
+                }
+            }
+            let (status, _) = rest_a
+                .request("PUT", "/connectors/count/topics/reset", None)
+                .await
+                .unwrap();
+            assert_eq!(status, 200);
+            await_get(&rest_b, "/connectors/count/topics", |b| {
+                b["count"]["topics"] == json!([])
+            })
+            .await;
             // With the group formed, two creates of one name at once, one on each worker: the
             // leader decides, once (the other worker forwards its request).
             let twin = json!({"name": "twin", "config": {

@@ -122,6 +122,26 @@ fn the_rest_api_drives_connectors_as_kafka_connects_does() {
         sink_reaches(&rest, 300).await;
         assert_eq!(numbers("rest"), (0..300).collect::<Vec<_>>());
 
+        // KIP-558: the topics each connector has used; a reset forgets them until used again.
+        for name in ["count", "sink"] {
+            let (status, topics) = rest
+                .get(&format!("/connectors/{name}/topics"))
+                .await
+                .unwrap();
+            assert_eq!(status, 200);
+            assert_eq!(topics, json!({name: {"topics": ["numbers"]}}));
+        }
+        assert_eq!(
+            call(&rest, "PUT", "/connectors/sink/topics/reset").await,
+            200
+        );
+        assert_eq!(
+            rest.get("/connectors/sink/topics").await.unwrap().1,
+            json!({"sink": {"topics": []}})
+        );
+        let (status, err) = rest.get("/connectors/nope/topics").await.unwrap();
+        assert_eq!((status, &err["error_code"]), (404, &json!(404)), "{err}");
+
         let worker_id = server.local_addr().to_string();
         let (_, status) = rest.get("/connectors/count/status").await.unwrap();
         assert_eq!(
@@ -169,6 +189,11 @@ fn the_rest_api_drives_connectors_as_kafka_connects_does() {
         assert_eq!(call(&rest, "PUT", "/connectors/sink/resume").await, 202);
         sink_reaches(&rest, 600).await;
         assert_eq!(numbers("rest"), (0..600).collect::<Vec<_>>());
+        // Used again since its reset.
+        assert_eq!(
+            rest.get("/connectors/sink/topics").await.unwrap().1,
+            json!({"sink": {"topics": ["numbers"]}})
+        );
 
         // Offsets change only when the connector is stopped.
         let rewind =
@@ -371,5 +396,52 @@ fn bodies_that_are_not_json_get_a_400_naming_the_place() {
         assert!(RestClient::new("localhost").is_err());
         server.shutdown().await;
         worker.shutdown().await.unwrap();
+    });
+}
+
+#[test]
+fn topic_tracking_settings_turn_the_topics_endpoints_off_with_a_403() {
+    on_embedded_node(|client, _dir| async move {
+        let answer = |config: WorkerConfig| {
+            let client = client.clone();
+            async move {
+                let worker = Arc::new(Worker::new(client, config, plugins()).unwrap());
+                let server = RestServer::start(worker.clone(), "127.0.0.1:0")
+                    .await
+                    .unwrap();
+                let rest = RestClient::new(&format!("http://{}", server.local_addr())).unwrap();
+                let sink = json!({"connector.class": "CollectingSink", "topics": "quiet",
+                                  "collector": "quiet"});
+                let (status, _) = rest
+                    .request("PUT", "/connectors/quiet/config", Some(&sink))
+                    .await
+                    .unwrap();
+                assert_eq!(status, 201);
+                let got = rest.get("/connectors/quiet/topics").await.unwrap();
+                let reset = rest
+                    .request("PUT", "/connectors/quiet/topics/reset", None)
+                    .await
+                    .unwrap();
+                server.shutdown().await;
+                worker.shutdown().await.unwrap();
+                (got, reset)
+            }
+        };
+        let off = WorkerConfig::from_props(&props(&[("topic.tracking.enable", "false")])).unwrap();
+        let ((status, body), (reset_status, _)) = answer(off).await;
+        assert_eq!((status, reset_status), (403, 403));
+        assert_eq!(
+            body,
+            json!({"error_code": 403, "message": "Topic tracking is disabled."})
+        );
+        let no_reset =
+            WorkerConfig::from_props(&props(&[("topic.tracking.allow.reset", "FALSE")])).unwrap();
+        let ((status, _), (reset_status, body)) = answer(no_reset).await;
+        assert_eq!((status, reset_status), (200, 403));
+        assert_eq!(body["message"], "Topic tracking reset is disabled.");
+        let err = WorkerConfig::from_props(&props(&[("topic.tracking.enable", "yes")]))
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("topic.tracking.enable"), "{err}");
     });
 }

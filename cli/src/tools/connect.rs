@@ -146,6 +146,14 @@ enum RestCommand {
         #[arg(long)]
         reset: bool,
     },
+    /// Show the topics a connector has used (KIP-558), one per line; `--reset` forgets them.
+    Topics {
+        /// The connector.
+        name: String,
+        /// Forget them (the connector's tasks record them again as they use them).
+        #[arg(long)]
+        reset: bool,
+    },
     /// List the connector classes the worker runs.
     Plugins,
     /// Check a config against a connector class without creating anything.
@@ -351,6 +359,29 @@ async fn drive(rest: &RestClient, command: RestCommand) -> anyhow::Result<()> {
                 rest.get(&path(&name, "/offsets")).await?,
                 &format!("offsets of {name}"),
             )?)
+        }
+        RestCommand::Topics { name, reset } => {
+            if reset {
+                expect(
+                    rest.request("PUT", &path(&name, "/topics/reset"), None)
+                        .await?,
+                    &format!("reset the topics of {name}"),
+                )?;
+                println!("Reset the topics of connector {name}.");
+                return Ok(());
+            }
+            let answer = expect(
+                rest.get(&path(&name, "/topics")).await?,
+                &format!("topics of {name}"),
+            )?;
+            for topic in answer[name.as_str()]["topics"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                println!("{}", topic.as_str().unwrap_or("?"));
+            }
+            Ok(())
         }
         RestCommand::Plugins => {
             let plugins = expect(rest.get("/connector-plugins").await?, "list plugins")?;

@@ -233,13 +233,6 @@ impl DistributedWorker {
         .await?;
         let configs =
             ConfigLog::start(&client, &config.config_topic, config.config_replication).await?;
-        let statuses = StatusLog::start(
-            &client,
-            &config.status_topic,
-            config.status_partitions,
-            config.status_replication,
-        )
-        .await?;
         let local = Arc::new(Worker::with_offset_store(
             client.clone(),
             worker,
@@ -247,6 +240,14 @@ impl DistributedWorker {
             Arc::new(offsets),
         ));
         local.set_worker_id(worker_id);
+        let statuses = StatusLog::start(
+            &client,
+            &config.status_topic,
+            config.status_partitions,
+            config.status_replication,
+            local.active_topics().clone(),
+        )
+        .await?;
         let inner = Arc::new(Inner {
             local,
             configs,
@@ -268,6 +269,18 @@ impl DistributedWorker {
             },
         )
         .await?;
+        // Topics the tasks here see first go to the status topic, for every worker to read.
+        let (used, mut to_write) = tokio::sync::mpsc::unbounded_channel();
+        inner.local.active_topics().share_with(used);
+        let writer = Arc::downgrade(&inner);
+        tokio::spawn(async move {
+            while let Some(topic) = to_write.recv().await {
+                let Some(inner) = writer.upgrade() else { break };
+                if let Err(err) = inner.statuses.put_topic(&topic).await {
+                    tracing::warn!(%err, connector = %topic.connector, topic = %topic.topic, "recording a connector's topic failed");
+                }
+            }
+        });
         let (stop, stopped) = watch::channel(false);
         let herder = tokio::spawn(inner.clone().run(membership, stopped));
         Ok(DistributedWorker {
@@ -289,8 +302,17 @@ impl DistributedWorker {
         if let Some(herder) = self.herder.lock().await.take() {
             let _ = herder.await;
         }
+        self.inner.local.active_topics().stop_sharing();
         self.inner.configs.close().await;
         self.inner.statuses.close().await;
+    }
+
+    /// Writes tombstones for the topics `name` has used, and forgets them here.
+    async fn forget_topics(&self, name: &str) -> Result<()> {
+        for topic in self.inner.local.active_topics().reset(name) {
+            self.inner.statuses.delete_topic(&topic, name).await?;
+        }
+        Ok(())
     }
 
     fn kind_of(&self, props: &Props) -> &'static str {
@@ -806,7 +828,22 @@ impl Herder for DistributedWorker {
         Box::pin(async move {
             let _writing = self.inner.config_writes.lock().await;
             self.existing(name).await?;
-            self.inner.configs.delete_connector(name).await
+            self.inner.configs.delete_connector(name).await?;
+            self.forget_topics(name).await
+        })
+    }
+    fn connector_topics<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Vec<String>>> {
+        Box::pin(async move {
+            self.inner.local.must_track_topics()?;
+            self.existing(name).await?;
+            Ok(self.inner.local.active_topics().topics(name))
+        })
+    }
+    fn reset_connector_topics<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            self.inner.local.must_allow_topic_reset()?;
+            self.existing(name).await?;
+            self.forget_topics(name).await
         })
     }
     fn pause_connector<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<()>> {

@@ -13,7 +13,7 @@ use sluice_log::client::Client;
 
 use super::kafka_log::{json_value, text_key, KafkaLog};
 use crate::error::Result;
-use crate::worker::State;
+use crate::worker::{parse_status_key, status_key, ActiveTopics, State, TopicUse};
 
 /// One status as written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,11 +50,13 @@ pub struct StatusLog {
 
 impl StatusLog {
     /// Reads `topic` (created if missing) and keeps up with it.
+    /// The connectors' topics (`topic-<topic>:connector-<name>` records) go to `topics`.
     pub async fn start(
         client: &Arc<Client>,
         topic: &str,
         partitions: i32,
         replication: i16,
+        topics: Arc<ActiveTopics>,
     ) -> Result<StatusLog> {
         let statuses = Arc::new(RwLock::new(BTreeMap::new()));
         let applied = statuses.clone();
@@ -63,6 +65,13 @@ impl StatusLog {
                 return;
             };
             let value = json_value(record);
+            if let Some((topic, connector)) = parse_status_key(key) {
+                match value {
+                    Some(_) => topics.learn(connector, topic),
+                    None => topics.unlearn(connector, topic),
+                }
+                return;
+            }
             let parsed = value.as_ref().and_then(|v| {
                 Some(StatusRecord {
                     state: state_of(v)?,
@@ -128,6 +137,32 @@ impl StatusLog {
         status: Option<&StatusRecord>,
     ) -> Result<()> {
         self.put(format!("status-task-{name}-{id}"), status).await
+    }
+
+    /// Writes that task `used.task` of `used.connector` uses `used.topic` (Kafka's record).
+    pub async fn put_topic(&self, used: &TopicUse) -> Result<()> {
+        let discovered = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let value = json!({"topic": {
+            "name": used.topic,
+            "connector": used.connector,
+            "task": used.task,
+            "discoverTimestamp": discovered,
+        }});
+        self.log
+            .send(
+                Bytes::from(status_key(&used.topic, &used.connector)),
+                Some(Bytes::from(value.to_string())),
+            )
+            .await
+    }
+
+    /// Forgets that `connector` uses `topic` (a tombstone).
+    pub async fn delete_topic(&self, topic: &str, connector: &str) -> Result<()> {
+        self.log
+            .send(Bytes::from(status_key(topic, connector)), None)
+            .await
     }
 
     /// Stops reading.

@@ -118,6 +118,11 @@ pub fn router(worker: Arc<dyn Herder>) -> Router {
             "/connectors/{name}/offsets",
             get(get_offsets).delete(reset_offsets).patch(alter_offsets),
         )
+        .route("/connectors/{name}/topics", get(connector_topics))
+        .route(
+            "/connectors/{name}/topics/reset",
+            put(reset_connector_topics),
+        )
         .route("/connector-plugins", get(connector_plugins))
         .route("/connector-plugins/{plugin}/config", get(plugin_config))
         .route(
@@ -163,6 +168,7 @@ impl From<ConnectError> for Failure {
             | ConnectError::Data(_) => StatusCode::BAD_REQUEST,
             ConnectError::NotFound(_) => StatusCode::NOT_FOUND,
             ConnectError::Conflict(_) => StatusCode::CONFLICT,
+            ConnectError::Forbidden(_) => StatusCode::FORBIDDEN,
             ConnectError::Task(_)
             | ConnectError::Retriable(_)
             | ConnectError::Client(_)
@@ -481,6 +487,16 @@ async fn restart_task(State(worker): Shared, Path((name, task)): Path<(String, S
     let id = task_id(&name, &task)?;
     worker.restart_task(&name, id).await?;
     Ok(Reply(StatusCode::NO_CONTENT, None))
+}
+
+async fn connector_topics(State(worker): Shared, Path(name): Path<String>) -> Answer {
+    let topics = worker.connector_topics(&name).await?;
+    ok(json!({ name: {"topics": topics} }))
+}
+
+async fn reset_connector_topics(State(worker): Shared, Path(name): Path<String>) -> Answer {
+    worker.reset_connector_topics(&name).await?;
+    Ok(Reply(StatusCode::OK, None))
 }
 
 async fn get_offsets(State(worker): Shared, Path(name): Path<String>) -> Answer {

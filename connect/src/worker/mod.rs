@@ -13,6 +13,7 @@ mod errors;
 mod offsets;
 mod sink;
 mod source;
+mod topics;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -24,6 +25,8 @@ use sluice_log::client::Client;
 
 pub use errors::{ErrorPolicy, Stage};
 pub use offsets::OffsetStore;
+pub(crate) use topics::{parse_status_key, status_key};
+pub use topics::{ActiveTopics, TopicUse};
 
 use tokio::sync::watch;
 
@@ -54,6 +57,11 @@ pub struct WorkerConfig {
     /// older `rest.host.name` and `rest.port`. Default `127.0.0.1:8083`: Kafka's port, on
     /// loopback only, because the API can make a worker read and write files.
     pub rest_listen: String,
+    /// `topic.tracking.enable`: record the topics each connector uses (KIP-558; default on).
+    pub topic_tracking: bool,
+    /// `topic.tracking.allow.reset`: let `PUT /connectors/{name}/topics/reset` clear them
+    /// (default on).
+    pub topic_tracking_reset: bool,
 }
 
 impl Default for WorkerConfig {
@@ -72,6 +80,8 @@ impl Default for WorkerConfig {
             offset_flush_interval: Duration::from_secs(60),
             bootstrap_servers: None,
             rest_listen: "127.0.0.1:8083".into(),
+            topic_tracking: true,
+            topic_tracking_reset: true,
         }
     }
 }
@@ -99,6 +109,8 @@ impl WorkerConfig {
                     config.offset_flush_interval = Duration::from_millis(ms);
                 }
                 "bootstrap.servers" => config.bootstrap_servers = Some(value.trim().to_string()),
+                "topic.tracking.enable" => config.topic_tracking = boolean(key, value)?,
+                "topic.tracking.allow.reset" => config.topic_tracking_reset = boolean(key, value)?,
                 // No plugin jars to load; the REST keys are read above; `group.id` is for
                 // distributed workers.
                 "plugin.path" | "rest.port" | "rest.host.name" | "listeners" | "group.id" => {}
@@ -124,6 +136,15 @@ impl WorkerConfig {
         converter_for(&config.key_converter.0, &config.key_converter.1)?;
         converter_for(&config.value_converter.0, &config.value_converter.1)?;
         Ok(config)
+    }
+}
+
+/// A worker property that is `true` or `false` (any case, as Kafka's `ConfigDef` reads it).
+fn boolean(key: &str, value: &str) -> Result<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(ConnectError::config(key, value, "expected true or false")),
     }
 }
 
@@ -349,6 +370,17 @@ pub(crate) struct TaskSetup {
     pub(crate) flush_interval: Duration,
     pub(crate) errors: ErrorPolicy,
     pub(crate) task: usize,
+    /// Where the task records the topics it uses (none: `topic.tracking.enable=false`).
+    pub(crate) topics: Option<Arc<ActiveTopics>>,
+}
+
+impl TaskSetup {
+    /// Notes, through `seen`, that this task uses `topic`.
+    pub(crate) fn note_topic(&self, seen: &mut topics::TaskTopics, topic: &str) {
+        if let Some(active) = &self.topics {
+            seen.note(active, &self.connector, self.task, topic);
+        }
+    }
 }
 
 struct RunningTask {
@@ -483,6 +515,7 @@ pub struct Worker {
     offsets: Arc<OffsetStore>,
     worker_id: Mutex<String>,
     running: tokio::sync::Mutex<BTreeMap<String, Entry>>,
+    topics: Arc<ActiveTopics>,
 }
 
 impl Worker {
@@ -515,6 +548,7 @@ impl Worker {
             offsets,
             worker_id: Mutex::new("localhost:8083".into()),
             running: tokio::sync::Mutex::new(BTreeMap::new()),
+            topics: Arc::new(ActiveTopics::default()),
         }
     }
 
@@ -526,6 +560,55 @@ impl Worker {
     /// The source offsets this worker keeps.
     pub fn offset_store(&self) -> &OffsetStore {
         &self.offsets
+    }
+
+    /// The topics the connectors here (and, distributed, everywhere) have used.
+    pub fn active_topics(&self) -> &Arc<ActiveTopics> {
+        &self.topics
+    }
+
+    /// Refuses topic requests when `topic.tracking.enable` is off (Kafka: 403).
+    pub(crate) fn must_track_topics(&self) -> Result<()> {
+        if self.config.topic_tracking {
+            Ok(())
+        } else {
+            Err(ConnectError::Forbidden(
+                "Topic tracking is disabled.".into(),
+            ))
+        }
+    }
+
+    /// Refuses resets when `topic.tracking.allow.reset` is off (Kafka: 403).
+    pub(crate) fn must_allow_topic_reset(&self) -> Result<()> {
+        self.must_track_topics()?;
+        if self.config.topic_tracking_reset {
+            Ok(())
+        } else {
+            Err(ConnectError::Forbidden(
+                "Topic tracking reset is disabled.".into(),
+            ))
+        }
+    }
+
+    /// The topics connector `name` has used since it was created or its topics were reset
+    /// (`GET /connectors/{name}/topics`).
+    pub async fn connector_topics(&self, name: &str) -> Result<Vec<String>> {
+        self.must_track_topics()?;
+        if !self.running.lock().await.contains_key(name) {
+            return Err(not_found(name));
+        }
+        Ok(self.topics.topics(name))
+    }
+
+    /// Forgets the topics connector `name` has used (`PUT /connectors/{name}/topics/reset`);
+    /// its tasks record them again as they use them.
+    pub async fn reset_connector_topics(&self, name: &str) -> Result<()> {
+        self.must_allow_topic_reset()?;
+        if !self.running.lock().await.contains_key(name) {
+            return Err(not_found(name));
+        }
+        self.topics.reset(name);
+        Ok(())
     }
 
     /// The cluster the worker works on.
@@ -1261,6 +1344,7 @@ impl Worker {
             flush_interval: self.config.offset_flush_interval,
             errors: ErrorPolicy::from_props(props)?,
             task: 0,
+            topics: self.config.topic_tracking.then(|| self.topics.clone()),
         })
     }
 }

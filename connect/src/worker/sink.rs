@@ -140,6 +140,7 @@ pub(super) async fn run_until_stopped(
     // it reaches, which count once it is taken); the partitions stay paused meanwhile.
     let mut redelivery: Option<Pending> = None;
     let mut redeliver_at = Instant::now();
+    let mut topics_seen = super::topics::TaskTopics::default();
     let mut last_commit = Instant::now();
     let outcome: Result<()> = async {
         let mut paused = false;
@@ -193,6 +194,7 @@ pub(super) async fn run_until_stopped(
                     // Where each record came from (a transform may rename its topic).
                     let mut origins: Vec<(Arc<str>, i32)> = Vec::with_capacity(records.len());
                     for record in records {
+                        setup.note_topic(&mut topics_seen, &record.topic);
                         let converted = if setup.errors.retries() {
                             setup.errors.retry(|| to_sink_record(&setup, &record)).await
                         } else {

@@ -31,6 +31,8 @@ struct Uncommitted {
     last: Option<usize>,
     /// The last topic's shared name, for the producer.
     topic: Option<std::sync::Arc<str>>,
+    /// The topics this task has reported using (KIP-558).
+    topics_seen: super::topics::TaskTopics,
 }
 
 impl Uncommitted {
@@ -271,6 +273,7 @@ async fn send(
     // offset on: it was read.
     match converted {
         Ok(Some(producer_record)) => {
+            setup.note_topic(&mut uncommitted.topics_seen, &producer_record.topic);
             let delivery = producer.send(producer_record).await?;
             match uncommitted.deliveries.last_mut() {
                 Some(last) if last.same_batch(&delivery) => *last = delivery,
