@@ -211,6 +211,8 @@ pub struct DistributedWorker {
     inner: Arc<Inner>,
     stop: watch::Sender<bool>,
     herder: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Writes the topics tasks here see first to the status topic.
+    topic_writer: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl DistributedWorker {
@@ -273,9 +275,18 @@ impl DistributedWorker {
         let (used, mut to_write) = tokio::sync::mpsc::unbounded_channel();
         inner.local.active_topics().share_with(used);
         let writer = Arc::downgrade(&inner);
-        tokio::spawn(async move {
+        let topic_writer = tokio::spawn(async move {
             while let Some(topic) = to_write.recv().await {
                 let Some(inner) = writer.upgrade() else { break };
+                // A task still running after its connector's deletion records nothing.
+                if !inner
+                    .configs
+                    .snapshot()
+                    .connectors
+                    .contains_key(&topic.connector)
+                {
+                    continue;
+                }
                 if let Err(err) = inner.statuses.put_topic(&topic).await {
                     tracing::warn!(%err, connector = %topic.connector, topic = %topic.topic, "recording a connector's topic failed");
                 }
@@ -287,6 +298,7 @@ impl DistributedWorker {
             inner,
             stop,
             herder: tokio::sync::Mutex::new(Some(herder)),
+            topic_writer: tokio::sync::Mutex::new(Some(topic_writer)),
         })
     }
 
@@ -302,17 +314,13 @@ impl DistributedWorker {
         if let Some(herder) = self.herder.lock().await.take() {
             let _ = herder.await;
         }
+        // The tasks are stopped: what they saw last is written before the status log closes.
         self.inner.local.active_topics().stop_sharing();
+        if let Some(writer) = self.topic_writer.lock().await.take() {
+            let _ = writer.await;
+        }
         self.inner.configs.close().await;
         self.inner.statuses.close().await;
-    }
-
-    /// Writes tombstones for the topics `name` has used, and forgets them here.
-    async fn forget_topics(&self, name: &str) -> Result<()> {
-        for topic in self.inner.local.active_topics().reset(name) {
-            self.inner.statuses.delete_topic(&topic, name).await?;
-        }
-        Ok(())
     }
 
     fn kind_of(&self, props: &Props) -> &'static str {
@@ -530,6 +538,17 @@ impl Inner {
         }
     }
 
+    /// Writes a tombstone for each topic connector `name` has used. Each is read back (as
+    /// every worker reads it) before the next is written, and only then forgotten here, so a
+    /// task that still uses a topic records it again after its tombstone, never before; a
+    /// failed write leaves the rest known.
+    async fn forget_topics(&self, name: &str) -> Result<()> {
+        for topic in self.local.active_topics().topics(name) {
+            self.statuses.delete_topic(&topic, name).await?;
+        }
+        Ok(())
+    }
+
     /// Brings what this worker owns in line with the configs: creates, reconfigures, pauses,
     /// resumes, stops, restarts, deletes; then writes task configs that changed.
     async fn reconcile(&self, owned: &mut BTreeMap<String, Owned>, snapshot: &ConfigSnapshot) {
@@ -543,6 +562,10 @@ impl Inner {
             let Some(config) = snapshot.connectors.get(name) else {
                 let _ = self.local.delete_connector(name).await;
                 self.forget_statuses(name, own).await;
+                // Its tasks here are gone: what they recorded since the delete goes too.
+                if let Err(err) = self.forget_topics(name).await {
+                    tracing::warn!(connector = %name, %err, "forgetting a deleted connector's topics failed");
+                }
                 gone.push(name.clone());
                 continue;
             };
@@ -829,7 +852,7 @@ impl Herder for DistributedWorker {
             let _writing = self.inner.config_writes.lock().await;
             self.existing(name).await?;
             self.inner.configs.delete_connector(name).await?;
-            self.forget_topics(name).await
+            self.inner.forget_topics(name).await
         })
     }
     fn connector_topics<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Vec<String>>> {
@@ -843,7 +866,7 @@ impl Herder for DistributedWorker {
         Box::pin(async move {
             self.inner.local.must_allow_topic_reset()?;
             self.existing(name).await?;
-            self.forget_topics(name).await
+            self.inner.forget_topics(name).await
         })
     }
     fn pause_connector<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<()>> {

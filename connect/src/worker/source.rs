@@ -87,6 +87,8 @@ async fn stop_said(control: &mut watch::Receiver<Control>) {
 enum Polled {
     Returned(Result<Vec<SourceRecord>>),
     Stopped,
+    /// A commit made while the poll waited failed.
+    CommitFailed(ConnectError),
 }
 
 /// Runs `task` until `control` says stop or it fails; while it says pause, the task is not
@@ -181,7 +183,7 @@ pub(super) async fn run_until_stopped(
                     () = stop_said(&mut control) => break Polled::Stopped,
                     _ = tokio::time::sleep_until(due.into()), if pending => {
                         if let Err(err) = commit(&setup, &producer, &offsets, &mut uncommitted).await {
-                            break Polled::Returned(Err(err));
+                            break Polled::CommitFailed(err);
                         }
                         last_commit = Instant::now();
                         committed_meanwhile = true;
@@ -196,6 +198,9 @@ pub(super) async fn run_until_stopped(
         }
         let records = match polled {
             Polled::Stopped => break Ok(()),
+            // Whatever its kind: the offsets it held are gone, so the task fails (a restart
+            // reads from the last commit).
+            Polled::CommitFailed(err) => break Err(err),
             Polled::Returned(Ok(records)) => records,
             // Kafka polls again after a RetriableException.
             Polled::Returned(Err(ConnectError::Retriable(reason))) => {

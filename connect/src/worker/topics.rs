@@ -3,7 +3,7 @@
 //! which topics a connector touched since it was created or last reset.
 //!
 //! A standalone worker keeps them in memory. A distributed worker also writes each newly seen
-//! topic to the status topic (`topic-<topic>:connector-<name>` →
+//! topic to the status topic (`status-topic-<topic>:connector-<name>` →
 //! `{"topic": {"name", "connector", "task", "discoverTimestamp"}}`, Kafka Connect's records),
 //! and reads every worker's from it, so any worker answers; a reset writes tombstones.
 
@@ -140,14 +140,15 @@ impl TaskTopics {
     }
 }
 
-/// The status-topic key of `topic` used by `connector` (Kafka's `topic-<t>:connector-<c>`).
+/// The status-topic key of `topic` used by `connector` (Kafka's
+/// `status-topic-<t>:connector-<c>`; topic names cannot hold a `:`, so it splits back).
 pub(crate) fn status_key(topic: &str, connector: &str) -> String {
-    format!("topic-{topic}:connector-{connector}")
+    format!("status-topic-{topic}:connector-{connector}")
 }
 
 /// The topic and connector of a status-topic key, if it is one of these.
 pub(crate) fn parse_status_key(key: &str) -> Option<(&str, &str)> {
-    key.strip_prefix("topic-")?.split_once(":connector-")
+    key.strip_prefix("status-topic-")?.split_once(":connector-")
 }
 
 #[cfg(test)]
@@ -179,7 +180,7 @@ mod tests {
     #[test]
     fn status_keys_are_kafkas_and_split_back() {
         let key = status_key("orders-v1", "my-sink");
-        assert_eq!(key, "topic-orders-v1:connector-my-sink");
+        assert_eq!(key, "status-topic-orders-v1:connector-my-sink");
         assert_eq!(parse_status_key(&key), Some(("orders-v1", "my-sink")));
         assert_eq!(parse_status_key("status-task-x-0"), None);
     }

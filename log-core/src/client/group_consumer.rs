@@ -508,11 +508,13 @@ impl GroupConsumer {
                 .protocol_name
                 .as_deref()
                 .and_then(Assignor::from_name);
-            let assignments = if response.leader == response.member_id {
-                self.assign(response.protocol_name.as_deref(), &response.members)
-                    .await?
+            let (assignments, assigned_from) = if response.leader == response.member_id {
+                let (assignments, counts) = self
+                    .assign(response.protocol_name.as_deref(), &response.members)
+                    .await?;
+                (assignments, Some(counts))
             } else {
-                Vec::new()
+                (Vec::new(), None)
             };
             let request = SyncGroupRequest::default()
                 .with_group_id(GroupId(str_bytes(&self.config.group_id)))
@@ -549,7 +551,17 @@ impl GroupConsumer {
                 });
             }
             let assignment = decode_assignment(sync.assignment);
-            self.known_counts = counts_before;
+            // The leader compares later counts with those it assigned from: had a topic read
+            // as missing (a passing metadata error), the next check sees it and rejoins.
+            self.known_counts = match assigned_from {
+                Some(used) => self
+                    .topics
+                    .iter()
+                    .map(|t| (t.clone(), used.get(t).copied().unwrap_or(0)))
+                    .collect(),
+                None => counts_before.clone(),
+            };
+            self.learn_assigned_partitions(&assignment).await;
             self.last_metadata_check = std::time::Instant::now();
             self.rejoin.store(false, Ordering::Release);
             self.fenced.store(false, Ordering::Release);
@@ -572,12 +584,30 @@ impl GroupConsumer {
         self.protocol.is_some_and(Assignor::is_cooperative)
     }
 
-    /// The leader's job: assign every member's subscription with the chosen assignor.
+    /// Refreshes the metadata of assigned topics whose cached partition count is too small
+    /// for the assignment: the leader assigned from newer metadata than this member's cache.
+    async fn learn_assigned_partitions(&self, assignment: &[(String, i32)]) {
+        let mut stale: Vec<String> = Vec::new();
+        for (topic, partition) in assignment {
+            let known = self.client.cached_partition_count(topic).unwrap_or(0);
+            if *partition as usize >= known && !stale.contains(topic) {
+                stale.push(topic.clone());
+            }
+        }
+        if !stale.is_empty() {
+            if let Err(err) = self.client.metadata(Some(&stale), false).await {
+                tracing::debug!(%err, "refreshing the metadata of assigned topics failed");
+            }
+        }
+    }
+
+    /// The leader's job: assign every member's subscription with the chosen assignor; also
+    /// the partition counts it assigned from.
     async fn assign(
         &self,
         protocol: Option<&str>,
         members: &[kafka_protocol::messages::join_group_response::JoinGroupResponseMember],
-    ) -> Result<Vec<SyncGroupRequestAssignment>> {
+    ) -> Result<(Vec<SyncGroupRequestAssignment>, BTreeMap<String, i32>)> {
         let subscriptions: Vec<MemberSubscription> = members
             .iter()
             .map(|m| decode_subscription(&m.member_id, &m.metadata))
@@ -614,7 +644,7 @@ impl GroupConsumer {
             .any(|m| m.user_data.as_deref() == Some(SHUTDOWN_REQUESTED));
         if shutdown {
             tracing::warn!(group = %self.config.group_id, "a member asked the group to shut down");
-            return subscriptions
+            let assignments = subscriptions
                 .iter()
                 .map(|m| {
                     Ok(SyncGroupRequestAssignment::default()
@@ -624,17 +654,19 @@ impl GroupConsumer {
                             Some(Bytes::from_static(SHUTDOWN_REQUESTED)),
                         )?))
                 })
-                .collect();
+                .collect::<Result<_>>()?;
+            return Ok((assignments, counts));
         }
         let assigned = assignor.assign(&subscriptions, &counts);
-        assigned
+        let assignments = assigned
             .into_iter()
             .map(|(member, partitions)| {
                 Ok(SyncGroupRequestAssignment::default()
                     .with_member_id(str_bytes(&member))
                     .with_assignment(encode_assignment(&partitions, None)?))
             })
-            .collect()
+            .collect::<Result<_>>()?;
+        Ok((assignments, counts))
     }
 
     /// Starts fetching the assignment from the committed offsets (else `auto.offset.reset`).
