@@ -47,9 +47,9 @@ impl JsonConverter {
         let mut converter = JsonConverter::new(true);
         for (key, value) in props {
             match key {
-                "schemas.enable" => converter.schemas_enable = parse_bool(key, value)?,
+                "schemas.enable" => converter.schemas_enable = super::bool_config(key, value)?,
                 "replace.null.with.default" => {
-                    converter.replace_null_with_default = parse_bool(key, value)?
+                    converter.replace_null_with_default = super::bool_config(key, value)?
                 }
                 "decimal.format" => {
                     converter.decimal_format = match value.to_ascii_uppercase().as_str() {
@@ -74,11 +74,6 @@ impl JsonConverter {
         }
         Ok(converter)
     }
-}
-
-fn parse_bool(key: &str, value: &str) -> Result<bool> {
-    super::parse_bool_config(value)
-        .ok_or_else(|| ConnectError::config(key, value, "expected true or false"))
 }
 
 impl Converter for JsonConverter {

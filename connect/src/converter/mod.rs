@@ -23,6 +23,12 @@ pub(crate) fn parse_bool_config(value: &str) -> Option<bool> {
     }
 }
 
+/// Setting `key`'s boolean `value`, or an error naming it.
+pub(crate) fn bool_config(key: &str, value: &str) -> Result<bool> {
+    parse_bool_config(value)
+        .ok_or_else(|| ConnectError::config(key, value, "expected true or false"))
+}
+
 /// A value with its schema (none: schemaless).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SchemaAndValue {

@@ -50,7 +50,7 @@ pub struct StatusLog {
 
 impl StatusLog {
     /// Reads `topic` (created if missing) and keeps up with it.
-    /// The connectors' topics (`topic-<topic>:connector-<name>` records) go to `topics`.
+    /// The connectors' topics (`status-topic-<topic>:connector-<name>` records) go to `topics`.
     pub async fn start(
         client: &Arc<Client>,
         topic: &str,
@@ -67,7 +67,9 @@ impl StatusLog {
             let value = json_value(record);
             if let Some((topic, connector)) = parse_status_key(key) {
                 match value {
-                    Some(_) => topics.learn(connector, topic),
+                    Some(_) => {
+                        topics.learn(connector, topic);
+                    }
                     None => topics.unlearn(connector, topic),
                 }
                 return;

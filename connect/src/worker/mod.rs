@@ -34,7 +34,7 @@ use crate::connector::{
     ConfigDef, ConfigKey, ConfigType, ConfigValue, Connector, ConnectorContext, ConnectorEvent,
     Importance, Props, SinkConnector, SourceConnector,
 };
-use crate::converter::{converter_for, display, Converter};
+use crate::converter::{bool_config, converter_for, display, Converter};
 use crate::data::Value;
 use crate::error::{ConnectError, Result};
 use crate::transforms::TransformChain;
@@ -109,8 +109,10 @@ impl WorkerConfig {
                     config.offset_flush_interval = Duration::from_millis(ms);
                 }
                 "bootstrap.servers" => config.bootstrap_servers = Some(value.trim().to_string()),
-                "topic.tracking.enable" => config.topic_tracking = boolean(key, value)?,
-                "topic.tracking.allow.reset" => config.topic_tracking_reset = boolean(key, value)?,
+                "topic.tracking.enable" => config.topic_tracking = bool_config(key, value)?,
+                "topic.tracking.allow.reset" => {
+                    config.topic_tracking_reset = bool_config(key, value)?
+                }
                 // No plugin jars to load; the REST keys are read above; `group.id` is for
                 // distributed workers.
                 "plugin.path" | "rest.port" | "rest.host.name" | "listeners" | "group.id" => {}
@@ -136,15 +138,6 @@ impl WorkerConfig {
         converter_for(&config.key_converter.0, &config.key_converter.1)?;
         converter_for(&config.value_converter.0, &config.value_converter.1)?;
         Ok(config)
-    }
-}
-
-/// A worker property that is `true` or `false` (any case, as Kafka's `ConfigDef` reads it).
-fn boolean(key: &str, value: &str) -> Result<bool> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "true" => Ok(true),
-        "false" => Ok(false),
-        _ => Err(ConnectError::config(key, value, "expected true or false")),
     }
 }
 

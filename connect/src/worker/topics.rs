@@ -44,12 +44,10 @@ impl ActiveTopics {
             .unwrap_or_default()
     }
 
-    /// Forgets `connector`'s topics (a reset, or its deletion); returns them.
-    pub fn reset(&self, connector: &str) -> Vec<String> {
-        let gone = self.by_connector.lock().remove(connector);
+    /// Forgets `connector`'s topics (a reset, or its deletion).
+    pub fn reset(&self, connector: &str) {
+        self.by_connector.lock().remove(connector);
         self.resets.fetch_add(1, Ordering::AcqRel);
-        gone.map(|topics| topics.into_iter().collect())
-            .unwrap_or_default()
     }
 
     /// Sends newly seen topics to `sink` from now on.
@@ -64,13 +62,7 @@ impl ActiveTopics {
 
     /// A task of `connector` uses `topic`.
     fn record(&self, connector: &str, topic: &str, task: usize) {
-        let new = self
-            .by_connector
-            .lock()
-            .entry(connector.to_string())
-            .or_default()
-            .insert(topic.to_string());
-        if new {
+        if self.learn(connector, topic) {
             if let Some(sink) = self.shared.lock().as_ref() {
                 let _ = sink.send(TopicUse {
                     connector: connector.to_string(),
@@ -81,13 +73,14 @@ impl ActiveTopics {
         }
     }
 
-    /// What another worker recorded (read from the status topic).
-    pub(crate) fn learn(&self, connector: &str, topic: &str) {
+    /// Notes that `connector` uses `topic` (also what another worker recorded, read from the
+    /// status topic); true when it is new.
+    pub(crate) fn learn(&self, connector: &str, topic: &str) -> bool {
         self.by_connector
             .lock()
             .entry(connector.to_string())
             .or_default()
-            .insert(topic.to_string());
+            .insert(topic.to_string())
     }
 
     /// A tombstone read from the status topic: `topic` is no longer `connector`'s.
@@ -170,7 +163,7 @@ mod tests {
         assert_eq!(shared.try_recv().unwrap().topic, "b");
         assert!(shared.try_recv().is_err(), "each topic is shared once");
 
-        assert_eq!(active.reset("c"), ["a", "b"]);
+        active.reset("c");
         assert!(active.topics("c").is_empty());
         task.note(&active, "c", 0, "b");
         assert_eq!(active.topics("c"), ["b"], "seen again after the reset");
