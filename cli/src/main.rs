@@ -36,6 +36,8 @@ enum Command {
     Consume(tools::consume::ConsumeArgs),
     /// Describe and alter topic and broker configs (like kafka-configs).
     Configs(tools::configs::ConfigsArgs),
+    /// Delete the records of partitions below given offsets (like kafka-delete-records).
+    DeleteRecords(tools::delete_records::DeleteRecordsArgs),
     /// List, describe, delete consumer groups and reset their offsets (like kafka-consumer-groups).
     Groups(tools::groups::GroupsArgs),
     /// Run a standalone Connect worker, or drive a worker's REST API: list, create, status,
@@ -72,6 +74,7 @@ fn run() -> anyhow::Result<()> {
         Command::Consume(args) => tools::consume::run(args),
         Command::Configs(args) => tools::configs::run(args),
         Command::Groups(args) => tools::groups::run(args),
+        Command::DeleteRecords(args) => tools::delete_records::run(args),
         Command::Connect(args) => tools::connect::run(args),
         Command::Bench(command) => bench::run(command),
     }

@@ -8,11 +8,12 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
+use sluice_connect::distributed::DistributedConfig;
 use sluice_connect::worker::WorkerConfig;
 use sluice_log::broker::{server, Broker, BrokerConfig};
 use sluice_log::client::{Client, ClientOptions};
 
-use crate::tools::connect::{start_worker, stop_worker};
+use crate::tools::connect::{start_distributed_worker, stop_distributed_worker};
 
 #[derive(Debug, clap::Args)]
 pub struct StartArgs {
@@ -106,18 +107,29 @@ pub fn broker_props(
 /// The node's Connect worker settings the environment may set (`SLUICE_CONNECT_REST_PORT`).
 const CONNECT_ENV_KEYS: &[&str] = &[
     "connect.enable",
+    "connect.group.id",
     "connect.rest.port",
     "connect.rest.host.name",
     "connect.listeners",
 ];
 
+/// The broker's properties, and the Connect worker's settings unless `connect.enable=false`.
+pub type NodeSettings = (
+    BTreeMap<String, String>,
+    Option<(WorkerConfig, DistributedConfig)>,
+);
+
+/// The node's Connect worker group when `connect.group.id` is unset (the name in Kafka's
+/// `connect-distributed.properties`).
+pub const NODE_CONNECT_GROUP: &str = "connect-cluster";
+
 /// Splits the node's properties: `connect.*` configure its Connect worker with Kafka Connect's
-/// worker names after the prefix (`connect.rest.port`, `connect.key.converter`, ...), the rest
-/// the broker. `connect.enable=false` runs no worker. Source offsets default to
-/// `<log.dirs>/connect.offsets`.
-pub fn split_connect(
-    props: BTreeMap<String, String>,
-) -> anyhow::Result<(BTreeMap<String, String>, Option<WorkerConfig>)> {
+/// worker names after the prefix (`connect.rest.port`, `connect.key.converter`,
+/// `connect.config.storage.topic`, ...), the rest the broker. `connect.enable=false` runs no
+/// worker. The worker is a one-worker distributed Connect cluster (group `connect-cluster`), so
+/// that connector configs, source offsets and statuses live in the node's own
+/// `connect-configs`, `connect-offsets` and `connect-status` topics and survive a restart.
+pub fn split_connect(props: BTreeMap<String, String>) -> anyhow::Result<NodeSettings> {
     let mut broker = BTreeMap::new();
     let mut worker = BTreeMap::new();
     for (key, value) in props {
@@ -138,14 +150,34 @@ pub fn split_connect(
     if !enabled {
         return Ok((broker, None));
     }
-    let mut config = WorkerConfig::from_props(&worker)
+    worker
+        .entry("group.id".to_string())
+        .or_insert_with(|| NODE_CONNECT_GROUP.to_string());
+    let config = DistributedConfig::from_props(&worker)
         .context("the node's Connect worker (connect.* settings)")?;
-    if config.offset_file.is_none() {
-        let dirs = broker.get("log.dirs").map_or("sluice-data", String::as_str);
-        let first = dirs.split(',').next().unwrap_or("sluice-data").trim();
-        config.offset_file = Some(Path::new(first).join("connect.offsets"));
-    }
     Ok((broker, Some(config)))
+}
+
+/// What a newcomer can try next, printed once the node listens: commands that work as they
+/// are against this node's addresses.
+fn next_steps(bootstrap: &str, connect_url: Option<&str>) -> String {
+    let flag = if bootstrap == "127.0.0.1:9092" {
+        String::new()
+    } else {
+        format!(" --bootstrap-server {bootstrap}")
+    };
+    let mut text = format!(
+        "\nTry it (Ctrl-C stops the node):\n  \
+         echo hello | sluice produce{flag} --topic greetings    # or: kcat -b {bootstrap} -P -t greetings\n  \
+         sluice consume{flag} --topic greetings --from-beginning    # or: kcat -b {bootstrap} -C -t greetings -e\n"
+    );
+    if let Some(url) = connect_url {
+        text.push_str(&format!(
+            "  curl -s -X POST -H 'Content-Type: application/json' {url}/connectors \\\n    \
+             -d '{{\"name\": \"greetings-file\", \"config\": {{\"connector.class\": \"FileStreamSink\", \"topics\": \"greetings\", \"file\": \"/tmp/greetings.txt\", \"value.converter\": \"org.apache.kafka.connect.storage.StringConverter\"}}}}'\n"
+        ));
+    }
+    text
 }
 
 pub fn run(args: StartArgs) -> anyhow::Result<()> {
@@ -178,7 +210,7 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
             config.log_dirs[0].display()
         );
         let worker = match connect {
-            Some(worker_config) => {
+            Some((worker_config, distributed)) => {
                 let started = async {
                     let client = Client::embedded(
                         broker.clone(),
@@ -186,7 +218,13 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
                         ClientOptions::default(),
                     )
                     .await?;
-                    start_worker(client, worker_config, &mut std::io::stdout()).await
+                    start_distributed_worker(
+                        client,
+                        worker_config,
+                        distributed,
+                        &mut std::io::stdout(),
+                    )
+                    .await
                 }
                 .await;
                 match started {
@@ -201,10 +239,18 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
             }
             None => None,
         };
+        let connect_url = worker
+            .as_ref()
+            .map(|(_, rest)| format!("http://{}", rest.local_addr()));
+        print!(
+            "{}",
+            next_steps(&server.local_addr().to_string(), connect_url.as_deref())
+        );
+        std::io::Write::flush(&mut std::io::stdout())?;
         crate::tools::wait_for_shutdown_signal().await?;
         tracing::info!("shutting down: closing connections, flushing logs, writing checkpoints");
         if let Some((worker, rest)) = worker {
-            stop_worker(worker, rest).await;
+            stop_distributed_worker(worker, rest).await;
         }
         server.shutdown().await;
         broker.shutdown()?;
@@ -216,6 +262,29 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn next_steps_name_this_nodes_addresses() {
+        let default = next_steps("127.0.0.1:9092", Some("http://127.0.0.1:8083"));
+        assert!(
+            default.contains("echo hello | sluice produce --topic greetings"),
+            "{default}"
+        );
+        assert!(
+            default.contains("kcat -b 127.0.0.1:9092 -C -t greetings -e"),
+            "{default}"
+        );
+        assert!(
+            default.contains("http://127.0.0.1:8083/connectors"),
+            "{default}"
+        );
+        let other = next_steps("127.0.0.1:19092", None);
+        assert!(
+            other.contains("sluice consume --bootstrap-server 127.0.0.1:19092 --topic greetings"),
+            "{other}"
+        );
+        assert!(!other.contains("curl"), "no worker, no connector to create");
+    }
 
     #[test]
     fn file_then_environment_then_overrides_with_kafka_names() {
@@ -254,11 +323,30 @@ mod tests {
         .unwrap();
         let (broker, worker) = split_connect(broker_props(&path, &[]).unwrap()).unwrap();
         BrokerConfig::from_props(&broker).unwrap();
-        let worker = worker.expect("a worker by default");
+        let (worker, distributed) = worker.expect("a worker by default");
         assert_eq!(worker.rest_listen, "127.0.0.1:0");
-        assert_eq!(
-            worker.offset_file.as_deref(),
-            Some(Path::new("/data/connect.offsets"))
+        assert_eq!(worker.offset_file, None, "offsets live in a topic");
+        assert_eq!(distributed.group_id, NODE_CONNECT_GROUP);
+        assert_eq!(distributed.config_topic, "connect-configs");
+        assert_eq!(distributed.offset_topic, "connect-offsets");
+        assert_eq!(distributed.status_topic, "connect-status");
+        let named = broker_props(
+            &path,
+            &[
+                "connect.group.id=node-a".into(),
+                "connect.status.storage.topic=_status".into(),
+            ],
+        )
+        .unwrap();
+        let (_, distributed) = split_connect(named).unwrap().1.unwrap();
+        assert_eq!(distributed.group_id, "node-a");
+        assert_eq!(distributed.status_topic, "_status");
+        let file =
+            broker_props(&path, &["connect.offset.storage.file.filename=/x".into()]).unwrap();
+        let err = split_connect(file).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("offset.storage.file.filename"),
+            "{err:#}"
         );
         let off = broker_props(&path, &["connect.enable=false".into()]).unwrap();
         assert!(split_connect(off).unwrap().1.is_none());

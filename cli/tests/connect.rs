@@ -277,15 +277,14 @@ fn a_standalone_worker_runs_file_connectors_driven_by_sluice_connect() {
     assert!(running.stop().success(), "a clean shutdown on SIGTERM");
 }
 
-#[test]
-fn sluice_start_runs_a_connect_worker_in_the_node() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = format!("log.dirs={}", dir.path().join("data").display());
+/// A `sluice start` node on `data`, with its broker's and Connect worker's addresses.
+fn start_node(dir: &std::path::Path) -> (Running, String, String) {
+    let data = format!("log.dirs={}", dir.join("data").display());
     let mut node = Running::spawn(
         &[
             "start",
             "--config",
-            &dir.path().join("none.toml").display().to_string(),
+            &dir.join("none.toml").display().to_string(),
             "--override",
             "listeners=PLAINTEXT://127.0.0.1:0",
             "--override",
@@ -306,8 +305,49 @@ fn sluice_start_runs_a_connect_worker_in_the_node() {
         .strip_prefix("Connect REST API on ")
         .unwrap_or_else(|| panic!("unexpected second line {line:?}"))
         .to_string();
+    (node, bootstrap, url)
+}
+
+/// The file's text, or nothing while it does not exist.
+fn read(path: &std::path::Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// Whether `sluice connect list` shows `name` running.
+fn running(url: &str, name: &str) -> bool {
+    let out = connect(url, &["status", name, "--json"]);
+    out.status.success()
+        && serde_json::from_slice::<serde_json::Value>(&out.stdout).is_ok_and(|status| {
+            status["connector"]["state"] == "RUNNING"
+                && status["tasks"]
+                    .as_array()
+                    .is_some_and(|t| !t.is_empty() && t.iter().all(|t| t["state"] == "RUNNING"))
+        })
+}
+
+#[test]
+fn sluice_start_runs_a_connect_worker_whose_connectors_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut node, bootstrap, url) = start_node(dir.path());
+    // The newcomer is told what to try next, with this node's addresses.
+    let mut hints = String::new();
+    while !hints.contains("/connectors") {
+        hints.push_str(&node.line());
+        hints.push('\n');
+    }
+    assert!(hints.contains("Try it"), "{hints}");
+    assert!(
+        hints.contains(&format!("sluice produce --bootstrap-server {bootstrap}")),
+        "{hints}"
+    );
+    assert!(hints.contains("curl -s -X POST"), "{hints}");
+
     let input = dir.path().join("in.txt");
-    std::fs::write(&input, "a\nb\n").unwrap();
+    let output = dir.path().join("out.txt");
+    let lines: String = (0..5000).map(|i| format!("line-{i}\n")).collect();
+    std::fs::write(&input, &lines).unwrap();
+    // Created through the REST API with the node's defaults: offset.flush.interval.ms is
+    // Kafka's 60 s, so what the sink's file shows must not wait for it.
     ok(connect(
         &url,
         &[
@@ -321,7 +361,38 @@ fn sluice_start_runs_a_connect_worker_in_the_node() {
             "topic=lines",
         ],
     ));
-    // The node's worker writes into the node's own topics.
+    ok(connect(
+        &url,
+        &[
+            "create",
+            "sink",
+            "--config",
+            "connector.class=org.apache.kafka.connect.file.FileStreamSinkConnector",
+            "--config",
+            &format!("file={}", output.display()),
+            "--config",
+            "topics=lines",
+        ],
+    ));
+    let within = |what: &str, limit: Duration, check: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + limit;
+        while !check() {
+            assert!(Instant::now() < deadline, "{what} took over {limit:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    within("the sink's 5,000 lines", Duration::from_secs(20), &|| {
+        read(&output).len() == lines.len()
+    });
+    // A line written after the sink started reaches its file as soon as it is read.
+    append(&input, "late\n");
+    within(
+        "a new line in the sink's file",
+        Duration::from_secs(5),
+        &|| read(&output).ends_with("late\n"),
+    );
+    // The node's worker writes into the node's own topics, with Kafka's JSON converters
+    // (schemas on).
     let consumed = Command::new("timeout")
         .args([
             "60",
@@ -340,15 +411,37 @@ fn sluice_start_runs_a_connect_worker_in_the_node() {
         .output()
         .unwrap();
     let consumed = ok(consumed);
-    // The node's default converters are Kafka's JSON ones (schemas on).
     assert!(
-        consumed.contains("\"payload\":\"a\"") && consumed.contains("\"payload\":\"b\""),
+        consumed.contains("\"payload\":\"line-0\"") && consumed.contains("\"payload\":\"line-1\""),
         "{consumed}"
     );
     assert!(node.stop().success());
-    // Its offsets were kept in the data directory.
-    let offsets = std::fs::read_to_string(dir.path().join("data/connect.offsets")).unwrap();
-    assert!(offsets.contains("\"position\":4"), "{offsets}");
+
+    // After a restart both connectors are back and running, from where they stopped.
+    let (node, _, url) = start_node(dir.path());
+    let listed = ok(connect(&url, &["list"]));
+    assert!(
+        listed.contains("src") && listed.contains("sink"),
+        "{listed}"
+    );
+    await_that("both connectors running again", || {
+        running(&url, "src") && running(&url, "sink")
+    });
+    append(&input, "after restart\n");
+    within(
+        "the line written after the restart",
+        Duration::from_secs(10),
+        &|| read(&output).ends_with("after restart\n"),
+    );
+    assert_eq!(
+        read(&output),
+        format!("{lines}late\nafter restart\n"),
+        "every line once: nothing lost or repeated across the restart"
+    );
+    assert!(node.stop().success());
+    // Connector configs, offsets and statuses are in the node's topics, not a file.
+    assert!(!dir.path().join("data/connect.offsets").exists());
+    assert!(dir.path().join("data/connect-configs-0").is_dir());
 }
 
 #[test]

@@ -183,8 +183,18 @@ fn the_rest_api_drives_connectors_as_kafka_connects_does() {
             b["offsets"] == json!([{"partition": {"counter": "main"}, "offset": {"next": 600}}])
         })
         .await;
-        // The sink's fetch sees the paused partition at its next poll (100 ms here).
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // The 300 new records are in the log. A running sink would have put them and shown
+        // them at its next flush (every 100 ms here); the paused one keeps flushing (its
+        // committed offsets) and shows none.
+        let flushed = flushes("rest");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while flushes("rest") < flushed + 5 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the paused sink stopped flushing"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         assert_eq!(numbers("rest").len(), 300, "a paused sink took records");
         assert_eq!(call(&rest, "PUT", "/connectors/sink/resume").await, 202);
         sink_reaches(&rest, 600).await;

@@ -36,11 +36,16 @@ pub enum Error {
         /// The configured `segment.bytes`.
         segment_bytes: u64,
     },
-    /// A record without a key was appended to a compacted topic.
-    #[error("compacted topic cannot accept a record without a key (batch at byte {position})")]
+    /// Records without a key were appended to a compacted topic. Nothing was written.
+    #[error(
+        "compacted topic cannot accept a record without a key ({} record(s), the first at index {})",
+        indexes.len(),
+        indexes.first().copied().unwrap_or_default()
+    )]
     MissingKeyForCompactedTopic {
-        /// Byte position of the batch within the appended buffer.
-        position: usize,
+        /// The index of each keyless record among the records appended (within its batch, as
+        /// Kafka's `record_errors` count them, for the usual one batch per partition).
+        indexes: Vec<i32>,
     },
     /// A read or truncation asked for an offset the log does not hold.
     #[error(
@@ -178,7 +183,8 @@ impl Error {
     pub fn response_error(&self) -> ResponseError {
         match self {
             Error::CorruptBatch { .. } => ResponseError::CorruptMessage,
-            Error::MissingKeyForCompactedTopic { .. } => ResponseError::CorruptMessage,
+            // KIP-467: the client fails just those records instead of retrying the batch.
+            Error::MissingKeyForCompactedTopic { .. } => ResponseError::InvalidRecord,
             Error::BatchTooLarge { .. } => ResponseError::MessageTooLarge,
             Error::RecordSetTooLarge { .. } => ResponseError::RecordListTooLarge,
             Error::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,

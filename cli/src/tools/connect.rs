@@ -473,7 +473,25 @@ async fn distributed(worker_file: PathBuf, bootstrap_server: Option<String>) -> 
     let (config, distributed) = DistributedConfig::from_props(&props)
         .with_context(|| format!("worker config {}", worker_file.display()))?;
     let client = worker_client(bootstrap_server, &config).await?;
-    let listener = RestServer::bind(&config.rest_listen).await?;
+    let (worker, server) =
+        start_distributed_worker(client, config, distributed, &mut std::io::stdout()).await?;
+    super::wait_for_shutdown_signal().await?;
+    stop_distributed_worker(worker, server).await;
+    Ok(())
+}
+
+/// Starts a distributed worker (named by its REST `host:port`) with the file connectors and
+/// its REST API; prints where it listens.
+pub async fn start_distributed_worker(
+    client: Arc<Client>,
+    config: WorkerConfig,
+    distributed: DistributedConfig,
+    out: &mut dyn std::io::Write,
+) -> anyhow::Result<(Arc<DistributedWorker>, RestServer)> {
+    let listen = config.rest_listen.clone();
+    let listener = RestServer::bind(&listen)
+        .await
+        .with_context(|| format!("start the Connect REST API on {listen}"))?;
     let id = listener.local_addr()?.to_string();
     let worker = Arc::new(
         DistributedWorker::start(
@@ -486,12 +504,16 @@ async fn distributed(worker_file: PathBuf, bootstrap_server: Option<String>) -> 
         .await?,
     );
     let server = RestServer::serve(listener, worker.clone())?;
-    println!("Connect REST API on http://{id}");
-    std::io::Write::flush(&mut std::io::stdout())?;
-    super::wait_for_shutdown_signal().await?;
+    writeln!(out, "Connect REST API on http://{id}")?;
+    out.flush()?;
+    Ok((worker, server))
+}
+
+/// Stops the REST API, then what the worker runs (each task flushes and commits), and leaves
+/// its group.
+pub async fn stop_distributed_worker(worker: Arc<DistributedWorker>, server: RestServer) {
     server.shutdown().await;
     worker.shutdown().await;
-    Ok(())
 }
 
 /// Runs a standalone worker with its REST API until a signal, creating the given connectors.

@@ -4,6 +4,7 @@
 pub mod configs;
 pub mod connect;
 pub mod consume;
+pub mod delete_records;
 pub mod groups;
 pub mod produce;
 pub mod topics;

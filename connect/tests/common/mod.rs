@@ -110,6 +110,18 @@ pub fn collected() -> &'static Mutex<BTreeMap<String, Vec<SinkRecord>>> {
     COLLECTED.get_or_init(|| Mutex::new(BTreeMap::new()))
 }
 
+/// How many times the collecting sinks of each `collector` flushed.
+pub fn flushes(collector: &str) -> usize {
+    flush_counts()
+        .lock()
+        .map_or(0, |counts| counts.get(collector).copied().unwrap_or(0))
+}
+
+fn flush_counts() -> &'static Mutex<BTreeMap<String, usize>> {
+    static FLUSHES: OnceLock<Mutex<BTreeMap<String, usize>>> = OnceLock::new();
+    FLUSHES.get_or_init(|| Mutex::new(BTreeMap::new()))
+}
+
 pub struct CollectingSink;
 
 pub struct CollectingTask {
@@ -188,6 +200,9 @@ impl SinkTask for CollectingTask {
                 all.entry(self.collector.clone())
                     .or_default()
                     .append(&mut self.pending);
+            }
+            if let Ok(mut counts) = flush_counts().lock() {
+                *counts.entry(self.collector.clone()).or_default() += 1;
             }
             Ok(())
         })

@@ -14,7 +14,8 @@ use tokio::io::AsyncWriteExt;
 
 use super::{check_defined, required_string, FILE_CONFIG};
 
-/// How many bytes of lines are gathered before they are written to the file.
+/// How many bytes of lines are gathered before they are written to the file: a large `put`
+/// is written in chunks of about this size, and whatever is left at its end at once.
 const WRITE_CHUNK: usize = 64 * 1024;
 
 fn sink_config_def() -> ConfigDef {
@@ -87,8 +88,9 @@ impl SinkConnector for FileStreamSinkConnector {
 ///
 /// The file is opened for appending (and created if missing) on start. A string value is
 /// written as it is, any other value as Java's `toString` shows it (`null` for a null value,
-/// as Kafka's `println(record.value())` prints), followed by `\n`. Lines are buffered and
-/// written in chunks that end at a line boundary; `flush` writes the rest and `fsync`s the
+/// as Kafka's `println(record.value())` prints), followed by `\n`. Each `put` writes its lines
+/// to the file before it returns (in chunks that end at a line boundary, one write for a small
+/// batch), so a reader sees them at once, as with Kafka's `PrintStream`; `flush` `fsync`s the
 /// file (`sync_data`), so the lines of every offset the runtime then commits are on disk.
 #[derive(Debug, Default)]
 pub struct FileStreamSinkTask {
@@ -134,7 +136,9 @@ impl FileStreamSinkTask {
                 self.write_buffer().await?;
             }
         }
-        Ok(())
+        // Written now, not at the next flush (up to `offset.flush.interval.ms` later): a user
+        // tailing the file sees each record as soon as the task received it.
+        self.write_buffer().await
     }
 
     /// Writes the buffered lines to the file.
@@ -144,6 +148,11 @@ impl FileStreamSinkTask {
         };
         if !self.buffer.is_empty() {
             file.write_all(&self.buffer)
+                .await
+                .map_err(|err| io_error("writing to", &self.path, err))?;
+            // tokio's File finishes a write in the background; flushing waits for it, so the
+            // lines are in the file (not yet fsynced) when this returns.
+            file.flush()
                 .await
                 .map_err(|err| io_error("writing to", &self.path, err))?;
             self.buffer.clear();
@@ -157,9 +166,6 @@ impl FileStreamSinkTask {
         let Some(file) = self.file.as_mut() else {
             return Ok(());
         };
-        file.flush()
-            .await
-            .map_err(|err| io_error("flushing", &self.path, err))?;
         file.sync_data()
             .await
             .map_err(|err| io_error("syncing", &self.path, err))
@@ -267,6 +273,30 @@ mod tests {
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
             "one\n2\nnull\nfour\nfive\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn each_put_reaches_the_file_before_it_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.txt");
+        let mut task = started(&path).await;
+        tokio::time::timeout(LIMIT, task.put(&[record(0, "one".into())]))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "one\n");
+        tokio::time::timeout(
+            LIMIT,
+            task.put(&[record(1, "two".into()), record(2, "three".into())]),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "one\ntwo\nthree\n",
+            "no flush in between"
         );
     }
 

@@ -53,6 +53,61 @@ pub fn api_versions(_request: &ApiVersionsRequest, version: i16) -> ApiVersionsR
 
 /// Metadata: brokers (this one), topics asked for (or all), auto-creating missing topics when
 /// allowed by both the request and `auto.create.topics.enable`.
+/// Kafka's ACL operation codes (`AclOperation`).
+mod acl_operation {
+    pub const READ: u8 = 3;
+    pub const WRITE: u8 = 4;
+    pub const CREATE: u8 = 5;
+    pub const DELETE: u8 = 6;
+    pub const ALTER: u8 = 7;
+    pub const DESCRIBE: u8 = 8;
+    pub const CLUSTER_ACTION: u8 = 9;
+    pub const DESCRIBE_CONFIGS: u8 = 10;
+    pub const ALTER_CONFIGS: u8 = 11;
+    pub const IDEMPOTENT_WRITE: u8 = 12;
+}
+
+/// The operations a topic supports (Kafka's `AclEntry.supportedOperations(TOPIC)`).
+const TOPIC_OPERATIONS: &[u8] = {
+    use acl_operation::*;
+    &[
+        READ,
+        WRITE,
+        CREATE,
+        DESCRIBE,
+        DELETE,
+        ALTER,
+        DESCRIBE_CONFIGS,
+        ALTER_CONFIGS,
+    ]
+};
+
+/// The operations the cluster supports.
+const CLUSTER_OPERATIONS: &[u8] = {
+    use acl_operation::*;
+    &[
+        CREATE,
+        CLUSTER_ACTION,
+        DESCRIBE_CONFIGS,
+        ALTER_CONFIGS,
+        IDEMPOTENT_WRITE,
+        ALTER,
+        DESCRIBE,
+    ]
+};
+
+/// The operations a group supports.
+pub(crate) const GROUP_OPERATIONS: &[u8] = {
+    use acl_operation::*;
+    &[READ, DESCRIBE, DELETE]
+};
+
+/// KIP-430's bit field of authorized operations. With no authorizer (Sluice has none yet),
+/// Kafka authorizes, and so lists, every operation the resource supports.
+pub(crate) fn authorized_operations(operations: &[u8]) -> i32 {
+    operations.iter().fold(0, |bits, op| bits | (1 << op))
+}
+
 pub fn metadata(broker: &Broker, request: MetadataRequest, version: i16) -> MetadataResponse {
     let node_id = broker.config.node_id;
     let advertised = broker.advertised();
@@ -135,19 +190,30 @@ pub fn metadata(broker: &Broker, request: MetadataRequest, version: i16) -> Meta
                     .with_isr_nodes(vec![BrokerId(node_id)])
             })
             .collect();
+        let topic = MetadataResponseTopic::default()
+            .with_name(Some(topic_name(&name)))
+            .with_topic_id(if version >= 10 { meta.id } else { Uuid::nil() })
+            .with_is_internal(name.starts_with("__"))
+            .with_partitions(partitions);
         topics.push(
-            MetadataResponseTopic::default()
-                .with_name(Some(topic_name(&name)))
-                .with_topic_id(if version >= 10 { meta.id } else { Uuid::nil() })
-                .with_is_internal(name.starts_with("__"))
-                .with_partitions(partitions),
+            if version >= 8 && request.include_topic_authorized_operations {
+                topic.with_topic_authorized_operations(authorized_operations(TOPIC_OPERATIONS))
+            } else {
+                topic
+            },
         );
     }
-    MetadataResponse::default()
+    let response = MetadataResponse::default()
         .with_brokers(brokers)
         .with_cluster_id(Some(str_bytes(&broker.cluster_id())))
         .with_controller_id(BrokerId(node_id))
-        .with_topics(topics)
+        .with_topics(topics);
+    // Versions 8 to 10 only (later ones ask DescribeCluster).
+    if (8..=10).contains(&version) && request.include_cluster_authorized_operations {
+        response.with_cluster_authorized_operations(authorized_operations(CLUSTER_OPERATIONS))
+    } else {
+        response
+    }
 }
 
 /// CreateTopics, topic by topic; errors carry Kafka's codes and messages.
@@ -287,12 +353,18 @@ pub fn delete_topics(
 /// DescribeCluster: this node, the cluster id and the controller (this node).
 pub fn describe_cluster(
     broker: &Broker,
-    _request: kafka_protocol::messages::DescribeClusterRequest,
+    request: kafka_protocol::messages::DescribeClusterRequest,
     _version: i16,
 ) -> kafka_protocol::messages::DescribeClusterResponse {
     use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
     let advertised = broker.advertised();
+    let operations = if request.include_cluster_authorized_operations {
+        authorized_operations(CLUSTER_OPERATIONS)
+    } else {
+        i32::MIN
+    };
     kafka_protocol::messages::DescribeClusterResponse::default()
+        .with_cluster_authorized_operations(operations)
         .with_error_message(None)
         .with_cluster_id(str_bytes(&broker.cluster_id()))
         .with_controller_id(BrokerId(broker.config.node_id))
@@ -325,4 +397,69 @@ pub fn unsupported(
         ),
         _ => return None,
     })
+}
+
+/// DeleteRecords: moves each partition's log start offset up to the offset asked (-1: the
+/// high watermark), as `kafka-delete-records` does. Records below it are no longer served
+/// (OFFSET_OUT_OF_RANGE), ListOffsets earliest follows, and the segments wholly below it go at
+/// the next retention pass. The new start offsets are checkpointed before the answer, so a
+/// restart keeps them.
+pub fn delete_records(
+    broker: &Broker,
+    request: kafka_protocol::messages::DeleteRecordsRequest,
+) -> kafka_protocol::messages::DeleteRecordsResponse {
+    use kafka_protocol::messages::delete_records_response::{
+        DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
+    };
+    let mut moved = false;
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let name = topic.name.0.to_string();
+            let partitions = topic
+                .partitions
+                .into_iter()
+                .map(|wanted| {
+                    let base = DeleteRecordsPartitionResult::default()
+                        .with_partition_index(wanted.partition_index)
+                        .with_low_watermark(-1);
+                    if name.starts_with("__") {
+                        // Kafka refuses to delete records of its internal topics.
+                        return base.with_error_code(ResponseError::InvalidTopicException.code());
+                    }
+                    let Some(log) = broker.log(&name, wanted.partition_index) else {
+                        return base.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                    };
+                    let mut log = log.lock();
+                    let offset = if wanted.offset == -1 {
+                        log.high_watermark()
+                    } else {
+                        wanted.offset
+                    };
+                    if offset < 0 {
+                        return base.with_error_code(ResponseError::OffsetOutOfRange.code());
+                    }
+                    match log.advance_log_start_offset(offset) {
+                        Ok(()) => {
+                            moved = true;
+                            tracing::info!(topic = %name, partition = wanted.partition_index,
+                                log_start_offset = log.log_start_offset(), "records deleted");
+                            base.with_low_watermark(log.log_start_offset())
+                        }
+                        Err(err) => base.with_error_code(err.response_error().code()),
+                    }
+                })
+                .collect();
+            DeleteRecordsTopicResult::default()
+                .with_name(topic.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    if moved {
+        if let Err(err) = broker.logs.write_checkpoints() {
+            tracing::warn!(%err, "writing checkpoints after DeleteRecords failed; the next scheduled write retries");
+        }
+    }
+    kafka_protocol::messages::DeleteRecordsResponse::default().with_topics(topics)
 }

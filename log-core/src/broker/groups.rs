@@ -16,7 +16,7 @@ use kafka_protocol::ResponseError;
 
 use super::{ApiError, Broker};
 use crate::error::{Error, Result};
-use crate::group::coordinator::JoinRequest;
+use crate::group::coordinator::{JoinRequest, MemberRef};
 use crate::group::store::{self, StoredKey, StoredOffset, OFFSETS_TOPIC};
 use crate::model::TopicPartition;
 use crate::storage::log::FetchIsolation;
@@ -364,7 +364,10 @@ pub async fn sync_group(
         .sync(
             &group_id,
             request.generation_id,
-            &request.member_id,
+            MemberRef {
+                id: &request.member_id,
+                instance_id: request.group_instance_id.as_deref(),
+            },
             assignments,
         )
         .await;
@@ -397,7 +400,10 @@ pub fn heartbeat(broker: &Broker, request: HeartbeatRequest) -> HeartbeatRespons
     let error = broker.groups.heartbeat(
         &request.group_id.0,
         request.generation_id,
-        &request.member_id,
+        MemberRef {
+            id: &request.member_id,
+            instance_id: request.group_instance_id.as_deref(),
+        },
     );
     HeartbeatResponse::default().with_error_code(error_code(error))
 }
@@ -456,7 +462,10 @@ pub fn offset_commit(
     let group_error = broker.groups.check_commit(
         &group_id,
         request.generation_id_or_member_epoch,
-        &request.member_id,
+        MemberRef {
+            id: &request.member_id,
+            instance_id: request.group_instance_id.as_deref(),
+        },
     );
     let timestamp = now_ms();
     let mut records = Vec::new();
@@ -670,10 +679,18 @@ pub fn describe_groups(
                             }
                         })
                         .collect();
-                    base.with_group_state(str_bytes(state.name()))
+                    let described = base
+                        .with_group_state(str_bytes(state.name()))
                         .with_protocol_type(str_bytes(&protocol_type))
                         .with_protocol_data(str_bytes(&protocol))
-                        .with_members(members)
+                        .with_members(members);
+                    if version >= 3 && request.include_authorized_operations {
+                        described.with_authorized_operations(super::admin::authorized_operations(
+                            super::admin::GROUP_OPERATIONS,
+                        ))
+                    } else {
+                        described
+                    }
                 }
             }
         })

@@ -420,6 +420,9 @@ impl Broker {
             RequestKind::DescribeGroups(req) => ResponseKind::DescribeGroups(groups::describe_groups(self, req, version)),
             RequestKind::OffsetDelete(req) => ResponseKind::OffsetDelete(groups::offset_delete(self, req)),
             RequestKind::DeleteGroups(req) => ResponseKind::DeleteGroups(groups::delete_groups(self, req)),
+            RequestKind::DeleteRecords(req) => {
+                ResponseKind::DeleteRecords(admin::delete_records(self, req))
+            }
             RequestKind::ListOffsets(req) => {
                 ResponseKind::ListOffsets(fetch::list_offsets(self, req, version))
             }

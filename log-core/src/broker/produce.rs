@@ -1,11 +1,50 @@
 //! Produce: validate and append each partition's batches as the producer sent them.
 
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::Broker;
+use crate::error::Error;
+
+/// Why a produce to a partition failed: its error code and message, and (KIP-467) the index
+/// and message of each record that made the batch fail.
+type Failure = (ResponseError, String, Vec<(i32, String)>);
+
+/// A failure with no record errors.
+fn failure(code: ResponseError, message: impl Into<String>) -> Failure {
+    (code, message.into(), Vec::new())
+}
+
+/// Kafka's answer to a rejected append: per-record errors where Kafka's `LogValidator` gives
+/// them, so that a client fails just those records instead of retrying the batch.
+fn append_failure(err: &Error, topic: &str, partition: i32) -> Failure {
+    match err {
+        Error::MissingKeyForCompactedTopic { indexes } => {
+            let each = format!(
+                "Compacted topic cannot accept message without key in topic partition {topic}-{partition}."
+            );
+            let shown: Vec<String> = indexes
+                .iter()
+                .take(3)
+                .map(|i| format!("RecordError(batchIndex={i}, message='{each}')"))
+                .collect();
+            (
+                err.response_error(),
+                format!(
+                    "One or more records have been rejected due to {} record errors in total, and only showing the first three errors at most: [{}]",
+                    indexes.len(),
+                    shown.join(", ")
+                ),
+                indexes.iter().map(|i| (*i, each.clone())).collect(),
+            )
+        }
+        other => failure(other.response_error(), other.to_string()),
+    }
+}
 
 /// Appends every partition's records; None when `acks=0` (Kafka sends no response then).
 pub fn produce(broker: &Broker, request: ProduceRequest, version: i16) -> Option<ProduceResponse> {
@@ -23,16 +62,16 @@ pub fn produce(broker: &Broker, request: ProduceRequest, version: i16) -> Option
             let base = PartitionProduceResponse::default()
                 .with_index(data.index)
                 .with_log_append_time_ms(-1);
-            let result = if !matches!(acks, -1..=1) {
-                Err((
+            let result: Result<(i64, i64), Failure> = if !matches!(acks, -1..=1) {
+                Err(failure(
                     ResponseError::InvalidRequiredAcks,
                     format!("acks={acks} is not one of -1, 0, 1"),
                 ))
             } else if let Some(log) = broker.log(&name, data.index) {
                 match data.records {
-                    None => Err((
+                    None => Err(failure(
                         ResponseError::CorruptMessage,
-                        "the records field is null".to_string(),
+                        "the records field is null",
                     )),
                     Some(records) => {
                         let mut log = log.lock();
@@ -45,15 +84,15 @@ pub fn produce(broker: &Broker, request: ProduceRequest, version: i16) -> Option
                             }
                             Err(err) => {
                                 tracing::debug!(topic = %name, partition = data.index, %err, "produce rejected");
-                                Err((err.response_error(), err.to_string()))
+                                Err(append_failure(&err, &name, data.index))
                             }
                         }
                     }
                 }
             } else {
-                Err((
+                Err(failure(
                     ResponseError::UnknownTopicOrPartition,
-                    "This server does not host this topic-partition.".to_string(),
+                    "This server does not host this topic-partition.",
                 ))
             };
             // Fields a version lacks must keep their defaults, or the encoder refuses them.
@@ -66,10 +105,22 @@ pub fn produce(broker: &Broker, request: ProduceRequest, version: i16) -> Option
                         ok
                     }
                 }
-                Err((code, message)) => {
+                Err((code, message, record_errors)) => {
                     let failed = base.with_error_code(code.code()).with_base_offset(-1);
                     if version >= 8 {
-                        failed.with_error_message(Some(StrBytes::from_string(message)))
+                        let record_errors = record_errors
+                            .into_iter()
+                            .map(|(index, message)| {
+                                BatchIndexAndErrorMessage::default()
+                                    .with_batch_index(index)
+                                    .with_batch_index_error_message(Some(StrBytes::from_string(
+                                        message,
+                                    )))
+                            })
+                            .collect();
+                        failed
+                            .with_error_message(Some(StrBytes::from_string(message)))
+                            .with_record_errors(record_errors)
                     } else {
                         failed
                     }

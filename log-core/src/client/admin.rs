@@ -2,12 +2,16 @@
 //! partitions, and reading and changing configs (Kafka's `Admin` interface, as typed values).
 
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+use kafka_protocol::messages::delete_records_request::{
+    DeleteRecordsPartition, DeleteRecordsTopic,
+};
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::incremental_alter_configs_request::{
     AlterConfigsResource, AlterableConfig,
 };
 use kafka_protocol::messages::{
-    CreatePartitionsRequest, DescribeConfigsRequest, IncrementalAlterConfigsRequest, TopicName,
+    CreatePartitionsRequest, DeleteRecordsRequest, DescribeConfigsRequest,
+    IncrementalAlterConfigsRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -224,5 +228,33 @@ impl Client {
             }
         }
         Ok(())
+    }
+
+    /// Deletes the records of a partition below `offset` (-1: below the high watermark), as
+    /// `Admin.deleteRecords` does; returns the partition's new low watermark (its log start
+    /// offset).
+    pub async fn delete_records(&self, topic: &str, partition: i32, offset: i64) -> Result<i64> {
+        let request = DeleteRecordsRequest::default()
+            .with_topics(vec![DeleteRecordsTopic::default()
+                .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                .with_partitions(vec![DeleteRecordsPartition::default()
+                    .with_partition_index(partition)
+                    .with_offset(offset)])])
+            .with_timeout_ms(self.options.request_timeout.as_millis() as i32);
+        let response = self
+            .leader_connection(topic, partition)
+            .await?
+            .send(&request)
+            .await?;
+        let result = response
+            .topics
+            .into_iter()
+            .flat_map(|t| t.partitions)
+            .find(|p| p.partition_index == partition)
+            .ok_or_else(|| Error::Protocol("DeleteRecords answered no partition".into()))?;
+        match Error::from_code(result.error_code, None) {
+            Some(err) => Err(err),
+            None => Ok(result.low_watermark),
+        }
     }
 }

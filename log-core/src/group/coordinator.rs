@@ -102,6 +102,25 @@ impl JoinOutcome {
     }
 }
 
+/// The member a request speaks for: its member id, and its `group.instance.id` if static.
+#[derive(Debug, Clone, Copy)]
+pub struct MemberRef<'a> {
+    /// The member id.
+    pub id: &'a str,
+    /// `group.instance.id`, for static members.
+    pub instance_id: Option<&'a str>,
+}
+
+impl<'a> MemberRef<'a> {
+    /// A dynamic member.
+    pub fn dynamic(id: &'a str) -> MemberRef<'a> {
+        MemberRef {
+            id,
+            instance_id: None,
+        }
+    }
+}
+
 /// What a member gets from SyncGroup.
 pub type SyncOutcome = Result<(Bytes, Option<String>, Option<String>), GroupError>;
 
@@ -149,6 +168,17 @@ impl Group {
             offsets: HashMap::new(),
             empty_since: Instant::now(),
         }
+    }
+
+    /// Kafka's `isStaticMemberFenced`: a request naming `group.instance.id` whose member id is
+    /// not the one the instance holds now (another consumer with the same instance id took
+    /// its place).
+    fn static_member_fenced(&self, instance_id: Option<&str>, member_id: &str) -> bool {
+        instance_id.is_some_and(|instance| {
+            self.members
+                .values()
+                .any(|m| m.instance_id.as_deref() == Some(instance) && m.id != member_id)
+        })
     }
 
     fn rebalance_timeout(&self) -> Duration {
@@ -376,7 +406,16 @@ impl GroupCoordinator {
                         group.leader = Some(new_id.clone());
                     }
                 }
-            } else if request.require_known_member_id {
+                // The instance it replaces is fenced at once if it waits on a join or sync
+                // (Kafka's `replaceStaticMember`).
+                if let Some(tx) = group.pending_joins.remove(old) {
+                    let _ = tx.send(JoinOutcome::error(GroupError::FencedInstanceId, old));
+                }
+                if let Some(tx) = group.pending_syncs.remove(old) {
+                    let _ = tx.send(Err(GroupError::FencedInstanceId));
+                }
+            } else if request.require_known_member_id && request.instance_id.is_none() {
+                // (A static member is known by its instance id: Kafka admits it at once.)
                 // KIP-394: the client rejoins with this id.
                 group
                     .pending_members
@@ -388,6 +427,12 @@ impl GroupCoordinator {
             }
             new_id
         } else {
+            if group.static_member_fenced(request.instance_id.as_deref(), &request.member_id) {
+                return Err(Box::new(JoinOutcome::error(
+                    GroupError::FencedInstanceId,
+                    &request.member_id,
+                )));
+            }
             let pending = group.pending_members.remove(&request.member_id).is_some();
             if !pending && !group.members.contains_key(&request.member_id) {
                 return Err(Box::new(JoinOutcome::error(
@@ -582,14 +627,18 @@ impl GroupCoordinator {
         &self,
         group_id: &str,
         generation: i32,
-        member_id: &str,
+        member: MemberRef<'_>,
         assignments: Vec<(String, Bytes)>,
     ) -> SyncOutcome {
+        let member_id = member.id;
         let receiver = {
             let mut groups = self.groups.lock();
             let Some(group) = groups.get_mut(group_id) else {
                 return Err(GroupError::UnknownMemberId);
             };
+            if group.static_member_fenced(member.instance_id, member_id) {
+                return Err(GroupError::FencedInstanceId);
+            }
             if !group.members.contains_key(member_id) {
                 return Err(GroupError::UnknownMemberId);
             }
@@ -649,12 +698,16 @@ impl GroupCoordinator {
         &self,
         group_id: &str,
         generation: i32,
-        member_id: &str,
+        member: MemberRef<'_>,
     ) -> Option<GroupError> {
+        let member_id = member.id;
         let mut groups = self.groups.lock();
         let Some(group) = groups.get_mut(group_id) else {
             return Some(GroupError::UnknownMemberId);
         };
+        if group.static_member_fenced(member.instance_id, member_id) {
+            return Some(GroupError::FencedInstanceId);
+        }
         let Some(member) = group.members.get_mut(member_id) else {
             return Some(GroupError::UnknownMemberId);
         };
@@ -682,6 +735,13 @@ impl GroupCoordinator {
         let mut results = Vec::with_capacity(members.len());
         let mut removed = false;
         for (member_id, instance_id) in members {
+            // KIP-345: a leave that names an instance with another member's id is fenced.
+            if !member_id.is_empty()
+                && group.static_member_fenced(instance_id.as_deref(), member_id)
+            {
+                results.push(Some(GroupError::FencedInstanceId));
+                continue;
+            }
             let id = match instance_id {
                 Some(instance) => group
                     .members
@@ -768,12 +828,16 @@ impl GroupCoordinator {
         &self,
         group_id: &str,
         generation: i32,
-        member_id: &str,
+        member: MemberRef<'_>,
     ) -> Option<GroupError> {
+        let member_id = member.id;
         let groups = self.groups.lock();
         let Some(group) = groups.get(group_id) else {
             return (generation >= 0).then_some(GroupError::IllegalGeneration);
         };
+        if group.static_member_fenced(member.instance_id, member_id) {
+            return Some(GroupError::FencedInstanceId);
+        }
         if generation < 0 && member_id.is_empty() {
             return (!group.members.is_empty()).then_some(GroupError::UnknownMemberId);
         }
@@ -998,7 +1062,9 @@ mod tests {
         let c2 = c.clone();
         let b = tokio::spawn(async move { join_new(&c2, &["roundrobin"]).await });
         let deadline = Instant::now() + Duration::from_secs(5);
-        while c.heartbeat("g", 1, &a.member_id) != Some(GroupError::RebalanceInProgress) {
+        while c.heartbeat("g", 1, MemberRef::dynamic(&a.member_id))
+            != Some(GroupError::RebalanceInProgress)
+        {
             assert!(Instant::now() < deadline, "a never saw the rebalance");
             tokio::task::yield_now().await;
         }
@@ -1019,27 +1085,33 @@ mod tests {
         let follower = {
             let c = c.clone();
             let id = b.member_id.clone();
-            tokio::spawn(async move { c.sync("g", 2, &id, Vec::new()).await })
+            tokio::spawn(async move { c.sync("g", 2, MemberRef::dynamic(&id), Vec::new()).await })
         };
-        let leader = c.sync("g", 2, &a.member_id, assignments).await.unwrap();
+        let leader = c
+            .sync("g", 2, MemberRef::dynamic(&a.member_id), assignments)
+            .await
+            .unwrap();
         assert_eq!(leader.0, Bytes::from("A"));
         assert_eq!(follower.await.unwrap().unwrap().0, Bytes::from("B"));
-        assert_eq!(c.heartbeat("g", 2, &b.member_id), None);
+        assert_eq!(c.heartbeat("g", 2, MemberRef::dynamic(&b.member_id)), None);
         assert_eq!(
-            c.heartbeat("g", 1, &b.member_id),
+            c.heartbeat("g", 1, MemberRef::dynamic(&b.member_id)),
             Some(GroupError::IllegalGeneration)
         );
         assert_eq!(
-            c.heartbeat("g", 2, "nobody"),
+            c.heartbeat("g", 2, MemberRef::dynamic("nobody")),
             Some(GroupError::UnknownMemberId)
         );
-        assert_eq!(c.check_commit("g", 2, &a.member_id), None);
         assert_eq!(
-            c.check_commit("g", 1, &a.member_id),
+            c.check_commit("g", 2, MemberRef::dynamic(&a.member_id)),
+            None
+        );
+        assert_eq!(
+            c.check_commit("g", 1, MemberRef::dynamic(&a.member_id)),
             Some(GroupError::IllegalGeneration)
         );
         assert_eq!(
-            c.check_commit("g", -1, ""),
+            c.check_commit("g", -1, MemberRef::dynamic("")),
             Some(GroupError::UnknownMemberId)
         );
         assert_eq!(c.delete("g"), Err(GroupError::NonEmptyGroup));
@@ -1050,7 +1122,7 @@ mod tests {
             vec![None]
         );
         assert_eq!(
-            c.heartbeat("g", 2, &a.member_id),
+            c.heartbeat("g", 2, MemberRef::dynamic(&a.member_id)),
             Some(GroupError::RebalanceInProgress)
         );
         let a3 = c
@@ -1060,12 +1132,70 @@ mod tests {
         c.leave("g", &[(a.member_id.clone(), None)]).unwrap();
         assert_eq!(c.describe("g").unwrap().0, GroupState::Empty);
         assert_eq!(
-            c.check_commit("g", -1, ""),
+            c.check_commit("g", -1, MemberRef::dynamic("")),
             None,
             "a standalone commit to an empty group"
         );
         assert!(c.delete("g").is_ok());
         assert_eq!(c.delete("g"), Err(GroupError::GroupIdNotFound));
+    }
+
+    #[tokio::test]
+    async fn a_static_member_replaced_by_another_instance_is_fenced() {
+        let c = coordinator();
+        let static_join = |member_id: &str| JoinRequest {
+            instance_id: Some("instance-1".into()),
+            ..join_request(member_id, &["range"])
+        };
+        // Static members join with an empty id and get one at once (no MEMBER_ID_REQUIRED).
+        let old = c.join(static_join("")).await;
+        assert_eq!(old.error, None);
+        let old_ref = MemberRef {
+            id: &old.member_id,
+            instance_id: Some("instance-1"),
+        };
+        let assignment = vec![(old.member_id.clone(), Bytes::from_static(b"a"))];
+        c.sync("g", old.generation, old_ref, assignment)
+            .await
+            .unwrap();
+        assert_eq!(c.heartbeat("g", old.generation, old_ref), None);
+
+        // A second consumer with the same group.instance.id takes the instance over.
+        let new = c.join(static_join("")).await;
+        assert_eq!(new.error, None);
+        assert_ne!(new.member_id, old.member_id);
+        let new_ref = MemberRef {
+            id: &new.member_id,
+            instance_id: Some("instance-1"),
+        };
+        // The old one is fenced (fatal to it), not merely unknown.
+        assert_eq!(
+            c.heartbeat("g", old.generation, old_ref),
+            Some(GroupError::FencedInstanceId)
+        );
+        assert_eq!(
+            c.check_commit("g", old.generation, old_ref),
+            Some(GroupError::FencedInstanceId)
+        );
+        assert_eq!(
+            c.sync("g", old.generation, old_ref, Vec::new()).await,
+            Err(GroupError::FencedInstanceId)
+        );
+        assert_eq!(
+            c.join(static_join(&old.member_id)).await.error,
+            Some(GroupError::FencedInstanceId)
+        );
+        assert_eq!(
+            c.leave("g", &[(old.member_id.clone(), Some("instance-1".into()))])
+                .unwrap(),
+            vec![Some(GroupError::FencedInstanceId)]
+        );
+        // The new one is the member; a dynamic member id that is unknown stays UNKNOWN_MEMBER_ID.
+        assert_eq!(c.heartbeat("g", new.generation, new_ref), None);
+        assert_eq!(
+            c.heartbeat("g", new.generation, MemberRef::dynamic(&old.member_id)),
+            Some(GroupError::UnknownMemberId)
+        );
     }
 
     #[tokio::test]

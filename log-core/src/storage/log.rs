@@ -640,22 +640,33 @@ impl PartitionLog {
     }
 }
 
-/// Rejects records without keys (compacted topics need them), decoding the batches.
+/// Rejects records without keys (compacted topics need them), decoding the batches; the error
+/// lists every keyless record's index, counted within its batch as Kafka counts them.
 fn check_keys_present(records: &[u8], headers: &[BatchHeader]) -> Result<()> {
     let mut position = 0;
+    let mut keyless = Vec::new();
     for header in headers {
         let size = header.size();
         if !header.is_control() {
             let mut buf = Bytes::copy_from_slice(&records[position..position + size]);
             let decoded = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf)
                 .map_err(|e| Error::corrupt(position, format!("records do not decode: {e}")))?;
-            if decoded.records.iter().any(|r| r.key.is_none()) {
-                return Err(Error::MissingKeyForCompactedTopic { position });
-            }
+            keyless.extend(
+                decoded
+                    .records
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| r.key.is_none())
+                    .map(|(i, _)| i as i32),
+            );
         }
         position += size;
     }
-    Ok(())
+    if keyless.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::MissingKeyForCompactedTopic { indexes: keyless })
+    }
 }
 
 /// Finds the segments of a partition directory and removes stray files of interrupted work.

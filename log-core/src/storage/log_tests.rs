@@ -202,6 +202,26 @@ fn compacted_topics_reject_records_without_keys() {
     );
     let keyed = encode_batch(&[(Some(b"k"), Some(b"v"), 1)], Compression::Lz4);
     log.append_as_leader(&keyed, 0).unwrap();
+    // Each keyless record is named by its index in the batch (KIP-467), and nothing is written.
+    let mixed = encode_batch(
+        &[
+            (Some(b"a"), Some(b"v"), 1),
+            (None, Some(b"v"), 1),
+            (Some(b"c"), Some(b"v"), 1),
+            (None, None, 1),
+        ],
+        Compression::None,
+    );
+    let err = log.append_as_leader(&mixed, 0).unwrap_err();
+    assert!(
+        matches!(&err, Error::MissingKeyForCompactedTopic { indexes } if indexes == &[1, 3]),
+        "{err}"
+    );
+    assert_eq!(
+        err.response_error(),
+        kafka_protocol::ResponseError::InvalidRecord
+    );
+    assert_eq!(log.log_end_offset(), 1);
 }
 
 #[test]

@@ -31,6 +31,23 @@ fn topic(name: &str, partitions: i32) -> NewTopic {
     }
 }
 
+/// Appends one `value` batch per leader epoch in `epochs` straight to a partition's log, and
+/// makes it all visible (the high watermark at the end).
+fn append_straight(broker: &TestBroker, topic: &str, partition: i32, value: &[u8], epochs: &[i32]) {
+    let log = broker
+        .broker
+        .logs()
+        .get(&TopicPartition::new(topic, partition))
+        .unwrap();
+    let mut log = log.lock();
+    for epoch in epochs {
+        log.append_as_leader(&batch(None, &[value.to_vec()], 1), *epoch)
+            .unwrap();
+    }
+    let end = log.log_end_offset();
+    log.set_high_watermark(end);
+}
+
 fn code_of(result: &Result<(), Error>) -> Option<ResponseError> {
     match result {
         Err(Error::Broker { code, .. }) => Some(*code),
@@ -111,18 +128,7 @@ fn fetch_limits_return_whole_batches_and_at_least_one() {
             .unwrap();
         // Three batches of ~1 KB in each partition, appended straight to the logs.
         for partition in 0..2 {
-            let log = broker
-                .broker
-                .logs()
-                .get(&TopicPartition::new("sizes", partition))
-                .unwrap();
-            let mut log = log.lock();
-            for _ in 0..3 {
-                log.append_as_leader(&batch(None, &[vec![b'v'; 1000]], 1), 0)
-                    .unwrap();
-            }
-            let end = log.log_end_offset();
-            log.set_high_watermark(end);
+            append_straight(&broker, "sizes", partition, &[b'v'; 1000], &[0; 3]);
         }
         let fetch = |max_bytes: i32, partition_max_bytes: i32| {
             FetchRequest::default()
@@ -189,18 +195,7 @@ fn offset_for_leader_epoch_answers_where_each_epoch_ends() {
             .create_topics(&[topic("epochs", 1)], false)
             .await
             .unwrap();
-        {
-            let log = broker
-                .broker
-                .logs()
-                .get(&TopicPartition::new("epochs", 0))
-                .unwrap();
-            let mut log = log.lock();
-            for epoch in [0, 0, 3, 3, 5] {
-                log.append_as_leader(&batch(None, &[b"x".to_vec()], 1), epoch)
-                    .unwrap();
-            }
-        }
+        append_straight(&broker, "epochs", 0, b"x", &[0, 0, 3, 3, 5]);
         let request = |leader_epoch: i32| {
             OffsetForLeaderEpochRequest::default()
                 .with_replica_id(BrokerId(-1))
@@ -289,5 +284,134 @@ fn offset_delete_removes_offsets_unless_the_group_subscribes_to_the_topic() {
             .with_group_id(GroupId(StrBytes::from_static_str("nobody")));
         let response = coordinator.send(&missing).await.unwrap();
         assert_eq!(response.error_code, ResponseError::GroupIdNotFound.code());
+    });
+}
+
+#[test]
+fn delete_records_moves_the_log_start_offset_and_survives_a_restart() {
+    let broker = TestBroker::start(&[]);
+    let fetch_at = |offset: i64| {
+        FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(0)
+            .with_max_bytes(1 << 20)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_static_str("trim")))
+                .with_partitions(vec![FetchPartition::default()
+                    .with_partition(0)
+                    .with_fetch_offset(offset)
+                    .with_partition_max_bytes(1 << 20)])])
+    };
+    runtime().block_on(async {
+        let client = Client::connect(&broker.bootstrap(), ClientOptions::default())
+            .await
+            .unwrap();
+        client
+            .create_topics(&[topic("trim", 1)], false)
+            .await
+            .unwrap();
+        append_straight(&broker, "trim", 0, b"v", &[0; 10]);
+        assert_eq!(client.delete_records("trim", 0, 4).await.unwrap(), 4);
+        assert_eq!(
+            client.list_offset("trim", 0, -2).await.unwrap(),
+            4,
+            "earliest follows"
+        );
+        let connection = client.leader_connection("trim", 0).await.unwrap();
+        let below = connection.send(&fetch_at(3)).await.unwrap();
+        let partition = &below.responses[0].partitions[0];
+        assert_eq!(partition.error_code, ResponseError::OffsetOutOfRange.code());
+        let at = connection.send(&fetch_at(4)).await.unwrap();
+        let partition = &at.responses[0].partitions[0];
+        assert_eq!(partition.error_code, 0);
+        assert_eq!(partition.log_start_offset, 4);
+        // Moving back is a no-op; past the high watermark is out of range; -1 is the high
+        // watermark; internal and unknown topics are refused.
+        assert_eq!(client.delete_records("trim", 0, 2).await.unwrap(), 4);
+        let past = client.delete_records("trim", 0, 11).await.unwrap_err();
+        assert!(
+            matches!(
+                past,
+                Error::Broker {
+                    code: ResponseError::OffsetOutOfRange,
+                    ..
+                }
+            ),
+            "{past}"
+        );
+        assert_eq!(client.delete_records("trim", 0, -1).await.unwrap(), 10);
+        let missing = client.delete_records("nowhere", 0, 1).await.unwrap_err();
+        assert!(
+            matches!(
+                missing,
+                Error::Broker {
+                    code: ResponseError::UnknownTopicOrPartition,
+                    ..
+                }
+            ),
+            "{missing}"
+        );
+    });
+    let broker = TestBroker::start_in(broker.stop(), &[]);
+    runtime().block_on(async {
+        let client = Client::connect(&broker.bootstrap(), ClientOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            client.list_offset("trim", 0, -2).await.unwrap(),
+            10,
+            "the log start offset was checkpointed"
+        );
+    });
+}
+
+#[test]
+fn with_no_authorizer_every_operation_is_authorized() {
+    use kafka_protocol::messages::{DescribeClusterRequest, MetadataRequest};
+    let broker = TestBroker::start(&[]);
+    runtime().block_on(async {
+        let client = Client::connect(&broker.bootstrap(), ClientOptions::default())
+            .await
+            .unwrap();
+        client
+            .create_topics(&[topic("ops", 1)], false)
+            .await
+            .unwrap();
+        let connection = client.controller_connection().await.unwrap();
+        let metadata = connection
+            .send(
+                &MetadataRequest::default()
+                    .with_topics(None)
+                    .with_include_topic_authorized_operations(true),
+            )
+            .await
+            .unwrap();
+        // READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS
+        // (Kafka's AclOperation codes 3-8, 10, 11).
+        let topic_ops =
+            (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
+        assert!(metadata
+            .topics
+            .iter()
+            .all(|t| t.topic_authorized_operations == topic_ops));
+        let plain = connection
+            .send(&MetadataRequest::default().with_topics(None))
+            .await
+            .unwrap();
+        assert!(plain
+            .topics
+            .iter()
+            .all(|t| t.topic_authorized_operations == i32::MIN));
+        let cluster = connection
+            .send(
+                &DescribeClusterRequest::default().with_include_cluster_authorized_operations(true),
+            )
+            .await
+            .unwrap();
+        // CREATE, ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS,
+        // IDEMPOTENT_WRITE.
+        let cluster_ops =
+            (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
+        assert_eq!(cluster.cluster_authorized_operations, cluster_ops);
     });
 }

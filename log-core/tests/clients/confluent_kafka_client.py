@@ -144,6 +144,20 @@ def main():
     errors = produce("ck-big", [b"y" * 200_000], "all", "none", {"message.max.bytes": 1_000_000})
     assert [e.code() for e in errors] == [KafkaError.MSG_SIZE_TOO_LARGE], errors
     assert len(consume("ck-big", -2, 1)[0][1]) == 99_000
+
+    # A keyless record on a compacted topic fails at once with INVALID_RECORD (KIP-467); a
+    # retriable error such as CORRUPT_MESSAGE would be retried until the delivery timeout.
+    admin.create_topics([NewTopic("ck-compact", 1, 1, config={"cleanup.policy": "compact"})])[
+        "ck-compact"].result(TIMEOUT)
+    producer = Producer({"bootstrap.servers": BOOTSTRAP, "linger.ms": 0, "delivery.timeout.ms": 120000})
+    outcomes = []
+    producer.produce("ck-compact", value=b"no key", on_delivery=lambda err, msg: outcomes.append(err))
+    started = time.monotonic()
+    assert producer.flush(TIMEOUT) == 0
+    assert time.monotonic() - started < 10, "the keyless record was retried"
+    [err] = outcomes
+    assert err is not None and err.code() == KafkaError.INVALID_RECORD, err
+    assert produce("ck-compact", [b"keyed"], "all", "none") == []
     print("confluent-kafka: all checks passed")
 
 
