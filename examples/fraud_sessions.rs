@@ -110,10 +110,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     ])?;
     let app = KafkaStreams::start(Arc::new(builder.build()?), config, client.clone()).await?;
 
-    // Payments of an afternoon, by minutes from its start.
-    let start = std::time::SystemTime::now()
+    // Payments of an afternoon that began three hours ago, by minutes from its start. (Past
+    // times: a topic takes timestamps at most `message.timestamp.after.max.ms`, an hour by
+    // default, ahead of its clock, and the alerts carry the payments' times.)
+    let start = (std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_millis() as i64
+        - 180 * MINUTE)
         / MINUTE
         * MINUTE;
     let payments = [

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
+use crate::topic_configs::{topic_config, INTERNAL_SEGMENT_BYTES, TOPIC_CONFIGS};
 
 /// `cleanup.policy`: which of retention (delete) and compaction apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -51,13 +52,68 @@ impl std::fmt::Display for CleanupPolicy {
     }
 }
 
-/// The configuration of one partition's log. Field docs name the Kafka config.
+/// `compression.type`: the codec batches are stored with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TopicCompression {
+    /// Keep the producer's codec (Kafka's default).
+    Producer,
+    /// Store batches uncompressed.
+    Uncompressed,
+    /// gzip.
+    Gzip,
+    /// snappy.
+    Snappy,
+    /// lz4.
+    Lz4,
+    /// zstd.
+    Zstd,
+}
+
+impl TopicCompression {
+    fn parse(value: &str) -> Option<TopicCompression> {
+        Some(match value {
+            "producer" => TopicCompression::Producer,
+            "uncompressed" => TopicCompression::Uncompressed,
+            "gzip" => TopicCompression::Gzip,
+            "snappy" => TopicCompression::Snappy,
+            "lz4" => TopicCompression::Lz4,
+            "zstd" => TopicCompression::Zstd,
+            _ => return None,
+        })
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            TopicCompression::Producer => "producer",
+            TopicCompression::Uncompressed => "uncompressed",
+            TopicCompression::Gzip => "gzip",
+            TopicCompression::Snappy => "snappy",
+            TopicCompression::Lz4 => "lz4",
+            TopicCompression::Zstd => "zstd",
+        }
+    }
+}
+
+/// `message.timestamp.type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimestampType {
+    /// The producer's timestamps (Kafka's default).
+    CreateTime,
+    /// The broker's time of append.
+    LogAppendTime,
+}
+
+/// The configuration of one partition's log. Field docs name the Kafka config; the catalog of
+/// every topic config, with Kafka's types, defaults and checks, is [`crate::topic_configs`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogConfig {
-    /// `segment.bytes`: roll a new segment when the active one would exceed this size.
+    /// `segment.bytes` (or the hidden `internal.segment.bytes`, for tests): roll a new segment
+    /// when the active one would exceed this size.
     pub segment_bytes: u64,
     /// `segment.ms`: roll when the active segment's first record is older than this.
     pub segment_ms: i64,
+    /// `segment.jitter.ms`: up to this much, at random per segment, comes off `segment.ms`.
+    pub segment_jitter_ms: i64,
     /// `segment.index.bytes`: maximum size of a segment's offset index; a full index rolls.
     pub segment_index_bytes: u64,
     /// `index.interval.bytes`: bytes of log between two offset index entries.
@@ -72,14 +128,40 @@ pub struct LogConfig {
     pub delete_retention_ms: i64,
     /// `min.compaction.lag.ms`: records younger than this are not compacted.
     pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: records older than this are compacted whatever the ratio.
+    pub max_compaction_lag_ms: i64,
     /// `min.cleanable.dirty.ratio`: compact once this share of the log is uncompacted.
     pub min_cleanable_dirty_ratio: f64,
+    /// `file.delete.delay.ms`: how long deleted segment files wait before they are removed.
+    pub file_delete_delay_ms: i64,
     /// `flush.messages`: fsync after this many records; 1 fsyncs every append.
     pub flush_messages: i64,
     /// `flush.ms`: fsync when the oldest unflushed append is this old.
     pub flush_ms: i64,
     /// `max.message.bytes`: largest record batch accepted, including its 12-byte log overhead.
     pub max_message_bytes: usize,
+    /// `compression.type`.
+    pub compression_type: TopicCompression,
+    /// `compression.gzip.level` (-1: the codec's default).
+    pub compression_gzip_level: i32,
+    /// `compression.lz4.level`.
+    pub compression_lz4_level: i32,
+    /// `compression.zstd.level`.
+    pub compression_zstd_level: i32,
+    /// `message.timestamp.type`.
+    pub message_timestamp_type: TimestampType,
+    /// `message.timestamp.before.max.ms`: how old a CreateTime timestamp may be.
+    pub message_timestamp_before_max_ms: i64,
+    /// `message.timestamp.after.max.ms`: how far ahead a CreateTime timestamp may be.
+    pub message_timestamp_after_max_ms: i64,
+    /// `preallocate`: reserve `segment.bytes` of disk for each new segment.
+    pub preallocate: bool,
+    /// The values of configs Sluice keeps but does not act on yet (replication, tiered storage)
+    /// or no longer needs (Kafka 3.x's), by name, checked and shown as Kafka shows them.
+    pub stored: BTreeMap<&'static str, String>,
+    /// Which of `message.timestamp.{before,after}.max.ms` were set explicitly (Kafka 3.x's
+    /// `message.timestamp.difference.max.ms` only stands in for the others).
+    timestamp_bounds_set: (bool, bool),
 }
 
 impl Default for LogConfig {
@@ -88,6 +170,7 @@ impl Default for LogConfig {
         LogConfig {
             segment_bytes: 1 << 30,
             segment_ms: 7 * 24 * 60 * 60 * 1000,
+            segment_jitter_ms: 0,
             segment_index_bytes: 10 * 1024 * 1024,
             index_interval_bytes: 4096,
             retention_ms: 7 * 24 * 60 * 60 * 1000,
@@ -95,33 +178,25 @@ impl Default for LogConfig {
             cleanup_policy: CleanupPolicy::DELETE,
             delete_retention_ms: 24 * 60 * 60 * 1000,
             min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
             min_cleanable_dirty_ratio: 0.5,
+            file_delete_delay_ms: 60_000,
             flush_messages: i64::MAX,
             flush_ms: i64::MAX,
             max_message_bytes: 1024 * 1024 + 12,
+            compression_type: TopicCompression::Producer,
+            compression_gzip_level: -1,
+            compression_lz4_level: 9,
+            compression_zstd_level: 3,
+            message_timestamp_type: TimestampType::CreateTime,
+            message_timestamp_before_max_ms: i64::MAX,
+            message_timestamp_after_max_ms: 3_600_000,
+            preallocate: false,
+            stored: BTreeMap::new(),
+            timestamp_bounds_set: (false, false),
         }
     }
 }
-
-/// Every topic-level key this config understands, with the broker-level key that sets its default.
-pub const TOPIC_CONFIG_KEYS: &[(&str, &str)] = &[
-    ("segment.bytes", "log.segment.bytes"),
-    ("segment.ms", "log.roll.ms"),
-    ("segment.index.bytes", "log.index.size.max.bytes"),
-    ("index.interval.bytes", "log.index.interval.bytes"),
-    ("retention.ms", "log.retention.ms"),
-    ("retention.bytes", "log.retention.bytes"),
-    ("cleanup.policy", "log.cleanup.policy"),
-    ("delete.retention.ms", "log.cleaner.delete.retention.ms"),
-    ("min.compaction.lag.ms", "log.cleaner.min.compaction.lag.ms"),
-    (
-        "min.cleanable.dirty.ratio",
-        "log.cleaner.min.cleanable.ratio",
-    ),
-    ("flush.messages", "log.flush.interval.messages"),
-    ("flush.ms", "log.flush.interval.ms"),
-    ("max.message.bytes", "message.max.bytes"),
-];
 
 impl LogConfig {
     /// This config with topic-level overrides applied (`retention.ms=...`), validating each.
@@ -130,93 +205,133 @@ impl LogConfig {
         overrides: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Result<LogConfig> {
         let mut config = self.clone();
-        for (key, value) in overrides {
+        let overrides: Vec<(&str, &str)> = overrides.into_iter().collect();
+        // The legacy bound stands in only for bounds not set alongside it, whatever the order.
+        let (mut legacy, mut rest) = (Vec::new(), Vec::new());
+        for pair in overrides {
+            if pair.0 == "message.timestamp.difference.max.ms" {
+                legacy.push(pair);
+            } else {
+                rest.push(pair);
+            }
+        }
+        for (key, value) in legacy.into_iter().chain(rest) {
             config.set(key, value)?;
         }
         Ok(config)
     }
 
-    /// Broker defaults from broker-level keys (`log.retention.ms`, `log.segment.bytes`, ...).
-    /// Keys that are not log keys are ignored: the broker owns them.
+    /// Broker defaults from broker-level keys (`log.retention.ms`, `log.segment.bytes`, ...),
+    /// with Kafka's precedence among synonyms (`log.retention.ms` over `.minutes` over
+    /// `.hours`). Keys that are not log keys are ignored: the broker owns them.
     pub fn from_broker_props(props: &BTreeMap<String, String>) -> Result<LogConfig> {
         let mut config = LogConfig::default();
-        // Kafka's precedence: log.retention.ms over .minutes over .hours; likewise for roll.
-        if let Some(hours) = props.get("log.retention.hours") {
-            config.retention_ms =
-                parse_long("log.retention.hours", hours)?.saturating_mul(3_600_000);
-        }
-        if let Some(minutes) = props.get("log.retention.minutes") {
-            config.retention_ms =
-                parse_long("log.retention.minutes", minutes)?.saturating_mul(60_000);
-        }
-        if let Some(hours) = props.get("log.roll.hours") {
-            config.segment_ms = parse_long("log.roll.hours", hours)?.saturating_mul(3_600_000);
-        }
-        for (topic_key, broker_key) in TOPIC_CONFIG_KEYS {
-            if let Some(value) = props.get(*broker_key) {
-                config.set(topic_key, value).map_err(|err| match err {
-                    Error::InvalidConfig { value, reason, .. } => Error::InvalidConfig {
-                        key: broker_key.to_string(),
-                        value,
-                        reason,
-                    },
-                    other => other,
+        for def in TOPIC_CONFIGS {
+            // The synonym of highest precedence that is set wins.
+            let Some((synonym, value)) = def
+                .synonyms
+                .iter()
+                .find_map(|s| props.get(s.name).map(|v| (s, v)))
+            else {
+                continue;
+            };
+            let as_broker_key = |err: Error| match err {
+                Error::InvalidConfig { value, reason, .. } => Error::InvalidConfig {
+                    key: synonym.name.to_string(),
+                    value,
+                    reason,
+                },
+                other => other,
+            };
+            let value = if synonym.scale == 1 {
+                value.clone()
+            } else {
+                let units: i64 = value.trim().parse().map_err(|_| Error::InvalidConfig {
+                    key: synonym.name.into(),
+                    value: value.clone(),
+                    reason: "Not a number of type INT".into(),
                 })?;
-            }
+                units.saturating_mul(synonym.scale).to_string()
+            };
+            config.set(def.name, &value).map_err(as_broker_key)?;
         }
         Ok(config)
     }
 
     /// Sets one topic-level key, validating the value as Kafka does.
     pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
+        if key == INTERNAL_SEGMENT_BYTES {
+            self.segment_bytes = parse_int_at_least(key, value, 14)? as u64;
+            return Ok(());
+        }
+        let def = topic_config(key).ok_or_else(|| Error::InvalidConfig {
+            key: key.into(),
+            value: value.into(),
+            reason: format!("Unknown topic config name: {key}"),
+        })?;
+        let value = def.validate(value)?;
+        let number = || value.parse::<i64>().unwrap_or_default();
         match key {
-            // Kafka's segment.bytes is an int: file positions in the index are 32-bit.
-            "segment.bytes" => self.segment_bytes = parse_int_at_least(key, value, 14)? as u64,
-            "segment.ms" => self.segment_ms = parse_at_least(key, value, 1)?,
-            "segment.index.bytes" => {
-                self.segment_index_bytes = parse_at_least(key, value, 8)? as u64
-            }
-            "index.interval.bytes" => {
-                self.index_interval_bytes = parse_at_least(key, value, 0)? as u64
-            }
-            "retention.ms" => self.retention_ms = parse_at_least(key, value, -1)?,
-            "retention.bytes" => self.retention_bytes = parse_long(key, value)?,
+            "segment.bytes" => self.segment_bytes = number() as u64,
+            "segment.ms" => self.segment_ms = number(),
+            "segment.jitter.ms" => self.segment_jitter_ms = number(),
+            "segment.index.bytes" => self.segment_index_bytes = number() as u64,
+            "index.interval.bytes" => self.index_interval_bytes = number() as u64,
+            "retention.ms" => self.retention_ms = number(),
+            "retention.bytes" => self.retention_bytes = number(),
             "cleanup.policy" => {
                 self.cleanup_policy =
-                    CleanupPolicy::parse(value).ok_or_else(|| Error::InvalidConfig {
+                    CleanupPolicy::parse(&value).ok_or_else(|| Error::InvalidConfig {
                         key: key.into(),
-                        value: value.into(),
-                        reason: "expected a list of \"delete\" and \"compact\"".into(),
+                        value: value.clone(),
+                        reason: "String must be one of: compact, delete".into(),
                     })?
             }
-            "delete.retention.ms" => self.delete_retention_ms = parse_at_least(key, value, 0)?,
-            "min.compaction.lag.ms" => self.min_compaction_lag_ms = parse_at_least(key, value, 0)?,
+            "delete.retention.ms" => self.delete_retention_ms = number(),
+            "min.compaction.lag.ms" => self.min_compaction_lag_ms = number(),
+            "max.compaction.lag.ms" => self.max_compaction_lag_ms = number(),
             "min.cleanable.dirty.ratio" => {
-                let ratio: f64 = value.trim().parse().map_err(|_| Error::InvalidConfig {
-                    key: key.into(),
-                    value: value.into(),
-                    reason: "expected a number between 0 and 1".into(),
-                })?;
-                if !(0.0..=1.0).contains(&ratio) {
-                    return Err(Error::InvalidConfig {
-                        key: key.into(),
-                        value: value.into(),
-                        reason: "must be between 0 and 1".into(),
-                    });
+                self.min_cleanable_dirty_ratio = value.parse().unwrap_or(0.5)
+            }
+            "file.delete.delay.ms" => self.file_delete_delay_ms = number(),
+            "flush.messages" => self.flush_messages = number(),
+            "flush.ms" => self.flush_ms = number(),
+            "max.message.bytes" => self.max_message_bytes = number() as usize,
+            "compression.type" => {
+                self.compression_type =
+                    TopicCompression::parse(&value).unwrap_or(TopicCompression::Producer)
+            }
+            "compression.gzip.level" => self.compression_gzip_level = number() as i32,
+            "compression.lz4.level" => self.compression_lz4_level = number() as i32,
+            "compression.zstd.level" => self.compression_zstd_level = number() as i32,
+            "message.timestamp.type" => {
+                self.message_timestamp_type = if value == "LogAppendTime" {
+                    TimestampType::LogAppendTime
+                } else {
+                    TimestampType::CreateTime
                 }
-                self.min_cleanable_dirty_ratio = ratio;
             }
-            "flush.messages" => self.flush_messages = parse_at_least(key, value, 1)?,
-            "flush.ms" => self.flush_ms = parse_at_least(key, value, 0)?,
-            "max.message.bytes" => {
-                self.max_message_bytes = parse_int_at_least(key, value, 0)? as usize
+            "message.timestamp.before.max.ms" => {
+                self.message_timestamp_before_max_ms = number();
+                self.timestamp_bounds_set.0 = true;
             }
+            "message.timestamp.after.max.ms" => {
+                self.message_timestamp_after_max_ms = number();
+                self.timestamp_bounds_set.1 = true;
+            }
+            "message.timestamp.difference.max.ms" => {
+                // Kafka 3.x: the one bound, both ways, where the newer ones are not set.
+                if !self.timestamp_bounds_set.0 {
+                    self.message_timestamp_before_max_ms = number();
+                }
+                if !self.timestamp_bounds_set.1 {
+                    self.message_timestamp_after_max_ms = number();
+                }
+                self.stored.insert(def.name, value);
+            }
+            "preallocate" => self.preallocate = value == "true",
             _ => {
-                return Err(Error::InvalidConfig {
-                    key: key.into(),
-                    value: value.into(),
-                    reason: "unknown topic configuration".into(),
-                })
+                self.stored.insert(def.name, value);
             }
         }
         Ok(())
@@ -227,6 +342,7 @@ impl LogConfig {
         Some(match key {
             "segment.bytes" => self.segment_bytes.to_string(),
             "segment.ms" => self.segment_ms.to_string(),
+            "segment.jitter.ms" => self.segment_jitter_ms.to_string(),
             "segment.index.bytes" => self.segment_index_bytes.to_string(),
             "index.interval.bytes" => self.index_interval_bytes.to_string(),
             "retention.ms" => self.retention_ms.to_string(),
@@ -234,11 +350,30 @@ impl LogConfig {
             "cleanup.policy" => self.cleanup_policy.to_string(),
             "delete.retention.ms" => self.delete_retention_ms.to_string(),
             "min.compaction.lag.ms" => self.min_compaction_lag_ms.to_string(),
+            "max.compaction.lag.ms" => self.max_compaction_lag_ms.to_string(),
             "min.cleanable.dirty.ratio" => self.min_cleanable_dirty_ratio.to_string(),
+            "file.delete.delay.ms" => self.file_delete_delay_ms.to_string(),
             "flush.messages" => self.flush_messages.to_string(),
             "flush.ms" => self.flush_ms.to_string(),
             "max.message.bytes" => self.max_message_bytes.to_string(),
-            _ => return None,
+            "compression.type" => self.compression_type.name().to_string(),
+            "compression.gzip.level" => self.compression_gzip_level.to_string(),
+            "compression.lz4.level" => self.compression_lz4_level.to_string(),
+            "compression.zstd.level" => self.compression_zstd_level.to_string(),
+            "message.timestamp.type" => match self.message_timestamp_type {
+                TimestampType::CreateTime => "CreateTime".to_string(),
+                TimestampType::LogAppendTime => "LogAppendTime".to_string(),
+            },
+            "message.timestamp.before.max.ms" => self.message_timestamp_before_max_ms.to_string(),
+            "message.timestamp.after.max.ms" => self.message_timestamp_after_max_ms.to_string(),
+            "preallocate" => self.preallocate.to_string(),
+            _ => {
+                let def = topic_config(key)?;
+                self.stored
+                    .get(def.name)
+                    .cloned()
+                    .unwrap_or_else(|| def.default.to_string())
+            }
         })
     }
 
@@ -246,36 +381,31 @@ impl LogConfig {
     pub(crate) fn max_index_entries(&self) -> usize {
         (self.segment_index_bytes / 8).max(1) as usize
     }
-}
 
-fn parse_long(key: &str, value: &str) -> Result<i64> {
-    value.trim().parse().map_err(|_| Error::InvalidConfig {
-        key: key.into(),
-        value: value.into(),
-        reason: "expected a whole number".into(),
-    })
+    /// How long the active segment may live before it rolls: `segment.ms`, or
+    /// `max.compaction.lag.ms` when that is shorter on a compacted topic, so that compaction
+    /// can reach records within it (Kafka's `maxSegmentMs`).
+    pub(crate) fn max_segment_ms(&self) -> i64 {
+        if self.cleanup_policy.compact {
+            self.segment_ms.min(self.max_compaction_lag_ms)
+        } else {
+            self.segment_ms
+        }
+    }
 }
 
 /// A Kafka `int` config: at least `min`, at most 2^31 - 1.
 fn parse_int_at_least(key: &str, value: &str, min: i64) -> Result<i64> {
-    let parsed = parse_at_least(key, value, min)?;
-    if parsed > i64::from(i32::MAX) {
+    let parsed: i64 = value.trim().parse().map_err(|_| Error::InvalidConfig {
+        key: key.into(),
+        value: value.into(),
+        reason: "Not a number of type INT".into(),
+    })?;
+    if parsed < min || parsed > i64::from(i32::MAX) {
         return Err(Error::InvalidConfig {
             key: key.into(),
             value: value.into(),
-            reason: format!("must be at most {}", i32::MAX),
-        });
-    }
-    Ok(parsed)
-}
-
-fn parse_at_least(key: &str, value: &str, min: i64) -> Result<i64> {
-    let parsed = parse_long(key, value)?;
-    if parsed < min {
-        return Err(Error::InvalidConfig {
-            key: key.into(),
-            value: value.into(),
-            reason: format!("must be at least {min}"),
+            reason: format!("Value must be between {min} and {}", i32::MAX),
         });
     }
     Ok(parsed)
@@ -318,14 +448,60 @@ mod tests {
         let err = LogConfig::default()
             .with_overrides([("retention.mss", "1")])
             .unwrap_err();
-        assert!(err.to_string().contains("unknown"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("Unknown topic config name: retention.mss"),
+            "{err}"
+        );
+        // Configs Sluice keeps but does not act on yet are checked and shown all the same.
+        let stored = LogConfig::default()
+            .with_overrides([
+                ("min.insync.replicas", "2"),
+                ("remote.storage.enable", "TRUE"),
+            ])
+            .unwrap();
+        assert_eq!(stored.get("min.insync.replicas").unwrap(), "2");
+        assert_eq!(stored.get("remote.storage.enable").unwrap(), "true");
+        assert_eq!(stored.get("local.retention.ms").unwrap(), "-2");
+        // The hidden test setting goes below segment.bytes' 1 MiB minimum.
+        let small = LogConfig::default()
+            .with_overrides([("internal.segment.bytes", "1000")])
+            .unwrap();
+        assert_eq!(small.segment_bytes, 1000);
+    }
+
+    #[test]
+    fn kafka_3s_timestamp_difference_stands_in_for_unset_bounds() {
+        let both = LogConfig::default()
+            .with_overrides([("message.timestamp.difference.max.ms", "1000")])
+            .unwrap();
+        assert_eq!(both.message_timestamp_before_max_ms, 1000);
+        assert_eq!(both.message_timestamp_after_max_ms, 1000);
+        // Whatever the order, an explicit bound wins over the legacy one.
+        let mixed = LogConfig::default()
+            .with_overrides([
+                ("message.timestamp.after.max.ms", "5"),
+                ("message.timestamp.difference.max.ms", "1000"),
+            ])
+            .unwrap();
+        assert_eq!(mixed.message_timestamp_before_max_ms, 1000);
+        assert_eq!(mixed.message_timestamp_after_max_ms, 5);
+        // message.format.version is accepted (Kafka 3.x) and changes nothing.
+        let legacy = LogConfig::default()
+            .with_overrides([("message.format.version", "0.10.0")])
+            .unwrap();
+        assert_eq!(legacy.get("message.format.version").unwrap(), "0.10.0");
+        assert_eq!(legacy.compression_type, TopicCompression::Producer);
     }
 
     #[test]
     fn broker_props_set_defaults_with_kafka_precedence() {
         let props: BTreeMap<String, String> = [
             ("log.retention.hours", "1"),
-            ("log.segment.bytes", "1024"),
+            ("log.segment.bytes", "2097152"),
+            ("log.roll.jitter.hours", "2"),
+            ("compression.type", "zstd"),
+            ("log.message.timestamp.type", "LogAppendTime"),
             ("broker.id", "7"),
         ]
         .into_iter()
@@ -333,7 +509,10 @@ mod tests {
         .collect();
         let config = LogConfig::from_broker_props(&props).unwrap();
         assert_eq!(config.retention_ms, 3_600_000);
-        assert_eq!(config.segment_bytes, 1024);
+        assert_eq!(config.segment_bytes, 2_097_152);
+        assert_eq!(config.segment_jitter_ms, 7_200_000);
+        assert_eq!(config.compression_type, TopicCompression::Zstd);
+        assert_eq!(config.message_timestamp_type, TimestampType::LogAppendTime);
 
         let mut props = props;
         props.insert("log.retention.ms".into(), "5".into());

@@ -47,6 +47,13 @@ pub enum Error {
         /// Kafka's `record_errors` count them, for the usual one batch per partition).
         indexes: Vec<i32>,
     },
+    /// Records whose timestamps lie outside the topic's `message.timestamp.before.max.ms` /
+    /// `message.timestamp.after.max.ms` bounds. Nothing was written.
+    #[error("{} record(s) have timestamps out of range: {}", errors.len(), errors.first().map_or("", |e| e.1.as_str()))]
+    InvalidTimestamp {
+        /// Each offending record's index in its batch, and why.
+        errors: Vec<(i32, String)>,
+    },
     /// A read or truncation asked for an offset the log does not hold.
     #[error(
         "offset {offset} is out of range: the log holds [{log_start_offset}, {log_end_offset})"
@@ -185,6 +192,7 @@ impl Error {
             Error::CorruptBatch { .. } => ResponseError::CorruptMessage,
             // KIP-467: the client fails just those records instead of retrying the batch.
             Error::MissingKeyForCompactedTopic { .. } => ResponseError::InvalidRecord,
+            Error::InvalidTimestamp { .. } => ResponseError::InvalidTimestamp,
             Error::BatchTooLarge { .. } => ResponseError::MessageTooLarge,
             Error::RecordSetTooLarge { .. } => ResponseError::RecordListTooLarge,
             Error::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,

@@ -39,9 +39,10 @@ pub mod group;
 pub mod model;
 pub mod protocol;
 pub mod storage;
+pub mod topic_configs;
 
 pub use broker::embedded::{EmbeddedBroker, EmbeddedBuilder, Sluice};
-pub use config::{CleanupPolicy, LogConfig};
+pub use config::{CleanupPolicy, LogConfig, TimestampType, TopicCompression};
 pub use error::{Error, Result};
 pub use model::TopicPartition;
 pub use storage::log::{AppendInfo, FetchIsolation, LogCheckpoints, PartitionLog, ReadResult};

@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use crate::config::{LogConfig, TOPIC_CONFIG_KEYS};
+use crate::config::LogConfig;
 use crate::error::{Error, Result};
+use crate::topic_configs::{topic_config_of_synonym, TOPIC_CONFIGS};
 
 /// A `PLAINTEXT://host:port` listener.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,17 +166,27 @@ impl BrokerConfig {
                 (key.to_string(), value)
             })
             .collect();
-        for (topic_key, broker_key) in TOPIC_CONFIG_KEYS {
-            let value = self.log_defaults.get(topic_key).unwrap_or_default();
-            out.push((broker_key.to_string(), value));
+        // Each topic config's broker synonyms: the one set explicitly as given, the first
+        // (the one Kafka documents) with the effective default.
+        for def in TOPIC_CONFIGS {
+            for (i, synonym) in def.synonyms.iter().enumerate() {
+                if out.iter().any(|(key, _)| key == synonym.name) {
+                    continue;
+                }
+                if let Some(value) = self.explicit.get(synonym.name) {
+                    out.push((synonym.name.to_string(), value.clone()));
+                } else if i == 0 {
+                    let value = self.log_defaults.get(def.name).unwrap_or_default();
+                    out.push((synonym.name.to_string(), value));
+                }
+            }
         }
         out
     }
 
     /// Whether `key` is a broker config this node understands.
     pub fn is_known_key(key: &str) -> bool {
-        BROKER_KEYS.iter().any(|(k, _)| *k == key)
-            || TOPIC_CONFIG_KEYS.iter().any(|(_, broker)| *broker == key)
+        BROKER_KEYS.iter().any(|(k, _)| *k == key) || topic_config_of_synonym(key).is_some()
     }
 
     /// Builds the config from Kafka-named properties over Kafka's defaults.

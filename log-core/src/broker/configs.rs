@@ -17,7 +17,9 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::{ApiError, Broker};
-use crate::config::TOPIC_CONFIG_KEYS;
+use crate::topic_configs::{
+    topic_config, topic_config_of_synonym, ConfigType, Effect, TOPIC_CONFIGS,
+};
 
 /// Kafka's resource types.
 const RESOURCE_TOPIC: i8 = 2;
@@ -28,30 +30,29 @@ const SOURCE_TOPIC: i8 = 1;
 const SOURCE_STATIC_BROKER: i8 = 4;
 const SOURCE_DEFAULT: i8 = 5;
 
-/// Kafka's config types (DescribeConfigs v3+).
+/// Kafka's config types (DescribeConfigs v3+) of broker settings; topic configs and their
+/// synonyms take theirs from the catalog.
 fn config_type(key: &str) -> i8 {
+    if let Some(def) = topic_config(key) {
+        return def.config_type as i8;
+    }
+    if let Some((def, scale)) = topic_config_of_synonym(key) {
+        // `log.retention.hours` counts hours in an int.
+        return if scale == 1 {
+            def.config_type as i8
+        } else {
+            ConfigType::Int as i8
+        };
+    }
     match key {
-        "cleanup.policy"
-        | "log.cleanup.policy"
-        | "log.dirs"
-        | "listeners"
-        | "advertised.listeners" => 7,
-        "min.cleanable.dirty.ratio" | "log.cleaner.min.cleanable.ratio" => 6,
-        "auto.create.topics.enable" | "delete.topic.enable" | "log.cleaner.enable" => 1,
+        "log.dirs" | "listeners" | "advertised.listeners" => ConfigType::List as i8,
+        "auto.create.topics.enable" | "delete.topic.enable" | "log.cleaner.enable" => {
+            ConfigType::Boolean as i8
+        }
         "default.replication.factor" => 4,
-        "segment.bytes"
-        | "segment.index.bytes"
-        | "index.interval.bytes"
-        | "max.message.bytes"
-        | "log.segment.bytes"
-        | "log.index.size.max.bytes"
-        | "log.index.interval.bytes"
-        | "message.max.bytes"
-        | "node.id"
-        | "num.partitions"
-        | "socket.request.max.bytes" => 3,
-        "log.dir" => 2,
-        _ => 5,
+        "node.id" | "num.partitions" | "socket.request.max.bytes" => ConfigType::Int as i8,
+        "log.dir" => ConfigType::String as i8,
+        _ => ConfigType::Long as i8,
     }
 }
 
@@ -65,6 +66,7 @@ fn entry(
     source: i8,
     read_only: bool,
     synonyms: Vec<DescribeConfigsSynonym>,
+    documentation: Option<&str>,
     version: i16,
 ) -> DescribeConfigsResourceResult {
     let result = DescribeConfigsResourceResult::default()
@@ -77,7 +79,7 @@ fn entry(
     if version >= 3 {
         result
             .with_config_type(config_type(name))
-            .with_documentation(None)
+            .with_documentation(documentation.map(str_bytes))
     } else {
         result
     }
@@ -117,27 +119,49 @@ pub fn describe_configs(
                 )),
                 Some(meta) => {
                     let effective = broker.logs.config_for(&name);
-                    let configs = TOPIC_CONFIG_KEYS
+                    let documented = version >= 3 && request.include_documentation;
+                    let configs = TOPIC_CONFIGS
                         .iter()
-                        .filter(|(key, _)| wanted(key))
-                        .map(|(key, broker_key)| {
-                            let value = effective.get(key).unwrap_or_default();
+                        // Kafka 3.x's legacy configs are shown only where a topic sets them,
+                        // so that the list is Kafka 4's.
+                        .filter(|def| {
+                            def.effect != Effect::Legacy || meta.configs.contains_key(def.name)
+                        })
+                        .filter(|def| wanted(def.name))
+                        .map(|def| {
+                            let value = effective.get(def.name).unwrap_or_default();
                             let mut synonyms = Vec::new();
-                            if let Some(topic_value) = meta.configs.get(*key) {
-                                synonyms.push(synonym(key, topic_value, SOURCE_TOPIC));
+                            if let Some(topic_value) = meta.configs.get(def.name) {
+                                synonyms.push(synonym(def.name, topic_value, SOURCE_TOPIC));
                             }
-                            if let Some(static_value) = broker.config.explicit.get(*broker_key) {
-                                synonyms.push(synonym(
-                                    broker_key,
-                                    static_value,
-                                    SOURCE_STATIC_BROKER,
-                                ));
+                            for broker_synonym in def.synonyms {
+                                if let Some(v) = broker.config.explicit.get(broker_synonym.name) {
+                                    synonyms.push(synonym(
+                                        broker_synonym.name,
+                                        v,
+                                        SOURCE_STATIC_BROKER,
+                                    ));
+                                }
+                            }
+                            // Kafka lists the default under the broker's name when that one
+                            // synonym has a default of its own (`log.retention.ms` does not:
+                            // it falls back to `.hours`).
+                            if let [only] = def.synonyms {
+                                synonyms.push(synonym(only.name, def.default, SOURCE_DEFAULT));
                             }
                             let source = synonyms.first().map_or(SOURCE_DEFAULT, |s| s.source);
                             if !request.include_synonyms {
                                 synonyms.clear();
                             }
-                            entry(key, &value, source, false, synonyms, version)
+                            entry(
+                                def.name,
+                                &value,
+                                source,
+                                false,
+                                synonyms,
+                                documented.then_some(def.doc),
+                                version,
+                            )
                         })
                         .collect();
                     Ok(configs)
@@ -155,7 +179,7 @@ pub fn describe_configs(
                         } else {
                             SOURCE_DEFAULT
                         };
-                        entry(&key, &value, source, true, Vec::new(), version)
+                        entry(&key, &value, source, true, Vec::new(), None, version)
                     })
                     .collect();
                 Ok(configs)

@@ -42,6 +42,11 @@ fn append_failure(err: &Error, topic: &str, partition: i32) -> Failure {
                 indexes.iter().map(|i| (*i, each.clone())).collect(),
             )
         }
+        Error::InvalidTimestamp { errors } => (
+            err.response_error(),
+            "One or more records have been rejected due to invalid timestamp".to_string(),
+            errors.clone(),
+        ),
         other => failure(other.response_error(), other.to_string()),
     }
 }
@@ -62,7 +67,7 @@ pub fn produce(broker: &Broker, request: ProduceRequest, version: i16) -> Option
             let base = PartitionProduceResponse::default()
                 .with_index(data.index)
                 .with_log_append_time_ms(-1);
-            let result: Result<(i64, i64), Failure> = if !matches!(acks, -1..=1) {
+            let result: Result<(i64, i64, Option<i64>), Failure> = if !matches!(acks, -1..=1) {
                 Err(failure(
                     ResponseError::InvalidRequiredAcks,
                     format!("acks={acks} is not one of -1, 0, 1"),
@@ -80,7 +85,11 @@ pub fn produce(broker: &Broker, request: ProduceRequest, version: i16) -> Option
                                 let end = log.log_end_offset();
                                 log.set_high_watermark(end);
                                 appended = true;
-                                Ok((info.first_offset, info.log_start_offset))
+                                Ok((
+                                    info.first_offset,
+                                    info.log_start_offset,
+                                    info.log_append_time,
+                                ))
                             }
                             Err(err) => {
                                 tracing::debug!(topic = %name, partition = data.index, %err, "produce rejected");
@@ -97,8 +106,13 @@ pub fn produce(broker: &Broker, request: ProduceRequest, version: i16) -> Option
             };
             // Fields a version lacks must keep their defaults, or the encoder refuses them.
             partitions.push(match result {
-                Ok((base_offset, log_start_offset)) => {
+                Ok((base_offset, log_start_offset, log_append_time)) => {
                     let ok = base.with_base_offset(base_offset);
+                    // v2+: the time a LogAppendTime topic stamped on the batch.
+                    let ok = match log_append_time {
+                        Some(time) if version >= 2 => ok.with_log_append_time_ms(time),
+                        _ => ok,
+                    };
                     if version >= 5 {
                         ok.with_log_start_offset(log_start_offset)
                     } else {

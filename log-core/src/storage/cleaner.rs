@@ -113,6 +113,8 @@ struct SegmentView {
     size: u64,
     file: Arc<File>,
     largest_timestamp: i64,
+    /// The first batch's timestamp (-1 if none): `max.compaction.lag.ms` counts from it.
+    first_timestamp: i64,
 }
 
 /// Runs one compaction pass over `log` if its `cleanup.policy` includes compact and enough of
@@ -142,6 +144,7 @@ pub fn clean(
                 size: segment.size(),
                 file: segment.file()?,
                 largest_timestamp: segment.largest_timestamp()?,
+                first_timestamp: segment.first_batch_timestamp()?.unwrap_or(-1),
             });
         }
         let active_base = segments.last().map_or(0, |s| s.base_offset());
@@ -169,7 +172,13 @@ pub fn clean(
         .map(|v| v.size)
         .sum();
     let ratio = dirty_bytes as f64 / (clean_bytes + dirty_bytes).max(1) as f64;
-    if dirty_bytes == 0 || (!options.ignore_dirty_ratio && ratio < config.min_cleanable_dirty_ratio)
+    // Records past max.compaction.lag.ms are compacted whatever the ratio (KIP-354).
+    let overdue = config.max_compaction_lag_ms < i64::MAX
+        && views[first_dirty_idx].first_timestamp >= 0
+        && views[first_dirty_idx].first_timestamp
+            <= now_ms.saturating_sub(config.max_compaction_lag_ms);
+    if dirty_bytes == 0
+        || (!options.ignore_dirty_ratio && !overdue && ratio < config.min_cleanable_dirty_ratio)
     {
         return Ok(None);
     }
@@ -236,6 +245,7 @@ pub fn clean(
 
     // Step 3, under the lock: swap, unless retention or truncation changed the segments.
     let mut log = log.lock();
+    let mut retiring = Vec::new();
     let segments = log.segments_mut();
     let unchanged = views[..to_clean].iter().all(|view| {
         segments
@@ -261,8 +271,9 @@ pub fn clean(
             .position(|s| s.base_offset() == base_offset)
             .unwrap_or(0);
         let removed: Vec<Segment> = segments.drain(first_idx..first_idx + group.len()).collect();
+        // Renamed away before the swap takes their place; deleted after file.delete.delay.ms.
         for old in &removed {
-            old.delete_files()?;
+            retiring.extend(old.retire_files()?);
         }
         let log_path = segment_path(&dir, base_offset, "log");
         std::fs::rename(&swap, &log_path)
@@ -274,6 +285,7 @@ pub fn clean(
         segments.insert(first_idx, segment);
     }
     sync_dir(&dir)?;
+    log.remove_after_delay(retiring)?;
     tracing::info!(dir = %dir.display(), before = stats.bytes_before, after = stats.bytes_after,
         removed = stats.records_removed, next_dirty_offset = end_offset, "compacted");
     Ok(Some(stats))

@@ -17,6 +17,7 @@ use bytes::Bytes;
 use super::batch::{validate_batches, BatchHeader, Origin};
 use super::epoch::LeaderEpochCache;
 use super::segment::{FileSlice, Segment};
+use super::{now_ms, validator};
 use crate::config::LogConfig;
 use crate::error::{Error, Result};
 use crate::model::TopicPartition;
@@ -38,6 +39,9 @@ pub struct AppendInfo {
     pub bytes: usize,
     /// The log start offset after the append.
     pub log_start_offset: i64,
+    /// The broker's append time, when the topic's `message.timestamp.type` is LogAppendTime
+    /// (the produce response returns it).
+    pub log_append_time: Option<i64>,
 }
 
 /// How far a read may go.
@@ -101,6 +105,9 @@ pub struct PartitionLog {
     epochs: LeaderEpochCache,
     unflushed_records: i64,
     first_unflushed_at: Option<Instant>,
+    /// Files of deleted segments, renamed `.deleted`, and when to remove them
+    /// (`file.delete.delay.ms` after the deletion).
+    retired: Vec<(Instant, Vec<PathBuf>)>,
 }
 
 impl PartitionLog {
@@ -137,11 +144,12 @@ impl PartitionLog {
         let mut segments = list_segments(dir, config.index_interval_bytes)?;
         let start = checkpoints.log_start_offset.unwrap_or(0);
         if segments.is_empty() {
-            segments.push(Segment::create(
-                dir,
-                start.max(0),
-                config.index_interval_bytes,
-            )?);
+            let mut first = Segment::create(dir, start.max(0), config.index_interval_bytes)?;
+            first.draw_roll_jitter(config.segment_jitter_ms);
+            if config.preallocate {
+                first.preallocate(config.segment_bytes)?;
+            }
+            segments.push(first);
         }
         let active_base = segments.last().map_or(0, Segment::base_offset);
         let trusted_end = match checkpoints.recovery_point {
@@ -181,6 +189,7 @@ impl PartitionLog {
             epochs,
             unflushed_records: 0,
             first_unflushed_at: None,
+            retired: Vec::new(),
         };
         Ok((log, report))
     }
@@ -258,17 +267,18 @@ impl PartitionLog {
     /// and stamps `leader_epoch`; only those header fields differ from `records` on disk.
     /// On error nothing is written.
     pub fn append_as_leader(&mut self, records: &[u8], leader_epoch: i32) -> Result<AppendInfo> {
-        let mut headers = validate_batches(records, self.config.max_message_bytes, Origin::Client)?;
-        if self.config.cleanup_policy.compact {
-            check_keys_present(records, &headers)?;
-        }
+        let headers = validate_batches(records, self.config.max_message_bytes, Origin::Client)?;
+        let config = self.config.clone();
+        let prepared = validator::prepare(records, headers, &config, now_ms())?;
+        let mut headers = prepared.headers;
         let mut next_offset = self.log_end_offset;
         for header in &mut headers {
             header.base_offset = next_offset;
             header.partition_leader_epoch = leader_epoch;
             next_offset = header.next_offset();
         }
-        let info = self.append_validated(records, &headers)?;
+        let mut info = self.append_validated(&prepared.bytes, &headers)?;
+        info.log_append_time = prepared.log_append_time;
         if leader_epoch >= 0 {
             self.epochs.assign(leader_epoch, info.first_offset)?;
         }
@@ -341,6 +351,7 @@ impl PartitionLog {
             records: n_records,
             bytes: records.len(),
             log_start_offset: self.log_start_offset,
+            log_append_time: None,
         })
     }
 
@@ -377,7 +388,7 @@ impl PartitionLog {
                 Some(first) if first >= 0 && max_timestamp >= 0 => max_timestamp - first,
                 _ => 0,
             };
-            (waited > config.segment_ms).then_some("segment.ms")
+            (waited > config.max_segment_ms() - active.roll_jitter_ms()).then_some("segment.ms")
         };
         if let Some(reason) = reason {
             self.roll(first_offset, reason)?;
@@ -388,10 +399,66 @@ impl PartitionLog {
     /// Closes the active segment and starts a new one at `base_offset`.
     fn roll(&mut self, base_offset: i64, reason: &str) -> Result<()> {
         self.active_mut().close_active()?;
-        let segment = Segment::create(&self.dir, base_offset, self.config.index_interval_bytes)?;
+        let segment = self.new_segment(base_offset)?;
         tracing::debug!(partition = %self.topic_partition, base_offset, reason, "rolled new segment");
         self.segments.push(segment);
         Ok(())
+    }
+
+    /// A new, empty active segment at `base_offset`, with its roll jitter drawn and its disk
+    /// reserved if the topic says so.
+    fn new_segment(&self, base_offset: i64) -> Result<Segment> {
+        let mut segment =
+            Segment::create(&self.dir, base_offset, self.config.index_interval_bytes)?;
+        segment.draw_roll_jitter(self.config.segment_jitter_ms);
+        if self.config.preallocate {
+            segment.preallocate(self.config.segment_bytes)?;
+        }
+        Ok(segment)
+    }
+
+    /// Retires a deleted segment's files: gone at once if `file.delete.delay.ms` is 0, else
+    /// renamed `.deleted` and removed by [`PartitionLog::remove_retired_files`] once the delay
+    /// has passed.
+    fn retire(&mut self, segment: &Segment) -> Result<()> {
+        if self.config.file_delete_delay_ms <= 0 {
+            return segment.delete_files();
+        }
+        let files = segment.retire_files()?;
+        self.remove_after_delay(files)
+    }
+
+    /// Schedules the removal of files already renamed `.deleted`, `file.delete.delay.ms` from
+    /// now (at once if that is 0).
+    pub(crate) fn remove_after_delay(&mut self, files: Vec<PathBuf>) -> Result<()> {
+        if files.is_empty() {
+            return Ok(());
+        }
+        let delay =
+            std::time::Duration::from_millis(self.config.file_delete_delay_ms.max(0) as u64);
+        self.retired.push((Instant::now() + delay, files));
+        if delay.is_zero() {
+            self.remove_retired_files(Instant::now())?;
+        }
+        Ok(())
+    }
+
+    /// Removes the files of deleted segments whose `file.delete.delay.ms` has passed; returns
+    /// how many segments' files went.
+    pub fn remove_retired_files(&mut self, now: Instant) -> Result<usize> {
+        let mut removed = 0;
+        while let Some(pos) = self.retired.iter().position(|(due, _)| *due <= now) {
+            let (_, files) = self.retired.swap_remove(pos);
+            for path in files {
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(err) => return Err(Error::io("delete segment file", path, err)),
+                }
+            }
+            removed += 1;
+        }
+        Ok(removed)
     }
 
     /// Rolls a new segment now if the active one holds data (used by tests and admin tools).
@@ -577,7 +644,7 @@ impl PartitionLog {
             }
             let segment = self.segments.remove(0);
             total -= segment.size() as i64;
-            segment.delete_files()?;
+            self.retire(&segment)?;
             tracing::info!(partition = %self.topic_partition, base_offset = segment.base_offset(),
                 reason = if below_start { "log start offset" } else if by_time { "retention.ms" } else { "retention.bytes" },
                 "deleted segment");
@@ -637,35 +704,6 @@ impl PartitionLog {
 
     pub(crate) fn segments_mut(&mut self) -> &mut Vec<Segment> {
         &mut self.segments
-    }
-}
-
-/// Rejects records without keys (compacted topics need them), decoding the batches; the error
-/// lists every keyless record's index, counted within its batch as Kafka counts them.
-fn check_keys_present(records: &[u8], headers: &[BatchHeader]) -> Result<()> {
-    let mut position = 0;
-    let mut keyless = Vec::new();
-    for header in headers {
-        let size = header.size();
-        if !header.is_control() {
-            let mut buf = Bytes::copy_from_slice(&records[position..position + size]);
-            let decoded = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf)
-                .map_err(|e| Error::corrupt(position, format!("records do not decode: {e}")))?;
-            keyless.extend(
-                decoded
-                    .records
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, r)| r.key.is_none())
-                    .map(|(i, _)| i as i32),
-            );
-        }
-        position += size;
-    }
-    if keyless.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::MissingKeyForCompactedTopic { indexes: keyless })
     }
 }
 

@@ -230,7 +230,7 @@ fn segments_roll_on_size_and_time_and_indexes_find_offsets() {
     let mut log = new_log(
         dir.path(),
         &[
-            ("segment.bytes", "2000"),
+            ("internal.segment.bytes", "2000"),
             ("index.interval.bytes", "100"),
             ("segment.ms", "60000"),
         ],
@@ -274,7 +274,10 @@ fn timestamps_find_the_first_offset_at_or_after() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = new_log(
         dir.path(),
-        &[("segment.bytes", "1000"), ("index.interval.bytes", "64")],
+        &[
+            ("internal.segment.bytes", "1000"),
+            ("index.interval.bytes", "64"),
+        ],
     );
     // Records at timestamps 0, 10, 20, ...; batches of 3 records.
     for batch_idx in 0..30i64 {
@@ -304,7 +307,7 @@ fn timestamps_find_the_first_offset_at_or_after() {
 #[test]
 fn truncation_removes_whole_batches_and_the_epochs_after_them() {
     let dir = tempfile::tempdir().unwrap();
-    let mut log = new_log(dir.path(), &[("segment.bytes", "600")]);
+    let mut log = new_log(dir.path(), &[("internal.segment.bytes", "600")]);
     for epoch in 0..10 {
         log.append_as_leader(&value_batch(2, 50, 1), epoch).unwrap();
     }
@@ -367,7 +370,7 @@ fn retention_by_time_and_size_keeps_the_active_segment() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = new_log(
         dir.path(),
-        &[("segment.bytes", "500"), ("retention.ms", "1000")],
+        &[("internal.segment.bytes", "500"), ("retention.ms", "1000")],
     );
     for ts in 0..20 {
         log.append_as_leader(&value_batch(1, 100, ts * 100), 0)
@@ -390,7 +393,10 @@ fn retention_by_time_and_size_keeps_the_active_segment() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = new_log(
         dir.path(),
-        &[("segment.bytes", "500"), ("retention.bytes", "1000")],
+        &[
+            ("internal.segment.bytes", "500"),
+            ("retention.bytes", "1000"),
+        ],
     );
     for _ in 0..20 {
         log.append_as_leader(&value_batch(1, 100, 1), 0).unwrap();
@@ -407,7 +413,10 @@ fn clean_reopen_needs_no_recovery_and_missing_indexes_are_rebuilt() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = new_log(
         dir.path(),
-        &[("segment.bytes", "2000"), ("index.interval.bytes", "100")],
+        &[
+            ("internal.segment.bytes", "2000"),
+            ("index.interval.bytes", "100"),
+        ],
     );
     for ts in 0..30 {
         log.append_as_leader(&value_batch(2, 60, ts), 0).unwrap();
@@ -454,14 +463,14 @@ proptest! {
     #[test]
     fn recovery_after_random_truncation_keeps_every_whole_batch(n in 1usize..40, cut_fraction in 0.0f64..1.0) {
         let dir = tempfile::tempdir().unwrap();
-        let mut log = new_log(dir.path(), &[("segment.bytes", "1500"), ("index.interval.bytes", "64")]);
+        let mut log = new_log(dir.path(), &[("internal.segment.bytes", "1500"), ("index.interval.bytes", "64")]);
         let rows = append_n(&mut log, n);
         let active = log.dir().join(format!("{:020}.log", log.segment_base_offsets().last().unwrap()));
         let len = std::fs::metadata(&active).unwrap().len();
         let cut = (len as f64 * cut_fraction) as u64;
         drop(log);
         std::fs::OpenOptions::new().write(true).open(&active).unwrap().set_len(cut).unwrap();
-        let (mut log, _) = PartitionLog::open(&dir.path().join("t-0"), TopicPartition::new("t", 0), config(&[("segment.bytes", "1500")]), LogCheckpoints::default()).unwrap();
+        let (mut log, _) = PartitionLog::open(&dir.path().join("t-0"), TopicPartition::new("t", 0), config(&[("internal.segment.bytes", "1500")]), LogCheckpoints::default()).unwrap();
         let recovered = read_all(&mut log);
         prop_assert!(recovered.len() <= rows.len());
         prop_assert_eq!(&recovered[..], &rows[..recovered.len()]);
@@ -476,7 +485,7 @@ proptest! {
     #[test]
     fn recovery_after_random_corruption_keeps_the_prefix(n in 2usize..40, segment_pick in any::<prop::sample::Index>(), byte_pick in any::<prop::sample::Index>()) {
         let dir = tempfile::tempdir().unwrap();
-        let mut log = new_log(dir.path(), &[("segment.bytes", "1500")]);
+        let mut log = new_log(dir.path(), &[("internal.segment.bytes", "1500")]);
         let rows = append_n(&mut log, n);
         let bases = log.segment_base_offsets();
         drop(log);
@@ -496,7 +505,7 @@ proptest! {
         let at = protected[byte_pick.index(protected.len())];
         bytes[at] ^= 0x5a;
         std::fs::write(&path, &bytes).unwrap();
-        let (mut log, report) = PartitionLog::open(&dir.path().join("t-0"), TopicPartition::new("t", 0), config(&[("segment.bytes", "1500")]), LogCheckpoints::default()).unwrap();
+        let (mut log, report) = PartitionLog::open(&dir.path().join("t-0"), TopicPartition::new("t", 0), config(&[("internal.segment.bytes", "1500")]), LogCheckpoints::default()).unwrap();
         prop_assert!(report.bytes_truncated > 0);
         let recovered = read_all(&mut log);
         prop_assert!(recovered.len() < rows.len());
@@ -515,7 +524,7 @@ proptest! {
         passes in 1usize..3,
     ) {
         let dir = tempfile::tempdir().unwrap();
-        let log = new_log(dir.path(), &[("segment.bytes", "700"), ("cleanup.policy", "compact"), ("delete.retention.ms", "1000")]);
+        let log = new_log(dir.path(), &[("internal.segment.bytes", "700"), ("cleanup.policy", "compact"), ("delete.retention.ms", "1000")]);
         let log = Mutex::new(log);
         let mut latest: BTreeMap<Vec<u8>, Latest> = BTreeMap::new();
         let mut offset = 0i64;
@@ -615,4 +624,171 @@ fn an_interrupted_compaction_swap_is_completed_on_open() {
     let mut log = log;
     assert_eq!(read_all(&mut log), expected_after);
     assert!(!log.dir().join("00000000000000000099.log.cleaned").exists());
+}
+
+/// A log of small segments that retention has just cut down to 500 bytes, with
+/// `file.delete.delay.ms` as given; and how many segments went.
+fn log_after_retention(dir: &Path, delay_ms: &str) -> (PartitionLog, usize) {
+    let mut log = new_log(
+        dir,
+        &[
+            ("internal.segment.bytes", "500"),
+            ("retention.bytes", "500"),
+            ("file.delete.delay.ms", delay_ms),
+        ],
+    );
+    for _ in 0..10 {
+        log.append_as_leader(&value_batch(1, 100, 1), 0).unwrap();
+    }
+    let deleted = log.delete_old_segments(0).unwrap();
+    assert!(deleted > 0);
+    (log, deleted)
+}
+
+/// How many files of the directory end with `suffix`.
+fn files_ending(dir: &Path, suffix: &str) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(suffix)
+        })
+        .count()
+}
+
+#[test]
+fn deleted_segments_wait_file_delete_delay_ms_renamed_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, deleted) = log_after_retention(dir.path(), "60000");
+    let log_dir = log.dir().to_owned();
+    // Gone from the log, still on disk under .deleted until the delay passes.
+    assert_eq!(files_ending(&log_dir, ".log.deleted"), deleted);
+    assert_eq!(log.remove_retired_files(Instant::now()).unwrap(), 0);
+    let later = Instant::now() + std::time::Duration::from_secs(61);
+    assert_eq!(log.remove_retired_files(later).unwrap(), deleted);
+    assert_eq!(files_ending(&log_dir, ".deleted"), 0);
+
+    // With no delay the files go at once.
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = log_after_retention(dir.path(), "0");
+    assert_eq!(files_ending(log.dir(), ".deleted"), 0);
+}
+
+#[test]
+fn preallocated_segments_reserve_disk_and_give_back_what_they_did_not_use() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = new_log(
+        dir.path(),
+        &[
+            ("preallocate", "true"),
+            ("internal.segment.bytes", "4194304"),
+        ],
+    );
+    log.append_as_leader(&value_batch(1, 100, 1), 0).unwrap();
+    // Rolled segments are preallocated as the first one was.
+    log.force_roll().unwrap();
+    log.append_as_leader(&value_batch(1, 100, 1), 0).unwrap();
+    let active = log.dir().join(format!("{:020}.log", 1));
+    let meta = std::fs::metadata(&active).unwrap();
+    assert_eq!(
+        meta.len(),
+        log.segments.last().unwrap().size(),
+        "length is the data's"
+    );
+    assert!(
+        meta.blocks() * 512 >= 4_194_304,
+        "{} bytes allocated",
+        meta.blocks() * 512
+    );
+    log.force_roll().unwrap();
+    let meta = std::fs::metadata(&active).unwrap();
+    assert!(
+        meta.blocks() * 512 < 1_048_576,
+        "closing gives the reserve back: {}",
+        meta.blocks() * 512
+    );
+    // Recovery reads exactly the data.
+    let mut log = reopen(log, false);
+    assert_eq!(read_all(&mut log).len(), 2);
+}
+
+#[test]
+fn segment_jitter_is_drawn_below_segment_jitter_ms() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut segment = Segment::create(dir.path(), 0, 4096).unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..200 {
+        segment.draw_roll_jitter(10);
+        assert!((0..10).contains(&segment.roll_jitter_ms()));
+        seen.insert(segment.roll_jitter_ms());
+    }
+    assert!(seen.len() > 1, "jitter is random");
+    segment.draw_roll_jitter(0);
+    assert_eq!(segment.roll_jitter_ms(), 0);
+}
+
+#[test]
+fn max_compaction_lag_compacts_whatever_the_dirty_ratio_and_rolls_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let overrides = [
+        ("cleanup.policy", "compact"),
+        ("min.cleanable.dirty.ratio", "0.99"),
+        ("max.compaction.lag.ms", "1000"),
+        ("segment.ms", "1000000"),
+    ];
+    let log = Mutex::new(new_log(dir.path(), &overrides));
+    {
+        let mut log = log.lock();
+        // Keys a, a, a at times 0..: the active segment rolls once it spans more than
+        // max.compaction.lag.ms, though segment.ms is far longer.
+        for ts in [0, 500, 1_500] {
+            log.append_as_leader(
+                &encode_batch(&[(Some(b"a"), Some(b"v"), ts)], Compression::None),
+                0,
+            )
+            .unwrap();
+        }
+        assert_eq!(log.segment_count(), 2, "rolled for max.compaction.lag.ms");
+    }
+    // A compacted part (offsets 0-9) and a small dirty one (offset 10): a dirty ratio far
+    // below 0.99.
+    let layout = |overrides: &[(&str, &str)]| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = new_log(dir.path(), overrides);
+        for i in 0..10u8 {
+            let key = [b'k', b'0' + i];
+            log.append_as_leader(
+                &encode_batch(&[(Some(&key), Some(b"v"), 0)], Compression::None),
+                0,
+            )
+            .unwrap();
+        }
+        log.force_roll().unwrap();
+        log.append_as_leader(
+            &encode_batch(&[(Some(b"a"), Some(b"v"), 0)], Compression::None),
+            0,
+        )
+        .unwrap();
+        log.force_roll().unwrap();
+        log.append_as_leader(
+            &encode_batch(&[(Some(b"a"), Some(b"v"), 1_100)], Compression::None),
+            0,
+        )
+        .unwrap();
+        (dir, Mutex::new(log))
+    };
+    let options = CleanerOptions::default();
+    // At time 1_200 the dirty segment's first record (time 0) is past the lag: compacted.
+    let (_dir, log) = layout(&overrides);
+    assert!(
+        clean(&log, 10, 1_200, &options).unwrap().is_some(),
+        "overdue records are compacted"
+    );
+    // Without the lag setting the ratio holds it back.
+    let (_dir, log) = layout(&overrides[..2]);
+    assert!(clean(&log, 10, 1_200, &options).unwrap().is_none());
 }

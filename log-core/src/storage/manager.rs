@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
 
@@ -21,6 +21,7 @@ use super::checkpoint::{
 };
 use super::cleaner::{self, CleanerOptions};
 use super::log::{LogCheckpoints, OpenReport, PartitionLog};
+use super::now_ms;
 use crate::config::LogConfig;
 use crate::error::{Error, Result};
 use crate::model::TopicPartition;
@@ -109,12 +110,6 @@ pub struct LogManager {
 
 /// File locked by the process that owns a data directory.
 pub const LOCK_FILE: &str = ".lock";
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
 
 impl LogManager {
     /// Opens (creating if needed) the data directories and every partition in them.
@@ -411,6 +406,17 @@ impl LogManager {
         Ok(n_flushed)
     }
 
+    /// Removes the files of deleted segments whose `file.delete.delay.ms` has passed (run by the
+    /// scheduler every tick, at most a second apart).
+    pub fn remove_retired_files(&self) -> Result<usize> {
+        let now = Instant::now();
+        let mut removed = 0;
+        for (_, _, log) in self.all_logs() {
+            removed += log.lock().remove_retired_files(now)?;
+        }
+        Ok(removed)
+    }
+
     /// Runs one compaction pass over every compacted partition. Returns how many were cleaned.
     pub fn clean_all(&self, now_ms: i64) -> Result<usize> {
         let mut n_cleaned = 0;
@@ -485,6 +491,9 @@ impl LogManager {
                 };
                 if let Err(err) = manager.flush_due() {
                     tracing::error!(%err, "scheduled flush failed");
+                }
+                if let Err(err) = manager.remove_retired_files() {
+                    tracing::error!(%err, "removing deleted segment files failed");
                 }
                 if last_retention.elapsed() >= config.retention_check_interval {
                     last_retention = Instant::now();

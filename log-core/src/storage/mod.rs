@@ -9,3 +9,11 @@ pub(crate) mod index;
 pub mod log;
 pub mod manager;
 pub mod segment;
+pub(crate) mod validator;
+
+/// Wall-clock milliseconds since the epoch: Kafka's timestamps (0 if the clock is before 1970).
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

@@ -123,6 +123,11 @@ pub(crate) struct Segment {
     /// Where the batch after the last read starts (its base offset, position and header): the
     /// next fetch of a sequential consumer starts there without an index look-up.
     read_cursor: Option<(i64, u64, BatchHeader)>,
+    /// Whether disk past the data was reserved (`preallocate`) and is to be given back when
+    /// the segment closes.
+    preallocated: bool,
+    /// What `segment.jitter.ms` took off `segment.ms` for this segment (drawn when created).
+    roll_jitter_ms: i64,
 }
 
 const SCAN_CHUNK: usize = 256 * 1024;
@@ -170,7 +175,24 @@ impl Segment {
             first_batch_timestamp: None,
             index_interval_bytes,
             read_cursor: None,
+            preallocated: false,
+            roll_jitter_ms: 0,
         }
+    }
+
+    /// What `segment.jitter.ms` takes off `segment.ms` for this segment.
+    pub fn roll_jitter_ms(&self) -> i64 {
+        self.roll_jitter_ms
+    }
+
+    /// Draws this segment's roll jitter: a random share of `jitter_ms` (Kafka's
+    /// `rollJitterMs`), so that partitions created together do not all roll together.
+    pub fn draw_roll_jitter(&mut self, jitter_ms: i64) {
+        self.roll_jitter_ms = if jitter_ms > 0 {
+            (uuid::Uuid::new_v4().as_u128() % jitter_ms as u128) as i64
+        } else {
+            0
+        };
     }
 
     pub fn base_offset(&self) -> i64 {
@@ -690,7 +712,25 @@ impl Segment {
 
     /// Writes the last time index entry and drops the append handles: the segment is no longer
     /// active. Kafka does the same on roll, so that the file's last entry is the largest timestamp.
+    /// Reserves `bytes` of disk for the log file without changing its length (`preallocate`:
+    /// the file's blocks are contiguous and appends do not allocate). The length stays the
+    /// data's, so recovery reads nothing past it; closing the segment frees what was not used.
+    pub fn preallocate(&mut self, bytes: u64) -> Result<()> {
+        let file = self.file()?;
+        rustix::fs::fallocate(&*file, rustix::fs::FallocateFlags::KEEP_SIZE, 0, bytes)
+            .map_err(|e| Error::io("preallocate segment", &self.log_path, e.into()))?;
+        self.preallocated = true;
+        Ok(())
+    }
+
     pub fn close_active(&mut self) -> Result<()> {
+        if self.preallocated {
+            // Blocks reserved past the data go back to the file system.
+            self.file()?
+                .set_len(self.size)
+                .map_err(|e| Error::io("trim preallocated segment", &self.log_path, e))?;
+            self.preallocated = false;
+        }
         if let Some(indexes) = self.indexes.as_deref_mut() {
             push_time_entry(indexes, self.base_offset);
         } else {
@@ -750,6 +790,25 @@ impl Segment {
     }
 
     /// Deletes the segment's files.
+    /// Renames the segment's files to `<name>.deleted`, as Kafka does before it deletes them
+    /// `file.delete.delay.ms` later, and returns the new paths. To the log the segment is gone
+    /// (an open removes `.deleted` files); readers holding the file still read it.
+    pub fn retire_files(&self) -> Result<Vec<PathBuf>> {
+        let mut retired = Vec::with_capacity(3);
+        for extension in ["log", "index", "timeindex"] {
+            let path = self.sibling(extension);
+            let mut deleted = path.clone().into_os_string();
+            deleted.push(".deleted");
+            let deleted = PathBuf::from(deleted);
+            match std::fs::rename(&path, &deleted) {
+                Ok(()) => retired.push(deleted),
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                Err(err) => return Err(Error::io("rename deleted segment file", path, err)),
+            }
+        }
+        Ok(retired)
+    }
+
     pub fn delete_files(&self) -> Result<()> {
         for extension in ["log", "index", "timeindex"] {
             let path = self.sibling(extension);

@@ -11,3 +11,4 @@ mod membership;
 mod mixed_group;
 mod python;
 mod robustness;
+mod topic_configs;

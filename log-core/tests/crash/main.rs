@@ -25,7 +25,7 @@ fn manager_config(dir: &std::path::Path) -> LogManagerConfig {
         .defaults
         .with_overrides([
             ("flush.messages", "1"),
-            ("segment.bytes", "20000"),
+            ("internal.segment.bytes", "20000"),
             ("index.interval.bytes", "512"),
         ])
         .expect("config");

@@ -75,11 +75,11 @@ fn topic_overrides_win_over_broker_defaults_and_bad_ones_are_rejected() {
     let mut config = LogManagerConfig::new(dir.path());
     config.defaults = config
         .defaults
-        .with_overrides([("segment.bytes", "100000")])
+        .with_overrides([("internal.segment.bytes", "100000")])
         .unwrap();
     let overrides: HashMap<String, BTreeMap<String, String>> = [(
         "small".to_string(),
-        [("segment.bytes".to_string(), "300".to_string())].into(),
+        [("internal.segment.bytes".to_string(), "300".to_string())].into(),
     )]
     .into();
     let (manager, _) = LogManager::open(config.clone(), overrides).unwrap();
@@ -107,7 +107,7 @@ fn topic_overrides_win_over_broker_defaults_and_bad_ones_are_rejected() {
     manager
         .set_topic_config(
             "big",
-            [("segment.bytes".to_string(), "300".to_string())].into(),
+            [("internal.segment.bytes".to_string(), "300".to_string())].into(),
         )
         .unwrap();
     big.lock()
@@ -146,7 +146,7 @@ fn background_tasks_apply_retention_and_compaction_on_schedule() {
     let overrides: HashMap<String, BTreeMap<String, String>> = [
         (
             "old".to_string(),
-            [("segment.bytes", "300"), ("retention.ms", "60000")]
+            [("internal.segment.bytes", "300"), ("retention.ms", "60000")]
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
@@ -154,7 +154,7 @@ fn background_tasks_apply_retention_and_compaction_on_schedule() {
         (
             "keys".to_string(),
             [
-                ("segment.bytes", "300"),
+                ("internal.segment.bytes", "300"),
                 ("cleanup.policy", "compact"),
                 ("min.cleanable.dirty.ratio", "0.01"),
             ]
