@@ -55,6 +55,11 @@ fn confluent_kafka_group_of_three_rebalancing_incrementally() {
 }
 
 #[test]
+fn confluent_kafka_static_members_are_fenced_and_expire_on_time() {
+    run_client_script("confluent_kafka_static.py");
+}
+
+#[test]
 fn kafka_python_and_aiokafka_groups() {
     run_client_script("python_groups.py");
 }
