@@ -255,10 +255,8 @@ fn report_from(
 
 /// A broker in this process for `--embedded`, its data in a temporary directory (removed when
 /// the returned guard drops), also listening on an ephemeral loopback port.
-fn start_bench_broker() -> anyhow::Result<(
-    tempfile::TempDir,
-    sluice_log::broker::embedded::EmbeddedBroker,
-)> {
+fn start_bench_broker() -> anyhow::Result<(tempfile::TempDir, sluice_log::embedded::EmbeddedBroker)>
+{
     let dir = tempfile::tempdir()?;
     let props: std::collections::BTreeMap<String, String> = [
         (
@@ -268,15 +266,14 @@ fn start_bench_broker() -> anyhow::Result<(
         ("log.dirs".to_string(), dir.path().display().to_string()),
     ]
     .into();
-    let broker = tokio::task::block_in_place(|| {
-        sluice_log::broker::embedded::EmbeddedBroker::start(&props)
-    })?;
+    let broker =
+        tokio::task::block_in_place(|| sluice_log::embedded::EmbeddedBroker::start(&props))?;
     Ok((dir, broker))
 }
 
 /// A client of `broker` over loopback TCP.
 async fn loopback_client(
-    broker: &sluice_log::broker::embedded::EmbeddedBroker,
+    broker: &sluice_log::embedded::EmbeddedBroker,
 ) -> anyhow::Result<Arc<sluice_log::client::Client>> {
     let bootstrap = broker
         .bootstrap()
@@ -888,7 +885,7 @@ pub fn group(args: GroupPerfArgs) -> anyhow::Result<()> {
         ),
     ]
     .into();
-    let broker = sluice_log::broker::embedded::EmbeddedBroker::start(&props)?;
+    let broker = sluice_log::embedded::EmbeddedBroker::start(&props)?;
     let bootstrap = broker
         .bootstrap()
         .context("the benchmark broker listens on loopback")?;

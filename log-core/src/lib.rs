@@ -34,14 +34,15 @@
 pub mod broker;
 pub mod client;
 pub mod config;
+pub mod embedded;
 pub mod error;
 pub mod group;
 pub mod model;
 pub mod protocol;
 pub mod storage;
 
-pub use broker::embedded::{EmbeddedBroker, EmbeddedBuilder, Sluice};
 pub use config::{CleanupPolicy, LogConfig};
+pub use embedded::{EmbeddedBroker, EmbeddedBuilder, Sluice};
 pub use error::{Error, Result};
 pub use model::TopicPartition;
 pub use storage::log::{AppendInfo, FetchIsolation, LogCheckpoints, PartitionLog, ReadResult};
