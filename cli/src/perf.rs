@@ -621,7 +621,7 @@ async fn run_consume(
         .leaders
         .len() as i32;
     let assignments = (0..partitions)
-        .map(|p| (topic.to_string(), p, StartOffset::Beginning))
+        .map(|p| (TopicPartition::new(topic, p), StartOffset::Beginning))
         .collect();
     let mut consumer = Consumer::assign(client, assignments, ConsumerConfig::default()).await?;
     let started = Instant::now();
@@ -854,7 +854,7 @@ struct GroupReport {
 }
 
 /// One member's view, shared with the bench: generation and partitions.
-type MemberView = Arc<std::sync::Mutex<(i32, Vec<(String, i32)>)>>;
+type MemberView = Arc<std::sync::Mutex<(i32, Vec<TopicPartition>)>>;
 
 /// Time for a group to settle: `--members` members joining a new group, then one more member
 /// joining the stable group (every member polling, as consumers do), against an in-process
@@ -939,14 +939,14 @@ pub fn group(args: GroupPerfArgs) -> anyhow::Result<()> {
             };
         // Settled: every member in the same (highest) generation, every partition owned once.
         let settled = |views: &[MemberView], n: usize| -> bool {
-            let snapshot: Vec<(i32, Vec<(String, i32)>)> = views
+            let snapshot: Vec<(i32, Vec<TopicPartition>)> = views
                 .iter()
                 .filter_map(|v| v.lock().ok().map(|v| v.clone()))
                 .collect();
             let generation = snapshot.iter().map(|(g, _)| *g).max().unwrap_or(-1);
             let mut owned: Vec<i32> = snapshot
                 .iter()
-                .flat_map(|(_, a)| a.iter().map(|(_, p)| *p))
+                .flat_map(|(_, a)| a.iter().map(|tp| tp.partition))
                 .collect();
             owned.sort_unstable();
             snapshot.len() == n
