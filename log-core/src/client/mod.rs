@@ -1,8 +1,9 @@
 //! A Kafka-protocol client: it works against Sluice and any Kafka-compatible cluster. This is the
 //! base the `sluice` command-line tools stand on: a [`Client`] (bootstrap, metadata, one
 //! connection per broker, admin requests), a batching [`producer::Producer`] and an
-//! assignment-based [`consumer::Consumer`]. Consumer groups and the full native client build on
-//! it later.
+//! assignment-based [`consumer::Consumer`], with consumer groups on top
+//! ([`group_consumer::GroupConsumer`], [`membership::GroupMembership`], the admin calls of
+//! [`groups`]). Over TCP, or in-process to a broker in this process ([`direct`]).
 
 pub mod admin;
 pub mod assignors;
