@@ -15,7 +15,7 @@ use bytes::Bytes;
 use sluice_log::client::consumer::{Consumer, ConsumerConfig, StartOffset};
 use sluice_log::client::producer::{Producer, ProducerConfig, ProducerRecord};
 use sluice_log::client::NewTopic;
-use sluice_log::Sluice;
+use sluice_log::{Sluice, TopicPartition};
 use sluice_streams::serdes::{JsonSerde, Serde, StringSerde};
 use sluice_streams::{
     Consumed, Grouped, KafkaStreams, Materialized, Produced, SessionWindowedSerde, SessionWindows,
@@ -157,7 +157,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Read the alerts: one per closed suspicious session.
     let mut consumer = Consumer::assign(
         client.clone(),
-        vec![("fraud-alerts".to_string(), 0, StartOffset::Beginning)],
+        vec![(
+            TopicPartition::new("fraud-alerts", 0),
+            StartOffset::Beginning,
+        )],
         ConsumerConfig::default(),
     )
     .await?;

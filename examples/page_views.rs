@@ -13,7 +13,7 @@ use bytes::Bytes;
 use sluice_log::client::consumer::{Consumer, ConsumerConfig, StartOffset};
 use sluice_log::client::producer::{Producer, ProducerConfig, ProducerRecord};
 use sluice_log::client::NewTopic;
-use sluice_log::Sluice;
+use sluice_log::{Sluice, TopicPartition};
 use sluice_streams::serdes::{I64Serde, JsonSerde, Serde, StringSerde};
 use sluice_streams::{
     Consumed, Grouped, KafkaStreams, Materialized, Produced, StreamsBuilder, StreamsConfig,
@@ -149,7 +149,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Read the counts: the last update of each region and window is its count.
     let mut consumer = Consumer::assign(
         client.clone(),
-        vec![("views-per-region".to_string(), 0, StartOffset::Beginning)],
+        vec![(
+            TopicPartition::new("views-per-region", 0),
+            StartOffset::Beginning,
+        )],
         ConsumerConfig::default(),
     )
     .await?;

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use sluice_log::client::consumer::{Consumer, ConsumerConfig, StartOffset};
 use sluice_log::client::producer::{Producer, ProducerConfig, ProducerRecord};
 use sluice_log::client::NewTopic;
-use sluice_log::Sluice;
+use sluice_log::{Sluice, TopicPartition};
 use sluice_streams::serdes::{I64Serde, StringSerde};
 use sluice_streams::{
     Consumed, Grouped, KafkaStreams, Materialized, Produced, StreamsBuilder, StreamsConfig,
@@ -91,7 +91,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // send one update per word and commit, not one per word seen).
     let mut consumer = Consumer::assign(
         client.clone(),
-        vec![("word-counts".to_string(), 0, StartOffset::Beginning)],
+        vec![(
+            TopicPartition::new("word-counts", 0),
+            StartOffset::Beginning,
+        )],
         ConsumerConfig::default(),
     )
     .await?;

@@ -89,7 +89,7 @@ fn props(pairs: &[(&str, &str)]) -> Props {
 
 /// A standalone worker with the file connectors on `node`, offsets in `dir`.
 pub(crate) async fn file_worker(
-    node: &sluice_log::broker::embedded::EmbeddedBroker,
+    node: &sluice_log::embedded::EmbeddedBroker,
     dir: &Path,
     converter: &str,
     flush_interval_ms: u64,

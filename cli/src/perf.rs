@@ -255,10 +255,8 @@ fn report_from(
 
 /// A broker in this process for `--embedded`, its data in a temporary directory (removed when
 /// the returned guard drops), also listening on an ephemeral loopback port.
-fn start_bench_broker() -> anyhow::Result<(
-    tempfile::TempDir,
-    sluice_log::broker::embedded::EmbeddedBroker,
-)> {
+fn start_bench_broker() -> anyhow::Result<(tempfile::TempDir, sluice_log::embedded::EmbeddedBroker)>
+{
     let dir = tempfile::tempdir()?;
     let props: std::collections::BTreeMap<String, String> = [
         (
@@ -268,15 +266,14 @@ fn start_bench_broker() -> anyhow::Result<(
         ("log.dirs".to_string(), dir.path().display().to_string()),
     ]
     .into();
-    let broker = tokio::task::block_in_place(|| {
-        sluice_log::broker::embedded::EmbeddedBroker::start(&props)
-    })?;
+    let broker =
+        tokio::task::block_in_place(|| sluice_log::embedded::EmbeddedBroker::start(&props))?;
     Ok((dir, broker))
 }
 
 /// A client of `broker` over loopback TCP.
 async fn loopback_client(
-    broker: &sluice_log::broker::embedded::EmbeddedBroker,
+    broker: &sluice_log::embedded::EmbeddedBroker,
 ) -> anyhow::Result<Arc<sluice_log::client::Client>> {
     let bootstrap = broker
         .bootstrap()
@@ -624,7 +621,7 @@ async fn run_consume(
         .leaders
         .len() as i32;
     let assignments = (0..partitions)
-        .map(|p| (topic.to_string(), p, StartOffset::Beginning))
+        .map(|p| (TopicPartition::new(topic, p), StartOffset::Beginning))
         .collect();
     let mut consumer = Consumer::assign(client, assignments, ConsumerConfig::default()).await?;
     let started = Instant::now();
@@ -857,7 +854,7 @@ struct GroupReport {
 }
 
 /// One member's view, shared with the bench: generation and partitions.
-type MemberView = Arc<std::sync::Mutex<(i32, Vec<(String, i32)>)>>;
+type MemberView = Arc<std::sync::Mutex<(i32, Vec<TopicPartition>)>>;
 
 /// Time for a group to settle: `--members` members joining a new group, then one more member
 /// joining the stable group (every member polling, as consumers do), against an in-process
@@ -888,7 +885,7 @@ pub fn group(args: GroupPerfArgs) -> anyhow::Result<()> {
         ),
     ]
     .into();
-    let broker = sluice_log::broker::embedded::EmbeddedBroker::start(&props)?;
+    let broker = sluice_log::embedded::EmbeddedBroker::start(&props)?;
     let bootstrap = broker
         .bootstrap()
         .context("the benchmark broker listens on loopback")?;
@@ -942,14 +939,14 @@ pub fn group(args: GroupPerfArgs) -> anyhow::Result<()> {
             };
         // Settled: every member in the same (highest) generation, every partition owned once.
         let settled = |views: &[MemberView], n: usize| -> bool {
-            let snapshot: Vec<(i32, Vec<(String, i32)>)> = views
+            let snapshot: Vec<(i32, Vec<TopicPartition>)> = views
                 .iter()
                 .filter_map(|v| v.lock().ok().map(|v| v.clone()))
                 .collect();
             let generation = snapshot.iter().map(|(g, _)| *g).max().unwrap_or(-1);
             let mut owned: Vec<i32> = snapshot
                 .iter()
-                .flat_map(|(_, a)| a.iter().map(|(_, p)| *p))
+                .flat_map(|(_, a)| a.iter().map(|tp| tp.partition))
                 .collect();
             owned.sort_unstable();
             snapshot.len() == n

@@ -11,6 +11,7 @@ use serde::Serialize;
 use sluice_log::client::consumer::{Consumer, ConsumerConfig, StartOffset};
 use sluice_log::client::producer::{Producer, ProducerConfig, ProducerRecord};
 use sluice_log::client::NewTopic;
+use sluice_log::TopicPartition;
 use sluice_streams::nexmark::{
     self, AuctionCount, AuctionCountSerde, AuctionSerde, BidSerde, CategorizedBidSerde, Event,
     Generator,
@@ -247,7 +248,7 @@ pub fn streams(args: StreamsBenchArgs) -> anyhow::Result<()> {
             );
             anyhow::ensure!(!app.has_failed_thread(), "the stream thread stopped");
             let committed = client.committed_offsets(&application_id).await?;
-            let position = |topic: &str| committed.get(&(topic.to_string(), 0)).copied();
+            let position = |topic: &str| committed.get(&TopicPartition::new(topic, 0)).copied();
             if position("bids") >= Some(n as i64) {
                 if !q5 {
                     break;
@@ -266,7 +267,7 @@ pub fn streams(args: StreamsBenchArgs) -> anyhow::Result<()> {
             // Each window's last update names the loop's hottest auction.
             let mut consumer = Consumer::assign(
                 client.clone(),
-                vec![("out".to_string(), 0, StartOffset::Beginning)],
+                vec![(TopicPartition::new("out", 0), StartOffset::Beginning)],
                 ConsumerConfig::default(),
             )
             .await?;

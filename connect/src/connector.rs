@@ -87,8 +87,8 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// A connector's or task's properties.
 pub type Props = BTreeMap<String, String>;
 
-/// A topic partition.
-pub type TopicPartition = (String, i32);
+/// A topic partition: the log's own type, re-exported for connector authors.
+pub use sluice_log::TopicPartition;
 
 /// A `LIST` config value's items: split at commas, trimmed, empty ones dropped (as Kafka's
 /// `ConfigDef` parses lists).

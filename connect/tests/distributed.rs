@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::{json, Value as Json};
 use sluice_connect::distributed::{DistributedConfig, DistributedWorker};
 use sluice_connect::rest::{RestClient, RestServer};
-use sluice_log::broker::embedded::EmbeddedBroker;
+use sluice_log::embedded::EmbeddedBroker;
 
 use common::*;
 

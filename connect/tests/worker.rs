@@ -275,6 +275,7 @@ async fn wait_for_failure(worker: &Worker, name: &str) -> String {
 fn failing_records_stop_a_task_or_go_to_the_dead_letter_queue_as_configured() {
     use sluice_log::client::consumer::{Consumer, ConsumerConfig, StartOffset};
     use sluice_log::client::producer::{Producer, ProducerConfig, ProducerRecord};
+    use sluice_log::TopicPartition;
     on_embedded_node(|client, _dir| async move {
         let producer = Producer::new(client.clone(), ProducerConfig::default());
         let envelope =
@@ -335,7 +336,7 @@ fn failing_records_stop_a_task_or_go_to_the_dead_letter_queue_as_configured() {
         assert_eq!(values, vec![Value::Int64(1), Value::Int64(3)]);
         let mut dlq = Consumer::assign(
             client.clone(),
-            vec![("mixed-dlq".to_string(), 0, StartOffset::Beginning)],
+            vec![(TopicPartition::new("mixed-dlq", 0), StartOffset::Beginning)],
             ConsumerConfig::default(),
         )
         .await

@@ -34,6 +34,7 @@
 pub mod broker;
 pub mod client;
 pub mod config;
+pub mod embedded;
 pub mod error;
 pub mod group;
 pub mod model;
@@ -41,8 +42,8 @@ pub mod protocol;
 pub mod storage;
 pub mod topic_configs;
 
-pub use broker::embedded::{EmbeddedBroker, EmbeddedBuilder, Sluice};
 pub use config::{CleanupPolicy, LogConfig, TimestampType, TopicCompression};
+pub use embedded::{EmbeddedBroker, EmbeddedBuilder, Sluice};
 pub use error::{Error, Result};
 pub use model::TopicPartition;
 pub use storage::log::{AppendInfo, FetchIsolation, LogCheckpoints, PartitionLog, ReadResult};

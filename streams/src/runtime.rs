@@ -31,6 +31,7 @@ use sluice_log::client::group_consumer::{
 };
 use sluice_log::client::producer::{DeliveryFuture, Producer, ProducerConfig, ProducerRecord};
 use sluice_log::client::{Client, NewTopic};
+use sluice_log::TopicPartition;
 
 use crate::error::{Result, StreamsError};
 use crate::processor::PunctuationType;
@@ -654,10 +655,13 @@ impl StreamThread {
     /// assignor may give one partition number's topics to different members, so a task that
     /// gains a topic-partition is rebuilt from the changelogs: another member may have updated
     /// its stores meanwhile (and logged every update before it gave the partition up).
-    async fn take_tasks(&mut self, partitions: &[(String, i32)]) -> Result<()> {
+    async fn take_tasks(&mut self, partitions: &[TopicPartition]) -> Result<()> {
         let mut wanted: BTreeMap<i32, std::collections::BTreeSet<String>> = BTreeMap::new();
-        for (topic, partition) in partitions {
-            wanted.entry(*partition).or_default().insert(topic.clone());
+        for tp in partitions {
+            wanted
+                .entry(tp.partition)
+                .or_default()
+                .insert(tp.topic.to_string());
         }
         let stores = self.stores.clone();
         self.tasks.retain(|partition, (topics, task)| {
@@ -1017,12 +1021,9 @@ async fn bootstrap_globals(
     for (topic, _) in topology.global_tables() {
         let partitions = client.topic(&topic, false).await?.leaders.len() as i32;
         for partition in 0..partitions {
-            ends.push((
-                topic.clone(),
-                partition,
-                client.list_offset(&topic, partition, -1).await?,
-            ));
-            assignments.push((topic.clone(), partition, StartOffset::Beginning));
+            let tp = TopicPartition::new(&topic, partition);
+            ends.push((tp.clone(), client.list_offset(&topic, partition, -1).await?));
+            assignments.push((tp, StartOffset::Beginning));
         }
     }
     if assignments.is_empty() {
@@ -1036,8 +1037,8 @@ async fn bootstrap_globals(
     .await?;
     let behind = |consumer: &Consumer| -> Result<u64> {
         let mut behind = 0;
-        for (topic, partition, end) in &ends {
-            behind += (end - consumer.position(topic, *partition)?).max(0) as u64;
+        for (tp, end) in &ends {
+            behind += (end - consumer.position(&tp.topic, tp.partition)?).max(0) as u64;
         }
         Ok(behind)
     };
@@ -1121,7 +1122,10 @@ async fn restore(
     }
     let mut consumer = Consumer::assign(
         client.clone(),
-        vec![(topic.clone(), partition, StartOffset::Offset(from))],
+        vec![(
+            TopicPartition::new(&topic, partition),
+            StartOffset::Offset(from),
+        )],
         ConsumerConfig::default(),
     )
     .await?;
@@ -1193,10 +1197,9 @@ fn in_timestamp_order(records: Vec<crate::topology::RawRecord>) -> Vec<crate::to
     }
     let n = records.len();
     let mut queues: Vec<VecDeque<crate::topology::RawRecord>> = Vec::new();
-    let mut index: BTreeMap<(Arc<str>, i32), usize> = BTreeMap::new();
+    let mut index: BTreeMap<TopicPartition, usize> = BTreeMap::new();
     for record in records {
-        let key = (record.topic.clone(), record.partition);
-        let at = *index.entry(key).or_insert_with(|| {
+        let at = *index.entry(record.topic_partition()).or_insert_with(|| {
             queues.push(VecDeque::new());
             queues.len() - 1
         });

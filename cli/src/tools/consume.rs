@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use sluice_log::client::consumer::{Consumer, ConsumerConfig, ConsumerRecord, StartOffset};
+use sluice_log::TopicPartition;
 
 use super::{parse_key_value, runtime, unescape, Connect};
 
@@ -175,7 +176,7 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
         };
         let assignments = partitions
             .into_iter()
-            .map(|p| (args.topic.clone(), p, start))
+            .map(|p| (TopicPartition::new(&args.topic, p), start))
             .collect();
         let mut consumer = Consumer::assign(client, assignments, ConsumerConfig::default()).await?;
         let stdout = std::io::stdout();
@@ -234,7 +235,7 @@ async fn consume_in_group(
     let idle_limit = args.timeout_ms.map(Duration::from_millis);
     // What was printed is what gets committed: records fetched but not printed (past
     // --max-messages) stay for the group's next reader.
-    let mut printed: std::collections::BTreeMap<(String, i32), i64> =
+    let mut printed: std::collections::BTreeMap<TopicPartition, i64> =
         std::collections::BTreeMap::new();
     while args.max_messages.is_none_or(|max| n_printed < max)
         && idle_limit.is_none_or(|limit| last_record.elapsed() < limit)
@@ -250,16 +251,12 @@ async fn consume_in_group(
             }
             out.write_all(format.render(&record).as_bytes())
                 .context("write to stdout")?;
-            printed.insert(
-                (record.topic.to_string(), record.partition),
-                record.offset + 1,
-            );
+            printed.insert(record.topic_partition(), record.offset + 1);
             n_printed += 1;
         }
         out.flush().context("write to stdout")?;
     }
-    let offsets: Vec<(String, i32, i64)> =
-        printed.into_iter().map(|((t, p), o)| (t, p, o)).collect();
+    let offsets: Vec<(TopicPartition, i64)> = printed.into_iter().collect();
     consumer
         .commit_offsets(&offsets)
         .await

@@ -206,7 +206,8 @@ pub fn run(args: GroupsArgs) -> anyhow::Result<()> {
                     .await
                     .with_context(|| format!("reset the offsets of group {group}"))?;
                 println!("\n{:<20} {:<20} {:>9} {:>12}", "GROUP", "TOPIC", "PARTITION", "NEW-OFFSET");
-                for ((topic, partition), offset) in &plan {
+                for (tp, offset) in &plan {
+                    let (topic, partition) = (&*tp.topic, tp.partition);
                     println!("{group:<20} {topic:<20} {partition:>9} {offset:>12}");
                 }
                 if execute {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
-use sluice_log::broker::embedded::EmbeddedBroker;
+use sluice_log::embedded::EmbeddedBroker;
 
 pub struct Fixture {
     pub broker: EmbeddedBroker,

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use sluice_log::client::consumer::{Consumer, ConsumerConfig, ConsumerRecord, StartOffset};
 use sluice_log::client::producer::{Producer, ProducerConfig, ProducerRecord};
 use sluice_log::client::{Client, NewTopic};
+use sluice_log::TopicPartition;
 use tokio::sync::watch;
 
 use crate::error::{ConnectError, Result};
@@ -59,7 +60,7 @@ impl KafkaLog {
             .unwrap_or(i32::MAX)
             .max(1);
         let assignment = (0..partitions)
-            .map(|p| (topic.to_string(), p, StartOffset::Beginning))
+            .map(|p| (TopicPartition::new(topic, p), StartOffset::Beginning))
             .collect();
         let config = ConsumerConfig {
             // A short long-poll: readers wait for the tail after every write.
@@ -177,6 +178,6 @@ fn positions(consumer: &Consumer) -> BTreeMap<i32, i64> {
     consumer
         .positions()
         .into_iter()
-        .map(|(_, partition, offset)| (partition, offset))
+        .map(|(tp, offset)| (tp.partition, offset))
         .collect()
 }

@@ -32,7 +32,7 @@ use tokio::sync::watch;
 
 use crate::connector::{
     ConfigDef, ConfigKey, ConfigType, ConfigValue, Connector, ConnectorContext, ConnectorEvent,
-    Importance, Props, SinkConnector, SourceConnector,
+    Importance, Props, SinkConnector, SourceConnector, TopicPartition,
 };
 use crate::converter::{bool_config, converter_for, display, Converter};
 use crate::data::Value;
@@ -927,11 +927,11 @@ impl Worker {
         let committed = self.client.committed_offsets(&sink::group_id(name)).await?;
         Ok(committed
             .into_iter()
-            .map(|((topic, partition), offset)| {
+            .map(|(tp, offset)| {
                 (
                     Value::string_map([
-                        ("kafka_topic", Value::String(topic)),
-                        ("kafka_partition", Value::Int32(partition)),
+                        ("kafka_topic", Value::String(tp.topic.to_string())),
+                        ("kafka_partition", Value::Int32(tp.partition)),
                     ]),
                     Value::string_map([("kafka_offset", Value::Int64(offset))]),
                 )
@@ -1009,7 +1009,7 @@ impl Worker {
             return self.offsets.remove(name).await;
         }
         let group = sink::group_id(name);
-        let committed: Vec<(String, i32)> = self
+        let committed: Vec<TopicPartition> = self
             .client
             .committed_offsets(&group)
             .await?
@@ -1401,7 +1401,7 @@ pub(crate) fn must_be_stopped(name: &str, target: TargetState) -> Result<()> {
 }
 
 /// A sink partition as Kafka Connect writes it: `{"kafka_topic": t, "kafka_partition": p}`.
-fn sink_partition(partition: &Value) -> Result<(String, i32)> {
+fn sink_partition(partition: &Value) -> Result<TopicPartition> {
     let field = |name: &str| match partition {
         Value::Map(entries) => entries
             .iter()
@@ -1410,7 +1410,7 @@ fn sink_partition(partition: &Value) -> Result<(String, i32)> {
         _ => None,
     };
     let topic = match field("kafka_topic") {
-        Some(Value::String(topic)) if !topic.is_empty() => topic.clone(),
+        Some(Value::String(topic)) if !topic.is_empty() => topic,
         _ => {
             return Err(ConnectError::BadRequest(format!(
                 "Sink partitions need a \"kafka_topic\" string and a \"kafka_partition\" number; got {}",
@@ -1423,7 +1423,7 @@ fn sink_partition(partition: &Value) -> Result<(String, i32)> {
         .and_then(|n| i32::try_from(n).ok())
         .filter(|n| *n >= 0)
     {
-        Some(p) => Ok((topic, p)),
+        Some(p) => Ok(TopicPartition::new(topic, p)),
         None => Err(ConnectError::BadRequest(format!(
             "Sink partitions need a \"kafka_partition\" number of at least 0; got {}",
             display(partition)

@@ -192,7 +192,7 @@ pub(super) async fn run_until_stopped(
                     let mut batch = Vec::with_capacity(records.len());
                     let mut batch_reached: BTreeMap<TopicPartition, i64> = BTreeMap::new();
                     // Where each record came from (a transform may rename its topic).
-                    let mut origins: Vec<(Arc<str>, i32)> = Vec::with_capacity(records.len());
+                    let mut origins: Vec<TopicPartition> = Vec::with_capacity(records.len());
                     for record in records {
                         setup.note_topic(&mut topics_seen, &record.topic);
                         let converted = if setup.errors.retries() {
@@ -203,7 +203,7 @@ pub(super) async fn run_until_stopped(
                         match converted {
                             Ok(Some(sink_record)) => {
                                 batch.push(sink_record);
-                                origins.push((record.topic.clone(), record.partition));
+                                origins.push(record.topic_partition());
                             }
                             Ok(None) => {}
                             Err((stage, error)) => {
@@ -223,10 +223,7 @@ pub(super) async fn run_until_stopped(
                                     .await?
                             }
                         }
-                        batch_reached.insert(
-                            (record.topic.to_string(), record.partition),
-                            record.offset + 1,
-                        );
+                        batch_reached.insert(record.topic_partition(), record.offset + 1);
                     }
                     let pending = Pending {
                         records: batch,
@@ -293,8 +290,8 @@ const REDELIVERY_BACKOFF: Duration = Duration::from_millis(100);
 /// Records converted for `put`, and the next offset of each partition they reach.
 struct Pending {
     records: Vec<SinkRecord>,
-    /// The topic and partition each of `records` was read from.
-    origins: Vec<(Arc<str>, i32)>,
+    /// The partition each of `records` was read from.
+    origins: Vec<TopicPartition>,
     reached: BTreeMap<TopicPartition, i64>,
 }
 
@@ -334,20 +331,15 @@ async fn put_or_keep(
 /// nothing is left to put again, the partitions kept are resumed (unless the task is paused).
 fn forget(
     redelivery: &mut Option<Pending>,
-    partitions: &[(String, i32)],
+    partitions: &[TopicPartition],
     member: &mut GroupConsumer,
     paused: bool,
 ) -> Result<()> {
     if let Some(pending) = redelivery {
-        let leaving = |(topic, partition): &(Arc<str>, i32)| {
-            partitions
-                .iter()
-                .any(|(t, p)| t.as_str() == &**topic && p == partition)
-        };
         let mut kept = Vec::with_capacity(pending.records.len());
         let mut kept_origins = Vec::with_capacity(pending.origins.len());
         for (record, origin) in pending.records.drain(..).zip(pending.origins.drain(..)) {
-            if !leaving(&origin) {
+            if !partitions.contains(&origin) {
                 kept.push(record);
                 kept_origins.push(origin);
             }
@@ -375,12 +367,9 @@ async fn commit(
     if offsets.is_empty() {
         return Ok(());
     }
-    let committable = task.pre_commit(offsets).await?;
-    let list: Vec<(String, i32, i64)> = committable
-        .into_iter()
-        .map(|((topic, partition), offset)| (topic, partition, offset))
-        .collect();
-    member.commit_offsets(&list).await?;
+    let committable: Vec<(TopicPartition, i64)> =
+        task.pre_commit(offsets).await?.into_iter().collect();
+    member.commit_offsets(&committable).await?;
     Ok(())
 }
 

@@ -4,6 +4,7 @@
 //! Kafka does) and read back when the broker starts.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
@@ -70,7 +71,7 @@ impl Broker {
             n += partitions.len();
             let mut records: Vec<(Bytes, Option<Bytes>)> = partitions
                 .iter()
-                .map(|(topic, partition)| (store::offset_key(&group, topic, *partition), None))
+                .map(|tp| (store::offset_key(&group, &tp.topic, tp.partition), None))
                 .collect();
             if group_removed {
                 records.push((store::group_key(&group), None));
@@ -472,7 +473,7 @@ pub fn offset_commit(
     let mut stored = Vec::new();
     let mut results: Vec<(TopicName, PartitionErrors)> = Vec::new();
     for topic in &request.topics {
-        let name = topic.name.0.to_string();
+        let name: Arc<str> = topic.name.0.as_str().into();
         let meta = broker.topic_meta(&name);
         let mut partitions = Vec::new();
         for partition in &topic.partitions {
@@ -502,7 +503,13 @@ pub fn offset_commit(
                     store::offset_key(&group_id, &name, partition.partition_index),
                     Some(store::offset_value(&offset)),
                 ));
-                stored.push((name.clone(), partition.partition_index, offset));
+                stored.push((
+                    TopicPartition {
+                        topic: name.clone(),
+                        partition: partition.partition_index,
+                    },
+                    offset,
+                ));
             }
             partitions.push((partition.partition_index, error));
         }
@@ -548,15 +555,18 @@ pub fn offset_fetch(
         OffsetFetchResponsePartition, OffsetFetchResponseTopic,
     };
     let offsets = broker.groups.offsets(&request.group_id.0);
-    let wanted: Vec<(String, Vec<i32>)> = match &request.topics {
+    let wanted: Vec<(Arc<str>, Vec<i32>)> = match &request.topics {
         Some(topics) => topics
             .iter()
-            .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
+            .map(|t| (t.name.0.as_str().into(), t.partition_indexes.clone()))
             .collect(),
         None => {
-            let mut by_topic: BTreeMap<String, Vec<i32>> = BTreeMap::new();
-            for (topic, partition) in offsets.keys() {
-                by_topic.entry(topic.clone()).or_default().push(*partition);
+            let mut by_topic: BTreeMap<Arc<str>, Vec<i32>> = BTreeMap::new();
+            for tp in offsets.keys() {
+                by_topic
+                    .entry(tp.topic.clone())
+                    .or_default()
+                    .push(tp.partition);
             }
             by_topic
                 .into_iter()
@@ -575,7 +585,11 @@ pub fn offset_fetch(
                 .map(|partition| {
                     let base =
                         OffsetFetchResponsePartition::default().with_partition_index(partition);
-                    match offsets.get(&(topic.clone(), partition)) {
+                    let tp = TopicPartition {
+                        topic: topic.clone(),
+                        partition,
+                    };
+                    match offsets.get(&tp) {
                         Some(stored) => {
                             let found = base
                                 .with_committed_offset(stored.offset)
@@ -709,7 +723,7 @@ pub fn delete_groups(broker: &Broker, request: DeleteGroupsRequest) -> DeleteGro
             let result = broker.groups.delete(&id).and_then(|keys| {
                 let mut records: Vec<(Bytes, Option<Bytes>)> = keys
                     .iter()
-                    .map(|(t, p)| (store::offset_key(&id, t, *p), None))
+                    .map(|tp| (store::offset_key(&id, &tp.topic, tp.partition), None))
                     .collect();
                 records.push((store::group_key(&id), None));
                 broker.write_group_records(&id, records).map_err(|e| e.code)
@@ -729,13 +743,15 @@ pub fn offset_delete(broker: &Broker, request: OffsetDeleteRequest) -> OffsetDel
         OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
     };
     let group_id = request.group_id.0.to_string();
-    let wanted: Vec<(String, i32)> = request
+    let wanted: Vec<TopicPartition> = request
         .topics
         .iter()
         .flat_map(|t| {
-            t.partitions
-                .iter()
-                .map(move |p| (t.name.0.to_string(), p.partition_index))
+            let topic: Arc<str> = t.name.0.as_str().into();
+            t.partitions.iter().map(move |p| TopicPartition {
+                topic: topic.clone(),
+                partition: p.partition_index,
+            })
         })
         .collect();
     let results = match broker.groups.delete_offsets(&group_id, &wanted) {
@@ -746,17 +762,17 @@ pub fn offset_delete(broker: &Broker, request: OffsetDeleteRequest) -> OffsetDel
         .iter()
         .zip(&results)
         .filter(|(_, error)| error.is_none())
-        .map(|((topic, partition), _)| (store::offset_key(&group_id, topic, *partition), None))
+        .map(|(tp, _)| (store::offset_key(&group_id, &tp.topic, tp.partition), None))
         .collect();
     if let Err(err) = broker.write_group_records(&group_id, tombstones) {
         return OffsetDeleteResponse::default().with_error_code(err.code.code());
     }
     let mut topics: Vec<OffsetDeleteResponseTopic> = Vec::new();
-    for ((topic, partition), error) in wanted.into_iter().zip(results) {
+    for (TopicPartition { topic, partition }, error) in wanted.into_iter().zip(results) {
         let entry = OffsetDeleteResponsePartition::default()
             .with_partition_index(partition)
             .with_error_code(error_code(error));
-        match topics.iter_mut().find(|t| t.name.0.as_str() == topic) {
+        match topics.iter_mut().find(|t| t.name.0.as_str() == &*topic) {
             Some(t) => t.partitions.push(entry),
             None => topics.push(
                 OffsetDeleteResponseTopic::default()

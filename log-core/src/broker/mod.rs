@@ -7,7 +7,6 @@
 mod admin;
 pub mod config;
 mod configs;
-pub mod embedded;
 mod fetch;
 mod groups;
 mod produce;
@@ -27,7 +26,7 @@ use uuid::Uuid;
 use crate::error::{Error, Result};
 use crate::group::coordinator::{CoordinatorConfig, GroupCoordinator};
 use crate::model::{validate_topic_name, TopicPartition};
-use crate::protocol::Request;
+use crate::protocol::{Reply, Request};
 use crate::storage::manager::{LogManager, LogManagerConfig, OpenStats, SharedLog};
 pub use config::{BrokerConfig, Listener};
 use topics::{TopicMeta, TopicStore};
@@ -57,17 +56,6 @@ impl From<Error> for ApiError {
             message: err.to_string(),
         }
     }
-}
-
-/// What the connection does after a request.
-#[derive(Debug)]
-pub enum Reply {
-    /// Send this response (boxed: responses are large, the other variants small).
-    Respond(Box<ResponseKind>),
-    /// Send nothing (Produce with `acks=0`).
-    Nothing,
-    /// Close the connection, for this reason.
-    Close(String),
 }
 
 /// One node: its configuration, topics and logs.

@@ -12,7 +12,7 @@ use tokio::sync::watch;
 
 use super::Broker;
 use crate::error::{Error, Result};
-use crate::protocol::{decode_request, encode_response, frame_size, FrameError};
+use crate::protocol::{decode_request, encode_response, frame_size, FrameError, Reply};
 
 /// A running listener; dropping the handle does not stop it, [`ServerHandle::shutdown`] does.
 pub struct ServerHandle {
@@ -173,14 +173,14 @@ where
             version
         };
         match broker.handle(request).await {
-            super::Reply::Respond(response) => {
+            Reply::Respond(response) => {
                 let bytes = encode_response(api_key, response_version, correlation_id, &response)
                     .map_err(ConnectionError::Encode)?;
                 writer.write_all(&bytes).await?;
                 writer.flush().await?;
             }
-            super::Reply::Nothing => {}
-            super::Reply::Close(reason) => return Err(ConnectionError::Refused(reason)),
+            Reply::Nothing => {}
+            Reply::Close(reason) => return Err(ConnectionError::Refused(reason)),
         }
     }
 }

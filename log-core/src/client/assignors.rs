@@ -13,6 +13,7 @@
 //! `owned_partitions`, v2 `generation_id`), as the Java client and librdkafka do.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::consumer_protocol_subscription::TopicPartition as OwnedTopic;
@@ -20,6 +21,7 @@ use kafka_protocol::messages::{ConsumerProtocolSubscription, TopicName};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 use crate::error::{Error, Result};
+use crate::model::TopicPartition;
 
 /// An assignment: member id → topic → partitions (ascending).
 pub type Assignment = BTreeMap<String, BTreeMap<String, Vec<i32>>>;
@@ -124,10 +126,10 @@ fn copartitioned_assign(
     let as_units: Vec<MemberSubscription> = members
         .iter()
         .map(|m| {
-            let mut owned: Vec<(String, i32)> = m
+            let mut owned: Vec<TopicPartition> = m
                 .owned
                 .iter()
-                .map(|(_, p)| (UNITS.to_string(), *p))
+                .map(|tp| TopicPartition::new(UNITS, tp.partition))
                 .collect();
             owned.sort();
             owned.dedup();
@@ -177,7 +179,7 @@ pub struct MemberSubscription {
     /// Subscribed topics.
     pub topics: Vec<String>,
     /// Partitions the member owns (consumer protocol v1+), or owned last (eager sticky).
-    pub owned: Vec<(String, i32)>,
+    pub owned: Vec<TopicPartition>,
     /// The generation those partitions were assigned in (v2+), -1 when unknown.
     pub generation: i32,
     /// The subscription's user data (the assignor's business; Sluice Streams asks the group to
@@ -195,7 +197,7 @@ pub const SHUTDOWN_REQUESTED: &[u8] = b"sluice:shutdown-requested";
 pub fn subscription_metadata(
     assignor: Assignor,
     topics: &[String],
-    owned: &[(String, i32)],
+    owned: &[TopicPartition],
     generation: i32,
     user_data: Option<Bytes>,
 ) -> Result<Bytes> {
@@ -223,10 +225,10 @@ pub fn subscription_metadata(
     Ok(buf.freeze())
 }
 
-fn group_by_topic(partitions: &[(String, i32)]) -> Vec<OwnedTopic> {
+fn group_by_topic(partitions: &[TopicPartition]) -> Vec<OwnedTopic> {
     let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-    for (topic, partition) in partitions {
-        by_topic.entry(topic).or_default().push(*partition);
+    for tp in partitions {
+        by_topic.entry(&tp.topic).or_default().push(tp.partition);
     }
     by_topic
         .into_iter()
@@ -258,9 +260,15 @@ pub fn decode_subscription(member_id: &str, metadata: &Bytes) -> MemberSubscript
         member.owned = subscription
             .owned_partitions
             .iter()
-            .flat_map(|tp| {
-                let topic = tp.topic.0.to_string();
-                tp.partitions.iter().map(move |p| (topic.clone(), *p))
+            .flat_map(|owned| {
+                let topic: Arc<str> = owned.topic.0.as_str().into();
+                owned
+                    .partitions
+                    .iter()
+                    .map(move |&partition| TopicPartition {
+                        topic: topic.clone(),
+                        partition,
+                    })
             })
             .collect();
         member.user_data = subscription.user_data.clone();
@@ -370,7 +378,7 @@ pub fn sticky_assign(
     };
 
     // 1. Claims, newest generation first, then member id.
-    let mut owner: BTreeMap<(String, i32), usize> = BTreeMap::new();
+    let mut owner: BTreeMap<TopicPartition, usize> = BTreeMap::new();
     let mut by_claim: Vec<usize> = (0..sorted.len()).collect();
     by_claim.sort_by(|&a, &b| {
         sorted[b]
@@ -380,20 +388,20 @@ pub fn sticky_assign(
     });
     // How much a member minds giving a partition up: least what it was handed just now, then
     // what it won in a dispute, most what only it claimed.
-    let mut claim_count: BTreeMap<(String, i32), usize> = BTreeMap::new();
+    let mut claim_count: BTreeMap<TopicPartition, usize> = BTreeMap::new();
     for member in &sorted {
         for tp in member.owned.iter().collect::<BTreeSet<_>>() {
             *claim_count.entry(tp.clone()).or_default() += 1;
         }
     }
     for &idx in &by_claim {
-        for (topic, partition) in &sorted[idx].owned {
-            if exists(topic, *partition) && subscribes(sorted[idx], topic) {
-                owner.entry((topic.clone(), *partition)).or_insert(idx);
+        for tp in &sorted[idx].owned {
+            if exists(&tp.topic, tp.partition) && subscribes(sorted[idx], &tp.topic) {
+                owner.entry(tp.clone()).or_insert(idx);
             }
         }
     }
-    let stickiness = |tp: &(String, i32), idx: usize| -> u8 {
+    let stickiness = |tp: &TopicPartition, idx: usize| -> u8 {
         if !sorted[idx].owned.contains(tp) {
             0
         } else if claim_count.get(tp).copied().unwrap_or(0) > 1 {
@@ -402,15 +410,19 @@ pub fn sticky_assign(
             2
         }
     };
-    let mut held: Vec<BTreeSet<(String, i32)>> = vec![BTreeSet::new(); sorted.len()];
+    let mut held: Vec<BTreeSet<TopicPartition>> = vec![BTreeSet::new(); sorted.len()];
     for (tp, &idx) in &owner {
         held[idx].insert(tp.clone());
     }
 
     // 2. The rest, to the least loaded subscriber.
     for (topic, &count) in partition_counts {
+        let name: Arc<str> = topic.as_str().into();
         for partition in 0..count {
-            let tp = (topic.clone(), partition);
+            let tp = TopicPartition {
+                topic: name.clone(),
+                partition,
+            };
             if owner.contains_key(&tp) {
                 continue;
             }
@@ -437,7 +449,7 @@ pub fn sticky_assign(
                 }
                 let movable = held[from]
                     .iter()
-                    .filter(|(topic, _)| subscribes(sorted[to], topic))
+                    .filter(|tp| subscribes(sorted[to], &tp.topic))
                     .min_by_key(|tp| (stickiness(tp, from), std::cmp::Reverse(*tp)))
                     .cloned();
                 if let Some(tp) = movable {
@@ -453,8 +465,11 @@ pub fn sticky_assign(
     let mut result: Assignment = BTreeMap::new();
     for (idx, member) in sorted.iter().enumerate() {
         let mut topics: BTreeMap<String, Vec<i32>> = BTreeMap::new();
-        for (topic, partition) in &held[idx] {
-            topics.entry(topic.clone()).or_default().push(*partition);
+        for tp in &held[idx] {
+            topics
+                .entry(tp.topic.to_string())
+                .or_default()
+                .push(tp.partition);
         }
         result.insert(member.member_id.clone(), topics);
     }
@@ -470,20 +485,25 @@ fn withhold_moving_partitions(
     mut target: Assignment,
     members: &[MemberSubscription],
 ) -> Assignment {
-    let mut claimants: BTreeMap<(String, i32), BTreeSet<&str>> = BTreeMap::new();
+    let mut claimants: BTreeMap<TopicPartition, BTreeSet<&str>> = BTreeMap::new();
     for member in members {
-        for (topic, partition) in &member.owned {
+        for tp in &member.owned {
             claimants
-                .entry((topic.clone(), *partition))
+                .entry(tp.clone())
                 .or_default()
                 .insert(&member.member_id);
         }
     }
     for (member_id, topics) in target.iter_mut() {
         for (topic, partitions) in topics.iter_mut() {
-            partitions.retain(|partition| {
+            let name: Arc<str> = topic.as_str().into();
+            partitions.retain(|&partition| {
+                let tp = TopicPartition {
+                    topic: name.clone(),
+                    partition,
+                };
                 claimants
-                    .get(&(topic.clone(), *partition))
+                    .get(&tp)
                     .is_none_or(|ids| ids.iter().all(|id| id == member_id))
             });
         }
@@ -499,26 +519,30 @@ mod tests {
     fn member(
         id: &str,
         topics: &[&str],
-        owned: &[(&str, i32)],
+        owned: &[TopicPartition],
         generation: i32,
     ) -> MemberSubscription {
         MemberSubscription {
             member_id: id.to_string(),
             topics: topics.iter().map(|t| t.to_string()).collect(),
-            owned: owned.iter().map(|(t, p)| (t.to_string(), *p)).collect(),
+            owned: owned.to_vec(),
             generation,
             user_data: None,
         }
+    }
+
+    fn tp(topic: &str, partition: i32) -> TopicPartition {
+        TopicPartition::new(topic, partition)
     }
 
     fn counts(topics: &[(&str, i32)]) -> BTreeMap<String, i32> {
         topics.iter().map(|(t, n)| (t.to_string(), *n)).collect()
     }
 
-    fn flat(assignment: &Assignment, member: &str) -> Vec<(String, i32)> {
+    fn flat(assignment: &Assignment, member: &str) -> Vec<TopicPartition> {
         assignment[member]
             .iter()
-            .flat_map(|(t, ps)| ps.iter().map(move |p| (t.clone(), *p)))
+            .flat_map(|(t, ps)| ps.iter().map(move |&p| tp(t, p)))
             .collect()
     }
 
@@ -530,13 +554,13 @@ mod tests {
     ) {
         let mut seen = BTreeSet::new();
         for member in members {
-            for (topic, partition) in flat(assignment, &member.member_id) {
+            for got in flat(assignment, &member.member_id) {
                 assert!(
-                    member.topics.contains(&topic),
-                    "{} got {topic} it does not read",
+                    member.topics.iter().any(|t| **t == *got.topic),
+                    "{} got {got} it does not read",
                     member.member_id
                 );
-                assert!(seen.insert((topic, partition)), "assigned twice");
+                assert!(seen.insert(got), "assigned twice");
             }
         }
         let expected: usize = counts.values().map(|&n| n as usize).sum();
@@ -550,7 +574,7 @@ mod tests {
                 if na > nb + 1 {
                     let movable = flat(assignment, &a.member_id)
                         .iter()
-                        .any(|(t, _)| b.topics.contains(t));
+                        .any(|got| b.topics.iter().any(|t| **t == *got.topic));
                     assert!(
                         !movable,
                         "{} has {na}, {} has {nb} and could take one",
@@ -580,8 +604,8 @@ mod tests {
 
     #[test]
     fn a_joining_member_takes_only_what_balance_needs() {
-        let owned_a: Vec<(&str, i32)> = (0..3).map(|p| ("t", p)).collect();
-        let owned_b: Vec<(&str, i32)> = (3..6).map(|p| ("t", p)).collect();
+        let owned_a: Vec<TopicPartition> = (0..3).map(|p| tp("t", p)).collect();
+        let owned_b: Vec<TopicPartition> = (3..6).map(|p| tp("t", p)).collect();
         let members = vec![
             member("a", &["t"], &owned_a, 4),
             member("b", &["t"], &owned_b, 4),
@@ -592,11 +616,11 @@ mod tests {
         assert_valid(&assignment, &members, &counts);
         let kept_a = flat(&assignment, "a")
             .iter()
-            .filter(|(_, p)| *p < 3)
+            .filter(|got| got.partition < 3)
             .count();
         let kept_b = flat(&assignment, "b")
             .iter()
-            .filter(|(_, p)| *p >= 3)
+            .filter(|got| got.partition >= 3)
             .count();
         assert_eq!((kept_a, kept_b), (2, 2), "{assignment:?}");
         assert_eq!(flat(&assignment, "c").len(), 2);
@@ -605,15 +629,15 @@ mod tests {
     #[test]
     fn a_leaving_members_partitions_spread_and_the_rest_stay() {
         let members = vec![
-            member("a", &["t"], &[("t", 0), ("t", 1)], 2),
-            member("b", &["t"], &[("t", 2), ("t", 3)], 2),
+            member("a", &["t"], &[tp("t", 0), tp("t", 1)], 2),
+            member("b", &["t"], &[tp("t", 2), tp("t", 3)], 2),
         ];
         // "c" owned 4 and 5 and left.
         let counts = counts(&[("t", 6)]);
         let assignment = sticky_assign(&members, &counts);
         assert_valid(&assignment, &members, &counts);
-        assert!(flat(&assignment, "a").starts_with(&[("t".into(), 0), ("t".into(), 1)]));
-        assert!(flat(&assignment, "b").starts_with(&[("t".into(), 2), ("t".into(), 3)]));
+        assert!(flat(&assignment, "a").starts_with(&[tp("t", 0), tp("t", 1)]));
+        assert!(flat(&assignment, "b").starts_with(&[tp("t", 2), tp("t", 3)]));
         assert_eq!(
             flat(&assignment, "a").len() + flat(&assignment, "b").len(),
             6
@@ -625,36 +649,38 @@ mod tests {
         let members = vec![
             member("a", &["t"], &[], -1),
             member("b", &["t", "u"], &[], -1),
-            member("c", &["u"], &[("u", 0), ("u", 1), ("u", 2)], 1),
+            member("c", &["u"], &[tp("u", 0), tp("u", 1), tp("u", 2)], 1),
         ];
         let counts = counts(&[("t", 4), ("u", 3)]);
         let assignment = sticky_assign(&members, &counts);
         assert_valid(&assignment, &members, &counts);
-        assert!(flat(&assignment, "a").iter().all(|(t, _)| t == "t"));
+        assert!(flat(&assignment, "a").iter().all(|got| &*got.topic == "t"));
     }
 
     #[test]
     fn the_newest_generation_wins_a_disputed_partition() {
         let members = vec![
-            member("a", &["t"], &[("t", 0), ("t", 1)], 3),
-            member("b", &["t"], &[("t", 1)], 5),
+            member("a", &["t"], &[tp("t", 0), tp("t", 1)], 3),
+            member("b", &["t"], &[tp("t", 1)], 5),
         ];
         let counts = counts(&[("t", 2)]);
         let assignment = sticky_assign(&members, &counts);
-        assert_eq!(flat(&assignment, "b"), vec![("t".to_string(), 1)]);
-        assert_eq!(flat(&assignment, "a"), vec![("t".to_string(), 0)]);
+        assert_eq!(flat(&assignment, "b"), vec![tp("t", 1)]);
+        assert_eq!(flat(&assignment, "a"), vec![tp("t", 0)]);
         // Partitions of deleted topics, of unsubscribed topics and beyond the count are dropped.
-        let members = vec![member("a", &["t"], &[("gone", 0), ("t", 9), ("t", 0)], 1)];
+        let members = vec![member(
+            "a",
+            &["t"],
+            &[tp("gone", 0), tp("t", 9), tp("t", 0)],
+            1,
+        )];
         let assignment = sticky_assign(&members, &counts);
-        assert_eq!(
-            flat(&assignment, "a"),
-            vec![("t".to_string(), 0), ("t".to_string(), 1)]
-        );
+        assert_eq!(flat(&assignment, "a"), vec![tp("t", 0), tp("t", 1)]);
     }
 
     #[test]
     fn cooperative_first_round_withholds_partitions_that_move() {
-        let owned_a: Vec<(&str, i32)> = (0..6).map(|p| ("t", p)).collect();
+        let owned_a: Vec<TopicPartition> = (0..6).map(|p| tp("t", p)).collect();
         let members = vec![
             member("a", &["t"], &owned_a, 1),
             member("b", &["t"], &[], -1),
@@ -666,15 +692,7 @@ mod tests {
         assert!(flat(&first, "b").is_empty(), "{first:?}");
         // The follow-up round: a owns three, b nothing; b gets the other three.
         let members = vec![
-            member(
-                "a",
-                &["t"],
-                &flat(&first, "a")
-                    .iter()
-                    .map(|(t, p)| (t.as_str(), *p))
-                    .collect::<Vec<_>>(),
-                2,
-            ),
+            member("a", &["t"], &flat(&first, "a"), 2),
             member("b", &["t"], &[], -1),
         ];
         let second = Assignor::CooperativeSticky.assign(&members, &counts);
@@ -686,24 +704,13 @@ mod tests {
     #[test]
     fn subscriptions_round_trip_with_owned_partitions_for_the_sticky_assignors() {
         let topics = vec!["t".to_string(), "u".to_string()];
-        let owned = vec![
-            ("u".to_string(), 1),
-            ("t".to_string(), 2),
-            ("t".to_string(), 0),
-        ];
+        let owned = vec![tp("u", 1), tp("t", 2), tp("t", 0)];
         let metadata =
             subscription_metadata(Assignor::CooperativeSticky, &topics, &owned, 7, None).unwrap();
         assert_eq!(i16::from_be_bytes([metadata[0], metadata[1]]), 2);
         let member = decode_subscription("m", &metadata);
         assert_eq!(member.topics, topics);
-        assert_eq!(
-            member.owned,
-            vec![
-                ("t".to_string(), 0),
-                ("t".to_string(), 2),
-                ("u".to_string(), 1)
-            ]
-        );
+        assert_eq!(member.owned, vec![tp("t", 0), tp("t", 2), tp("u", 1)]);
         assert_eq!(member.generation, 7);
         // User data travels in every version (Sluice Streams' shutdown request rides on it).
         let asking = Some(Bytes::from_static(SHUTDOWN_REQUESTED));
@@ -728,7 +735,7 @@ mod tests {
     fn copartitioned_members_get_a_partition_number_of_every_topic_or_none() {
         let topics = ["lines", "app-words-repartition"];
         let both = counts(&[("lines", 4), ("app-words-repartition", 4)]);
-        let owned_a: Vec<(&str, i32)> = (0..4).flat_map(|p| topics.map(|t| (t, p))).collect();
+        let owned_a: Vec<TopicPartition> = (0..4).flat_map(|p| topics.map(|t| tp(t, p))).collect();
         let members = vec![
             member("a", &topics, &owned_a, 3),
             member("b", &topics, &[], -1),
@@ -738,8 +745,7 @@ mod tests {
         assert_eq!(first["a"]["lines"], first["a"]["app-words-repartition"]);
         assert_eq!(first["a"]["lines"].len(), 2);
         assert!(first["b"].is_empty(), "{first:?}");
-        let kept_flat = flat(&first, "a");
-        let kept: Vec<(&str, i32)> = kept_flat.iter().map(|(t, p)| (t.as_str(), *p)).collect();
+        let kept = flat(&first, "a");
         let members = vec![
             member("a", &topics, &kept, 4),
             member("b", &topics, &[], -1),
@@ -806,7 +812,7 @@ mod tests {
                 .collect();
             for (owner, topic, partition, generation) in claims {
                 let member = &mut members[owner % n_members];
-                member.owned.push((topics[topic].to_string(), partition));
+                member.owned.push(tp(topics[topic], partition));
                 member.generation = member.generation.max(generation);
             }
             let assignment = sticky_assign(&members, &counts);
@@ -816,9 +822,9 @@ mod tests {
             assert_valid(&assignment, &members, &relevant);
             let first_round = Assignor::CooperativeSticky.assign(&members, &counts);
             for m in &members {
-                for (topic, partition) in flat(&first_round, &m.member_id) {
-                    let owned_by_other = members.iter().any(|o| o.member_id != m.member_id && o.owned.contains(&(topic.clone(), partition)));
-                    proptest::prop_assert!(!owned_by_other, "{} got {topic}-{partition} owned by another", m.member_id);
+                for got in flat(&first_round, &m.member_id) {
+                    let owned_by_other = members.iter().any(|o| o.member_id != m.member_id && o.owned.contains(&got));
+                    proptest::prop_assert!(!owned_by_other, "{} got {got} owned by another", m.member_id);
                 }
             }
         }
@@ -837,17 +843,17 @@ mod tests {
                 .map(|idx| member(&format!("m{idx}"), &["t"], &[], 1))
                 .collect();
             for (owner, partition) in &claims {
-                members[owner % n_members].owned.push(("t".to_string(), *partition));
+                members[owner % n_members].owned.push(tp("t", *partition));
             }
             let counts = counts(&[("t", n_partitions)]);
             let assignment = sticky_assign(&members, &counts);
             assert_valid(&assignment, &members, &counts);
             let share = (n_partitions as usize) / n_members;
             for m in &members {
-                let undisputed: BTreeSet<(String, i32)> = m
+                let undisputed: BTreeSet<TopicPartition> = m
                     .owned
                     .iter()
-                    .filter(|(_, p)| *p < n_partitions)
+                    .filter(|owned| owned.partition < n_partitions)
                     .filter(|tp| members.iter().all(|o| o.member_id == m.member_id || !o.owned.contains(tp)))
                     .cloned()
                     .collect();

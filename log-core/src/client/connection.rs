@@ -21,9 +21,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
-use super::direct::FromResponseKind;
-use crate::broker::{Broker, Reply};
+use super::direct::{FromResponseKind, InProcess};
 use crate::error::{Error, Result};
+use crate::protocol::Reply;
 
 type Pending = Arc<Mutex<Option<HashMap<i32, oneshot::Sender<Result<Bytes>>>>>>;
 
@@ -236,23 +236,15 @@ impl Connection {
     }
 
     /// A connection to a broker in this process: requests are handed to its handlers as values,
-    /// in order, by a task on `runtime`.
+    /// in order, by a task on the broker's runtime.
     pub async fn direct(
-        broker: Arc<Broker>,
-        runtime: &tokio::runtime::Handle,
+        broker: &InProcess,
         addr: &str,
         client_id: &str,
         request_timeout: Duration,
     ) -> Result<Connection> {
-        let (requests, mut queue) = tokio::sync::mpsc::unbounded_channel::<(
-            crate::protocol::Request,
-            oneshot::Sender<Reply>,
-        )>();
-        let worker = runtime.spawn(async move {
-            while let Some((request, reply)) = queue.recv().await {
-                let _ = reply.send(broker.handle(request).await);
-            }
-        });
+        let (requests, queue) = tokio::sync::mpsc::unbounded_channel();
+        let worker = broker.serve(queue);
         let mut connection = Connection {
             addr: addr.to_string(),
             client_id: StrBytes::from_string(client_id.to_string()),

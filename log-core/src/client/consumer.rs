@@ -25,6 +25,7 @@ use kafka_protocol::records::RecordBatchDecoder;
 
 use super::Client;
 use crate::error::{Error, Result};
+use crate::model::TopicPartition;
 use crate::storage::batch::{BatchHeader, BATCH_HEADER_LEN};
 
 /// Where a partition's reading starts.
@@ -90,10 +91,19 @@ pub struct ConsumerRecord {
     pub headers: Vec<(String, Option<Bytes>)>,
 }
 
+impl ConsumerRecord {
+    /// The record's partition (sharing the topic name, not copying it).
+    pub fn topic_partition(&self) -> TopicPartition {
+        TopicPartition {
+            topic: self.topic.clone(),
+            partition: self.partition,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Position {
-    topic: Arc<str>,
-    partition: i32,
+    tp: TopicPartition,
     /// The next offset to fetch; records before it may still be buffered.
     offset: i64,
     high_watermark: i64,
@@ -122,15 +132,13 @@ struct Prefetch {
 
 /// Where one partition's fetch starts.
 struct Planned {
-    topic: Arc<str>,
-    partition: i32,
+    tp: TopicPartition,
     offset: i64,
 }
 
 /// What one partition's fetch brought.
 struct Fetched {
-    topic: Arc<str>,
-    partition: i32,
+    tp: TopicPartition,
     /// The offset the fetch was sent from: the result applies only at that position.
     fetch_offset: i64,
     high_watermark: i64,
@@ -160,15 +168,14 @@ impl Consumer {
     /// A consumer of `partitions`, each from its start point.
     pub async fn assign(
         client: Arc<Client>,
-        partitions: Vec<(String, i32, StartOffset)>,
+        partitions: Vec<(TopicPartition, StartOffset)>,
         config: ConsumerConfig,
     ) -> Result<Consumer> {
         let mut positions = Vec::with_capacity(partitions.len());
-        for (topic, partition, start) in partitions {
-            let offset = resolve_start(&client, &topic, partition, start).await?;
+        for (tp, start) in partitions {
+            let offset = resolve_start(&client, &tp, start).await?;
             positions.push(Position {
-                topic: topic.into(),
-                partition,
+                tp,
                 offset,
                 high_watermark: -1,
                 paused: false,
@@ -188,17 +195,16 @@ impl Consumer {
     /// already assigned keep their positions.
     pub async fn add_partitions(
         &mut self,
-        partitions: Vec<(String, i32, StartOffset)>,
+        partitions: Vec<(TopicPartition, StartOffset)>,
     ) -> Result<()> {
-        for (topic, partition, start) in partitions {
-            if self.index_of(&topic, partition).is_ok() {
+        for (tp, start) in partitions {
+            if self.index_of(&tp.topic, tp.partition).is_ok() {
                 continue;
             }
-            let offset = resolve_start(&self.client, &topic, partition, start).await?;
+            let offset = resolve_start(&self.client, &tp, start).await?;
             self.epoch += 1;
             self.positions.push(Position {
-                topic: topic.into(),
-                partition,
+                tp,
                 offset,
                 high_watermark: -1,
                 paused: false,
@@ -208,20 +214,21 @@ impl Consumer {
     }
 
     /// Stops reading these partitions, dropping what is buffered of them.
-    pub fn remove_partitions(&mut self, partitions: &[(String, i32)]) {
+    pub fn remove_partitions(&mut self, partitions: &[TopicPartition]) {
         let removed = |topic: &str, partition: i32| {
             partitions
                 .iter()
-                .any(|(t, p)| *p == partition && t == topic)
+                .any(|tp| tp.partition == partition && &*tp.topic == topic)
         };
         self.epoch += 1;
-        self.positions.retain(|p| !removed(&p.topic, p.partition));
+        self.positions
+            .retain(|p| !removed(&p.tp.topic, p.tp.partition));
         self.buffered.retain(|r| !removed(&r.topic, r.partition));
     }
 
     /// The offset of the next record `poll` returns, for each assigned partition (what a
     /// commit stores: records fetched but not yet returned are not counted as consumed).
-    pub fn positions(&self) -> Vec<(String, i32, i64)> {
+    pub fn positions(&self) -> Vec<(TopicPartition, i64)> {
         // One pass over the buffer: the first buffered record of a partition is its next.
         let mut first: HashMap<(&str, i32), i64> = HashMap::new();
         for record in &self.buffered {
@@ -233,10 +240,10 @@ impl Consumer {
             .iter()
             .map(|p| {
                 let next = first
-                    .get(&(&*p.topic, p.partition))
+                    .get(&(&*p.tp.topic, p.tp.partition))
                     .copied()
                     .unwrap_or(p.offset);
-                (p.topic.to_string(), p.partition, next)
+                (p.tp.clone(), next)
             })
             .collect()
     }
@@ -251,7 +258,7 @@ impl Consumer {
     /// already buffered for it are dropped). A start point resolves as in `assign`.
     pub async fn seek(&mut self, topic: &str, partition: i32, to: StartOffset) -> Result<()> {
         let at = self.index_of(topic, partition)?;
-        let offset = resolve_start(&self.client, topic, partition, to).await?;
+        let offset = resolve_start(&self.client, &self.positions[at].tp, to).await?;
         self.buffered
             .retain(|r| !(r.partition == partition && &*r.topic == topic));
         self.epoch += 1;
@@ -262,21 +269,21 @@ impl Consumer {
     }
 
     /// Stops fetching from, and returning records of, these partitions until `resume`.
-    pub fn pause(&mut self, partitions: &[(String, i32)]) -> Result<()> {
+    pub fn pause(&mut self, partitions: &[TopicPartition]) -> Result<()> {
         self.set_paused(partitions, true)
     }
 
     /// Fetches and returns records of paused partitions again.
-    pub fn resume(&mut self, partitions: &[(String, i32)]) -> Result<()> {
+    pub fn resume(&mut self, partitions: &[TopicPartition]) -> Result<()> {
         self.set_paused(partitions, false)
     }
 
     /// The paused partitions.
-    pub fn paused(&self) -> Vec<(String, i32)> {
+    pub fn paused(&self) -> Vec<TopicPartition> {
         self.positions
             .iter()
             .filter(|p| p.paused)
-            .map(|p| (p.topic.to_string(), p.partition))
+            .map(|p| p.tp.clone())
             .collect()
     }
 
@@ -409,8 +416,7 @@ impl Consumer {
             .iter()
             .filter(|p| !p.paused)
             .map(|p| Planned {
-                topic: p.topic.clone(),
-                partition: p.partition,
+                tp: p.tp.clone(),
                 offset: p.offset,
             })
             .collect()
@@ -422,7 +428,7 @@ impl Consumer {
             let Some(position) = self
                 .positions
                 .iter_mut()
-                .find(|p| p.partition == data.partition && p.topic == data.topic && !p.paused)
+                .find(|p| p.tp == data.tp && !p.paused)
             else {
                 continue;
             };
@@ -465,14 +471,14 @@ impl Consumer {
     fn next_returned(&self, position: &Position) -> i64 {
         self.buffered
             .iter()
-            .find(|r| r.partition == position.partition && r.topic == position.topic)
+            .find(|r| r.partition == position.tp.partition && r.topic == position.tp.topic)
             .map_or(position.offset, |r| r.offset)
     }
 
     fn index_of(&self, topic: &str, partition: i32) -> Result<usize> {
         self.positions
             .iter()
-            .position(|p| &*p.topic == topic && p.partition == partition)
+            .position(|p| &*p.tp.topic == topic && p.tp.partition == partition)
             .ok_or_else(|| {
                 Error::InvalidArgument(format!(
                     "{topic}-{partition} is not assigned to this consumer"
@@ -480,10 +486,10 @@ impl Consumer {
             })
     }
 
-    fn set_paused(&mut self, partitions: &[(String, i32)], paused: bool) -> Result<()> {
+    fn set_paused(&mut self, partitions: &[TopicPartition], paused: bool) -> Result<()> {
         let indexes = partitions
             .iter()
-            .map(|(topic, partition)| self.index_of(topic, *partition))
+            .map(|tp| self.index_of(&tp.topic, tp.partition))
             .collect::<Result<Vec<_>>>()?;
         self.epoch += 1;
         for at in indexes {
@@ -504,7 +510,7 @@ async fn fetch(
     let mut by_leader: HashMap<String, (Arc<super::Connection>, Vec<Planned>)> = HashMap::new();
     for planned in plan {
         let connection = client
-            .leader_connection(&planned.topic, planned.partition)
+            .leader_connection(&planned.tp.topic, planned.tp.partition)
             .await?;
         by_leader
             .entry(connection.addr().to_string())
@@ -517,17 +523,19 @@ async fn fetch(
         let mut topics: Vec<FetchTopic> = Vec::new();
         for position in &planned {
             let partition = FetchPartition::default()
-                .with_partition(position.partition)
+                .with_partition(position.tp.partition)
                 .with_fetch_offset(position.offset)
                 .with_partition_max_bytes(config.partition_max_bytes);
             match topics
                 .iter_mut()
-                .find(|t| t.topic.0.as_str() == &*position.topic)
+                .find(|t| t.topic.0.as_str() == &*position.tp.topic)
             {
                 Some(topic) => topic.partitions.push(partition),
                 None => topics.push(
                     FetchTopic::default()
-                        .with_topic(TopicName(StrBytes::from_string(position.topic.to_string())))
+                        .with_topic(TopicName(StrBytes::from_string(
+                            position.tp.topic.to_string(),
+                        )))
                         .with_partitions(vec![partition]),
                 ),
             }
@@ -553,21 +561,20 @@ async fn fetch(
         for topic in response.responses {
             for data in topic.partitions {
                 let Some(planned) = planned.iter().find(|p| {
-                    &*p.topic == topic.topic.0.as_str() && p.partition == data.partition_index
+                    &*p.tp.topic == topic.topic.0.as_str() && p.tp.partition == data.partition_index
                 }) else {
                     continue;
                 };
                 if let Some(err) = Error::from_code(data.error_code, None) {
                     if matches!(&err, Error::Broker { code, .. } if code.is_retriable()) {
-                        client.invalidate_topic(&planned.topic);
+                        client.invalidate_topic(&planned.tp.topic);
                     }
                     return Err(err);
                 }
                 let batches = match data.records {
                     Some(bytes) if !awaited.load(Ordering::Acquire) => {
                         let mut position = Position {
-                            topic: planned.topic.clone(),
-                            partition: planned.partition,
+                            tp: planned.tp.clone(),
                             offset: planned.offset,
                             high_watermark: data.high_watermark,
                             paused: false,
@@ -582,8 +589,7 @@ async fn fetch(
                     raw => Batches::Raw(raw),
                 };
                 fetched.push(Fetched {
-                    topic: planned.topic.clone(),
-                    partition: planned.partition,
+                    tp: planned.tp.clone(),
                     fetch_offset: planned.offset,
                     high_watermark: data.high_watermark,
                     batches,
@@ -629,16 +635,12 @@ pub(crate) fn records_stream<'a, S: Send + 'a>(
 fn is_paused(positions: &[Position], topic: &str, partition: i32) -> bool {
     positions
         .iter()
-        .any(|p| p.paused && p.partition == partition && &*p.topic == topic)
+        .any(|p| p.paused && p.tp.partition == partition && &*p.tp.topic == topic)
 }
 
 /// The offset a start point names now.
-async fn resolve_start(
-    client: &Client,
-    topic: &str,
-    partition: i32,
-    start: StartOffset,
-) -> Result<i64> {
+async fn resolve_start(client: &Client, tp: &TopicPartition, start: StartOffset) -> Result<i64> {
+    let (topic, partition) = (&*tp.topic, tp.partition);
     Ok(match start {
         StartOffset::Beginning => client.list_offset(topic, partition, -2).await?,
         StartOffset::End => client.list_offset(topic, partition, -1).await?,
@@ -675,8 +677,8 @@ fn decode_into(
             let mut batch = records.slice(at..at + size);
             let decoded = RecordBatchDecoder::decode(&mut batch).map_err(|e| {
                 Error::Protocol(format!(
-                    "{}-{}: batch at offset {} does not decode: {e}",
-                    position.topic, position.partition, header.base_offset
+                    "{}: batch at offset {} does not decode: {e}",
+                    position.tp, header.base_offset
                 ))
             })?;
             for record in decoded.records {
@@ -684,8 +686,8 @@ fn decode_into(
                     continue;
                 }
                 out.push_back(ConsumerRecord {
-                    topic: position.topic.clone(),
-                    partition: position.partition,
+                    topic: position.tp.topic.clone(),
+                    partition: position.tp.partition,
                     offset: record.offset,
                     timestamp: record.timestamp,
                     key: record.key,

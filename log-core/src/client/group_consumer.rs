@@ -36,6 +36,7 @@ use super::consumer::{
 use super::groups::{assignment_user_data, decode_assignment};
 use super::{Client, Connection};
 use crate::error::{Error, Result};
+use crate::model::TopicPartition;
 
 /// `auto.offset.reset`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -247,17 +248,17 @@ pub enum GroupEvent {
     /// The member's whole assignment in this generation (the first event after `subscribe`,
     /// then one after every rebalance, even when empty). With `cooperative-sticky`, the
     /// partitions it kept go on from their positions; new ones start from their commits.
-    Assigned(Vec<(String, i32)>),
+    Assigned(Vec<TopicPartition>),
     /// A rebalance takes these partitions away; the member still owns them, so this is the
     /// moment to commit what was processed. With `enable.auto.commit` the positions reached
     /// were committed already. Eager assignors revoke the whole assignment before rejoining;
     /// `cooperative-sticky` revokes, after the rebalance, only the partitions that move (the
     /// next call takes the new assignment and rejoins once more to hand them over).
-    Revoked(Vec<(String, i32)>),
+    Revoked(Vec<TopicPartition>),
     /// The member was fenced (its session expired or a newer generation replaced it): these
     /// partitions may already be someone else's and commits for them are refused. The next
     /// call rejoins.
-    Lost(Vec<(String, i32)>),
+    Lost(Vec<TopicPartition>),
 }
 
 struct Membership {
@@ -279,7 +280,7 @@ pub struct GroupConsumer {
     protocol: Option<Assignor>,
     /// A cooperative rebalance's assignment, waiting to be taken once the partitions it
     /// revokes have been reported (`Revoked`).
-    incremental: Option<Vec<(String, i32)>>,
+    incremental: Option<Vec<TopicPartition>>,
     rejoin: Arc<AtomicBool>,
     /// Set with `rejoin` when the coordinator no longer knows this member's generation.
     fenced: Arc<AtomicBool>,
@@ -289,7 +290,7 @@ pub struct GroupConsumer {
     shutdown_requested: bool,
     events: std::collections::VecDeque<GroupEvent>,
     consumer: Option<Consumer>,
-    assignment: Vec<(String, i32)>,
+    assignment: Vec<TopicPartition>,
     heartbeat: Option<tokio::task::JoinHandle<()>>,
     last_auto_commit: std::time::Instant,
     /// When the application last asked for records (`max.poll.interval.ms` is counted from it).
@@ -381,7 +382,7 @@ impl GroupConsumer {
     }
 
     /// The partitions assigned in the current generation.
-    pub fn assignment(&self) -> &[(String, i32)] {
+    pub fn assignment(&self) -> &[TopicPartition] {
         &self.assignment
     }
 
@@ -404,22 +405,22 @@ impl GroupConsumer {
 
     /// Pauses assigned partitions; a rebalance that takes them away forgets the pause, as in
     /// Kafka. Heartbeats go on, so a paused member stays in the group.
-    pub fn pause(&mut self, partitions: &[(String, i32)]) -> Result<()> {
+    pub fn pause(&mut self, partitions: &[TopicPartition]) -> Result<()> {
         match self.consumer.as_mut() {
             Some(consumer) => consumer.pause(partitions),
             None => match partitions.first() {
-                Some((topic, partition)) => Err(not_assigned(topic, *partition)),
+                Some(tp) => Err(not_assigned(&tp.topic, tp.partition)),
                 None => Ok(()),
             },
         }
     }
 
     /// Resumes paused partitions.
-    pub fn resume(&mut self, partitions: &[(String, i32)]) -> Result<()> {
+    pub fn resume(&mut self, partitions: &[TopicPartition]) -> Result<()> {
         match self.consumer.as_mut() {
             Some(consumer) => consumer.resume(partitions),
             None => match partitions.first() {
-                Some((topic, partition)) => Err(not_assigned(topic, *partition)),
+                Some(tp) => Err(not_assigned(&tp.topic, tp.partition)),
                 None => Ok(()),
             },
         }
@@ -433,7 +434,7 @@ impl GroupConsumer {
 
     /// Joins (or rejoins) the group and returns the assignment of the new generation; the
     /// caller applies it. Members tell the leader what they own (the sticky assignors keep it).
-    async fn join(&mut self) -> Result<Vec<(String, i32)>> {
+    async fn join(&mut self) -> Result<Vec<TopicPartition>> {
         let generation = self.membership.lock().generation;
         // Counted before joining: a topic that appears or grows while the leader assigns is
         // then a change the next check sees, and rejoins for.
@@ -586,12 +587,12 @@ impl GroupConsumer {
 
     /// Refreshes the metadata of assigned topics whose cached partition count is too small
     /// for the assignment: the leader assigned from newer metadata than this member's cache.
-    async fn learn_assigned_partitions(&self, assignment: &[(String, i32)]) {
+    async fn learn_assigned_partitions(&self, assignment: &[TopicPartition]) {
         let mut stale: Vec<String> = Vec::new();
-        for (topic, partition) in assignment {
-            let known = self.client.cached_partition_count(topic).unwrap_or(0);
-            if *partition as usize >= known && !stale.contains(topic) {
-                stale.push(topic.clone());
+        for tp in assignment {
+            let known = self.client.cached_partition_count(&tp.topic).unwrap_or(0);
+            if tp.partition as usize >= known && !stale.iter().any(|t| **t == *tp.topic) {
+                stale.push(tp.topic.to_string());
             }
         }
         if !stale.is_empty() {
@@ -681,8 +682,8 @@ impl GroupConsumer {
     /// Where each partition starts: its committed offset, else `auto.offset.reset`.
     async fn start_offsets(
         &self,
-        partitions: &[(String, i32)],
-    ) -> Result<Vec<(String, i32, StartOffset)>> {
+        partitions: &[TopicPartition],
+    ) -> Result<Vec<(TopicPartition, StartOffset)>> {
         let committed = self.committed().await?;
         let reset = match self.config.auto_offset_reset {
             AutoOffsetReset::Earliest => StartOffset::Beginning,
@@ -690,8 +691,8 @@ impl GroupConsumer {
             AutoOffsetReset::None => {
                 let missing: Vec<String> = partitions
                     .iter()
-                    .filter(|(t, p)| !committed.contains_key(&(t.clone(), *p)))
-                    .map(|(t, p)| format!("{t}-{p}"))
+                    .filter(|tp| !committed.contains_key(tp))
+                    .map(|tp| tp.to_string())
                     .collect();
                 if !missing.is_empty() {
                     return Err(Error::InvalidArgument(format!(
@@ -704,27 +705,22 @@ impl GroupConsumer {
         };
         Ok(partitions
             .iter()
-            .map(|(t, p)| {
-                (
-                    t.clone(),
-                    *p,
-                    committed
-                        .get(&(t.clone(), *p))
-                        .map_or(reset, |o| StartOffset::Offset(*o)),
-                )
+            .map(|tp| {
+                let start = committed.get(tp).map_or(reset, |o| StartOffset::Offset(*o));
+                (tp.clone(), start)
             })
             .collect())
     }
 
     /// Applies a generation's assignment after a cooperative rebalance: partitions kept go on
     /// from where they are, new ones start from their committed offsets.
-    async fn take_incremental(&mut self, assignment: Vec<(String, i32)>) -> Result<()> {
-        let added: Vec<(String, i32)> = assignment
+    async fn take_incremental(&mut self, assignment: Vec<TopicPartition>) -> Result<()> {
+        let added: Vec<TopicPartition> = assignment
             .iter()
             .filter(|tp| !self.assignment.contains(tp))
             .cloned()
             .collect();
-        let removed: Vec<(String, i32)> = self
+        let removed: Vec<TopicPartition> = self
             .assignment
             .iter()
             .filter(|tp| !assignment.contains(tp))
@@ -747,19 +743,21 @@ impl GroupConsumer {
         Ok(())
     }
 
-    async fn committed(&self) -> Result<BTreeMap<(String, i32), i64>> {
+    async fn committed(&self) -> Result<BTreeMap<TopicPartition, i64>> {
         let request = OffsetFetchRequest::default()
             .with_group_id(GroupId(str_bytes(&self.config.group_id)))
             .with_topics(None);
         let response = self.coordinator.send(&request).await?;
         let mut offsets = BTreeMap::new();
         for topic in response.topics {
+            let name: Arc<str> = topic.name.0.as_str().into();
             for partition in topic.partitions {
                 if partition.error_code == 0 && partition.committed_offset >= 0 {
-                    offsets.insert(
-                        (topic.name.0.to_string(), partition.partition_index),
-                        partition.committed_offset,
-                    );
+                    let tp = TopicPartition {
+                        topic: name.clone(),
+                        partition: partition.partition_index,
+                    };
+                    offsets.insert(tp, partition.committed_offset);
                 }
             }
         }
@@ -975,7 +973,7 @@ impl GroupConsumer {
                 self.start_fetching().await?;
                 return Ok(GroupEvent::Assigned(self.assignment.clone()));
             }
-            let revoked: Vec<(String, i32)> = self
+            let revoked: Vec<TopicPartition> = self
                 .assignment
                 .iter()
                 .filter(|tp| !assignment.contains(tp))
@@ -1015,8 +1013,8 @@ impl GroupConsumer {
         self.commit_async().await?.wait().await
     }
 
-    /// Commits the given next offsets (topic, partition, offset) in this generation.
-    pub async fn commit_offsets(&self, offsets: &[(String, i32, i64)]) -> Result<()> {
+    /// Commits the given next offsets (a partition and its next offset) in this generation.
+    pub async fn commit_offsets(&self, offsets: &[(TopicPartition, i64)]) -> Result<()> {
         self.commit_offsets_async(offsets).await?.wait().await
     }
 
@@ -1034,19 +1032,19 @@ impl GroupConsumer {
     /// Sends a commit of the given next offsets without waiting for the answer.
     pub async fn commit_offsets_async(
         &self,
-        offsets: &[(String, i32, i64)],
+        offsets: &[(TopicPartition, i64)],
     ) -> Result<PendingCommit> {
         let (member_id, generation) = self.member();
         let mut topics: Vec<OffsetCommitRequestTopic> = Vec::new();
-        for (topic, partition, offset) in offsets.iter().cloned() {
+        for (tp, offset) in offsets {
             let entry = OffsetCommitRequestPartition::default()
-                .with_partition_index(partition)
-                .with_committed_offset(offset);
-            match topics.iter_mut().find(|t| t.name.0.as_str() == topic) {
+                .with_partition_index(tp.partition)
+                .with_committed_offset(*offset);
+            match topics.iter_mut().find(|t| t.name.0.as_str() == &*tp.topic) {
                 Some(t) => t.partitions.push(entry),
                 None => topics.push(
                     OffsetCommitRequestTopic::default()
-                        .with_name(TopicName(str_bytes(&topic)))
+                        .with_name(TopicName(str_bytes(&tp.topic)))
                         .with_partitions(vec![entry]),
                 ),
             }
@@ -1171,13 +1169,8 @@ mod tests {
         let encoded = encode_assignment(&assigned["a"], None).unwrap();
         assert_eq!(
             decode_assignment(encoded),
-            vec![
-                ("t".into(), 0),
-                ("t".into(), 1),
-                ("t".into(), 2),
-                ("u".into(), 0),
-                ("u".into(), 1)
-            ]
+            [("t", 0), ("t", 1), ("t", 2), ("u", 0), ("u", 1)]
+                .map(|(t, p)| TopicPartition::new(t, p))
         );
         let metadata =
             subscription_metadata(Assignor::Range, &["t".into(), "u".into()], &[], -1, None)

@@ -21,6 +21,7 @@ use kafka_protocol::ResponseError;
 
 use super::{Client, Connection};
 use crate::error::{Error, Result};
+use crate::model::TopicPartition;
 
 /// A member of a described group.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,8 +32,8 @@ pub struct GroupMember {
     pub client_id: String,
     /// Client address.
     pub host: String,
-    /// Partitions assigned to it (consumer protocol), as (topic, partition).
-    pub assignment: Vec<(String, i32)>,
+    /// Partitions assigned to it (consumer protocol).
+    pub assignment: Vec<TopicPartition>,
 }
 
 /// A described group.
@@ -97,7 +98,7 @@ pub fn assignment_user_data(bytes: &Bytes) -> Option<Bytes> {
 }
 
 /// Decodes a consumer protocol assignment (version prefix, then the versioned body).
-pub fn decode_assignment(mut bytes: Bytes) -> Vec<(String, i32)> {
+pub fn decode_assignment(mut bytes: Bytes) -> Vec<TopicPartition> {
     if bytes.remaining() < 2 {
         return Vec::new();
     }
@@ -106,9 +107,15 @@ pub fn decode_assignment(mut bytes: Bytes) -> Vec<(String, i32)> {
         Ok(assignment) => assignment
             .assigned_partitions
             .into_iter()
-            .flat_map(|tp| {
-                let topic = tp.topic.0.to_string();
-                tp.partitions.into_iter().map(move |p| (topic.clone(), p))
+            .flat_map(|assigned| {
+                let topic: Arc<str> = assigned.topic.0.as_str().into();
+                assigned
+                    .partitions
+                    .into_iter()
+                    .map(move |partition| TopicPartition {
+                        topic: topic.clone(),
+                        partition,
+                    })
             })
             .collect(),
         Err(_) => Vec::new(),
@@ -200,8 +207,8 @@ impl Client {
         })
     }
 
-    /// Committed offsets of a group, by (topic, partition).
-    pub async fn committed_offsets(&self, group: &str) -> Result<BTreeMap<(String, i32), i64>> {
+    /// Committed offsets of a group, by partition.
+    pub async fn committed_offsets(&self, group: &str) -> Result<BTreeMap<TopicPartition, i64>> {
         let request = OffsetFetchRequest::default()
             .with_group_id(GroupId(str_bytes(group)))
             .with_topics(None);
@@ -211,15 +218,17 @@ impl Client {
         }
         let mut offsets = BTreeMap::new();
         for topic in response.topics {
+            let name: Arc<str> = topic.name.0.as_str().into();
             for partition in topic.partitions {
                 if let Some(err) = Error::from_code(partition.error_code, None) {
                     return Err(err);
                 }
                 if partition.committed_offset >= 0 {
-                    offsets.insert(
-                        (topic.name.0.to_string(), partition.partition_index),
-                        partition.committed_offset,
-                    );
+                    let tp = TopicPartition {
+                        topic: name.clone(),
+                        partition: partition.partition_index,
+                    };
+                    offsets.insert(tp, partition.committed_offset);
                 }
             }
         }
@@ -230,18 +239,18 @@ impl Client {
     pub async fn commit_offsets(
         &self,
         group: &str,
-        offsets: &BTreeMap<(String, i32), i64>,
+        offsets: &BTreeMap<TopicPartition, i64>,
     ) -> Result<()> {
         let mut topics: Vec<OffsetCommitRequestTopic> = Vec::new();
-        for ((topic, partition), offset) in offsets {
+        for (tp, offset) in offsets {
             let entry = OffsetCommitRequestPartition::default()
-                .with_partition_index(*partition)
+                .with_partition_index(tp.partition)
                 .with_committed_offset(*offset);
-            match topics.iter_mut().find(|t| t.name.0.as_str() == topic) {
+            match topics.iter_mut().find(|t| t.name.0.as_str() == &*tp.topic) {
                 Some(t) => t.partitions.push(entry),
                 None => topics.push(
                     OffsetCommitRequestTopic::default()
-                        .with_name(TopicName(str_bytes(topic)))
+                        .with_name(TopicName(str_bytes(&tp.topic)))
                         .with_partitions(vec![entry]),
                 ),
             }
@@ -273,7 +282,7 @@ impl Client {
                 message: format!("consumer group {group} does not exist"),
             });
         }
-        let mut owners: BTreeMap<(String, i32), (String, String, String)> = BTreeMap::new();
+        let mut owners: BTreeMap<TopicPartition, (String, String, String)> = BTreeMap::new();
         for member in &description.members {
             for tp in &member.assignment {
                 owners.insert(
@@ -286,22 +295,22 @@ impl Client {
                 );
             }
         }
-        let mut partitions: Vec<(String, i32)> = committed.keys().cloned().collect();
+        let mut partitions: Vec<TopicPartition> = committed.keys().cloned().collect();
         partitions.extend(owners.keys().cloned());
         partitions.sort();
         partitions.dedup();
         let mut lags = Vec::with_capacity(partitions.len());
-        for (topic, partition) in partitions {
+        for tp in partitions {
             // A deleted topic has no end offset; the committed offset is still shown.
-            let log_end = self.list_offset(&topic, partition, -1).await.ok();
-            let current = committed.get(&(topic.clone(), partition)).copied();
+            let log_end = self.list_offset(&tp.topic, tp.partition, -1).await.ok();
+            let current = committed.get(&tp).copied();
             lags.push(PartitionLag {
                 lag: current.zip(log_end).map(|(c, e)| (e - c).max(0)),
                 committed: current,
                 log_end,
-                owner: owners.remove(&(topic.clone(), partition)),
-                topic,
-                partition,
+                owner: owners.remove(&tp),
+                topic: tp.topic.to_string(),
+                partition: tp.partition,
             });
         }
         Ok(lags)
@@ -315,7 +324,7 @@ impl Client {
         topic: &str,
         partitions: &[i32],
         reset: OffsetReset,
-    ) -> Result<BTreeMap<(String, i32), i64>> {
+    ) -> Result<BTreeMap<TopicPartition, i64>> {
         let description = self.describe_group(group).await?;
         if !description.members.is_empty() {
             return Err(Error::Broker {
@@ -327,8 +336,13 @@ impl Client {
             });
         }
         let committed = self.committed_offsets(group).await?;
+        let topic_name: Arc<str> = topic.into();
         let mut plan = BTreeMap::new();
         for &partition in partitions {
+            let tp = TopicPartition {
+                topic: topic_name.clone(),
+                partition,
+            };
             let earliest = self.list_offset(topic, partition, -2).await?;
             let latest = self.list_offset(topic, partition, -1).await?;
             let target = match reset {
@@ -338,19 +352,10 @@ impl Client {
                     -1 => latest,
                     offset => offset,
                 },
-                OffsetReset::ShiftBy(by) => {
-                    committed
-                        .get(&(topic.to_string(), partition))
-                        .copied()
-                        .unwrap_or(earliest)
-                        + by
-                }
+                OffsetReset::ShiftBy(by) => committed.get(&tp).copied().unwrap_or(earliest) + by,
                 OffsetReset::Offset(offset) => offset,
             };
-            plan.insert(
-                (topic.to_string(), partition),
-                target.clamp(earliest, latest),
-            );
+            plan.insert(tp, target.clamp(earliest, latest));
         }
         Ok(plan)
     }
@@ -362,7 +367,7 @@ impl Client {
         topic: &str,
         partitions: &[i32],
         reset: OffsetReset,
-    ) -> Result<BTreeMap<(String, i32), i64>> {
+    ) -> Result<BTreeMap<TopicPartition, i64>> {
         let plan = self
             .plan_offset_reset(group, topic, partitions, reset)
             .await?;
@@ -375,16 +380,16 @@ impl Client {
     pub async fn delete_committed_offsets(
         &self,
         group: &str,
-        partitions: &[(String, i32)],
+        partitions: &[TopicPartition],
     ) -> Result<()> {
         let mut topics: Vec<OffsetDeleteRequestTopic> = Vec::new();
-        for (topic, partition) in partitions {
-            let entry = OffsetDeleteRequestPartition::default().with_partition_index(*partition);
-            match topics.iter_mut().find(|t| t.name.0.as_str() == topic) {
+        for tp in partitions {
+            let entry = OffsetDeleteRequestPartition::default().with_partition_index(tp.partition);
+            match topics.iter_mut().find(|t| t.name.0.as_str() == &*tp.topic) {
                 Some(t) => t.partitions.push(entry),
                 None => topics.push(
                     OffsetDeleteRequestTopic::default()
-                        .with_name(TopicName(str_bytes(topic)))
+                        .with_name(TopicName(str_bytes(&tp.topic)))
                         .with_partitions(vec![entry]),
                 ),
             }

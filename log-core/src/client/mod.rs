@@ -1,8 +1,9 @@
 //! A Kafka-protocol client: it works against Sluice and any Kafka-compatible cluster. This is the
 //! base the `sluice` command-line tools stand on: a [`Client`] (bootstrap, metadata, one
 //! connection per broker, admin requests), a batching [`producer::Producer`] and an
-//! assignment-based [`consumer::Consumer`]. Consumer groups and the full native client build on
-//! it later.
+//! assignment-based [`consumer::Consumer`], with consumer groups on top
+//! ([`group_consumer::GroupConsumer`], [`membership::GroupMembership`], the admin calls of
+//! [`groups`]). Over TCP, or in-process to a broker in this process ([`direct`]).
 
 pub mod admin;
 pub mod assignors;
@@ -30,6 +31,7 @@ use kafka_protocol::protocol::StrBytes;
 use parking_lot::RwLock;
 
 pub use connection::Connection;
+pub use direct::{InProcess, RequestHandler};
 
 use crate::error::{Error, Result};
 
@@ -70,7 +72,7 @@ pub struct Client {
     connections: tokio::sync::Mutex<HashMap<String, Arc<Connection>>>,
     topics: RwLock<HashMap<String, TopicInfo>>,
     /// Set for a client of an in-process broker: connections are in-memory pipes, not TCP.
-    embedded: Option<(Arc<crate::broker::Broker>, tokio::runtime::Handle)>,
+    in_process: Option<InProcess>,
 }
 
 fn str_bytes(s: &str) -> StrBytes {
@@ -109,27 +111,23 @@ impl Client {
             brokers: RwLock::new(HashMap::new()),
             connections: tokio::sync::Mutex::new(HashMap::new()),
             topics: RwLock::new(HashMap::new()),
-            embedded: None,
+            in_process: None,
         });
         client.bootstrap_connection().await?;
         Ok(client)
     }
 
     /// A client of a broker in this process: the same API, with requests handed to the
-    /// broker's handlers as values (no TCP, no encoding). They run on `runtime` (the broker's),
-    /// so that the broker works beside the client as it would in another process.
-    pub async fn embedded(
-        broker: Arc<crate::broker::Broker>,
-        runtime: tokio::runtime::Handle,
-        options: ClientOptions,
-    ) -> Result<Arc<Client>> {
+    /// broker's handlers as values (no TCP, no encoding). `Client::embedded` makes one for
+    /// Sluice's broker.
+    pub async fn in_process(broker: InProcess, options: ClientOptions) -> Result<Arc<Client>> {
         let client = Arc::new(Client {
             options,
             bootstrap: vec!["in-process".to_string()],
             brokers: RwLock::new(HashMap::new()),
             connections: tokio::sync::Mutex::new(HashMap::new()),
             topics: RwLock::new(HashMap::new()),
-            embedded: Some((broker, runtime)),
+            in_process: Some(broker),
         });
         client.bootstrap_connection().await?;
         Ok(client)
@@ -140,10 +138,8 @@ impl Client {
     /// requests must not queue behind another role's long polls (a consumer's fetches and a
     /// producer's sends, as the Java clients keep them apart).
     pub async fn sibling(&self) -> Result<Arc<Client>> {
-        match &self.embedded {
-            Some((broker, runtime)) => {
-                Client::embedded(broker.clone(), runtime.clone(), self.options.clone()).await
-            }
+        match &self.in_process {
+            Some(broker) => Client::in_process(broker.clone(), self.options.clone()).await,
             None => Client::connect(&self.bootstrap.join(","), self.options.clone()).await,
         }
     }
@@ -151,11 +147,10 @@ impl Client {
     /// Opens a new (unpooled) connection to `addr`: over TCP or, for an embedded client,
     /// straight to the in-process broker's handlers.
     async fn open_connection(&self, addr: &str) -> Result<Connection> {
-        match &self.embedded {
-            Some((broker, runtime)) => {
+        match &self.in_process {
+            Some(broker) => {
                 Connection::direct(
-                    broker.clone(),
-                    runtime,
+                    broker,
                     addr,
                     &self.options.client_id,
                     self.options.request_timeout,

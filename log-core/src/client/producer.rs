@@ -34,6 +34,7 @@ use tokio::sync::{Notify, Semaphore};
 use super::partitioner::partition_for_key;
 use super::Client;
 use crate::error::{Error, Result};
+use crate::model::TopicPartition;
 
 /// Producer settings, with Kafka's names.
 #[derive(Debug, Clone)]
@@ -314,7 +315,7 @@ type FastMap<K, V> = HashMap<K, V, rustc_hash::FxBuildHasher>;
 #[derive(Default)]
 struct State {
     /// Every partition the producer has batches for, by topic and partition.
-    partitions: FastMap<(Arc<str>, i32), PartitionQueue>,
+    partitions: FastMap<TopicPartition, PartitionQueue>,
     next_batch_seq: u64,
     /// Per topic: the partition keyless records stick to now, and the last one used.
     sticky: FastMap<Arc<str>, (Option<i32>, i32)>,
@@ -360,7 +361,11 @@ impl State {
     /// Moves a partition's open batch to its ready queue; keyless records then move on to the
     /// next partition of the topic.
     fn close_open_batch(&mut self, topic: &Arc<str>, partition: i32) {
-        let Some(queue) = self.partitions.get_mut(&(topic.clone(), partition)) else {
+        let tp = TopicPartition {
+            topic: topic.clone(),
+            partition,
+        };
+        let Some(queue) = self.partitions.get_mut(&tp) else {
             return;
         };
         let Some(batch) = queue.open.take() else {
@@ -569,7 +574,10 @@ impl Producer {
         let topic = record.topic.clone();
         let queue = state
             .partitions
-            .entry((record.topic, partition))
+            .entry(TopicPartition {
+                topic: record.topic,
+                partition,
+            })
             .or_default();
         let next_seq = &mut state.next_batch_seq;
         let batch_size = self.inner.config.batch_size;
@@ -684,7 +692,7 @@ async fn run_sender(inner: Arc<Inner>) {
             let linger = inner.config.linger;
             let mut next_deadline: Option<Instant> = None;
             let mut ready = Vec::new();
-            for ((topic, partition), queue) in state.partitions.iter_mut() {
+            for (TopicPartition { topic, partition }, queue) in state.partitions.iter_mut() {
                 if let Some(open) = &queue.open {
                     let due = open.created + linger;
                     if flush || closed || now >= due {
@@ -815,7 +823,10 @@ fn retry_or_fail(inner: &Arc<Inner>, mut batch: ReadyBatch, err: Error) {
     }
     batch.attempts += 1;
     inner.record_retries.fetch_add(1, Ordering::Relaxed);
-    let key = (batch.topic.clone(), batch.partition);
+    let key = TopicPartition {
+        topic: batch.topic.clone(),
+        partition: batch.partition,
+    };
     inner
         .state
         .lock()

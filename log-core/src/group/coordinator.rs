@@ -17,6 +17,7 @@ use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
 use super::store::{StoredGroup, StoredOffset};
+use crate::model::TopicPartition;
 
 /// A group's state, with Kafka's names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,7 +127,7 @@ pub type SyncOutcome = Result<(Bytes, Option<String>, Option<String>), GroupErro
 
 /// What offsets retention removed from one group: the group id, the partitions whose
 /// offsets went, and whether the group itself went.
-pub type ExpiredOffsets = (String, Vec<(String, i32)>, bool);
+pub type ExpiredOffsets = (String, Vec<TopicPartition>, bool);
 
 #[derive(Debug)]
 struct Group {
@@ -145,8 +146,8 @@ struct Group {
     pending_members: HashMap<String, (Instant, Duration)>,
     /// Bumped at every state change, so that stale timers do nothing.
     epoch: u64,
-    /// Committed offsets by (topic, partition).
-    offsets: HashMap<(String, i32), StoredOffset>,
+    /// Committed offsets by partition.
+    offsets: HashMap<TopicPartition, StoredOffset>,
     /// When the group last became Empty (or was loaded so): `offsets.retention.minutes`
     /// counts from here.
     empty_since: Instant,
@@ -295,10 +296,12 @@ impl GroupCoordinator {
         let entry = groups.entry(group.to_string()).or_insert_with(Group::new);
         match offset {
             Some(offset) => {
-                entry.offsets.insert((topic.to_string(), partition), offset);
+                entry
+                    .offsets
+                    .insert(TopicPartition::new(topic, partition), offset);
             }
             None => {
-                entry.offsets.remove(&(topic.to_string(), partition));
+                entry.offsets.remove(&TopicPartition::new(topic, partition));
             }
         }
     }
@@ -851,18 +854,18 @@ impl GroupCoordinator {
     }
 
     /// Records committed offsets (after they were written to `__consumer_offsets`).
-    pub fn store_offsets(&self, group_id: &str, offsets: Vec<(String, i32, StoredOffset)>) {
+    pub fn store_offsets(&self, group_id: &str, offsets: Vec<(TopicPartition, StoredOffset)>) {
         let mut groups = self.groups.lock();
         let group = groups
             .entry(group_id.to_string())
             .or_insert_with(Group::new);
-        for (topic, partition, offset) in offsets {
-            group.offsets.insert((topic, partition), offset);
+        for (tp, offset) in offsets {
+            group.offsets.insert(tp, offset);
         }
     }
 
     /// Committed offsets of a group (all, or those asked for).
-    pub fn offsets(&self, group_id: &str) -> HashMap<(String, i32), StoredOffset> {
+    pub fn offsets(&self, group_id: &str) -> HashMap<TopicPartition, StoredOffset> {
         self.groups
             .lock()
             .get(group_id)
@@ -912,13 +915,13 @@ impl GroupCoordinator {
             if !group.members.is_empty() || group.state != GroupState::Empty {
                 return true;
             }
-            let forgotten: Vec<(String, i32)> = if group.protocol_type.is_some() {
+            let forgotten: Vec<TopicPartition> = if group.protocol_type.is_some() {
                 if group.empty_since.elapsed() < retention {
                     return true;
                 }
                 group.offsets.drain().map(|(k, _)| k).collect()
             } else {
-                let old: Vec<(String, i32)> = group
+                let old: Vec<TopicPartition> = group
                     .offsets
                     .iter()
                     .filter(|(_, o)| now_ms - o.commit_timestamp >= retention_ms)
@@ -940,7 +943,7 @@ impl GroupCoordinator {
     }
 
     /// Deletes an empty group; returns its committed offsets' keys (to write tombstones).
-    pub fn delete(&self, group_id: &str) -> Result<Vec<(String, i32)>, GroupError> {
+    pub fn delete(&self, group_id: &str) -> Result<Vec<TopicPartition>, GroupError> {
         let mut groups = self.groups.lock();
         let Some(group) = groups.get(group_id) else {
             return Err(GroupError::GroupIdNotFound);
@@ -979,7 +982,7 @@ impl GroupCoordinator {
     pub fn delete_offsets(
         &self,
         group_id: &str,
-        partitions: &[(String, i32)],
+        partitions: &[TopicPartition],
     ) -> Result<Vec<Option<GroupError>>, GroupError> {
         let mut groups = self.groups.lock();
         let Some(group) = groups.get_mut(group_id) else {
@@ -988,11 +991,11 @@ impl GroupCoordinator {
         let subscribed = GroupCoordinator::subscribed_topics(group);
         Ok(partitions
             .iter()
-            .map(|(topic, partition)| {
-                if subscribed.contains(topic) {
+            .map(|tp| {
+                if subscribed.contains(&*tp.topic) {
                     Some(GroupError::GroupSubscribedToTopic)
                 } else {
-                    group.offsets.remove(&(topic.clone(), *partition));
+                    group.offsets.remove(tp);
                     None
                 }
             })

@@ -50,6 +50,18 @@ pub struct Request {
     pub client_host: String,
 }
 
+/// What the connection does after a request: the broker's answer, whichever transport carried
+/// the request (a socket, or an in-process client's channel).
+#[derive(Debug)]
+pub enum Reply {
+    /// Send this response (boxed: responses are large, the other variants small).
+    Respond(Box<ResponseKind>),
+    /// Send nothing (Produce with `acks=0`).
+    Nothing,
+    /// Close the connection, for this reason.
+    Close(String),
+}
+
 /// The APIs this broker implements, and the versions it speaks: the kafka-protocol crate's
 /// ranges (which cover what current librdkafka, Java, kafka-python and aiokafka negotiate).
 pub fn supported_versions(api_key: ApiKey) -> Option<VersionRange> {

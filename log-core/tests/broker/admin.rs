@@ -235,8 +235,11 @@ fn offset_delete_removes_offsets_unless_the_group_subscribes_to_the_topic() {
             .create_topics(&[topic("od", 2)], false)
             .await
             .unwrap();
-        let offsets: BTreeMap<(String, i32), i64> =
-            [(("od".to_string(), 0), 0), (("od".to_string(), 1), 0)].into();
+        let offsets: BTreeMap<TopicPartition, i64> = [
+            (TopicPartition::new("od", 0), 0),
+            (TopicPartition::new("od", 1), 0),
+        ]
+        .into();
         client.commit_offsets("odg", &offsets).await.unwrap();
         let request = |partition: i32| {
             OffsetDeleteRequest::default()
@@ -264,7 +267,7 @@ fn offset_delete_removes_offsets_unless_the_group_subscribes_to_the_topic() {
                 .keys()
                 .cloned()
                 .collect::<Vec<_>>(),
-            vec![("od".to_string(), 1)]
+            vec![TopicPartition::new("od", 1)]
         );
         // With a member subscribed to the topic, its offsets stay.
         let member_client = Client::connect(&broker.bootstrap(), ClientOptions::default())

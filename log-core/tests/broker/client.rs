@@ -7,7 +7,7 @@ use sluice_log::client::consumer::{Consumer, ConsumerConfig, StartOffset};
 use sluice_log::client::partitioner::partition_for_key;
 use sluice_log::client::producer::{parse_compression, Producer, ProducerConfig, ProducerRecord};
 use sluice_log::client::{Client, ClientOptions, NewTopic};
-use sluice_log::Error;
+use sluice_log::{Error, TopicPartition};
 
 use super::fixtures::{run_bounded, runtime, TestBroker};
 
@@ -65,7 +65,7 @@ fn produce_with_every_codec_then_consume_in_order() {
         }
         let mut consumer = Consumer::assign(
             client.clone(),
-            vec![("rust".into(), 0, StartOffset::Beginning)],
+            vec![(TopicPartition::new("rust", 0), StartOffset::Beginning)],
             ConsumerConfig::default(),
         )
         .await
@@ -129,7 +129,7 @@ fn keyed_records_land_where_librdkafkas_murmur2_partitioner_puts_them() {
             .await
             .unwrap();
         let assignments = (0..7)
-            .map(|p| ("keyed".to_string(), p, StartOffset::Beginning))
+            .map(|p| (TopicPartition::new("keyed", p), StartOffset::Beginning))
             .collect();
         let mut consumer = Consumer::assign(client, assignments, ConsumerConfig::default())
             .await
@@ -355,7 +355,7 @@ fn the_producer_retries_until_the_topic_exists_and_keeps_order() {
         producer.close().await;
         let mut consumer = Consumer::assign(
             client.clone(),
-            vec![("late".into(), 0, StartOffset::Beginning)],
+            vec![(TopicPartition::new("late", 0), StartOffset::Beginning)],
             ConsumerConfig::default(),
         )
         .await

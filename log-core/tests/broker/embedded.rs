@@ -8,6 +8,7 @@ use sluice_log::client::consumer::{Consumer, ConsumerConfig, StartOffset};
 use sluice_log::client::group_consumer::{GroupConfig, GroupConsumer, GroupEvent};
 use sluice_log::client::producer::{Producer, ProducerConfig, ProducerRecord};
 use sluice_log::client::NewTopic;
+use sluice_log::TopicPartition;
 
 use super::fixtures::TestBroker;
 
@@ -54,7 +55,7 @@ fn the_client_api_works_in_process_without_tcp() {
         }
         producer.close().await;
         let assignments = (0..2)
-            .map(|p| ("inproc".to_string(), p, StartOffset::Beginning))
+            .map(|p| (TopicPartition::new("inproc", p), StartOffset::Beginning))
             .collect();
         let mut consumer = Consumer::assign(client.clone(), assignments, ConsumerConfig::default())
             .await
@@ -180,7 +181,7 @@ fn a_group_member_auto_commits_what_it_polled() {
         }
         // Two commits in flight at once: the later one is the one that stays.
         let earlier = member
-            .commit_offsets_async(&[("autocommit".to_string(), 0, 17)])
+            .commit_offsets_async(&[(TopicPartition::new("autocommit", 0), 17)])
             .await
             .unwrap();
         let later = member.commit_async().await.unwrap();
@@ -235,7 +236,7 @@ fn seek_position_pause_resume_and_max_poll_records() {
             ..ConsumerConfig::default()
         };
         let assignments = (0..2)
-            .map(|p| ("moves".to_string(), p, StartOffset::Beginning))
+            .map(|p| (TopicPartition::new("moves", p), StartOffset::Beginning))
             .collect();
         let mut consumer = Consumer::assign(client.clone(), assignments, config)
             .await
@@ -255,7 +256,7 @@ fn seek_position_pause_resume_and_max_poll_records() {
         }
 
         // Paused: partition 0 neither advances nor shows up in polls.
-        consumer.pause(&[("moves".to_string(), 0)]).unwrap();
+        consumer.pause(&[TopicPartition::new("moves", 0)]).unwrap();
         let held = consumer.position("moves", 0).unwrap();
         while read.get(&1).map_or(0, Vec::len) < 10 {
             let records = consumer.poll().await.unwrap();
@@ -266,7 +267,7 @@ fn seek_position_pause_resume_and_max_poll_records() {
             }
         }
         assert_eq!(consumer.position("moves", 0).unwrap(), held);
-        assert_eq!(consumer.paused(), vec![("moves".to_string(), 0)]);
+        assert_eq!(consumer.paused(), vec![TopicPartition::new("moves", 0)]);
 
         // Seek partition 1 back, resume partition 0: both continue from where they stand.
         consumer
@@ -274,7 +275,7 @@ fn seek_position_pause_resume_and_max_poll_records() {
             .await
             .unwrap();
         assert_eq!(consumer.position("moves", 1).unwrap(), 5);
-        consumer.resume(&[("moves".to_string(), 0)]).unwrap();
+        consumer.resume(&[TopicPartition::new("moves", 0)]).unwrap();
         let mut again = Vec::new();
         while read.get(&0).map_or(0, Vec::len) < 10 || again.len() < 5 {
             for record in consumer.poll().await.unwrap() {
@@ -317,7 +318,7 @@ fn seek_position_pause_resume_and_max_poll_records() {
         assert_eq!(consumer.position("moves", 0).unwrap(), 10);
         let err = consumer.position("moves", 7).unwrap_err();
         assert!(err.to_string().contains("moves-7 is not assigned"), "{err}");
-        assert!(consumer.pause(&[("other".to_string(), 0)]).is_err());
+        assert!(consumer.pause(&[TopicPartition::new("other", 0)]).is_err());
     };
     run_bounded_scenario(scenario);
 }
@@ -350,7 +351,7 @@ fn poll_timeout_keeps_the_fetch_in_flight_and_seek_drops_a_stale_one() {
         };
         let mut consumer = Consumer::assign(
             client.clone(),
-            vec![("pipelined".to_string(), 0, StartOffset::Beginning)],
+            vec![(TopicPartition::new("pipelined", 0), StartOffset::Beginning)],
             config,
         )
         .await
@@ -556,19 +557,19 @@ fn rebalance_events_let_a_member_commit_before_it_loses_partitions() {
             other => panic!("expected the new assignment, got {other:?}"),
         };
         let mut second = second.await.unwrap().unwrap();
-        let mut all: Vec<(String, i32)> = kept.clone();
+        let mut all: Vec<TopicPartition> = kept.clone();
         all.extend(second.assignment().iter().cloned());
         all.sort();
         assert_eq!(kept.len(), 2);
         assert_eq!(
             all,
             (0..4)
-                .map(|p| ("shared".to_string(), p))
+                .map(|p| TopicPartition::new("shared", p))
                 .collect::<Vec<_>>()
         );
         // The second member starts where the first committed in its revocation: nothing twice.
-        for (topic, partition) in second.assignment().to_vec() {
-            assert_eq!(second.position(&topic, partition).unwrap(), 10);
+        for tp in second.assignment().to_vec() {
+            assert_eq!(second.position(&tp.topic, tp.partition).unwrap(), 10);
         }
         assert!(
             matches!(second.next_event().await.unwrap(), GroupEvent::Assigned(p) if p.len() == 2)
@@ -627,7 +628,7 @@ fn a_member_subscribed_to_a_topic_that_does_not_exist_yet_reads_it_once_it_does(
             }
         }
         assert_eq!(values, ["0-0", "0-1", "0-2"]);
-        assert_eq!(member.assignment(), [("later".to_string(), 0)]);
+        assert_eq!(member.assignment(), [TopicPartition::new("later", 0)]);
         producer.close().await;
         member.close().await.unwrap();
     });
@@ -774,7 +775,7 @@ fn a_pattern_subscription_follows_new_matching_topics() {
         }
         let assigned = assigned.unwrap();
         assert_eq!(assigned.len(), 4);
-        assert!(assigned.contains(&("orders.asia".to_string(), 0)));
+        assert!(assigned.contains(&TopicPartition::new("orders.asia", 0)));
         assert_eq!(
             member.subscription(),
             ["orders.asia", "orders.eu", "orders.us"]
@@ -833,7 +834,7 @@ fn sluice_embedded_starts_a_node_that_keeps_its_data() {
             .await
             .unwrap();
         let assignments = (0..3)
-            .map(|p| ("kept".to_string(), p, StartOffset::Beginning))
+            .map(|p| (TopicPartition::new("kept", p), StartOffset::Beginning))
             .collect();
         let mut consumer = Consumer::assign(client, assignments, ConsumerConfig::default())
             .await
@@ -968,9 +969,9 @@ fn group_lag_and_offset_resets_through_the_admin_api() {
     let scenario = async {
         let client = broker.embedded_client().await;
         fill_topic(&client, "lagging", 2, 10).await;
-        let offsets: BTreeMap<(String, i32), i64> = [
-            (("lagging".to_string(), 0), 4),
-            (("lagging".to_string(), 1), 10),
+        let offsets: BTreeMap<TopicPartition, i64> = [
+            (TopicPartition::new("lagging", 0), 4),
+            (TopicPartition::new("lagging", 1), 10),
         ]
         .into();
         client.commit_offsets("readers", &offsets).await.unwrap();
@@ -1008,7 +1009,7 @@ fn group_lag_and_offset_resets_through_the_admin_api() {
         assert_eq!(planned.values().copied().collect::<Vec<_>>(), vec![10]);
         // A plan commits nothing.
         assert_eq!(
-            client.committed_offsets("readers").await.unwrap()[&("lagging".to_string(), 0)],
+            client.committed_offsets("readers").await.unwrap()[&TopicPartition::new("lagging", 0)],
             0
         );
         let latest = client
@@ -1074,12 +1075,12 @@ fn committed_offsets_expire_after_offsets_retention() {
         .await
         .unwrap();
         member
-            .commit_offsets(&[("kept-while-active".to_string(), 0, 2)])
+            .commit_offsets(&[(TopicPartition::new("kept-while-active", 0), 2)])
             .await
             .unwrap();
         // A standalone commit (no members ever) expires with its commit time.
-        let standalone: BTreeMap<(String, i32), i64> =
-            [(("kept-while-active".to_string(), 0), 1)].into();
+        let standalone: BTreeMap<TopicPartition, i64> =
+            [(TopicPartition::new("kept-while-active", 0), 1)].into();
         client
             .commit_offsets("standalone", &standalone)
             .await
@@ -1174,7 +1175,7 @@ fn members_agree_on_the_roundrobin_assignor() {
         } else {
             (second.assignment().to_vec(), first.assignment().to_vec())
         };
-        let tp = |t: &str, p: i32| (t.to_string(), p);
+        let tp = TopicPartition::new;
         let mut low = low;
         let mut high = high;
         low.sort();
@@ -1356,8 +1357,11 @@ fn cooperative_sticky_members_keep_their_partitions_through_a_rebalance() {
             loop {
                 match second.next_event().await.unwrap() {
                     GroupEvent::Assigned(partitions) if partitions.len() == 3 => {
-                        for (topic, partition) in &partitions {
-                            starts.push((*partition, second.position(topic, *partition).unwrap()));
+                        for tp in &partitions {
+                            starts.push((
+                                tp.partition,
+                                second.position(&tp.topic, tp.partition).unwrap(),
+                            ));
                         }
                         break;
                     }
@@ -1379,9 +1383,9 @@ fn cooperative_sticky_members_keep_their_partitions_through_a_rebalance() {
             }
         };
         assert_eq!(revoked.len(), 3, "{revoked:?}");
-        let offsets: Vec<(String, i32, i64)> = revoked
+        let offsets: Vec<(TopicPartition, i64)> = revoked
             .iter()
-            .map(|(t, p)| (t.clone(), *p, first.position(t, *p).unwrap()))
+            .map(|tp| (tp.clone(), first.position(&tp.topic, tp.partition).unwrap()))
             .collect();
         first.commit_offsets(&offsets).await.unwrap();
         let kept = match first.next_event().await.unwrap() {
@@ -1390,11 +1394,11 @@ fn cooperative_sticky_members_keep_their_partitions_through_a_rebalance() {
         };
         assert_eq!(kept.len(), 3);
         assert!(kept.iter().all(|tp| !revoked.contains(tp)));
-        for (topic, partition) in &kept {
+        for tp in &kept {
             assert_eq!(
-                first.position(topic, *partition).unwrap(),
+                first.position(&tp.topic, tp.partition).unwrap(),
                 10,
-                "kept {partition} goes on"
+                "kept {tp} goes on"
             );
         }
         // The follow-up rebalance hands the revoked partitions over; the first member goes on
@@ -1411,7 +1415,7 @@ fn cooperative_sticky_members_keep_their_partitions_through_a_rebalance() {
         };
         let mut theirs: Vec<i32> = starts.iter().map(|(p, _)| *p).collect();
         theirs.sort_unstable();
-        let mut expected: Vec<i32> = revoked.iter().map(|(_, p)| *p).collect();
+        let mut expected: Vec<i32> = revoked.iter().map(|tp| tp.partition).collect();
         expected.sort_unstable();
         assert_eq!(theirs, expected);
         // Nothing read twice: the new owner starts where the first member committed.

@@ -137,12 +137,12 @@ async fn poll_until(
             "the group did not settle in 60 s"
         );
         if let GroupEvent::Revoked(p) | GroupEvent::Lost(p) = member.next_event().await.unwrap() {
-            given_up.extend(p.iter().map(|(_, partition)| *partition));
+            given_up.extend(p.iter().map(|tp| tp.partition));
         }
         while let Ok(assignment) = python.assignments.try_recv() {
             python.seen(assignment);
         }
-        let mine: BTreeSet<i32> = member.assignment().iter().map(|(_, p)| *p).collect();
+        let mine: BTreeSet<i32> = member.assignment().iter().map(|tp| tp.partition).collect();
         if done(&mine, &python.current) {
             return (mine, python.current.clone(), given_up);
         }
@@ -175,7 +175,7 @@ fn sluice_and_confluent_kafka_members_share_a_group() {
             .expect("joined")
             .unwrap()
             .unwrap();
-        let mine: BTreeSet<i32> = ours.assignment().iter().map(|(_, p)| *p).collect();
+        let mine: BTreeSet<i32> = ours.assignment().iter().map(|tp| tp.partition).collect();
         let theirs = python.await_assignment(&|a| a.len() == 3);
         assert!(split_evenly(&mine, &theirs), "{mine:?} {theirs:?}");
         ours.close().await.unwrap();

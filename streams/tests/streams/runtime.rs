@@ -9,6 +9,7 @@ use bytes::Bytes;
 use sluice_log::client::consumer::{Consumer, ConsumerConfig, StartOffset};
 use sluice_log::client::producer::{Producer, ProducerConfig, ProducerRecord};
 use sluice_log::client::Client;
+use sluice_log::TopicPartition;
 use sluice_streams::serdes::{I64Serde, StringSerde};
 use sluice_streams::{
     Consumed, KafkaStreams, Produced, StreamsBuilder, StreamsConfig, StreamsError, Topology,
@@ -39,7 +40,7 @@ pub async fn produce(client: &Arc<Client>, topic: &str, records: &[(Option<&str>
 pub async fn read_all(client: &Arc<Client>, topic: &str, n: usize) -> Vec<(String, Bytes)> {
     let partitions = client.topic(topic, false).await.unwrap().leaders.len() as i32;
     let assignments = (0..partitions)
-        .map(|p| (topic.to_string(), p, StartOffset::Beginning))
+        .map(|p| (TopicPartition::new(topic, p), StartOffset::Beginning))
         .collect();
     let mut consumer = Consumer::assign(client.clone(), assignments, ConsumerConfig::default())
         .await

@@ -1,5 +1,10 @@
-//! A broker running inside the current process, on its own tokio runtime: for tests, examples
-//! and programs that want a node without a server to install. Stops cleanly when dropped.
+//! Embedded mode: a broker running inside the current process, on its own tokio runtime, for
+//! tests, examples and programs that want a node without a server to install (it stops cleanly
+//! when dropped), and clients that reach it without sockets.
+//!
+//! This module sits above both `broker` and `client`: the client's in-process transport hands
+//! requests to a [`RequestHandler`], which the broker is here, so neither of them depends on
+//! the other.
 //!
 //! ```
 //! # fn main() -> sluice_log::Result<()> {
@@ -16,10 +21,31 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::server::{self, ServerHandle};
-use super::{Broker, BrokerConfig};
+use crate::broker::server::{self, ServerHandle};
+use crate::broker::{Broker, BrokerConfig};
+use crate::client::{Client, ClientOptions, InProcess, RequestHandler};
 use crate::error::{Error, Result};
+use crate::protocol::{Reply, Request};
 use crate::storage::manager::OpenStats;
+
+impl RequestHandler for Broker {
+    fn handle(&self, request: Request) -> impl std::future::Future<Output = Reply> + Send {
+        Broker::handle(self, request)
+    }
+}
+
+impl Client {
+    /// A client of a broker in this process: the same API, with requests handed to the
+    /// broker's handlers as values (no TCP, no encoding). They run on `runtime` (the broker's),
+    /// so that the broker works beside the client as it would in another process.
+    pub async fn embedded(
+        broker: Arc<Broker>,
+        runtime: tokio::runtime::Handle,
+        options: ClientOptions,
+    ) -> Result<Arc<Client>> {
+        Client::in_process(InProcess::new(broker, runtime), options).await
+    }
+}
 
 /// Embedded mode's entry point.
 pub struct Sluice;
@@ -126,14 +152,15 @@ impl EmbeddedBroker {
 
     /// A client of this broker over in-memory connections (no TCP), with the same API as a
     /// network client. Call from a tokio runtime.
-    pub async fn client(&self) -> Result<Arc<crate::client::Client>> {
-        let runtime = self.runtime.as_ref().ok_or_else(|| {
-            crate::error::Error::InvalidArgument("the embedded broker is stopped".into())
-        })?;
-        crate::client::Client::embedded(
+    pub async fn client(&self) -> Result<Arc<Client>> {
+        let runtime = self
+            .runtime
+            .as_ref()
+            .ok_or_else(|| Error::InvalidArgument("the embedded broker is stopped".into()))?;
+        Client::embedded(
             self.broker.clone(),
             runtime.handle().clone(),
-            crate::client::ClientOptions::default(),
+            ClientOptions::default(),
         )
         .await
     }
