@@ -18,12 +18,58 @@ pub enum ConfigType {
     String = 2,
     /// A 32-bit integer.
     Int = 3,
+    /// A 16-bit integer.
+    Short = 4,
     /// A 64-bit integer.
     Long = 5,
     /// A double.
     Double = 6,
     /// A comma-separated list.
     List = 7,
+    /// A Java class name.
+    Class = 8,
+    /// A secret: never shown.
+    Password = 9,
+}
+
+impl ConfigType {
+    /// Kafka's name for the type, as its errors write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConfigType::Boolean => "BOOLEAN",
+            ConfigType::String => "STRING",
+            ConfigType::Int => "INT",
+            ConfigType::Short => "SHORT",
+            ConfigType::Long => "LONG",
+            ConfigType::Double => "DOUBLE",
+            ConfigType::List => "LIST",
+            ConfigType::Class => "CLASS",
+            ConfigType::Password => "PASSWORD",
+        }
+    }
+
+    /// Checks that `value` parses as this type (Kafka's `ConfigDef.parseType`), with Kafka's
+    /// words when it does not.
+    pub fn check(self, value: &str) -> std::result::Result<(), String> {
+        let trimmed = value.trim();
+        let ok = match self {
+            ConfigType::Boolean => {
+                trimmed.eq_ignore_ascii_case("true") || trimmed.eq_ignore_ascii_case("false")
+            }
+            ConfigType::Int => trimmed.parse::<i32>().is_ok(),
+            ConfigType::Short => trimmed.parse::<i16>().is_ok(),
+            ConfigType::Long => trimmed.parse::<i64>().is_ok(),
+            ConfigType::Double => trimmed.parse::<f64>().is_ok(),
+            ConfigType::String | ConfigType::List | ConfigType::Class | ConfigType::Password => {
+                true
+            }
+        };
+        match (ok, self) {
+            (true, _) => Ok(()),
+            (false, ConfigType::Boolean) => Err("Expected value to be either true or false".into()),
+            (false, other) => Err(format!("Not a number of type {}", other.name())),
+        }
+    }
 }
 
 /// How a value is checked (Kafka's validators), after it parses as its type.
@@ -546,20 +592,11 @@ impl TopicConfigDef {
                 "false" => Ok("false".into()),
                 _ => Err(err("Expected value to be either true or false".into())),
             },
-            ConfigType::Int | ConfigType::Long => {
+            ConfigType::Int | ConfigType::Short | ConfigType::Long => {
+                self.config_type.check(trimmed).map_err(err)?;
                 let n: i64 = trimmed.parse().map_err(|_| {
-                    err(format!(
-                        "Not a number of type {}",
-                        if self.config_type == ConfigType::Int {
-                            "INT"
-                        } else {
-                            "LONG"
-                        }
-                    ))
+                    err(format!("Not a number of type {}", self.config_type.name()))
                 })?;
-                if self.config_type == ConfigType::Int && i32::try_from(n).is_err() {
-                    return Err(err("Not a number of type INT".into()));
-                }
                 self.check_number(n).map_err(err)?;
                 Ok(n.to_string())
             }
@@ -576,7 +613,7 @@ impl TopicConfigDef {
                 }
                 Ok(trimmed.to_string())
             }
-            ConfigType::String => match self.check {
+            ConfigType::String | ConfigType::Class | ConfigType::Password => match self.check {
                 Check::OneOf(valid) if !valid.contains(&trimmed) => {
                     Err(err(format!("String must be one of: {}", valid.join(", "))))
                 }

@@ -36,8 +36,11 @@ enum ConfigsCommand {
         #[arg(long = "entity-type", value_enum)]
         entity_type: EntityType,
         /// Topic name or broker id.
-        #[arg(long = "entity-name")]
-        entity_name: String,
+        #[arg(long = "entity-name", required_unless_present = "entity_default")]
+        entity_name: Option<String>,
+        /// The cluster-wide default of brokers' dynamic configs (with `--entity-type brokers`).
+        #[arg(long = "entity-default", conflicts_with = "entity_name")]
+        entity_default: bool,
         /// Show every config, not only overrides.
         #[arg(long)]
         all: bool,
@@ -48,8 +51,11 @@ enum ConfigsCommand {
         #[arg(long = "entity-type", value_enum)]
         entity_type: EntityType,
         /// Topic name or broker id.
-        #[arg(long = "entity-name")]
-        entity_name: String,
+        #[arg(long = "entity-name", required_unless_present = "entity_default")]
+        entity_name: Option<String>,
+        /// The cluster-wide default of brokers' dynamic configs (with `--entity-type brokers`).
+        #[arg(long = "entity-default", conflicts_with = "entity_name")]
+        entity_default: bool,
         /// Configs to set: `k1=v1,k2=v2`; repeatable.
         #[arg(long = "add-config", value_name = "K=V[,K=V]")]
         add_config: Vec<String>,
@@ -71,6 +77,18 @@ const SOURCE_NAMES: [&str; 9] = [
     "GROUP_CONFIG",
 ];
 
+/// The resource name: a topic or broker id, or "" for the brokers' cluster-wide default.
+fn entity(entity_type: EntityType, name: Option<String>, default: bool) -> anyhow::Result<String> {
+    match (name, default, entity_type) {
+        (Some(name), _, _) => Ok(name),
+        (None, true, EntityType::Brokers) => Ok(String::new()),
+        (None, true, EntityType::Topics) => {
+            anyhow::bail!("--entity-default is for brokers: topics have no default entity")
+        }
+        (None, false, _) => anyhow::bail!("give --entity-name or --entity-default"),
+    }
+}
+
 pub fn run(args: ConfigsArgs) -> anyhow::Result<()> {
     runtime()?.block_on(async move {
         let client = args.connect.client().await?;
@@ -78,8 +96,10 @@ pub fn run(args: ConfigsArgs) -> anyhow::Result<()> {
             ConfigsCommand::Describe {
                 entity_type,
                 entity_name,
+                entity_default,
                 all,
             } => {
+                let entity_name = entity(entity_type, entity_name, entity_default)?;
                 let configs =
                     describe_configs(&client, &entity_type.resource(&entity_name)).await?;
                 let kind = match entity_type {
@@ -104,9 +124,11 @@ pub fn run(args: ConfigsArgs) -> anyhow::Result<()> {
             ConfigsCommand::Alter {
                 entity_type,
                 entity_name,
+                entity_default,
                 add_config,
                 delete_config,
             } => {
+                let entity_name = entity(entity_type, entity_name, entity_default)?;
                 anyhow::ensure!(
                     !add_config.is_empty() || !delete_config.is_empty(),
                     "nothing to alter: give --add-config or --delete-config"
@@ -124,7 +146,11 @@ pub fn run(args: ConfigsArgs) -> anyhow::Result<()> {
                     &deletes,
                 )
                 .await?;
-                println!("Completed updating config for {entity_name}.");
+                if entity_name.is_empty() {
+                    println!("Completed updating default config for brokers in the cluster.");
+                } else {
+                    println!("Completed updating config for {entity_name}.");
+                }
             }
         }
         Ok(())

@@ -16,7 +16,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use super::{ApiError, Broker};
+use super::{dynamic, ApiError, Broker};
 use crate::topic_configs::{
     topic_config, topic_config_of_synonym, ConfigType, Effect, TOPIC_CONFIGS,
 };
@@ -27,6 +27,8 @@ const RESOURCE_BROKER: i8 = 4;
 
 /// Kafka's config sources (DescribeConfigs v1+).
 const SOURCE_TOPIC: i8 = 1;
+const SOURCE_DYNAMIC_BROKER: i8 = 2;
+const SOURCE_DYNAMIC_DEFAULT_BROKER: i8 = 3;
 const SOURCE_STATIC_BROKER: i8 = 4;
 const SOURCE_DEFAULT: i8 = 5;
 
@@ -119,6 +121,7 @@ pub fn describe_configs(
                 )),
                 Some(meta) => {
                     let effective = broker.logs.config_for(&name);
+                    let (own, cluster) = broker.dynamic_broker_configs();
                     let documented = version >= 3 && request.include_documentation;
                     let configs = TOPIC_CONFIGS
                         .iter()
@@ -134,13 +137,17 @@ pub fn describe_configs(
                             if let Some(topic_value) = meta.configs.get(def.name) {
                                 synonyms.push(synonym(def.name, topic_value, SOURCE_TOPIC));
                             }
-                            for broker_synonym in def.synonyms {
-                                if let Some(v) = broker.config.explicit.get(broker_synonym.name) {
-                                    synonyms.push(synonym(
-                                        broker_synonym.name,
-                                        v,
-                                        SOURCE_STATIC_BROKER,
-                                    ));
+                            // Grouped by source, as Kafka lists them: this broker's dynamic
+                            // values, the cluster's, then the static ones.
+                            for (source, values) in [
+                                (SOURCE_DYNAMIC_BROKER, &own),
+                                (SOURCE_DYNAMIC_DEFAULT_BROKER, &cluster),
+                                (SOURCE_STATIC_BROKER, &broker.config.explicit),
+                            ] {
+                                for broker_synonym in def.synonyms {
+                                    if let Some(v) = values.get(broker_synonym.name) {
+                                        synonyms.push(synonym(broker_synonym.name, v, source));
+                                    }
                                 }
                             }
                             // Kafka lists the default under the broker's name when that one
@@ -167,23 +174,9 @@ pub fn describe_configs(
                     Ok(configs)
                 }
             },
-            RESOURCE_BROKER if name.is_empty() || name == broker.config.node_id.to_string() => {
-                let configs = broker
-                    .config
-                    .describe()
-                    .into_iter()
-                    .filter(|(key, _)| wanted(key))
-                    .map(|(key, value)| {
-                        let source = if broker.config.explicit.contains_key(&key) {
-                            SOURCE_STATIC_BROKER
-                        } else {
-                            SOURCE_DEFAULT
-                        };
-                        entry(&key, &value, source, true, Vec::new(), None, version)
-                    })
-                    .collect();
-                Ok(configs)
-            }
+            RESOURCE_BROKER if name.is_empty() || name == broker.config.node_id.to_string() => Ok(
+                describe_broker(broker, &name, request.include_synonyms, &wanted, version),
+            ),
             RESOURCE_BROKER => Err(ApiError::new(
                 ResponseError::InvalidRequest,
                 format!(
@@ -206,28 +199,107 @@ pub fn describe_configs(
     DescribeConfigsResponse::default().with_results(results)
 }
 
-/// Why a config change to a resource other than a topic is refused: this node's broker configs
-/// are static (set in sluice.toml, the environment or `--override`), and other resource types
-/// are not supported.
-fn not_a_topic(broker: &Broker, resource_type: i8, name: &str) -> ApiError {
-    if resource_type != RESOURCE_BROKER {
-        return ApiError::new(
-            ResponseError::InvalidRequest,
-            format!("Unsupported resource type {resource_type}"),
-        );
+/// DescribeConfigs of this broker (`name` = its id) or of the cluster default (`name` = ""):
+/// every setting with where its value comes from — this broker's dynamic value, the cluster's
+/// dynamic default, the static setting, or Kafka's default — and, when asked, the synonyms in
+/// that order. Secrets and configs Kafka does not know are sensitive: no value is shown.
+fn describe_broker(
+    broker: &Broker,
+    name: &str,
+    include_synonyms: bool,
+    wanted: &dyn Fn(&str) -> bool,
+    version: i16,
+) -> Vec<DescribeConfigsResourceResult> {
+    let (own, cluster) = broker.dynamic_broker_configs();
+    // The cluster default's own description shows no broker's values.
+    let own = if name.is_empty() {
+        BTreeMap::new()
+    } else {
+        own
+    };
+    let mut settings = broker.config.describe();
+    for key in cluster.keys().chain(own.keys()) {
+        if !settings.iter().any(|(k, _)| k == key) {
+            settings.push((key.clone(), String::new()));
+        }
     }
-    if !name.is_empty() && name != broker.config.node_id.to_string() {
-        return ApiError::new(
+    settings
+        .into_iter()
+        .filter(|(key, _)| wanted(key))
+        .map(|(key, static_or_default)| {
+            let mut synonyms = Vec::new();
+            for (source, values) in [
+                (SOURCE_DYNAMIC_BROKER, &own),
+                (SOURCE_DYNAMIC_DEFAULT_BROKER, &cluster),
+                (SOURCE_STATIC_BROKER, &broker.config.explicit),
+            ] {
+                if let Some(value) = values.get(&key) {
+                    synonyms.push(synonym(&key, value, source));
+                }
+            }
+            let source = synonyms.first().map_or(SOURCE_DEFAULT, |s| s.source);
+            let value = synonyms
+                .first()
+                .and_then(|s| s.value.as_ref().map(|v| v.to_string()))
+                .unwrap_or(static_or_default.clone());
+            if source == SOURCE_DEFAULT || !static_or_default.is_empty() {
+                synonyms.push(synonym(&key, &static_or_default, SOURCE_DEFAULT));
+            }
+            let sensitive = dynamic::is_sensitive(&key);
+            if sensitive {
+                for s in &mut synonyms {
+                    s.value = None;
+                }
+            }
+            if !include_synonyms {
+                synonyms.clear();
+            }
+            // Only what Kafka can change at run time is writable.
+            let read_only = dynamic::dynamic_config(&key).is_none()
+                && topic_config_of_synonym(&key).is_none()
+                && !sensitive;
+            let described = entry(&key, &value, source, read_only, synonyms, None, version);
+            if sensitive {
+                described.with_value(None).with_is_sensitive(true)
+            } else {
+                described
+            }
+        })
+        .collect()
+}
+
+/// The target of a change to a broker resource: this broker by its id, or the cluster default
+/// by the empty name.
+fn broker_target(broker: &Broker, name: &str) -> Result<dynamic::Target, ApiError> {
+    if name.is_empty() {
+        Ok(dynamic::Target::ClusterDefault)
+    } else if name == broker.config.node_id.to_string() {
+        Ok(dynamic::Target::Broker)
+    } else {
+        Err(ApiError::new(
             ResponseError::InvalidRequest,
             format!(
                 "Unexpected broker id, expected {} but received {name}",
                 broker.config.node_id
             ),
-        );
+        ))
     }
+}
+
+/// The dynamic configs currently set for a broker target.
+fn current_dynamic(broker: &Broker, target: dynamic::Target) -> BTreeMap<String, String> {
+    let (own, cluster) = broker.dynamic_broker_configs();
+    match target {
+        dynamic::Target::Broker => own,
+        dynamic::Target::ClusterDefault => cluster,
+    }
+}
+
+/// Why a config change to a resource that is neither a topic nor a broker is refused.
+fn unsupported_resource(resource_type: i8) -> ApiError {
     ApiError::new(
         ResponseError::InvalidRequest,
-        "Broker configs are static in Sluice: set them in sluice.toml, SLUICE_* variables or --override and restart",
+        format!("Unsupported resource type {resource_type}"),
     )
 }
 
@@ -260,7 +332,20 @@ pub fn alter_configs(
                     None => broker.set_topic_configs(&name, configs, request.validate_only),
                 }
             }
-            other => Err(not_a_topic(broker, other, &name)),
+            // The legacy API replaces the whole set of dynamic configs of its target.
+            RESOURCE_BROKER => broker_target(broker, &name).and_then(|target| {
+                let configs = resource
+                    .configs
+                    .iter()
+                    .filter_map(|c| {
+                        c.value
+                            .as_ref()
+                            .map(|v| (c.name.to_string(), v.to_string()))
+                    })
+                    .collect();
+                broker.set_dynamic_broker_configs(target, configs, request.validate_only)
+            }),
+            other => Err(unsupported_resource(other)),
         };
         let base = AlterConfigsResourceResponse::default()
             .with_resource_type(resource.resource_type)
@@ -327,7 +412,56 @@ pub fn incremental_alter_configs(
                     }
                 }
             },
-            other => Err(not_a_topic(broker, other, &name)),
+            RESOURCE_BROKER => broker_target(broker, &name).and_then(|target| {
+                let mut configs = current_dynamic(broker, target);
+                for config in &resource.configs {
+                    let key = config.name.to_string();
+                    let value = config.value.as_ref().map(|v| v.to_string());
+                    let is_list = matches!(dynamic::dynamic_config(&key), Some((_, ConfigType::List)));
+                    match (config.config_operation, value) {
+                        (0, Some(value)) => {
+                            configs.insert(key, value);
+                        }
+                        (1, _) => {
+                            configs.remove(&key);
+                        }
+                        (op @ (2 | 3), Some(value)) if is_list => {
+                            let mut items: Vec<String> = configs
+                                .get(&key)
+                                .map(|v| v.split(',').map(|i| i.trim().to_string()).filter(|i| !i.is_empty()).collect())
+                                .unwrap_or_default();
+                            for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                                if op == 2 && !items.iter().any(|i| i == item) {
+                                    items.push(item.to_string());
+                                } else if op == 3 {
+                                    items.retain(|i| i != item);
+                                }
+                            }
+                            configs.insert(key, items.join(","));
+                        }
+                        (2 | 3, _) => {
+                            return Err(ApiError::new(
+                                ResponseError::InvalidConfig,
+                                format!("Config value append/subtract is not allowed for config key {key} (not a list)"),
+                            ))
+                        }
+                        (0, None) => {
+                            return Err(ApiError::new(
+                                ResponseError::InvalidConfig,
+                                format!("Null value not supported for {key}"),
+                            ))
+                        }
+                        (op, _) => {
+                            return Err(ApiError::new(
+                                ResponseError::InvalidRequest,
+                                format!("Unknown config operation {op}"),
+                            ))
+                        }
+                    }
+                }
+                broker.set_dynamic_broker_configs(target, configs, request.validate_only)
+            }),
+            other => Err(unsupported_resource(other)),
         };
         let base = IncrementalResourceResponse::default()
             .with_resource_type(resource.resource_type)

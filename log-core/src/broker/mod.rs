@@ -7,6 +7,7 @@
 mod admin;
 pub mod config;
 mod configs;
+pub mod dynamic;
 mod fetch;
 mod groups;
 mod produce;
@@ -23,6 +24,7 @@ use parking_lot::RwLock;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+use crate::config::LogConfig;
 use crate::error::{Error, Result};
 use crate::group::coordinator::{CoordinatorConfig, GroupCoordinator};
 use crate::model::{validate_topic_name, TopicPartition};
@@ -47,6 +49,31 @@ impl ApiError {
             message: message.into(),
         }
     }
+}
+
+/// Kafka's words for a refused config: `Unknown topic config name: x`, or
+/// `Invalid value v for configuration k: why`.
+fn kafka_config_message(err: &Error) -> String {
+    match err {
+        Error::InvalidConfig { reason, .. } if reason.starts_with("Unknown ") => reason.clone(),
+        Error::InvalidConfig { key, value, reason } => {
+            format!("Invalid value {value} for configuration {key}: {reason}")
+        }
+        other => other.to_string(),
+    }
+}
+
+/// The broker settings in force, by precedence: static ones, then the cluster-wide dynamic
+/// defaults, then this broker's own dynamic values.
+fn merge_dynamic(
+    explicit: &BTreeMap<String, String>,
+    cluster: &BTreeMap<String, String>,
+    own: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let mut merged = explicit.clone();
+    merged.extend(cluster.iter().map(|(k, v)| (k.clone(), v.clone())));
+    merged.extend(own.iter().map(|(k, v)| (k.clone(), v.clone())));
+    merged
 }
 
 impl From<Error> for ApiError {
@@ -85,7 +112,15 @@ impl Broker {
             .collect();
         let mut log_config = LogManagerConfig::new(&first_dir);
         log_config.log_dirs = config.log_dirs.clone();
-        log_config.defaults = config.log_defaults.clone();
+        log_config.defaults = {
+            let (own, cluster) = store.dynamic_broker_configs();
+            let merged = merge_dynamic(&config.explicit, cluster, own);
+            LogConfig::from_broker_props(&merged).unwrap_or_else(|err| {
+                // A dynamic value this version refuses is not worth refusing to start over.
+                tracing::warn!(%err, "ignoring the dynamic log configs; using the static ones");
+                config.log_defaults.clone()
+            })
+        };
         log_config.retention_check_interval =
             Duration::from_millis(config.log_retention_check_interval_ms);
         log_config.cleaner_enable = config.log_cleaner_enable;
@@ -223,10 +258,10 @@ impl Broker {
                 format!("Unable to replicate the partition {replication_factor} time(s): The target replication factor of {replication_factor} cannot be reached because only 1 broker(s) are registered."),
             ));
         }
-        self.config
-            .log_defaults
+        self.logs
+            .defaults()
             .with_overrides(configs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .map_err(|e| ApiError::new(ResponseError::InvalidConfig, e.to_string()))?;
+            .map_err(|e| ApiError::new(ResponseError::InvalidConfig, kafka_config_message(&e)))?;
         let mut topics = self.topics.write();
         if topics.get(name).is_some() {
             return Err(ApiError::new(
@@ -263,6 +298,43 @@ impl Broker {
         Ok(meta)
     }
 
+    /// This broker's dynamic configs and the cluster-wide dynamic defaults (KIP-226).
+    pub fn dynamic_broker_configs(&self) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+        let topics = self.topics.read();
+        let (own, cluster) = topics.dynamic_broker_configs();
+        (own.clone(), cluster.clone())
+    }
+
+    /// Replaces the dynamic configs of this broker (`target` Broker) or of the cluster default,
+    /// after checking them as Kafka does; the log defaults among them apply at once to every
+    /// topic without an override of its own.
+    pub fn set_dynamic_broker_configs(
+        &self,
+        target: dynamic::Target,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), ApiError> {
+        dynamic::check(&configs, target)?;
+        let mut topics = self.topics.write();
+        let (own, cluster) = topics.dynamic_broker_configs();
+        let cluster_default = target == dynamic::Target::ClusterDefault;
+        let merged = if cluster_default {
+            merge_dynamic(&self.config.explicit, &configs, own)
+        } else {
+            merge_dynamic(&self.config.explicit, cluster, &configs)
+        };
+        let defaults = LogConfig::from_broker_props(&merged).map_err(|err| {
+            ApiError::new(ResponseError::InvalidRequest, kafka_config_message(&err))
+        })?;
+        if validate_only {
+            return Ok(());
+        }
+        topics.set_dynamic_broker_configs(cluster_default, configs)?;
+        self.logs.set_defaults(defaults);
+        tracing::info!(cluster_default, "changed dynamic broker configs");
+        Ok(())
+    }
+
     /// Replaces a topic's config overrides after validating them.
     pub fn set_topic_configs(
         &self,
@@ -270,10 +342,10 @@ impl Broker {
         configs: BTreeMap<String, String>,
         validate_only: bool,
     ) -> Result<(), ApiError> {
-        self.config
-            .log_defaults
+        self.logs
+            .defaults()
             .with_overrides(configs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .map_err(|e| ApiError::new(ResponseError::InvalidConfig, e.to_string()))?;
+            .map_err(|e| ApiError::new(ResponseError::InvalidConfig, kafka_config_message(&e)))?;
         let mut topics = self.topics.write();
         let mut meta = topics.get(name).cloned().ok_or_else(|| {
             ApiError::new(

@@ -1,5 +1,6 @@
-//! The topic registry of a single node: names, ids, partition counts and config overrides,
-//! persisted atomically as `topics.json` in the first data directory so they survive restarts.
+//! The topic registry of a single node: names, ids, partition counts and config overrides, and
+//! the dynamic broker configs, persisted atomically as `topics.json` in the first data
+//! directory so they survive restarts (what a Kafka cluster keeps in its metadata log).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -28,6 +29,12 @@ pub struct TopicMeta {
 struct TopicsFile {
     cluster_id: String,
     topics: BTreeMap<String, TopicMeta>,
+    /// Dynamic configs of this broker (KIP-226), by Kafka's names.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    broker_configs: BTreeMap<String, String>,
+    /// Dynamic cluster-wide defaults for every broker.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    default_broker_configs: BTreeMap<String, String>,
 }
 
 /// The registry, loaded at start and written on every change.
@@ -50,7 +57,7 @@ impl TopicStore {
                 // Kafka's cluster ids are 22-character base64 UUIDs; a simple hex id serves too.
                 TopicsFile {
                     cluster_id: Uuid::new_v4().simple().to_string()[..22].to_string(),
-                    topics: BTreeMap::new(),
+                    ..TopicsFile::default()
                 }
             }
             Err(err) => return Err(Error::io("read topic registry", &path, err)),
@@ -99,6 +106,26 @@ impl TopicStore {
         Ok(removed)
     }
 
+    /// This broker's dynamic configs, and the cluster-wide dynamic defaults.
+    pub fn dynamic_broker_configs(&self) -> (&BTreeMap<String, String>, &BTreeMap<String, String>) {
+        (&self.file.broker_configs, &self.file.default_broker_configs)
+    }
+
+    /// Replaces this broker's dynamic configs (`cluster_default`: the cluster-wide defaults)
+    /// and writes the registry.
+    pub fn set_dynamic_broker_configs(
+        &mut self,
+        cluster_default: bool,
+        configs: BTreeMap<String, String>,
+    ) -> Result<()> {
+        if cluster_default {
+            self.file.default_broker_configs = configs;
+        } else {
+            self.file.broker_configs = configs;
+        }
+        self.persist()
+    }
+
     fn persist(&self) -> Result<()> {
         let bytes = serde_json::to_vec_pretty(&self.file).map_err(|e| Error::CorruptFile {
             path: self.path.clone(),
@@ -127,6 +154,13 @@ mod tests {
         assert_eq!(store.cluster_id(), cluster_id);
         assert_eq!(store.get("orders"), Some(&meta));
         assert_eq!(store.name_of(meta.id), Some("orders"));
+        let mut store = store;
+        store
+            .set_dynamic_broker_configs(true, [("log.retention.ms".into(), "9".into())].into())
+            .unwrap();
+        let store = TopicStore::load(dir.path()).unwrap();
+        assert_eq!(store.dynamic_broker_configs().1["log.retention.ms"], "9");
+        assert!(store.dynamic_broker_configs().0.is_empty());
         std::fs::write(dir.path().join(TOPICS_FILE), b"{not json").unwrap();
         assert!(TopicStore::load(dir.path()).is_err());
     }

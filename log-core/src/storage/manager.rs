@@ -98,6 +98,9 @@ struct Background {
 /// Owns every partition log of a node.
 pub struct LogManager {
     config: LogManagerConfig,
+    /// The broker-wide defaults in force: `config.defaults` until dynamic broker configs
+    /// change them ([`LogManager::set_defaults`]).
+    defaults: RwLock<LogConfig>,
     logs: RwLock<HashMap<TopicPartition, ManagedLog>>,
     topic_overrides: RwLock<HashMap<Arc<str>, BTreeMap<String, String>>>,
     first_dirty: Mutex<HashMap<TopicPartition, i64>>,
@@ -133,6 +136,7 @@ impl LogManager {
             overrides.insert(Arc::<str>::from(topic), props);
         }
         let manager = LogManager {
+            defaults: RwLock::new(config.defaults.clone()),
             config,
             logs: RwLock::new(HashMap::new()),
             topic_overrides: RwLock::new(overrides),
@@ -278,23 +282,42 @@ impl LogManager {
 
     /// The effective config of `topic`: broker defaults with the topic's overrides.
     pub fn config_for(&self, topic: &str) -> LogConfig {
+        let defaults = self.defaults.read().clone();
         let overrides = self.topic_overrides.read();
         match overrides.get(topic) {
             // Overrides were validated when they were set.
-            Some(props) => self
-                .config
-                .defaults
+            Some(props) => defaults
                 .with_overrides(props.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-                .unwrap_or_else(|_| self.config.defaults.clone()),
-            None => self.config.defaults.clone(),
+                .unwrap_or(defaults),
+            None => defaults,
+        }
+    }
+
+    /// The broker-wide defaults in force.
+    pub fn defaults(&self) -> LogConfig {
+        self.defaults.read().clone()
+    }
+
+    /// Replaces the broker-wide defaults (dynamic broker configs) and applies them to every
+    /// log, each with its topic's overrides on top.
+    pub fn set_defaults(&self, defaults: LogConfig) {
+        *self.defaults.write() = defaults;
+        let logs = self.logs.read();
+        let mut by_topic: HashMap<Arc<str>, Arc<LogConfig>> = HashMap::new();
+        for (tp, managed) in logs.iter() {
+            let config = by_topic
+                .entry(tp.topic.clone())
+                .or_insert_with(|| Arc::new(self.config_for(&tp.topic)))
+                .clone();
+            managed.log.lock().set_config(config);
         }
     }
 
     /// Replaces the overrides of `topic` after validating them, and applies them to its logs.
     pub fn set_topic_config(&self, topic: &str, props: BTreeMap<String, String>) -> Result<()> {
         let config = Arc::new(
-            self.config
-                .defaults
+            self.defaults
+                .read()
                 .with_overrides(props.iter().map(|(k, v)| (k.as_str(), v.as_str())))?,
         );
         self.topic_overrides.write().insert(Arc::from(topic), props);

@@ -275,3 +275,108 @@ fn every_kafka_topic_config_is_accepted_checked_and_described() {
         assert_eq!(segment.config_type, 3, "INT");
     });
 }
+
+#[test]
+fn dynamic_broker_configs_apply_to_topics_and_survive_a_restart() {
+    let broker = TestBroker::start(&[("log.retention.hours", "100")]);
+    let this_broker = ConfigResource::Broker("1".into());
+    let cluster_default = ConfigResource::Broker(String::new());
+    let set = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    runtime().block_on(async {
+        let client = Client::connect(&broker.bootstrap(), ClientOptions::default())
+            .await
+            .unwrap();
+        client
+            .create_topics(&[topic("plain", &[]), topic("own", &[("retention.ms", "5000")])], false)
+            .await
+            .unwrap();
+        // librdkafka's 0081 changes this per-broker SASL setting; the log default applies at
+        // once to topics without an override of their own.
+        client
+            .alter_configs(
+                &this_broker,
+                &set(&[
+                    ("sasl.kerberos.min.time.before.relogin", "58000"),
+                    ("log.retention.ms", "1000"),
+                ]),
+                &[],
+            )
+            .await
+            .unwrap();
+        client
+            .alter_configs(&cluster_default, &set(&[("log.segment.bytes", "2097152")]), &[])
+            .await
+            .unwrap();
+        let plain = broker
+            .broker
+            .logs()
+            .get(&TopicPartition::new("plain", 0))
+            .unwrap();
+        assert_eq!(plain.lock().config().retention_ms, 1000, "applied live");
+        assert_eq!(plain.lock().config().segment_bytes, 2_097_152);
+        let described = client
+            .describe_configs(&ConfigResource::Topic("plain".into()))
+            .await
+            .unwrap();
+        let retention = described.iter().find(|c| c.name == "retention.ms").unwrap();
+        assert_eq!((retention.value.as_deref(), retention.source), (Some("1000"), 2));
+        let own = client
+            .describe_configs(&ConfigResource::Topic("own".into()))
+            .await
+            .unwrap();
+        let retention = own.iter().find(|c| c.name == "retention.ms").unwrap();
+        assert_eq!((retention.value.as_deref(), retention.source), (Some("5000"), 1));
+
+        // What Kafka refuses, Sluice refuses with Kafka's words.
+        for (target, pairs, words) in [
+            (&this_broker, &[("log.dirs", "/x")][..], "Cannot update these configs dynamically: [log.dirs]"),
+            (&this_broker, &[("num.io.threads", "abc")][..], "Not a number of type INT"),
+            (&this_broker, &[("log.retention.ms", "abc")][..], "Invalid value abc for configuration log.retention.ms"),
+            (&cluster_default, &[("sasl.kerberos.min.time.before.relogin", "1")][..], "broker id must be specified"),
+            (&ConfigResource::Broker("7".into()), &[("log.retention.ms", "1")][..], "Unexpected broker id"),
+        ] {
+            let err = client.alter_configs(target, &set(pairs), &[]).await.unwrap_err();
+            assert!(
+                matches!(&err, Error::Broker { code: ResponseError::InvalidRequest, message } if message.contains(words)),
+                "{pairs:?}: {err}"
+            );
+        }
+        let described = client.describe_configs(&this_broker).await.unwrap();
+        let relogin = described
+            .iter()
+            .find(|c| c.name == "sasl.kerberos.min.time.before.relogin")
+            .unwrap();
+        assert_eq!((relogin.value.as_deref(), relogin.source, relogin.read_only), (Some("58000"), 2, false));
+        let segment = described.iter().find(|c| c.name == "log.segment.bytes").unwrap();
+        assert_eq!((segment.value.as_deref(), segment.source), (Some("2097152"), 3));
+        let hours = described.iter().find(|c| c.name == "log.retention.hours").unwrap();
+        assert_eq!(hours.source, 4, "static");
+    });
+    let broker = TestBroker::start_in(broker.stop(), &[("log.retention.hours", "100")]);
+    runtime().block_on(async {
+        let plain = broker
+            .broker
+            .logs()
+            .get(&TopicPartition::new("plain", 0))
+            .unwrap();
+        assert_eq!(
+            plain.lock().config().retention_ms,
+            1000,
+            "kept across a restart"
+        );
+        let client = Client::connect(&broker.bootstrap(), ClientOptions::default())
+            .await
+            .unwrap();
+        // Deleting the dynamic value brings the static one back.
+        client
+            .alter_configs(&this_broker, &[], &["log.retention.ms".to_string()])
+            .await
+            .unwrap();
+        assert_eq!(plain.lock().config().retention_ms, 100 * 3_600_000);
+    });
+}
