@@ -333,6 +333,7 @@ pub async fn join_group(
             }
         })
         .collect();
+    let skip_assignment = outcome.skip_assignment;
     let response = JoinGroupResponse::default()
         .with_error_code(error_code(outcome.error))
         .with_generation_id(outcome.generation)
@@ -341,8 +342,13 @@ pub async fn join_group(
         .with_member_id(str_bytes(&outcome.member_id))
         .with_members(members);
     // Fields a version lacks must keep their defaults, or the encoder refuses them.
-    if version >= 7 {
+    let response = if version >= 7 {
         response.with_protocol_type(outcome.protocol_type.map(|t| str_bytes(&t)))
+    } else {
+        response
+    };
+    if version >= 9 {
+        response.with_skip_assignment(skip_assignment)
     } else {
         response
     }

@@ -68,6 +68,9 @@ pub struct Member {
     /// The member's assignment in the current generation.
     pub assignment: Bytes,
     last_heartbeat: Instant,
+    /// When it joined, in the group's count of joins (kept across rejoins and by a static
+    /// member's replacement).
+    joined: u64,
 }
 
 /// What a member learns when the join phase ends.
@@ -87,6 +90,8 @@ pub struct JoinOutcome {
     pub member_id: String,
     /// For the leader: every member with its metadata for the chosen protocol.
     pub members: Vec<(String, Option<String>, Bytes)>,
+    /// For a static leader that rejoined a stable group: the assignment stands (KIP-814).
+    pub skip_assignment: bool,
 }
 
 impl JoinOutcome {
@@ -99,6 +104,7 @@ impl JoinOutcome {
             leader: String::new(),
             member_id: member_id.to_string(),
             members: Vec::new(),
+            skip_assignment: false,
         }
     }
 }
@@ -151,6 +157,9 @@ struct Group {
     /// When the group last became Empty (or was loaded so): `offsets.retention.minutes`
     /// counts from here.
     empty_since: Instant,
+    /// Counts joins, so that members are known in the order they joined (Kafka's leader is the
+    /// first member to have joined).
+    joins: u64,
 }
 
 impl Group {
@@ -168,7 +177,16 @@ impl Group {
             epoch: 0,
             offsets: HashMap::new(),
             empty_since: Instant::now(),
+            joins: 0,
         }
+    }
+
+    /// The member that joined first: the leader when the group needs a new one.
+    fn first_joined(&self) -> Option<String> {
+        self.members
+            .values()
+            .min_by_key(|m| m.joined)
+            .map(|m| m.id.clone())
     }
 
     /// Kafka's `isStaticMemberFenced`: a request naming `group.instance.id` whose member id is
@@ -454,6 +472,13 @@ impl GroupCoordinator {
             .get(&member_id)
             .map(|m| m.assignment.clone())
             .unwrap_or_default();
+        let joined = match group.members.get(&member_id) {
+            Some(member) => member.joined,
+            None => {
+                group.joins += 1;
+                group.joins
+            }
+        };
         group.members.insert(
             member_id.clone(),
             Member {
@@ -466,6 +491,7 @@ impl GroupCoordinator {
                 protocols: request.protocols.clone(),
                 assignment,
                 last_heartbeat: Instant::now(),
+                joined,
             },
         );
         group.protocol_type = Some(request.protocol_type.clone());
@@ -473,12 +499,15 @@ impl GroupCoordinator {
         group.pending_joins.insert(member_id.clone(), tx);
         match group.state {
             GroupState::Stable
-                if !changed
-                    && group.leader.as_deref() != Some(member_id.as_str())
-                    && known_static.is_some() =>
+                if known_static.is_some()
+                    && (!changed || group.select_protocol() == group.protocol) =>
             {
-                // A static follower rejoining with the same metadata keeps its assignment.
-                let outcome = self.outcome_for(group, &member_id);
+                // A static member rejoining (a restarted instance) takes its old place and
+                // assignment without a rebalance, as long as the group's protocol stays
+                // (Kafka's `updateStaticMemberAndRebalance`). A leader is told to skip the
+                // assignment (KIP-814): the others keep theirs.
+                let mut outcome = self.outcome_for(group, &member_id);
+                outcome.skip_assignment = group.leader.as_deref() == Some(member_id.as_str());
                 if let Some(tx) = group.pending_joins.remove(&member_id) {
                     let _ = tx.send(outcome);
                 }
@@ -566,7 +595,7 @@ impl GroupCoordinator {
             .as_ref()
             .is_none_or(|leader| !group.members.contains_key(leader))
         {
-            group.leader = group.members.keys().next().cloned();
+            group.leader = group.first_joined();
         }
         group.state = GroupState::CompletingRebalance;
         for member in group.members.values_mut() {
@@ -622,6 +651,7 @@ impl GroupCoordinator {
             leader,
             member_id: member_id.to_string(),
             members,
+            skip_assignment: false,
         }
     }
 
@@ -1199,6 +1229,60 @@ mod tests {
             c.heartbeat("g", new.generation, MemberRef::dynamic(&old.member_id)),
             Some(GroupError::UnknownMemberId)
         );
+    }
+
+    #[tokio::test]
+    async fn a_restarted_static_member_rejoins_without_a_rebalance_even_as_leader() {
+        // A join phase long enough for both to join one generation.
+        let c = GroupCoordinator::new(CoordinatorConfig {
+            initial_rebalance_delay: Duration::from_millis(300),
+            ..Default::default()
+        });
+        let static_join = |member_id: &str, instance: &str| JoinRequest {
+            instance_id: Some(instance.into()),
+            ..join_request(member_id, &["range"])
+        };
+        let (a, b) = tokio::join!(c.join(static_join("", "a")), async {
+            // b joins second, so a (first) leads whatever the member ids sort as.
+            tokio::task::yield_now().await;
+            c.join(static_join("", "b")).await
+        });
+        assert_eq!(a.leader, a.member_id);
+        assert_eq!(b.leader, a.member_id);
+        let a_ref = MemberRef {
+            id: &a.member_id,
+            instance_id: Some("a"),
+        };
+        let b_ref = MemberRef {
+            id: &b.member_id,
+            instance_id: Some("b"),
+        };
+        let assignments = vec![
+            (a.member_id.clone(), Bytes::from_static(b"A")),
+            (b.member_id.clone(), Bytes::from_static(b"B")),
+        ];
+        let (leader, follower) = tokio::join!(
+            c.sync("g", a.generation, a_ref, assignments),
+            c.sync("g", b.generation, b_ref, Vec::new())
+        );
+        assert_eq!(leader.unwrap().0, Bytes::from_static(b"A"));
+        assert_eq!(follower.unwrap().0, Bytes::from_static(b"B"));
+
+        // The leader restarts: a new member id for the same instance, the same generation, the
+        // assignment skipped; the follower sees no rebalance.
+        let again = c.join(static_join("", "a")).await;
+        assert_eq!(again.error, None);
+        assert_ne!(again.member_id, a.member_id);
+        assert_eq!(again.generation, a.generation);
+        assert!(again.skip_assignment);
+        assert_eq!(again.leader, again.member_id);
+        assert_eq!(c.heartbeat("g", b.generation, b_ref), None);
+        let again_ref = MemberRef {
+            id: &again.member_id,
+            instance_id: Some("a"),
+        };
+        let kept = c.sync("g", again.generation, again_ref, Vec::new()).await;
+        assert_eq!(kept.unwrap().0, Bytes::from_static(b"A"));
     }
 
     #[tokio::test]
