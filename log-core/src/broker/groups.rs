@@ -34,7 +34,8 @@ fn now_ms() -> i64 {
 
 impl Broker {
     /// Group upkeep on the current tokio runtime, whether or not the broker listens: members
-    /// whose session expired are removed every 250 ms, and committed offsets past
+    /// are removed as their sessions end (the task wakes at the next session's end, and at
+    /// least every 250 ms for members that joined since), and committed offsets past
     /// `offsets.retention.minutes` are expired every `offsets.retention.check.interval.ms`.
     /// The task ends once the broker is dropped.
     pub fn spawn_group_maintenance(self: &std::sync::Arc<Self>) -> tokio::task::JoinHandle<()> {
@@ -42,12 +43,13 @@ impl Broker {
         let check =
             std::time::Duration::from_millis(self.config.offsets_retention_check_interval_ms);
         tokio::spawn(async move {
-            let mut reaper = tokio::time::interval(std::time::Duration::from_millis(250));
+            let tick = std::time::Duration::from_millis(250);
+            let mut next_reap = tokio::time::Instant::now() + tick;
             let mut retention =
                 tokio::time::interval_at(tokio::time::Instant::now() + check, check);
             loop {
                 let expire_offsets = tokio::select! {
-                    _ = reaper.tick() => false,
+                    _ = tokio::time::sleep_until(next_reap) => false,
                     _ = retention.tick() => true,
                 };
                 let Some(broker) = broker.upgrade() else {
@@ -56,7 +58,16 @@ impl Broker {
                 if expire_offsets {
                     broker.expire_offsets();
                 } else {
-                    broker.groups.expire_members();
+                    let (_, next_end) = broker.groups.expire_members();
+                    let now = tokio::time::Instant::now();
+                    // Just past the next session's end (its check is "later than").
+                    next_reap = next_end
+                        .map(|end| {
+                            tokio::time::Instant::from_std(end)
+                                + std::time::Duration::from_millis(1)
+                        })
+                        .unwrap_or(now + tick)
+                        .min(now + tick);
                 }
             }
         })

@@ -819,11 +819,13 @@ impl GroupCoordinator {
     }
 
     /// Removes members whose session timed out (members waiting in a join or sync are not
-    /// expected to heartbeat). Returns how many were removed.
-    pub fn expire_members(self: &Arc<Self>) -> usize {
+    /// expected to heartbeat). Returns how many were removed, and when the next session ends
+    /// if none heartbeats before (so that the caller wakes then, not a tick later).
+    pub fn expire_members(self: &Arc<Self>) -> (usize, Option<Instant>) {
         let now = Instant::now();
         let mut groups = self.groups.lock();
         let mut n_expired = 0;
+        let mut next: Option<Instant> = None;
         let ids: Vec<String> = groups.keys().cloned().collect();
         for group_id in ids {
             let Some(group) = groups.get_mut(&group_id) else {
@@ -832,16 +834,17 @@ impl GroupCoordinator {
             group
                 .pending_members
                 .retain(|_, (since, timeout)| now.duration_since(*since) <= *timeout);
-            let expired: Vec<String> = group
-                .members
-                .values()
-                .filter(|m| {
-                    !group.pending_joins.contains_key(&m.id)
-                        && !group.pending_syncs.contains_key(&m.id)
-                })
-                .filter(|m| now.duration_since(m.last_heartbeat) > m.session_timeout)
-                .map(|m| m.id.clone())
-                .collect();
+            let mut expired = Vec::new();
+            for member in group.members.values().filter(|m| {
+                !group.pending_joins.contains_key(&m.id) && !group.pending_syncs.contains_key(&m.id)
+            }) {
+                let deadline = member.last_heartbeat + member.session_timeout;
+                if now > deadline {
+                    expired.push(member.id.clone());
+                } else {
+                    next = Some(next.map_or(deadline, |n| n.min(deadline)));
+                }
+            }
             if expired.is_empty() {
                 continue;
             }
@@ -852,7 +855,7 @@ impl GroupCoordinator {
             n_expired += expired.len();
             self.after_member_removed(&group_id, group);
         }
-        n_expired
+        (n_expired, next)
     }
 
     /// Checks that a commit may be made by this member in this generation. `generation = -1` and
