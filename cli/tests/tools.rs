@@ -348,7 +348,57 @@ fn configs_describe_and_alter_like_kafka_configs() {
         ],
         "",
     ));
-    assert!(err.contains("static"), "{err}");
+    assert!(
+        err.contains("Cannot update these configs dynamically: [num.partitions]"),
+        "{err}"
+    );
+    // Dynamic broker configs, per broker and for the cluster, as kafka-configs does them.
+    let done = ok(sluice(
+        &f,
+        &[
+            "configs",
+            "alter",
+            "--entity-type",
+            "brokers",
+            "--entity-name",
+            "1",
+            "--add-config",
+            "log.retention.ms=3600000",
+        ],
+        "",
+    ));
+    assert!(done.contains("Completed updating config for 1."), "{done}");
+    let done = ok(sluice(
+        &f,
+        &[
+            "configs",
+            "alter",
+            "--entity-type",
+            "brokers",
+            "--entity-default",
+            "--add-config",
+            "log.segment.bytes=2097152",
+        ],
+        "",
+    ));
+    assert!(done.contains("default config for brokers"), "{done}");
+    let out = ok(sluice(
+        &f,
+        &[
+            "configs",
+            "describe",
+            "--entity-type",
+            "brokers",
+            "--entity-name",
+            "1",
+        ],
+        "",
+    ));
+    assert!(
+        out.contains("log.retention.ms=3600000 (DYNAMIC_BROKER_CONFIG)")
+            && out.contains("log.segment.bytes=2097152 (DYNAMIC_DEFAULT_BROKER_CONFIG)"),
+        "{out}"
+    );
 }
 
 #[test]

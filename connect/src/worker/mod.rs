@@ -726,7 +726,9 @@ impl Worker {
         };
         entry.stop_tasks().await;
         entry.stop_connector(name);
-        tracing::info!(connector = name, "connector deleted");
+        // A distributed worker also comes here when its share moves or it shuts down, so the
+        // log says what happened here, not that the connector is gone from the cluster.
+        tracing::info!(connector = name, "connector stopped on this worker");
         Ok(())
     }
 
