@@ -426,10 +426,18 @@ pub fn incremental_alter_configs(
                             configs.remove(&key);
                         }
                         (op @ (2 | 3), Some(value)) if is_list => {
-                            let mut items: Vec<String> = configs
-                                .get(&key)
-                                .map(|v| v.split(',').map(|i| i.trim().to_string()).filter(|i| !i.is_empty()).collect())
-                                .unwrap_or_default();
+                            // As Kafka: from the dynamic value, else the config's default
+                            // (`log.cleanup.policy` APPEND compact gives "delete,compact").
+                            let current = configs.get(&key).cloned().unwrap_or_else(|| {
+                                topic_config_of_synonym(&key)
+                                    .map(|(def, _)| def.default.to_string())
+                                    .unwrap_or_default()
+                            });
+                            let mut items: Vec<String> = current
+                                .split(',')
+                                .map(|i| i.trim().to_string())
+                                .filter(|i| !i.is_empty())
+                                .collect();
                             for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
                                 if op == 2 && !items.iter().any(|i| i == item) {
                                     items.push(item.to_string());
@@ -437,7 +445,12 @@ pub fn incremental_alter_configs(
                                     items.retain(|i| i != item);
                                 }
                             }
-                            configs.insert(key, items.join(","));
+                            // Nothing left: the static or default value applies again.
+                            if items.is_empty() {
+                                configs.remove(&key);
+                            } else {
+                                configs.insert(key, items.join(","));
+                            }
                         }
                         (2 | 3, _) => {
                             return Err(ApiError::new(

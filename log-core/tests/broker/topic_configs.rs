@@ -378,5 +378,32 @@ fn dynamic_broker_configs_apply_to_topics_and_survive_a_restart() {
             .await
             .unwrap();
         assert_eq!(plain.lock().config().retention_ms, 100 * 3_600_000);
+        // APPEND and SUBTRACT on a list start from the config's default, as Kafka's do
+        // (librdkafka's 0081 does exactly this, and other tests run meanwhile).
+        let list_op = |op: i8| {
+            use kafka_protocol::messages::incremental_alter_configs_request::{
+                AlterConfigsResource, AlterableConfig,
+            };
+            kafka_protocol::messages::IncrementalAlterConfigsRequest::default().with_resources(
+                vec![AlterConfigsResource::default()
+                    .with_resource_type(4)
+                    .with_resource_name(StrBytes::from_static_str("1"))
+                    .with_configs(vec![AlterableConfig::default()
+                        .with_name(StrBytes::from_static_str("log.cleanup.policy"))
+                        .with_config_operation(op)
+                        .with_value(Some(StrBytes::from_static_str("compact")))])],
+            )
+        };
+        let connection = client.controller_connection().await.unwrap();
+        let appended = connection.send(&list_op(2)).await.unwrap();
+        assert_eq!(appended.responses[0].error_code, 0);
+        let policy = plain.lock().config().cleanup_policy;
+        assert!(policy.delete && policy.compact, "{policy}");
+        let subtracted = connection.send(&list_op(3)).await.unwrap();
+        assert_eq!(subtracted.responses[0].error_code, 0);
+        assert_eq!(
+            plain.lock().config().cleanup_policy,
+            sluice_log::CleanupPolicy::DELETE
+        );
     });
 }
