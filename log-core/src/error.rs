@@ -76,6 +76,60 @@ pub enum Error {
         /// The log end offset before the append.
         log_end_offset: i64,
     },
+    /// An idempotent producer's batch whose sequence number does not follow the last one this
+    /// partition stored for the producer (Kafka's `OutOfOrderSequenceException`). Nothing was
+    /// written.
+    #[error("Out of order sequence number for producer {producer_id} at offset {offset} in partition {partition}: {found} (incoming seq. number), {last} (current end sequence number)")]
+    OutOfOrderSequence {
+        /// The producer.
+        producer_id: i64,
+        /// The offset the batch would have taken.
+        offset: i64,
+        /// The partition.
+        partition: String,
+        /// The batch's first sequence number.
+        found: i32,
+        /// The last sequence number stored for the producer.
+        last: i32,
+    },
+    /// A batch of an idempotent producer with a sequence other than 0 for a new epoch.
+    #[error("Invalid sequence number for new epoch of producer {producer_id} in partition {partition}: {epoch} (request epoch), {found} (seq. number), {current_epoch} (current producer epoch)")]
+    InvalidSequenceForNewEpoch {
+        /// The producer.
+        producer_id: i64,
+        /// The partition.
+        partition: String,
+        /// The batch's epoch.
+        epoch: i16,
+        /// The batch's first sequence number.
+        found: i32,
+        /// The epoch stored for the producer.
+        current_epoch: i16,
+    },
+    /// A batch from an older epoch of a producer than the one this partition stored (a zombie
+    /// instance, or one fenced by a newer `InitProducerId`).
+    #[error("Epoch of producer {producer_id} at offset {offset} in {partition} is {epoch}, which is smaller than the last seen epoch {current_epoch}")]
+    InvalidProducerEpoch {
+        /// The producer.
+        producer_id: i64,
+        /// The offset the batch would have taken.
+        offset: i64,
+        /// The partition.
+        partition: String,
+        /// The batch's epoch.
+        epoch: i16,
+        /// The epoch stored for the producer.
+        current_epoch: i16,
+    },
+    /// A transactional batch: this node does not coordinate transactions yet, so no producer
+    /// can have begun one.
+    #[error("transactional batch from producer {producer_id} in {partition}, but this node does not serve transactions yet")]
+    TransactionsUnsupported {
+        /// The producer.
+        producer_id: i64,
+        /// The partition.
+        partition: String,
+    },
     /// A configuration key or value is invalid.
     #[error("invalid value {value:?} for configuration {key}: {reason}")]
     InvalidConfig {
@@ -197,6 +251,11 @@ impl Error {
             Error::RecordSetTooLarge { .. } => ResponseError::RecordListTooLarge,
             Error::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
             Error::OutOfOrderOffsets { .. } => ResponseError::UnknownServerError,
+            Error::OutOfOrderSequence { .. } | Error::InvalidSequenceForNewEpoch { .. } => {
+                ResponseError::OutOfOrderSequenceNumber
+            }
+            Error::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+            Error::TransactionsUnsupported { .. } => ResponseError::InvalidTxnState,
             Error::InvalidConfig { .. } => ResponseError::InvalidConfig,
             Error::InvalidTopicPartition { .. } => ResponseError::InvalidTopicException,
             Error::PartitionExists(_) => ResponseError::TopicAlreadyExists,

@@ -374,23 +374,14 @@ pub fn describe_cluster(
             .with_port(i32::from(advertised.port))])
 }
 
-/// UNSUPPORTED_VERSION answers for the APIs this broker does not serve yet but whose responses
-/// carry an error code (InitProducerId; SASL gets UNSUPPORTED_SASL_MECHANISM); None for others.
+/// Error answers for the APIs this broker does not serve yet but whose responses carry an error
+/// code (SASL gets UNSUPPORTED_SASL_MECHANISM); None for others.
 pub fn unsupported(
     request: kafka_protocol::messages::RequestKind,
     _version: i16,
 ) -> Option<kafka_protocol::messages::ResponseKind> {
     use kafka_protocol::messages::*;
-    let code = ResponseError::UnsupportedVersion.code();
-    let _message = || {
-        Some(str_bytes(
-            "This Sluice version does not serve this API yet.",
-        ))
-    };
     Some(match request {
-        RequestKind::InitProducerId(_) => {
-            ResponseKind::InitProducerId(InitProducerIdResponse::default().with_error_code(code))
-        }
         RequestKind::SaslHandshake(_) => ResponseKind::SaslHandshake(
             SaslHandshakeResponse::default()
                 .with_error_code(ResponseError::UnsupportedSaslMechanism.code()),

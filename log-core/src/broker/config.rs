@@ -104,6 +104,9 @@ pub struct BrokerConfig {
     pub offsets_retention_ms: u64,
     /// `offsets.retention.check.interval.ms`.
     pub offsets_retention_check_interval_ms: u64,
+    /// `producer.id.expiration.ms`: how long a partition remembers an idempotent producer that
+    /// stopped writing.
+    pub producer_id_expiration_ms: u64,
     /// The properties that were set explicitly (DescribeConfigs reports them as static).
     pub explicit: BTreeMap<String, String>,
 }
@@ -131,6 +134,7 @@ pub const BROKER_KEYS: &[(&str, &str)] = &[
     ("offsets.topic.num.partitions", "50"),
     ("offsets.retention.minutes", "10080"),
     ("offsets.retention.check.interval.ms", "600000"),
+    ("producer.id.expiration.ms", "86400000"),
 ];
 
 impl Default for BrokerConfig {
@@ -310,6 +314,16 @@ impl BrokerConfig {
                 "offsets.retention.check.interval.ms",
             )?
             .max(1),
+            producer_id_expiration_ms: {
+                let n = int("producer.id.expiration.ms")?;
+                if !(1..=i64::from(i32::MAX)).contains(&n) {
+                    return Err(invalid(
+                        "producer.id.expiration.ms",
+                        "must be between 1 and 2147483647",
+                    ));
+                }
+                n as u64
+            },
             explicit: props.clone(),
         })
     }

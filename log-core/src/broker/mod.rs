@@ -11,6 +11,7 @@ pub mod dynamic;
 mod fetch;
 mod groups;
 mod produce;
+pub mod producer_ids;
 pub mod server;
 pub mod topics;
 
@@ -96,6 +97,8 @@ pub struct Broker {
     advertised: RwLock<Listener>,
     /// Consumer groups and their committed offsets.
     groups: Arc<GroupCoordinator>,
+    /// Ids for idempotent producers.
+    producer_ids: producer_ids::ProducerIdManager,
 }
 
 impl Broker {
@@ -124,6 +127,7 @@ impl Broker {
         log_config.retention_check_interval =
             Duration::from_millis(config.log_retention_check_interval_ms);
         log_config.cleaner_enable = config.log_cleaner_enable;
+        log_config.producer_id_expiration = Duration::from_millis(config.producer_id_expiration_ms);
         let (logs, stats) = LogManager::open(log_config, overrides)?;
         // Partitions the registry lists but the disk lacks (a crash between the two) are created.
         for (name, meta) in store.topics() {
@@ -158,6 +162,7 @@ impl Broker {
             appended: Notify::new(),
             advertised: RwLock::new(advertised),
             groups,
+            producer_ids: producer_ids::ProducerIdManager::open(&first_dir)?,
         };
         let n_records = broker.load_groups()?;
         if n_records > 0 {
@@ -483,6 +488,9 @@ impl Broker {
             RequestKind::DeleteRecords(req) => {
                 ResponseKind::DeleteRecords(admin::delete_records(self, req))
             }
+            RequestKind::InitProducerId(req) => ResponseKind::InitProducerId(
+                producer_ids::init_producer_id(&self.producer_ids, &req),
+            ),
             RequestKind::ListOffsets(req) => {
                 ResponseKind::ListOffsets(fetch::list_offsets(self, req, version))
             }

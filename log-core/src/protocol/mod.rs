@@ -86,6 +86,7 @@ pub fn supported_versions(api_key: ApiKey) -> Option<VersionRange> {
         | ApiKey::ListGroups
         | ApiKey::DeleteGroups
         | ApiKey::DeleteRecords
+        | ApiKey::InitProducerId
         | ApiKey::OffsetDelete => Some(api_key.valid_versions()),
         // Capped below the codec's maximum where newer versions change the request's shape
         // (topic ids, batched groups, KIP-848 member epochs).

@@ -304,33 +304,32 @@ pub(crate) mod test_support {
     /// One record for [`encode_batch`]: key, value (None = tombstone), timestamp.
     pub type TestRecord<'a> = (Option<&'a [u8]>, Option<&'a [u8]>, i64);
 
-    /// Encodes records into one batch with base offset 0, as a producer sends it.
-    pub fn encode_batch(records: &[TestRecord<'_>], compression: Compression) -> BytesMut {
-        let records: Vec<Record> = records
-            .iter()
-            .enumerate()
-            .map(|(idx, (key, value, timestamp))| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: -1,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: idx as i64,
-                // The encoder splits batches where offset - sequence changes; this keeps one
-                // batch with base sequence -1 (no idempotent producer).
-                sequence: idx as i32 - 1,
-                timestamp: *timestamp,
-                key: key.map(Bytes::copy_from_slice),
-                value: value.map(Bytes::copy_from_slice),
-                headers: Default::default(),
-            })
-            .collect();
+    /// A record without an idempotent producer, at `idx` in its batch.
+    fn record(idx: usize, key: Option<&[u8]>, value: Option<&[u8]>, timestamp: i64) -> Record {
+        Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: idx as i64,
+            // The encoder splits batches where offset - sequence changes; this keeps one
+            // batch with base sequence -1 (no idempotent producer).
+            sequence: idx as i32 - 1,
+            timestamp,
+            key: key.map(Bytes::copy_from_slice),
+            value: value.map(Bytes::copy_from_slice),
+            headers: Default::default(),
+        }
+    }
+
+    fn encode(records: &[Record], compression: Compression) -> BytesMut {
         let mut buf = BytesMut::new();
         RecordBatchEncoder::encode(
             &mut buf,
-            &records,
+            records,
             &RecordEncodeOptions {
                 version: 2,
                 compression,
@@ -338,6 +337,38 @@ pub(crate) mod test_support {
         )
         .expect("encode test batch");
         buf
+    }
+
+    /// Encodes records into one batch with base offset 0, as a producer sends it.
+    pub fn encode_batch(records: &[TestRecord<'_>], compression: Compression) -> BytesMut {
+        let records: Vec<Record> = records
+            .iter()
+            .enumerate()
+            .map(|(idx, (key, value, timestamp))| record(idx, *key, *value, *timestamp))
+            .collect();
+        encode(&records, compression)
+    }
+
+    /// A batch of an idempotent producer: `values` with sequence numbers from `base_sequence`,
+    /// compressed with `compression`.
+    pub fn idempotent_batch(
+        producer_id: i64,
+        epoch: i16,
+        base_sequence: i32,
+        values: &[&[u8]],
+        compression: Compression,
+    ) -> BytesMut {
+        let records: Vec<Record> = values
+            .iter()
+            .enumerate()
+            .map(|(idx, value)| Record {
+                producer_id,
+                producer_epoch: epoch,
+                sequence: base_sequence.wrapping_add(idx as i32),
+                ..record(idx, None, Some(value), 1_000)
+            })
+            .collect();
+        encode(&records, compression)
     }
 
     /// A batch of `count` keyless records of `value_len` bytes each.

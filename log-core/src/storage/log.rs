@@ -16,9 +16,10 @@ use bytes::Bytes;
 
 use super::batch::{validate_batches, BatchHeader, Origin};
 use super::epoch::LeaderEpochCache;
+use super::producer_state::{BatchMetadata, ProducerStates};
 use super::segment::{FileSlice, Segment};
 use super::{now_ms, validator};
-use crate::config::LogConfig;
+use crate::config::{LogConfig, TimestampType};
 use crate::error::{Error, Result};
 use crate::model::TopicPartition;
 
@@ -108,6 +109,8 @@ pub struct PartitionLog {
     /// Files of deleted segments, renamed `.deleted`, and when to remove them
     /// (`file.delete.delay.ms` after the deletion).
     retired: Vec<(Instant, Vec<PathBuf>)>,
+    /// Idempotent producers' epochs and last sequences, for deduplication.
+    producers: ProducerStates,
 }
 
 impl PartitionLog {
@@ -177,7 +180,7 @@ impl PartitionLog {
         } else {
             checkpoints.recovery_point.unwrap_or(0).min(log_end_offset)
         };
-        let log = PartitionLog {
+        let mut log = PartitionLog {
             topic_partition,
             dir: dir.to_owned(),
             config,
@@ -190,7 +193,9 @@ impl PartitionLog {
             unflushed_records: 0,
             first_unflushed_at: None,
             retired: Vec::new(),
+            producers: ProducerStates::default(),
         };
+        log.load_producer_state()?;
         Ok((log, report))
     }
 
@@ -268,8 +273,12 @@ impl PartitionLog {
     /// On error nothing is written.
     pub fn append_as_leader(&mut self, records: &[u8], leader_epoch: i32) -> Result<AppendInfo> {
         let headers = validate_batches(records, self.config.max_message_bytes, Origin::Client)?;
+        if let Some(duplicate) = self.producers.find_duplicate(&headers) {
+            return Ok(self.duplicate_append(duplicate));
+        }
         let config = self.config.clone();
-        let prepared = validator::prepare(records, headers, &config, now_ms())?;
+        let now = now_ms();
+        let prepared = validator::prepare(records, headers, &config, now)?;
         let mut headers = prepared.headers;
         let mut next_offset = self.log_end_offset;
         for header in &mut headers {
@@ -277,7 +286,9 @@ impl PartitionLog {
             header.partition_leader_epoch = leader_epoch;
             next_offset = header.next_offset();
         }
+        let pending = self.producers.check(&headers, &self.topic_partition, now)?;
         let mut info = self.append_validated(&prepared.bytes, &headers)?;
+        self.producers.apply(pending);
         info.log_append_time = prepared.log_append_time;
         if leader_epoch >= 0 {
             self.epochs.assign(leader_epoch, info.first_offset)?;
@@ -304,11 +315,69 @@ impl PartitionLog {
             expected = header.next_offset();
         }
         let info = self.append_validated(records, &headers)?;
+        let now = now_ms();
         for header in &headers {
             self.epochs
                 .assign(header.partition_leader_epoch, header.base_offset)?;
+            self.producers.replay(header, Some(now));
         }
         Ok(info)
+    }
+
+    /// What an append of a batch already written answers: the offsets it got the first time
+    /// (Kafka answers a producer's retry so, with no error, and writes nothing).
+    fn duplicate_append(&self, duplicate: BatchMetadata) -> AppendInfo {
+        let log_append_time = (self.config.message_timestamp_type == TimestampType::LogAppendTime)
+            .then_some(duplicate.timestamp);
+        tracing::debug!(partition = %self.topic_partition, first_offset = duplicate.first_offset,
+            "duplicate batch from an idempotent producer; not written again");
+        AppendInfo {
+            first_offset: duplicate.first_offset,
+            last_offset: duplicate.last_offset,
+            max_timestamp: duplicate.timestamp,
+            offset_of_max_timestamp: duplicate.last_offset,
+            records: 0,
+            bytes: 0,
+            log_start_offset: self.log_start_offset,
+            log_append_time,
+        }
+    }
+
+    /// The idempotent producers this partition knows.
+    pub fn producer_states(&self) -> &ProducerStates {
+        &self.producers
+    }
+
+    /// Forgets producers that have not written for `expiration_ms` (`producer.id.expiration.ms`);
+    /// returns how many.
+    pub fn remove_expired_producers(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        self.producers.remove_expired(now_ms, expiration_ms)
+    }
+
+    /// Rebuilds the producer state: the newest snapshot at or below the log end offset, then
+    /// the batches after it; without a snapshot, the batches of the last two segments.
+    fn load_producer_state(&mut self) -> Result<()> {
+        let (mut states, from) =
+            match ProducerStates::load_snapshot(&self.dir, self.log_end_offset)? {
+                Some((states, offset)) => (states, offset),
+                None => {
+                    let n = self.segments.len();
+                    let base = self.segments[n.saturating_sub(2)].base_offset();
+                    (ProducerStates::default(), base)
+                }
+            };
+        let from = from.max(self.log_start_offset);
+        let first = self.segment_index_for(from);
+        for segment in &mut self.segments[first..] {
+            for header in segment.batch_headers_from(from)? {
+                if header.base_offset >= self.log_end_offset {
+                    break;
+                }
+                states.replay(&header, None);
+            }
+        }
+        self.producers = states;
+        Ok(())
     }
 
     fn append_validated(&mut self, records: &[u8], headers: &[BatchHeader]) -> Result<AppendInfo> {
@@ -399,6 +468,9 @@ impl PartitionLog {
     /// Closes the active segment and starts a new one at `base_offset`.
     fn roll(&mut self, base_offset: i64, reason: &str) -> Result<()> {
         self.active_mut().close_active()?;
+        // The state after every batch below the new segment, so that a restart replays at most
+        // the active segment.
+        self.producers.write_snapshot(&self.dir, base_offset)?;
         let segment = self.new_segment(base_offset)?;
         tracing::debug!(partition = %self.topic_partition, base_offset, reason, "rolled new segment");
         self.segments.push(segment);
@@ -582,7 +654,8 @@ impl PartitionLog {
         let end = segment.truncate_to(offset)?.unwrap_or(base);
         self.log_end_offset = end;
         self.after_truncation()?;
-        Ok(())
+        // Forget the producers' truncated batches: rebuild from a snapshot below the new end.
+        self.load_producer_state()
     }
 
     /// Deletes every segment and starts an empty log at `offset`.
@@ -598,6 +671,8 @@ impl PartitionLog {
         self.log_start_offset = offset;
         self.log_end_offset = offset;
         self.epochs.clear()?;
+        self.producers.clear();
+        ProducerStates::delete_snapshots(&self.dir)?;
         self.after_truncation()
     }
 
@@ -697,7 +772,9 @@ impl PartitionLog {
         // A clean shutdown skips recovery, so the active segment's indexes must be durable too.
         let active = self.active_mut();
         active.close_active()?;
-        active.flush(false)
+        active.flush(false)?;
+        self.producers
+            .write_snapshot(&self.dir, self.log_end_offset)
     }
 
     // ---- for the cleaner ----

@@ -792,3 +792,109 @@ fn max_compaction_lag_compacts_whatever_the_dirty_ratio_and_rolls_for_it() {
     let (_dir, log) = layout(&overrides[..2]);
     assert!(clean(&log, 10, 1_200, &options).unwrap().is_none());
 }
+
+#[test]
+fn an_idempotent_producers_retry_gets_its_first_offsets_and_is_not_written_twice() {
+    use crate::storage::batch::test_support::idempotent_batch;
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = new_log(dir.path(), &[]);
+    log.append_as_leader(&value_batch(2, 10, 1_000), 0).unwrap();
+    let first = idempotent_batch(7, 0, 0, &[b"a", b"b", b"c"], Compression::None);
+    let info = log.append_as_leader(&first, 0).unwrap();
+    assert_eq!((info.first_offset, info.last_offset), (2, 4));
+    // The same batch again (the producer's retry after a lost response).
+    let retry = log.append_as_leader(&first, 0).unwrap();
+    assert_eq!((retry.first_offset, retry.last_offset), (2, 4));
+    assert_eq!(log.log_end_offset(), 5);
+    // A batch that skips sequence 3..: OUT_OF_ORDER_SEQUENCE_NUMBER, nothing written.
+    let gap = idempotent_batch(7, 0, 5, &[b"x"], Compression::None);
+    let err = log.append_as_leader(&gap, 0).unwrap_err();
+    assert_eq!(
+        err.response_error(),
+        kafka_protocol::ResponseError::OutOfOrderSequenceNumber
+    );
+    assert_eq!(log.log_end_offset(), 5);
+    let next = idempotent_batch(7, 0, 3, &[b"d"], Compression::None);
+    assert_eq!(log.append_as_leader(&next, 0).unwrap().first_offset, 5);
+    let values: Vec<_> = read_all(&mut log)
+        .into_iter()
+        .map(|(_, _, v, _)| v.unwrap())
+        .collect();
+    assert_eq!(values.len(), 6);
+    assert_eq!(&values[2..], &[&b"a"[..], b"b", b"c", b"d"]);
+}
+
+#[test]
+fn producer_state_survives_a_clean_restart_a_crash_and_a_roll() {
+    use crate::storage::batch::test_support::idempotent_batch;
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = new_log(dir.path(), &[("internal.segment.bytes", "250")]);
+    let mut seq = 0;
+    let mut batches = Vec::new();
+    for i in 0..8 {
+        let values: [&[u8]; 2] = [b"0123456789", b"abcdefghij"];
+        let batch = idempotent_batch(11, 0, seq, &values, Compression::None);
+        let info = log.append_as_leader(&batch, 0).unwrap();
+        assert_eq!(info.first_offset, 2 * i);
+        batches.push(batch);
+        seq += 2;
+    }
+    assert!(log.segment_count() > 2, "the test needs rolls");
+    let last = batches.last().unwrap().clone();
+    let check = |log: &mut PartitionLog| {
+        let end = log.log_end_offset();
+        let retry = log.append_as_leader(&last, 0).unwrap();
+        assert_eq!(retry.first_offset, 14, "the retry is known");
+        assert_eq!(log.log_end_offset(), end);
+        let gap = idempotent_batch(11, 0, seq + 1, &[b"x"], Compression::None);
+        assert!(
+            log.append_as_leader(&gap, 0).is_err(),
+            "the sequence is known"
+        );
+    };
+    check(&mut log);
+    // Clean: from the snapshot written at close.
+    let mut log = reopen(log, true);
+    check(&mut log);
+    // A crash: from the snapshot of the last roll plus the batches after it.
+    let mut log = reopen(log, false);
+    check(&mut log);
+    // Without any snapshot: the last two segments are replayed.
+    for entry in std::fs::read_dir(log.dir()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "snapshot") {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    let mut log = reopen(log, false);
+    check(&mut log);
+    // Truncation forgets the truncated batches: the producer may resend them.
+    log.truncate_to(10).unwrap();
+    let resend = log.append_as_leader(&batches[5], 0).unwrap();
+    assert_eq!(resend.first_offset, 10);
+}
+
+#[test]
+fn a_recompressing_topic_keeps_the_producer_fields() {
+    use crate::storage::batch::test_support::idempotent_batch;
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = new_log(dir.path(), &[("compression.type", "zstd")]);
+    let batch = idempotent_batch(3, 2, 40, &[b"a", b"b"], Compression::None);
+    log.append_as_leader(&batch, 0).unwrap();
+    let entry = log.producer_states().get(3).unwrap();
+    assert_eq!((entry.epoch, entry.last_seq()), (2, Some(41)));
+    let bytes = log.read_bytes(0, 1 << 20, FetchIsolation::LogEnd).unwrap();
+    let header = crate::storage::batch::BatchHeader::parse(&bytes).unwrap();
+    assert_eq!(header.compression(), Some(Compression::Zstd));
+    assert_eq!(
+        (
+            header.producer_id,
+            header.producer_epoch,
+            header.base_sequence
+        ),
+        (3, 2, 40)
+    );
+    // And the retry is still recognised.
+    assert_eq!(log.append_as_leader(&batch, 0).unwrap().first_offset, 0);
+    assert_eq!(log.log_end_offset(), 2);
+}

@@ -55,6 +55,9 @@ pub struct LogManagerConfig {
     pub cleaner_backoff: Duration,
     /// Cleaner memory and thresholds.
     pub cleaner: CleanerOptions,
+    /// `producer.id.expiration.ms`: idempotent producers silent this long are forgotten at the
+    /// next retention pass.
+    pub producer_id_expiration: Duration,
 }
 
 impl LogManagerConfig {
@@ -70,6 +73,7 @@ impl LogManagerConfig {
             cleaner_enable: true,
             cleaner_backoff: Duration::from_millis(15_000),
             cleaner: CleanerOptions::default(),
+            producer_id_expiration: Duration::from_millis(86_400_000),
         }
     }
 }
@@ -410,11 +414,15 @@ impl LogManager {
             .collect()
     }
 
-    /// Applies retention to every partition. Returns the number of segments deleted.
+    /// Applies retention to every partition and forgets idempotent producers silent for
+    /// `producer.id.expiration.ms`. Returns the number of segments deleted.
     pub fn run_retention(&self, now_ms: i64) -> Result<usize> {
         let mut n_deleted = 0;
+        let expiration = self.config.producer_id_expiration.as_millis() as i64;
         for (_, _, log) in self.all_logs() {
-            n_deleted += log.lock().delete_old_segments(now_ms)?;
+            let mut log = log.lock();
+            n_deleted += log.delete_old_segments(now_ms)?;
+            log.remove_expired_producers(now_ms, expiration);
         }
         Ok(n_deleted)
     }

@@ -8,6 +8,7 @@ pub mod epoch;
 pub(crate) mod index;
 pub mod log;
 pub mod manager;
+pub mod producer_state;
 pub mod segment;
 pub(crate) mod validator;
 

@@ -577,6 +577,24 @@ impl Segment {
         Ok(None)
     }
 
+    /// The headers of the batches from the one holding `offset` to the end of the segment
+    /// (headers only: 61 bytes read per batch).
+    pub fn batch_headers_from(&mut self, offset: i64) -> Result<Vec<BatchHeader>> {
+        let Some((mut position, _)) = self.translate_offset(offset)? else {
+            return Ok(Vec::new());
+        };
+        let file = self.file()?;
+        let mut headers = Vec::new();
+        while let Some(header) = self.header_at(&file, position)? {
+            if header.batch_length <= 0 {
+                break;
+            }
+            position += header.size() as u64;
+            headers.push(header);
+        }
+        Ok(headers)
+    }
+
     /// Whole batches from the one holding `offset`, up to `max_bytes` (at least one batch when
     /// `min_one_batch`), excluding batches that start at or after `max_offset`.
     pub fn read(

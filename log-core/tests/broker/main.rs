@@ -6,6 +6,7 @@ mod client;
 mod embedded;
 #[path = "../fixtures/mod.rs"]
 mod fixtures;
+mod idempotence;
 mod kcat;
 mod membership;
 mod mixed_group;

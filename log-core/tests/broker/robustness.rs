@@ -92,8 +92,8 @@ fn garbage_frames_close_only_their_connection() {
 }
 
 #[test]
-fn apis_not_served_yet_answer_unsupported_version_or_close_only_their_connection() {
-    use kafka_protocol::messages::{AddPartitionsToTxnRequest, ApiKey, InitProducerIdRequest};
+fn apis_not_served_yet_answer_an_error_or_close_only_their_connection() {
+    use kafka_protocol::messages::{AddPartitionsToTxnRequest, ApiKey, SaslHandshakeRequest};
     use sluice_log::client::Connection;
     let broker = TestBroker::start(&[]);
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -107,15 +107,15 @@ fn apis_not_served_yet_answer_unsupported_version_or_close_only_their_connection
             .await
             .unwrap();
         // Not advertised, so a well-behaved client would not send it: the client refuses...
-        assert!(connection.version_for(ApiKey::InitProducerId).is_err());
-        // ... and a client that sends it anyway gets UNSUPPORTED_VERSION.
+        assert!(connection.version_for(ApiKey::SaslHandshake).is_err());
+        // ... and a client that sends it anyway gets an error it understands.
         let response = connection
-            .send_versioned(&InitProducerIdRequest::default(), 4)
+            .send_versioned(&SaslHandshakeRequest::default(), 1)
             .await
             .unwrap();
         assert_eq!(
             response.error_code,
-            kafka_protocol::ResponseError::UnsupportedVersion.code()
+            kafka_protocol::ResponseError::UnsupportedSaslMechanism.code()
         );
         // A response without an error code to carry it: the connection closes, and only it.
         assert!(connection

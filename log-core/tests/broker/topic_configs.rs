@@ -6,8 +6,7 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{DescribeConfigsRequest, ProduceRequest, TopicName};
+use kafka_protocol::messages::DescribeConfigsRequest;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{Compression, TimestampType};
 use kafka_protocol::ResponseError;
@@ -17,7 +16,7 @@ use sluice_log::storage::batch::BatchHeader;
 use sluice_log::storage::log::FetchIsolation;
 use sluice_log::{Error, TopicPartition};
 
-use super::fixtures::{batch_with, read_values, runtime, TestBroker};
+use super::fixtures::{batch_with, produce_request, read_values, runtime, TestBroker};
 
 fn topic(name: &str, configs: &[(&str, &str)]) -> NewTopic {
     NewTopic {
@@ -35,17 +34,6 @@ fn topic(name: &str, configs: &[(&str, &str)]) -> NewTopic {
 fn batch(values: &[&str], timestamp: i64, codec: Compression) -> Bytes {
     let values: Vec<Vec<u8>> = values.iter().map(|v| v.as_bytes().to_vec()).collect();
     batch_with(Some(b"k"), &values, timestamp, codec).freeze()
-}
-
-fn produce_request(topic: &str, records: Bytes) -> ProduceRequest {
-    ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(10_000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(0)
-                .with_records(Some(records))])])
 }
 
 fn now_ms() -> i64 {

@@ -139,6 +139,15 @@ def main():
     assert found.offset == len(expected), found
     assert [v for _, v in consume("ck-data", found.offset, 2)] == [b"after-1", b"after-2"]
 
+    # An idempotent producer (librdkafka's enable.idempotence): InitProducerId, then batches
+    # with sequence numbers, each partition's records stored once and in order.
+    admin.create_topics([NewTopic("ck-idem", 1, 1)])["ck-idem"].result(TIMEOUT)
+    values = [f"idem-{i}".encode() for i in range(3000)]
+    assert produce("ck-idem", values, "all", "lz4", {"enable.idempotence": True, "linger.ms": 1}) == []
+    got = consume("ck-idem", -2, len(values))
+    assert [v for _, v in got] == values, (len(got), len(values))
+    assert [o for o, _ in got] == list(range(len(values)))
+
     # Near message.max.bytes (100000 on this broker) is fine; over it comes back as an error.
     assert produce("ck-big", [b"x" * 99_000], "all", "none") == []
     errors = produce("ck-big", [b"y" * 200_000], "all", "none", {"message.max.bytes": 1_000_000})
