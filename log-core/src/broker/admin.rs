@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 
 use kafka_protocol::messages::api_versions_response::ApiVersion;
-use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -281,8 +283,27 @@ pub fn create_topics(
                     base
                 };
                 if version >= 5 {
+                    // Every config of the new topic, as Kafka lists them (KIP-525).
+                    let effective = broker
+                        .logs()
+                        .defaults()
+                        .with_overrides(meta.configs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                        .unwrap_or_else(|_| broker.logs().defaults());
+                    let configs =
+                        super::configs::described_topic_configs(broker, &meta.configs, &effective)
+                            .into_iter()
+                            .map(|(def, value, synonyms)| {
+                                CreatableTopicConfigs::default()
+                                    .with_name(str_bytes(def.name))
+                                    .with_value(Some(str_bytes(&value)))
+                                    .with_read_only(false)
+                                    .with_config_source(synonyms.first().map_or(5, |s| s.source))
+                                    .with_is_sensitive(false)
+                            })
+                            .collect();
                     ok.with_num_partitions(meta.partitions)
                         .with_replication_factor(1)
+                        .with_configs(Some(configs))
                 } else {
                     ok
                 }
@@ -372,6 +393,53 @@ pub fn describe_cluster(
             .with_broker_id(BrokerId(broker.config.node_id))
             .with_host(str_bytes(&advertised.host))
             .with_port(i32::from(advertised.port))])
+}
+
+/// ElectLeaders: each partition's one replica is its leader and its preferred replica, so no
+/// election is ever needed (ELECTION_NOT_NEEDED, Kafka's answer when the preferred replica
+/// leads). Asked for every partition (null), Kafka lists only the partitions it elected: none.
+pub fn elect_leaders(
+    broker: &Broker,
+    request: kafka_protocol::messages::ElectLeadersRequest,
+    version: i16,
+) -> kafka_protocol::messages::ElectLeadersResponse {
+    use kafka_protocol::messages::elect_leaders_response::{
+        PartitionResult, ReplicaElectionResult,
+    };
+    let results = request
+        .topic_partitions
+        .unwrap_or_default()
+        .into_iter()
+        .map(|topic| {
+            let name = topic.topic.0.to_string();
+            let partitions = topic
+                .partitions
+                .into_iter()
+                .map(|partition| {
+                    let (code, message) = if broker.log(&name, partition).is_some() {
+                        (
+                            ResponseError::ElectionNotNeeded,
+                            "Leader election not needed for topic partition.",
+                        )
+                    } else {
+                        (
+                            ResponseError::UnknownTopicOrPartition,
+                            "This server does not host this topic-partition.",
+                        )
+                    };
+                    PartitionResult::default()
+                        .with_partition_id(partition)
+                        .with_error_code(code.code())
+                        .with_error_message(Some(str_bytes(message)))
+                })
+                .collect();
+            ReplicaElectionResult::default()
+                .with_topic(topic.topic)
+                .with_partition_result(partitions)
+        })
+        .collect();
+    let _ = version;
+    kafka_protocol::messages::ElectLeadersResponse::default().with_replica_election_results(results)
 }
 
 /// Error answers for the APIs this broker does not serve yet but whose responses carry an error

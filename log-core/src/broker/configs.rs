@@ -17,8 +17,9 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::{dynamic, ApiError, Broker};
+use crate::config::LogConfig;
 use crate::topic_configs::{
-    topic_config, topic_config_of_synonym, ConfigType, Effect, TOPIC_CONFIGS,
+    topic_config, topic_config_of_synonym, ConfigType, Effect, TopicConfigDef, TOPIC_CONFIGS,
 };
 
 /// Kafka's resource types.
@@ -120,42 +121,12 @@ pub fn describe_configs(
                     format!("Topic {name} does not exist."),
                 )),
                 Some(meta) => {
-                    let effective = broker.logs.config_for(&name);
-                    let (own, cluster) = broker.dynamic_broker_configs();
                     let documented = version >= 3 && request.include_documentation;
-                    let configs = TOPIC_CONFIGS
-                        .iter()
-                        // Kafka 3.x's legacy configs are shown only where a topic sets them,
-                        // so that the list is Kafka 4's.
-                        .filter(|def| {
-                            def.effect != Effect::Legacy || meta.configs.contains_key(def.name)
-                        })
-                        .filter(|def| wanted(def.name))
-                        .map(|def| {
-                            let value = effective.get(def.name).unwrap_or_default();
-                            let mut synonyms = Vec::new();
-                            if let Some(topic_value) = meta.configs.get(def.name) {
-                                synonyms.push(synonym(def.name, topic_value, SOURCE_TOPIC));
-                            }
-                            // Grouped by source, as Kafka lists them: this broker's dynamic
-                            // values, the cluster's, then the static ones.
-                            for (source, values) in [
-                                (SOURCE_DYNAMIC_BROKER, &own),
-                                (SOURCE_DYNAMIC_DEFAULT_BROKER, &cluster),
-                                (SOURCE_STATIC_BROKER, &broker.config.explicit),
-                            ] {
-                                for broker_synonym in def.synonyms {
-                                    if let Some(v) = values.get(broker_synonym.name) {
-                                        synonyms.push(synonym(broker_synonym.name, v, source));
-                                    }
-                                }
-                            }
-                            // Kafka lists the default under the broker's name when that one
-                            // synonym has a default of its own (`log.retention.ms` does not:
-                            // it falls back to `.hours`).
-                            if let [only] = def.synonyms {
-                                synonyms.push(synonym(only.name, def.default, SOURCE_DEFAULT));
-                            }
+                    let effective = broker.logs.config_for(&name);
+                    let configs = described_topic_configs(broker, &meta.configs, &effective)
+                        .into_iter()
+                        .filter(|(def, _, _)| wanted(def.name))
+                        .map(|(def, value, mut synonyms)| {
                             let source = synonyms.first().map_or(SOURCE_DEFAULT, |s| s.source);
                             if !request.include_synonyms {
                                 synonyms.clear();
@@ -197,6 +168,54 @@ pub fn describe_configs(
         });
     }
     DescribeConfigsResponse::default().with_results(results)
+}
+
+/// A topic's configs as DescribeConfigs shows them, Kafka 4's list: each with its value in
+/// force and its synonyms in order of precedence (the first is where the value comes from).
+/// `own` are the topic's overrides and `effective` its config with them applied.
+pub(super) fn described_topic_configs(
+    broker: &Broker,
+    own: &BTreeMap<String, String>,
+    effective: &LogConfig,
+) -> Vec<(&'static TopicConfigDef, String, Vec<DescribeConfigsSynonym>)> {
+    let (own_broker, cluster) = broker.dynamic_broker_configs();
+    TOPIC_CONFIGS
+        .iter()
+        // Kafka 3.x's legacy configs are shown only where a topic sets them, so that the list
+        // is Kafka 4's.
+        .filter(|def| def.effect != Effect::Legacy || own.contains_key(def.name))
+        .map(|def| {
+            // A topic's own value as it was set (Kafka keeps the string: a list keeps its
+            // order), else the value in force.
+            let value = own
+                .get(def.name)
+                .cloned()
+                .unwrap_or_else(|| effective.get(def.name).unwrap_or_default());
+            let mut synonyms = Vec::new();
+            if let Some(topic_value) = own.get(def.name) {
+                synonyms.push(synonym(def.name, topic_value, SOURCE_TOPIC));
+            }
+            // Grouped by source, as Kafka lists them: this broker's dynamic values, the
+            // cluster's, then the static ones.
+            for (source, values) in [
+                (SOURCE_DYNAMIC_BROKER, &own_broker),
+                (SOURCE_DYNAMIC_DEFAULT_BROKER, &cluster),
+                (SOURCE_STATIC_BROKER, &broker.config.explicit),
+            ] {
+                for broker_synonym in def.synonyms {
+                    if let Some(v) = values.get(broker_synonym.name) {
+                        synonyms.push(synonym(broker_synonym.name, v, source));
+                    }
+                }
+            }
+            // Kafka lists the default under the broker's name when that one synonym has a
+            // default of its own (`log.retention.ms` does not: it falls back to `.hours`).
+            if let [only] = def.synonyms {
+                synonyms.push(synonym(only.name, def.default, SOURCE_DEFAULT));
+            }
+            (def, value, synonyms)
+        })
+        .collect()
 }
 
 /// DescribeConfigs of this broker (`name` = its id) or of the cluster default (`name` = ""):

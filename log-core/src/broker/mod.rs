@@ -11,7 +11,7 @@ pub mod dynamic;
 mod fetch;
 mod groups;
 mod produce;
-pub mod producer_ids;
+pub mod producers;
 pub mod server;
 pub mod topics;
 
@@ -98,7 +98,7 @@ pub struct Broker {
     /// Consumer groups and their committed offsets.
     groups: Arc<GroupCoordinator>,
     /// Ids for idempotent producers.
-    producer_ids: producer_ids::ProducerIdManager,
+    producer_ids: producers::ProducerIdManager,
 }
 
 impl Broker {
@@ -162,7 +162,7 @@ impl Broker {
             appended: Notify::new(),
             advertised: RwLock::new(advertised),
             groups,
-            producer_ids: producer_ids::ProducerIdManager::open(&first_dir)?,
+            producer_ids: producers::ProducerIdManager::open(&first_dir)?,
         };
         let n_records = broker.load_groups()?;
         if n_records > 0 {
@@ -489,8 +489,17 @@ impl Broker {
                 ResponseKind::DeleteRecords(admin::delete_records(self, req))
             }
             RequestKind::InitProducerId(req) => ResponseKind::InitProducerId(
-                producer_ids::init_producer_id(&self.producer_ids, &req),
+                producers::init_producer_id(&self.producer_ids, &req),
             ),
+            RequestKind::DescribeProducers(req) => {
+                ResponseKind::DescribeProducers(producers::describe_producers(self, req))
+            }
+            RequestKind::ListTransactions(req) => {
+                ResponseKind::ListTransactions(producers::list_transactions(req))
+            }
+            RequestKind::ElectLeaders(req) => {
+                ResponseKind::ElectLeaders(admin::elect_leaders(self, req, version))
+            }
             RequestKind::ListOffsets(req) => {
                 ResponseKind::ListOffsets(fetch::list_offsets(self, req, version))
             }

@@ -87,6 +87,8 @@ pub fn supported_versions(api_key: ApiKey) -> Option<VersionRange> {
         | ApiKey::DeleteGroups
         | ApiKey::DeleteRecords
         | ApiKey::InitProducerId
+        | ApiKey::DescribeProducers
+        | ApiKey::ElectLeaders
         | ApiKey::OffsetDelete => Some(api_key.valid_versions()),
         // Capped below the codec's maximum where newer versions change the request's shape
         // (topic ids, batched groups, KIP-848 member epochs).
@@ -94,6 +96,8 @@ pub fn supported_versions(api_key: ApiKey) -> Option<VersionRange> {
         ApiKey::OffsetCommit => Some(VersionRange { min: 2, max: 9 }),
         ApiKey::OffsetFetch => Some(VersionRange { min: 1, max: 7 }),
         ApiKey::DescribeGroups => Some(VersionRange { min: 0, max: 5 }),
+        // v1 adds the duration filter and v2 the id pattern: nothing to filter in an empty list.
+        ApiKey::ListTransactions => Some(VersionRange { min: 0, max: 2 }),
         _ => None,
     }
 }

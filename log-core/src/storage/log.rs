@@ -610,11 +610,16 @@ impl PartitionLog {
     }
 
     /// The first offset whose record timestamp is at least `timestamp`, and that timestamp, as
-    /// ListOffsets answers. -2 means earliest, -1 latest. None when every record is older.
+    /// ListOffsets answers, with Kafka's special timestamps: -2 earliest, -1 latest, -3 the
+    /// record with the largest timestamp (KIP-734), -4 earliest local (KIP-405; the log start
+    /// without tiered storage), -5 latest tiered (KIP-1005; none without tiered storage).
+    /// None when every record is older, or there is no such record.
     pub fn offset_for_timestamp(&mut self, timestamp: i64) -> Result<Option<(i64, i64)>> {
         match timestamp {
-            -2 => return Ok(Some((self.log_start_offset, -1))),
+            -2 | -4 => return Ok(Some((self.log_start_offset, -1))),
             -1 => return Ok(Some((self.log_end_offset, -1))),
+            -3 => return self.offset_of_max_timestamp(),
+            -5 => return Ok(None),
             t if t < 0 => return Err(self.out_of_range(t)),
             _ => {}
         }
@@ -628,6 +633,51 @@ impl PartitionLog {
             }
         }
         Ok(None)
+    }
+
+    /// The offset of the first record holding the log's largest timestamp, and that timestamp
+    /// (Kafka's MAX_TIMESTAMP: the record itself, not its batch). The segment comes from its
+    /// time index; only that segment's batch headers are read, and only one batch decoded.
+    fn offset_of_max_timestamp(&mut self) -> Result<Option<(i64, i64)>> {
+        let mut best: Option<(usize, i64)> = None;
+        for (idx, segment) in self.segments.iter_mut().enumerate() {
+            if segment.size() == 0 {
+                continue;
+            }
+            let largest = segment.largest_timestamp()?;
+            if best.is_none_or(|(_, b)| largest > b) {
+                best = Some((idx, largest));
+            }
+        }
+        let Some((idx, _)) = best else {
+            return Ok(None);
+        };
+        let from = self.log_start_offset.max(self.segments[idx].base_offset());
+        let mut batch: Option<BatchHeader> = None;
+        for header in self.segments[idx].batch_headers_from(from)? {
+            if !header.is_control()
+                && header.last_offset() >= self.log_start_offset
+                && batch.is_none_or(|b| header.max_timestamp > b.max_timestamp)
+            {
+                batch = Some(header);
+            }
+        }
+        let Some(batch) = batch else {
+            return Ok(None);
+        };
+        // Under LogAppendTime every record carries the batch's time: the first one wins.
+        if batch.timestamp_type() == kafka_protocol::records::TimestampType::LogAppend {
+            let first = batch.base_offset.max(self.log_start_offset);
+            return Ok(Some((first, batch.max_timestamp)));
+        }
+        let bytes = self.read_bytes(batch.last_offset(), batch.size(), FetchIsolation::LogEnd)?;
+        let record = validator::decode(&bytes[..batch.size().min(bytes.len())], 0)?
+            .into_iter()
+            .find(|r| r.timestamp == batch.max_timestamp && r.offset >= self.log_start_offset);
+        Ok(Some(match record {
+            Some(record) => (record.offset, record.timestamp),
+            None => (batch.last_offset(), batch.max_timestamp),
+        }))
     }
 
     /// Removes every record at or after `offset` (the whole batch holding it): a follower

@@ -898,3 +898,27 @@ fn a_recompressing_topic_keeps_the_producer_fields() {
     assert_eq!(log.append_as_leader(&batch, 0).unwrap().first_offset, 0);
     assert_eq!(log.log_end_offset(), 2);
 }
+
+#[test]
+fn max_timestamp_finds_the_record_not_its_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = new_log(dir.path(), &[]);
+    assert_eq!(log.offset_for_timestamp(-3).unwrap(), None);
+    log.append_as_leader(&value_batch(2, 10, 500), 0).unwrap();
+    // Kafka's AdminTest case: timestamps 1000, 3000, 2000 in one batch → offset of 3000.
+    let batch = encode_batch(
+        &[
+            (None, Some(b"a"), 1_000),
+            (None, Some(b"b"), 3_000),
+            (None, Some(b"c"), 2_000),
+        ],
+        Compression::Lz4,
+    );
+    log.append_as_leader(&batch, 0).unwrap();
+    log.force_roll().unwrap();
+    log.append_as_leader(&value_batch(2, 10, 2_500), 0).unwrap();
+    assert_eq!(log.offset_for_timestamp(-3).unwrap(), Some((3, 3_000)));
+    // Earliest local is the log start offset; latest tiered is none without tiered storage.
+    assert_eq!(log.offset_for_timestamp(-4).unwrap(), Some((0, -1)));
+    assert_eq!(log.offset_for_timestamp(-5).unwrap(), None);
+}

@@ -86,7 +86,7 @@ pub(crate) fn prepare<'a>(
 }
 
 /// The records of one batch, decoded (decompressed).
-fn decode(batch: &[u8], position: usize) -> Result<Vec<Record>> {
+pub(crate) fn decode(batch: &[u8], position: usize) -> Result<Vec<Record>> {
     let mut buf = Bytes::copy_from_slice(batch);
     RecordBatchDecoder::decode(&mut buf)
         .map(|set| set.records)

@@ -1,16 +1,28 @@
-//! Producer ids for idempotent producers (InitProducerId without a transactional id): unique
-//! for the life of the data directory, as Kafka's `ProducerIdManager` hands them out.
+//! The producer APIs: InitProducerId for idempotent producers, DescribeProducers (what each
+//! partition knows of its producers, for `kafka-transactions describe-producers`) and
+//! ListTransactions (none: this node has no transaction coordinator yet, so no transaction can
+//! be open).
 //!
+//! Producer ids are unique for the life of the data directory, as Kafka's `ProducerIdManager`
+//! hands them out.
 //! Ids come in blocks of [`BLOCK_SIZE`]. The end of the current block is written (and fsynced)
 //! to `producer_id_block` before any id in it is given, so after a crash the next block starts
 //! past every id a producer may hold, and ids are never reused.
 
 use std::path::{Path, PathBuf};
 
-use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
+use kafka_protocol::messages::describe_producers_response::{
+    PartitionResponse, ProducerState, TopicResponse,
+};
+use kafka_protocol::messages::{
+    DescribeProducersRequest, DescribeProducersResponse, InitProducerIdRequest,
+    InitProducerIdResponse, ListTransactionsRequest, ListTransactionsResponse, ProducerId,
+};
+use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use parking_lot::Mutex;
 
+use super::Broker;
 use crate::error::{Error, Result};
 use crate::storage::checkpoint::write_atomically;
 
@@ -89,6 +101,64 @@ pub fn init_producer_id(
             response.with_error_code(ResponseError::KafkaStorageError.code())
         }
     }
+}
+
+/// DescribeProducers: each partition's idempotent producers, as Kafka's `kafka-transactions
+/// describe-producers` shows them (no transaction coordinator epoch or open transaction yet).
+pub fn describe_producers(
+    broker: &Broker,
+    request: DescribeProducersRequest,
+) -> DescribeProducersResponse {
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let name = topic.name.0.to_string();
+            let partitions = topic
+                .partition_indexes
+                .into_iter()
+                .map(|index| {
+                    let base = PartitionResponse::default().with_partition_index(index);
+                    let Some(log) = broker.log(&name, index) else {
+                        return base
+                            .with_error_code(ResponseError::UnknownTopicOrPartition.code())
+                            .with_error_message(Some(StrBytes::from_static_str(
+                                "This server does not host this topic-partition.",
+                            )));
+                    };
+                    let log = log.lock();
+                    let mut producers: Vec<ProducerState> = log
+                        .producer_states()
+                        .iter()
+                        .map(|(id, entry)| {
+                            ProducerState::default()
+                                .with_producer_id(ProducerId(id))
+                                .with_producer_epoch(i32::from(entry.epoch))
+                                .with_last_sequence(entry.last_seq().unwrap_or(-1))
+                                .with_last_timestamp(
+                                    entry.batches.back().map_or(-1, |b| b.timestamp),
+                                )
+                                .with_coordinator_epoch(-1)
+                                .with_current_txn_start_offset(-1)
+                        })
+                        .collect();
+                    producers.sort_by_key(|p| p.producer_id.0);
+                    base.with_active_producers(producers)
+                })
+                .collect();
+            TopicResponse::default()
+                .with_name(topic.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    DescribeProducersResponse::default().with_topics(topics)
+}
+
+/// ListTransactions: no transaction can be open on a node without a transaction coordinator,
+/// so the list is empty (an honest answer to `kafka-transactions list`, not a stub: there is
+/// nothing to list until transactions exist).
+pub fn list_transactions(_request: ListTransactionsRequest) -> ListTransactionsResponse {
+    ListTransactionsResponse::default()
 }
 
 #[cfg(test)]
