@@ -112,7 +112,7 @@ fn a_standalone_worker_runs_file_connectors_driven_by_sluice_connect() {
              key.converter=org.apache.kafka.connect.storage.StringConverter\n\
              value.converter=org.apache.kafka.connect.storage.StringConverter\n\
              offset.storage.file.filename={}\noffset.flush.interval.ms=100\n",
-            f.broker.bootstrap().unwrap(),
+            f.bootstrap(),
             dir.path().join("connect.offsets").display()
         ),
     )
@@ -457,7 +457,7 @@ fn distributed_workers_in_two_processes_hand_over_when_one_is_killed() {
              value.converter=org.apache.kafka.connect.storage.StringConverter\n\
              offset.flush.interval.ms=100\nsession.timeout.ms=6000\nheartbeat.interval.ms=100\n\
              offset.storage.partitions=2\nstatus.storage.partitions=2\n",
-            f.broker.bootstrap().unwrap()
+            f.bootstrap()
         ),
     )
     .unwrap();

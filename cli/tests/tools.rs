@@ -35,7 +35,8 @@ fn topics_lifecycle_like_kafka_topics() {
     ));
     let err = fails(sluice(&f, &["topics", "create", "--topic", "bad name"], ""));
     assert!(
-        err.contains("InvalidTopicException") && err.contains("illegal character"),
+        err.contains("InvalidTopicException")
+            && err.contains("contains one or more characters other than ASCII alphanumerics"),
         "{err}"
     );
     let err = fails(sluice(
@@ -51,7 +52,10 @@ fn topics_lifecycle_like_kafka_topics() {
         "",
     ));
     assert!(err.contains("InvalidReplicationFactor"), "{err}");
-    assert_eq!(ok(sluice(&f, &["topics", "list"], "")), "orders\n");
+    // Kafka lists its internal topics too (`__consumer_offsets`, once a group was used).
+    let listed = ok(sluice(&f, &["topics", "list"], ""));
+    let user_topics: Vec<&str> = listed.lines().filter(|t| !t.starts_with("__")).collect();
+    assert_eq!(user_topics, ["orders"], "{listed}");
     let described = ok(sluice(&f, &["topics", "describe", "--topic", "orders"], ""));
     assert!(
         described.contains("PartitionCount: 3\tReplicationFactor: 1\tConfigs: retention.ms=60000"),
@@ -717,7 +721,7 @@ fn groups_like_kafka_consumer_groups() {
     assert!(err.contains("--to-datetime"), "{err}");
 
     // With a live member (kcat's balanced consumer), offsets cannot be reset.
-    let bootstrap = f.broker.bootstrap().unwrap();
+    let bootstrap = f.bootstrap();
     let mut member = Command::new("kcat")
         .args(["-b", &bootstrap, "-G", "g", "g2", "-q", "-f", ""])
         .stdout(Stdio::null())

@@ -109,18 +109,8 @@ if [ "$broker" = sluice ]; then
   fi
   echo "Sluice ($SLUICE_BIN) on $addr"
 else
-  # A free port whose successor (the controller's) is free too.
-  port=""
-  for _ in $(seq 20); do
-    p=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$((p + 1))") 2>/dev/null && [ "$p" -lt 65535 ]; then
-      port=$p
-      break
-    fi
-  done
-  [ -n "$port" ] || { echo "no free port pair for Kafka" >&2; exit 2; }
   kafka_dir="$work/kafka"
-  addr=$(nice bash "$fetch" start-broker "$kafka_dir" "$port" | tail -1) || { failed_run=1; exit 2; }
+  addr=$(nice bash "$fetch" start-broker "$kafka_dir" 0 | tail -1) || { failed_run=1; exit 2; }
   echo "Apache Kafka on $addr"
 fi
 

@@ -9,8 +9,8 @@
 #                                    prints the libs directory
 #   fetch.sh libs                    same as fetch (prints the libs directory)
 #   fetch.sh classpath               prints a java -cp value for the jars
-#   fetch.sh start-broker DIR PORT   single-node KRaft broker+controller on 127.0.0.1:PORT
-#                                    (controller on CONTROLLER_PORT, default PORT+1), data and
+#   fetch.sh start-broker DIR PORT   single-node KRaft broker+controller on 127.0.0.1:PORT (0: a
+#                                    free port), controller on CONTROLLER_PORT (default PORT+1), data and
 #                                    logs under DIR (created; reused if already formatted),
 #                                    runs in the background; waits until it answers, then
 #                                    prints the bootstrap address (127.0.0.1:PORT)
@@ -163,10 +163,26 @@ run_tool() {
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# A free port whose successor (the controller's) is free too.
+free_port_pair() {
+  local p _
+  for _ in $(seq 20); do
+    p=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+    if [[ "$p" -lt 65535 ]] && ! port_open "$((p + 1))"; then
+      echo "$p"
+      return 0
+    fi
+  done
+  return 1
+}
+
 start_broker() {
   [[ $# -eq 2 ]] || die "usage: fetch.sh start-broker DIR PORT"
   local dir="$1" port="$2"
   [[ "$port" =~ ^[0-9]+$ ]] || die "PORT must be a number"
+  if [[ "$port" == 0 && -z "${CONTROLLER_PORT:-}" ]]; then
+    port="$(free_port_pair)" || die "no free pair of ports for the broker and its controller"
+  fi
   local cport="${CONTROLLER_PORT:-$((port + 1))}"
   mkdir -p "$dir"
   dir="$(cd "$dir" && pwd)"

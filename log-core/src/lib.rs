@@ -40,6 +40,7 @@ pub mod group;
 pub mod model;
 pub mod protocol;
 pub mod storage;
+pub mod testing;
 pub mod topic_configs;
 
 pub use config::{CleanupPolicy, LogConfig, TimestampType, TopicCompression};

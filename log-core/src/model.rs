@@ -74,12 +74,13 @@ pub fn validate_topic_name(topic: &str) -> Result<()> {
             "topic name is longer than {MAX_TOPIC_NAME_LEN} characters"
         )));
     }
-    if let Some(bad) = topic
+    if topic
         .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+        .any(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
     {
+        // Kafka's words, so that tools and tests see the same message from either broker.
         return Err(invalid(format!(
-            "illegal character {bad:?}: only ASCII alphanumerics, '.', '_' and '-' are allowed"
+            "'{topic}' contains one or more characters other than ASCII alphanumerics, '.', '_' and '-'"
         )));
     }
     Ok(())
@@ -100,7 +101,7 @@ mod tests {
         assert!(validate_topic_name("a b")
             .unwrap_err()
             .to_string()
-            .contains("illegal character"));
+            .contains("contains one or more characters other than ASCII alphanumerics"));
         assert!(validate_topic_name(&"x".repeat(250)).is_err());
         assert!(validate_topic_name("..").is_err());
     }

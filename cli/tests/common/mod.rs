@@ -9,12 +9,36 @@ use std::process::{Command, Output, Stdio};
 use sluice_log::embedded::EmbeddedBroker;
 
 pub struct Fixture {
-    pub broker: EmbeddedBroker,
+    /// The in-process broker; None when the tests run against an external one.
+    pub broker: Option<EmbeddedBroker>,
+    bootstrap: String,
     pub _dir: tempfile::TempDir,
 }
 
+impl Fixture {
+    /// Where the broker listens.
+    pub fn bootstrap(&self) -> String {
+        self.bootstrap.clone()
+    }
+}
+
+/// An in-process broker, or with `SLUICE_TEST_BOOTSTRAP` set the external broker it names
+/// (Apache Kafka, from `compat/kafka/run-layers.sh`), emptied first.
 pub fn start() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
+    if let Some(bootstrap) = sluice_log::testing::external_bootstrap() {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(sluice_log::testing::reset_external_broker(&bootstrap))
+            .unwrap();
+        return Fixture {
+            broker: None,
+            bootstrap,
+            _dir: dir,
+        };
+    }
     let props: BTreeMap<String, String> = [
         (
             "listeners".to_string(),
@@ -28,8 +52,10 @@ pub fn start() -> Fixture {
         ),
     ]
     .into();
+    let broker = EmbeddedBroker::start(&props).unwrap();
     Fixture {
-        broker: EmbeddedBroker::start(&props).unwrap(),
+        bootstrap: broker.bootstrap().unwrap(),
+        broker: Some(broker),
         _dir: dir,
     }
 }
@@ -40,10 +66,7 @@ pub fn sluice(fixture: &Fixture, args: &[&str], stdin: &str) -> Output {
         .arg("60")
         .arg(env!("CARGO_BIN_EXE_sluice"))
         .args(args)
-        .env(
-            "SLUICE_BOOTSTRAP_SERVER",
-            fixture.broker.bootstrap().unwrap(),
-        )
+        .env("SLUICE_BOOTSTRAP_SERVER", fixture.bootstrap())
         .env("RUST_BACKTRACE", "0")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -522,7 +522,21 @@ pub fn create_partitions(
                 .iter()
                 .all(|a| a.broker_ids.iter().all(|id| id.0 == broker.config.node_id))
         });
-        let result = if valid_assignment {
+        // An assignment, when given, names the replicas of each new partition (Kafka refuses
+        // an empty list for a topic that grows: it means "no assignment" only when null).
+        let current = broker.topic_meta(&name).map_or(0, |meta| meta.partitions);
+        let added = topic.count - current;
+        let assignment_count = topic.assignments.as_ref().map(Vec::len);
+        let result = if let Some(given) =
+            assignment_count.filter(|n| added > 0 && *n as i32 != added)
+        {
+            Err(ApiError::new(
+                ResponseError::InvalidReplicaAssignment,
+                format!(
+                    "Attempted to add {added} additional partition(s), but only {given} assignment(s) were specified."
+                ),
+            ))
+        } else if valid_assignment {
             broker.create_partitions(&name, topic.count, request.validate_only)
         } else {
             Err(ApiError::new(

@@ -372,6 +372,12 @@ pub async fn sync_group(
     version: i16,
 ) -> SyncGroupResponse {
     let group_id = request.group_id.0.to_string();
+    // From v5 the protocol type and name are mandatory; Kafka refuses a SyncGroup without them
+    // before looking at the group.
+    if version >= 5 && (request.protocol_type.is_none() || request.protocol_name.is_none()) {
+        return SyncGroupResponse::default()
+            .with_error_code(ResponseError::InconsistentGroupProtocol.code());
+    }
     let assignments = request
         .assignments
         .into_iter()

@@ -150,7 +150,9 @@ impl Client {
         let request = CreatePartitionsRequest::default()
             .with_topics(vec![CreatePartitionsTopic::default()
                 .with_name(TopicName(StrBytes::from_string(topic.to_string())))
-                .with_count(count)])
+                .with_count(count)
+                // Null: the broker places the new partitions (an empty list is refused).
+                .with_assignments(None)])
             .with_timeout_ms(self.options.request_timeout.as_millis() as i32);
         let response = self.controller_connection().await?.send(&request).await?;
         for result in response.results {

@@ -32,6 +32,7 @@ const PRODUCER: &[&str] = &[
     "retries",
     "retry.backoff.ms",
     "delivery.timeout.ms",
+    "max.block.ms",
 ];
 /// Fetch properties (assigned and group consumers).
 const CONSUMER: &[&str] = &[

@@ -36,7 +36,14 @@ impl<R: Request + Clone + Into<RequestKind>> ClientRequest for R {}
 fn client_max_version(api_key: ApiKey) -> i16 {
     match api_key {
         ApiKey::Produce | ApiKey::Fetch => 12,
-        other => other.valid_versions().max,
+        // The request shapes this client builds are those Sluice's broker reads: newer versions
+        // of these change the shape (batched groups, topic ids, KIP-848 member epochs), and some
+        // are past what the codec can encode (OffsetFetch v10 against Kafka 4).
+        other => {
+            crate::protocol::supported_versions(other)
+                .unwrap_or_else(|| other.valid_versions())
+                .max
+        }
     }
 }
 

@@ -457,6 +457,7 @@ impl GroupConsumer {
                 .map(|m| (assignor, m))
             })
             .collect::<Result<_>>()?;
+        let loading_deadline = std::time::Instant::now() + self.config.max_poll_interval;
         loop {
             let member_id = self.membership.lock().member_id.clone();
             let request = JoinGroupRequest::default()
@@ -483,6 +484,22 @@ impl GroupConsumer {
                 .send_with_timeout(&request, timeout)
                 .await?;
             match ResponseError::try_from_code(response.error_code) {
+                // A coordinator still loading the group, or one that is not (yet) the
+                // coordinator (Kafka, just after creating `__consumer_offsets`): find it again
+                // and rejoin shortly, as Kafka's consumer does.
+                Some(
+                    code @ (ResponseError::CoordinatorLoadInProgress
+                    | ResponseError::CoordinatorNotAvailable
+                    | ResponseError::NotCoordinator),
+                ) if std::time::Instant::now() < loading_deadline => {
+                    tracing::debug!(group = %self.config.group_id, ?code, "coordinator not ready; joining again");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    self.coordinator = self
+                        .client
+                        .dedicated_group_connection(&self.config.group_id)
+                        .await?;
+                    continue;
+                }
                 Some(ResponseError::MemberIdRequired) => {
                     self.membership.lock().member_id = response.member_id.to_string();
                     continue;
@@ -517,11 +534,15 @@ impl GroupConsumer {
             } else {
                 (Vec::new(), None)
             };
+            // From v5 Kafka refuses a SyncGroup without the protocol type and name
+            // (INCONSISTENT_GROUP_PROTOCOL).
             let request = SyncGroupRequest::default()
                 .with_group_id(GroupId(str_bytes(&self.config.group_id)))
                 .with_group_instance_id(self.instance_id())
                 .with_generation_id(response.generation_id)
                 .with_member_id(response.member_id.clone())
+                .with_protocol_type(Some(str_bytes("consumer")))
+                .with_protocol_name(response.protocol_name.clone())
                 .with_assignments(assignments);
             let sync = self
                 .coordinator
@@ -532,9 +553,12 @@ impl GroupConsumer {
                 .await?;
             match ResponseError::try_from_code(sync.error_code) {
                 None => {}
-                Some(ResponseError::RebalanceInProgress | ResponseError::IllegalGeneration) => {
-                    continue
-                }
+                Some(
+                    ResponseError::RebalanceInProgress
+                    | ResponseError::IllegalGeneration
+                    | ResponseError::CoordinatorLoadInProgress
+                    | ResponseError::CoordinatorNotAvailable,
+                ) => continue,
                 Some(ResponseError::UnknownMemberId) => {
                     self.membership.lock().member_id = String::new();
                     continue;

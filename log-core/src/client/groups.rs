@@ -123,8 +123,38 @@ pub fn decode_assignment(mut bytes: Bytes) -> Vec<TopicPartition> {
 }
 
 impl Client {
-    /// The coordinator of `group`.
+    /// The coordinator of `group`, once it is ready (see [`Client::until_coordinators_load`]).
     pub async fn group_coordinator(&self, group: &str) -> Result<Arc<Connection>> {
+        self.until_coordinators_load(|| self.find_group_coordinator(group))
+            .await
+    }
+
+    /// Runs `attempt` again every 100 ms, for up to `request.timeout.ms`, while it fails because
+    /// a group coordinator is not ready: a Kafka broker creating `__consumer_offsets` on first
+    /// use answers COORDINATOR_NOT_AVAILABLE, then COORDINATOR_LOAD_IN_PROGRESS while it loads
+    /// it. Kafka's clients retry these errors the same way.
+    async fn until_coordinators_load<T, F, Fut>(&self, mut attempt: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let deadline = tokio::time::Instant::now() + self.options.request_timeout;
+        loop {
+            match attempt().await {
+                Err(Error::Broker {
+                    code:
+                        ResponseError::CoordinatorNotAvailable
+                        | ResponseError::CoordinatorLoadInProgress,
+                    ..
+                }) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn find_group_coordinator(&self, group: &str) -> Result<Arc<Connection>> {
         let connection = self.any_connection().await?;
         let version = connection.version_for(kafka_protocol::messages::ApiKey::FindCoordinator)?;
         let request = if version >= 4 {
@@ -153,6 +183,11 @@ impl Client {
 
     /// Every group of the cluster: (group id, protocol type, state).
     pub async fn list_groups(&self) -> Result<Vec<(String, String, String)>> {
+        self.until_coordinators_load(|| self.list_groups_once())
+            .await
+    }
+
+    async fn list_groups_once(&self) -> Result<Vec<(String, String, String)>> {
         let metadata = self.metadata(Some(&[]), false).await?;
         let mut groups = Vec::new();
         for broker in &metadata.brokers {

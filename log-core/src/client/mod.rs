@@ -362,7 +362,7 @@ impl Client {
             .with_timeout_ms(self.options.request_timeout.as_millis() as i32)
             .with_validate_only(validate_only);
         let response = self.controller_connection().await?.send(&request).await?;
-        Ok(response
+        let results: Vec<(String, Result<()>)> = response
             .topics
             .into_iter()
             .map(|t| {
@@ -372,7 +372,48 @@ impl Client {
                 };
                 (t.name.0.to_string(), result)
             })
-            .collect())
+            .collect();
+        if !validate_only {
+            let created: Vec<String> = results
+                .iter()
+                .filter(|(_, r)| r.is_ok())
+                .map(|(name, _)| name.clone())
+                .collect();
+            self.await_topics_ready(&created).await?;
+        }
+        Ok(results)
+    }
+
+    /// Waits (up to `request.timeout.ms`) until the metadata shows every topic of `names` with
+    /// a leader for each partition. On a Kafka cluster a topic reaches the brokers' metadata a
+    /// moment after CreateTopics answers, and a client that uses it at once gets
+    /// UNKNOWN_TOPIC_OR_PARTITION; Sluice's node answers after that point already.
+    async fn await_topics_ready(&self, names: &[String]) -> Result<()> {
+        if names.is_empty() {
+            return Ok(());
+        }
+        let deadline = tokio::time::Instant::now() + self.options.request_timeout;
+        loop {
+            let metadata = self.metadata(Some(names), false).await?;
+            let ready = names.iter().all(|name| {
+                metadata.topics.iter().any(|t| {
+                    t.name.as_ref().is_some_and(|n| n.0.as_str() == name)
+                        && t.error_code == 0
+                        && !t.partitions.is_empty()
+                        && t.partitions.iter().all(|p| p.leader_id.0 >= 0)
+                })
+            });
+            if ready {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::Timeout {
+                    what: format!("the metadata of the new topics {names:?}"),
+                    after_ms: self.options.request_timeout.as_millis() as u64,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Deletes topics by name; the result of each.
@@ -411,8 +452,26 @@ impl Client {
             .collect())
     }
 
-    /// The earliest (-2), latest (-1) or first-at-timestamp offset of a partition.
+    /// The earliest (-2), latest (-1) or first-at-timestamp offset of a partition. Retriable
+    /// errors (a leader not known yet, as on a Kafka cluster just after the topic was created)
+    /// are retried with fresh metadata every 100 ms for up to `request.timeout.ms`, as Kafka's
+    /// clients do.
     pub async fn list_offset(&self, topic: &str, partition: i32, timestamp: i64) -> Result<i64> {
+        let deadline = tokio::time::Instant::now() + self.options.request_timeout;
+        loop {
+            match self.list_offset_once(topic, partition, timestamp).await {
+                Err(Error::Broker { code, .. })
+                    if code.is_retriable() && tokio::time::Instant::now() < deadline =>
+                {
+                    self.invalidate_topic(topic);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn list_offset_once(&self, topic: &str, partition: i32, timestamp: i64) -> Result<i64> {
         use kafka_protocol::messages::list_offsets_request::{
             ListOffsetsPartition, ListOffsetsTopic,
         };

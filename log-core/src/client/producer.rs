@@ -57,6 +57,9 @@ pub struct ProducerConfig {
     pub retry_backoff: Duration,
     /// `delivery.timeout.ms`: the bound on a record's time from `send` to its outcome.
     pub delivery_timeout: Duration,
+    /// `max.block.ms`: how long `send` waits for a topic's metadata (a topic just created on
+    /// a Kafka cluster takes a moment to reach every broker's metadata).
+    pub max_block: Duration,
 }
 
 impl Default for ProducerConfig {
@@ -72,6 +75,7 @@ impl Default for ProducerConfig {
             retries: i32::MAX as u32,
             retry_backoff: Duration::from_millis(100),
             delivery_timeout: Duration::from_millis(120_000),
+            max_block: Duration::from_millis(60_000),
         }
     }
 }
@@ -79,7 +83,7 @@ impl Default for ProducerConfig {
 impl ProducerConfig {
     /// Applies one Kafka producer property (`acks`, `compression.type`, `batch.size`,
     /// `linger.ms`, `max.in.flight.requests.per.connection`, `buffer.memory`, `retries`,
-    /// `retry.backoff.ms`, `delivery.timeout.ms`).
+    /// `retry.backoff.ms`, `delivery.timeout.ms`, `max.block.ms`).
     pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
         let invalid = |why: &str| Error::InvalidArgument(format!("{key}={value}: {why}"));
         let number = |value: &str| {
@@ -112,6 +116,7 @@ impl ProducerConfig {
             "delivery.timeout.ms" => {
                 self.delivery_timeout = Duration::from_millis(number(value)?.max(1))
             }
+            "max.block.ms" => self.max_block = Duration::from_millis(number(value)?),
             _ => {
                 return Err(Error::InvalidArgument(format!(
                     "unknown producer property {key}"
@@ -489,7 +494,14 @@ impl Producer {
                 // the broker auto-creates), explicit partition or not.
                 Enqueued::NeedsPartitionCount(back) => {
                     record = back;
-                    match self.inner.client.topic(&record.topic, true).await {
+                    // A record for an explicit partition does not wait: its batch waits for
+                    // the topic in the sender, retrying.
+                    let found = if record.partition.is_none() {
+                        self.topic_metadata(&record.topic).await
+                    } else {
+                        self.inner.client.topic(&record.topic, true).await
+                    };
+                    match found {
                         Ok(info) => partition_count = Some(info.leaders.len() as i32),
                         Err(err) if record.partition.is_none() => return Err(err),
                         Err(_) => check_partition = false,
@@ -507,6 +519,23 @@ impl Producer {
                     let info = self.inner.client.topic(&record.topic, true).await?;
                     partition_count = Some(info.leaders.len() as i32);
                 }
+            }
+        }
+    }
+
+    /// The topic's metadata, waiting up to `max.block.ms` while the answer is a retriable
+    /// error (UNKNOWN_TOPIC_OR_PARTITION on a Kafka broker whose metadata has not caught up
+    /// with a new topic yet), as the Java producer waits for metadata.
+    async fn topic_metadata(&self, topic: &str) -> Result<super::TopicInfo> {
+        let deadline = tokio::time::Instant::now() + self.inner.config.max_block;
+        loop {
+            match self.inner.client.topic(topic, true).await {
+                Err(Error::Broker { code, .. })
+                    if code.is_retriable() && tokio::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(self.inner.config.retry_backoff).await;
+                }
+                other => return other,
             }
         }
     }

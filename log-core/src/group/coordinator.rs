@@ -500,12 +500,15 @@ impl GroupCoordinator {
         match group.state {
             GroupState::Stable
                 if known_static.is_some()
+                    && request.member_id.is_empty()
                     && (!changed || group.select_protocol() == group.protocol) =>
             {
-                // A static member rejoining (a restarted instance) takes its old place and
-                // assignment without a rebalance, as long as the group's protocol stays
-                // (Kafka's `updateStaticMemberAndRebalance`). A leader is told to skip the
-                // assignment (KIP-814): the others keep theirs.
+                // A static member rejoining without its member id (a restarted instance) takes
+                // its old place and assignment without a rebalance, as long as the group's
+                // protocol stays (Kafka's `updateStaticMemberAndRebalance`). A leader is told to
+                // skip the assignment (KIP-814): the others keep theirs. A static member that
+                // rejoins with its member id (a leader that lost partitions, a changed
+                // subscription) rebalances the group like any member.
                 let mut outcome = self.outcome_for(group, &member_id);
                 outcome.skip_assignment = group.leader.as_deref() == Some(member_id.as_str());
                 if let Some(tx) = group.pending_joins.remove(&member_id) {
@@ -1234,17 +1237,20 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn a_restarted_static_member_rejoins_without_a_rebalance_even_as_leader() {
-        // A join phase long enough for both to join one generation.
+    fn static_join(member_id: &str, instance: &str) -> JoinRequest {
+        JoinRequest {
+            instance_id: Some(instance.into()),
+            ..join_request(member_id, &["range"])
+        }
+    }
+
+    /// A coordinator whose join phase is long enough for two members to join one generation,
+    /// and static members "a" (the leader: it joins first) and "b" joined to it.
+    async fn two_static_members() -> (Arc<GroupCoordinator>, JoinOutcome, JoinOutcome) {
         let c = GroupCoordinator::new(CoordinatorConfig {
             initial_rebalance_delay: Duration::from_millis(300),
             ..Default::default()
         });
-        let static_join = |member_id: &str, instance: &str| JoinRequest {
-            instance_id: Some(instance.into()),
-            ..join_request(member_id, &["range"])
-        };
         let (a, b) = tokio::join!(c.join(static_join("", "a")), async {
             // b joins second, so a (first) leads whatever the member ids sort as.
             tokio::task::yield_now().await;
@@ -1252,6 +1258,12 @@ mod tests {
         });
         assert_eq!(a.leader, a.member_id);
         assert_eq!(b.leader, a.member_id);
+        (c, a, b)
+    }
+
+    #[tokio::test]
+    async fn a_restarted_static_member_rejoins_without_a_rebalance_even_as_leader() {
+        let (c, a, b) = two_static_members().await;
         let a_ref = MemberRef {
             id: &a.member_id,
             instance_id: Some("a"),
@@ -1286,6 +1298,47 @@ mod tests {
         };
         let kept = c.sync("g", again.generation, again_ref, Vec::new()).await;
         assert_eq!(kept.unwrap().0, Bytes::from_static(b"A"));
+    }
+
+    #[tokio::test]
+    async fn a_static_leader_rejoining_with_its_member_id_rebalances_the_group() {
+        // franz-go's cooperative-sticky static members: a leader that lost partitions rejoins
+        // with its member id; Kafka rebalances, so the follower hears of it and gets them.
+        let (c, a, b) = two_static_members().await;
+        let a_ref = MemberRef {
+            id: &a.member_id,
+            instance_id: Some("a"),
+        };
+        let b_ref = MemberRef {
+            id: &b.member_id,
+            instance_id: Some("b"),
+        };
+        let (leader, follower) = tokio::join!(
+            c.sync("g", a.generation, a_ref, Vec::new()),
+            c.sync("g", b.generation, b_ref, Vec::new())
+        );
+        assert!(leader.is_ok() && follower.is_ok());
+
+        let rejoin = tokio::spawn({
+            let c = c.clone();
+            let request = static_join(&a.member_id, "a");
+            async move { c.join(request).await }
+        });
+        // The follower's next heartbeat is told to rejoin; it does, and a new generation forms.
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while c.heartbeat("g", b.generation, b_ref) != Some(GroupError::RebalanceInProgress) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("the follower hears of the rebalance");
+        let b2 = c.join(static_join(&b.member_id, "b")).await;
+        let a2 = rejoin.await.unwrap();
+        assert_eq!(a2.error, None);
+        assert_eq!(a2.member_id, a.member_id);
+        assert!(!a2.skip_assignment);
+        assert_eq!(b2.generation, a.generation + 1);
+        assert_eq!(a2.generation, b2.generation);
     }
 
     #[tokio::test]

@@ -9,11 +9,11 @@ use sluice_log::client::producer::{parse_compression, Producer, ProducerConfig, 
 use sluice_log::client::{Client, ClientOptions, NewTopic};
 use sluice_log::{Error, TopicPartition};
 
-use super::fixtures::{run_bounded, runtime, TestBroker};
+use super::fixtures::{run_bounded, runtime, AnyBroker, TestBroker};
 
 #[test]
 fn produce_with_every_codec_then_consume_in_order() {
-    let broker = TestBroker::start(&[]);
+    let broker = AnyBroker::start(&[]);
     runtime().block_on(async {
         let client = Client::connect(&broker.bootstrap(), ClientOptions::default())
             .await
@@ -228,7 +228,7 @@ fn a_fetch_waits_for_data_up_to_max_wait_and_wakes_when_it_arrives() {
 fn a_client_config_map_drives_producer_and_group_consumer() {
     use sluice_log::client::config::ClientConfig;
     use sluice_log::client::group_consumer::GroupConsumer;
-    let broker = TestBroker::start(&[("group.initial.rebalance.delay.ms", "0")]);
+    let broker = AnyBroker::start(&[("group.initial.rebalance.delay.ms", "0")]);
     let scenario = async {
         let config = ClientConfig::from_properties(&format!(
             "bootstrap.servers={}\nclient.id=config-test\nacks=all\nlinger.ms=0\n\

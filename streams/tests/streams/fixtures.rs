@@ -5,25 +5,40 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sluice_log::client::{Client, NewTopic};
+use sluice_log::client::{Client, ClientOptions, NewTopic};
 use sluice_streams::{KafkaStreams, StreamsConfig, Topology};
 
 /// Runs `scenario` with a client of a fresh embedded node, on a two-thread runtime, bounded by
-/// 60 s; the node shuts down afterwards.
+/// 60 s; the node shuts down afterwards. With `SLUICE_TEST_BOOTSTRAP` set, the scenario runs
+/// against that broker instead (Apache Kafka, from `compat/kafka/run-layers.sh`), emptied first.
 pub fn on_embedded_node<F, Fut>(scenario: F)
 where
     F: FnOnce(Arc<Client>) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    let dir = tempfile::tempdir().unwrap();
-    let node = sluice_log::Sluice::embedded(dir.path())
-        .config("group.initial.rebalance.delay.ms", "0")
-        .start()
-        .unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
+        .unwrap();
+    if let Some(bootstrap) = sluice_log::testing::external_bootstrap() {
+        runtime
+            .block_on(async {
+                sluice_log::testing::reset_external_broker(&bootstrap)
+                    .await
+                    .unwrap();
+                let client = Client::connect(&bootstrap, ClientOptions::default())
+                    .await
+                    .unwrap();
+                tokio::time::timeout(Duration::from_secs(60), scenario(client)).await
+            })
+            .expect("the scenario finishes within 60 s");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let node = sluice_log::Sluice::embedded(dir.path())
+        .config("group.initial.rebalance.delay.ms", "0")
+        .start()
         .unwrap();
     runtime
         .block_on(async {
