@@ -5,7 +5,7 @@
 # assertions they check against Sluice in `cargo test` — how a user who outgrows one node moves
 # to any Kafka cluster.
 #
-# Usage: compat/kafka/run-layers.sh [PACKAGE:TEST-BINARY [FILTER ...]]
+# Usage: compat/kafka/run-layers.sh [TEST-BINARY [FILTER ...]]
 #   Without arguments, the list below. Each test runs alone (--test-threads=1) on the emptied
 #   broker (sluice_log::testing::reset_external_broker), as each would on a fresh node.
 #
@@ -18,12 +18,14 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sluice-target}"
 
-# package:test-binary, then the test name filters (substrings) that must run there.
+# A test binary of the workspace (`cargo test --workspace --test NAME`: the workspace's feature
+# set, so that nothing `cargo test --workspace` built is built again), then the test names
+# (substrings) that run there.
 default_runs=(
-  "sluice-log:broker client::produce_with_every_codec_then_consume_in_order client::a_client_config_map_drives_producer_and_group_consumer"
-  "sluice-streams:streams runtime::stream_threads_process_every_record_and_a_restart_goes_on_from_the_commits runtime::counts_live_in_stores_that_a_restart_restores_from_their_changelogs runtime::two_instances_join_a_stream_with_a_table_of_four_partitions runtime::records_for_closed_windows_are_dropped_and_counted runtime::a_table_regrouped_on_a_node_moves_its_rows_between_partitions runtime::two_streams_join_on_a_node_across_partitions fk_join::a_node_joins_tables_of_different_partition_counts_by_foreign_key global::a_node_loads_the_global_table_first_and_keeps_it_current"
-  "sluice-cli:tools topics_lifecycle_like_kafka_topics produce_and_consume_like_the_console_tools groups_like_kafka_consumer_groups consume_with_a_group_resumes_where_the_group_committed"
-  "sluice-cli:connect a_standalone_worker_runs_file_connectors_driven_by_sluice_connect distributed_workers_in_two_processes_hand_over_when_one_is_killed"
+  "broker client::produce_with_every_codec_then_consume_in_order client::a_client_config_map_drives_producer_and_group_consumer"
+  "streams runtime::stream_threads_process_every_record_and_a_restart_goes_on_from_the_commits runtime::counts_live_in_stores_that_a_restart_restores_from_their_changelogs runtime::two_instances_join_a_stream_with_a_table_of_four_partitions runtime::records_for_closed_windows_are_dropped_and_counted runtime::a_table_regrouped_on_a_node_moves_its_rows_between_partitions runtime::two_streams_join_on_a_node_across_partitions fk_join::a_node_joins_tables_of_different_partition_counts_by_foreign_key global::a_node_loads_the_global_table_first_and_keeps_it_current"
+  "tools topics_lifecycle_like_kafka_topics produce_and_consume_like_the_console_tools groups_like_kafka_consumer_groups consume_with_a_group_resumes_where_the_group_committed"
+  "connect a_standalone_worker_runs_file_connectors_driven_by_sluice_connect distributed_workers_in_two_processes_hand_over_when_one_is_killed"
 )
 runs=()
 if [ $# -gt 0 ]; then runs=("$*"); else runs=("${default_runs[@]}"); fi
@@ -39,7 +41,7 @@ trap 'exit 130' INT TERM
 # Build first, so that the broker is not kept waiting on the compiler.
 for run in "${runs[@]}"; do
   target=${run%% *}
-  (cd "$repo" && timeout 30m nice cargo test -q -p "${target%%:*}" --test "${target#*:}" --no-run)
+  (cd "$repo" && timeout 30m nice cargo test -q --workspace --test "$target" --no-run)
 done
 
 started=$SECONDS
@@ -53,7 +55,7 @@ failed=0
 for run in "${runs[@]}"; do
   read -r target filters <<<"$run"
   # shellcheck disable=SC2086 # the filters are words
-  if ! (cd "$repo" && timeout 20m nice cargo test -q -p "${target%%:*}" --test "${target#*:}" -- \
+  if ! (cd "$repo" && timeout 20m nice cargo test -q --workspace --test "$target" -- \
     --test-threads=1 $filters); then
     failed=1
     echo "FAILED against Apache Kafka: $target $filters" >&2
