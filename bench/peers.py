@@ -31,10 +31,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 FETCH = os.path.join(REPO, "compat", "kafka", "fetch.sh")
 E2E = os.path.join(HERE, "EndToEndLatency.java")
+NEXMARK_JAVA = os.path.join(HERE, "NexmarkKafkaStreams.java")
 CLK = os.sysconf("SC_CLK_TCK")
 STARTED = time.monotonic()
 
-WORKLOADS = ["start", "produce", "memory", "consume", "latency"]
+WORKLOADS = ["start", "produce", "memory", "consume", "latency", "streams"]
 
 
 def log(msg):
@@ -560,7 +561,7 @@ class Results:
 def fmt_value(v, unit):
     if v is None:
         return "n/a"
-    if unit == "records/s":
+    if unit in ("records/s", "events/s"):
         if v >= 1e6:
             return f"{v / 1e6:.2f} M/s"
         return f"{v / 1e3:.0f} k/s"
@@ -1145,6 +1146,79 @@ class Bench:
             f"{a.latency_warmup} s warm-up then {a.latency_seconds} s measured; latency = "
             "consumer's nanoTime − producer's nanoTime at send().")
 
+    # -- Streams: Nexmark q1 and q5, Sluice Streams and Kafka Streams --------------------------
+    def workload_streams(self):
+        """Events/s of one stream thread: `sluice bench streams --bootstrap-server` (Sluice
+        Streams; it writes its own input) and bench/NexmarkKafkaStreams.java (Kafka Streams,
+        over bids written by `sluice bench streams --produce-only`), each on both brokers."""
+        a = self.args
+        n = a.streams_events
+
+        def last_json(out, key):
+            for line in reversed(out.splitlines()):
+                if line.startswith("{") and key in line:
+                    return json.loads(line)
+            return None
+
+        for query in ("q1", "q5"):
+            # (implementation, broker) -> events/s of each run
+            runs = {(impl, s.name): [] for impl in ("sluice", "kafka") for s in self.servers}
+            for rep in range(a.reps):
+                for i, s in enumerate(self.order(0, rep)):
+                    if not s.alive():
+                        continue
+                    impls = ("sluice", "kafka") if (rep + i) % 2 == 0 else ("kafka", "sluice")
+                    for impl in impls:
+                        if impl == "sluice":
+                            cmd = [a.sluice_bin, "bench", "streams", "--bootstrap-server",
+                                   s.bootstrap, "--query", query, "--events", str(n), "--json"]
+                        else:
+                            prep = [a.sluice_bin, "bench", "streams", "--bootstrap-server",
+                                    s.bootstrap, "--produce-only", "--events", str(n), "--json"]
+                            cr = ClientRun(prep, self.outfile(f"streams-input-{s.name}"),
+                                           a.client_timeout).run()
+                            made = last_json(cr.output, "bids_topic")
+                            if cr.rc != 0 or not made:
+                                self.res.failures.append(
+                                    f"streams input on {s.name}: rc={cr.rc}, output {cr.out_path}")
+                                continue
+                            cmd = [FETCH, "java", NEXMARK_JAVA, s.bootstrap, query,
+                                   made["bids_topic"], str(n)]
+                        if rep == 0:
+                            self.res.command(f"streams {query} ({impl} Streams)", s.name, cmd)
+                        cr = ClientRun(cmd, self.outfile(f"streams-{query}-{impl}-on-{s.name}"),
+                                       a.client_timeout * 4).run()
+                        r = last_json(cr.output, "events_per_sec")
+                        if cr.rc != 0 or not r:
+                            self.res.failures.append(
+                                f"streams {query} {impl} on {s.name}: rc={cr.rc}, output {cr.out_path}")
+                            log(f"streams {query}, {impl} Streams on {s.name}: FAILED "
+                                f"(see {cr.out_path})")
+                            continue
+                        runs[(impl, s.name)].append(r["events_per_sec"])
+                        log(f"streams {query}, {impl} Streams on {s.name} rep {rep}: "
+                            f"{r['events_per_sec']:,.0f} events/s")
+                    self.check_alive(f"after streams {query}")
+            cfg = f"Nexmark {query}, {n:,} bids, one stream thread"
+            for label, sluice_side, kafka_side in (
+                    ("each on its own broker", ("sluice", "sluice"), ("kafka", "kafka")),
+                    ("both on the Sluice broker", ("sluice", "sluice"), ("kafka", "sluice")),
+                    ("both on the Kafka broker", ("sluice", "kafka"), ("kafka", "kafka"))):
+                self.res.add(f"streams {query}", f"Sluice Streams vs Kafka Streams, {label}", cfg,
+                             "", "events/s", "higher",
+                             {"sluice": runs.get(sluice_side, []),
+                              "kafka": runs.get(kafka_side, [])})
+        self.res.notes.append(
+            "streams: in these rows the Sluice column is Sluice Streams (`sluice bench streams "
+            "--bootstrap-server B`) and the Kafka column Kafka Streams 4.4 "
+            "(bench/NexmarkKafkaStreams.java), both with one stream thread, commit.interval.ms="
+            "100, at-least-once, producer acks=1, batch.size=65536, linger.ms=5, timed until "
+            "every bid (and q5's repartition topic) is committed, from KafkaStreams::start "
+            "returning for Sluice Streams (its group join included) and from the RUNNING state "
+            "for Kafka Streams (its group join and JVM warm-up excluded); both check their "
+            "output (q1: one record per bid; q5: each window's hottest auction as a plain loop "
+            "finds it).")
+
 
 def median_dict(ds):
     if not ds:
@@ -1196,6 +1270,8 @@ def main():
                    help="warm-up seconds (10: the client JVM's JIT shows in both servers' tails "
                         "for longer than 5 s on a loaded 2-core machine)")
     p.add_argument("--start-reps", type=int, default=None, help="timed starts per server (3)")
+    p.add_argument("--streams-events", type=int, default=None,
+                   help="bids per Nexmark run of the streams workload (1,000,000; --quick 250,000)")
     p.add_argument("--client-timeout", type=int, default=180, help="seconds per client run")
     p.add_argument("--keep", action="store_true", help="keep the data directories")
     p.add_argument("--sluice-bin", required=True, help=argparse.SUPPRESS)
@@ -1209,6 +1285,7 @@ def main():
     a.latency_seconds = a.latency_seconds or (5.0 if q else 20.0)
     a.latency_warmup = a.latency_warmup if a.latency_warmup is not None else (3.0 if q else 10.0)
     a.start_reps = a.start_reps or (2 if q else 3)
+    a.streams_events = a.streams_events or (250_000 if q else 1_000_000)
     only = [w.strip() for w in a.only.split(",") if w.strip()]
     bad = [w for w in only if w not in WORKLOADS]
     if bad:
@@ -1236,7 +1313,7 @@ def main():
     try:
         if "start" in only:
             bench.workload_start()
-        if any(w in only for w in ("produce", "memory", "consume", "latency")):
+        if any(w in only for w in ("produce", "memory", "consume", "latency", "streams")):
             bench.start_servers()
             if "memory" in only:
                 bench.workload_memory_idle()
@@ -1246,6 +1323,8 @@ def main():
                 bench.workload_consume()
             if "latency" in only:
                 bench.workload_latency()
+            if "streams" in only:
+                bench.workload_streams()
             for s in bench.servers:
                 probs = s.log_problems()
                 if probs:

@@ -2,7 +2,7 @@
 # Sluice next to Apache Kafka: the same workloads with the same clients against both servers,
 # one table of Sluice ÷ Kafka ratios. Run by hand (not in CI); takes ~15-20 minutes.
 #
-# Usage: bench/peers.sh [--only start,produce,memory,consume,latency] [--quick] [--json]
+# Usage: bench/peers.sh [--only start,produce,memory,consume,latency,streams] [--quick] [--json]
 #                       [--reps N] [--records-100 N] [--records-1k N] [--latency-rate R] [--keep]
 #   (bench/peers.sh --help lists every option)
 #
@@ -17,6 +17,9 @@
 #   consume  kafka-consumer-perf-test and rdkafka_performance -C over records written before
 #   latency  bench/EndToEndLatency.java at half of the lower of the two servers' peak produce
 #            rates (kafka-producer-perf-test, acks=1, 100 B, 1 partition), same rate for both
+#   streams  Nexmark q1 and q5 with one stream thread: Sluice Streams (`sluice bench streams
+#            --bootstrap-server`) and Kafka Streams (bench/NexmarkKafkaStreams.java, over the same
+#            bids), each on both brokers; events/s
 #
 # Environment:
 #   SLUICE_BIN       a release sluice binary (default:

@@ -40,6 +40,15 @@ pub struct StreamsBenchArgs {
     /// `state.dir`).
     #[arg(long)]
     persistent: bool,
+    /// Run against this Kafka cluster (Sluice or Apache Kafka) instead of an embedded node:
+    /// topics and the application id get a unique suffix. bench/peers.sh uses it to time
+    /// Sluice Streams and Kafka Streams on the same broker.
+    #[arg(long)]
+    bootstrap_server: Option<String>,
+    /// Only write the input (the bids, and the auctions for the join) and print where, as JSON:
+    /// the input of another Streams implementation (bench/NexmarkKafkaStreams.java).
+    #[arg(long, requires = "bootstrap_server")]
+    produce_only: bool,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -164,14 +173,41 @@ pub fn streams(args: StreamsBenchArgs) -> anyhow::Result<()> {
     anyhow::ensure!(out_bytes > 0, "the loop produced nothing");
 
     let dir = tempfile::tempdir()?;
-    let node = sluice_log::Sluice::embedded(dir.path())
-        .config("group.initial.rebalance.delay.ms", "0")
-        .start()?;
+    let node = match &args.bootstrap_server {
+        Some(_) => None,
+        None => Some(
+            sluice_log::Sluice::embedded(dir.path())
+                .config("group.initial.rebalance.delay.ms", "0")
+                .start()?,
+        ),
+    };
+    // On a shared cluster every run gets its own topics and application.
+    let suffix = match &args.bootstrap_server {
+        Some(_) => format!(
+            "-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() % 1_000_000_000)
+        ),
+        None => String::new(),
+    };
+    let (bids_topic, auctions_topic, out_topic) = (
+        format!("bids{suffix}"),
+        format!("auctions{suffix}"),
+        format!("out{suffix}"),
+    );
     let elapsed = runtime()?.block_on(async {
-        let client = node.client().await?;
-        for name in ["bids", "auctions", "out"] {
+        let client = match (&node, &args.bootstrap_server) {
+            (Some(node), _) => node.client().await?,
+            (None, Some(bootstrap)) => {
+                sluice_log::client::Client::connect(bootstrap, Default::default()).await?
+            }
+            (None, None) => anyhow::bail!("no broker"),
+        };
+        for name in [&bids_topic, &auctions_topic, &out_topic] {
             let topic = NewTopic {
-                name: name.into(),
+                name: name.clone(),
                 partitions: 1,
                 replication_factor: 1,
                 configs: Default::default(),
@@ -193,8 +229,8 @@ pub fn streams(args: StreamsBenchArgs) -> anyhow::Result<()> {
         };
         let producer = Producer::new(client.clone(), config);
         let mut last = None;
-        for (name, records) in [("auctions", &auctions), ("bids", &bids)] {
-            let topic: Arc<str> = name.into();
+        for (name, records) in [(&auctions_topic, &auctions), (&bids_topic, &bids)] {
+            let topic: Arc<str> = name.as_str().into();
             for (key, value) in records {
                 let record = ProducerRecord {
                     topic: topic.clone(),
@@ -210,17 +246,20 @@ pub fn streams(args: StreamsBenchArgs) -> anyhow::Result<()> {
             last.await.context("produce the bids")?;
         }
         producer.close().await;
+        if args.produce_only {
+            return Ok(None);
+        }
 
         let builder = StreamsBuilder::new();
         if join {
-            nexmark::join(&builder, "bids", "auctions", "out");
+            nexmark::join(&builder, &bids_topic, &auctions_topic, &out_topic);
         } else if q5 {
-            nexmark::q5(&builder, "bids", "out", args.persistent);
+            nexmark::q5(&builder, &bids_topic, &out_topic, args.persistent);
         } else {
-            nexmark::q1(&builder, "bids", "out");
+            nexmark::q1(&builder, &bids_topic, &out_topic);
         }
         let topology = Arc::new(builder.build()?);
-        let application_id = format!("nexmark-{}", args.query);
+        let application_id = format!("nexmark-{}{suffix}", args.query);
         let commit_interval = args.commit_interval_ms.to_string();
         let state = tempfile::tempdir()?;
         let state_dir = state.path().to_string_lossy().into_owned();
@@ -249,7 +288,7 @@ pub fn streams(args: StreamsBenchArgs) -> anyhow::Result<()> {
             anyhow::ensure!(!app.has_failed_thread(), "the stream thread stopped");
             let committed = client.committed_offsets(&application_id).await?;
             let position = |topic: &str| committed.get(&TopicPartition::new(topic, 0)).copied();
-            if position("bids") >= Some(n as i64) {
+            if position(&bids_topic) >= Some(n as i64) {
                 if !q5 {
                     break;
                 }
@@ -262,12 +301,12 @@ pub fn streams(args: StreamsBenchArgs) -> anyhow::Result<()> {
         }
         let elapsed = started.elapsed();
         app.close().await?;
-        let written = client.list_offset("out", 0, -1).await?;
+        let written = client.list_offset(&out_topic, 0, -1).await?;
         if q5 {
             // Each window's last update names the loop's hottest auction.
             let mut consumer = Consumer::assign(
                 client.clone(),
-                vec![(TopicPartition::new("out", 0), StartOffset::Beginning)],
+                vec![(TopicPartition::new(&out_topic, 0), StartOffset::Beginning)],
                 ConsumerConfig::default(),
             )
             .await?;
@@ -302,9 +341,19 @@ pub fn streams(args: StreamsBenchArgs) -> anyhow::Result<()> {
                 "{written} outputs, where the loop made {outputs}"
             );
         }
-        anyhow::Ok(elapsed)
+        anyhow::Ok(Some(elapsed))
     })?;
-    node.shutdown()?;
+    if let Some(node) = node {
+        node.shutdown()?;
+    }
+    let Some(elapsed) = elapsed else {
+        // --produce-only: where the input is, for another implementation to read.
+        println!(
+            "{}",
+            serde_json::json!({"bids_topic": bids_topic, "auctions_topic": auctions_topic, "events": args.events})
+        );
+        return Ok(());
+    };
     let events_per_sec = n as f64 / elapsed.as_secs_f64();
     let loop_events_per_sec = n as f64 / loop_elapsed.as_secs_f64();
     let report = StreamsReport {

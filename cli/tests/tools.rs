@@ -889,6 +889,58 @@ fn bench_streams_runs_nexmark_queries_topic_to_topic() {
 }
 
 #[test]
+fn bench_streams_runs_against_a_cluster_and_writes_input_for_another_implementation() {
+    let f = start();
+    let bootstrap = f.bootstrap();
+    let report = bench_report(
+        &[
+            "streams",
+            "--bootstrap-server",
+            &bootstrap,
+            "--query",
+            "q5",
+            "--events",
+            "3000",
+        ],
+        &["events_per_sec"],
+    );
+    assert_eq!(report["events"], 3000);
+    // The input alone, for bench/NexmarkKafkaStreams.java: its topic holds every bid.
+    let made = bench_report(
+        &[
+            "streams",
+            "--bootstrap-server",
+            &bootstrap,
+            "--produce-only",
+            "--events",
+            "2000",
+        ],
+        &["events"],
+    );
+    let topic = made["bids_topic"].as_str().unwrap().to_string();
+    let offsets = ok(sluice(&f, &["topics", "describe", "--topic", &topic], ""));
+    assert!(offsets.contains("PartitionCount: 1"), "{offsets}");
+    // The 2000th record is at offset 1999 (values are binary: only the offsets are printed).
+    let read = ok(sluice(
+        &f,
+        &[
+            "consume",
+            "--topic",
+            &topic,
+            "--from-beginning",
+            "--max-messages",
+            "2000",
+            "--property",
+            "print.offset=true",
+            "--property",
+            "print.value=false",
+        ],
+        "",
+    ));
+    assert_eq!(read.lines().last(), Some("Offset:1999"), "{read}");
+}
+
+#[test]
 fn bench_connect_copies_a_file_through_the_file_connectors() {
     for converter in ["string", "json"] {
         let report = bench_report(
