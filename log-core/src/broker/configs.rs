@@ -379,6 +379,24 @@ pub fn alter_configs(
     AlterConfigsResponse::default().with_responses(responses)
 }
 
+/// IncrementalAlterConfigs' APPEND (2: each item not there yet goes at the end, in order) or
+/// SUBTRACT (3: each item goes) on a comma-separated list value.
+fn apply_list_op(current: &str, op: i8, value: &str) -> String {
+    let mut items: Vec<&str> = current
+        .split(',')
+        .map(str::trim)
+        .filter(|i| !i.is_empty())
+        .collect();
+    for item in value.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        if op == 2 && !items.contains(&item) {
+            items.push(item);
+        } else if op == 3 {
+            items.retain(|i| *i != item);
+        }
+    }
+    items.join(",")
+}
+
 /// IncrementalAlterConfigs: SET, DELETE, APPEND and SUBTRACT (for list configs) on topic configs.
 pub fn incremental_alter_configs(
     broker: &Broker,
@@ -408,17 +426,16 @@ pub fn incremental_alter_configs(
                             (1, _) => {
                                 configs.remove(&key);
                             }
-                            (op @ (2 | 3), Some(value)) if key == "cleanup.policy" => {
-                                let current = configs.get(&key).cloned().unwrap_or_else(|| effective.cleanup_policy.to_string());
-                                let mut items: Vec<String> = current.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect();
-                                for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                                    if op == 2 && !items.iter().any(|i| i == item) {
-                                        items.push(item.to_string());
-                                    } else if op == 3 {
-                                        items.retain(|i| i != item);
-                                    }
-                                }
-                                configs.insert(key, items.join(","));
+                            (op @ (2 | 3), Some(value))
+                                if topic_config(&key)
+                                    .is_some_and(|def| def.config_type == ConfigType::List) =>
+                            {
+                                // From the topic's own value, else the one in force.
+                                let current = configs
+                                    .get(&key)
+                                    .cloned()
+                                    .unwrap_or_else(|| effective.get(&key).unwrap_or_default());
+                                configs.insert(key, apply_list_op(&current, op, &value));
                             }
                             (2 | 3, _) => failure = Some(ApiError::new(ResponseError::InvalidConfig, format!("Config value append/subtract is not allowed for config key {key} (not a list)"))),
                             (0, None) => failure = Some(ApiError::new(ResponseError::InvalidConfig, format!("Null value not supported for {key}"))),
@@ -452,23 +469,12 @@ pub fn incremental_alter_configs(
                                     .map(|(def, _)| def.default.to_string())
                                     .unwrap_or_default()
                             });
-                            let mut items: Vec<String> = current
-                                .split(',')
-                                .map(|i| i.trim().to_string())
-                                .filter(|i| !i.is_empty())
-                                .collect();
-                            for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                                if op == 2 && !items.iter().any(|i| i == item) {
-                                    items.push(item.to_string());
-                                } else if op == 3 {
-                                    items.retain(|i| i != item);
-                                }
-                            }
+                            let items = apply_list_op(&current, op, &value);
                             // Nothing left: the static or default value applies again.
                             if items.is_empty() {
                                 configs.remove(&key);
                             } else {
-                                configs.insert(key, items.join(","));
+                                configs.insert(key, items);
                             }
                         }
                         (2 | 3, _) => {
@@ -553,4 +559,21 @@ pub fn create_partitions(
         });
     }
     CreatePartitionsResponse::default().with_results(results)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::apply_list_op;
+
+    #[test]
+    fn append_keeps_order_and_skips_what_is_there_and_subtract_removes() {
+        assert_eq!(apply_list_op("delete", 2, "compact"), "delete,compact");
+        assert_eq!(
+            apply_list_op("delete,compact", 2, "compact, delete"),
+            "delete,compact"
+        );
+        assert_eq!(apply_list_op("", 2, "a,b"), "a,b");
+        assert_eq!(apply_list_op("delete, compact", 3, "delete"), "compact");
+        assert_eq!(apply_list_op("compact", 3, "compact"), "");
+    }
 }
