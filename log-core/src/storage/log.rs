@@ -144,7 +144,7 @@ impl PartitionLog {
     ) -> Result<(PartitionLog, OpenReport)> {
         let mut report = OpenReport::default();
         super::cleaner::complete_interrupted_swaps(dir)?;
-        let mut segments = list_segments(dir, config.index_interval_bytes)?;
+        let (mut segments, snapshots) = list_segments(dir, config.index_interval_bytes)?;
         let start = checkpoints.log_start_offset.unwrap_or(0);
         if segments.is_empty() {
             let mut first = Segment::create(dir, start.max(0), config.index_interval_bytes)?;
@@ -195,7 +195,7 @@ impl PartitionLog {
             retired: Vec::new(),
             producers: ProducerStates::default(),
         };
-        log.load_producer_state()?;
+        log.load_producer_state(Some(snapshots))?;
         Ok((log, report))
     }
 
@@ -356,9 +356,10 @@ impl PartitionLog {
 
     /// Rebuilds the producer state: the newest snapshot at or below the log end offset, then
     /// the batches after it; without a snapshot, the batches of the last two segments.
-    fn load_producer_state(&mut self) -> Result<()> {
+    /// `snapshots`: the snapshot files' offsets, when the directory was just listed.
+    fn load_producer_state(&mut self, snapshots: Option<Vec<i64>>) -> Result<()> {
         let (mut states, from) =
-            match ProducerStates::load_snapshot(&self.dir, self.log_end_offset)? {
+            match ProducerStates::load_snapshot(&self.dir, self.log_end_offset, snapshots)? {
                 Some((states, offset)) => (states, offset),
                 None => {
                     let n = self.segments.len();
@@ -367,6 +368,12 @@ impl PartitionLog {
                 }
             };
         let from = from.max(self.log_start_offset);
+        // A snapshot at the log end (a clean shutdown's) leaves nothing to replay: the segments'
+        // files and indexes stay unopened until first used.
+        if from >= self.log_end_offset {
+            self.producers = states;
+            return Ok(());
+        }
         let first = self.segment_index_for(from);
         for segment in &mut self.segments[first..] {
             for header in segment.batch_headers_from(from)? {
@@ -705,7 +712,7 @@ impl PartitionLog {
         self.log_end_offset = end;
         self.after_truncation()?;
         // Forget the producers' truncated batches: rebuild from a snapshot below the new end.
-        self.load_producer_state()
+        self.load_producer_state(None)
     }
 
     /// Deletes every segment and starts an empty log at `offset`.
@@ -834,9 +841,11 @@ impl PartitionLog {
     }
 }
 
-/// Finds the segments of a partition directory and removes stray files of interrupted work.
-fn list_segments(dir: &Path, index_interval_bytes: u64) -> Result<Vec<Segment>> {
+/// Finds the segments of a partition directory (and the offsets of its producer state
+/// snapshots, from the same listing) and removes stray files of interrupted work.
+fn list_segments(dir: &Path, index_interval_bytes: u64) -> Result<(Vec<Segment>, Vec<i64>)> {
     let mut segments = Vec::new();
+    let mut snapshots = Vec::new();
     let entries =
         std::fs::read_dir(dir).map_err(|e| Error::io("list partition directory", dir, e))?;
     let mut log_bases = std::collections::HashSet::new();
@@ -866,6 +875,7 @@ fn list_segments(dir: &Path, index_interval_bytes: u64) -> Result<Vec<Segment>> 
                 segments.push(Segment::open(dir, base_offset, size, index_interval_bytes));
             }
             "index" | "timeindex" => index_files.push((base_offset, path)),
+            super::producer_state::SNAPSHOT_EXTENSION => snapshots.push(base_offset),
             _ => {}
         }
     }
@@ -876,7 +886,7 @@ fn list_segments(dir: &Path, index_interval_bytes: u64) -> Result<Vec<Segment>> 
         }
     }
     segments.sort_by_key(Segment::base_offset);
-    Ok(segments)
+    Ok((segments, snapshots))
 }
 
 /// Checks segments from the one holding `recovery_point` on, batch by batch. A corrupt or torn

@@ -279,8 +279,16 @@ impl ProducerStates {
 
     /// The newest readable snapshot at or below `max_offset`, and its offset. Snapshots above
     /// it (of data since truncated) and unreadable ones are deleted.
-    pub fn load_snapshot(dir: &Path, max_offset: i64) -> Result<Option<(ProducerStates, i64)>> {
-        let mut offsets = list_snapshots(dir)?;
+    /// `listed` are the snapshots' offsets when the caller already listed the directory.
+    pub fn load_snapshot(
+        dir: &Path,
+        max_offset: i64,
+        listed: Option<Vec<i64>>,
+    ) -> Result<Option<(ProducerStates, i64)>> {
+        let mut offsets = match listed {
+            Some(offsets) => offsets,
+            None => list_snapshots(dir)?,
+        };
         offsets.sort_unstable_by(|a, b| b.cmp(a));
         for offset in offsets {
             let path = snapshot_path(dir, offset);
@@ -572,12 +580,12 @@ mod tests {
         s.write_snapshot(dir.path(), 2).unwrap();
         append(&mut s, header(2, 1, 0, 1, 2)).unwrap();
         s.write_snapshot(dir.path(), 3).unwrap();
-        let (loaded, at) = ProducerStates::load_snapshot(dir.path(), 10)
+        let (loaded, at) = ProducerStates::load_snapshot(dir.path(), 10, None)
             .unwrap()
             .unwrap();
         assert_eq!((loaded, at), (s.clone(), 3));
         // A snapshot past the log end (truncated data) is skipped and deleted.
-        let (older, at) = ProducerStates::load_snapshot(dir.path(), 2)
+        let (older, at) = ProducerStates::load_snapshot(dir.path(), 2, None)
             .unwrap()
             .unwrap();
         assert_eq!((older.len(), at), (1, 2));
@@ -586,7 +594,7 @@ mod tests {
         let path = snapshot_path(dir.path(), 2);
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() - 1]).unwrap();
-        assert!(ProducerStates::load_snapshot(dir.path(), 10)
+        assert!(ProducerStates::load_snapshot(dir.path(), 10, None)
             .unwrap()
             .is_none());
         // Only the newest two are kept.
