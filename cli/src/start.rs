@@ -194,6 +194,7 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
         let server = server::start(broker.clone()).await?;
         broker.start_background_tasks()?;
         broker.spawn_group_maintenance();
+        broker.spawn_transaction_maintenance();
         tracing::info!(
             listening = %server.local_addr(),
             data = %config.log_dirs[0].display(),

@@ -4,67 +4,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
-
-/// A long-running `sluice` process, killed (SIGTERM) when dropped; at most 120 s.
-struct Running {
-    child: Child,
-    stdout: BufReader<ChildStdout>,
-}
-
-impl Running {
-    fn spawn(args: &[&str], bootstrap: Option<&str>) -> Running {
-        let mut command = Command::new("timeout");
-        command
-            .arg("120")
-            .arg(env!("CARGO_BIN_EXE_sluice"))
-            .args(args)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        if let Some(bootstrap) = bootstrap {
-            command.env("SLUICE_BOOTSTRAP_SERVER", bootstrap);
-        }
-        let mut child = command.spawn().unwrap();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        Running { child, stdout }
-    }
-
-    /// The next line of output (bounded by the process's own timeout).
-    fn line(&mut self) -> String {
-        let mut line = String::new();
-        self.stdout.read_line(&mut line).unwrap();
-        assert!(!line.is_empty(), "the process ended without printing");
-        line.trim_end().to_string()
-    }
-
-    /// SIGTERM, then its exit status.
-    fn stop(mut self) -> std::process::ExitStatus {
-        // `timeout` passes the signal on to sluice.
-        Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
-        self.child.wait().unwrap()
-    }
-}
-
-impl Drop for Running {
-    /// A test that failed half-way leaves no `sluice` behind.
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = Command::new("pkill")
-                .args(["-KILL", "-P", &self.child.id().to_string()])
-                .status();
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
 
 /// Appends to a file as a program writing a log does. (Rewriting it would truncate it first,
 /// which FileStreamSource takes for a new file and reads again from the start.)
@@ -545,12 +488,8 @@ fn distributed_workers_in_two_processes_hand_over_when_one_is_killed() {
         .iter()
         .position(|(_, url)| *url == owner)
         .expect("an owner");
-    let (mut killed, _) = workers.remove(dead);
-    Command::new("pkill")
-        .args(["-KILL", "-P", &killed.child.id().to_string()])
-        .status()
-        .unwrap();
-    killed.child.wait().unwrap();
+    let (killed, _) = workers.remove(dead);
+    killed.kill_9();
     let (survivor, survivor_url) = workers.remove(0);
     let survivor_id = survivor_url.trim_start_matches("http://").to_string();
     await_that("the survivor to run the source", || {

@@ -125,6 +125,7 @@ impl EmbeddedBroker {
         {
             let _runtime = runtime.enter();
             broker.spawn_group_maintenance();
+            broker.spawn_transaction_maintenance();
         }
         Ok(EmbeddedBroker {
             addr: server.as_ref().map(ServerHandle::local_addr),

@@ -121,14 +121,45 @@ pub enum Error {
         /// The epoch stored for the producer.
         current_epoch: i16,
     },
-    /// A transactional batch: this node does not coordinate transactions yet, so no producer
-    /// can have begun one.
-    #[error("transactional batch from producer {producer_id} in {partition}, but this node does not serve transactions yet")]
-    TransactionsUnsupported {
+    /// A write that the producer's transaction state forbids: a plain batch from a producer
+    /// whose transaction is open here (Kafka's `InvalidTxnStateException`).
+    #[error("{reason} (producer {producer_id}, partition {partition})")]
+    InvalidTxnState {
         /// The producer.
         producer_id: i64,
         /// The partition.
         partition: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A transactional batch for a partition its transaction did not add (KIP-890's
+    /// verification).
+    #[error("Partition was not added to the transaction (producer {producer_id}, partition {partition})")]
+    TransactionVerification {
+        /// The producer.
+        producer_id: i64,
+        /// The partition.
+        partition: String,
+        /// Answered TRANSACTION_ABORTABLE (Produce v11+) rather than INVALID_TXN_STATE.
+        abortable: bool,
+    },
+    /// A transaction marker from a coordinator older than the last one this partition saw.
+    #[error("Invalid coordinator epoch for producer {producer_id} in {partition}: {epoch} (zombie), {current_epoch} (current)")]
+    TransactionCoordinatorFenced {
+        /// The producer.
+        producer_id: i64,
+        /// The partition.
+        partition: String,
+        /// The marker's coordinator epoch.
+        epoch: i32,
+        /// The one stored.
+        current_epoch: i32,
+    },
+    /// A producer sent a control batch: only transaction coordinators write markers.
+    #[error("Clients are not allowed to write control records (batch at offset {offset})")]
+    ControlRecordFromClient {
+        /// The offset the batch would have taken.
+        offset: i64,
     },
     /// A configuration key or value is invalid.
     #[error("invalid value {value:?} for configuration {key}: {reason}")]
@@ -245,7 +276,9 @@ impl Error {
         match self {
             Error::CorruptBatch { .. } => ResponseError::CorruptMessage,
             // KIP-467: the client fails just those records instead of retrying the batch.
-            Error::MissingKeyForCompactedTopic { .. } => ResponseError::InvalidRecord,
+            Error::MissingKeyForCompactedTopic { .. } | Error::ControlRecordFromClient { .. } => {
+                ResponseError::InvalidRecord
+            }
             Error::InvalidTimestamp { .. } => ResponseError::InvalidTimestamp,
             Error::BatchTooLarge { .. } => ResponseError::MessageTooLarge,
             Error::RecordSetTooLarge { .. } => ResponseError::RecordListTooLarge,
@@ -255,7 +288,14 @@ impl Error {
                 ResponseError::OutOfOrderSequenceNumber
             }
             Error::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
-            Error::TransactionsUnsupported { .. } => ResponseError::InvalidTxnState,
+            Error::InvalidTxnState { .. } => ResponseError::InvalidTxnState,
+            Error::TransactionVerification {
+                abortable: true, ..
+            } => ResponseError::TransactionAbortable,
+            Error::TransactionVerification { .. } => ResponseError::InvalidTxnState,
+            Error::TransactionCoordinatorFenced { .. } => {
+                ResponseError::TransactionCoordinatorFenced
+            }
             Error::InvalidConfig { .. } => ResponseError::InvalidConfig,
             Error::InvalidTopicPartition { .. } => ResponseError::InvalidTopicException,
             Error::PartitionExists(_) => ResponseError::TopicAlreadyExists,

@@ -42,6 +42,7 @@ pub mod protocol;
 pub mod storage;
 pub mod testing;
 pub mod topic_configs;
+pub mod txn;
 
 pub use config::{CleanupPolicy, LogConfig, TimestampType, TopicCompression};
 pub use embedded::{EmbeddedBroker, EmbeddedBuilder, Sluice};

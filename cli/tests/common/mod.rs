@@ -3,8 +3,8 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
 
 use sluice_log::embedded::EmbeddedBroker;
 
@@ -134,4 +134,70 @@ pub fn bench_fails(args: &[&str]) -> String {
         .output()
         .unwrap();
     fails(output)
+}
+
+/// A long-running `sluice` process, killed (SIGTERM) when dropped; at most 120 s.
+pub struct Running {
+    child: Child,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Running {
+    pub fn spawn(args: &[&str], bootstrap: Option<&str>) -> Running {
+        let mut command = Command::new("timeout");
+        command
+            .arg("120")
+            .arg(env!("CARGO_BIN_EXE_sluice"))
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if let Some(bootstrap) = bootstrap {
+            command.env("SLUICE_BOOTSTRAP_SERVER", bootstrap);
+        }
+        let mut child = command.spawn().unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        Running { child, stdout }
+    }
+
+    /// The next line of output (bounded by the process's own timeout).
+    pub fn line(&mut self) -> String {
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        assert!(!line.is_empty(), "the process ended without printing");
+        line.trim_end().to_string()
+    }
+
+    /// SIGTERM, then its exit status.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        // `timeout` passes the signal on to sluice.
+        Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Running {
+    /// A test that failed half-way leaves no `sluice` behind.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = Command::new("pkill")
+                .args(["-KILL", "-P", &self.child.id().to_string()])
+                .status();
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+impl Running {
+    /// SIGKILL to sluice (not to the `timeout` wrapping it), then waits for it to end.
+    pub fn kill_9(mut self) {
+        let _ = Command::new("pkill")
+            .args(["-KILL", "-P", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
 }

@@ -107,6 +107,17 @@ pub struct BrokerConfig {
     /// `producer.id.expiration.ms`: how long a partition remembers an idempotent producer that
     /// stopped writing.
     pub producer_id_expiration_ms: u64,
+    /// `transaction.state.log.num.partitions`: partitions of `__transaction_state`.
+    pub transaction_state_log_num_partitions: i32,
+    /// `transaction.max.timeout.ms`: the longest `transaction.timeout.ms` a producer may ask.
+    pub transaction_max_timeout_ms: u64,
+    /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`: how often transactions
+    /// open past their timeout are aborted.
+    pub transaction_abort_timed_out_transaction_cleanup_interval_ms: u64,
+    /// `transactional.id.expiration.ms`: how long an idle transactional id is remembered.
+    pub transactional_id_expiration_ms: u64,
+    /// `transaction.remove.expired.transaction.cleanup.interval.ms`.
+    pub transaction_remove_expired_transaction_cleanup_interval_ms: u64,
     /// The properties that were set explicitly (DescribeConfigs reports them as static).
     pub explicit: BTreeMap<String, String>,
 }
@@ -135,6 +146,19 @@ pub const BROKER_KEYS: &[(&str, &str)] = &[
     ("offsets.retention.minutes", "10080"),
     ("offsets.retention.check.interval.ms", "600000"),
     ("producer.id.expiration.ms", "86400000"),
+    ("transaction.state.log.num.partitions", "50"),
+    ("transaction.state.log.replication.factor", "1"),
+    ("transaction.state.log.min.isr", "1"),
+    ("transaction.max.timeout.ms", "900000"),
+    (
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+        "10000",
+    ),
+    ("transactional.id.expiration.ms", "604800000"),
+    (
+        "transaction.remove.expired.transaction.cleanup.interval.ms",
+        "3600000",
+    ),
 ];
 
 impl Default for BrokerConfig {
@@ -236,6 +260,13 @@ impl BrokerConfig {
             }
             Ok(n as u64)
         };
+        let positive_int = |key: &str| -> Result<u64> {
+            let n = int(key)?;
+            if !(1..=i64::from(i32::MAX)).contains(&n) {
+                return Err(invalid(key, "must be between 1 and 2147483647"));
+            }
+            Ok(n as u64)
+        };
         let node_id = int("node.id")?;
         if !(0..=i64::from(i32::MAX)).contains(&node_id) {
             return Err(invalid("node.id", "must be between 0 and 2147483647"));
@@ -324,6 +355,24 @@ impl BrokerConfig {
                 }
                 n as u64
             },
+            transaction_state_log_num_partitions: {
+                let n = int("transaction.state.log.num.partitions")?;
+                if !(1..=10_000).contains(&n) {
+                    return Err(invalid(
+                        "transaction.state.log.num.partitions",
+                        "must be between 1 and 10000",
+                    ));
+                }
+                n as i32
+            },
+            transaction_max_timeout_ms: positive_int("transaction.max.timeout.ms")?,
+            transaction_abort_timed_out_transaction_cleanup_interval_ms: positive_int(
+                "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+            )?,
+            transactional_id_expiration_ms: positive_int("transactional.id.expiration.ms")?,
+            transaction_remove_expired_transaction_cleanup_interval_ms: positive_int(
+                "transaction.remove.expired.transaction.cleanup.interval.ms",
+            )?,
             explicit: props.clone(),
         })
     }

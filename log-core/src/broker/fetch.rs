@@ -2,12 +2,14 @@
 
 use std::time::{Duration, Instant};
 
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
 use kafka_protocol::messages::{
-    BrokerId, FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse,
+    BrokerId, FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse, ProducerId,
 };
 use kafka_protocol::ResponseError;
 
@@ -44,7 +46,14 @@ fn read_once(
     let mut remaining = request.max_bytes.max(0) as usize;
     let mut total = 0usize;
     let mut any_error = false;
-    let isolation = FetchIsolation::HighWatermark;
+    // isolation_level 1 is read_committed: up to the last stable offset, with the aborted
+    // transactions listed.
+    let read_committed = request.isolation_level == 1;
+    let isolation = if read_committed {
+        FetchIsolation::Committed
+    } else {
+        FetchIsolation::HighWatermark
+    };
     let mut topics = Vec::with_capacity(request.topics.len());
     for topic in &request.topics {
         let name = if version >= 13 {
@@ -76,9 +85,37 @@ fn read_once(
             let mut log = log.lock();
             // KIP-74: the first partition with data returns at least one whole batch.
             let result = log.read(wanted.fetch_offset, limit, isolation, total == 0);
+            let last_stable_offset = log.last_stable_offset();
             let data = base
                 .with_high_watermark(log.high_watermark())
-                .with_last_stable_offset(log.high_watermark());
+                .with_last_stable_offset(last_stable_offset);
+            let aborted = if read_committed {
+                let upper = match &result {
+                    Ok(read) => read
+                        .records
+                        .as_ref()
+                        .map_or(wanted.fetch_offset, |_| last_stable_offset),
+                    Err(_) => wanted.fetch_offset,
+                };
+                match log.aborted_transactions(wanted.fetch_offset, upper) {
+                    Ok(list) => Some(
+                        list.into_iter()
+                            .map(|t| {
+                                AbortedTransaction::default()
+                                    .with_producer_id(ProducerId(t.producer_id))
+                                    .with_first_offset(t.first_offset)
+                            })
+                            .collect::<Vec<_>>(),
+                    ),
+                    Err(err) => {
+                        tracing::warn!(%err, "could not read a transaction index");
+                        Some(Vec::new())
+                    }
+                }
+            } else {
+                None
+            };
+            let data = data.with_aborted_transactions(aborted);
             // log_start_offset exists from v5; a field a version lacks must keep its default.
             let data = if version >= 5 {
                 data.with_log_start_offset(log.log_start_offset())
@@ -148,7 +185,9 @@ pub fn list_offsets(
             let mut log = log.lock();
             let epoch = log.leader_epochs().latest_epoch().unwrap_or(0);
             let found = match wanted.timestamp {
-                // Consumers see the latest offset as the high watermark.
+                // Consumers see the latest offset as the high watermark, or the last stable
+                // offset under read_committed.
+                -1 if request.isolation_level == 1 => Ok(Some((log.last_stable_offset(), -1))),
                 -1 => Ok(Some((log.high_watermark(), -1))),
                 timestamp => log.offset_for_timestamp(timestamp),
             };

@@ -129,28 +129,50 @@ impl Broker {
             return Ok(());
         }
         self.ensure_offsets_topic()?;
+        let partition = self.offsets_partition(group);
+        self.append_internal(OFFSETS_TOPIC, partition, records, None)
+    }
+
+    /// The `__consumer_offsets` partition of a group.
+    pub(crate) fn offsets_partition(&self, group: &str) -> i32 {
         let partitions = self.topic_meta(OFFSETS_TOPIC).map_or(1, |m| m.partitions);
-        let partition = store::partition_for_group(group, partitions);
-        let log = self.log(OFFSETS_TOPIC, partition).ok_or_else(|| {
+        store::partition_for_group(group, partitions)
+    }
+
+    /// Appends keyed records (None value: tombstone) to a partition of an internal topic, as
+    /// one batch; with a producer id and epoch, as part of that producer's transaction.
+    pub(crate) fn append_internal(
+        &self,
+        topic: &str,
+        partition: i32,
+        records: Vec<(Bytes, Option<Bytes>)>,
+        producer: Option<(i64, i16)>,
+    ) -> Result<(), ApiError> {
+        let log = self.log(topic, partition).ok_or_else(|| {
             ApiError::new(
                 ResponseError::CoordinatorNotAvailable,
-                "__consumer_offsets is not available",
+                format!("{topic} is not available"),
             )
         })?;
+        let (producer_id, producer_epoch) = producer.unwrap_or((-1, -1));
         let timestamp = now_ms();
         let records: Vec<Record> = records
             .into_iter()
             .enumerate()
             .map(|(idx, (key, value))| Record {
-                transactional: false,
+                transactional: producer.is_some(),
                 control: false,
                 delete_horizon: false,
                 partition_leader_epoch: -1,
-                producer_id: -1,
-                producer_epoch: -1,
+                producer_id,
+                producer_epoch,
                 timestamp_type: TimestampType::Creation,
                 offset: idx as i64,
-                sequence: idx as i32 - 1,
+                sequence: if producer.is_some() {
+                    -1
+                } else {
+                    idx as i32 - 1
+                },
                 timestamp,
                 key: Some(key),
                 value,
@@ -173,23 +195,29 @@ impl Broker {
             )
         })?;
         let mut log = log.lock();
-        log.append_as_leader(&batch, 0)?;
+        if producer.is_some() {
+            log.append_as_coordinator(&batch, 0)?;
+        } else {
+            log.append_as_leader(&batch, 0)?;
+        }
         let end = log.log_end_offset();
         log.set_high_watermark(end);
         Ok(())
     }
 
-    /// Reads `__consumer_offsets` into the coordinator (at startup).
-    pub(crate) fn load_groups(&self) -> Result<usize> {
-        let Some(meta) = self.topic_meta(OFFSETS_TOPIC) else {
+    /// Calls `f` with each record of an internal topic, partition by partition, oldest first
+    /// (replaying it at startup). Returns how many records there were.
+    pub(crate) fn replay_internal_topic(
+        &self,
+        topic: &str,
+        mut f: impl FnMut(i32, Record),
+    ) -> Result<usize> {
+        let Some(meta) = self.topic_meta(topic) else {
             return Ok(0);
         };
         let mut n_records = 0;
         for partition in 0..meta.partitions {
-            let Some(log) = self
-                .logs
-                .get(&TopicPartition::new(OFFSETS_TOPIC, partition))
-            else {
+            let Some(log) = self.logs.get(&TopicPartition::new(topic, partition)) else {
                 continue;
             };
             let mut log = log.lock();
@@ -203,33 +231,64 @@ impl Broker {
                     let set =
                         RecordBatchDecoder::decode(&mut bytes).map_err(|e| Error::CorruptFile {
                             path: log.dir().to_owned(),
-                            reason: format!("__consumer_offsets batch: {e}"),
+                            reason: format!("{topic} batch: {e}"),
                         })?;
                     for record in set.records {
                         offset = record.offset + 1;
                         n_records += 1;
-                        let Some(key) = record.key.and_then(store::decode_key) else {
-                            continue;
-                        };
-                        match key {
-                            StoredKey::Offset {
-                                group,
-                                topic,
-                                partition,
-                            } => {
-                                let value = record.value.and_then(store::decode_offset);
-                                self.groups.restore_offset(&group, &topic, partition, value);
-                            }
-                            StoredKey::Group(group) => {
-                                let value = record.value.and_then(store::decode_group);
-                                self.groups.restore_group(&group, value);
-                            }
-                        }
+                        f(partition, record);
                     }
                 }
             }
         }
         Ok(n_records)
+    }
+
+    /// Reads `__consumer_offsets` into the coordinator (at startup).
+    pub(crate) fn load_groups(&self) -> Result<usize> {
+        let partitions = self.topic_meta(OFFSETS_TOPIC).map_or(1, |m| m.partitions);
+        self.replay_internal_topic(OFFSETS_TOPIC, |partition, record| {
+            if record.control {
+                // A transaction's marker: its offset commits take effect or vanish.
+                let commit = record
+                    .key
+                    .as_ref()
+                    .is_some_and(|k| k.len() >= 4 && k[2..4] == [0, 1]);
+                self.groups
+                    .complete_txn_offsets(record.producer_id, commit, partition, partitions);
+                return;
+            }
+            let Some(key) = record.key.and_then(store::decode_key) else {
+                return;
+            };
+            match key {
+                StoredKey::Offset {
+                    group,
+                    topic,
+                    partition,
+                } if record.transactional => {
+                    if let Some(value) = record.value.and_then(store::decode_offset) {
+                        self.groups.stage_txn_offsets(
+                            record.producer_id,
+                            &group,
+                            vec![(TopicPartition::new(&topic, partition), value)],
+                        );
+                    }
+                }
+                StoredKey::Offset {
+                    group,
+                    topic,
+                    partition,
+                } => {
+                    let value = record.value.and_then(store::decode_offset);
+                    self.groups.restore_offset(&group, &topic, partition, value);
+                }
+                StoredKey::Group(group) => {
+                    let value = record.value.and_then(store::decode_group);
+                    self.groups.restore_group(&group, value);
+                }
+            }
+        })
     }
 }
 
@@ -248,13 +307,13 @@ pub fn find_coordinator(
 ) -> FindCoordinatorResponse {
     use kafka_protocol::messages::find_coordinator_response::Coordinator;
     let advertised = broker.advertised();
-    let result = if request.key_type == 0 {
-        broker.ensure_offsets_topic()
-    } else {
-        Err(ApiError::new(
-            ResponseError::CoordinatorNotAvailable,
-            "transactions are not supported yet",
-        ))
+    let result = match request.key_type {
+        0 => broker.ensure_offsets_topic(),
+        1 => broker.ensure_transaction_state_topic(),
+        other => Err(ApiError::new(
+            ResponseError::InvalidRequest,
+            format!("Unknown coordinator type {other}"),
+        )),
     };
     let (code, message) = match &result {
         Ok(()) => (0, None),
@@ -508,20 +567,16 @@ pub fn offset_commit(
                     .then_some(ResponseError::UnknownTopicOrPartition)
             });
             if error.is_none() {
-                let offset = StoredOffset {
-                    offset: partition.committed_offset,
-                    leader_epoch: if version >= 6 {
+                let offset = StoredOffset::new(
+                    partition.committed_offset,
+                    if version >= 6 {
                         partition.committed_leader_epoch
                     } else {
                         -1
                     },
-                    metadata: partition
-                        .committed_metadata
-                        .as_ref()
-                        .map(|m| m.to_string())
-                        .unwrap_or_default(),
-                    commit_timestamp: timestamp,
-                };
+                    partition.committed_metadata.as_deref(),
+                    timestamp,
+                );
                 records.push((
                     store::offset_key(&group_id, &name, partition.partition_index),
                     Some(store::offset_value(&offset)),
@@ -612,6 +667,16 @@ pub fn offset_fetch(
                         topic: topic.clone(),
                         partition,
                     };
+                    // KIP-447: a read_committed consumer waits for transactional commits.
+                    if version >= 7
+                        && request.require_stable
+                        && broker.groups.has_pending_txn_offset(&request.group_id, &tp)
+                    {
+                        return base
+                            .with_committed_offset(-1)
+                            .with_metadata(Some(str_bytes("")))
+                            .with_error_code(ResponseError::UnstableOffsetCommit.code());
+                    }
                     match offsets.get(&tp) {
                         Some(stored) => {
                             let found = base

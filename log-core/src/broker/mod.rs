@@ -14,6 +14,7 @@ mod produce;
 pub mod producers;
 pub mod server;
 pub mod topics;
+pub mod transactions;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -99,6 +100,8 @@ pub struct Broker {
     groups: Arc<GroupCoordinator>,
     /// Ids for idempotent producers.
     producer_ids: producers::ProducerIdManager,
+    /// Transactional ids and their transactions.
+    transactions: transactions::TransactionCoordinator,
 }
 
 impl Broker {
@@ -163,12 +166,20 @@ impl Broker {
             advertised: RwLock::new(advertised),
             groups,
             producer_ids: producers::ProducerIdManager::open(&first_dir)?,
+            transactions: transactions::TransactionCoordinator::default(),
         };
         let n_records = broker.load_groups()?;
         if n_records > 0 {
             tracing::info!(
                 records = n_records,
                 "loaded consumer groups from __consumer_offsets"
+            );
+        }
+        let n_records = broker.load_transactions()?;
+        if n_records > 0 {
+            tracing::info!(
+                records = n_records,
+                "loaded transactional ids from __transaction_state"
             );
         }
         Ok((Arc::new(broker), stats))
@@ -489,13 +500,32 @@ impl Broker {
                 ResponseKind::DeleteRecords(admin::delete_records(self, req))
             }
             RequestKind::InitProducerId(req) => ResponseKind::InitProducerId(
-                producers::init_producer_id(&self.producer_ids, &req),
+                match req.transactional_id.as_deref().filter(|id| !id.is_empty()) {
+                    Some(id) => transactions::init_transactional_producer(self, &req, version, id),
+                    None => producers::init_producer_id(&self.producer_ids, &req),
+                },
+            ),
+            RequestKind::AddPartitionsToTxn(req) => ResponseKind::AddPartitionsToTxn(
+                transactions::add_partitions_to_txn(self, req, version),
+            ),
+            RequestKind::AddOffsetsToTxn(req) => {
+                ResponseKind::AddOffsetsToTxn(transactions::add_offsets_to_txn(self, req))
+            }
+            RequestKind::EndTxn(req) => ResponseKind::EndTxn(transactions::end_txn(self, req, version)),
+            RequestKind::TxnOffsetCommit(req) => ResponseKind::TxnOffsetCommit(
+                transactions::txn_offset_commit(self, req, version),
+            ),
+            RequestKind::WriteTxnMarkers(req) => {
+                ResponseKind::WriteTxnMarkers(transactions::write_txn_markers(self, req))
+            }
+            RequestKind::DescribeTransactions(req) => ResponseKind::DescribeTransactions(
+                transactions::describe_transactions(self, req),
             ),
             RequestKind::DescribeProducers(req) => {
                 ResponseKind::DescribeProducers(producers::describe_producers(self, req))
             }
             RequestKind::ListTransactions(req) => {
-                ResponseKind::ListTransactions(producers::list_transactions(req))
+                ResponseKind::ListTransactions(transactions::list_transactions(self, req))
             }
             RequestKind::ElectLeaders(req) => {
                 ResponseKind::ElectLeaders(admin::elect_leaders(self, req, version))

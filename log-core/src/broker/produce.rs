@@ -9,6 +9,10 @@ use kafka_protocol::ResponseError;
 
 use super::Broker;
 use crate::error::Error;
+use crate::group::store::OFFSETS_TOPIC;
+use crate::model::TopicPartition;
+use crate::storage::batch::BatchHeader;
+use crate::txn::store::TRANSACTION_STATE_TOPIC;
 
 /// Why a produce to a partition failed: its error code and message, and (KIP-467) the index
 /// and message of each record that made the batch fail.
@@ -72,6 +76,11 @@ pub fn produce(broker: &Broker, request: ProduceRequest, version: i16) -> Option
                     ResponseError::InvalidRequiredAcks,
                     format!("acks={acks} is not one of -1, 0, 1"),
                 ))
+            } else if name == OFFSETS_TOPIC || name == TRANSACTION_STATE_TOPIC {
+                Err(failure(
+                    ResponseError::InvalidTopicException,
+                    format!("Cannot append to internal topic {name}"),
+                ))
             } else if let Some(log) = broker.log(&name, data.index) {
                 match data.records {
                     None => Err(failure(
@@ -80,7 +89,29 @@ pub fn produce(broker: &Broker, request: ProduceRequest, version: i16) -> Option
                     )),
                     Some(records) => {
                         let mut log = log.lock();
-                        match log.append_as_leader(&records, 0) {
+                        let transactional = BatchHeader::parse(&records)
+                            .filter(|h| h.is_transactional() && h.producer_id >= 0);
+                        // KIP-890 verification: a transactional batch must belong to an open
+                        // transaction that added this partition, or it could never be ended.
+                        let unverified = transactional.filter(|h| {
+                            !log.producer_states().in_transaction(h.producer_id)
+                                && !broker.transactions.verify(
+                                    h.producer_id,
+                                    h.producer_epoch,
+                                    &TopicPartition::new(&name, data.index),
+                                )
+                        });
+                        let appended_or_refused = match unverified {
+                            None => log.append_as_leader(&records, 0),
+                            Some(h) => Err(Error::TransactionVerification {
+                                producer_id: h.producer_id,
+                                partition: format!("{name}-{}", data.index),
+                                // Kafka: TRANSACTION_ABORTABLE from v11 (KIP-890), before
+                                // that INVALID_TXN_STATE.
+                                abortable: version >= 11,
+                            }),
+                        };
+                        match appended_or_refused {
                             Ok(info) => {
                                 let end = log.log_end_offset();
                                 log.set_high_watermark(end);

@@ -1,7 +1,6 @@
-//! The producer APIs: InitProducerId for idempotent producers, DescribeProducers (what each
-//! partition knows of its producers, for `kafka-transactions describe-producers`) and
-//! ListTransactions (none: this node has no transaction coordinator yet, so no transaction can
-//! be open).
+//! The producer APIs: InitProducerId for idempotent producers (transactional ones are the
+//! transaction coordinator's, in `transactions`) and DescribeProducers (what each partition
+//! knows of its producers, for `kafka-transactions describe-producers`).
 //!
 //! Producer ids are unique for the life of the data directory, as Kafka's `ProducerIdManager`
 //! hands them out.
@@ -16,7 +15,7 @@ use kafka_protocol::messages::describe_producers_response::{
 };
 use kafka_protocol::messages::{
     DescribeProducersRequest, DescribeProducersResponse, InitProducerIdRequest,
-    InitProducerIdResponse, ListTransactionsRequest, ListTransactionsResponse, ProducerId,
+    InitProducerIdResponse, ProducerId,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
@@ -72,23 +71,15 @@ impl ProducerIdManager {
     }
 }
 
-/// InitProducerId: a new producer id at epoch 0 for an idempotent producer (Kafka gives a fresh
-/// id whatever id and epoch a v3+ request carries when there is no transactional id).
-/// Transactional ids need a transaction coordinator, which this node does not run yet.
+/// InitProducerId without a transactional id: a new producer id at epoch 0 for an idempotent
+/// producer (Kafka gives a fresh id whatever id and epoch a v3+ request carries then).
 pub fn init_producer_id(
     ids: &ProducerIdManager,
-    request: &InitProducerIdRequest,
+    _request: &InitProducerIdRequest,
 ) -> InitProducerIdResponse {
     let response = InitProducerIdResponse::default()
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);
-    if request
-        .transactional_id
-        .as_ref()
-        .is_some_and(|t| !t.is_empty())
-    {
-        return response.with_error_code(ResponseError::CoordinatorNotAvailable.code());
-    }
     match ids.next_id() {
         Ok(id) => {
             tracing::debug!(producer_id = id, "new idempotent producer");
@@ -103,8 +94,9 @@ pub fn init_producer_id(
     }
 }
 
-/// DescribeProducers: each partition's idempotent producers, as Kafka's `kafka-transactions
-/// describe-producers` shows them (no transaction coordinator epoch or open transaction yet).
+/// DescribeProducers: each partition's idempotent and transactional producers, as Kafka's
+/// `kafka-transactions describe-producers` shows them (with the coordinator epoch of their
+/// last marker and the first offset of their open transaction).
 pub fn describe_producers(
     broker: &Broker,
     request: DescribeProducersRequest,
@@ -138,8 +130,10 @@ pub fn describe_producers(
                                 .with_last_timestamp(
                                     entry.batches.back().map_or(-1, |b| b.timestamp),
                                 )
-                                .with_coordinator_epoch(-1)
-                                .with_current_txn_start_offset(-1)
+                                .with_coordinator_epoch(entry.coordinator_epoch)
+                                .with_current_txn_start_offset(
+                                    entry.current_txn_first_offset.unwrap_or(-1),
+                                )
                         })
                         .collect();
                     producers.sort_by_key(|p| p.producer_id.0);
@@ -152,13 +146,6 @@ pub fn describe_producers(
         })
         .collect();
     DescribeProducersResponse::default().with_topics(topics)
-}
-
-/// ListTransactions: no transaction can be open on a node without a transaction coordinator,
-/// so the list is empty (an honest answer to `kafka-transactions list`, not a stub: there is
-/// nothing to list until transactions exist).
-pub fn list_transactions(_request: ListTransactionsRequest) -> ListTransactionsResponse {
-    ListTransactionsResponse::default()
 }
 
 #[cfg(test)]
@@ -191,19 +178,9 @@ mod tests {
     }
 
     #[test]
-    fn transactional_ids_are_refused_and_idempotent_producers_get_fresh_ids() {
+    fn idempotent_producers_get_fresh_ids() {
         let dir = tempfile::tempdir().unwrap();
         let ids = ProducerIdManager::open(dir.path()).unwrap();
-        let txn = InitProducerIdRequest::default().with_transactional_id(Some(
-            kafka_protocol::messages::TransactionalId(
-                kafka_protocol::protocol::StrBytes::from_static_str("t"),
-            ),
-        ));
-        let response = init_producer_id(&ids, &txn);
-        assert_eq!(
-            response.error_code,
-            ResponseError::CoordinatorNotAvailable.code()
-        );
         let plain = InitProducerIdRequest::default()
             .with_producer_id(ProducerId(0))
             .with_producer_epoch(0);

@@ -291,7 +291,13 @@ pub struct JoinRequest {
 pub struct GroupCoordinator {
     config: CoordinatorConfig,
     groups: Mutex<HashMap<String, Group>>,
+    /// Offsets committed inside open transactions (TxnOffsetCommit), by producer id then
+    /// group: visible once the transaction commits, dropped if it aborts.
+    pending_txn_offsets: Mutex<PendingTxnOffsets>,
 }
+
+/// Transactional offset commits not yet committed or aborted: producer id → group → offsets.
+type PendingTxnOffsets = HashMap<i64, HashMap<String, Vec<(TopicPartition, StoredOffset)>>>;
 
 impl GroupCoordinator {
     /// A coordinator with no groups.
@@ -299,6 +305,7 @@ impl GroupCoordinator {
         Arc::new(GroupCoordinator {
             config,
             groups: Mutex::new(HashMap::new()),
+            pending_txn_offsets: Mutex::new(HashMap::new()),
         })
     }
 
@@ -898,6 +905,69 @@ impl GroupCoordinator {
         for (tp, offset) in offsets {
             group.offsets.insert(tp, offset);
         }
+    }
+
+    /// Holds offsets a transaction committed (after they were written to `__consumer_offsets`
+    /// as part of it) until its marker.
+    pub fn stage_txn_offsets(
+        &self,
+        producer_id: i64,
+        group_id: &str,
+        offsets: Vec<(TopicPartition, StoredOffset)>,
+    ) {
+        self.pending_txn_offsets
+            .lock()
+            .entry(producer_id)
+            .or_default()
+            .entry(group_id.to_string())
+            .or_default()
+            .extend(offsets);
+    }
+
+    /// A transaction's marker reached the `__consumer_offsets` partition `in_partition` (of
+    /// `partitions`): its offsets for the groups of that partition become committed, or are
+    /// dropped on abort.
+    pub fn complete_txn_offsets(
+        &self,
+        producer_id: i64,
+        commit: bool,
+        in_partition: i32,
+        partitions: i32,
+    ) {
+        let done: Vec<(String, Vec<(TopicPartition, StoredOffset)>)> = {
+            let mut pending = self.pending_txn_offsets.lock();
+            let Some(by_group) = pending.get_mut(&producer_id) else {
+                return;
+            };
+            let groups: Vec<String> = by_group
+                .keys()
+                .filter(|g| super::store::partition_for_group(g, partitions) == in_partition)
+                .cloned()
+                .collect();
+            let done = groups
+                .into_iter()
+                .filter_map(|g| by_group.remove_entry(&g))
+                .collect();
+            if by_group.is_empty() {
+                pending.remove(&producer_id);
+            }
+            done
+        };
+        if commit {
+            for (group, offsets) in done {
+                self.store_offsets(&group, offsets);
+            }
+        }
+    }
+
+    /// Whether an open transaction holds an offset of this group for this partition (a
+    /// `require_stable` OffsetFetch answers UNSTABLE_OFFSET_COMMIT then).
+    pub fn has_pending_txn_offset(&self, group_id: &str, tp: &TopicPartition) -> bool {
+        self.pending_txn_offsets.lock().values().any(|by_group| {
+            by_group
+                .get(group_id)
+                .is_some_and(|offsets| offsets.iter().any(|(p, _)| p == tp))
+        })
     }
 
     /// Committed offsets of a group (all, or those asked for).

@@ -51,6 +51,23 @@ pub struct StoredOffset {
     pub commit_timestamp: i64,
 }
 
+impl StoredOffset {
+    /// A commit as OffsetCommit and TxnOffsetCommit carry it (no metadata: empty).
+    pub fn new(
+        offset: i64,
+        leader_epoch: i32,
+        metadata: Option<&str>,
+        commit_timestamp: i64,
+    ) -> StoredOffset {
+        StoredOffset {
+            offset,
+            leader_epoch,
+            metadata: metadata.unwrap_or_default().to_string(),
+            commit_timestamp,
+        }
+    }
+}
+
 /// A group's metadata as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredGroup {
@@ -62,7 +79,7 @@ pub struct StoredGroup {
     pub protocol: Option<String>,
 }
 
-fn put_string(buf: &mut BytesMut, s: &str) {
+pub(crate) fn put_string(buf: &mut BytesMut, s: &str) {
     buf.put_i16(s.len().min(i16::MAX as usize) as i16);
     buf.put_slice(&s.as_bytes()[..s.len().min(i16::MAX as usize)]);
 }
@@ -74,7 +91,7 @@ fn put_nullable_string(buf: &mut BytesMut, s: Option<&str>) {
     }
 }
 
-fn get_string(buf: &mut Bytes) -> Option<String> {
+pub(crate) fn get_string(buf: &mut Bytes) -> Option<String> {
     if buf.remaining() < 2 {
         return None;
     }

@@ -89,14 +89,22 @@ pub fn supported_versions(api_key: ApiKey) -> Option<VersionRange> {
         | ApiKey::InitProducerId
         | ApiKey::DescribeProducers
         | ApiKey::ElectLeaders
+        | ApiKey::AddOffsetsToTxn
+        | ApiKey::WriteTxnMarkers
+        | ApiKey::DescribeTransactions
         | ApiKey::OffsetDelete => Some(api_key.valid_versions()),
+        // Transaction version 1 (KIP-98 with KIP-890 part 1): EndTxn v5, TxnOffsetCommit v5
+        // and AddPartitionsToTxn v5 are transaction version 2's (an epoch bump per
+        // transaction), which this node does not advertise.
+        ApiKey::AddPartitionsToTxn => Some(VersionRange { min: 0, max: 4 }),
+        ApiKey::EndTxn => Some(VersionRange { min: 0, max: 4 }),
+        ApiKey::TxnOffsetCommit => Some(VersionRange { min: 0, max: 4 }),
         // Capped below the codec's maximum where newer versions change the request's shape
         // (topic ids, batched groups, KIP-848 member epochs).
         ApiKey::FindCoordinator => Some(VersionRange { min: 0, max: 6 }),
         ApiKey::OffsetCommit => Some(VersionRange { min: 2, max: 9 }),
         ApiKey::OffsetFetch => Some(VersionRange { min: 1, max: 7 }),
         ApiKey::DescribeGroups => Some(VersionRange { min: 0, max: 5 }),
-        // v1 adds the duration filter and v2 the id pattern: nothing to filter in an empty list.
         ApiKey::ListTransactions => Some(VersionRange { min: 0, max: 2 }),
         _ => None,
     }

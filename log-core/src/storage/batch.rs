@@ -142,6 +142,103 @@ impl BatchHeader {
     }
 }
 
+/// Zigzag varint (Kafka's record encoding); None if truncated or too long.
+pub(crate) fn read_varint(buf: &[u8], pos: &mut usize) -> Option<i64> {
+    let raw = read_unsigned_varint(buf, pos, 5)?;
+    Some(((raw >> 1) as i64) ^ -((raw & 1) as i64))
+}
+
+pub(crate) fn read_varlong(buf: &[u8], pos: &mut usize) -> Option<i64> {
+    let raw = read_unsigned_varint(buf, pos, 10)?;
+    Some(((raw >> 1) as i64) ^ -((raw & 1) as i64))
+}
+
+fn read_unsigned_varint(buf: &[u8], pos: &mut usize, max_bytes: usize) -> Option<u64> {
+    let mut value = 0u64;
+    for idx in 0..max_bytes {
+        let byte = *buf.get(*pos)?;
+        *pos += 1;
+        value |= u64::from(byte & 0x7f) << (7 * idx);
+        if byte & 0x80 == 0 {
+            return Some(value);
+        }
+    }
+    None
+}
+
+/// A transaction marker as a control record holds it: COMMIT (true) or ABORT, and the
+/// coordinator epoch.
+pub type ControlMarker = (bool, i32);
+
+/// The control record of a control batch's body (the bytes after the batch header). None if it
+/// is not a transaction marker.
+pub fn control_marker(body: &[u8]) -> Option<ControlMarker> {
+    let mut pos = 0usize;
+    read_varint(body, &mut pos)?; // record length
+    pos += 1; // attributes
+    read_varlong(body, &mut pos)?;
+    read_varint(body, &mut pos)?;
+    let key_len = read_varint(body, &mut pos)?;
+    if key_len < 4 {
+        return None;
+    }
+    let key = body.get(pos..pos + 4)?;
+    pos += key_len as usize;
+    let kind = i16::from_be_bytes([key[2], key[3]]);
+    let value_len = read_varint(body, &mut pos)?;
+    let coordinator_epoch = if value_len >= 6 {
+        let v = body.get(pos..pos + 6)?;
+        i32::from_be_bytes([v[2], v[3], v[4], v[5]])
+    } else {
+        -1
+    };
+    match kind {
+        0 => Some((false, coordinator_epoch)),
+        1 => Some((true, coordinator_epoch)),
+        _ => None,
+    }
+}
+
+/// A control batch holding one transaction marker (COMMIT or ABORT) for a producer, as Kafka's
+/// coordinator writes it: transactional and control attributes, sequence -1, one record whose
+/// key is (version 0, type) and value (version 0, coordinator epoch).
+pub fn control_batch(
+    producer_id: i64,
+    producer_epoch: i16,
+    commit: bool,
+    coordinator_epoch: i32,
+    timestamp: i64,
+) -> Vec<u8> {
+    let mut record = vec![0u8, 0, 0, 8]; // attributes, timestamp delta, offset delta, key length 4
+    record.extend_from_slice(&0i16.to_be_bytes());
+    record.extend_from_slice(&i16::from(commit).to_be_bytes());
+    record.push(12); // value length 6
+    record.extend_from_slice(&0i16.to_be_bytes());
+    record.extend_from_slice(&coordinator_epoch.to_be_bytes());
+    record.push(0); // no headers
+    let mut out = Vec::with_capacity(BATCH_HEADER_LEN + 1 + record.len());
+    out.extend_from_slice(&0i64.to_be_bytes()); // base offset, assigned on append
+    out.extend_from_slice(&0i32.to_be_bytes()); // batch length, below
+    out.extend_from_slice(&(-1i32).to_be_bytes()); // partition leader epoch
+    out.push(2); // magic
+    out.extend_from_slice(&0u32.to_be_bytes()); // crc, below
+    out.extend_from_slice(&(0x10i16 | 0x20).to_be_bytes());
+    out.extend_from_slice(&0i32.to_be_bytes()); // last offset delta
+    out.extend_from_slice(&timestamp.to_be_bytes());
+    out.extend_from_slice(&timestamp.to_be_bytes());
+    out.extend_from_slice(&producer_id.to_be_bytes());
+    out.extend_from_slice(&producer_epoch.to_be_bytes());
+    out.extend_from_slice(&(-1i32).to_be_bytes());
+    out.extend_from_slice(&1i32.to_be_bytes());
+    out.push((record.len() as u8) << 1); // record length, zigzag
+    out.extend_from_slice(&record);
+    let batch_length = (out.len() - LOG_OVERHEAD) as i32;
+    out[8..12].copy_from_slice(&batch_length.to_be_bytes());
+    let crc = crc32c::crc32c(&out[21..]);
+    out[17..21].copy_from_slice(&crc.to_be_bytes());
+    out
+}
+
 /// How strictly [`validate_batches`] checks offsets inside batches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
@@ -369,6 +466,28 @@ pub(crate) mod test_support {
             })
             .collect();
         encode(&records, compression)
+    }
+
+    /// A batch of a transactional producer: keyed records with sequence numbers from
+    /// `base_sequence`.
+    pub fn transactional_batch(
+        producer_id: i64,
+        epoch: i16,
+        base_sequence: i32,
+        records: &[(&[u8], &[u8])],
+    ) -> BytesMut {
+        let records: Vec<Record> = records
+            .iter()
+            .enumerate()
+            .map(|(idx, (key, value))| Record {
+                transactional: true,
+                producer_id,
+                producer_epoch: epoch,
+                sequence: base_sequence.wrapping_add(idx as i32),
+                ..record(idx, Some(key), Some(value), 1_000)
+            })
+            .collect();
+        encode(&records, Compression::None)
     }
 
     /// A batch of `count` keyless records of `value_len` bytes each.

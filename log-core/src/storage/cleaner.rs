@@ -25,9 +25,11 @@ use kafka_protocol::records::Compression;
 use parking_lot::Mutex;
 
 use super::batch::{check_stored_batch, refresh_crc, BatchHeader, BATCH_HEADER_LEN, LOG_OVERHEAD};
+use super::batch::{read_varint, read_varlong};
 use super::checkpoint::sync_dir;
 use super::log::PartitionLog;
 use super::segment::{segment_path, Segment};
+use super::txn_index::AbortedTxn;
 use crate::error::{Error, Result};
 
 /// Settings of the cleaner, with Kafka's broker config names.
@@ -106,6 +108,27 @@ impl OffsetMap {
     }
 }
 
+/// What the cleaner must know of transactions and producers, read under the log's lock.
+struct TxnView {
+    /// Cleaning stops before it: the first record of the oldest open transaction.
+    first_unstable_offset: i64,
+    /// Every transaction aborted in the log: their records are dropped.
+    aborted: Vec<AbortedTxn>,
+    /// First offsets of each known producer's last batch, kept whole for deduplication.
+    last_batches: std::collections::HashSet<i64>,
+}
+
+impl TxnView {
+    /// Whether a data batch belongs to an aborted transaction.
+    fn is_aborted(&self, header: &BatchHeader) -> bool {
+        header.is_transactional()
+            && self.aborted.iter().any(|t| {
+                t.producer_id == header.producer_id
+                    && (t.first_offset..t.last_offset).contains(&header.base_offset)
+            })
+    }
+}
+
 /// An inactive segment as the cleaner sees it.
 struct SegmentView {
     base_offset: i64,
@@ -126,7 +149,7 @@ pub fn clean(
     options: &CleanerOptions,
 ) -> Result<Option<CleanStats>> {
     // Step 1, under the lock: what to clean.
-    let (config, dir, views, first_dirty, active_base) = {
+    let (config, dir, views, first_dirty, active_base, txns) = {
         let mut log = log.lock();
         let config = log.config().clone();
         if !config.cleanup_policy.compact {
@@ -134,7 +157,23 @@ pub fn clean(
         }
         let dir = log.dir().to_owned();
         let first_dirty = first_dirty_offset.max(log.log_start_offset());
+        let mut txns = TxnView {
+            first_unstable_offset: log
+                .producer_states()
+                .first_unstable_offset()
+                .unwrap_or(i64::MAX),
+            aborted: Vec::new(),
+            last_batches: log
+                .producer_states()
+                .iter()
+                .filter_map(|(_, entry)| entry.batches.back().map(|b| b.first_offset))
+                .collect(),
+        };
         let segments = log.segments_mut();
+        for segment in segments.iter_mut() {
+            txns.aborted
+                .extend_from_slice(segment.txn_index().entries()?);
+        }
         let n_inactive = segments.len().saturating_sub(1);
         let mut views = Vec::with_capacity(n_inactive);
         for segment in &mut segments[..n_inactive] {
@@ -148,7 +187,7 @@ pub fn clean(
             });
         }
         let active_base = segments.last().map_or(0, |s| s.base_offset());
-        (config, dir, views, first_dirty, active_base)
+        (config, dir, views, first_dirty, active_base, txns)
     };
     if views.is_empty() {
         return Ok(None);
@@ -195,7 +234,13 @@ pub fn clean(
                 stop = true;
                 return Ok(false);
             }
-            if !header.is_control() {
+            // Nothing from an open transaction on is cleaned: the transaction may abort.
+            if header.last_offset() >= txns.first_unstable_offset {
+                stop = true;
+                return Ok(false);
+            }
+            // An aborted transaction's records never shadow older values.
+            if !header.is_control() && !txns.is_aborted(header) {
                 for record in parse_records(header, batch)?.iter() {
                     if let Some(key) = record.key {
                         map.put(key, header.base_offset + i64::from(record.offset_delta));
@@ -230,8 +275,15 @@ pub fn clean(
     let result = (|| {
         for group in &groups {
             let path = cleaned_path(&dir, group[0].base_offset);
-            let written =
-                write_cleaned(&path, group, &map, end_offset, delete_horizon, &mut stats)?;
+            let written = write_cleaned(
+                &path,
+                group,
+                &map,
+                &txns,
+                end_offset,
+                delete_horizon,
+                &mut stats,
+            )?;
             cleaned_files.push((path, written));
         }
         Ok::<(), Error>(())
@@ -364,6 +416,7 @@ fn write_cleaned(
     path: &Path,
     group: &[SegmentView],
     map: &OffsetMap,
+    txns: &TxnView,
     end_offset: i64,
     delete_horizon: i64,
     stats: &mut CleanStats,
@@ -384,6 +437,7 @@ fn write_cleaned(
                 header,
                 batch,
                 map,
+                txns,
                 end_offset,
                 delete_horizon,
                 &mut out,
@@ -404,16 +458,29 @@ fn write_cleaned(
 }
 
 /// Writes into `out` the batch with only its kept records (nothing if none is kept).
+#[allow(clippy::too_many_arguments)]
 fn filter_batch(
     header: &BatchHeader,
     batch: &[u8],
     map: &OffsetMap,
+    txns: &TxnView,
     end_offset: i64,
     delete_horizon: i64,
     out: &mut Vec<u8>,
     stats: &mut CleanStats,
 ) -> Result<()> {
+    // Markers stay (Kafka removes them after delete.retention.ms; Sluice keeps them: a few
+    // bytes each, and a marker never dropped cannot leave a transaction looking open).
     if header.is_control() {
+        out.extend_from_slice(batch);
+        return Ok(());
+    }
+    if header.base_offset < end_offset && txns.is_aborted(header) {
+        stats.records_removed += header.records_count.max(0) as u64;
+        return Ok(());
+    }
+    // A live producer's last batch stays whole, so that its retries are still recognised.
+    if txns.last_batches.contains(&header.base_offset) {
         out.extend_from_slice(batch);
         return Ok(());
     }
@@ -581,30 +648,6 @@ fn parse_records(header: &BatchHeader, batch: &[u8]) -> Result<ParsedRecords> {
         pos = end;
     }
     Ok(ParsedRecords { body, spans })
-}
-
-/// Zigzag varint (Kafka's record encoding); None if truncated or too long.
-fn read_varint(buf: &[u8], pos: &mut usize) -> Option<i64> {
-    let raw = read_unsigned_varint(buf, pos, 5)?;
-    Some(((raw >> 1) as i64) ^ -((raw & 1) as i64))
-}
-
-fn read_varlong(buf: &[u8], pos: &mut usize) -> Option<i64> {
-    let raw = read_unsigned_varint(buf, pos, 10)?;
-    Some(((raw >> 1) as i64) ^ -((raw & 1) as i64))
-}
-
-fn read_unsigned_varint(buf: &[u8], pos: &mut usize, max_bytes: usize) -> Option<u64> {
-    let mut value = 0u64;
-    for idx in 0..max_bytes {
-        let byte = *buf.get(*pos)?;
-        *pos += 1;
-        value |= u64::from(byte & 0x7f) << (7 * idx);
-        if byte & 0x80 == 0 {
-            return Some(value);
-        }
-    }
-    None
 }
 
 /// Finishes or discards compaction work a crash interrupted in partition directory `dir`:

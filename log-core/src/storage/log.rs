@@ -14,10 +14,11 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::batch::{validate_batches, BatchHeader, Origin};
+use super::batch::{control_batch, control_marker, validate_batches, BatchHeader, Origin};
 use super::epoch::LeaderEpochCache;
-use super::producer_state::{BatchMetadata, ProducerStates};
+use super::producer_state::{BatchMetadata, CompletedTxn, ProducerStates, TxnMarker};
 use super::segment::{FileSlice, Segment};
+use super::txn_index::AbortedTxn;
 use super::{now_ms, validator};
 use crate::config::{LogConfig, TimestampType};
 use crate::error::{Error, Result};
@@ -52,6 +53,8 @@ pub enum FetchIsolation {
     LogEnd,
     /// Up to the high watermark: what consumers read.
     HighWatermark,
+    /// Up to the last stable offset: what `read_committed` consumers read.
+    Committed,
 }
 
 /// The result of a read: whole batches (if any) and the partition's positions at read time.
@@ -272,9 +275,35 @@ impl PartitionLog {
     /// and stamps `leader_epoch`; only those header fields differ from `records` on disk.
     /// On error nothing is written.
     pub fn append_as_leader(&mut self, records: &[u8], leader_epoch: i32) -> Result<AppendInfo> {
+        self.append_new(records, leader_epoch, true)
+    }
+
+    /// Appends batches a coordinator wrote (transactional offset commits): as from a producer,
+    /// but without sequence numbers to check.
+    pub fn append_as_coordinator(
+        &mut self,
+        records: &[u8],
+        leader_epoch: i32,
+    ) -> Result<AppendInfo> {
+        self.append_new(records, leader_epoch, false)
+    }
+
+    fn append_new(
+        &mut self,
+        records: &[u8],
+        leader_epoch: i32,
+        verify_sequence: bool,
+    ) -> Result<AppendInfo> {
         let headers = validate_batches(records, self.config.max_message_bytes, Origin::Client)?;
-        if let Some(duplicate) = self.producers.find_duplicate(&headers) {
-            return Ok(self.duplicate_append(duplicate));
+        if headers.iter().any(BatchHeader::is_control) {
+            return Err(Error::ControlRecordFromClient {
+                offset: self.log_end_offset,
+            });
+        }
+        if verify_sequence {
+            if let Some(duplicate) = self.producers.find_duplicate(&headers) {
+                return Ok(self.duplicate_append(duplicate));
+            }
         }
         let config = self.config.clone();
         let now = now_ms();
@@ -286,7 +315,9 @@ impl PartitionLog {
             header.partition_leader_epoch = leader_epoch;
             next_offset = header.next_offset();
         }
-        let pending = self.producers.check(&headers, &self.topic_partition, now)?;
+        let pending =
+            self.producers
+                .check(&headers, &self.topic_partition, now, verify_sequence)?;
         let mut info = self.append_validated(&prepared.bytes, &headers)?;
         self.producers.apply(pending);
         info.log_append_time = prepared.log_append_time;
@@ -316,12 +347,95 @@ impl PartitionLog {
         }
         let info = self.append_validated(records, &headers)?;
         let now = now_ms();
+        let mut position = 0usize;
         for header in &headers {
             self.epochs
                 .assign(header.partition_leader_epoch, header.base_offset)?;
-            self.producers.replay(header, Some(now));
+            let marker = if header.is_control() {
+                records
+                    .get(position + super::batch::BATCH_HEADER_LEN..position + header.size())
+                    .and_then(control_marker)
+            } else {
+                None
+            };
+            position += header.size();
+            if let Some(done) = self.producers.replay(header, marker, Some(now)) {
+                self.index_completed(done)?;
+            }
         }
         Ok(info)
+    }
+
+    /// Writes a transaction marker (COMMIT or ABORT) for a producer, as the transaction
+    /// coordinator does when a transaction ends: checked against the producer's epoch and the
+    /// coordinator epoch, and an ABORT is indexed in the active segment's `.txnindex`.
+    pub fn append_control_marker(
+        &mut self,
+        marker: &TxnMarker,
+        leader_epoch: i32,
+    ) -> Result<AppendInfo> {
+        let now = now_ms();
+        let offset = self.log_end_offset;
+        let (pending, done) =
+            self.producers
+                .check_marker(marker, offset, &self.topic_partition, now)?;
+        let mut batch = control_batch(
+            marker.producer_id,
+            marker.producer_epoch,
+            marker.commit,
+            marker.coordinator_epoch,
+            now,
+        );
+        super::batch::set_base_offset_and_epoch(&mut batch, offset, leader_epoch);
+        let headers = validate_batches(&batch, usize::MAX, Origin::Replication)?;
+        let info = self.append_validated(&batch, &headers)?;
+        self.producers.apply(pending);
+        if leader_epoch >= 0 {
+            self.epochs.assign(leader_epoch, offset)?;
+        }
+        self.index_completed(done)?;
+        Ok(info)
+    }
+
+    /// Records an aborted transaction in the index of the segment holding its marker.
+    fn index_completed(&mut self, done: CompletedTxn) -> Result<()> {
+        if !done.aborted {
+            return Ok(());
+        }
+        let last_stable_offset = self
+            .producers
+            .first_unstable_offset_excluding(done.producer_id)
+            .unwrap_or(done.last_offset + 1);
+        let idx = self.segment_index_for(done.last_offset);
+        self.segments[idx].txn_index().append(AbortedTxn {
+            producer_id: done.producer_id,
+            first_offset: done.first_offset,
+            last_offset: done.last_offset,
+            last_stable_offset,
+        })
+    }
+
+    /// The last stable offset: no record at or after it belongs to a transaction still open,
+    /// and none is past the high watermark. `read_committed` consumers read up to it.
+    pub fn last_stable_offset(&self) -> i64 {
+        self.producers
+            .first_unstable_offset()
+            .map_or(self.high_watermark, |first| first.min(self.high_watermark))
+    }
+
+    /// The aborted transactions a `read_committed` fetch of `[from, upper)` must list: those
+    /// whose marker is at or after `from` and whose first record is before `upper`.
+    pub fn aborted_transactions(&mut self, from: i64, upper: i64) -> Result<Vec<AbortedTxn>> {
+        let mut found = Vec::new();
+        let first = self.segment_index_for(from);
+        for segment in &mut self.segments[first..] {
+            for entry in segment.txn_index().entries()? {
+                if entry.last_offset >= from && entry.first_offset < upper {
+                    found.push(*entry);
+                }
+            }
+        }
+        Ok(found)
     }
 
     /// What an append of a batch already written answers: the offsets it got the first time
@@ -375,12 +489,27 @@ impl PartitionLog {
             return Ok(());
         }
         let first = self.segment_index_for(from);
+        let end = self.log_end_offset;
         for segment in &mut self.segments[first..] {
-            for header in segment.batch_headers_from(from)? {
-                if header.base_offset >= self.log_end_offset {
+            for (header, marker) in segment.batches_for_replay(from)? {
+                if header.base_offset >= end {
                     break;
                 }
-                states.replay(&header, None);
+                // An abort whose index entry a crash lost is indexed again (entries for markers
+                // already indexed are not added twice).
+                if let Some(done) = states.replay(&header, marker, None) {
+                    if done.aborted {
+                        let last_stable_offset = states
+                            .first_unstable_offset_excluding(done.producer_id)
+                            .unwrap_or(done.last_offset + 1);
+                        segment.txn_index().append(AbortedTxn {
+                            producer_id: done.producer_id,
+                            first_offset: done.first_offset,
+                            last_offset: done.last_offset,
+                            last_stable_offset,
+                        })?;
+                    }
+                }
             }
         }
         self.producers = states;
@@ -569,6 +698,7 @@ impl PartitionLog {
         let max_offset = match isolation {
             FetchIsolation::LogEnd => self.log_end_offset,
             FetchIsolation::HighWatermark => self.high_watermark,
+            FetchIsolation::Committed => self.last_stable_offset(),
         };
         if offset >= max_offset {
             return Ok(result);
@@ -874,7 +1004,7 @@ fn list_segments(dir: &Path, index_interval_bytes: u64) -> Result<(Vec<Segment>,
                 log_bases.insert(base_offset);
                 segments.push(Segment::open(dir, base_offset, size, index_interval_bytes));
             }
-            "index" | "timeindex" => index_files.push((base_offset, path)),
+            "index" | "timeindex" | "txnindex" => index_files.push((base_offset, path)),
             super::producer_state::SNAPSHOT_EXTENSION => snapshots.push(base_offset),
             _ => {}
         }

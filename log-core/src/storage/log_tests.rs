@@ -12,6 +12,8 @@ use proptest::prelude::*;
 use super::*;
 use crate::storage::batch::test_support::{encode_batch, value_batch, TestRecord};
 use crate::storage::cleaner::{clean, CleanerOptions};
+use crate::storage::producer_state::TxnMarker;
+use crate::storage::txn_index::AbortedTxn;
 
 fn config(overrides: &[(&str, &str)]) -> Arc<LogConfig> {
     Arc::new(
@@ -921,4 +923,213 @@ fn max_timestamp_finds_the_record_not_its_batch() {
     // Earliest local is the log start offset; latest tiered is none without tiered storage.
     assert_eq!(log.offset_for_timestamp(-4).unwrap(), Some((0, -1)));
     assert_eq!(log.offset_for_timestamp(-5).unwrap(), None);
+}
+
+fn marker(producer_id: i64, epoch: i16, commit: bool) -> TxnMarker {
+    TxnMarker {
+        producer_id,
+        producer_epoch: epoch,
+        commit,
+        coordinator_epoch: 0,
+    }
+}
+
+/// Offsets of the data records a read up to `isolation` returns from `offset` (control
+/// records excluded).
+fn offsets_read(log: &mut PartitionLog, offset: i64, isolation: FetchIsolation) -> Vec<i64> {
+    let mut bytes = log.read_bytes(offset, 1 << 20, isolation).unwrap();
+    let mut offsets = Vec::new();
+    while !bytes.is_empty() {
+        let set = RecordBatchDecoder::decode(&mut bytes).unwrap();
+        offsets.extend(set.records.iter().filter(|r| !r.control).map(|r| r.offset));
+    }
+    offsets
+}
+
+#[test]
+fn open_transactions_hold_back_the_lso_and_aborts_are_indexed_for_read_committed() {
+    use crate::storage::batch::test_support::transactional_batch;
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = new_log(dir.path(), &[]);
+    let settle = |log: &mut PartitionLog| {
+        let end = log.log_end_offset();
+        log.set_high_watermark(end);
+    };
+    log.append_as_leader(&value_batch(2, 10, 1_000), 0).unwrap(); // 0, 1
+    log.append_as_leader(
+        &transactional_batch(1, 0, 0, &[(b"k", b"a"), (b"k", b"b")]),
+        0,
+    )
+    .unwrap(); // 2, 3
+    settle(&mut log);
+    assert_eq!((log.last_stable_offset(), log.high_watermark()), (2, 4));
+    log.append_as_leader(&value_batch(1, 10, 1_000), 0).unwrap(); // 4
+    log.append_as_leader(&transactional_batch(2, 0, 0, &[(b"x", b"y")]), 0)
+        .unwrap(); // 5
+    settle(&mut log);
+    assert_eq!(log.last_stable_offset(), 2);
+    assert_eq!(
+        offsets_read(&mut log, 0, FetchIsolation::Committed),
+        vec![0, 1]
+    );
+    assert_eq!(
+        offsets_read(&mut log, 0, FetchIsolation::HighWatermark),
+        vec![0, 1, 2, 3, 4, 5]
+    );
+    // A plain batch from a producer inside a transaction is refused.
+    let plain =
+        crate::storage::batch::test_support::idempotent_batch(1, 0, 2, &[b"z"], Compression::None);
+    assert_eq!(
+        log.append_as_leader(&plain, 0)
+            .unwrap_err()
+            .response_error(),
+        kafka_protocol::ResponseError::InvalidTxnState
+    );
+    // Producer 1 aborts at 6: the LSO moves to producer 2's first offset.
+    let info = log.append_control_marker(&marker(1, 0, false), 0).unwrap();
+    assert_eq!(info.first_offset, 6);
+    settle(&mut log);
+    assert_eq!(log.last_stable_offset(), 5);
+    let aborted = AbortedTxn {
+        producer_id: 1,
+        first_offset: 2,
+        last_offset: 6,
+        last_stable_offset: 5,
+    };
+    assert_eq!(log.aborted_transactions(0, 5).unwrap(), vec![aborted]);
+    assert_eq!(log.aborted_transactions(0, 2).unwrap(), vec![]);
+    // Producer 2 commits at 7: everything is stable.
+    log.append_control_marker(&marker(2, 0, true), 0).unwrap();
+    settle(&mut log);
+    assert_eq!(log.last_stable_offset(), 8);
+    assert_eq!(log.aborted_transactions(7, 8).unwrap(), vec![]);
+    assert_eq!(log.aborted_transactions(3, 8).unwrap(), vec![aborted]);
+    // A marker from an older epoch is refused; a client's control batch too.
+    assert!(log.append_control_marker(&marker(1, -1, true), 0).is_err());
+    let forged = crate::storage::batch::control_batch(5, 0, true, 0, 1_000);
+    assert_eq!(
+        log.append_as_leader(&forged, 0)
+            .unwrap_err()
+            .response_error(),
+        kafka_protocol::ResponseError::InvalidRecord
+    );
+    // Producer 3 opens a transaction and the process dies.
+    log.append_as_leader(&transactional_batch(3, 0, 0, &[(b"q", b"r")]), 0)
+        .unwrap(); // 8
+    settle(&mut log);
+    let check = |log: &mut PartitionLog| {
+        assert_eq!(
+            log.last_stable_offset(),
+            8,
+            "the open transaction is restored"
+        );
+        assert_eq!(log.aborted_transactions(0, 9).unwrap(), vec![aborted]);
+        assert_eq!(
+            offsets_read(log, 0, FetchIsolation::Committed),
+            vec![0, 1, 2, 3, 4, 5]
+        );
+    };
+    check(&mut log);
+    let mut log = reopen(log, true);
+    check(&mut log);
+    // A crash that lost the transaction index and the snapshots: both are rebuilt from the log.
+    for entry in std::fs::read_dir(log.dir()).unwrap() {
+        let path = entry.unwrap().path();
+        if path
+            .extension()
+            .is_some_and(|e| e == "snapshot" || e == "txnindex")
+        {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    let mut log = reopen(log, false);
+    check(&mut log);
+    // Truncating below the abort marker drops its index entry.
+    log.truncate_to(6).unwrap();
+    settle(&mut log);
+    assert_eq!(log.aborted_transactions(0, 10).unwrap(), vec![]);
+    assert_eq!(
+        log.last_stable_offset(),
+        2,
+        "producer 1's transaction is open again"
+    );
+}
+
+#[test]
+fn compaction_drops_aborted_records_and_stops_at_open_transactions() {
+    use crate::storage::batch::test_support::transactional_batch;
+    let dir = tempfile::tempdir().unwrap();
+    let log = new_log(dir.path(), &[("cleanup.policy", "compact")]);
+    let log = Mutex::new(log);
+    let append = |batch: BytesMut| {
+        log.lock().append_as_leader(&batch, 0).unwrap();
+    };
+    append(encode_batch(
+        &[(Some(b"k"), Some(b"good"), 1)],
+        Compression::None,
+    ));
+    // An aborted transaction overwrites k: its record must not shadow "good".
+    append(transactional_batch(1, 0, 0, &[(b"k", b"aborted")]));
+    log.lock()
+        .append_control_marker(&marker(1, 0, false), 0)
+        .unwrap();
+    append(encode_batch(
+        &[(Some(b"j"), Some(b"old"), 1)],
+        Compression::None,
+    ));
+    append(encode_batch(
+        &[(Some(b"j"), Some(b"new"), 1)],
+        Compression::None,
+    ));
+    log.lock().force_roll().unwrap();
+    // An open transaction: nothing from it on is cleaned.
+    append(transactional_batch(2, 0, 0, &[(b"m", b"open")]));
+    append(encode_batch(
+        &[(Some(b"j"), Some(b"newest"), 1)],
+        Compression::None,
+    ));
+    log.lock().force_roll().unwrap();
+    let options = CleanerOptions {
+        dedupe_buffer_bytes: 1 << 20,
+        ignore_dirty_ratio: true,
+    };
+    let stats = clean(&log, 0, 10_000_000_000_000, &options)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stats.next_dirty_offset, 5,
+        "cleaning stops at the open transaction"
+    );
+    let rows = read_all(&mut log.lock());
+    let values: Vec<(i64, Option<Bytes>)> = rows
+        .iter()
+        .filter(|(_, key, _, _)| key.as_ref().is_some_and(|k| k.len() == 1))
+        .map(|(offset, _, value, _)| (*offset, value.clone()))
+        .collect();
+    assert_eq!(
+        values,
+        vec![
+            (0, Some(Bytes::from_static(b"good"))),
+            (4, Some(Bytes::from_static(b"new"))),
+            (5, Some(Bytes::from_static(b"open"))),
+            (6, Some(Bytes::from_static(b"newest"))),
+        ]
+    );
+    // The marker stays, so the log still shows the transaction ended.
+    let mut guard = log.lock();
+    assert_eq!(
+        guard.last_stable_offset().min(5),
+        5.min(guard.high_watermark())
+    );
+    let bytes = guard
+        .read_bytes(0, 1 << 20, FetchIsolation::LogEnd)
+        .unwrap();
+    drop(guard);
+    let mut bytes = bytes;
+    let mut controls = 0;
+    while !bytes.is_empty() {
+        let set = RecordBatchDecoder::decode(&mut bytes).unwrap();
+        controls += set.records.iter().filter(|r| r.control).count();
+    }
+    assert_eq!(controls, 1);
 }

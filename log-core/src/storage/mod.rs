@@ -10,6 +10,7 @@ pub mod log;
 pub mod manager;
 pub mod producer_state;
 pub mod segment;
+pub mod txn_index;
 pub(crate) mod validator;
 
 /// Wall-clock milliseconds since the epoch: Kafka's timestamps (0 if the clock is before 1970).

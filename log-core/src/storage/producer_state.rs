@@ -10,6 +10,10 @@
 //! snapshot, from the last two segments, as Kafka does). A producer the partition does not know
 //! (expired after `producer.id.expiration.ms`, or never snapshotted) may start at any sequence
 //! number, as in Kafka: lost state weakens deduplication but never refuses a producer.
+//!
+//! Transactions: a producer's first transactional batch opens its transaction here (its offset
+//! is the transaction's first offset, which holds the last stable offset back), and a COMMIT or
+//! ABORT marker closes it, yielding a [`CompletedTxn`] (the log indexes aborted ones).
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -29,7 +33,9 @@ pub const SNAPSHOT_EXTENSION: &str = "snapshot";
 /// Snapshot files kept: the newest, and one before it in case the newest is torn.
 const SNAPSHOTS_KEPT: usize = 2;
 
-const SNAPSHOT_VERSION: i16 = 1;
+/// Version 2 adds each producer's coordinator epoch and open transaction; version 1 files
+/// (without them) are still read.
+const SNAPSHOT_VERSION: i16 = 2;
 
 /// Where one of a producer's batches went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,9 +61,53 @@ pub struct ProducerEntry {
     pub batches: VecDeque<BatchMetadata>,
     /// When it last wrote (ms since the epoch), for `producer.id.expiration.ms`.
     pub last_timestamp: i64,
+    /// Epoch of the transaction coordinator that wrote its last marker (-1 before any).
+    pub coordinator_epoch: i32,
+    /// Offset of the first batch of its open transaction in this partition, if one is open.
+    pub current_txn_first_offset: Option<i64>,
+}
+
+/// A transaction marker to write: which producer's transaction ends, and how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxnMarker {
+    /// The producer.
+    pub producer_id: i64,
+    /// Its epoch (the coordinator's, which may be newer than the producer's batches).
+    pub producer_epoch: i16,
+    /// COMMIT (true) or ABORT.
+    pub commit: bool,
+    /// The coordinator's epoch, which fences markers from an older coordinator.
+    pub coordinator_epoch: i32,
+}
+
+/// A transaction a marker closed in this partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompletedTxn {
+    /// The producer.
+    pub producer_id: i64,
+    /// Offset of its first batch here (the marker's own offset if it wrote nothing here).
+    pub first_offset: i64,
+    /// Offset of the marker.
+    pub last_offset: i64,
+    /// ABORT rather than COMMIT.
+    pub aborted: bool,
 }
 
 impl ProducerEntry {
+    /// Closes the open transaction with a marker at `offset`.
+    fn complete(&mut self, marker: &TxnMarker, offset: i64, now_ms: i64) -> CompletedTxn {
+        self.update_epoch(marker.producer_epoch);
+        self.coordinator_epoch = marker.coordinator_epoch;
+        let first_offset = self.current_txn_first_offset.take().unwrap_or(offset);
+        self.last_timestamp = self.last_timestamp.max(now_ms);
+        CompletedTxn {
+            producer_id: marker.producer_id,
+            first_offset,
+            last_offset: offset,
+            aborted: !marker.commit,
+        }
+    }
+
     /// The last sequence number written in this epoch, if any.
     pub fn last_seq(&self) -> Option<i32> {
         self.batches.back().map(|b| b.last_seq)
@@ -73,11 +123,26 @@ impl ProducerEntry {
             .copied()
     }
 
-    fn record(&mut self, epoch: i16, batch: BatchMetadata, now_ms: i64) {
+    fn new(epoch: i16, now_ms: i64) -> ProducerEntry {
+        ProducerEntry {
+            epoch,
+            batches: VecDeque::new(),
+            last_timestamp: now_ms,
+            coordinator_epoch: -1,
+            current_txn_first_offset: None,
+        }
+    }
+
+    /// A new epoch starts with no batches (its sequence numbers restart at 0).
+    fn update_epoch(&mut self, epoch: i16) {
         if epoch != self.epoch {
             self.epoch = epoch;
             self.batches.clear();
         }
+    }
+
+    fn record(&mut self, epoch: i16, batch: BatchMetadata, now_ms: i64) {
+        self.update_epoch(epoch);
         if self.batches.len() == BATCHES_PER_PRODUCER {
             self.batches.pop_front();
         }
@@ -163,21 +228,18 @@ impl ProducerStates {
     /// Checks a client's batches, whose offsets are assigned, against what the partition knows
     /// (each batch against the state the ones before it leave), as Kafka's
     /// `ProducerAppendInfo` does. Nothing changes until [`ProducerStates::apply`].
+    /// `verify_sequence` is false for the coordinators' own transactional writes (offset
+    /// commits), which carry no sequence numbers.
     pub fn check(
         &self,
         headers: &[BatchHeader],
         partition: &TopicPartition,
         now_ms: i64,
+        verify_sequence: bool,
     ) -> Result<PendingUpdates> {
         let mut pending = PendingUpdates::default();
         for header in headers.iter().filter(|h| has_producer_id(h)) {
             let id = header.producer_id;
-            if header.is_transactional() {
-                return Err(Error::TransactionsUnsupported {
-                    producer_id: id,
-                    partition: partition.to_string(),
-                });
-            }
             let slot = pending.entries.iter().position(|(p, _)| *p == id);
             let current = match slot {
                 Some(i) => Some(&pending.entries[i].1),
@@ -193,7 +255,8 @@ impl ProducerStates {
                         current_epoch: entry.epoch,
                     });
                 }
-                if header.producer_epoch > entry.epoch {
+                if !verify_sequence {
+                } else if header.producer_epoch > entry.epoch {
                     if header.base_sequence != 0 {
                         return Err(Error::InvalidSequenceForNewEpoch {
                             producer_id: id,
@@ -215,11 +278,23 @@ impl ProducerStates {
                     }
                 }
             }
-            let mut entry = current.cloned().unwrap_or(ProducerEntry {
-                epoch: header.producer_epoch,
-                batches: VecDeque::new(),
-                last_timestamp: now_ms,
-            });
+            let mut entry = current
+                .cloned()
+                .unwrap_or_else(|| ProducerEntry::new(header.producer_epoch, now_ms));
+            if header.is_transactional() {
+                entry
+                    .current_txn_first_offset
+                    .get_or_insert(header.base_offset);
+            } else if entry.current_txn_first_offset.is_some() {
+                return Err(Error::InvalidTxnState {
+                    producer_id: id,
+                    partition: partition.to_string(),
+                    reason: format!(
+                        "Expected transactional write from producer {id} at offset {}",
+                        header.base_offset
+                    ),
+                });
+            }
             entry.record(header.producer_epoch, metadata(header), now_ms);
             match slot {
                 Some(i) => pending.entries[i].1 = entry,
@@ -234,30 +309,120 @@ impl ProducerStates {
         self.producers.extend(pending.entries);
     }
 
-    /// Records batches already in the log (a follower's copy, or a replay on open) without
-    /// checking them; `now_ms` of None uses each batch's timestamp as its write time.
-    pub fn replay(&mut self, header: &BatchHeader, now_ms: Option<i64>) {
-        if !has_producer_id(header) || header.is_control() {
-            return;
+    /// Records a batch already in the log (a follower's copy, or a replay on open) without
+    /// checking it; `now_ms` of None uses the batch's timestamp as its write time. `marker` is
+    /// the control record of a control batch (COMMIT true, ABORT false); a marker returns the
+    /// transaction it closed.
+    pub fn replay(
+        &mut self,
+        header: &BatchHeader,
+        marker: Option<super::batch::ControlMarker>,
+        now_ms: Option<i64>,
+    ) -> Option<CompletedTxn> {
+        if !has_producer_id(header) {
+            return None;
         }
         let at = now_ms.unwrap_or(header.max_timestamp);
         let entry = self
             .producers
             .entry(header.producer_id)
-            .or_insert_with(|| ProducerEntry {
-                epoch: header.producer_epoch,
-                batches: VecDeque::new(),
-                last_timestamp: at,
-            });
+            .or_insert_with(|| ProducerEntry::new(header.producer_epoch, at));
+        if header.is_control() {
+            let (commit, coordinator_epoch) = marker?;
+            let marker = TxnMarker {
+                producer_id: header.producer_id,
+                producer_epoch: header.producer_epoch,
+                commit,
+                coordinator_epoch,
+            };
+            return Some(entry.complete(&marker, header.base_offset, at));
+        }
+        if header.is_transactional() {
+            entry
+                .current_txn_first_offset
+                .get_or_insert(header.base_offset);
+        }
         entry.record(header.producer_epoch, metadata(header), at);
+        None
     }
 
     /// Forgets producers that have not written for `expiration_ms`; returns how many.
     pub fn remove_expired(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
         let before = self.producers.len();
-        self.producers
-            .retain(|_, entry| now_ms.saturating_sub(entry.last_timestamp) < expiration_ms);
+        // A producer with an open transaction stays: its transaction holds the LSO back.
+        self.producers.retain(|_, entry| {
+            entry.current_txn_first_offset.is_some()
+                || now_ms.saturating_sub(entry.last_timestamp) < expiration_ms
+        });
         before - self.producers.len()
+    }
+
+    /// Whether a batch from this producer would open or continue a transaction here.
+    pub fn in_transaction(&self, producer_id: i64) -> bool {
+        self.producers
+            .get(&producer_id)
+            .is_some_and(|e| e.current_txn_first_offset.is_some())
+    }
+
+    /// The first offset of the oldest open transaction: the last stable offset cannot pass it.
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        self.producers
+            .values()
+            .filter_map(|e| e.current_txn_first_offset)
+            .min()
+    }
+
+    /// Checks a marker about to be written at `offset` (Kafka's `appendEndTxnMarker`): an
+    /// older producer epoch is refused, and so is an older coordinator epoch. Returns the
+    /// transaction it closes and the change to apply once it is written.
+    pub fn check_marker(
+        &self,
+        marker: &TxnMarker,
+        offset: i64,
+        partition: &TopicPartition,
+        now_ms: i64,
+    ) -> Result<(PendingUpdates, CompletedTxn)> {
+        let id = marker.producer_id;
+        let mut entry = match self.producers.get(&id) {
+            Some(entry) => {
+                if marker.producer_epoch < entry.epoch {
+                    return Err(Error::InvalidProducerEpoch {
+                        producer_id: id,
+                        offset,
+                        partition: partition.to_string(),
+                        epoch: marker.producer_epoch,
+                        current_epoch: entry.epoch,
+                    });
+                }
+                if marker.coordinator_epoch < entry.coordinator_epoch {
+                    return Err(Error::TransactionCoordinatorFenced {
+                        producer_id: id,
+                        partition: partition.to_string(),
+                        epoch: marker.coordinator_epoch,
+                        current_epoch: entry.coordinator_epoch,
+                    });
+                }
+                entry.clone()
+            }
+            None => ProducerEntry::new(marker.producer_epoch, now_ms),
+        };
+        let completed = entry.complete(marker, offset, now_ms);
+        Ok((
+            PendingUpdates {
+                entries: vec![(id, entry)],
+            },
+            completed,
+        ))
+    }
+
+    /// The first offset of the open transaction of every producer but `producer_id`: what an
+    /// aborted transaction's index entry records as the last stable offset after it.
+    pub fn first_unstable_offset_excluding(&self, producer_id: i64) -> Option<i64> {
+        self.producers
+            .iter()
+            .filter(|(id, _)| **id != producer_id)
+            .filter_map(|(_, e)| e.current_txn_first_offset)
+            .min()
     }
 
     /// Forgets every producer.
@@ -328,6 +493,8 @@ impl ProducerStates {
             body.extend_from_slice(&id.to_be_bytes());
             body.extend_from_slice(&entry.epoch.to_be_bytes());
             body.extend_from_slice(&entry.last_timestamp.to_be_bytes());
+            body.extend_from_slice(&entry.coordinator_epoch.to_be_bytes());
+            body.extend_from_slice(&entry.current_txn_first_offset.unwrap_or(-1).to_be_bytes());
             body.push(entry.batches.len() as u8);
             for b in &entry.batches {
                 body.extend_from_slice(&b.first_seq.to_be_bytes());
@@ -346,7 +513,8 @@ impl ProducerStates {
 
     fn decode(bytes: &[u8]) -> Option<ProducerStates> {
         let mut r = Reader(bytes);
-        if r.i16()? != SNAPSHOT_VERSION {
+        let version = r.i16()?;
+        if !(1..=SNAPSHOT_VERSION).contains(&version) {
             return None;
         }
         let crc = r.i32()? as u32;
@@ -359,6 +527,11 @@ impl ProducerStates {
             let id = r.i64()?;
             let epoch = r.i16()?;
             let last_timestamp = r.i64()?;
+            let (coordinator_epoch, current_txn_first_offset) = if version >= 2 {
+                (r.i32()?, Some(r.i64()?).filter(|o| *o >= 0))
+            } else {
+                (-1, None)
+            };
             let n = r.u8()?;
             let mut batches = VecDeque::with_capacity(usize::from(n));
             for _ in 0..n {
@@ -376,6 +549,8 @@ impl ProducerStates {
                     epoch,
                     batches,
                     last_timestamp,
+                    coordinator_epoch,
+                    current_txn_first_offset,
                 },
             );
         }
@@ -464,7 +639,7 @@ mod tests {
     }
 
     fn append(states: &mut ProducerStates, h: BatchHeader) -> Result<()> {
-        let pending = states.check(&[h], &tp(), 5_000)?;
+        let pending = states.check(&[h], &tp(), 5_000, true)?;
         states.apply(pending);
         Ok(())
     }
@@ -545,22 +720,114 @@ mod tests {
         append(&mut s, ok[0]).unwrap();
         let before = s.clone();
         let bad = [header(1, 0, 2, 2, 2), header(1, 0, 9, 1, 4)];
-        assert!(s.check(&bad, &tp(), 0).is_err());
+        assert!(s.check(&bad, &tp(), 0, true).is_err());
         assert_eq!(s, before);
-        let pending = s.check(&ok[1..], &tp(), 0).unwrap();
+        let pending = s.check(&ok[1..], &tp(), 0, true).unwrap();
         s.apply(pending);
         assert_eq!(s.get(1).and_then(ProducerEntry::last_seq), Some(3));
     }
 
-    #[test]
-    fn transactional_batches_are_refused() {
-        let mut h = header(1, 0, 0, 1, 0);
+    fn txn(pid: i64, epoch: i16, seq: i32, count: i32, offset: i64) -> BatchHeader {
+        let mut h = header(pid, epoch, seq, count, offset);
         h.attributes |= 1 << 4;
-        let err = ProducerStates::default().check(&[h], &tp(), 0).unwrap_err();
+        h
+    }
+
+    fn marker(pid: i64, epoch: i16, commit: bool, coordinator_epoch: i32) -> TxnMarker {
+        TxnMarker {
+            producer_id: pid,
+            producer_epoch: epoch,
+            commit,
+            coordinator_epoch,
+        }
+    }
+
+    fn end(s: &mut ProducerStates, m: TxnMarker, offset: i64) -> Result<CompletedTxn> {
+        let (pending, done) = s.check_marker(&m, offset, &tp(), 5_000)?;
+        s.apply(pending);
+        Ok(done)
+    }
+
+    #[test]
+    fn a_transaction_opens_at_its_first_batch_and_a_marker_closes_it() {
+        let mut s = ProducerStates::default();
+        append(&mut s, header(2, 0, 0, 1, 0)).unwrap();
+        append(&mut s, txn(1, 0, 0, 2, 1)).unwrap();
+        append(&mut s, txn(3, 0, 0, 1, 3)).unwrap();
+        append(&mut s, txn(1, 0, 2, 1, 4)).unwrap();
+        assert_eq!(s.first_unstable_offset(), Some(1));
+        assert_eq!(s.first_unstable_offset_excluding(1), Some(3));
+        // A plain batch from a producer inside a transaction is refused.
+        let err = append(&mut s, header(1, 0, 3, 1, 5)).unwrap_err();
         assert_eq!(
             err.response_error(),
             kafka_protocol::ResponseError::InvalidTxnState
         );
+        let done = end(&mut s, marker(1, 0, false, 0), 5).unwrap();
+        assert_eq!(
+            done,
+            CompletedTxn {
+                producer_id: 1,
+                first_offset: 1,
+                last_offset: 5,
+                aborted: true
+            }
+        );
+        assert_eq!(s.first_unstable_offset(), Some(3));
+        let done = end(&mut s, marker(3, 0, true, 0), 6).unwrap();
+        assert!(!done.aborted);
+        assert_eq!(s.first_unstable_offset(), None);
+        // The producer's sequence continues in the next transaction.
+        append(&mut s, txn(1, 0, 3, 1, 7)).unwrap();
+        assert_eq!(s.first_unstable_offset(), Some(7));
+    }
+
+    #[test]
+    fn markers_fence_older_epochs_and_coordinators_and_bump_the_epoch() {
+        let mut s = ProducerStates::default();
+        append(&mut s, txn(1, 2, 0, 1, 0)).unwrap();
+        let err = end(&mut s, marker(1, 1, true, 0), 1).unwrap_err();
+        assert_eq!(
+            err.response_error(),
+            kafka_protocol::ResponseError::InvalidProducerEpoch
+        );
+        // A coordinator fencing the producer aborts with a newer epoch.
+        end(&mut s, marker(1, 3, false, 5), 1).unwrap();
+        assert_eq!(
+            s.get(1).map(|e| (e.epoch, e.coordinator_epoch)),
+            Some((3, 5))
+        );
+        let err = end(&mut s, marker(1, 3, false, 4), 2).unwrap_err();
+        assert_eq!(
+            err.response_error(),
+            kafka_protocol::ResponseError::TransactionCoordinatorFenced
+        );
+        // The old instance's batches are refused; the new one starts at sequence 0.
+        assert!(append(&mut s, txn(1, 2, 1, 1, 2)).is_err());
+        append(&mut s, txn(1, 3, 0, 1, 2)).unwrap();
+        // A marker for a producer with nothing here closes an empty transaction.
+        let done = end(&mut s, marker(9, 0, false, 0), 3).unwrap();
+        assert_eq!((done.first_offset, done.last_offset), (3, 3));
+    }
+
+    #[test]
+    fn replay_rebuilds_open_and_closed_transactions() {
+        let mut live = ProducerStates::default();
+        append(&mut live, txn(1, 0, 0, 2, 0)).unwrap();
+        append(&mut live, txn(2, 0, 0, 1, 2)).unwrap();
+        end(&mut live, marker(1, 0, false, 0), 3).unwrap();
+        let mut replayed = ProducerStates::default();
+        replayed.replay(&txn(1, 0, 0, 2, 0), None, Some(5_000));
+        replayed.replay(&txn(2, 0, 0, 1, 2), None, Some(5_000));
+        let mut control = txn(1, 0, -1, 1, 3);
+        control.attributes |= 1 << 5;
+        let done = replayed.replay(&control, Some((false, 0)), Some(5_000));
+        assert_eq!(done.map(|d| (d.first_offset, d.aborted)), Some((0, true)));
+        assert_eq!(replayed.first_unstable_offset(), Some(2));
+        assert_eq!(replayed, live);
+        // An open transaction keeps its producer past the expiration.
+        assert_eq!(replayed.remove_expired(i64::MAX / 2, 1), 1);
+        assert!(replayed.in_transaction(2));
     }
 
     #[test]
@@ -610,11 +877,17 @@ mod tests {
         #[test]
         fn any_state_survives_a_snapshot(
             entries in proptest::collection::vec(
-                (0i64..1000, -1i16..5, 0i32..1000, 1i32..50, 0i64..1_000_000), 0..40)
+                (0i64..1000, -1i16..5, 0i32..1000, 1i32..50, 0i64..1_000_000, 0u8..4), 0..40)
         ) {
             let mut s = ProducerStates::default();
-            for (pid, epoch, seq, count, offset) in entries {
-                s.replay(&header(pid, epoch, seq, count, offset), None);
+            for (pid, epoch, seq, count, offset, kind) in entries {
+                let mut h = header(pid, epoch, seq, count, offset);
+                match kind {
+                    1 => h.attributes |= 1 << 4,
+                    2 => h.attributes |= (1 << 4) | (1 << 5),
+                    _ => {}
+                }
+                s.replay(&h, (kind == 2).then_some((offset % 2 == 0, 3)), None);
             }
             let decoded = ProducerStates::decode(&s.encode());
             prop_assert_eq!(decoded, Some(s));

@@ -13,11 +13,14 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
-use super::batch::{check_stored_batch, BatchHeader, BATCH_HEADER_LEN, LOG_OVERHEAD};
+use super::batch::{
+    check_stored_batch, control_marker, BatchHeader, ControlMarker, BATCH_HEADER_LEN, LOG_OVERHEAD,
+};
 use super::index::{
     self, load_offset_index, load_time_index, lookup_offset, lookup_time, IndexLoadError,
     OffsetEntry, TimeEntry,
 };
+use super::txn_index::TxnIndex;
 use crate::error::{Error, Result};
 
 /// A byte range of a segment file holding whole record batches, ready to be copied or sent to a
@@ -128,6 +131,8 @@ pub(crate) struct Segment {
     preallocated: bool,
     /// What `segment.jitter.ms` took off `segment.ms` for this segment (drawn when created).
     roll_jitter_ms: i64,
+    /// The transactions aborted by markers in this segment.
+    txn_index: TxnIndex,
 }
 
 const SCAN_CHUNK: usize = 256 * 1024;
@@ -161,6 +166,7 @@ impl Segment {
             times_on_disk: 0,
         }));
         segment.first_batch_timestamp = Some(None);
+        segment.txn_index.replace(Vec::new())?;
         Ok(segment)
     }
 
@@ -177,7 +183,13 @@ impl Segment {
             read_cursor: None,
             preallocated: false,
             roll_jitter_ms: 0,
+            txn_index: TxnIndex::new(segment_path(dir, base_offset, "txnindex")),
         }
+    }
+
+    /// The segment's aborted-transaction index.
+    pub fn txn_index(&mut self) -> &mut TxnIndex {
+        &mut self.txn_index
     }
 
     /// What `segment.jitter.ms` takes off `segment.ms` for this segment.
@@ -412,6 +424,8 @@ impl Segment {
             self.size = valid_bytes;
         }
         self.indexes = Some(Box::new(indexes));
+        self.txn_index
+            .truncate_to(next_offset.unwrap_or(self.base_offset))?;
         Ok(RecoveryOutcome {
             next_offset,
             truncated_bytes,
@@ -595,6 +609,36 @@ impl Segment {
         Ok(headers)
     }
 
+    /// Like [`Segment::batch_headers_from`], with the marker (COMMIT true or ABORT, and the
+    /// coordinator epoch) of each control batch, read from its record.
+    pub fn batches_for_replay(
+        &mut self,
+        offset: i64,
+    ) -> Result<Vec<(BatchHeader, Option<ControlMarker>)>> {
+        let headers = self.batch_headers_from(offset)?;
+        if headers.iter().all(|h| !h.is_control()) {
+            return Ok(headers.into_iter().map(|h| (h, None)).collect());
+        }
+        let Some((mut position, _)) = self.translate_offset(offset)? else {
+            return Ok(Vec::new());
+        };
+        let file = self.file()?;
+        let mut out = Vec::with_capacity(headers.len());
+        for header in headers {
+            let marker = if header.is_control() {
+                let start = position + BATCH_HEADER_LEN as u64;
+                let len = (header.size() - BATCH_HEADER_LEN).min(64);
+                let body = read_up_to(&file, start, len, &self.log_path)?;
+                control_marker(&body)
+            } else {
+                None
+            };
+            position += header.size() as u64;
+            out.push((header, marker));
+        }
+        Ok(out)
+    }
+
     /// Whole batches from the one holding `offset`, up to `max_bytes` (at least one batch when
     /// `min_one_batch`), excluding batches that start at or after `max_offset`.
     pub fn read(
@@ -725,6 +769,7 @@ impl Segment {
         self.size = cut;
         let (indexes, (_, next_offset)) = self.rebuild_indexes(u64::MAX, usize::MAX)?;
         self.indexes = Some(Box::new(indexes));
+        self.txn_index.truncate_to(offset)?;
         Ok(next_offset)
     }
 
@@ -768,6 +813,7 @@ impl Segment {
     /// rebuilds the segment holding the recovery point, so they need to be durable only once the
     /// segment is inactive (one fsync per roll, not per append).
     pub fn flush(&mut self, active: bool) -> Result<()> {
+        self.txn_index.flush()?;
         if active {
             if let Some(file) = &self.file {
                 file.sync_data()
@@ -813,7 +859,7 @@ impl Segment {
     /// (an open removes `.deleted` files); readers holding the file still read it.
     pub fn retire_files(&self) -> Result<Vec<PathBuf>> {
         let mut retired = Vec::with_capacity(3);
-        for extension in ["log", "index", "timeindex"] {
+        for extension in ["log", "index", "timeindex", "txnindex"] {
             let path = self.sibling(extension);
             let mut deleted = path.clone().into_os_string();
             deleted.push(".deleted");
@@ -828,7 +874,7 @@ impl Segment {
     }
 
     pub fn delete_files(&self) -> Result<()> {
-        for extension in ["log", "index", "timeindex"] {
+        for extension in ["log", "index", "timeindex", "txnindex"] {
             let path = self.sibling(extension);
             match std::fs::remove_file(&path) {
                 Ok(()) => {}

@@ -93,7 +93,7 @@ fn garbage_frames_close_only_their_connection() {
 
 #[test]
 fn apis_not_served_yet_answer_an_error_or_close_only_their_connection() {
-    use kafka_protocol::messages::{AddPartitionsToTxnRequest, ApiKey, SaslHandshakeRequest};
+    use kafka_protocol::messages::{AlterReplicaLogDirsRequest, ApiKey, SaslHandshakeRequest};
     use sluice_log::client::Connection;
     let broker = TestBroker::start(&[]);
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -119,7 +119,7 @@ fn apis_not_served_yet_answer_an_error_or_close_only_their_connection() {
         );
         // A response without an error code to carry it: the connection closes, and only it.
         assert!(connection
-            .send_versioned(&AddPartitionsToTxnRequest::default(), 3)
+            .send_versioned(&AlterReplicaLogDirsRequest::default(), 1)
             .await
             .is_err());
         let fresh = Connection::connect(&bootstrap, "test", timeout)

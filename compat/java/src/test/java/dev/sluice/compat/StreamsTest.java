@@ -54,7 +54,7 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
-/** Kafka Streams (at_least_once): word count and a windowed count. */
+/** Kafka Streams: word count (at_least_once and exactly_once_v2) and a windowed count. */
 @Timeout(value = 180, unit = TimeUnit.SECONDS)
 class StreamsTest {
 
@@ -132,6 +132,16 @@ class StreamsTest {
 
     @Test
     void wordCount() throws Exception {
+        wordCount(StreamsConfig.AT_LEAST_ONCE);
+    }
+
+    /** The same under exactly_once_v2: transactions, read_committed, offsets in the transaction. */
+    @Test
+    void wordCountExactlyOnce() throws Exception {
+        wordCount(StreamsConfig.EXACTLY_ONCE_V2);
+    }
+
+    private void wordCount(String guarantee) throws Exception {
         String app = unique("streams-wordcount");
         String input = app + "-input";
         String output = app + "-output";
@@ -158,7 +168,9 @@ class StreamsTest {
                 .toStream()
                 .to(output, Produced.with(Serdes.String(), Serdes.Long()));
 
-        runAndAwait(b, streamsProps(app), output, expected, streams -> { });
+        Properties props = streamsProps(app);
+        props.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG, guarantee);
+        runAndAwait(b, props, output, expected, streams -> { });
 
         // The repartition topic and the changelog that the topology needs exist.
         try (Admin admin = admin()) {
