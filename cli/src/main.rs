@@ -40,6 +40,9 @@ enum Command {
     DeleteRecords(tools::delete_records::DeleteRecordsArgs),
     /// List, describe, delete consumer groups and reset their offsets (like kafka-consumer-groups).
     Groups(tools::groups::GroupsArgs),
+    /// List and describe transactions and the producers of a partition, and abort a hanging
+    /// transaction (like kafka-transactions).
+    Transactions(tools::transactions::TransactionsArgs),
     /// Run a standalone Connect worker, or drive a worker's REST API: list, create, status,
     /// pause, resume, stop, restart, delete connectors, their offsets and plugins.
     Connect(tools::connect::ConnectArgs),
@@ -74,6 +77,7 @@ fn run() -> anyhow::Result<()> {
         Command::Consume(args) => tools::consume::run(args),
         Command::Configs(args) => tools::configs::run(args),
         Command::Groups(args) => tools::groups::run(args),
+        Command::Transactions(args) => tools::transactions::run(args),
         Command::DeleteRecords(args) => tools::delete_records::run(args),
         Command::Connect(args) => tools::connect::run(args),
         Command::Bench(command) => bench::run(command),

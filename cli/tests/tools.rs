@@ -981,3 +981,123 @@ fn bench_connect_rest_times_status_requests_against_a_bare_server() {
     let err = bench_fails(&["connect-rest", "--rate", "0"]);
     assert!(err.contains("--rate must be at least 1"), "{err}");
 }
+
+#[test]
+fn transactions_like_kafka_transactions() {
+    use sluice_log::client::producer::{Producer, ProducerConfig, ProducerRecord};
+    use sluice_log::client::{Client, ClientOptions};
+    let f = start();
+    ok(sluice(&f, &["topics", "create", "--topic", "tx"], ""));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    // A transaction left open: a producer that began, wrote and went away.
+    let producer_id = runtime.block_on(async {
+        let client = Client::connect(&f.bootstrap(), ClientOptions::default())
+            .await
+            .unwrap();
+        let mut config = ProducerConfig::default();
+        config.set("transactional.id", "cli-tx").unwrap();
+        let producer = Producer::new(client, config);
+        producer.init_transactions().await.unwrap();
+        producer.begin_transaction().unwrap();
+        producer
+            .send(ProducerRecord {
+                topic: "tx".into(),
+                partition: Some(0),
+                value: Some(bytes::Bytes::from_static(b"hanging")),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        producer.flush().await;
+        producer.producer_id_and_epoch().unwrap().0
+    });
+    let out = ok(sluice(&f, &["transactions", "list"], ""));
+    let header = out.lines().next().unwrap_or_default();
+    assert!(
+        header.starts_with("TransactionalId") && header.contains("TransactionState"),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("cli-tx") && l.contains("Ongoing")),
+        "{out}"
+    );
+    let out = ok(sluice(
+        &f,
+        &["transactions", "describe", "--transactional-id", "cli-tx"],
+        "",
+    ));
+    assert!(out.contains("Ongoing") && out.contains("tx-0"), "{out}");
+    let err = fails(sluice(
+        &f,
+        &["transactions", "describe", "--transactional-id", "nobody"],
+        "",
+    ));
+    assert!(err.contains("could not be found"), "{err}");
+    let out = ok(sluice(
+        &f,
+        &[
+            "transactions",
+            "describe-producers",
+            "--topic",
+            "tx",
+            "--partition",
+            "0",
+        ],
+        "",
+    ));
+    let row = out.lines().nth(1).unwrap_or_default();
+    assert!(row.starts_with(&producer_id.to_string()), "{out}");
+    assert_eq!(row.split('\t').nth(5).map(str::trim), Some("0"), "{out}");
+    // Nothing reads past the open transaction under read_committed, until it is aborted.
+    let err = fails(sluice(
+        &f,
+        &[
+            "transactions",
+            "abort",
+            "--topic",
+            "tx",
+            "--partition",
+            "0",
+            "--start-offset",
+            "5",
+        ],
+        "",
+    ));
+    assert!(
+        err.contains("Could not find any open transactions"),
+        "{err}"
+    );
+    ok(sluice(
+        &f,
+        &[
+            "transactions",
+            "abort",
+            "--topic",
+            "tx",
+            "--partition",
+            "0",
+            "--start-offset",
+            "0",
+        ],
+        "",
+    ));
+    let out = ok(sluice(
+        &f,
+        &[
+            "transactions",
+            "describe-producers",
+            "--topic",
+            "tx",
+            "--partition",
+            "0",
+        ],
+        "",
+    ));
+    let row = out.lines().nth(1).unwrap_or_default();
+    assert_eq!(row.split('\t').nth(5).map(str::trim), Some("None"), "{out}");
+}

@@ -161,6 +161,16 @@ pub enum Error {
         /// The offset the batch would have taken.
         offset: i64,
     },
+    /// A transactional producer's call its state forbids, or a failure that ended its
+    /// transaction. `fatal` ones (the producer was fenced by a newer instance) leave only
+    /// closing it; the others are cleared by `abort_transaction` (Kafka's abortable errors).
+    #[error("{message}")]
+    Transaction {
+        /// Whether the producer can only be closed.
+        fatal: bool,
+        /// What happened.
+        message: String,
+    },
     /// A configuration key or value is invalid.
     #[error("invalid value {value:?} for configuration {key}: {reason}")]
     InvalidConfig {
@@ -289,6 +299,8 @@ impl Error {
             }
             Error::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
             Error::InvalidTxnState { .. } => ResponseError::InvalidTxnState,
+            Error::Transaction { fatal: true, .. } => ResponseError::ProducerFenced,
+            Error::Transaction { .. } => ResponseError::InvalidTxnState,
             Error::TransactionVerification {
                 abortable: true, ..
             } => ResponseError::TransactionAbortable,

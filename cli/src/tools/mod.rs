@@ -1,5 +1,5 @@
 //! The command-line tools that speak the Kafka protocol (so they work against Apache Kafka too):
-//! topics, configs, produce, consume.
+//! topics, configs, produce, consume, groups, transactions.
 
 pub mod configs;
 pub mod connect;
@@ -8,6 +8,7 @@ pub mod delete_records;
 pub mod groups;
 pub mod produce;
 pub mod topics;
+pub mod transactions;
 
 use std::sync::Arc;
 use std::time::Duration;

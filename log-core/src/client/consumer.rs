@@ -147,8 +147,9 @@ struct Fetched {
 
 /// A partition's batches as the fetch's task left them.
 enum Batches {
-    /// Not decoded: the consumer was waiting, so it decodes them.
-    Raw(Option<Bytes>),
+    /// Not decoded: the consumer was waiting, so it decodes them (with the aborted
+    /// transactions the broker listed for a read_committed fetch).
+    Raw(Option<Bytes>, Vec<AbortedTxn>),
     /// Decoded by the fetch's task while the consumer was busy.
     Decoded {
         records: VecDeque<ConsumerRecord>,
@@ -437,8 +438,10 @@ impl Consumer {
             }
             position.high_watermark = data.high_watermark;
             match data.batches {
-                Batches::Raw(None) => {}
-                Batches::Raw(Some(bytes)) => decode_into(bytes, position, &mut self.buffered)?,
+                Batches::Raw(None, _) => {}
+                Batches::Raw(Some(bytes), aborted) => {
+                    decode_into(bytes, &aborted, position, &mut self.buffered)?
+                }
                 Batches::Decoded {
                     mut records,
                     next_offset,
@@ -571,6 +574,15 @@ async fn fetch(
                     }
                     return Err(err);
                 }
+                let aborted: Vec<AbortedTxn> = data
+                    .aborted_transactions
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|t| AbortedTxn {
+                        producer_id: t.producer_id.0,
+                        first_offset: t.first_offset,
+                    })
+                    .collect();
                 let batches = match data.records {
                     Some(bytes) if !awaited.load(Ordering::Acquire) => {
                         let mut position = Position {
@@ -580,13 +592,13 @@ async fn fetch(
                             paused: false,
                         };
                         let mut records = VecDeque::new();
-                        decode_into(bytes, &mut position, &mut records)?;
+                        decode_into(bytes, &aborted, &mut position, &mut records)?;
                         Batches::Decoded {
                             records,
                             next_offset: position.offset,
                         }
                     }
-                    raw => Batches::Raw(raw),
+                    raw => Batches::Raw(raw, aborted),
                 };
                 fetched.push(Fetched {
                     tp: planned.tp.clone(),
@@ -657,13 +669,28 @@ async fn resolve_start(client: &Client, tp: &TopicPartition, start: StartOffset)
     })
 }
 
+/// A transaction the broker says was aborted: its producer's transactional batches from
+/// `first_offset` up to its ABORT marker are skipped (read_committed).
+#[derive(Debug, Clone, Copy)]
+struct AbortedTxn {
+    producer_id: i64,
+    first_offset: i64,
+}
+
 /// Decodes the whole batches in `records` (a trailing partial batch, which Kafka brokers may
-/// send, is left for the next fetch), appending records at or after the position.
+/// send, is left for the next fetch), appending records at or after the position. Batches of
+/// the `aborted` transactions are skipped, as Kafka's consumer does under read_committed: a
+/// producer's batches are skipped from its aborted transaction's first offset until its ABORT
+/// marker.
 fn decode_into(
     records: Bytes,
+    aborted: &[AbortedTxn],
     position: &mut Position,
     out: &mut VecDeque<ConsumerRecord>,
 ) -> Result<()> {
+    let mut pending: Vec<AbortedTxn> = aborted.to_vec();
+    pending.sort_by_key(|t| std::cmp::Reverse(t.first_offset));
+    let mut aborting: Vec<i64> = Vec::new();
     let mut at = 0;
     while at + BATCH_HEADER_LEN <= records.len() {
         let Some(header) = BatchHeader::parse(&records[at..]) else {
@@ -673,7 +700,21 @@ fn decode_into(
         if size < BATCH_HEADER_LEN || at + size > records.len() {
             break;
         }
-        if !header.is_control() {
+        while pending
+            .last()
+            .is_some_and(|t| t.first_offset <= header.last_offset())
+        {
+            if let Some(t) = pending.pop() {
+                aborting.push(t.producer_id);
+            }
+        }
+        let skip = header.is_transactional() && aborting.contains(&header.producer_id);
+        if header.is_control() {
+            // The ABORT (or COMMIT) marker ends the producer's transaction.
+            if header.is_transactional() {
+                aborting.retain(|p| *p != header.producer_id);
+            }
+        } else if !skip {
             let mut batch = records.slice(at..at + size);
             let decoded = RecordBatchDecoder::decode(&mut batch).map_err(|e| {
                 Error::Protocol(format!(

@@ -426,6 +426,18 @@ impl GroupConsumer {
         }
     }
 
+    /// The member's identity for a transactional offset commit
+    /// ([`super::producer::Producer::send_offsets_to_transaction`]).
+    pub fn group_metadata(&self) -> super::transactions::ConsumerGroupMetadata {
+        let (member_id, generation_id) = self.member();
+        super::transactions::ConsumerGroupMetadata {
+            group_id: self.config.group_id.clone(),
+            generation_id,
+            member_id,
+            group_instance_id: self.config.group_instance_id.clone(),
+        }
+    }
+
     /// The member id and generation.
     pub fn member(&self) -> (String, i32) {
         let membership = self.membership.lock();

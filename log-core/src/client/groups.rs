@@ -155,16 +155,31 @@ impl Client {
     }
 
     async fn find_group_coordinator(&self, group: &str) -> Result<Arc<Connection>> {
+        self.find_coordinator(0, group).await
+    }
+
+    /// FindCoordinator: the coordinator of a group (`key_type` 0) or of a transactional id (1).
+    pub(crate) async fn find_coordinator(
+        &self,
+        key_type: i8,
+        key: &str,
+    ) -> Result<Arc<Connection>> {
+        let node = self.find_coordinator_node(key_type, key).await?;
+        self.connection_for_node(node).await
+    }
+
+    /// The node id of the coordinator of a group (`key_type` 0) or transactional id (1).
+    pub(crate) async fn find_coordinator_node(&self, key_type: i8, key: &str) -> Result<i32> {
         let connection = self.any_connection().await?;
         let version = connection.version_for(kafka_protocol::messages::ApiKey::FindCoordinator)?;
         let request = if version >= 4 {
             FindCoordinatorRequest::default()
-                .with_key_type(0)
-                .with_coordinator_keys(vec![str_bytes(group)])
+                .with_key_type(key_type)
+                .with_coordinator_keys(vec![str_bytes(key)])
         } else {
             FindCoordinatorRequest::default()
-                .with_key_type(0)
-                .with_key(str_bytes(group))
+                .with_key_type(key_type)
+                .with_key(str_bytes(key))
         };
         let response = connection.send(&request).await?;
         let (code, message, node) = match response.coordinators.first() {
@@ -178,7 +193,7 @@ impl Client {
         if let Some(err) = Error::from_code(code, message.as_deref()) {
             return Err(err);
         }
-        self.connection_for_node(node).await
+        Ok(node)
     }
 
     /// Every group of the cluster: (group id, protocol type, state).

@@ -16,6 +16,7 @@ pub mod groups;
 pub mod membership;
 pub mod partitioner;
 pub mod producer;
+pub mod transactions;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -457,9 +458,25 @@ impl Client {
     /// are retried with fresh metadata every 100 ms for up to `request.timeout.ms`, as Kafka's
     /// clients do.
     pub async fn list_offset(&self, topic: &str, partition: i32, timestamp: i64) -> Result<i64> {
+        self.list_offset_isolated(topic, partition, timestamp, 0)
+            .await
+    }
+
+    /// [`Client::list_offset`] under an isolation level: 1 (read_committed) answers the last
+    /// stable offset for latest (-1).
+    pub async fn list_offset_isolated(
+        &self,
+        topic: &str,
+        partition: i32,
+        timestamp: i64,
+        isolation_level: i8,
+    ) -> Result<i64> {
         let deadline = tokio::time::Instant::now() + self.options.request_timeout;
         loop {
-            match self.list_offset_once(topic, partition, timestamp).await {
+            match self
+                .list_offset_once(topic, partition, timestamp, isolation_level)
+                .await
+            {
                 Err(Error::Broker { code, .. })
                     if code.is_retriable() && tokio::time::Instant::now() < deadline =>
                 {
@@ -471,12 +488,19 @@ impl Client {
         }
     }
 
-    async fn list_offset_once(&self, topic: &str, partition: i32, timestamp: i64) -> Result<i64> {
+    async fn list_offset_once(
+        &self,
+        topic: &str,
+        partition: i32,
+        timestamp: i64,
+        isolation_level: i8,
+    ) -> Result<i64> {
         use kafka_protocol::messages::list_offsets_request::{
             ListOffsetsPartition, ListOffsetsTopic,
         };
         let request = kafka_protocol::messages::ListOffsetsRequest::default()
             .with_replica_id(BrokerId(-1))
+            .with_isolation_level(isolation_level)
             .with_topics(vec![ListOffsetsTopic::default()
                 .with_name(TopicName(str_bytes(topic)))
                 .with_partitions(vec![ListOffsetsPartition::default()

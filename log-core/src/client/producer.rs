@@ -11,6 +11,20 @@
 //!
 //! Keyed records go to `murmur2(key) % partitions` (the Java client's default partitioner);
 //! keyless records stick to one partition per topic until its batch is sent, then move on.
+//!
+//! Idempotence (`enable.idempotence`, on by default with `acks=all`, as in Kafka's clients
+//! since 3.0): the producer gets a producer id (InitProducerId) before its first send, and each
+//! batch carries it with the partition's next sequence numbers, fixed when the batch is sealed,
+//! so that a retry is recognised by the broker and written once, and batches of a partition
+//! keep their order with up to five requests in flight (a batch refused with
+//! OUT_OF_ORDER_SEQUENCE_NUMBER because an earlier one is being retried is retried after it).
+//!
+//! Transactions (`transactional.id`): `init_transactions`, then `begin_transaction`, sends,
+//! `send_offsets_to_transaction`, and `commit_transaction` or `abort_transaction`. Each
+//! partition joins the transaction (AddPartitionsToTxn) before its first batch is sent.
+//! Errors follow Kafka's semantics: a fenced producer (another instance with the same
+//! transactional id) gets fatal errors and can only be closed; other failures make the
+//! transaction abortable: `abort_transaction`, and the producer goes on.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -60,6 +74,16 @@ pub struct ProducerConfig {
     /// `max.block.ms`: how long `send` waits for a topic's metadata (a topic just created on
     /// a Kafka cluster takes a moment to reach every broker's metadata).
     pub max_block: Duration,
+    /// `enable.idempotence`: on by default; in force with `acks=all` and at most five
+    /// requests in flight (see [`ProducerConfig::idempotent`]).
+    pub enable_idempotence: bool,
+    /// Whether `enable.idempotence` was set explicitly (then `acks` other than all is an
+    /// error, as in Kafka, rather than turning idempotence off).
+    pub idempotence_explicit: bool,
+    /// `transactional.id`: makes the producer transactional.
+    pub transactional_id: Option<String>,
+    /// `transaction.timeout.ms`: how long the coordinator lets a transaction stay open.
+    pub transaction_timeout: Duration,
 }
 
 impl Default for ProducerConfig {
@@ -76,14 +100,47 @@ impl Default for ProducerConfig {
             retry_backoff: Duration::from_millis(100),
             delivery_timeout: Duration::from_millis(120_000),
             max_block: Duration::from_millis(60_000),
+            enable_idempotence: true,
+            idempotence_explicit: false,
+            transactional_id: None,
+            transaction_timeout: Duration::from_millis(60_000),
         }
     }
 }
 
 impl ProducerConfig {
+    /// Whether batches carry a producer id and sequence numbers: `enable.idempotence` with
+    /// `acks=all` and at most five requests in flight (Kafka turns a default idempotence off
+    /// for other settings; [`ProducerConfig::check`] refuses them when it was asked for).
+    pub fn idempotent(&self) -> bool {
+        self.enable_idempotence && self.acks == -1 && self.max_in_flight <= 5
+    }
+
+    /// Kafka's refusals of settings that contradict each other.
+    pub fn check(&self) -> Result<()> {
+        let explicit = self.idempotence_explicit || self.transactional_id.is_some();
+        if explicit && self.enable_idempotence && self.acks != -1 {
+            return Err(Error::InvalidArgument(
+                "Must set acks to all in order to use the idempotent producer. Otherwise we cannot guarantee idempotence.".into(),
+            ));
+        }
+        if explicit && self.enable_idempotence && self.max_in_flight > 5 {
+            return Err(Error::InvalidArgument(
+                "Must set max.in.flight.requests.per.connection to at most 5 when using the idempotent producer.".into(),
+            ));
+        }
+        if self.transactional_id.is_some() && !self.enable_idempotence {
+            return Err(Error::InvalidArgument(
+                "Cannot set a transactional.id without also enabling idempotence.".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// Applies one Kafka producer property (`acks`, `compression.type`, `batch.size`,
     /// `linger.ms`, `max.in.flight.requests.per.connection`, `buffer.memory`, `retries`,
-    /// `retry.backoff.ms`, `delivery.timeout.ms`, `max.block.ms`).
+    /// `retry.backoff.ms`, `delivery.timeout.ms`, `max.block.ms`, `enable.idempotence`,
+    /// `transactional.id`, `transaction.timeout.ms`).
     pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
         let invalid = |why: &str| Error::InvalidArgument(format!("{key}={value}: {why}"));
         let number = |value: &str| {
@@ -117,6 +174,20 @@ impl ProducerConfig {
                 self.delivery_timeout = Duration::from_millis(number(value)?.max(1))
             }
             "max.block.ms" => self.max_block = Duration::from_millis(number(value)?),
+            "enable.idempotence" => {
+                self.enable_idempotence = match value.trim() {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(invalid("expected true or false")),
+                };
+                self.idempotence_explicit = true;
+            }
+            "transactional.id" => {
+                self.transactional_id = Some(value.trim().to_string()).filter(|v| !v.is_empty())
+            }
+            "transaction.timeout.ms" => {
+                self.transaction_timeout = Duration::from_millis(number(value)?.max(1))
+            }
             _ => {
                 return Err(Error::InvalidArgument(format!(
                     "unknown producer property {key}"
@@ -302,6 +373,33 @@ struct ReadyBatch {
     batch: OpenBatch,
     /// Sends so far that failed with a retriable error.
     attempts: u32,
+    /// The sequence number of its first record (idempotent producers), -1 otherwise.
+    base_sequence: i32,
+}
+
+/// Sequence numbers wrap from `i32::MAX` to 0, as Kafka's do.
+fn sequence_after(sequence: i32, n: usize) -> i32 {
+    ((i64::from(sequence) + n as i64) % (i64::from(i32::MAX) + 1)) as i32
+}
+
+/// The base sequence of a batch of `n` records sealed now for `tp` (-1 when not idempotent),
+/// moving the partition's next sequence past it.
+fn next_sequence(
+    sequences: &mut FastMap<TopicPartition, i32>,
+    idempotent: bool,
+    tp: &TopicPartition,
+    n: usize,
+) -> i32 {
+    if !idempotent {
+        return -1;
+    }
+    let next = match sequences.get_mut(tp) {
+        Some(next) => next,
+        None => sequences.entry(tp.clone()).or_insert(0),
+    };
+    let base = *next;
+    *next = sequence_after(base, n);
+    base
 }
 
 /// One partition's batches: the one filling up, and those waiting to be sent, in order.
@@ -332,6 +430,11 @@ struct State {
     closed: bool,
     /// What the sender task is doing, as of its last look at this state.
     sender: SenderState,
+    /// Whether batches get sequence numbers.
+    idempotent: bool,
+    /// Per partition, the sequence number of the next batch's first record (kept when the
+    /// partition goes idle: the broker expects the sequence to continue).
+    sequences: FastMap<TopicPartition, i32>,
 }
 
 /// The sender's state, so that `send` wakes it only when it would otherwise miss a batch: a
@@ -376,11 +479,18 @@ impl State {
         let Some(batch) = queue.open.take() else {
             return;
         };
+        let base_sequence = next_sequence(
+            &mut self.sequences,
+            self.idempotent,
+            &tp,
+            batch.records.len(),
+        );
         queue.ready.push_back(ReadyBatch {
             topic: topic.clone(),
             partition,
             batch,
             attempts: 0,
+            base_sequence,
         });
         if let Some((sticky, _)) = self.sticky.get_mut(topic) {
             if *sticky == Some(partition) {
@@ -401,6 +511,52 @@ struct Inner {
     idle: Notify,
     /// Kafka's `record-retry-total` (counted per batch sent again).
     record_retries: AtomicU64,
+    /// Whether batches carry a producer id and sequence numbers.
+    idempotent: bool,
+    /// The producer id and epoch, once InitProducerId answered.
+    identity: Mutex<Option<(i64, i16)>>,
+    /// The transaction's state, for a transactional producer.
+    txn: Option<Mutex<Txn>>,
+}
+
+/// Where a transactional producer is (Kafka's `TransactionManager` states).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum TxnPhase {
+    /// `init_transactions` not called yet.
+    Uninitialized,
+    /// No transaction open.
+    Ready,
+    /// Between `begin_transaction` and its end.
+    InTransaction,
+    /// A failure ended the transaction's hope: only `abort_transaction` goes on.
+    Abortable(String),
+    /// Fenced or otherwise done for: only closing the producer is left.
+    Fatal(String),
+}
+
+/// A transactional producer's state.
+struct Txn {
+    id: String,
+    phase: TxnPhase,
+    /// Partitions added to the open transaction (AddPartitionsToTxn), and whether offsets were.
+    added: std::collections::HashSet<TopicPartition>,
+    offsets_added: bool,
+}
+
+/// Errors after which a transactional producer can only be closed (Kafka's fatal ones).
+fn is_fatal_for_transactions(err: &Error) -> bool {
+    matches!(
+        err,
+        Error::Broker {
+            code: kafka_protocol::ResponseError::ProducerFenced
+                | kafka_protocol::ResponseError::InvalidProducerEpoch
+                | kafka_protocol::ResponseError::TransactionalIdAuthorizationFailed
+                | kafka_protocol::ResponseError::InvalidProducerIdMapping
+                | kafka_protocol::ResponseError::UnsupportedVersion
+                | kafka_protocol::ResponseError::UnsupportedForMessageFormat,
+            ..
+        } | Error::Transaction { fatal: true, .. }
+    )
 }
 
 /// What [`Producer::try_enqueue`] did with a record.
@@ -430,12 +586,27 @@ fn now_ms() -> i64 {
 impl Producer {
     /// A producer on `client`; its sender task runs on the current tokio runtime.
     pub fn new(client: Arc<Client>, config: ProducerConfig) -> Producer {
+        let idempotent = config.idempotent();
+        let txn = config.transactional_id.clone().map(|id| {
+            Mutex::new(Txn {
+                id,
+                phase: TxnPhase::Uninitialized,
+                added: Default::default(),
+                offsets_added: false,
+            })
+        });
         let inner = Arc::new(Inner {
             client,
             buffer: Arc::new(Semaphore::new(config.buffer_memory)),
             in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
             config,
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                idempotent,
+                ..State::default()
+            }),
+            idempotent,
+            identity: Mutex::new(None),
+            txn,
             wake: Notify::new(),
             outstanding: AtomicUsize::new(0),
             idle: Notify::new(),
@@ -451,6 +622,26 @@ impl Producer {
     /// # Cancel safety
     /// Cancelling before it returns drops the record unsent.
     pub async fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
+        if let Some(txn) = &self.inner.txn {
+            let txn = txn.lock();
+            match &txn.phase {
+                TxnPhase::InTransaction => {}
+                TxnPhase::Abortable(why) | TxnPhase::Fatal(why) => {
+                    return Err(Error::Transaction {
+                        fatal: matches!(txn.phase, TxnPhase::Fatal(_)),
+                        message: format!("Cannot send: the transaction failed ({why})"),
+                    })
+                }
+                other => {
+                    return Err(Error::Transaction {
+                        fatal: false,
+                        message: format!(
+                            "Cannot send in state {other:?}: call begin_transaction first"
+                        ),
+                    })
+                }
+            }
+        }
         let size = record.key.as_ref().map_or(0, |k| k.len())
             + record.value.as_ref().map_or(0, |v| v.len())
             + record
@@ -675,6 +866,190 @@ impl Producer {
         Enqueued::Queued(delivery)
     }
 
+    fn txn(&self) -> Result<&Mutex<Txn>> {
+        self.inner.txn.as_ref().ok_or_else(|| {
+            Error::InvalidArgument("not a transactional producer: set transactional.id".into())
+        })
+    }
+
+    /// The producer id and epoch of a transactional producer that called init_transactions.
+    fn initialized_identity(&self) -> Result<(i64, i16)> {
+        self.producer_id_and_epoch()
+            .ok_or_else(|| Error::Transaction {
+                fatal: false,
+                message: "init_transactions was not called".into(),
+            })
+    }
+
+    /// The producer id and epoch, once known (idempotent and transactional producers).
+    pub fn producer_id_and_epoch(&self) -> Option<(i64, i16)> {
+        *self.inner.identity.lock()
+    }
+
+    /// Registers the transactional id with its coordinator: a producer id, and an epoch that
+    /// fences every older instance with the same id (their open transaction is aborted).
+    pub async fn init_transactions(&self) -> Result<()> {
+        self.inner.config.check()?;
+        let txn = self.txn()?;
+        let id = {
+            let txn = txn.lock();
+            if txn.phase != TxnPhase::Uninitialized {
+                return Err(Error::Transaction {
+                    fatal: false,
+                    message: format!("init_transactions called twice (state {:?})", txn.phase),
+                });
+            }
+            txn.id.clone()
+        };
+        let identity = self
+            .inner
+            .client
+            .init_producer_id(Some(&id), self.inner.config.transaction_timeout)
+            .await?;
+        tracing::debug!(transactional_id = %id, producer_id = identity.0, epoch = identity.1,
+            "transactional producer initialized");
+        *self.inner.identity.lock() = Some(identity);
+        self.inner.state.lock().sequences.clear();
+        txn.lock().phase = TxnPhase::Ready;
+        Ok(())
+    }
+
+    fn check_phase(txn: &Txn, wanted: &[TxnPhase], call: &str) -> Result<()> {
+        match &txn.phase {
+            phase if wanted.contains(phase) => Ok(()),
+            TxnPhase::Fatal(why) => Err(Error::Transaction {
+                fatal: true,
+                message: format!("Cannot {call}: the producer is fenced or failed ({why})"),
+            }),
+            TxnPhase::Abortable(why) => Err(Error::Transaction {
+                fatal: false,
+                message: format!("Cannot {call}: the transaction must be aborted ({why})"),
+            }),
+            other => Err(Error::Transaction {
+                fatal: false,
+                message: format!("Cannot {call} in state {other:?}"),
+            }),
+        }
+    }
+
+    /// Opens a transaction: what is sent until it ends is committed or aborted together.
+    pub fn begin_transaction(&self) -> Result<()> {
+        let mut txn = self.txn()?.lock();
+        Producer::check_phase(&txn, &[TxnPhase::Ready], "begin_transaction")?;
+        txn.phase = TxnPhase::InTransaction;
+        txn.added.clear();
+        txn.offsets_added = false;
+        Ok(())
+    }
+
+    /// Commits a consumer group's offsets with the transaction (consume-transform-produce):
+    /// the group sees them only if the transaction commits.
+    pub async fn send_offsets_to_transaction(
+        &self,
+        offsets: &[(TopicPartition, i64)],
+        group: &super::transactions::ConsumerGroupMetadata,
+    ) -> Result<()> {
+        let txn = self.txn()?;
+        let id = {
+            let txn = txn.lock();
+            Producer::check_phase(
+                &txn,
+                &[TxnPhase::InTransaction],
+                "send_offsets_to_transaction",
+            )?;
+            txn.id.clone()
+        };
+        let identity = self.initialized_identity()?;
+        match self
+            .inner
+            .client
+            .send_offsets_to_txn(&id, identity, offsets, group)
+            .await
+        {
+            Ok(()) => {
+                txn.lock().offsets_added = true;
+                Ok(())
+            }
+            Err(err) => {
+                mark_transaction_failed(&self.inner, &err);
+                Err(err)
+            }
+        }
+    }
+
+    /// Sends what is queued, then commits the transaction (EndTxn). Fails, leaving the
+    /// transaction to abort, if any of its records failed.
+    pub async fn commit_transaction(&self) -> Result<()> {
+        self.end_transaction(true).await
+    }
+
+    /// Aborts the transaction: its records are never seen by read_committed consumers, and
+    /// its offsets are not committed.
+    pub async fn abort_transaction(&self) -> Result<()> {
+        self.end_transaction(false).await
+    }
+
+    async fn end_transaction(&self, commit: bool) -> Result<()> {
+        let call = if commit {
+            "commit_transaction"
+        } else {
+            "abort_transaction"
+        };
+        let txn = self.txn()?;
+        let was_abortable = {
+            let txn = txn.lock();
+            match &txn.phase {
+                TxnPhase::Abortable(_) if !commit => true,
+                _ => {
+                    Producer::check_phase(&txn, &[TxnPhase::InTransaction], call)?;
+                    false
+                }
+            }
+        };
+        // Every record of the transaction is written (or failed) before it ends.
+        self.flush().await;
+        let (id, anything) = {
+            let txn = txn.lock();
+            if commit {
+                Producer::check_phase(&txn, &[TxnPhase::InTransaction], call)?;
+            } else if let TxnPhase::Fatal(_) = txn.phase {
+                Producer::check_phase(&txn, &[], call)?;
+            }
+            (txn.id.clone(), !txn.added.is_empty() || txn.offsets_added)
+        };
+        let identity = self.initialized_identity()?;
+        // A transaction that added nothing has nothing for the coordinator to end.
+        if anything {
+            if let Err(err) = self.inner.client.end_txn(&id, identity, commit).await {
+                mark_transaction_failed(&self.inner, &err);
+                return Err(err);
+            }
+        }
+        if was_abortable {
+            // Failed batches left gaps in the sequences: a new epoch starts them over.
+            let identity = self
+                .inner
+                .client
+                .init_producer_id(Some(&id), self.inner.config.transaction_timeout)
+                .await;
+            match identity {
+                Ok(identity) => {
+                    *self.inner.identity.lock() = Some(identity);
+                    self.inner.state.lock().sequences.clear();
+                }
+                Err(err) => {
+                    mark_transaction_failed(&self.inner, &err);
+                    return Err(err);
+                }
+            }
+        }
+        let mut txn = txn.lock();
+        txn.phase = TxnPhase::Ready;
+        txn.added.clear();
+        txn.offsets_added = false;
+        Ok(())
+    }
+
     /// How many times a batch was sent again after a retriable error (`record-retry-total`).
     pub fn record_retry_total(&self) -> u64 {
         self.inner.record_retries.load(Ordering::Relaxed)
@@ -726,11 +1101,22 @@ async fn run_sender(inner: Arc<Inner>) {
                     let due = open.created + linger;
                     if flush || closed || now >= due {
                         if let Some(batch) = queue.open.take() {
+                            let tp = TopicPartition {
+                                topic: topic.clone(),
+                                partition: *partition,
+                            };
+                            let base_sequence = next_sequence(
+                                &mut state.sequences,
+                                state.idempotent,
+                                &tp,
+                                batch.records.len(),
+                            );
                             queue.ready.push_back(ReadyBatch {
                                 topic: topic.clone(),
                                 partition: *partition,
                                 batch,
                                 attempts: 0,
+                                base_sequence,
                             });
                             // Keyless records of the topic stick to another partition now.
                             if let Some((sticky, _)) = state.sticky.get_mut(topic) {
@@ -780,9 +1166,112 @@ async fn run_sender(inner: Arc<Inner>) {
     }
 }
 
+/// The producer id and epoch batches carry: InitProducerId on first use for an idempotent
+/// producer; `init_transactions`' for a transactional one. None when not idempotent.
+async fn producer_identity(inner: &Arc<Inner>) -> Result<Option<(i64, i16)>> {
+    if !inner.idempotent {
+        return Ok(None);
+    }
+    if let Some(identity) = *inner.identity.lock() {
+        return Ok(Some(identity));
+    }
+    if inner.txn.is_some() {
+        return Err(Error::Transaction {
+            fatal: false,
+            message: "init_transactions was not called".into(),
+        });
+    }
+    let identity = inner
+        .client
+        .init_producer_id(None, inner.config.transaction_timeout)
+        .await?;
+    tracing::debug!(
+        producer_id = identity.0,
+        epoch = identity.1,
+        "idempotent producer id"
+    );
+    *inner.identity.lock() = Some(identity);
+    Ok(Some(identity))
+}
+
+/// Adds the partitions of these batches that the open transaction lacks (AddPartitionsToTxn)
+/// before they are sent; on failure, the transaction becomes abortable (or fatal).
+async fn add_partitions_to_transaction(
+    inner: &Arc<Inner>,
+    identity: (i64, i16),
+    ready: &[ReadyBatch],
+) -> Result<()> {
+    let Some(txn) = &inner.txn else {
+        return Ok(());
+    };
+    let (id, missing) = {
+        let txn = txn.lock();
+        let mut missing: Vec<TopicPartition> = Vec::new();
+        for batch in ready {
+            let tp = TopicPartition {
+                topic: batch.topic.clone(),
+                partition: batch.partition,
+            };
+            if !txn.added.contains(&tp) && !missing.contains(&tp) {
+                missing.push(tp);
+            }
+        }
+        (txn.id.clone(), missing)
+    };
+    if missing.is_empty() {
+        return Ok(());
+    }
+    match inner
+        .client
+        .add_partitions_to_txn(&id, identity, &missing)
+        .await
+    {
+        Ok(()) => {
+            txn.lock().added.extend(missing);
+            Ok(())
+        }
+        Err(err) => {
+            mark_transaction_failed(inner, &err);
+            Err(err)
+        }
+    }
+}
+
+/// A failure inside a transaction: it can only be aborted now (or, if fenced, nothing more).
+fn mark_transaction_failed(inner: &Inner, err: &Error) {
+    if let Some(txn) = &inner.txn {
+        let mut txn = txn.lock();
+        if matches!(txn.phase, TxnPhase::Fatal(_)) {
+            return;
+        }
+        txn.phase = if is_fatal_for_transactions(err) {
+            TxnPhase::Fatal(err.to_string())
+        } else {
+            TxnPhase::Abortable(err.to_string())
+        };
+    }
+}
+
 /// Groups ready batches into one request per leader and sends them, keeping at most
 /// `max.in.flight` requests outstanding.
 async fn send_batches(inner: &Arc<Inner>, ready: Vec<ReadyBatch>) {
+    let identity = match producer_identity(inner).await {
+        Ok(identity) => identity,
+        Err(err) => {
+            for batch in ready {
+                retry_or_fail(inner, batch, clone_error(&err));
+            }
+            return;
+        }
+    };
+    if let Some(identity) = identity {
+        if let Err(err) = add_partitions_to_transaction(inner, identity, &ready).await {
+            for batch in ready {
+                fail_batch(inner, batch.batch, clone_error(&err));
+            }
+            return;
+        }
+    }
     let mut by_leader: Vec<(Arc<super::Connection>, Vec<ReadyBatch>)> = Vec::new();
     for batch in ready {
         match inner
@@ -806,7 +1295,7 @@ async fn send_batches(inner: &Arc<Inner>, ready: Vec<ReadyBatch>) {
         };
         // Requests are written here, in order; only the wait for each response runs apart, so
         // that batches of a partition reach the broker in the order they were sent.
-        if let Some(in_flight) = start_request(inner, &connection, batches).await {
+        if let Some(in_flight) = start_request(inner, &connection, batches, identity).await {
             let inner = inner.clone();
             tokio::spawn(async move {
                 in_flight.complete(&inner).await;
@@ -816,9 +1305,15 @@ async fn send_batches(inner: &Arc<Inner>, ready: Vec<ReadyBatch>) {
     }
 }
 
-/// Errors worth sending a batch again for: the broker may answer differently later.
-fn is_retriable(err: &Error) -> bool {
+/// Errors worth sending a batch again for: the broker may answer differently later. For an
+/// idempotent producer OUT_OF_ORDER_SEQUENCE_NUMBER too: a batch sent while an earlier one of
+/// its partition failed is refused until that one is written again (retries go in order).
+fn is_retriable(err: &Error, idempotent: bool) -> bool {
     match err {
+        Error::Broker {
+            code: kafka_protocol::ResponseError::OutOfOrderSequenceNumber,
+            ..
+        } => idempotent,
         Error::Broker { code, .. } => code.is_retriable(),
         Error::Connection { .. } | Error::Timeout { .. } => true,
         _ => false,
@@ -830,7 +1325,7 @@ fn is_retriable(err: &Error) -> bool {
 fn retry_or_fail(inner: &Arc<Inner>, mut batch: ReadyBatch, err: Error) {
     let config = &inner.config;
     let age = batch.batch.created.elapsed();
-    if !is_retriable(&err) || batch.attempts >= config.retries {
+    if !is_retriable(&err, inner.idempotent) || batch.attempts >= config.retries {
         return fail_batch(inner, batch.batch, err);
     }
     if age + config.retry_backoff >= config.delivery_timeout {
@@ -883,6 +1378,12 @@ fn retry_or_fail(inner: &Arc<Inner>, mut batch: ReadyBatch, err: Error) {
 }
 
 fn fail_batch(inner: &Inner, batch: OpenBatch, err: Error) {
+    mark_transaction_failed(inner, &err);
+    if inner.idempotent && inner.txn.is_none() {
+        // The batch's sequence numbers are lost to the broker: a new producer id (which may
+        // start at any sequence) keeps the next batches from waiting for them (KIP-360).
+        *inner.identity.lock() = None;
+    }
     batch.completion.complete(Err(err));
     finish(inner, batch.records.len(), batch.bytes);
 }
@@ -925,6 +1426,7 @@ async fn start_request(
     inner: &Arc<Inner>,
     connection: &super::Connection,
     batches: Vec<ReadyBatch>,
+    identity: Option<(i64, i16)>,
 ) -> Option<InFlight> {
     let options = RecordEncodeOptions {
         version: 2,
@@ -932,7 +1434,19 @@ async fn start_request(
     };
     let mut topics: Vec<TopicProduceData> = Vec::new();
     let mut encoded = Vec::with_capacity(batches.len());
-    for batch in batches {
+    let transactional = inner.txn.is_some();
+    for mut batch in batches {
+        // An idempotent batch: the producer id, epoch and sequence numbers fixed at sealing,
+        // the same on every retry.
+        if let Some((producer_id, epoch)) = identity {
+            let base = batch.base_sequence;
+            for (idx, record) in batch.batch.records.iter_mut().enumerate() {
+                record.producer_id = producer_id;
+                record.producer_epoch = epoch;
+                record.sequence = sequence_after(base, idx);
+                record.transactional = transactional;
+            }
+        }
         // Sized up front: growing the buffer would copy the batch again at each doubling.
         let mut buf =
             BytesMut::with_capacity(batch.batch.bytes + 61 + 24 * batch.batch.records.len());

@@ -86,7 +86,6 @@ pub fn supported_versions(api_key: ApiKey) -> Option<VersionRange> {
         | ApiKey::ListGroups
         | ApiKey::DeleteGroups
         | ApiKey::DeleteRecords
-        | ApiKey::InitProducerId
         | ApiKey::DescribeProducers
         | ApiKey::ElectLeaders
         | ApiKey::AddOffsetsToTxn
@@ -97,6 +96,8 @@ pub fn supported_versions(api_key: ApiKey) -> Option<VersionRange> {
         // and AddPartitionsToTxn v5 are transaction version 2's (an epoch bump per
         // transaction), which this node does not advertise.
         ApiKey::AddPartitionsToTxn => Some(VersionRange { min: 0, max: 4 }),
+        // v6 is KIP-939's two-phase commit, which the codec's request does not encode.
+        ApiKey::InitProducerId => Some(VersionRange { min: 0, max: 5 }),
         ApiKey::EndTxn => Some(VersionRange { min: 0, max: 4 }),
         ApiKey::TxnOffsetCommit => Some(VersionRange { min: 0, max: 4 }),
         // Capped below the codec's maximum where newer versions change the request's shape

@@ -13,3 +13,4 @@ mod mixed_group;
 mod python;
 mod robustness;
 mod topic_configs;
+mod transactions;

@@ -99,7 +99,14 @@ class TransactionsTest {
             assertEquals(List.of("committed-0", "committed-1", "committed-2"),
                     values(topic, "read_committed", 3));
             p.commitTransaction();
-            assertEquals(9, latest(admin, topic, IsolationLevel.READ_COMMITTED));
+            // Kafka writes the markers after it answers EndTxn: the LSO follows shortly.
+            await("the last stable offset passes the COMMIT marker", AWAIT, () -> {
+                try {
+                    return latest(admin, topic, IsolationLevel.READ_COMMITTED) == 9;
+                } catch (Exception e) {
+                    return false;
+                }
+            });
             assertEquals(List.of("committed-0", "committed-1", "committed-2", "open"),
                     values(topic, "read_committed", 4));
             assertEquals(List.of("committed-0", "committed-1", "committed-2", "aborted-0", "aborted-1", "open"),
