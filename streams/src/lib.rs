@@ -56,6 +56,7 @@ pub mod runtime;
 pub mod serdes;
 pub mod session;
 pub mod sliding;
+pub mod state_dir;
 pub mod store;
 pub mod suppress;
 pub mod topology;

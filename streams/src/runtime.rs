@@ -14,11 +14,23 @@
 //! a changelog write that was not acknowledged. Several instances of one application share the
 //! partitions through the same group and take them over when one stops.
 //!
+//! `processing.guarantee=exactly_once_v2` (KIP-447): each thread's producer is transactional
+//! (`<application.id>-<process>-<thread>`), its consumer and restore consumers read
+//! `read_committed`, and a commit is one transaction: the outputs, repartition and changelog
+//! writes since the last commit and the input positions (`send_offsets_to_transaction` with the
+//! member's generation, so a zombie member's commit is refused). A crash leaves a transaction
+//! open: an instance restarted on the same `state.dir` keeps its process id (see
+//! [`crate::state_dir`]), so its producers fence the crashed ones and abort their transactions
+//! at once; otherwise `transaction.timeout.ms` (10 s by default here, as in Kafka Streams) ends
+//! them. A store's restoration first awaits the end of any transaction open on its changelog,
+//! then reads the committed records only, and processing resumes from the committed
+//! positions: every result once.
+//! Persistent stores write their files and checkpoints only after a transaction commits, so
+//! after an unclean stop a store's file never holds an uncommitted update.
+//!
 //! Custom processors' punctuations run after each record (stream time) and after each poll
 //! (wall clock).
 //!
-//! Not yet: exactly-once (needs the log's transactions;
-//! `processing.guarantee=exactly_once_v2` is refused with that reason).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -36,6 +48,7 @@ use sluice_log::TopicPartition;
 use crate::error::{Result, StreamsError};
 use crate::processor::PunctuationType;
 use crate::serdes::Serde;
+use crate::state_dir::{new_process_id, AppStateDir};
 use crate::store::{changelog_topic, ReadOnlyKeyValueStore, SharedStore};
 use crate::topology::{internal_topic, TaskContext, Topology};
 
@@ -73,6 +86,8 @@ pub struct StreamsConfig {
     pub group: GroupConfig,
     /// The stream threads' producer settings (`producer.`-prefixed properties).
     pub producer: ProducerConfig,
+    /// `processing.guarantee=exactly_once_v2` (false: `at_least_once`).
+    pub exactly_once: bool,
 }
 
 impl StreamsConfig {
@@ -91,6 +106,7 @@ impl StreamsConfig {
             ..ProducerConfig::default()
         };
         StreamsConfig {
+            exactly_once: false,
             application_id: application_id.to_string(),
             num_stream_threads: 1,
             commit_interval: Duration::from_millis(30_000),
@@ -131,6 +147,8 @@ impl StreamsConfig {
                 "cooperative-sticky-copartitioned",
             );
         let mut consumer_set = false;
+        let mut commit_interval_set = false;
+        let mut transaction_timeout_set = false;
         for (key, value) in props {
             match key {
                 "application.id" => {}
@@ -139,7 +157,9 @@ impl StreamsConfig {
                         .parse::<usize>()
                         .ok()
                         .filter(|n| *n >= 1)
-                        .ok_or_else(|| invalid(key, value, "expected a whole number of at least 1"))?
+                        .ok_or_else(|| {
+                            invalid(key, value, "expected a whole number of at least 1")
+                        })?
                 }
                 "state.dir" => {
                     if value.is_empty() {
@@ -157,6 +177,7 @@ impl StreamsConfig {
                         .parse::<u64>()
                         .map_err(|_| invalid(key, value, "expected milliseconds"))?;
                     config.commit_interval = Duration::from_millis(ms);
+                    commit_interval_set = true;
                 }
                 "poll.ms" => {
                     let ms = value
@@ -165,32 +186,39 @@ impl StreamsConfig {
                     config.poll = Duration::from_millis(ms);
                 }
                 "default.deserialization.exception.handler" => {
-                    config.deserialization_handler = match value.rsplit('.').next().unwrap_or(value) {
+                    config.deserialization_handler = match value.rsplit('.').next().unwrap_or(value)
+                    {
                         "LogAndFailExceptionHandler" => DeserializationHandler::LogAndFail,
                         "LogAndContinueExceptionHandler" => DeserializationHandler::LogAndContinue,
-                        _ => {
-                            return Err(invalid(
-                                key,
-                                value,
-                                "expected LogAndFailExceptionHandler or LogAndContinueExceptionHandler",
-                            ))
-                        }
+                        _ => return Err(invalid(
+                            key,
+                            value,
+                            "expected LogAndFailExceptionHandler or LogAndContinueExceptionHandler",
+                        )),
                     }
                 }
                 "processing.guarantee" => match value {
-                    "at_least_once" => {}
-                    "exactly_once" | "exactly_once_beta" | "exactly_once_v2" => {
+                    "at_least_once" => config.exactly_once = false,
+                    "exactly_once_v2" => config.exactly_once = true,
+                    "exactly_once" | "exactly_once_beta" => {
                         return Err(invalid(
                             key,
                             value,
-                            "exactly-once needs transactions, which the log does not have yet; use at_least_once",
+                            "removed in Kafka Streams 4.0 (KIP-732); use exactly_once_v2",
                         ))
                     }
-                    _ => return Err(invalid(key, value, "expected at_least_once or exactly_once_v2")),
+                    _ => {
+                        return Err(invalid(
+                            key,
+                            value,
+                            "expected at_least_once or exactly_once_v2",
+                        ))
+                    }
                 },
                 _ => {
                     if let Some(name) = key.strip_prefix("producer.") {
                         config.producer.set(name, value)?;
+                        transaction_timeout_set |= name == "transaction.timeout.ms";
                     } else if let Some(name) = key.strip_prefix("consumer.") {
                         consumer = consumer.set(name, value);
                         consumer_set = true;
@@ -206,6 +234,16 @@ impl StreamsConfig {
         }
         if consumer_set {
             config.group = consumer.group_config()?;
+        }
+        // Kafka Streams' defaults under exactly-once: commits every 100 ms, transactions that
+        // a crashed instance leaves open aborted after 10 s.
+        if config.exactly_once {
+            if !commit_interval_set {
+                config.commit_interval = Duration::from_millis(100);
+            }
+            if !transaction_timeout_set {
+                config.producer.transaction_timeout = Duration::from_millis(10_000);
+            }
         }
         Ok(config)
     }
@@ -277,6 +315,8 @@ pub struct KafkaStreams {
     topology: Arc<Topology>,
     stores: LocalStores,
     globals: crate::global::GlobalStores,
+    /// The locked state directory, while persistent stores use it.
+    _state_dir: Option<AppStateDir>,
 }
 
 /// The stores of every local task, by store name and task partition, for interactive queries.
@@ -321,21 +361,34 @@ impl KafkaStreams {
         }
         create_internal_topics(&topology, &config, &client).await?;
         check_copartitioning(&topology, &config, &client).await?;
+        // Persistent stores need the application's state directory, for this instance alone;
+        // it keeps the process id across restarts.
+        let state_dir = if topology.has_persistent_stores() {
+            Some(AppStateDir::lock(
+                &config.state_dir,
+                &config.application_id,
+            )?)
+        } else {
+            None
+        };
+        let process_id = match &state_dir {
+            Some(dir) => dir.process_id()?,
+            None => new_process_id(),
+        };
         let stop = Arc::new(AtomicBool::new(false));
         let metrics = Arc::new(StreamsMetrics::default());
         let stores = LocalStores::default();
         // The global tables are read whole before any stream thread starts.
         let globals = topology.new_global_stores();
-        let global_thread =
-            bootstrap_globals(&client, &topology, &globals)
-                .await?
-                .map(|consumer| {
-                    tokio::spawn(run_global_thread(
-                        consumer,
-                        topology.clone(),
-                        globals.clone(),
-                    ))
-                });
+        let global_thread = bootstrap_globals(&client, &topology, &globals, config.exactly_once)
+            .await?
+            .map(|consumer| {
+                tokio::spawn(run_global_thread(
+                    consumer,
+                    topology.clone(),
+                    globals.clone(),
+                ))
+            });
         let failed = Arc::new(AtomicBool::new(false));
         let factory = Arc::new(ThreadFactory {
             topology: topology.clone(),
@@ -349,6 +402,7 @@ impl KafkaStreams {
             failed: failed.clone(),
             handler,
             next_index: std::sync::atomic::AtomicUsize::new(1),
+            process_id,
         });
         let mut threads = tokio::task::JoinSet::new();
         for _ in 0..config.num_stream_threads.max(1) {
@@ -364,6 +418,7 @@ impl KafkaStreams {
             topology,
             stores,
             globals,
+            _state_dir: state_dir,
         })
     }
 
@@ -546,6 +601,11 @@ struct StreamThread {
     stop: Arc<AtomicBool>,
     failed: Arc<AtomicBool>,
     handler: UncaughtExceptionHandler,
+    /// Whether a transaction is open (exactly-once): begun at the first send after a commit.
+    in_transaction: bool,
+    /// Records processed or outputs sent since the last commit (exactly-once commits only
+    /// then: an idle thread runs no empty transactions).
+    dirty: bool,
 }
 
 impl StreamThread {
@@ -556,6 +616,13 @@ impl StreamThread {
             Ok(()) => self.commit().await,
             Err(_) => Ok(()),
         };
+        if outcome.is_err() && self.in_transaction {
+            // What the failed thread wrote since its last commit is never seen.
+            if let Err(err) = self.producer.abort_transaction().await {
+                tracing::warn!(thread = %self.name, %err, "could not abort the open transaction");
+            }
+            self.in_transaction = false;
+        }
         if outcome.is_err() {
             // The thread is going: its tasks no longer answer queries.
             for (_, task) in self.tasks.values() {
@@ -630,6 +697,13 @@ impl StreamThread {
                 // tasks' state is rebuilt from the changelogs when partitions come back.
                 GroupEvent::Lost(partitions) => {
                     tracing::warn!(thread = %self.name, ?partitions, "partitions lost; they will be processed again from the last commit");
+                    if self.in_transaction {
+                        // Exactly-once: what was written since the last commit is aborted.
+                        self.in_transaction = false;
+                        if let Err(err) = self.producer.abort_transaction().await {
+                            tracing::warn!(thread = %self.name, %err, "could not abort the open transaction");
+                        }
+                    }
                     self.deliveries.clear();
                     self.changelog_deliveries.clear();
                     for (_, task) in self.tasks.values() {
@@ -703,7 +777,7 @@ impl StreamThread {
                 let restored = restore(
                     &self.client,
                     &mut task,
-                    &self.config.application_id,
+                    &self.config,
                     &store,
                     (partition, from),
                 )
@@ -765,6 +839,7 @@ impl StreamThread {
         self.metrics
             .records_processed
             .fetch_add(1, Ordering::Relaxed);
+        self.dirty = true;
         let dropped = task.take_dropped_records();
         if dropped > 0 {
             self.metrics
@@ -796,6 +871,10 @@ impl StreamThread {
         };
         // One vector for every record's outputs, so nothing is allocated for it per record.
         std::mem::swap(&mut self.outputs, &mut task.outputs);
+        if self.config.exactly_once && !self.in_transaction && !self.outputs.is_empty() {
+            self.producer.begin_transaction()?;
+            self.in_transaction = true;
+        }
         for output in self.outputs.drain(..) {
             // A persistent store's changelog writes are tracked: the offset they reach is the
             // store's checkpoint at the next commit.
@@ -869,11 +948,37 @@ impl StreamThread {
                 .or_insert(next);
             *checkpoint = (*checkpoint).max(next);
         }
+        if self.config.exactly_once {
+            // One transaction: the outputs and changelog writes since the last commit, and
+            // the positions that produced them.
+            if !self.dirty && !self.in_transaction {
+                return Ok(());
+            }
+            if !self.in_transaction {
+                self.producer.begin_transaction()?;
+                self.in_transaction = true;
+            }
+            let mut positions = Vec::new();
+            for tp in self.member.assignment() {
+                positions.push((tp.clone(), self.member.position(&tp.topic, tp.partition)?));
+            }
+            let group = self.member.group_metadata();
+            self.producer
+                .send_offsets_to_transaction(&positions, &group)
+                .await?;
+            self.producer.commit_transaction().await?;
+            self.in_transaction = false;
+            self.dirty = false;
+        }
+        // Stores go to disk after what they hold is committed: under exactly-once a store's
+        // file never holds an update whose transaction may still abort.
         for (partition, (_, task)) in self.tasks.iter_mut() {
             let none = std::collections::HashMap::new();
             task.persist_stores(checkpoints.get(partition).unwrap_or(&none))?;
         }
-        self.member.commit().await?;
+        if !self.config.exactly_once {
+            self.member.commit().await?;
+        }
         self.metrics.commits.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
@@ -917,6 +1022,8 @@ struct ThreadFactory {
     failed: Arc<AtomicBool>,
     handler: UncaughtExceptionHandler,
     next_index: std::sync::atomic::AtomicUsize,
+    /// This instance's id in transactional ids (Kafka Streams' process id).
+    process_id: String,
 }
 
 impl ThreadFactory {
@@ -926,18 +1033,35 @@ impl ThreadFactory {
         let config = &self.config;
         // As Kafka Streams: each thread's consumer, restore consumer and producer have
         // connections of their own, so that none waits behind another's long poll.
+        let mut group = config.group.clone();
+        let mut producer_config = config.producer.clone();
+        if config.exactly_once {
+            group.fetch.isolation_level = 1;
+            // Kafka Streams' `<application.id>-<processId>-<threadIdx>`: unique per thread of
+            // each instance, the same again when the instance restarts on its state directory.
+            producer_config.transactional_id = Some(format!(
+                "{}-{}-{idx}",
+                config.application_id, self.process_id
+            ));
+        }
         let member = GroupConsumer::subscribe(
             self.client.sibling().await?,
             self.topology.subscribed_topics(&config.application_id),
-            config.group.clone(),
+            group,
         )
         .await?;
+        let producer = Producer::new(self.client.sibling().await?, producer_config);
+        if config.exactly_once {
+            producer.init_transactions().await?;
+        }
         Ok(StreamThread {
             name: format!("{}-StreamThread-{idx}", config.application_id),
             topology: self.topology.clone(),
             client: self.client.sibling().await?,
             member,
-            producer: Producer::new(self.client.sibling().await?, config.producer.clone()),
+            producer,
+            in_transaction: false,
+            dirty: false,
             deliveries: Vec::new(),
             changelog_deliveries: Vec::new(),
             persistent_changelogs: self
@@ -1010,19 +1134,25 @@ async fn supervise(
 
 /// Reads every partition of the global tables' topics to its current end into `globals`
 /// (Kafka's global bootstrap); returns the consumer, to keep them current, or None without
-/// global tables. Bounded: no progress for 30 s is an error.
+/// global tables. Bounded: no progress for 30 s is an error. Under exactly-once the topics are
+/// read `read_committed`, to their last stable offsets.
 async fn bootstrap_globals(
     client: &Arc<Client>,
     topology: &Topology,
     globals: &crate::global::GlobalStores,
+    exactly_once: bool,
 ) -> Result<Option<Consumer>> {
+    let isolation = i8::from(exactly_once);
     let mut assignments = Vec::new();
     let mut ends = Vec::new();
     for (topic, _) in topology.global_tables() {
         let partitions = client.topic(&topic, false).await?.leaders.len() as i32;
         for partition in 0..partitions {
             let tp = TopicPartition::new(&topic, partition);
-            ends.push((tp.clone(), client.list_offset(&topic, partition, -1).await?));
+            let end = client
+                .list_offset_isolated(&topic, partition, -1, isolation)
+                .await?;
+            ends.push((tp.clone(), end));
             assignments.push((tp, StartOffset::Beginning));
         }
     }
@@ -1032,7 +1162,10 @@ async fn bootstrap_globals(
     let mut consumer = Consumer::assign(
         client.sibling().await?,
         assignments,
-        ConsumerConfig::default(),
+        ConsumerConfig {
+            isolation_level: isolation,
+            ..ConsumerConfig::default()
+        },
     )
     .await?;
     let behind = |consumer: &Consumer| -> Result<u64> {
@@ -1094,12 +1227,18 @@ fn wall_clock_ms() -> i64 {
 async fn restore(
     client: &Arc<Client>,
     task: &mut TaskContext,
-    application_id: &str,
+    config: &StreamsConfig,
     store: &str,
     (partition, checkpoint): (i32, Option<i64>),
 ) -> Result<u64> {
-    let topic = changelog_topic(application_id, store);
-    let end = client.list_offset(&topic, partition, -1).await?;
+    let topic = changelog_topic(&config.application_id, store);
+    // Exactly-once: only committed changelog records, up to the last stable offset.
+    let isolation = i8::from(config.exactly_once);
+    let end = if config.exactly_once {
+        committed_end(client, &topic, partition, config).await?
+    } else {
+        client.list_offset(&topic, partition, -1).await?
+    };
     let start = client.list_offset(&topic, partition, -2).await?;
     // A checkpoint outside the changelog (the topic was recreated, or compacted past it)
     // makes the local copy unusable: it is wiped and rebuilt from the start.
@@ -1126,7 +1265,10 @@ async fn restore(
             TopicPartition::new(&topic, partition),
             StartOffset::Offset(from),
         )],
-        ConsumerConfig::default(),
+        ConsumerConfig {
+            isolation_level: isolation,
+            ..ConsumerConfig::default()
+        },
     )
     .await?;
     let mut restored = 0u64;
@@ -1165,6 +1307,48 @@ async fn restore(
     // The restored state is on disk (for a persistent store) with the offset it reached.
     task.persist_store(store, end)?;
     Ok(restored)
+}
+
+/// The end of a changelog partition's committed records, once no transaction is open on it.
+///
+/// A transaction open on a changelog this thread has just been given is another producer's: a
+/// crashed or fenced owner's, which will be aborted, or the last owner's, committing. Records
+/// committed after its first offset lie past the last stable offset until it ends, so reading
+/// only up to the LSO could miss committed state; restoration waits for it (bounded by the
+/// transaction timeout, which aborts it on the coordinator, plus a margin).
+async fn committed_end(
+    client: &Arc<Client>,
+    topic: &str,
+    partition: i32,
+    config: &StreamsConfig,
+) -> Result<i64> {
+    let high_watermark = client.list_offset(topic, partition, -1).await?;
+    let limit = config.producer.transaction_timeout + Duration::from_secs(30);
+    let started = Instant::now();
+    let mut reported = false;
+    loop {
+        let stable = client.list_offset_isolated(topic, partition, -1, 1).await?;
+        if stable >= high_watermark {
+            return Ok(stable);
+        }
+        if !reported {
+            reported = true;
+            tracing::info!(
+                topic,
+                partition,
+                stable,
+                high_watermark,
+                "a transaction is open on the changelog: restoring after it ends"
+            );
+        }
+        if started.elapsed() > limit {
+            return Err(StreamsError::Stopped(format!(
+                "a transaction open on {topic}-{partition} since offset {stable} did not end within {} ms",
+                limit.as_millis()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Withdraws a task's stores from the queryable set (only those this task published: another

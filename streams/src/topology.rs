@@ -1166,6 +1166,11 @@ impl Topology {
         self.persistent_stores.contains(name)
     }
 
+    /// Whether any store is kept on disk (the application then needs its state directory).
+    pub fn has_persistent_stores(&self) -> bool {
+        !self.persistent_stores.is_empty()
+    }
+
     /// Whether `name` is a global table's store.
     pub(crate) fn is_global_store(&self, name: &str) -> bool {
         self.global_tables.values().any(|store| store == name)

@@ -288,3 +288,45 @@ fn offsets_sent_to_a_transaction_are_committed_with_it_and_zombies_are_fenced() 
         assert_eq!(values(&client, "ctp-out", 1, 11).await, expected);
     });
 }
+
+#[test]
+fn a_transaction_left_open_is_aborted_after_its_timeout_and_its_producer_fenced() {
+    let broker = AnyBroker::start(&[(
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+        "100",
+    )]);
+    runtime().block_on(async {
+        let client = Client::connect(&broker.bootstrap(), ClientOptions::default())
+            .await
+            .unwrap();
+        create(&client, "txn-timeout").await;
+        let mut config = ProducerConfig::default();
+        config.set("transactional.id", "txn-timeout-id").unwrap();
+        config.set("transaction.timeout.ms", "1000").unwrap();
+        let producer = Producer::new(client.clone(), config);
+        producer.init_transactions().await.unwrap();
+        producer.begin_transaction().unwrap();
+        producer.send(record("txn-timeout", "left open")).await.unwrap();
+        producer.flush().await;
+        let tp = TopicPartition::new("txn-timeout", 0);
+        let lso = |client: Arc<Client>, tp: TopicPartition| async move {
+            client.last_stable_offsets(std::slice::from_ref(&tp)).await.unwrap()[&tp]
+        };
+        assert_eq!(lso(client.clone(), tp.clone()).await, 0);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while lso(client.clone(), tp.clone()).await != 2 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the transaction was not aborted"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let err = producer.commit_transaction().await.unwrap_err();
+        assert!(
+            matches!(&err, Error::Broker { code, .. } if *code == kafka_protocol::ResponseError::ProducerFenced
+                || *code == kafka_protocol::ResponseError::InvalidProducerEpoch),
+            "{err:?}"
+        );
+        assert!(values(&client, "txn-timeout", 1, 0).await.is_empty());
+    });
+}

@@ -2,6 +2,7 @@
 
 mod aggregate;
 mod dsl;
+mod exactly_once;
 mod fixtures;
 mod fk_join;
 mod global;

@@ -244,6 +244,18 @@ fn streams_properties_use_kafkas_names_and_refuse_what_is_not_there() {
     assert_eq!(config.group.fetch.max_poll_records, 11);
     assert_eq!(config.group.group_id, "app");
     assert!(!config.group.enable_auto_commit);
+    // Exactly-once brings Kafka Streams' defaults for it, unless they are set.
+    let eos = StreamsConfig::from_props([
+        ("application.id", "a"),
+        ("processing.guarantee", "exactly_once_v2"),
+    ])
+    .unwrap();
+    assert!(eos.exactly_once);
+    assert_eq!(eos.commit_interval, Duration::from_millis(100));
+    assert_eq!(
+        eos.producer.transaction_timeout,
+        Duration::from_millis(10_000)
+    );
     for (props, needle) in [
         (vec![("num.stream.threads", "2")], "application.id"),
         (
@@ -253,9 +265,9 @@ fn streams_properties_use_kafkas_names_and_refuse_what_is_not_there() {
         (
             vec![
                 ("application.id", "a"),
-                ("processing.guarantee", "exactly_once_v2"),
+                ("processing.guarantee", "exactly_once"),
             ],
-            "transactions",
+            "use exactly_once_v2",
         ),
         (
             vec![("application.id", "a"), ("linger.ms", "1")],
