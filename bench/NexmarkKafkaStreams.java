@@ -4,7 +4,7 @@
 // thread with Sluice Streams on the same broker.
 //
 // Usage (Kafka's jars on the classpath: compat/kafka/fetch.sh java bench/NexmarkKafkaStreams.java ...):
-//   NexmarkKafkaStreams BOOTSTRAP q1|q5 INPUT_TOPIC EVENTS [COMMIT_INTERVAL_MS]
+//   NexmarkKafkaStreams BOOTSTRAP q1|q5 INPUT_TOPIC EVENTS [COMMIT_INTERVAL_MS [at_least_once|exactly_once_v2]]
 // Prints one JSON object: {"query", "events", "events_per_sec", "elapsed_ms", "outputs"}.
 // Timed from the application's RUNNING state until it has committed every bid (and, for q5,
 // every record of its repartition topic), as `sluice bench streams` times Sluice Streams. The output is checked: q1 has one
@@ -21,6 +21,7 @@ import java.util.UUID;
 
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
+import org.apache.kafka.clients.admin.ListOffsetsOptions;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.admin.OffsetSpec;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
@@ -28,6 +29,7 @@ import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.consumer.OffsetAndMetadata;
 import org.apache.kafka.clients.producer.ProducerConfig;
+import org.apache.kafka.common.IsolationLevel;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 import org.apache.kafka.common.serialization.Deserializer;
@@ -51,7 +53,7 @@ public class NexmarkKafkaStreams {
 
     public static void main(String[] args) throws Exception {
         if (args.length < 4) {
-            System.err.println("usage: NexmarkKafkaStreams BOOTSTRAP q1|q5 INPUT_TOPIC EVENTS [COMMIT_INTERVAL_MS]");
+            System.err.println("usage: NexmarkKafkaStreams BOOTSTRAP q1|q5 INPUT_TOPIC EVENTS [COMMIT_INTERVAL_MS [at_least_once|exactly_once_v2]]");
             System.exit(2);
         }
         String bootstrap = args[0];
@@ -59,6 +61,11 @@ public class NexmarkKafkaStreams {
         String input = args[2];
         long events = Long.parseLong(args[3]);
         String commitInterval = args.length > 4 ? args[4] : "100";
+        String guarantee = args.length > 5 ? args[5] : StreamsConfig.AT_LEAST_ONCE;
+        boolean exactlyOnce = guarantee.equals(StreamsConfig.EXACTLY_ONCE_V2);
+        if (!exactlyOnce && !guarantee.equals(StreamsConfig.AT_LEAST_ONCE)) {
+            throw new IllegalArgumentException("processing guarantee must be at_least_once or exactly_once_v2, not " + guarantee);
+        }
         if (!query.equals("q1") && !query.equals("q5")) {
             throw new IllegalArgumentException("query must be q1 or q5, not " + query);
         }
@@ -104,7 +111,11 @@ public class NexmarkKafkaStreams {
             props.put(StreamsConfig.STATE_DIR_CONFIG, Files.createTempDirectory("nexmark-state").toString());
             props.put(StreamsConfig.REPLICATION_FACTOR_CONFIG, 1);
             props.put(StreamsConfig.consumerPrefix(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG), "earliest");
-            props.put(StreamsConfig.producerPrefix(ProducerConfig.ACKS_CONFIG), "1");
+            props.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG, guarantee);
+            if (!exactlyOnce) {
+                // Under exactly-once the producer is transactional: acks=all.
+                props.put(StreamsConfig.producerPrefix(ProducerConfig.ACKS_CONFIG), "1");
+            }
             props.put(StreamsConfig.producerPrefix(ProducerConfig.BATCH_SIZE_CONFIG), 65536);
             props.put(StreamsConfig.producerPrefix(ProducerConfig.LINGER_MS_CONFIG), 5);
 
@@ -147,6 +158,18 @@ public class NexmarkKafkaStreams {
                     if (done != null && done.offset() >= end) {
                         break;
                     }
+                    // Under exactly-once the topic ends with the last transaction's marker,
+                    // which the committed position may stop short of: done once no
+                    // transaction is open (the last stable offset is the end) and every record
+                    // before that marker is committed.
+                    if (exactlyOnce && done != null && done.offset() >= end - 1) {
+                        long stable = admin.listOffsets(Map.of(repartition, OffsetSpec.latest()),
+                                new ListOffsetsOptions(IsolationLevel.READ_COMMITTED)).all().get()
+                                .get(repartition).offset();
+                        if (stable == end) {
+                            break;
+                        }
+                    }
                 }
                 Thread.sleep(20);
             }
@@ -154,7 +177,12 @@ public class NexmarkKafkaStreams {
             streams.close(Duration.ofSeconds(60));
 
             TopicPartition out = new TopicPartition(output, 0);
-            long written = admin.listOffsets(Map.of(out, OffsetSpec.latest())).all().get().get(out).offset();
+            long end = admin.listOffsets(Map.of(out, OffsetSpec.latest())).all().get().get(out).offset();
+            // Under exactly-once the output holds transaction markers too: its records are
+            // counted by reading them.
+            List<ConsumerRecord<byte[], byte[]>> outputs =
+                    exactlyOnce || !query.equals("q1") ? readAll(bootstrap, out, end) : List.of();
+            long written = exactlyOnce ? outputs.size() : end;
             if (query.equals("q1")) {
                 if (written != events) {
                     throw new IllegalStateException(written + " outputs, not one per bid (" + events + ")");
@@ -162,7 +190,7 @@ public class NexmarkKafkaStreams {
             } else {
                 Map<Long, long[]> expected = expectedHottest(bootstrap, in, events);
                 Map<Long, long[]> last = new HashMap<>();
-                for (ConsumerRecord<byte[], byte[]> r : readAll(bootstrap, out, written)) {
+                for (ConsumerRecord<byte[], byte[]> r : outputs) {
                     last.put(ByteBuffer.wrap(r.key()).getLong(), CountSerde.decode(r.value()));
                 }
                 if (last.size() != expected.size()) {
@@ -214,8 +242,10 @@ public class NexmarkKafkaStreams {
         return hottest;
     }
 
-    static List<ConsumerRecord<byte[], byte[]>> readAll(String bootstrap, TopicPartition tp, long n) {
+    /** Every committed record of `tp` below offset `end` (markers take offsets too). */
+    static List<ConsumerRecord<byte[], byte[]>> readAll(String bootstrap, TopicPartition tp, long end) {
         Properties p = new Properties();
+        p.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
         p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         p.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
         p.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
@@ -224,9 +254,9 @@ public class NexmarkKafkaStreams {
             consumer.assign(List.of(tp));
             consumer.seekToBeginning(List.of(tp));
             long deadline = System.nanoTime() + Duration.ofSeconds(300).toNanos();
-            while (records.size() < n) {
+            while (consumer.position(tp) < end) {
                 if (System.nanoTime() > deadline) {
-                    throw new IllegalStateException("read " + records.size() + " of " + n + " records of " + tp);
+                    throw new IllegalStateException("read " + records.size() + " records of " + tp + " up to " + consumer.position(tp) + " of " + end);
                 }
                 consumer.poll(Duration.ofMillis(200)).forEach(records::add);
             }

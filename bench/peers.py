@@ -1160,7 +1160,9 @@ class Bench:
                     return json.loads(line)
             return None
 
-        for query in ("q1", "q5"):
+        for query, guarantee in ((q, g) for g in a.streams_guarantees for q in a.streams_queries):
+            eos = guarantee == "exactly_once_v2"
+            tag = f"{query}-eos" if eos else query
             # (implementation, broker) -> events/s of each run
             runs = {(impl, s.name): [] for impl in ("sluice", "kafka") for s in self.servers}
             for rep in range(a.reps):
@@ -1171,7 +1173,8 @@ class Bench:
                     for impl in impls:
                         if impl == "sluice":
                             cmd = [a.sluice_bin, "bench", "streams", "--bootstrap-server",
-                                   s.bootstrap, "--query", query, "--events", str(n), "--json"]
+                                   s.bootstrap, "--query", query, "--events", str(n),
+                                   "--processing-guarantee", guarantee, "--json"]
                         else:
                             prep = [a.sluice_bin, "bench", "streams", "--bootstrap-server",
                                     s.bootstrap, "--produce-only", "--events", str(n), "--json"]
@@ -1183,28 +1186,28 @@ class Bench:
                                     f"streams input on {s.name}: rc={cr.rc}, output {cr.out_path}")
                                 continue
                             cmd = [FETCH, "java", NEXMARK_JAVA, s.bootstrap, query,
-                                   made["bids_topic"], str(n)]
+                                   made["bids_topic"], str(n), "100", guarantee]
                         if rep == 0:
-                            self.res.command(f"streams {query} ({impl} Streams)", s.name, cmd)
-                        cr = ClientRun(cmd, self.outfile(f"streams-{query}-{impl}-on-{s.name}"),
+                            self.res.command(f"streams {tag} ({impl} Streams)", s.name, cmd)
+                        cr = ClientRun(cmd, self.outfile(f"streams-{tag}-{impl}-on-{s.name}"),
                                        a.client_timeout * 4).run()
                         r = last_json(cr.output, "events_per_sec")
                         if cr.rc != 0 or not r:
                             self.res.failures.append(
-                                f"streams {query} {impl} on {s.name}: rc={cr.rc}, output {cr.out_path}")
-                            log(f"streams {query}, {impl} Streams on {s.name}: FAILED "
+                                f"streams {tag} {impl} on {s.name}: rc={cr.rc}, output {cr.out_path}")
+                            log(f"streams {tag}, {impl} Streams on {s.name}: FAILED "
                                 f"(see {cr.out_path})")
                             continue
                         runs[(impl, s.name)].append(r["events_per_sec"])
-                        log(f"streams {query}, {impl} Streams on {s.name} rep {rep}: "
+                        log(f"streams {tag}, {impl} Streams on {s.name} rep {rep}: "
                             f"{r['events_per_sec']:,.0f} events/s")
-                    self.check_alive(f"after streams {query}")
-            cfg = f"Nexmark {query}, {n:,} bids, one stream thread"
+                    self.check_alive(f"after streams {tag}")
+            cfg = f"Nexmark {query}, {n:,} bids, one stream thread, {guarantee}"
             for label, sluice_side, kafka_side in (
                     ("each on its own broker", ("sluice", "sluice"), ("kafka", "kafka")),
                     ("both on the Sluice broker", ("sluice", "sluice"), ("kafka", "sluice")),
                     ("both on the Kafka broker", ("sluice", "kafka"), ("kafka", "kafka"))):
-                self.res.add(f"streams {query}", f"Sluice Streams vs Kafka Streams, {label}", cfg,
+                self.res.add(f"streams {tag}", f"Sluice Streams vs Kafka Streams, {label}", cfg,
                              "", "events/s", "higher",
                              {"sluice": runs.get(sluice_side, []),
                               "kafka": runs.get(kafka_side, [])})
@@ -1212,7 +1215,8 @@ class Bench:
             "streams: in these rows the Sluice column is Sluice Streams (`sluice bench streams "
             "--bootstrap-server B`) and the Kafka column Kafka Streams 4.4 "
             "(bench/NexmarkKafkaStreams.java), both with one stream thread, commit.interval.ms="
-            "100, at-least-once, producer acks=1, batch.size=65536, linger.ms=5, timed until "
+            "100, producer batch.size=65536, linger.ms=5 (at-least-once: acks=1; exactly_once_v2: "
+            "a transaction per commit, acks=all), timed until "
             "every bid (and q5's repartition topic) is committed, from KafkaStreams::start "
             "returning for Sluice Streams (its group join included) and from the RUNNING state "
             "for Kafka Streams (its group join and JVM warm-up excluded); both check their "
@@ -1272,6 +1276,11 @@ def main():
     p.add_argument("--start-reps", type=int, default=None, help="timed starts per server (3)")
     p.add_argument("--streams-events", type=int, default=None,
                    help="bids per Nexmark run of the streams workload (1,000,000; --quick 250,000)")
+    p.add_argument("--streams-queries", default="q1,q5",
+                   help="Nexmark queries of the streams workload (q1,q5)")
+    p.add_argument("--streams-guarantees", default="at_least_once",
+                   help="processing.guarantee values of the streams workload, comma-separated "
+                        "(at_least_once; exactly_once_v2 adds rows under transactions)")
     p.add_argument("--client-timeout", type=int, default=180, help="seconds per client run")
     p.add_argument("--keep", action="store_true", help="keep the data directories")
     p.add_argument("--sluice-bin", required=True, help=argparse.SUPPRESS)
@@ -1286,6 +1295,13 @@ def main():
     a.latency_warmup = a.latency_warmup if a.latency_warmup is not None else (3.0 if q else 10.0)
     a.start_reps = a.start_reps or (2 if q else 3)
     a.streams_events = a.streams_events or (250_000 if q else 1_000_000)
+    a.streams_queries = [x.strip() for x in a.streams_queries.split(",") if x.strip()]
+    a.streams_guarantees = [x.strip() for x in a.streams_guarantees.split(",") if x.strip()]
+    if any(x not in ("q1", "q5") for x in a.streams_queries):
+        p.error(f"--streams-queries {a.streams_queries}: expected q1 and/or q5")
+    if any(x not in ("at_least_once", "exactly_once_v2") for x in a.streams_guarantees):
+        p.error(f"--streams-guarantees {a.streams_guarantees}: expected at_least_once and/or "
+                "exactly_once_v2")
     only = [w.strip() for w in a.only.split(",") if w.strip()]
     bad = [w for w in only if w not in WORKLOADS]
     if bad:

@@ -19,7 +19,8 @@
 #            rates (kafka-producer-perf-test, acks=1, 100 B, 1 partition), same rate for both
 #   streams  Nexmark q1 and q5 with one stream thread: Sluice Streams (`sluice bench streams
 #            --bootstrap-server`) and Kafka Streams (bench/NexmarkKafkaStreams.java, over the same
-#            bids), each on both brokers; events/s
+#            bids), each on both brokers; events/s; --streams-guarantees exactly_once_v2 (or
+#            at_least_once,exactly_once_v2) runs them under transactions, --streams-queries q5 one query
 #
 # Environment:
 #   SLUICE_BIN       a release sluice binary (default:

@@ -37,6 +37,9 @@ pub enum BenchCommand {
     /// A Nexmark query in Sluice Streams, topic to topic on an embedded node, against the same
     /// computation as a plain loop.
     Streams(crate::streams_bench::StreamsBenchArgs),
+    /// A consume-transform-produce loop at-least-once and with transactions (exactly-once),
+    /// committing every 100 ms, side by side in one run.
+    Transactions(crate::txn_bench::TxnBenchArgs),
     /// A file through Kafka's file connectors and a topic into another file, on a standalone
     /// worker and an embedded node, against a plain line-by-line copy.
     Connect(crate::connect_bench::ConnectBenchArgs),
@@ -109,6 +112,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Start(args) => crate::perf::start(args),
         BenchCommand::Group(args) => crate::perf::group(args),
         BenchCommand::Streams(args) => crate::streams_bench::streams(args),
+        BenchCommand::Transactions(args) => crate::txn_bench::transactions(args),
         BenchCommand::Connect(args) => crate::connect_bench::connect(args),
         BenchCommand::ConnectRest(args) => crate::connect_rest_bench::connect_rest(args),
     }

@@ -7,6 +7,7 @@ mod perf;
 mod start;
 mod streams_bench;
 mod tools;
+mod txn_bench;
 
 use clap::{Parser, Subcommand};
 

@@ -49,9 +49,142 @@ pub struct ProducePerfArgs {
     /// loopback TCP to the same broker, in the same run (--bootstrap-server is ignored).
     #[arg(long)]
     embedded: bool,
+    /// Run the producer with `enable.idempotence=true` and `=false` (the other
+    /// `--producer-props` as given), alternating, each `--reps` times into a fresh topic named
+    /// after `--topic`, and report the medians and their ratio: what idempotence costs.
+    #[arg(long = "compare-idempotence")]
+    compare_idempotence: bool,
+    /// Runs of each side with --compare-idempotence.
+    #[arg(long, default_value_t = 3)]
+    reps: usize,
     /// Print one JSON object instead of the summary line.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct IdempotenceReport {
+    records: u64,
+    record_size: usize,
+    idempotent_records_per_sec: f64,
+    plain_records_per_sec: f64,
+    /// idempotent ÷ plain.
+    ratio: f64,
+    idempotent_runs: Vec<f64>,
+    plain_runs: Vec<f64>,
+}
+
+/// `--compare-idempotence`: the same run with and without idempotence, alternating.
+async fn compare_idempotence(
+    args: &ProducePerfArgs,
+    config: ProducerConfig,
+) -> anyhow::Result<IdempotenceReport> {
+    let client = args.connect.client().await?;
+    let (mut idempotent, mut plain) = (Vec::new(), Vec::new());
+    for rep in 0..args.reps.max(1) {
+        let order = if rep % 2 == 0 {
+            [true, false]
+        } else {
+            [false, true]
+        };
+        for idempotence in order {
+            let mut config = config.clone();
+            config.set(
+                "enable.idempotence",
+                if idempotence { "true" } else { "false" },
+            )?;
+            config.check()?;
+            let topic = format!(
+                "{}-{}-{rep}",
+                args.topic,
+                if idempotence { "idempotent" } else { "plain" }
+            );
+            write_back_everything()?;
+            let report = run_produce(client.clone(), args, &topic, config).await?;
+            tracing::info!(
+                idempotence,
+                rep,
+                records_per_sec = report.records_per_sec,
+                "a produce run finished"
+            );
+            if idempotence {
+                idempotent.push(report.records_per_sec);
+            } else {
+                plain.push(report.records_per_sec);
+            }
+        }
+    }
+    let (i, p) = (median(&idempotent), median(&plain));
+    Ok(IdempotenceReport {
+        records: args.num_records,
+        record_size: args.record_size,
+        idempotent_records_per_sec: i,
+        plain_records_per_sec: p,
+        ratio: i / p,
+        idempotent_runs: idempotent,
+        plain_runs: plain,
+    })
+}
+
+/// Writes `n` records of `value` to `topic` and waits for them to be acknowledged.
+pub(crate) async fn fill_topic(
+    client: &Arc<sluice_log::client::Client>,
+    config: ProducerConfig,
+    topic: &str,
+    n: u64,
+    value: Bytes,
+) -> anyhow::Result<()> {
+    let producer = Producer::new(client.clone(), config);
+    let topic: Arc<str> = topic.into();
+    let mut last = None;
+    for _ in 0..n {
+        let record = ProducerRecord {
+            topic: topic.clone(),
+            value: Some(value.clone()),
+            ..Default::default()
+        };
+        last = Some(producer.send(record).await?);
+    }
+    producer.flush().await;
+    if let Some(last) = last {
+        last.await
+            .with_context(|| format!("writing the records of {topic}"))?;
+    }
+    producer.close().await;
+    Ok(())
+}
+
+/// Creates a topic of one partition, replication factor 1.
+pub(crate) async fn create_topic(
+    client: &sluice_log::client::Client,
+    name: &str,
+) -> anyhow::Result<()> {
+    let topic = sluice_log::client::NewTopic {
+        name: name.to_string(),
+        partitions: 1,
+        replication_factor: 1,
+        configs: Default::default(),
+    };
+    if let Some((_, Err(err))) = client
+        .create_topics(&[topic], false)
+        .await?
+        .into_iter()
+        .next()
+    {
+        return Err(anyhow::Error::new(err).context(format!("create topic {name}")));
+    }
+    Ok(())
+}
+
+/// The median of some runs (the mean of the middle two for an even count).
+pub(crate) fn median(runs: &[f64]) -> f64 {
+    let mut sorted = runs.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -255,8 +388,8 @@ fn report_from(
 
 /// A broker in this process for `--embedded`, its data in a temporary directory (removed when
 /// the returned guard drops), also listening on an ephemeral loopback port.
-fn start_bench_broker() -> anyhow::Result<(tempfile::TempDir, sluice_log::embedded::EmbeddedBroker)>
-{
+pub(crate) fn start_bench_broker(
+) -> anyhow::Result<(tempfile::TempDir, sluice_log::embedded::EmbeddedBroker)> {
     let dir = tempfile::tempdir()?;
     let props: std::collections::BTreeMap<String, String> = [
         (
@@ -272,7 +405,7 @@ fn start_bench_broker() -> anyhow::Result<(tempfile::TempDir, sluice_log::embedd
 }
 
 /// A client of `broker` over loopback TCP.
-async fn loopback_client(
+pub(crate) async fn loopback_client(
     broker: &sluice_log::embedded::EmbeddedBroker,
 ) -> anyhow::Result<Arc<sluice_log::client::Client>> {
     let bootstrap = broker
@@ -360,6 +493,23 @@ pub fn produce(args: ProducePerfArgs) -> anyhow::Result<()> {
         config
             .set(&key, &value)
             .with_context(|| format!("--producer-props {prop}"))?;
+    }
+    if args.compare_idempotence {
+        let report = runtime()?.block_on(compare_idempotence(&args, config))?;
+        if args.json {
+            println!("{}", serde_json::to_string(&report)?);
+        } else {
+            println!(
+                "{} records of {} B: idempotent {:.0} records/sec, not idempotent {:.0} records/sec (medians of {}): ratio {:.3}",
+                report.records,
+                report.record_size,
+                report.idempotent_records_per_sec,
+                report.plain_records_per_sec,
+                args.reps.max(1),
+                report.ratio
+            );
+        }
+        return Ok(());
     }
     let batch_size = config.batch_size;
     // The limit, measured first from a clean page cache: the storage engine appending the same
@@ -663,23 +813,15 @@ async fn consume_embedded(args: &ConsumePerfArgs) -> anyhow::Result<ConsumeRepor
         .topic(&args.topic, true)
         .await
         .with_context(|| format!("topic {}", args.topic))?;
-    let producer = Producer::new(in_process_client.clone(), ProducerConfig::default());
     let value = Bytes::from(vec![b'x'; args.record_size]);
-    let topic: Arc<str> = args.topic.as_str().into();
-    let mut last = None;
-    for _ in 0..args.messages {
-        let record = ProducerRecord {
-            topic: topic.clone(),
-            value: Some(value.clone()),
-            ..Default::default()
-        };
-        last = Some(producer.send(record).await?);
-    }
-    producer.flush().await;
-    if let Some(last) = last {
-        last.await.context("writing the records to read")?;
-    }
-    producer.close().await;
+    fill_topic(
+        &in_process_client,
+        ProducerConfig::default(),
+        &args.topic,
+        args.messages,
+        value,
+    )
+    .await?;
     let tcp_client = loopback_client(&broker).await?;
     let consume = |client: Arc<sluice_log::client::Client>| {
         run_consume(client, &args.topic, args.messages, args.timeout_ms)

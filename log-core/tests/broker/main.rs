@@ -1,5 +1,5 @@
 //! The broker against real Kafka clients: kcat (librdkafka) and the Python clients
-//! (confluent-kafka, kafka-python, aiokafka), plus malformed input.
+//! (confluent-kafka, kafka-python, aiokafka), kafkajs, the native client, plus malformed input.
 
 mod admin;
 mod client;
@@ -10,6 +10,7 @@ mod idempotence;
 mod kcat;
 mod membership;
 mod mixed_group;
+mod node;
 mod python;
 mod robustness;
 mod topic_configs;
