@@ -11,7 +11,7 @@ use anyhow::Context;
 use bytes::Bytes;
 use serde::Serialize;
 use sluice_log::client::consumer::{Consumer, ConsumerConfig, StartOffset};
-use sluice_log::client::group_consumer::{GroupConfig, GroupConsumer};
+use sluice_log::client::group_consumer::{AutoOffsetReset, GroupConfig, GroupConsumer};
 use sluice_log::client::producer::{DeliveryFuture, Producer, ProducerConfig, ProducerRecord};
 use sluice_log::client::Client;
 use sluice_log::TopicPartition;
@@ -60,67 +60,22 @@ pub fn transactions(args: TxnBenchArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.reps > 0, "--reps must be at least 1");
     let runtime = runtime()?;
     let report = runtime.block_on(async {
-        let _broker;
-        let client = match &args.bootstrap_server {
-            Some(bootstrap) => Client::connect(bootstrap, Default::default()).await?,
+        let (client, broker) = match &args.bootstrap_server {
+            Some(bootstrap) => (Client::connect(bootstrap, Default::default()).await?, None),
             None => {
                 let (dir, broker) = crate::perf::start_bench_broker()?;
-                let client = crate::perf::loopback_client(&broker).await?;
-                _broker = (dir, broker);
-                client
+                (
+                    crate::perf::loopback_client(&broker).await?,
+                    Some((dir, broker)),
+                )
             }
         };
-        let run_id = format!(
-            "{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() % 1_000_000_000)
-        );
-        let input = format!("ctp-in-{run_id}");
-        create_topic(&client, &input).await?;
-        // The input: lowercase letters, acknowledged before the clock starts.
-        let value: Bytes = (0..args.record_size)
-            .map(|i| b'a' + (i % 26) as u8)
-            .collect();
-        let config = ProducerConfig {
-            batch_size: 65_536,
-            ..ProducerConfig::default()
-        };
-        fill_topic(&client, config, &input, args.records, value).await?;
-        let mut alos = Vec::new();
-        let mut eos = Vec::new();
-        for rep in 0..args.reps {
-            let order = if rep % 2 == 0 {
-                [false, true]
-            } else {
-                [true, false]
-            };
-            for exactly_once in order {
-                let tag = format!(
-                    "{run_id}-{rep}-{}",
-                    if exactly_once { "eos" } else { "alos" }
-                );
-                let rate = run_loop(&client, &args, &input, &tag, exactly_once).await?;
-                tracing::info!(rep, exactly_once, records_per_sec = rate, "a loop finished");
-                if exactly_once {
-                    eos.push(rate);
-                } else {
-                    alos.push(rate);
-                }
-            }
+        let report = measure(&client, &args).await;
+        if let Some((_dir, broker)) = broker {
+            // The broker's runtime is its own: shut it down off this runtime's workers.
+            tokio::task::block_in_place(|| broker.shutdown())?;
         }
-        let (a, e) = (crate::perf::median(&alos), crate::perf::median(&eos));
-        anyhow::Ok(TxnReport {
-            records: args.records,
-            record_size: args.record_size,
-            commit_interval_ms: args.commit_interval_ms,
-            at_least_once_records_per_sec: a,
-            exactly_once_records_per_sec: e,
-            ratio: e / a,
-            at_least_once_runs: alos,
-            exactly_once_runs: eos,
-        })
+        report
     })?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
@@ -138,6 +93,61 @@ pub fn transactions(args: TxnBenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The runs of both loops, alternating, against `client`.
+async fn measure(client: &Arc<Client>, args: &TxnBenchArgs) -> anyhow::Result<TxnReport> {
+    let run_id = format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() % 1_000_000_000)
+    );
+    let input = format!("ctp-in-{run_id}");
+    create_topic(client, &input).await?;
+    // The input: lowercase letters, acknowledged before the clock starts.
+    let value: Bytes = (0..args.record_size)
+        .map(|i| b'a' + (i % 26) as u8)
+        .collect();
+    let config = ProducerConfig {
+        batch_size: 65_536,
+        ..ProducerConfig::default()
+    };
+    fill_topic(client, config, &input, args.records, value).await?;
+    let mut alos = Vec::new();
+    let mut eos = Vec::new();
+    for rep in 0..args.reps {
+        let order = if rep % 2 == 0 {
+            [false, true]
+        } else {
+            [true, false]
+        };
+        for exactly_once in order {
+            let tag = format!(
+                "{run_id}-{rep}-{}",
+                if exactly_once { "eos" } else { "alos" }
+            );
+            let rate = run_loop(client, args, &input, &tag, exactly_once).await?;
+            tracing::info!(rep, exactly_once, records_per_sec = rate, "a loop finished");
+            if exactly_once {
+                eos.push(rate);
+            } else {
+                alos.push(rate);
+            }
+        }
+    }
+    let (a, e) = (crate::perf::median(&alos), crate::perf::median(&eos));
+    Ok(TxnReport {
+        records: args.records,
+        record_size: args.record_size,
+        commit_interval_ms: args.commit_interval_ms,
+        at_least_once_records_per_sec: a,
+        exactly_once_records_per_sec: e,
+        ratio: e / a,
+        at_least_once_runs: alos,
+        exactly_once_runs: eos,
+    })
+}
+
 /// One run of the loop over the whole input into a fresh output topic with a fresh group;
 /// records/s from the first records polled to the commit that covers the last one. The
 /// output is checked: one record per input record (read `read_committed` under exactly-once).
@@ -152,6 +162,7 @@ async fn run_loop(
     create_topic(client, &output).await?;
     let mut group = GroupConfig::new(&format!("ctp-{tag}"));
     group.enable_auto_commit = false;
+    group.auto_offset_reset = AutoOffsetReset::Earliest;
     if exactly_once {
         group.fetch.isolation_level = 1;
     }

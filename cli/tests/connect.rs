@@ -222,21 +222,28 @@ fn a_standalone_worker_runs_file_connectors_driven_by_sluice_connect() {
 
 /// A `sluice start` node on `data`, with its broker's and Connect worker's addresses.
 fn start_node(dir: &std::path::Path) -> (Running, String, String) {
+    start_node_with(dir, &[])
+}
+
+/// [`start_node`] with more `--override` settings.
+fn start_node_with(dir: &std::path::Path, overrides: &[&str]) -> (Running, String, String) {
     let data = format!("log.dirs={}", dir.join("data").display());
-    let mut node = Running::spawn(
-        &[
-            "start",
-            "--config",
-            &dir.join("none.toml").display().to_string(),
-            "--override",
-            "listeners=PLAINTEXT://127.0.0.1:0",
-            "--override",
-            "connect.rest.port=0",
-            "--override",
-            &data,
-        ],
-        None,
-    );
+    let config = dir.join("none.toml").display().to_string();
+    let mut args = vec![
+        "start",
+        "--config",
+        &config,
+        "--override",
+        "listeners=PLAINTEXT://127.0.0.1:0",
+        "--override",
+        "connect.rest.port=0",
+        "--override",
+        &data,
+    ];
+    for setting in overrides {
+        args.extend(["--override", setting]);
+    }
+    let mut node = Running::spawn(&args, None);
     let broker = node.line();
     let bootstrap = broker
         .strip_prefix("Sluice listening on PLAINTEXT://")
@@ -529,4 +536,123 @@ fn a_connect_port_in_use_is_a_clear_startup_error() {
         err.contains("connect.rest.port") && err.contains("cannot listen"),
         "{err}"
     );
+}
+
+/// The payloads of the JSON-converted lines in `topic`, read from the beginning with
+/// `sluice consume --isolation-level <isolation>` until a second passes without a record.
+fn lines_in(bootstrap: &str, topic: &str, isolation: &str) -> Vec<String> {
+    first_lines_in(bootstrap, topic, isolation, usize::MAX)
+}
+
+/// [`lines_in`], stopping after `max` lines (a topic still growing has no idle second).
+fn first_lines_in(bootstrap: &str, topic: &str, isolation: &str, max: usize) -> Vec<String> {
+    let max = max.to_string();
+    let mut command = Command::new("timeout");
+    command
+        .args(["120", env!("CARGO_BIN_EXE_sluice"), "consume"])
+        .args(["--bootstrap-server", bootstrap, "--topic", topic])
+        .args(["--from-beginning", "--timeout-ms", "1000"])
+        .args(["--isolation-level", isolation]);
+    if max != usize::MAX.to_string() {
+        command.args(["--max-messages", &max]);
+    }
+    let out = command.env("RUST_LOG", "warn").output().unwrap();
+    // The source creates its topic with its first record.
+    if String::from_utf8_lossy(&out.stderr).contains("UnknownTopicOrPartition") {
+        return Vec::new();
+    }
+    ok(out)
+        .lines()
+        .map(|line| {
+            let json: serde_json::Value = serde_json::from_str(line).unwrap();
+            json["payload"].as_str().unwrap_or_default().to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn an_exactly_once_file_source_on_a_node_killed_with_kill_9_writes_every_line_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let eos = ["connect.exactly.once.source.support=enabled"];
+    let (node, bootstrap, url) = start_node_with(dir.path(), &eos);
+    let input = dir.path().join("in.txt");
+    std::fs::write(&input, "").unwrap();
+    ok(connect(
+        &url,
+        &[
+            "create",
+            "src",
+            "--config",
+            "connector.class=FileStreamSource",
+            "--config",
+            &format!("file={}", input.display()),
+            "--config",
+            "topic=eos-lines",
+            "--config",
+            "exactly.once.support=required",
+            // Transactions of a few polls each: the kill lands inside one.
+            "--config",
+            "transaction.boundary=interval",
+            "--config",
+            "transaction.boundary.interval.ms=200",
+        ],
+    ));
+    // The file grows while the source tails it, across the kill and the restart: 500 lines
+    // every 20 ms until told to stop, `written` counting them.
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let written = std::sync::Arc::new(AtomicUsize::new(0));
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (input, written, stop) = (input.clone(), written.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut chunk = 0;
+            while !stop.load(Ordering::Acquire) {
+                let text: String = (chunk * 500..(chunk + 1) * 500)
+                    .map(|i| format!("line-{i}\n"))
+                    .collect();
+                append(&input, &text);
+                chunk += 1;
+                written.store(chunk * 500, Ordering::Release);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    // Killed (node and worker in one process) while lines keep coming and some are out.
+    let started = Instant::now();
+    while first_lines_in(&bootstrap, "eos-lines", "read_uncommitted", 2_000).len() < 2_000 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no lines written"
+        );
+    }
+    node.kill_9();
+    let (node, bootstrap, url) = start_node_with(dir.path(), &eos);
+    await_that("the source running again", || running(&url, "src"));
+    // More lines after the restart, then the file stops growing.
+    let at_restart = written.load(Ordering::Acquire);
+    await_that("more lines after the restart", || {
+        written.load(Ordering::Acquire) >= at_restart + 5_000
+    });
+    stop.store(true, Ordering::Release);
+    writer.join().unwrap();
+    let n = written.load(Ordering::Acquire);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let committed = loop {
+        let committed = lines_in(&bootstrap, "eos-lines", "read_committed");
+        if committed.len() >= n {
+            break committed;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {n} lines committed",
+            committed.len()
+        );
+    };
+    let expected: Vec<String> = (0..n).map(|i| format!("line-{i}")).collect();
+    assert!(committed == expected, "every line once, in order");
+    // The killed node's open transaction had written lines it never committed: they are in
+    // the log, aborted, and read_committed consumers never saw them.
+    let everything = lines_in(&bootstrap, "eos-lines", "read_uncommitted");
+    assert!(everything.len() > n, "{} lines in all", everything.len());
+    assert!(node.stop().success());
 }

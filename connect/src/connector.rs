@@ -421,6 +421,7 @@ impl ConnectorContext {
 #[derive(Clone)]
 pub struct SourceTaskContext {
     offsets: Arc<OffsetLookup>,
+    transactions: Option<TransactionContext>,
 }
 
 /// Finds the committed offset of a source partition.
@@ -433,13 +434,135 @@ impl SourceTaskContext {
     ) -> SourceTaskContext {
         SourceTaskContext {
             offsets: Arc::new(offsets),
+            transactions: None,
         }
+    }
+
+    /// The same context, with the transaction context of connector-defined boundaries.
+    pub fn with_transactions(mut self, transactions: TransactionContext) -> SourceTaskContext {
+        self.transactions = Some(transactions);
+        self
     }
 
     /// The last committed offset of `partition`, if any.
     pub fn offset(&self, partition: &Value) -> Option<Value> {
         (self.offsets)(partition)
     }
+
+    /// Where the task says where its transactions end: only with exactly-once source support
+    /// enabled on the worker and `transaction.boundary=connector` (Kafka's
+    /// `SourceTaskContext.transactionContext()`, null otherwise).
+    pub fn transaction_context(&self) -> Option<&TransactionContext> {
+        self.transactions.as_ref()
+    }
+}
+
+/// A source task's requests to end its transaction (Kafka's `TransactionContext`), acted on
+/// by the runtime after the batch of records (or the record) they name has been sent.
+#[derive(Clone, Default)]
+pub struct TransactionContext {
+    requests: Arc<parking_lot::Mutex<TransactionRequests>>,
+}
+
+/// What a task has asked for and the runtime has not acted on yet.
+#[derive(Default, Debug)]
+pub struct TransactionRequests {
+    /// Commit after the next batch from `poll`.
+    pub commit_batch: bool,
+    /// Abort after the next batch from `poll`.
+    pub abort_batch: bool,
+    /// Commit after the record with this source partition and offset.
+    pub commit_after: Vec<(Value, Value)>,
+    /// Abort after the record with this source partition and offset.
+    pub abort_after: Vec<(Value, Value)>,
+}
+
+impl TransactionContext {
+    /// Commits the transaction after the next batch of records from `poll` is sent.
+    pub fn commit_transaction(&self) {
+        self.requests.lock().commit_batch = true;
+    }
+
+    /// Commits the transaction after `record` is sent: it is the transaction's last record.
+    pub fn commit_transaction_after(&self, record: &SourceRecord) {
+        self.requests.lock().commit_after.push((
+            record.source_partition.clone(),
+            record.source_offset.clone(),
+        ));
+    }
+
+    /// Aborts the transaction after the next batch from `poll`: its records are never seen,
+    /// but its offsets are committed, so they are not read again.
+    pub fn abort_transaction(&self) {
+        self.requests.lock().abort_batch = true;
+    }
+
+    /// Aborts the transaction after `record` is sent (the record included).
+    pub fn abort_transaction_after(&self, record: &SourceRecord) {
+        self.requests.lock().abort_after.push((
+            record.source_partition.clone(),
+            record.source_offset.clone(),
+        ));
+    }
+
+    /// Takes the requests so far (the runtime's side).
+    pub fn take(&self) -> TransactionRequests {
+        std::mem::take(&mut *self.requests.lock())
+    }
+
+    /// Takes a request naming this record, if there is one: Some(true) to commit after it,
+    /// Some(false) to abort; asking for both is the task's error.
+    pub fn take_for_record(
+        &self,
+        partition: &Value,
+        offset: &Value,
+    ) -> std::result::Result<Option<bool>, String> {
+        let mut requests = self.requests.lock();
+        let matches = |(p, o): &(Value, Value)| p == partition && o == offset;
+        let commit = requests.commit_after.iter().position(matches);
+        let abort = requests.abort_after.iter().position(matches);
+        match (commit, abort) {
+            (Some(_), Some(_)) => Err(
+                "Connector requested both commit and abort of same transaction for the same record"
+                    .to_string(),
+            ),
+            (Some(i), None) => {
+                requests.commit_after.swap_remove(i);
+                Ok(Some(true))
+            }
+            (None, Some(i)) => {
+                requests.abort_after.swap_remove(i);
+                Ok(Some(false))
+            }
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// Whether any record-level request is waiting (most batches have none: no lookups).
+    pub fn has_record_requests(&self) -> bool {
+        let requests = self.requests.lock();
+        !requests.commit_after.is_empty() || !requests.abort_after.is_empty()
+    }
+}
+
+/// Whether a source connector can give exactly-once delivery with a config (Kafka's
+/// `ExactlyOnceSupport`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExactlyOnceSupport {
+    /// Its records and offsets can be written in one transaction and resumed exactly.
+    Supported,
+    /// Not with this config.
+    Unsupported,
+}
+
+/// Whether a source connector can say where its transactions end (Kafka's
+/// `ConnectorTransactionBoundaries`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectorTransactionBoundaries {
+    /// Its tasks use the `TransactionContext`.
+    Supported,
+    /// They do not.
+    Unsupported,
 }
 
 /// What every connector does (Kafka's `Connector`): describe and check its config, start,
@@ -474,6 +597,23 @@ pub trait Connector: Send + Sync {
 pub trait SourceConnector: Connector {
     /// A new, unstarted task (Kafka's `taskClass`).
     fn create_task(&self) -> Box<dyn SourceTask>;
+
+    /// Whether it gives exactly-once delivery with `props`; None (the default) when it
+    /// cannot tell, so `exactly.once.support=required` is refused (Kafka's
+    /// `exactlyOnceSupport`).
+    fn exactly_once_support(&self, _props: &Props) -> Option<ExactlyOnceSupport> {
+        None
+    }
+
+    /// Whether its tasks can define transaction boundaries with `props`
+    /// (`transaction.boundary=connector`); unsupported by default (Kafka's
+    /// `canDefineTransactionBoundaries`).
+    fn can_define_transaction_boundaries(
+        &self,
+        _props: &Props,
+    ) -> Option<ConnectorTransactionBoundaries> {
+        Some(ConnectorTransactionBoundaries::Unsupported)
+    }
 }
 
 /// A task that reads records from another system (Kafka's `SourceTask`).
@@ -552,6 +692,39 @@ pub(crate) fn test_props(pairs: &[(&str, &str)]) -> Props {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn transaction_requests_name_records_and_refuse_both_ends_at_once() {
+        let record = |n: i64| {
+            SourceRecord::new(
+                Value::string_map([("file", Value::from("a"))]),
+                Value::string_map([("position", Value::Int64(n))]),
+                "t",
+                None,
+                Value::Int64(n),
+            )
+        };
+        let context = TransactionContext::default();
+        assert!(!context.has_record_requests());
+        context.commit_transaction_after(&record(3));
+        context.abort_transaction_after(&record(5));
+        context.commit_transaction();
+        let at = |n: i64| {
+            let r = record(n);
+            context.take_for_record(&r.source_partition, &r.source_offset)
+        };
+        assert_eq!(at(1), Ok(None));
+        assert_eq!(at(3), Ok(Some(true)));
+        assert_eq!(at(3), Ok(None), "a request is acted on once");
+        assert_eq!(at(5), Ok(Some(false)));
+        let batch = context.take();
+        assert!(batch.commit_batch && !batch.abort_batch);
+        assert!(!context.take().commit_batch, "taken");
+        context.commit_transaction_after(&record(7));
+        context.abort_transaction_after(&record(7));
+        assert!(at(7).is_err());
+    }
+
     use super::test_props as props;
     use super::*;
 

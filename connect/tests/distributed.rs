@@ -5,86 +5,12 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value as Json};
-use sluice_connect::distributed::{DistributedConfig, DistributedWorker};
-use sluice_connect::rest::{RestClient, RestServer};
-use sluice_log::embedded::EmbeddedBroker;
+use sluice_connect::rest::RestClient;
 
 use common::*;
-
-/// A worker on a runtime of its own, so that it can die as a process does.
-struct WorkerProcess {
-    runtime: Option<tokio::runtime::Runtime>,
-    worker: Option<Arc<DistributedWorker>>,
-    server: Option<RestServer>,
-    id: String,
-}
-
-impl WorkerProcess {
-    fn start(node: &EmbeddedBroker) -> WorkerProcess {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let (worker, server, id) = runtime.block_on(async {
-            let client = node.client().await.unwrap();
-            let listener = RestServer::bind("127.0.0.1:0").await.unwrap();
-            let id = listener.local_addr().unwrap().to_string();
-            let (worker_config, config) = DistributedConfig::from_props(&props(&[
-                ("group.id", "connect-cluster"),
-                ("offset.flush.interval.ms", "100"),
-                ("offset.storage.partitions", "3"),
-                ("status.storage.partitions", "2"),
-                ("session.timeout.ms", "6000"),
-                ("heartbeat.interval.ms", "100"),
-            ]))
-            .unwrap();
-            let worker = Arc::new(
-                DistributedWorker::start(client, worker_config, config, plugins(), &id)
-                    .await
-                    .unwrap(),
-            );
-            let server = RestServer::serve(listener, worker.clone()).unwrap();
-            (worker, server, id)
-        });
-        WorkerProcess {
-            runtime: Some(runtime),
-            worker: Some(worker),
-            server: Some(server),
-            id,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.id)
-    }
-
-    /// Gone at once: its runtime and every task on it stop, it never leaves the group.
-    fn kill(mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
-        std::mem::forget(self.server.take());
-        std::mem::forget(self.worker.take());
-    }
-
-    fn shutdown(mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            runtime.block_on(async {
-                if let Some(server) = self.server.take() {
-                    server.shutdown().await;
-                }
-                if let Some(worker) = self.worker.take() {
-                    worker.shutdown().await;
-                }
-            });
-        }
-    }
-}
 
 /// The numbers `collector` was handed, sorted, repeats kept: while no worker dies, each must
 /// arrive exactly once.

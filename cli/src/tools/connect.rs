@@ -525,6 +525,10 @@ async fn standalone(
     let props = worker_props(&worker_file)?;
     let config = WorkerConfig::from_props(&props)
         .with_context(|| format!("worker config {}", worker_file.display()))?;
+    if config.exactly_once_source != sluice_connect::worker::ExactlyOnceSourceSupport::Disabled {
+        // As in Kafka Connect: a distributed worker's setting.
+        tracing::warn!("exactly.once.source.support has no effect on a standalone worker: exactly-once source connectors run on distributed workers");
+    }
     // Every connector file is read before anything starts: a typo fails fast.
     let mut connectors = Vec::new();
     for path in &connector_files {

@@ -41,6 +41,10 @@ pub struct ConsumeArgs {
     /// the positions reached are committed on exit.
     #[arg(long)]
     group: Option<String>,
+    /// `read_committed`: only records of committed transactions, up to the last stable
+    /// offset; `read_uncommitted` (the default): every record, aborted ones included.
+    #[arg(long = "isolation-level", default_value = "read_uncommitted", value_parser = ["read_committed", "read_uncommitted"])]
+    isolation_level: String,
     /// Output property: print.key, print.value, print.timestamp, print.offset, print.partition,
     /// print.headers, key.separator, line.separator, headers.separator, null.literal; repeatable.
     #[arg(long = "property", value_name = "KEY=VALUE")]
@@ -178,7 +182,11 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
             .into_iter()
             .map(|p| (TopicPartition::new(&args.topic, p), start))
             .collect();
-        let mut consumer = Consumer::assign(client, assignments, ConsumerConfig::default()).await?;
+        let config = ConsumerConfig {
+            isolation_level: isolation(&args.isolation_level),
+            ..ConsumerConfig::default()
+        };
+        let mut consumer = Consumer::assign(client, assignments, config).await?;
         let stdout = std::io::stdout();
         let mut n_printed = 0u64;
         let mut last_record = Instant::now();
@@ -210,6 +218,11 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
     })
 }
 
+/// The wire's isolation level for `--isolation-level` (clap allows only the two names).
+fn isolation(level: &str) -> i8 {
+    i8::from(level == "read_committed")
+}
+
 /// `--group`: a group member that prints, then commits and leaves on exit.
 async fn consume_in_group(
     client: std::sync::Arc<sluice_log::client::Client>,
@@ -226,6 +239,7 @@ async fn consume_in_group(
     };
     // The tool commits what it printed, itself.
     config.enable_auto_commit = false;
+    config.fetch.isolation_level = isolation(&args.isolation_level);
     let mut consumer = GroupConsumer::subscribe(client, vec![args.topic.clone()], config)
         .await
         .with_context(|| format!("join group {group}"))?;

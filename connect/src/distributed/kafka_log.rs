@@ -21,6 +21,8 @@ const CATCH_UP: Duration = Duration::from_secs(30);
 /// A topic this worker reads whole and writes to.
 pub struct KafkaLog {
     topic: Arc<str>,
+    /// 1: read_committed (the end is the last stable offset), 0: read_uncommitted.
+    isolation: i8,
     partitions: i32,
     client: Arc<Client>,
     producer: Producer,
@@ -38,6 +40,20 @@ impl KafkaLog {
         topic: &str,
         partitions: i32,
         replication: i16,
+        apply: impl FnMut(&ConsumerRecord) + Send + 'static,
+    ) -> Result<KafkaLog> {
+        KafkaLog::start_isolated(client, topic, partitions, replication, false, apply).await
+    }
+
+    /// [`KafkaLog::start`], reading only committed transactions when `read_committed` (the
+    /// offsets of exactly-once source tasks): reads to the end then stop at the last stable
+    /// offset.
+    pub async fn start_isolated(
+        client: &Arc<Client>,
+        topic: &str,
+        partitions: i32,
+        replication: i16,
+        read_committed: bool,
         mut apply: impl FnMut(&ConsumerRecord) + Send + 'static,
     ) -> Result<KafkaLog> {
         let new = NewTopic {
@@ -65,6 +81,7 @@ impl KafkaLog {
         let config = ConsumerConfig {
             // A short long-poll: readers wait for the tail after every write.
             max_wait: Duration::from_millis(100),
+            isolation_level: i8::from(read_committed),
             ..ConsumerConfig::default()
         };
         let mut consumer = Consumer::assign(client.sibling().await?, assignment, config).await?;
@@ -95,6 +112,7 @@ impl KafkaLog {
         );
         Ok(KafkaLog {
             topic: topic.into(),
+            isolation: i8::from(read_committed),
             partitions,
             client: client.clone(),
             producer,
@@ -121,10 +139,18 @@ impl KafkaLog {
     /// Returns once the tail has read everything written to the topic before the call.
     pub async fn read_to_end(&self) -> Result<()> {
         for partition in 0..self.partitions {
-            let end = self.client.list_offset(&self.topic, partition, -1).await?;
+            let end = self
+                .client
+                .list_offset_isolated(&self.topic, partition, -1, self.isolation)
+                .await?;
             self.wait_for(partition, end).await?;
         }
         Ok(())
+    }
+
+    /// The topic's name.
+    pub fn topic(&self) -> &Arc<str> {
+        &self.topic
     }
 
     async fn wait_for(&self, partition: i32, offset: i64) -> Result<()> {

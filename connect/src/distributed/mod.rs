@@ -37,8 +37,9 @@ use crate::data::Value;
 use crate::error::{ConnectError, Result};
 use crate::herder::Herder;
 use crate::worker::{
-    must_be_stopped, not_found, ConfigInfos, ConnectorInfo, ConnectorStatus, OffsetStore, Plugins,
-    Share, ShareStatus, State, TargetState, Worker, WorkerConfig,
+    must_be_stopped, not_found, ConfigInfos, ConnectorInfo, ConnectorStatus,
+    ExactlyOnceSourceSupport, OffsetStore, Plugins, Share, ShareStatus, State, TargetState, Worker,
+    WorkerConfig,
 };
 
 /// The group protocol's name: Sluice's assignment format, not Kafka's, so a Java worker that
@@ -156,7 +157,9 @@ impl DistributedConfig {
                 "is for standalone workers; distributed workers keep offsets in offset.storage.topic",
             ));
         }
-        Ok((WorkerConfig::from_props(&rest)?, config))
+        let mut worker = WorkerConfig::from_props(&rest)?;
+        worker.group_id = Some(config.group_id.clone());
+        Ok((worker, config))
     }
 }
 
@@ -231,6 +234,9 @@ impl DistributedWorker {
             &config.offset_topic,
             config.offset_partitions,
             config.offset_replication,
+            // Exactly-once source tasks write offsets in transactions: only committed ones
+            // are read (Kafka forces read_committed on this consumer then).
+            worker.exactly_once_source == ExactlyOnceSourceSupport::Enabled,
         )
         .await?;
         let configs =
@@ -642,6 +648,11 @@ impl Inner {
                     .get(name)
                     .map_or(!tasks.is_empty(), |t| *t != tasks)
                 {
+                    let previous = snapshot.tasks.get(name).map_or(0, Vec::len);
+                    if let Err(err) = self.fence_source_tasks(name, previous).await {
+                        tracing::warn!(connector = %name, %err, "fencing the previous tasks failed; the new task configs wait");
+                        continue;
+                    }
                     if let Err(err) = self.configs.put_tasks(name, &tasks).await {
                         tracing::warn!(connector = %name, %err, "writing task configs failed");
                     }
@@ -652,6 +663,31 @@ impl Inner {
             owned.remove(&name);
         }
         self.publish_statuses(owned).await;
+    }
+
+    /// Under exactly-once source support, fences the transactional ids of a source
+    /// connector's `previous` tasks before a new generation of task configs is written
+    /// (Kafka's zombie fencing, `Admin.fenceProducers`): a task of the old generation still
+    /// running somewhere can then commit nothing, so no two generations write the same
+    /// source partitions. Its open transaction is aborted; the new tasks resume from the
+    /// offsets committed before it.
+    async fn fence_source_tasks(&self, name: &str, previous: usize) -> Result<()> {
+        if self.local.exactly_once_source() != ExactlyOnceSourceSupport::Enabled || previous == 0 {
+            return Ok(());
+        }
+        if self.local.connector_info(name).await.map(|i| i.kind) != Some("source") {
+            return Ok(());
+        }
+        let timeout = std::time::Duration::from_secs(60);
+        for task in 0..previous {
+            let id = format!("{}-{name}-{task}", self.config.group_id);
+            self.local
+                .client()
+                .init_producer_id(Some(&id), timeout)
+                .await?;
+        }
+        tracing::info!(connector = %name, tasks = previous, "fenced the previous generation's source tasks");
+        Ok(())
     }
 
     fn record(&self, state: State) -> StatusRecord {

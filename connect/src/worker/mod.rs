@@ -10,6 +10,7 @@
 //! what the task has flushed (`pre_commit`).
 
 mod errors;
+mod exactly_once;
 mod offsets;
 mod sink;
 mod source;
@@ -32,7 +33,8 @@ use tokio::sync::watch;
 
 use crate::connector::{
     ConfigDef, ConfigKey, ConfigType, ConfigValue, Connector, ConnectorContext, ConnectorEvent,
-    Importance, Props, SinkConnector, SourceConnector, TopicPartition,
+    ConnectorTransactionBoundaries, ExactlyOnceSupport, Importance, Props, SinkConnector,
+    SourceConnector, TopicPartition,
 };
 use crate::converter::{bool_config, converter_for, display, Converter};
 use crate::data::Value;
@@ -62,6 +64,43 @@ pub struct WorkerConfig {
     /// `topic.tracking.allow.reset`: let `PUT /connectors/{name}/topics/reset` clear them
     /// (default on).
     pub topic_tracking_reset: bool,
+    /// `exactly.once.source.support` (KIP-618; distributed workers only).
+    pub exactly_once_source: ExactlyOnceSourceSupport,
+    /// The distributed group (`group.id`), which names source tasks' transactional ids; none
+    /// for a standalone worker.
+    pub group_id: Option<String>,
+    /// `consumer.*` worker properties: the base of every sink task's consumer (a connector's
+    /// `consumer.override.*` win), e.g. `consumer.isolation.level=read_committed`.
+    pub consumer: Props,
+}
+
+/// `exactly.once.source.support`: whether source tasks run in transactions (KIP-618).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExactlyOnceSourceSupport {
+    /// Source tasks commit offsets after their records, at least once (Kafka's default).
+    #[default]
+    Disabled,
+    /// A step of a rolling upgrade towards `enabled`: nothing changes for tasks yet.
+    Preparing,
+    /// Each source task writes its records and their offsets in one transaction per
+    /// `transaction.boundary`, with a transactional id of its own that fences its zombies.
+    Enabled,
+}
+
+impl ExactlyOnceSourceSupport {
+    /// Kafka's values, in any case.
+    pub fn parse(value: &str) -> Result<ExactlyOnceSourceSupport> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "disabled" => Ok(ExactlyOnceSourceSupport::Disabled),
+            "preparing" => Ok(ExactlyOnceSourceSupport::Preparing),
+            "enabled" => Ok(ExactlyOnceSourceSupport::Enabled),
+            _ => Err(ConnectError::config(
+                "exactly.once.source.support",
+                value,
+                "String must be one of (case insensitive): disabled, preparing, enabled",
+            )),
+        }
+    }
 }
 
 impl Default for WorkerConfig {
@@ -82,6 +121,9 @@ impl Default for WorkerConfig {
             rest_listen: "127.0.0.1:8083".into(),
             topic_tracking: true,
             topic_tracking_reset: true,
+            exactly_once_source: ExactlyOnceSourceSupport::Disabled,
+            group_id: None,
+            consumer: Props::new(),
         }
     }
 }
@@ -113,6 +155,9 @@ impl WorkerConfig {
                 "topic.tracking.allow.reset" => {
                     config.topic_tracking_reset = bool_config(key, value)?
                 }
+                "exactly.once.source.support" => {
+                    config.exactly_once_source = ExactlyOnceSourceSupport::parse(value)?
+                }
                 // No plugin jars to load; the REST keys are read above; `group.id` is for
                 // distributed workers.
                 "plugin.path" | "rest.port" | "rest.host.name" | "listeners" | "group.id" => {}
@@ -124,6 +169,8 @@ impl WorkerConfig {
                             .value_converter
                             .1
                             .insert(k.to_string(), value.clone());
+                    } else if let Some(k) = other.strip_prefix("consumer.") {
+                        config.consumer.insert(k.to_string(), value.clone());
                     } else {
                         return Err(ConnectError::config(
                             other,
@@ -134,9 +181,16 @@ impl WorkerConfig {
                 }
             }
         }
-        // Refuse bad converters now, not when the first connector starts.
+        // Refuse bad converters and consumer settings now, not when the first connector
+        // starts.
         converter_for(&config.key_converter.0, &config.key_converter.1)?;
         converter_for(&config.value_converter.0, &config.value_converter.1)?;
+        sink::group_config_of("", &Props::new(), &config.consumer).map_err(|err| match err {
+            ConnectError::Config { value, reason, .. } => {
+                ConnectError::config("consumer.*", &value, reason)
+            }
+            other => other,
+        })?;
         Ok(config)
     }
 }
@@ -365,6 +419,107 @@ pub(crate) struct TaskSetup {
     pub(crate) task: usize,
     /// Where the task records the topics it uses (none: `topic.tracking.enable=false`).
     pub(crate) topics: Option<Arc<ActiveTopics>>,
+    /// How a source task's transactions run, when the worker has exactly-once source support
+    /// enabled (none: offsets are committed after the records, at least once).
+    pub(crate) exactly_once: Option<ExactlyOnceTask>,
+}
+
+/// A source task's transactions (KIP-618).
+#[derive(Debug, Clone)]
+pub(crate) struct ExactlyOnceTask {
+    /// `<group.id>-<connector>-<task>` (Kafka's `Worker.taskTransactionalId`).
+    pub(crate) transactional_id: String,
+    pub(crate) boundary: TransactionBoundary,
+    /// `transaction.boundary.interval.ms`, else `offset.flush.interval.ms`.
+    pub(crate) interval: Duration,
+}
+
+/// `transaction.boundary`: where a source task's transactions end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TransactionBoundary {
+    /// After every batch `poll` returns (Kafka's default).
+    Poll,
+    /// Every `transaction.boundary.interval.ms`.
+    Interval,
+    /// Where the task says, through its `TransactionContext`.
+    Connector,
+}
+
+/// The exactly-once settings of a source connector's config: `exactly.once.support`
+/// (`required`: true), `transaction.boundary` and `transaction.boundary.interval.ms`, with
+/// Kafka's messages for bad values (each error names its key).
+pub(crate) struct SourceTransactionConfig {
+    pub(crate) required: bool,
+    pub(crate) boundary: TransactionBoundary,
+    pub(crate) interval: Option<Duration>,
+}
+
+impl SourceTransactionConfig {
+    pub(crate) fn from_props(props: &Props) -> std::result::Result<Self, Vec<ConnectError>> {
+        let mut errors = Vec::new();
+        let lower = |key: &str, default: &str| {
+            props
+                .get(key)
+                .map_or(default.to_string(), |v| v.trim().to_ascii_lowercase())
+        };
+        let required = match lower("exactly.once.support", "requested").as_str() {
+            "requested" => false,
+            "required" => true,
+            _ => {
+                errors.push(ConnectError::config(
+                    "exactly.once.support",
+                    props.get("exactly.once.support").map_or("", |v| v),
+                    "String must be one of (case insensitive): requested, required",
+                ));
+                false
+            }
+        };
+        let boundary = match lower("transaction.boundary", "poll").as_str() {
+            "poll" => TransactionBoundary::Poll,
+            "interval" => TransactionBoundary::Interval,
+            "connector" => TransactionBoundary::Connector,
+            _ => {
+                errors.push(ConnectError::config(
+                    "transaction.boundary",
+                    props.get("transaction.boundary").map_or("", |v| v),
+                    "String must be one of (case insensitive): poll, interval, connector",
+                ));
+                TransactionBoundary::Poll
+            }
+        };
+        let interval = match props.get("transaction.boundary.interval.ms") {
+            None => None,
+            Some(v) if v.trim().is_empty() => None,
+            Some(v) => match v.trim().parse::<i64>() {
+                Ok(ms) if ms >= 0 => Some(Duration::from_millis(ms as u64)),
+                Ok(_) => {
+                    errors.push(ConnectError::config(
+                        "transaction.boundary.interval.ms",
+                        v,
+                        "Value must be at least 0",
+                    ));
+                    None
+                }
+                Err(_) => {
+                    errors.push(ConnectError::config(
+                        "transaction.boundary.interval.ms",
+                        v,
+                        "Expected value to be a 64-bit integer",
+                    ));
+                    None
+                }
+            },
+        };
+        if errors.is_empty() {
+            Ok(SourceTransactionConfig {
+                required,
+                boundary,
+                interval,
+            })
+        } else {
+            Err(errors)
+        }
+    }
 }
 
 impl TaskSetup {
@@ -607,6 +762,11 @@ impl Worker {
     /// The cluster the worker works on.
     pub fn client(&self) -> &Arc<Client> {
         &self.client
+    }
+
+    /// `exactly.once.source.support` of this worker.
+    pub fn exactly_once_source(&self) -> ExactlyOnceSourceSupport {
+        self.config.exactly_once_source
     }
 
     /// How statuses name this worker (Kafka: its REST `host:port`).
@@ -1098,11 +1258,16 @@ impl Worker {
         if let Err(err) = self.task_setup("", props) {
             fail(err, "transforms");
         }
+        if let RunningConnector::Source(source) = &connector {
+            for err in self.source_transaction_errors(source.as_ref(), props) {
+                fail(err, "exactly.once.support");
+            }
+        }
         if plugin.kind() == "sink" {
             if let Err(err) = sink::topics_of(props) {
                 fail(err, "topics");
             }
-            if let Err(err) = sink::group_config_of("", props) {
+            if let Err(err) = sink::group_config_of("", props, &self.config.consumer) {
                 fail(err, "consumer.override.*");
             }
         }
@@ -1128,6 +1293,66 @@ impl Worker {
             class: plugin.class.clone(),
             configs,
         }
+    }
+
+    /// A source connector's exactly-once settings against this worker and the connector
+    /// (Kafka's `DistributedHerder.validateSourceConnectorConfig`, with its messages); a
+    /// standalone worker checks only their values, as Kafka's does.
+    fn source_transaction_errors(
+        &self,
+        connector: &dyn SourceConnector,
+        props: &Props,
+    ) -> Vec<ConnectError> {
+        let config = match SourceTransactionConfig::from_props(props) {
+            Ok(config) => config,
+            Err(errors) => return errors,
+        };
+        if self.config.group_id.is_none() {
+            return Vec::new();
+        }
+        let mut errors = Vec::new();
+        let support = |reason: &str| {
+            ConnectError::config(
+                "exactly.once.support",
+                props.get("exactly.once.support").map_or("", |v| v),
+                reason,
+            )
+        };
+        if config.required {
+            if self.config.exactly_once_source != ExactlyOnceSourceSupport::Enabled {
+                errors.push(support(
+                    "This worker does not have exactly-once source support enabled.",
+                ));
+            }
+            match connector.exactly_once_support(props) {
+                Some(ExactlyOnceSupport::Supported) => {}
+                Some(ExactlyOnceSupport::Unsupported) => errors.push(support(
+                    "The connector does not support exactly-once semantics with the provided configuration.",
+                )),
+                None => errors.push(support(
+                    "The connector does not implement the API required for preflight validation of exactly-once source support. Please consult the documentation for the connector to determine whether it supports exactly-once semantics, and then consider reconfiguring the connector to use the value \"requested\" for this property (which will disable this preflight check and allow the connector to be created).",
+                )),
+            }
+        }
+        if config.boundary == TransactionBoundary::Connector {
+            let boundary = |reason: &str| {
+                ConnectError::config(
+                    "transaction.boundary",
+                    props.get("transaction.boundary").map_or("", |v| v),
+                    reason,
+                )
+            };
+            match connector.can_define_transaction_boundaries(props) {
+                Some(ConnectorTransactionBoundaries::Supported) => {}
+                Some(ConnectorTransactionBoundaries::Unsupported) => errors.push(boundary(
+                    "The connector does not support connector-defined transaction boundaries with the given configuration. Please reconfigure it to use a different transaction boundary definition.",
+                )),
+                None => errors.push(boundary(
+                    "This connector has returned a null value from its canDefineTransactionBoundaries method, which is not permitted. The connector will be treated as if it cannot define its own transaction boundaries, and cannot be configured with 'transaction.boundary' set to 'connector'.",
+                )),
+            }
+        }
+        errors
     }
 
     /// Starts the connector of `entry` and its tasks, in the entry's target state.
@@ -1249,9 +1474,38 @@ impl Worker {
             watch::channel(if paused { Control::Pause } else { Control::Run });
         let mut setup = self.task_setup(name, &entry.config)?;
         setup.task = id;
+        if let (ExactlyOnceSourceSupport::Enabled, Some(group), "source") = (
+            self.config.exactly_once_source,
+            &self.config.group_id,
+            entry.plugin.kind(),
+        ) {
+            let config = SourceTransactionConfig::from_props(&entry.config).map_err(|errors| {
+                ConnectError::Invalid(errors.iter().map(ToString::to_string).collect())
+            })?;
+            setup.exactly_once = Some(ExactlyOnceTask {
+                transactional_id: format!("{group}-{name}-{id}"),
+                boundary: config.boundary,
+                interval: config.interval.unwrap_or(self.config.offset_flush_interval),
+            });
+        }
         let label = format!("{name}-{id}");
-        let handle = match RunningConnector::make(entry.plugin.factory) {
-            RunningConnector::Source(connector) => tokio::spawn(supervise(
+        let eos = setup.exactly_once.clone();
+        let handle = match (RunningConnector::make(entry.plugin.factory), eos) {
+            (RunningConnector::Source(connector), Some(eos)) => tokio::spawn(supervise(
+                state.clone(),
+                label,
+                exactly_once::run_until_stopped(
+                    self.client.clone(),
+                    setup,
+                    eos,
+                    connector.create_task(),
+                    props.clone(),
+                    self.offsets.clone(),
+                    controlled,
+                    state.clone(),
+                ),
+            )),
+            (RunningConnector::Source(connector), None) => tokio::spawn(supervise(
                 state.clone(),
                 label,
                 source::run_until_stopped(
@@ -1264,7 +1518,7 @@ impl Worker {
                     state.clone(),
                 ),
             )),
-            RunningConnector::Sink(connector) => tokio::spawn(supervise(
+            (RunningConnector::Sink(connector), _) => tokio::spawn(supervise(
                 state.clone(),
                 label,
                 sink::run_until_stopped(
@@ -1274,7 +1528,7 @@ impl Worker {
                     props.clone(),
                     sink::Subscription {
                         topics: sink::topics_of(&entry.config)?,
-                        group: sink::group_config_of(name, &entry.config)?,
+                        group: sink::group_config_of(name, &entry.config, &self.config.consumer)?,
                     },
                     controlled,
                     state.clone(),
@@ -1340,6 +1594,7 @@ impl Worker {
             errors: ErrorPolicy::from_props(props)?,
             task: 0,
             topics: self.config.topic_tracking.then(|| self.topics.clone()),
+            exactly_once: None,
         })
     }
 }
@@ -1485,6 +1740,27 @@ fn common_config(kind: &str) -> ConfigDef {
         .define(ConfigKey::long("errors.retry.timeout", "How long to retry a failed operation, in ms (0: no retries).").default_value("0"))
         .define(ConfigKey::boolean("errors.log.enable", "Log each error and the failed operation.").default_value("false"))
         .define(ConfigKey::boolean("errors.log.include.messages", "Include the failed record in the error log.").default_value("false"));
+    if kind == "source" {
+        def = def
+            .define(
+                ConfigKey::string(
+                    "exactly.once.support",
+                    "Whether exactly-once delivery is required for this connector (required) or only used when the worker and connector support it (requested); distributed workers only.",
+                )
+                .default_value("requested"),
+            )
+            .define(
+                ConfigKey::string(
+                    "transaction.boundary",
+                    "Where the source task's transactions end under exactly-once support: poll (after each batch), interval (every transaction.boundary.interval.ms) or connector (where the task says).",
+                )
+                .default_value("poll"),
+            )
+            .define(ConfigKey::long(
+                "transaction.boundary.interval.ms",
+                "With transaction.boundary=interval, how often transactions commit (default: the worker's offset.flush.interval.ms).",
+            ));
+    }
     if kind == "sink" {
         def = def
             .define(ConfigKey::list("topics", "The topics to consume from.").default_value(""))
@@ -1520,6 +1796,77 @@ fn common_config(kind: &str) -> ConfigDef {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exactly_once_settings_parse_with_kafkas_values_and_messages() {
+        let props = |pairs: &[(&str, &str)]| -> Props {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        for (value, parsed) in [
+            ("disabled", ExactlyOnceSourceSupport::Disabled),
+            ("PREPARING", ExactlyOnceSourceSupport::Preparing),
+            (" Enabled ", ExactlyOnceSourceSupport::Enabled),
+        ] {
+            let config =
+                WorkerConfig::from_props(&props(&[("exactly.once.source.support", value)]))
+                    .unwrap();
+            assert_eq!(config.exactly_once_source, parsed);
+        }
+        let err = WorkerConfig::from_props(&props(&[("exactly.once.source.support", "on")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("exactly.once.source.support")
+                && err.contains("disabled, preparing, enabled"),
+            "{err}"
+        );
+        // The worker's consumer settings, checked at start.
+        let config =
+            WorkerConfig::from_props(&props(&[("consumer.isolation.level", "read_committed")]))
+                .unwrap();
+        assert_eq!(
+            config.consumer.get("isolation.level").map(String::as_str),
+            Some("read_committed")
+        );
+        assert!(
+            WorkerConfig::from_props(&props(&[("consumer.isolation.level", "sometimes")])).is_err()
+        );
+
+        let defaults = SourceTransactionConfig::from_props(&Props::new())
+            .ok()
+            .unwrap();
+        assert!(!defaults.required);
+        assert_eq!(defaults.boundary, TransactionBoundary::Poll);
+        assert_eq!(defaults.interval, None);
+        let set = SourceTransactionConfig::from_props(&props(&[
+            ("exactly.once.support", "REQUIRED"),
+            ("transaction.boundary", "Interval"),
+            ("transaction.boundary.interval.ms", "250"),
+        ]))
+        .ok()
+        .unwrap();
+        assert!(set.required);
+        assert_eq!(set.boundary, TransactionBoundary::Interval);
+        assert_eq!(set.interval, Some(Duration::from_millis(250)));
+        let errors = SourceTransactionConfig::from_props(&props(&[
+            ("exactly.once.support", "maybe"),
+            ("transaction.boundary", "sometimes"),
+            ("transaction.boundary.interval.ms", "soon"),
+        ]))
+        .err()
+        .unwrap();
+        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(text.len(), 3, "{text:?}");
+        assert!(text[0].contains("requested, required"), "{text:?}");
+        assert!(text[1].contains("poll, interval, connector"), "{text:?}");
+        assert!(
+            text[2].contains("transaction.boundary.interval.ms"),
+            "{text:?}"
+        );
+    }
 
     #[test]
     fn worker_properties_use_kafkas_names() {

@@ -44,29 +44,42 @@ impl OffsetStore {
 
     /// The store in `topic` (created if missing, compacted), read whole, then kept up with
     /// what other workers write to it.
+    ///
+    /// With `read_committed` (exactly-once source tasks write their offsets in transactions),
+    /// only the offsets of committed transactions are read.
     pub async fn on_topic(
         client: &Arc<Client>,
         topic: &str,
         partitions: i32,
         replication: i16,
+        read_committed: bool,
     ) -> Result<OffsetStore> {
         let offsets = Arc::new(Mutex::new(BTreeMap::new()));
         let applied = offsets.clone();
-        let log = KafkaLog::start(client, topic, partitions, replication, move |record| {
-            let Some(key) = text_key(record) else {
-                return;
-            };
-            let mut all = applied.lock();
-            match record.value.as_deref().map(std::str::from_utf8) {
-                Some(Ok(value)) if value != "null" => {
-                    all.insert(key.to_string(), value.to_string());
+        let log = KafkaLog::start_isolated(
+            client,
+            topic,
+            partitions,
+            replication,
+            read_committed,
+            move |record| {
+                let Some(key) = text_key(record) else {
+                    return;
+                };
+                let mut all = applied.lock();
+                match record.value.as_deref().map(std::str::from_utf8) {
+                    Some(Ok(value)) if value != "null" => {
+                        all.insert(key.to_string(), value.to_string());
+                    }
+                    Some(Ok(_)) | None => {
+                        all.remove(key);
+                    }
+                    Some(Err(_)) => {
+                        tracing::warn!(%key, "an offset that is not UTF-8 JSON; ignored")
+                    }
                 }
-                Some(Ok(_)) | None => {
-                    all.remove(key);
-                }
-                Some(Err(_)) => tracing::warn!(%key, "an offset that is not UTF-8 JSON; ignored"),
-            }
-        })
+            },
+        )
         .await?;
         Ok(OffsetStore {
             path: None,
@@ -185,6 +198,43 @@ impl OffsetStore {
             all.clone()
         };
         self.persist(&snapshot)
+    }
+
+    /// The topic the offsets are kept in (distributed workers), if any.
+    pub fn topic(&self) -> Option<&Arc<str>> {
+        self.topic.as_ref().map(KafkaLog::topic)
+    }
+
+    /// `offsets` (partition → offset) of `connector` as records of the offsets topic: the
+    /// key and the value (none: a tombstone), for a transaction to write.
+    pub fn records(
+        connector: &str,
+        offsets: &[(Value, Value)],
+    ) -> Result<Vec<(Bytes, Option<Bytes>)>> {
+        offsets
+            .iter()
+            .map(|(partition, offset)| {
+                let value = match offset {
+                    Value::Null => None,
+                    offset => Some(Bytes::from(json_text(offset)?)),
+                };
+                Ok((Bytes::from(encode_key(connector, partition)?), value))
+            })
+            .collect()
+    }
+
+    /// Takes `offsets` of `connector` as committed: a transaction wrote them to the topic
+    /// and committed (the tail reads them too, later).
+    pub fn remember(&self, connector: &str, offsets: &[(Value, Value)]) -> Result<()> {
+        let mut all = self.offsets.lock();
+        for (partition, offset) in offsets {
+            let key = encode_key(connector, partition)?;
+            match offset {
+                Value::Null => all.remove(&key),
+                offset => all.insert(key, json_text(offset)?),
+            };
+        }
+        Ok(())
     }
 
     /// Forgets every offset of `connector` (its deletion).

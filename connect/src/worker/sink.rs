@@ -76,11 +76,20 @@ pub(super) fn group_id(connector: &str) -> String {
 /// offset, no auto-commit (the worker commits what the task flushed), then the connector's
 /// `consumer.override.*` settings with Kafka's consumer names (Kafka's default override
 /// policy, `All`, lets a connector set any of them).
-pub(super) fn group_config_of(connector: &str, props: &Props) -> Result<GroupConfig> {
+pub(super) fn group_config_of(
+    connector: &str,
+    props: &Props,
+    worker_consumer: &Props,
+) -> Result<GroupConfig> {
     let mut config = ClientConfig::new()
         .set("group.id", &group_id(connector))
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false");
+    // The worker's `consumer.*`, then the connector's `consumer.override.*` (as Kafka's
+    // Worker.baseConsumerConfigs layers them).
+    for (key, value) in worker_consumer {
+        config = config.set(key, value);
+    }
     for (key, value) in props {
         if let Some(setting) = key.strip_prefix("consumer.override.") {
             config = config.set(setting, value);

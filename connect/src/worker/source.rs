@@ -20,10 +20,10 @@ use crate::error::{ConnectError, Result};
 /// What has been sent since the last commit: the deliveries to wait for, and the latest offset
 /// of each source partition they reach.
 #[derive(Default)]
-struct Uncommitted {
-    deliveries: Vec<DeliveryFuture>,
+pub(super) struct Uncommitted {
+    pub(super) deliveries: Vec<DeliveryFuture>,
     /// Each partition's latest offset, in the order first seen.
-    offsets: Vec<(Value, Value)>,
+    pub(super) offsets: Vec<(Value, Value)>,
     /// Where each partition (by its JSON) is in `offsets`.
     index: BTreeMap<String, usize>,
     /// The index of the last record's partition: most records share their predecessor's,
@@ -64,6 +64,13 @@ impl Uncommitted {
         Ok(())
     }
 
+    /// The offsets reached since the last take, in the order first seen.
+    pub(super) fn take_offsets(&mut self) -> Vec<(Value, Value)> {
+        self.index.clear();
+        self.last = None;
+        std::mem::take(&mut self.offsets)
+    }
+
     /// The topic's shared name, allocated once per run of records of one topic.
     fn topic(&mut self, topic: &str) -> std::sync::Arc<str> {
         match &self.topic {
@@ -79,12 +86,12 @@ impl Uncommitted {
 
 /// Returns once `control` says stop (the guard it reads is not kept, so that a future
 /// waiting on this stays `Send`).
-async fn stop_said(control: &mut watch::Receiver<Control>) {
+pub(super) async fn stop_said(control: &mut watch::Receiver<Control>) {
     let _ = control.wait_for(|c| *c == Control::Stop).await;
 }
 
 /// How a poll ended.
-enum Polled {
+pub(super) enum Polled {
     Returned(Result<Vec<SourceRecord>>),
     Stopped,
     /// A commit made while the poll waited failed.
@@ -107,41 +114,16 @@ pub(super) async fn run_until_stopped(
         let connector = setup.connector.clone();
         SourceTaskContext::new(move |partition| offsets.get(&connector, partition))
     };
-    if let Err(err) = task.start(&props, context).await {
-        let _ = task.stop().await;
-        return Err(err);
-    }
     // Kafka Connect's source producers wait for every replica and keep order.
-    let sibling = match client.sibling().await {
-        Ok(sibling) => sibling,
-        Err(err) => {
-            let _ = task.stop().await;
-            return Err(err.into());
-        }
-    };
     let producer = Producer::new(
-        sibling,
+        client.sibling().await?,
         ProducerConfig {
             acks: -1,
             ..ProducerConfig::default()
         },
     );
-    let reporter = match ErrorReporter::new(
-        &client,
-        setup.errors.clone(),
-        &setup.connector,
-        setup.task,
-        false,
-    )
-    .await
-    {
-        Ok(reporter) => reporter,
-        Err(err) => {
-            let _ = task.stop().await;
-            producer.close().await;
-            return Err(err);
-        }
-    };
+    let (producer, reporter) =
+        start_task(&client, &setup, task.as_mut(), &props, context, producer).await?;
     let mut uncommitted = Uncommitted::default();
     let mut last_commit = Instant::now();
     let outcome = loop {
@@ -238,7 +220,40 @@ pub(super) async fn run_until_stopped(
     finish(task, producer, reporter, outcome).await
 }
 
-async fn finish(
+/// Starts `task` with `context`, then its error reporter; if either fails, the task is
+/// stopped and `producer` closed.
+pub(super) async fn start_task(
+    client: &Arc<Client>,
+    setup: &TaskSetup,
+    task: &mut dyn SourceTask,
+    props: &Props,
+    context: SourceTaskContext,
+    producer: Producer,
+) -> Result<(Producer, ErrorReporter)> {
+    let started = match task.start(props, context).await {
+        Ok(()) => {
+            ErrorReporter::new(
+                client,
+                setup.errors.clone(),
+                &setup.connector,
+                setup.task,
+                false,
+            )
+            .await
+        }
+        Err(err) => Err(err),
+    };
+    match started {
+        Ok(reporter) => Ok((producer, reporter)),
+        Err(err) => {
+            let _ = task.stop().await;
+            producer.close().await;
+            Err(err)
+        }
+    }
+}
+
+pub(super) async fn finish(
     mut task: Box<dyn SourceTask>,
     producer: Producer,
     reporter: ErrorReporter,
@@ -251,7 +266,7 @@ async fn finish(
 }
 
 /// Transforms, converts and sends one record, noting its offset.
-async fn send(
+pub(super) async fn send(
     setup: &TaskSetup,
     producer: &Producer,
     reporter: &ErrorReporter,
@@ -365,9 +380,7 @@ async fn commit(
             }
         }
     }
-    let reached = std::mem::take(&mut uncommitted.offsets);
-    uncommitted.index.clear();
-    uncommitted.last = None;
+    let reached = uncommitted.take_offsets();
     offsets.commit(&setup.connector, &reached).await
 }
 

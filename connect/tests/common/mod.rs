@@ -11,7 +11,10 @@ use sluice_connect::connector::{
     SinkTask, SourceConnector, SourceRecord, SourceTask, SourceTaskContext, TopicPartition,
 };
 use sluice_connect::data::{Schema, Type, Value};
+use sluice_connect::distributed::{DistributedConfig, DistributedWorker};
+use sluice_connect::rest::RestServer;
 use sluice_connect::worker::{ConnectorFactory, Plugins};
+use sluice_log::embedded::EmbeddedBroker;
 
 /// Emits the numbers from its committed offset up to `limit` (exclusive) into `topic`; then
 /// each poll waits `idle.ms` (20 by default) and returns nothing.
@@ -99,6 +102,105 @@ impl SourceTask for CountingTask {
                 })
                 .collect();
             self.next = end;
+            Ok(records)
+        })
+    }
+}
+
+/// Like the counting source, in batches of ten up to `limit`, defining its own transaction
+/// boundaries: a commit after every batch whose index is 2 mod 3, an abort after batch 4, and
+/// a commit after the record of 75. With exactly-once support its committed numbers are
+/// 0..30 and 50..limit (30..50 aborted).
+pub struct BoundarySource;
+
+pub struct BoundaryTask {
+    inner: CountingTask,
+    transactions: Option<sluice_connect::connector::TransactionContext>,
+}
+
+impl Connector for BoundarySource {
+    fn config(&self) -> ConfigDef {
+        CountingSource.config()
+    }
+
+    fn start(&mut self, _props: &Props, _ctx: ConnectorContext) -> sluice_connect::Result<()> {
+        Ok(())
+    }
+
+    fn task_configs(&self, props: &Props, _max: usize) -> sluice_connect::Result<Vec<Props>> {
+        Ok(vec![props.clone()])
+    }
+}
+
+impl SourceConnector for BoundarySource {
+    fn create_task(&self) -> Box<dyn SourceTask> {
+        Box::new(BoundaryTask {
+            inner: CountingTask {
+                topic: String::new(),
+                next: 0,
+                limit: 0,
+                idle: Duration::from_millis(20),
+            },
+            transactions: None,
+        })
+    }
+
+    fn exactly_once_support(
+        &self,
+        _props: &Props,
+    ) -> Option<sluice_connect::connector::ExactlyOnceSupport> {
+        Some(sluice_connect::connector::ExactlyOnceSupport::Supported)
+    }
+
+    fn can_define_transaction_boundaries(
+        &self,
+        _props: &Props,
+    ) -> Option<sluice_connect::connector::ConnectorTransactionBoundaries> {
+        Some(sluice_connect::connector::ConnectorTransactionBoundaries::Supported)
+    }
+}
+
+impl SourceTask for BoundaryTask {
+    fn start<'a>(
+        &'a mut self,
+        props: &'a Props,
+        ctx: SourceTaskContext,
+    ) -> BoxFuture<'a, sluice_connect::Result<()>> {
+        self.transactions = ctx.transaction_context().cloned();
+        self.inner.start(props, ctx)
+    }
+
+    fn poll(&mut self) -> BoxFuture<'_, sluice_connect::Result<Vec<SourceRecord>>> {
+        Box::pin(async move {
+            let batch = self.inner.next / 10;
+            let end = (self.inner.next + 10).min(self.inner.limit);
+            if self.inner.next >= self.inner.limit {
+                tokio::time::sleep(self.inner.idle).await;
+                return Ok(Vec::new());
+            }
+            let records: Vec<SourceRecord> = (self.inner.next..end)
+                .map(|n| {
+                    SourceRecord::new(
+                        partition(),
+                        Value::string_map([("next", Value::Int64(n + 1))]),
+                        &self.inner.topic,
+                        Some(Schema::primitive(Type::Int64)),
+                        Value::Int64(n),
+                    )
+                })
+                .collect();
+            self.inner.next = end;
+            if let Some(transactions) = &self.transactions {
+                if batch % 3 == 2 {
+                    transactions.commit_transaction();
+                }
+                if batch == 4 {
+                    transactions.abort_transaction();
+                }
+                if let Some(record) = records.iter().find(|r| r.record.value.as_i64() == Some(75)) {
+                    transactions.commit_transaction_after(record);
+                }
+            }
             Ok(records)
         })
     }
@@ -217,6 +319,11 @@ pub fn plugins() -> Plugins {
         ConnectorFactory::Source(|| Box::new(CountingSource)),
     );
     plugins.register(
+        "com.example.BoundarySource",
+        &["BoundarySource"],
+        ConnectorFactory::Source(|| Box::new(BoundarySource)),
+    );
+    plugins.register(
         "com.example.CollectingSink",
         &["CollectingSink"],
         ConnectorFactory::Sink(|| Box::new(CollectingSink)),
@@ -299,5 +406,82 @@ pub async fn await_get(
             "GET {path} never matched; last {status} {body}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A worker on a runtime of its own, so that it can die as a process does.
+pub struct WorkerProcess {
+    runtime: Option<tokio::runtime::Runtime>,
+    worker: Option<Arc<DistributedWorker>>,
+    server: Option<RestServer>,
+    pub id: String,
+}
+
+impl WorkerProcess {
+    pub fn start(node: &EmbeddedBroker) -> WorkerProcess {
+        WorkerProcess::start_with(node, &[])
+    }
+
+    /// A worker with `extra` worker properties besides the tests' usual ones.
+    pub fn start_with(node: &EmbeddedBroker, extra: &[(&str, &str)]) -> WorkerProcess {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (worker, server, id) = runtime.block_on(async {
+            let client = node.client().await.unwrap();
+            let listener = RestServer::bind("127.0.0.1:0").await.unwrap();
+            let id = listener.local_addr().unwrap().to_string();
+            let mut worker_props = props(&[
+                ("group.id", "connect-cluster"),
+                ("offset.flush.interval.ms", "100"),
+                ("offset.storage.partitions", "3"),
+                ("status.storage.partitions", "2"),
+                ("session.timeout.ms", "6000"),
+                ("heartbeat.interval.ms", "100"),
+            ]);
+            worker_props.extend(props(extra));
+            let (worker_config, config) = DistributedConfig::from_props(&worker_props).unwrap();
+            let worker = Arc::new(
+                DistributedWorker::start(client, worker_config, config, plugins(), &id)
+                    .await
+                    .unwrap(),
+            );
+            let server = RestServer::serve(listener, worker.clone()).unwrap();
+            (worker, server, id)
+        });
+        WorkerProcess {
+            runtime: Some(runtime),
+            worker: Some(worker),
+            server: Some(server),
+            id,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.id)
+    }
+
+    /// Gone at once: its runtime and every task on it stop, it never leaves the group.
+    pub fn kill(mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+        std::mem::forget(self.server.take());
+        std::mem::forget(self.worker.take());
+    }
+
+    pub fn shutdown(mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.block_on(async {
+                if let Some(server) = self.server.take() {
+                    server.shutdown().await;
+                }
+                if let Some(worker) = self.worker.take() {
+                    worker.shutdown().await;
+                }
+            });
+        }
     }
 }

@@ -4,8 +4,8 @@ use std::io::{ErrorKind, SeekFrom};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sluice_connect::connector::{
-    BoxFuture, ConfigDef, ConfigKey, Connector, ConnectorContext, Importance, Props,
-    SourceConnector, SourceRecord, SourceTask, SourceTaskContext, Validation,
+    BoxFuture, ConfigDef, ConfigKey, Connector, ConnectorContext, ExactlyOnceSupport, Importance,
+    Props, SourceConnector, SourceRecord, SourceTask, SourceTaskContext, Validation,
 };
 use sluice_connect::data::{Schema, SchemaRef, Type, Value};
 use sluice_connect::{ConnectError, Result};
@@ -173,6 +173,17 @@ impl Connector for FileStreamSourceConnector {
 impl SourceConnector for FileStreamSourceConnector {
     fn create_task(&self) -> Box<dyn SourceTask> {
         Box::new(FileStreamSourceTask::new())
+    }
+
+    /// As Kafka's: a file's lines are read again from a committed byte position, so its
+    /// records and positions can be committed together (stdin could not be read again).
+    fn exactly_once_support(&self, props: &Props) -> Option<ExactlyOnceSupport> {
+        let file = props.get(FILE_CONFIG).map(|f| f.trim()).unwrap_or("");
+        Some(if file.is_empty() {
+            ExactlyOnceSupport::Unsupported
+        } else {
+            ExactlyOnceSupport::Supported
+        })
     }
 }
 

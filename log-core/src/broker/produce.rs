@@ -58,6 +58,20 @@ fn append_failure(err: &Error, topic: &str, partition: i32) -> Failure {
 /// Appends every partition's records; None when `acks=0` (Kafka sends no response then).
 pub fn produce(broker: &Broker, request: ProduceRequest, version: i16) -> Option<ProduceResponse> {
     let acks = request.acks;
+    // As Kafka: transactional records in a request that names no transactional id fail the
+    // whole request (TRANSACTIONAL_ID_AUTHORIZATION_FAILED, on every partition).
+    let missing_transactional_id = request
+        .transactional_id
+        .as_ref()
+        .is_none_or(|id| id.0.is_empty())
+        && request.topic_data.iter().any(|topic| {
+            topic.partition_data.iter().any(|data| {
+                data.records
+                    .as_ref()
+                    .and_then(|records| BatchHeader::parse(records))
+                    .is_some_and(|h| h.is_transactional())
+            })
+        });
     let mut responses = Vec::with_capacity(request.topic_data.len());
     let mut appended = false;
     for topic in request.topic_data {
@@ -71,7 +85,12 @@ pub fn produce(broker: &Broker, request: ProduceRequest, version: i16) -> Option
             let base = PartitionProduceResponse::default()
                 .with_index(data.index)
                 .with_log_append_time_ms(-1);
-            let result: Result<(i64, i64, Option<i64>), Failure> = if !matches!(acks, -1..=1) {
+            let result: Result<(i64, i64, Option<i64>), Failure> = if missing_transactional_id {
+                Err(failure(
+                    ResponseError::TransactionalIdAuthorizationFailed,
+                    "Transactional records were produced without a transactional id",
+                ))
+            } else if !matches!(acks, -1..=1) {
                 Err(failure(
                     ResponseError::InvalidRequiredAcks,
                     format!("acks={acks} is not one of -1, 0, 1"),

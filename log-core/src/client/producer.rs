@@ -37,7 +37,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::indexmap::IndexMap;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{ProduceRequest, TopicName};
+use kafka_protocol::messages::{ProduceRequest, TopicName, TransactionalId};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
@@ -1477,7 +1477,16 @@ async fn start_request(
     if encoded.is_empty() {
         return None;
     }
+    // A transactional batch names its transactional id (Kafka refuses one that does not:
+    // TRANSACTIONAL_ID_AUTHORIZATION_FAILED).
+    let transactional_id = inner
+        .config
+        .transactional_id
+        .as_deref()
+        .filter(|_| transactional)
+        .map(|id| TransactionalId(StrBytes::from_string(id.to_string())));
     let request = ProduceRequest::default()
+        .with_transactional_id(transactional_id)
         .with_acks(inner.config.acks)
         .with_timeout_ms(30_000)
         .with_topic_data(topics);

@@ -8,7 +8,9 @@ use kafka_protocol::ResponseError;
 use sluice_log::client::{Client, ClientOptions, Connection, NewTopic};
 use sluice_log::TopicPartition;
 
-use super::fixtures::{idempotent_batch, produce_request, read_values, runtime, TestBroker};
+use super::fixtures::{
+    idempotent_batch, produce_request, read_values, runtime, transactional_batch, TestBroker,
+};
 
 /// (error code, base offset) of the only partition of a produce response.
 fn outcome(response: &ProduceResponse) -> (i16, i64) {
@@ -117,4 +119,27 @@ fn retries_are_deduplicated_across_a_restart_and_gaps_refused() {
         assert!(pid > first_id + 1, "{pid} was given before the restart");
     });
     assert_eq!(values(&broker, topic), ["a", "b", "c", "d"]);
+}
+
+#[test]
+fn transactional_records_without_a_transactional_id_fail_the_request_as_in_kafka() {
+    let broker = TestBroker::start(&[]);
+    runtime().block_on(async {
+        let connection = Connection::connect(
+            &broker.bootstrap(),
+            "test",
+            std::time::Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+        let (id, epoch) = new_producer_id(&connection).await;
+        let batch = transactional_batch(id, epoch, 0, &["a"]).freeze();
+        // (Auto-created by the produce: the refusal comes before the partition is looked at.)
+        let (code, _) = produce(&connection, "txn-without-id", batch).await;
+        assert_eq!(
+            code,
+            ResponseError::TransactionalIdAuthorizationFailed.code(),
+            "Kafka refuses transactional records from a request with no transactional id"
+        );
+    });
 }
