@@ -15,9 +15,8 @@ cache="${SLUICE_FRANZ_CACHE:-$HOME/.cache/sluice-franz-go}"
 testbin="$cache/kgo-$FRANZ_GO_VERSION.test"
 # The integration tests that need what Sluice does not serve yet: they fail (or time out) for
 # that reason. A failure of one of these is reported as expected, and does not fail the run.
-declare -A NEEDS=(
-  [TestTxnEtl]="transactions: InitProducerId (22) with a transactional.id, FindCoordinator type 1, AddPartitionsToTxn (24), AddOffsetsToTxn (25), EndTxn (26), TxnOffsetCommit (28)"
-)
+# (TestTxnEtl was one until transactions landed.)
+declare -A NEEDS=()
 work=""
 node_pid=""
 node_addr=""
@@ -38,7 +37,7 @@ known to need a feature Sluice lacks (NEEDS in this script).
   (no arguments)   every integration test of pkg/kgo
   TestName ...     only these tests (any pkg/kgo test, unit tests included)
   --all            every test of pkg/kgo, unit tests included
-  --quick          leave out the tests known to need what Sluice lacks (TestTxnEtl waits for its
+  --quick          leave out the tests known to need what Sluice lacks (none now; TestTxnEtl was one, waiting for its
                    timeout)
   --list           print the tests that would run, with their kind (broker|unit), and exit
   --build-only     fetch and compile the test binary, and exit
