@@ -271,6 +271,13 @@ fn exactly_once_settings_are_checked_with_kafkas_messages() {
             "limit": "1", "transaction.boundary.interval.ms": "-1"}))
         .await;
         assert!(message.contains("Value must be at least 0"), "{message}");
+        let message = refused(json!({"connector.class": "CountingSource", "topic": "t",
+            "limit": "1", "offsets.storage.topic": "my-offsets"}))
+        .await;
+        assert!(
+            message.contains("offsets.storage.topic") && message.contains("not supported"),
+            "{message}"
+        );
         // The connector can: accepted (and runs at least once on this worker).
         let (status, body) = rest
             .request(

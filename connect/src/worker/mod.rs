@@ -1303,14 +1303,25 @@ impl Worker {
         connector: &dyn SourceConnector,
         props: &Props,
     ) -> Vec<ConnectError> {
+        let mut errors = Vec::new();
+        // KIP-618's per-connector offsets topic is not served: refused, not silently ignored.
+        if let Some(topic) = props.get("offsets.storage.topic") {
+            errors.push(ConnectError::config(
+                "offsets.storage.topic",
+                topic,
+                "a connector-specific offsets topic is not supported by this worker: source offsets go to the worker's offset.storage.topic",
+            ));
+        }
         let config = match SourceTransactionConfig::from_props(props) {
             Ok(config) => config,
-            Err(errors) => return errors,
+            Err(more) => {
+                errors.extend(more);
+                return errors;
+            }
         };
         if self.config.group_id.is_none() {
-            return Vec::new();
+            return errors;
         }
-        let mut errors = Vec::new();
         let support = |reason: &str| {
             ConnectError::config(
                 "exactly.once.support",
