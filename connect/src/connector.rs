@@ -646,8 +646,68 @@ pub trait SinkConnector: Connector {
     fn create_task(&self) -> Box<dyn SinkTask>;
 }
 
+/// Hands the runtime a record a sink task could not write (KIP-610's
+/// `ErrantRecordReporter`): under `errors.tolerance=all` it is logged and sent to the dead
+/// letter queue (its original bytes, with `__connect.errors.*` context headers when enabled)
+/// and the task goes on; otherwise the future fails with "Tolerance exceeded", and the task
+/// should fail with that error.
+#[derive(Clone)]
+pub struct ErrantRecordReporter {
+    report: Arc<ReportFn>,
+}
+
+/// What reporting a record does.
+type ReportFn =
+    dyn Fn(SinkRecord, crate::ConnectError) -> BoxFuture<'static, Result<()>> + Send + Sync;
+
+impl ErrantRecordReporter {
+    /// A reporter that hands records to `report`.
+    pub fn new(
+        report: impl Fn(SinkRecord, crate::ConnectError) -> BoxFuture<'static, Result<()>>
+            + Send
+            + Sync
+            + 'static,
+    ) -> ErrantRecordReporter {
+        ErrantRecordReporter {
+            report: Arc::new(report),
+        }
+    }
+
+    /// Reports `record`, which failed with `error`; done once the future is (the dead letter
+    /// queue has it).
+    pub fn report(
+        &self,
+        record: &SinkRecord,
+        error: crate::ConnectError,
+    ) -> BoxFuture<'static, Result<()>> {
+        (self.report)(record.clone(), error)
+    }
+}
+
+/// What a sink task may ask of the runtime (Kafka's `SinkTaskContext`).
+#[derive(Clone, Default)]
+pub struct SinkTaskContext {
+    errant: Option<ErrantRecordReporter>,
+}
+
+impl SinkTaskContext {
+    /// A context with an errant record reporter.
+    pub fn new(errant: Option<ErrantRecordReporter>) -> SinkTaskContext {
+        SinkTaskContext { errant }
+    }
+
+    /// The reporter of records that cannot be written, when the runtime gives one.
+    pub fn errant_record_reporter(&self) -> Option<&ErrantRecordReporter> {
+        self.errant.as_ref()
+    }
+}
+
 /// A task that writes records into another system (Kafka's `SinkTask`).
 pub trait SinkTask: Send {
+    /// Called once before `start` with what the task may ask of the runtime (Kafka's
+    /// `initialize`).
+    fn initialize(&mut self, _context: SinkTaskContext) {}
+
     /// Starts with the task's properties.
     fn start<'a>(&'a mut self, props: &'a Props) -> BoxFuture<'a, Result<()>>;
 

@@ -7,10 +7,17 @@
 //!   (`{"filename": ...}`, `{"position": ...}`) are Kafka's, so existing configs and stored
 //!   offsets carry over.
 //!
+//! - [`jdbc`]: Confluent's JDBC connectors — [`jdbc::JdbcSourceConnector`] reads tables or a
+//!   query of PostgreSQL, MySQL/MariaDB or SQLite into topics (bulk, incrementing, timestamp,
+//!   timestamp+incrementing); [`jdbc::JdbcSinkConnector`] writes records into tables (insert,
+//!   upsert, update, deletes), with Confluent's config keys, class names and offsets.
+//!
 //! The class names the runtime resolves to each connector are in
-//! [`file::SOURCE_CLASS_NAMES`] and [`file::SINK_CLASS_NAMES`].
+//! [`file::SOURCE_CLASS_NAMES`], [`file::SINK_CLASS_NAMES`], [`jdbc::SOURCE_CLASS_NAMES`] and
+//! [`jdbc::SINK_CLASS_NAMES`].
 
 pub mod file;
+pub mod jdbc;
 
 use sluice_connect::worker::{ConnectorFactory, Plugins};
 
@@ -32,6 +39,18 @@ pub fn register(plugins: &mut Plugins) {
         sink_class,
         sink_aliases,
         ConnectorFactory::Sink(|| Box::new(FileStreamSinkConnector::new())),
+    );
+    let (class, aliases) = canonical(jdbc::SOURCE_CLASS_NAMES);
+    plugins.register(
+        class,
+        aliases,
+        ConnectorFactory::Source(|| Box::new(jdbc::JdbcSourceConnector::new())),
+    );
+    let (class, aliases) = canonical(jdbc::SINK_CLASS_NAMES);
+    plugins.register(
+        class,
+        aliases,
+        ConnectorFactory::Sink(|| Box::new(jdbc::JdbcSinkConnector::new())),
     );
 }
 

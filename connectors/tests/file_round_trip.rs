@@ -49,28 +49,20 @@ async fn wait_for_lines(path: &Path, n: usize) -> String {
     }
 }
 
+mod common;
+
 #[test]
 fn a_file_is_copied_through_a_topic_and_a_restarted_source_neither_loses_nor_repeats_lines() {
-    let dir = tempfile::tempdir().unwrap();
-    let node = sluice_log::Sluice::embedded(dir.path().join("node"))
-        .config("group.initial.rebalance.delay.ms", "0")
-        .start()
-        .unwrap();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let input = dir.path().join("input.txt");
-    let output = dir.path().join("output.txt");
-    append_lines(&input, 0..1000);
-    let scenario = async {
-        let client: Arc<sluice_log::client::Client> = node.client().await.unwrap();
+    common::on_node(Duration::from_secs(90), |client, dir| async move {
+        let input = dir.join("input.txt");
+        let output = dir.join("output.txt");
+        append_lines(&input, 0..1000);
+        let client: Arc<sluice_log::client::Client> = client;
         let worker_props: BTreeMap<String, String> = props(&[
             ("bootstrap.servers", "in-process"),
             (
                 "offset.storage.file.filename",
-                dir.path().join("connect.offsets").to_str().unwrap(),
+                dir.join("connect.offsets").to_str().unwrap(),
             ),
             ("offset.flush.interval.ms", "100"),
         ]);
@@ -124,9 +116,5 @@ fn a_file_is_copied_through_a_topic_and_a_restarted_source_neither_loses_nor_rep
         assert_eq!(copied, std::fs::read_to_string(&input).unwrap());
         restarted.shutdown().await.unwrap();
         worker.shutdown().await.unwrap();
-    };
-    runtime
-        .block_on(async { tokio::time::timeout(Duration::from_secs(90), scenario).await })
-        .expect("the scenario finishes within 90 s");
-    node.shutdown().unwrap();
+    });
 }

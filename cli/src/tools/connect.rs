@@ -555,7 +555,7 @@ pub async fn start_worker(
     out: &mut dyn std::io::Write,
 ) -> anyhow::Result<(Arc<Worker>, RestServer)> {
     let listen = config.rest_listen.clone();
-    let worker = Arc::new(Worker::new(client, config, sluice_connectors::plugins())?);
+    let worker = Worker::new(client, config, sluice_connectors::plugins())?.shared();
     let server = RestServer::start(worker.clone(), &listen)
         .await
         .with_context(|| format!("start the Connect REST API on {listen}"))?;

@@ -176,6 +176,24 @@ impl Struct {
         Struct { schema, values }
     }
 
+    /// A struct of `schema` holding `values`, one per field in field order, each checked
+    /// against its field's schema (a connector building rows it read, without a look-up per
+    /// field by name).
+    pub fn from_values(schema: SchemaRef, values: Vec<Value>) -> Result<Struct> {
+        if values.len() != schema.fields.len() {
+            return Err(ConnectError::Data(format!(
+                "struct {} has {} fields, not {}",
+                schema.name.as_deref().unwrap_or("(unnamed)"),
+                schema.fields.len(),
+                values.len()
+            )));
+        }
+        for (field, value) in schema.fields.iter().zip(&values) {
+            field.schema.validate(value, &field.name)?;
+        }
+        Ok(Struct { schema, values })
+    }
+
     /// The struct's schema.
     pub fn schema(&self) -> &SchemaRef {
         &self.schema

@@ -241,12 +241,8 @@ impl DistributedWorker {
         .await?;
         let configs =
             ConfigLog::start(&client, &config.config_topic, config.config_replication).await?;
-        let local = Arc::new(Worker::with_offset_store(
-            client.clone(),
-            worker,
-            plugins,
-            Arc::new(offsets),
-        ));
+        let local =
+            Worker::with_offset_store(client.clone(), worker, plugins, Arc::new(offsets)).shared();
         local.set_worker_id(worker_id);
         let statuses = StatusLog::start(
             &client,

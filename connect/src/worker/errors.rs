@@ -28,6 +28,8 @@ pub enum Stage {
     ValueConverter,
     /// A transform.
     Transformation,
+    /// The task's `put`, through its errant record reporter.
+    TaskPut,
 }
 
 impl Stage {
@@ -37,6 +39,7 @@ impl Stage {
             Stage::KeyConverter => "KEY_CONVERTER",
             Stage::ValueConverter => "VALUE_CONVERTER",
             Stage::Transformation => "TRANSFORMATION",
+            Stage::TaskPut => "TASK_PUT",
         }
     }
 }

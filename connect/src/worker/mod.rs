@@ -664,6 +664,9 @@ pub struct Worker {
     worker_id: Mutex<String>,
     running: tokio::sync::Mutex<BTreeMap<String, Entry>>,
     topics: Arc<ActiveTopics>,
+    /// The worker itself, once shared ([`Worker::shared`]): a connector's request for new
+    /// task configs is acted on from a task of its own.
+    me: std::sync::OnceLock<std::sync::Weak<Worker>>,
 }
 
 impl Worker {
@@ -697,7 +700,54 @@ impl Worker {
             worker_id: Mutex::new("localhost:8083".into()),
             running: tokio::sync::Mutex::new(BTreeMap::new()),
             topics: Arc::new(ActiveTopics::default()),
+            me: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The worker behind an `Arc`, able to act on a connector's requests for new task configs
+    /// (Kafka's `requestTaskReconfiguration`: a JDBC source that found a new table). A worker
+    /// not shared this way logs such requests and applies them at the connector's next
+    /// restart.
+    pub fn shared(self) -> Arc<Worker> {
+        let worker = Arc::new(self);
+        let _ = worker.me.set(Arc::downgrade(&worker));
+        worker
+    }
+
+    /// Asks connector `name` for its task configs again; when they changed, a standalone
+    /// worker restarts the tasks with them (a distributed one's leader writes them to the
+    /// config topic, and the tasks move with the rebalance that follows).
+    pub async fn reconfigure_tasks(&self, name: &str) -> Result<()> {
+        let mut running = self.running.lock().await;
+        let Some(entry) = running.get_mut(name) else {
+            return Ok(());
+        };
+        let Some(connector) = entry.connector.as_ref() else {
+            return Ok(());
+        };
+        let max_tasks = tasks_max(&entry.config)?;
+        let mut configs = match connector
+            .as_connector()
+            .task_configs(&entry.config, max_tasks)
+        {
+            Ok(configs) => configs,
+            Err(err) => {
+                tracing::error!(connector = name, %err, "the connector failed to give task configs");
+                *entry.state.lock() = State::Failed(err.to_string());
+                return Ok(());
+            }
+        };
+        configs.truncate(max_tasks);
+        if configs == entry.computed {
+            return Ok(());
+        }
+        entry.computed = configs.clone();
+        if entry.share.tasks.is_none() && entry.target != TargetState::Stopped {
+            entry.stop_tasks().await;
+            self.spawn_tasks(name, entry, configs.into_iter().enumerate())?;
+            tracing::info!(connector = name, "task configs changed: tasks restarted");
+        }
+        Ok(())
     }
 
     /// The connector classes this worker runs.
@@ -1395,14 +1445,25 @@ impl Worker {
         let context = {
             let state = state.clone();
             let name = name.to_string();
+            let me = self.me.get().cloned().unwrap_or_default();
             ConnectorContext::new(move |event| match event {
                 ConnectorEvent::RaiseError(reason) => {
                     tracing::error!(connector = %name, %reason, "connector failed");
                     *state.lock() = State::Failed(reason);
                 }
-                ConnectorEvent::RequestTaskReconfiguration => {
-                    tracing::info!(connector = %name, "the connector asked for new task configs; restart it to apply them");
-                }
+                ConnectorEvent::RequestTaskReconfiguration => match me.upgrade() {
+                    Some(worker) => {
+                        let name = name.clone();
+                        tokio::spawn(async move {
+                            if let Err(err) = worker.reconfigure_tasks(&name).await {
+                                tracing::warn!(connector = %name, %err, "reconfiguring the tasks failed");
+                            }
+                        });
+                    }
+                    None => {
+                        tracing::info!(connector = %name, "the connector asked for new task configs; restart it to apply them");
+                    }
+                },
             })
         };
         let mut connector = RunningConnector::make(entry.plugin.factory);

@@ -13,7 +13,9 @@ use tokio::sync::watch;
 
 use super::errors::{ErrorReporter, FailedRecord, Stage};
 use super::{mark, Control, State, TaskSetup};
-use crate::connector::{Props, SinkRecord, SinkTask, TopicPartition};
+use crate::connector::{
+    ErrantRecordReporter, Props, SinkRecord, SinkTask, SinkTaskContext, TopicPartition,
+};
 use crate::data::Value;
 use crate::error::{ConnectError, Result};
 use crate::record::{ConnectRecord, Headers};
@@ -111,14 +113,23 @@ pub(super) async fn run_until_stopped(
     mut control: watch::Receiver<Control>,
     state: Arc<parking_lot::Mutex<State>>,
 ) -> Result<()> {
-    let reporter = ErrorReporter::new(
-        &client,
-        setup.errors.clone(),
-        &setup.connector,
-        setup.task,
-        true,
-    )
-    .await?;
+    let reporter = Arc::new(
+        ErrorReporter::new(
+            &client,
+            setup.errors.clone(),
+            &setup.connector,
+            setup.task,
+            true,
+        )
+        .await?,
+    );
+    // The original bytes of the records being put, for the errant record reporter's dead
+    // letters (by partition and offset; a transform may have renamed the topic).
+    let originals: Arc<parking_lot::Mutex<Originals>> = Arc::default();
+    task.initialize(SinkTaskContext::new(Some(errant_reporter(
+        reporter.clone(),
+        originals.clone(),
+    ))));
     let Subscription { topics, group } = subscription;
     let joined = async {
         let sibling = client.sibling().await?;
@@ -133,14 +144,16 @@ pub(super) async fn run_until_stopped(
     let mut member = match joined {
         Ok(member) => member,
         Err(err) => {
-            reporter.close().await;
+            drop(task);
+            close(reporter).await;
             return Err(err.into());
         }
     };
     if let Err(err) = task.start(&props).await {
         let _ = task.stop().await;
         let _ = member.close().await;
-        reporter.close().await;
+        drop(task);
+        close(reporter).await;
         return Err(err);
     }
     // The next offset of each partition past what was `put`.
@@ -213,6 +226,16 @@ pub(super) async fn run_until_stopped(
                             Ok(Some(sink_record)) => {
                                 batch.push(sink_record);
                                 origins.push(record.topic_partition());
+                                originals
+                                    .lock()
+                                    .entry((record.partition, record.offset))
+                                    .or_default()
+                                    .push(Original {
+                                        topic: record.topic.to_string(),
+                                        key: record.key.clone(),
+                                        value: record.value.clone(),
+                                        headers: record.headers.clone(),
+                                    });
                             }
                             Ok(None) => {}
                             Err((stage, error)) => {
@@ -275,6 +298,10 @@ pub(super) async fn run_until_stopped(
                     forget(&mut redelivery, &partitions, &mut member, paused)?;
                 }
             }
+            if redelivery.is_none() {
+                // Everything taken was put: no record can be reported any more.
+                originals.lock().clear();
+            }
             if last_commit.elapsed() >= setup.flush_interval {
                 commit(&mut task, &member, &reached).await?;
                 last_commit = Instant::now();
@@ -288,8 +315,79 @@ pub(super) async fn run_until_stopped(
     };
     let stopped = task.stop().await;
     let left = member.close().await.map_err(ConnectError::from);
-    reporter.close().await;
+    // The task holds the errant record reporter, which holds the error reporter.
+    drop(task);
+    close(reporter).await;
     outcome.and(stopped).and(left)
+}
+
+/// A record's original bytes, kept while it is being put.
+#[derive(Default)]
+struct Original {
+    topic: String,
+    key: Option<bytes::Bytes>,
+    value: Option<bytes::Bytes>,
+    headers: Vec<(String, Option<bytes::Bytes>)>,
+}
+
+/// The originals of the records being put, by partition and offset.
+type Originals = std::collections::HashMap<(i32, i64), Vec<Original>>;
+
+/// The reporter a task's `put` hands the records it cannot write: the task's error policy
+/// decides (skip and dead-letter them, or fail the task).
+fn errant_reporter(
+    reporter: Arc<ErrorReporter>,
+    originals: Arc<parking_lot::Mutex<Originals>>,
+) -> ErrantRecordReporter {
+    ErrantRecordReporter::new(move |record, error| {
+        let reporter = reporter.clone();
+        let partition = record.record.kafka_partition.unwrap_or(0);
+        let original = {
+            let originals = originals.lock();
+            originals
+                .get(&(partition, record.kafka_offset))
+                .and_then(|found| {
+                    found
+                        .iter()
+                        .find(|o| o.topic == record.record.topic)
+                        .or_else(|| found.first())
+                })
+                .map(|o| Original {
+                    topic: o.topic.clone(),
+                    key: o.key.clone(),
+                    value: o.value.clone(),
+                    headers: o.headers.clone(),
+                })
+        };
+        Box::pin(async move {
+            let original = original.unwrap_or_else(|| Original {
+                topic: record.record.topic.clone(),
+                ..Original::default()
+            });
+            reporter
+                .failed(
+                    Stage::TaskPut,
+                    error,
+                    FailedRecord {
+                        topic: &original.topic,
+                        partition,
+                        offset: record.kafka_offset,
+                        key: original.key,
+                        value: original.value,
+                        headers: original.headers,
+                    },
+                )
+                .await
+        })
+    })
+}
+
+/// Closes the error reporter once nothing else holds it.
+async fn close(reporter: Arc<ErrorReporter>) {
+    match Arc::try_unwrap(reporter) {
+        Ok(reporter) => reporter.close().await,
+        Err(_) => tracing::debug!("the error reporter is still held; its producer is dropped"),
+    }
 }
 
 /// How long a batch whose `put` failed retriably waits before it is put again (Kafka's
