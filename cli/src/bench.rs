@@ -46,6 +46,9 @@ pub enum BenchCommand {
     /// The latency of Connect's REST status request at a steady rate, against a bare HTTP
     /// server answering the same bytes in the same run.
     ConnectRest(crate::connect_rest_bench::ConnectRestBenchArgs),
+    /// The JDBC sink (upserts) and source against a running PostgreSQL or MySQL/MariaDB,
+    /// beside a batched INSERT program (and COPY) and a plain SELECT loop in the same run.
+    Jdbc(crate::jdbc_bench::JdbcBenchArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -114,6 +117,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Streams(args) => crate::streams_bench::streams(args),
         BenchCommand::Transactions(args) => crate::txn_bench::transactions(args),
         BenchCommand::Connect(args) => crate::connect_bench::connect(args),
+        BenchCommand::Jdbc(args) => crate::jdbc_bench::jdbc_bench(args),
         BenchCommand::ConnectRest(args) => crate::connect_rest_bench::connect_rest(args),
     }
 }

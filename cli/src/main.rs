@@ -3,6 +3,7 @@
 mod bench;
 mod connect_bench;
 mod connect_rest_bench;
+mod jdbc_bench;
 mod perf;
 mod start;
 mod streams_bench;

@@ -18,6 +18,7 @@
 
 pub mod file;
 pub mod jdbc;
+pub mod s3;
 
 use sluice_connect::worker::{ConnectorFactory, Plugins};
 
@@ -51,6 +52,18 @@ pub fn register(plugins: &mut Plugins) {
         class,
         aliases,
         ConnectorFactory::Sink(|| Box::new(jdbc::JdbcSinkConnector::new())),
+    );
+    let (class, aliases) = canonical(s3::SINK_CLASS_NAMES);
+    plugins.register(
+        class,
+        aliases,
+        ConnectorFactory::Sink(|| Box::new(s3::S3SinkConnector::new())),
+    );
+    let (class, aliases) = canonical(s3::SOURCE_CLASS_NAMES);
+    plugins.register(
+        class,
+        aliases,
+        ConnectorFactory::Source(|| Box::new(s3::S3SourceConnector::new())),
     );
 }
 

@@ -76,6 +76,21 @@ impl JsonConverter {
     }
 }
 
+impl JsonConverter {
+    /// `schema` in Connect's JSON form (the envelope's `schema` part): connectors that store
+    /// data away from Kafka (the S3 sink's files) keep the Connect schema with it this way.
+    pub fn schema_json(&self, schema: &Schema) -> Result<String> {
+        let mut out = String::new();
+        write_schema(self, schema, &mut out)?;
+        Ok(out)
+    }
+
+    /// A schema read back from [`schema_json`](Self::schema_json)'s form (none for `null`).
+    pub fn parse_schema(json: &serde_json::Value) -> Result<Option<SchemaRef>> {
+        to_schema(json)
+    }
+}
+
 impl Converter for JsonConverter {
     fn from_connect_data(
         &self,

@@ -257,3 +257,94 @@ pub fn connector(pairs: &[(&str, &str)], db: &TestDb) -> Props {
     }
     config
 }
+
+/// The private S3 server's (moto's) endpoint, `http://127.0.0.1:PORT`.
+pub fn moto() -> &'static str {
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(|| std::env::var("SLUICE_TEST_S3_URL").unwrap_or_else(|_| start_server("moto")))
+}
+
+/// Creates bucket `name` on the S3 server (moto takes unsigned requests).
+pub fn create_bucket(endpoint: &str, name: &str) {
+    let status = Command::new("curl")
+        .args(["-sf", "-X", "PUT", &format!("{endpoint}/{name}")])
+        .status()
+        .expect("curl runs");
+    assert!(status.success(), "creating bucket {name} at {endpoint}");
+}
+
+/// Creates `topic` with `partitions` partitions.
+pub async fn create_topic(client: &Client, topic: &str, partitions: i32) {
+    let created = client
+        .create_topics(
+            &[sluice_log::client::NewTopic {
+                name: topic.to_string(),
+                partitions,
+                replication_factor: 1,
+                configs: Default::default(),
+            }],
+            false,
+        )
+        .await
+        .unwrap();
+    for (_, outcome) in created {
+        outcome.unwrap();
+    }
+}
+
+/// The values of partition `partition` of `topic`, from the start to its end offset now.
+pub async fn values_in(
+    client: &Arc<Client>,
+    topic: &str,
+    partition: i32,
+) -> Vec<Option<bytes::Bytes>> {
+    use sluice_log::client::consumer::{Consumer, ConsumerConfig, StartOffset};
+    let end = client.list_offset(topic, partition, -1).await.unwrap();
+    let mut consumer = Consumer::assign(
+        client.clone(),
+        vec![(
+            sluice_log::TopicPartition::new(topic, partition),
+            StartOffset::Beginning,
+        )],
+        ConsumerConfig::default(),
+    )
+    .await
+    .unwrap();
+    let mut seen = Vec::new();
+    while consumer.position(topic, partition).unwrap() < end {
+        for record in consumer.poll().await.unwrap() {
+            seen.push(record.value);
+        }
+    }
+    seen
+}
+
+/// Produces `values` to partition `partition` of `topic`.
+pub async fn produce_values(
+    client: &Arc<Client>,
+    topic: &str,
+    partition: i32,
+    values: &[bytes::Bytes],
+) {
+    use sluice_log::client::producer::{Producer, ProducerConfig, ProducerRecord};
+    let producer = Producer::new(client.clone(), ProducerConfig::default());
+    let mut deliveries = Vec::new();
+    for value in values {
+        deliveries.push(
+            producer
+                .send(ProducerRecord {
+                    topic: topic.into(),
+                    partition: Some(partition),
+                    value: Some(value.clone()),
+                    ..Default::default()
+                })
+                .await
+                .unwrap(),
+        );
+    }
+    producer.flush().await;
+    for delivery in deliveries {
+        delivery.await.unwrap();
+    }
+    producer.close().await;
+}
