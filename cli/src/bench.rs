@@ -49,6 +49,9 @@ pub enum BenchCommand {
     /// The JDBC sink (upserts) and source against a running PostgreSQL or MySQL/MariaDB,
     /// beside a batched INSERT program (and COPY) and a plain SELECT loop in the same run.
     Jdbc(crate::jdbc_bench::JdbcBenchArgs),
+    /// The S3 sink writing Parquet (Avro, JSON) to an S3-compatible server, beside raw puts of
+    /// the same objects to the same server in the same run.
+    S3(crate::s3_bench::S3BenchArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -118,6 +121,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Transactions(args) => crate::txn_bench::transactions(args),
         BenchCommand::Connect(args) => crate::connect_bench::connect(args),
         BenchCommand::Jdbc(args) => crate::jdbc_bench::jdbc_bench(args),
+        BenchCommand::S3(args) => crate::s3_bench::s3_bench(args),
         BenchCommand::ConnectRest(args) => crate::connect_rest_bench::connect_rest(args),
     }
 }

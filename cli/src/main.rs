@@ -5,6 +5,7 @@ mod connect_bench;
 mod connect_rest_bench;
 mod jdbc_bench;
 mod perf;
+mod s3_bench;
 mod start;
 mod streams_bench;
 mod tools;
