@@ -28,6 +28,26 @@ pub struct JsonConverter {
     schemas_enable: bool,
     decimal_format: DecimalFormat,
     replace_null_with_default: bool,
+    /// The last schema read and written (Kafka's `schemas.cache.size`, of one): a stream's
+    /// records nearly always share theirs, whose JSON is most of each envelope.
+    cache: std::sync::Arc<parking_lot::Mutex<SchemaCache>>,
+}
+
+/// The last schema read (its JSON text) and written (its `Arc`, and the JSON written).
+#[derive(Debug, Default)]
+struct SchemaCache {
+    read: Option<(Box<str>, Option<SchemaRef>)>,
+    written: Option<(SchemaRef, String)>,
+}
+
+/// An envelope with its parts left as text.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEnvelope<'a> {
+    #[serde(borrow)]
+    schema: &'a serde_json::value::RawValue,
+    #[serde(borrow)]
+    payload: &'a serde_json::value::RawValue,
 }
 
 impl JsonConverter {
@@ -37,12 +57,13 @@ impl JsonConverter {
             schemas_enable,
             decimal_format: DecimalFormat::Base64,
             replace_null_with_default: true,
+            cache: Default::default(),
         }
     }
 
     /// Configured from Kafka's keys: `schemas.enable` (true), `decimal.format` (BASE64 or
-    /// NUMERIC), `replace.null.with.default` (true), `schemas.cache.size` (accepted; schemas
-    /// are not cached here).
+    /// NUMERIC), `replace.null.with.default` (true), `schemas.cache.size` (accepted; the
+    /// converter keeps the last schema read and written, a cache of one).
     pub fn configure<'a>(props: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self> {
         let mut converter = JsonConverter::new(true);
         for (key, value) in props {
@@ -105,7 +126,20 @@ impl Converter for JsonConverter {
         if self.schemas_enable {
             out.push_str("{\"schema\":");
             match schema {
-                Some(schema) => write_schema(self, schema, &mut out)?,
+                Some(schema) => {
+                    let mut cache = self.cache.lock();
+                    match &cache.written {
+                        Some((last, text)) if Arc::ptr_eq(last, schema) || **last == **schema => {
+                            out.push_str(text)
+                        }
+                        _ => {
+                            let mut text = String::new();
+                            write_schema(self, schema, &mut text)?;
+                            out.push_str(&text);
+                            cache.written = Some((schema.clone(), text));
+                        }
+                    }
+                }
                 None => out.push_str("null"),
             }
             out.push_str(",\"payload\":");
@@ -121,6 +155,37 @@ impl Converter for JsonConverter {
         let Some(bytes) = bytes else {
             return Ok(SchemaAndValue::null());
         };
+        if self.schemas_enable {
+            // The fast path: the schema's text as the last record's, only the payload parsed.
+            // Anything else (not an envelope, a new schema) takes the full path below, which
+            // also gives Kafka's messages for what is wrong.
+            if let Ok(envelope) = serde_json::from_slice::<RawEnvelope<'_>>(bytes) {
+                let cached = {
+                    let cache = self.cache.lock();
+                    match &cache.read {
+                        Some((text, schema)) if **text == *envelope.schema.get() => {
+                            Some(schema.clone())
+                        }
+                        _ => None,
+                    }
+                };
+                let schema = match cached {
+                    Some(schema) => schema,
+                    None => {
+                        let json: serde_json::Value = serde_json::from_str(envelope.schema.get())
+                            .map_err(|e| ConnectError::Data(format!("Converting byte[] to Kafka Connect data failed due to serialization error: {e}")))?;
+                        let schema = to_schema(&json)?;
+                        self.cache.lock().read =
+                            Some((envelope.schema.get().into(), schema.clone()));
+                        schema
+                    }
+                };
+                let payload: serde_json::Value = serde_json::from_str(envelope.payload.get())
+                    .map_err(|e| ConnectError::Data(format!("Converting byte[] to Kafka Connect data failed due to serialization error: {e}")))?;
+                let value = to_value(schema.as_deref(), &payload)?;
+                return Ok(SchemaAndValue { schema, value });
+            }
+        }
         let json: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
             ConnectError::Data(format!(
                 "Converting byte[] to Kafka Connect data failed due to serialization error: {e}"
@@ -632,6 +697,49 @@ fn json_kind(json: &serde_json::Value) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn envelopes_sharing_a_schema_read_alike_and_a_new_schema_is_read_anew() {
+        let converter = JsonConverter::new(true);
+        let int = r#"{"schema":{"type":"int32","optional":false},"payload":7}"#;
+        let text = r#"{"schema":{"type":"string","optional":true},"payload":"x"}"#;
+        for _ in 0..2 {
+            let a = converter
+                .to_connect_data("t", Some(int.as_bytes()))
+                .unwrap();
+            assert_eq!(a.value, Value::Int32(7));
+            assert_eq!(a.schema.as_ref().map(|s| s.ty), Some(Type::Int32));
+            let b = converter
+                .to_connect_data("t", Some(text.as_bytes()))
+                .unwrap();
+            assert_eq!(b.value, Value::String("x".into()));
+            assert!(b.schema.as_ref().is_some_and(|s| s.optional));
+        }
+        // A payload that does not fit the cached schema is still refused.
+        let bad = r#"{"schema":{"type":"int32","optional":false},"payload":"seven"}"#;
+        assert!(converter
+            .to_connect_data("t", Some(bad.as_bytes()))
+            .is_err());
+        // So is an envelope with another field, with Kafka's message.
+        let extra = r#"{"schema":{"type":"int32","optional":false},"payload":7,"x":1}"#;
+        let err = converter
+            .to_connect_data("t", Some(extra.as_bytes()))
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("requires \"schema\" and \"payload\""),
+            "{err}"
+        );
+        // Written schemas come from the cache too, byte for byte the same.
+        let schema = SchemaBuilder::int32().build().unwrap();
+        let once = converter
+            .from_connect_data("t", Some(&schema), &Value::Int32(1))
+            .unwrap();
+        let twice = converter
+            .from_connect_data("t", Some(&schema), &Value::Int32(1))
+            .unwrap();
+        assert_eq!(once, twice);
+    }
     use crate::data::logical;
     use proptest::prelude::{any, Strategy};
 

@@ -518,6 +518,9 @@ impl Inner {
                         first = true;
                     }
                     _ = ticks.tick() => self.publish_statuses(&mut owned).await,
+                    // A connector asked for new task configs and got them: written (and the
+                    // group rebalanced) on this pass.
+                    _ = self.local.reconfigured().notified() => first = true,
                     _ = stop.changed() => {
                         stopping = true;
                         break;

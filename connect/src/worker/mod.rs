@@ -667,6 +667,9 @@ pub struct Worker {
     /// The worker itself, once shared ([`Worker::shared`]): a connector's request for new
     /// task configs is acted on from a task of its own.
     me: std::sync::OnceLock<std::sync::Weak<Worker>>,
+    /// Told when a connector's task configs changed on its own request (a distributed
+    /// worker's herder then writes them).
+    reconfigured: Arc<tokio::sync::Notify>,
 }
 
 impl Worker {
@@ -701,7 +704,13 @@ impl Worker {
             running: tokio::sync::Mutex::new(BTreeMap::new()),
             topics: Arc::new(ActiveTopics::default()),
             me: std::sync::OnceLock::new(),
+            reconfigured: Arc::new(tokio::sync::Notify::new()),
         }
+    }
+
+    /// Notified when a connector's own request changed its task configs.
+    pub fn reconfigured(&self) -> &tokio::sync::Notify {
+        &self.reconfigured
     }
 
     /// The worker behind an `Arc`, able to act on a connector's requests for new task configs
@@ -742,6 +751,7 @@ impl Worker {
             return Ok(());
         }
         entry.computed = configs.clone();
+        self.reconfigured.notify_one();
         if entry.share.tasks.is_none() && entry.target != TargetState::Stopped {
             entry.stop_tasks().await;
             self.spawn_tasks(name, entry, configs.into_iter().enumerate())?;

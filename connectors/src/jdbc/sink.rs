@@ -614,7 +614,14 @@ impl JdbcSinkTask {
                 self.prepare_table(&db, &config, row).await?;
             }
         }
-        match write(&db, &config, &self.tables, &rows).await {
+        let started = std::time::Instant::now();
+        let written = write(&db, &config, &self.tables, &rows).await;
+        tracing::debug!(
+            rows = rows.len(),
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "JDBC sink: a put written"
+        );
+        match written {
             Ok(()) => {
                 self.retries = 0;
                 Ok(())

@@ -371,6 +371,20 @@ impl Connector for JdbcSourceConnector {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
             ConnectError::Task("the JDBC source connector starts inside a Tokio runtime".into())
         })?;
+        // The first listing is waited for (as Confluent's connector waits for its table
+        // monitor's first fetch): task configs given before it would name no tables, and a
+        // distributed worker would write them, rebalance, and start over.
+        if runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread {
+            let first = tokio::task::block_in_place(|| {
+                runtime.block_on(async {
+                    let db = Database::connect(&connection, 1).await?;
+                    let found = list_tables(&db, &config).await;
+                    db.close().await;
+                    found
+                })
+            })?;
+            self.tables.lock().current = Some(first);
+        }
         let tables = self.tables.clone();
         self.monitor = Some(runtime.spawn(monitor_tables(connection, config, tables, ctx)));
         Ok(())

@@ -100,6 +100,14 @@ impl Store {
             }
             None => format!("https://s3.{region}.amazonaws.com"),
         };
+        // A custom endpoint without credentials anywhere is read and written anonymously
+        // (a local MinIO or moto), rather than asking the EC2 metadata service for them.
+        let env_keys = std::env::var_os("AWS_ACCESS_KEY_ID").is_some()
+            || std::env::var_os("AWS_PROFILE").is_some()
+            || std::env::var_os("AWS_WEB_IDENTITY_TOKEN_FILE").is_some();
+        if get(props, STORE_URL).is_some() && get(props, ACCESS_KEY).is_none() && !env_keys {
+            builder = builder.with_skip_signature(true);
+        }
         if let Some(key) = get(props, ACCESS_KEY) {
             builder = builder.with_access_key_id(key);
         }
