@@ -4,7 +4,11 @@
 //! - sink: N records (JSON with schemas) already in a topic, upserted into a table by the JDBC
 //!   sink (`insert.mode=upsert`, `pk.mode=record_value`), timed from the connector's creation
 //!   until the table holds N rows; the limit is a plain program writing the same rows with
-//!   batched multi-row `INSERT`s in transactions (and, for reference, `COPY` on PostgreSQL).
+//!   batched multi-row `INSERT`s in transactions, run as plain inserts, with the sink's upsert
+//!   clause (the database's own cost of an upsert) and that again over the rows it wrote
+//!   (every upsert an update), and, for reference, `COPY` on PostgreSQL. Then the sink runs
+//!   again over the same records into its table (every upsert an update), timed until the
+//!   last row has its value back.
 //! - source: a table of N rows read by the JDBC source (`mode=incrementing`) into a topic,
 //!   timed until the topic holds N records; the limit is the same `SELECT` streamed and
 //!   decoded by a plain loop.
@@ -50,9 +54,19 @@ struct JdbcReport {
     database: String,
     sink_rows_per_sec: Option<f64>,
     batched_insert_rows_per_sec: Option<f64>,
+    /// The same program with the sink's upsert clause (the database's own cost of an upsert).
+    batched_upsert_rows_per_sec: Option<f64>,
     copy_rows_per_sec: Option<f64>,
     /// The sink's speed as a share of the batched insert program's.
     sink_share_of_batched_insert: Option<f64>,
+    /// The sink's speed as a share of the batched upsert program's.
+    sink_share_of_batched_upsert: Option<f64>,
+    /// The sink over the same records again: every upsert an update.
+    sink_update_rows_per_sec: Option<f64>,
+    /// The batched upsert program over the rows already there.
+    batched_update_rows_per_sec: Option<f64>,
+    /// The sink's updates as a share of the program's.
+    sink_update_share_of_batched_update: Option<f64>,
     source_rows_per_sec: Option<f64>,
     plain_select_rows_per_sec: Option<f64>,
     /// The source's speed as a share of the plain SELECT loop's.
@@ -95,8 +109,12 @@ async fn exec(url: &str, postgres: bool, sql: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn count(url: &str, postgres: bool, table: &str) -> anyhow::Result<i64> {
-    let sql = AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}"));
+/// The one number `sql` answers (as BIGINT: MySQL's COUNT and MAX are wider).
+async fn number(url: &str, postgres: bool, sql: &str) -> anyhow::Result<i64> {
+    let sql = AssertSqlSafe(format!(
+        "SELECT CAST(({sql}) AS {})",
+        if postgres { "BIGINT" } else { "SIGNED" }
+    ));
     Ok(if postgres {
         let mut c = sqlx::PgConnection::connect(url).await?;
         sqlx::query_scalar::<_, i64>(sql).fetch_one(&mut c).await?
@@ -104,6 +122,10 @@ async fn count(url: &str, postgres: bool, table: &str) -> anyhow::Result<i64> {
         let mut c = sqlx::MySqlConnection::connect(url).await?;
         sqlx::query_scalar::<_, i64>(sql).fetch_one(&mut c).await?
     })
+}
+
+async fn count(url: &str, postgres: bool, table: &str) -> anyhow::Result<i64> {
+    number(url, postgres, &format!("SELECT COUNT(*) FROM {table}")).await
 }
 
 /// Row `i`: id, name, score, amount (cents), updated (ms).
@@ -118,20 +140,39 @@ fn row(i: u64) -> (i64, String, i32, i64, i64) {
 }
 
 const CREATE: &str = "(id BIGINT PRIMARY KEY, name TEXT NOT NULL, score INT NOT NULL, amount DECIMAL(12,2) NOT NULL, updated TIMESTAMP NOT NULL)";
+/// MySQL's TIMESTAMP is in the session's time zone; DATETIME is what the sink creates.
+const CREATE_MYSQL: &str = "(id BIGINT PRIMARY KEY, name TEXT NOT NULL, score INT NOT NULL, amount DECIMAL(12,2) NOT NULL, updated DATETIME(3) NOT NULL)";
 
-/// The limit: multi-row INSERTs of `batch` rows, a transaction each.
+/// What the limit program writes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Pass {
+    /// Plain inserts into a new table.
+    Insert,
+    /// The sink's upserts into a new table.
+    Upsert,
+    /// The sink's upserts over the rows already there (their scores changed first).
+    Update,
+}
+
+/// The limit: multi-row INSERTs of `batch` rows, a transaction each (but for
+/// [`Pass::Insert`], with the upsert clause the sink writes).
 async fn batched_insert(
     url: &str,
     postgres: bool,
     rows: u64,
     batch: usize,
+    pass: Pass,
 ) -> anyhow::Result<Duration> {
-    exec(
-        url,
-        postgres,
-        &format!("DROP TABLE IF EXISTS bench_limit; CREATE TABLE bench_limit {CREATE}"),
-    )
-    .await?;
+    let upsert = pass != Pass::Insert;
+    let prepare = if pass == Pass::Update {
+        "UPDATE bench_limit SET score = -1".to_string()
+    } else {
+        format!(
+            "DROP TABLE IF EXISTS bench_limit; CREATE TABLE bench_limit {}",
+            if postgres { CREATE } else { CREATE_MYSQL }
+        )
+    };
+    exec(url, postgres, &prepare).await?;
     let started = Instant::now();
     let mut i = 0;
     macro_rules! run {
@@ -155,6 +196,11 @@ async fn batched_insert(
                         $ph(b + 4, "NUMERIC"),
                         $ph(b + 5, "")
                     ));
+                }
+                if upsert && postgres {
+                    sql.push_str(" ON CONFLICT (id) DO UPDATE SET name=EXCLUDED.name,score=EXCLUDED.score,amount=EXCLUDED.amount,updated=EXCLUDED.updated");
+                } else if upsert {
+                    sql.push_str(" ON DUPLICATE KEY UPDATE name=VALUES(name),score=VALUES(score),amount=VALUES(amount),updated=VALUES(updated)");
                 }
                 let mut query = sqlx::query(AssertSqlSafe(sql));
                 for j in i..i + n as u64 {
@@ -393,8 +439,13 @@ pub fn jdbc_bench(args: JdbcBenchArgs) -> anyhow::Result<()> {
         let connection = [("connection.url", jdbc_url.as_str()), ("connection.user", user.as_str()), ("connection.password", password.as_str())];
         if sink {
             fill_topic(&client, rows).await?;
-            let limit = batched_insert(&args.url, postgres, rows, args.batch_size).await?;
-            report.batched_insert_rows_per_sec = Some(rows as f64 / limit.as_secs_f64());
+            let rate = |d: Duration| Some(rows as f64 / d.as_secs_f64());
+            let limit = batched_insert(&args.url, postgres, rows, args.batch_size, Pass::Upsert).await?;
+            report.batched_upsert_rows_per_sec = rate(limit);
+            let limit = batched_insert(&args.url, postgres, rows, args.batch_size, Pass::Update).await?;
+            report.batched_update_rows_per_sec = rate(limit);
+            let limit = batched_insert(&args.url, postgres, rows, args.batch_size, Pass::Insert).await?;
+            report.batched_insert_rows_per_sec = rate(limit);
             if postgres {
                 let copied = copy(&args.url, "bench_copy", rows).await?;
                 report.copy_rows_per_sec = Some(rows as f64 / copied.as_secs_f64());
@@ -413,18 +464,37 @@ pub fn jdbc_bench(args: JdbcBenchArgs) -> anyhow::Result<()> {
             ]);
             config.extend(props(&connection));
             let started = Instant::now();
-            worker.create_connector("bench-jdbc-sink", config).await?;
+            worker.create_connector("bench-jdbc-sink", config.clone()).await?;
             let url = args.url.clone();
-            await_done(&worker, "bench-jdbc-sink", started + Duration::from_secs(600), async || Ok(count(&url, postgres, "bench_sink").await.unwrap_or(0) >= rows as i64)).await?;
+            // Rows come in id order and one transaction at a time: the last id is the end
+            // (MAX on the key is an index look-up; COUNT would load the server meanwhile).
+            await_done(&worker, "bench-jdbc-sink", started + Duration::from_secs(600), async || Ok(number(&url, postgres, "SELECT COALESCE(MAX(id), -1) FROM bench_sink").await.unwrap_or(-1) >= rows as i64 - 1)).await?;
             let elapsed = started.elapsed();
+            let written = count(&url, postgres, "bench_sink").await?;
+            anyhow::ensure!(written == rows as i64, "the sink wrote {written} rows, not {rows}");
             report.sink_rows_per_sec = Some(rows as f64 / elapsed.as_secs_f64());
             worker.delete_connector("bench-jdbc-sink").await?;
+            // Again over the rows now there (another group reads the topic from its start):
+            // every upsert an update. The last row's score coming back is the end.
+            exec(&args.url, postgres, "UPDATE bench_sink SET score = -1").await?;
+            let last_score = row(rows - 1).2;
+            let started = Instant::now();
+            worker.create_connector("bench-jdbc-sink-again", config).await?;
+            await_done(&worker, "bench-jdbc-sink-again", started + Duration::from_secs(600), async || Ok(number(&url, postgres, &format!("SELECT score FROM bench_sink WHERE id = {}", rows - 1)).await.unwrap_or(-1) == i64::from(last_score))).await?;
+            let elapsed = started.elapsed();
+            let left = count(&url, postgres, "bench_sink WHERE score = -1").await?;
+            anyhow::ensure!(left == 0, "the sink's second pass left {left} rows unchanged");
+            report.sink_update_rows_per_sec = Some(rows as f64 / elapsed.as_secs_f64());
+            worker.delete_connector("bench-jdbc-sink-again").await?;
         }
         if source {
             if postgres {
                 copy(&args.url, "bench_source", rows).await?;
             } else {
-                exec(&args.url, false, &format!("DROP TABLE IF EXISTS bench_source; CREATE TABLE bench_source {CREATE}; INSERT INTO bench_source SELECT * FROM bench_limit")).await?;
+                if !sink {
+                    batched_insert(&args.url, false, rows, args.batch_size, Pass::Insert).await?;
+                }
+                exec(&args.url, false, &format!("DROP TABLE IF EXISTS bench_source; CREATE TABLE bench_source {CREATE_MYSQL}; INSERT INTO bench_source SELECT * FROM bench_limit")).await?;
             }
             let limit = plain_select(&args.url, postgres, "bench_source", rows).await?;
             report.plain_select_rows_per_sec = Some(rows as f64 / limit.as_secs_f64());
@@ -455,6 +525,14 @@ pub fn jdbc_bench(args: JdbcBenchArgs) -> anyhow::Result<()> {
         .sink_rows_per_sec
         .zip(report.batched_insert_rows_per_sec)
         .map(|(a, b)| a / b);
+    report.sink_share_of_batched_upsert = report
+        .sink_rows_per_sec
+        .zip(report.batched_upsert_rows_per_sec)
+        .map(|(a, b)| a / b);
+    report.sink_update_share_of_batched_update = report
+        .sink_update_rows_per_sec
+        .zip(report.batched_update_rows_per_sec)
+        .map(|(a, b)| a / b);
     report.source_share_of_select = report
         .source_rows_per_sec
         .zip(report.plain_select_rows_per_sec)
@@ -466,11 +544,23 @@ pub fn jdbc_bench(args: JdbcBenchArgs) -> anyhow::Result<()> {
             (report.sink_rows_per_sec, report.batched_insert_rows_per_sec)
         {
             println!(
-                "jdbc sink ({}): {} rows upserted from a topic: {sink:.0} rows/sec; a batched INSERT program {limit:.0} rows/sec ({:.0}% of it){}",
+                "jdbc sink ({}): {} rows upserted from a topic: {sink:.0} rows/sec; a batched INSERT program {limit:.0} rows/sec ({:.0}% of it){}{}",
                 report.database,
                 rows,
                 100.0 * sink / limit,
+                report.batched_upsert_rows_per_sec.map(|u| format!("; the same program upserting {u:.0} rows/sec ({:.0}% of it)", 100.0 * sink / u)).unwrap_or_default(),
                 report.copy_rows_per_sec.map(|c| format!("; COPY {c:.0} rows/sec")).unwrap_or_default()
+            );
+        }
+        if let (Some(sink), Some(limit)) = (
+            report.sink_update_rows_per_sec,
+            report.batched_update_rows_per_sec,
+        ) {
+            println!(
+                "jdbc sink ({}): the same {} records again, every upsert an update: {sink:.0} rows/sec; the batched upsert program over its rows {limit:.0} rows/sec ({:.0}% of it)",
+                report.database,
+                rows,
+                100.0 * sink / limit
             );
         }
         if let (Some(source), Some(limit)) =

@@ -380,6 +380,53 @@ pub struct SinkRecord {
     pub record: ConnectRecord,
     /// Its offset in its partition.
     pub kafka_offset: i64,
+    /// The bytes the runtime read it as (`None` for a record made elsewhere, as in tests).
+    pub original: Option<std::sync::Arc<OriginalRecord>>,
+}
+
+impl SinkRecord {
+    /// A record of `record` at `offset`, with no original bytes.
+    pub fn new(record: ConnectRecord, kafka_offset: i64) -> SinkRecord {
+        SinkRecord {
+            record,
+            kafka_offset,
+            original: None,
+        }
+    }
+
+    /// A copy without key, value and headers (their original bytes stay): enough for a task
+    /// that writes asynchronously to report the record to the [`ErrantRecordReporter`] later.
+    pub fn reference(&self) -> SinkRecord {
+        let r = &self.record;
+        SinkRecord {
+            record: ConnectRecord {
+                topic: r.topic.clone(),
+                kafka_partition: r.kafka_partition,
+                key_schema: None,
+                key: crate::data::Value::Null,
+                value_schema: None,
+                value: crate::data::Value::Null,
+                timestamp: r.timestamp,
+                headers: Default::default(),
+            },
+            kafka_offset: self.kafka_offset,
+            original: self.original.clone(),
+        }
+    }
+}
+
+/// What a sink record was read as (Kafka's `InternalSinkRecord` keeps its consumer record):
+/// the dead letter queue gets these bytes, however long after `put` the record is reported.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct OriginalRecord {
+    /// The topic read (a transform may have renamed the record's).
+    pub topic: String,
+    /// The key's bytes.
+    pub key: Option<bytes::Bytes>,
+    /// The value's bytes.
+    pub value: Option<bytes::Bytes>,
+    /// The headers' bytes.
+    pub headers: Vec<(String, Option<bytes::Bytes>)>,
 }
 
 /// What a connector may ask of the runtime (Kafka's `ConnectorContext`).

@@ -388,6 +388,63 @@ fn tombstones_delete_rows_and_refused_records_go_to_the_dead_letter_queue() {
     });
 }
 
+/// Upserts are first tried as plain inserts (faster), which is only the same thing when the
+/// key columns are a unique key of the table: without one, an upsert still fails as the
+/// database says instead of inserting rows twice.
+#[test]
+fn upserts_into_a_table_without_a_unique_key_on_their_key_fail_instead_of_inserting() {
+    let server = postgres();
+    on_node(Duration::from_secs(90), |client, dir| async move {
+        let pg = fresh_database(server, "loose").await;
+        let lite = sqlite_database(&dir, "loose");
+        let worker = worker(&client, &dir);
+        let records: Vec<(String, Option<String>)> = (1..=3)
+            .map(|i| (key(i), Some(value(i, &format!("item {i}"), Some(1)))))
+            .collect();
+        produce(&client, "loose", &records).await;
+        for (name, db, message) in [
+            ("pg", &pg, "no unique or exclusion constraint"),
+            ("lite", &lite, "ON CONFLICT clause does not match"),
+        ] {
+            exec(
+                db,
+                "CREATE TABLE loose (id BIGINT NOT NULL, name TEXT NOT NULL, score INT)",
+            )
+            .await;
+            let config = connector(
+                &[
+                    ("connector.class", "JdbcSinkConnector"),
+                    ("topics", "loose"),
+                    ("insert.mode", "upsert"),
+                    ("pk.mode", "record_key"),
+                ],
+                db,
+            );
+            worker.create_connector(name, config.clone()).await.unwrap();
+            let reason = await_failure(&worker, name).await;
+            assert!(reason.contains(message), "{name}: {reason}");
+            assert!(
+                rows(db, "SELECT CAST(id AS TEXT) FROM loose")
+                    .await
+                    .is_empty(),
+                "{name}"
+            );
+            // With the key a unique index, the same records are written.
+            exec(db, "CREATE UNIQUE INDEX loose_id ON loose (id)").await;
+            worker.delete_connector(name).await.unwrap();
+            worker
+                .create_connector(&format!("{name}-again"), config)
+                .await
+                .unwrap();
+            await_condition(Duration::from_secs(30), "rows upserted", || async {
+                rows(db, "SELECT CAST(id AS TEXT) FROM loose").await.len() == 3
+            })
+            .await;
+        }
+        worker.shutdown().await.unwrap();
+    });
+}
+
 #[test]
 fn wrong_passwords_missing_tables_and_unreachable_servers_fail_with_their_reasons() {
     let server = postgres();

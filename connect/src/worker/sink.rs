@@ -14,7 +14,8 @@ use tokio::sync::watch;
 use super::errors::{ErrorReporter, FailedRecord, Stage};
 use super::{mark, Control, State, TaskSetup};
 use crate::connector::{
-    ErrantRecordReporter, Props, SinkRecord, SinkTask, SinkTaskContext, TopicPartition,
+    ErrantRecordReporter, OriginalRecord, Props, SinkRecord, SinkTask, SinkTaskContext,
+    TopicPartition,
 };
 use crate::data::Value;
 use crate::error::{ConnectError, Result};
@@ -123,12 +124,8 @@ pub(super) async fn run_until_stopped(
         )
         .await?,
     );
-    // The original bytes of the records being put, for the errant record reporter's dead
-    // letters (by partition and offset; a transform may have renamed the topic).
-    let originals: Arc<parking_lot::Mutex<Originals>> = Arc::default();
     task.initialize(SinkTaskContext::new(Some(errant_reporter(
         reporter.clone(),
-        originals.clone(),
     ))));
     let Subscription { topics, group } = subscription;
     let joined = async {
@@ -226,16 +223,6 @@ pub(super) async fn run_until_stopped(
                             Ok(Some(sink_record)) => {
                                 batch.push(sink_record);
                                 origins.push(record.topic_partition());
-                                originals
-                                    .lock()
-                                    .entry((record.partition, record.offset))
-                                    .or_default()
-                                    .push(Original {
-                                        topic: record.topic.to_string(),
-                                        key: record.key.clone(),
-                                        value: record.value.clone(),
-                                        headers: record.headers.clone(),
-                                    });
                             }
                             Ok(None) => {}
                             Err((stage, error)) => {
@@ -280,6 +267,15 @@ pub(super) async fn run_until_stopped(
                 GroupEvent::Assigned(partitions) if paused || redelivery.is_some() => {
                     member.pause(&partitions)?
                 }
+                // Kafka's runtime puts after every poll, an empty batch too: a task that
+                // writes on a schedule or in the background gets its turn when no records
+                // come.
+                GroupEvent::Records(_) if !paused && redelivery.is_none() => {
+                    match task.put(&[]).await {
+                        Ok(()) | Err(ConnectError::Retriable(_)) => {}
+                        Err(err) => return Err(err),
+                    }
+                }
                 GroupEvent::Records(_) | GroupEvent::Assigned(_) => {}
                 // Still ours: what was put is committed before they go.
                 GroupEvent::Revoked(partitions) => {
@@ -297,10 +293,6 @@ pub(super) async fn run_until_stopped(
                     reached.retain(|tp, _| !partitions.contains(tp));
                     forget(&mut redelivery, &partitions, &mut member, paused)?;
                 }
-            }
-            if redelivery.is_none() {
-                // Everything taken was put: no record can be reported any more.
-                originals.lock().clear();
             }
             if last_commit.elapsed() >= setup.flush_interval {
                 commit(&mut task, &member, &reached).await?;
@@ -321,60 +313,26 @@ pub(super) async fn run_until_stopped(
     outcome.and(stopped).and(left)
 }
 
-/// A record's original bytes, kept while it is being put.
-#[derive(Default)]
-struct Original {
-    topic: String,
-    key: Option<bytes::Bytes>,
-    value: Option<bytes::Bytes>,
-    headers: Vec<(String, Option<bytes::Bytes>)>,
-}
-
-/// The originals of the records being put, by partition and offset.
-type Originals = std::collections::HashMap<(i32, i64), Vec<Original>>;
-
-/// The reporter a task's `put` hands the records it cannot write: the task's error policy
-/// decides (skip and dead-letter them, or fail the task).
-fn errant_reporter(
-    reporter: Arc<ErrorReporter>,
-    originals: Arc<parking_lot::Mutex<Originals>>,
-) -> ErrantRecordReporter {
+/// The reporter a task's `put` (or, writing asynchronously, a later call) hands the records
+/// it cannot write: the task's error policy decides (skip and dead-letter their original
+/// bytes, or fail the task).
+fn errant_reporter(reporter: Arc<ErrorReporter>) -> ErrantRecordReporter {
     ErrantRecordReporter::new(move |record, error| {
         let reporter = reporter.clone();
-        let partition = record.record.kafka_partition.unwrap_or(0);
-        let original = {
-            let originals = originals.lock();
-            originals
-                .get(&(partition, record.kafka_offset))
-                .and_then(|found| {
-                    found
-                        .iter()
-                        .find(|o| o.topic == record.record.topic)
-                        .or_else(|| found.first())
-                })
-                .map(|o| Original {
-                    topic: o.topic.clone(),
-                    key: o.key.clone(),
-                    value: o.value.clone(),
-                    headers: o.headers.clone(),
-                })
-        };
         Box::pin(async move {
-            let original = original.unwrap_or_else(|| Original {
-                topic: record.record.topic.clone(),
-                ..Original::default()
-            });
+            let partition = record.record.kafka_partition.unwrap_or(0);
+            let original = record.original.as_deref();
             reporter
                 .failed(
                     Stage::TaskPut,
                     error,
                     FailedRecord {
-                        topic: &original.topic,
+                        topic: original.map_or(&record.record.topic, |o| &o.topic),
                         partition,
                         offset: record.kafka_offset,
-                        key: original.key,
-                        value: original.value,
-                        headers: original.headers,
+                        key: original.and_then(|o| o.key.clone()),
+                        value: original.and_then(|o| o.value.clone()),
+                        headers: original.map(|o| o.headers.clone()).unwrap_or_default(),
                     },
                 )
                 .await
@@ -523,5 +481,11 @@ fn to_sink_record(
     Ok(transformed.map(|connect| SinkRecord {
         record: connect,
         kafka_offset: record.offset,
+        original: Some(Arc::new(OriginalRecord {
+            topic: record.topic.to_string(),
+            key: record.key.clone(),
+            value: record.value.clone(),
+            headers: record.headers.clone(),
+        })),
     }))
 }

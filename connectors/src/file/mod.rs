@@ -26,7 +26,7 @@
 //!
 //! let mut sink = FileStreamSinkTask::new();
 //! sink.start(&props(&[("file", &file)])).await?;
-//! let record = |v: &str| SinkRecord { record: ConnectRecord::new("t", None, v.into()), kafka_offset: 0 };
+//! let record = |v: &str| SinkRecord::new(ConnectRecord::new("t", None, v.into()), 0);
 //! sink.put(&[record("hello"), record("world")]).await?;
 //! sink.flush(&BTreeMap::new()).await?;
 //!

@@ -214,10 +214,7 @@ mod tests {
     }
 
     fn record(offset: i64, value: Value) -> SinkRecord {
-        SinkRecord {
-            record: ConnectRecord::new("t", None, value),
-            kafka_offset: offset,
-        }
+        SinkRecord::new(ConnectRecord::new("t", None, value), offset)
     }
 
     async fn started(path: &std::path::Path) -> FileStreamSinkTask {

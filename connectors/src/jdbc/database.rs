@@ -1,6 +1,7 @@
 //! A connection pool to one database, whichever of the three it is, and what the connectors
 //! ask of it: tables, their columns, rows as Connect values, statements.
 
+use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -682,6 +683,60 @@ impl Database {
             }
         };
         Ok(columns)
+    }
+
+    /// The column sets of `table`'s primary key and unique indexes (whole columns, no
+    /// predicate): what an `ON CONFLICT` may name. `None` on MySQL, whose upsert answers
+    /// any unique key.
+    pub async fn unique_keys(&self, table: &TableId) -> Result<Option<Vec<Vec<String>>>> {
+        let what = || {
+            format!(
+                "reading the unique keys of {} in {}",
+                table.unquoted(),
+                self.description
+            )
+        };
+        let mut keys: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        match &self.pool {
+            Pool::MySql(_) => return Ok(None),
+            Pool::Postgres(p) => {
+                let rows: Vec<(String, String)> = sqlx::query_as(
+                    "SELECT i.indexrelid::regclass::text, a.attname::text FROM pg_index i \
+                     JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) \
+                     WHERE i.indrelid = to_regclass($1) AND i.indisunique AND i.indpred IS NULL \
+                     AND i.indexprs IS NULL",
+                )
+                .bind(table.quoted(Dialect::Postgres, true))
+                .fetch_all(p)
+                .await
+                .map_err(|e| db_error(&what(), e))?;
+                for (index, column) in rows {
+                    keys.entry(index).or_default().push(column);
+                }
+            }
+            Pool::Sqlite(p) => {
+                let name = Dialect::Sqlite.quote(&table.name);
+                let sql = format!(
+                    "SELECT 'pk', name FROM pragma_table_info({name}) WHERE pk > 0 \
+                     UNION ALL SELECT il.name, ii.name FROM pragma_index_list({name}) il \
+                     JOIN pragma_index_info(il.name) ii WHERE il.\"unique\" = 1 AND il.partial = 0"
+                );
+                let rows: Vec<(String, Option<String>)> = sqlx::query_as(safe(&sql))
+                    .fetch_all(p)
+                    .await
+                    .map_err(|e| db_error(&what(), e))?;
+                let mut expressions = Vec::new();
+                for (index, column) in rows {
+                    match column {
+                        Some(column) => keys.entry(index).or_default().push(column),
+                        // An expression: not a column set an upsert can name.
+                        None => expressions.push(index),
+                    }
+                }
+                keys.retain(|index, _| !expressions.contains(index));
+            }
+        }
+        Ok(Some(keys.into_values().collect()))
     }
 
     /// The columns a query returns (every one nullable: a query's result does not say).

@@ -1,14 +1,19 @@
 //! The JDBC sink: records written as rows, in Confluent's `insert.mode`s and `pk.mode`s.
 //!
 //! Each `put` is written in one transaction: consecutive rows for the same table, columns
-//! and operation go in one prepared multi-row statement (up to `batch.size` rows, and the
-//! database's limit on parameters). When the transaction fails for a reason in the data (a
-//! constraint, a value the column refuses), it is rolled back and the records are written
-//! one by one, and those the database refuses go to the runtime's error handling with its
-//! message (the task fails, or with `errors.tolerance=all` they are skipped and sent to the
-//! dead letter queue). A lost connection is retried `max.retries` times.
+//! and operation go in one prepared statement (up to `batch.size` rows: on PostgreSQL one
+//! array per column through `UNNEST`, elsewhere a multi-row `VALUES` within the database's
+//! limit on parameters). The transaction runs on a task of its own while the next `put`
+//! converts its records; `put` and `flush` wait for it first. Upserts are tried as plain
+//! inserts where a success means the same thing ([`Optimism`]). When the transaction fails
+//! for a reason in the data (a constraint, a value the column refuses), it is rolled back
+//! and the records are written one by one, and those the database refuses go to the
+//! runtime's error handling with its message (the task fails, or with
+//! `errors.tolerance=all` they are skipped and sent to the dead letter queue). A lost
+//! connection is retried `max.retries` times.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime};
@@ -288,35 +293,182 @@ struct Row {
     record: usize,
 }
 
-impl Row {
-    /// The columns and operation: rows of one shape share a statement.
-    fn shape(&self) -> (String, bool, Vec<&str>, Vec<&str>) {
-        (
-            self.table.clone(),
-            self.delete,
-            self.key.iter().map(|(n, _)| n.as_str()).collect(),
-            self.values.iter().map(|(n, _)| n.as_str()).collect(),
-        )
-    }
-}
-
 /// A table as the sink knows it.
 #[derive(Debug, Clone)]
 struct KnownTable {
     id: TableId,
     columns: Vec<Column>,
+    /// Its primary key's and unique indexes' columns (`None`: any key will do).
+    unique_keys: Option<Vec<Vec<String>>>,
+}
+
+impl KnownTable {
+    /// Read from the database.
+    async fn read(db: &Database, id: TableId) -> Result<KnownTable> {
+        Ok(KnownTable {
+            columns: db.columns(&id).await?,
+            unique_keys: db.unique_keys(&id).await?,
+            id,
+        })
+    }
+
+    /// Whether an upsert of `row` is the plain insert of it when that succeeds: its key
+    /// columns are exactly a unique key of the table.
+    fn upsert_is_insert(&self, row: &Row) -> bool {
+        let Some(keys) = &self.unique_keys else {
+            return true;
+        };
+        keys.iter().any(|key| {
+            key.len() == row.key.len()
+                && row.key.iter().all(|(name, _)| {
+                    key.iter()
+                        .any(|k| k == name || k.eq_ignore_ascii_case(name))
+                })
+        })
+    }
 }
 
 /// `io.confluent.connect.jdbc.sink.JdbcSinkTask`.
 #[derive(Default)]
 pub struct JdbcSinkTask {
-    config: Option<SinkConfig>,
+    config: Option<Arc<SinkConfig>>,
     connection: Option<ConnectionConfig>,
     db: Option<Database>,
-    tables: HashMap<String, KnownTable>,
+    tables: Arc<HashMap<String, KnownTable>>,
     reporter: Option<ErrantRecordReporter>,
-    /// Failed attempts of the current `put` (Confluent's remaining retries).
+    /// Failed attempts of the current batch (Confluent's remaining retries).
     retries: u32,
+    /// The batch being written while the next `put` converts its records.
+    in_flight: Option<InFlight>,
+    /// When upserts are first tried as plain inserts.
+    optimism: Optimism,
+}
+
+/// Upserts tried as plain inserts: a database does much less for an `INSERT` than for an
+/// upsert (PostgreSQL's `ON CONFLICT` checks, inserts speculatively and confirms each row),
+/// and a batch of new keys is written the same either way. A batch whose insert meets an
+/// existing key is rolled back and upserted; plain inserts are then tried again only after
+/// 2, 4, ... 64 batches, so a topic of updates pays for one failed try in 64 at most.
+#[derive(Debug, Default)]
+struct Optimism {
+    /// Batches to upsert before the next try.
+    wait: u32,
+    /// Tries that met an existing key in a row.
+    misses: u32,
+}
+
+impl Optimism {
+    /// Whether the next batch is tried as plain inserts.
+    fn next(&mut self) -> bool {
+        if self.wait > 0 {
+            self.wait -= 1;
+            return false;
+        }
+        true
+    }
+
+    /// What a try did.
+    fn tried(&mut self, hit: bool) {
+        if hit {
+            self.misses = 0;
+        } else {
+            self.misses = (self.misses + 1).min(6);
+            self.wait = 1 << self.misses;
+        }
+    }
+}
+
+/// A `put`'s rows, written in one transaction by a task of their own.
+struct Batch {
+    config: Arc<SinkConfig>,
+    tables: Arc<HashMap<String, KnownTable>>,
+    rows: Vec<Row>,
+    /// The records of `rows` (by [`Row::record`]), to report those the database refuses.
+    records: Vec<SinkRecord>,
+    reporter: Option<ErrantRecordReporter>,
+    /// An upsert tried as plain inserts first (see [`Optimism`]).
+    optimistic: bool,
+}
+
+/// A batch being written, and whether its plain inserts worked (when tried).
+struct InFlight {
+    write: tokio::task::JoinHandle<(std::result::Result<(), WriteError>, Option<bool>)>,
+    batch: Arc<Batch>,
+}
+
+impl Batch {
+    /// Writes the rows in one transaction; when the data fails it, they are written one by
+    /// one and those the database refuses are reported (a [`WriteError::Fatal`] when the
+    /// error policy fails the task).
+    /// With the outcome, whether plain inserts worked when they were tried.
+    async fn write(&self, db: &Database) -> (std::result::Result<(), WriteError>, Option<bool>) {
+        let mut tried = None;
+        if self.optimistic {
+            let started = std::time::Instant::now();
+            let inserted = write(
+                db,
+                &self.config,
+                &self.tables,
+                &self.rows,
+                InsertMode::Insert,
+            )
+            .await;
+            tracing::debug!(
+                rows = self.rows.len(),
+                elapsed_us = started.elapsed().as_micros() as u64,
+                ok = inserted.is_ok(),
+                "JDBC sink: a batch tried as plain inserts"
+            );
+            match inserted {
+                Ok(()) => return (Ok(()), Some(true)),
+                Err(WriteError::Connection(err)) => {
+                    return (Err(WriteError::Connection(err)), None)
+                }
+                // An existing key (or something else the upsert will say again).
+                Err(_) => tried = Some(false),
+            }
+        }
+        (self.upsert(db).await, tried)
+    }
+
+    /// Writes the rows in the configured mode.
+    async fn upsert(&self, db: &Database) -> std::result::Result<(), WriteError> {
+        let started = std::time::Instant::now();
+        let mode = self.config.insert_mode;
+        let written = write(db, &self.config, &self.tables, &self.rows, mode).await;
+        tracing::debug!(
+            rows = self.rows.len(),
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "JDBC sink: a batch written"
+        );
+        let Err(WriteError::Data(err) | WriteError::DuplicateKey(err)) = written else {
+            return written;
+        };
+        tracing::warn!(%err, "JDBC sink: the batch failed; writing its records one by one");
+        for row in &self.rows {
+            match write(
+                db,
+                &self.config,
+                &self.tables,
+                std::slice::from_ref(row),
+                mode,
+            )
+            .await
+            {
+                Ok(()) => {}
+                Err(WriteError::Data(err) | WriteError::DuplicateKey(err)) => {
+                    let record = &self.records[row.record];
+                    let reported = match &self.reporter {
+                        Some(reporter) => reporter.report(record, err).await,
+                        None => Err(err),
+                    };
+                    reported.map_err(WriteError::Fatal)?;
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        Ok(())
+    }
 }
 
 impl JdbcSinkTask {
@@ -325,9 +477,9 @@ impl JdbcSinkTask {
         JdbcSinkTask::default()
     }
 
-    fn config(&self) -> Result<&SinkConfig> {
+    fn config(&self) -> Result<Arc<SinkConfig>> {
         self.config
-            .as_ref()
+            .clone()
             .ok_or_else(|| ConnectError::Task("JDBC sink task used before it started".into()))
     }
 
@@ -507,7 +659,7 @@ impl JdbcSinkTask {
             Some(known) => known.clone(),
             None => {
                 let known = match db.find_table(&row.table).await? {
-                    Some(id) => KnownTable { columns: db.columns(&id).await?, id },
+                    Some(id) => KnownTable::read(db, id).await?,
                     None if !config.auto_create => {
                         return Err(ConnectError::Task(format!(
                             "Table \"{}\" is missing and auto-creation is disabled (auto.create=false) in {}",
@@ -525,10 +677,10 @@ impl JdbcSinkTask {
                         let sql = create_table(db.dialect, config.quote, &id, row);
                         tracing::info!(%sql, "JDBC sink: creating table");
                         db.execute(&sql).await?;
-                        KnownTable { columns: db.columns(&id).await?, id }
+                        KnownTable::read(db, id).await?
                     }
                 };
-                self.tables.insert(row.table.clone(), known.clone());
+                Arc::make_mut(&mut self.tables).insert(row.table.clone(), known.clone());
                 known
             }
         };
@@ -574,32 +726,43 @@ impl JdbcSinkTask {
             db.execute(&sql).await?;
         }
         let columns = db.columns(&known.id).await?;
-        self.tables.insert(
-            row.table.clone(),
-            KnownTable {
-                id: known.id,
-                columns,
-            },
-        );
+        Arc::make_mut(&mut self.tables).insert(row.table.clone(), KnownTable { columns, ..known });
         Ok(())
     }
 
     async fn put_records(&mut self, records: &[SinkRecord]) -> Result<()> {
         if records.is_empty() {
+            // The runtime's idle call: a finished write's failure is not left waiting.
+            if self
+                .in_flight
+                .as_ref()
+                .is_some_and(|f| f.write.is_finished())
+            {
+                self.settle().await?;
+            }
             return Ok(());
         }
-        let config = self.config()?.clone();
+        let config = self.config()?;
+        // Converted while the previous batch is written.
+        let mut rows = Vec::with_capacity(records.len());
+        let mut references = Vec::with_capacity(records.len());
+        for record in records {
+            match self.row(&config, record, references.len()) {
+                Ok(row) => {
+                    rows.push(row);
+                    references.push(record.reference());
+                }
+                Err(err) => self.report(record, err).await?,
+            }
+        }
+        self.settle().await?;
+        if rows.is_empty() {
+            return Ok(());
+        }
         let db = match self.database().await {
             Ok(db) => db,
             Err(err) => return self.retry_or_fail(err).await,
         };
-        let mut rows = Vec::with_capacity(records.len());
-        for (index, record) in records.iter().enumerate() {
-            match self.row(&config, record, index) {
-                Ok(row) => rows.push(row),
-                Err(err) => self.report(record, err).await?,
-            }
-        }
         for row in &rows {
             let needs = !self.tables.contains_key(&row.table) || {
                 let known = &self.tables[&row.table];
@@ -614,38 +777,78 @@ impl JdbcSinkTask {
                 self.prepare_table(&db, &config, row).await?;
             }
         }
-        let started = std::time::Instant::now();
-        let written = write(&db, &config, &self.tables, &rows).await;
-        tracing::debug!(
-            rows = rows.len(),
-            elapsed_us = started.elapsed().as_micros() as u64,
-            "JDBC sink: a put written"
-        );
-        match written {
-            Ok(()) => {
-                self.retries = 0;
-                Ok(())
+        let optimistic = config.insert_mode == InsertMode::Upsert
+            && self.upserts_are_inserts(&rows)
+            && self.optimism.next();
+        let batch = Arc::new(Batch {
+            config,
+            tables: self.tables.clone(),
+            rows,
+            records: references,
+            reporter: self.reporter.clone(),
+            optimistic,
+        });
+        let write = tokio::spawn({
+            let batch = batch.clone();
+            async move { batch.write(&db).await }
+        });
+        self.in_flight = Some(InFlight { write, batch });
+        Ok(())
+    }
+
+    /// Whether every row's upsert is its plain insert when that succeeds.
+    fn upserts_are_inserts(&self, rows: &[Row]) -> bool {
+        let mut checked: Option<&Row> = None;
+        rows.iter().all(|row| {
+            // Rows of one shape share the answer.
+            if checked.is_some_and(|c| same_shape(c, row, false)) {
+                return true;
             }
-            Err(WriteError::Connection(err)) => {
-                self.db = None;
-                self.retry_or_fail(err).await
-            }
-            Err(WriteError::Data(err)) => {
-                tracing::warn!(%err, "JDBC sink: the batch failed; writing its records one by one");
-                for row in &rows {
-                    match write(&db, &config, &self.tables, std::slice::from_ref(row)).await {
-                        Ok(()) => {}
-                        Err(WriteError::Connection(err)) => {
-                            self.db = None;
-                            return self.retry_or_fail(err).await;
-                        }
-                        Err(WriteError::Data(err)) => {
-                            self.report(&records[row.record], err).await?
-                        }
-                    }
+            checked = Some(row);
+            row.delete
+                || self
+                    .tables
+                    .get(&row.table)
+                    .is_some_and(|t| t.upsert_is_insert(row))
+        })
+    }
+
+    /// Waits for the batch being written; a lost connection is retried here (`max.retries`
+    /// times, `retry.backoff.ms` apart).
+    async fn settle(&mut self) -> Result<()> {
+        let Some(InFlight { write, batch }) = self.in_flight.take() else {
+            return Ok(());
+        };
+        let (mut outcome, tried) = write.await.unwrap_or_else(|err| {
+            let err = ConnectError::Task(format!("the JDBC sink's write stopped: {err}"));
+            (Err(WriteError::Fatal(err)), None)
+        });
+        if let Some(hit) = tried {
+            self.optimism.tried(hit);
+        }
+        loop {
+            match outcome {
+                Ok(()) => {
+                    self.retries = 0;
+                    return Ok(());
                 }
-                self.retries = 0;
-                Ok(())
+                Err(
+                    WriteError::Data(err) | WriteError::DuplicateKey(err) | WriteError::Fatal(err),
+                ) => return Err(err),
+                Err(WriteError::Connection(err)) => {
+                    self.db = None;
+                    let config = self.config()?;
+                    if self.retries >= config.max_retries {
+                        return Err(err);
+                    }
+                    self.retries += 1;
+                    tracing::warn!(%err, attempt = self.retries, "JDBC sink: write failed; the batch is written again after retry.backoff.ms");
+                    tokio::time::sleep(config.retry_backoff).await;
+                    outcome = match self.database().await {
+                        Ok(db) => batch.upsert(&db).await,
+                        Err(err) => Err(WriteError::Connection(err)),
+                    };
+                }
             }
         }
     }
@@ -682,6 +885,10 @@ enum WriteError {
     Connection(ConnectError),
     /// The statement (the data or the table).
     Data(ConnectError),
+    /// A key already in the table (a unique constraint).
+    DuplicateKey(ConnectError),
+    /// A refused record the error policy does not tolerate.
+    Fatal(ConnectError),
 }
 
 fn write_error(what: &str, err: sqlx::Error) -> WriteError {
@@ -693,9 +900,14 @@ fn write_error(what: &str, err: sqlx::Error) -> WriteError {
             | sqlx::Error::WorkerCrashed
             | sqlx::Error::Protocol(_)
     );
+    let duplicate = err
+        .as_database_error()
+        .is_some_and(|e| e.is_unique_violation());
     let err = db_error(what, err);
     if connection {
         WriteError::Connection(err)
+    } else if duplicate {
+        WriteError::DuplicateKey(err)
     } else {
         WriteError::Data(err)
     }
@@ -804,20 +1016,119 @@ fn create_table(dialect: Dialect, q: bool, id: &TableId, row: &Row) -> String {
     )
 }
 
-/// One statement: SQL and its rows' cells in bind order.
-struct Statement {
+/// How a statement's parameters are bound.
+enum Binds<'a> {
+    /// Cell by cell, in order.
+    Cells(Vec<&'a Cell>),
+    /// One array per column (PostgreSQL's `UNNEST`): the rows, key columns then the others.
+    Columns(&'a [Row]),
+}
+
+/// One statement: SQL and how its parameters are bound.
+struct Statement<'a> {
     sql: String,
-    cells: Vec<Cell>,
+    binds: Binds<'a>,
+}
+
+/// `row`'s `n`th column: key columns, then the others.
+fn column(row: &Row, n: usize) -> &Cell {
+    match row.key.get(n) {
+        Some((_, cell)) => cell,
+        None => &row.values[n - row.key.len()].1,
+    }
+}
+
+/// Whether `a` and `b` go in one statement: the same table, operation and column names
+/// (and, with `types`, the same schema per column: one array each).
+fn same_shape(a: &Row, b: &Row, types: bool) -> bool {
+    let same_columns = |x: &[(String, Cell)], y: &[(String, Cell)]| {
+        x.len() == y.len()
+            && x.iter().zip(y).all(|((n, c), (m, d))| {
+                n == m
+                    && (!types
+                        || std::sync::Arc::ptr_eq(&c.schema, &d.schema)
+                        || c.schema == d.schema)
+            })
+    };
+    a.table == b.table
+        && a.delete == b.delete
+        && same_columns(&a.key, &b.key)
+        && same_columns(&a.values, &b.values)
+}
+
+/// A hash of a row's key values (rows of one upsert statement must have different keys; a
+/// collision only ends a statement early).
+fn key_hash(row: &Row) -> u64 {
+    use std::hash::{Hash, Hasher};
+    fn value(v: &Value, h: &mut impl Hasher) {
+        std::mem::discriminant(v).hash(h);
+        match v {
+            Value::Null => {}
+            Value::Int8(n) => n.hash(h),
+            Value::Int16(n) => n.hash(h),
+            Value::Int32(n) => n.hash(h),
+            Value::Int64(n) => n.hash(h),
+            Value::Float32(n) => n.to_bits().hash(h),
+            Value::Float64(n) => n.to_bits().hash(h),
+            Value::Boolean(b) => b.hash(h),
+            Value::String(s) => s.hash(h),
+            Value::Bytes(b) => b.hash(h),
+            // Not column values (refused when bound); hashed by their text.
+            other => format!("{other:?}").hash(h),
+        }
+    }
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for (_, cell) in &row.key {
+        value(&cell.value, &mut h);
+    }
+    h.finish()
+}
+
+/// The array type a column of `schema` is bound as on PostgreSQL (see [`bind_pg_column`]).
+fn pg_array_type(schema: &SchemaRef) -> Result<&'static str> {
+    Ok(match schema.name.as_deref() {
+        Some(logical::DECIMAL) => "NUMERIC[]",
+        Some(logical::DATE) => "DATE[]",
+        Some(logical::TIME) => "TIME[]",
+        Some(logical::TIMESTAMP) => "TIMESTAMP[]",
+        _ => match schema.ty {
+            Type::Int8 | Type::Int16 => "SMALLINT[]",
+            Type::Int32 => "INT[]",
+            Type::Int64 => "BIGINT[]",
+            Type::Float32 => "REAL[]",
+            Type::Float64 => "DOUBLE PRECISION[]",
+            Type::Boolean => "BOOLEAN[]",
+            Type::String => "TEXT[]",
+            Type::Bytes => "BYTEA[]",
+            ty => return Err(not_a_column(ty)),
+        },
+    })
+}
+
+fn not_a_column(ty: Type) -> ConnectError {
+    ConnectError::Data(format!(
+        "a {} field cannot be written to a column (only primitive and logical types can)",
+        ty.name()
+    ))
 }
 
 /// The statements that write `rows`, in order.
-fn statements(
+fn statements<'a>(
     dialect: Dialect,
     config: &SinkConfig,
     tables: &HashMap<String, KnownTable>,
-    rows: &[Row],
-) -> Vec<Statement> {
+    rows: &'a [Row],
+    mode: InsertMode,
+) -> std::result::Result<Vec<Statement<'a>>, WriteError> {
     let q = |name: &str| quote(dialect, config.quote, name);
+    let placeholder = |n: usize, cell: &Cell| {
+        let p = dialect.placeholder(n);
+        if dialect == Dialect::Postgres && cell.schema.name.as_deref() == Some(logical::DECIMAL) {
+            format!("CAST({p} AS NUMERIC)")
+        } else {
+            p
+        }
+    };
     let mut out = Vec::new();
     let mut i = 0;
     while i < rows.len() {
@@ -827,16 +1138,6 @@ fn statements(
             continue;
         };
         let table_sql = table.id.quoted(dialect, config.quote);
-        let shape = first.shape();
-        let placeholder = |n: usize, cell: &Cell| {
-            let p = dialect.placeholder(n);
-            if dialect == Dialect::Postgres && cell.schema.name.as_deref() == Some(logical::DECIMAL)
-            {
-                format!("CAST({p} AS NUMERIC)")
-            } else {
-                p
-            }
-        };
         let where_key = |start: usize, row: &Row| -> String {
             row.key
                 .iter()
@@ -847,13 +1148,13 @@ fn statements(
                 .collect::<Vec<_>>()
                 .join(" AND ")
         };
-        if first.delete || config.insert_mode == InsertMode::Update {
+        if first.delete || mode == InsertMode::Update {
             // One row per statement (a prepared statement, cached by the connection).
             let row = first;
             if row.delete {
                 out.push(Statement {
                     sql: format!("DELETE FROM {table_sql} WHERE {}", where_key(0, row)),
-                    cells: row.key.iter().map(|(_, c)| c.clone()).collect(),
+                    binds: Binds::Cells(row.key.iter().map(|(_, c)| c).collect()),
                 });
             } else if !row.values.is_empty() {
                 let set = row
@@ -868,36 +1169,33 @@ fn statements(
                         "UPDATE {table_sql} SET {set} WHERE {}",
                         where_key(row.values.len(), row)
                     ),
-                    cells: row
-                        .values
-                        .iter()
-                        .chain(&row.key)
-                        .map(|(_, c)| c.clone())
-                        .collect(),
+                    binds: Binds::Cells(
+                        row.values.iter().chain(&row.key).map(|(_, c)| c).collect(),
+                    ),
                 });
             }
             i += 1;
             continue;
         }
-        // Consecutive rows of this shape, up to the batch size and the parameter limit, no
-        // key twice (an upsert may not touch a row twice in one statement).
+        // Consecutive rows of this shape, up to the batch size (and the parameter limit of
+        // a multi-row VALUES), no key twice (an upsert may not touch a row twice in one
+        // statement). PostgreSQL gets one array per column: one small statement, prepared
+        // once whatever the number of rows, instead of a VALUES list planned every time.
+        let arrays = dialect == Dialect::Postgres;
         let width = first.key.len() + first.values.len();
-        let limit = config
-            .batch_size
-            .min(dialect.max_parameters() / width.max(1))
-            .max(1);
-        let mut keys: HashSet<Vec<String>> = HashSet::new();
+        let limit = if arrays {
+            config.batch_size
+        } else {
+            config
+                .batch_size
+                .min(dialect.max_parameters() / width.max(1))
+                .max(1)
+        };
+        let mut keys: HashSet<u64> = HashSet::new();
         let mut end = i;
-        while end < rows.len() && end - i < limit && rows[end].shape() == shape {
-            if !rows[end].key.is_empty() {
-                let key: Vec<String> = rows[end]
-                    .key
-                    .iter()
-                    .map(|(_, c)| format!("{:?}", c.value))
-                    .collect();
-                if !keys.insert(key) {
-                    break;
-                }
+        while end < rows.len() && end - i < limit && same_shape(first, &rows[end], arrays) {
+            if !rows[end].key.is_empty() && !keys.insert(key_hash(&rows[end])) {
+                break;
             }
             end += 1;
         }
@@ -907,22 +1205,37 @@ fn statements(
             .chain(&first.values)
             .map(|(n, _)| q(n))
             .collect();
-        let mut cells = Vec::with_capacity((end - i) * width);
-        let mut tuples = Vec::with_capacity(end - i);
-        for row in &rows[i..end] {
-            let mut tuple = Vec::with_capacity(width);
-            for (_, cell) in row.key.iter().chain(&row.values) {
-                cells.push(cell.clone());
-                tuple.push(placeholder(cells.len(), cell));
+        let (mut sql, binds) = if arrays {
+            let mut unnest = Vec::with_capacity(width);
+            for n in 0..width {
+                let ty = pg_array_type(&column(first, n).schema).map_err(WriteError::Data)?;
+                unnest.push(format!("CAST(${} AS {ty})", n + 1));
             }
-            tuples.push(format!("({})", tuple.join(",")));
-        }
-        let mut sql = format!(
-            "INSERT INTO {table_sql} ({}) VALUES {}",
-            names.join(","),
-            tuples.join(",")
-        );
-        if config.insert_mode == InsertMode::Upsert && !first.key.is_empty() {
+            (
+                format!(
+                    "INSERT INTO {table_sql} ({}) SELECT * FROM UNNEST({})",
+                    names.join(","),
+                    unnest.join(",")
+                ),
+                Binds::Columns(&rows[i..end]),
+            )
+        } else {
+            let mut cells = Vec::with_capacity((end - i) * width);
+            let mut sql = format!("INSERT INTO {table_sql} ({}) VALUES ", names.join(","));
+            for (t, row) in rows[i..end].iter().enumerate() {
+                sql.push_str(if t == 0 { "(" } else { ",(" });
+                for (k, (_, cell)) in row.key.iter().chain(&row.values).enumerate() {
+                    cells.push(cell);
+                    if k > 0 {
+                        sql.push(',');
+                    }
+                    sql.push_str(&placeholder(cells.len(), cell));
+                }
+                sql.push(')');
+            }
+            (sql, Binds::Cells(cells))
+        };
+        if mode == InsertMode::Upsert && !first.key.is_empty() {
             let keys: Vec<String> = first.key.iter().map(|(n, _)| q(n)).collect();
             let others: Vec<String> = first.values.iter().map(|(n, _)| q(n)).collect();
             match dialect {
@@ -954,20 +1267,21 @@ fn statements(
                 }
             }
         }
-        out.push(Statement { sql, cells });
+        out.push(Statement { sql, binds });
         i = end;
     }
-    out
+    Ok(out)
 }
 
-/// Writes `rows` in one transaction.
+/// Writes `rows` in one transaction, in `mode`.
 async fn write(
     db: &Database,
     config: &SinkConfig,
     tables: &HashMap<String, KnownTable>,
     rows: &[Row],
+    mode: InsertMode,
 ) -> std::result::Result<(), WriteError> {
-    let statements = statements(db.dialect, config, tables, rows);
+    let statements = statements(db.dialect, config, tables, rows, mode)?;
     let what = |s: &Statement| {
         format!(
             "{} failed on {}",
@@ -980,15 +1294,20 @@ async fn write(
         )
     };
     macro_rules! run {
-        ($pool:expr, $bind:ident) => {{
+        ($pool:expr, $bind:ident, $columns:expr) => {{
             let mut tx = $pool
                 .begin()
                 .await
                 .map_err(|e| write_error("starting a transaction", e))?;
             for statement in &statements {
                 let mut query = sqlx::query(safe(&statement.sql));
-                for cell in &statement.cells {
-                    query = $bind(query, cell).map_err(WriteError::Data)?;
+                match &statement.binds {
+                    Binds::Cells(cells) => {
+                        for cell in cells {
+                            query = $bind(query, *cell).map_err(WriteError::Data)?;
+                        }
+                    }
+                    Binds::Columns(rows) => query = $columns(query, rows)?,
                 }
                 query
                     .execute(&mut *tx)
@@ -1000,12 +1319,79 @@ async fn write(
                 .map_err(|e| write_error("committing", e))?;
         }};
     }
+    fn no_columns<Q>(_: Q, _: &&[Row]) -> std::result::Result<Q, WriteError> {
+        Err(WriteError::Data(ConnectError::Task(
+            "column arrays are bound on PostgreSQL only".into(),
+        )))
+    }
     match &db.pool {
-        Pool::Postgres(p) => run!(p, bind_pg),
-        Pool::MySql(p) => run!(p, bind_mysql),
-        Pool::Sqlite(p) => run!(p, bind_sqlite),
+        Pool::Postgres(p) => run!(p, bind_pg, bind_pg_columns),
+        Pool::MySql(p) => run!(p, bind_mysql, no_columns),
+        Pool::Sqlite(p) => run!(p, bind_sqlite, no_columns),
     }
     Ok(())
+}
+
+type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+/// Binds `rows`' columns as one array each, typed as [`pg_array_type`] says.
+fn bind_pg_columns<'q>(
+    mut query: PgQuery<'q>,
+    rows: &&'q [Row],
+) -> std::result::Result<PgQuery<'q>, WriteError> {
+    let rows: &'q [Row] = rows;
+    let Some(first) = rows.first() else {
+        return Ok(query);
+    };
+    for n in 0..first.key.len() + first.values.len() {
+        query = bind_pg_column(query, rows, n).map_err(WriteError::Data)?;
+    }
+    Ok(query)
+}
+
+fn bind_pg_column<'q>(query: PgQuery<'q>, rows: &'q [Row], n: usize) -> Result<PgQuery<'q>> {
+    let schema = &column(&rows[0], n).schema;
+    macro_rules! array {
+        ($pattern:pat => $element:expr) => {{
+            let mut array = Vec::with_capacity(rows.len());
+            for row in rows {
+                let cell = column(row, n);
+                array.push(match &cell.value {
+                    Value::Null => None,
+                    $pattern => Some($element),
+                    v => {
+                        return Err(ConnectError::Data(format!(
+                            "a {} value does not fit its schema ({:?})",
+                            v.type_name(),
+                            cell.schema.ty
+                        )))
+                    }
+                });
+            }
+            query.bind(array)
+        }};
+    }
+    Ok(match schema.name.as_deref() {
+        Some(logical::DECIMAL) => {
+            let scale = logical::decimal_scale(schema)?;
+            array!(Value::Bytes(b) => logical::decimal_to_string(logical::decimal_unscaled(b)?, scale))
+        }
+        Some(logical::DATE) => array!(Value::Int32(days) => date(*days)?),
+        Some(logical::TIME) => array!(Value::Int32(ms) => time(*ms)?),
+        Some(logical::TIMESTAMP) => array!(Value::Int64(ms) => timestamp(*ms)?),
+        _ => match schema.ty {
+            Type::Int8 => array!(Value::Int8(v) => i16::from(*v)),
+            Type::Int16 => array!(Value::Int16(v) => *v),
+            Type::Int32 => array!(Value::Int32(v) => *v),
+            Type::Int64 => array!(Value::Int64(v) => *v),
+            Type::Float32 => array!(Value::Float32(v) => *v),
+            Type::Float64 => array!(Value::Float64(v) => *v),
+            Type::Boolean => array!(Value::Boolean(v) => *v),
+            Type::String => array!(Value::String(v) => v.as_str()),
+            Type::Bytes => array!(Value::Bytes(v) => v.as_ref()),
+            ty => return Err(not_a_column(ty)),
+        },
+    })
 }
 
 /// A cell's value as the Rust type bound for its schema, null included (typed, so the
@@ -1014,7 +1400,7 @@ macro_rules! bind_cell {
     ($name:ident, $db:ty, $int8:ty, $bool_as_int:expr) => {
         fn $name<'q>(
             query: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments>,
-            cell: &Cell,
+            cell: &'q Cell,
         ) -> Result<sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments>> {
             let v = &cell.value;
             let bad = || ConnectError::Data(format!("a {} value does not fit its schema ({:?})", v.type_name(), cell.schema.ty));
@@ -1061,8 +1447,8 @@ macro_rules! bind_cell {
                     (Type::Boolean, Value::Null) => {
                         if $bool_as_int { query.bind(None::<i16>) } else { query.bind(None::<bool>) }
                     }
-                    (Type::String, Value::String(s)) => query.bind(Some(s.clone())),
-                    (Type::Bytes, Value::Bytes(b)) => query.bind(Some(b.to_vec())),
+                    (Type::String, Value::String(s)) => query.bind(Some(s.as_str())),
+                    (Type::Bytes, Value::Bytes(b)) => query.bind(Some(b.as_ref())),
                     (Type::String, Value::Null) => query.bind(None::<String>),
                     (Type::Bytes, Value::Null) => query.bind(None::<Vec<u8>>),
                     (ty, _) => {
@@ -1108,7 +1494,7 @@ impl SinkTask for JdbcSinkTask {
 
     fn start<'a>(&'a mut self, props: &'a Props) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            self.config = Some(SinkConfig::parse(props)?);
+            self.config = Some(Arc::new(SinkConfig::parse(props)?));
             self.connection = Some(ConnectionConfig::from_props(props)?);
             // Connecting now: a wrong URL or password fails the task at once, by name.
             self.database().await?;
@@ -1120,20 +1506,54 @@ impl SinkTask for JdbcSinkTask {
         Box::pin(self.put_records(records))
     }
 
-    /// Every `put` was written and committed before it returned.
+    /// Every `put` is written and committed once the batch being written is.
     fn flush<'a>(
         &'a mut self,
         _offsets: &'a BTreeMap<TopicPartition, i64>,
     ) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async { Ok(()) })
+        Box::pin(self.settle())
     }
 
     fn stop(&mut self) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
+            // Not committed (the runtime flushes before it stops when it can): a failure
+            // here only means those records are put again.
+            if let Err(err) = self.settle().await {
+                tracing::warn!(%err, "JDBC sink: the last batch was not written");
+            }
             if let Some(db) = self.db.take() {
                 db.close().await;
             }
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_inserts_are_tried_again_after_longer_waits_while_they_miss() {
+        let mut optimism = Optimism::default();
+        assert!(optimism.next());
+        optimism.tried(true);
+        assert!(optimism.next(), "a hit keeps trying");
+        let mut waits = Vec::new();
+        for _ in 0..8 {
+            optimism.tried(false);
+            let mut upserted = 0;
+            while !optimism.next() {
+                upserted += 1;
+            }
+            waits.push(upserted);
+        }
+        assert_eq!(waits, [2, 4, 8, 16, 32, 64, 64, 64]);
+        optimism.tried(true);
+        assert!(optimism.next());
+        optimism.tried(false);
+        assert!(!optimism.next(), "a miss after a hit waits again from 2");
+        assert!(!optimism.next());
+        assert!(optimism.next());
     }
 }

@@ -359,10 +359,7 @@ mod tests {
     fn record(ts: i64, value: Value) -> SinkRecord {
         let mut r = ConnectRecord::new("t", None, value).with_timestamp(ts);
         r.kafka_partition = Some(3);
-        SinkRecord {
-            record: r,
-            kafka_offset: 42,
-        }
+        SinkRecord::new(r, 42)
     }
 
     #[test]
