@@ -1,0 +1,18 @@
+//! Sluice's ksqlDB: continuous SQL over topics in ksqlDB's dialect.
+//!
+//! This crate grows in layers, lowest first:
+//! - [`parser`]: ksqlDB's statements (`CREATE STREAM`, `CREATE TABLE ... AS SELECT`, push and
+//!   pull queries with `WINDOW`, `WITHIN`, `PARTITION BY` and `EMIT`, `SHOW`, `DESCRIBE`,
+//!   `PRINT`, `SET`, `DEFINE`, ...) into an AST whose expressions are sqlparser's, with
+//!   errors that give the line and column and what was expected.
+//! - [`metastore`]: the streams, tables and types, and ksqlDB's rules for them (names,
+//!   key columns, `WITH` properties, formats).
+//!
+//! Still to come (issue 18): the command topic, compilation through
+//! DataFusion into Sluice Streams topologies, the REST API, the CLI and headless mode.
+
+pub mod error;
+pub mod metastore;
+pub mod parser;
+
+pub use error::{KsqlError, Result};

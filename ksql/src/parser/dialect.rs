@@ -1,0 +1,30 @@
+//! ksqlDB's lexical rules for sqlparser's tokenizer and expression parser.
+
+use sqlparser::dialect::Dialect;
+
+/// ksqlDB's dialect: identifiers quoted with backticks (double quotes are not identifiers
+/// there), `=>` for lambdas' named arguments, `->` for struct fields.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct KsqlDialect;
+
+impl Dialect for KsqlDialect {
+    fn is_delimited_identifier_start(&self, ch: char) -> bool {
+        ch == '`'
+    }
+
+    fn is_identifier_start(&self, ch: char) -> bool {
+        ch.is_alphabetic() || ch == '_'
+    }
+
+    fn is_identifier_part(&self, ch: char) -> bool {
+        ch.is_alphanumeric() || ch == '_' || ch == '@'
+    }
+
+    fn identifier_quote_style(&self, _identifier: &str) -> Option<char> {
+        Some('`')
+    }
+
+    fn supports_named_fn_args_with_rarrow_operator(&self) -> bool {
+        true
+    }
+}
