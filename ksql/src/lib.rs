@@ -8,11 +8,17 @@
 //! - [`metastore`]: the streams, tables and types, and ksqlDB's rules for them (names,
 //!   key columns, `WITH` properties, formats).
 //!
+//! - [`engine`]: statements run against the metastore and the cluster (topics created and
+//!   deleted as ksqlDB does), answered with ksqlDB's REST entities.
+//! - [`rest`]: ksqlDB's REST API (`POST /ksql`, `/info`, `/healthcheck`).
+//!
 //! Still to come (issue 18): the command topic, compilation through
 //! DataFusion into Sluice Streams topologies, the REST API, the CLI and headless mode.
 
+pub mod engine;
 pub mod error;
 pub mod metastore;
 pub mod parser;
+pub mod rest;
 
 pub use error::{KsqlError, Result};

@@ -1,0 +1,436 @@
+//! The engine: runs statements against the metastore and the Kafka cluster, answering with
+//! ksqlDB's REST entities (`currentStatus`, `streams`, `tables`, `sourceDescription`,
+//! `kafka_topics`, `type_list`, `properties`) or its errors.
+//!
+//! So far it runs DDL (creating and deleting topics as ksqlDB does), `SHOW`, `LIST` and
+//! `DESCRIBE`; statements that run queries say they are not implemented yet.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kafka_protocol::ResponseError;
+use parking_lot::Mutex;
+use serde_json::{json, Value as Json};
+use sluice_log::client::{Client, NewTopic};
+
+use crate::error::{KsqlError, Result};
+use crate::metastore::{name_of, DataSource, MetaStore, SourceProperties};
+use crate::parser::ast::{
+    ColumnConstraint, Listing, ParsedStatement, SourceKind, SqlType, Statement,
+};
+use crate::parser::parse;
+
+/// A statement's failure as ksqlDB reports it: its error entity and HTTP status.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatementFailure {
+    /// The HTTP status (400 for the user's errors, 500 for the server's).
+    pub status: u16,
+    /// `{"@type", "error_code", "message", "statementText", "entities"}`.
+    pub body: Json,
+}
+
+/// The server's state and its Kafka client.
+pub struct Engine {
+    client: Arc<Client>,
+    state: Mutex<State>,
+    service_id: String,
+}
+
+#[derive(Default)]
+struct State {
+    metastore: MetaStore,
+    /// The sequence number of the last command (ksqlDB's `commandSequenceNumber`).
+    sequence: i64,
+}
+
+impl Engine {
+    /// An engine on `client`'s cluster for the service `service_id` (`ksql.service.id`).
+    pub fn new(client: Arc<Client>, service_id: &str) -> Engine {
+        Engine {
+            client,
+            state: Mutex::new(State::default()),
+            service_id: service_id.to_string(),
+        }
+    }
+
+    /// `ksql.service.id`.
+    pub fn service_id(&self) -> &str {
+        &self.service_id
+    }
+
+    /// The cluster's id (for `/info`).
+    pub async fn kafka_cluster_id(&self) -> Option<String> {
+        self.client
+            .describe_cluster()
+            .await
+            .ok()
+            .and_then(|c| c.cluster_id)
+    }
+
+    /// Runs every statement of `sql` in order (ksqlDB's `POST /ksql`): the entities, or at
+    /// the first failure its error entity, carrying the entities before it.
+    pub async fn execute(&self, sql: &str) -> std::result::Result<Vec<Json>, StatementFailure> {
+        let statements = parse(sql).map_err(|err| failure(&err, sql, Vec::new()))?;
+        let mut entities = Vec::new();
+        for parsed in statements {
+            match self.statement(&parsed).await {
+                Ok(entity) => entities.push(entity),
+                Err(err) => return Err(failure(&err, &format!("{};", parsed.text), entities)),
+            }
+        }
+        Ok(entities)
+    }
+
+    async fn statement(&self, parsed: &ParsedStatement) -> Result<Json> {
+        let text = format!("{};", parsed.text);
+        match &parsed.statement {
+            Statement::CreateSource(create) => {
+                // Checked on a copy first: the topic is created only for a valid statement.
+                let mut store = self.state.lock().metastore.clone();
+                let outcome = store.apply(&parsed.statement, &text)?;
+                let name = name_of(&create.name);
+                if let Some(source) = store.source(&name).filter(|_| !outcome.message.contains("already exists")) {
+                    self.ensure_topic(source, create.kind).await?;
+                }
+                let mut state = self.state.lock();
+                state.metastore = store;
+                Ok(self.status(&mut state, &text, &command_id(create.kind, &name, "create"), &outcome.message))
+            }
+            Statement::CreateType { name, .. } | Statement::DropType { name, .. } => {
+                let mut state = self.state.lock();
+                let outcome = state.metastore.apply(&parsed.statement, &text)?;
+                let action = if matches!(parsed.statement, Statement::CreateType { .. }) { "create" } else { "drop" };
+                Ok(self.status(&mut state, &text, &format!("type/`{}`/{action}", name_of(name)), &outcome.message))
+            }
+            Statement::Alter { kind, name, .. } => {
+                let mut state = self.state.lock();
+                let outcome = state.metastore.apply(&parsed.statement, &text)?;
+                Ok(self.status(&mut state, &text, &command_id(*kind, &name_of(name), "alter"), &outcome.message))
+            }
+            Statement::Drop { kind, name, delete_topic, .. } => {
+                let name = name_of(name);
+                let topic = self.state.lock().metastore.source(&name).map(|s| s.properties.topic.clone());
+                let outcome = self.state.lock().metastore.apply(&parsed.statement, &text)?;
+                if let (true, Some(topic)) = (*delete_topic, topic) {
+                    for (topic, result) in self.client.delete_topics(&[topic]).await.map_err(kafka)? {
+                        result.map_err(|e| KsqlError::statement(format!("Could not delete the topic {topic}: {e}")))?;
+                    }
+                }
+                let mut state = self.state.lock();
+                Ok(self.status(&mut state, &text, &command_id(*kind, &name, "drop"), &outcome.message))
+            }
+            Statement::Show { what, extended } => self.show(*what, *extended, &text).await,
+            Statement::Describe { name: Some(name), extended, .. } => {
+                let name = name_of(name);
+                let source = self.state.lock().metastore.source(&name).cloned().ok_or_else(|| {
+                    KsqlError::statement(format!("Could not find STREAM/TABLE '{name}' in the Metastore"))
+                })?;
+                let mut description = describe(&source, *extended);
+                // The topic's partitions and replicas as the cluster has them.
+                let topic = &source.properties.topic;
+                if let Ok(found) = self.client.describe_topics(Some(std::slice::from_ref(topic))).await {
+                    if let Some(t) = found.iter().find(|t| &t.name == topic) {
+                        description["partitions"] = json!(t.partitions.len());
+                        description["replication"] = json!(t.partitions.first().map_or(0, |p| p.replicas.len()));
+                    }
+                }
+                Ok(json!({
+                    "@type": "sourceDescription",
+                    "statementText": text,
+                    "sourceDescription": description,
+                    "warnings": [],
+                }))
+            }
+            Statement::Describe { all: Some(kind), extended, .. } => {
+                let state = self.state.lock();
+                let descriptions: Vec<Json> = state
+                    .metastore
+                    .sources()
+                    .filter(|s| s.kind == *kind)
+                    .map(|s| describe(s, *extended))
+                    .collect();
+                Ok(json!({
+                    "@type": "source_descriptions",
+                    "statementText": text,
+                    "sourceDescriptions": descriptions,
+                    "warnings": [],
+                }))
+            }
+            other => Err(KsqlError::statement(format!(
+                "{} statements are not implemented in Sluice yet (issue 18 is under way: DDL, SHOW, LIST and DESCRIBE run so far)",
+                statement_name(other)
+            ))),
+        }
+    }
+
+    /// Creates the source's topic when it is missing and `PARTITIONS` says how (ksqlDB's
+    /// rule); a missing topic without it is an error.
+    async fn ensure_topic(&self, source: &DataSource, kind: SourceKind) -> Result<()> {
+        let props: &SourceProperties = &source.properties;
+        match self
+            .client
+            .describe_topics(Some(std::slice::from_ref(&props.topic)))
+            .await
+        {
+            Ok(topics)
+                if topics
+                    .iter()
+                    .any(|t| t.name == props.topic && !t.partitions.is_empty()) =>
+            {
+                return Ok(())
+            }
+            Ok(_) => {}
+            Err(err) if err.response_error() == ResponseError::UnknownTopicOrPartition => {}
+            Err(err) => return Err(kafka(err)),
+        }
+        let Some(partitions) = props.partitions else {
+            return Err(KsqlError::statement(format!(
+                "Topic '{topic}' does not exist. If you want to create a new topic for the {kind} please re-run the statement providing the required 'PARTITIONS' configuration in the WITH clause (and optionally 'REPLICAS'). For example: CREATE {kind} {name} (...) WITH (KAFKA_TOPIC='{topic}', PARTITIONS=2, REPLICAS=1, ...);",
+                topic = props.topic,
+                kind = kind.to_string().to_ascii_lowercase(),
+                name = source.name,
+            )));
+        };
+        let mut configs = BTreeMap::new();
+        if kind == SourceKind::Table {
+            configs.insert("cleanup.policy".to_string(), "compact".to_string());
+        }
+        let created = self
+            .client
+            .create_topics(
+                &[NewTopic {
+                    name: props.topic.clone(),
+                    partitions: i32::try_from(partitions).unwrap_or(i32::MAX),
+                    replication_factor: props
+                        .replicas
+                        .map_or(-1, |r| i16::try_from(r).unwrap_or(i16::MAX)),
+                    configs,
+                }],
+                false,
+            )
+            .await
+            .map_err(kafka)?;
+        for (topic, result) in created {
+            result.map_err(|e| {
+                KsqlError::statement(format!("Could not create the topic {topic}: {e}"))
+            })?;
+        }
+        Ok(())
+    }
+
+    fn status(&self, state: &mut State, text: &str, command_id: &str, message: &str) -> Json {
+        state.sequence += 1;
+        json!({
+            "@type": "currentStatus",
+            "statementText": text,
+            "commandId": command_id,
+            "commandStatus": {"status": "SUCCESS", "message": message, "queryId": null},
+            "commandSequenceNumber": state.sequence,
+            "warnings": [],
+        })
+    }
+
+    async fn show(&self, what: Listing, extended: bool, text: &str) -> Result<Json> {
+        Ok(match what {
+            Listing::Streams | Listing::Tables => {
+                let kind = if what == Listing::Streams {
+                    SourceKind::Stream
+                } else {
+                    SourceKind::Table
+                };
+                let state = self.state.lock();
+                let sources: Vec<Json> = state
+                    .metastore
+                    .sources()
+                    .filter(|s| s.kind == kind)
+                    .map(|s| {
+                        if extended {
+                            describe(s, true)
+                        } else {
+                            json!({
+                                "type": kind.to_string(),
+                                "name": s.name,
+                                "topic": s.properties.topic,
+                                "keyFormat": s.properties.key_format.name(),
+                                "valueFormat": s.properties.value_format.name(),
+                                "isWindowed": s.properties.window.is_some(),
+                            })
+                        }
+                    })
+                    .collect();
+                match (kind, extended) {
+                    (_, true) => {
+                        json!({"@type": "source_descriptions", "statementText": text, "sourceDescriptions": sources, "warnings": []})
+                    }
+                    (SourceKind::Stream, false) => {
+                        json!({"@type": "streams", "statementText": text, "streams": sources, "warnings": []})
+                    }
+                    (SourceKind::Table, false) => {
+                        json!({"@type": "tables", "statementText": text, "tables": sources, "warnings": []})
+                    }
+                }
+            }
+            Listing::Topics { all } => {
+                let mut topics = self.client.describe_topics(None).await.map_err(kafka)?;
+                topics.retain(|t| all || !(t.internal || t.name.starts_with('_')));
+                topics.sort_by(|a, b| a.name.cmp(&b.name));
+                let topics: Vec<Json> = topics
+                    .iter()
+                    .map(|t| json!({"name": t.name, "replicaInfo": t.partitions.iter().map(|p| p.replicas.len()).collect::<Vec<_>>()}))
+                    .collect();
+                json!({"@type": "kafka_topics", "statementText": text, "topics": topics, "warnings": []})
+            }
+            Listing::Types => {
+                let state = self.state.lock();
+                let types: serde_json::Map<String, Json> = state
+                    .metastore
+                    .types()
+                    .iter()
+                    .map(|(name, ty)| (name.clone(), schema_info(ty)))
+                    .collect();
+                json!({"@type": "type_list", "statementText": text, "types": types, "warnings": []})
+            }
+            Listing::Properties => json!({
+                "@type": "properties",
+                "statementText": text,
+                "properties": [
+                    {"name": "ksql.service.id", "scope": "KSQL", "value": self.service_id},
+                ],
+                "overwrittenProperties": [],
+                "defaultProperties": [],
+                "warnings": [],
+            }),
+            other => {
+                let name = match other {
+                    Listing::Queries => "QUERIES",
+                    Listing::Functions => "FUNCTIONS",
+                    Listing::Variables => "VARIABLES",
+                    _ => "CONNECTORS",
+                };
+                return Err(KsqlError::statement(format!(
+                    "SHOW {name} is not implemented in Sluice yet (issue 18 is under way)"
+                )));
+            }
+        })
+    }
+}
+
+fn kafka(err: sluice_log::Error) -> KsqlError {
+    KsqlError::statement(format!("Kafka: {err}"))
+}
+
+fn command_id(kind: SourceKind, name: &str, action: &str) -> String {
+    format!(
+        "{}/`{name}`/{action}",
+        kind.to_string().to_ascii_lowercase()
+    )
+}
+
+fn statement_name(statement: &Statement) -> &'static str {
+    match statement {
+        Statement::CreateAsSelect(_) => "CREATE ... AS SELECT",
+        Statement::InsertSelect { .. } => "INSERT INTO ... SELECT",
+        Statement::InsertValues { .. } => "INSERT INTO ... VALUES",
+        Statement::Query(_) => "SELECT",
+        Statement::DescribeFunction(_) => "DESCRIBE FUNCTION",
+        Statement::Explain(_) => "EXPLAIN",
+        Statement::Print { .. } => "PRINT",
+        Statement::Set { .. } | Statement::Unset(_) => "SET and UNSET",
+        Statement::Define { .. } | Statement::Undefine(_) => "DEFINE and UNDEFINE",
+        Statement::RunScript(_) => "RUN SCRIPT",
+        Statement::Terminate(_) => "TERMINATE",
+        _ => "These",
+    }
+}
+
+/// ksqlDB's `SchemaInfo` of a type: `{"type", "fields", "memberSchema"}`.
+fn schema_info(ty: &SqlType) -> Json {
+    match ty {
+        SqlType::Array(item) => {
+            json!({"type": "ARRAY", "fields": null, "memberSchema": schema_info(item)})
+        }
+        SqlType::Map(_, value) => {
+            json!({"type": "MAP", "fields": null, "memberSchema": schema_info(value)})
+        }
+        SqlType::Struct(fields) => json!({
+            "type": "STRUCT",
+            "fields": fields.iter().map(|(n, t)| json!({"name": n, "schema": schema_info(t)})).collect::<Vec<_>>(),
+            "memberSchema": null,
+        }),
+        SqlType::Decimal { precision, scale } => json!({
+            "type": "DECIMAL", "fields": null, "memberSchema": null,
+            "parameters": {"precision": precision, "scale": scale},
+        }),
+        other => json!({"type": match other {
+            SqlType::Boolean => "BOOLEAN",
+            SqlType::Int => "INTEGER",
+            SqlType::Bigint => "BIGINT",
+            SqlType::Double => "DOUBLE",
+            SqlType::Bytes => "BYTES",
+            SqlType::Date => "DATE",
+            SqlType::Time => "TIME",
+            SqlType::Timestamp => "TIMESTAMP",
+            _ => "STRING",
+        }, "fields": null, "memberSchema": null}),
+    }
+}
+
+/// ksqlDB's `SourceDescription` (its fields as ksqlDB names them; statistics empty).
+fn describe(source: &DataSource, extended: bool) -> Json {
+    let p = &source.properties;
+    let fields: Vec<Json> = source
+        .columns
+        .iter()
+        .map(|c| {
+            let mut field = json!({"name": c.name, "schema": schema_info(&c.ty)});
+            match &c.constraint {
+                ColumnConstraint::Key | ColumnConstraint::PrimaryKey => {
+                    field["type"] = json!("KEY")
+                }
+                ColumnConstraint::Headers => field["type"] = json!("HEADER"),
+                ColumnConstraint::Header(key) => {
+                    field["type"] = json!("HEADER");
+                    field["headerKey"] = json!(key);
+                }
+                ColumnConstraint::None => {}
+            }
+            field
+        })
+        .collect();
+    json!({
+        "name": source.name,
+        "windowType": p.window.as_ref().map(|w| w.kind.clone()),
+        "readQueries": [],
+        "writeQueries": [],
+        "fields": fields,
+        "type": source.kind.to_string(),
+        "timestamp": p.timestamp.clone().unwrap_or_default(),
+        "statistics": "",
+        "errorStats": "",
+        "extended": extended,
+        "keyFormat": p.key_format.name(),
+        "valueFormat": p.value_format.name(),
+        "topic": p.topic,
+        "partitions": p.partitions.unwrap_or(0),
+        "replication": p.replicas.unwrap_or(0),
+        "statement": source.sql,
+        "queryOffsetSummaries": [],
+        "sourceConstraints": [],
+        "clusterStatistics": [],
+        "clusterErrorStats": [],
+    })
+}
+
+/// The error entity of `err` for the statement `text` (ksqlDB's `KsqlStatementErrorMessage`).
+fn failure(err: &KsqlError, text: &str, entities: Vec<Json>) -> StatementFailure {
+    StatementFailure {
+        status: 400,
+        body: json!({
+            "@type": "statement_error",
+            "error_code": 40001,
+            "message": err.to_string(),
+            "statementText": text,
+            "entities": entities,
+        }),
+    }
+}

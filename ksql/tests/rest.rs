@@ -1,0 +1,250 @@
+//! ksqlDB's REST API on a server over an embedded node, called over HTTP.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value as Json};
+use sluice_ksql::engine::Engine;
+use sluice_ksql::rest::KsqlServer;
+use sluice_log::client::Client;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Runs `scenario` against a server on a fresh embedded node, bounded by 60 s.
+fn on_server<F, Fut>(scenario: F)
+where
+    F: FnOnce(String, Arc<Client>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().unwrap();
+    let node = sluice_log::Sluice::embedded(dir.path().join("node"))
+        .start()
+        .unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime
+        .block_on(async {
+            let client = node.client().await.unwrap();
+            let engine = Arc::new(Engine::new(client.clone(), "default_"));
+            let server = KsqlServer::start(engine, "127.0.0.1:0").await.unwrap();
+            let base = server.local_addr().to_string();
+            let outcome =
+                tokio::time::timeout(Duration::from_secs(60), scenario(base, client)).await;
+            server.shutdown().await;
+            outcome
+        })
+        .expect("the scenario finishes within 60 s");
+    node.shutdown().unwrap();
+}
+
+/// An HTTP/1.1 request: the status and the body as JSON.
+async fn http(addr: &str, method: &str, path: &str, body: Option<&str>) -> (u16, Json) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let body = body.unwrap_or("");
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/vnd.ksql.v1+json\r\nAccept: application/vnd.ksql.v1+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let response = String::from_utf8(response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/vnd.ksql.v1+json"),
+        "{head}"
+    );
+    (status, serde_json::from_str(body).unwrap())
+}
+
+async fn ksql(addr: &str, statements: &str) -> (u16, Json) {
+    let body = json!({"ksql": statements, "streamsProperties": {}}).to_string();
+    http(addr, "POST", "/ksql", Some(&body)).await
+}
+
+async fn partitions(client: &Client, topic: &str) -> Option<usize> {
+    let topics = client
+        .describe_topics(Some(&[topic.to_string()]))
+        .await
+        .ok()?;
+    topics
+        .iter()
+        .find(|t| t.name == topic && !t.partitions.is_empty())
+        .map(|t| t.partitions.len())
+}
+
+#[test]
+fn info_and_healthcheck_answer_as_ksqldb() {
+    on_server(|addr, _client| async move {
+        let (status, info) = http(&addr, "GET", "/info", None).await;
+        assert_eq!(status, 200);
+        let info = &info["KsqlServerInfo"];
+        assert_eq!(info["serverStatus"], "RUNNING");
+        assert_eq!(info["ksqlServiceId"], "default_");
+        assert!(
+            !info["kafkaClusterId"].as_str().unwrap().is_empty(),
+            "{info}"
+        );
+        assert!(info["version"].as_str().unwrap().starts_with("0."));
+        let (status, health) = http(&addr, "GET", "/healthcheck", None).await;
+        assert_eq!(status, 200);
+        assert_eq!(health["isHealthy"], true);
+        assert_eq!(health["details"]["kafka"]["isHealthy"], true);
+    });
+}
+
+#[test]
+fn ddl_creates_topics_lists_describes_and_drops() {
+    on_server(|addr, client| async move {
+        let (status, entities) = ksql(
+            &addr,
+            "CREATE STREAM pageviews (user_id STRING KEY, page STRING, ts BIGINT)
+               WITH (kafka_topic='pageviews', value_format='json', partitions=3, timestamp='ts');",
+        )
+        .await;
+        assert_eq!(status, 200, "{entities}");
+        let created = &entities[0];
+        assert_eq!(created["@type"], "currentStatus");
+        assert_eq!(created["commandId"], "stream/`PAGEVIEWS`/create");
+        assert_eq!(created["commandStatus"]["status"], "SUCCESS");
+        assert_eq!(created["commandStatus"]["message"], "Stream created");
+        assert!(created["statementText"]
+            .as_str()
+            .unwrap()
+            .starts_with("CREATE STREAM pageviews"));
+        assert_eq!(partitions(&client, "pageviews").await, Some(3));
+
+        // Several statements: each answers in order.
+        let (status, entities) = ksql(
+            &addr,
+            "CREATE TYPE address AS STRUCT<street STRING, city STRING>;
+             CREATE TABLE users (id BIGINT PRIMARY KEY, name STRING, home address)
+               WITH (kafka_topic='users', format='json', partitions=1);
+             SHOW TABLES; SHOW STREAMS; LIST TOPICS; SHOW TYPES; DESCRIBE users EXTENDED;",
+        )
+        .await;
+        assert_eq!(status, 200, "{entities}");
+        let types: Vec<&str> = entities
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["@type"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            types,
+            [
+                "currentStatus",
+                "currentStatus",
+                "tables",
+                "streams",
+                "kafka_topics",
+                "type_list",
+                "sourceDescription"
+            ]
+        );
+        assert_eq!(
+            entities[2]["tables"],
+            json!([{"type": "TABLE", "name": "USERS", "topic": "users", "keyFormat": "JSON", "valueFormat": "JSON", "isWindowed": false}])
+        );
+        assert_eq!(entities[3]["streams"][0]["name"], "PAGEVIEWS");
+        let topics: Vec<&str> = entities[4]["topics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(topics, ["pageviews", "users"]);
+        assert_eq!(entities[4]["topics"][0]["replicaInfo"], json!([1, 1, 1]));
+        assert_eq!(entities[5]["types"]["ADDRESS"]["type"], "STRUCT");
+        let users = &entities[6]["sourceDescription"];
+        assert_eq!(users["type"], "TABLE");
+        assert_eq!(users["extended"], true);
+        assert_eq!(users["partitions"], 1);
+        assert_eq!(
+            users["fields"][0],
+            json!({"name": "ID", "schema": {"type": "BIGINT", "fields": null, "memberSchema": null}, "type": "KEY"})
+        );
+        assert_eq!(users["fields"][2]["schema"]["fields"][1]["name"], "city");
+
+        let (status, entities) = ksql(&addr, "DROP STREAM pageviews DELETE TOPIC;").await;
+        assert_eq!(status, 200, "{entities}");
+        assert_eq!(
+            entities[0]["commandStatus"]["message"],
+            "Source `PAGEVIEWS` (topic: pageviews) was dropped."
+        );
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while partitions(&client, "pageviews").await.is_some() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the topic is deleted"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+}
+
+#[test]
+fn errors_are_ksqldb_error_entities() {
+    on_server(|addr, client| async move {
+        // A missing topic without PARTITIONS: ksqlDB's message, nothing created.
+        let (status, error) = ksql(
+            &addr,
+            "CREATE STREAM ok (v STRING) WITH (kafka_topic='ok', value_format='json', partitions=1);
+             CREATE TABLE t (id INT PRIMARY KEY, v STRING) WITH (kafka_topic='nowhere', value_format='json');",
+        )
+        .await;
+        assert_eq!(status, 400);
+        assert_eq!(error["@type"], "statement_error");
+        assert_eq!(error["error_code"], 40001);
+        assert!(
+            error["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("Topic 'nowhere' does not exist. If you want to create a new topic for the table please re-run the statement providing the required 'PARTITIONS' configuration"),
+            "{error}"
+        );
+        assert!(error["statementText"]
+            .as_str()
+            .unwrap()
+            .starts_with("CREATE TABLE t"));
+        // The statement before it ran and is reported.
+        assert_eq!(
+            error["entities"][0]["commandStatus"]["message"],
+            "Stream created"
+        );
+        assert_eq!(partitions(&client, "nowhere").await, None);
+        let (_, tables) = ksql(&addr, "SHOW TABLES;").await;
+        assert_eq!(tables[0]["tables"], json!([]));
+
+        // A syntax error: where and what.
+        let (status, error) = ksql(&addr, "CREATE STRAEM s (v STRING);").await;
+        assert_eq!(status, 400);
+        assert_eq!(
+            error["message"],
+            "line 1:8: expected STREAM, TABLE or TYPE after CREATE, found 'STRAEM'"
+        );
+        // A statement not run yet says so.
+        let (status, error) = ksql(&addr, "SELECT * FROM ok EMIT CHANGES;").await;
+        assert_eq!(status, 400);
+        assert!(
+            error["message"]
+                .as_str()
+                .unwrap()
+                .contains("SELECT statements are not implemented in Sluice yet"),
+            "{error}"
+        );
+        // A body that is not a request.
+        let (status, error) = http(&addr, "POST", "/ksql", Some("{not json")).await;
+        assert_eq!(status, 400);
+        assert_eq!(error["@type"], "generic_error");
+        assert_eq!(error["error_code"], 40000);
+        let (status, error) =
+            http(&addr, "POST", "/ksql", Some("{\"sql\": \"SHOW STREAMS;\"}")).await;
+        assert_eq!(status, 400);
+        assert!(error["message"].as_str().unwrap().contains("\"ksql\""));
+    });
+}
