@@ -9,10 +9,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use kafka_protocol::ResponseError;
-use parking_lot::Mutex;
 use serde_json::{json, Value as Json};
 use sluice_log::client::{Client, NewTopic};
 
+use crate::command::CommandLog;
 use crate::error::{KsqlError, Result};
 use crate::metastore::{name_of, DataSource, MetaStore, SourceProperties};
 use crate::parser::ast::{
@@ -32,25 +32,40 @@ pub struct StatementFailure {
 /// The server's state and its Kafka client.
 pub struct Engine {
     client: Arc<Client>,
-    state: Mutex<State>,
+    commands: CommandLog,
     service_id: String,
 }
 
-#[derive(Default)]
-struct State {
-    metastore: MetaStore,
-    /// The sequence number of the last command (ksqlDB's `commandSequenceNumber`).
-    sequence: i64,
-}
-
 impl Engine {
-    /// An engine on `client`'s cluster for the service `service_id` (`ksql.service.id`).
-    pub fn new(client: Arc<Client>, service_id: &str) -> Engine {
-        Engine {
+    /// An engine on `client`'s cluster for the service `service_id` (`ksql.service.id`),
+    /// its metastore rebuilt from the service's command topic.
+    pub async fn start(client: Arc<Client>, service_id: &str) -> Result<Engine> {
+        let commands = CommandLog::open(client.clone(), service_id).await?;
+        Ok(Engine {
             client,
-            state: Mutex::new(State::default()),
+            commands,
             service_id: service_id.to_string(),
-        }
+        })
+    }
+
+    /// The metastore as the command topic has made it so far.
+    pub fn metastore(&self) -> MetaStore {
+        self.commands.state().lock().metastore.clone()
+    }
+
+    /// Writes a checked DDL statement to the command topic and answers with what applying
+    /// it did (ksqlDB's `currentStatus`).
+    async fn submit(&self, text: &str, command_id: &str) -> Result<Json> {
+        let (offset, applied) = self.commands.submit(command_id, text).await?;
+        let message = applied.map_err(KsqlError::statement)?;
+        Ok(json!({
+            "@type": "currentStatus",
+            "statementText": text,
+            "commandId": command_id,
+            "commandStatus": {"status": "SUCCESS", "message": message, "queryId": null},
+            "commandSequenceNumber": offset,
+            "warnings": [],
+        }))
     }
 
     /// `ksql.service.id`.
@@ -85,44 +100,54 @@ impl Engine {
         let text = format!("{};", parsed.text);
         match &parsed.statement {
             Statement::CreateSource(create) => {
-                // Checked on a copy first: the topic is created only for a valid statement.
-                let mut store = self.state.lock().metastore.clone();
+                // Checked first: the topic is created only for a statement that will apply.
+                let mut store = self.metastore();
                 let outcome = store.apply(&parsed.statement, &text)?;
                 let name = name_of(&create.name);
-                if let Some(source) = store.source(&name).filter(|_| !outcome.message.contains("already exists")) {
-                    self.ensure_topic(source, create.kind).await?;
-                }
-                let mut state = self.state.lock();
-                state.metastore = store;
-                Ok(self.status(&mut state, &text, &command_id(create.kind, &name, "create"), &outcome.message))
-            }
-            Statement::CreateType { name, .. } | Statement::DropType { name, .. } => {
-                let mut state = self.state.lock();
-                let outcome = state.metastore.apply(&parsed.statement, &text)?;
-                let action = if matches!(parsed.statement, Statement::CreateType { .. }) { "create" } else { "drop" };
-                Ok(self.status(&mut state, &text, &format!("type/`{}`/{action}", name_of(name)), &outcome.message))
-            }
-            Statement::Alter { kind, name, .. } => {
-                let mut state = self.state.lock();
-                let outcome = state.metastore.apply(&parsed.statement, &text)?;
-                Ok(self.status(&mut state, &text, &command_id(*kind, &name_of(name), "alter"), &outcome.message))
-            }
-            Statement::Drop { kind, name, delete_topic, .. } => {
-                let name = name_of(name);
-                let topic = self.state.lock().metastore.source(&name).map(|s| s.properties.topic.clone());
-                let outcome = self.state.lock().metastore.apply(&parsed.statement, &text)?;
-                if let (true, Some(topic)) = (*delete_topic, topic) {
-                    for (topic, result) in self.client.delete_topics(&[topic]).await.map_err(kafka)? {
-                        result.map_err(|e| KsqlError::statement(format!("Could not delete the topic {topic}: {e}")))?;
+                if !outcome.message.contains("already exists") {
+                    if let Some(source) = store.source(&name) {
+                        self.ensure_topic(source, create.kind).await?;
                     }
                 }
-                let mut state = self.state.lock();
-                Ok(self.status(&mut state, &text, &command_id(*kind, &name, "drop"), &outcome.message))
+                self.submit(&text, &command_id(create.kind, &name, "create")).await
+            }
+            Statement::CreateType { name, .. } | Statement::DropType { name, .. } => {
+                self.metastore().apply(&parsed.statement, &text)?;
+                let action = if matches!(parsed.statement, Statement::CreateType { .. }) {
+                    "create"
+                } else {
+                    "drop"
+                };
+                self.submit(&text, &format!("type/`{}`/{action}", name_of(name))).await
+            }
+            Statement::Alter { kind, name, .. } => {
+                self.metastore().apply(&parsed.statement, &text)?;
+                self.submit(&text, &command_id(*kind, &name_of(name), "alter")).await
+            }
+            Statement::Drop {
+                kind,
+                name,
+                delete_topic,
+                ..
+            } => {
+                let name = name_of(name);
+                let mut store = self.metastore();
+                let topic = store.source(&name).map(|s| s.properties.topic.clone());
+                store.apply(&parsed.statement, &text)?;
+                let status = self.submit(&text, &command_id(*kind, &name, "drop")).await?;
+                if let (true, Some(topic)) = (*delete_topic, topic) {
+                    for (topic, result) in self.client.delete_topics(&[topic]).await.map_err(kafka)? {
+                        result.map_err(|e| {
+                            KsqlError::statement(format!("Could not delete the topic {topic}: {e}"))
+                        })?;
+                    }
+                }
+                Ok(status)
             }
             Statement::Show { what, extended } => self.show(*what, *extended, &text).await,
             Statement::Describe { name: Some(name), extended, .. } => {
                 let name = name_of(name);
-                let source = self.state.lock().metastore.source(&name).cloned().ok_or_else(|| {
+                let source = self.metastore().source(&name).cloned().ok_or_else(|| {
                     KsqlError::statement(format!("Could not find STREAM/TABLE '{name}' in the Metastore"))
                 })?;
                 let mut description = describe(&source, *extended);
@@ -142,9 +167,8 @@ impl Engine {
                 }))
             }
             Statement::Describe { all: Some(kind), extended, .. } => {
-                let state = self.state.lock();
-                let descriptions: Vec<Json> = state
-                    .metastore
+                let store = self.metastore();
+                let descriptions: Vec<Json> = store
                     .sources()
                     .filter(|s| s.kind == *kind)
                     .map(|s| describe(s, *extended))
@@ -218,18 +242,6 @@ impl Engine {
         Ok(())
     }
 
-    fn status(&self, state: &mut State, text: &str, command_id: &str, message: &str) -> Json {
-        state.sequence += 1;
-        json!({
-            "@type": "currentStatus",
-            "statementText": text,
-            "commandId": command_id,
-            "commandStatus": {"status": "SUCCESS", "message": message, "queryId": null},
-            "commandSequenceNumber": state.sequence,
-            "warnings": [],
-        })
-    }
-
     async fn show(&self, what: Listing, extended: bool, text: &str) -> Result<Json> {
         Ok(match what {
             Listing::Streams | Listing::Tables => {
@@ -238,9 +250,8 @@ impl Engine {
                 } else {
                     SourceKind::Table
                 };
-                let state = self.state.lock();
-                let sources: Vec<Json> = state
-                    .metastore
+                let store = self.metastore();
+                let sources: Vec<Json> = store
                     .sources()
                     .filter(|s| s.kind == kind)
                     .map(|s| {
@@ -281,9 +292,8 @@ impl Engine {
                 json!({"@type": "kafka_topics", "statementText": text, "topics": topics, "warnings": []})
             }
             Listing::Types => {
-                let state = self.state.lock();
-                let types: serde_json::Map<String, Json> = state
-                    .metastore
+                let store = self.metastore();
+                let types: serde_json::Map<String, Json> = store
                     .types()
                     .iter()
                     .map(|(name, ty)| (name.clone(), schema_info(ty)))

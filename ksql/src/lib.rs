@@ -8,13 +8,16 @@
 //! - [`metastore`]: the streams, tables and types, and ksqlDB's rules for them (names,
 //!   key columns, `WITH` properties, formats).
 //!
+//! - [`command`]: the command topic that keeps every DDL statement in order, applied by a
+//!   runner so a restarted server, and every server of one service id, agree.
 //! - [`engine`]: statements run against the metastore and the cluster (topics created and
 //!   deleted as ksqlDB does), answered with ksqlDB's REST entities.
 //! - [`rest`]: ksqlDB's REST API (`POST /ksql`, `/info`, `/healthcheck`).
 //!
-//! Still to come (issue 18): the command topic, compilation through
-//! DataFusion into Sluice Streams topologies, the REST API, the CLI and headless mode.
+//! Still to come (issue 18): compilation through DataFusion into Sluice Streams
+//! topologies, the query endpoints of the REST API, the CLI and headless mode.
 
+pub mod command;
 pub mod engine;
 pub mod error;
 pub mod metastore;

@@ -27,8 +27,7 @@ where
     runtime
         .block_on(async {
             let client = node.client().await.unwrap();
-            let engine = Arc::new(Engine::new(client.clone(), "default_"));
-            let server = KsqlServer::start(engine, "127.0.0.1:0").await.unwrap();
+            let server = serve(&client, "default_").await;
             let base = server.local_addr().to_string();
             let outcome =
                 tokio::time::timeout(Duration::from_secs(60), scenario(base, client)).await;
@@ -37,6 +36,23 @@ where
         })
         .expect("the scenario finishes within 60 s");
     node.shutdown().unwrap();
+}
+
+/// A server for `service_id` on `client`'s cluster, on an ephemeral port.
+async fn serve(client: &Arc<Client>, service_id: &str) -> KsqlServer {
+    let engine = Engine::start(client.clone(), service_id).await.unwrap();
+    KsqlServer::start(Arc::new(engine), "127.0.0.1:0")
+        .await
+        .unwrap()
+}
+
+fn names(entity: &Json, list: &str) -> Vec<String> {
+    entity[list]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_string())
+        .collect()
 }
 
 /// An HTTP/1.1 request: the status and the body as JSON.
@@ -246,5 +262,100 @@ fn errors_are_ksqldb_error_entities() {
             http(&addr, "POST", "/ksql", Some("{\"sql\": \"SHOW STREAMS;\"}")).await;
         assert_eq!(status, 400);
         assert!(error["message"].as_str().unwrap().contains("\"ksql\""));
+    });
+}
+
+#[test]
+fn definitions_survive_a_restart_and_servers_of_one_service_share_them() {
+    on_server(|addr, client| async move {
+        let (status, entities) = ksql(
+            &addr,
+            "CREATE TYPE money AS DECIMAL(10, 2);
+             CREATE STREAM orders (id BIGINT KEY, total money) WITH (kafka_topic='orders', value_format='json', partitions=2);
+             CREATE TABLE totals (id BIGINT PRIMARY KEY, total money) WITH (kafka_topic='totals', value_format='json', partitions=1);
+             ALTER STREAM orders ADD COLUMN note STRING;
+             DROP TABLE totals;
+             CREATE STREAM refused (v STRING) WITH (kafka_topic='nowhere', value_format='json');",
+        )
+        .await;
+        assert_eq!(status, 400, "{entities}");
+        let sequence: Vec<i64> = entities["entities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["commandSequenceNumber"].as_i64().unwrap())
+            .collect();
+        assert_eq!(
+            sequence,
+            [0, 1, 2, 3, 4],
+            "each command's offset in the command topic"
+        );
+
+        // A second server of the same service: it reads the same commands.
+        let twin = serve(&client, "default_").await;
+        let twin_addr = twin.local_addr().to_string();
+        let (_, listed) = ksql(&twin_addr, "SHOW STREAMS; SHOW TABLES; SHOW TYPES;").await;
+        assert_eq!(names(&listed[0], "streams"), ["ORDERS"]);
+        assert_eq!(names(&listed[1], "tables"), Vec::<String>::new());
+        assert_eq!(listed[2]["types"]["MONEY"]["type"], "DECIMAL");
+        let (_, described) = ksql(&twin_addr, "DESCRIBE orders;").await;
+        let fields: Vec<&str> = described[0]["sourceDescription"]["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(fields, ["ID", "TOTAL", "NOTE"]);
+        // What the twin takes, the first server applies too.
+        let (status, created) = ksql(
+            &twin_addr,
+            "CREATE STREAM clicks (v STRING) WITH (kafka_topic='clicks', value_format='json', partitions=1);",
+        )
+        .await;
+        assert_eq!(status, 200, "{created}");
+        assert_eq!(created[0]["commandSequenceNumber"], 5);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let (_, listed) = ksql(&addr, "SHOW STREAMS;").await;
+            if names(&listed[0], "streams") == ["CLICKS", "ORDERS"] {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{listed}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // A name taken on the other server is refused here too.
+        let (status, refused) = ksql(
+            &addr,
+            "CREATE STREAM clicks (v STRING) WITH (kafka_topic='clicks', value_format='json');",
+        )
+        .await;
+        assert_eq!(status, 400);
+        assert!(refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("A stream with the same name already exists"));
+        twin.shutdown().await;
+
+        // A restart (a new server, the old one gone) rebuilds the same metastore; another
+        // service id has its own.
+        let restarted = serve(&client, "default_").await;
+        let (_, listed) = ksql(&restarted.local_addr().to_string(), "SHOW STREAMS;").await;
+        assert_eq!(names(&listed[0], "streams"), ["CLICKS", "ORDERS"]);
+        restarted.shutdown().await;
+        let other = serve(&client, "other_").await;
+        let (_, listed) = ksql(
+            &other.local_addr().to_string(),
+            "SHOW STREAMS; LIST ALL TOPICS;",
+        )
+        .await;
+        assert_eq!(names(&listed[0], "streams"), Vec::<String>::new());
+        let topics = names(&listed[1], "topics");
+        for topic in [
+            "_confluent-ksql-default__command_topic",
+            "_confluent-ksql-other__command_topic",
+        ] {
+            assert!(topics.contains(&topic.to_string()), "{topics:?}");
+        }
+        other.shutdown().await;
     });
 }

@@ -1,0 +1,241 @@
+//! The command topic: every DDL statement the server accepts, in order, as ksqlDB keeps them
+//! (`_confluent-ksql-<ksql.service.id>_command_topic`, one partition, kept forever).
+//!
+//! A statement is checked, then written; a runner task reads the topic from its start and
+//! applies each command to the metastore, so a restarted server rebuilds what it knew and
+//! servers sharing a service id agree. The server that took a statement waits for the runner
+//! to apply it and answers with what that did; `commandSequenceNumber` is its offset.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use serde_json::{json, Value as Json};
+use sluice_log::client::consumer::{Consumer, ConsumerConfig, StartOffset};
+use sluice_log::client::producer::{Producer, ProducerConfig, ProducerRecord};
+use sluice_log::client::{Client, NewTopic};
+use sluice_log::TopicPartition;
+use tokio::sync::watch;
+
+use crate::error::{KsqlError, Result};
+use crate::metastore::MetaStore;
+use crate::parser::parse_one;
+
+/// The command topic of `service_id` (ksqlDB's name).
+pub fn command_topic(service_id: &str) -> String {
+    format!("_confluent-ksql-{service_id}_command_topic")
+}
+
+/// How long a statement waits for the runner to apply it (ksqlDB's
+/// `ksql.server.command.response.timeout.ms`).
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What applying a command did: its message, or why it failed.
+pub type Applied = std::result::Result<String, String>;
+
+/// The metastore as the command topic makes it, and what each command did.
+#[derive(Default)]
+pub struct Commands {
+    /// The metastore after every command read so far.
+    pub metastore: MetaStore,
+    /// What recent commands did, by offset (the last thousand).
+    outcomes: BTreeMap<i64, Applied>,
+}
+
+/// The command topic's writer and the runner reading it.
+pub struct CommandLog {
+    topic: Arc<str>,
+    producer: Producer,
+    /// The next offset the runner will read (everything before it is applied).
+    applied: watch::Receiver<i64>,
+    state: Arc<Mutex<Commands>>,
+    runner: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for CommandLog {
+    fn drop(&mut self) {
+        self.runner.abort();
+    }
+}
+
+impl CommandLog {
+    /// Opens the command topic of `service_id` (creating it) and applies what it holds
+    /// before returning.
+    pub async fn open(client: Arc<Client>, service_id: &str) -> Result<CommandLog> {
+        let topic: Arc<str> = command_topic(service_id).into();
+        let created = client
+            .create_topics(
+                &[NewTopic {
+                    name: topic.to_string(),
+                    partitions: 1,
+                    replication_factor: -1,
+                    configs: [
+                        ("cleanup.policy".to_string(), "delete".to_string()),
+                        ("retention.ms".to_string(), "-1".to_string()),
+                    ]
+                    .into(),
+                }],
+                false,
+            )
+            .await
+            .map_err(|e| KsqlError::statement(format!("the command topic {topic}: {e}")))?;
+        for (_, result) in created {
+            match result {
+                Ok(()) => {}
+                Err(e)
+                    if e.response_error() == kafka_protocol::ResponseError::TopicAlreadyExists => {}
+                Err(e) => {
+                    return Err(KsqlError::statement(format!(
+                        "the command topic {topic}: {e}"
+                    )))
+                }
+            }
+        }
+        let end = client
+            .list_offset(&topic, 0, -1)
+            .await
+            .map_err(|e| KsqlError::statement(format!("the command topic {topic}: {e}")))?;
+        let consumer = Consumer::assign(
+            client.clone(),
+            vec![(
+                TopicPartition {
+                    topic: topic.clone(),
+                    partition: 0,
+                },
+                StartOffset::Beginning,
+            )],
+            ConsumerConfig {
+                max_wait: Duration::from_millis(100),
+                ..ConsumerConfig::default()
+            },
+        )
+        .await
+        .map_err(|e| KsqlError::statement(format!("the command topic {topic}: {e}")))?;
+        let state: Arc<Mutex<Commands>> = Arc::default();
+        let (applied_tx, mut applied) = watch::channel(0i64);
+        let runner = tokio::spawn(run(consumer, state.clone(), applied_tx));
+        // What the topic holds is applied before the server answers anything.
+        let replayed = tokio::time::timeout(
+            Duration::from_secs(60),
+            applied.wait_for(|next| *next >= end),
+        )
+        .await
+        .is_ok_and(|waited| waited.is_ok());
+        if !replayed {
+            runner.abort();
+            return Err(KsqlError::statement(format!(
+                "the command topic {topic}: its {end} commands were not read within 60 s"
+            )));
+        }
+        let producer = Producer::new(
+            client,
+            ProducerConfig {
+                acks: -1,
+                linger: Duration::ZERO,
+                ..ProducerConfig::default()
+            },
+        );
+        Ok(CommandLog {
+            topic,
+            producer,
+            applied,
+            state,
+            runner,
+        })
+    }
+
+    /// The metastore and outcomes, as far as the runner has read.
+    pub fn state(&self) -> &Arc<Mutex<Commands>> {
+        &self.state
+    }
+
+    /// Writes `statement` (its text) under `command_id` and waits for the runner to apply
+    /// it: its offset and what it did.
+    pub async fn submit(&self, command_id: &str, statement: &str) -> Result<(i64, Applied)> {
+        let value = json!({
+            "statement": statement,
+            "streamsProperties": {},
+            "originalProperties": {},
+        });
+        let delivery = self
+            .producer
+            .send(ProducerRecord {
+                topic: self.topic.clone(),
+                partition: Some(0),
+                key: Some(Bytes::from(command_id.to_string())),
+                value: Some(Bytes::from(value.to_string())),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| {
+                KsqlError::statement(format!("Could not write to the command topic: {e}"))
+            })?;
+        let offset = delivery
+            .await
+            .map_err(|e| {
+                KsqlError::statement(format!("Could not write to the command topic: {e}"))
+            })?
+            .offset;
+        let mut applied = self.applied.clone();
+        let waited =
+            tokio::time::timeout(RESPONSE_TIMEOUT, applied.wait_for(|next| *next > offset)).await;
+        if !matches!(waited, Ok(Ok(_))) {
+            return Err(KsqlError::statement(format!(
+                "Timed out while waiting for a previous command to execute. command sequence number: {offset}"
+            )));
+        }
+        let outcome = self
+            .state
+            .lock()
+            .outcomes
+            .get(&offset)
+            .cloned()
+            .unwrap_or_else(|| Err("the command's outcome is no longer kept".to_string()));
+        Ok((offset, outcome))
+    }
+}
+
+/// Reads the command topic for good, applying each command to the metastore.
+async fn run(mut consumer: Consumer, state: Arc<Mutex<Commands>>, applied: watch::Sender<i64>) {
+    loop {
+        let records = match consumer.poll_timeout(500, Duration::from_millis(500)).await {
+            Ok(records) => records,
+            Err(err) => {
+                tracing::warn!(%err, "ksql: reading the command topic failed; trying again");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        for record in records {
+            let outcome = apply(&mut state.lock().metastore, record.value.as_deref());
+            if let Err(err) = &outcome {
+                tracing::debug!(offset = record.offset, %err, "ksql: a command was refused");
+            }
+            let mut state = state.lock();
+            state.outcomes.insert(record.offset, outcome);
+            while state.outcomes.len() > 1000 {
+                state.outcomes.pop_first();
+            }
+            drop(state);
+            applied.send_replace(record.offset + 1);
+        }
+    }
+}
+
+/// Applies one command's statement.
+fn apply(metastore: &mut MetaStore, value: Option<&[u8]>) -> Applied {
+    let command: Json = value
+        .and_then(|v| serde_json::from_slice(v).ok())
+        .ok_or_else(|| "not a command".to_string())?;
+    let text = command
+        .get("statement")
+        .and_then(Json::as_str)
+        .ok_or_else(|| "a command without a statement".to_string())?;
+    let parsed = parse_one(text).map_err(|e| e.to_string())?;
+    metastore
+        .apply(&parsed.statement, text)
+        .map(|outcome| outcome.message)
+        .map_err(|e| e.to_string())
+}
