@@ -264,6 +264,7 @@ def sluice_command(binary, port, data):
             "--override", f"listeners=PLAINTEXT://127.0.0.1:{port}",
             "--override", f"log.dirs={data}",
             "--override", "connect.enable=false",
+            "--override", "ksql.enable=false",
             "--override", "group.initial.rebalance.delay.ms=0",
             "--override", "offsets.topic.num.partitions=1"]
 

@@ -1,10 +1,12 @@
 //! `sluice start`: a broker on defaults that need no setup. Configuration comes from Kafka's
 //! broker config names, in increasing precedence: defaults, `sluice.toml` (if present),
 //! `SLUICE_*` environment variables (`SLUICE_LOG_DIRS` sets `log.dirs`), `--override`. The node
-//! also runs a Connect worker with its REST API on 127.0.0.1:8083 (`connect.*` settings).
+//! also runs a Connect worker with its REST API on 127.0.0.1:8083 (`connect.*` settings) and a
+//! ksql server with ksqlDB's REST API on 127.0.0.1:8088 (`ksql.*` settings).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -111,7 +113,72 @@ const CONNECT_ENV_KEYS: &[&str] = &[
     "connect.rest.port",
     "connect.rest.host.name",
     "connect.listeners",
+    "ksql.enable",
+    "ksql.listeners",
+    "ksql.service.id",
 ];
+
+/// The node's ksql server: where it listens and its service id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KsqlSettings {
+    /// `ksql.listeners` as `host:port`.
+    pub listen: String,
+    /// `ksql.service.id`.
+    pub service_id: String,
+}
+
+/// Takes the `ksql.*` settings out of the node's properties: `ksql.enable` (default true),
+/// `ksql.listeners` (default `http://127.0.0.1:8088`, ksqlDB's port), `ksql.service.id`
+/// (default `default_`, ksqlDB's). Other `ksql.*` keys are refused: the server reads no others
+/// yet.
+pub fn split_ksql(
+    props: BTreeMap<String, String>,
+) -> anyhow::Result<(BTreeMap<String, String>, Option<KsqlSettings>)> {
+    let mut rest = BTreeMap::new();
+    let mut ksql = BTreeMap::new();
+    for (key, value) in props {
+        match key.strip_prefix("ksql.") {
+            Some(name) => {
+                ksql.insert(name.to_string(), value.trim().to_string());
+            }
+            None => {
+                rest.insert(key, value);
+            }
+        }
+    }
+    let enabled = match ksql.remove("enable").as_deref() {
+        None | Some("true") => true,
+        Some("false") => false,
+        Some(other) => anyhow::bail!("ksql.enable: expected true or false, not {other:?}"),
+    };
+    let listeners = ksql
+        .remove("listeners")
+        .unwrap_or_else(|| "http://127.0.0.1:8088".to_string());
+    let service_id = ksql
+        .remove("service.id")
+        .unwrap_or_else(|| "default_".to_string());
+    if let Some(key) = ksql.keys().next() {
+        anyhow::bail!(
+            "ksql.{key}: not a setting the node's ksql server takes (ksql.enable, ksql.listeners, ksql.service.id)"
+        );
+    }
+    if !enabled {
+        return Ok((rest, None));
+    }
+    let listen = listeners
+        .strip_prefix("http://")
+        .with_context(|| {
+            format!("ksql.listeners {listeners:?}: expected http://host:port (one listener)")
+        })?
+        .trim_end_matches('/')
+        .to_string();
+    anyhow::ensure!(
+        !listen.contains(',') && listen.contains(':'),
+        "ksql.listeners {listeners:?}: expected http://host:port (one listener)"
+    );
+    anyhow::ensure!(!service_id.is_empty(), "ksql.service.id may not be empty");
+    Ok((rest, Some(KsqlSettings { listen, service_id })))
+}
 
 /// The broker's properties, and the Connect worker's settings unless `connect.enable=false`.
 pub type NodeSettings = (
@@ -160,7 +227,7 @@ pub fn split_connect(props: BTreeMap<String, String>) -> anyhow::Result<NodeSett
 
 /// What a newcomer can try next, printed once the node listens: commands that work as they
 /// are against this node's addresses.
-fn next_steps(bootstrap: &str, connect_url: Option<&str>) -> String {
+fn next_steps(bootstrap: &str, connect_url: Option<&str>, ksql_url: Option<&str>) -> String {
     let flag = if bootstrap == "127.0.0.1:9092" {
         String::new()
     } else {
@@ -177,12 +244,29 @@ fn next_steps(bootstrap: &str, connect_url: Option<&str>) -> String {
              -d '{{\"name\": \"greetings-file\", \"config\": {{\"connector.class\": \"FileStreamSink\", \"topics\": \"greetings\", \"file\": \"/tmp/greetings.txt\", \"value.converter\": \"org.apache.kafka.connect.storage.StringConverter\"}}}}'\n"
         ));
     }
+    if let Some(url) = ksql_url {
+        text.push_str(&format!(
+            "  curl -s -X POST -H 'Content-Type: application/vnd.ksql.v1+json' {url}/ksql \\\n    \
+             -d '{{\"ksql\": \"LIST TOPICS; SHOW STREAMS;\"}}'\n"
+        ));
+    }
     text
+}
+
+/// A client of the node's own broker, in process.
+async fn embedded_client(broker: &Arc<Broker>) -> anyhow::Result<Arc<Client>> {
+    Ok(Client::embedded(
+        broker.clone(),
+        tokio::runtime::Handle::current(),
+        ClientOptions::default(),
+    )
+    .await?)
 }
 
 pub fn run(args: StartArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let props = broker_props(&args.config, &args.overrides)?;
+    let (props, ksql) = split_ksql(props)?;
     let (props, connect) = split_connect(props)?;
     let config = BrokerConfig::from_props(&props)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -213,12 +297,7 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
         let worker = match connect {
             Some((worker_config, distributed)) => {
                 let started = async {
-                    let client = Client::embedded(
-                        broker.clone(),
-                        tokio::runtime::Handle::current(),
-                        ClientOptions::default(),
-                    )
-                    .await?;
+                    let client = embedded_client(&broker).await?;
                     start_distributed_worker(
                         client,
                         worker_config,
@@ -240,16 +319,57 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
             }
             None => None,
         };
+        let ksql_server = match ksql {
+            Some(settings) => {
+                let started = async {
+                    let client = embedded_client(&broker).await?;
+                    let engine =
+                        sluice_ksql::engine::Engine::start(client, &settings.service_id).await?;
+                    let server =
+                        sluice_ksql::rest::KsqlServer::start(Arc::new(engine), &settings.listen)
+                            .await?;
+                    println!(
+                        "ksql server (ksqlDB's REST API) on http://{} (service id {})",
+                        server.local_addr(),
+                        settings.service_id
+                    );
+                    anyhow::Ok(server)
+                }
+                .await;
+                match started {
+                    Ok(server) => Some(server),
+                    Err(err) => {
+                        if let Some((worker, rest)) = worker {
+                            stop_distributed_worker(worker, rest).await;
+                        }
+                        server.shutdown().await;
+                        broker.shutdown()?;
+                        return Err(err.context("set ksql.listeners (or ksql.enable=false)"));
+                    }
+                }
+            }
+            None => None,
+        };
         let connect_url = worker
             .as_ref()
             .map(|(_, rest)| format!("http://{}", rest.local_addr()));
+        let ksql_url = ksql_server
+            .as_ref()
+            .map(|server| format!("http://{}", server.local_addr()));
         print!(
             "{}",
-            next_steps(&server.local_addr().to_string(), connect_url.as_deref())
+            next_steps(
+                &server.local_addr().to_string(),
+                connect_url.as_deref(),
+                ksql_url.as_deref()
+            )
         );
         std::io::Write::flush(&mut std::io::stdout())?;
         crate::tools::wait_for_shutdown_signal().await?;
         tracing::info!("shutting down: closing connections, flushing logs, writing checkpoints");
+        if let Some(server) = ksql_server {
+            server.shutdown().await;
+        }
         if let Some((worker, rest)) = worker {
             stop_distributed_worker(worker, rest).await;
         }
@@ -265,8 +385,60 @@ mod tests {
     use super::*;
 
     #[test]
+    fn ksql_settings_default_to_ksqldbs_port_and_refuse_what_the_server_does_not_read() {
+        let props = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let (rest, ksql) = split_ksql(props(&[("log.dirs", "/d")])).unwrap();
+        assert_eq!(rest, props(&[("log.dirs", "/d")]));
+        assert_eq!(
+            ksql,
+            Some(KsqlSettings {
+                listen: "127.0.0.1:8088".into(),
+                service_id: "default_".into()
+            })
+        );
+        let (_, ksql) = split_ksql(props(&[
+            ("ksql.listeners", "http://0.0.0.0:9088/"),
+            ("ksql.service.id", "app_"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            ksql,
+            Some(KsqlSettings {
+                listen: "0.0.0.0:9088".into(),
+                service_id: "app_".into()
+            })
+        );
+        assert_eq!(
+            split_ksql(props(&[("ksql.enable", "false")])).unwrap().1,
+            None
+        );
+        for (key, value, says) in [
+            ("ksql.enable", "maybe", "expected true or false"),
+            ("ksql.listeners", "https://h:1", "expected http://host:port"),
+            ("ksql.listeners", "http://a:1,http://b:2", "one listener"),
+            (
+                "ksql.streams.num.threads",
+                "2",
+                "not a setting the node's ksql server takes",
+            ),
+        ] {
+            let err = split_ksql(props(&[(key, value)])).unwrap_err().to_string();
+            assert!(err.contains(says), "{key}={value}: {err}");
+        }
+    }
+
+    #[test]
     fn next_steps_name_this_nodes_addresses() {
-        let default = next_steps("127.0.0.1:9092", Some("http://127.0.0.1:8083"));
+        let default = next_steps(
+            "127.0.0.1:9092",
+            Some("http://127.0.0.1:8083"),
+            Some("http://127.0.0.1:8088"),
+        );
         assert!(
             default.contains("echo hello | sluice produce --topic greetings"),
             "{default}"
@@ -279,7 +451,11 @@ mod tests {
             default.contains("http://127.0.0.1:8083/connectors"),
             "{default}"
         );
-        let other = next_steps("127.0.0.1:19092", None);
+        assert!(
+            default.contains("http://127.0.0.1:8088/ksql") && default.contains("SHOW STREAMS;"),
+            "{default}"
+        );
+        let other = next_steps("127.0.0.1:19092", None, None);
         assert!(
             other.contains("sluice consume --bootstrap-server 127.0.0.1:19092 --topic greetings"),
             "{other}"

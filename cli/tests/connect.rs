@@ -238,6 +238,8 @@ fn start_node_with(dir: &std::path::Path, overrides: &[&str]) -> (Running, Strin
         "--override",
         "connect.rest.port=0",
         "--override",
+        "ksql.listeners=http://127.0.0.1:0",
+        "--override",
         &data,
     ];
     for setting in overrides {
@@ -517,21 +519,10 @@ fn distributed_workers_in_two_processes_hand_over_when_one_is_killed() {
 #[test]
 fn a_connect_port_in_use_is_a_clear_startup_error() {
     let dir = tempfile::tempdir().unwrap();
-    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = taken.local_addr().unwrap().port().to_string();
-    let output = Command::new("timeout")
-        .args(["60", env!("CARGO_BIN_EXE_sluice"), "start", "--config"])
-        .arg(dir.path().join("none.toml"))
-        .args(["--override", "listeners=PLAINTEXT://127.0.0.1:0"])
-        .args(["--override", &format!("connect.rest.port={port}")])
-        .args([
-            "--override",
-            &format!("log.dirs={}", dir.path().join("data").display()),
-        ])
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    let err = fails(output);
+    let err = start_with_a_port_taken(
+        dir.path(),
+        &["connect.rest.port={port}", "ksql.enable=false"],
+    );
     assert!(
         err.contains("connect.rest.port") && err.contains("cannot listen"),
         "{err}"

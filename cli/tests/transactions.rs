@@ -24,6 +24,8 @@ fn start_node(dir: &std::path::Path, port: u16) -> (Running, String) {
             "--override",
             "connect.enable=false",
             "--override",
+            "ksql.enable=false",
+            "--override",
             &data,
         ],
         None,

@@ -89,6 +89,7 @@ start_node() {
     --override auto.create.topics.enable=true \
     --override group.initial.rebalance.delay.ms=0 \
     --override connect.enable=false \
+    --override ksql.enable=false \
     >>"$work/sluice.log" 2>&1 &
   node_pid=$!
   node_addr=""

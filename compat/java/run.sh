@@ -92,6 +92,7 @@ if [ "$broker" = sluice ]; then
     --override listeners=PLAINTEXT://127.0.0.1:0 \
     --override "log.dirs=$work/data" \
     --override connect.enable=false \
+    --override ksql.enable=false \
     --override group.initial.rebalance.delay.ms=0 \
     >"$work/sluice.log" 2>&1 &
   node_pid=$!

@@ -335,6 +335,7 @@ start_node() {
     --override num.partitions=4 \
     --override "auto.create.topics.enable=$autocreate" \
     --override connect.enable=false \
+    --override ksql.enable=false \
     >"$work/sluice-$scenario.log" 2>&1 &
   node_pids[$scenario]=$!
   for _ in $(seq 300); do

@@ -101,6 +101,26 @@ pub fn fails(output: Output) -> String {
     String::from_utf8(output.stderr).unwrap()
 }
 
+/// `sluice start` on `dir` with `overrides` (a `{port}` in them becomes a port held open
+/// meanwhile), expected to fail: its standard error.
+pub fn start_with_a_port_taken(dir: &std::path::Path, overrides: &[&str]) -> String {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let mut command = std::process::Command::new("timeout");
+    command
+        .args(["60", env!("CARGO_BIN_EXE_sluice"), "start", "--config"])
+        .arg(dir.join("none.toml"))
+        .args(["--override", "listeners=PLAINTEXT://127.0.0.1:0"])
+        .args([
+            "--override",
+            &format!("log.dirs={}", dir.join("data").display()),
+        ]);
+    for setting in overrides {
+        command.args(["--override", &setting.replace("{port}", &port)]);
+    }
+    fails(command.env("RUST_LOG", "warn").output().unwrap())
+}
+
 /// Runs `sluice bench <args> --json` (bounded by 120 s) and returns its report, checking that
 /// each of `figures` is a positive number.
 pub fn bench_report(args: &[&str], figures: &[&str]) -> serde_json::Value {
