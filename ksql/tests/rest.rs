@@ -359,3 +359,29 @@ fn definitions_survive_a_restart_and_servers_of_one_service_share_them() {
         other.shutdown().await;
     });
 }
+
+/// PyPI's `ksqldb` client (installed by `.ci/run`) drives the server with its own calls.
+#[test]
+fn the_ksqldb_python_client_creates_lists_and_reads_errors() {
+    on_server(|addr, _client| async move {
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/clients/ksqldb_client.py"
+        );
+        let url = format!("http://{addr}");
+        let output = tokio::task::spawn_blocking(move || {
+            std::process::Command::new("timeout")
+                .args(["60", "python3", script, &url])
+                .output()
+        })
+        .await
+        .unwrap()
+        .expect("python3 with PyPI's ksqldb (installed by .ci/run)");
+        assert!(
+            output.status.success() && output.stdout.starts_with(b"ok"),
+            "{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    });
+}
