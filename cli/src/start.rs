@@ -344,7 +344,9 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
                         }
                         server.shutdown().await;
                         broker.shutdown()?;
-                        return Err(err.context("set ksql.listeners (or ksql.enable=false)"));
+                        return Err(err.context(
+                            "the node's ksql server (ksql.listeners, ksql.service.id; ksql.enable=false turns it off)",
+                        ));
                     }
                 }
             }

@@ -86,6 +86,12 @@ impl Engine {
     /// the first failure its error entity, carrying the entities before it.
     pub async fn execute(&self, sql: &str) -> std::result::Result<Vec<Json>, StatementFailure> {
         let statements = parse(sql).map_err(|err| failure(&err, sql, Vec::new()))?;
+        let mut sandbox = self.metastore();
+        for parsed in &statements {
+            if let Err(err) = self.check(&mut sandbox, parsed).await {
+                return Err(failure(&err, &format!("{};", parsed.text), Vec::new()));
+            }
+        }
         let mut entities = Vec::new();
         for parsed in statements {
             match self.statement(&parsed).await {
@@ -109,7 +115,8 @@ impl Engine {
                         self.ensure_topic(source, create.kind).await?;
                     }
                 }
-                self.submit(&text, &command_id(create.kind, &name, "create")).await
+                self.submit(&text, &command_id(create.kind, &name, "create"))
+                    .await
             }
             Statement::CreateType { name, .. } | Statement::DropType { name, .. } => {
                 self.metastore().apply(&parsed.statement, &text)?;
@@ -118,11 +125,13 @@ impl Engine {
                 } else {
                     "drop"
                 };
-                self.submit(&text, &format!("type/`{}`/{action}", name_of(name))).await
+                self.submit(&text, &format!("type/`{}`/{action}", name_of(name)))
+                    .await
             }
             Statement::Alter { kind, name, .. } => {
                 self.metastore().apply(&parsed.statement, &text)?;
-                self.submit(&text, &command_id(*kind, &name_of(name), "alter")).await
+                self.submit(&text, &command_id(*kind, &name_of(name), "alter"))
+                    .await
             }
             Statement::Drop {
                 kind,
@@ -134,9 +143,13 @@ impl Engine {
                 let mut store = self.metastore();
                 let topic = store.source(&name).map(|s| s.properties.topic.clone());
                 store.apply(&parsed.statement, &text)?;
-                let status = self.submit(&text, &command_id(*kind, &name, "drop")).await?;
+                let status = self
+                    .submit(&text, &command_id(*kind, &name, "drop"))
+                    .await?;
                 if let (true, Some(topic)) = (*delete_topic, topic) {
-                    for (topic, result) in self.client.delete_topics(&[topic]).await.map_err(kafka)? {
+                    for (topic, result) in
+                        self.client.delete_topics(&[topic]).await.map_err(kafka)?
+                    {
                         result.map_err(|e| {
                             KsqlError::statement(format!("Could not delete the topic {topic}: {e}"))
                         })?;
@@ -145,18 +158,29 @@ impl Engine {
                 Ok(status)
             }
             Statement::Show { what, extended } => self.show(*what, *extended, &text).await,
-            Statement::Describe { name: Some(name), extended, .. } => {
+            Statement::Describe {
+                name: Some(name),
+                extended,
+                ..
+            } => {
                 let name = name_of(name);
                 let source = self.metastore().source(&name).cloned().ok_or_else(|| {
-                    KsqlError::statement(format!("Could not find STREAM/TABLE '{name}' in the Metastore"))
+                    KsqlError::statement(format!(
+                        "Could not find STREAM/TABLE '{name}' in the Metastore"
+                    ))
                 })?;
                 let mut description = describe(&source, *extended);
                 // The topic's partitions and replicas as the cluster has them.
                 let topic = &source.properties.topic;
-                if let Ok(found) = self.client.describe_topics(Some(std::slice::from_ref(topic))).await {
+                if let Ok(found) = self
+                    .client
+                    .describe_topics(Some(std::slice::from_ref(topic)))
+                    .await
+                {
                     if let Some(t) = found.iter().find(|t| &t.name == topic) {
                         description["partitions"] = json!(t.partitions.len());
-                        description["replication"] = json!(t.partitions.first().map_or(0, |p| p.replicas.len()));
+                        description["replication"] =
+                            json!(t.partitions.first().map_or(0, |p| p.replicas.len()));
                     }
                 }
                 Ok(json!({
@@ -166,7 +190,11 @@ impl Engine {
                     "warnings": [],
                 }))
             }
-            Statement::Describe { all: Some(kind), extended, .. } => {
+            Statement::Describe {
+                all: Some(kind),
+                extended,
+                ..
+            } => {
                 let store = self.metastore();
                 let descriptions: Vec<Json> = store
                     .sources()
@@ -180,43 +208,56 @@ impl Engine {
                     "warnings": [],
                 }))
             }
-            other => Err(KsqlError::statement(format!(
-                "{} statements are not implemented in Sluice yet (issue 18 is under way: DDL, SHOW, LIST and DESCRIBE run so far)",
-                statement_name(other)
-            ))),
+            other => Err(not_implemented(other)),
         }
     }
 
     /// Creates the source's topic when it is missing and `PARTITIONS` says how (ksqlDB's
     /// rule); a missing topic without it is an error.
-    async fn ensure_topic(&self, source: &DataSource, kind: SourceKind) -> Result<()> {
+    /// Whether the source's topic must be created: an existing topic must have the
+    /// partitions `PARTITIONS` asks for; a missing one needs `PARTITIONS` (ksqlDB's rules).
+    async fn topic_to_create(&self, source: &DataSource, kind: SourceKind) -> Result<bool> {
         let props: &SourceProperties = &source.properties;
-        match self
+        let existing = match self
             .client
             .describe_topics(Some(std::slice::from_ref(&props.topic)))
             .await
         {
-            Ok(topics)
-                if topics
-                    .iter()
-                    .any(|t| t.name == props.topic && !t.partitions.is_empty()) =>
-            {
-                return Ok(())
-            }
-            Ok(_) => {}
-            Err(err) if err.response_error() == ResponseError::UnknownTopicOrPartition => {}
+            Ok(topics) => topics
+                .into_iter()
+                .find(|t| t.name == props.topic && !t.partitions.is_empty()),
+            Err(err) if err.response_error() == ResponseError::UnknownTopicOrPartition => None,
             Err(err) => return Err(kafka(err)),
-        }
-        let Some(partitions) = props.partitions else {
-            return Err(KsqlError::statement(format!(
-                "Topic '{topic}' does not exist. If you want to create a new topic for the {kind} please re-run the statement providing the required 'PARTITIONS' configuration in the WITH clause (and optionally 'REPLICAS'). For example: CREATE {kind} {name} (...) WITH (KAFKA_TOPIC='{topic}', PARTITIONS=2, REPLICAS=1, ...);",
+        };
+        match (existing, props.partitions) {
+            (Some(topic), Some(wanted)) if topic.partitions.len() != wanted as usize => {
+                Err(KsqlError::statement(format!(
+                    "A Kafka topic with the name '{}' already exists, with different partition/replica configuration than required. KSQL expects {wanted} partitions (topic has {}).",
+                    props.topic,
+                    topic.partitions.len()
+                )))
+            }
+            (Some(_), _) => Ok(false),
+            (None, Some(_)) => Ok(true),
+            (None, None) => Err(KsqlError::statement(format!(
+                "Topic '{topic}' does not exist. If you want to create a new topic for the {kind} please re-run the statement providing the required 'PARTITIONS' configuration in the WITH clause (and optionally 'REPLICAS'). For example: CREATE {upper} {name} (...) WITH (KAFKA_TOPIC='{topic}', PARTITIONS=2, REPLICAS=1, ...);",
                 topic = props.topic,
                 kind = kind.to_string().to_ascii_lowercase(),
+                upper = kind,
                 name = source.name,
-            )));
-        };
+            ))),
+        }
+    }
+
+    /// Creates the source's topic when [`Engine::topic_to_create`] says so.
+    async fn ensure_topic(&self, source: &DataSource, kind: SourceKind) -> Result<()> {
+        if !self.topic_to_create(source, kind).await? {
+            return Ok(());
+        }
+        let props = &source.properties;
         let mut configs = BTreeMap::new();
-        if kind == SourceKind::Table {
+        // A table keeps the latest value per key; a windowed one is kept by time instead.
+        if kind == SourceKind::Table && props.window.is_none() {
             configs.insert("cleanup.policy".to_string(), "compact".to_string());
         }
         let created = self
@@ -224,10 +265,14 @@ impl Engine {
             .create_topics(
                 &[NewTopic {
                     name: props.topic.clone(),
-                    partitions: i32::try_from(partitions).unwrap_or(i32::MAX),
+                    partitions: props
+                        .partitions
+                        .and_then(|p| i32::try_from(p).ok())
+                        .unwrap_or(-1),
                     replication_factor: props
                         .replicas
-                        .map_or(-1, |r| i16::try_from(r).unwrap_or(i16::MAX)),
+                        .and_then(|r| i16::try_from(r).ok())
+                        .unwrap_or(-1),
                     configs,
                 }],
                 false,
@@ -238,6 +283,63 @@ impl Engine {
             result.map_err(|e| {
                 KsqlError::statement(format!("Could not create the topic {topic}: {e}"))
             })?;
+        }
+        Ok(())
+    }
+
+    /// Checks `parsed` against `sandbox` (applying it there) without touching the cluster:
+    /// ksqlDB checks a request's statements together before it runs any.
+    async fn check(&self, sandbox: &mut MetaStore, parsed: &ParsedStatement) -> Result<()> {
+        let text = format!("{};", parsed.text);
+        match &parsed.statement {
+            Statement::CreateSource(create) => {
+                let outcome = sandbox.apply(&parsed.statement, &text)?;
+                if !outcome.message.contains("already exists") {
+                    if let Some(source) = sandbox.source(&name_of(&create.name)) {
+                        self.topic_to_create(source, create.kind).await?;
+                    }
+                }
+            }
+            Statement::Drop {
+                name,
+                delete_topic: true,
+                ..
+            } => {
+                let name = name_of(name);
+                if let Some(source) = sandbox.source(&name) {
+                    let topic = &source.properties.topic;
+                    if source.read_only {
+                        return Err(KsqlError::statement(format!(
+                            "Cannot delete topic for read-only source: {name}"
+                        )));
+                    }
+                    let others: Vec<&str> = sandbox
+                        .sources()
+                        .filter(|s| s.name != name && &s.properties.topic == topic)
+                        .map(|s| s.name.as_str())
+                        .collect();
+                    if !others.is_empty() {
+                        return Err(KsqlError::statement(format!(
+                            "Refusing to delete topic. Found other data sources ({}) using topic {topic}",
+                            others.join(", ")
+                        )));
+                    }
+                    if topic.starts_with('_') || topic.starts_with("__") {
+                        return Err(KsqlError::statement(format!(
+                            "Refusing to delete topic {topic}: it is an internal topic"
+                        )));
+                    }
+                }
+                sandbox.apply(&parsed.statement, &text)?;
+            }
+            Statement::CreateType { .. }
+            | Statement::DropType { .. }
+            | Statement::Alter { .. }
+            | Statement::Drop { .. } => {
+                sandbox.apply(&parsed.statement, &text)?;
+            }
+            Statement::Show { .. } | Statement::Describe { .. } => {}
+            other => return Err(not_implemented(other)),
         }
         Ok(())
     }
@@ -323,6 +425,13 @@ impl Engine {
             }
         })
     }
+}
+
+fn not_implemented(statement: &Statement) -> KsqlError {
+    KsqlError::statement(format!(
+        "{} statements are not implemented in Sluice yet (issue 18 is under way: DDL, SHOW, LIST and DESCRIBE run so far)",
+        statement_name(statement)
+    ))
 }
 
 fn kafka(err: sluice_log::Error) -> KsqlError {

@@ -233,17 +233,28 @@ impl SourceProperties {
                 "The 'NONE' format can only be used as the KEY_FORMAT",
             ));
         }
-        let partitions = get("PARTITIONS")
+        let partitions = match get("PARTITIONS")
             .map(|v| whole("PARTITIONS", v))
             .transpose()?
-            .map(|n| u32::try_from(n).unwrap_or(u32::MAX));
-        if partitions == Some(0) {
-            return Err(KsqlError::statement("PARTITIONS must be at least 1"));
-        }
-        let replicas = get("REPLICAS")
-            .map(|v| whole("REPLICAS", v))
-            .transpose()?
-            .map(|n| u16::try_from(n).unwrap_or(u16::MAX));
+        {
+            Some(0) => return Err(KsqlError::statement("PARTITIONS must be at least 1")),
+            Some(n) if n > i32::MAX as u64 => {
+                return Err(KsqlError::statement(format!(
+                    "PARTITIONS must be at most {}",
+                    i32::MAX
+                )))
+            }
+            other => other.map(|n| n as u32),
+        };
+        let replicas = match get("REPLICAS").map(|v| whole("REPLICAS", v)).transpose()? {
+            Some(n) if n == 0 || n > i16::MAX as u64 => {
+                return Err(KsqlError::statement(format!(
+                    "REPLICAS must be between 1 and {}",
+                    i16::MAX
+                )))
+            }
+            other => other.map(|n| n as u16),
+        };
         let window = match get("WINDOW_TYPE") {
             Some(v) => {
                 let kind = text("WINDOW_TYPE", v)?.to_ascii_uppercase();
@@ -497,8 +508,16 @@ impl MetaStore {
                         source.kind
                     )));
                 }
-                for column in &resolved {
-                    if source.column(&column.name).is_some() {
+                if source.read_only {
+                    return Err(KsqlError::statement(format!(
+                        "Cannot alter {} '{name}': ALTER command is not supported for read-only {}s",
+                        lower(*kind),
+                        lower(*kind)
+                    )));
+                }
+                for (i, column) in resolved.iter().enumerate() {
+                    let repeated = resolved[..i].iter().any(|c| c.name == column.name);
+                    if repeated || source.column(&column.name).is_some() {
                         return Err(KsqlError::statement(format!(
                             "Cannot add column `{}` to schema. A column with the same name already exists.",
                             column.name

@@ -227,12 +227,65 @@ fn errors_are_ksqldb_error_entities() {
             .as_str()
             .unwrap()
             .starts_with("CREATE TABLE t"));
-        // The statement before it ran and is reported.
-        assert_eq!(
-            error["entities"][0]["commandStatus"]["message"],
-            "Stream created"
-        );
+        // A request is checked whole before any of it runs: the stream before it is not
+        // created either.
+        assert_eq!(error["entities"], json!([]));
         assert_eq!(partitions(&client, "nowhere").await, None);
+        assert_eq!(partitions(&client, "ok").await, None);
+        let (_, streams) = ksql(&addr, "SHOW STREAMS;").await;
+        assert_eq!(streams[0]["streams"], json!([]));
+        let (status, _) = ksql(
+            &addr,
+            "CREATE STREAM ok (v STRING) WITH (kafka_topic='ok', value_format='json', partitions=1);",
+        )
+        .await;
+        assert_eq!(status, 200);
+        // An existing topic with other partitions than PARTITIONS asks for.
+        let (status, error) = ksql(
+            &addr,
+            "CREATE STREAM ok2 (v STRING) WITH (kafka_topic='ok', value_format='json', partitions=4);",
+        )
+        .await;
+        assert_eq!(status, 400);
+        assert!(
+            error["message"]
+                .as_str()
+                .unwrap()
+                .contains("KSQL expects 4 partitions (topic has 1)"),
+            "{error}"
+        );
+        // DELETE TOPIC refuses a topic other sources read, a read-only source's and an
+        // internal one.
+        let (status, _) = ksql(
+            &addr,
+            "CREATE STREAM ok_too (v STRING) WITH (kafka_topic='ok', value_format='json');
+             CREATE SOURCE STREAM ro (v STRING) WITH (kafka_topic='ro', value_format='json', partitions=1);
+             CREATE STREAM commands (v STRING) WITH (kafka_topic='_confluent-ksql-default__command_topic', value_format='json');",
+        )
+        .await;
+        assert_eq!(status, 200);
+        for (statement, says) in [
+            (
+                "DROP STREAM ok DELETE TOPIC;",
+                "Refusing to delete topic. Found other data sources (OK_TOO) using topic ok",
+            ),
+            (
+                "DROP STREAM ro DELETE TOPIC;",
+                "Cannot delete topic for read-only source: RO",
+            ),
+            (
+                "DROP STREAM commands DELETE TOPIC;",
+                "it is an internal topic",
+            ),
+        ] {
+            let (status, error) = ksql(&addr, statement).await;
+            assert_eq!(status, 400, "{statement}");
+            assert!(
+                error["message"].as_str().unwrap().contains(says),
+                "{statement}: {error}"
+            );
+        }
+        assert_eq!(partitions(&client, "ok").await, Some(1));
         let (_, tables) = ksql(&addr, "SHOW TABLES;").await;
         assert_eq!(tables[0]["tables"], json!([]));
 
@@ -274,12 +327,11 @@ fn definitions_survive_a_restart_and_servers_of_one_service_share_them() {
              CREATE STREAM orders (id BIGINT KEY, total money) WITH (kafka_topic='orders', value_format='json', partitions=2);
              CREATE TABLE totals (id BIGINT PRIMARY KEY, total money) WITH (kafka_topic='totals', value_format='json', partitions=1);
              ALTER STREAM orders ADD COLUMN note STRING;
-             DROP TABLE totals;
-             CREATE STREAM refused (v STRING) WITH (kafka_topic='nowhere', value_format='json');",
+             DROP TABLE totals;",
         )
         .await;
-        assert_eq!(status, 400, "{entities}");
-        let sequence: Vec<i64> = entities["entities"]
+        assert_eq!(status, 200, "{entities}");
+        let sequence: Vec<i64> = entities
             .as_array()
             .unwrap()
             .iter()

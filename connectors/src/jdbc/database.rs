@@ -686,8 +686,10 @@ impl Database {
     }
 
     /// The column sets of `table`'s primary key and unique indexes (whole columns, no
-    /// predicate): what an `ON CONFLICT` may name. `None` on MySQL, whose upsert answers
-    /// any unique key.
+    /// predicate, enforced at once): what an `ON CONFLICT` may name. `None` on MySQL, whose
+    /// upsert answers any unique key. None at all on SQLite: a table there may declare
+    /// `ON CONFLICT IGNORE|REPLACE` on its key, which a plain `INSERT` follows and an upsert
+    /// overrides, so an insert is never taken for an upsert there.
     pub async fn unique_keys(&self, table: &TableId) -> Result<Option<Vec<Vec<String>>>> {
         let what = || {
             format!(
@@ -699,12 +701,16 @@ impl Database {
         let mut keys: BTreeMap<String, Vec<String>> = BTreeMap::new();
         match &self.pool {
             Pool::MySql(_) => return Ok(None),
+            Pool::Sqlite(_) => return Ok(Some(Vec::new())),
             Pool::Postgres(p) => {
+                // Key columns only (not INCLUDE ones), of valid, immediate, whole-table
+                // unique indexes on columns.
                 let rows: Vec<(String, String)> = sqlx::query_as(
                     "SELECT i.indexrelid::regclass::text, a.attname::text FROM pg_index i \
-                     JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) \
-                     WHERE i.indrelid = to_regclass($1) AND i.indisunique AND i.indpred IS NULL \
-                     AND i.indexprs IS NULL",
+                     JOIN pg_attribute a ON a.attrelid = i.indrelid \
+                     AND a.attnum = ANY((i.indkey::int2[])[0:i.indnkeyatts - 1]) \
+                     WHERE i.indrelid = to_regclass($1) AND i.indisunique AND i.indisvalid \
+                     AND i.indimmediate AND i.indpred IS NULL AND i.indexprs IS NULL",
                 )
                 .bind(table.quoted(Dialect::Postgres, true))
                 .fetch_all(p)
@@ -713,27 +719,6 @@ impl Database {
                 for (index, column) in rows {
                     keys.entry(index).or_default().push(column);
                 }
-            }
-            Pool::Sqlite(p) => {
-                let name = Dialect::Sqlite.quote(&table.name);
-                let sql = format!(
-                    "SELECT 'pk', name FROM pragma_table_info({name}) WHERE pk > 0 \
-                     UNION ALL SELECT il.name, ii.name FROM pragma_index_list({name}) il \
-                     JOIN pragma_index_info(il.name) ii WHERE il.\"unique\" = 1 AND il.partial = 0"
-                );
-                let rows: Vec<(String, Option<String>)> = sqlx::query_as(safe(&sql))
-                    .fetch_all(p)
-                    .await
-                    .map_err(|e| db_error(&what(), e))?;
-                let mut expressions = Vec::new();
-                for (index, column) in rows {
-                    match column {
-                        Some(column) => keys.entry(index).or_default().push(column),
-                        // An expression: not a column set an upsert can name.
-                        None => expressions.push(index),
-                    }
-                }
-                keys.retain(|index, _| !expressions.contains(index));
             }
         }
         Ok(Some(keys.into_values().collect()))

@@ -313,17 +313,19 @@ impl KnownTable {
     }
 
     /// Whether an upsert of `row` is the plain insert of it when that succeeds: its key
-    /// columns are exactly a unique key of the table.
-    fn upsert_is_insert(&self, row: &Row) -> bool {
+    /// columns are exactly a unique key of the table (names compared exactly when they are
+    /// quoted, as the database then compares them).
+    fn upsert_is_insert(&self, row: &Row, quoted: bool) -> bool {
         let Some(keys) = &self.unique_keys else {
             return true;
         };
+        let same = |a: &str, b: &str| a == b || (!quoted && a.eq_ignore_ascii_case(b));
         keys.iter().any(|key| {
             key.len() == row.key.len()
-                && row.key.iter().all(|(name, _)| {
-                    key.iter()
-                        .any(|k| k == name || k.eq_ignore_ascii_case(name))
-                })
+                && row
+                    .key
+                    .iter()
+                    .all(|(name, _)| key.iter().any(|k| same(k, name)))
         })
     }
 }
@@ -798,6 +800,7 @@ impl JdbcSinkTask {
 
     /// Whether every row's upsert is its plain insert when that succeeds.
     fn upserts_are_inserts(&self, rows: &[Row]) -> bool {
+        let quoted = self.config.as_ref().is_some_and(|c| c.quote);
         let mut checked: Option<&Row> = None;
         rows.iter().all(|row| {
             // Rows of one shape share the answer.
@@ -809,7 +812,7 @@ impl JdbcSinkTask {
                 || self
                     .tables
                     .get(&row.table)
-                    .is_some_and(|t| t.upsert_is_insert(row))
+                    .is_some_and(|t| t.upsert_is_insert(row, quoted))
         })
     }
 

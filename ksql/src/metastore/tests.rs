@@ -57,6 +57,10 @@ fn ddl_outcomes_and_refusals_in_ksqldbs_words() {
         ("CREATE STREAM s (v STRING) WITH (kafka_topic='s', value_format='json');", "DROP TABLE s", Err("Incompatible data source type is STREAM, but statement was DROP TABLE")),
         ("CREATE STREAM s (v STRING) WITH (kafka_topic='s', value_format='json');", "ALTER STREAM s ADD COLUMN w INT, ADD x STRING", Ok("Stream altered.")),
         ("CREATE STREAM s (v STRING) WITH (kafka_topic='s', value_format='json');", "ALTER STREAM s ADD v INT", Err("Cannot add column `V` to schema. A column with the same name already exists.")),
+        ("CREATE STREAM s (v STRING) WITH (kafka_topic='s', value_format='json');", "ALTER STREAM s ADD w INT, ADD w STRING", Err("Cannot add column `W` to schema. A column with the same name already exists.")),
+        ("CREATE SOURCE STREAM s (v STRING) WITH (kafka_topic='s', value_format='json');", "ALTER STREAM s ADD w INT", Err("ALTER command is not supported for read-only streams")),
+        ("", "CREATE STREAM s (v STRING) WITH (kafka_topic='s', value_format='json', partitions=99999999999)", Err("PARTITIONS must be at most 2147483647")),
+        ("", "CREATE STREAM s (v STRING) WITH (kafka_topic='s', value_format='json', replicas=0)", Err("REPLICAS must be between 1 and 32767")),
     ];
     for (setup, statement, expected) in cases {
         let mut store = MetaStore::new();

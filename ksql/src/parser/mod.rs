@@ -98,6 +98,10 @@ fn strip_location(message: &str) -> String {
     }
 }
 
+/// How deep types may nest (`ARRAY<ARRAY<...>>`): the parser recurses once per level, and a
+/// request must not be able to exhaust a thread's stack.
+const MAX_TYPE_DEPTH: usize = 64;
+
 /// The words that end a relation in `FROM` / `JOIN` (so they are not taken as its alias).
 const CLAUSES: &[&str] = &[
     "JOIN",
@@ -442,6 +446,21 @@ impl StatementParser<'_> {
     /// A type: ksqlDB's names, `ARRAY<T>`, `MAP<K, V>`, `STRUCT<name T, ...>`, `DECIMAL(p, s)`
     /// or a type made with `CREATE TYPE`.
     fn sql_type(&mut self) -> Result<SqlType> {
+        self.pending_gt = 0;
+        let ty = self.nested_type(0)?;
+        if self.pending_gt > 0 {
+            // `ARRAY<INT>>`: the second `>` of the `>>` closes nothing.
+            let token = self.p.get_current_token().clone();
+            return Err(self.error_at(&token, "expected the end of the type, found '>'"));
+        }
+        Ok(ty)
+    }
+
+    /// A type inside `depth` others.
+    fn nested_type(&mut self, depth: usize) -> Result<SqlType> {
+        if depth >= MAX_TYPE_DEPTH {
+            return Err(self.expected(&format!("a type nested at most {MAX_TYPE_DEPTH} deep")));
+        }
         let Some(word) = self.peek_word() else {
             return match self.p.peek_token().token {
                 Token::Word(_) => Ok(SqlType::Named(self.identifier()?.value)),
@@ -487,15 +506,15 @@ impl StatementParser<'_> {
             }
             "ARRAY" => {
                 self.expect_token(Token::Lt, "'<'")?;
-                let item = self.sql_type()?;
+                let item = self.nested_type(depth + 1)?;
                 self.close_angle()?;
                 SqlType::Array(Box::new(item))
             }
             "MAP" => {
                 self.expect_token(Token::Lt, "'<'")?;
-                let key = self.sql_type()?;
+                let key = self.nested_type(depth + 1)?;
                 self.expect_token(Token::Comma, "','")?;
-                let value = self.sql_type()?;
+                let value = self.nested_type(depth + 1)?;
                 self.close_angle()?;
                 SqlType::Map(Box::new(key), Box::new(value))
             }
@@ -506,7 +525,7 @@ impl StatementParser<'_> {
                 if !self.try_close_angle() {
                     loop {
                         let name = self.identifier()?.value;
-                        let ty = self.sql_type()?;
+                        let ty = self.nested_type(depth + 1)?;
                         fields.push((name, ty));
                         if !self.p.consume_token(&Token::Comma) {
                             break;

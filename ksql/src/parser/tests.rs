@@ -476,6 +476,26 @@ fn errors_say_where_and_what_was_expected() {
             "{sql}: line {l}:{c}: {m}"
         );
     }
+    // Types nest 64 deep at most: deeper is an error, not a stack overflow.
+    let deep = format!(
+        "CREATE TYPE t AS {}INT{}",
+        "ARRAY<".repeat(63),
+        ">".repeat(63)
+    );
+    assert!(parse(&deep).is_ok());
+    let deeper = format!("CREATE TYPE t AS {}", "ARRAY<".repeat(100_000));
+    let (_, _, message) = error(&deeper);
+    assert!(
+        message.contains("a type nested at most 64 deep"),
+        "{message}"
+    );
+    let (line, column, message) =
+        error("CREATE TYPE t AS ARRAY<INT>>; CREATE TYPE u AS ARRAY<INT;");
+    assert_eq!((line, column), (1, 27), "{message}");
+    assert!(
+        message.contains("expected the end of the type"),
+        "{message}"
+    );
     assert_eq!(
         parse_one("SHOW STREAMS; SHOW TABLES")
             .unwrap_err()
