@@ -641,9 +641,10 @@ fn an_exactly_once_file_source_on_a_node_killed_with_kill_9_writes_every_line_on
     };
     let expected: Vec<String> = (0..n).map(|i| format!("line-{i}")).collect();
     assert!(committed == expected, "every line once, in order");
-    // The killed node's open transaction had written lines it never committed: they are in
-    // the log, aborted, and read_committed consumers never saw them.
+    // A transaction open when the node was killed wrote lines it never committed: they
+    // stay in the log, aborted, and read_committed consumers never see them. (A kill that
+    // falls between two transactions leaves none, so the log holds at least every line.)
     let everything = lines_in(&bootstrap, "eos-lines", "read_uncommitted");
-    assert!(everything.len() > n, "{} lines in all", everything.len());
+    assert!(everything.len() >= n, "{} lines in all", everything.len());
     assert!(node.stop().success());
 }
