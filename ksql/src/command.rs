@@ -21,7 +21,9 @@ use tokio::sync::watch;
 
 use crate::error::{KsqlError, Result};
 use crate::metastore::MetaStore;
+use crate::parser::ast::Statement;
 use crate::parser::parse_one;
+use crate::queries::{prepare_create_as_select, PreparedQuery, QueryManager};
 
 /// The command topic of `service_id` (ksqlDB's name).
 pub fn command_topic(service_id: &str) -> String {
@@ -62,8 +64,12 @@ impl Drop for CommandLog {
 
 impl CommandLog {
     /// Opens the command topic of `service_id` (creating it) and applies what it holds
-    /// before returning.
-    pub async fn open(client: Arc<Client>, service_id: &str) -> Result<CommandLog> {
+    /// before returning; the persistent queries it holds are started by `queries`.
+    pub async fn open(
+        client: Arc<Client>,
+        service_id: &str,
+        queries: Arc<QueryManager>,
+    ) -> Result<CommandLog> {
         let topic: Arc<str> = command_topic(service_id).into();
         let created = client
             .create_topics(
@@ -115,7 +121,7 @@ impl CommandLog {
         .map_err(|e| KsqlError::statement(format!("the command topic {topic}: {e}")))?;
         let state: Arc<Mutex<Commands>> = Arc::default();
         let (applied_tx, mut applied) = watch::channel(0i64);
-        let runner = tokio::spawn(run(consumer, state.clone(), applied_tx));
+        let runner = tokio::spawn(run(consumer, state.clone(), applied_tx, queries, end));
         // What the topic holds is applied before the server answers anything.
         let replayed = tokio::time::timeout(
             Duration::from_secs(60),
@@ -151,12 +157,17 @@ impl CommandLog {
         &self.state
     }
 
-    /// Writes `statement` (its text) under `command_id` and waits for the runner to apply
-    /// it: its offset and what it did.
-    pub async fn submit(&self, command_id: &str, statement: &str) -> Result<(i64, Applied)> {
+    /// Writes `statement` (its text) under `command_id`, with the request's streams
+    /// `properties`, and waits for the runner to apply it: its offset and what it did.
+    pub async fn submit(
+        &self,
+        command_id: &str,
+        statement: &str,
+        properties: &serde_json::Map<String, Json>,
+    ) -> Result<(i64, Applied)> {
         let value = json!({
             "statement": statement,
-            "streamsProperties": {},
+            "streamsProperties": properties,
             "originalProperties": {},
         });
         let delivery = self
@@ -197,8 +208,27 @@ impl CommandLog {
     }
 }
 
-/// Reads the command topic for good, applying each command to the metastore.
-async fn run(mut consumer: Consumer, state: Arc<Mutex<Commands>>, applied: watch::Sender<i64>) {
+/// What a command asks of the running queries.
+enum Effect {
+    None,
+    Start(Box<PreparedQuery>, serde_json::Map<String, Json>),
+    Stop(Vec<String>),
+}
+
+/// Reads the command topic for good, applying each command to the metastore and starting
+/// and stopping persistent queries. While it replays the commands that were there at
+/// start-up (up to `replay_end`), queries start only once every command is read: those
+/// terminated later in the topic never start.
+async fn run(
+    mut consumer: Consumer,
+    state: Arc<Mutex<Commands>>,
+    applied: watch::Sender<i64>,
+    queries: Arc<QueryManager>,
+    replay_end: i64,
+) {
+    let mut replaying = replay_end > 0;
+    let mut pending: BTreeMap<String, (Box<PreparedQuery>, serde_json::Map<String, Json>)> =
+        BTreeMap::new();
     loop {
         let records = match consumer.poll_timeout(500, Duration::from_millis(500)).await {
             Ok(records) => records,
@@ -209,9 +239,37 @@ async fn run(mut consumer: Consumer, state: Arc<Mutex<Commands>>, applied: watch
             }
         };
         for record in records {
-            let outcome = apply(&mut state.lock().metastore, record.value.as_deref());
+            let applied_now = apply(
+                &mut state.lock().metastore,
+                record.value.as_deref(),
+                record.offset,
+            );
+            let (outcome, effect) = match applied_now {
+                Ok((message, effect)) => (Ok(message), effect),
+                Err(err) => (Err(err), Effect::None),
+            };
             if let Err(err) = &outcome {
                 tracing::debug!(offset = record.offset, %err, "ksql: a command was refused");
+            }
+            match effect {
+                Effect::None => {}
+                Effect::Start(prepared, properties) if replaying => {
+                    pending.insert(prepared.info.id.clone(), (prepared, properties));
+                }
+                Effect::Start(prepared, properties) => queries.start(&prepared, &properties).await,
+                Effect::Stop(ids) => {
+                    for id in ids {
+                        if pending.remove(&id).is_none() {
+                            queries.stop(&id).await;
+                        }
+                    }
+                }
+            }
+            if replaying && record.offset + 1 >= replay_end {
+                replaying = false;
+                for (_, (prepared, properties)) in std::mem::take(&mut pending) {
+                    queries.start(&prepared, &properties).await;
+                }
             }
             let mut state = state.lock();
             state.outcomes.insert(record.offset, outcome);
@@ -224,8 +282,13 @@ async fn run(mut consumer: Consumer, state: Arc<Mutex<Commands>>, applied: watch
     }
 }
 
-/// Applies one command's statement.
-fn apply(metastore: &mut MetaStore, value: Option<&[u8]>) -> Applied {
+/// Applies one command's statement (at `offset`): its message and what it asks of the
+/// running queries.
+fn apply(
+    metastore: &mut MetaStore,
+    value: Option<&[u8]>,
+    offset: i64,
+) -> std::result::Result<(String, Effect), String> {
     let command: Json = value
         .and_then(|v| serde_json::from_slice(v).ok())
         .ok_or_else(|| "not a command".to_string())?;
@@ -233,9 +296,42 @@ fn apply(metastore: &mut MetaStore, value: Option<&[u8]>) -> Applied {
         .get("statement")
         .and_then(Json::as_str)
         .ok_or_else(|| "a command without a statement".to_string())?;
+    let properties = command
+        .get("streamsProperties")
+        .and_then(Json::as_object)
+        .cloned()
+        .unwrap_or_default();
     let parsed = parse_one(text).map_err(|e| e.to_string())?;
-    metastore
-        .apply(&parsed.statement, text)
-        .map(|outcome| outcome.message)
-        .map_err(|e| e.to_string())
+    match &parsed.statement {
+        Statement::CreateAsSelect(create) => {
+            let prepared = prepare_create_as_select(create, text, metastore, offset)
+                .map_err(|e| e.to_string())?;
+            let outcome = metastore
+                .add_query_with_sink(
+                    prepared.sink.clone(),
+                    prepared.info.clone(),
+                    create.or_replace,
+                )
+                .map_err(|e| e.to_string())?;
+            Ok((
+                outcome.message,
+                Effect::Start(Box::new(prepared), properties),
+            ))
+        }
+        Statement::Terminate(target) => {
+            let ids: Vec<String> = match target {
+                // Query ids are upper case; ksqlDB takes them in any case.
+                Some(id) => vec![id.to_ascii_uppercase()],
+                None => metastore.queries().map(|q| q.id.clone()).collect(),
+            };
+            for id in &ids {
+                metastore.terminate(id).map_err(|e| e.to_string())?;
+            }
+            Ok(("Query terminated.".to_string(), Effect::Stop(ids)))
+        }
+        statement => metastore
+            .apply(statement, text)
+            .map(|outcome| (outcome.message, Effect::None))
+            .map_err(|e| e.to_string()),
+    }
 }

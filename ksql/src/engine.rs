@@ -2,8 +2,10 @@
 //! ksqlDB's REST entities (`currentStatus`, `streams`, `tables`, `sourceDescription`,
 //! `kafka_topics`, `type_list`, `properties`) or its errors.
 //!
-//! So far it runs DDL (creating and deleting topics as ksqlDB does), `SHOW`, `LIST` and
-//! `DESCRIBE`; statements that run queries say they are not implemented yet.
+//! It runs DDL (creating and deleting topics as ksqlDB does), `CREATE STREAM ... AS SELECT`
+//! and `TERMINATE` (through the command topic, whose runner starts and stops the persistent
+//! queries), `SET`/`UNSET`, `SHOW`, `LIST` and `DESCRIBE`, and starts push queries for the
+//! REST API's query endpoints.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,6 +21,7 @@ use crate::parser::ast::{
     ColumnConstraint, Listing, ParsedStatement, SourceKind, SqlType, Statement,
 };
 use crate::parser::parse;
+use crate::queries::{prepare_create_as_select, QueryManager};
 
 /// A statement's failure as ksqlDB reports it: its error entity and HTTP status.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,19 +36,105 @@ pub struct StatementFailure {
 pub struct Engine {
     client: Arc<Client>,
     commands: CommandLog,
+    queries: Arc<QueryManager>,
     service_id: String,
+    /// The running push queries' stop signals, by query id (`/close-query`).
+    transient: parking_lot::Mutex<BTreeMap<String, tokio::sync::oneshot::Sender<()>>>,
 }
+
+/// Streams properties (`streamsProperties`, `SET`), by name.
+pub type StreamsProperties = serde_json::Map<String, Json>;
 
 impl Engine {
     /// An engine on `client`'s cluster for the service `service_id` (`ksql.service.id`),
     /// its metastore rebuilt from the service's command topic.
     pub async fn start(client: Arc<Client>, service_id: &str) -> Result<Engine> {
-        let commands = CommandLog::open(client.clone(), service_id).await?;
+        let queries = Arc::new(QueryManager::new(client.clone(), service_id));
+        let commands = CommandLog::open(client.clone(), service_id, queries.clone()).await?;
         Ok(Engine {
             client,
             commands,
+            queries,
             service_id: service_id.to_string(),
+            transient: parking_lot::Mutex::new(BTreeMap::new()),
         })
+    }
+
+    /// Starts the push query `sql` (`SELECT ... EMIT CHANGES`; one statement) with the
+    /// request's streams `properties`.
+    pub async fn push_query(
+        &self,
+        sql: &str,
+        properties: &StreamsProperties,
+    ) -> Result<crate::queries::PushQuery> {
+        let statements = parse(sql)?;
+        let [parsed] = statements.as_slice() else {
+            return Err(KsqlError::statement(
+                "Expected exactly one KSQL statement; found ".to_string()
+                    + &statements.len().to_string(),
+            ));
+        };
+        let Statement::Query(query) = &parsed.statement else {
+            return Err(KsqlError::statement(format!(
+                "Statement type `{}' not supported for this resource",
+                statement_name(&parsed.statement)
+            )));
+        };
+        if query.emit.is_none() {
+            return Err(KsqlError::statement(
+                "Pull queries are not supported by Sluice's ksql yet (issue 18 is under way): add EMIT CHANGES for a push query",
+            ));
+        }
+        if query.emit == Some(crate::parser::ast::Emit::Final) {
+            return Err(KsqlError::statement(
+                "EMIT FINAL is only supported for windowed aggregations.",
+            ));
+        }
+        let (stop, closed) = tokio::sync::oneshot::channel();
+        let push = crate::queries::start_push(
+            self.client.clone(),
+            &self.service_id,
+            query,
+            &self.metastore(),
+            properties,
+            closed,
+        )
+        .await?;
+        self.transient.lock().insert(push.id.clone(), stop);
+        Ok(push)
+    }
+
+    /// Stops push query `id` (`/close-query`); false if no such query runs.
+    pub fn close_query(&self, id: &str) -> bool {
+        match self.transient.lock().remove(id) {
+            Some(stop) => {
+                let _ = stop.send(());
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Stops every push query (the server shutting down).
+    pub fn close_push_queries(&self) {
+        for (_, stop) in std::mem::take(&mut *self.transient.lock()) {
+            let _ = stop.send(());
+        }
+    }
+
+    /// Forgets push query `id` once it has ended.
+    pub fn forget_query(&self, id: &str) {
+        self.transient.lock().remove(id);
+    }
+
+    /// Stops the persistent queries this server runs (their offsets stay committed).
+    pub async fn shutdown(&self) {
+        self.queries.stop_all().await;
+    }
+
+    /// The Kafka client.
+    pub fn client(&self) -> &Arc<Client> {
+        &self.client
     }
 
     /// The metastore as the command topic has made it so far.
@@ -55,14 +144,22 @@ impl Engine {
 
     /// Writes a checked DDL statement to the command topic and answers with what applying
     /// it did (ksqlDB's `currentStatus`).
-    async fn submit(&self, text: &str, command_id: &str) -> Result<Json> {
-        let (offset, applied) = self.commands.submit(command_id, text).await?;
+    async fn submit(
+        &self,
+        text: &str,
+        command_id: &str,
+        properties: &StreamsProperties,
+    ) -> Result<Json> {
+        let (offset, applied) = self.commands.submit(command_id, text, properties).await?;
         let message = applied.map_err(KsqlError::statement)?;
+        let query_id = message
+            .strip_prefix("Created query with ID ")
+            .map(str::to_string);
         Ok(json!({
             "@type": "currentStatus",
             "statementText": text,
             "commandId": command_id,
-            "commandStatus": {"status": "SUCCESS", "message": message, "queryId": null},
+            "commandStatus": {"status": "SUCCESS", "message": message, "queryId": query_id},
             "commandSequenceNumber": offset,
             "warnings": [],
         }))
@@ -82,55 +179,128 @@ impl Engine {
             .and_then(|c| c.cluster_id)
     }
 
-    /// Runs every statement of `sql` in order (ksqlDB's `POST /ksql`): the entities, or at
-    /// the first failure its error entity, carrying the entities before it.
-    pub async fn execute(&self, sql: &str) -> std::result::Result<Vec<Json>, StatementFailure> {
+    /// Runs every statement of `sql` in order (ksqlDB's `POST /ksql`) with the request's
+    /// `streamsProperties` (which `SET` and `UNSET` change for the statements after them):
+    /// the entities, or at the first failure its error entity, carrying the entities before
+    /// it.
+    pub async fn execute(
+        &self,
+        sql: &str,
+        properties: &StreamsProperties,
+    ) -> std::result::Result<Vec<Json>, StatementFailure> {
         let statements = parse(sql).map_err(|err| failure(&err, sql, Vec::new()))?;
+        // The request's properties are those its queries will run with: checked first.
+        crate::queries::streams_config("check", properties)
+            .map_err(|err| failure(&err, sql, Vec::new()))?;
         let mut sandbox = self.metastore();
         for parsed in &statements {
             if let Err(err) = self.check(&mut sandbox, parsed).await {
                 return Err(failure(&err, &format!("{};", parsed.text), Vec::new()));
             }
         }
+        let mut properties = properties.clone();
         let mut entities = Vec::new();
         for parsed in statements {
-            match self.statement(&parsed).await {
-                Ok(entity) => entities.push(entity),
+            match self.statement(&parsed, &mut properties).await {
+                Ok(Some(entity)) => entities.push(entity),
+                Ok(None) => {}
                 Err(err) => return Err(failure(&err, &format!("{};", parsed.text), entities)),
             }
         }
         Ok(entities)
     }
 
-    async fn statement(&self, parsed: &ParsedStatement) -> Result<Json> {
+    async fn statement(
+        &self,
+        parsed: &ParsedStatement,
+        properties: &mut StreamsProperties,
+    ) -> Result<Option<Json>> {
         let text = format!("{};", parsed.text);
         match &parsed.statement {
+            // What SET and UNSET change holds for the rest of the request (ksqlDB answers
+            // them with no entity).
+            Statement::Set { name, value } => {
+                check_property(name, value)?;
+                properties.insert(name.clone(), Json::String(value.clone()));
+                Ok(None)
+            }
+            Statement::Unset(name) => {
+                properties.remove(name);
+                Ok(None)
+            }
+            other => self.run_statement(other, &text, properties).await.map(Some),
+        }
+    }
+
+    async fn run_statement(
+        &self,
+        statement: &Statement,
+        text: &str,
+        properties: &StreamsProperties,
+    ) -> Result<Json> {
+        let text = text.to_string();
+        match statement {
+            Statement::CreateAsSelect(create) => {
+                let store = self.metastore();
+                let prepared = prepare_create_as_select(create, &text, &store, -1)?;
+                store
+                    .clone()
+                    .add_query_with_sink(prepared.sink.clone(), prepared.info.clone(), create.or_replace)?;
+                let source_topic = &prepared.planned.source.properties.topic;
+                self.ensure_sink_topic(&prepared.sink, source_topic).await?;
+                self.submit(
+                    &text,
+                    &command_id(create.kind, &prepared.sink.name, "create"),
+                    properties,
+                )
+                .await
+            }
+            Statement::Terminate(target) => {
+                if let Some(id) = target {
+                    let id = id.to_ascii_uppercase();
+                    if self.metastore().query(&id).is_none() {
+                        return Err(KsqlError::statement(format!("Unknown queryId: {id}")));
+                    }
+                }
+                let command = match target {
+                    Some(id) => format!("terminate/{}/execute", id.to_ascii_uppercase()),
+                    None => "terminate/ALL/execute".to_string(),
+                };
+                self.submit(&text, &command, properties).await
+            }
+            Statement::Query(_) | Statement::Print { .. } => Err(KsqlError::statement(
+                "The following statement types should be issued to the websocket endpoint '/query':\n\t* PRINT\n\t* SELECT",
+            )),
             Statement::CreateSource(create) => {
                 // Checked first: the topic is created only for a statement that will apply.
                 let mut store = self.metastore();
-                let outcome = store.apply(&parsed.statement, &text)?;
+                let outcome = store.apply(statement, &text)?;
                 let name = name_of(&create.name);
                 if !outcome.message.contains("already exists") {
                     if let Some(source) = store.source(&name) {
                         self.ensure_topic(source, create.kind).await?;
                     }
                 }
-                self.submit(&text, &command_id(create.kind, &name, "create"))
+                self.submit(&text, &command_id(create.kind, &name, "create"), properties)
                     .await
             }
             Statement::CreateType { name, .. } | Statement::DropType { name, .. } => {
-                self.metastore().apply(&parsed.statement, &text)?;
-                let action = if matches!(parsed.statement, Statement::CreateType { .. }) {
+                self.metastore().apply(statement, &text)?;
+                let action = if matches!(statement, Statement::CreateType { .. }) {
                     "create"
                 } else {
                     "drop"
                 };
-                self.submit(&text, &format!("type/`{}`/{action}", name_of(name)))
-                    .await
+                self.submit(
+                    &text,
+                    &format!("type/`{}`/{action}", name_of(name)),
+                    properties,
+                )
+                .await
             }
             Statement::Alter { kind, name, .. } => {
-                self.metastore().apply(&parsed.statement, &text)?;
-                self.submit(&text, &command_id(*kind, &name_of(name), "alter"))
+                self.metastore().apply(statement, &text)?;
+                self.submit(&text, &command_id(*kind, &name_of(name), "alter"), properties)
                     .await
             }
             Statement::Drop {
@@ -142,9 +312,9 @@ impl Engine {
                 let name = name_of(name);
                 let mut store = self.metastore();
                 let topic = store.source(&name).map(|s| s.properties.topic.clone());
-                store.apply(&parsed.statement, &text)?;
+                store.apply(statement, &text)?;
                 let status = self
-                    .submit(&text, &command_id(*kind, &name, "drop"))
+                    .submit(&text, &command_id(*kind, &name, "drop"), properties)
                     .await?;
                 if let (true, Some(topic)) = (*delete_topic, topic) {
                     for (topic, result) in
@@ -249,6 +419,82 @@ impl Engine {
         }
     }
 
+    /// Creates the topic of a `CREATE ... AS SELECT`'s sink unless it exists: with
+    /// `PARTITIONS` and `REPLICAS` if given, else as many partitions as the source's topic
+    /// (ksqlDB's rule); an existing topic must have the partitions asked for.
+    async fn ensure_sink_topic(&self, sink: &DataSource, source_topic: &str) -> Result<()> {
+        let props = &sink.properties;
+        let found = |topics: Vec<sluice_log::client::admin::TopicDescription>, name: &str| {
+            topics
+                .into_iter()
+                .find(|t| t.name == name && !t.partitions.is_empty())
+        };
+        let existing = match self
+            .client
+            .describe_topics(Some(std::slice::from_ref(&props.topic)))
+            .await
+        {
+            Ok(topics) => found(topics, &props.topic),
+            Err(err) if err.response_error() == ResponseError::UnknownTopicOrPartition => None,
+            Err(err) => return Err(kafka(err)),
+        };
+        if let Some(topic) = existing {
+            return match props.partitions {
+                Some(wanted) if topic.partitions.len() != wanted as usize => {
+                    Err(KsqlError::statement(format!(
+                        "A Kafka topic with the name '{}' already exists, with different partition/replica configuration than required. KSQL expects {wanted} partitions (topic has {}).",
+                        props.topic,
+                        topic.partitions.len()
+                    )))
+                }
+                _ => Ok(()),
+            };
+        }
+        let partitions = match props.partitions {
+            Some(p) => i32::try_from(p).unwrap_or(i32::MAX),
+            None => {
+                let source = self
+                    .client
+                    .describe_topics(Some(&[source_topic.to_string()]))
+                    .await
+                    .map_err(kafka)?;
+                found(source, source_topic)
+                    .map(|t| t.partitions.len() as i32)
+                    .ok_or_else(|| {
+                        KsqlError::statement(format!("Kafka topic does not exist: {source_topic}"))
+                    })?
+            }
+        };
+        let created = self
+            .client
+            .create_topics(
+                &[NewTopic {
+                    name: props.topic.clone(),
+                    partitions,
+                    replication_factor: props
+                        .replicas
+                        .and_then(|r| i16::try_from(r).ok())
+                        .unwrap_or(-1),
+                    configs: BTreeMap::new(),
+                }],
+                false,
+            )
+            .await
+            .map_err(kafka)?;
+        for (topic, result) in created {
+            match result {
+                Ok(()) => {}
+                Err(e) if e.response_error() == ResponseError::TopicAlreadyExists => {}
+                Err(e) => {
+                    return Err(KsqlError::statement(format!(
+                        "Could not create the topic {topic}: {e}"
+                    )))
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Creates the source's topic when [`Engine::topic_to_create`] says so.
     async fn ensure_topic(&self, source: &DataSource, kind: SourceKind) -> Result<()> {
         if !self.topic_to_create(source, kind).await? {
@@ -338,7 +584,25 @@ impl Engine {
             | Statement::Drop { .. } => {
                 sandbox.apply(&parsed.statement, &text)?;
             }
-            Statement::Show { .. } | Statement::Describe { .. } => {}
+            Statement::CreateAsSelect(create) => {
+                let prepared = prepare_create_as_select(create, &text, sandbox, -1)?;
+                sandbox.add_query_with_sink(prepared.sink, prepared.info, create.or_replace)?;
+            }
+            Statement::Terminate(Some(id)) => {
+                sandbox.terminate(&id.to_ascii_uppercase())?;
+            }
+            Statement::Terminate(None) => {
+                let ids: Vec<String> = sandbox.queries().map(|q| q.id.clone()).collect();
+                for id in ids {
+                    sandbox.terminate(&id)?;
+                }
+            }
+            Statement::Set { name, value } => check_property(name, value)?,
+            Statement::Show { .. }
+            | Statement::Describe { .. }
+            | Statement::Unset(_)
+            | Statement::Query(_)
+            | Statement::Print { .. } => {}
             other => return Err(not_implemented(other)),
         }
         Ok(())
@@ -412,10 +676,37 @@ impl Engine {
                 "defaultProperties": [],
                 "warnings": [],
             }),
+            Listing::Queries => {
+                let store = self.metastore();
+                let mut queries = Vec::new();
+                for query in store.queries() {
+                    let status = self.queries.status(&query.id).await;
+                    let state = status.as_ref().map_or("PENDING", |s| s.state);
+                    let sink_topic = store
+                        .source(&query.sink)
+                        .map(|s| s.properties.topic.clone())
+                        .unwrap_or_default();
+                    queries.push(json!({
+                        "queryString": query.sql,
+                        "sinks": [query.sink],
+                        "sinkKafkaTopics": [sink_topic],
+                        "id": query.id,
+                        "statusCount": {state: 1},
+                        "queryType": "PERSISTENT",
+                        "state": state,
+                    }));
+                }
+                json!({"@type": "queries", "statementText": text, "queries": queries, "warnings": []})
+            }
+            Listing::Functions => {
+                let functions: Vec<Json> = crate::plan::functions::Functions::get()
+                    .infos()
+                    .map(|f| json!({"name": f.name, "category": f.category, "type": f.kind.name()}))
+                    .collect();
+                json!({"@type": "function_names", "statementText": text, "functions": functions, "warnings": []})
+            }
             other => {
                 let name = match other {
-                    Listing::Queries => "QUERIES",
-                    Listing::Functions => "FUNCTIONS",
                     Listing::Variables => "VARIABLES",
                     _ => "CONNECTORS",
                 };
@@ -427,9 +718,17 @@ impl Engine {
     }
 }
 
+/// Whether `SET name = value` sets a property queries take.
+fn check_property(name: &str, value: &str) -> Result<()> {
+    let properties = [(name.to_string(), Json::String(value.to_string()))]
+        .into_iter()
+        .collect();
+    crate::queries::streams_config("check", &properties).map(|_| ())
+}
+
 fn not_implemented(statement: &Statement) -> KsqlError {
     KsqlError::statement(format!(
-        "{} statements are not implemented in Sluice yet (issue 18 is under way: DDL, SHOW, LIST and DESCRIBE run so far)",
+        "{} statements are not implemented in Sluice yet (issue 18 is under way: DDL, CREATE STREAM ... AS SELECT, TERMINATE, push queries, SHOW, LIST and DESCRIBE run so far)",
         statement_name(statement)
     ))
 }
@@ -450,7 +749,7 @@ fn statement_name(statement: &Statement) -> &'static str {
         Statement::CreateAsSelect(_) => "CREATE ... AS SELECT",
         Statement::InsertSelect { .. } => "INSERT INTO ... SELECT",
         Statement::InsertValues { .. } => "INSERT INTO ... VALUES",
-        Statement::Query(_) => "SELECT",
+        Statement::Query(_) => "Query",
         Statement::DescribeFunction(_) => "DESCRIBE FUNCTION",
         Statement::Explain(_) => "EXPLAIN",
         Statement::Print { .. } => "PRINT",

@@ -17,6 +17,10 @@ pub enum KsqlError {
     /// an unknown source, a name taken, a property missing.
     #[error("{0}")]
     Statement(String),
+    /// A record whose key or value does not deserialise into a source's columns, or a row
+    /// that cannot be serialised in a format (ksqlDB logs these and skips the record).
+    #[error("{0}")]
+    Serde(String),
 }
 
 impl KsqlError {

@@ -7,6 +7,8 @@
 //!   errors that give the line and column and what was expected.
 //! - [`metastore`]: the streams, tables and types, and ksqlDB's rules for them (names,
 //!   key columns, `WITH` properties, formats).
+//! - [`format`]: ksqlDB's key and value formats (JSON, KAFKA, DELIMITED, NONE) between record
+//!   bytes and Arrow columns.
 //!
 //! - [`command`]: the command topic that keeps every DDL statement in order, applied by a
 //!   runner so a restarted server, and every server of one service id, agree.
@@ -20,8 +22,12 @@
 pub mod command;
 pub mod engine;
 pub mod error;
+pub mod exec;
+pub mod format;
 pub mod metastore;
 pub mod parser;
+pub mod plan;
+pub mod queries;
 pub mod rest;
 
 pub use error::{KsqlError, Result};

@@ -368,11 +368,25 @@ pub struct DdlOutcome {
     pub message: String,
 }
 
-/// The streams, tables and types.
+/// A persistent query (`CREATE ... AS SELECT`, `INSERT INTO ... SELECT`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryInfo {
+    /// Its id (`CSAS_<SINK>_<n>`).
+    pub id: String,
+    /// The statement that made it.
+    pub sql: String,
+    /// The source it writes.
+    pub sink: String,
+    /// The sources it reads.
+    pub sources: Vec<String>,
+}
+
+/// The streams, tables, types and persistent queries.
 #[derive(Debug, Clone, Default)]
 pub struct MetaStore {
     sources: BTreeMap<String, DataSource>,
     types: BTreeMap<String, SqlType>,
+    queries: BTreeMap<String, QueryInfo>,
 }
 
 impl MetaStore {
@@ -394,6 +408,62 @@ impl MetaStore {
     /// Every type made with `CREATE TYPE`, by name.
     pub fn types(&self) -> &BTreeMap<String, SqlType> {
         &self.types
+    }
+
+    /// The persistent queries, by id.
+    pub fn queries(&self) -> impl Iterator<Item = &QueryInfo> {
+        self.queries.values()
+    }
+
+    /// The persistent query `id`.
+    pub fn query(&self, id: &str) -> Option<&QueryInfo> {
+        self.queries.get(id)
+    }
+
+    /// Adds the sink of a `CREATE ... AS SELECT` and the query writing it: the outcome's
+    /// message is ksqlDB's ("Created query with ID ...").
+    pub fn add_query_with_sink(
+        &mut self,
+        sink: DataSource,
+        query: QueryInfo,
+        or_replace: bool,
+    ) -> Result<DdlOutcome> {
+        if let Some(existing) = self.sources.get(&sink.name) {
+            if !or_replace || existing.kind != sink.kind {
+                return Err(KsqlError::statement(format!(
+                    "Cannot add {} '{}': A {} with the same name already exists",
+                    lower(sink.kind),
+                    sink.name,
+                    lower(existing.kind)
+                )));
+            }
+            if self.queries.values().any(|q| q.sink == sink.name) {
+                return Err(KsqlError::statement(format!(
+                    "CREATE OR REPLACE of {} is not supported by Sluice's ksql yet while a query writes it; terminate the query first",
+                    sink.name
+                )));
+            }
+        }
+        if self.queries.contains_key(&query.id) {
+            return Err(KsqlError::statement(format!(
+                "Query {} already exists",
+                query.id
+            )));
+        }
+        let message = format!("Created query with ID {}", query.id);
+        self.sources.insert(sink.name.clone(), sink);
+        self.queries.insert(query.id.clone(), query);
+        Ok(DdlOutcome { message })
+    }
+
+    /// Removes the persistent query `id` (`TERMINATE`).
+    pub fn terminate(&mut self, id: &str) -> Result<DdlOutcome> {
+        match self.queries.remove(id) {
+            Some(_) => Ok(DdlOutcome {
+                message: "Query terminated.".to_string(),
+            }),
+            None => Err(KsqlError::statement(format!("Unknown queryId: {id}"))),
+        }
     }
 
     /// `ty` with the types made by `CREATE TYPE` put in place of their names.
@@ -480,6 +550,37 @@ impl MetaStore {
                         "Incompatible data source type is {}, but statement was DROP {kind}",
                         source.kind
                     )));
+                }
+                let writers: Vec<&str> = self
+                    .queries
+                    .values()
+                    .filter(|q| q.sink == name)
+                    .map(|q| q.id.as_str())
+                    .collect();
+                let readers: Vec<&str> = self
+                    .queries
+                    .values()
+                    .filter(|q| q.sources.contains(&name))
+                    .map(|q| q.id.as_str())
+                    .collect();
+                if !writers.is_empty() || !readers.is_empty() {
+                    let mut message = format!("Cannot drop {name}.");
+                    if !readers.is_empty() {
+                        message.push_str(&format!(
+                            "\nThe following queries read from this source: [{}].",
+                            readers.join(", ")
+                        ));
+                    }
+                    if !writers.is_empty() {
+                        message.push_str(&format!(
+                            "\nThe following queries write into this source: [{}].",
+                            writers.join(", ")
+                        ));
+                    }
+                    message.push_str("\nYou need to terminate them before dropping ");
+                    message.push_str(&name);
+                    message.push('.');
+                    return Err(KsqlError::statement(message));
                 }
                 let topic = source.properties.topic.clone();
                 self.sources.remove(&name);

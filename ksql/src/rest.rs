@@ -1,6 +1,12 @@
-//! ksqlDB's REST API (axum): `POST /ksql`, `GET /info`, `GET /healthcheck`, with ksqlDB's
-//! paths, bodies and errors (`{"@type", "error_code", "message"}`), so its clients work.
-//! Queries (`/query`, `/query-stream`) come with the query engine.
+//! ksqlDB's REST API (axum): `POST /ksql`, `POST /query`, `POST /query-stream`,
+//! `POST /close-query`, `GET /info`, `GET /healthcheck`, with ksqlDB's paths, bodies and
+//! errors (`{"@type", "error_code", "message"}`), so its clients work.
+//!
+//! Push queries stream their rows in a chunked response for as long as the client stays:
+//! `/query` in ksqlDB's original shape (a JSON array of `{"header"}`, `{"row"}` objects and
+//! a `{"finalMessage"}`), `/query-stream` as ksqlDB's "delimited" lines (a metadata object,
+//! then one JSON array per row) or, if the client accepts only `application/json`, one JSON
+//! array of them.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,7 +19,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Value as Json};
 
-use crate::engine::Engine;
+use crate::engine::{Engine, StreamsProperties};
 use crate::error::{KsqlError, Result};
 
 /// ksqlDB's REST media type (also accepted: `application/json`).
@@ -25,6 +31,7 @@ pub const KSQL_VERSION: &str = "0.29.0";
 /// A running REST server.
 pub struct KsqlServer {
     addr: SocketAddr,
+    engine: Arc<Engine>,
     shutdown: tokio::sync::oneshot::Sender<()>,
     handle: tokio::task::JoinHandle<()>,
 }
@@ -38,7 +45,7 @@ impl KsqlServer {
         let addr = listener.local_addr().map_err(|err| {
             KsqlError::statement(format!("ksql.listeners {listen}: cannot listen: {err}"))
         })?;
-        let app = router(engine);
+        let app = router(engine.clone());
         let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
         let handle = tokio::spawn(async move {
             let served = axum::serve(listener, app)
@@ -53,6 +60,7 @@ impl KsqlServer {
         tracing::info!(%addr, "ksql REST API listening");
         Ok(KsqlServer {
             addr,
+            engine,
             shutdown,
             handle,
         })
@@ -63,10 +71,20 @@ impl KsqlServer {
         self.addr
     }
 
-    /// Stops accepting requests and waits for those in progress.
+    /// Stops accepting requests, ends the push queries (their responses finish), waits for
+    /// the requests in progress (5 s at most), then stops the persistent queries this server
+    /// runs (their offsets committed: another server, or this one restarted, goes on).
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(());
-        let _ = self.handle.await;
+        self.engine.close_push_queries();
+        let mut handle = self.handle;
+        if tokio::time::timeout(std::time::Duration::from_secs(5), &mut handle)
+            .await
+            .is_err()
+        {
+            handle.abort();
+        }
+        self.engine.shutdown().await;
     }
 }
 
@@ -74,6 +92,9 @@ impl KsqlServer {
 pub fn router(engine: Arc<Engine>) -> Router {
     Router::new()
         .route("/ksql", post(ksql))
+        .route("/query", post(query))
+        .route("/query-stream", post(query_stream))
+        .route("/close-query", post(close_query))
         .route("/info", get(info))
         .route("/healthcheck", get(healthcheck))
         .with_state(engine)
@@ -104,7 +125,11 @@ async fn ksql(State(engine): State<Arc<Engine>>, body: Bytes) -> Response {
     let Some(sql) = request.get("ksql").and_then(Json::as_str) else {
         return bad_request("The request has no \"ksql\" field with the statements to run");
     };
-    match engine.execute(sql).await {
+    let properties = match properties(&request, "streamsProperties") {
+        Ok(p) => p,
+        Err(message) => return bad_request(message),
+    };
+    match engine.execute(sql, &properties).await {
         Ok(entities) => reply(StatusCode::OK, Json::Array(entities)),
         Err(failure) => reply(
             StatusCode::from_u16(failure.status).unwrap_or(StatusCode::BAD_REQUEST),
@@ -143,4 +168,233 @@ async fn healthcheck(State(engine): State<Arc<Engine>>) -> Response {
             },
         }),
     )
+}
+
+/// The properties object `field` of a request (none: empty).
+fn properties(request: &Json, field: &str) -> std::result::Result<StreamsProperties, String> {
+    match request.get(field) {
+        None | Some(Json::Null) => Ok(StreamsProperties::new()),
+        Some(Json::Object(map)) => Ok(map.clone()),
+        Some(_) => Err(format!("\"{field}\" must be an object")),
+    }
+}
+
+/// A statement error for a query request (ksqlDB's shape, status 400).
+fn statement_error(err: &KsqlError, sql: &str) -> Response {
+    reply(
+        StatusCode::BAD_REQUEST,
+        json!({
+            "@type": "statement_error",
+            "error_code": 40001,
+            "message": err.to_string(),
+            "statementText": sql,
+            "entities": [],
+        }),
+    )
+}
+
+/// Starts the push query of a request body whose fields `sql_field` and `properties_field`
+/// hold the query and its properties; else the error response.
+async fn start_push(
+    engine: &Engine,
+    body: &[u8],
+    sql_field: &str,
+    properties_field: &str,
+) -> std::result::Result<crate::queries::PushQuery, Box<Response>> {
+    let request: Json = serde_json::from_slice(body)
+        .map_err(|err| Box::new(bad_request(format!("Invalid JSON in request: {err}"))))?;
+    let Some(sql) = request.get(sql_field).and_then(Json::as_str) else {
+        return Err(Box::new(bad_request(format!(
+            "The request has no \"{sql_field}\" field with the query to run"
+        ))));
+    };
+    let properties =
+        properties(&request, properties_field).map_err(|m| Box::new(bad_request(m)))?;
+    engine
+        .push_query(sql, &properties)
+        .await
+        .map_err(|err| Box::new(statement_error(&err, sql)))
+}
+
+/// `POST /query` (`{"ksql": "SELECT ... EMIT CHANGES;", "streamsProperties": {}}`): the
+/// push query's rows as ksqlDB's original endpoint streams them.
+async fn query(State(engine): State<Arc<Engine>>, body: Bytes) -> Response {
+    let push = match start_push(&engine, &body, "ksql", "streamsProperties").await {
+        Ok(push) => push,
+        Err(response) => return *response,
+    };
+    let schema = push
+        .columns
+        .iter()
+        .map(|c| format!("`{}` {}", c.name, c.ty))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let header = format!(
+        "[{},\n",
+        json!({"header": {"queryId": push.id, "schema": schema}})
+    );
+    let stream = rows_stream(engine, push, Framing::Original, header);
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response()
+}
+
+/// `POST /query-stream` (`{"sql": "...", "properties": {}}`): the push query's rows in
+/// ksqlDB's newer shape.
+async fn query_stream(
+    State(engine): State<Arc<Engine>>,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> Response {
+    let push = match start_push(&engine, &body, "sql", "properties").await {
+        Ok(push) => push,
+        Err(response) => return *response,
+    };
+    let metadata = json!({
+        "queryId": push.id,
+        "columnNames": push.columns.iter().map(|c| c.name.clone()).collect::<Vec<_>>(),
+        "columnTypes": push.columns.iter().map(|c| c.ty.to_string()).collect::<Vec<_>>(),
+    });
+    // ksqlDB answers in JSON only to a client that accepts JSON and not the delimited form.
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let json_array = accept.contains("application/json")
+        && !accept.contains("application/vnd.ksqlapi.delimited.v1");
+    let (framing, first, content_type) = if json_array {
+        (
+            Framing::JsonArray,
+            format!("[{metadata}"),
+            "application/json",
+        )
+    } else {
+        (
+            Framing::Delimited,
+            format!("{metadata}\n"),
+            "application/vnd.ksqlapi.delimited.v1",
+        )
+    };
+    let stream = rows_stream(engine, push, framing, first);
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, content_type)],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response()
+}
+
+/// `POST /close-query` (`{"queryId": "..."}`).
+async fn close_query(State(engine): State<Arc<Engine>>, body: Bytes) -> Response {
+    let request: Json = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(err) => return bad_request(format!("Invalid JSON in request: {err}")),
+    };
+    let Some(id) = request.get("queryId").and_then(Json::as_str) else {
+        return bad_request("The request has no \"queryId\" field");
+    };
+    if engine.close_query(id) {
+        (StatusCode::OK, "").into_response()
+    } else {
+        reply(
+            StatusCode::BAD_REQUEST,
+            json!({"@type": "generic_error", "error_code": 40004, "message": format!("No query with id {id}")}),
+        )
+    }
+}
+
+/// How a push query's rows are framed.
+#[derive(Clone, Copy, PartialEq)]
+enum Framing {
+    /// `/query`: `{"row":{"columns":[...]}},\n` each, `{"finalMessage":"..."}]` at the end.
+    Original,
+    /// `/query-stream` delimited: one JSON array per line.
+    Delimited,
+    /// `/query-stream` as JSON: `,[...]` each, `]` at the end.
+    JsonArray,
+}
+
+/// The response body of a push query: `first`, then each row framed, until the client goes
+/// (the body is dropped, and with it the query), `LIMIT` rows were sent, or `/close-query`.
+fn rows_stream(
+    engine: Arc<Engine>,
+    push: crate::queries::PushQuery,
+    framing: Framing,
+    first: String,
+) -> impl futures_util::Stream<Item = std::result::Result<Bytes, std::convert::Infallible>> + Send {
+    struct State {
+        engine: Arc<Engine>,
+        push: crate::queries::PushQuery,
+        sent: u64,
+        first: Option<String>,
+        done: bool,
+    }
+    impl Drop for State {
+        fn drop(&mut self) {
+            self.engine.forget_query(&self.push.id);
+        }
+    }
+    let state = State {
+        engine,
+        push,
+        sent: 0,
+        first: Some(first),
+        done: false,
+    };
+    futures_util::stream::unfold(state, move |mut state| async move {
+        if let Some(first) = state.first.take() {
+            return Some((Ok(Bytes::from(first)), state));
+        }
+        if state.done {
+            return None;
+        }
+        let ending = |message: Option<&str>| match (framing, message) {
+            (Framing::Original, Some(m)) => format!("{}]\n", json!({"finalMessage": m})),
+            (Framing::Original, None) => "]\n".to_string(),
+            (Framing::JsonArray, _) => "]".to_string(),
+            (Framing::Delimited, _) => String::new(),
+        };
+        if state.push.limit.is_some_and(|limit| state.sent >= limit) {
+            state.done = true;
+            return Some((Ok(Bytes::from(ending(Some("Limit Reached")))), state));
+        }
+        let row = tokio::select! {
+            row = state.push.rows.recv() => row,
+            _ = &mut state.push.closed => None,
+        };
+        match row {
+            Some(row) => {
+                state.sent += 1;
+                let mut out = Vec::with_capacity(row.len() + 24);
+                match framing {
+                    Framing::Original => {
+                        out.extend_from_slice(b"{\"row\":{\"columns\":");
+                        out.extend_from_slice(&row);
+                        out.extend_from_slice(b"}},\n");
+                    }
+                    Framing::Delimited => {
+                        out.extend_from_slice(&row);
+                        out.push(b'\n');
+                    }
+                    Framing::JsonArray => {
+                        out.push(b',');
+                        out.extend_from_slice(&row);
+                    }
+                }
+                Some((Ok(Bytes::from(out)), state))
+            }
+            None => {
+                state.done = true;
+                let end = ending(None);
+                if end.is_empty() {
+                    None
+                } else {
+                    Some((Ok(Bytes::from(end)), state))
+                }
+            }
+        }
+    })
 }

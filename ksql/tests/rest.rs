@@ -1,97 +1,12 @@
 //! ksqlDB's REST API on a server over an embedded node, called over HTTP.
 
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
-use serde_json::{json, Value as Json};
-use sluice_ksql::engine::Engine;
-use sluice_ksql::rest::KsqlServer;
-use sluice_log::client::Client;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use serde_json::json;
 
-/// Runs `scenario` against a server on a fresh embedded node, bounded by 60 s.
-fn on_server<F, Fut>(scenario: F)
-where
-    F: FnOnce(String, Arc<Client>) -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    let dir = tempfile::tempdir().unwrap();
-    let node = sluice_log::Sluice::embedded(dir.path().join("node"))
-        .start()
-        .unwrap();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime
-        .block_on(async {
-            let client = node.client().await.unwrap();
-            let server = serve(&client, "default_").await;
-            let base = server.local_addr().to_string();
-            let outcome =
-                tokio::time::timeout(Duration::from_secs(60), scenario(base, client)).await;
-            server.shutdown().await;
-            outcome
-        })
-        .expect("the scenario finishes within 60 s");
-    node.shutdown().unwrap();
-}
-
-/// A server for `service_id` on `client`'s cluster, on an ephemeral port.
-async fn serve(client: &Arc<Client>, service_id: &str) -> KsqlServer {
-    let engine = Engine::start(client.clone(), service_id).await.unwrap();
-    KsqlServer::start(Arc::new(engine), "127.0.0.1:0")
-        .await
-        .unwrap()
-}
-
-fn names(entity: &Json, list: &str) -> Vec<String> {
-    entity[list]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["name"].as_str().unwrap().to_string())
-        .collect()
-}
-
-/// An HTTP/1.1 request: the status and the body as JSON.
-async fn http(addr: &str, method: &str, path: &str, body: Option<&str>) -> (u16, Json) {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let body = body.unwrap_or("");
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/vnd.ksql.v1+json\r\nAccept: application/vnd.ksql.v1+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).await.unwrap();
-    let response = String::from_utf8(response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap();
-    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    assert!(
-        head.to_ascii_lowercase()
-            .contains("content-type: application/vnd.ksql.v1+json"),
-        "{head}"
-    );
-    (status, serde_json::from_str(body).unwrap())
-}
-
-async fn ksql(addr: &str, statements: &str) -> (u16, Json) {
-    let body = json!({"ksql": statements, "streamsProperties": {}}).to_string();
-    http(addr, "POST", "/ksql", Some(&body)).await
-}
-
-async fn partitions(client: &Client, topic: &str) -> Option<usize> {
-    let topics = client
-        .describe_topics(Some(&[topic.to_string()]))
-        .await
-        .ok()?;
-    topics
-        .iter()
-        .find(|t| t.name == topic && !t.partitions.is_empty())
-        .map(|t| t.partitions.len())
-}
+use common::{http, ksql, names, on_server, partitions, serve};
 
 #[test]
 fn info_and_healthcheck_answer_as_ksqldb() {
@@ -184,7 +99,8 @@ fn ddl_creates_topics_lists_describes_and_drops() {
             users["fields"][0],
             json!({"name": "ID", "schema": {"type": "BIGINT", "fields": null, "memberSchema": null}, "type": "KEY"})
         );
-        assert_eq!(users["fields"][2]["schema"]["fields"][1]["name"], "city");
+        // Struct fields are upper-cased unless quoted, as columns are.
+        assert_eq!(users["fields"][2]["schema"]["fields"][1]["name"], "CITY");
 
         let (status, entities) = ksql(&addr, "DROP STREAM pageviews DELETE TOPIC;").await;
         assert_eq!(status, 200, "{entities}");
@@ -297,13 +213,13 @@ fn errors_are_ksqldb_error_entities() {
             "line 1:8: expected STREAM, TABLE or TYPE after CREATE, found 'STRAEM'"
         );
         // A statement not run yet says so.
-        let (status, error) = ksql(&addr, "SELECT * FROM ok EMIT CHANGES;").await;
+        let (status, error) = ksql(&addr, "EXPLAIN SELECT * FROM ok EMIT CHANGES;").await;
         assert_eq!(status, 400);
         assert!(
             error["message"]
                 .as_str()
                 .unwrap()
-                .contains("SELECT statements are not implemented in Sluice yet"),
+                .contains("EXPLAIN statements are not implemented in Sluice yet"),
             "{error}"
         );
         // A body that is not a request.

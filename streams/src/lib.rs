@@ -80,6 +80,7 @@ pub use sliding::{SlidingWindowedKStream, SlidingWindows};
 pub use store::{KeyValueStore, ReadOnlyKeyValueStore, SharedStore};
 pub use suppress::Suppressed;
 pub use topology::{
-    Consumed, OutputRecord, Produced, RawRecord, Record, StreamsBuilder, TaskContext, Topology,
+    BatchOutput, Consumed, OutputRecord, Produced, RawRecord, Record, StreamsBuilder, TaskContext,
+    Topology,
 };
 pub use window::{EmitStrategy, TimeWindowedKStream, TimeWindows, Window, Windowed, WindowedSerde};

@@ -266,6 +266,10 @@ pub struct StreamsMetrics {
     records_skipped: AtomicU64,
     commits: AtomicU64,
     threads_replaced: AtomicU64,
+    /// Rebalances the stream threads have come out of with an assignment.
+    assignments: AtomicU64,
+    /// Woken at each of them.
+    assigned: tokio::sync::Notify,
 }
 
 impl StreamsMetrics {
@@ -460,6 +464,25 @@ impl KafkaStreams {
     /// The application's counters.
     pub fn metrics(&self) -> &StreamsMetrics {
         &self.metrics
+    }
+
+    /// Waits (at most `timeout`) until a stream thread has had an assignment: from then on
+    /// the application reads its partitions from fixed positions (a new group's first
+    /// rebalance waits out the broker's `group.initial.rebalance.delay.ms`). False if none
+    /// came in time.
+    pub async fn wait_until_assigned(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.metrics.assigned.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.metrics.assignments.load(Ordering::Acquire) > 0 {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return false;
+            }
+        }
     }
 
     /// Whether a stream thread has stopped (with an error: see [`KafkaStreams::close`]).
@@ -678,8 +701,25 @@ impl StreamThread {
             );
             match self.member.next_event_timeout(wait).await? {
                 GroupEvent::Records(records) => {
-                    for record in in_timestamp_order(records) {
-                        self.process(&record)?;
+                    let records = in_timestamp_order(records);
+                    let mut at = 0;
+                    while let Some(first) = records.get(at) {
+                        if self.topology.reads_in_batches(&first.topic) {
+                            // A batch source takes the run of this partition's records at once.
+                            let len = records[at..]
+                                .iter()
+                                .take_while(|r| {
+                                    r.partition == first.partition
+                                        && (Arc::ptr_eq(&r.topic, &first.topic)
+                                            || r.topic == first.topic)
+                                })
+                                .count();
+                            self.process_run(&records[at..at + len])?;
+                            at += len;
+                        } else {
+                            self.process(first)?;
+                            at += 1;
+                        }
                     }
                     // A poll's outputs go to the producer together, task by task.
                     let partitions: Vec<i32> = self.tasks.keys().copied().collect();
@@ -714,6 +754,8 @@ impl StreamThread {
                 GroupEvent::Assigned(partitions) => {
                     tracing::info!(thread = %self.name, ?partitions, "assigned");
                     self.take_tasks(&partitions).await?;
+                    self.metrics.assignments.fetch_add(1, Ordering::Release);
+                    self.metrics.assigned.notify_waiters();
                 }
             }
             if last_commit.elapsed() >= self.config.commit_interval {
@@ -833,20 +875,24 @@ impl StreamThread {
             }
             Err(err) => return Err(err),
         }
-        let stream_time = task.task_stream_time();
-        self.topology
-            .punctuate(task, PunctuationType::StreamTime, stream_time)?;
-        self.metrics
-            .records_processed
-            .fetch_add(1, Ordering::Relaxed);
         self.dirty = true;
-        let dropped = task.take_dropped_records();
-        if dropped > 0 {
-            self.metrics
-                .records_dropped_late
-                .fetch_add(dropped, Ordering::Relaxed);
-        }
-        Ok(())
+        after_records(&self.topology, &self.metrics, task, 1)
+    }
+
+    /// Runs a run of records of one topic-partition through its task (for batch sources).
+    fn process_run(&mut self, run: &[crate::topology::RawRecord]) -> Result<()> {
+        let Some(first) = run.first() else {
+            return Ok(());
+        };
+        let Some((_, task)) = self.tasks.get_mut(&first.partition) else {
+            return Err(StreamsError::Stopped(format!(
+                "a record of {}-{} came before its task was created",
+                first.topic, first.partition
+            )));
+        };
+        self.topology.process_run(task, run)?;
+        self.dirty = true;
+        after_records(&self.topology, &self.metrics, task, run.len() as u64)
     }
 
     /// Runs every task's wall-clock punctuations that are due, and sends what they wrote.
@@ -1367,6 +1413,25 @@ fn unpublish(stores: &LocalStores, task: &TaskContext) {
 /// the smallest timestamp first — so that a table's rows are in before the stream records that
 /// come after them in time (Kafka's partition group; no waiting for partitions with nothing
 /// fetched, which `max.task.idle.ms` would add).
+/// What follows `n` records run through `task`: its stream-time punctuations, the counts.
+fn after_records(
+    topology: &Topology,
+    metrics: &StreamsMetrics,
+    task: &mut TaskContext,
+    n: u64,
+) -> Result<()> {
+    let stream_time = task.task_stream_time();
+    topology.punctuate(task, PunctuationType::StreamTime, stream_time)?;
+    metrics.records_processed.fetch_add(n, Ordering::Relaxed);
+    let dropped = task.take_dropped_records();
+    if dropped > 0 {
+        metrics
+            .records_dropped_late
+            .fetch_add(dropped, Ordering::Relaxed);
+    }
+    Ok(())
+}
+
 fn in_timestamp_order(records: Vec<crate::topology::RawRecord>) -> Vec<crate::topology::RawRecord> {
     use std::collections::VecDeque;
     // One partition (the usual poll of a task): already in order.
@@ -1380,30 +1445,37 @@ fn in_timestamp_order(records: Vec<crate::topology::RawRecord>) -> Vec<crate::to
         return records;
     }
     let n = records.len();
-    let mut queues: Vec<VecDeque<crate::topology::RawRecord>> = Vec::new();
-    let mut index: BTreeMap<TopicPartition, usize> = BTreeMap::new();
+    // Each task (partition number) on its own: tasks are independent, and a task's records
+    // stay together (runs for batch sources).
+    let mut tasks: BTreeMap<i32, BTreeMap<Arc<str>, VecDeque<crate::topology::RawRecord>>> =
+        BTreeMap::new();
     for record in records {
-        let at = *index.entry(record.topic_partition()).or_insert_with(|| {
-            queues.push(VecDeque::new());
-            queues.len() - 1
-        });
-        queues[at].push_back(record);
-    }
-    if queues.len() == 1 {
-        return queues.pop().map(Vec::from).unwrap_or_default();
+        tasks
+            .entry(record.partition)
+            .or_default()
+            .entry(record.topic.clone())
+            .or_default()
+            .push_back(record);
     }
     let mut ordered = Vec::with_capacity(n);
-    loop {
-        let next = queues
-            .iter()
-            .enumerate()
-            .filter_map(|(idx, queue)| queue.front().map(|r| (r.timestamp, idx)))
-            .min();
-        let Some((_, idx)) = next else {
-            break;
-        };
-        if let Some(record) = queues[idx].pop_front() {
-            ordered.push(record);
+    for (_, topics) in tasks {
+        let mut queues: Vec<VecDeque<crate::topology::RawRecord>> = topics.into_values().collect();
+        if queues.len() == 1 {
+            ordered.extend(queues.pop().unwrap_or_default());
+            continue;
+        }
+        loop {
+            let next = queues
+                .iter()
+                .enumerate()
+                .filter_map(|(idx, queue)| queue.front().map(|r| (r.timestamp, idx)))
+                .min();
+            let Some((_, idx)) = next else {
+                break;
+            };
+            if let Some(record) = queues[idx].pop_front() {
+                ordered.push(record);
+            }
         }
     }
     ordered

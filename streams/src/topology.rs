@@ -683,6 +683,14 @@ pub(crate) type Flusher = Arc<dyn Fn(&mut TaskContext) + Send + Sync>;
 /// A source node: deserialises a topic's record and forwards it.
 type SourceNode = Arc<dyn Fn(&mut TaskContext, &RawRecord) -> Result<()> + Send + Sync>;
 
+/// A source node that takes a run of consecutive records of one partition of its topic at
+/// once (see [`StreamsBuilder::batch_stream`]).
+type BatchSourceNode = Arc<dyn Fn(&mut TaskContext, &[RawRecord]) -> Result<()> + Send + Sync>;
+
+/// What a batch source's function makes of a run: output records, each with the index in the
+/// run of the input record it came from, in order of that index.
+pub type BatchOutput<K, V> = Vec<(usize, Record<K, V>)>;
+
 /// The source node that reads records with `consumed` and hands them to `children`.
 fn source_node<K, V>(children: Arc<Children<K, V>>, consumed: Arc<Consumed<K, V>>) -> SourceNode
 where
@@ -775,6 +783,7 @@ impl<K, V> Produced<K, V> {
 #[derive(Default)]
 pub(crate) struct BuilderState {
     sources: Mutex<Vec<(String, SourceNode)>>,
+    batch_sources: Mutex<Vec<(String, BatchSourceNode)>>,
     sinks: Mutex<BTreeSet<String>>,
     /// The state stores the topology's operators keep, by name.
     stores: Mutex<BTreeSet<String>>,
@@ -977,6 +986,47 @@ impl StreamsBuilder {
         )
     }
 
+    /// A stream of the records of `topic` made by `process` from a run of input records at a
+    /// time: the records of one partition that one poll brought, in offset order (one record
+    /// at a time under the test driver). `process` pushes its output records with the index
+    /// of the input record each comes from, in order; downstream operators see each output
+    /// with the task positioned at its input record, as a record-at-a-time source would
+    /// leave it, and stream time advances over every input record, kept or not.
+    ///
+    /// For operators that are cheaper over many records than one by one (ksql evaluates its
+    /// expressions over Arrow batches). `process` deserialises the records itself; an error
+    /// it returns stops the stream thread (skip what should be skipped instead).
+    pub fn batch_stream<K, V, F>(&self, topic: &str, process: F) -> KStream<K, V>
+    where
+        K: Clone + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+        F: Fn(&[RawRecord], &mut BatchOutput<K, V>) -> Result<()> + Send + Sync + 'static,
+    {
+        let children = self
+            .state
+            .new_children::<K, V>(format!("batch source {topic}"));
+        let downstream = children.clone();
+        let source: BatchSourceNode = Arc::new(move |ctx, run| {
+            let mut outputs = Vec::new();
+            process(run, &mut outputs)?;
+            let mut outputs = outputs.into_iter().peekable();
+            for (index, raw) in run.iter().enumerate() {
+                ctx.enter(raw, raw.timestamp);
+                while let Some((_, record)) = outputs.next_if(|(at, _)| *at <= index) {
+                    ctx.enter(raw, record.timestamp);
+                    downstream.forward(ctx, record);
+                }
+            }
+            Ok(())
+        });
+        self.state
+            .batch_sources
+            .lock()
+            .push((topic.to_string(), source));
+        KStream::new(self.state.clone(), children)
+            .with_sources(vec![TopicRef::User(topic.to_string())])
+    }
+
     /// A table of the latest value of each key of `topic` (Kafka's `builder.table`): every
     /// record upserts its key in the table's store (a tombstone deletes it) and goes on to the
     /// table's readers. Records without a key are skipped, as Kafka Streams does.
@@ -1073,16 +1123,17 @@ impl StreamsBuilder {
             return Err(StreamsError::Topology(errors.join("; ")));
         }
         let sources = std::mem::take(&mut *self.state.sources.lock());
+        let batch_sources = std::mem::take(&mut *self.state.batch_sources.lock());
         let global_tables = std::mem::take(&mut *self.state.globals.lock());
-        if let Some(topic) = global_tables
-            .keys()
-            .find(|t| sources.iter().any(|(source, _)| source == *t))
-        {
+        if let Some(topic) = global_tables.keys().find(|t| {
+            sources.iter().any(|(source, _)| source == *t)
+                || batch_sources.iter().any(|(source, _)| source == *t)
+        }) {
             return Err(StreamsError::Topology(format!(
                 "topic {topic} is read both as a global table and as a stream or table"
             )));
         }
-        if sources.is_empty() {
+        if sources.is_empty() && batch_sources.is_empty() {
             return Err(StreamsError::Topology(
                 "the topology reads no topic: start it with StreamsBuilder::stream".into(),
             ));
@@ -1094,12 +1145,20 @@ impl StreamsBuilder {
         for (topic, source) in sources {
             by_topic.entry(topic).or_default().push(source);
         }
+        let mut batches: BTreeMap<String, Vec<BatchSourceNode>> = BTreeMap::new();
+        for (topic, source) in batch_sources {
+            // Listed with the record-at-a-time sources too (maybe none): what the topology
+            // reads is the keys of `sources`.
+            by_topic.entry(topic.clone()).or_default();
+            batches.entry(topic).or_default().push(source);
+        }
         let mut internal: BTreeMap<String, Vec<SourceNode>> = BTreeMap::new();
         for (suffix, source) in std::mem::take(&mut *self.state.internal_sources.lock()) {
             internal.entry(suffix).or_default().push(source);
         }
         Ok(Topology {
             sources: by_topic,
+            batch_sources: batches,
             internal_sources: internal,
             copartitioned: std::mem::take(&mut *self.state.copartitioned.lock()),
             sinks: self.state.sinks.lock().clone(),
@@ -1117,6 +1176,8 @@ impl StreamsBuilder {
 pub struct Topology {
     copartitioned: Vec<Vec<TopicRef>>,
     sources: BTreeMap<String, Vec<SourceNode>>,
+    /// Sources that take runs of records, by topic (their topics are keys of `sources` too).
+    batch_sources: BTreeMap<String, Vec<BatchSourceNode>>,
     /// Sources of internal topics, by name without the application's prefix.
     internal_sources: BTreeMap<String, Vec<SourceNode>>,
     sinks: BTreeSet<String>,
@@ -1273,6 +1334,45 @@ impl Topology {
             .ok_or_else(|| StreamsError::UnknownTopic(record.topic.to_string()))?;
         for source in sources {
             source(ctx, record)?;
+        }
+        if let Some(batch_sources) = self.batch_sources.get(&*record.topic) {
+            for source in batch_sources {
+                source(ctx, std::slice::from_ref(record))?;
+            }
+        }
+        if ctx.cache_full() {
+            self.flush_caches(ctx)?;
+        }
+        match ctx.errors.drain(..).next() {
+            Some(err) => Err(err),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether `topic` is read by a batch source ([`StreamsBuilder::batch_stream`]): the
+    /// runtime then hands its records over in runs, through [`Topology::process_run`].
+    pub fn reads_in_batches(&self, topic: &str) -> bool {
+        self.batch_sources.contains_key(topic)
+    }
+
+    /// Runs a run of records of one partition of one topic (in offset order) through the
+    /// graph: the batch sources take the run at once, the other sources of the topic take its
+    /// records one by one after them.
+    pub fn process_run(&self, ctx: &mut TaskContext, run: &[RawRecord]) -> Result<()> {
+        let Some(first) = run.first() else {
+            return Ok(());
+        };
+        if let Some(batch_sources) = self.batch_sources.get(&*first.topic) {
+            for source in batch_sources {
+                source(ctx, run)?;
+            }
+        }
+        if let Some(sources) = self.sources.get(&*first.topic) {
+            for record in run {
+                for source in sources {
+                    source(ctx, record)?;
+                }
+            }
         }
         if ctx.cache_full() {
             self.flush_caches(ctx)?;

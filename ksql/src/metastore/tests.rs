@@ -49,7 +49,7 @@ fn ddl_outcomes_and_refusals_in_ksqldbs_words() {
         ("", "CREATE STREAM s (h STRING HEADER('x'), v STRING) WITH (kafka_topic='s', value_format='json')", Err("Invalid type for HEADER('x') column `H`: expected BYTES")),
         ("", "CREATE STREAM s (a address) WITH (kafka_topic='s', value_format='json')", Err("Unknown type: address")),
         ("CREATE TYPE address AS STRUCT<street STRING>;", "CREATE STREAM s (a ADDRESS) WITH (kafka_topic='s', value_format='json')", Ok("Stream created")),
-        ("CREATE TYPE address AS STRUCT<street STRING>;", "CREATE TYPE address AS INT", Err("Cannot register custom type 'ADDRESS' since it is already registered with type: STRUCT<`street` STRING>")),
+        ("CREATE TYPE address AS STRUCT<street STRING>;", "CREATE TYPE address AS INT", Err("Cannot register custom type 'ADDRESS' since it is already registered with type: STRUCT<`STREET` STRING>")),
         ("", "DROP TYPE nothing", Err("Type NOTHING does not exist.")),
         ("", "DROP STREAM IF EXISTS nothing", Ok("Source `NOTHING` does not exist.")),
         ("", "DROP STREAM nothing", Err("Source NOTHING does not exist.")),
@@ -95,7 +95,7 @@ fn sources_keep_key_columns_first_names_and_properties() {
     assert!(users.columns[0].is_key());
     assert_eq!(
         users.column("HOME").unwrap().ty,
-        SqlType::Struct(vec![("street".into(), SqlType::String)])
+        SqlType::Struct(vec![("STREET".into(), SqlType::String)])
     );
     let p = &users.properties;
     assert_eq!(

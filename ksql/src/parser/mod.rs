@@ -6,7 +6,7 @@
 //! token at fault.
 
 pub mod ast;
-mod dialect;
+pub(crate) mod dialect;
 
 use std::time::Duration;
 
@@ -524,7 +524,12 @@ impl StatementParser<'_> {
                 // STRUCT<> has no fields.
                 if !self.try_close_angle() {
                     loop {
-                        let name = self.identifier()?.value;
+                        // ksqlDB upper-cases unquoted field names, as column names.
+                        let ident = self.identifier()?;
+                        let name = match ident.quote_style {
+                            Some(_) => ident.value,
+                            None => ident.value.to_ascii_uppercase(),
+                        };
                         let ty = self.nested_type(depth + 1)?;
                         fields.push((name, ty));
                         if !self.p.consume_token(&Token::Comma) {

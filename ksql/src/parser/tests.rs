@@ -71,7 +71,7 @@ fn create_stream_with_key_header_columns_and_properties() {
             ),
             (
                 "address".into(),
-                "STRUCT<`street` STRING, `zip code` INTEGER>".into(),
+                "STRUCT<`STREET` STRING, `zip code` INTEGER>".into(),
                 ColumnConstraint::None
             ),
             (
@@ -81,7 +81,7 @@ fn create_stream_with_key_header_columns_and_properties() {
             ),
             (
                 "h".into(),
-                "ARRAY<STRUCT<`key` STRING, `value` BYTES>>".into(),
+                "ARRAY<STRUCT<`KEY` STRING, `VALUE` BYTES>>".into(),
                 ColumnConstraint::Headers
             ),
             (
@@ -125,8 +125,8 @@ fn create_source_table_and_types() {
             name: Ident::new("address"),
             if_not_exists: true,
             ty: SqlType::Struct(vec![
-                ("street".into(), SqlType::String),
-                ("city".into(), SqlType::String)
+                ("STREET".into(), SqlType::String),
+                ("CITY".into(), SqlType::String)
             ]),
         }
     );

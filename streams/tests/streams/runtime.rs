@@ -12,7 +12,8 @@ use sluice_log::client::Client;
 use sluice_log::TopicPartition;
 use sluice_streams::serdes::{I64Serde, StringSerde};
 use sluice_streams::{
-    Consumed, KafkaStreams, Produced, StreamsBuilder, StreamsConfig, StreamsError, Topology,
+    BatchOutput, Consumed, KafkaStreams, Produced, Record, StreamsBuilder, StreamsConfig,
+    StreamsError, Topology,
 };
 
 use crate::fixtures::{create, eventually, on_embedded_node, start_app, NO_CACHE};
@@ -132,6 +133,70 @@ fn stream_threads_process_every_record_and_a_restart_goes_on_from_the_commits() 
         })
         .await;
         assert_eq!(app.metrics().records_processed(), 10);
+        app.close().await.unwrap();
+    });
+}
+
+/// A batch source that keeps lines with an even number and records the size of each run.
+fn even_lines_in_runs(runs: Arc<parking_lot::Mutex<Vec<usize>>>) -> Arc<Topology> {
+    let builder = StreamsBuilder::new();
+    builder
+        .batch_stream(
+            "lines",
+            move |run, out: &mut BatchOutput<String, String>| {
+                runs.lock().push(run.len());
+                for (index, raw) in run.iter().enumerate() {
+                    let line = String::from_utf8_lossy(raw.value.as_deref().unwrap_or_default());
+                    let n: usize = line[1..line.find(' ').unwrap_or(line.len())]
+                        .parse()
+                        .unwrap_or(1);
+                    if n.is_multiple_of(2) {
+                        let key = String::from_utf8_lossy(raw.key.as_deref().unwrap_or_default());
+                        out.push((
+                            index,
+                            Record {
+                                key: key.into_owned(),
+                                value: line.into_owned(),
+                                timestamp: raw.timestamp,
+                                headers: Vec::new(),
+                            },
+                        ));
+                    }
+                }
+                Ok(())
+            },
+        )
+        .to("evens", Produced::with(StringSerde, StringSerde));
+    Arc::new(builder.build().unwrap())
+}
+
+#[test]
+fn a_batch_source_takes_a_polls_records_of_a_partition_at_once() {
+    on_embedded_node(|client| async move {
+        create(&client, "lines", 2).await;
+        create(&client, "evens", 1).await;
+        produce(&client, "lines", &lines(0..400)).await;
+        let runs = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let app = start_app(&client, even_lines_in_runs(runs.clone()), "evens-app", &[]).await;
+        let evens = read_all(&client, "evens", 200).await;
+        assert_eq!(evens.len(), 200);
+        let mut numbers: Vec<usize> = evens
+            .iter()
+            .map(|(_, v)| {
+                let v = String::from_utf8_lossy(v);
+                v[1..v.find(' ').unwrap()].parse().unwrap()
+            })
+            .collect();
+        numbers.sort_unstable();
+        assert_eq!(numbers, (0..400).step_by(2).collect::<Vec<_>>());
+        // Every record came through once, in runs, not one by one.
+        let runs = runs.lock().clone();
+        assert_eq!(runs.iter().sum::<usize>(), 400);
+        assert!(
+            runs.iter().any(|n| *n > 1),
+            "records came one at a time: {runs:?}"
+        );
+        assert_eq!(app.metrics().records_processed(), 400);
         app.close().await.unwrap();
     });
 }

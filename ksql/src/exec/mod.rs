@@ -1,0 +1,637 @@
+//! Queries run: a planned query's DataFusion plan compiled into DataFusion physical
+//! expressions, evaluated on Arrow record batches of a source's records — a poll's records
+//! of one partition at a time — inside a Sluice Streams topology.
+//!
+//! A run of records becomes one batch: keys and values decoded by the source's formats into
+//! columns, header columns and the pseudo columns (`ROWTIME`, `ROWPARTITION`, `ROWOFFSET`)
+//! beside them. Filters and projections run on the batch; each row left is encoded in the
+//! sink's formats (a persistent query) or as a JSON array (a push query) and goes on as a
+//! record with its input record's timestamp.
+
+pub mod topology;
+
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, BinaryBuilder, Int32Array, Int64Array, ListArray, StringBuilder,
+    StructArray,
+};
+use arrow::buffer::OffsetBuffer;
+use arrow::datatypes::{DataType, Field, Fields, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use datafusion_common::DFSchema;
+use datafusion_expr::execution_props::ExecutionProps;
+use datafusion_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion_expr::LogicalPlan;
+use datafusion_physical_expr::{create_physical_expr, PhysicalExpr};
+use sluice_streams::RawRecord;
+
+use crate::error::{KsqlError, Result};
+use crate::format::{arrow_type, RowDecoder, RowEncoder, SerdeOptions};
+use crate::metastore::{DataSource, Format};
+use crate::parser::ast::{ColumnConstraint, SqlType};
+use crate::plan::catalog::source_schema;
+use crate::plan::{OutputColumn, PlannedQuery};
+
+/// One step of a compiled plan, applied to a batch.
+enum Step {
+    /// Keeps the rows for which the predicate is true.
+    Filter(Arc<dyn PhysicalExpr>),
+    /// Computes new columns (a schema of their own).
+    Project(Vec<Arc<dyn PhysicalExpr>>, SchemaRef),
+}
+
+/// Where a source column's values come from.
+#[derive(Debug, Clone)]
+enum ColumnSource {
+    Key,
+    Value,
+    Headers,
+    Header(String),
+}
+
+/// A query compiled for one source: decoding, the plan's steps, the result's columns.
+pub struct CompiledQuery {
+    source: DataSource,
+    input_schema: SchemaRef,
+    column_sources: Vec<ColumnSource>,
+    key_columns: Vec<(String, SqlType)>,
+    value_columns: Vec<(String, SqlType)>,
+    options: SerdeOptions,
+    /// The column the source takes its records' timestamps from (`TIMESTAMP`).
+    timestamp_column: Option<usize>,
+    steps: Vec<Step>,
+    /// The result's columns, and the Arrow type each is held in.
+    output: Vec<(OutputColumn, DataType)>,
+}
+
+/// What a run of records made: the result's columns, and for each row the index in the run
+/// of its input record and its timestamp.
+pub struct Evaluated {
+    /// The result's columns (of their canonical Arrow types).
+    pub columns: Vec<ArrayRef>,
+    /// The input record of each row, by index in the run.
+    pub rows: Vec<u32>,
+    /// Each row's timestamp (its input's `ROWTIME`).
+    pub timestamps: Vec<i64>,
+    /// Records skipped because they did not deserialise.
+    pub skipped: u64,
+}
+
+impl CompiledQuery {
+    /// Compiles `planned`: its plan's filters and projections into physical expressions.
+    pub fn compile(
+        planned: &PlannedQuery,
+        metastore: &crate::metastore::MetaStore,
+    ) -> Result<CompiledQuery> {
+        let source = planned.source.clone();
+        let input_schema = source_schema(&source, metastore)?;
+        let mut column_sources = Vec::new();
+        let mut key_columns = Vec::new();
+        let mut value_columns = Vec::new();
+        for column in &source.columns {
+            let ty = metastore.resolve(&column.ty)?;
+            column_sources.push(match &column.constraint {
+                ColumnConstraint::Key | ColumnConstraint::PrimaryKey => {
+                    key_columns.push((column.name.clone(), ty));
+                    ColumnSource::Key
+                }
+                ColumnConstraint::None => {
+                    value_columns.push((column.name.clone(), ty));
+                    ColumnSource::Value
+                }
+                ColumnConstraint::Headers => ColumnSource::Headers,
+                ColumnConstraint::Header(key) => ColumnSource::Header(key.clone()),
+            });
+        }
+        let timestamp_column = match &source.properties.timestamp {
+            None => None,
+            Some(name) => {
+                if source.properties.timestamp_format.is_some() {
+                    return Err(KsqlError::statement(
+                        "TIMESTAMP_FORMAT is not supported by Sluice's ksql yet (issue 18 is under way): use a BIGINT or TIMESTAMP column as TIMESTAMP",
+                    ));
+                }
+                let at = source
+                    .columns
+                    .iter()
+                    .position(|c| &c.name == name)
+                    .ok_or_else(|| KsqlError::statement(format!("The TIMESTAMP column set in the WITH clause does not exist in the schema: '{name}'")))?;
+                let ty = metastore.resolve(&source.columns[at].ty)?;
+                if !matches!(ty, SqlType::Bigint | SqlType::Timestamp) {
+                    return Err(KsqlError::statement(format!(
+                        "Timestamp column, `{name}`, should be LONG(INT64), TIMESTAMP, or a String with a timestamp.format specified."
+                    )));
+                }
+                Some(at)
+            }
+        };
+        let options = SerdeOptions {
+            wrap_single_value: source.properties.wrap_single_value.unwrap_or(true),
+            delimiter: delimiter(source.properties.value_delimiter.as_deref())?,
+        };
+        // Checks the formats can hold the columns now, not at the first record.
+        RowDecoder::new(
+            source.properties.key_format,
+            &key_columns,
+            options.clone(),
+            true,
+        )?;
+        RowDecoder::new(
+            source.properties.value_format,
+            &value_columns,
+            options.clone(),
+            false,
+        )?;
+        let props = ExecutionProps::new();
+        let steps = compile_steps(&planned.plan, &props)?;
+        let output = planned
+            .columns
+            .iter()
+            .map(|c| Ok((c.clone(), arrow_type(&c.ty)?)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(CompiledQuery {
+            source,
+            input_schema,
+            column_sources,
+            key_columns,
+            value_columns,
+            options,
+            timestamp_column,
+            steps,
+            output,
+        })
+    }
+
+    /// The source's topic.
+    pub fn source_topic(&self) -> &str {
+        &self.source.properties.topic
+    }
+
+    /// The result's columns.
+    pub fn output_columns(&self) -> impl Iterator<Item = &OutputColumn> {
+        self.output.iter().map(|(c, _)| c)
+    }
+
+    /// Evaluates the query over a run of records of its source.
+    pub fn evaluate(&self, run: &[RawRecord]) -> Result<Evaluated> {
+        let (batch, mut rows, rowtimes, skipped) = self.decode(run)?;
+        let mut batch = batch;
+        for step in &self.steps {
+            match step {
+                Step::Filter(predicate) => {
+                    let mask = predicate
+                        .evaluate(&batch)
+                        .and_then(|v| v.into_array(batch.num_rows()))
+                        .map_err(execution_error)?;
+                    let Some(mask) = mask.as_boolean_opt() else {
+                        return Err(KsqlError::statement("a WHERE clause that is not a BOOLEAN"));
+                    };
+                    batch =
+                        arrow::compute::filter_record_batch(&batch, mask).map_err(arrow_error)?;
+                    rows = filter_rows(&rows, mask);
+                }
+                Step::Project(exprs, schema) => {
+                    let n = batch.num_rows();
+                    let columns = exprs
+                        .iter()
+                        .map(|e| e.evaluate(&batch).and_then(|v| v.into_array(n)))
+                        .collect::<datafusion_common::Result<Vec<_>>>()
+                        .map_err(execution_error)?;
+                    batch = RecordBatch::try_new_with_options(
+                        schema.clone(),
+                        columns,
+                        &arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(n)),
+                    )
+                    .map_err(arrow_error)?;
+                }
+            }
+        }
+        if batch.num_columns() != self.output.len() {
+            return Err(KsqlError::statement(format!(
+                "the query made {} columns where {} were planned",
+                batch.num_columns(),
+                self.output.len()
+            )));
+        }
+        let columns = batch
+            .columns()
+            .iter()
+            .zip(&self.output)
+            .map(|(array, (_, ty))| {
+                if array.data_type() == ty {
+                    Ok(array.clone())
+                } else {
+                    arrow::compute::cast(array, ty).map_err(arrow_error)
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let timestamps = rows.iter().map(|&i| rowtimes[i as usize]).collect();
+        Ok(Evaluated {
+            columns,
+            rows,
+            timestamps,
+            skipped,
+        })
+    }
+
+    /// The run as one batch of the source's schema; the index of each of its rows in the
+    /// run, and every record's timestamp. Records that do not deserialise (and a stream's
+    /// records without a value) are left out.
+    fn decode(&self, run: &[RawRecord]) -> Result<(RecordBatch, Vec<u32>, Vec<i64>, u64)> {
+        let props = &self.source.properties;
+        let mut keys = RowDecoder::new(
+            props.key_format,
+            &self.key_columns,
+            self.options.clone(),
+            true,
+        )?;
+        let mut values = RowDecoder::new(
+            props.value_format,
+            &self.value_columns,
+            self.options.clone(),
+            false,
+        )?;
+        let mut keep = Vec::with_capacity(run.len());
+        let mut skipped = 0;
+        let is_stream = self.source.kind == crate::parser::ast::SourceKind::Stream;
+        for raw in run {
+            let key = keys.append(raw.key.as_deref());
+            let value: std::result::Result<(), Option<KsqlError>> =
+                if is_stream && raw.value.is_none() {
+                    // ksqlDB's streams skip records without a value.
+                    values.append(None).map_err(Some).and(Err(None))
+                } else {
+                    values.append(raw.value.as_deref()).map_err(Some)
+                };
+            match (key, value) {
+                (Ok(()), Ok(())) => keep.push(true),
+                (key, value) => {
+                    // The part that did not fail holds a row; the other gets a null one.
+                    let key_failed = key.is_err();
+                    let value_failed = value.is_err();
+                    if key_failed {
+                        keys.append(None)?;
+                    }
+                    if value_failed {
+                        // `append(None)` already ran for a skipped tombstone.
+                        if let Err(Some(_)) = &value {
+                            values.append(None)?;
+                        }
+                    }
+                    let problem = match (key, value) {
+                        (Err(e), _) => Some(e.to_string()),
+                        (_, Err(Some(e))) => Some(e.to_string()),
+                        _ => None,
+                    };
+                    if let Some(problem) = problem {
+                        skipped += 1;
+                        tracing::warn!(topic = %raw.topic, partition = raw.partition, offset = raw.offset, %problem, "skipping a record that does not deserialise");
+                    }
+                    keep.push(false);
+                }
+            }
+        }
+        let n = run.len();
+        let key_arrays = keys.finish();
+        let value_arrays = values.finish();
+        let (mut key_arrays, mut value_arrays) = (key_arrays.into_iter(), value_arrays.into_iter());
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.input_schema.fields().len());
+        for (at, source) in self.column_sources.iter().enumerate() {
+            let field = self.input_schema.field(at);
+            let array = match source {
+                ColumnSource::Key => key_arrays.next(),
+                ColumnSource::Value => value_arrays.next(),
+                ColumnSource::Header(key) => Some(header_column(run, key)),
+                ColumnSource::Headers => Some(headers_column(run, field.data_type())?),
+            }
+            .ok_or_else(|| {
+                KsqlError::statement("the formats made fewer columns than the source has")
+            })?;
+            columns.push(array);
+        }
+        let mut rowtimes: Vec<i64> = run.iter().map(|r| r.timestamp).collect();
+        if let Some(at) = self.timestamp_column {
+            let column =
+                arrow::compute::cast(&columns[at], &DataType::Int64).map_err(arrow_error)?;
+            let column = column.as_primitive::<arrow::datatypes::Int64Type>();
+            for (i, ts) in rowtimes.iter_mut().enumerate() {
+                if column.is_null(i) {
+                    // ksqlDB skips a record whose timestamp column is null.
+                    if keep[i] {
+                        keep[i] = false;
+                        skipped += 1;
+                        tracing::warn!(
+                            offset = run[i].offset,
+                            "skipping a record whose timestamp column is null"
+                        );
+                    }
+                } else {
+                    *ts = column.value(i);
+                }
+            }
+        }
+        columns.push(Arc::new(Int64Array::from(rowtimes.clone())));
+        columns.push(Arc::new(Int32Array::from_iter_values(
+            run.iter().map(|r| r.partition),
+        )));
+        columns.push(Arc::new(Int64Array::from_iter_values(
+            run.iter().map(|r| r.offset),
+        )));
+        if self.source.properties.window.is_some() {
+            return Err(KsqlError::statement(
+                "queries of windowed sources are not supported by Sluice's ksql yet (issue 18 is under way)",
+            ));
+        }
+        let batch = RecordBatch::try_new_with_options(
+            self.input_schema.clone(),
+            columns,
+            &arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(n)),
+        )
+        .map_err(arrow_error)?;
+        let all_kept = keep.iter().all(|k| *k);
+        let rows: Vec<u32> = (0..n as u32).collect();
+        if all_kept {
+            return Ok((batch, rows, rowtimes, skipped));
+        }
+        let mask = arrow::array::BooleanArray::from(keep);
+        let batch = arrow::compute::filter_record_batch(&batch, &mask).map_err(arrow_error)?;
+        Ok((batch, filter_rows(&rows, &mask), rowtimes, skipped))
+    }
+}
+
+/// The value separator of `VALUE_DELIMITER` (`TAB` and `SPACE` by name, else one character).
+pub(crate) fn delimiter(value: Option<&str>) -> Result<char> {
+    match value {
+        None => Ok(','),
+        Some(v) if v.eq_ignore_ascii_case("TAB") => Ok('\t'),
+        Some(v) if v.eq_ignore_ascii_case("SPACE") => Ok(' '),
+        Some(v) => {
+            let mut chars = v.chars();
+            match (chars.next(), chars.next()) {
+                (Some(c), None) => Ok(c),
+                _ => Err(KsqlError::statement(format!(
+                    "Invalid delimiter value: '{v}'. Delimiter must be a single character or TAB or SPACE"
+                ))),
+            }
+        }
+    }
+}
+
+fn filter_rows(rows: &[u32], mask: &arrow::array::BooleanArray) -> Vec<u32> {
+    rows.iter()
+        .enumerate()
+        .filter(|(i, _)| mask.is_valid(*i) && mask.value(*i))
+        .map(|(_, r)| *r)
+        .collect()
+}
+
+/// `HEADER('k')`: the last header named `k` of each record.
+fn header_column(run: &[RawRecord], key: &str) -> ArrayRef {
+    let mut builder = BinaryBuilder::with_capacity(run.len(), 0);
+    for raw in run {
+        match raw.headers.iter().rev().find(|(k, _)| k == key) {
+            Some((_, Some(v))) => builder.append_value(v),
+            _ => builder.append_null(),
+        }
+    }
+    Arc::new(builder.finish())
+}
+
+/// `HEADERS`: every header of each record, as `ARRAY<STRUCT<KEY STRING, VALUE BYTES>>`.
+fn headers_column(run: &[RawRecord], ty: &DataType) -> Result<ArrayRef> {
+    let DataType::List(item) = ty else {
+        return Err(KsqlError::statement("a HEADERS column must be an ARRAY"));
+    };
+    let DataType::Struct(fields) = item.data_type() else {
+        return Err(KsqlError::statement(
+            "a HEADERS column must be an ARRAY of STRUCT",
+        ));
+    };
+    let mut keys = StringBuilder::new();
+    let mut values = BinaryBuilder::new();
+    let mut offsets = Vec::with_capacity(run.len() + 1);
+    offsets.push(0i32);
+    for raw in run {
+        for (k, v) in &raw.headers {
+            keys.append_value(k);
+            match v {
+                Some(v) => values.append_value(v),
+                None => values.append_null(),
+            }
+        }
+        let last = offsets.last().copied().unwrap_or(0);
+        let count = i32::try_from(raw.headers.len()).unwrap_or(i32::MAX);
+        offsets.push(last.saturating_add(count));
+    }
+    let entries = StructArray::try_new(
+        Fields::from(fields.iter().cloned().collect::<Vec<Arc<Field>>>()),
+        vec![Arc::new(keys.finish()), Arc::new(values.finish())],
+        None,
+    )
+    .map_err(arrow_error)?;
+    let list = ListArray::try_new(
+        item.clone(),
+        OffsetBuffer::new(offsets.into()),
+        Arc::new(entries),
+        None,
+    )
+    .map_err(arrow_error)?;
+    Ok(Arc::new(list))
+}
+
+/// The plan's steps, source first.
+fn compile_steps(plan: &LogicalPlan, props: &ExecutionProps) -> Result<Vec<Step>> {
+    let physical = |expr: &datafusion_expr::Expr, schema: &DFSchema| {
+        create_physical_expr(expr, schema, props, &PhysicalPlanningContext::default())
+            .map_err(crate::plan::catalog::planning_error)
+    };
+    match plan {
+        LogicalPlan::TableScan(scan) => {
+            let mut steps = Vec::new();
+            let full =
+                DFSchema::try_from_qualified_schema(scan.table_name.clone(), &scan.source.schema())
+                    .map_err(crate::plan::catalog::planning_error)?;
+            for filter in &scan.filters {
+                steps.push(Step::Filter(physical(filter, &full)?));
+            }
+            if let Some(projection) = &scan.projection {
+                let source_schema = scan.source.schema();
+                let exprs = projection
+                    .iter()
+                    .map(|&i| {
+                        Arc::new(datafusion_physical_expr::expressions::Column::new(
+                            source_schema.field(i).name(),
+                            i,
+                        )) as Arc<dyn PhysicalExpr>
+                    })
+                    .collect();
+                steps.push(Step::Project(
+                    exprs,
+                    Arc::new(scan.projected_schema.as_arrow().clone()),
+                ));
+            }
+            Ok(steps)
+        }
+        LogicalPlan::Filter(filter) => {
+            let mut steps = compile_steps(&filter.input, props)?;
+            steps.push(Step::Filter(physical(
+                &filter.predicate,
+                filter.input.schema(),
+            )?));
+            Ok(steps)
+        }
+        LogicalPlan::Projection(projection) => {
+            let mut steps = compile_steps(&projection.input, props)?;
+            let exprs = projection
+                .expr
+                .iter()
+                .map(|e| physical(e, projection.input.schema()))
+                .collect::<Result<Vec<_>>>()?;
+            steps.push(Step::Project(
+                exprs,
+                Arc::new(projection.schema.as_arrow().clone()),
+            ));
+            Ok(steps)
+        }
+        LogicalPlan::SubqueryAlias(alias) => compile_steps(&alias.input, props),
+        other => Err(KsqlError::statement(format!(
+            "Sluice's ksql cannot run this plan yet (issue 18 is under way): {}",
+            other.display()
+        ))),
+    }
+}
+
+fn execution_error(err: datafusion_common::DataFusionError) -> KsqlError {
+    KsqlError::Serde(err.strip_backtrace().to_string())
+}
+
+fn arrow_error(err: arrow::error::ArrowError) -> KsqlError {
+    KsqlError::Serde(err.to_string())
+}
+
+/// A row written as a record: its key and value bytes (`None`: null).
+pub type EncodedRecord = (Option<bytes::Bytes>, Option<bytes::Bytes>);
+
+/// Encoders of a result's rows as records in a sink's formats.
+pub struct SinkEncoders {
+    key: RowEncoder,
+    value: RowEncoder,
+    key_indices: Vec<usize>,
+    value_indices: Vec<usize>,
+}
+
+impl SinkEncoders {
+    /// Encoders for `columns` in the formats given.
+    pub fn new(
+        columns: &[OutputColumn],
+        key_format: Format,
+        value_format: Format,
+        options: SerdeOptions,
+    ) -> Result<SinkEncoders> {
+        let pick = |key: bool| -> (Vec<usize>, Vec<(String, SqlType)>) {
+            columns
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.key == key)
+                .map(|(i, c)| (i, (c.name.clone(), c.ty.clone())))
+                .unzip()
+        };
+        let (key_indices, key_columns) = pick(true);
+        let (value_indices, value_columns) = pick(false);
+        Ok(SinkEncoders {
+            key: RowEncoder::new(key_format, &key_columns, options.clone(), true)?,
+            value: RowEncoder::new(value_format, &value_columns, options, false)?,
+            key_indices,
+            value_indices,
+        })
+    }
+
+    /// The key and value bytes of each row of `columns` (a row that cannot be written: its
+    /// error).
+    pub fn encode_all(&self, columns: &[ArrayRef]) -> Result<Vec<Result<EncodedRecord>>> {
+        let rows = columns.first().map_or(0, |c| c.len());
+        let keys: Vec<ArrayRef> = self
+            .key_indices
+            .iter()
+            .map(|&i| columns[i].clone())
+            .collect();
+        let values: Vec<ArrayRef> = self
+            .value_indices
+            .iter()
+            .map(|&i| columns[i].clone())
+            .collect();
+        // Columns checked and downcast once per batch.
+        let keys = self.key.bind(&keys)?;
+        let values = self.value.bind(&values)?;
+        let mut buf = Vec::new();
+        let mut one = |bound: &crate::format::BoundColumns<'_>, row: usize| {
+            buf.clear();
+            Ok(if bound.encode(row, &mut buf)? {
+                Some(bytes::Bytes::copy_from_slice(&buf))
+            } else {
+                None
+            })
+        };
+        Ok((0..rows)
+            .map(|row| Ok((one(&keys, row)?, one(&values, row)?)))
+            .collect())
+    }
+}
+
+/// Encodes result rows as JSON arrays (the push query's `row.columns`).
+pub struct JsonRows {
+    encoders: Vec<RowEncoder>,
+}
+
+impl JsonRows {
+    /// Encoders for `columns`.
+    pub fn new(columns: &[OutputColumn]) -> Result<JsonRows> {
+        let options = SerdeOptions {
+            wrap_single_value: false,
+            ..SerdeOptions::default()
+        };
+        Ok(JsonRows {
+            encoders: columns
+                .iter()
+                .map(|c| {
+                    RowEncoder::new(
+                        Format::Json,
+                        &[(c.name.clone(), c.ty.clone())],
+                        options.clone(),
+                        false,
+                    )
+                })
+                .collect::<Result<_>>()?,
+        })
+    }
+
+    /// Each row of `columns` as a JSON array, `[1,"a",null]` (a row that cannot be
+    /// written: its error).
+    pub fn encode_all(&self, columns: &[ArrayRef]) -> Result<Vec<Result<bytes::Bytes>>> {
+        let rows = columns.first().map_or(0, |c| c.len());
+        let bound = self
+            .encoders
+            .iter()
+            .zip(columns)
+            .map(|(encoder, column)| encoder.bind(std::slice::from_ref(column)))
+            .collect::<Result<Vec<_>>>()?;
+        let mut out = Vec::new();
+        Ok((0..rows)
+            .map(|row| {
+                out.clear();
+                out.push(b'[');
+                for (i, column) in bound.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    if !column.encode(row, &mut out)? {
+                        out.extend_from_slice(b"null");
+                    }
+                }
+                out.push(b']');
+                Ok(bytes::Bytes::copy_from_slice(&out))
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,188 @@
+//! Compiled queries as Sluice Streams topologies: a batch source evaluating the query on
+//! each run of records, then a sink topic (a persistent query) or a channel to the client
+//! (a push query).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use sluice_streams::serdes::{BytesSerde, OptionSerde};
+use sluice_streams::{BatchOutput, Produced, RawRecord, Record, StreamsBuilder, Topology};
+
+use super::{CompiledQuery, Evaluated, JsonRows, SinkEncoders};
+use crate::error::{KsqlError, Result};
+
+/// Counts of a running query, for `DESCRIBE EXTENDED` and the tests.
+#[derive(Debug, Default)]
+pub struct QueryCounters {
+    /// Records read.
+    pub records_in: AtomicU64,
+    /// Rows written (or sent).
+    pub rows_out: AtomicU64,
+    /// Records skipped: not deserialisable, or an expression failed on them.
+    pub skipped: AtomicU64,
+}
+
+/// Evaluates `query` on `run`; if the batch fails as a whole (an expression that fails on
+/// some row), row by row, skipping the rows that fail, as ksqlDB skips such records.
+fn evaluate_robustly(
+    query: &CompiledQuery,
+    run: &[RawRecord],
+    counters: &QueryCounters,
+) -> Vec<Evaluated> {
+    counters
+        .records_in
+        .fetch_add(run.len() as u64, Ordering::Relaxed);
+    match query.evaluate(run) {
+        Ok(evaluated) => {
+            counters
+                .skipped
+                .fetch_add(evaluated.skipped, Ordering::Relaxed);
+            vec![evaluated]
+        }
+        Err(_) if run.len() > 1 => {
+            let mut out = Vec::with_capacity(run.len());
+            for (i, record) in run.iter().enumerate() {
+                match query.evaluate(std::slice::from_ref(record)) {
+                    Ok(mut evaluated) => {
+                        counters
+                            .skipped
+                            .fetch_add(evaluated.skipped, Ordering::Relaxed);
+                        for row in &mut evaluated.rows {
+                            *row = i as u32;
+                        }
+                        out.push(evaluated);
+                    }
+                    Err(err) => skip(record, &err, counters),
+                }
+            }
+            out
+        }
+        Err(err) => {
+            if let Some(record) = run.first() {
+                skip(record, &err, counters);
+            }
+            Vec::new()
+        }
+    }
+}
+
+fn skip(record: &RawRecord, err: &KsqlError, counters: &QueryCounters) {
+    counters.skipped.fetch_add(1, Ordering::Relaxed);
+    tracing::warn!(topic = %record.topic, partition = record.partition, offset = record.offset, error = %err, "skipping a record the query failed on");
+}
+
+/// Evaluates `query` on `run` and pushes each row written by `encode_all` as the record
+/// `record` makes of it and its timestamp, with the index of its input record, in order.
+/// Rows that cannot be written are skipped (and counted).
+fn push_rows<K, V, X>(
+    query: &CompiledQuery,
+    run: &[RawRecord],
+    counters: &QueryCounters,
+    out: &mut BatchOutput<K, V>,
+    encode_all: impl Fn(&[arrow::array::ArrayRef]) -> Result<Vec<Result<X>>>,
+    record: impl Fn(X, i64) -> Record<K, V>,
+) {
+    for evaluated in evaluate_robustly(query, run, counters) {
+        let encoded = match encode_all(&evaluated.columns) {
+            Ok(encoded) => encoded,
+            Err(err) => {
+                for &row in &evaluated.rows {
+                    skip(&run[row as usize], &err, counters);
+                }
+                continue;
+            }
+        };
+        for ((at, &row), encoded) in evaluated.rows.iter().enumerate().zip(encoded) {
+            match encoded {
+                Ok(x) => out.push((row as usize, record(x, evaluated.timestamps[at]))),
+                Err(err) => skip(&run[row as usize], &err, counters),
+            }
+        }
+    }
+    // Each evaluation's rows are in order; several evaluations (row by row) too.
+    out.sort_by_key(|(at, _)| *at);
+}
+
+/// A persistent query's topology: the query's rows written to `sink_topic` in the sink's
+/// formats, each with its input record's timestamp.
+pub fn persistent(
+    query: Arc<CompiledQuery>,
+    encoders: SinkEncoders,
+    sink_topic: &str,
+    counters: Arc<QueryCounters>,
+) -> Result<Topology> {
+    let builder = StreamsBuilder::new();
+    let source_topic = query.source_topic().to_string();
+    let written = counters.clone();
+    builder
+        .batch_stream(
+            &source_topic,
+            move |run, out: &mut BatchOutput<Option<Bytes>, Option<Bytes>>| {
+                push_rows(
+                    &query,
+                    run,
+                    &counters,
+                    out,
+                    |columns| encoders.encode_all(columns),
+                    |(key, value), timestamp| Record {
+                        key,
+                        value,
+                        timestamp,
+                        headers: Vec::new(),
+                    },
+                );
+                Ok(())
+            },
+        )
+        .peek(move |_, _| {
+            written.rows_out.fetch_add(1, Ordering::Relaxed);
+        })
+        .to(
+            sink_topic,
+            Produced::with(OptionSerde(BytesSerde), OptionSerde(BytesSerde)),
+        );
+    builder
+        .build()
+        .map_err(|e| KsqlError::statement(e.to_string()))
+}
+
+/// A push query's topology: each row, as a JSON array, handed to `rows`. A closed channel
+/// drops rows (the query is being stopped).
+pub fn push(
+    query: Arc<CompiledQuery>,
+    rows: tokio::sync::mpsc::UnboundedSender<Bytes>,
+    counters: Arc<QueryCounters>,
+) -> Result<Topology> {
+    let json = JsonRows::new(&query.output_columns().cloned().collect::<Vec<_>>())?;
+    let builder = StreamsBuilder::new();
+    let source_topic = query.source_topic().to_string();
+    let sent = counters.clone();
+    builder
+        .batch_stream(
+            &source_topic,
+            move |run, out: &mut BatchOutput<(), Bytes>| {
+                push_rows(
+                    &query,
+                    run,
+                    &counters,
+                    out,
+                    |columns| json.encode_all(columns),
+                    |value, timestamp| Record {
+                        key: (),
+                        value,
+                        timestamp,
+                        headers: Vec::new(),
+                    },
+                );
+                Ok(())
+            },
+        )
+        .foreach(move |(), row| {
+            sent.rows_out.fetch_add(1, Ordering::Relaxed);
+            let _ = rows.send(row);
+        });
+    builder
+        .build()
+        .map_err(|e| KsqlError::statement(e.to_string()))
+}

@@ -1,0 +1,367 @@
+//! Queries planned by DataFusion: a ksqlDB `SELECT` becomes a DataFusion logical plan over
+//! its source's columns (DataFusion's SQL planner resolving names, functions and types, its
+//! analyzer coercing types, its optimiser simplifying), which [`crate::exec`] turns into a
+//! Streams topology.
+//!
+//! ksqlDB's rules come first: unquoted names upper-cased, `SELECT *` as the key and value
+//! columns (not the pseudo columns), unnamed expressions named `KSQL_COL_n`, `a->b` as a
+//! struct field.
+
+pub mod catalog;
+pub mod functions;
+mod rewrite;
+
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field};
+use datafusion_expr::LogicalPlan;
+use datafusion_optimizer::{Analyzer, Optimizer, OptimizerContext};
+use datafusion_sql::planner::{ParserOptions, SqlToRel};
+use sqlparser::ast::{
+    Expr, GroupByExpr, Ident, SelectItem, SelectItemQualifiedWildcardKind, SetExpr,
+    Statement as SqlStatement,
+};
+
+use crate::error::{KsqlError, Result};
+use crate::metastore::{name_of, DataSource, MetaStore};
+use crate::parser::ast::{Query, SqlType};
+use catalog::{planning_error, Catalog};
+
+/// A column of a query's result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutputColumn {
+    /// Its name.
+    pub name: String,
+    /// Its ksqlDB type.
+    pub ty: SqlType,
+    /// Whether it goes in the key of the records written.
+    pub key: bool,
+}
+
+/// A query planned: what it reads, DataFusion's optimised plan, and its result's columns.
+#[derive(Debug, Clone)]
+pub struct PlannedQuery {
+    /// The source read (`FROM`).
+    pub source: DataSource,
+    /// DataFusion's plan, optimised.
+    pub plan: LogicalPlan,
+    /// The result's columns, in order.
+    pub columns: Vec<OutputColumn>,
+    /// Key columns of the source the projection leaves out (a persistent query must keep
+    /// them, ksqlDB's rule).
+    pub missing_keys: Vec<String>,
+}
+
+/// Plans `query` against the sources of `metastore`.
+pub fn plan_query(query: &Query, metastore: &MetaStore) -> Result<PlannedQuery> {
+    if !query.joins.is_empty() {
+        return Err(not_yet("JOIN"));
+    }
+    if query.window.is_some() {
+        return Err(not_yet("WINDOW"));
+    }
+    if !query.group_by.is_empty() || query.having.is_some() {
+        return Err(not_yet("GROUP BY"));
+    }
+    if !query.partition_by.is_empty() {
+        return Err(not_yet("PARTITION BY"));
+    }
+    let source_name = name_of(&query.from.name);
+    let source = metastore
+        .source(&source_name)
+        .ok_or_else(|| KsqlError::statement(format!("{source_name} does not exist.")))?;
+    let alias = query.from.alias.as_ref().map(name_of);
+    let items = select_items(query, source, alias.as_deref())?;
+
+    // The statement DataFusion plans: `SELECT items FROM source [AS alias] [WHERE ...]`,
+    // its skeleton parsed from text so that every field of sqlparser's AST is as its
+    // parser leaves it.
+    let from = match &alias {
+        Some(alias) => format!("{} AS {}", quoted(&source.name), quoted(alias)),
+        None => quoted(&source.name),
+    };
+    let skeleton = format!("SELECT 1 FROM {from}");
+    let mut statement =
+        sqlparser::parser::Parser::parse_sql(&sqlparser::dialect::GenericDialect {}, &skeleton)
+            .ok()
+            .and_then(|mut statements| statements.pop())
+            .ok_or_else(|| KsqlError::statement(format!("cannot plan a query of {from}")))?;
+    let SqlStatement::Query(sql_query) = &mut statement else {
+        return Err(KsqlError::statement("cannot plan the query"));
+    };
+    let SetExpr::Select(select) = sql_query.body.as_mut() else {
+        return Err(KsqlError::statement("cannot plan the query"));
+    };
+    select.projection = items
+        .iter()
+        .map(|item| {
+            let mut expr = item.expr.clone();
+            rewrite::for_datafusion(&mut expr)?;
+            Ok(SelectItem::ExprWithAlias {
+                expr,
+                alias: Ident::with_quote('"', &item.name),
+            })
+        })
+        .collect::<Result<_>>()?;
+    if let Some(selection) = &query.selection {
+        let mut selection = selection.clone();
+        rewrite::for_datafusion(&mut selection)?;
+        select.selection = Some(selection);
+    }
+    select.group_by = GroupByExpr::Expressions(Vec::new(), Vec::new());
+
+    let catalog = Catalog::new(metastore)?;
+    let options = ParserOptions::new()
+        .with_enable_ident_normalization(false)
+        .with_map_string_types_to_utf8view(false);
+    let planner = SqlToRel::new_with_options(&catalog, options);
+    let plan = planner
+        .sql_statement_to_plan(statement)
+        .map_err(|e| plan_error(e, query))?;
+    let plan = Analyzer::new()
+        .execute_and_check(
+            plan,
+            datafusion_expr::planner::ContextProvider::options(&catalog),
+            |_, _| {},
+        )
+        .map_err(|e| plan_error(e, query))?;
+    // No query start time: a streaming query's `now()` is each row's, not the plan's.
+    let context = OptimizerContext::new().without_query_execution_start_time();
+    let plan = Optimizer::new()
+        .optimize(plan, &context, |_, _| {})
+        .map_err(planning_error)?;
+
+    let fields = plan.schema().fields();
+    if fields.len() != items.len() {
+        return Err(KsqlError::statement(format!(
+            "the plan has {} columns where the query selects {}",
+            fields.len(),
+            items.len()
+        )));
+    }
+    let columns = items
+        .iter()
+        .zip(fields.iter())
+        .map(|(item, field)| {
+            Ok(OutputColumn {
+                name: item.name.clone(),
+                ty: sql_type(field.data_type()).ok_or_else(|| {
+                    KsqlError::statement(format!(
+                        "Column {} has a type ksqlDB cannot hold: {}",
+                        item.name,
+                        field.data_type()
+                    ))
+                })?,
+                key: item.key,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let missing_keys = source
+        .columns
+        .iter()
+        .filter(|c| c.is_key() && !items.iter().any(|i| i.key && i.source_column == c.name))
+        .map(|c| c.name.clone())
+        .collect();
+    Ok(PlannedQuery {
+        source: source.clone(),
+        plan,
+        columns,
+        missing_keys,
+    })
+}
+
+/// A planning error in ksqlDB's words where it has them: an unknown column is named, with
+/// where it is in the statement.
+fn plan_error(err: datafusion_common::DataFusionError, query: &Query) -> KsqlError {
+    if let datafusion_common::DataFusionError::SchemaError(e, _) = err.find_root() {
+        if let datafusion_common::SchemaError::FieldNotFound { field, .. } = e.as_ref() {
+            let exprs = query
+                .projection
+                .iter()
+                .filter_map(|item| match item {
+                    SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
+                        Some(e)
+                    }
+                    _ => None,
+                })
+                .chain(query.selection.iter());
+            let name = match &field.relation {
+                Some(relation) => format!("{relation}.{}", field.name),
+                None => field.name.clone(),
+            };
+            return KsqlError::statement(format!(
+                "{}Column '{name}' cannot be resolved.",
+                rewrite::place_of(exprs, &field.name),
+            ));
+        }
+    }
+    planning_error(err)
+}
+
+/// A select item, named.
+struct Item {
+    expr: Expr,
+    name: String,
+    /// A source key column selected as it is (it stays in the key).
+    key: bool,
+    /// The source column it selects as it is, if it does.
+    source_column: String,
+}
+
+/// The select items: `*` expanded to the source's columns, each item named as ksqlDB names
+/// it, key columns marked.
+fn select_items(query: &Query, source: &DataSource, alias: Option<&str>) -> Result<Vec<Item>> {
+    let qualifier_ok = |q: &str| q == source.name || alias == Some(q);
+    let mut items: Vec<(Expr, Option<String>)> = Vec::new();
+    for item in &query.projection {
+        match item {
+            SelectItem::Wildcard(_) => {
+                for column in &source.columns {
+                    items.push((
+                        Expr::Identifier(Ident::with_quote('`', &column.name)),
+                        Some(column.name.clone()),
+                    ));
+                }
+            }
+            SelectItem::QualifiedWildcard(kind, _) => {
+                let qualifier = match kind {
+                    SelectItemQualifiedWildcardKind::ObjectName(name) => name
+                        .0
+                        .last()
+                        .and_then(|part| part.as_ident())
+                        .map(name_of)
+                        .unwrap_or_default(),
+                    SelectItemQualifiedWildcardKind::Expr(expr) => expr.to_string(),
+                };
+                if !qualifier_ok(&qualifier) {
+                    return Err(KsqlError::statement(format!(
+                        "Source {qualifier} does not exist in the query"
+                    )));
+                }
+                for column in &source.columns {
+                    items.push((
+                        Expr::Identifier(Ident::with_quote('`', &column.name)),
+                        Some(column.name.clone()),
+                    ));
+                }
+            }
+            SelectItem::UnnamedExpr(expr) => {
+                items.push((expr.clone(), rewrite::implicit_name(expr)));
+            }
+            SelectItem::ExprWithAlias { expr, alias } => {
+                items.push((expr.clone(), Some(name_of(alias))));
+            }
+            SelectItem::ExprWithAliases { expr, aliases } => {
+                items.push((expr.clone(), aliases.last().map(name_of)));
+            }
+        }
+    }
+    // Unnamed expressions: KSQL_COL_0, KSQL_COL_1, ... skipping names taken.
+    let taken: Vec<String> = items.iter().filter_map(|(_, n)| n.clone()).collect();
+    let mut next = 0;
+    let mut named = Vec::with_capacity(items.len());
+    for (expr, name) in items {
+        let name = match name {
+            Some(name) => name,
+            None => loop {
+                let candidate = format!("KSQL_COL_{next}");
+                next += 1;
+                if !taken.contains(&candidate) {
+                    break candidate;
+                }
+            },
+        };
+        if named.iter().any(|i: &Item| i.name == name) {
+            return Err(KsqlError::statement(format!(
+                "Duplicate value columns found in schema: `{name}`"
+            )));
+        }
+        let source_column = match &expr {
+            Expr::Identifier(ident) => Some(name_of(ident)),
+            Expr::CompoundIdentifier(idents) if idents.len() == 2 => {
+                if qualifier_ok(&name_of(&idents[0])) {
+                    Some(name_of(&idents[1]))
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        };
+        let key = source_column
+            .as_deref()
+            .and_then(|c| source.column(c))
+            .is_some_and(|c| c.is_key());
+        named.push(Item {
+            expr,
+            name,
+            key,
+            source_column: source_column.unwrap_or_default(),
+        });
+    }
+    Ok(named)
+}
+
+/// A name in double quotes, as DataFusion's planner reads it.
+fn quoted(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+fn not_yet(what: &str) -> KsqlError {
+    KsqlError::statement(format!(
+        "{what} is not supported by Sluice's ksql yet (issue 18 is under way)"
+    ))
+}
+
+/// The ksqlDB type of an Arrow type, for the types DataFusion's functions return: wider or
+/// narrower integers and floats as the ksqlDB type that holds them (the query's output is
+/// cast to it).
+pub fn sql_type(ty: &DataType) -> Option<SqlType> {
+    Some(match ty {
+        DataType::Boolean => SqlType::Boolean,
+        DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::UInt8 | DataType::UInt16 => {
+            SqlType::Int
+        }
+        DataType::Int64 | DataType::UInt32 | DataType::UInt64 => SqlType::Bigint,
+        DataType::Float16 | DataType::Float32 | DataType::Float64 => SqlType::Double,
+        DataType::Decimal128(p, s) => SqlType::Decimal {
+            precision: u32::from(*p),
+            scale: u32::try_from(*s).ok()?,
+        },
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => SqlType::String,
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => SqlType::Bytes,
+        DataType::Date32 | DataType::Date64 => SqlType::Date,
+        DataType::Time32(_) | DataType::Time64(_) => SqlType::Time,
+        DataType::Timestamp(_, _) => SqlType::Timestamp,
+        DataType::Null => SqlType::String,
+        DataType::List(item) | DataType::LargeList(item) | DataType::FixedSizeList(item, _) => {
+            SqlType::Array(Box::new(sql_type(item.data_type())?))
+        }
+        DataType::Map(entries, _) => {
+            let DataType::Struct(kv) = entries.data_type() else {
+                return None;
+            };
+            if kv.len() != 2 {
+                return None;
+            }
+            SqlType::Map(
+                Box::new(sql_type(kv[0].data_type())?),
+                Box::new(sql_type(kv[1].data_type())?),
+            )
+        }
+        DataType::Struct(fields) => SqlType::Struct(
+            fields
+                .iter()
+                .map(|f: &Arc<Field>| Some((f.name().clone(), sql_type(f.data_type())?)))
+                .collect::<Option<Vec<_>>>()?,
+        ),
+        _ => return None,
+    })
+}
+
+/// Whether `ty` is the Arrow type ksqlDB's type `sql` is held in (else the value is cast).
+pub fn is_canonical(ty: &DataType, sql: &SqlType) -> bool {
+    crate::format::arrow_type(sql).is_ok_and(|canonical| &canonical == ty)
+}
+
+#[cfg(test)]
+mod tests;

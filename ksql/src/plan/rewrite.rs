@@ -1,0 +1,205 @@
+//! ksqlDB's expressions in the form DataFusion's SQL planner reads: unquoted identifiers
+//! upper-cased (ksqlDB's rule; the planner's own lower-casing is off), `a->b` as a field
+//! access, and select items named as ksqlDB names them.
+
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{AccessExpr, BinaryOperator, Expr, Ident};
+
+use crate::error::{KsqlError, Result};
+
+/// Rewrites `expr` in place for DataFusion's planner.
+pub(crate) fn for_datafusion(expr: &mut Expr) -> Result<()> {
+    let mut failure = None;
+    let _ = sqlparser::ast::visit_expressions_mut(expr, |e| {
+        match e {
+            Expr::Identifier(ident) => upper(ident),
+            // ksqlDB's integer literals are INT when they fit, BIGINT otherwise (DataFusion's
+            // are all BIGINT).
+            Expr::Value(value) if matches!(&value.value, sqlparser::ast::Value::Number(n, _) if n.parse::<i32>().is_ok()) =>
+            {
+                let literal = std::mem::replace(e, Expr::value(sqlparser::ast::Value::Null));
+                *e = Expr::Cast {
+                    kind: sqlparser::ast::CastKind::Cast,
+                    expr: Box::new(literal),
+                    data_type: sqlparser::ast::DataType::Int(None),
+                    array: false,
+                    format: None,
+                };
+            }
+            Expr::CompoundIdentifier(idents) => idents.iter_mut().for_each(upper),
+            Expr::BinaryOp {
+                op: BinaryOperator::Arrow,
+                ..
+            } => {
+                // `a->b->c`: the planner's field access on the struct `a`.
+                let taken = std::mem::replace(e, Expr::value(sqlparser::ast::Value::Null));
+                match field_access(taken) {
+                    Ok(access) => *e = access,
+                    Err(err) => {
+                        failure = Some(err);
+                        return ControlFlow::Break(());
+                    }
+                }
+            }
+            Expr::Function(f) => {
+                let name = f.name.to_string();
+                let known = crate::plan::functions::Functions::get();
+                if known.info(&name).is_none() {
+                    failure = Some(KsqlError::statement(format!(
+                        "Can't find any functions with the name '{}'",
+                        name.to_ascii_uppercase()
+                    )));
+                    return ControlFlow::Break(());
+                }
+                lambdas(f)
+            }
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    });
+    match failure {
+        Some(err) => Err(err),
+        None => Ok(()),
+    }
+}
+
+/// ksqlDB's lambda arguments, `x => body` (parsed as a named argument), as sqlparser's
+/// lambda expressions, which DataFusion's higher-order functions take.
+fn lambdas(f: &mut sqlparser::ast::Function) {
+    use sqlparser::ast::{
+        FunctionArg, FunctionArgExpr, FunctionArgOperator, FunctionArguments, LambdaFunction,
+        LambdaFunctionParameter, LambdaSyntax, OneOrManyWithParens,
+    };
+    let FunctionArguments::List(list) = &mut f.args else {
+        return;
+    };
+    for arg in &mut list.args {
+        if let FunctionArg::Named {
+            name,
+            arg: FunctionArgExpr::Expr(body),
+            operator: FunctionArgOperator::RightArrow,
+        } = arg
+        {
+            let mut name = name.clone();
+            upper(&mut name);
+            let body = std::mem::replace(body, Expr::value(sqlparser::ast::Value::Null));
+            *arg = FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Lambda(LambdaFunction {
+                params: OneOrManyWithParens::One(LambdaFunctionParameter {
+                    name,
+                    data_type: None,
+                }),
+                body: Box::new(body),
+                syntax: LambdaSyntax::Arrow,
+            })));
+        }
+    }
+}
+
+/// `a->b`, its left side rewritten already (the visitor goes bottom-up), into DataFusion's
+/// compound field access.
+fn field_access(expr: Expr) -> Result<Expr> {
+    let Expr::BinaryOp { left, right, .. } = expr else {
+        return Err(KsqlError::statement("expected a field access"));
+    };
+    let field = match *right {
+        Expr::Identifier(mut ident) => {
+            upper(&mut ident);
+            ident
+        }
+        other => {
+            return Err(KsqlError::statement(format!(
+                "Expected a field name after '->', found {other}"
+            )))
+        }
+    };
+    Ok(match *left {
+        Expr::CompoundFieldAccess {
+            root,
+            mut access_chain,
+        } => {
+            access_chain.push(AccessExpr::Dot(Expr::Identifier(field)));
+            Expr::CompoundFieldAccess { root, access_chain }
+        }
+        root => Expr::CompoundFieldAccess {
+            root: Box::new(root),
+            access_chain: vec![AccessExpr::Dot(Expr::Identifier(field))],
+        },
+    })
+}
+
+/// ksqlDB's rule: an unquoted identifier is upper case.
+fn upper(ident: &mut Ident) {
+    if ident.quote_style.is_none() {
+        ident.value = ident.value.to_ascii_uppercase();
+        // Quoted from now on, so that nothing lower-cases it again.
+        ident.quote_style = Some('"');
+    }
+}
+
+/// Where the first identifier named `name` is in `exprs` ("Line: L, Col: C: "), if any.
+pub(crate) fn place_of<'a>(exprs: impl IntoIterator<Item = &'a Expr>, name: &str) -> String {
+    for expr in exprs {
+        let mut found = None;
+        let _ = sqlparser::ast::visit_expressions(expr, |e| {
+            let ident = match e {
+                Expr::Identifier(ident) => Some(ident),
+                Expr::CompoundIdentifier(idents) => idents.last(),
+                _ => None,
+            };
+            match ident {
+                Some(ident) if crate::metastore::name_of(ident) == name => {
+                    found = Some(ident.span.start);
+                    ControlFlow::Break(())
+                }
+                _ => ControlFlow::Continue(()),
+            }
+        });
+        if let Some(at) = found {
+            return format!("Line: {}, Col: {}: ", at.line, at.column);
+        }
+    }
+    String::new()
+}
+
+/// The name ksqlDB gives a select item written without `AS`: a column's own name, a
+/// struct field's name for `a->b`, else none (the caller numbers it `KSQL_COL_n`).
+pub(crate) fn implicit_name(expr: &Expr) -> Option<String> {
+    match expr {
+        Expr::Identifier(ident) => Some(crate::metastore::name_of(ident)),
+        Expr::CompoundIdentifier(idents) => idents.last().map(crate::metastore::name_of),
+        Expr::BinaryOp {
+            op: BinaryOperator::Arrow,
+            right,
+            ..
+        } => match right.as_ref() {
+            Expr::Identifier(ident) => Some(crate::metastore::name_of(ident)),
+            _ => None,
+        },
+        Expr::Nested(inner) => implicit_name(inner),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(sql: &str) -> Expr {
+        let dialect = crate::parser::dialect::KsqlDialect;
+        sqlparser::parser::Parser::new(&dialect)
+            .try_with_sql(sql)
+            .and_then(|mut p| p.parse_expr())
+            .unwrap()
+    }
+
+    #[test]
+    fn identifiers_are_upper_cased_unless_quoted_and_arrows_become_field_access() {
+        let mut e = parse("a + `b` + s->street->no");
+        for_datafusion(&mut e).unwrap();
+        assert_eq!(e.to_string(), "\"A\" + `b` + \"S\".\"STREET\".\"NO\"");
+        assert_eq!(implicit_name(&parse("s->street")), Some("STREET".into()));
+        assert_eq!(implicit_name(&parse("t.`id`")), Some("id".into()));
+        assert_eq!(implicit_name(&parse("a + 1")), None);
+    }
+}

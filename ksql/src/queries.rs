@@ -1,0 +1,461 @@
+//! Persistent and push queries: planned, compiled and run as Sluice Streams applications.
+//!
+//! A persistent query (`CREATE STREAM ... AS SELECT`) is the streams application
+//! `_confluent-ksql-<service id>query_<query id>`: every server of the service runs it, and
+//! the group shares its partitions; it goes on from its committed offsets after a restart.
+//! A push query (`SELECT ... EMIT CHANGES`) is a transient application of its own whose rows
+//! go to the client that asked.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use serde_json::{Map, Value as Json};
+use sluice_log::client::Client;
+use sluice_streams::{KafkaStreams, StreamsConfig};
+
+use crate::error::{KsqlError, Result};
+use crate::exec::topology::QueryCounters;
+use crate::exec::{CompiledQuery, SinkEncoders};
+use crate::format::SerdeOptions;
+use crate::metastore::{
+    name_of, Column, DataSource, Format, MetaStore, QueryInfo, SourceProperties,
+};
+use crate::parser::ast::{ColumnConstraint, CreateAsSelect, PropertyValue, SourceKind};
+use crate::plan::{plan_query, PlannedQuery};
+
+/// A persistent query ready to run: what it writes and how.
+pub struct PreparedQuery {
+    /// The sink, as the metastore will hold it.
+    pub sink: DataSource,
+    /// The query's metadata.
+    pub info: QueryInfo,
+    /// The compiled query.
+    pub compiled: Arc<CompiledQuery>,
+    /// DataFusion's plan, for `EXPLAIN`.
+    pub planned: PlannedQuery,
+}
+
+/// Plans `CREATE STREAM ... AS SELECT` against `metastore`; `sequence` numbers its id
+/// (the command's offset: every server names it alike).
+pub fn prepare_create_as_select(
+    create: &CreateAsSelect,
+    text: &str,
+    metastore: &MetaStore,
+    sequence: i64,
+) -> Result<PreparedQuery> {
+    let sink_name = name_of(&create.name);
+    let planned = plan_query(&create.query, metastore)?;
+    let source = &planned.source;
+    if create.query.emit == Some(crate::parser::ast::Emit::Final) {
+        return Err(KsqlError::statement(
+            "EMIT FINAL is only supported for windowed aggregations.",
+        ));
+    }
+    match (create.kind, source.kind) {
+        (SourceKind::Stream, SourceKind::Stream) => {}
+        (SourceKind::Stream, SourceKind::Table) => {
+            return Err(KsqlError::statement(
+                "Invalid result type. Your SELECT query produces a TABLE. Please use CREATE TABLE AS SELECT statement instead.",
+            ))
+        }
+        (SourceKind::Table, SourceKind::Stream) => {
+            return Err(KsqlError::statement(
+                "Invalid result type. Your SELECT query produces a STREAM. Please use CREATE STREAM AS SELECT statement instead.",
+            ))
+        }
+        (SourceKind::Table, SourceKind::Table) => {
+            return Err(KsqlError::statement(
+                "CREATE TABLE ... AS SELECT is not supported by Sluice's ksql yet (issue 18 is under way)",
+            ))
+        }
+    }
+    if let Some(missing) = planned.missing_keys.first() {
+        return Err(KsqlError::statement(format!(
+            "Key missing from projection (ie, SELECT).\nThe query used to build `{sink_name}` must include the key column {missing} in its projection (eg, SELECT {missing}...)."
+        )));
+    }
+    if create.query.limit.is_some() {
+        return Err(KsqlError::statement(
+            "CREATE STREAM AS SELECT statements don't support LIMIT clause.",
+        ));
+    }
+    for not_allowed in ["WINDOW_TYPE", "WINDOW_SIZE"] {
+        if create.properties.get(not_allowed).is_some() {
+            return Err(KsqlError::statement(format!(
+                "Invalid config variable(s) in the WITH clause: {not_allowed}"
+            )));
+        }
+    }
+    // The sink's formats default to the source's; a key with no columns is written as NONE.
+    let has_key = planned.columns.iter().any(|c| c.key);
+    let mut with = create.properties.clone();
+    let given = |name: &str| create.properties.get(name).is_some();
+    if !given("FORMAT") {
+        if !given("VALUE_FORMAT") {
+            with.0.push((
+                "VALUE_FORMAT".into(),
+                PropertyValue::String(source.properties.value_format.name().into()),
+            ));
+        }
+        if !given("KEY_FORMAT") {
+            let key_format = if has_key {
+                source.properties.key_format
+            } else {
+                Format::None
+            };
+            with.0.push((
+                "KEY_FORMAT".into(),
+                PropertyValue::String(key_format.name().into()),
+            ));
+        }
+    }
+    let properties = SourceProperties::check(&with, Some(&sink_name))?;
+    let mut columns: Vec<Column> = Vec::new();
+    for key in [true, false] {
+        for c in planned.columns.iter().filter(|c| c.key == key) {
+            columns.push(Column {
+                name: c.name.clone(),
+                ty: c.ty.clone(),
+                constraint: if key {
+                    ColumnConstraint::Key
+                } else {
+                    ColumnConstraint::None
+                },
+            });
+        }
+    }
+    if properties.key_format == Format::None && has_key {
+        return Err(KsqlError::statement(
+            "The 'NONE' format can only be used when no columns are defined.",
+        ));
+    }
+    let sink = DataSource {
+        name: sink_name.clone(),
+        kind: create.kind,
+        read_only: false,
+        columns,
+        properties,
+        sql: text.to_string(),
+    };
+    let info = QueryInfo {
+        id: format!("CSAS_{sink_name}_{sequence}"),
+        sql: text.to_string(),
+        sink: sink_name,
+        sources: vec![source.name.clone()],
+    };
+    // The sink's encoders can hold its columns (checked now rather than at the first row).
+    sink_encoders(&sink, &planned)?;
+    let compiled = Arc::new(CompiledQuery::compile(&planned, metastore)?);
+    Ok(PreparedQuery {
+        sink,
+        info,
+        compiled,
+        planned,
+    })
+}
+
+/// The encoders writing `planned`'s rows into `sink`.
+pub fn sink_encoders(sink: &DataSource, planned: &PlannedQuery) -> Result<SinkEncoders> {
+    let options = SerdeOptions {
+        wrap_single_value: sink.properties.wrap_single_value.unwrap_or(true),
+        delimiter: crate::exec::delimiter(sink.properties.value_delimiter.as_deref())?,
+    };
+    SinkEncoders::new(
+        &planned.columns,
+        sink.properties.key_format,
+        sink.properties.value_format,
+        options,
+    )
+}
+
+/// The streams properties of a request or a command (`streamsProperties`), as a streams
+/// configuration for `application_id`: `auto.offset.reset` (ksqlDB's default: `latest`),
+/// Kafka Streams' own properties, and `ksql.` properties (not used yet) set aside.
+pub fn streams_config(
+    application_id: &str,
+    properties: &Map<String, Json>,
+) -> Result<StreamsConfig> {
+    let mut props: Vec<(String, String)> = vec![
+        ("application.id".into(), application_id.into()),
+        ("consumer.auto.offset.reset".into(), "latest".into()),
+        // Rows show up within a commit interval at worst; ksqlDB's default is 2 s.
+        ("commit.interval.ms".into(), "2000".into()),
+        // Push queries and persistent queries skip records they cannot read.
+        (
+            "default.deserialization.exception.handler".into(),
+            "LogAndContinueExceptionHandler".into(),
+        ),
+    ];
+    for (name, value) in properties {
+        let value = match value {
+            Json::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let name = name.strip_prefix("ksql.streams.").unwrap_or(name);
+        match name {
+            "auto.offset.reset" => {
+                if value != "earliest" && value != "latest" {
+                    return Err(KsqlError::statement(format!(
+                        "Invalid value {value} for configuration auto.offset.reset: String must be one of: latest, earliest, none"
+                    )));
+                }
+                props.push(("consumer.auto.offset.reset".into(), value));
+            }
+            "processing.guarantee" | "commit.interval.ms" | "num.stream.threads"
+            | "cache.max.bytes.buffering" | "statestore.cache.max.bytes" => {
+                props.push((name.to_string(), value));
+            }
+            other if other.starts_with("ksql.") => {
+                tracing::debug!(property = other, "ksql property not used by Sluice yet");
+            }
+            other => {
+                return Err(KsqlError::statement(format!(
+                    "Unsupported property: {other} (Sluice's ksql takes auto.offset.reset, processing.guarantee, commit.interval.ms, num.stream.threads and cache.max.bytes.buffering)"
+                )))
+            }
+        }
+    }
+    // Later settings win (a request's over the defaults).
+    let mut merged: BTreeMap<String, String> = BTreeMap::new();
+    for (k, v) in props {
+        merged.insert(k, v);
+    }
+    StreamsConfig::from_props(merged.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .map_err(|e| KsqlError::statement(e.to_string()))
+}
+
+/// A persistent query this server runs.
+struct RunningQuery {
+    streams: Option<KafkaStreams>,
+    counters: Arc<QueryCounters>,
+    /// Why it is not running, if it failed.
+    error: Option<String>,
+}
+
+/// The persistent queries this server runs.
+pub struct QueryManager {
+    client: Arc<Client>,
+    service_id: String,
+    running: tokio::sync::Mutex<BTreeMap<String, RunningQuery>>,
+    /// Each query's counters, readable without waiting for a start or stop.
+    counters: Mutex<BTreeMap<String, Arc<QueryCounters>>>,
+}
+
+/// A query's state as `SHOW QUERIES` reports it.
+#[derive(Debug, Clone)]
+pub struct QueryStatus {
+    /// `RUNNING` or `ERROR`.
+    pub state: &'static str,
+    /// Records read, rows written, records skipped.
+    pub counts: (u64, u64, u64),
+}
+
+impl QueryManager {
+    /// A manager running queries on `client`'s cluster for `service_id`.
+    pub fn new(client: Arc<Client>, service_id: &str) -> QueryManager {
+        QueryManager {
+            client,
+            service_id: service_id.to_string(),
+            running: tokio::sync::Mutex::new(BTreeMap::new()),
+            counters: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// The application id of persistent query `id` (ksqlDB's).
+    pub fn application_id(&self, id: &str) -> String {
+        format!("_confluent-ksql-{}query_{id}", self.service_id)
+    }
+
+    /// Starts persistent query `prepared` with the command's `properties`.
+    pub async fn start(&self, prepared: &PreparedQuery, properties: &Map<String, Json>) {
+        let id = prepared.info.id.clone();
+        let counters = Arc::new(QueryCounters::default());
+        self.counters.lock().insert(id.clone(), counters.clone());
+        let started = async {
+            let config = streams_config(&self.application_id(&id), properties)?;
+            let encoders = sink_encoders(&prepared.sink, &prepared.planned)?;
+            let topology = crate::exec::topology::persistent(
+                prepared.compiled.clone(),
+                encoders,
+                &prepared.sink.properties.topic,
+                counters.clone(),
+            )?;
+            KafkaStreams::start(Arc::new(topology), config, self.client.clone())
+                .await
+                .map_err(|e| KsqlError::statement(e.to_string()))
+        }
+        .await;
+        let running = match started {
+            Ok(streams) => {
+                tracing::info!(query = %id, "ksql: persistent query running");
+                RunningQuery {
+                    streams: Some(streams),
+                    counters,
+                    error: None,
+                }
+            }
+            Err(err) => {
+                tracing::error!(query = %id, %err, "ksql: persistent query failed to start");
+                RunningQuery {
+                    streams: None,
+                    counters,
+                    error: Some(err.to_string()),
+                }
+            }
+        };
+        self.running.lock().await.insert(id, running);
+    }
+
+    /// Stops persistent query `id` (its consumer group keeps its offsets).
+    pub async fn stop(&self, id: &str) {
+        let query = self.running.lock().await.remove(id);
+        self.counters.lock().remove(id);
+        if let Some(RunningQuery {
+            streams: Some(streams),
+            ..
+        }) = query
+        {
+            if let Err(err) = streams.close().await {
+                tracing::warn!(query = %id, %err, "ksql: the query's threads stopped with an error");
+            }
+        }
+    }
+
+    /// Stops every query (the server shutting down).
+    pub async fn stop_all(&self) {
+        let ids: Vec<String> = self.running.lock().await.keys().cloned().collect();
+        for id in ids {
+            self.stop(&id).await;
+        }
+    }
+
+    /// The state of query `id`, if this server runs it.
+    pub async fn status(&self, id: &str) -> Option<QueryStatus> {
+        let running = self.running.lock().await;
+        let query = running.get(id)?;
+        let failed = query.error.is_some()
+            || query
+                .streams
+                .as_ref()
+                .is_some_and(|s| s.has_failed_thread());
+        let c = &query.counters;
+        use std::sync::atomic::Ordering::Relaxed;
+        Some(QueryStatus {
+            state: if failed { "ERROR" } else { "RUNNING" },
+            counts: (
+                c.records_in.load(Relaxed),
+                c.rows_out.load(Relaxed),
+                c.skipped.load(Relaxed),
+            ),
+        })
+    }
+}
+
+/// A running push query (`SELECT ... EMIT CHANGES`): its rows as JSON arrays, until the
+/// client goes, its `LIMIT` is reached or `/close-query` stops it.
+pub struct PushQuery {
+    /// Its id (`transient_<SOURCE>_<n>`).
+    pub id: String,
+    /// Its columns.
+    pub columns: Vec<crate::plan::OutputColumn>,
+    /// `LIMIT`.
+    pub limit: Option<u64>,
+    /// Each row, as a JSON array.
+    pub rows: tokio::sync::mpsc::UnboundedReceiver<bytes::Bytes>,
+    /// Fires when `/close-query` asks it to stop.
+    pub closed: tokio::sync::oneshot::Receiver<()>,
+    guard: PushGuard,
+}
+
+/// Stops a push query's application when the query is dropped (the client went away).
+struct PushGuard {
+    streams: Option<KafkaStreams>,
+    client: Arc<Client>,
+    application_id: String,
+}
+
+impl Drop for PushGuard {
+    fn drop(&mut self) {
+        if let Some(streams) = self.streams.take() {
+            let (client, group) = (self.client.clone(), self.application_id.clone());
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move {
+                    if let Err(err) = streams.close().await {
+                        tracing::debug!(%err, "ksql: a push query's threads stopped with an error");
+                    }
+                    // A transient query's group is of no further use.
+                    let _ = client.delete_groups(&[group]).await;
+                });
+            }
+        }
+    }
+}
+
+impl PushQuery {
+    /// The id of this push query.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The application running it.
+    pub fn application_id(&self) -> &str {
+        &self.guard.application_id
+    }
+}
+
+/// How long a push query may take to get its partitions.
+const PUSH_START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Starts the push query `query` (already checked to be `EMIT CHANGES`) on `client`.
+pub async fn start_push(
+    client: Arc<Client>,
+    service_id: &str,
+    query: &crate::parser::ast::Query,
+    metastore: &MetaStore,
+    properties: &Map<String, Json>,
+    closed: tokio::sync::oneshot::Receiver<()>,
+) -> Result<PushQuery> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let planned = plan_query(query, metastore)?;
+    let compiled = Arc::new(CompiledQuery::compile(&planned, metastore)?);
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let id = format!("transient_{}_{millis}{n}", planned.source.name);
+    let application_id = format!("_confluent-ksql-{service_id}{id}");
+    let config = streams_config(&application_id, properties)?;
+    let (tx, rows) = tokio::sync::mpsc::unbounded_channel();
+    let counters = Arc::new(QueryCounters::default());
+    let topology = crate::exec::topology::push(compiled, tx, counters)?;
+    let streams = KafkaStreams::start(Arc::new(topology), config, client.clone())
+        .await
+        .map_err(|e| KsqlError::statement(e.to_string()))?;
+    let guard = PushGuard {
+        streams: Some(streams),
+        client,
+        application_id,
+    };
+    // The query answers once it reads its partitions, so that a record written after the
+    // answer is in its rows even from `latest` (a new group's first rebalance waits out the
+    // broker's initial rebalance delay, 3 s by default).
+    let assigned = match &guard.streams {
+        Some(streams) => streams.wait_until_assigned(PUSH_START_TIMEOUT).await,
+        None => false,
+    };
+    if !assigned {
+        return Err(KsqlError::statement(format!(
+            "the push query did not get its partitions within {} s",
+            PUSH_START_TIMEOUT.as_secs()
+        )));
+    }
+    Ok(PushQuery {
+        id,
+        columns: planned.columns,
+        limit: query.limit,
+        rows,
+        closed,
+        guard,
+    })
+}

@@ -1,0 +1,273 @@
+//! Push queries over `/query` and `/query-stream`, and persistent queries across a restart
+//! of the server, `SHOW QUERIES`, `TERMINATE` and `DROP`, over HTTP.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::{json, Value as Json};
+
+use common::{consume, ksql, ksql_with, on_server, produce, serve, Input, Streamed};
+
+fn json_value(v: Json) -> Input {
+    Input {
+        partition: None,
+        key: None,
+        value: Some(Bytes::from(v.to_string())),
+        timestamp: None,
+    }
+}
+
+const SETUP: &str = "CREATE STREAM views (page STRING, ms INT) \
+                     WITH (kafka_topic='views', partitions=1, value_format='JSON');";
+
+#[test]
+fn a_push_query_streams_rows_in_the_delimited_form_until_its_limit() {
+    on_server(|addr, client| async move {
+        let (status, body) = ksql(&addr, SETUP).await;
+        assert_eq!(status, 200, "{body}");
+        let request = json!({
+            "sql": "SELECT UCASE(page) AS p, ms * 2 AS twice FROM views WHERE ms > 0 EMIT CHANGES LIMIT 2;",
+            "properties": {"auto.offset.reset": "earliest"},
+        })
+        .to_string();
+        let mut response = Streamed::post(&addr, "/query-stream", &request, "*/*").await;
+        assert_eq!(response.status, 200, "{}", response.head);
+        let metadata: Json = serde_json::from_str(&response.next_line().await.unwrap()).unwrap();
+        assert_eq!(metadata["columnNames"], json!(["P", "TWICE"]));
+        assert_eq!(metadata["columnTypes"], json!(["STRING", "INTEGER"]));
+        assert!(metadata["queryId"]
+            .as_str()
+            .unwrap()
+            .starts_with("transient_VIEWS_"));
+        produce(
+            &client,
+            "views",
+            vec![
+                json_value(json!({"PAGE": "a", "MS": 1})),
+                json_value(json!({"PAGE": "skip", "MS": 0})),
+                json_value(json!({"PAGE": "b", "MS": 5})),
+                json_value(json!({"PAGE": "c", "MS": 7})),
+            ],
+        )
+        .await;
+        assert_eq!(response.next_line().await.as_deref(), Some(r#"["A",2]"#));
+        assert_eq!(response.next_line().await.as_deref(), Some(r#"["B",10]"#));
+        // LIMIT 2: the response ends.
+        assert_eq!(response.next_line().await, None);
+    });
+}
+
+#[test]
+fn a_push_query_from_latest_sees_every_record_written_after_it_answers() {
+    on_server(|addr, client| async move {
+        ksql(&addr, SETUP).await;
+        produce(
+            &client,
+            "views",
+            vec![json_value(json!({"PAGE": "before", "MS": 1}))],
+        )
+        .await;
+        // No properties: ksqlDB's default, `latest`.
+        let request = json!({"sql": "SELECT page FROM views EMIT CHANGES LIMIT 1;"}).to_string();
+        let mut response = Streamed::post(&addr, "/query-stream", &request, "*/*").await;
+        assert_eq!(response.status, 200, "{}", response.head);
+        response.next_line().await.unwrap();
+        produce(
+            &client,
+            "views",
+            vec![json_value(json!({"PAGE": "after", "MS": 2}))],
+        )
+        .await;
+        assert_eq!(response.next_line().await.as_deref(), Some(r#"["after"]"#));
+        assert_eq!(response.next_line().await, None);
+    });
+}
+
+#[test]
+fn the_original_query_endpoint_has_a_header_rows_and_a_final_message() {
+    on_server(|addr, client| async move {
+        ksql(&addr, SETUP).await;
+        produce(
+            &client,
+            "views",
+            vec![json_value(json!({"PAGE": "x", "MS": 3}))],
+        )
+        .await;
+        let request = json!({
+            "ksql": "SELECT * FROM views EMIT CHANGES LIMIT 1;",
+            "streamsProperties": {"ksql.streams.auto.offset.reset": "earliest"},
+        })
+        .to_string();
+        let mut response = Streamed::post(&addr, "/query", &request, "application/json").await;
+        assert_eq!(response.status, 200, "{}", response.head);
+        let mut body = String::new();
+        while let Some(line) = response.next_line().await {
+            body.push_str(&line);
+        }
+        let parsed: Json = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+        assert_eq!(parsed[0]["header"]["schema"], "`PAGE` STRING, `MS` INTEGER");
+        assert_eq!(parsed[1]["row"]["columns"], json!(["x", 3]));
+        assert_eq!(parsed[2]["finalMessage"], "Limit Reached");
+    });
+}
+
+#[test]
+fn close_query_ends_a_push_query_and_bad_queries_are_statement_errors() {
+    on_server(|addr, client| async move {
+        ksql(&addr, SETUP).await;
+        let request = json!({"sql": "SELECT page FROM views EMIT CHANGES;", "properties": {"auto.offset.reset": "earliest"}}).to_string();
+        let mut response = Streamed::post(&addr, "/query-stream", &request, "*/*").await;
+        let metadata: Json = serde_json::from_str(&response.next_line().await.unwrap()).unwrap();
+        produce(
+            &client,
+            "views",
+            vec![json_value(json!({"PAGE": "one", "MS": 1}))],
+        )
+        .await;
+        assert_eq!(response.next_line().await.as_deref(), Some(r#"["one"]"#));
+        let close = json!({"queryId": metadata["queryId"]}).to_string();
+        let (status, _) = common::http_raw(&addr, "POST", "/close-query", &close).await;
+        assert_eq!(status, 200);
+        assert_eq!(response.next_line().await, None, "the response ends");
+        let (status, _) = common::http_raw(&addr, "POST", "/close-query", &close).await;
+        assert_eq!(status, 400, "the query is gone");
+
+        for (sql, expected) in [
+            (
+                "SELECT nope FROM views EMIT CHANGES;",
+                "Column 'NOPE' cannot be resolved.",
+            ),
+            ("SELECT page FROM views;", "Pull queries are not supported"),
+            (
+                "SELECT page FROM missing EMIT CHANGES;",
+                "MISSING does not exist.",
+            ),
+            ("SHOW STREAMS;", "not supported for this resource"),
+        ] {
+            let request = json!({"sql": sql}).to_string();
+            let mut response = Streamed::post(&addr, "/query-stream", &request, "*/*").await;
+            assert_eq!(response.status, 400, "{sql}");
+            let mut body = String::new();
+            while let Some(line) = response.next_line().await {
+                body.push_str(&line);
+            }
+            let error: Json = serde_json::from_str(&body).unwrap();
+            assert_eq!(error["@type"], "statement_error", "{sql}");
+            assert!(
+                error["message"].as_str().unwrap().contains(expected),
+                "{sql}: {error}"
+            );
+        }
+        // The functions queries may call.
+        let (status, listing) = ksql(&addr, "SHOW FUNCTIONS;").await;
+        assert_eq!(status, 200);
+        assert_eq!(listing[0]["@type"], "function_names");
+        let functions = listing[0]["functions"].as_array().unwrap();
+        assert_eq!(functions.len(), 56, "the count README gives");
+        assert!(
+            functions.contains(&json!({"name": "UCASE", "category": "STRING", "type": "SCALAR"}))
+        );
+        // Aggregates come with aggregations.
+        assert!(!functions.iter().any(|f| f["name"] == "COUNT"));
+        // /ksql sends queries to the query endpoints, as ksqlDB does.
+        let (status, error) = ksql(&addr, "SELECT * FROM views EMIT CHANGES;").await;
+        assert_eq!(status, 400);
+        assert!(
+            error["message"].as_str().unwrap().contains("'/query'"),
+            "{error}"
+        );
+    });
+}
+
+#[test]
+fn a_persistent_query_goes_on_after_a_restart_without_loss_or_repeats() {
+    on_server(|_addr, client| async move {
+        // A server of its own, to restart.
+        let server = serve(&client, "restarted_").await;
+        let addr = server.local_addr().to_string();
+        let (status, body) = ksql_with(
+            &addr,
+            &format!(
+                "{SETUP} CREATE STREAM slow AS SELECT page, ms FROM views WHERE ms >= 100 EMIT CHANGES;"
+            ),
+            json!({"auto.offset.reset": "earliest"}),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let query_id = body[1]["commandStatus"]["queryId"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(query_id.starts_with("CSAS_SLOW_"), "{body}");
+        assert_eq!(
+            body[1]["commandStatus"]["message"],
+            format!("Created query with ID {query_id}")
+        );
+        let batch = |from: i32, to: i32| {
+            (from..to)
+                .map(|i| json_value(json!({"PAGE": format!("p{i}"), "MS": i * 10})))
+                .collect::<Vec<_>>()
+        };
+        // Pages 10..20 are slow (ms >= 100).
+        produce(&client, "views", batch(0, 20)).await;
+        assert_eq!(
+            consume(&client, "SLOW", 10, Duration::from_secs(20))
+                .await
+                .len(),
+            10
+        );
+
+        let (_, listing) = ksql(&addr, "SHOW QUERIES;").await;
+        let queries = listing[0]["queries"].as_array().unwrap();
+        assert_eq!(queries.len(), 1, "{listing}");
+        assert_eq!(queries[0]["id"], query_id.as_str());
+        assert_eq!(queries[0]["state"], "RUNNING");
+        assert_eq!(queries[0]["sinkKafkaTopics"], json!(["SLOW"]));
+
+        server.shutdown().await;
+        produce(&client, "views", batch(20, 30)).await;
+        let server = serve(&client, "restarted_").await;
+        let addr = server.local_addr().to_string();
+        let pages: Vec<String> = consume(&client, "SLOW", 20, Duration::from_secs(20))
+            .await
+            .iter()
+            .map(|r| {
+                let v: Json = serde_json::from_slice(r.value.as_ref().unwrap()).unwrap();
+                v["PAGE"].as_str().unwrap().to_string()
+            })
+            .collect();
+        assert_eq!(pages.len(), 20, "{pages:?}");
+        let distinct: BTreeSet<&String> = pages.iter().collect();
+        assert_eq!(distinct.len(), 20, "no page twice: {pages:?}");
+        assert_eq!(common::record_count(&client, "SLOW").await, 20);
+
+        // A source a query writes cannot be dropped until the query is terminated.
+        let (status, error) = ksql(&addr, "DROP STREAM slow;").await;
+        assert_eq!(status, 400);
+        assert!(
+            error["message"].as_str().unwrap().contains(&format!(
+                "The following queries write into this source: [{query_id}]"
+            )),
+            "{error}"
+        );
+        let (status, error) = ksql(&addr, "TERMINATE nope_1;").await;
+        assert_eq!(status, 400);
+        assert!(
+            error["message"]
+                .as_str()
+                .unwrap()
+                .contains("Unknown queryId: NOPE_1"),
+            "{error}"
+        );
+        let (status, body) = ksql(&addr, &format!("TERMINATE {query_id};")).await;
+        assert_eq!(status, 200, "{body}");
+        let (_, listing) = ksql(&addr, "SHOW QUERIES;").await;
+        assert_eq!(listing[0]["queries"], json!([]));
+        let (status, body) = ksql(&addr, "DROP STREAM slow; DROP STREAM views;").await;
+        assert_eq!(status, 200, "{body}");
+        server.shutdown().await;
+    });
+}

@@ -1,0 +1,287 @@
+//! The statement suite: files of cases in the shape of ksqlDB's query translation tests
+//! (`ksql/tests/statements/*.json`), each run through the REST API of a server on a fresh
+//! embedded node: its statements, then its input records, then the records its queries
+//! wrote, compared with the expected ones — or the error a statement must fail with.
+//!
+//! A case: `{"name", "statements": [...], "properties": {...}, "topics": [{"name",
+//! "partitions"}], "inputs": [{"topic", "key", "value", "timestamp", "partition"}],
+//! "outputs": [{"topic", "key", "value", "timestamp"}], "expectedException": {"message"}}`.
+//! Keys and values are written as JSON in the shape of the formats of the source that
+//! reads the topic (`KAFKA` numbers by the column's type, `JSON` as they are, `DELIMITED`
+//! as the string given; `rawValue` for bytes no format would write); expected ones are read
+//! back the same way.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::{json, Value as Json};
+use sluice_log::client::Client;
+
+use common::{consume, ksql_with, on_server, produce, record_count, Input};
+
+/// The formats and column types of a source, as `DESCRIBE` tells them.
+#[derive(Debug, Clone)]
+struct Shape {
+    key_format: String,
+    value_format: String,
+    key_types: Vec<String>,
+    value_types: Vec<String>,
+}
+
+/// The shape of the source reading or writing `topic`.
+async fn shape(addr: &str, topic: &str) -> Option<Shape> {
+    let (_, listing) = ksql_with(
+        addr,
+        "SHOW STREAMS EXTENDED; SHOW TABLES EXTENDED;",
+        json!({}),
+    )
+    .await;
+    for entity in listing.as_array()? {
+        for source in entity["sourceDescriptions"].as_array()? {
+            if source["topic"] == topic {
+                let types = |key: bool| {
+                    source["fields"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter(|f| (f["type"] == "KEY") == key && f["type"] != "HEADER")
+                        .map(|f| f["schema"]["type"].as_str().unwrap_or("").to_string())
+                        .collect::<Vec<_>>()
+                };
+                return Some(Shape {
+                    key_format: source["keyFormat"].as_str()?.to_string(),
+                    value_format: source["valueFormat"].as_str()?.to_string(),
+                    key_types: types(true),
+                    value_types: types(false),
+                });
+            }
+        }
+    }
+    None
+}
+
+/// `value` in `format` (`types`: the key's column types, for KAFKA).
+fn encode(format: &str, types: &[String], value: &Json) -> Option<Bytes> {
+    if value.is_null() {
+        return None;
+    }
+    Some(match format {
+        "KAFKA" => match (types.first().map(String::as_str), value) {
+            (Some("INTEGER"), Json::Number(n)) => {
+                Bytes::copy_from_slice(&(n.as_i64().unwrap() as i32).to_be_bytes())
+            }
+            (Some("BIGINT"), Json::Number(n)) => {
+                Bytes::copy_from_slice(&n.as_i64().unwrap().to_be_bytes())
+            }
+            (Some("DOUBLE"), Json::Number(n)) => {
+                Bytes::copy_from_slice(&n.as_f64().unwrap().to_be_bytes())
+            }
+            (_, Json::String(s)) => Bytes::from(s.clone()),
+            (ty, v) => panic!("cannot write {v} as KAFKA {ty:?}"),
+        },
+        "DELIMITED" => Bytes::from(value.as_str().expect("DELIMITED as a string").to_string()),
+        _ => Bytes::from(value.to_string()),
+    })
+}
+
+/// Bytes read back as JSON, in `format`.
+fn decode(format: &str, types: &[String], bytes: &Option<Bytes>) -> Json {
+    let Some(bytes) = bytes else {
+        return Json::Null;
+    };
+    match format {
+        "KAFKA" => match types.first().map(String::as_str) {
+            Some("INTEGER") if bytes.len() == 4 => {
+                json!(i32::from_be_bytes(bytes[..4].try_into().unwrap()))
+            }
+            Some("BIGINT") if bytes.len() == 8 => {
+                json!(i64::from_be_bytes(bytes[..8].try_into().unwrap()))
+            }
+            Some("DOUBLE") if bytes.len() == 8 => {
+                json!(f64::from_be_bytes(bytes[..8].try_into().unwrap()))
+            }
+            _ => json!(String::from_utf8_lossy(bytes)),
+        },
+        "JSON" => serde_json::from_slice(bytes)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(bytes))),
+        _ => json!(String::from_utf8_lossy(bytes)),
+    }
+}
+
+/// Runs one case; a failure names the case and what differed.
+async fn run_case(addr: &str, client: &Arc<Client>, case: &Json) {
+    let name = case["name"].as_str().unwrap_or("?");
+    let mut properties = json!({"auto.offset.reset": "earliest"});
+    if let Some(extra) = case["properties"].as_object() {
+        for (k, v) in extra {
+            properties[k] = v.clone();
+        }
+    }
+    // Topics the inputs name exist before the statements run (as the test driver has them).
+    let mut partitions: BTreeMap<String, i32> = BTreeMap::new();
+    for topic in case["topics"].as_array().into_iter().flatten() {
+        partitions.insert(
+            topic["name"].as_str().unwrap().to_string(),
+            topic["partitions"].as_i64().unwrap_or(1) as i32,
+        );
+    }
+    for input in case["inputs"].as_array().into_iter().flatten() {
+        partitions
+            .entry(input["topic"].as_str().unwrap().to_string())
+            .or_insert(1);
+    }
+    // And the topics that sources declared with columns read.
+    for statement in case["statements"].as_array().into_iter().flatten() {
+        let text = statement.as_str().unwrap_or("");
+        let lower = text.to_ascii_lowercase();
+        if lower.starts_with("create") && !lower.contains(" as select ") {
+            if let Some(at) = lower.find("kafka_topic='") {
+                let rest = &text[at + "kafka_topic='".len()..];
+                if let Some(end) = rest.find('\'') {
+                    partitions.entry(rest[..end].to_string()).or_insert(1);
+                }
+            }
+        }
+    }
+    for (topic, n) in &partitions {
+        client
+            .create_topics(
+                &[sluice_log::client::NewTopic {
+                    name: topic.clone(),
+                    partitions: *n,
+                    replication_factor: 1,
+                    configs: BTreeMap::new(),
+                }],
+                false,
+            )
+            .await
+            .unwrap();
+    }
+    let expected_error = case["expectedException"]["message"].as_str();
+    for statement in case["statements"].as_array().unwrap() {
+        let statement = statement.as_str().unwrap();
+        let (status, body) = ksql_with(addr, statement, properties.clone()).await;
+        if status != 200 {
+            match expected_error {
+                Some(expected) => {
+                    let message = body["message"].as_str().unwrap_or("");
+                    assert!(
+                        message.contains(expected),
+                        "case {name:?}: {statement}\n  failed with {message:?}\n  expected an error containing {expected:?}"
+                    );
+                    return;
+                }
+                None => panic!("case {name:?}: {statement}\n  failed: {body}"),
+            }
+        }
+    }
+    if let Some(expected) = expected_error {
+        panic!("case {name:?}: every statement ran; expected an error containing {expected:?}");
+    }
+    // Inputs, in order, each encoded as the source reading its topic reads it.
+    let mut by_topic: Vec<(String, Vec<Input>)> = Vec::new();
+    for input in case["inputs"].as_array().into_iter().flatten() {
+        let topic = input["topic"].as_str().unwrap().to_string();
+        let shape = shape(addr, &topic)
+            .await
+            .unwrap_or_else(|| panic!("case {name:?}: no source reads {topic}"));
+        let record = Input {
+            partition: input["partition"].as_i64().map(|p| p as i32),
+            key: encode(&shape.key_format, &shape.key_types, &input["key"]),
+            value: match input["rawValue"].as_str() {
+                Some(raw) => Some(Bytes::from(raw.to_string())),
+                None => encode(&shape.value_format, &shape.value_types, &input["value"]),
+            },
+            timestamp: input["timestamp"].as_i64(),
+        };
+        // Consecutive inputs of one topic go in one batch, keeping the order overall.
+        match by_topic.last_mut() {
+            Some((t, records)) if *t == topic => records.push(record),
+            _ => by_topic.push((topic, vec![record])),
+        }
+    }
+    for (topic, records) in by_topic {
+        produce(client, &topic, records).await;
+    }
+    // Outputs, by topic, in order.
+    let mut expected: BTreeMap<String, Vec<&Json>> = BTreeMap::new();
+    for output in case["outputs"].as_array().into_iter().flatten() {
+        expected
+            .entry(output["topic"].as_str().unwrap().to_string())
+            .or_default()
+            .push(output);
+    }
+    for (topic, wanted) in expected {
+        let got = consume(client, &topic, wanted.len(), Duration::from_secs(20)).await;
+        let shape = shape(addr, &topic)
+            .await
+            .unwrap_or_else(|| panic!("case {name:?}: no source writes {topic}"));
+        let got_json: Vec<Json> = got
+            .iter()
+            .map(|r| {
+                json!({
+                    "topic": topic,
+                    "key": decode(&shape.key_format, &shape.key_types, &r.key),
+                    "value": decode(&shape.value_format, &shape.value_types, &r.value),
+                    "timestamp": r.timestamp,
+                })
+            })
+            .collect();
+        let wanted_json: Vec<Json> = wanted
+            .iter()
+            .zip(got_json.iter().chain(std::iter::repeat(&Json::Null)))
+            .map(|(w, g)| {
+                let mut w = (*w).clone();
+                // An output without a timestamp takes any.
+                if w.get("timestamp").is_none() {
+                    w["timestamp"] = g["timestamp"].clone();
+                }
+                if w.get("key").is_none() {
+                    w["key"] = Json::Null;
+                }
+                w
+            })
+            .collect();
+        assert_eq!(
+            got_json, wanted_json,
+            "case {name:?}: the records of {topic} (left: got, right: expected)"
+        );
+        let held = record_count(client, &topic).await;
+        assert_eq!(
+            held,
+            wanted_json.len() as i64,
+            "case {name:?}: {topic} holds more records than expected"
+        );
+    }
+}
+
+/// Runs every case of `file` (under `tests/statements/`), each on a fresh node.
+fn run_file(file: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/statements")
+        .join(file);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let suite: Json =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let cases = suite["tests"].as_array().unwrap().clone();
+    assert!(!cases.is_empty(), "{file} has no cases");
+    for case in cases {
+        on_server(|addr, client| async move {
+            run_case(&addr, &client, &case).await;
+        });
+    }
+}
+
+#[test]
+fn projections_and_filters() {
+    run_file("project_filter.json");
+}
+
+#[test]
+fn formats() {
+    run_file("formats.json");
+}
