@@ -38,6 +38,8 @@ pub struct Engine {
     commands: CommandLog,
     queries: Arc<QueryManager>,
     service_id: String,
+    /// Writes the records of `INSERT INTO ... VALUES`.
+    producer: sluice_log::client::producer::Producer,
     /// The running push queries' stop signals, by query id (`/close-query`).
     transient: parking_lot::Mutex<BTreeMap<String, tokio::sync::oneshot::Sender<()>>>,
 }
@@ -51,11 +53,20 @@ impl Engine {
     pub async fn start(client: Arc<Client>, service_id: &str) -> Result<Engine> {
         let queries = Arc::new(QueryManager::new(client.clone(), service_id));
         let commands = CommandLog::open(client.clone(), service_id, queries.clone()).await?;
+        let producer_client = client.clone();
         Ok(Engine {
             client,
             commands,
             queries,
             service_id: service_id.to_string(),
+            producer: sluice_log::client::producer::Producer::new(
+                producer_client,
+                sluice_log::client::producer::ProducerConfig {
+                    acks: -1,
+                    linger: std::time::Duration::ZERO,
+                    ..Default::default()
+                },
+            ),
             transient: parking_lot::Mutex::new(BTreeMap::new()),
         })
     }
@@ -226,6 +237,15 @@ impl Engine {
             }
             Statement::Unset(name) => {
                 properties.remove(name);
+                Ok(None)
+            }
+            // ksqlDB answers an insert with no entity once the record is written.
+            Statement::InsertValues {
+                target,
+                columns,
+                values,
+            } => {
+                self.insert_values(target, columns, values).await?;
                 Ok(None)
             }
             other => self.run_statement(other, &text, properties).await.map(Some),
@@ -419,6 +439,36 @@ impl Engine {
         }
     }
 
+    /// Writes the record of `INSERT INTO target [(columns)] VALUES (values)` (acks=all).
+    async fn insert_values(
+        &self,
+        target: &crate::parser::ast::Ident,
+        columns: &[crate::parser::ast::Ident],
+        values: &[crate::parser::ast::Expr],
+    ) -> Result<()> {
+        let name = name_of(target);
+        let store = self.metastore();
+        let source = insert_target(&store, &name)?;
+        let ((key, value), timestamp) =
+            crate::exec::insert_record(source, columns, values, &store)?;
+        let failed = |e: sluice_log::Error| {
+            KsqlError::statement(format!("Failed to insert values into '{name}': {e}"))
+        };
+        let delivery = self
+            .producer
+            .send(sluice_log::client::producer::ProducerRecord {
+                topic: source.properties.topic.clone().into(),
+                key,
+                value,
+                timestamp,
+                ..Default::default()
+            })
+            .await
+            .map_err(failed)?;
+        delivery.await.map_err(failed)?;
+        Ok(())
+    }
+
     /// Creates the topic of a `CREATE ... AS SELECT`'s sink unless it exists: with
     /// `PARTITIONS` and `REPLICAS` if given, else as many partitions as the source's topic
     /// (ksqlDB's rule); an existing topic must have the partitions asked for.
@@ -598,6 +648,9 @@ impl Engine {
                 }
             }
             Statement::Set { name, value } => check_property(name, value)?,
+            Statement::InsertValues { target, .. } => {
+                insert_target(sandbox, &name_of(target))?;
+            }
             Statement::Show { .. }
             | Statement::Describe { .. }
             | Statement::Unset(_)
@@ -716,6 +769,22 @@ impl Engine {
             }
         })
     }
+}
+
+/// The source `INSERT INTO name` writes: it must exist and not be read-only.
+fn insert_target<'a>(store: &'a MetaStore, name: &str) -> Result<&'a DataSource> {
+    let source = store.source(name).ok_or_else(|| {
+        KsqlError::statement(format!(
+            "Cannot insert values into an unknown stream/table: {name}"
+        ))
+    })?;
+    if source.read_only {
+        return Err(KsqlError::statement(format!(
+            "Cannot insert values into read-only {}: {name}",
+            source.kind.to_string().to_ascii_lowercase()
+        )));
+    }
+    Ok(source)
 }
 
 /// Whether `SET name = value` sets a property queries take.

@@ -330,7 +330,7 @@ fn definitions_survive_a_restart_and_servers_of_one_service_share_them() {
 
 /// PyPI's `ksqldb` client (installed by `.ci/run`) drives the server with its own calls.
 #[test]
-fn the_ksqldb_python_client_creates_lists_and_reads_errors() {
+fn the_ksqldb_python_client_creates_lists_inserts_queries_and_reads_errors() {
     on_server(|addr, _client| async move {
         let script = concat!(
             env!("CARGO_MANIFEST_DIR"),

@@ -285,3 +285,8 @@ fn projections_and_filters() {
 fn formats() {
     run_file("formats.json");
 }
+
+#[test]
+fn insert_values() {
+    run_file("insert_values.json");
+}

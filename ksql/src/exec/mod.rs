@@ -635,3 +635,187 @@ impl JsonRows {
             .collect())
     }
 }
+
+/// The record `INSERT INTO source [(columns)] VALUES (values)` writes: its key and value in
+/// the source's formats, and its timestamp if `ROWTIME` is given. Values are constant
+/// expressions (DataFusion's, through the planner), each cast to its column's type where
+/// ksqlDB would (numbers to numbers, strings to dates and times); missing columns are null.
+pub fn insert_record(
+    source: &DataSource,
+    columns: &[crate::parser::ast::Ident],
+    values: &[crate::parser::ast::Expr],
+    metastore: &crate::metastore::MetaStore,
+) -> Result<(EncodedRecord, Option<i64>)> {
+    use crate::metastore::name_of;
+    let insertable: Vec<&crate::metastore::Column> = source
+        .columns
+        .iter()
+        .filter(|c| {
+            !matches!(
+                c.constraint,
+                ColumnConstraint::Headers | ColumnConstraint::Header(_)
+            )
+        })
+        .collect();
+    let names: Vec<String> = if columns.is_empty() {
+        insertable.iter().map(|c| c.name.clone()).collect()
+    } else {
+        columns.iter().map(name_of).collect()
+    };
+    if names.len() != values.len() {
+        return Err(KsqlError::statement(format!(
+            "Expected number columns and values to match: [{}], [{}]",
+            names.join(", "),
+            values
+                .iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    let mut typed: Vec<(String, SqlType)> = Vec::with_capacity(names.len());
+    for (i, name) in names.iter().enumerate() {
+        if names[..i].contains(name) {
+            return Err(KsqlError::statement(format!(
+                "Duplicate column name: `{name}`"
+            )));
+        }
+        let ty = if name == crate::plan::catalog::ROWTIME {
+            SqlType::Bigint
+        } else {
+            match source.column(name) {
+                Some(c) if insertable.iter().any(|i| i.name == c.name) => {
+                    metastore.resolve(&c.ty)?
+                }
+                Some(_) => {
+                    return Err(KsqlError::statement(format!(
+                        "Cannot insert into HEADER columns: `{name}`"
+                    )))
+                }
+                None => {
+                    return Err(KsqlError::statement(format!(
+                        "Column name `{name}` does not exist."
+                    )))
+                }
+            }
+        };
+        typed.push((name.clone(), ty));
+    }
+    let arrays = constants(values, &typed, metastore)?;
+    let given = |name: &str| names.iter().position(|n| n == name).map(|i| &arrays[i]);
+    let missing_keys: Vec<&str> = insertable
+        .iter()
+        .filter(|c| c.is_key() && given(&c.name).is_none_or(|a| a.is_null(0)))
+        .map(|c| c.name.as_str())
+        .collect();
+    if source.kind == crate::parser::ast::SourceKind::Table && !missing_keys.is_empty() {
+        return Err(KsqlError::statement(format!(
+            "Value for primary key column(s) {} is required for tables",
+            missing_keys.join(", ")
+        )));
+    }
+    let mut output = Vec::with_capacity(insertable.len());
+    let mut row: Vec<ArrayRef> = Vec::with_capacity(insertable.len());
+    for column in &insertable {
+        let ty = metastore.resolve(&column.ty)?;
+        row.push(match given(&column.name) {
+            Some(array) => array.clone(),
+            None => arrow::array::new_null_array(&arrow_type(&ty)?, 1),
+        });
+        output.push(OutputColumn {
+            name: column.name.clone(),
+            ty,
+            key: column.is_key(),
+        });
+    }
+    let options = SerdeOptions {
+        wrap_single_value: source.properties.wrap_single_value.unwrap_or(true),
+        delimiter: delimiter(source.properties.value_delimiter.as_deref())?,
+    };
+    let encoders = SinkEncoders::new(
+        &output,
+        source.properties.key_format,
+        source.properties.value_format,
+        options,
+    )?;
+    let record = encoders
+        .encode_all(&row)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| KsqlError::statement("no record to insert"))??;
+    let timestamp = match given(crate::plan::catalog::ROWTIME) {
+        Some(array) if !array.is_null(0) => Some(
+            array
+                .as_primitive_opt::<arrow::datatypes::Int64Type>()
+                .map(|a| a.value(0))
+                .ok_or_else(|| KsqlError::statement("ROWTIME must be a BIGINT"))?,
+        ),
+        _ => None,
+    };
+    Ok((record, timestamp))
+}
+
+/// Constant expressions evaluated (one-row arrays), each cast to the type of its column:
+/// numbers to numbers, strings to `DATE`, `TIME` and `TIMESTAMP`, `NULL` to anything; any
+/// other difference is ksqlDB's error.
+fn constants(
+    values: &[crate::parser::ast::Expr],
+    columns: &[(String, SqlType)],
+    metastore: &crate::metastore::MetaStore,
+) -> Result<Vec<ArrayRef>> {
+    let schema = DFSchema::empty();
+    let props = ExecutionProps::new();
+    let batch = RecordBatch::try_new_with_options(
+        Arc::new(arrow::datatypes::Schema::empty()),
+        Vec::new(),
+        &arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(1)),
+    )
+    .map_err(arrow_error)?;
+    let mut out = Vec::with_capacity(values.len());
+    for (value, (name, ty)) in values.iter().zip(columns) {
+        let logical = crate::plan::constant_expr(value, metastore)?;
+        let target = arrow_type(ty)?;
+        let from = datafusion_expr::ExprSchemable::get_type(&logical, &schema)
+            .map_err(crate::plan::catalog::planning_error)?;
+        let from_sql = crate::plan::sql_type(&from);
+        let allowed = from == DataType::Null
+            || from_sql.as_ref() == Some(ty)
+            || (is_number(from_sql.as_ref()) && is_number(Some(ty)))
+            || (from_sql == Some(SqlType::String)
+                && matches!(ty, SqlType::Date | SqlType::Time | SqlType::Timestamp))
+            || (matches!(
+                from_sql,
+                Some(SqlType::Array(_) | SqlType::Map(..) | SqlType::Struct(_))
+            ) && std::mem::discriminant(from_sql.as_ref().unwrap_or(ty))
+                == std::mem::discriminant(ty));
+        if !allowed {
+            return Err(KsqlError::statement(format!(
+                "Expected type {ty} for field `{name}` but got {}({value})",
+                from_sql.map_or_else(|| from.to_string(), |t| t.to_string())
+            )));
+        }
+        let cast = datafusion_expr::ExprSchemable::cast_to(logical, &target, &schema)
+            .map_err(crate::plan::catalog::planning_error)?;
+        let physical =
+            create_physical_expr(&cast, &schema, &props, &PhysicalPlanningContext::default())
+                .map_err(crate::plan::catalog::planning_error)?;
+        let array = physical
+            .evaluate(&batch)
+            .and_then(|v| v.into_array(1))
+            .map_err(|e| {
+                KsqlError::statement(format!(
+                    "Failed to insert values into `{name}`: {}",
+                    e.strip_backtrace()
+                ))
+            })?;
+        out.push(array);
+    }
+    Ok(out)
+}
+
+fn is_number(ty: Option<&SqlType>) -> bool {
+    matches!(
+        ty,
+        Some(SqlType::Int | SqlType::Bigint | SqlType::Double | SqlType::Decimal { .. })
+    )
+}

@@ -1,5 +1,7 @@
-"""PyPI's ksqldb client (1.0.1) against a Sluice ksql server: DDL, listings, properties and
-an error, through its own calls. Usage: ksqldb_client.py http://host:port"""
+"""PyPI's ksqldb client (1.0.1) against a Sluice ksql server: DDL, listings, properties, an
+error, INSERT VALUES and a push query (HTTP/2 to /query-stream), through its own calls.
+Usage: ksqldb_client.py http://host:port"""
+import asyncio
 import sys
 
 import requests
@@ -23,4 +25,22 @@ except requests.HTTPError as err:
     assert err.response.status_code == 400, err.response.status_code
     assert body["@type"] == "statement_error", body
     assert "already exists" in body["message"], body
+client.ksql("INSERT INTO py_stream (id, v) VALUES (1, 'one');")
+client.ksql("INSERT INTO py_stream (id, v) VALUES (2, 'two');")
+
+
+async def push_rows():
+    rows = []
+    async for item in client.query_async(
+        "SELECT id, UCASE(v) AS v FROM py_stream EMIT CHANGES LIMIT 2;",
+        stream_properties={"auto.offset.reset": "earliest"},
+        timeout=30,
+    ):
+        rows.append(item)
+    return rows
+
+
+rows = asyncio.run(push_rows())
+assert rows[0]["columnNames"] == ["ID", "V"], rows
+assert rows[1:] == [[1, "ONE"], [2, "TWO"]], rows
 print("ok")
