@@ -288,6 +288,7 @@ impl Engine {
                 };
                 self.submit(&text, &command, properties).await
             }
+            Statement::Explain(explained) => self.explain(explained, &text).await,
             Statement::Query(_) | Statement::Print { .. } => Err(KsqlError::statement(
                 "The following statement types should be issued to the websocket endpoint '/query':\n\t* PRINT\n\t* SELECT",
             )),
@@ -437,6 +438,97 @@ impl Engine {
                 name = source.name,
             ))),
         }
+    }
+
+    /// `EXPLAIN query_id` or `EXPLAIN statement`: ksqlDB's `queryDescription`, its
+    /// `executionPlan` DataFusion's optimised plan and its `topology` the Streams topology
+    /// the query runs as.
+    async fn explain(&self, explained: &crate::parser::ast::Explained, text: &str) -> Result<Json> {
+        use crate::parser::ast::Explained;
+        let store = self.metastore();
+        let (id, statement_text, statement, running) = match explained {
+            Explained::QueryId(id) => {
+                let id = id.to_ascii_uppercase();
+                let info = store.query(&id).ok_or_else(|| {
+                    KsqlError::statement(format!("Query with id:{id} does not exist, use SHOW QUERIES to view the full set of running queries."))
+                })?;
+                let parsed = crate::parser::parse_one(&info.sql)?;
+                (id, info.sql.clone(), parsed.statement, true)
+            }
+            Explained::Statement(statement) => (
+                String::new(),
+                text.to_string(),
+                (**statement).clone(),
+                false,
+            ),
+        };
+        let (planned, topology, sinks, query_type) = match &statement {
+            Statement::CreateAsSelect(create) => {
+                // The plan against the metastore before the sink existed.
+                let mut before = store.clone();
+                if running {
+                    before.forget_sink(&name_of(&create.name));
+                }
+                let prepared = prepare_create_as_select(create, &statement_text, &before, -1)?;
+                let encoders = crate::queries::sink_encoders(&prepared.sink, &prepared.planned)?;
+                let topology = crate::exec::topology::persistent(
+                    prepared.compiled.clone(),
+                    encoders,
+                    &prepared.sink.properties.topic,
+                    Arc::default(),
+                )?;
+                (
+                    prepared.planned,
+                    topology,
+                    vec![prepared.sink.name],
+                    "PERSISTENT",
+                )
+            }
+            Statement::Query(query) => {
+                let planned = crate::plan::plan_query(query, &store)?;
+                let compiled = Arc::new(crate::exec::CompiledQuery::compile(&planned, &store)?);
+                let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+                let topology = crate::exec::topology::push(compiled, tx, Arc::default())?;
+                (planned, topology, Vec::new(), "PUSH")
+            }
+            other => {
+                return Err(KsqlError::statement(format!(
+                    "EXPLAIN takes a query or a query id, not {}",
+                    statement_name(other)
+                )))
+            }
+        };
+        let state = match (running, self.queries.status(&id).await) {
+            (true, Some(status)) => json!(status.state),
+            _ => Json::Null,
+        };
+        Ok(json!({
+            "@type": "queryDescription",
+            "statementText": text,
+            "queryDescription": {
+                "id": id,
+                "statementText": statement_text,
+                "windowType": null,
+                "fields": planned.columns.iter().map(|c| {
+                    let mut field = json!({"name": c.name, "schema": schema_info(&c.ty)});
+                    if c.key {
+                        field["type"] = json!("KEY");
+                    }
+                    field
+                }).collect::<Vec<_>>(),
+                "sources": [planned.source.name],
+                "sinks": sinks,
+                "topology": topology.describe(),
+                "executionPlan": planned.plan.display_indent().to_string(),
+                "overriddenProperties": {},
+                "ksqlHostQueryStatus": {},
+                "queryType": query_type,
+                "queryErrors": [],
+                "tasksMetadata": [],
+                "state": state,
+            },
+            "warnings": [],
+        }))
     }
 
     /// Writes the record of `INSERT INTO target [(columns)] VALUES (values)` (acks=all).
@@ -653,6 +745,7 @@ impl Engine {
             }
             Statement::Show { .. }
             | Statement::Describe { .. }
+            | Statement::Explain(_)
             | Statement::Unset(_)
             | Statement::Query(_)
             | Statement::Print { .. } => {}

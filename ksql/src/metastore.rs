@@ -456,6 +456,13 @@ impl MetaStore {
         Ok(DdlOutcome { message })
     }
 
+    /// This metastore without the source `name` and the queries writing it: what a
+    /// `CREATE ... AS SELECT` making it was planned against (`EXPLAIN`).
+    pub fn forget_sink(&mut self, name: &str) {
+        self.sources.remove(name);
+        self.queries.retain(|_, q| q.sink != name);
+    }
+
     /// Removes the persistent query `id` (`TERMINATE`).
     pub fn terminate(&mut self, id: &str) -> Result<DdlOutcome> {
         match self.queries.remove(id) {

@@ -244,6 +244,30 @@ fn a_persistent_query_goes_on_after_a_restart_without_loss_or_repeats() {
         assert_eq!(distinct.len(), 20, "no page twice: {pages:?}");
         assert_eq!(common::record_count(&client, "SLOW").await, 20);
 
+        // EXPLAIN shows DataFusion's plan and the Streams topology.
+        let (status, explained) = ksql(&addr, &format!("EXPLAIN {query_id};")).await;
+        assert_eq!(status, 200, "{explained}");
+        let description = &explained[0]["queryDescription"];
+        assert_eq!(explained[0]["@type"], "queryDescription");
+        assert_eq!(description["state"], "RUNNING");
+        assert_eq!(description["queryType"], "PERSISTENT");
+        assert_eq!(description["sinks"], json!(["SLOW"]));
+        let plan = description["executionPlan"].as_str().unwrap();
+        assert!(
+            plan.contains("TableScan: VIEWS") && plan.contains("MS >= Int32(100)"),
+            "{plan}"
+        );
+        assert!(
+            description["topology"]
+                .as_str()
+                .unwrap()
+                .contains("batch source views"),
+            "{description}"
+        );
+        let (status, explained) = ksql(&addr, "EXPLAIN SELECT page FROM views EMIT CHANGES;").await;
+        assert_eq!(status, 200, "{explained}");
+        assert_eq!(explained[0]["queryDescription"]["queryType"], "PUSH");
+
         // A source a query writes cannot be dropped until the query is terminated.
         let (status, error) = ksql(&addr, "DROP STREAM slow;").await;
         assert_eq!(status, 400);

@@ -213,13 +213,13 @@ fn errors_are_ksqldb_error_entities() {
             "line 1:8: expected STREAM, TABLE or TYPE after CREATE, found 'STRAEM'"
         );
         // A statement not run yet says so.
-        let (status, error) = ksql(&addr, "EXPLAIN SELECT * FROM ok EMIT CHANGES;").await;
+        let (status, error) = ksql(&addr, "DESCRIBE FUNCTION ucase;").await;
         assert_eq!(status, 400);
         assert!(
             error["message"]
                 .as_str()
                 .unwrap()
-                .contains("EXPLAIN statements are not implemented in Sluice yet"),
+                .contains("DESCRIBE FUNCTION statements are not implemented in Sluice yet"),
             "{error}"
         );
         // A body that is not a request.
