@@ -162,9 +162,10 @@ fn a_killed_workers_source_task_resumes_elsewhere_with_every_record_exactly_once
                 }
             }
             // The killed worker's open transaction was aborted: what it had written of it
-            // is in the log, and read_committed consumers never saw it.
+            // is in the log, and read_committed consumers never saw it (a kill that falls
+            // between two transactions leaves nothing to abort: it happened once in CI).
             let everything = numbers_in(&client, "eos-timed", 0).await;
-            assert!(everything.len() > limit as usize, "{}", everything.len());
+            assert!(everything.len() >= limit as usize, "{}", everything.len());
             // The offsets were committed with the records: the last one says where it ends.
             let rest = RestClient::new(&b.url()).unwrap();
             await_get(&rest, "/connectors/count/offsets", |body| {
