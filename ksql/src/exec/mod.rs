@@ -74,8 +74,9 @@ pub struct Evaluated {
     pub rows: Vec<u32>,
     /// Each row's timestamp (its input's `ROWTIME`).
     pub timestamps: Vec<i64>,
-    /// Records skipped because they did not deserialise.
-    pub skipped: u64,
+    /// Records skipped because they did not deserialise (or had no timestamp): the index in
+    /// the run of each, and why.
+    pub skipped: Vec<(u32, String)>,
 }
 
 impl CompiledQuery {
@@ -238,7 +239,7 @@ impl CompiledQuery {
     /// The run as one batch of the source's schema; the index of each of its rows in the
     /// run, and every record's timestamp. Records that do not deserialise (and a stream's
     /// records without a value) are left out.
-    fn decode(&self, run: &[RawRecord]) -> Result<(RecordBatch, Vec<u32>, Vec<i64>, u64)> {
+    fn decode(&self, run: &[RawRecord]) -> Result<Decoded> {
         let props = &self.source.properties;
         let mut keys = RowDecoder::new(
             props.key_format,
@@ -253,9 +254,9 @@ impl CompiledQuery {
             false,
         )?;
         let mut keep = Vec::with_capacity(run.len());
-        let mut skipped = 0;
+        let mut skipped = Vec::new();
         let is_stream = self.source.kind == crate::parser::ast::SourceKind::Stream;
-        for raw in run {
+        for (index, raw) in run.iter().enumerate() {
             let key = keys.append(raw.key.as_deref());
             let value: std::result::Result<(), Option<KsqlError>> =
                 if is_stream && raw.value.is_none() {
@@ -285,8 +286,7 @@ impl CompiledQuery {
                         _ => None,
                     };
                     if let Some(problem) = problem {
-                        skipped += 1;
-                        tracing::warn!(topic = %raw.topic, partition = raw.partition, offset = raw.offset, %problem, "skipping a record that does not deserialise");
+                        skipped.push((index as u32, problem));
                     }
                     keep.push(false);
                 }
@@ -320,11 +320,7 @@ impl CompiledQuery {
                     // ksqlDB skips a record whose timestamp column is null.
                     if keep[i] {
                         keep[i] = false;
-                        skipped += 1;
-                        tracing::warn!(
-                            offset = run[i].offset,
-                            "skipping a record whose timestamp column is null"
-                        );
+                        skipped.push((i as u32, "its timestamp column is null".to_string()));
                     }
                 } else {
                     *ts = column.value(i);
@@ -359,6 +355,10 @@ impl CompiledQuery {
         Ok((batch, filter_rows(&rows, &mask), rowtimes, skipped))
     }
 }
+
+/// A run decoded: the batch of the rows kept, the index in the run of each, every record's
+/// timestamp, and the records skipped (index, why).
+type Decoded = (RecordBatch, Vec<u32>, Vec<i64>, Vec<(u32, String)>);
 
 /// The value separator of `VALUE_DELIMITER` (`TAB` and `SPACE` by name, else one character).
 pub(crate) fn delimiter(value: Option<&str>) -> Result<char> {

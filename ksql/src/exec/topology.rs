@@ -35,9 +35,9 @@ fn evaluate_robustly(
         .fetch_add(run.len() as u64, Ordering::Relaxed);
     match query.evaluate(run) {
         Ok(evaluated) => {
-            counters
-                .skipped
-                .fetch_add(evaluated.skipped, Ordering::Relaxed);
+            for (at, why) in &evaluated.skipped {
+                skip(&run[*at as usize], why, counters);
+            }
             vec![evaluated]
         }
         Err(_) if run.len() > 1 => {
@@ -45,9 +45,9 @@ fn evaluate_robustly(
             for (i, record) in run.iter().enumerate() {
                 match query.evaluate(std::slice::from_ref(record)) {
                     Ok(mut evaluated) => {
-                        counters
-                            .skipped
-                            .fetch_add(evaluated.skipped, Ordering::Relaxed);
+                        for (_, why) in &evaluated.skipped {
+                            skip(record, why, counters);
+                        }
                         for row in &mut evaluated.rows {
                             *row = i as u32;
                         }
@@ -67,9 +67,14 @@ fn evaluate_robustly(
     }
 }
 
-fn skip(record: &RawRecord, err: &KsqlError, counters: &QueryCounters) {
-    counters.skipped.fetch_add(1, Ordering::Relaxed);
-    tracing::warn!(topic = %record.topic, partition = record.partition, offset = record.offset, error = %err, "skipping a record the query failed on");
+/// Counts a record the query skips; logs it when the count reaches a power of two (the
+/// 1st, 2nd, 4th, 8th... skipped record), so a topic full of bad records does not flood
+/// the log.
+fn skip(record: &RawRecord, why: &dyn std::fmt::Display, counters: &QueryCounters) {
+    let skipped = counters.skipped.fetch_add(1, Ordering::Relaxed) + 1;
+    if skipped.is_power_of_two() {
+        tracing::warn!(topic = %record.topic, partition = record.partition, offset = record.offset, reason = %why, skipped, "skipping a record the query cannot process (logged at each power of two skipped)");
+    }
 }
 
 /// Evaluates `query` on `run` and pushes each row written by `encode_all` as the record
