@@ -295,3 +295,44 @@ fn a_persistent_query_goes_on_after_a_restart_without_loss_or_repeats() {
         server.shutdown().await;
     });
 }
+
+#[test]
+fn two_servers_of_one_service_share_a_persistent_querys_partitions() {
+    on_server(|_addr, client| async move {
+        let first = serve(&client, "shared_").await;
+        let second = serve(&client, "shared_").await;
+        let (status, body) = ksql_with(
+            &first.local_addr().to_string(),
+            "CREATE STREAM clicks (user_id STRING KEY, url STRING) \
+             WITH (kafka_topic='clicks', partitions=4, value_format='JSON'); \
+             CREATE STREAM upper_clicks AS SELECT user_id, UCASE(url) AS url FROM clicks EMIT CHANGES;",
+            json!({"auto.offset.reset": "earliest"}),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        // Both servers run the query: the second learned it from the command topic.
+        let second_addr = second.local_addr().to_string();
+        let (_, listing) = ksql(&second_addr, "SHOW QUERIES;").await;
+        assert_eq!(listing[0]["queries"][0]["state"], "RUNNING", "{listing}");
+        let records: Vec<Input> = (0..200)
+            .map(|i| Input {
+                partition: None,
+                key: Some(Bytes::from(format!("user{i}"))),
+                value: Some(Bytes::from(json!({"URL": format!("/p{i}")}).to_string())),
+                timestamp: None,
+            })
+            .collect();
+        produce(&client, "clicks", records).await;
+        let rows = consume(&client, "UPPER_CLICKS", 200, Duration::from_secs(30)).await;
+        let keys: BTreeSet<Bytes> = rows.iter().filter_map(|r| r.key.clone()).collect();
+        assert_eq!(rows.len(), 200);
+        assert_eq!(keys.len(), 200, "every record once");
+        // The group of the query's application has a member on each server.
+        let group = "_confluent-ksql-shared_query_".to_string()
+            + body[1]["commandStatus"]["queryId"].as_str().unwrap();
+        let described = client.describe_group(&group).await.unwrap();
+        assert_eq!(described.members.len(), 2, "{described:?}");
+        second.shutdown().await;
+        first.shutdown().await;
+    });
+}
