@@ -487,8 +487,9 @@ impl Engine {
             Statement::Query(query) => {
                 let planned = crate::plan::plan_query(query, &store)?;
                 let compiled = Arc::new(crate::exec::CompiledQuery::compile(&planned, &store)?);
-                let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-                let topology = crate::exec::topology::push(compiled, tx, Arc::default())?;
+                let (tx, _rx) = tokio::sync::mpsc::channel(1);
+                let topology =
+                    crate::exec::topology::push(compiled, tx, Arc::default(), Arc::default())?;
                 (planned, topology, Vec::new(), "PUSH")
             }
             other => {

@@ -197,22 +197,25 @@ pub fn streams_config(
             "auto.offset.reset" => {
                 if value != "earliest" && value != "latest" {
                     return Err(KsqlError::statement(format!(
-                        "Invalid value {value} for configuration auto.offset.reset: String must be one of: latest, earliest, none"
+                        "Invalid value {value} for configuration auto.offset.reset: String must be one of: latest, earliest"
                     )));
                 }
                 props.push(("consumer.auto.offset.reset".into(), value));
             }
-            "processing.guarantee" | "commit.interval.ms" | "num.stream.threads"
-            | "cache.max.bytes.buffering" | "statestore.cache.max.bytes" => {
+            "processing.guarantee"
+            | "commit.interval.ms"
+            | "num.stream.threads"
+            | "cache.max.bytes.buffering"
+            | "statestore.cache.max.bytes" => {
                 props.push((name.to_string(), value));
             }
-            other if other.starts_with("ksql.") => {
-                tracing::debug!(property = other, "ksql property not used by Sluice yet");
-            }
+            // ksqlDB's clients send properties Sluice does not use (ksqlDB's own, client
+            // tuning): set aside, as ksqlDB sets aside what it does not know.
             other => {
-                return Err(KsqlError::statement(format!(
-                    "Unsupported property: {other} (Sluice's ksql takes auto.offset.reset, processing.guarantee, commit.interval.ms, num.stream.threads and cache.max.bytes.buffering)"
-                )))
+                tracing::debug!(
+                    property = other,
+                    "a streams property Sluice's ksql does not use"
+                );
             }
         }
     }
@@ -362,7 +365,9 @@ pub struct PushQuery {
     /// `LIMIT`.
     pub limit: Option<u64>,
     /// Each row, as a JSON array.
-    pub rows: tokio::sync::mpsc::UnboundedReceiver<bytes::Bytes>,
+    pub rows: tokio::sync::mpsc::Receiver<bytes::Bytes>,
+    /// Set when `rows` was full: the client reads more slowly than rows come.
+    overflow: Arc<std::sync::atomic::AtomicBool>,
     /// Fires when `/close-query` asks it to stop.
     pub closed: tokio::sync::oneshot::Receiver<()>,
     guard: PushGuard,
@@ -402,7 +407,27 @@ impl PushQuery {
     pub fn application_id(&self) -> &str {
         &self.guard.application_id
     }
+
+    /// Why the query cannot go on, if it cannot: its stream thread stopped, or the client
+    /// reads more slowly than rows come and the rows waiting filled the buffer.
+    pub fn failure(&self) -> Option<String> {
+        if self.overflow.load(std::sync::atomic::Ordering::Acquire) {
+            return Some(format!(
+                "The push query was stopped: {PUSH_BUFFER_ROWS} rows waited for the client, which reads them more slowly than they come"
+            ));
+        }
+        match &self.guard.streams {
+            Some(streams) if streams.has_failed_thread() => Some(
+                "The push query was stopped: its stream thread failed (see the server's log)"
+                    .to_string(),
+            ),
+            _ => None,
+        }
+    }
 }
+
+/// How many rows a push query holds for a client that has not read them yet.
+const PUSH_BUFFER_ROWS: usize = 100_000;
 
 /// How long a push query may take to get its partitions.
 const PUSH_START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -426,9 +451,10 @@ pub async fn start_push(
     let id = format!("transient_{}_{millis}{n}", planned.source.name);
     let application_id = format!("_confluent-ksql-{service_id}{id}");
     let config = streams_config(&application_id, properties)?;
-    let (tx, rows) = tokio::sync::mpsc::unbounded_channel();
+    let (tx, rows) = tokio::sync::mpsc::channel(PUSH_BUFFER_ROWS);
+    let overflow = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let counters = Arc::new(QueryCounters::default());
-    let topology = crate::exec::topology::push(compiled, tx, counters)?;
+    let topology = crate::exec::topology::push(compiled, tx, overflow.clone(), counters)?;
     let streams = KafkaStreams::start(Arc::new(topology), config, client.clone())
         .await
         .map_err(|e| KsqlError::statement(e.to_string()))?;
@@ -455,6 +481,7 @@ pub async fn start_push(
         columns: planned.columns,
         limit: query.limit,
         rows,
+        overflow,
         closed,
         guard,
     })

@@ -331,6 +331,8 @@ fn rows_stream(
         sent: u64,
         first: Option<String>,
         done: bool,
+        /// How often the query's health is looked at while no row comes.
+        check: tokio::time::Interval,
     }
     impl Drop for State {
         fn drop(&mut self) {
@@ -343,6 +345,7 @@ fn rows_stream(
         sent: 0,
         first: Some(first),
         done: false,
+        check: tokio::time::interval(std::time::Duration::from_secs(1)),
     };
     futures_util::stream::unfold(state, move |mut state| async move {
         if let Some(first) = state.first.take() {
@@ -361,9 +364,23 @@ fn rows_stream(
             state.done = true;
             return Some((Ok(Bytes::from(ending(Some("Limit Reached")))), state));
         }
-        let row = tokio::select! {
-            row = state.push.rows.recv() => row,
-            _ = &mut state.push.closed => None,
+        let row = loop {
+            tokio::select! {
+                row = state.push.rows.recv() => break row,
+                _ = &mut state.push.closed => break None,
+                _ = state.check.tick() => {
+                    if let Some(failure) = state.push.failure() {
+                        state.done = true;
+                        let error = json!({"@type": "generic_error", "error_code": 50000, "message": failure});
+                        let end = match framing {
+                            Framing::Original => format!("{}]\n", json!({"errorMessage": error})),
+                            Framing::Delimited => format!("{error}\n"),
+                            Framing::JsonArray => format!(",{error}]"),
+                        };
+                        return Some((Ok(Bytes::from(end)), state));
+                    }
+                }
+            }
         };
         match row {
             Some(row) => {

@@ -1408,11 +1408,6 @@ fn unpublish(stores: &LocalStores, task: &TaskContext) {
     });
 }
 
-/// The records of one poll in the order Kafka Streams processes a task's inputs: each
-/// partition's records in offset order, and across partitions the one whose next record has
-/// the smallest timestamp first — so that a table's rows are in before the stream records that
-/// come after them in time (Kafka's partition group; no waiting for partitions with nothing
-/// fetched, which `max.task.idle.ms` would add).
 /// What follows `n` records run through `task`: its stream-time punctuations, the counts.
 fn after_records(
     topology: &Topology,
@@ -1432,6 +1427,11 @@ fn after_records(
     Ok(())
 }
 
+/// The records of one poll in the order Kafka Streams processes a task's inputs, task by
+/// task (partition number): each partition's records in offset order, and across a task's
+/// partitions the one whose next record has the smallest timestamp first — so that a table's rows are in before the stream records that
+/// come after them in time (Kafka's partition group; no waiting for partitions with nothing
+/// fetched, which `max.task.idle.ms` would add).
 fn in_timestamp_order(records: Vec<crate::topology::RawRecord>) -> Vec<crate::topology::RawRecord> {
     use std::collections::VecDeque;
     // One partition (the usual poll of a task): already in order.

@@ -39,6 +39,8 @@ enum Step {
     Filter(Arc<dyn PhysicalExpr>),
     /// Computes new columns (a schema of their own).
     Project(Vec<Arc<dyn PhysicalExpr>>, SchemaRef),
+    /// No rows (a plan DataFusion proved empty), of this schema.
+    Empty(SchemaRef),
 }
 
 /// Where a source column's values come from.
@@ -86,6 +88,11 @@ impl CompiledQuery {
         metastore: &crate::metastore::MetaStore,
     ) -> Result<CompiledQuery> {
         let source = planned.source.clone();
+        if source.properties.window.is_some() {
+            return Err(KsqlError::statement(
+                "queries of windowed sources are not supported by Sluice's ksql yet (issue 18 is under way)",
+            ));
+        }
         let input_schema = source_schema(&source, metastore)?;
         let mut column_sources = Vec::new();
         let mut key_columns = Vec::new();
@@ -191,6 +198,10 @@ impl CompiledQuery {
                     batch =
                         arrow::compute::filter_record_batch(&batch, mask).map_err(arrow_error)?;
                     rows = filter_rows(&rows, mask);
+                }
+                Step::Empty(schema) => {
+                    batch = RecordBatch::new_empty(schema.clone());
+                    rows.clear();
                 }
                 Step::Project(exprs, schema) => {
                     let n = batch.num_rows();
@@ -334,11 +345,6 @@ impl CompiledQuery {
         columns.push(Arc::new(Int64Array::from_iter_values(
             run.iter().map(|r| r.offset),
         )));
-        if self.source.properties.window.is_some() {
-            return Err(KsqlError::statement(
-                "queries of windowed sources are not supported by Sluice's ksql yet (issue 18 is under way)",
-            ));
-        }
         let batch = RecordBatch::try_new_with_options(
             self.input_schema.clone(),
             columns,
@@ -495,6 +501,10 @@ fn compile_steps(plan: &LogicalPlan, props: &ExecutionProps) -> Result<Vec<Step>
             Ok(steps)
         }
         LogicalPlan::SubqueryAlias(alias) => compile_steps(&alias.input, props),
+        // A query DataFusion proved empty (`WHERE FALSE`): no row passes.
+        LogicalPlan::EmptyRelation(empty) if !empty.produce_one_row => {
+            Ok(vec![Step::Empty(Arc::new(empty.schema.as_arrow().clone()))])
+        }
         other => Err(KsqlError::statement(format!(
             "Sluice's ksql cannot run this plan yet (issue 18 is under way): {}",
             other.display()

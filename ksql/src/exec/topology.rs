@@ -153,10 +153,12 @@ pub fn persistent(
 }
 
 /// A push query's topology: each row, as a JSON array, handed to `rows`. A closed channel
-/// drops rows (the query is being stopped).
+/// drops rows (the query is being stopped); a full one (the client reads more slowly than
+/// rows come) sets `overflow`, which ends the query.
 pub fn push(
     query: Arc<CompiledQuery>,
-    rows: tokio::sync::mpsc::UnboundedSender<Bytes>,
+    rows: tokio::sync::mpsc::Sender<Bytes>,
+    overflow: Arc<std::sync::atomic::AtomicBool>,
     counters: Arc<QueryCounters>,
 ) -> Result<Topology> {
     let json = JsonRows::new(&query.output_columns().cloned().collect::<Vec<_>>())?;
@@ -185,7 +187,9 @@ pub fn push(
         )
         .foreach(move |(), row| {
             sent.rows_out.fetch_add(1, Ordering::Relaxed);
-            let _ = rows.send(row);
+            if let Err(tokio::sync::mpsc::error::TrySendError::Full(_)) = rows.try_send(row) {
+                overflow.store(true, Ordering::Release);
+            }
         });
     builder
         .build()
