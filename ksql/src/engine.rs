@@ -403,30 +403,13 @@ impl Engine {
         }
     }
 
-    /// Creates the source's topic when it is missing and `PARTITIONS` says how (ksqlDB's
-    /// rule); a missing topic without it is an error.
     /// Whether the source's topic must be created: an existing topic must have the
     /// partitions `PARTITIONS` asks for; a missing one needs `PARTITIONS` (ksqlDB's rules).
     async fn topic_to_create(&self, source: &DataSource, kind: SourceKind) -> Result<bool> {
         let props: &SourceProperties = &source.properties;
-        let existing = match self
-            .client
-            .describe_topics(Some(std::slice::from_ref(&props.topic)))
-            .await
-        {
-            Ok(topics) => topics
-                .into_iter()
-                .find(|t| t.name == props.topic && !t.partitions.is_empty()),
-            Err(err) if err.response_error() == ResponseError::UnknownTopicOrPartition => None,
-            Err(err) => return Err(kafka(err)),
-        };
-        match (existing, props.partitions) {
+        match (self.existing_topic(&props.topic).await?, props.partitions) {
             (Some(topic), Some(wanted)) if topic.partitions.len() != wanted as usize => {
-                Err(KsqlError::statement(format!(
-                    "A Kafka topic with the name '{}' already exists, with different partition/replica configuration than required. KSQL expects {wanted} partitions (topic has {}).",
-                    props.topic,
-                    topic.partitions.len()
-                )))
+                Err(partitions_differ(&props.topic, wanted, topic.partitions.len()))
             }
             (Some(_), _) => Ok(false),
             (None, Some(_)) => Ok(true),
@@ -438,6 +421,56 @@ impl Engine {
                 name = source.name,
             ))),
         }
+    }
+
+    /// Topic `name` as the cluster describes it, if it exists.
+    async fn existing_topic(
+        &self,
+        name: &str,
+    ) -> Result<Option<sluice_log::client::admin::TopicDescription>> {
+        match self.client.describe_topics(Some(&[name.to_string()])).await {
+            Ok(topics) => Ok(topics
+                .into_iter()
+                .find(|t| t.name == name && !t.partitions.is_empty())),
+            Err(err) if err.response_error() == ResponseError::UnknownTopicOrPartition => Ok(None),
+            Err(err) => Err(kafka(err)),
+        }
+    }
+
+    /// Creates topic `name` (-1: the broker's default); one that exists already is fine
+    /// (another server of the service may have made it first).
+    async fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        replicas: Option<u16>,
+        configs: BTreeMap<String, String>,
+    ) -> Result<()> {
+        let created = self
+            .client
+            .create_topics(
+                &[NewTopic {
+                    name: name.to_string(),
+                    partitions,
+                    replication_factor: replicas.and_then(|r| i16::try_from(r).ok()).unwrap_or(-1),
+                    configs,
+                }],
+                false,
+            )
+            .await
+            .map_err(kafka)?;
+        for (topic, result) in created {
+            match result {
+                Ok(()) => {}
+                Err(e) if e.response_error() == ResponseError::TopicAlreadyExists => {}
+                Err(e) => {
+                    return Err(KsqlError::statement(format!(
+                        "Could not create the topic {topic}: {e}"
+                    )))
+                }
+            }
+        }
+        Ok(())
     }
 
     /// `EXPLAIN query_id` or `EXPLAIN statement`: ksqlDB's `queryDescription`, its
@@ -567,75 +600,26 @@ impl Engine {
     /// (ksqlDB's rule); an existing topic must have the partitions asked for.
     async fn ensure_sink_topic(&self, sink: &DataSource, source_topic: &str) -> Result<()> {
         let props = &sink.properties;
-        let found = |topics: Vec<sluice_log::client::admin::TopicDescription>, name: &str| {
-            topics
-                .into_iter()
-                .find(|t| t.name == name && !t.partitions.is_empty())
-        };
-        let existing = match self
-            .client
-            .describe_topics(Some(std::slice::from_ref(&props.topic)))
-            .await
-        {
-            Ok(topics) => found(topics, &props.topic),
-            Err(err) if err.response_error() == ResponseError::UnknownTopicOrPartition => None,
-            Err(err) => return Err(kafka(err)),
-        };
-        if let Some(topic) = existing {
+        if let Some(topic) = self.existing_topic(&props.topic).await? {
             return match props.partitions {
-                Some(wanted) if topic.partitions.len() != wanted as usize => {
-                    Err(KsqlError::statement(format!(
-                        "A Kafka topic with the name '{}' already exists, with different partition/replica configuration than required. KSQL expects {wanted} partitions (topic has {}).",
-                        props.topic,
-                        topic.partitions.len()
-                    )))
-                }
+                Some(wanted) if topic.partitions.len() != wanted as usize => Err(
+                    partitions_differ(&props.topic, wanted, topic.partitions.len()),
+                ),
                 _ => Ok(()),
             };
         }
         let partitions = match props.partitions {
             Some(p) => i32::try_from(p).unwrap_or(i32::MAX),
-            None => {
-                let source = self
-                    .client
-                    .describe_topics(Some(&[source_topic.to_string()]))
-                    .await
-                    .map_err(kafka)?;
-                found(source, source_topic)
-                    .map(|t| t.partitions.len() as i32)
-                    .ok_or_else(|| {
-                        KsqlError::statement(format!("Kafka topic does not exist: {source_topic}"))
-                    })?
-            }
+            None => self
+                .existing_topic(source_topic)
+                .await?
+                .map(|t| t.partitions.len() as i32)
+                .ok_or_else(|| {
+                    KsqlError::statement(format!("Kafka topic does not exist: {source_topic}"))
+                })?,
         };
-        let created = self
-            .client
-            .create_topics(
-                &[NewTopic {
-                    name: props.topic.clone(),
-                    partitions,
-                    replication_factor: props
-                        .replicas
-                        .and_then(|r| i16::try_from(r).ok())
-                        .unwrap_or(-1),
-                    configs: BTreeMap::new(),
-                }],
-                false,
-            )
+        self.create_topic(&props.topic, partitions, props.replicas, BTreeMap::new())
             .await
-            .map_err(kafka)?;
-        for (topic, result) in created {
-            match result {
-                Ok(()) => {}
-                Err(e) if e.response_error() == ResponseError::TopicAlreadyExists => {}
-                Err(e) => {
-                    return Err(KsqlError::statement(format!(
-                        "Could not create the topic {topic}: {e}"
-                    )))
-                }
-            }
-        }
-        Ok(())
     }
 
     /// Creates the source's topic when [`Engine::topic_to_create`] says so.
@@ -649,31 +633,12 @@ impl Engine {
         if kind == SourceKind::Table && props.window.is_none() {
             configs.insert("cleanup.policy".to_string(), "compact".to_string());
         }
-        let created = self
-            .client
-            .create_topics(
-                &[NewTopic {
-                    name: props.topic.clone(),
-                    partitions: props
-                        .partitions
-                        .and_then(|p| i32::try_from(p).ok())
-                        .unwrap_or(-1),
-                    replication_factor: props
-                        .replicas
-                        .and_then(|r| i16::try_from(r).ok())
-                        .unwrap_or(-1),
-                    configs,
-                }],
-                false,
-            )
+        let partitions = props
+            .partitions
+            .and_then(|p| i32::try_from(p).ok())
+            .unwrap_or(-1);
+        self.create_topic(&props.topic, partitions, props.replicas, configs)
             .await
-            .map_err(kafka)?;
-        for (topic, result) in created {
-            result.map_err(|e| {
-                KsqlError::statement(format!("Could not create the topic {topic}: {e}"))
-            })?;
-        }
-        Ok(())
     }
 
     /// Checks `parsed` against `sandbox` (applying it there) without touching the cluster:
@@ -863,6 +828,13 @@ impl Engine {
             }
         })
     }
+}
+
+/// ksqlDB's error for an existing topic without the partitions `PARTITIONS` asks for.
+fn partitions_differ(topic: &str, wanted: u32, has: usize) -> KsqlError {
+    KsqlError::statement(format!(
+        "A Kafka topic with the name '{topic}' already exists, with different partition/replica configuration than required. KSQL expects {wanted} partitions (topic has {has})."
+    ))
 }
 
 /// The source `INSERT INTO name` writes: it must exist and not be read-only.

@@ -176,7 +176,8 @@ pub fn streams_config(
     application_id: &str,
     properties: &Map<String, Json>,
 ) -> Result<StreamsConfig> {
-    let mut props: Vec<(String, String)> = vec![
+    // Later settings win (a request's over the defaults).
+    let mut props: BTreeMap<String, String> = [
         ("application.id".into(), application_id.into()),
         ("consumer.auto.offset.reset".into(), "latest".into()),
         // Rows show up within a commit interval at worst; ksqlDB's default is 2 s.
@@ -186,7 +187,9 @@ pub fn streams_config(
             "default.deserialization.exception.handler".into(),
             "LogAndContinueExceptionHandler".into(),
         ),
-    ];
+    ]
+    .into_iter()
+    .collect();
     for (name, value) in properties {
         let value = match value {
             Json::String(s) => s.clone(),
@@ -200,14 +203,14 @@ pub fn streams_config(
                         "Invalid value {value} for configuration auto.offset.reset: String must be one of: latest, earliest"
                     )));
                 }
-                props.push(("consumer.auto.offset.reset".into(), value));
+                props.insert("consumer.auto.offset.reset".into(), value);
             }
             "processing.guarantee"
             | "commit.interval.ms"
             | "num.stream.threads"
             | "cache.max.bytes.buffering"
             | "statestore.cache.max.bytes" => {
-                props.push((name.to_string(), value));
+                props.insert(name.to_string(), value);
             }
             // ksqlDB's clients send properties Sluice does not use (ksqlDB's own, client
             // tuning): set aside, as ksqlDB sets aside what it does not know.
@@ -219,12 +222,7 @@ pub fn streams_config(
             }
         }
     }
-    // Later settings win (a request's over the defaults).
-    let mut merged: BTreeMap<String, String> = BTreeMap::new();
-    for (k, v) in props {
-        merged.insert(k, v);
-    }
-    StreamsConfig::from_props(merged.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    StreamsConfig::from_props(props.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .map_err(|e| KsqlError::statement(e.to_string()))
 }
 

@@ -781,9 +781,9 @@ fn constants(
         &arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(1)),
     )
     .map_err(arrow_error)?;
+    let logicals = crate::plan::constant_exprs(values, metastore)?;
     let mut out = Vec::with_capacity(values.len());
-    for (value, (name, ty)) in values.iter().zip(columns) {
-        let logical = crate::plan::constant_expr(value, metastore)?;
+    for ((logical, value), (name, ty)) in logicals.into_iter().zip(values).zip(columns) {
         let target = arrow_type(ty)?;
         let from = datafusion_expr::ExprSchemable::get_type(&logical, &schema)
             .map_err(crate::plan::catalog::planning_error)?;

@@ -170,23 +170,28 @@ pub fn plan_query(query: &Query, metastore: &MetaStore) -> Result<PlannedQuery> 
     })
 }
 
-/// A constant expression (an `INSERT INTO ... VALUES` value) as a DataFusion expression:
-/// ksqlDB's rules applied, its functions resolved, no columns.
-pub fn constant_expr(expr: &Expr, metastore: &MetaStore) -> Result<datafusion_expr::Expr> {
-    let mut expr = expr.clone();
-    rewrite::for_datafusion(&mut expr)?;
+/// Constant expressions (`INSERT INTO ... VALUES`' values) as DataFusion expressions:
+/// ksqlDB's rules applied, their functions resolved, no columns.
+pub fn constant_exprs(exprs: &[Expr], metastore: &MetaStore) -> Result<Vec<datafusion_expr::Expr>> {
     let catalog = Catalog::new(metastore)?;
     let options = ParserOptions::new()
         .with_enable_ident_normalization(false)
         .with_map_string_types_to_utf8view(false);
     let planner = SqlToRel::new_with_options(&catalog, options);
-    planner
-        .sql_to_expr(
-            expr,
-            &datafusion_common::DFSchema::empty(),
-            &mut datafusion_sql::planner::PlannerContext::new(),
-        )
-        .map_err(planning_error)
+    exprs
+        .iter()
+        .map(|expr| {
+            let mut expr = expr.clone();
+            rewrite::for_datafusion(&mut expr)?;
+            planner
+                .sql_to_expr(
+                    expr,
+                    &datafusion_common::DFSchema::empty(),
+                    &mut datafusion_sql::planner::PlannerContext::new(),
+                )
+                .map_err(planning_error)
+        })
+        .collect()
 }
 
 /// A planning error in ksqlDB's words where it has them: an unknown column is named, with
