@@ -706,8 +706,15 @@ impl Engine {
                 }
             }
             Statement::Set { name, value } => check_property(name, value)?,
-            Statement::InsertValues { target, .. } => {
-                insert_target(sandbox, &name_of(target))?;
+            // The values are checked too, so that a request whose last insert is bad
+            // writes none of its records.
+            Statement::InsertValues {
+                target,
+                columns,
+                values,
+            } => {
+                let source = insert_target(sandbox, &name_of(target))?;
+                crate::exec::insert_record(source, columns, values, sandbox)?;
             }
             Statement::Show { .. }
             | Statement::Describe { .. }

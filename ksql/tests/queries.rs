@@ -161,6 +161,23 @@ fn close_query_ends_a_push_query_and_bad_queries_are_statement_errors() {
                 "{sql}: {error}"
             );
         }
+        // A request is checked whole: a bad insert after a good one writes neither.
+        let before = common::record_count(&client, "views").await;
+        let (status, error) = ksql(
+            &addr,
+            "INSERT INTO views (page, ms) VALUES ('ok', 1); INSERT INTO views (page, ms) VALUES ('bad', 'x');",
+        )
+        .await;
+        assert_eq!(status, 400);
+        assert!(
+            error["message"]
+                .as_str()
+                .unwrap()
+                .contains("Expected type INTEGER for field `MS`"),
+            "{error}"
+        );
+        assert_eq!(common::record_count(&client, "views").await, before);
+
         // The functions queries may call.
         let (status, listing) = ksql(&addr, "SHOW FUNCTIONS;").await;
         assert_eq!(status, 200);
