@@ -10,15 +10,19 @@
 //! - [`format`]: ksqlDB's key and value formats (JSON, KAFKA, DELIMITED, NONE) between record
 //!   bytes and Arrow columns.
 //!
+//! - [`aggregate`]: ksqlDB's aggregate functions, their signatures for DataFusion and their
+//!   per-group states.
+//! - [`plan`]: a query as a DataFusion logical plan; [`exec`]: the plan compiled into a
+//!   Sluice Streams topology over Arrow batches; [`queries`]: persistent and push queries run.
 //! - [`command`]: the command topic that keeps every DDL statement in order, applied by a
 //!   runner so a restarted server, and every server of one service id, agree.
 //! - [`engine`]: statements run against the metastore and the cluster (topics created and
 //!   deleted as ksqlDB does), answered with ksqlDB's REST entities.
 //! - [`rest`]: ksqlDB's REST API (`POST /ksql`, `/info`, `/healthcheck`).
 //!
-//! Still to come (issue 18): compilation through DataFusion into Sluice Streams
-//! topologies, the query endpoints of the REST API, the CLI and headless mode.
+//! Still to come (issue 18): windows, joins, pull queries, the CLI and headless mode.
 
+pub mod aggregate;
 pub mod command;
 pub mod engine;
 pub mod error;

@@ -52,8 +52,13 @@ pub fn prepare_create_as_select(
             "EMIT FINAL is only supported for windowed aggregations.",
         ));
     }
-    match (create.kind, source.kind) {
-        (SourceKind::Stream, SourceKind::Stream) => {}
+    let produces = if planned.grouped {
+        SourceKind::Table
+    } else {
+        source.kind
+    };
+    match (create.kind, produces) {
+        (SourceKind::Stream, SourceKind::Stream) | (SourceKind::Table, SourceKind::Table) => {}
         (SourceKind::Stream, SourceKind::Table) => {
             return Err(KsqlError::statement(
                 "Invalid result type. Your SELECT query produces a TABLE. Please use CREATE TABLE AS SELECT statement instead.",
@@ -64,16 +69,45 @@ pub fn prepare_create_as_select(
                 "Invalid result type. Your SELECT query produces a STREAM. Please use CREATE STREAM AS SELECT statement instead.",
             ))
         }
-        (SourceKind::Table, SourceKind::Table) => {
-            return Err(KsqlError::statement(
-                "CREATE TABLE ... AS SELECT is not supported by Sluice's ksql yet (issue 18 is under way)",
-            ))
-        }
+    }
+    if !planned.grouped && source.kind == SourceKind::Table {
+        return Err(KsqlError::statement(
+            "CREATE TABLE ... AS SELECT of a table without GROUP BY is not supported by Sluice's ksql yet (issue 18 is under way)",
+        ));
+    }
+    if planned.grouped && source.kind == SourceKind::Table {
+        return Err(KsqlError::statement(
+            "aggregating a TABLE is not supported by Sluice's ksql yet (issue 18 is under way): aggregate a STREAM",
+        ));
+    }
+    if planned.grouped && source.properties.value_format == Format::Kafka {
+        return Err(KsqlError::statement(format!(
+            "Source(s) {} are using the 'KAFKA' value format. This format does not yet support GROUP BY.",
+            source.name
+        )));
+    }
+    if planned.grouped && !planned.missing_keys.is_empty() {
+        let missing = &planned.missing_keys;
+        let (keys, expressions) = if missing.len() == 1 {
+            ("Key", "expression")
+        } else {
+            ("Keys", "expressions")
+        };
+        return Err(KsqlError::statement(format!(
+            "{keys} missing from projection (ie, SELECT).\nThe query used to build `{sink_name}` must include the grouping {expressions} {} in its projection (eg, SELECT {}...).",
+            and_list(missing),
+            missing.join(", ")
+        )));
     }
     if let Some(missing) = planned.missing_keys.first() {
         return Err(KsqlError::statement(format!(
             "Key missing from projection (ie, SELECT).\nThe query used to build `{sink_name}` must include the key column {missing} in its projection (eg, SELECT {missing}...)."
         )));
+    }
+    if planned.grouped && planned.columns.iter().all(|c| c.key) {
+        return Err(KsqlError::statement(
+            "The projection contains no value columns.",
+        ));
     }
     if create.query.limit.is_some() {
         return Err(KsqlError::statement(
@@ -99,10 +133,11 @@ pub fn prepare_create_as_select(
             ));
         }
         if !given("KEY_FORMAT") {
-            let key_format = if has_key {
-                source.properties.key_format
-            } else {
-                Format::None
+            let key_format = match (has_key, source.properties.key_format) {
+                (false, _) => Format::None,
+                // A stream without a key grouped into a table: ksqlDB's default key format.
+                (true, Format::None) => Format::Kafka,
+                (true, format) => format,
             };
             with.0.push((
                 "KEY_FORMAT".into(),
@@ -117,13 +152,24 @@ pub fn prepare_create_as_select(
             columns.push(Column {
                 name: c.name.clone(),
                 ty: c.ty.clone(),
-                constraint: if key {
-                    ColumnConstraint::Key
-                } else {
-                    ColumnConstraint::None
+                constraint: match (key, create.kind) {
+                    (false, _) => ColumnConstraint::None,
+                    (true, SourceKind::Stream) => ColumnConstraint::Key,
+                    (true, SourceKind::Table) => ColumnConstraint::PrimaryKey,
                 },
             });
         }
+    }
+    let key_columns: Vec<&Column> = columns.iter().filter(|c| c.is_key()).collect();
+    if properties.key_format == Format::Kafka && key_columns.len() > 1 {
+        let schema = key_columns
+            .iter()
+            .map(|c| format!("`{}` {} KEY", c.name, c.ty))
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(KsqlError::statement(format!(
+            "Key format does not support schema.\nformat: KAFKA\nschema: Persistence{{columns=[{schema}], features=[]}}\nreason: The 'KAFKA' format only supports a single field. Got: [{schema}]"
+        )));
     }
     if properties.key_format == Format::None && has_key {
         return Err(KsqlError::statement(
@@ -139,7 +185,10 @@ pub fn prepare_create_as_select(
         sql: text.to_string(),
     };
     let info = QueryInfo {
-        id: format!("CSAS_{sink_name}_{sequence}"),
+        id: match create.kind {
+            SourceKind::Stream => format!("CSAS_{sink_name}_{sequence}"),
+            SourceKind::Table => format!("CTAS_{sink_name}_{sequence}"),
+        },
         sql: text.to_string(),
         sink: sink_name,
         sources: vec![source.name.clone()],
@@ -153,6 +202,15 @@ pub fn prepare_create_as_select(
         compiled,
         planned,
     })
+}
+
+/// `A, B and C`.
+fn and_list(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
 }
 
 /// The encoders writing `planned`'s rows into `sink`.

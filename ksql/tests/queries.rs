@@ -183,12 +183,12 @@ fn close_query_ends_a_push_query_and_bad_queries_are_statement_errors() {
         assert_eq!(status, 200);
         assert_eq!(listing[0]["@type"], "function_names");
         let functions = listing[0]["functions"].as_array().unwrap();
-        assert_eq!(functions.len(), 56, "the count README gives");
+        assert_eq!(functions.len(), 69, "the count README gives");
         assert!(
             functions.contains(&json!({"name": "UCASE", "category": "STRING", "type": "SCALAR"}))
         );
-        // Aggregates come with aggregations.
-        assert!(!functions.iter().any(|f| f["name"] == "COUNT"));
+        assert!(functions
+            .contains(&json!({"name": "COUNT", "category": "AGGREGATE", "type": "AGGREGATE"})));
         // /ksql sends queries to the query endpoints, as ksqlDB does.
         let (status, error) = ksql(&addr, "SELECT * FROM views EMIT CHANGES;").await;
         assert_eq!(status, 400);
@@ -351,5 +351,88 @@ fn two_servers_of_one_service_share_a_persistent_querys_partitions() {
         assert_eq!(described.members.len(), 2, "{described:?}");
         second.shutdown().await;
         first.shutdown().await;
+    });
+}
+
+#[test]
+fn an_aggregation_goes_on_from_its_restored_state_after_a_restart() {
+    on_server(|_addr, client| async move {
+        let server = serve(&client, "aggregating_").await;
+        let addr = server.local_addr().to_string();
+        let properties = json!({"auto.offset.reset": "earliest", "cache.max.bytes.buffering": 0});
+        let (status, body) = ksql_with(
+            &addr,
+            &format!(
+                "{SETUP} CREATE TABLE per_page AS SELECT page, COUNT(*) AS n, SUM(ms) AS total FROM views GROUP BY page;"
+            ),
+            properties.clone(),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let query_id = body[1]["commandStatus"]["queryId"].as_str().unwrap();
+        assert!(query_id.starts_with("CTAS_PER_PAGE_"), "{body}");
+        let batch = |from: i32, to: i32| {
+            (from..to)
+                .map(|i| json_value(json!({"PAGE": format!("p{}", i % 2), "MS": i})))
+                .collect::<Vec<_>>()
+        };
+        produce(&client, "views", batch(0, 10)).await;
+        assert_eq!(
+            consume(&client, "PER_PAGE", 10, Duration::from_secs(20))
+                .await
+                .len(),
+            10
+        );
+        // The repartition topic and the store's changelog are the query's, named as ksqlDB
+        // names them.
+        let app = format!("_confluent-ksql-aggregating_query_{query_id}");
+        let topics: Vec<String> = client
+            .describe_topics(None)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
+        for suffix in [
+            "Aggregate-GroupBy-repartition",
+            "Aggregate-Aggregate-Materialize-changelog",
+        ] {
+            assert!(
+                topics.iter().any(|t| *t == format!("{app}-{suffix}")),
+                "{suffix} in {topics:?}"
+            );
+        }
+
+        server.shutdown().await;
+        produce(&client, "views", batch(10, 14)).await;
+        let server = serve(&client, "aggregating_").await;
+        let addr = server.local_addr().to_string();
+        let rows = consume(&client, "PER_PAGE", 14, Duration::from_secs(20)).await;
+        assert_eq!(rows.len(), 14);
+        assert_eq!(common::record_count(&client, "PER_PAGE").await, 14);
+        // The last update of each page counts every record once: the state was restored.
+        let last: Vec<Json> = rows[10..]
+            .iter()
+            .map(|r| serde_json::from_slice(r.value.as_ref().unwrap()).unwrap())
+            .collect();
+        assert_eq!(last[2], json!({"N": 7, "TOTAL": 42}), "{last:?}");
+        assert_eq!(last[3], json!({"N": 7, "TOTAL": 49}), "{last:?}");
+
+        // A push query aggregates too, each update of a group a row.
+        let request = json!({
+            "sql": "SELECT page, COUNT(*) AS n FROM views GROUP BY page EMIT CHANGES LIMIT 3;",
+            "properties": properties,
+        })
+        .to_string();
+        let mut response = Streamed::post(&addr, "/query-stream", &request, "*/*").await;
+        assert_eq!(response.status, 200, "{}", response.head);
+        let metadata: Json = serde_json::from_str(&response.next_line().await.unwrap()).unwrap();
+        assert_eq!(metadata["columnNames"], json!(["PAGE", "N"]));
+        assert_eq!(metadata["columnTypes"], json!(["STRING", "BIGINT"]));
+        assert_eq!(response.next_line().await.as_deref(), Some(r#"["p0",1]"#));
+        assert_eq!(response.next_line().await.as_deref(), Some(r#"["p1",1]"#));
+        assert_eq!(response.next_line().await.as_deref(), Some(r#"["p0",2]"#));
+        assert_eq!(response.next_line().await, None);
+        server.shutdown().await;
     });
 }

@@ -483,6 +483,13 @@ impl<K: Data, V: Data> KTable<K, V> {
         self.changes_to_stream("to_stream", |change| Some(change.new))
     }
 
+    /// The table's updates as a stream of changes, each with the value it replaces (Kafka
+    /// Streams keeps this internal, for its own operators; ksql's `HAVING` needs it to
+    /// delete only rows that were there).
+    pub fn changes(&self) -> KStream<K, Change<V>> {
+        self.changes_to_stream("changes", Some)
+    }
+
     fn changes_to_stream<V2: Data>(
         &self,
         what: &str,

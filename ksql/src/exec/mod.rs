@@ -8,6 +8,7 @@
 //! sink's formats (a persistent query) or as a JSON array (a push query) and goes on as a
 //! record with its input record's timestamp.
 
+pub mod aggregate;
 pub mod topology;
 
 use std::sync::Arc;
@@ -63,6 +64,8 @@ pub struct CompiledQuery {
     /// The column the source takes its records' timestamps from (`TIMESTAMP`).
     timestamp_column: Option<usize>,
     steps: Vec<Step>,
+    /// A `GROUP BY` query's aggregation (`steps` being the plan below it).
+    aggregate: Option<aggregate::AggregateStage>,
     /// The result's columns, and the Arrow type each is held in.
     output: Vec<(OutputColumn, DataType)>,
 }
@@ -152,7 +155,15 @@ impl CompiledQuery {
             false,
         )?;
         let props = ExecutionProps::new();
-        let steps = compile_steps(&planned.plan, &props)?;
+        let (steps, aggregate) = match aggregate::split(&planned.plan, &props)? {
+            Some((after, node)) => (
+                compile_steps(&node.input, &props)?,
+                Some(aggregate::AggregateStage::compile(
+                    &node, after, &source, &props,
+                )?),
+            ),
+            None => (compile_steps(&planned.plan, &props)?, None),
+        };
         let output = planned
             .columns
             .iter()
@@ -167,8 +178,29 @@ impl CompiledQuery {
             options,
             timestamp_column,
             steps,
+            aggregate,
             output,
         })
+    }
+
+    /// A `GROUP BY` query's aggregation.
+    pub fn aggregate(&self) -> Option<&aggregate::AggregateStage> {
+        self.aggregate.as_ref()
+    }
+
+    /// A grouped query's result row for the group `key` with aggregate `states`: its
+    /// columns (one row each, of their canonical types), and whether it passes `HAVING`.
+    pub fn grouped_result(
+        &self,
+        key: &[u8],
+        states: &[crate::aggregate::State],
+    ) -> Result<(Vec<ArrayRef>, bool)> {
+        let stage = self
+            .aggregate
+            .as_ref()
+            .ok_or_else(|| KsqlError::statement("the query does not aggregate"))?;
+        let (batch, kept) = stage.result(key, states)?;
+        Ok((aggregate::canonical(&batch, &self.output)?, kept))
     }
 
     /// The source's topic.
@@ -219,25 +251,11 @@ impl CompiledQuery {
                 }
             }
         }
-        if batch.num_columns() != self.output.len() {
-            return Err(KsqlError::statement(format!(
-                "the query made {} columns where {} were planned",
-                batch.num_columns(),
-                self.output.len()
-            )));
-        }
-        let columns = batch
-            .columns()
-            .iter()
-            .zip(&self.output)
-            .map(|(array, (_, ty))| {
-                if array.data_type() == ty {
-                    Ok(array.clone())
-                } else {
-                    arrow::compute::cast(array, ty).map_err(arrow_error)
-                }
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let columns = match &self.aggregate {
+            // The group and arguments of each row, for the aggregation.
+            Some(stage) => stage.inputs(&batch)?,
+            None => aggregate::canonical(&batch, &self.output)?,
+        };
         let timestamps = rows.iter().map(|&i| rowtimes[i as usize]).collect();
         Ok(Evaluated {
             columns,
@@ -448,6 +466,21 @@ fn headers_column(run: &[RawRecord], ty: &DataType) -> Result<ArrayRef> {
 
 /// The plan's steps, source first.
 fn compile_steps(plan: &LogicalPlan, props: &ExecutionProps) -> Result<Vec<Step>> {
+    let mut steps = match plan {
+        LogicalPlan::Filter(_) | LogicalPlan::Projection(_) | LogicalPlan::SubqueryAlias(_) => {
+            match plan.inputs().first() {
+                Some(input) => compile_steps(input, props)?,
+                None => Vec::new(),
+            }
+        }
+        _ => Vec::new(),
+    };
+    steps.extend(compile_node(plan, props)?);
+    Ok(steps)
+}
+
+/// The steps of one node of the plan (not its inputs').
+fn compile_node(plan: &LogicalPlan, props: &ExecutionProps) -> Result<Vec<Step>> {
     let physical = |expr: &datafusion_expr::Expr, schema: &DFSchema| {
         create_physical_expr(expr, schema, props, &PhysicalPlanningContext::default())
             .map_err(crate::plan::catalog::planning_error)
@@ -479,16 +512,12 @@ fn compile_steps(plan: &LogicalPlan, props: &ExecutionProps) -> Result<Vec<Step>
             }
             Ok(steps)
         }
-        LogicalPlan::Filter(filter) => {
-            let mut steps = compile_steps(&filter.input, props)?;
-            steps.push(Step::Filter(physical(
-                &filter.predicate,
-                filter.input.schema(),
-            )?));
-            Ok(steps)
-        }
+        LogicalPlan::Filter(filter) => Ok(vec![Step::Filter(physical(
+            &filter.predicate,
+            filter.input.schema(),
+        )?)]),
         LogicalPlan::Projection(projection) => {
-            let mut steps = compile_steps(&projection.input, props)?;
+            let mut steps = Vec::new();
             let exprs = projection
                 .expr
                 .iter()
@@ -500,7 +529,7 @@ fn compile_steps(plan: &LogicalPlan, props: &ExecutionProps) -> Result<Vec<Step>
             ));
             Ok(steps)
         }
-        LogicalPlan::SubqueryAlias(alias) => compile_steps(&alias.input, props),
+        LogicalPlan::SubqueryAlias(_) => Ok(Vec::new()),
         // A query DataFusion proved empty (`WHERE FALSE`): no row passes.
         LogicalPlan::EmptyRelation(empty) if !empty.produce_one_row => {
             Ok(vec![Step::Empty(Arc::new(empty.schema.as_arrow().clone()))])

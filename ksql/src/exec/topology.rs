@@ -5,9 +5,15 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use arrow::array::ArrayRef;
 use bytes::Bytes;
-use sluice_streams::serdes::{BytesSerde, OptionSerde};
-use sluice_streams::{BatchOutput, Produced, RawRecord, Record, StreamsBuilder, Topology};
+use sluice_streams::serdes::{BytesSerde, OptionSerde, Serde};
+use sluice_streams::{
+    BatchOutput, Change, Grouped, KStream, Materialized, Produced, RawRecord, Record,
+    Repartitioned, StreamsBuilder, Topology,
+};
+
+use crate::aggregate::State;
 
 use super::{CompiledQuery, Evaluated, JsonRows, SinkEncoders};
 use crate::error::{KsqlError, Result};
@@ -77,6 +83,134 @@ fn skip(record: &RawRecord, why: &dyn std::fmt::Display, counters: &QueryCounter
     }
 }
 
+/// Counts a result row the query could not make (a grouped query's row after the store);
+/// logs it at powers of two, as [`skip`].
+fn skip_row(why: &dyn std::fmt::Display, counters: &QueryCounters) {
+    let skipped = counters.skipped.fetch_add(1, Ordering::Relaxed) + 1;
+    if skipped.is_power_of_two() {
+        tracing::warn!(reason = %why, skipped, "skipping a result row the query cannot make (logged at each power of two skipped)");
+    }
+}
+
+/// The states of an aggregation's groups in its store and changelog.
+struct StatesSerde;
+
+impl Serde<Vec<State>> for StatesSerde {
+    fn serialize(
+        &self,
+        _topic: &str,
+        value: &Vec<State>,
+    ) -> std::result::Result<Option<Bytes>, String> {
+        crate::aggregate::encode_states(value)
+            .map(|b| Some(Bytes::from(b)))
+            .map_err(|e| e.to_string())
+    }
+    fn deserialize(
+        &self,
+        _topic: &str,
+        bytes: Option<&Bytes>,
+    ) -> std::result::Result<Vec<State>, String> {
+        let bytes = bytes.ok_or("an aggregation state without bytes")?;
+        crate::aggregate::decode_states(bytes).map_err(|e| e.to_string())
+    }
+}
+
+/// A grouped query's result rows: the source's records evaluated in batches into groups
+/// and arguments, repartitioned by group if need be, folded into each group's states in
+/// the store, and each update of a group made into its result row by `row`
+/// (`row(columns, passes HAVING)`, `None`: no output).
+fn grouped<K: Clone + Send + Sync + 'static, V: Clone + Send + Sync + 'static>(
+    builder: &StreamsBuilder,
+    query: Arc<CompiledQuery>,
+    counters: Arc<QueryCounters>,
+    row: impl Fn(Vec<ArrayRef>, bool) -> Result<Option<(K, V)>> + Send + Sync + 'static,
+) -> Result<KStream<K, V>> {
+    let source_topic = query.source_topic().to_string();
+    let repartition = query
+        .aggregate()
+        .ok_or_else(|| KsqlError::statement("the query does not aggregate"))?
+        .repartitions();
+    let before = query.clone();
+    let before_counters = counters.clone();
+    let mut stream = builder.batch_stream(
+        &source_topic,
+        move |run, out: &mut BatchOutput<Bytes, Bytes>| {
+            let Some(stage) = before.aggregate() else {
+                return Ok(());
+            };
+            push_rows(
+                &before,
+                run,
+                &before_counters,
+                out,
+                |columns| stage.encode_inputs(columns),
+                keyed_record,
+            );
+            Ok(())
+        },
+    );
+    if repartition {
+        stream = stream
+            .repartition(Repartitioned::with(BytesSerde, BytesSerde).named("Aggregate-GroupBy"));
+    }
+    let (init, fold, after) = (query.clone(), query.clone(), query);
+    let fold_counters = counters.clone();
+    let table = stream
+        .group_by_key(Grouped::with(BytesSerde, BytesSerde))
+        .aggregate(
+            move || init.aggregate().map(|s| s.initial()).unwrap_or_default(),
+            move |_, args: Bytes, mut states| {
+                if let Some(stage) = fold.aggregate() {
+                    if let Err(err) = stage.fold(&mut states, &args) {
+                        skip_row(&err, &fold_counters);
+                    }
+                }
+                states
+            },
+            Materialized::with(StatesSerde).named("Aggregate-Aggregate-Materialize"),
+        );
+    // A row that stops passing `HAVING` is deleted; one that never passed is not written.
+    Ok(table
+        .changes()
+        .flat_map(move |key: Bytes, change: Change<Vec<State>>| {
+            let made = (|| {
+                let Some(new) = change.new else {
+                    return Ok(None);
+                };
+                let (columns, kept) = after.grouped_result(&key, &new)?;
+                if kept {
+                    return row(columns, true);
+                }
+                let was_kept = match change.old {
+                    Some(old) => after.grouped_result(&key, &old)?.1,
+                    None => false,
+                };
+                if was_kept {
+                    row(columns, false)
+                } else {
+                    Ok(None)
+                }
+            })();
+            match made {
+                Ok(made) => made,
+                Err(err) => {
+                    skip_row(&err, &counters);
+                    None
+                }
+            }
+        }))
+}
+
+/// A row's key and value as a record at `timestamp`.
+fn keyed_record<K, V>((key, value): (K, V), timestamp: i64) -> Record<K, V> {
+    Record {
+        key,
+        value,
+        timestamp,
+        headers: Vec::new(),
+    }
+}
+
 /// Evaluates `query` on `run` and pushes each row written by `encode_all` as the record
 /// `record` makes of it and its timestamp, with the index of its input record, in order.
 /// Rows that cannot be written are skipped (and counted).
@@ -120,6 +254,27 @@ pub fn persistent(
     let builder = StreamsBuilder::new();
     let source_topic = query.source_topic().to_string();
     let written = counters.clone();
+    if query.aggregate().is_some() {
+        // A table's rows: each group's latest, a tombstone when it fails `HAVING`.
+        grouped(&builder, query, counters, move |columns, kept| {
+            let encoded = encoders.encode_all(&columns)?.into_iter().next();
+            Ok(match encoded {
+                Some(Ok((key, value))) => Some((key, if kept { value } else { None })),
+                Some(Err(err)) => return Err(err),
+                None => None,
+            })
+        })?
+        .peek(move |_, _| {
+            written.rows_out.fetch_add(1, Ordering::Relaxed);
+        })
+        .to(
+            sink_topic,
+            Produced::with(OptionSerde(BytesSerde), OptionSerde(BytesSerde)),
+        );
+        return builder
+            .build()
+            .map_err(|e| KsqlError::statement(e.to_string()));
+    }
     builder
         .batch_stream(
             &source_topic,
@@ -130,12 +285,7 @@ pub fn persistent(
                     &counters,
                     out,
                     |columns| encoders.encode_all(columns),
-                    |(key, value), timestamp| Record {
-                        key,
-                        value,
-                        timestamp,
-                        headers: Vec::new(),
-                    },
+                    keyed_record,
                 );
                 Ok(())
             },
@@ -165,6 +315,28 @@ pub fn push(
     let builder = StreamsBuilder::new();
     let source_topic = query.source_topic().to_string();
     let sent = counters.clone();
+    let send = move |row: Bytes| {
+        sent.rows_out.fetch_add(1, Ordering::Relaxed);
+        if let Err(tokio::sync::mpsc::error::TrySendError::Full(_)) = rows.try_send(row) {
+            overflow.store(true, Ordering::Release);
+        }
+    };
+    if query.aggregate().is_some() {
+        // Each update of a group that passes `HAVING`.
+        grouped(&builder, query, counters, move |columns, kept| {
+            if !kept {
+                return Ok(None);
+            }
+            Ok(match json.encode_all(&columns)?.into_iter().next() {
+                Some(row) => Some(((), row?)),
+                None => None,
+            })
+        })?
+        .foreach(move |(), row| send(row));
+        return builder
+            .build()
+            .map_err(|e| KsqlError::statement(e.to_string()));
+    }
     builder
         .batch_stream(
             &source_topic,
@@ -185,12 +357,7 @@ pub fn push(
                 Ok(())
             },
         )
-        .foreach(move |(), row| {
-            sent.rows_out.fetch_add(1, Ordering::Relaxed);
-            if let Err(tokio::sync::mpsc::error::TrySendError::Full(_)) = rows.try_send(row) {
-                overflow.store(true, Ordering::Release);
-            }
-        });
+        .foreach(move |(), row| send(row));
     builder
         .build()
         .map_err(|e| KsqlError::statement(e.to_string()))

@@ -455,9 +455,6 @@ impl Functions {
                 .into_iter()
                 .map(|f| (f.name().to_string(), f))
                 .collect();
-        // ksqlDB's aggregates come with aggregations (issue 18), as UDAFs of their own:
-        // their types and semantics are not DataFusion's (ksqlDB's SUM of INTs is an INT).
-        let df_aggregates: HashMap<String, Arc<AggregateUDF>> = HashMap::new();
         let mut functions = Functions {
             scalars: HashMap::new(),
             higher_order: HashMap::new(),
@@ -478,14 +475,7 @@ impl Functions {
                         false
                     }
                 }
-                FunctionKind::Aggregate => match df_aggregates.get(df_name) {
-                    Some(f) => {
-                        functions.aggregates.insert(key, f.clone());
-                        true
-                    }
-                    None => false,
-                },
-                FunctionKind::Table => false,
+                FunctionKind::Aggregate | FunctionKind::Table => false,
             };
             // A name of the table DataFusion does not have is a mistake of the table, caught
             // by the unit test below; it is left out rather than failing every query.
@@ -500,6 +490,23 @@ impl Functions {
                     },
                 );
             }
+        }
+        // ksqlDB's aggregates are UDAFs of their own: their types and semantics are not
+        // DataFusion's (ksqlDB's SUM of INTs is an INT, its SUM of nothing 0).
+        for function in crate::aggregate::AggregateFn::ALL {
+            let name = function.name();
+            functions
+                .aggregates
+                .insert(name.to_ascii_lowercase(), Arc::new(function.udf()));
+            functions.infos.insert(
+                name,
+                FunctionInfo {
+                    name,
+                    kind: FunctionKind::Aggregate,
+                    category: "AGGREGATE",
+                    description: function.description(),
+                },
+            );
         }
         functions
     }

@@ -47,9 +47,11 @@ pub struct PlannedQuery {
     pub plan: LogicalPlan,
     /// The result's columns, in order.
     pub columns: Vec<OutputColumn>,
-    /// Key columns of the source the projection leaves out (a persistent query must keep
-    /// them, ksqlDB's rule).
+    /// Key columns of the source the projection leaves out, or `GROUP BY` expressions
+    /// it does not select (a persistent query must keep them, ksqlDB's rule).
     pub missing_keys: Vec<String>,
+    /// Whether it aggregates (`GROUP BY`): its result is a table.
+    pub grouped: bool,
 }
 
 /// Plans `query` against the sources of `metastore`.
@@ -60,8 +62,8 @@ pub fn plan_query(query: &Query, metastore: &MetaStore) -> Result<PlannedQuery> 
     if query.window.is_some() {
         return Err(not_yet("WINDOW"));
     }
-    if !query.group_by.is_empty() || query.having.is_some() {
-        return Err(not_yet("GROUP BY"));
+    if query.having.is_some() && query.group_by.is_empty() {
+        return Err(KsqlError::statement("HAVING requires GROUP BY clause."));
     }
     if !query.partition_by.is_empty() {
         return Err(not_yet("PARTITION BY"));
@@ -71,7 +73,13 @@ pub fn plan_query(query: &Query, metastore: &MetaStore) -> Result<PlannedQuery> 
         .source(&source_name)
         .ok_or_else(|| KsqlError::statement(format!("{source_name} does not exist.")))?;
     let alias = query.from.alias.as_ref().map(name_of);
-    let items = select_items(query, source, alias.as_deref())?;
+    let mut items = select_items(query, source, alias.as_deref())?;
+    let mut group_by = Vec::with_capacity(query.group_by.len());
+    for expr in &query.group_by {
+        let mut expr = expr.clone();
+        rewrite::for_datafusion(&mut expr)?;
+        group_by.push(expr);
+    }
 
     // The statement DataFusion plans: `SELECT items FROM source [AS alias] [WHERE ...]`,
     // its skeleton parsed from text so that every field of sqlparser's AST is as its
@@ -92,23 +100,71 @@ pub fn plan_query(query: &Query, metastore: &MetaStore) -> Result<PlannedQuery> 
     let SetExpr::Select(select) = sql_query.body.as_mut() else {
         return Err(KsqlError::statement("cannot plan the query"));
     };
-    select.projection = items
-        .iter()
-        .map(|item| {
-            let mut expr = item.expr.clone();
-            rewrite::for_datafusion(&mut expr)?;
-            Ok(SelectItem::ExprWithAlias {
-                expr,
-                alias: Ident::with_quote('"', &item.name),
+    let mut projection = Vec::with_capacity(items.len());
+    for item in &mut items {
+        let mut expr = item.expr.clone();
+        rewrite::for_datafusion(&mut expr)?;
+        if !group_by.is_empty() {
+            // Grouped, a key column is a `GROUP BY` expression selected as it is.
+            item.key = group_by
+                .iter()
+                .any(|g| same_expr(g, &expr, alias.as_deref()));
+        }
+        projection.push(SelectItem::ExprWithAlias {
+            expr,
+            alias: Ident::with_quote('"', &item.name),
+        });
+    }
+    select.projection = projection;
+    if !group_by.is_empty() {
+        // ksqlDB's rule, in its words: a selected expression without an aggregate is a
+        // GROUP BY expression, or uses only columns of GROUP BY expressions.
+        let loose: Vec<String> = select
+            .projection
+            .iter()
+            .filter_map(|item| match item {
+                SelectItem::ExprWithAlias { expr, .. } => Some(expr),
+                _ => None,
             })
-        })
-        .collect::<Result<_>>()?;
+            .filter(|expr| {
+                aggregate_in(expr).is_none()
+                    && !has_lambda(expr)
+                    && !group_by
+                        .iter()
+                        .any(|g| same_expr(g, expr, alias.as_deref()))
+                    && columns_of(expr).iter().any(|column| {
+                        !group_by.iter().any(|g| {
+                            columns_of(g)
+                                .iter()
+                                .any(|c| same_expr(c, column, alias.as_deref()))
+                        })
+                    })
+            })
+            .map(unquoted)
+            .collect();
+        if !loose.is_empty() {
+            return Err(KsqlError::statement(format!(
+                "Non-aggregate SELECT expression(s) not part of GROUP BY: {}\nEither add the column(s) to the GROUP BY or remove them from the SELECT.",
+                loose.join(", ")
+            )));
+        }
+    }
     if let Some(selection) = &query.selection {
         let mut selection = selection.clone();
         rewrite::for_datafusion(&mut selection)?;
+        if let Some(name) = aggregate_in(&selection) {
+            return Err(KsqlError::statement(format!(
+                "Aggregate functions can not be used in WHERE clause: {name}"
+            )));
+        }
         select.selection = Some(selection);
     }
-    select.group_by = GroupByExpr::Expressions(Vec::new(), Vec::new());
+    select.group_by = GroupByExpr::Expressions(group_by.clone(), Vec::new());
+    if let Some(having) = &query.having {
+        let mut having = having.clone();
+        rewrite::for_datafusion(&mut having)?;
+        select.having = Some(having);
+    }
 
     let catalog = Catalog::new(metastore)?;
     let options = ParserOptions::new()
@@ -156,17 +212,46 @@ pub fn plan_query(query: &Query, metastore: &MetaStore) -> Result<PlannedQuery> 
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    let missing_keys = source
-        .columns
-        .iter()
-        .filter(|c| c.is_key() && !items.iter().any(|i| i.key && i.source_column == c.name))
-        .map(|c| c.name.clone())
-        .collect();
+    let grouped = contains_aggregate(&plan);
+    if grouped && !group_by.is_empty() && !has_aggregate_function(&plan) {
+        return Err(KsqlError::statement(
+            "GROUP BY requires aggregate functions in either the SELECT or HAVING clause.",
+        ));
+    }
+    if grouped && group_by.is_empty() {
+        return Err(KsqlError::statement(
+            "Aggregate functions require a GROUP BY clause (Sluice's ksql, as ksqlDB, aggregates by key).",
+        ));
+    }
+    let missing_keys = if group_by.is_empty() {
+        source
+            .columns
+            .iter()
+            .filter(|c| c.is_key() && !items.iter().any(|i| i.key && i.source_column == c.name))
+            .map(|c| c.name.clone())
+            .collect()
+    } else {
+        group_by
+            .iter()
+            .filter(|g| {
+                !query.projection.iter().any(|item| match item {
+                    SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
+                        let mut e = e.clone();
+                        rewrite::for_datafusion(&mut e).is_ok()
+                            && same_expr(g, &e, alias.as_deref())
+                    }
+                    _ => false,
+                })
+            })
+            .map(unquoted)
+            .collect()
+    };
     Ok(PlannedQuery {
         source: source.clone(),
         plan,
         columns,
         missing_keys,
+        grouped,
     })
 }
 
@@ -323,6 +408,80 @@ fn select_items(query: &Query, source: &DataSource, alias: Option<&str>) -> Resu
         });
     }
     Ok(named)
+}
+
+/// Whether two rewritten expressions are the same, a column qualified by the source's
+/// alias or not.
+fn same_expr(a: &Expr, b: &Expr, alias: Option<&str>) -> bool {
+    let strip = |e: &Expr| -> Expr {
+        match e {
+            Expr::CompoundIdentifier(idents)
+                if idents.len() == 2 && alias.is_some_and(|a| idents[0].value == a) =>
+            {
+                Expr::Identifier(idents[1].clone())
+            }
+            other => other.clone(),
+        }
+    };
+    strip(a).to_string() == strip(b).to_string()
+}
+
+/// A rewritten expression as ksqlDB prints it: names without the quotes the rewrite put on.
+fn unquoted(expr: &Expr) -> String {
+    expr.to_string().replace('"', "")
+}
+
+/// Whether `expr` has a lambda (whose parameters look like columns).
+fn has_lambda(expr: &Expr) -> bool {
+    sqlparser::ast::visit_expressions(expr, |e| {
+        if matches!(e, Expr::Lambda(_)) {
+            std::ops::ControlFlow::Break(())
+        } else {
+            std::ops::ControlFlow::Continue(())
+        }
+    })
+    .is_break()
+}
+
+/// The column references in `expr`.
+fn columns_of(expr: &Expr) -> Vec<Expr> {
+    let mut columns = Vec::new();
+    let _ = sqlparser::ast::visit_expressions(expr, |e| {
+        if matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) {
+            columns.push(e.clone());
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    columns
+}
+
+/// The first aggregate function `expr` calls, if any.
+fn aggregate_in(expr: &Expr) -> Option<String> {
+    let mut found = None;
+    let _ = sqlparser::ast::visit_expressions(expr, |e| {
+        if let Expr::Function(f) = e {
+            let name = f.name.to_string();
+            if crate::aggregate::AggregateFn::by_name(&name).is_some() {
+                found = Some(name.to_ascii_uppercase());
+                return std::ops::ControlFlow::Break(());
+            }
+        }
+        std::ops::ControlFlow::Continue(())
+    });
+    found
+}
+
+/// Whether the plan's aggregate computes any aggregate function.
+fn has_aggregate_function(plan: &LogicalPlan) -> bool {
+    match plan {
+        LogicalPlan::Aggregate(a) => !a.aggr_expr.is_empty(),
+        other => other.inputs().iter().any(|p| has_aggregate_function(p)),
+    }
+}
+
+/// Whether the plan aggregates.
+fn contains_aggregate(plan: &LogicalPlan) -> bool {
+    matches!(plan, LogicalPlan::Aggregate(_)) || plan.inputs().iter().any(|p| contains_aggregate(p))
 }
 
 /// A name in double quotes, as DataFusion's planner reads it.

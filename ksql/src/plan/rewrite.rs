@@ -52,6 +52,7 @@ pub(crate) fn for_datafusion(expr: &mut Expr) -> Result<()> {
                     )));
                     return ControlFlow::Break(());
                 }
+                count_star(f);
                 lambdas(f)
             }
             _ => {}
@@ -61,6 +62,20 @@ pub(crate) fn for_datafusion(expr: &mut Expr) -> Result<()> {
     match failure {
         Some(err) => Err(err),
         None => Ok(()),
+    }
+}
+
+/// `COUNT(*)` as `COUNT()`: ksqlDB's `COUNT` of no column counts rows.
+fn count_star(f: &mut sqlparser::ast::Function) {
+    use sqlparser::ast::{FunctionArg, FunctionArgExpr, FunctionArguments};
+    let FunctionArguments::List(list) = &mut f.args else {
+        return;
+    };
+    if matches!(
+        list.args.as_slice(),
+        [FunctionArg::Unnamed(FunctionArgExpr::Wildcard)]
+    ) {
+        list.args.clear();
     }
 }
 

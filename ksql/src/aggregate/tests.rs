@@ -1,0 +1,199 @@
+use super::*;
+use arrow::array::Array;
+
+fn fold(
+    function: AggregateFn,
+    types: &[DataType],
+    literals: &[Option<ScalarValue>],
+    values: &[ScalarValue],
+) -> ScalarValue {
+    let aggregator = Aggregator::new(function, types, literals).unwrap();
+    let mut state = aggregator.initial();
+    for v in values {
+        // Through the store's encoding each time, as a stream thread does.
+        let mut states = decode_states(&encode_states(&[state]).unwrap()).unwrap();
+        state = states.remove(0);
+        aggregator.add(&mut state, Some(v));
+    }
+    aggregator.result(&state).unwrap()
+}
+
+fn ints(values: &[Option<i32>]) -> Vec<ScalarValue> {
+    values.iter().map(|v| ScalarValue::Int32(*v)).collect()
+}
+
+#[test]
+fn count_sum_avg_skip_nulls_and_start_from_zero() {
+    let values = ints(&[Some(1), None, Some(5)]);
+    let int = [DataType::Int32];
+    assert_eq!(
+        fold(AggregateFn::Count, &int, &[None], &values),
+        ScalarValue::Int64(Some(2))
+    );
+    assert_eq!(
+        fold(AggregateFn::Sum, &int, &[None], &values),
+        ScalarValue::Int32(Some(6))
+    );
+    assert_eq!(
+        fold(AggregateFn::Sum, &int, &[None], &ints(&[None])),
+        ScalarValue::Int32(Some(0))
+    );
+    assert_eq!(
+        fold(AggregateFn::Avg, &int, &[None], &values),
+        ScalarValue::Float64(Some(3.0))
+    );
+    // COUNT(*) counts every row.
+    let star = Aggregator::new(AggregateFn::Count, &[], &[]).unwrap();
+    let mut state = star.initial();
+    star.add(&mut state, None);
+    star.add(&mut state, None);
+    assert_eq!(star.result(&state).unwrap(), ScalarValue::Int64(Some(2)));
+}
+
+#[test]
+fn min_max_of_nothing_is_null_and_integers_wrap_like_java() {
+    let int = [DataType::Int32];
+    assert_eq!(
+        fold(AggregateFn::Min, &int, &[None], &ints(&[None])),
+        ScalarValue::Int32(None)
+    );
+    assert_eq!(
+        fold(
+            AggregateFn::Max,
+            &int,
+            &[None],
+            &ints(&[Some(3), Some(9), Some(-1)])
+        ),
+        ScalarValue::Int32(Some(9))
+    );
+    assert_eq!(
+        fold(
+            AggregateFn::Sum,
+            &int,
+            &[None],
+            &ints(&[Some(i32::MAX), Some(1)])
+        ),
+        ScalarValue::Int32(Some(i32::MIN))
+    );
+}
+
+#[test]
+fn topk_collections_and_by_offset() {
+    let int = [DataType::Int32, DataType::Int32];
+    let k2 = [None, Some(ScalarValue::Int32(Some(2)))];
+    let values = ints(&[Some(3), Some(9), None, Some(9), Some(1)]);
+    let list = |v: &[Option<i32>]| {
+        ScalarValue::List(ScalarValue::new_list_nullable(&ints(v), &DataType::Int32))
+    };
+    assert_eq!(
+        fold(AggregateFn::TopK, &int, &k2, &values),
+        list(&[Some(9), Some(9)])
+    );
+    assert_eq!(
+        fold(AggregateFn::TopKDistinct, &int, &k2, &values),
+        list(&[Some(9), Some(3)])
+    );
+    let one = [DataType::Int32];
+    assert_eq!(
+        fold(AggregateFn::CollectList, &one, &[None], &values),
+        list(&[Some(3), Some(9), None, Some(9), Some(1)])
+    );
+    assert_eq!(
+        fold(AggregateFn::CollectSet, &one, &[None], &values),
+        list(&[Some(3), Some(9), None, Some(1)])
+    );
+    assert_eq!(
+        fold(
+            AggregateFn::LatestByOffset,
+            &one,
+            &[None],
+            &ints(&[Some(1), None])
+        ),
+        ScalarValue::Int32(Some(1)),
+        "nulls are skipped by default"
+    );
+    let keep_nulls = [None, Some(ScalarValue::Boolean(Some(false)))];
+    assert_eq!(
+        fold(
+            AggregateFn::LatestByOffset,
+            &[DataType::Int32, DataType::Boolean],
+            &keep_nulls,
+            &ints(&[Some(1), None])
+        ),
+        ScalarValue::Int32(None)
+    );
+    assert_eq!(
+        fold(AggregateFn::EarliestByOffset, &int, &k2, &values),
+        list(&[Some(3), Some(9)])
+    );
+    assert_eq!(
+        fold(
+            AggregateFn::CountDistinct,
+            &one,
+            &[None],
+            &ints(&[Some(1), Some(1), None, Some(2)])
+        ),
+        ScalarValue::Int64(Some(2))
+    );
+}
+
+#[test]
+fn histogram_counts_each_string() {
+    let strings: Vec<ScalarValue> = ["a", "b", "a"]
+        .iter()
+        .map(|s| ScalarValue::Utf8(Some(s.to_string())))
+        .collect();
+    let result = fold(AggregateFn::Histogram, &[DataType::Utf8], &[None], &strings);
+    let ScalarValue::Map(map) = result else {
+        panic!("{result:?}");
+    };
+    assert_eq!(map.len(), 1);
+    assert_eq!(map.value(0).len(), 2);
+}
+
+#[test]
+fn arguments_are_checked_in_ksqldbs_words() {
+    let err = AggregateFn::Sum.coerce(&[DataType::Utf8]).unwrap_err();
+    assert_eq!(err, "Function 'SUM' does not accept parameters (STRING).");
+    assert!(AggregateFn::TopK.coerce(&[DataType::Int32]).is_err());
+    assert_eq!(
+        AggregateFn::Sum.coerce(&[DataType::Int16]).unwrap(),
+        vec![DataType::Int32]
+    );
+    assert!(Aggregator::new(
+        AggregateFn::TopK,
+        &[DataType::Int32, DataType::Int32],
+        &[None, None]
+    )
+    .is_err());
+}
+
+#[test]
+fn corrupt_states_are_errors() {
+    assert!(decode_states(&[1, 9]).is_err());
+    assert!(decode_states(&[]).is_err());
+}
+
+#[test]
+fn count_distinct_is_exact_for_few_values_and_close_for_many() {
+    let aggregator =
+        Aggregator::new(AggregateFn::CountDistinct, &[DataType::Int64], &[None]).unwrap();
+    let mut state = aggregator.initial();
+    for i in 0..100_000i64 {
+        aggregator.add(&mut state, Some(&ScalarValue::Int64(Some(i % 50_000))));
+        if i == 999 {
+            assert_eq!(
+                aggregator.result(&state).unwrap(),
+                ScalarValue::Int64(Some(1000))
+            );
+        }
+    }
+    assert!(matches!(state, State::Distinct(Distinct::Sketch(_))));
+    let state = decode_states(&encode_states(&[state]).unwrap())
+        .unwrap()
+        .remove(0);
+    let ScalarValue::Int64(Some(n)) = aggregator.result(&state).unwrap() else {
+        panic!()
+    };
+    assert!((49_000..=51_000).contains(&n), "{n}");
+}
