@@ -37,6 +37,9 @@ pub enum BenchCommand {
     /// A Nexmark query in Sluice Streams, topic to topic on an embedded node, against the same
     /// computation as a plain loop.
     Streams(crate::streams_bench::StreamsBenchArgs),
+    /// A Nexmark-style query in ksqlDB's SQL on Sluice's ksql engine, against the same query
+    /// in the Streams DSL over the same JSON records, in one run.
+    Ksql(crate::ksql_bench::KsqlBenchArgs),
     /// A consume-transform-produce loop at-least-once and with transactions (exactly-once),
     /// committing every 100 ms, side by side in one run.
     Transactions(crate::txn_bench::TxnBenchArgs),
@@ -118,6 +121,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Start(args) => crate::perf::start(args),
         BenchCommand::Group(args) => crate::perf::group(args),
         BenchCommand::Streams(args) => crate::streams_bench::streams(args),
+        BenchCommand::Ksql(args) => crate::ksql_bench::ksql(args),
         BenchCommand::Transactions(args) => crate::txn_bench::transactions(args),
         BenchCommand::Connect(args) => crate::connect_bench::connect(args),
         BenchCommand::Jdbc(args) => crate::jdbc_bench::jdbc_bench(args),

@@ -4,6 +4,7 @@ mod bench;
 mod connect_bench;
 mod connect_rest_bench;
 mod jdbc_bench;
+mod ksql_bench;
 mod perf;
 mod s3_bench;
 mod start;

@@ -96,7 +96,7 @@ impl Engine {
                 "Pull queries are not supported by Sluice's ksql yet (issue 18 is under way): add EMIT CHANGES for a push query",
             ));
         }
-        if query.emit == Some(crate::parser::ast::Emit::Final) {
+        if query.emit == Some(crate::parser::ast::Emit::Final) && query.window.is_none() {
             return Err(KsqlError::statement(
                 "EMIT FINAL is only supported for windowed aggregations.",
             ));

@@ -20,7 +20,7 @@
 //!   deleted as ksqlDB does), answered with ksqlDB's REST entities.
 //! - [`rest`]: ksqlDB's REST API (`POST /ksql`, `/info`, `/healthcheck`).
 //!
-//! Still to come (issue 18): windows, joins, pull queries, the CLI and headless mode.
+//! Still to come (issue 18): joins, pull queries, the CLI and headless mode.
 
 pub mod aggregate;
 pub mod command;

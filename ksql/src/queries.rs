@@ -47,7 +47,7 @@ pub fn prepare_create_as_select(
     let sink_name = name_of(&create.name);
     let planned = plan_query(&create.query, metastore)?;
     let source = &planned.source;
-    if create.query.emit == Some(crate::parser::ast::Emit::Final) {
+    if create.query.emit == Some(crate::parser::ast::Emit::Final) && planned.window.is_none() {
         return Err(KsqlError::statement(
             "EMIT FINAL is only supported for windowed aggregations.",
         ));
@@ -145,7 +145,12 @@ pub fn prepare_create_as_select(
             ));
         }
     }
-    let properties = SourceProperties::check(&with, Some(&sink_name))?;
+    let mut properties = SourceProperties::check(&with, Some(&sink_name))?;
+    // A windowed aggregation's table is windowed: its keys end with their windows.
+    properties.window = planned
+        .window
+        .as_ref()
+        .map(|w| crate::exec::aggregate::Windowing::of(w, planned.emit_final).info());
     let mut columns: Vec<Column> = Vec::new();
     for key in [true, false] {
         for c in planned.columns.iter().filter(|c| c.key == key) {

@@ -9,7 +9,7 @@
 //! Keys and values are written as JSON in the shape of the formats of the source that
 //! reads the topic (`KAFKA` numbers by the column's type, `JSON` as they are, `DELIMITED`
 //! as the string given; `rawValue` for bytes no format would write); expected ones are read
-//! back the same way.
+//! back the same way, a windowed key's window as `"window": {"start", "end", "type"}`.
 
 mod common;
 
@@ -30,6 +30,8 @@ struct Shape {
     value_format: String,
     key_types: Vec<String>,
     value_types: Vec<String>,
+    /// `TUMBLING`, `HOPPING` or `SESSION` for a windowed source.
+    window_type: Option<String>,
 }
 
 /// The shape of the source reading or writing `topic`.
@@ -57,6 +59,7 @@ async fn shape(addr: &str, topic: &str) -> Option<Shape> {
                     value_format: source["valueFormat"].as_str()?.to_string(),
                     key_types: types(true),
                     value_types: types(false),
+                    window_type: source["windowType"].as_str().map(str::to_string),
                 });
             }
         }
@@ -86,6 +89,31 @@ fn encode(format: &str, types: &[String], value: &Json) -> Option<Bytes> {
         "DELIMITED" => Bytes::from(value.as_str().expect("DELIMITED as a string").to_string()),
         _ => Bytes::from(value.to_string()),
     })
+}
+
+/// A windowed key's bytes: the key's, and its window as QTT writes it (`{"start", "end",
+/// "type": "session"}`, or `{"start", "type": "time"}`: a time window's end is not in its
+/// key).
+fn split_windowed(kind: &str, bytes: &Option<Bytes>) -> (Option<Bytes>, Option<Json>) {
+    let Some(bytes) = bytes else {
+        return (None, None);
+    };
+    let be = |b: &[u8]| i64::from_be_bytes(b.try_into().unwrap());
+    let n = bytes.len();
+    if kind == "SESSION" {
+        assert!(n >= 16, "a session key of {n} bytes");
+        let (end, start) = (be(&bytes[n - 16..n - 8]), be(&bytes[n - 8..]));
+        (
+            Some(bytes.slice(..n - 16)),
+            Some(json!({"start": start, "end": end, "type": "session"})),
+        )
+    } else {
+        assert!(n >= 8, "a windowed key of {n} bytes");
+        (
+            Some(bytes.slice(..n - 8)),
+            Some(json!({"start": be(&bytes[n - 8..]), "type": "time"})),
+        )
+    }
 }
 
 /// Bytes read back as JSON, in `format`.
@@ -224,12 +252,20 @@ async fn run_case(addr: &str, client: &Arc<Client>, case: &Json) {
         let got_json: Vec<Json> = got
             .iter()
             .map(|r| {
-                json!({
+                let (key, window) = match &shape.window_type {
+                    Some(kind) => split_windowed(kind, &r.key),
+                    None => (r.key.clone(), None),
+                };
+                let mut got = json!({
                     "topic": topic,
-                    "key": decode(&shape.key_format, &shape.key_types, &r.key),
+                    "key": decode(&shape.key_format, &shape.key_types, &key),
                     "value": decode(&shape.value_format, &shape.value_types, &r.value),
                     "timestamp": r.timestamp,
-                })
+                });
+                if let Some(window) = window {
+                    got["window"] = window;
+                }
+                got
             })
             .collect();
         let wanted_json: Vec<Json> = wanted
@@ -243,6 +279,12 @@ async fn run_case(addr: &str, client: &Arc<Client>, case: &Json) {
                 }
                 if w.get("key").is_none() {
                     w["key"] = Json::Null;
+                }
+                // A time window's end is not in its key (the start and the size make it).
+                if w["window"]["type"] == "time" {
+                    if let Some(window) = w["window"].as_object_mut() {
+                        window.remove("end");
+                    }
                 }
                 w
             })
@@ -290,6 +332,11 @@ fn formats() {
 #[test]
 fn aggregations() {
     run_file("aggregate.json");
+}
+
+#[test]
+fn windowed_aggregations() {
+    run_file("windows.json");
 }
 
 #[test]

@@ -83,7 +83,7 @@ impl<V> Materialized<V> {
     }
 
     /// How long a windowed aggregation keeps a window after it ends (Kafka's
-    /// `withRetention`; at least the window size plus its grace period; one day by default),
+    /// `withRetention`; at least, and by default, the window size plus its grace period),
     /// so that queries can still read closed windows for that long. Older windows are deleted
     /// from the store and its changelog.
     pub fn with_retention(mut self, retention: std::time::Duration) -> Materialized<V> {

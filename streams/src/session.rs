@@ -220,7 +220,12 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
                     let Ok((stored_key_bytes, window)) = split_session_key(&stored_key) else {
                         continue;
                     };
-                    if stored_key_bytes != key_bytes || window.start > reach.end {
+                    // Past the retention a session is gone, as from Kafka's segmented store
+                    // (a late record cannot revive it).
+                    if stored_key_bytes != key_bytes
+                        || window.start > reach.end
+                        || window.end < stream_time.saturating_sub(retention_ms) + 1
+                    {
                         continue;
                     }
                     let value = match serdes::deserialize(
@@ -245,28 +250,28 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
                     return;
                 }
                 let aggregate = aggregator(&record.key, record.value, aggregate);
-                let mut old = None;
-                for (stored_key, window, value) in replaced {
-                    if window == merged {
-                        old = Some(value);
-                        continue;
+                // As Kafka Streams: when the record changes the session, every session it
+                // merged (the one it grew too) is deleted downstream first, at its own end;
+                // the merged session is then a new row, at its end.
+                if merged != (Window { start: t, end: t }) {
+                    for (stored_key, window, value) in replaced {
+                        ctx.put_logged(&store_name, stored_key, None, t);
+                        downstream.forward(
+                            ctx,
+                            Record {
+                                key: Windowed {
+                                    key: record.key.clone(),
+                                    window,
+                                },
+                                value: Change {
+                                    new: None,
+                                    old: Some(value),
+                                },
+                                timestamp: window.end,
+                                headers: record.headers.clone(),
+                            },
+                        );
                     }
-                    ctx.put_logged(&store_name, stored_key, None, t);
-                    downstream.forward(
-                        ctx,
-                        Record {
-                            key: Windowed {
-                                key: record.key.clone(),
-                                window,
-                            },
-                            value: Change {
-                                new: None,
-                                old: Some(value),
-                            },
-                            timestamp: t,
-                            headers: record.headers.clone(),
-                        },
-                    );
                 }
                 match serdes::serialize(&*value_serde, &store_name, "value", &aggregate) {
                     Ok(bytes) => {
@@ -283,9 +288,9 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
                         },
                         value: Change {
                             new: Some(aggregate),
-                            old,
+                            old: None,
                         },
-                        timestamp: t,
+                        timestamp: merged.end,
                         headers: record.headers,
                     },
                 );

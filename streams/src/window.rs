@@ -152,13 +152,14 @@ pub(crate) fn windowed_bytes(key: &[u8], start: i64) -> Bytes {
     buf.freeze()
 }
 
-/// A windowed store's retention in ms: what `materialized` asks for (one day by default), at
-/// least `minimum` (the window size plus grace: a window must outlive its closing).
+/// A windowed store's retention in ms: what `materialized` asks for, at least `minimum`
+/// (the window size, or session gap, plus grace: a window must outlive its closing), which
+/// is also the default, as Kafka Streams'.
 pub(crate) fn retention_ms<V>(materialized: &Materialized<V>, minimum: i64) -> i64 {
-    let asked = materialized
+    materialized
         .retention
-        .map_or(24 * 3600 * 1000, |r| r.as_millis() as i64);
-    asked.max(minimum)
+        .map_or(minimum, |r| r.as_millis() as i64)
+        .max(minimum)
 }
 
 /// Deletes (from the store and its changelog) the windows of store `name` that ended more than

@@ -48,6 +48,11 @@ pub enum AggregateFn {
     LatestByOffset,
     /// `HISTOGRAM(col)`.
     Histogram,
+    /// `WINDOWSTART` in a windowed aggregation's projection or `HAVING`: the window's start
+    /// (the planner's rewrite, not callable by name).
+    WindowStart,
+    /// `WINDOWEND`, likewise.
+    WindowEnd,
 }
 
 /// How many distinct values `HISTOGRAM` counts (ksqlDB's fixed limit; `COLLECT_LIST` and
@@ -88,6 +93,8 @@ impl AggregateFn {
             AggregateFn::EarliestByOffset => "EARLIEST_BY_OFFSET",
             AggregateFn::LatestByOffset => "LATEST_BY_OFFSET",
             AggregateFn::Histogram => "HISTOGRAM",
+            AggregateFn::WindowStart => "KSQL_WINDOWSTART",
+            AggregateFn::WindowEnd => "KSQL_WINDOWEND",
         }
     }
 
@@ -107,13 +114,20 @@ impl AggregateFn {
             AggregateFn::EarliestByOffset => "The earliest value of a column (or the n earliest, as an ARRAY), nulls skipped unless asked.",
             AggregateFn::LatestByOffset => "The latest value of a column (or the n latest, as an ARRAY), nulls skipped unless asked.",
             AggregateFn::Histogram => "How many times each distinct STRING value occurs, as a MAP (at most 1000 entries).",
+            AggregateFn::WindowStart => "The start of the row's window.",
+            AggregateFn::WindowEnd => "The end of the row's window.",
         }
     }
 
-    /// The function called `name` (any case).
+    /// The window bounds, which a windowed aggregation's `WINDOWSTART` and `WINDOWEND`
+    /// become.
+    pub const WINDOW_BOUNDS: [AggregateFn; 2] = [AggregateFn::WindowStart, AggregateFn::WindowEnd];
+
+    /// The function called `name` (any case), the window bounds' internal names too.
     pub fn by_name(name: &str) -> Option<AggregateFn> {
         AggregateFn::ALL
             .into_iter()
+            .chain(AggregateFn::WINDOW_BOUNDS)
             .find(|f| f.name().eq_ignore_ascii_case(name))
     }
 
@@ -243,6 +257,7 @@ impl AggregateFn {
                 Ok(out)
             }
             (AggregateFn::Histogram, 1) if first == Some(DataType::Utf8) => Ok(args.to_vec()),
+            (AggregateFn::WindowStart | AggregateFn::WindowEnd, 0) => Ok(Vec::new()),
             _ => refuse(),
         }
     }
@@ -252,7 +267,10 @@ impl AggregateFn {
         let first = args.first().cloned().unwrap_or(DataType::Null);
         let list = |t: DataType| DataType::List(std::sync::Arc::new(Field::new("item", t, true)));
         match self {
-            AggregateFn::Count | AggregateFn::CountDistinct => DataType::Int64,
+            AggregateFn::Count
+            | AggregateFn::CountDistinct
+            | AggregateFn::WindowStart
+            | AggregateFn::WindowEnd => DataType::Int64,
             AggregateFn::Avg => DataType::Float64,
             AggregateFn::Sum | AggregateFn::Min | AggregateFn::Max => first,
             AggregateFn::CollectList
@@ -440,7 +458,9 @@ impl Aggregator {
     /// The state before any row.
     pub fn initial(&self) -> State {
         match self.function {
-            AggregateFn::Count => State::Count(0),
+            AggregateFn::Count | AggregateFn::WindowStart | AggregateFn::WindowEnd => {
+                State::Count(0)
+            }
             AggregateFn::Sum => State::Value(zero(&self.input)),
             AggregateFn::Min | AggregateFn::Max => {
                 State::Value(ScalarValue::try_from(&self.input).unwrap_or(ScalarValue::Null))
@@ -461,6 +481,7 @@ impl Aggregator {
     pub fn add(&self, state: &mut State, value: Option<&ScalarValue>) {
         let null = value.is_none_or(|v| v.is_null());
         match (self.function, state) {
+            (AggregateFn::WindowStart | AggregateFn::WindowEnd, _) => {}
             (AggregateFn::Count, State::Count(n)) => {
                 if value.is_none() || !null {
                     *n += 1;
@@ -546,6 +567,74 @@ impl Aggregator {
         }
     }
 
+    /// Session `a` and the later session `b` as one (a record bridged them): ksqlDB's
+    /// merges, `b`'s values after `a`'s.
+    pub fn merge(&self, a: State, b: State) -> State {
+        match (a, b) {
+            (State::Count(a), State::Count(b)) => State::Count(a.wrapping_add(b)),
+            (State::Avg(sa, ca), State::Avg(sb, cb)) => State::Avg(add(&sa, &sb), ca + cb),
+            (State::Value(a), State::Value(b)) => match self.function {
+                AggregateFn::Sum => State::Value(add(&a, &b)),
+                // MIN, MAX: `b`'s best folded into `a`'s.
+                _ => {
+                    let mut state = State::Value(a);
+                    self.add(&mut state, Some(&b));
+                    state
+                }
+            },
+            (State::Distinct(mut a), State::Distinct(b)) => {
+                match b {
+                    Distinct::Exact(hashes) => hashes.into_iter().for_each(|h| a.add(h)),
+                    Distinct::Sketch(registers) => {
+                        let mut merged = match a {
+                            Distinct::Exact(hashes) => {
+                                let mut sketch = vec![0u8; SKETCH_REGISTERS];
+                                hashes
+                                    .iter()
+                                    .for_each(|h| Distinct::register(&mut sketch, *h));
+                                sketch
+                            }
+                            Distinct::Sketch(sketch) => sketch,
+                        };
+                        for (m, r) in merged.iter_mut().zip(registers) {
+                            *m = (*m).max(r);
+                        }
+                        a = Distinct::Sketch(merged);
+                    }
+                }
+                State::Distinct(a)
+            }
+            (State::Histogram(mut a), State::Histogram(b)) => {
+                for (k, n) in b {
+                    if let Some((_, m)) = a.iter_mut().find(|(x, _)| *x == k) {
+                        *m += n;
+                    } else if a.len() < HISTOGRAM_LIMIT {
+                        a.push((k, n));
+                    }
+                }
+                State::Histogram(a)
+            }
+            (State::Values(a), State::Values(b)) => {
+                let mut state = State::Values(a);
+                for v in &b {
+                    match self.function {
+                        // Every value of `b` again, as if its records came after `a`'s
+                        // (nulls included where the function keeps them).
+                        AggregateFn::CollectList
+                        | AggregateFn::CollectSet
+                        | AggregateFn::TopK
+                        | AggregateFn::TopKDistinct
+                        | AggregateFn::EarliestByOffset
+                        | AggregateFn::LatestByOffset => self.add(&mut state, Some(v)),
+                        _ => {}
+                    }
+                }
+                state
+            }
+            (a, _) => a,
+        }
+    }
+
     /// Whether a null value is folded in rather than skipped.
     fn keeps_nulls(&self) -> bool {
         match self.function {
@@ -563,12 +652,15 @@ impl Aggregator {
         }
     }
 
-    /// The aggregate's value for `state`, of [`Aggregator::output_type`].
-    pub fn result(&self, state: &State) -> Result<ScalarValue> {
+    /// The aggregate's value for `state`, of [`Aggregator::output_type`]; `window` is the
+    /// window of a windowed aggregation's row (`[start, end]`).
+    pub fn result(&self, state: &State, window: Option<(i64, i64)>) -> Result<ScalarValue> {
         let list = |values: &[ScalarValue]| {
             ScalarValue::List(ScalarValue::new_list_nullable(values, &self.input))
         };
         Ok(match (self.function, state) {
+            (AggregateFn::WindowStart, _) => ScalarValue::Int64(window.map(|w| w.0)),
+            (AggregateFn::WindowEnd, _) => ScalarValue::Int64(window.map(|w| w.1)),
             (AggregateFn::Count, State::Count(n)) => ScalarValue::Int64(Some(*n)),
             (AggregateFn::CountDistinct, State::Distinct(d)) => ScalarValue::Int64(Some(d.count())),
             (AggregateFn::Sum | AggregateFn::Min | AggregateFn::Max, State::Value(v)) => v.clone(),

@@ -15,7 +15,7 @@ fn fold(
         state = states.remove(0);
         aggregator.add(&mut state, Some(v));
     }
-    aggregator.result(&state).unwrap()
+    aggregator.result(&state, None).unwrap()
 }
 
 fn ints(values: &[Option<i32>]) -> Vec<ScalarValue> {
@@ -47,7 +47,10 @@ fn count_sum_avg_skip_nulls_and_start_from_zero() {
     let mut state = star.initial();
     star.add(&mut state, None);
     star.add(&mut state, None);
-    assert_eq!(star.result(&state).unwrap(), ScalarValue::Int64(Some(2)));
+    assert_eq!(
+        star.result(&state, None).unwrap(),
+        ScalarValue::Int64(Some(2))
+    );
 }
 
 #[test]
@@ -183,7 +186,7 @@ fn count_distinct_is_exact_for_few_values_and_close_for_many() {
         aggregator.add(&mut state, Some(&ScalarValue::Int64(Some(i % 50_000))));
         if i == 999 {
             assert_eq!(
-                aggregator.result(&state).unwrap(),
+                aggregator.result(&state, None).unwrap(),
                 ScalarValue::Int64(Some(1000))
             );
         }
@@ -192,8 +195,92 @@ fn count_distinct_is_exact_for_few_values_and_close_for_many() {
     let state = decode_states(&encode_states(&[state]).unwrap())
         .unwrap()
         .remove(0);
-    let ScalarValue::Int64(Some(n)) = aggregator.result(&state).unwrap() else {
+    let ScalarValue::Int64(Some(n)) = aggregator.result(&state, None).unwrap() else {
         panic!()
     };
     assert!((49_000..=51_000).contains(&n), "{n}");
+}
+
+#[test]
+fn sessions_merge_as_if_the_later_ones_records_came_after() {
+    let int = [DataType::Int32];
+    let state_of = |function: AggregateFn,
+                    types: &[DataType],
+                    literals: &[Option<ScalarValue>],
+                    values: &[Option<i32>]| {
+        let aggregator = Aggregator::new(function, types, literals).unwrap();
+        let mut state = aggregator.initial();
+        for v in ints(values) {
+            aggregator.add(&mut state, Some(&v));
+        }
+        (aggregator, state)
+    };
+    for (function, types, literals, expected) in [
+        (
+            AggregateFn::Sum,
+            &int[..],
+            vec![None],
+            ScalarValue::Int32(Some(10)),
+        ),
+        (
+            AggregateFn::Count,
+            &int[..],
+            vec![None],
+            ScalarValue::Int64(Some(4)),
+        ),
+        (
+            AggregateFn::Avg,
+            &int[..],
+            vec![None],
+            ScalarValue::Float64(Some(2.5)),
+        ),
+        (
+            AggregateFn::Min,
+            &int[..],
+            vec![None],
+            ScalarValue::Int32(Some(1)),
+        ),
+        (
+            AggregateFn::Max,
+            &int[..],
+            vec![None],
+            ScalarValue::Int32(Some(4)),
+        ),
+        (
+            AggregateFn::LatestByOffset,
+            &int[..],
+            vec![None],
+            ScalarValue::Int32(Some(4)),
+        ),
+        (
+            AggregateFn::EarliestByOffset,
+            &int[..],
+            vec![None],
+            ScalarValue::Int32(Some(3)),
+        ),
+        (
+            AggregateFn::CollectList,
+            &int[..],
+            vec![None],
+            ScalarValue::List(ScalarValue::new_list_nullable(
+                &ints(&[Some(3), Some(1), Some(2), Some(4)]),
+                &DataType::Int32,
+            )),
+        ),
+        (
+            AggregateFn::CountDistinct,
+            &int[..],
+            vec![None],
+            ScalarValue::Int64(Some(4)),
+        ),
+    ] {
+        let (aggregator, a) = state_of(function, types, &literals, &[Some(3), Some(1)]);
+        let (_, b) = state_of(function, types, &literals, &[Some(2), Some(4)]);
+        let merged = aggregator.merge(a, b);
+        assert_eq!(
+            aggregator.result(&merged, None).unwrap(),
+            expected,
+            "{function:?}"
+        );
+    }
 }

@@ -43,6 +43,89 @@ pub struct AggregateStage {
     schema: SchemaRef,
     /// The plan above the aggregate (`HAVING`, the projection).
     after: Vec<Step>,
+    /// The windows of a windowed aggregation.
+    window: Option<Windowing>,
+}
+
+/// How a windowed aggregation cuts time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowSpec {
+    /// `TUMBLING` (advance = size) or `HOPPING` windows.
+    Time {
+        /// Size, ms.
+        size_ms: u64,
+        /// How far apart windows start, ms.
+        advance_ms: u64,
+    },
+    /// `SESSION` windows.
+    Session {
+        /// The inactivity gap, ms.
+        gap_ms: u64,
+    },
+}
+
+/// A windowed aggregation's windows, grace, retention and emission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Windowing {
+    /// The windows.
+    pub spec: WindowSpec,
+    /// `GRACE PERIOD` (ksqlDB's default: 24 hours, Kafka Streams' old default).
+    pub grace_ms: u64,
+    /// `RETENTION`, if given.
+    pub retention_ms: Option<u64>,
+    /// `EMIT FINAL`.
+    pub emit_final: bool,
+}
+
+/// The grace period of a window without `GRACE PERIOD` (ksqlDB 0.29 keeps Kafka Streams'
+/// deprecated 24 hours).
+const DEFAULT_GRACE_MS: u64 = 24 * 3600 * 1000;
+
+impl Windowing {
+    /// The windowing of `window`.
+    pub fn of(window: &crate::parser::ast::Window, emit_final: bool) -> Windowing {
+        use crate::parser::ast::WindowKind;
+        let ms = |d: &std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let spec = match &window.kind {
+            WindowKind::Tumbling { size } => WindowSpec::Time {
+                size_ms: ms(size),
+                advance_ms: ms(size),
+            },
+            WindowKind::Hopping { size, advance } => WindowSpec::Time {
+                size_ms: ms(size),
+                advance_ms: ms(advance),
+            },
+            WindowKind::Session { gap } => WindowSpec::Session { gap_ms: ms(gap) },
+        };
+        Windowing {
+            spec,
+            grace_ms: window.grace.as_ref().map_or(DEFAULT_GRACE_MS, ms),
+            retention_ms: window.retention.as_ref().map(ms),
+            emit_final,
+        }
+    }
+
+    /// The sink's `WINDOW_TYPE` and `WINDOW_SIZE`.
+    pub fn info(&self) -> crate::metastore::WindowInfo {
+        match self.spec {
+            WindowSpec::Time {
+                size_ms,
+                advance_ms,
+            } => crate::metastore::WindowInfo {
+                kind: if size_ms == advance_ms {
+                    "TUMBLING"
+                } else {
+                    "HOPPING"
+                }
+                .to_string(),
+                size_ms: Some(size_ms),
+            },
+            WindowSpec::Session { .. } => crate::metastore::WindowInfo {
+                kind: "SESSION".to_string(),
+                size_ms: None,
+            },
+        }
+    }
 }
 
 impl AggregateStage {
@@ -50,7 +133,7 @@ impl AggregateStage {
     pub(super) fn compile(
         aggregate: &Aggregate,
         after: Vec<Step>,
-        source: &DataSource,
+        (source, window): (&DataSource, Option<Windowing>),
         props: &ExecutionProps,
     ) -> Result<AggregateStage> {
         let input = aggregate.input.schema();
@@ -151,7 +234,22 @@ impl AggregateStage {
             repartition: !by_key,
             schema: Arc::new(aggregate.schema.as_arrow().clone()),
             after,
+            window,
         })
+    }
+
+    /// The windows of a windowed aggregation.
+    pub fn windowing(&self) -> Option<&Windowing> {
+        self.window.as_ref()
+    }
+
+    /// Merges session `b` (later) into session `a`, for a record bridging them.
+    pub fn merge(&self, a: Vec<State>, b: Vec<State>) -> Vec<State> {
+        self.aggregators
+            .iter()
+            .zip(a.into_iter().zip(b))
+            .map(|(aggregator, (a, b))| aggregator.merge(a, b))
+            .collect()
     }
 
     /// Whether the rows go through a repartition topic.
@@ -228,10 +326,15 @@ impl AggregateStage {
         Ok(())
     }
 
-    /// The result row of a group (`key`, as encoded) with `states`: the columns of the plan
-    /// above the aggregate, one row each, and whether the row passes `HAVING` (if not, the
-    /// group's row is deleted).
-    pub fn result(&self, key: &[u8], states: &[State]) -> Result<(RecordBatch, bool)> {
+    /// The result row of a group (`key`, as encoded) with `states` (in `window`, for a
+    /// windowed aggregation): the columns of the plan above the aggregate, one row each,
+    /// and whether the row passes `HAVING` (if not, the group's row is deleted).
+    pub fn result(
+        &self,
+        key: &[u8],
+        states: &[State],
+        window: Option<(i64, i64)>,
+    ) -> Result<(RecordBatch, bool)> {
         let group = codec::decode_row(key)?;
         if group.len() != self.group.len() || states.len() != self.aggregators.len() {
             return Err(KsqlError::Serde(
@@ -243,7 +346,7 @@ impl AggregateStage {
             .aggregators
             .iter()
             .zip(states)
-            .map(|(a, s)| a.result(s))
+            .map(|(a, s)| a.result(s, window))
             .collect::<Result<Vec<_>>>()?;
         for (value, field) in group.iter().chain(&results).zip(self.schema.fields()) {
             let array = value.to_array_of_size(1).map_err(execution_error)?;

@@ -159,7 +159,16 @@ impl CompiledQuery {
             Some((after, node)) => (
                 compile_steps(&node.input, &props)?,
                 Some(aggregate::AggregateStage::compile(
-                    &node, after, &source, &props,
+                    &node,
+                    after,
+                    (
+                        &source,
+                        planned
+                            .window
+                            .as_ref()
+                            .map(|w| aggregate::Windowing::of(w, planned.emit_final)),
+                    ),
+                    &props,
                 )?),
             ),
             None => (compile_steps(&planned.plan, &props)?, None),
@@ -194,12 +203,13 @@ impl CompiledQuery {
         &self,
         key: &[u8],
         states: &[crate::aggregate::State],
+        window: Option<(i64, i64)>,
     ) -> Result<(Vec<ArrayRef>, bool)> {
         let stage = self
             .aggregate
             .as_ref()
             .ok_or_else(|| KsqlError::statement("the query does not aggregate"))?;
-        let (batch, kept) = stage.result(key, states)?;
+        let (batch, kept) = stage.result(key, states, window)?;
         Ok((aggregate::canonical(&batch, &self.output)?, kept))
     }
 

@@ -9,9 +9,12 @@ use arrow::array::ArrayRef;
 use bytes::Bytes;
 use sluice_streams::serdes::{BytesSerde, OptionSerde, Serde};
 use sluice_streams::{
-    BatchOutput, Change, Grouped, KStream, Materialized, Produced, RawRecord, Record,
-    Repartitioned, StreamsBuilder, Topology,
+    BatchOutput, Change, EmitStrategy, Grouped, KStream, Materialized, Produced, RawRecord, Record,
+    Repartitioned, SessionWindows, StreamsBuilder, TimeWindows, Topology, Window, Windowed,
 };
+use std::time::Duration;
+
+use super::aggregate::WindowSpec;
 
 use crate::aggregate::State;
 
@@ -115,21 +118,46 @@ impl Serde<Vec<State>> for StatesSerde {
     }
 }
 
+/// The window of a windowed aggregation's row.
+#[derive(Debug, Clone, Copy)]
+pub struct RowWindow {
+    /// `[start, end)` of a time window, `[start, end]` of a session.
+    pub window: Window,
+    /// Whether it is a session.
+    pub session: bool,
+}
+
+impl RowWindow {
+    /// What a windowed key's bytes end with, as Kafka Streams writes them: the start (8
+    /// big-endian bytes), or a session's end then start.
+    pub fn key_suffix(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16);
+        if self.session {
+            out.extend(self.window.end.to_be_bytes());
+        }
+        out.extend(self.window.start.to_be_bytes());
+        out
+    }
+}
+
 /// A grouped query's result rows: the source's records evaluated in batches into groups
 /// and arguments, repartitioned by group if need be, folded into each group's states in
-/// the store, and each update of a group made into its result row by `row`
-/// (`row(columns, passes HAVING)`, `None`: no output).
+/// the store (per window, for a windowed aggregation), and each update of a group made
+/// into its result row by `row` (`row(columns, passes HAVING, window)`, `None`: no output).
 fn grouped<K: Clone + Send + Sync + 'static, V: Clone + Send + Sync + 'static>(
     builder: &StreamsBuilder,
     query: Arc<CompiledQuery>,
     counters: Arc<QueryCounters>,
-    row: impl Fn(Vec<ArrayRef>, bool) -> Result<Option<(K, V)>> + Send + Sync + 'static,
+    row: impl Fn(Vec<ArrayRef>, bool, Option<RowWindow>) -> Result<Option<(K, V)>>
+        + Send
+        + Sync
+        + 'static,
 ) -> Result<KStream<K, V>> {
     let source_topic = query.source_topic().to_string();
-    let repartition = query
+    let stage = query
         .aggregate()
-        .ok_or_else(|| KsqlError::statement("the query does not aggregate"))?
-        .repartitions();
+        .ok_or_else(|| KsqlError::statement("the query does not aggregate"))?;
+    let (repartition, windowing) = (stage.repartitions(), stage.windowing().copied());
     let before = query.clone();
     let before_counters = counters.clone();
     let mut stream = builder.batch_stream(
@@ -153,42 +181,160 @@ fn grouped<K: Clone + Send + Sync + 'static, V: Clone + Send + Sync + 'static>(
         stream = stream
             .repartition(Repartitioned::with(BytesSerde, BytesSerde).named("Aggregate-GroupBy"));
     }
-    let (init, fold, after) = (query.clone(), query.clone(), query);
+    let grouped = stream.group_by_key(Grouped::with(BytesSerde, BytesSerde));
+    let init_query = query.clone();
+    let init = move || {
+        init_query
+            .aggregate()
+            .map(|s| s.initial())
+            .unwrap_or_default()
+    };
+    let fold_query = query.clone();
     let fold_counters = counters.clone();
-    let table = stream
-        .group_by_key(Grouped::with(BytesSerde, BytesSerde))
-        .aggregate(
-            move || init.aggregate().map(|s| s.initial()).unwrap_or_default(),
-            move |_, args: Bytes, mut states| {
-                if let Some(stage) = fold.aggregate() {
-                    if let Err(err) = stage.fold(&mut states, &args) {
-                        skip_row(&err, &fold_counters);
-                    }
-                }
-                states
+    let fold = move |args: &Bytes, mut states: Vec<State>| {
+        if let Some(stage) = fold_query.aggregate() {
+            if let Err(err) = stage.fold(&mut states, args) {
+                skip_row(&err, &fold_counters);
+            }
+        }
+        states
+    };
+    let mut materialized = Materialized::with(StatesSerde).named("Aggregate-Aggregate-Materialize");
+    if let Some(retention) = windowing.and_then(|w| w.retention_ms) {
+        materialized = materialized.with_retention(Duration::from_millis(retention));
+    }
+    let emit = match windowing {
+        Some(w) if w.emit_final => EmitStrategy::on_window_close(),
+        _ => EmitStrategy::on_window_update(),
+    };
+    let results = Results {
+        query,
+        counters,
+        row: Arc::new(row),
+    };
+    Ok(match windowing.map(|w| (w.spec, w.grace_ms)) {
+        None => results.of(
+            grouped
+                .aggregate(
+                    init,
+                    move |_, args, states| fold(&args, states),
+                    materialized,
+                )
+                .changes(),
+            |key: &Bytes| (key.clone(), None),
+        ),
+        Some((
+            WindowSpec::Time {
+                size_ms,
+                advance_ms,
             },
-            Materialized::with(StatesSerde).named("Aggregate-Aggregate-Materialize"),
-        );
-    // A row that stops passing `HAVING` is deleted; one that never passed is not written.
-    Ok(table
-        .changes()
-        .flat_map(move |key: Bytes, change: Change<Vec<State>>| {
+            grace_ms,
+        )) => {
+            let windows = TimeWindows::of_size_and_grace(
+                Duration::from_millis(size_ms),
+                Duration::from_millis(grace_ms),
+            )
+            .advance_by(Duration::from_millis(advance_ms));
+            results.of(
+                grouped
+                    .windowed_by(windows)
+                    .emit_strategy(emit)
+                    .aggregate(
+                        init,
+                        move |_, args, states| fold(args, states),
+                        materialized,
+                    )
+                    .changes(),
+                |key: &Windowed<Bytes>| {
+                    let window = RowWindow {
+                        window: key.window,
+                        session: false,
+                    };
+                    (key.key.clone(), Some(window))
+                },
+            )
+        }
+        Some((WindowSpec::Session { gap_ms }, grace_ms)) => {
+            let windows = SessionWindows::of_inactivity_gap_and_grace(
+                Duration::from_millis(gap_ms),
+                Duration::from_millis(grace_ms),
+            );
+            let merge_query = results.query.clone();
+            results.of(
+                grouped
+                    .windowed_by_session(windows)
+                    .emit_strategy(emit)
+                    .aggregate(
+                        init,
+                        move |_, args, states| fold(&args, states),
+                        move |_, a, b| match merge_query.aggregate() {
+                            Some(stage) => stage.merge(a, b),
+                            None => a,
+                        },
+                        materialized,
+                    )
+                    .changes(),
+                |key: &Windowed<Bytes>| {
+                    let window = RowWindow {
+                        window: key.window,
+                        session: true,
+                    };
+                    (key.key.clone(), Some(window))
+                },
+            )
+        }
+    })
+}
+
+/// Makes a grouped query's result rows of its table's changes.
+struct Results<K, V> {
+    query: Arc<CompiledQuery>,
+    counters: Arc<QueryCounters>,
+    #[allow(clippy::type_complexity)]
+    row:
+        Arc<dyn Fn(Vec<ArrayRef>, bool, Option<RowWindow>) -> Result<Option<(K, V)>> + Send + Sync>,
+}
+
+impl<K: Clone + Send + Sync + 'static, V: Clone + Send + Sync + 'static> Results<K, V> {
+    /// Each change of a group (`split` tells its key and window) as its row: a row that
+    /// stops passing `HAVING`, or a session merged into another, is deleted; one that
+    /// never passed is not written.
+    fn of<KT: Clone + Send + Sync + 'static>(
+        self,
+        changes: KStream<KT, Change<Vec<State>>>,
+        split: impl Fn(&KT) -> (Bytes, Option<RowWindow>) + Send + Sync + 'static,
+    ) -> KStream<K, V> {
+        let Results {
+            query,
+            counters,
+            row,
+        } = self;
+        changes.flat_map(move |key: KT, change: Change<Vec<State>>| {
+            let (group, window) = split(&key);
+            let bounds = window.map(|w| (w.window.start, w.window.end));
             let made = (|| {
-                let Some(new) = change.new else {
-                    return Ok(None);
+                let was_kept = |old: &Option<Vec<State>>| -> Result<Option<Vec<ArrayRef>>> {
+                    match old {
+                        Some(old) => {
+                            let (columns, kept) = query.grouped_result(&group, old, bounds)?;
+                            Ok(kept.then_some(columns))
+                        }
+                        None => Ok(None),
+                    }
                 };
-                let (columns, kept) = after.grouped_result(&key, &new)?;
-                if kept {
-                    return row(columns, true);
-                }
-                let was_kept = match change.old {
-                    Some(old) => after.grouped_result(&key, &old)?.1,
-                    None => false,
-                };
-                if was_kept {
-                    row(columns, false)
-                } else {
-                    Ok(None)
+                match &change.new {
+                    Some(new) => {
+                        let (columns, kept) = query.grouped_result(&group, new, bounds)?;
+                        if kept || was_kept(&change.old)?.is_some() {
+                            row(columns, kept, window)
+                        } else {
+                            Ok(None)
+                        }
+                    }
+                    None => match was_kept(&change.old)? {
+                        Some(columns) => row(columns, false, window),
+                        None => Ok(None),
+                    },
                 }
             })();
             match made {
@@ -198,7 +344,8 @@ fn grouped<K: Clone + Send + Sync + 'static, V: Clone + Send + Sync + 'static>(
                     None
                 }
             }
-        }))
+        })
+    }
 }
 
 /// A row's key and value as a record at `timestamp`.
@@ -256,10 +403,21 @@ pub fn persistent(
     let written = counters.clone();
     if query.aggregate().is_some() {
         // A table's rows: each group's latest, a tombstone when it fails `HAVING`.
-        grouped(&builder, query, counters, move |columns, kept| {
+        grouped(&builder, query, counters, move |columns, kept, window| {
             let encoded = encoders.encode_all(&columns)?.into_iter().next();
             Ok(match encoded {
-                Some(Ok((key, value))) => Some((key, if kept { value } else { None })),
+                Some(Ok((key, value))) => {
+                    // A windowed row's key ends with its window.
+                    let key = match window {
+                        Some(window) => {
+                            let mut bytes = key.map(|k| k.to_vec()).unwrap_or_default();
+                            bytes.extend(window.key_suffix());
+                            Some(Bytes::from(bytes))
+                        }
+                        None => key,
+                    };
+                    Some((key, if kept { value } else { None }))
+                }
                 Some(Err(err)) => return Err(err),
                 None => None,
             })
@@ -323,7 +481,7 @@ pub fn push(
     };
     if query.aggregate().is_some() {
         // Each update of a group that passes `HAVING`.
-        grouped(&builder, query, counters, move |columns, kept| {
+        grouped(&builder, query, counters, move |columns, kept, _| {
             if !kept {
                 return Ok(None);
             }

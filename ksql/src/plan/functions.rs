@@ -508,6 +508,14 @@ impl Functions {
                 },
             );
         }
+        // `WINDOWSTART` and `WINDOWEND` of windowed aggregations, planned as aggregates of
+        // their rows: resolvable, not listed.
+        for function in crate::aggregate::AggregateFn::WINDOW_BOUNDS {
+            functions.aggregates.insert(
+                function.name().to_ascii_lowercase(),
+                Arc::new(function.udf()),
+            );
+        }
         functions
     }
 

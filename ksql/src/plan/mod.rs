@@ -52,6 +52,10 @@ pub struct PlannedQuery {
     pub missing_keys: Vec<String>,
     /// Whether it aggregates (`GROUP BY`): its result is a table.
     pub grouped: bool,
+    /// Its `WINDOW`, if it aggregates by window.
+    pub window: Option<crate::parser::ast::Window>,
+    /// `EMIT FINAL`: a window's row once the window closes, not each update.
+    pub emit_final: bool,
 }
 
 /// Plans `query` against the sources of `metastore`.
@@ -59,9 +63,12 @@ pub fn plan_query(query: &Query, metastore: &MetaStore) -> Result<PlannedQuery> 
     if !query.joins.is_empty() {
         return Err(not_yet("JOIN"));
     }
-    if query.window.is_some() {
-        return Err(not_yet("WINDOW"));
+    if query.window.is_some() && query.group_by.is_empty() {
+        return Err(KsqlError::statement(
+            "WINDOW clause requires a GROUP BY clause.",
+        ));
     }
+    let windowed = query.window.is_some();
     if query.having.is_some() && query.group_by.is_empty() {
         return Err(KsqlError::statement("HAVING requires GROUP BY clause."));
     }
@@ -78,6 +85,9 @@ pub fn plan_query(query: &Query, metastore: &MetaStore) -> Result<PlannedQuery> 
     for expr in &query.group_by {
         let mut expr = expr.clone();
         rewrite::for_datafusion(&mut expr)?;
+        if let Some(bound) = rewrite::misplaced_window_bound(&expr, true) {
+            return Err(window_bound_error(bound));
+        }
         group_by.push(expr);
     }
 
@@ -104,6 +114,12 @@ pub fn plan_query(query: &Query, metastore: &MetaStore) -> Result<PlannedQuery> 
     for item in &mut items {
         let mut expr = item.expr.clone();
         rewrite::for_datafusion(&mut expr)?;
+        if let Some(bound) = rewrite::misplaced_window_bound(&expr, false) {
+            return Err(window_bound_error(bound));
+        }
+        if windowed {
+            rewrite::window_bounds(&mut expr);
+        }
         if !group_by.is_empty() {
             // Grouped, a key column is a `GROUP BY` expression selected as it is.
             item.key = group_by
@@ -163,6 +179,9 @@ pub fn plan_query(query: &Query, metastore: &MetaStore) -> Result<PlannedQuery> 
     if let Some(having) = &query.having {
         let mut having = having.clone();
         rewrite::for_datafusion(&mut having)?;
+        if windowed {
+            rewrite::window_bounds(&mut having);
+        }
         select.having = Some(having);
     }
 
@@ -252,6 +271,8 @@ pub fn plan_query(query: &Query, metastore: &MetaStore) -> Result<PlannedQuery> 
         columns,
         missing_keys,
         grouped,
+        window: query.window.clone(),
+        emit_final: query.emit == Some(crate::parser::ast::Emit::Final),
     })
 }
 
@@ -487,6 +508,13 @@ fn contains_aggregate(plan: &LogicalPlan) -> bool {
 /// A name in double quotes, as DataFusion's planner reads it.
 fn quoted(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// ksqlDB's error for `WINDOWSTART`/`WINDOWEND` where they cannot be.
+fn window_bound_error(bound: &str) -> KsqlError {
+    KsqlError::statement(format!(
+        "Window bounds column {bound} can only be used in the SELECT clause of windowed aggregations"
+    ))
 }
 
 fn not_yet(what: &str) -> KsqlError {

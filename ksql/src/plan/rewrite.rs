@@ -65,6 +65,84 @@ pub(crate) fn for_datafusion(expr: &mut Expr) -> Result<()> {
     }
 }
 
+/// A windowed aggregation's `WINDOWSTART` and `WINDOWEND` (already rewritten) as calls of
+/// the aggregates that give each row's window bounds: they are the window's, not a
+/// source column's, so the planner sees them as aggregates of the group.
+pub(crate) fn window_bounds(expr: &mut Expr) {
+    let _ = sqlparser::ast::visit_expressions_mut(expr, |e| {
+        // `WINDOWSTART`, or qualified by the source, `s.WINDOWSTART`.
+        let name = match e {
+            Expr::Identifier(ident) => Some(ident.value.as_str()),
+            Expr::CompoundIdentifier(idents) if idents.len() == 2 => Some(idents[1].value.as_str()),
+            _ => None,
+        };
+        if let Some(name) = name {
+            let function = match name {
+                crate::plan::catalog::WINDOWSTART => crate::aggregate::AggregateFn::WindowStart,
+                crate::plan::catalog::WINDOWEND => crate::aggregate::AggregateFn::WindowEnd,
+                _ => return ControlFlow::<()>::Continue(()),
+            };
+            *e = Expr::Function(sqlparser::ast::Function {
+                name: sqlparser::ast::ObjectName::from(vec![Ident::new(function.name())]),
+                uses_odbc_syntax: false,
+                parameters: sqlparser::ast::FunctionArguments::None,
+                args: sqlparser::ast::FunctionArguments::List(
+                    sqlparser::ast::FunctionArgumentList {
+                        duplicate_treatment: None,
+                        args: Vec::new(),
+                        clauses: Vec::new(),
+                    },
+                ),
+                filter: None,
+                null_treatment: None,
+                over: None,
+                within_group: Vec::new(),
+            });
+        }
+        ControlFlow::Continue(())
+    });
+}
+
+/// The window bound (`WINDOWSTART` or `WINDOWEND`) `expr` names outside a select item's
+/// top level: inside an aggregate's arguments, or anywhere in a `GROUP BY` expression
+/// (`in_group_by`), where ksqlDB refuses them.
+pub(crate) fn misplaced_window_bound(expr: &Expr, in_group_by: bool) -> Option<&'static str> {
+    let mut found = None;
+    let bound = |e: &Expr| -> Option<&'static str> {
+        let name = match e {
+            Expr::Identifier(ident) => ident.value.as_str(),
+            Expr::CompoundIdentifier(idents) if idents.len() == 2 => idents[1].value.as_str(),
+            _ => return None,
+        };
+        [
+            crate::plan::catalog::WINDOWSTART,
+            crate::plan::catalog::WINDOWEND,
+        ]
+        .into_iter()
+        .find(|b| *b == name)
+    };
+    let _ = sqlparser::ast::visit_expressions(expr, |e| {
+        if in_group_by {
+            found = bound(e);
+        } else if let Expr::Function(f) = e {
+            if crate::aggregate::AggregateFn::by_name(&f.name.to_string()).is_some() {
+                let _ = sqlparser::ast::visit_expressions(&f.args, |inner| {
+                    if found.is_none() {
+                        found = bound(inner);
+                    }
+                    ControlFlow::<()>::Continue(())
+                });
+            }
+        }
+        if found.is_some() {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    });
+    found
+}
+
 /// `COUNT(*)` as `COUNT()`: ksqlDB's `COUNT` of no column counts rows.
 fn count_star(f: &mut sqlparser::ast::Function) {
     use sqlparser::ast::{FunctionArg, FunctionArgExpr, FunctionArguments};

@@ -27,7 +27,13 @@ fn sessions_grow_merge_and_close() {
             Duration::from_millis(10),
         ));
     sessions
-        .count(Materialized::counts().named("sessions"))
+        // A day's retention keeps the closed sessions readable below (by default they go
+        // once gap plus grace has passed).
+        .count(
+            Materialized::counts()
+                .named("sessions")
+                .with_retention(Duration::from_secs(86_400)),
+        )
         .to_stream_with_tombstones()
         .to(
             "session-counts",

@@ -1,0 +1,314 @@
+//! `sluice bench ksql`: Nexmark-style queries written in ksqlDB's SQL and run by Sluice's ksql
+//! engine (planned by DataFusion, evaluated on Arrow batches inside a Streams application),
+//! against the same queries written in the Streams DSL over the same JSON records, in one
+//! run on one embedded node, each with one stream thread. The issue's target: ksql at least
+//! 0.8× the DSL.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value as Json};
+use sluice_log::client::consumer::{Consumer, ConsumerConfig, StartOffset};
+use sluice_log::client::producer::{Producer, ProducerConfig, ProducerRecord};
+use sluice_log::client::Client;
+use sluice_log::TopicPartition;
+use sluice_streams::nexmark::{Event, Generator};
+use sluice_streams::serdes::{I64Serde, JsonSerde};
+use sluice_streams::{
+    Consumed, Grouped, KafkaStreams, Materialized, Produced, StreamsBuilder, StreamsConfig,
+    WindowedSerde,
+};
+
+use crate::tools::runtime;
+
+#[derive(Debug, clap::Args)]
+pub struct KsqlBenchArgs {
+    /// The query: q1 (Nexmark's currency conversion: every bid with its price in euros, a
+    /// projection) or q5-counts (Nexmark q5's first step: each auction's bids counted in
+    /// hopping windows of 10 s every 2 s, by bid time; q5's second step, the hottest auction
+    /// of each window, needs a query over a windowed table, which Sluice's ksql cannot run
+    /// yet).
+    #[arg(long, default_value = "q1")]
+    query: String,
+    /// Number of bids, written once as JSON (ksqlDB's `VALUE_FORMAT='JSON'`) with the auction
+    /// as a `KAFKA` BIGINT key and the bid time as the record's timestamp.
+    #[arg(long, default_value_t = 500_000)]
+    events: u64,
+    /// `commit.interval.ms` of both applications.
+    #[arg(long, default_value_t = 100)]
+    commit_interval_ms: u64,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// A bid as the JSON value of the `bids` topic (ksqlDB's upper-case field names).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+struct JsonBid {
+    bidder: i64,
+    price: i64,
+    channel: String,
+    url: String,
+    date_time: i64,
+}
+
+/// q5-counts' result value, as ksql writes it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+struct BidCount {
+    bids: i64,
+}
+
+#[derive(Debug, Serialize)]
+struct KsqlReport {
+    query: String,
+    events: u64,
+    ksql_events_per_sec: f64,
+    dsl_events_per_sec: f64,
+    /// ksql's rate over the DSL's (the target: at least 0.8).
+    ratio: f64,
+}
+
+const SOURCE: &str = "CREATE STREAM bids (auction BIGINT KEY, bidder BIGINT, price BIGINT, \
+    channel STRING, url STRING, date_time BIGINT) WITH (kafka_topic='bids', value_format='JSON');";
+
+pub fn ksql(args: KsqlBenchArgs) -> anyhow::Result<()> {
+    let q5 = match args.query.as_str() {
+        "q1" => false,
+        "q5-counts" => true,
+        other => anyhow::bail!("--query {other}: expected q1 or q5-counts"),
+    };
+    anyhow::ensure!(args.events > 0, "--events must be at least 1");
+    let n = args.events as usize;
+    let mut bids: Vec<(Bytes, Bytes, i64)> = Vec::with_capacity(n);
+    for event in Generator::new(42, 1_700_000_000_000) {
+        if bids.len() == n {
+            break;
+        }
+        if let Event::Bid(bid) = event {
+            let value = serde_json::to_vec(&JsonBid {
+                bidder: bid.bidder,
+                price: bid.price,
+                channel: bid.channel,
+                url: bid.url,
+                date_time: bid.date_time,
+            })?;
+            bids.push((
+                Bytes::copy_from_slice(&bid.auction.to_be_bytes()),
+                Bytes::from(value),
+                bid.date_time,
+            ));
+        }
+    }
+
+    let dir = tempfile::tempdir()?;
+    let node = sluice_log::Sluice::embedded(dir.path())
+        .config("group.initial.rebalance.delay.ms", "0")
+        .start()?;
+    let (ksql_elapsed, dsl_elapsed) = runtime()?.block_on(async {
+        let client = node.client().await?;
+        for name in ["bids", "ksql_out", "dsl_out"] {
+            crate::perf::create_topic(&client, name).await?;
+        }
+        produce_bids(&client, &bids).await?;
+        let deadline = Instant::now() + Duration::from_secs(600);
+
+        // ksql: the statements through the engine, as `POST /ksql` runs them.
+        let engine = sluice_ksql::engine::Engine::start(client.clone(), "bench_").await?;
+        let query = if q5 {
+            "CREATE TABLE counts WITH (kafka_topic='ksql_out') AS SELECT auction, COUNT(*) AS bids \
+             FROM bids WINDOW HOPPING (SIZE 10 SECONDS, ADVANCE BY 2 SECONDS, GRACE PERIOD 0 SECONDS) \
+             GROUP BY auction;"
+        } else {
+            "CREATE STREAM euros WITH (kafka_topic='ksql_out') AS SELECT auction, bidder, \
+             price * 908 / 1000 AS price, channel, url, date_time FROM bids EMIT CHANGES;"
+        };
+        let mut properties = serde_json::Map::new();
+        properties.insert("auto.offset.reset".into(), json!("earliest"));
+        properties.insert("commit.interval.ms".into(), json!(args.commit_interval_ms));
+        let started = Instant::now();
+        let entities = engine
+            .execute(&format!("{SOURCE} {query}"), &properties)
+            .await
+            .map_err(|failure| anyhow::anyhow!("{}", failure.body))?;
+        let query_id = entities
+            .get(1)
+            .and_then(|e| e["commandStatus"]["queryId"].as_str())
+            .context("the statement started no query")?
+            .to_string();
+        wait_committed(&client, &format!("_confluent-ksql-bench_query_{query_id}"), n, deadline)
+            .await?;
+        let ksql_elapsed = started.elapsed();
+        engine.shutdown().await;
+
+        // The DSL: the same query by hand, JSON in and out through serde.
+        let builder = StreamsBuilder::new();
+        let stream = builder.stream("bids", Consumed::with(I64Serde, JsonSerde::<JsonBid>::new()));
+        if q5 {
+            stream
+                .group_by_key(Grouped::with_key(I64Serde))
+                .windowed_by(sluice_streams::nexmark::q5_windows())
+                .count(Materialized::counts().named("counts"))
+                .to_stream()
+                .map_values(|bids| BidCount { bids })
+                .to(
+                    "dsl_out",
+                    Produced::with(
+                        WindowedSerde::new(I64Serde, Duration::from_secs(10)),
+                        JsonSerde::<BidCount>::new(),
+                    ),
+                );
+        } else {
+            stream
+                .map_values(|mut bid: JsonBid| {
+                    bid.price = bid.price * 908 / 1000;
+                    bid
+                })
+                .to("dsl_out", Produced::with(I64Serde, JsonSerde::<JsonBid>::new()));
+        }
+        let commit_interval = args.commit_interval_ms.to_string();
+        let state = tempfile::tempdir()?;
+        let state_dir = state.path().to_string_lossy().into_owned();
+        let config = StreamsConfig::from_props([
+            ("application.id", "bench-dsl"),
+            ("num.stream.threads", "1"),
+            ("commit.interval.ms", commit_interval.as_str()),
+            ("state.dir", state_dir.as_str()),
+        ])?;
+        let started = Instant::now();
+        let app = KafkaStreams::start(Arc::new(builder.build()?), config, client.clone()).await?;
+        wait_committed(&client, "bench-dsl", n, deadline).await?;
+        let dsl_elapsed = started.elapsed();
+        app.close().await?;
+
+        // Both wrote the same results: every converted bid, or the same final count of
+        // every auction and window.
+        let ksql_out = read_all(&client, "ksql_out", deadline).await?;
+        let dsl_out = read_all(&client, "dsl_out", deadline).await?;
+        if q5 {
+            let last = |records: Vec<(Option<Bytes>, Json)>| {
+                records.into_iter().collect::<HashMap<_, _>>()
+            };
+            let (ksql_last, dsl_last) = (last(ksql_out), last(dsl_out));
+            anyhow::ensure!(
+                ksql_last == dsl_last,
+                "ksql's final counts differ from the DSL's ({} windows against {})",
+                ksql_last.len(),
+                dsl_last.len()
+            );
+        } else {
+            anyhow::ensure!(
+                ksql_out.len() == n && dsl_out.len() == n,
+                "{} and {} outputs of {n} bids",
+                ksql_out.len(),
+                dsl_out.len()
+            );
+            anyhow::ensure!(ksql_out == dsl_out, "ksql's converted bids differ from the DSL's");
+        }
+        anyhow::Ok((ksql_elapsed, dsl_elapsed))
+    })?;
+    node.shutdown()?;
+    let ksql_events_per_sec = n as f64 / ksql_elapsed.as_secs_f64();
+    let dsl_events_per_sec = n as f64 / dsl_elapsed.as_secs_f64();
+    let report = KsqlReport {
+        query: args.query.clone(),
+        events: args.events,
+        ksql_events_per_sec,
+        dsl_events_per_sec,
+        ratio: ksql_events_per_sec / dsl_events_per_sec,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!(
+            "ksql {}: {} bids, ksql {:.0} events/sec, the Streams DSL {:.0} events/sec over the same JSON (one stream thread each, embedded node): {:.2}x",
+            report.query,
+            report.events,
+            report.ksql_events_per_sec,
+            report.dsl_events_per_sec,
+            report.ratio
+        );
+    }
+    Ok(())
+}
+
+/// Writes the bids to `bids`, each with its bid time as the record's timestamp.
+async fn produce_bids(client: &Arc<Client>, bids: &[(Bytes, Bytes, i64)]) -> anyhow::Result<()> {
+    let config = ProducerConfig {
+        acks: 1,
+        batch_size: 65_536,
+        ..ProducerConfig::default()
+    };
+    let producer = Producer::new(client.clone(), config);
+    let topic: Arc<str> = "bids".into();
+    let mut last = None;
+    for (key, value, timestamp) in bids {
+        let record = ProducerRecord {
+            topic: topic.clone(),
+            key: Some(key.clone()),
+            value: Some(value.clone()),
+            timestamp: Some(*timestamp),
+            ..Default::default()
+        };
+        last = Some(producer.send(record).await?);
+    }
+    producer.flush().await;
+    if let Some(last) = last {
+        last.await.context("produce the bids")?;
+    }
+    producer.close().await;
+    Ok(())
+}
+
+/// Waits until group `group` has committed all `n` bids (a commit follows the flush of the
+/// caches and of the producer: every output is in its topic by then).
+async fn wait_committed(
+    client: &Arc<Client>,
+    group: &str,
+    n: usize,
+    deadline: Instant,
+) -> anyhow::Result<()> {
+    loop {
+        let committed = client.committed_offsets(group).await?;
+        if committed.get(&TopicPartition::new("bids", 0)).copied() >= Some(n as i64) {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{group} did not process the bids in time"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// Every record of `topic`: its key and its value as JSON.
+async fn read_all(
+    client: &Arc<Client>,
+    topic: &str,
+    deadline: Instant,
+) -> anyhow::Result<Vec<(Option<Bytes>, Json)>> {
+    let end = client.list_offset(topic, 0, -1).await?;
+    let mut consumer = Consumer::assign(
+        client.clone(),
+        vec![(TopicPartition::new(topic, 0), StartOffset::Beginning)],
+        ConsumerConfig::default(),
+    )
+    .await?;
+    let mut out = Vec::new();
+    while consumer.position(topic, 0)? < end {
+        for record in consumer.poll().await? {
+            let value = match &record.value {
+                Some(v) => serde_json::from_slice(v)?,
+                None => Json::Null,
+            };
+            out.push((record.key.clone(), value));
+        }
+        anyhow::ensure!(Instant::now() < deadline, "reading {topic} took too long");
+    }
+    Ok(out)
+}
