@@ -23,7 +23,9 @@ use crate::error::{KsqlError, Result};
 use crate::metastore::MetaStore;
 use crate::parser::ast::Statement;
 use crate::parser::parse_one;
-use crate::queries::{prepare_create_as_select, PreparedQuery, QueryManager};
+use crate::queries::{
+    prepare_create_as_select, prepare_insert_select, PreparedQuery, QueryManager,
+};
 
 /// The command topic of `service_id` (ksqlDB's name).
 pub fn command_topic(service_id: &str) -> String {
@@ -312,6 +314,21 @@ fn apply(
                     prepared.info.clone(),
                     create.or_replace,
                 )
+                .map_err(|e| e.to_string())?;
+            Ok((
+                outcome.message,
+                Effect::Start(Box::new(prepared), properties),
+            ))
+        }
+        Statement::InsertSelect {
+            target,
+            properties: with,
+            query,
+        } => {
+            let prepared = prepare_insert_select(target, with, query, text, metastore, offset)
+                .map_err(|e| e.to_string())?;
+            let outcome = metastore
+                .add_query(prepared.info.clone())
                 .map_err(|e| e.to_string())?;
             Ok((
                 outcome.message,

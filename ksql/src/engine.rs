@@ -21,7 +21,7 @@ use crate::parser::ast::{
     ColumnConstraint, Listing, ParsedStatement, SourceKind, SqlType, Statement,
 };
 use crate::parser::parse;
-use crate::queries::{prepare_create_as_select, QueryManager};
+use crate::queries::{prepare_create_as_select, prepare_insert_select, QueryManager};
 
 /// A statement's failure as ksqlDB reports it: its error entity and HTTP status.
 #[derive(Debug, Clone, PartialEq)]
@@ -275,6 +275,21 @@ impl Engine {
                 )
                 .await
             }
+            Statement::InsertSelect {
+                target,
+                properties: with,
+                query,
+            } => {
+                let mut store = self.metastore();
+                let prepared = prepare_insert_select(target, with, query, &text, &store, -1)?;
+                store.add_query(prepared.info.clone())?;
+                self.submit(
+                    &text,
+                    &format!("stream/`{}`/insert", prepared.sink.name),
+                    properties,
+                )
+                .await
+            }
             Statement::Terminate(target) => {
                 if let Some(id) = target {
                     let id = id.to_ascii_uppercase();
@@ -517,6 +532,27 @@ impl Engine {
                     "PERSISTENT",
                 )
             }
+            Statement::InsertSelect {
+                target,
+                properties,
+                query,
+            } => {
+                let prepared =
+                    prepare_insert_select(target, properties, query, &statement_text, &store, -1)?;
+                let encoders = crate::queries::sink_encoders(&prepared.sink, &prepared.planned)?;
+                let topology = crate::exec::topology::persistent(
+                    prepared.compiled.clone(),
+                    encoders,
+                    &prepared.sink.properties.topic,
+                    Arc::default(),
+                )?;
+                (
+                    prepared.planned,
+                    topology,
+                    vec![prepared.sink.name],
+                    "PERSISTENT",
+                )
+            }
             Statement::Query(query) => {
                 let planned = crate::plan::plan_query(query, &store)?;
                 let compiled = Arc::new(crate::exec::CompiledQuery::compile(&planned, &store)?);
@@ -695,6 +731,15 @@ impl Engine {
             Statement::CreateAsSelect(create) => {
                 let prepared = prepare_create_as_select(create, &text, sandbox, -1)?;
                 sandbox.add_query_with_sink(prepared.sink, prepared.info, create.or_replace)?;
+            }
+            Statement::InsertSelect {
+                target,
+                properties,
+                query,
+            } => {
+                let prepared =
+                    prepare_insert_select(target, properties, query, &text, sandbox, -1)?;
+                sandbox.add_query(prepared.info)?;
             }
             Statement::Terminate(Some(id)) => {
                 sandbox.terminate(&id.to_ascii_uppercase())?;

@@ -456,6 +456,26 @@ impl MetaStore {
         Ok(DdlOutcome { message })
     }
 
+    /// Adds the persistent query `query` writing into its existing sink (`INSERT INTO ...
+    /// SELECT`).
+    pub fn add_query(&mut self, query: QueryInfo) -> Result<DdlOutcome> {
+        if !self.sources.contains_key(&query.sink) {
+            return Err(KsqlError::statement(format!(
+                "{} does not exist.",
+                query.sink
+            )));
+        }
+        if self.queries.contains_key(&query.id) {
+            return Err(KsqlError::statement(format!(
+                "Query {} already exists",
+                query.id
+            )));
+        }
+        let message = format!("Created query with ID {}", query.id);
+        self.queries.insert(query.id.clone(), query);
+        Ok(DdlOutcome { message })
+    }
+
     /// This metastore without the source `name` and the queries writing it: what a
     /// `CREATE ... AS SELECT` making it was planned against (`EXPLAIN`).
     pub fn forget_sink(&mut self, name: &str) {

@@ -100,8 +100,13 @@ pub fn prepare_create_as_select(
         )));
     }
     if let Some(missing) = planned.missing_keys.first() {
+        let what = if planned.partitioned {
+            "partitioning expression"
+        } else {
+            "key column"
+        };
         return Err(KsqlError::statement(format!(
-            "Key missing from projection (ie, SELECT).\nThe query used to build `{sink_name}` must include the key column {missing} in its projection (eg, SELECT {missing}...)."
+            "Key missing from projection (ie, SELECT).\nThe query used to build `{sink_name}` must include the {what} {missing} in its projection (eg, SELECT {missing}...)."
         )));
     }
     if planned.grouped && planned.columns.iter().all(|c| c.key) {
@@ -199,6 +204,116 @@ pub fn prepare_create_as_select(
         sources: vec![source.name.clone()],
     };
     // The sink's encoders can hold its columns (checked now rather than at the first row).
+    sink_encoders(&sink, &planned)?;
+    let compiled = Arc::new(CompiledQuery::compile(&planned, metastore)?);
+    Ok(PreparedQuery {
+        sink,
+        info,
+        compiled,
+        planned,
+    })
+}
+
+/// Plans `INSERT INTO target SELECT ...` against `metastore`: a persistent query writing
+/// into the existing stream `target`, whose columns the query's result must match; its id
+/// is the `QUERY_ID` property or `INSERTQUERY_<sequence>`.
+pub fn prepare_insert_select(
+    target: &crate::parser::ast::Ident,
+    properties: &crate::parser::ast::Properties,
+    query: &crate::parser::ast::Query,
+    text: &str,
+    metastore: &MetaStore,
+    sequence: i64,
+) -> Result<PreparedQuery> {
+    let target_name = name_of(target);
+    let sink = metastore
+        .source(&target_name)
+        .ok_or_else(|| KsqlError::statement(format!("{target_name} does not exist.")))?
+        .clone();
+    if sink.kind == SourceKind::Table {
+        return Err(KsqlError::statement(format!(
+            "INSERT INTO can only be used to insert into a stream. {target_name} is a table."
+        )));
+    }
+    if sink.read_only {
+        return Err(KsqlError::statement(format!(
+            "Cannot insert into read-only stream: {target_name}"
+        )));
+    }
+    let planned = plan_query(query, metastore)?;
+    if planned.grouped || planned.source.kind == SourceKind::Table {
+        return Err(KsqlError::statement(format!(
+            "Incompatible data sink and query result. Data sink ({target_name}) type is KSTREAM but select query result is KTABLE."
+        )));
+    }
+    if planned.source.name == target_name {
+        return Err(KsqlError::statement(format!(
+            "Cannot insert into {target_name} from {target_name}: a query cannot write the stream it reads"
+        )));
+    }
+    if let Some(missing) = planned.missing_keys.first() {
+        return Err(KsqlError::statement(format!(
+            "Key missing from projection (ie, SELECT).\nThe query used to build `{target_name}` must include the key column {missing} in its projection (eg, SELECT {missing}...)."
+        )));
+    }
+    if query.limit.is_some() {
+        return Err(KsqlError::statement(
+            "INSERT INTO statements don't support LIMIT clause.",
+        ));
+    }
+    // The result's columns, key first, against the sink's (without its header columns).
+    let describe = |columns: &mut dyn Iterator<Item = (&str, String, bool)>| {
+        columns
+            .map(|(name, ty, key)| format!("`{name}` {ty}{}", if key { " KEY" } else { "" }))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut result: Vec<&crate::plan::OutputColumn> =
+        planned.columns.iter().filter(|c| c.key).collect();
+    result.extend(planned.columns.iter().filter(|c| !c.key));
+    let result_schema = describe(
+        &mut result
+            .iter()
+            .map(|c| (c.name.as_str(), c.ty.to_string(), c.key)),
+    );
+    let sink_columns = sink
+        .columns
+        .iter()
+        .filter(|c| {
+            !matches!(
+                c.constraint,
+                ColumnConstraint::Headers | ColumnConstraint::Header(_)
+            )
+        })
+        .map(|c| {
+            Ok((
+                c.name.as_str(),
+                metastore.resolve(&c.ty)?.to_string(),
+                c.is_key(),
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let sink_schema = describe(&mut sink_columns.iter().map(|(n, t, k)| (*n, t.clone(), *k)));
+    if result_schema != sink_schema {
+        return Err(KsqlError::statement(format!(
+            "Incompatible schema between results and sink.\nResult schema is {result_schema}\nSink schema is {sink_schema}"
+        )));
+    }
+    let id = match properties.get("QUERY_ID") {
+        Some(PropertyValue::String(id)) => id.to_ascii_uppercase(),
+        Some(other) => {
+            return Err(KsqlError::statement(format!(
+                "Invalid value for QUERY_ID: {other}"
+            )))
+        }
+        None => format!("INSERTQUERY_{sequence}"),
+    };
+    let info = QueryInfo {
+        id,
+        sql: text.to_string(),
+        sink: target_name,
+        sources: vec![planned.source.name.clone()],
+    };
     sink_encoders(&sink, &planned)?;
     let compiled = Arc::new(CompiledQuery::compile(&planned, metastore)?);
     Ok(PreparedQuery {

@@ -52,6 +52,9 @@ pub struct PlannedQuery {
     pub missing_keys: Vec<String>,
     /// Whether it aggregates (`GROUP BY`): its result is a table.
     pub grouped: bool,
+    /// Whether it re-keys its rows (`PARTITION BY`): its key columns are the `PARTITION BY`
+    /// expressions (none for `PARTITION BY NULL`).
+    pub partitioned: bool,
     /// Its `WINDOW`, if it aggregates by window.
     pub window: Option<crate::parser::ast::Window>,
     /// `EMIT FINAL`: a window's row once the window closes, not each update.
@@ -72,15 +75,29 @@ pub fn plan_query(query: &Query, metastore: &MetaStore) -> Result<PlannedQuery> 
     if query.having.is_some() && query.group_by.is_empty() {
         return Err(KsqlError::statement("HAVING requires GROUP BY clause."));
     }
-    if !query.partition_by.is_empty() {
-        return Err(not_yet("PARTITION BY"));
+    if !query.partition_by.is_empty() && !query.group_by.is_empty() {
+        return Err(KsqlError::statement(
+            "PARTITION BY and GROUP BY in the same query are not supported.",
+        ));
     }
     let source_name = name_of(&query.from.name);
     let source = metastore
         .source(&source_name)
         .ok_or_else(|| KsqlError::statement(format!("{source_name} does not exist.")))?;
     let alias = query.from.alias.as_ref().map(name_of);
-    let mut items = select_items(query, source, alias.as_deref())?;
+    // `PARTITION BY NULL`: no key at all.
+    let unkeyed = matches!(
+        query.partition_by.as_slice(),
+        [Expr::Value(v)] if v.value == sqlparser::ast::Value::Null
+    );
+    let partition_by: &[Expr] = if unkeyed { &[] } else { &query.partition_by };
+    let mut items = select_items(query, source, alias.as_deref(), partition_by)?;
+    let mut partition = Vec::with_capacity(partition_by.len());
+    for expr in partition_by {
+        let mut expr = expr.clone();
+        rewrite::for_datafusion(&mut expr)?;
+        partition.push(expr);
+    }
     let mut group_by = Vec::with_capacity(query.group_by.len());
     for expr in &query.group_by {
         let mut expr = expr.clone();
@@ -125,6 +142,11 @@ pub fn plan_query(query: &Query, metastore: &MetaStore) -> Result<PlannedQuery> 
             item.key = group_by
                 .iter()
                 .any(|g| same_expr(g, &expr, alias.as_deref()));
+        } else if !partition.is_empty() || unkeyed {
+            // Repartitioned, a `PARTITION BY` expression; the source's key is a value.
+            item.key = partition
+                .iter()
+                .any(|p| same_expr(p, &expr, alias.as_deref()));
         }
         projection.push(SelectItem::ExprWithAlias {
             expr,
@@ -242,7 +264,46 @@ pub fn plan_query(query: &Query, metastore: &MetaStore) -> Result<PlannedQuery> 
             "Aggregate functions require a GROUP BY clause (Sluice's ksql, as ksqlDB, aggregates by key).",
         ));
     }
-    let missing_keys = if group_by.is_empty() {
+    if let Some(p) = partition.iter().find(|p| {
+        items
+            .iter()
+            .filter(|i| i.key)
+            .filter(|i| {
+                let mut e = i.expr.clone();
+                rewrite::for_datafusion(&mut e).is_ok() && same_expr(p, &e, alias.as_deref())
+            })
+            .count()
+            > 1
+    }) {
+        let names: Vec<&str> = items
+            .iter()
+            .filter(|i| {
+                let mut e = i.expr.clone();
+                i.key
+                    && rewrite::for_datafusion(&mut e).is_ok()
+                    && same_expr(p, &e, alias.as_deref())
+            })
+            .map(|i| i.name.as_str())
+            .collect();
+        return Err(KsqlError::statement(format!(
+            "The projection contains a key column (`{}`) more than once, aliased as: {}.",
+            unquoted(p),
+            and_names(&names)
+        )));
+    }
+    let missing_keys = if !partition.is_empty() || unkeyed {
+        partition
+            .iter()
+            .zip(partition_by)
+            .filter(|(p, _)| {
+                !items.iter().any(|i| {
+                    let mut e = i.expr.clone();
+                    rewrite::for_datafusion(&mut e).is_ok() && same_expr(p, &e, alias.as_deref())
+                })
+            })
+            .map(|(_, original)| qualified(original, alias.as_deref().unwrap_or(&source.name)))
+            .collect()
+    } else if group_by.is_empty() {
         source
             .columns
             .iter()
@@ -271,6 +332,7 @@ pub fn plan_query(query: &Query, metastore: &MetaStore) -> Result<PlannedQuery> 
         columns,
         missing_keys,
         grouped,
+        partitioned: !query.partition_by.is_empty(),
         window: query.window.clone(),
         emit_final: query.emit == Some(crate::parser::ast::Emit::Final),
     })
@@ -340,19 +402,57 @@ struct Item {
 
 /// The select items: `*` expanded to the source's columns, each item named as ksqlDB names
 /// it, key columns marked.
-fn select_items(query: &Query, source: &DataSource, alias: Option<&str>) -> Result<Vec<Item>> {
+fn select_items(
+    query: &Query,
+    source: &DataSource,
+    alias: Option<&str>,
+    partition_by: &[Expr],
+) -> Result<Vec<Item>> {
     let qualifier_ok = |q: &str| q == source.name || alias == Some(q);
+    // `*` of a repartitioned stream: the `PARTITION BY` expressions first (the key), then
+    // the value columns they do not name, then the old key columns, as ksqlDB orders them.
+    let star = || -> Vec<(Expr, Option<String>)> {
+        let column_of = |e: &Expr| match e {
+            Expr::Identifier(ident) => Some(name_of(ident)),
+            Expr::CompoundIdentifier(idents)
+                if idents.len() == 2 && qualifier_ok(&name_of(&idents[0])) =>
+            {
+                Some(name_of(&idents[1]))
+            }
+            _ => None,
+        };
+        let named = |name: &str| {
+            (
+                Expr::Identifier(Ident::with_quote('"', name)),
+                Some(name.to_string()),
+            )
+        };
+        if query.partition_by.is_empty() {
+            return source.columns.iter().map(|c| named(&c.name)).collect();
+        }
+        let partition_columns: Vec<String> = partition_by.iter().filter_map(column_of).collect();
+        let mut out: Vec<(Expr, Option<String>)> = partition_by
+            .iter()
+            .map(|p| match column_of(p) {
+                Some(column) => named(&column),
+                None => (p.clone(), rewrite::implicit_name(p)),
+            })
+            .collect();
+        for key in [false, true] {
+            out.extend(
+                source
+                    .columns
+                    .iter()
+                    .filter(|c| c.is_key() == key && !partition_columns.contains(&c.name))
+                    .map(|c| named(&c.name)),
+            );
+        }
+        out
+    };
     let mut items: Vec<(Expr, Option<String>)> = Vec::new();
     for item in &query.projection {
         match item {
-            SelectItem::Wildcard(_) => {
-                for column in &source.columns {
-                    items.push((
-                        Expr::Identifier(Ident::with_quote('`', &column.name)),
-                        Some(column.name.clone()),
-                    ));
-                }
-            }
+            SelectItem::Wildcard(_) => items.extend(star()),
             SelectItem::QualifiedWildcard(kind, _) => {
                 let qualifier = match kind {
                     SelectItemQualifiedWildcardKind::ObjectName(name) => name
@@ -368,12 +468,7 @@ fn select_items(query: &Query, source: &DataSource, alias: Option<&str>) -> Resu
                         "Source {qualifier} does not exist in the query"
                     )));
                 }
-                for column in &source.columns {
-                    items.push((
-                        Expr::Identifier(Ident::with_quote('`', &column.name)),
-                        Some(column.name.clone()),
-                    ));
-                }
+                items.extend(star());
             }
             SelectItem::UnnamedExpr(expr) => {
                 items.push((expr.clone(), rewrite::implicit_name(expr)));
@@ -445,6 +540,30 @@ fn same_expr(a: &Expr, b: &Expr, alias: Option<&str>) -> bool {
         }
     };
     strip(a).to_string() == strip(b).to_string()
+}
+
+/// `expr` as ksqlDB prints it in messages: its columns qualified by `source`.
+fn qualified(expr: &Expr, source: &str) -> String {
+    let mut expr = expr.clone();
+    let _ = sqlparser::ast::visit_expressions_mut(&mut expr, |e| {
+        if let Expr::Identifier(ident) = e {
+            let column = crate::metastore::name_of(ident);
+            *e = Expr::CompoundIdentifier(vec![Ident::new(source), Ident::new(column)]);
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    let mut text = expr.to_string();
+    text.make_ascii_uppercase();
+    text
+}
+
+/// `A and B`, `A, B and C`.
+fn and_names(names: &[&str]) -> String {
+    match names {
+        [] => String::new(),
+        [one] => one.to_string(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
 }
 
 /// A rewritten expression as ksqlDB prints it: names without the quotes the rewrite put on.
