@@ -510,42 +510,37 @@ impl Engine {
                 false,
             ),
         };
-        let (planned, topology, sinks, query_type) = match &statement {
+        let persistent = match &statement {
             Statement::CreateAsSelect(create) => {
                 // The plan against the metastore before the sink existed.
                 let mut before = store.clone();
                 if running {
                     before.forget_sink(&name_of(&create.name));
                 }
-                let prepared = prepare_create_as_select(create, &statement_text, &before, -1)?;
-                let encoders = crate::queries::sink_encoders(&prepared.sink, &prepared.planned)?;
-                let topology = crate::exec::topology::persistent(
-                    prepared.compiled.clone(),
-                    encoders,
-                    &prepared.sink.properties.topic,
-                    Arc::default(),
-                )?;
-                (
-                    prepared.planned,
-                    topology,
-                    vec![prepared.sink.name],
-                    "PERSISTENT",
-                )
+                Some(prepare_create_as_select(
+                    create,
+                    &statement_text,
+                    &before,
+                    -1,
+                )?)
             }
             Statement::InsertSelect {
                 target,
                 properties,
                 query,
-            } => {
-                let prepared =
-                    prepare_insert_select(target, properties, query, &statement_text, &store, -1)?;
-                let encoders = crate::queries::sink_encoders(&prepared.sink, &prepared.planned)?;
-                let topology = crate::exec::topology::persistent(
-                    prepared.compiled.clone(),
-                    encoders,
-                    &prepared.sink.properties.topic,
-                    Arc::default(),
-                )?;
+            } => Some(prepare_insert_select(
+                target,
+                properties,
+                query,
+                &statement_text,
+                &store,
+                -1,
+            )?),
+            _ => None,
+        };
+        let (planned, topology, sinks, query_type) = match (&statement, persistent) {
+            (_, Some(prepared)) => {
+                let topology = prepared.topology()?;
                 (
                     prepared.planned,
                     topology,
@@ -553,7 +548,7 @@ impl Engine {
                     "PERSISTENT",
                 )
             }
-            Statement::Query(query) => {
+            (Statement::Query(query), None) => {
                 let planned = crate::plan::plan_query(query, &store)?;
                 let compiled = Arc::new(crate::exec::CompiledQuery::compile(&planned, &store)?);
                 let (tx, _rx) = tokio::sync::mpsc::channel(1);
@@ -561,7 +556,7 @@ impl Engine {
                     crate::exec::topology::push(compiled, tx, Arc::default(), Arc::default())?;
                 (planned, topology, Vec::new(), "PUSH")
             }
-            other => {
+            (other, None) => {
                 return Err(KsqlError::statement(format!(
                     "EXPLAIN takes a query or a query id, not {}",
                     statement_name(other)

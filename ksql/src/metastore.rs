@@ -335,6 +335,15 @@ impl Column {
             ColumnConstraint::Key | ColumnConstraint::PrimaryKey
         )
     }
+
+    /// Whether it is read from the record's headers (`HEADERS`, `HEADER('k')`): not
+    /// written by inserts or queries.
+    pub fn is_header(&self) -> bool {
+        matches!(
+            self.constraint,
+            ColumnConstraint::Headers | ColumnConstraint::Header(_)
+        )
+    }
 }
 
 /// A stream or table.

@@ -36,6 +36,36 @@ pub struct PreparedQuery {
     pub planned: PlannedQuery,
 }
 
+impl PreparedQuery {
+    /// `planned`, writing into `sink`, compiled; the sink's encoders checked to hold its
+    /// columns now rather than at the first row.
+    fn new(
+        sink: DataSource,
+        info: QueryInfo,
+        planned: PlannedQuery,
+        metastore: &MetaStore,
+    ) -> Result<PreparedQuery> {
+        sink_encoders(&sink, &planned)?;
+        let compiled = Arc::new(CompiledQuery::compile(&planned, metastore)?);
+        Ok(PreparedQuery {
+            sink,
+            info,
+            compiled,
+            planned,
+        })
+    }
+
+    /// Its topology, for `EXPLAIN` (counting nothing).
+    pub fn topology(&self) -> Result<sluice_streams::Topology> {
+        crate::exec::topology::persistent(
+            self.compiled.clone(),
+            sink_encoders(&self.sink, &self.planned)?,
+            &self.sink.properties.topic,
+            Arc::default(),
+        )
+    }
+}
+
 /// Plans `CREATE STREAM ... AS SELECT` against `metastore`; `sequence` numbers its id
 /// (the command's offset: every server names it alike).
 pub fn prepare_create_as_select(
@@ -203,15 +233,7 @@ pub fn prepare_create_as_select(
         sink: sink_name,
         sources: vec![source.name.clone()],
     };
-    // The sink's encoders can hold its columns (checked now rather than at the first row).
-    sink_encoders(&sink, &planned)?;
-    let compiled = Arc::new(CompiledQuery::compile(&planned, metastore)?);
-    Ok(PreparedQuery {
-        sink,
-        info,
-        compiled,
-        planned,
-    })
+    PreparedQuery::new(sink, info, planned, metastore)
 }
 
 /// Plans `INSERT INTO target SELECT ...` against `metastore`: a persistent query writing
@@ -279,12 +301,7 @@ pub fn prepare_insert_select(
     let sink_columns = sink
         .columns
         .iter()
-        .filter(|c| {
-            !matches!(
-                c.constraint,
-                ColumnConstraint::Headers | ColumnConstraint::Header(_)
-            )
-        })
+        .filter(|c| !c.is_header())
         .map(|c| {
             Ok((
                 c.name.as_str(),
@@ -314,14 +331,7 @@ pub fn prepare_insert_select(
         sink: target_name,
         sources: vec![planned.source.name.clone()],
     };
-    sink_encoders(&sink, &planned)?;
-    let compiled = Arc::new(CompiledQuery::compile(&planned, metastore)?);
-    Ok(PreparedQuery {
-        sink,
-        info,
-        compiled,
-        planned,
-    })
+    PreparedQuery::new(sink, info, planned, metastore)
 }
 
 /// `A, B and C`.

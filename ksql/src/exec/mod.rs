@@ -696,16 +696,8 @@ pub fn insert_record(
     metastore: &crate::metastore::MetaStore,
 ) -> Result<(EncodedRecord, Option<i64>)> {
     use crate::metastore::name_of;
-    let insertable: Vec<&crate::metastore::Column> = source
-        .columns
-        .iter()
-        .filter(|c| {
-            !matches!(
-                c.constraint,
-                ColumnConstraint::Headers | ColumnConstraint::Header(_)
-            )
-        })
-        .collect();
+    let insertable: Vec<&crate::metastore::Column> =
+        source.columns.iter().filter(|c| !c.is_header()).collect();
     let names: Vec<String> = if columns.is_empty() {
         insertable.iter().map(|c| c.name.clone()).collect()
     } else {
