@@ -41,6 +41,10 @@ pub struct KsqlBenchArgs {
     /// `commit.interval.ms` of both applications.
     #[arg(long, default_value_t = 100)]
     commit_interval_ms: u64,
+    /// Run only one side (`ksql` or `dsl`), without the comparison of their outputs: to
+    /// profile it alone.
+    #[arg(long)]
+    only: Option<String>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -68,10 +72,10 @@ struct BidCount {
 struct KsqlReport {
     query: String,
     events: u64,
-    ksql_events_per_sec: f64,
-    dsl_events_per_sec: f64,
+    ksql_events_per_sec: Option<f64>,
+    dsl_events_per_sec: Option<f64>,
     /// ksql's rate over the DSL's (the target: at least 0.8).
-    ratio: f64,
+    ratio: Option<f64>,
 }
 
 const SOURCE: &str = "CREATE STREAM bids (auction BIGINT KEY, bidder BIGINT, price BIGINT, \
@@ -84,6 +88,12 @@ pub fn ksql(args: KsqlBenchArgs) -> anyhow::Result<()> {
         other => anyhow::bail!("--query {other}: expected q1 or q5-counts"),
     };
     anyhow::ensure!(args.events > 0, "--events must be at least 1");
+    let (run_ksql, run_dsl) = match args.only.as_deref() {
+        None => (true, true),
+        Some("ksql") => (true, false),
+        Some("dsl") => (false, true),
+        Some(other) => anyhow::bail!("--only {other}: expected ksql or dsl"),
+    };
     let n = args.events as usize;
     let mut bids: Vec<(Bytes, Bytes, i64)> = Vec::with_capacity(n);
     for event in Generator::new(42, 1_700_000_000_000) {
@@ -118,6 +128,9 @@ pub fn ksql(args: KsqlBenchArgs) -> anyhow::Result<()> {
         produce_bids(&client, &bids).await?;
         let deadline = Instant::now() + Duration::from_secs(600);
 
+        let mut ksql_elapsed = Duration::ZERO;
+        let mut dsl_elapsed = Duration::ZERO;
+        if run_ksql {
         // ksql: the statements through the engine, as `POST /ksql` runs them.
         let engine = sluice_ksql::engine::Engine::start(client.clone(), "bench_").await?;
         let query = if q5 {
@@ -143,8 +156,10 @@ pub fn ksql(args: KsqlBenchArgs) -> anyhow::Result<()> {
             .to_string();
         wait_committed(&client, &format!("_confluent-ksql-bench_query_{query_id}"), n, deadline)
             .await?;
-        let ksql_elapsed = started.elapsed();
+        ksql_elapsed = started.elapsed();
         engine.shutdown().await;
+        }
+        if run_dsl {
 
         // The DSL: the same query by hand, JSON in and out through serde.
         let builder = StreamsBuilder::new();
@@ -183,8 +198,12 @@ pub fn ksql(args: KsqlBenchArgs) -> anyhow::Result<()> {
         let started = Instant::now();
         let app = KafkaStreams::start(Arc::new(builder.build()?), config, client.clone()).await?;
         wait_committed(&client, "bench-dsl", n, deadline).await?;
-        let dsl_elapsed = started.elapsed();
+        dsl_elapsed = started.elapsed();
         app.close().await?;
+        }
+        if !(run_ksql && run_dsl) {
+            return anyhow::Ok((ksql_elapsed, dsl_elapsed));
+        }
 
         // Both wrote the same results: every converted bid, or the same final count of
         // every auction and window.
@@ -213,25 +232,29 @@ pub fn ksql(args: KsqlBenchArgs) -> anyhow::Result<()> {
         anyhow::Ok((ksql_elapsed, dsl_elapsed))
     })?;
     node.shutdown()?;
-    let ksql_events_per_sec = n as f64 / ksql_elapsed.as_secs_f64();
-    let dsl_events_per_sec = n as f64 / dsl_elapsed.as_secs_f64();
+    // A side not run (`--only`) has no rate.
+    let rate = |elapsed: Duration| (!elapsed.is_zero()).then(|| n as f64 / elapsed.as_secs_f64());
+    let (ksql_events_per_sec, dsl_events_per_sec) = (rate(ksql_elapsed), rate(dsl_elapsed));
     let report = KsqlReport {
         query: args.query.clone(),
         events: args.events,
         ksql_events_per_sec,
         dsl_events_per_sec,
-        ratio: ksql_events_per_sec / dsl_events_per_sec,
+        ratio: ksql_events_per_sec
+            .zip(dsl_events_per_sec)
+            .map(|(k, d)| k / d),
     };
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
+        let shown = |rate: Option<f64>| rate.map_or("-".to_string(), |r| format!("{r:.0}"));
         println!(
-            "ksql {}: {} bids, ksql {:.0} events/sec, the Streams DSL {:.0} events/sec over the same JSON (one stream thread each, embedded node): {:.2}x",
+            "ksql {}: {} bids, ksql {} events/sec, the Streams DSL {} events/sec over the same JSON (one stream thread each, embedded node): {}",
             report.query,
             report.events,
-            report.ksql_events_per_sec,
-            report.dsl_events_per_sec,
-            report.ratio
+            shown(report.ksql_events_per_sec),
+            shown(report.dsl_events_per_sec),
+            report.ratio.map_or("-".to_string(), |r| format!("{r:.2}x"))
         );
     }
     Ok(())

@@ -2,14 +2,15 @@
 
 use sqlparser::dialect::Dialect;
 
-/// ksqlDB's dialect: identifiers quoted with backticks (double quotes are not identifiers
-/// there), `=>` for lambdas' named arguments, `->` for struct fields.
+/// ksqlDB's dialect: identifiers quoted with backticks or double quotes (its grammar's
+/// `BACKQUOTED_IDENTIFIER` and `QUOTED_IDENTIFIER`), `=>` for lambdas' named arguments, `->`
+/// for struct fields.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct KsqlDialect;
 
 impl Dialect for KsqlDialect {
     fn is_delimited_identifier_start(&self, ch: char) -> bool {
-        ch == '`'
+        ch == '`' || ch == '"'
     }
 
     fn is_identifier_start(&self, ch: char) -> bool {

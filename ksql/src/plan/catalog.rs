@@ -75,6 +75,7 @@ impl Catalog {
             functions: Functions::get(),
             options,
             expr_planners: vec![
+                Arc::new(StringPlus),
                 Arc::new(datafusion_functions::core::planner::CoreFunctionPlanner::default()),
                 Arc::new(datafusion_functions_nested::planner::NestedFunctionPlanner),
                 Arc::new(datafusion_functions_nested::planner::FieldAccessPlanner),
@@ -142,6 +143,43 @@ impl ContextProvider for Catalog {
 
     fn udwf_names(&self) -> Vec<String> {
         Vec::new()
+    }
+}
+
+/// ksqlDB's `+` of two strings: their concatenation (DataFusion's `+` is arithmetic only),
+/// as the `||` operator, a null making a null. An `ExprPlanner`, so that the planner types
+/// the expression as a string from the start.
+#[derive(Debug)]
+struct StringPlus;
+
+impl datafusion_expr::planner::ExprPlanner for StringPlus {
+    fn plan_binary_op(
+        &self,
+        expr: datafusion_expr::planner::RawBinaryExpr,
+        schema: &datafusion_common::DFSchema,
+    ) -> datafusion_common::Result<
+        datafusion_expr::planner::PlannerResult<datafusion_expr::planner::RawBinaryExpr>,
+    > {
+        use datafusion_expr::planner::PlannerResult;
+        use datafusion_expr::{BinaryExpr, ExprSchemable, Operator};
+        let is_string = |e: &datafusion_expr::Expr| {
+            e.get_type(schema).is_ok_and(|t| {
+                matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+            })
+        };
+        if expr.op == sqlparser::ast::BinaryOperator::Plus
+            && is_string(&expr.left)
+            && is_string(&expr.right)
+        {
+            return Ok(PlannerResult::Planned(datafusion_expr::Expr::BinaryExpr(
+                BinaryExpr::new(
+                    Box::new(expr.left),
+                    Operator::StringConcat,
+                    Box::new(expr.right),
+                ),
+            )));
+        }
+        Ok(PlannerResult::Original(expr))
     }
 }
 

@@ -508,6 +508,17 @@ impl Functions {
                 },
             );
         }
+        // `AS_VALUE(x)`: `x`, copied into the value (the planner's rewrite; no DataFusion
+        // function).
+        functions.infos.insert(
+            "AS_VALUE",
+            FunctionInfo {
+                name: "AS_VALUE",
+                kind: FunctionKind::Scalar,
+                category: "OTHER",
+                description: "A copy of a key column (or expression) in the value.",
+            },
+        );
         // `WINDOWSTART` and `WINDOWEND` of windowed aggregations, planned as aggregates of
         // their rows: resolvable, not listed.
         for function in crate::aggregate::AggregateFn::WINDOW_BOUNDS {

@@ -85,6 +85,8 @@ pub fn plan_query(query: &Query, metastore: &MetaStore) -> Result<PlannedQuery> 
         .source(&source_name)
         .ok_or_else(|| KsqlError::statement(format!("{source_name} does not exist.")))?;
     let alias = query.from.alias.as_ref().map(name_of);
+    // What qualifies the source's columns: its alias, or its name.
+    let qualifier = Some(alias.clone().unwrap_or_else(|| source.name.clone()));
     // `PARTITION BY NULL`: no key at all.
     let unkeyed = matches!(
         query.partition_by.as_slice(),
@@ -129,6 +131,7 @@ pub fn plan_query(query: &Query, metastore: &MetaStore) -> Result<PlannedQuery> 
     };
     let mut projection = Vec::with_capacity(items.len());
     for item in &mut items {
+        let as_value = rewrite::is_as_value(&item.expr);
         let mut expr = item.expr.clone();
         rewrite::for_datafusion(&mut expr)?;
         if let Some(bound) = rewrite::misplaced_window_bound(&expr, false) {
@@ -139,14 +142,16 @@ pub fn plan_query(query: &Query, metastore: &MetaStore) -> Result<PlannedQuery> 
         }
         if !group_by.is_empty() {
             // Grouped, a key column is a `GROUP BY` expression selected as it is.
-            item.key = group_by
-                .iter()
-                .any(|g| same_expr(g, &expr, alias.as_deref()));
+            item.key = !as_value
+                && group_by
+                    .iter()
+                    .any(|g| same_expr(g, &expr, qualifier.as_deref()));
         } else if !partition.is_empty() || unkeyed {
             // Repartitioned, a `PARTITION BY` expression; the source's key is a value.
-            item.key = partition
-                .iter()
-                .any(|p| same_expr(p, &expr, alias.as_deref()));
+            item.key = !as_value
+                && partition
+                    .iter()
+                    .any(|p| same_expr(p, &expr, qualifier.as_deref()));
         }
         projection.push(SelectItem::ExprWithAlias {
             expr,
@@ -169,12 +174,12 @@ pub fn plan_query(query: &Query, metastore: &MetaStore) -> Result<PlannedQuery> 
                     && !has_lambda(expr)
                     && !group_by
                         .iter()
-                        .any(|g| same_expr(g, expr, alias.as_deref()))
+                        .any(|g| same_expr(g, expr, qualifier.as_deref()))
                     && columns_of(expr).iter().any(|column| {
                         !group_by.iter().any(|g| {
                             columns_of(g)
                                 .iter()
-                                .any(|c| same_expr(c, column, alias.as_deref()))
+                                .any(|c| same_expr(c, column, qualifier.as_deref()))
                         })
                     })
             })
@@ -270,7 +275,7 @@ pub fn plan_query(query: &Query, metastore: &MetaStore) -> Result<PlannedQuery> 
             .filter(|i| i.key)
             .filter(|i| {
                 let mut e = i.expr.clone();
-                rewrite::for_datafusion(&mut e).is_ok() && same_expr(p, &e, alias.as_deref())
+                rewrite::for_datafusion(&mut e).is_ok() && same_expr(p, &e, qualifier.as_deref())
             })
             .count()
             > 1
@@ -281,7 +286,7 @@ pub fn plan_query(query: &Query, metastore: &MetaStore) -> Result<PlannedQuery> 
                 let mut e = i.expr.clone();
                 i.key
                     && rewrite::for_datafusion(&mut e).is_ok()
-                    && same_expr(p, &e, alias.as_deref())
+                    && same_expr(p, &e, qualifier.as_deref())
             })
             .map(|i| i.name.as_str())
             .collect();
@@ -291,6 +296,24 @@ pub fn plan_query(query: &Query, metastore: &MetaStore) -> Result<PlannedQuery> 
             and_names(&names)
         )));
     }
+    for g in &group_by {
+        let names: Vec<&str> = items
+            .iter()
+            .filter(|i| {
+                let mut e = i.expr.clone();
+                i.key
+                    && rewrite::for_datafusion(&mut e).is_ok()
+                    && same_expr(g, &e, qualifier.as_deref())
+            })
+            .map(|i| i.name.as_str())
+            .collect();
+        if names.len() > 1 {
+            return Err(KsqlError::statement(format!(
+                "The projection contains a key column more than once: `{}`.\nEach key column must only be in the projection once. If you intended to copy the key into the value, then consider using the AS_VALUE function to indicate which key reference should be copied.",
+                names.join("` and `")
+            )));
+        }
+    }
     let missing_keys = if !partition.is_empty() || unkeyed {
         partition
             .iter()
@@ -298,7 +321,8 @@ pub fn plan_query(query: &Query, metastore: &MetaStore) -> Result<PlannedQuery> 
             .filter(|(p, _)| {
                 !items.iter().any(|i| {
                     let mut e = i.expr.clone();
-                    rewrite::for_datafusion(&mut e).is_ok() && same_expr(p, &e, alias.as_deref())
+                    rewrite::for_datafusion(&mut e).is_ok()
+                        && same_expr(p, &e, qualifier.as_deref())
                 })
             })
             .map(|(_, original)| qualified(original, alias.as_deref().unwrap_or(&source.name)))
@@ -318,7 +342,7 @@ pub fn plan_query(query: &Query, metastore: &MetaStore) -> Result<PlannedQuery> 
                     SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
                         let mut e = e.clone();
                         rewrite::for_datafusion(&mut e).is_ok()
-                            && same_expr(g, &e, alias.as_deref())
+                            && same_expr(g, &e, qualifier.as_deref())
                     }
                     _ => false,
                 })
@@ -529,17 +553,30 @@ fn select_items(
 /// Whether two rewritten expressions are the same, a column qualified by the source's
 /// alias or not.
 fn same_expr(a: &Expr, b: &Expr, alias: Option<&str>) -> bool {
-    let strip = |e: &Expr| -> Expr {
-        match e {
-            Expr::CompoundIdentifier(idents)
-                if idents.len() == 2 && alias.is_some_and(|a| idents[0].value == a) =>
-            {
-                Expr::Identifier(idents[1].clone())
+    // Parentheses and the source's qualifier do not make expressions different.
+    let normal = |e: &Expr| -> String {
+        let mut e = e.clone();
+        let _ = sqlparser::ast::visit_expressions_mut(&mut e, |inner| {
+            match inner {
+                Expr::Nested(nested) => {
+                    let unwrapped = std::mem::replace(
+                        nested.as_mut(),
+                        Expr::value(sqlparser::ast::Value::Null),
+                    );
+                    *inner = unwrapped;
+                }
+                Expr::CompoundIdentifier(idents)
+                    if idents.len() == 2 && alias.is_some_and(|a| idents[0].value == a) =>
+                {
+                    *inner = Expr::Identifier(idents[1].clone());
+                }
+                _ => {}
             }
-            other => other.clone(),
-        }
+            std::ops::ControlFlow::<()>::Continue(())
+        });
+        e.to_string()
     };
-    strip(a).to_string() == strip(b).to_string()
+    normal(a) == normal(b)
 }
 
 /// `expr` as ksqlDB prints it in messages: its columns qualified by `source`.

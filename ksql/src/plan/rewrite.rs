@@ -42,6 +42,18 @@ pub(crate) fn for_datafusion(expr: &mut Expr) -> Result<()> {
                     }
                 }
             }
+            Expr::Function(f) if f.name.to_string().eq_ignore_ascii_case(AS_VALUE) => {
+                // `AS_VALUE(x)` is `x`, copied into the value (the planner only marks it).
+                match as_value_argument(f) {
+                    Some(argument) => *e = Expr::Nested(Box::new(argument)),
+                    None => {
+                        failure = Some(KsqlError::statement(
+                            "AS_VALUE takes one argument: AS_VALUE(expression)",
+                        ));
+                        return ControlFlow::Break(());
+                    }
+                }
+            }
             Expr::Function(f) => {
                 let name = f.name.to_string();
                 let known = crate::plan::functions::Functions::get();
@@ -141,6 +153,26 @@ pub(crate) fn misplaced_window_bound(expr: &Expr, in_group_by: bool) -> Option<&
         }
     });
     found
+}
+
+/// ksqlDB's `AS_VALUE`.
+pub(crate) const AS_VALUE: &str = "AS_VALUE";
+
+/// The one argument of `AS_VALUE(x)`.
+fn as_value_argument(f: &sqlparser::ast::Function) -> Option<Expr> {
+    use sqlparser::ast::{FunctionArg, FunctionArgExpr, FunctionArguments};
+    let FunctionArguments::List(list) = &f.args else {
+        return None;
+    };
+    match list.args.as_slice() {
+        [FunctionArg::Unnamed(FunctionArgExpr::Expr(argument))] => Some(argument.clone()),
+        _ => None,
+    }
+}
+
+/// Whether a select item is `AS_VALUE(...)`: a copy of a key into the value, never a key.
+pub(crate) fn is_as_value(expr: &Expr) -> bool {
+    matches!(expr, Expr::Function(f) if f.name.to_string().eq_ignore_ascii_case(AS_VALUE))
 }
 
 /// `COUNT(*)` as `COUNT()`: ksqlDB's `COUNT` of no column counts rows.
