@@ -269,44 +269,31 @@ pub fn plan_query(query: &Query, metastore: &MetaStore) -> Result<PlannedQuery> 
             "Aggregate functions require a GROUP BY clause (Sluice's ksql, as ksqlDB, aggregates by key).",
         ));
     }
-    if let Some(p) = partition.iter().find(|p| {
+    // The names of the items (the key items, if `keys`) selecting `key_expr` as it is.
+    let selecting = |key_expr: &Expr, keys: bool| -> Vec<&str> {
         items
             .iter()
-            .filter(|i| i.key)
             .filter(|i| {
                 let mut e = i.expr.clone();
-                rewrite::for_datafusion(&mut e).is_ok() && same_expr(p, &e, qualifier.as_deref())
-            })
-            .count()
-            > 1
-    }) {
-        let names: Vec<&str> = items
-            .iter()
-            .filter(|i| {
-                let mut e = i.expr.clone();
-                i.key
+                (i.key || !keys)
                     && rewrite::for_datafusion(&mut e).is_ok()
-                    && same_expr(p, &e, qualifier.as_deref())
+                    && same_expr(key_expr, &e, qualifier.as_deref())
             })
             .map(|i| i.name.as_str())
-            .collect();
-        return Err(KsqlError::statement(format!(
-            "The projection contains a key column (`{}`) more than once, aliased as: {}.",
-            unquoted(p),
-            and_names(&names)
-        )));
+            .collect()
+    };
+    for p in &partition {
+        let names = selecting(p, true);
+        if names.len() > 1 {
+            return Err(KsqlError::statement(format!(
+                "The projection contains a key column (`{}`) more than once, aliased as: {}.",
+                unquoted(p),
+                and_names(&names)
+            )));
+        }
     }
     for g in &group_by {
-        let names: Vec<&str> = items
-            .iter()
-            .filter(|i| {
-                let mut e = i.expr.clone();
-                i.key
-                    && rewrite::for_datafusion(&mut e).is_ok()
-                    && same_expr(g, &e, qualifier.as_deref())
-            })
-            .map(|i| i.name.as_str())
-            .collect();
+        let names = selecting(g, true);
         if names.len() > 1 {
             return Err(KsqlError::statement(format!(
                 "The projection contains a key column more than once: `{}`.\nEach key column must only be in the projection once. If you intended to copy the key into the value, then consider using the AS_VALUE function to indicate which key reference should be copied.",
@@ -318,13 +305,7 @@ pub fn plan_query(query: &Query, metastore: &MetaStore) -> Result<PlannedQuery> 
         partition
             .iter()
             .zip(partition_by)
-            .filter(|(p, _)| {
-                !items.iter().any(|i| {
-                    let mut e = i.expr.clone();
-                    rewrite::for_datafusion(&mut e).is_ok()
-                        && same_expr(p, &e, qualifier.as_deref())
-                })
-            })
+            .filter(|(p, _)| selecting(p, false).is_empty())
             .map(|(_, original)| qualified(original, alias.as_deref().unwrap_or(&source.name)))
             .collect()
     } else if group_by.is_empty() {
