@@ -327,10 +327,21 @@ fn two_servers_of_one_service_share_a_persistent_querys_partitions() {
         )
         .await;
         assert_eq!(status, 200, "{body}");
-        // Both servers run the query: the second learned it from the command topic.
+        // Both servers run the query: the second learns it from the command topic, in its
+        // own time (PENDING until its runner has started it).
         let second_addr = second.local_addr().to_string();
-        let (_, listing) = ksql(&second_addr, "SHOW QUERIES;").await;
-        assert_eq!(listing[0]["queries"][0]["state"], "RUNNING", "{listing}");
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let (_, listing) = ksql(&second_addr, "SHOW QUERIES;").await;
+            if listing[0]["queries"][0]["state"] == "RUNNING" {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the second server did not run the query within 20 s: {listing}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         let records: Vec<Input> = (0..200)
             .map(|i| Input {
                 partition: None,

@@ -559,6 +559,9 @@ fn arrow_error(err: arrow::error::ArrowError) -> KsqlError {
     KsqlError::Serde(err.to_string())
 }
 
+/// Where a row's key or value bytes are in a batch's buffer.
+type Span = std::ops::Range<usize>;
+
 /// A row written as a record: its key and value bytes (`None`: null).
 pub type EncodedRecord = (Option<bytes::Bytes>, Option<bytes::Bytes>);
 
@@ -613,17 +616,33 @@ impl SinkEncoders {
         // Columns checked and downcast once per batch.
         let keys = self.key.bind(&keys)?;
         let values = self.value.bind(&values)?;
-        let mut buf = Vec::new();
-        let mut one = |bound: &crate::format::BoundColumns<'_>, row: usize| {
-            buf.clear();
-            Ok(if bound.encode(row, &mut buf)? {
-                Some(bytes::Bytes::copy_from_slice(&buf))
-            } else {
-                None
-            })
+        // Every row's bytes in one buffer, each record's key and value slices of it: one
+        // allocation per batch, not two per row.
+        let mut buf = Vec::with_capacity(rows * 64);
+        let one = |bound: &crate::format::BoundColumns<'_>, row: usize, buf: &mut Vec<u8>| {
+            let start = buf.len();
+            match bound.encode(row, buf) {
+                Ok(true) => Ok(Some(start..buf.len())),
+                Ok(false) => {
+                    buf.truncate(start);
+                    Ok(None)
+                }
+                Err(err) => {
+                    buf.truncate(start);
+                    Err(err)
+                }
+            }
         };
-        Ok((0..rows)
-            .map(|row| Ok((one(&keys, row)?, one(&values, row)?)))
+        let spans: Vec<Result<(Option<Span>, Option<Span>)>> = (0..rows)
+            .map(|row| Ok((one(&keys, row, &mut buf)?, one(&values, row, &mut buf)?)))
+            .collect();
+        let buf = bytes::Bytes::from(buf);
+        Ok(spans
+            .into_iter()
+            .map(|span| {
+                let (key, value) = span?;
+                Ok((key.map(|r| buf.slice(r)), value.map(|r| buf.slice(r))))
+            })
             .collect())
     }
 }

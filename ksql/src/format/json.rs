@@ -434,8 +434,10 @@ impl<'a> Parser<'a, '_> {
         let s = self.s;
         let start = self.i + 1;
         let mut j = start;
+        // The plain run of the string, up to its end, an escape or a control character
+        // (one table look-up a byte).
         while let Some(&c) = s.get(j) {
-            if c == b'"' || c == b'\\' || c < 0x20 {
+            if crate::format::text::NEEDS_ESCAPE[c as usize] {
                 break;
             }
             j += 1;
