@@ -368,6 +368,15 @@ impl DataSource {
     pub fn column(&self, name: &str) -> Option<&Column> {
         self.columns.iter().find(|c| c.name == name)
     }
+
+    /// The names of its key columns, in order.
+    pub fn key_names(&self) -> Vec<&str> {
+        self.columns
+            .iter()
+            .filter(|c| c.is_key())
+            .map(|c| c.name.as_str())
+            .collect()
+    }
 }
 
 /// What a DDL statement did (ksqlDB's `currentStatus` message).

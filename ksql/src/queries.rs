@@ -100,16 +100,6 @@ pub fn prepare_create_as_select(
             ))
         }
     }
-    if !planned.grouped && source.kind == SourceKind::Table {
-        return Err(KsqlError::statement(
-            "CREATE TABLE ... AS SELECT of a table without GROUP BY is not supported by Sluice's ksql yet (issue 18 is under way)",
-        ));
-    }
-    if planned.grouped && source.kind == SourceKind::Table {
-        return Err(KsqlError::statement(
-            "aggregating a TABLE is not supported by Sluice's ksql yet (issue 18 is under way): aggregate a STREAM",
-        ));
-    }
     if planned.grouped && source.properties.value_format == Format::Kafka {
         return Err(KsqlError::statement(format!(
             "Source(s) {} are using the 'KAFKA' value format. This format does not yet support GROUP BY.",

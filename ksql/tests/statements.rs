@@ -365,3 +365,8 @@ fn partition_by() {
 fn insert_values() {
     run_file("insert_values.json");
 }
+
+#[test]
+fn table_sources() {
+    run_file("tables.json");
+}

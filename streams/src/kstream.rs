@@ -346,49 +346,7 @@ impl<K: Data, V: Data> KStream<K, V> {
         key: impl Serde<K> + 'static,
         materialized: crate::ktable::Materialized<V>,
     ) -> KTable<K, V> {
-        let store = self
-            .state
-            .materialize(&materialized, "KSTREAM-TOTABLE-STATE-STORE");
-        let key: Arc<dyn Serde<K>> = Arc::new(key);
-        let (key_serde, value_serde, store_name) =
-            (key.clone(), materialized.value.clone(), store.clone());
-        let stream = self.then(
-            &format!("to_table into store {store}"),
-            move |ctx, record: Record<K, V>, out: &Children<K, Change<V>>| {
-                // Kafka Streams skips records without key bytes in stateful operators.
-                let Some(key_bytes) = ctx.store_key(&*key_serde, &store_name, &record.key) else {
-                    return;
-                };
-                let old = match ctx.get_stored(&store_name, &key_bytes, &*value_serde) {
-                    Ok(old) => old,
-                    Err(err) => return ctx.errors.push(err),
-                };
-                match serdes::serialize(&*value_serde, &store_name, "value", &record.value) {
-                    Ok(bytes) => ctx.put_logged(&store_name, key_bytes, bytes, record.timestamp),
-                    Err(err) => return ctx.errors.push(err),
-                }
-                out.forward(
-                    ctx,
-                    Record {
-                        key: record.key,
-                        value: Change {
-                            new: Some(record.value),
-                            old,
-                        },
-                        timestamp: record.timestamp,
-                        headers: record.headers,
-                    },
-                );
-            },
-        );
-        KTable::materialized(
-            self.state.clone(),
-            stream.children,
-            store,
-            key,
-            materialized.value,
-            self.sources.clone(),
-        )
+        upsert_table(self, key, materialized, Some)
     }
 
     /// Splits the stream by predicates (Kafka's `split()`): each record goes to the first
@@ -490,6 +448,78 @@ pub struct Repartitioned<K, V> {
     pub(crate) name: Option<String>,
     pub(crate) key: Arc<dyn Serde<K>>,
     pub(crate) value: Arc<dyn Serde<V>>,
+}
+
+impl<K: Data, V: Data> KStream<K, Option<V>> {
+    /// The stream read as a table, a `None` value deleting its key (Kafka's `toTable` of a
+    /// stream whose null values are tombstones).
+    pub fn to_table_with_tombstones(
+        &self,
+        key: impl Serde<K> + 'static,
+        materialized: crate::ktable::Materialized<V>,
+    ) -> KTable<K, V> {
+        upsert_table(self, key, materialized, |value| value)
+    }
+}
+
+/// A table of `stream`'s records: `value_of(value)` upserts each record's key in the table's
+/// store (`None` deletes it); each change goes on with the value it replaces. A delete of a
+/// key the table does not hold changes nothing and goes nowhere.
+fn upsert_table<K: Data, X: Data, V: Data>(
+    stream: &KStream<K, X>,
+    key: impl Serde<K> + 'static,
+    materialized: crate::ktable::Materialized<V>,
+    value_of: impl Fn(X) -> Option<V> + Send + Sync + 'static,
+) -> KTable<K, V> {
+    let store = stream
+        .state
+        .materialize(&materialized, "KSTREAM-TOTABLE-STATE-STORE");
+    let key: Arc<dyn Serde<K>> = Arc::new(key);
+    let (key_serde, value_serde, store_name) =
+        (key.clone(), materialized.value.clone(), store.clone());
+    let table = stream.then(
+        &format!("to_table into store {store}"),
+        move |ctx, record: Record<K, X>, out: &Children<K, Change<V>>| {
+            // Kafka Streams skips records without key bytes in stateful operators.
+            let Some(key_bytes) = ctx.store_key(&*key_serde, &store_name, &record.key) else {
+                return;
+            };
+            let old = match ctx.get_stored(&store_name, &key_bytes, &*value_serde) {
+                Ok(old) => old,
+                Err(err) => return ctx.errors.push(err),
+            };
+            let new = value_of(record.value);
+            if new.is_none() && old.is_none() {
+                // Nothing to delete: no change.
+                return;
+            }
+            let stored = match &new {
+                Some(new) => match serdes::serialize(&*value_serde, &store_name, "value", new) {
+                    Ok(bytes) => bytes,
+                    Err(err) => return ctx.errors.push(err),
+                },
+                None => None,
+            };
+            ctx.put_logged(&store_name, key_bytes, stored, record.timestamp);
+            let change = Change { new, old };
+            crate::ktable::forward_change(
+                ctx,
+                out,
+                record.key,
+                change,
+                record.timestamp,
+                record.headers,
+            );
+        },
+    );
+    KTable::materialized(
+        stream.state.clone(),
+        table.children,
+        store,
+        key,
+        materialized.value,
+        stream.sources.clone(),
+    )
 }
 
 impl<K, V> Repartitioned<K, V> {

@@ -817,7 +817,7 @@ impl<K: Data, V: Data> KTable<K, V> {
 }
 
 /// Forwards `change` of `key` unless it changes nothing.
-fn forward_change<K: Data, V: Data>(
+pub(crate) fn forward_change<K: Data, V: Data>(
     ctx: &mut TaskContext,
     downstream: &Children<K, Change<V>>,
     key: K,

@@ -567,6 +567,47 @@ impl Aggregator {
         }
     }
 
+    /// Takes one row's value back out of `state` (the row left its group: a table's row
+    /// changed or was deleted), as ksqlDB's table UDAFs undo: `COUNT`, `SUM`, `AVG` count
+    /// and sum down, `COLLECT_LIST` drops the value's last occurrence, `HISTOGRAM` counts it
+    /// down and forgets it at zero. Other functions cannot undo ([`AggregateFn::undoable`]):
+    /// their state stays.
+    pub fn undo(&self, state: &mut State, value: Option<&ScalarValue>) {
+        let null = value.is_none_or(|v| v.is_null());
+        match (self.function, state) {
+            (AggregateFn::Count, State::Count(n)) if value.is_none() || !null => *n -= 1,
+            (_, _) if null && !self.keeps_nulls() => {}
+            (AggregateFn::Sum, State::Value(sum)) => {
+                if let Some(v) = value {
+                    *sum = subtract(sum, v);
+                }
+            }
+            (AggregateFn::Avg, State::Avg(sum, count)) => {
+                if let Some(v) = value {
+                    *sum = subtract(sum, v);
+                    *count -= 1;
+                }
+            }
+            (AggregateFn::CollectList, State::Values(values)) => {
+                let v = self.typed(value);
+                if let Some(at) = values.iter().rposition(|x| *x == v) {
+                    values.remove(at);
+                }
+            }
+            (AggregateFn::Histogram, State::Histogram(counts)) => {
+                if let Some(ScalarValue::Utf8(Some(s))) = value {
+                    if let Some(at) = counts.iter().position(|(k, _)| k == s) {
+                        counts[at].1 -= 1;
+                        if counts[at].1 < 1 {
+                            counts.remove(at);
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// Session `a` and the later session `b` as one (a record bridged them): ksqlDB's
     /// merges, `b`'s values after `a`'s.
     pub fn merge(&self, a: State, b: State) -> State {
@@ -724,6 +765,25 @@ fn add(a: &ScalarValue, b: &ScalarValue) -> ScalarValue {
         }
         (ScalarValue::Decimal128(Some(a), p, s), ScalarValue::Decimal128(Some(b), _, _)) => {
             ScalarValue::Decimal128(Some(a.wrapping_add(*b)), *p, *s)
+        }
+        (a, _) => a.clone(),
+    }
+}
+
+/// `a - b` of one type, integers wrapping as Java's do.
+fn subtract(a: &ScalarValue, b: &ScalarValue) -> ScalarValue {
+    match (a, b) {
+        (ScalarValue::Int32(Some(a)), ScalarValue::Int32(Some(b))) => {
+            ScalarValue::Int32(Some(a.wrapping_sub(*b)))
+        }
+        (ScalarValue::Int64(Some(a)), ScalarValue::Int64(Some(b))) => {
+            ScalarValue::Int64(Some(a.wrapping_sub(*b)))
+        }
+        (ScalarValue::Float64(Some(a)), ScalarValue::Float64(Some(b))) => {
+            ScalarValue::Float64(Some(a - b))
+        }
+        (ScalarValue::Decimal128(Some(a), p, s), ScalarValue::Decimal128(Some(b), _, _)) => {
+            ScalarValue::Decimal128(Some(a.wrapping_sub(*b)), *p, *s)
         }
         (a, _) => a.clone(),
     }

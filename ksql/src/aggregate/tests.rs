@@ -284,3 +284,70 @@ fn sessions_merge_as_if_the_later_ones_records_came_after() {
         );
     }
 }
+
+#[test]
+fn table_aggregates_take_a_rows_value_back_out() {
+    let int = [DataType::Int32];
+    // Folds `add`, then undoes `undo`, and gives the result.
+    let fold_undo = |function: AggregateFn, add: &[ScalarValue], undo: &[ScalarValue]| {
+        let aggregator = Aggregator::new(function, &int, &[None]).unwrap();
+        let mut state = aggregator.initial();
+        add.iter().for_each(|v| aggregator.add(&mut state, Some(v)));
+        undo.iter()
+            .for_each(|v| aggregator.undo(&mut state, Some(v)));
+        aggregator.result(&state, None).unwrap()
+    };
+    let added = ints(&[Some(1), Some(5), None, Some(5), Some(2)]);
+    let undone = ints(&[Some(5), None]);
+    assert_eq!(
+        fold_undo(AggregateFn::Count, &added, &undone),
+        ScalarValue::Int64(Some(3))
+    );
+    assert_eq!(
+        fold_undo(AggregateFn::Sum, &added, &undone),
+        ScalarValue::Int32(Some(8))
+    );
+    assert_eq!(
+        fold_undo(AggregateFn::Avg, &added, &undone),
+        ScalarValue::Float64(Some(8.0 / 3.0))
+    );
+    // COLLECT_LIST drops the last occurrence, and keeps nulls as values.
+    let ScalarValue::List(list) = fold_undo(AggregateFn::CollectList, &added, &undone) else {
+        panic!("not a list");
+    };
+    let values = list.value(0);
+    let values = values
+        .as_any()
+        .downcast_ref::<arrow::array::Int32Array>()
+        .unwrap();
+    assert_eq!(
+        values.iter().collect::<Vec<_>>(),
+        vec![Some(1), Some(5), Some(2)]
+    );
+    // COUNT(*) counts every row down.
+    let star = Aggregator::new(AggregateFn::Count, &[], &[]).unwrap();
+    let mut state = star.initial();
+    star.add(&mut state, None);
+    star.add(&mut state, None);
+    star.undo(&mut state, None);
+    assert_eq!(
+        star.result(&state, None).unwrap(),
+        ScalarValue::Int64(Some(1))
+    );
+    // HISTOGRAM forgets a string counted down to zero.
+    let strings = |values: &[&str]| -> Vec<ScalarValue> {
+        values
+            .iter()
+            .map(|s| ScalarValue::Utf8(Some(s.to_string())))
+            .collect()
+    };
+    let aggregator = Aggregator::new(AggregateFn::Histogram, &[DataType::Utf8], &[None]).unwrap();
+    let mut state = aggregator.initial();
+    strings(&["a", "b", "a"])
+        .iter()
+        .for_each(|v| aggregator.add(&mut state, Some(v)));
+    strings(&["b", "a"])
+        .iter()
+        .for_each(|v| aggregator.undo(&mut state, Some(v)));
+    assert_eq!(state, State::Histogram(vec![("a".to_string(), 1)]));
+}

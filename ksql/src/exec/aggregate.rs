@@ -215,14 +215,32 @@ impl AggregateStage {
             });
             aggregators.push(aggregator);
         }
+        if source.kind == crate::parser::ast::SourceKind::Table {
+            // A table's row that changes leaves its group: only functions that can take a
+            // value back out aggregate tables (ksqlDB's rule, in its words).
+            let mut refused: Vec<&str> = Vec::new();
+            for aggregator in &aggregators {
+                let function = aggregator.function();
+                let internal = AggregateFn::WINDOW_BOUNDS.contains(&function);
+                if !function.undoable() && !internal && !refused.contains(&function.name()) {
+                    refused.push(function.name());
+                }
+            }
+            if !refused.is_empty() {
+                let names = match refused.split_last() {
+                    Some((last, [])) => last.to_string(),
+                    Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+                    None => String::new(),
+                };
+                return Err(KsqlError::statement(format!(
+                    "The aggregation function{} {names} cannot be applied to a table source, only to a stream source.",
+                    if refused.len() == 1 { "" } else { "s" }
+                )));
+            }
+        }
         // Grouped by exactly the source's key columns, the records are where their groups
-        // are already (ksqlDB skips the repartition too).
-        let keys: Vec<&str> = source
-            .columns
-            .iter()
-            .filter(|c| c.is_key())
-            .map(|c| c.name.as_str())
-            .collect();
+        // are already (ksqlDB skips the repartition too); a table's rows always move.
+        let keys = source.key_names();
         let by_key = aggregate.group_expr.len() == keys.len()
             && aggregate.group_expr.iter().zip(&keys).all(
                 |(e, k)| matches!(strip_alias(e), datafusion_expr::Expr::Column(c) if c.name == *k),
@@ -231,7 +249,7 @@ impl AggregateStage {
             group,
             args,
             aggregators,
-            repartition: !by_key,
+            repartition: !by_key || source.kind == crate::parser::ast::SourceKind::Table,
             schema: Arc::new(aggregate.schema.as_arrow().clone()),
             after,
             window,
@@ -311,6 +329,21 @@ impl AggregateStage {
     /// Folds a record's arguments (encoded by [`AggregateStage::encode_inputs`]) into its
     /// group's states.
     pub fn fold(&self, states: &mut [State], args: &[u8]) -> Result<()> {
+        self.apply(states, args, Aggregator::add)
+    }
+
+    /// Takes a table row's arguments (as [`AggregateStage::fold`] took them) back out of its
+    /// group's states: the row changed or was deleted.
+    pub fn undo(&self, states: &mut [State], args: &[u8]) -> Result<()> {
+        self.apply(states, args, Aggregator::undo)
+    }
+
+    fn apply(
+        &self,
+        states: &mut [State],
+        args: &[u8],
+        step: impl Fn(&Aggregator, &mut State, Option<&ScalarValue>),
+    ) -> Result<()> {
         let values = codec::decode_row(args)?;
         let mut values = values.iter();
         for (aggregator, state) in self.aggregators.iter().zip(states.iter_mut()) {
@@ -321,7 +354,7 @@ impl AggregateStage {
             } else {
                 None
             };
-            aggregator.add(state, value);
+            step(aggregator, state, value);
         }
         Ok(())
     }

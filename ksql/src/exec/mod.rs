@@ -68,6 +68,9 @@ pub struct CompiledQuery {
     aggregate: Option<aggregate::AggregateStage>,
     /// The result's columns, and the Arrow type each is held in.
     output: Vec<(OutputColumn, DataType)>,
+    /// For a query of a table neither grouped nor re-keyed: the index in `key_columns` of
+    /// the source key column each result key column selects (its deletes' keys).
+    key_sources: Vec<usize>,
 }
 
 /// What a run of records made: the result's columns, and for each row the index in the run
@@ -178,6 +181,16 @@ impl CompiledQuery {
             .iter()
             .map(|c| Ok((c.clone(), arrow_type(&c.ty)?)))
             .collect::<Result<Vec<_>>>()?;
+        let key_sources = planned
+            .key_sources
+            .iter()
+            .map(|name| {
+                key_columns
+                    .iter()
+                    .position(|(n, _)| n == name)
+                    .ok_or_else(|| KsqlError::statement(format!("{name} is not a key column")))
+            })
+            .collect::<Result<Vec<_>>>()?;
         Ok(CompiledQuery {
             source,
             input_schema,
@@ -189,7 +202,38 @@ impl CompiledQuery {
             steps,
             aggregate,
             output,
+            key_sources,
         })
+    }
+
+    /// Whether the query reads a table (its rows are updates of keys; a delete or a row
+    /// that stops passing `WHERE` deletes its key downstream).
+    pub fn reads_table(&self) -> bool {
+        self.source.kind == crate::parser::ast::SourceKind::Table
+    }
+
+    /// The result's key columns for records of `run` (those at `at`): their source key
+    /// columns decoded and selected as the query selects them. For a table's deletes, which
+    /// have no row to evaluate.
+    pub fn result_keys(&self, run: &[RawRecord], at: &[u32]) -> Result<Vec<ArrayRef>> {
+        let mut keys = RowDecoder::new(
+            self.source.properties.key_format,
+            &self.key_columns,
+            self.options.clone(),
+            true,
+        )?;
+        for &i in at {
+            keys.append(run[i as usize].key.as_deref())?;
+        }
+        let decoded = keys.finish();
+        self.key_sources
+            .iter()
+            .map(|&i| {
+                decoded.get(i).cloned().ok_or_else(|| {
+                    KsqlError::statement("the key format made fewer columns than the key has")
+                })
+            })
+            .collect()
     }
 
     /// A `GROUP BY` query's aggregation.
@@ -294,23 +338,30 @@ impl CompiledQuery {
         )?;
         let mut keep = Vec::with_capacity(run.len());
         let mut skipped = Vec::new();
-        let is_stream = self.source.kind == crate::parser::ast::SourceKind::Stream;
+        let is_table = self.reads_table();
         for (index, raw) in run.iter().enumerate() {
-            let key = keys.append(raw.key.as_deref());
-            let value: std::result::Result<(), Option<KsqlError>> =
-                if is_stream && raw.value.is_none() {
-                    // ksqlDB's streams skip records without a value.
-                    values.append(None).map_err(Some).and(Err(None))
-                } else {
-                    values.append(raw.value.as_deref()).map_err(Some)
-                };
+            let key = if is_table && raw.key.is_none() {
+                // A table's record without a key updates no row: skipped, as ksqlDB does.
+                keys.append(None).and(Err(KsqlError::Serde(
+                    "a table's record without a key".into(),
+                )))
+            } else {
+                keys.append(raw.key.as_deref())
+            };
+            let value: std::result::Result<(), Option<KsqlError>> = if raw.value.is_none() {
+                // A stream's record without a value is skipped (ksqlDB's rule); a table's is
+                // a delete, which has no row (the caller writes it).
+                values.append(None).map_err(Some).and(Err(None))
+            } else {
+                values.append(raw.value.as_deref()).map_err(Some)
+            };
             match (key, value) {
                 (Ok(()), Ok(())) => keep.push(true),
                 (key, value) => {
                     // The part that did not fail holds a row; the other gets a null one.
                     let key_failed = key.is_err();
                     let value_failed = value.is_err();
-                    if key_failed {
+                    if key_failed && !(is_table && raw.key.is_none()) {
                         keys.append(None)?;
                     }
                     if value_failed {
@@ -597,6 +648,32 @@ impl SinkEncoders {
             key_indices,
             value_indices,
         })
+    }
+
+    /// The key bytes of each row of `key_columns` (the result's key columns, in order), for
+    /// deletes (a row that cannot be written: its error).
+    pub fn encode_keys(
+        &self,
+        key_columns: &[ArrayRef],
+    ) -> Result<Vec<Result<Option<bytes::Bytes>>>> {
+        let rows = key_columns.first().map_or(0, |c| c.len());
+        let keys = self.key.bind(key_columns)?;
+        let mut buf = Vec::with_capacity(rows * 16);
+        let spans: Vec<Result<Option<Span>>> = (0..rows)
+            .map(|row| {
+                let start = buf.len();
+                let written = keys.encode(row, &mut buf);
+                if !matches!(written, Ok(true)) {
+                    buf.truncate(start);
+                }
+                Ok(written?.then_some(start..buf.len()))
+            })
+            .collect();
+        let buf = bytes::Bytes::from(buf);
+        Ok(spans
+            .into_iter()
+            .map(|span| Ok(span?.map(|r| buf.slice(r))))
+            .collect())
     }
 
     /// The key and value bytes of each row of `columns` (a row that cannot be written: its

@@ -33,11 +33,13 @@ pub struct QueryCounters {
 }
 
 /// Evaluates `query` on `run`; if the batch fails as a whole (an expression that fails on
-/// some row), row by row, skipping the rows that fail, as ksqlDB skips such records.
+/// some row), row by row, skipping the rows that fail, as ksqlDB skips such records. The
+/// index of each record skipped so (not those in an [`Evaluated::skipped`]) goes in `failed`.
 fn evaluate_robustly(
     query: &CompiledQuery,
     run: &[RawRecord],
     counters: &QueryCounters,
+    failed: &mut Vec<u32>,
 ) -> Vec<Evaluated> {
     counters
         .records_in
@@ -54,15 +56,19 @@ fn evaluate_robustly(
             for (i, record) in run.iter().enumerate() {
                 match query.evaluate(std::slice::from_ref(record)) {
                     Ok(mut evaluated) => {
-                        for (_, why) in &evaluated.skipped {
+                        for (at, why) in &mut evaluated.skipped {
                             skip(record, why, counters);
+                            *at = i as u32;
                         }
                         for row in &mut evaluated.rows {
                             *row = i as u32;
                         }
                         out.push(evaluated);
                     }
-                    Err(err) => skip(record, &err, counters),
+                    Err(err) => {
+                        skip(record, &err, counters);
+                        failed.push(i as u32);
+                    }
                 }
             }
             out
@@ -70,6 +76,7 @@ fn evaluate_robustly(
         Err(err) => {
             if let Some(record) = run.first() {
                 skip(record, &err, counters);
+                failed.push(0);
             }
             Vec::new()
         }
@@ -158,8 +165,94 @@ fn grouped<K: Clone + Send + Sync + 'static, V: Clone + Send + Sync + 'static>(
         .aggregate()
         .ok_or_else(|| KsqlError::statement("the query does not aggregate"))?;
     let (repartition, windowing) = (stage.repartitions(), stage.windowing().copied());
+    let init_query = query.clone();
+    let init = move || {
+        init_query
+            .aggregate()
+            .map(|s| s.initial())
+            .unwrap_or_default()
+    };
+    let fold_query = query.clone();
+    let fold_counters = counters.clone();
+    let fold = move |args: &Bytes, mut states: Vec<State>, undo: bool| {
+        if let Some(stage) = fold_query.aggregate() {
+            let folded = if undo {
+                stage.undo(&mut states, args)
+            } else {
+                stage.fold(&mut states, args)
+            };
+            if let Err(err) = folded {
+                skip_row(&err, &fold_counters);
+            }
+        }
+        states
+    };
+    let mut materialized = Materialized::with(StatesSerde).named("Aggregate-Aggregate-Materialize");
+    if let Some(retention) = windowing.and_then(|w| w.retention_ms) {
+        materialized = materialized.with_retention(Duration::from_millis(retention));
+    }
+    let results = Results {
+        query: query.clone(),
+        counters: counters.clone(),
+        row: Arc::new(row),
+    };
     let before = query.clone();
     let before_counters = counters.clone();
+    if query.reads_table() {
+        // Each source row's group and arguments, kept by the row's key (ksqlDB's source
+        // table store), so that a row that changes or goes leaves its old group: each change
+        // travels to the groups as the old row to take out and the new one to put in.
+        let rows = builder
+            .batch_stream(
+                &source_topic,
+                move |run, out: &mut BatchOutput<Bytes, Option<Bytes>>| {
+                    let Some(stage) = before.aggregate() else {
+                        return Ok(());
+                    };
+                    let deletes = push_rows(
+                        &before,
+                        run,
+                        &before_counters,
+                        out,
+                        |columns| stage.encode_inputs(columns),
+                        |(group, args), timestamp, raw| {
+                            let key = raw.key.clone().unwrap_or_default();
+                            keyed_record((key, Some(group_and_args(&group, &args))), timestamp)
+                        },
+                    );
+                    for at in deletes {
+                        let raw = &run[at as usize];
+                        if let Some(key) = &raw.key {
+                            out.push((
+                                at as usize,
+                                keyed_record((key.clone(), None), raw.timestamp),
+                            ));
+                        }
+                    }
+                    out.sort_by_key(|(at, _)| *at);
+                    Ok(())
+                },
+            )
+            .to_table_with_tombstones(
+                BytesSerde,
+                Materialized::with(BytesSerde).named("KsqlTopic-Reduce"),
+            );
+        let undo_fold = fold.clone();
+        return Ok(results.of(
+            rows.group_by(
+                |_, row: &Bytes| split_group_and_args(row),
+                Grouped::with(BytesSerde, BytesSerde).named("Aggregate-GroupBy"),
+            )
+            .aggregate(
+                init,
+                move |_, args, states| fold(&args, states, false),
+                move |_, args, states| undo_fold(&args, states, true),
+                materialized,
+            )
+            .changes(),
+            |key: &Bytes| (key.clone(), None),
+        ));
+    }
     let mut stream = builder.batch_stream(
         &source_topic,
         move |run, out: &mut BatchOutput<Bytes, Bytes>| {
@@ -172,7 +265,7 @@ fn grouped<K: Clone + Send + Sync + 'static, V: Clone + Send + Sync + 'static>(
                 &before_counters,
                 out,
                 |columns| stage.encode_inputs(columns),
-                keyed_record,
+                |x, timestamp, _| keyed_record(x, timestamp),
             );
             Ok(())
         },
@@ -182,42 +275,16 @@ fn grouped<K: Clone + Send + Sync + 'static, V: Clone + Send + Sync + 'static>(
             .repartition(Repartitioned::with(BytesSerde, BytesSerde).named("Aggregate-GroupBy"));
     }
     let grouped = stream.group_by_key(Grouped::with(BytesSerde, BytesSerde));
-    let init_query = query.clone();
-    let init = move || {
-        init_query
-            .aggregate()
-            .map(|s| s.initial())
-            .unwrap_or_default()
-    };
-    let fold_query = query.clone();
-    let fold_counters = counters.clone();
-    let fold = move |args: &Bytes, mut states: Vec<State>| {
-        if let Some(stage) = fold_query.aggregate() {
-            if let Err(err) = stage.fold(&mut states, args) {
-                skip_row(&err, &fold_counters);
-            }
-        }
-        states
-    };
-    let mut materialized = Materialized::with(StatesSerde).named("Aggregate-Aggregate-Materialize");
-    if let Some(retention) = windowing.and_then(|w| w.retention_ms) {
-        materialized = materialized.with_retention(Duration::from_millis(retention));
-    }
     let emit = match windowing {
         Some(w) if w.emit_final => EmitStrategy::on_window_close(),
         _ => EmitStrategy::on_window_update(),
-    };
-    let results = Results {
-        query,
-        counters,
-        row: Arc::new(row),
     };
     Ok(match windowing.map(|w| (w.spec, w.grace_ms)) {
         None => results.of(
             grouped
                 .aggregate(
                     init,
-                    move |_, args, states| fold(&args, states),
+                    move |_, args, states| fold(&args, states, false),
                     materialized,
                 )
                 .changes(),
@@ -241,7 +308,7 @@ fn grouped<K: Clone + Send + Sync + 'static, V: Clone + Send + Sync + 'static>(
                     .emit_strategy(emit)
                     .aggregate(
                         init,
-                        move |_, args, states| fold(args, states),
+                        move |_, args, states| fold(args, states, false),
                         materialized,
                     )
                     .changes(),
@@ -266,7 +333,7 @@ fn grouped<K: Clone + Send + Sync + 'static, V: Clone + Send + Sync + 'static>(
                     .emit_strategy(emit)
                     .aggregate(
                         init,
-                        move |_, args, states| fold(&args, states),
+                        move |_, args, states| fold(&args, states, false),
                         move |_, a, b| match merge_query.aggregate() {
                             Some(stage) => stage.merge(a, b),
                             None => a,
@@ -348,6 +415,28 @@ impl<K: Clone + Send + Sync + 'static, V: Clone + Send + Sync + 'static> Results
     }
 }
 
+/// A table row's group and arguments as one value: the group's length (4 bytes,
+/// big-endian), the group, the arguments.
+fn group_and_args(group: &[u8], args: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(4 + group.len() + args.len());
+    out.extend((group.len() as u32).to_be_bytes());
+    out.extend_from_slice(group);
+    out.extend_from_slice(args);
+    Bytes::from(out)
+}
+
+/// The group and arguments of [`group_and_args`]'s value (a value too short for its
+/// length: an empty group and its bytes as the arguments, which the fold reports).
+fn split_group_and_args(row: &Bytes) -> (Bytes, Bytes) {
+    let len = row
+        .get(..4)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize);
+    match len {
+        Some(len) if row.len() >= 4 + len => (row.slice(4..4 + len), row.slice(4 + len..)),
+        _ => (Bytes::new(), row.clone()),
+    }
+}
+
 /// A row's key and value as a record at `timestamp`.
 fn keyed_record<K, V>((key, value): (K, V), timestamp: i64) -> Record<K, V> {
     Record {
@@ -359,34 +448,104 @@ fn keyed_record<K, V>((key, value): (K, V), timestamp: i64) -> Record<K, V> {
 }
 
 /// Evaluates `query` on `run` and pushes each row written by `encode_all` as the record
-/// `record` makes of it and its timestamp, with the index of its input record, in order.
-/// Rows that cannot be written are skipped (and counted).
+/// `record` makes of it, its timestamp and its input record, with the index of its input
+/// record, in order. Rows that cannot be written are skipped (and counted).
+///
+/// Returns the records of a table (in order) that make no row but update their key: deletes
+/// (tombstones), rows that do not pass `WHERE`, and rows that cannot be written; the caller
+/// deletes their keys downstream. Records skipped as unreadable update nothing.
 fn push_rows<K, V, X>(
     query: &CompiledQuery,
     run: &[RawRecord],
     counters: &QueryCounters,
     out: &mut BatchOutput<K, V>,
     encode_all: impl Fn(&[arrow::array::ArrayRef]) -> Result<Vec<Result<X>>>,
-    record: impl Fn(X, i64) -> Record<K, V>,
-) {
-    for evaluated in evaluate_robustly(query, run, counters) {
+    record: impl Fn(X, i64, &RawRecord) -> Record<K, V>,
+) -> Vec<u32> {
+    let table = query.reads_table();
+    // Whether each record made a row or was skipped (for a table: whether it is not a delete).
+    let mut accounted = vec![false; if table { run.len() } else { 0 }];
+    let mut failed = Vec::new();
+    let mut unwritable = Vec::new();
+    for evaluated in evaluate_robustly(query, run, counters, &mut failed) {
+        if table {
+            for &at in evaluated
+                .rows
+                .iter()
+                .chain(evaluated.skipped.iter().map(|(at, _)| at))
+            {
+                accounted[at as usize] = true;
+            }
+        }
         let encoded = match encode_all(&evaluated.columns) {
             Ok(encoded) => encoded,
             Err(err) => {
                 for &row in &evaluated.rows {
                     skip(&run[row as usize], &err, counters);
+                    unwritable.push(row);
                 }
                 continue;
             }
         };
         for ((at, &row), encoded) in evaluated.rows.iter().enumerate().zip(encoded) {
+            let raw = &run[row as usize];
             match encoded {
-                Ok(x) => out.push((row as usize, record(x, evaluated.timestamps[at]))),
-                Err(err) => skip(&run[row as usize], &err, counters),
+                Ok(x) => out.push((row as usize, record(x, evaluated.timestamps[at], raw))),
+                Err(err) => {
+                    skip(raw, &err, counters);
+                    unwritable.push(row);
+                }
             }
         }
     }
     // Each evaluation's rows are in order; several evaluations (row by row) too.
+    out.sort_by_key(|(at, _)| *at);
+    if !table {
+        return Vec::new();
+    }
+    for at in failed {
+        accounted[at as usize] = true;
+    }
+    for at in unwritable {
+        accounted[at as usize] = false;
+    }
+    (0..run.len() as u32)
+        .filter(|&at| !accounted[at as usize])
+        .collect()
+}
+
+/// Pushes a delete of each record of `run` at `deletes` (a table's deletes and rows that
+/// no longer pass `WHERE`): its key as the result's, written by `encoders`, and no value.
+fn push_deletes(
+    query: &CompiledQuery,
+    run: &[RawRecord],
+    deletes: &[u32],
+    encoders: &SinkEncoders,
+    counters: &QueryCounters,
+    out: &mut BatchOutput<Option<Bytes>, Option<Bytes>>,
+) {
+    if deletes.is_empty() {
+        return;
+    }
+    let keys = query
+        .result_keys(run, deletes)
+        .and_then(|keys| encoders.encode_keys(&keys));
+    match keys {
+        Ok(keys) => {
+            for (&at, key) in deletes.iter().zip(keys) {
+                let raw = &run[at as usize];
+                match key {
+                    Ok(key) => out.push((at as usize, keyed_record((key, None), raw.timestamp))),
+                    Err(err) => skip(raw, &err, counters),
+                }
+            }
+        }
+        Err(err) => {
+            for &at in deletes {
+                skip(&run[at as usize], &err, counters);
+            }
+        }
+    }
     out.sort_by_key(|(at, _)| *at);
 }
 
@@ -437,14 +596,17 @@ pub fn persistent(
         .batch_stream(
             &source_topic,
             move |run, out: &mut BatchOutput<Option<Bytes>, Option<Bytes>>| {
-                push_rows(
+                let deletes = push_rows(
                     &query,
                     run,
                     &counters,
                     out,
                     |columns| encoders.encode_all(columns),
-                    keyed_record,
+                    |x, timestamp, _| keyed_record(x, timestamp),
                 );
+                // A table's deleted rows, and those that stop (or do not) pass `WHERE`, are
+                // deletes of their keys, as Kafka Streams' table filter forwards them.
+                push_deletes(&query, run, &deletes, &encoders, &counters, out);
                 Ok(())
             },
         )
@@ -505,7 +667,7 @@ pub fn push(
                     &counters,
                     out,
                     |columns| json.encode_all(columns),
-                    |value, timestamp| Record {
+                    |value, timestamp, _| Record {
                         key: (),
                         value,
                         timestamp,

@@ -59,6 +59,9 @@ pub struct PlannedQuery {
     pub window: Option<crate::parser::ast::Window>,
     /// `EMIT FINAL`: a window's row once the window closes, not each update.
     pub emit_final: bool,
+    /// Neither grouped nor re-keyed: the source key column each of the result's key
+    /// columns selects, in order (a table's deletes are written with these keys).
+    pub key_sources: Vec<String>,
 }
 
 /// Plans `query` against the sources of `metastore`.
@@ -84,6 +87,11 @@ pub fn plan_query(query: &Query, metastore: &MetaStore) -> Result<PlannedQuery> 
     let source = metastore
         .source(&source_name)
         .ok_or_else(|| KsqlError::statement(format!("{source_name} does not exist.")))?;
+    if source.kind == crate::parser::ast::SourceKind::Table && windowed {
+        return Err(KsqlError::statement(
+            "Windowing not supported for table aggregations.",
+        ));
+    }
     let alias = query.from.alias.as_ref().map(name_of);
     // What qualifies the source's columns: its alias, or its name.
     let qualifier = Some(alias.clone().unwrap_or_else(|| source.name.clone()));
@@ -99,6 +107,20 @@ pub fn plan_query(query: &Query, metastore: &MetaStore) -> Result<PlannedQuery> 
         let mut expr = expr.clone();
         rewrite::for_datafusion(&mut expr)?;
         partition.push(expr);
+    }
+    if source.kind == crate::parser::ast::SourceKind::Table {
+        // `PARTITION BY NULL` too.
+        if let Some(expr) = partition.first().or(query.partition_by.first()) {
+            // ksqlDB's words (a table's rows stay where their keys are).
+            let keys = source.key_names();
+            return Err(KsqlError::statement(match keys.as_slice() {
+                [key] => format!(
+                    "Cannot repartition a TABLE source. If this is a join, make sure that the criteria uses the TABLE's key column {key} instead of [{}]",
+                    unquoted(expr)
+                ),
+                _ => "Cannot repartition a TABLE source. If this is a join, joins on tables with multiple columns is not yet supported.".to_string(),
+            }));
+        }
     }
     let mut group_by = Vec::with_capacity(query.group_by.len());
     for expr in &query.group_by {
@@ -331,6 +353,15 @@ pub fn plan_query(query: &Query, metastore: &MetaStore) -> Result<PlannedQuery> 
             .map(unquoted)
             .collect()
     };
+    let key_sources = if grouped || !partition.is_empty() || unkeyed {
+        Vec::new()
+    } else {
+        items
+            .iter()
+            .filter(|i| i.key)
+            .map(|i| i.source_column.clone())
+            .collect()
+    };
     Ok(PlannedQuery {
         source: source.clone(),
         plan,
@@ -340,6 +371,7 @@ pub fn plan_query(query: &Query, metastore: &MetaStore) -> Result<PlannedQuery> 
         partitioned: !query.partition_by.is_empty(),
         window: query.window.clone(),
         emit_final: query.emit == Some(crate::parser::ast::Emit::Final),
+        key_sources,
     })
 }
 

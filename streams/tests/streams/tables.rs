@@ -245,3 +245,37 @@ fn table_aggregations_take_back_rows_that_move_or_go() {
     let repartition = driver.read_raw("regions-app-users-by-region-repartition");
     assert_eq!(repartition.len(), 6, "{repartition:?}");
 }
+
+#[test]
+fn a_stream_with_tombstones_read_as_a_table_deletes_rows_it_holds() {
+    let builder = StreamsBuilder::new();
+    let latest = builder
+        .stream(
+            "updates",
+            Consumed::with(StringSerde, OptionSerde(StringSerde)),
+        )
+        .to_table_with_tombstones(StringSerde, Materialized::with(StringSerde).named("latest"));
+    latest
+        .changes()
+        .map_values(|change| format!("{:?} -> {:?}", change.old, change.new))
+        .to("changes", Produced::with(StringSerde, StringSerde));
+    let mut driver = TopologyTestDriver::new(builder.build().unwrap());
+    upsert(&mut driver, "updates", "a", Some("1"), 1);
+    // A delete of a row the table never held changes nothing.
+    upsert(&mut driver, "updates", "b", None, 2);
+    upsert(&mut driver, "updates", "a", Some("2"), 3);
+    upsert(&mut driver, "updates", "a", None, 4);
+    let output = TestOutputTopic::new("changes", StringSerde, StringSerde);
+    assert_eq!(
+        driver.read_key_values(&output).unwrap(),
+        vec![
+            (s("a"), s("None -> Some(\"1\")")),
+            (s("a"), s("Some(\"1\") -> Some(\"2\")")),
+            (s("a"), s("Some(\"2\") -> None")),
+        ]
+    );
+    let store = driver
+        .key_value_store("latest", StringSerde, StringSerde)
+        .unwrap();
+    assert_eq!(store.get(&s("a")).unwrap(), None);
+}
