@@ -333,12 +333,9 @@ impl<K: Data, V: Data, VO: Data, VR: Data> StreamJoin<K, V, VO, VR> {
         *last = time;
         let cutoff = time.saturating_sub(retention);
         for store in [&self.this_store, &self.other_store] {
-            let expired: Vec<Bytes> = ctx
-                .scan_while(store, &[], |_| true)
-                .into_iter()
-                .filter(|(k, _)| k.len() >= 16 && be_i64(&k[k.len() - 16..]) < cutoff)
-                .map(|(k, _)| k)
-                .collect();
+            let expired = ctx.keys_where(store, |k| {
+                k.len() >= 16 && be_i64(&k[k.len() - 16..]) < cutoff
+            });
             for key in expired {
                 ctx.put_logged(store, key, None, time);
             }

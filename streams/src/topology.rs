@@ -342,6 +342,24 @@ impl TaskContext {
             .collect()
     }
 
+    /// The keys of store `name` for which `matches` holds (a whole scan, without copying the
+    /// others or any value).
+    pub(crate) fn keys_where(
+        &self,
+        name: &str,
+        mut matches: impl FnMut(&[u8]) -> bool,
+    ) -> Vec<Bytes> {
+        let Some(slot) = self.stores.get(name) else {
+            return Vec::new();
+        };
+        let store = slot.store.read();
+        store
+            .iter()
+            .filter(|(key, _)| matches(key))
+            .map(|(key, _)| key.clone())
+            .collect()
+    }
+
     /// Whether store `name` holds `key`.
     pub(crate) fn contains(&self, name: &str, key: &[u8]) -> bool {
         self.stores

@@ -183,12 +183,7 @@ pub(crate) fn expire_windows(
     }
     *last_run = stream_time;
     let cutoff = stream_time.saturating_sub(retention_ms);
-    let expired: Vec<Bytes> = ctx
-        .scan_while(name, &[], |_| true)
-        .into_iter()
-        .filter(|(key, _)| end_of(key).is_some_and(|end| end < cutoff))
-        .map(|(key, _)| key)
-        .collect();
+    let expired = ctx.keys_where(name, |key| end_of(key).is_some_and(|end| end < cutoff));
     for key in expired {
         ctx.put_logged(name, key, None, stream_time);
     }
