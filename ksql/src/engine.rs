@@ -581,7 +581,7 @@ impl Engine {
                     }
                     field
                 }).collect::<Vec<_>>(),
-                "sources": [planned.source.name],
+                "sources": planned.source_names(),
                 "sinks": sinks,
                 "topology": topology.describe(),
                 "executionPlan": planned.plan.display_indent().to_string(),

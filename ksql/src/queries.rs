@@ -119,6 +119,12 @@ pub fn prepare_create_as_select(
             missing.join(", ")
         )));
     }
+    if let (Some(missing), Some(_)) = (planned.missing_keys.first(), &planned.join) {
+        let first = missing.split(" or ").next().unwrap_or(missing);
+        return Err(KsqlError::statement(format!(
+            "Key missing from projection (ie, SELECT).\nThe query used to build `{sink_name}` must include the join expressions {missing} in its projection (eg, SELECT {first}...)."
+        )));
+    }
     if let Some(missing) = planned.missing_keys.first() {
         let what = if planned.partitioned {
             "partitioning expression"
@@ -221,7 +227,7 @@ pub fn prepare_create_as_select(
         },
         sql: text.to_string(),
         sink: sink_name,
-        sources: vec![source.name.clone()],
+        sources: planned.source_names(),
     };
     PreparedQuery::new(sink, info, planned, metastore)
 }
@@ -319,7 +325,7 @@ pub fn prepare_insert_select(
         id,
         sql: text.to_string(),
         sink: target_name,
-        sources: vec![planned.source.name.clone()],
+        sources: planned.source_names(),
     };
     PreparedQuery::new(sink, info, planned, metastore)
 }

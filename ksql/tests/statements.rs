@@ -370,3 +370,8 @@ fn insert_values() {
 fn table_sources() {
     run_file("tables.json");
 }
+
+#[test]
+fn joins() {
+    run_file("joins.json");
+}

@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, BooleanArray};
+use arrow::array::{Array, ArrayRef};
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use bytes::Bytes;
@@ -389,42 +389,13 @@ impl AggregateStage {
                 arrow::compute::cast(&array, field.data_type()).map_err(arrow_error)?
             });
         }
-        let mut batch = RecordBatch::try_new_with_options(
+        let batch = RecordBatch::try_new_with_options(
             self.schema.clone(),
             columns,
             &RecordBatchOptions::new().with_row_count(Some(1)),
         )
         .map_err(arrow_error)?;
-        let mut kept = true;
-        for step in &self.after {
-            match step {
-                Step::Filter(predicate) => {
-                    let mask = predicate
-                        .evaluate(&batch)
-                        .and_then(|v| v.into_array(1))
-                        .map_err(execution_error)?;
-                    let passes = mask
-                        .as_any()
-                        .downcast_ref::<BooleanArray>()
-                        .is_some_and(|m| m.is_valid(0) && m.value(0));
-                    kept &= passes;
-                }
-                Step::Project(exprs, schema) => {
-                    let columns = exprs
-                        .iter()
-                        .map(|e| e.evaluate(&batch).and_then(|v| v.into_array(1)))
-                        .collect::<datafusion_common::Result<Vec<_>>>()
-                        .map_err(execution_error)?;
-                    batch = RecordBatch::try_new_with_options(
-                        schema.clone(),
-                        columns,
-                        &RecordBatchOptions::new().with_row_count(Some(1)),
-                    )
-                    .map_err(arrow_error)?;
-                }
-                Step::Empty(_) => kept = false,
-            }
-        }
+        let (batch, kept) = super::run_on_row(&self.after, batch)?;
         Ok((batch, kept))
     }
 }

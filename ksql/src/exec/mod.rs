@@ -9,6 +9,7 @@
 //! record with its input record's timestamp.
 
 pub mod aggregate;
+pub mod join;
 pub mod topology;
 
 use std::sync::Arc;
@@ -71,6 +72,8 @@ pub struct CompiledQuery {
     /// For a query of a table neither grouped nor re-keyed: the index in `key_columns` of
     /// the source key column each result key column selects (its deletes' keys).
     key_sources: Vec<usize>,
+    /// A join query's join (the query's own source being its left side).
+    join: Option<join::JoinStage>,
 }
 
 /// What a run of records made: the result's columns, and for each row the index in the run
@@ -93,7 +96,70 @@ impl CompiledQuery {
         planned: &PlannedQuery,
         metastore: &crate::metastore::MetaStore,
     ) -> Result<CompiledQuery> {
-        let source = planned.source.clone();
+        let mut query = CompiledQuery::reading(&planned.source, metastore)?;
+        let props = ExecutionProps::new();
+        query.output = planned
+            .columns
+            .iter()
+            .map(|c| Ok((c.clone(), arrow_type(&c.ty)?)))
+            .collect::<Result<Vec<_>>>()?;
+        if let Some(join) = &planned.join {
+            query.join = Some(join::JoinStage::compile(planned, join, metastore, &props)?);
+            return Ok(query);
+        }
+        let (steps, aggregate) = match aggregate::split(&planned.plan, &props)? {
+            Some((after, node)) => (
+                compile_steps(&node.input, &props)?,
+                Some(aggregate::AggregateStage::compile(
+                    &node,
+                    after,
+                    (
+                        &planned.source,
+                        planned
+                            .window
+                            .as_ref()
+                            .map(|w| aggregate::Windowing::of(w, planned.emit_final)),
+                    ),
+                    &props,
+                )?),
+            ),
+            None => (compile_steps(&planned.plan, &props)?, None),
+        };
+        query.steps = steps;
+        query.aggregate = aggregate;
+        query.key_sources = planned
+            .key_sources
+            .iter()
+            .map(|name| {
+                query
+                    .key_columns
+                    .iter()
+                    .position(|(n, _)| n == name)
+                    .ok_or_else(|| KsqlError::statement(format!("{name} is not a key column")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(query)
+    }
+
+    /// One side of a join: `source`'s records through `plan` (the plan below the join),
+    /// its result the plan's columns.
+    pub(crate) fn side(
+        source: &DataSource,
+        plan: &LogicalPlan,
+        metastore: &crate::metastore::MetaStore,
+    ) -> Result<CompiledQuery> {
+        let mut query = CompiledQuery::reading(source, metastore)?;
+        query.steps = compile_steps(plan, &ExecutionProps::new())?;
+        query.output = join::side_columns(plan)?;
+        Ok(query)
+    }
+
+    /// A query reading `source` (its formats checked), with no steps yet.
+    fn reading(
+        source: &DataSource,
+        metastore: &crate::metastore::MetaStore,
+    ) -> Result<CompiledQuery> {
+        let source = source.clone();
         if source.properties.window.is_some() {
             return Err(KsqlError::statement(
                 "queries of windowed sources are not supported by Sluice's ksql yet (issue 18 is under way)",
@@ -157,40 +223,6 @@ impl CompiledQuery {
             options.clone(),
             false,
         )?;
-        let props = ExecutionProps::new();
-        let (steps, aggregate) = match aggregate::split(&planned.plan, &props)? {
-            Some((after, node)) => (
-                compile_steps(&node.input, &props)?,
-                Some(aggregate::AggregateStage::compile(
-                    &node,
-                    after,
-                    (
-                        &source,
-                        planned
-                            .window
-                            .as_ref()
-                            .map(|w| aggregate::Windowing::of(w, planned.emit_final)),
-                    ),
-                    &props,
-                )?),
-            ),
-            None => (compile_steps(&planned.plan, &props)?, None),
-        };
-        let output = planned
-            .columns
-            .iter()
-            .map(|c| Ok((c.clone(), arrow_type(&c.ty)?)))
-            .collect::<Result<Vec<_>>>()?;
-        let key_sources = planned
-            .key_sources
-            .iter()
-            .map(|name| {
-                key_columns
-                    .iter()
-                    .position(|(n, _)| n == name)
-                    .ok_or_else(|| KsqlError::statement(format!("{name} is not a key column")))
-            })
-            .collect::<Result<Vec<_>>>()?;
         Ok(CompiledQuery {
             source,
             input_schema,
@@ -199,10 +231,11 @@ impl CompiledQuery {
             value_columns,
             options,
             timestamp_column,
-            steps,
-            aggregate,
-            output,
-            key_sources,
+            steps: Vec::new(),
+            aggregate: None,
+            output: Vec::new(),
+            key_sources: Vec::new(),
+            join: None,
         })
     }
 
@@ -234,6 +267,25 @@ impl CompiledQuery {
                 })
             })
             .collect()
+    }
+
+    /// A join query's join.
+    pub fn join(&self) -> Option<&join::JoinStage> {
+        self.join.as_ref()
+    }
+
+    /// A join's result row of a left row and a right row (none: a left join's unmatched
+    /// row): its columns, one row each, or none if it does not pass `WHERE`.
+    pub fn joined_result(
+        &self,
+        left: &[u8],
+        right: Option<&[u8]>,
+    ) -> Result<Option<Vec<ArrayRef>>> {
+        let stage = self
+            .join
+            .as_ref()
+            .ok_or_else(|| KsqlError::statement("the query does not join"))?;
+        stage.joined(left, right, &self.output)
     }
 
     /// A `GROUP BY` query's aggregation.
@@ -523,6 +575,43 @@ fn headers_column(run: &[RawRecord], ty: &DataType) -> Result<ArrayRef> {
     )
     .map_err(arrow_error)?;
     Ok(Arc::new(list))
+}
+
+/// Runs `steps` (the plan above an aggregate or a join) on a one-row `batch`: the row
+/// made, and whether it passes the filters (`HAVING`, `WHERE`; a row that fails still has
+/// its columns, for the delete of its key).
+fn run_on_row(steps: &[Step], mut batch: RecordBatch) -> Result<(RecordBatch, bool)> {
+    let mut kept = true;
+    for step in steps {
+        match step {
+            Step::Filter(predicate) => {
+                let mask = predicate
+                    .evaluate(&batch)
+                    .and_then(|v| v.into_array(1))
+                    .map_err(execution_error)?;
+                let passes = mask
+                    .as_any()
+                    .downcast_ref::<arrow::array::BooleanArray>()
+                    .is_some_and(|m| m.is_valid(0) && m.value(0));
+                kept &= passes;
+            }
+            Step::Project(exprs, schema) => {
+                let columns = exprs
+                    .iter()
+                    .map(|e| e.evaluate(&batch).and_then(|v| v.into_array(1)))
+                    .collect::<datafusion_common::Result<Vec<_>>>()
+                    .map_err(execution_error)?;
+                batch = RecordBatch::try_new_with_options(
+                    schema.clone(),
+                    columns,
+                    &arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(1)),
+                )
+                .map_err(arrow_error)?;
+            }
+            Step::Empty(_) => kept = false,
+        }
+    }
+    Ok((batch, kept))
 }
 
 /// The plan's steps, source first.

@@ -209,27 +209,14 @@ fn grouped<K: Clone + Send + Sync + 'static, V: Clone + Send + Sync + 'static>(
                     let Some(stage) = before.aggregate() else {
                         return Ok(());
                     };
-                    let deletes = push_rows(
+                    push_table_rows(
                         &before,
                         run,
                         &before_counters,
                         out,
                         |columns| stage.encode_inputs(columns),
-                        |(group, args), timestamp, raw| {
-                            let key = raw.key.clone().unwrap_or_default();
-                            keyed_record((key, Some(group_and_args(&group, &args))), timestamp)
-                        },
+                        |(group, args)| group_and_args(&group, &args),
                     );
-                    for at in deletes {
-                        let raw = &run[at as usize];
-                        if let Some(key) = &raw.key {
-                            out.push((
-                                at as usize,
-                                keyed_record((key.clone(), None), raw.timestamp),
-                            ));
-                        }
-                    }
-                    out.sort_by_key(|(at, _)| *at);
                     Ok(())
                 },
             )
@@ -351,6 +338,89 @@ fn grouped<K: Clone + Send + Sync + 'static, V: Clone + Send + Sync + 'static>(
             )
         }
     })
+}
+
+/// A join query's result rows: the right side's rows kept as a table by the table's keys,
+/// the left side's rows keyed by the join expression (repartitioned if need be) and joined
+/// with it, each joined row made into its result row by `row` (`None`: no output).
+fn joined<K: Clone + Send + Sync + 'static, V: Clone + Send + Sync + 'static>(
+    builder: &StreamsBuilder,
+    query: Arc<CompiledQuery>,
+    counters: Arc<QueryCounters>,
+    row: impl Fn(Vec<ArrayRef>) -> Result<Option<(K, V)>> + Send + Sync + 'static,
+) -> Result<KStream<K, V>> {
+    let stage = query
+        .join()
+        .ok_or_else(|| KsqlError::statement("the query does not join"))?;
+    let (left, right, kind) = (stage.left.clone(), stage.right.clone(), stage.kind);
+    let (right_query, right_counters) = (query.clone(), counters.clone());
+    let table = builder
+        .batch_stream(
+            right.source_topic(),
+            move |run, out: &mut BatchOutput<Bytes, Option<Bytes>>| {
+                let Some(stage) = right_query.join() else {
+                    return Ok(());
+                };
+                push_table_rows(
+                    &stage.right,
+                    run,
+                    &right_counters,
+                    out,
+                    |columns| stage.encode_right(columns),
+                    |envelope| envelope,
+                );
+                Ok(())
+            },
+        )
+        .to_table_with_tombstones(
+            BytesSerde,
+            Materialized::with(BytesSerde).named("KafkaTopic_Right-Reduce"),
+        );
+    let (left_query, left_counters) = (query.clone(), counters.clone());
+    let mut stream = builder.batch_stream(
+        left.source_topic(),
+        move |run, out: &mut BatchOutput<Bytes, Bytes>| {
+            let Some(stage) = left_query.join() else {
+                return Ok(());
+            };
+            push_rows(
+                &stage.left,
+                run,
+                &left_counters,
+                out,
+                |columns| stage.encode_left(columns),
+                |x, timestamp, _| keyed_record(x, timestamp),
+            );
+            Ok(())
+        },
+    );
+    if stage.repartitions() {
+        stream = stream.repartition(Repartitioned::with(BytesSerde, BytesSerde).named("Join-left"));
+    }
+    let rows = match kind {
+        crate::parser::ast::JoinKind::Left => {
+            stream.left_join(&table, |_, left: Bytes, right: Option<Bytes>| (left, right))
+        }
+        _ => stream.join(&table, |_, left: Bytes, right: Bytes| (left, Some(right))),
+    };
+    Ok(
+        rows.flat_map(move |_, (left, right): (Bytes, Option<Bytes>)| {
+            let made =
+                query
+                    .joined_result(&left, right.as_deref())
+                    .and_then(|columns| match columns {
+                        Some(columns) => row(columns),
+                        None => Ok(None),
+                    });
+            match made {
+                Ok(made) => made,
+                Err(err) => {
+                    skip_row(&err, &counters);
+                    None
+                }
+            }
+        }),
+    )
 }
 
 /// Makes a grouped query's result rows of its table's changes.
@@ -514,6 +584,41 @@ fn push_rows<K, V, X>(
         .collect()
 }
 
+/// Evaluates a query of a table on `run` and pushes each record's row keyed by the record's
+/// own key, its value `value(encoded)` — or none, a delete, for a tombstone or a row that
+/// does not pass `WHERE` or cannot be written — in order: a table of the rows by the
+/// table's keys (`to_table_with_tombstones` reads it).
+fn push_table_rows<X>(
+    query: &CompiledQuery,
+    run: &[RawRecord],
+    counters: &QueryCounters,
+    out: &mut BatchOutput<Bytes, Option<Bytes>>,
+    encode_all: impl Fn(&[arrow::array::ArrayRef]) -> Result<Vec<Result<X>>>,
+    value: impl Fn(X) -> Bytes,
+) {
+    let deletes = push_rows(
+        query,
+        run,
+        counters,
+        out,
+        encode_all,
+        |x, timestamp, raw| {
+            let key = raw.key.clone().unwrap_or_default();
+            keyed_record((key, Some(value(x))), timestamp)
+        },
+    );
+    for at in deletes {
+        let raw = &run[at as usize];
+        if let Some(key) = &raw.key {
+            out.push((
+                at as usize,
+                keyed_record((key.clone(), None), raw.timestamp),
+            ));
+        }
+    }
+    out.sort_by_key(|(at, _)| *at);
+}
+
 /// Pushes a delete of each record of `run` at `deletes` (a table's deletes and rows that
 /// no longer pass `WHERE`): its key as the result's, written by `encoders`, and no value.
 fn push_deletes(
@@ -560,9 +665,32 @@ pub fn persistent(
     let builder = StreamsBuilder::new();
     let source_topic = query.source_topic().to_string();
     let written = counters.clone();
+    // The rows counted and written to the sink; the topology built.
+    let write = |builder: StreamsBuilder, rows: KStream<Option<Bytes>, Option<Bytes>>| {
+        rows.peek(move |_, _| {
+            written.rows_out.fetch_add(1, Ordering::Relaxed);
+        })
+        .to(
+            sink_topic,
+            Produced::with(OptionSerde(BytesSerde), OptionSerde(BytesSerde)),
+        );
+        builder
+            .build()
+            .map_err(|e| KsqlError::statement(e.to_string()))
+    };
+    if query.join().is_some() {
+        let encoders = Arc::new(encoders);
+        let rows = joined(&builder, query, counters, move |columns| {
+            Ok(match encoders.encode_all(&columns)?.into_iter().next() {
+                Some(encoded) => Some(encoded?),
+                None => None,
+            })
+        })?;
+        return write(builder, rows);
+    }
     if query.aggregate().is_some() {
         // A table's rows: each group's latest, a tombstone when it fails `HAVING`.
-        grouped(&builder, query, counters, move |columns, kept, window| {
+        let rows = grouped(&builder, query, counters, move |columns, kept, window| {
             let encoded = encoders.encode_all(&columns)?.into_iter().next();
             Ok(match encoded {
                 Some(Ok((key, value))) => {
@@ -580,46 +708,27 @@ pub fn persistent(
                 Some(Err(err)) => return Err(err),
                 None => None,
             })
-        })?
-        .peek(move |_, _| {
-            written.rows_out.fetch_add(1, Ordering::Relaxed);
-        })
-        .to(
-            sink_topic,
-            Produced::with(OptionSerde(BytesSerde), OptionSerde(BytesSerde)),
-        );
-        return builder
-            .build()
-            .map_err(|e| KsqlError::statement(e.to_string()));
+        })?;
+        return write(builder, rows);
     }
-    builder
-        .batch_stream(
-            &source_topic,
-            move |run, out: &mut BatchOutput<Option<Bytes>, Option<Bytes>>| {
-                let deletes = push_rows(
-                    &query,
-                    run,
-                    &counters,
-                    out,
-                    |columns| encoders.encode_all(columns),
-                    |x, timestamp, _| keyed_record(x, timestamp),
-                );
-                // A table's deleted rows, and those that stop (or do not) pass `WHERE`, are
-                // deletes of their keys, as Kafka Streams' table filter forwards them.
-                push_deletes(&query, run, &deletes, &encoders, &counters, out);
-                Ok(())
-            },
-        )
-        .peek(move |_, _| {
-            written.rows_out.fetch_add(1, Ordering::Relaxed);
-        })
-        .to(
-            sink_topic,
-            Produced::with(OptionSerde(BytesSerde), OptionSerde(BytesSerde)),
-        );
-    builder
-        .build()
-        .map_err(|e| KsqlError::statement(e.to_string()))
+    let rows = builder.batch_stream(
+        &source_topic,
+        move |run, out: &mut BatchOutput<Option<Bytes>, Option<Bytes>>| {
+            let deletes = push_rows(
+                &query,
+                run,
+                &counters,
+                out,
+                |columns| encoders.encode_all(columns),
+                |x, timestamp, _| keyed_record(x, timestamp),
+            );
+            // A table's deleted rows, and those that stop (or do not) pass `WHERE`, are
+            // deletes of their keys, as Kafka Streams' table filter forwards them.
+            push_deletes(&query, run, &deletes, &encoders, &counters, out);
+            Ok(())
+        },
+    );
+    write(builder, rows)
 }
 
 /// A push query's topology: each row, as a JSON array, handed to `rows`. A closed channel
@@ -641,16 +750,29 @@ pub fn push(
             overflow.store(true, Ordering::Release);
         }
     };
+    // A one-row result as its JSON array.
+    let json = Arc::new(json);
+    let row_json = json.clone();
+    let row_of = move |columns: Vec<ArrayRef>| -> Result<Option<((), Bytes)>> {
+        Ok(match row_json.encode_all(&columns)?.into_iter().next() {
+            Some(row) => Some(((), row?)),
+            None => None,
+        })
+    };
+    if query.join().is_some() {
+        joined(&builder, query, counters, row_of)?.foreach(move |(), row| send(row));
+        return builder
+            .build()
+            .map_err(|e| KsqlError::statement(e.to_string()));
+    }
     if query.aggregate().is_some() {
         // Each update of a group that passes `HAVING`.
         grouped(&builder, query, counters, move |columns, kept, _| {
-            if !kept {
-                return Ok(None);
+            if kept {
+                row_of(columns)
+            } else {
+                Ok(None)
             }
-            Ok(match json.encode_all(&columns)?.into_iter().next() {
-                Some(row) => Some(((), row?)),
-                None => None,
-            })
         })?
         .foreach(move |(), row| send(row));
         return builder

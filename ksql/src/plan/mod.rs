@@ -9,6 +9,7 @@
 
 pub mod catalog;
 pub mod functions;
+pub mod join;
 mod rewrite;
 
 use std::sync::Arc;
@@ -62,12 +63,25 @@ pub struct PlannedQuery {
     /// Neither grouped nor re-keyed: the source key column each of the result's key
     /// columns selects, in order (a table's deletes are written with these keys).
     pub key_sources: Vec<String>,
+    /// A join's other source and kind (the plan has the `Join` node).
+    pub join: Option<join::PlannedJoin>,
+}
+
+impl PlannedQuery {
+    /// The names of the sources it reads: its source, and a join's other.
+    pub fn source_names(&self) -> Vec<String> {
+        let mut names = vec![self.source.name.clone()];
+        if let Some(join) = &self.join {
+            names.push(join.right.name.clone());
+        }
+        names
+    }
 }
 
 /// Plans `query` against the sources of `metastore`.
 pub fn plan_query(query: &Query, metastore: &MetaStore) -> Result<PlannedQuery> {
     if !query.joins.is_empty() {
-        return Err(not_yet("JOIN"));
+        return join::plan_join(query, metastore);
     }
     if query.window.is_some() && query.group_by.is_empty() {
         return Err(KsqlError::statement(
@@ -234,52 +248,9 @@ pub fn plan_query(query: &Query, metastore: &MetaStore) -> Result<PlannedQuery> 
         select.having = Some(having);
     }
 
-    let catalog = Catalog::new(metastore)?;
-    let options = ParserOptions::new()
-        .with_enable_ident_normalization(false)
-        .with_map_string_types_to_utf8view(false);
-    let planner = SqlToRel::new_with_options(&catalog, options);
-    let plan = planner
-        .sql_statement_to_plan(statement)
-        .map_err(|e| plan_error(e, query))?;
-    let plan = Analyzer::new()
-        .execute_and_check(
-            plan,
-            datafusion_expr::planner::ContextProvider::options(&catalog),
-            |_, _| {},
-        )
-        .map_err(|e| plan_error(e, query))?;
-    // No query start time: a streaming query's `now()` is each row's, not the plan's.
-    let context = OptimizerContext::new().without_query_execution_start_time();
-    let plan = Optimizer::new()
-        .optimize(plan, &context, |_, _| {})
-        .map_err(planning_error)?;
-
-    let fields = plan.schema().fields();
-    if fields.len() != items.len() {
-        return Err(KsqlError::statement(format!(
-            "the plan has {} columns where the query selects {}",
-            fields.len(),
-            items.len()
-        )));
-    }
-    let columns = items
-        .iter()
-        .zip(fields.iter())
-        .map(|(item, field)| {
-            Ok(OutputColumn {
-                name: item.name.clone(),
-                ty: sql_type(field.data_type()).ok_or_else(|| {
-                    KsqlError::statement(format!(
-                        "Column {} has a type ksqlDB cannot hold: {}",
-                        item.name,
-                        field.data_type()
-                    ))
-                })?,
-                key: item.key,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let plan = datafusion_plan(statement, metastore, query)?;
+    let named: Vec<(&str, bool)> = items.iter().map(|i| (i.name.as_str(), i.key)).collect();
+    let columns = output_columns(&plan, &named)?;
     let grouped = contains_aggregate(&plan);
     if grouped && !group_by.is_empty() && !has_aggregate_function(&plan) {
         return Err(KsqlError::statement(
@@ -372,7 +343,69 @@ pub fn plan_query(query: &Query, metastore: &MetaStore) -> Result<PlannedQuery> 
         window: query.window.clone(),
         emit_final: query.emit == Some(crate::parser::ast::Emit::Final),
         key_sources,
+        join: None,
     })
+}
+
+/// `statement` (the query as DataFusion's SQL) planned by DataFusion against the sources of
+/// `metastore`: its planner, analyzer (type coercion) and optimiser.
+pub(super) fn datafusion_plan(
+    statement: SqlStatement,
+    metastore: &MetaStore,
+    query: &Query,
+) -> Result<LogicalPlan> {
+    let catalog = Catalog::new(metastore)?;
+    let options = ParserOptions::new()
+        .with_enable_ident_normalization(false)
+        .with_map_string_types_to_utf8view(false);
+    let planner = SqlToRel::new_with_options(&catalog, options);
+    let plan = planner
+        .sql_statement_to_plan(statement)
+        .map_err(|e| plan_error(e, query))?;
+    let plan = Analyzer::new()
+        .execute_and_check(
+            plan,
+            datafusion_expr::planner::ContextProvider::options(&catalog),
+            |_, _| {},
+        )
+        .map_err(|e| plan_error(e, query))?;
+    // No query start time: a streaming query's `now()` is each row's, not the plan's.
+    let context = OptimizerContext::new().without_query_execution_start_time();
+    Optimizer::new()
+        .optimize(plan, &context, |_, _| {})
+        .map_err(planning_error)
+}
+
+/// The result's columns: each select item's name and whether it is a key (`items`, in
+/// order), of the ksqlDB type of the plan's column.
+pub(super) fn output_columns(
+    plan: &LogicalPlan,
+    items: &[(&str, bool)],
+) -> Result<Vec<OutputColumn>> {
+    let fields = plan.schema().fields();
+    if fields.len() != items.len() {
+        return Err(KsqlError::statement(format!(
+            "the plan has {} columns where the query selects {}",
+            fields.len(),
+            items.len()
+        )));
+    }
+    items
+        .iter()
+        .zip(fields.iter())
+        .map(|((name, key), field)| {
+            Ok(OutputColumn {
+                name: name.to_string(),
+                ty: sql_type(field.data_type()).ok_or_else(|| {
+                    KsqlError::statement(format!(
+                        "Column {name} has a type ksqlDB cannot hold: {}",
+                        field.data_type()
+                    ))
+                })?,
+                key: *key,
+            })
+        })
+        .collect()
 }
 
 /// Constant expressions (`INSERT INTO ... VALUES`' values) as DataFusion expressions:
@@ -401,7 +434,7 @@ pub fn constant_exprs(exprs: &[Expr], metastore: &MetaStore) -> Result<Vec<dataf
 
 /// A planning error in ksqlDB's words where it has them: an unknown column is named, with
 /// where it is in the statement.
-fn plan_error(err: datafusion_common::DataFusionError, query: &Query) -> KsqlError {
+pub(super) fn plan_error(err: datafusion_common::DataFusionError, query: &Query) -> KsqlError {
     if let datafusion_common::DataFusionError::SchemaError(e, _) = err.find_root() {
         if let datafusion_common::SchemaError::FieldNotFound { field, .. } = e.as_ref() {
             let exprs = query
@@ -491,15 +524,7 @@ fn select_items(
         match item {
             SelectItem::Wildcard(_) => items.extend(star()),
             SelectItem::QualifiedWildcard(kind, _) => {
-                let qualifier = match kind {
-                    SelectItemQualifiedWildcardKind::ObjectName(name) => name
-                        .0
-                        .last()
-                        .and_then(|part| part.as_ident())
-                        .map(name_of)
-                        .unwrap_or_default(),
-                    SelectItemQualifiedWildcardKind::Expr(expr) => expr.to_string(),
-                };
+                let qualifier = wildcard_qualifier(kind);
                 if !qualifier_ok(&qualifier) {
                     return Err(KsqlError::statement(format!(
                         "Source {qualifier} does not exist in the query"
@@ -518,26 +543,8 @@ fn select_items(
             }
         }
     }
-    // Unnamed expressions: KSQL_COL_0, KSQL_COL_1, ... skipping names taken.
-    let taken: Vec<String> = items.iter().filter_map(|(_, n)| n.clone()).collect();
-    let mut next = 0;
     let mut named = Vec::with_capacity(items.len());
-    for (expr, name) in items {
-        let name = match name {
-            Some(name) => name,
-            None => loop {
-                let candidate = format!("KSQL_COL_{next}");
-                next += 1;
-                if !taken.contains(&candidate) {
-                    break candidate;
-                }
-            },
-        };
-        if named.iter().any(|i: &Item| i.name == name) {
-            return Err(KsqlError::statement(format!(
-                "Duplicate value columns found in schema: `{name}`"
-            )));
-        }
+    for (expr, name) in numbered(items)? {
         let source_column = match &expr {
             Expr::Identifier(ident) => Some(name_of(ident)),
             Expr::CompoundIdentifier(idents) if idents.len() == 2 => {
@@ -559,6 +566,46 @@ fn select_items(
             key,
             source_column: source_column.unwrap_or_default(),
         });
+    }
+    Ok(named)
+}
+
+/// The source a qualified wildcard (`x.*`) names.
+pub(super) fn wildcard_qualifier(kind: &SelectItemQualifiedWildcardKind) -> String {
+    match kind {
+        SelectItemQualifiedWildcardKind::ObjectName(name) => name
+            .0
+            .last()
+            .and_then(|part| part.as_ident())
+            .map(name_of)
+            .unwrap_or_default(),
+        SelectItemQualifiedWildcardKind::Expr(expr) => expr.to_string(),
+    }
+}
+
+/// Select items with their names, the unnamed ones `KSQL_COL_0`, `KSQL_COL_1`, ... (names
+/// taken skipped); a name twice is ksqlDB's error.
+pub(super) fn numbered(items: Vec<(Expr, Option<String>)>) -> Result<Vec<(Expr, String)>> {
+    let taken: Vec<String> = items.iter().filter_map(|(_, n)| n.clone()).collect();
+    let mut next = 0;
+    let mut named: Vec<(Expr, String)> = Vec::with_capacity(items.len());
+    for (expr, name) in items {
+        let name = match name {
+            Some(name) => name,
+            None => loop {
+                let candidate = format!("KSQL_COL_{next}");
+                next += 1;
+                if !taken.contains(&candidate) {
+                    break candidate;
+                }
+            },
+        };
+        if named.iter().any(|(_, n)| *n == name) {
+            return Err(KsqlError::statement(format!(
+                "Duplicate value columns found in schema: `{name}`"
+            )));
+        }
+        named.push((expr, name));
     }
     Ok(named)
 }
@@ -617,7 +664,7 @@ fn and_names(names: &[&str]) -> String {
 }
 
 /// A rewritten expression as ksqlDB prints it: names without the quotes the rewrite put on.
-fn unquoted(expr: &Expr) -> String {
+pub(super) fn unquoted(expr: &Expr) -> String {
     expr.to_string().replace('"', "")
 }
 
@@ -670,12 +717,12 @@ fn has_aggregate_function(plan: &LogicalPlan) -> bool {
 }
 
 /// Whether the plan aggregates.
-fn contains_aggregate(plan: &LogicalPlan) -> bool {
+pub(super) fn contains_aggregate(plan: &LogicalPlan) -> bool {
     matches!(plan, LogicalPlan::Aggregate(_)) || plan.inputs().iter().any(|p| contains_aggregate(p))
 }
 
 /// A name in double quotes, as DataFusion's planner reads it.
-fn quoted(name: &str) -> String {
+pub(super) fn quoted(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
@@ -686,7 +733,7 @@ fn window_bound_error(bound: &str) -> KsqlError {
     ))
 }
 
-fn not_yet(what: &str) -> KsqlError {
+pub(super) fn not_yet(what: &str) -> KsqlError {
     KsqlError::statement(format!(
         "{what} is not supported by Sluice's ksql yet (issue 18 is under way)"
     ))

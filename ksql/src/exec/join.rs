@@ -1,0 +1,310 @@
+//! Joins run: DataFusion's plan cut at its `Join` node into the two sides below it, each
+//! evaluated on Arrow batches of its own source's records, the Streams join between them,
+//! and the plan above it (`WHERE`, the projection) evaluated on each joined row.
+//!
+//! A side's rows cross the join as envelopes: its columns (after the filters and
+//! projections DataFusion pushed down to it) in JSON, which holds every ksqlDB type. A
+//! stream–table join keeps the table's rows by the table's own key bytes; the stream's rows
+//! are keyed by the join expression written in the table's key format (repartitioned,
+//! `Join-left`, unless the stream's key is that already), so each finds its table row in the
+//! same task, as ksqlDB does it.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef};
+use arrow::datatypes::{DataType, SchemaRef};
+use arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use bytes::Bytes;
+use datafusion_expr::execution_props::ExecutionProps;
+use datafusion_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion_expr::LogicalPlan;
+use datafusion_physical_expr::{create_physical_expr, PhysicalExpr};
+
+use super::{arrow_error, compile_node, execution_error, CompiledQuery, Step};
+use crate::error::{KsqlError, Result};
+use crate::format::{arrow_type, RowDecoder, RowEncoder, SerdeOptions};
+use crate::metastore::{Format, MetaStore};
+use crate::parser::ast::{JoinKind, SqlType};
+use crate::plan::catalog::planning_error;
+use crate::plan::join::PlannedJoin;
+use crate::plan::{sql_type, OutputColumn, PlannedQuery};
+
+/// The stages of a join query around the Streams join.
+pub struct JoinStage {
+    /// Inner or left.
+    pub kind: JoinKind,
+    /// The left side (the stream): its source and the plan below the join.
+    pub left: Arc<CompiledQuery>,
+    /// The right side (the table).
+    pub right: Arc<CompiledQuery>,
+    /// The join expression over the left side's rows.
+    left_key: Arc<dyn PhysicalExpr>,
+    /// The left side's rows as the join node sees them.
+    left_schema: SchemaRef,
+    /// The right side's primary key written as the table's keys are.
+    key_encoder: RowEncoder,
+    /// The key's type.
+    key_type: DataType,
+    /// Whether the stream's rows must be re-keyed through a repartition topic.
+    repartition: bool,
+    /// The join node's rows: the left side's columns, then the right's.
+    joined_schema: SchemaRef,
+    /// The plan above the join.
+    after: Vec<Step>,
+}
+
+/// A side's rows in and out of their envelopes.
+fn envelope_columns(query: &CompiledQuery) -> Vec<(String, SqlType)> {
+    query
+        .output_columns()
+        .enumerate()
+        .map(|(i, c)| (format!("C{i}"), c.ty.clone()))
+        .collect()
+}
+
+impl JoinStage {
+    /// The stage of `planned`'s join.
+    pub(super) fn compile(
+        planned: &PlannedQuery,
+        join: &PlannedJoin,
+        metastore: &MetaStore,
+        props: &ExecutionProps,
+    ) -> Result<JoinStage> {
+        let node = crate::plan::join::join_node(&planned.plan)?;
+        let left = Arc::new(CompiledQuery::side(&planned.source, &node.left, metastore)?);
+        let right = Arc::new(CompiledQuery::side(&join.right, &node.right, metastore)?);
+        let (left_on, _) = node
+            .on
+            .first()
+            .ok_or_else(|| KsqlError::statement("a join without its condition"))?;
+        let left_key = create_physical_expr(
+            left_on,
+            node.left.schema(),
+            props,
+            &PhysicalPlanningContext::default(),
+        )
+        .map_err(planning_error)?;
+        let key_column = join
+            .right
+            .columns
+            .iter()
+            .find(|c| c.is_key())
+            .ok_or_else(|| KsqlError::statement("a table without a primary key"))?;
+        let key_ty = metastore.resolve(&key_column.ty)?;
+        let options = SerdeOptions {
+            wrap_single_value: join.right.properties.wrap_single_value.unwrap_or(true),
+            delimiter: super::delimiter(join.right.properties.value_delimiter.as_deref())?,
+        };
+        let key_encoder = RowEncoder::new(
+            join.right.properties.key_format,
+            &[(key_column.name.clone(), key_ty.clone())],
+            options,
+            true,
+        )?;
+        // The stream's key is the join expression, written alike: no repartition.
+        let left_keys = planned.source.key_names();
+        let on_left_key = matches!(
+            strip(left_on),
+            datafusion_expr::Expr::Column(c) if left_keys == [c.name.as_str()]
+        );
+        let same_key = on_left_key
+            && planned.source.properties.key_format == join.right.properties.key_format
+            && planned
+                .source
+                .columns
+                .iter()
+                .find(|c| c.is_key())
+                .is_some_and(|c| metastore.resolve(&c.ty).ok().as_ref() == Some(&key_ty));
+        let after = steps_above(&planned.plan, props)?;
+        Ok(JoinStage {
+            kind: join.kind,
+            left,
+            right,
+            left_key,
+            left_schema: Arc::new(node.left.schema().as_arrow().clone()),
+            key_type: arrow_type(&key_ty)?,
+            key_encoder,
+            repartition: !same_key,
+            joined_schema: Arc::new(node.schema.as_arrow().clone()),
+            after,
+        })
+    }
+
+    /// Whether the stream's rows go through a repartition topic.
+    pub fn repartitions(&self) -> bool {
+        self.repartition
+    }
+
+    /// Each row of the left side's `columns` (its query's result) as a record for the
+    /// join: the join expression in the table's key format, the row's envelope. A row
+    /// whose join expression is null joins nothing (ksqlDB skips it).
+    pub fn encode_left(&self, columns: &[ArrayRef]) -> Result<Vec<Result<(Bytes, Bytes)>>> {
+        let rows = columns.first().map_or(0, |c| c.len());
+        let batch = as_batch(columns, &self.left_schema, rows)?;
+        let key = self
+            .left_key
+            .evaluate(&batch)
+            .and_then(|v| v.into_array(rows))
+            .map_err(execution_error)?;
+        let key = if key.data_type() == &self.key_type {
+            key
+        } else {
+            arrow::compute::cast(&key, &self.key_type).map_err(arrow_error)?
+        };
+        let keys = std::slice::from_ref(&key);
+        let bound_keys = self.key_encoder.bind(keys)?;
+        let envelopes = encode_envelopes(&self.left, columns)?;
+        let mut buf = Vec::new();
+        Ok(envelopes
+            .into_iter()
+            .enumerate()
+            .map(|(row, envelope)| {
+                buf.clear();
+                if !bound_keys.encode(row, &mut buf)? {
+                    return Err(KsqlError::Serde(
+                        "the join expression is null: the row joins nothing".into(),
+                    ));
+                }
+                Ok((Bytes::copy_from_slice(&buf), envelope?))
+            })
+            .collect())
+    }
+
+    /// Each row of the right side's `columns` as its envelope.
+    pub fn encode_right(&self, columns: &[ArrayRef]) -> Result<Vec<Result<Bytes>>> {
+        encode_envelopes(&self.right, columns)
+    }
+
+    /// The result row of a left row joined with a right row (none: a left join's unmatched
+    /// row): its columns (one row each, of the result's canonical types), or none if it does
+    /// not pass `WHERE`.
+    pub fn joined(
+        &self,
+        left: &[u8],
+        right: Option<&[u8]>,
+        output: &[(OutputColumn, DataType)],
+    ) -> Result<Option<Vec<ArrayRef>>> {
+        let mut columns = decode_envelope(&self.left, Some(left))?;
+        columns.extend(decode_envelope(&self.right, right)?);
+        let batch = as_batch(&columns, &self.joined_schema, 1)?;
+        let (batch, kept) = super::run_on_row(&self.after, batch)?;
+        if !kept {
+            return Ok(None);
+        }
+        super::aggregate::canonical(&batch, output).map(Some)
+    }
+}
+
+/// `columns` (canonical types) as a batch of `schema` (DataFusion's types for them).
+fn as_batch(columns: &[ArrayRef], schema: &SchemaRef, rows: usize) -> Result<RecordBatch> {
+    if columns.len() != schema.fields().len() {
+        return Err(KsqlError::statement(format!(
+            "a join side made {} columns where its plan has {}",
+            columns.len(),
+            schema.fields().len()
+        )));
+    }
+    let columns = columns
+        .iter()
+        .zip(schema.fields())
+        .map(|(c, f)| {
+            if c.data_type() == f.data_type() {
+                Ok(c.clone())
+            } else {
+                arrow::compute::cast(c, f.data_type()).map_err(arrow_error)
+            }
+        })
+        .collect::<Result<Vec<_>>>()?;
+    RecordBatch::try_new_with_options(
+        schema.clone(),
+        columns,
+        &RecordBatchOptions::new().with_row_count(Some(rows)),
+    )
+    .map_err(arrow_error)
+}
+
+fn encode_envelopes(side: &CompiledQuery, columns: &[ArrayRef]) -> Result<Vec<Result<Bytes>>> {
+    let encoder = RowEncoder::new(
+        Format::Json,
+        &envelope_columns(side),
+        SerdeOptions::default(),
+        false,
+    )?;
+    let rows = columns.first().map_or(0, |c| c.len());
+    let bound = encoder.bind(columns)?;
+    let mut buf = Vec::with_capacity(rows * 64);
+    let mut spans = Vec::with_capacity(rows);
+    for row in 0..rows {
+        let start = buf.len();
+        spans.push(match bound.encode(row, &mut buf) {
+            Ok(_) => Ok(start..buf.len()),
+            Err(err) => {
+                buf.truncate(start);
+                Err(err)
+            }
+        });
+    }
+    let buf = Bytes::from(buf);
+    Ok(spans
+        .into_iter()
+        .map(|span| span.map(|r| buf.slice(r)))
+        .collect())
+}
+
+/// A side's envelope (none: a row of nulls) as its columns, one row each.
+fn decode_envelope(side: &CompiledQuery, bytes: Option<&[u8]>) -> Result<Vec<ArrayRef>> {
+    let mut decoder = RowDecoder::new(
+        Format::Json,
+        &envelope_columns(side),
+        SerdeOptions::default(),
+        false,
+    )?;
+    decoder.append(bytes)?;
+    Ok(decoder.finish())
+}
+
+fn strip(expr: &datafusion_expr::Expr) -> &datafusion_expr::Expr {
+    match expr {
+        datafusion_expr::Expr::Alias(alias) => strip(&alias.expr),
+        other => other,
+    }
+}
+
+/// The steps of the plan above its join node, bottom first.
+fn steps_above(plan: &LogicalPlan, props: &ExecutionProps) -> Result<Vec<Step>> {
+    if let LogicalPlan::Join(_) = plan {
+        return Ok(Vec::new());
+    }
+    let mut steps = match plan.inputs().first() {
+        Some(input) => steps_above(input, props)?,
+        None => return Err(KsqlError::statement("a join's plan without its join")),
+    };
+    steps.extend(compile_node(plan, props)?);
+    Ok(steps)
+}
+
+/// The output columns of a side: its plan's fields, in ksqlDB types.
+pub(super) fn side_columns(plan: &LogicalPlan) -> Result<Vec<(OutputColumn, DataType)>> {
+    plan.schema()
+        .fields()
+        .iter()
+        .map(|f| {
+            let ty = sql_type(f.data_type()).ok_or_else(|| {
+                KsqlError::statement(format!(
+                    "Column {} has a type ksqlDB cannot hold: {}",
+                    f.name(),
+                    f.data_type()
+                ))
+            })?;
+            let arrow = arrow_type(&ty)?;
+            Ok((
+                OutputColumn {
+                    name: f.name().clone(),
+                    ty,
+                    key: false,
+                },
+                arrow,
+            ))
+        })
+        .collect()
+}

@@ -1,0 +1,452 @@
+//! Joins planned: a `SELECT` over `FROM a JOIN b ON a.x = b.y` as one DataFusion plan over
+//! both sources, named and keyed as ksqlDB names and keys a join's result.
+//!
+//! ksqlDB's rules, in its words where it has them: a stream joins a table on the table's
+//! primary key (`INNER` or `LEFT`; not a table with a stream, not `FULL`); the condition is
+//! one equality; a `SELECT *` of a join prefixes every column with its source's alias
+//! (`L_A`), and a column selected by name keeps its name unless both sources have one of
+//! that name; the result's key is the join expression, as the first item that selects one
+//! of the condition's columns as it is.
+
+use sqlparser::ast::{
+    BinaryOperator, Expr, Ident, JoinConstraint, JoinOperator, SelectItem, SetExpr,
+    Statement as SqlStatement,
+};
+
+use datafusion_expr::LogicalPlan;
+
+use super::{quoted, rewrite, unquoted, PlannedQuery};
+use crate::error::{KsqlError, Result};
+use crate::metastore::{name_of, DataSource, MetaStore};
+use crate::parser::ast::{JoinKind, Query, SourceKind, Within};
+
+/// What a join query joins, beside its plan.
+#[derive(Debug, Clone)]
+pub struct PlannedJoin {
+    /// Inner or left.
+    pub kind: JoinKind,
+    /// The source joined (`JOIN`'s), a table.
+    pub right: DataSource,
+    /// `WITHIN` (stream–stream joins).
+    pub within: Option<Within>,
+}
+
+/// One side of a join: its source and the name that qualifies its columns.
+struct Side<'a> {
+    source: &'a DataSource,
+    /// Its alias, or its name.
+    qualifier: String,
+}
+
+impl Side<'_> {
+    /// Whether it has `column` (a pseudo column too: `ROWTIME`, ...).
+    fn has(&self, column: &str) -> bool {
+        self.source.column(column).is_some()
+            || [
+                super::catalog::ROWTIME,
+                super::catalog::ROWPARTITION,
+                super::catalog::ROWOFFSET,
+            ]
+            .contains(&column)
+    }
+}
+
+/// A column reference (`a.x` or `x`) resolved to its side (0: left, 1: right) and column.
+fn resolve(expr: &Expr, sides: &[Side<'_>; 2]) -> Option<(usize, String)> {
+    match expr {
+        Expr::Identifier(ident) => {
+            let column = name_of(ident);
+            let found: Vec<usize> = (0..2).filter(|&i| sides[i].has(&column)).collect();
+            match found.as_slice() {
+                [one] => Some((*one, column)),
+                _ => None,
+            }
+        }
+        Expr::CompoundIdentifier(idents) if idents.len() == 2 => {
+            let qualifier = name_of(&idents[0]);
+            let column = name_of(&idents[1]);
+            (0..2)
+                .find(|&i| sides[i].qualifier == qualifier && sides[i].has(&column))
+                .map(|i| (i, column))
+        }
+        Expr::Nested(inner) => resolve(inner, sides),
+        _ => None,
+    }
+}
+
+/// The side every column of `expr` belongs to, if one.
+fn side_of(expr: &Expr, sides: &[Side<'_>; 2]) -> Option<usize> {
+    let mut found: Option<usize> = None;
+    let mut mixed = false;
+    let _ = sqlparser::ast::visit_expressions(expr, |e| {
+        if matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) {
+            match resolve(e, sides) {
+                Some((side, _)) if found.is_none_or(|f| f == side) => found = Some(side),
+                _ => mixed = true,
+            }
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    if mixed {
+        None
+    } else {
+        found
+    }
+}
+
+/// How ksqlDB writes a join in its messages: `L [INNER] JOIN R`.
+fn join_text(kind: JoinKind, left: &str, right: &str) -> String {
+    let kind = match kind {
+        JoinKind::Inner => "[INNER] JOIN",
+        JoinKind::Left => "LEFT [OUTER] JOIN",
+        JoinKind::Right => "RIGHT [OUTER] JOIN",
+        JoinKind::Full => "[FULL] OUTER JOIN",
+    };
+    format!("{left} {kind} {right}")
+}
+
+/// Plans a query with one `JOIN`.
+pub(super) fn plan_join(query: &Query, metastore: &MetaStore) -> Result<PlannedQuery> {
+    let [join] = query.joins.as_slice() else {
+        return Err(super::not_yet(
+            "A join of more than two sources (an n-way join)",
+        ));
+    };
+    if !query.group_by.is_empty() || query.window.is_some() {
+        return Err(super::not_yet("GROUP BY of a join"));
+    }
+    if !query.partition_by.is_empty() {
+        return Err(super::not_yet("PARTITION BY of a join"));
+    }
+    let source = |relation: &crate::parser::ast::Relation| -> Result<&DataSource> {
+        let name = name_of(&relation.name);
+        metastore
+            .source(&name)
+            .ok_or_else(|| KsqlError::statement(format!("{name} does not exist.")))
+    };
+    let (left, right) = (source(&query.from)?, source(&join.relation)?);
+    for s in [left, right] {
+        if s.properties.window.is_some() {
+            return Err(super::not_yet("A join of a windowed source"));
+        }
+    }
+    let qualifier = |relation: &crate::parser::ast::Relation, s: &DataSource| {
+        relation
+            .alias
+            .as_ref()
+            .map(name_of)
+            .unwrap_or_else(|| s.name.clone())
+    };
+    let sides = [
+        Side {
+            source: left,
+            qualifier: qualifier(&query.from, left),
+        },
+        Side {
+            source: right,
+            qualifier: qualifier(&join.relation, right),
+        },
+    ];
+    if sides[0].qualifier == sides[1].qualifier {
+        return Err(KsqlError::statement(format!(
+            "Can not join '{}' to '{}': self joins require a unique alias for each side of the join.",
+            left.name, right.name
+        )));
+    }
+    let text = join_text(join.kind, &left.name, &right.name);
+    match (left.kind, right.kind) {
+        (SourceKind::Stream, SourceKind::Table) => match join.kind {
+            JoinKind::Inner | JoinKind::Left => {}
+            JoinKind::Full => {
+                return Err(KsqlError::statement(format!(
+                    "Invalid join type: full-outer join not supported for stream-table join. Got {text}."
+                )))
+            }
+            JoinKind::Right => {
+                return Err(KsqlError::statement(format!(
+                    "Invalid join type: right join not supported for stream-table join. Got {text}."
+                )))
+            }
+        },
+        (SourceKind::Table, SourceKind::Stream) => {
+            return Err(KsqlError::statement(format!(
+                "Invalid join order: table-stream joins are not supported; only stream-table joins. Got {text}."
+            )))
+        }
+        (SourceKind::Stream, SourceKind::Stream) => {
+            if join.within.is_none() {
+                return Err(KsqlError::statement(
+                    "Stream-Stream joins must have a WITHIN clause specified. None was provided. To learn about how to specify a WITHIN clause with a stream-stream join, please visit: https://docs.confluent.io/current/ksql/docs/syntax-reference.html#create-stream-as-select",
+                ));
+            }
+            return Err(super::not_yet("A stream-stream join"));
+        }
+        (SourceKind::Table, SourceKind::Table) => {
+            return Err(super::not_yet("A table-table join"));
+        }
+    }
+    if join.within.is_some() {
+        return Err(KsqlError::statement(
+            "A join of a stream and a table has no WITHIN clause (only stream-stream joins do).",
+        ));
+    }
+
+    // The condition: one equality, each side's expression of its own source.
+    let mut on = join.on.clone();
+    rewrite::for_datafusion(&mut on)?;
+    let (mut operands, original) = match (&on, &join.on) {
+        (
+            Expr::BinaryOp {
+                left: a,
+                op: BinaryOperator::Eq,
+                right: b,
+            },
+            Expr::BinaryOp {
+                left: oa, right: ob, ..
+            },
+        ) => ([a.as_ref().clone(), b.as_ref().clone()], [oa.as_ref(), ob.as_ref()]),
+        _ => {
+            return Err(KsqlError::statement(format!(
+                "Unsupported join expression: {}. Only equality between the two sources is supported (a.x = b.y).",
+                unquoted(&on)
+            )))
+        }
+    };
+    let mut sides_of = [side_of(&operands[0], &sides), side_of(&operands[1], &sides)];
+    if sides_of == [Some(1), Some(0)] {
+        operands.swap(0, 1);
+        sides_of = [Some(0), Some(1)];
+    }
+    let printed = |e: &Expr, side: usize| -> String {
+        match resolve(e, &sides) {
+            Some((_, column)) => format!("{}.{column}", sides[side].source.name),
+            None => unquoted(e),
+        }
+    };
+    if sides_of != [Some(0), Some(1)] {
+        return Err(KsqlError::statement(format!(
+            "Invalid comparison expression '{} = {}' in join '{}'. Each side of the join comparision must contain references from exactly one source.",
+            original[0], original[1], unquoted(&on)
+        )));
+    }
+    // A stream joins a table on the table's primary key.
+    let right_keys = right.key_names();
+    let on_key =
+        matches!(resolve(&operands[1], &sides), Some((1, c)) if right_keys == [c.as_str()]);
+    if !on_key {
+        return Err(KsqlError::statement(format!(
+            "Invalid join condition: stream-table joins require to join on the table's primary key. Got {} = {}.",
+            printed(&operands[0], 0),
+            printed(&operands[1], 1)
+        )));
+    }
+
+    // The select items, named as ksqlDB names a join's.
+    let items = join_items(query, &sides)?;
+    // The key: the first item selecting one of the condition's columns as it is.
+    let key_columns: Vec<Option<(usize, String)>> =
+        operands.iter().map(|o| resolve(o, &sides)).collect();
+    let mut key_taken = false;
+    let mut keyed: Vec<bool> = Vec::with_capacity(items.len());
+    for (expr, _) in &items {
+        let mut e = expr.clone();
+        rewrite::for_datafusion(&mut e)?;
+        let is_key = !key_taken
+            && !rewrite::is_as_value(expr)
+            && resolve(&e, &sides).is_some_and(|r| key_columns.contains(&Some(r)));
+        key_taken |= is_key;
+        keyed.push(is_key);
+    }
+    let missing_keys = if key_taken {
+        Vec::new()
+    } else {
+        let names: Vec<String> = key_columns
+            .iter()
+            .zip(&sides)
+            .filter_map(|(k, side)| k.as_ref().map(|(_, c)| format!("{}.{c}", side.qualifier)))
+            .collect();
+        vec![names.join(" or ")]
+    };
+
+    // The statement DataFusion plans.
+    let from = |s: &Side<'_>| format!("{} AS {}", quoted(&s.source.name), quoted(&s.qualifier));
+    let kind = match join.kind {
+        JoinKind::Left => "LEFT JOIN",
+        _ => "JOIN",
+    };
+    let skeleton = format!(
+        "SELECT 1 FROM {} {kind} {} ON 1 = 1",
+        from(&sides[0]),
+        from(&sides[1])
+    );
+    let mut statement =
+        sqlparser::parser::Parser::parse_sql(&sqlparser::dialect::GenericDialect {}, &skeleton)
+            .ok()
+            .and_then(|mut statements| statements.pop())
+            .ok_or_else(|| KsqlError::statement("cannot plan the join"))?;
+    let SqlStatement::Query(sql_query) = &mut statement else {
+        return Err(KsqlError::statement("cannot plan the join"));
+    };
+    let SetExpr::Select(select) = sql_query.body.as_mut() else {
+        return Err(KsqlError::statement("cannot plan the join"));
+    };
+    let constraint = select
+        .from
+        .first_mut()
+        .and_then(|t| t.joins.first_mut())
+        .and_then(|j| match &mut j.join_operator {
+            JoinOperator::Join(JoinConstraint::On(e))
+            | JoinOperator::Inner(JoinConstraint::On(e))
+            | JoinOperator::Left(JoinConstraint::On(e))
+            | JoinOperator::LeftOuter(JoinConstraint::On(e)) => Some(e),
+            _ => None,
+        })
+        .ok_or_else(|| KsqlError::statement("cannot plan the join"))?;
+    *constraint = on.clone();
+    let mut projection = Vec::with_capacity(items.len());
+    for (expr, name) in &items {
+        let mut expr = expr.clone();
+        rewrite::for_datafusion(&mut expr)?;
+        projection.push(SelectItem::ExprWithAlias {
+            expr,
+            alias: Ident::with_quote('"', name),
+        });
+    }
+    select.projection = projection;
+    if let Some(selection) = &query.selection {
+        let mut selection = selection.clone();
+        rewrite::for_datafusion(&mut selection)?;
+        select.selection = Some(selection);
+    }
+    let plan = super::datafusion_plan(statement, metastore, query)?;
+    if super::contains_aggregate(&plan) {
+        return Err(super::not_yet("An aggregate of a join"));
+    }
+    let named: Vec<(&str, bool)> = items
+        .iter()
+        .zip(&keyed)
+        .map(|((_, name), key)| (name.as_str(), *key))
+        .collect();
+    let columns = super::output_columns(&plan, &named)?;
+    join_node(&plan)?;
+    Ok(PlannedQuery {
+        source: left.clone(),
+        plan,
+        columns,
+        missing_keys,
+        grouped: false,
+        partitioned: false,
+        window: None,
+        emit_final: false,
+        key_sources: Vec::new(),
+        join: Some(PlannedJoin {
+            kind: join.kind,
+            right: right.clone(),
+            within: join.within.clone(),
+        }),
+    })
+}
+
+/// The plan's join node, below its filters and projections (what runs after the join).
+pub(crate) fn join_node(plan: &LogicalPlan) -> Result<&datafusion_expr::logical_plan::Join> {
+    match plan {
+        LogicalPlan::Join(join) => {
+            if join.on.len() != 1 || join.filter.is_some() {
+                return Err(KsqlError::statement(
+                    "A join's condition must be one equality between the two sources (a.x = b.y).",
+                ));
+            }
+            Ok(join)
+        }
+        LogicalPlan::Projection(_) | LogicalPlan::Filter(_) | LogicalPlan::SubqueryAlias(_) => {
+            match plan.inputs().first() {
+                Some(input) => join_node(input),
+                None => Err(KsqlError::statement("a join's plan without its join")),
+            }
+        }
+        other => Err(KsqlError::statement(format!(
+            "Sluice's ksql cannot run this join plan yet (issue 18 is under way): {}",
+            other.display()
+        ))),
+    }
+}
+
+/// The select items of a join and their names: `*` and `x.*` as every column of the
+/// sources prefixed by the alias (`L_A`), a column by its name unless both sources have
+/// it (then `L_A` too), other expressions `KSQL_COL_n`.
+fn join_items(query: &Query, sides: &[Side<'_>; 2]) -> Result<Vec<(Expr, String)>> {
+    let all = |side: &Side<'_>| -> Vec<(Expr, Option<String>)> {
+        side.source
+            .columns
+            .iter()
+            .filter(|c| {
+                !matches!(
+                    c.constraint,
+                    crate::parser::ast::ColumnConstraint::Headers
+                        | crate::parser::ast::ColumnConstraint::Header(_)
+                )
+            })
+            .map(|c| {
+                (
+                    Expr::CompoundIdentifier(vec![
+                        Ident::with_quote('"', &side.qualifier),
+                        Ident::with_quote('"', &c.name),
+                    ]),
+                    Some(format!("{}_{}", side.qualifier, c.name)),
+                )
+            })
+            .collect()
+    };
+    let mut items: Vec<(Expr, Option<String>)> = Vec::new();
+    for item in &query.projection {
+        match item {
+            SelectItem::Wildcard(_) => {
+                items.extend(all(&sides[0]));
+                items.extend(all(&sides[1]));
+            }
+            SelectItem::QualifiedWildcard(kind, _) => {
+                let qualifier = super::wildcard_qualifier(kind);
+                let side = sides
+                    .iter()
+                    .find(|s| s.qualifier == qualifier)
+                    .ok_or_else(|| {
+                        KsqlError::statement(format!(
+                            "Source {qualifier} does not exist in the query"
+                        ))
+                    })?;
+                items.extend(all(side));
+            }
+            SelectItem::UnnamedExpr(expr) => {
+                let name = match expr {
+                    Expr::Identifier(_) | Expr::CompoundIdentifier(_) => {
+                        resolve(expr, sides).map(|(side, column)| {
+                            if sides[0].has(&column) && sides[1].has(&column) {
+                                format!("{}_{column}", sides[side].qualifier)
+                            } else {
+                                column
+                            }
+                        })
+                    }
+                    other => rewrite::implicit_name(other),
+                };
+                if let (Expr::Identifier(ident), None) = (expr, &name) {
+                    let column = name_of(ident);
+                    if sides[0].has(&column) && sides[1].has(&column) {
+                        return Err(KsqlError::statement(format!(
+                            "Column '{column}' is ambiguous. Could be {}.{column} or {}.{column}.",
+                            sides[0].qualifier, sides[1].qualifier
+                        )));
+                    }
+                }
+                items.push((expr.clone(), name));
+            }
+            SelectItem::ExprWithAlias { expr, alias } => {
+                items.push((expr.clone(), Some(name_of(alias))));
+            }
+            SelectItem::ExprWithAliases { expr, aliases } => {
+                items.push((expr.clone(), aliases.last().map(name_of)));
+            }
+        }
+    }
+    super::numbered(items)
+}
