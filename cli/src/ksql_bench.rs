@@ -28,10 +28,11 @@ use crate::tools::runtime;
 #[derive(Debug, clap::Args)]
 pub struct KsqlBenchArgs {
     /// The query: q1 (Nexmark's currency conversion: every bid with its price in euros, a
-    /// projection) or q5-counts (Nexmark q5's first step: each auction's bids counted in
+    /// projection), q5-counts (Nexmark q5's first step: each auction's bids counted in
     /// hopping windows of 10 s every 2 s, by bid time; q5's second step, the hottest auction
     /// of each window, needs a query over a windowed table, which Sluice's ksql cannot run
-    /// yet).
+    /// yet) or join (every bid with its auction's category: a stream-table join of the bids
+    /// with the table of the auctions, keyed alike).
     #[arg(long, default_value = "q1")]
     query: String,
     /// Number of bids, written once as JSON (ksqlDB's `VALUE_FORMAT='JSON'`) with the auction
@@ -61,6 +62,28 @@ struct JsonBid {
     date_time: i64,
 }
 
+/// An auction as the JSON value of the `auctions` topic (its id is the key).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+struct JsonAuction {
+    seller: i64,
+    category: i64,
+    initial_bid: i64,
+    reserve: i64,
+    date_time: i64,
+    expires: i64,
+}
+
+/// The join's result value, as ksql writes it (the auction is the key).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+struct JsonCategorizedBid {
+    bidder: i64,
+    price: i64,
+    category: i64,
+    date_time: i64,
+}
+
 /// q5-counts' result value, as ksql writes it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -82,10 +105,11 @@ const SOURCE: &str = "CREATE STREAM bids (auction BIGINT KEY, bidder BIGINT, pri
     channel STRING, url STRING, date_time BIGINT) WITH (kafka_topic='bids', value_format='JSON');";
 
 pub fn ksql(args: KsqlBenchArgs) -> anyhow::Result<()> {
-    let q5 = match args.query.as_str() {
-        "q1" => false,
-        "q5-counts" => true,
-        other => anyhow::bail!("--query {other}: expected q1 or q5-counts"),
+    let (q5, join) = match args.query.as_str() {
+        "q1" => (false, false),
+        "q5-counts" => (true, false),
+        "join" => (false, true),
+        other => anyhow::bail!("--query {other}: expected q1, q5-counts or join"),
     };
     anyhow::ensure!(args.events > 0, "--events must be at least 1");
     let (run_ksql, run_dsl) = match args.only.as_deref() {
@@ -96,9 +120,26 @@ pub fn ksql(args: KsqlBenchArgs) -> anyhow::Result<()> {
     };
     let n = args.events as usize;
     let mut bids: Vec<(Bytes, Bytes, i64)> = Vec::with_capacity(n);
+    // The join's table: the auctions among the events, keyed by id.
+    let mut auctions: Vec<(Bytes, Bytes, i64)> = Vec::new();
     for event in Generator::new(42, 1_700_000_000_000) {
         if bids.len() == n {
             break;
+        }
+        if let (Event::Auction(auction), true) = (&event, join) {
+            let value = serde_json::to_vec(&JsonAuction {
+                seller: auction.seller,
+                category: auction.category,
+                initial_bid: auction.initial_bid,
+                reserve: auction.reserve,
+                date_time: auction.date_time,
+                expires: auction.expires,
+            })?;
+            auctions.push((
+                Bytes::copy_from_slice(&auction.id.to_be_bytes()),
+                Bytes::from(value),
+                auction.date_time,
+            ));
         }
         if let Event::Bid(bid) = event {
             let value = serde_json::to_vec(&JsonBid {
@@ -122,10 +163,11 @@ pub fn ksql(args: KsqlBenchArgs) -> anyhow::Result<()> {
         .start()?;
     let (ksql_elapsed, dsl_elapsed) = runtime()?.block_on(async {
         let client = node.client().await?;
-        for name in ["bids", "ksql_out", "dsl_out"] {
+        for name in ["bids", "auctions", "ksql_out", "dsl_out"] {
             crate::perf::create_topic(&client, name).await?;
         }
-        produce_bids(&client, &bids).await?;
+        produce_bids(&client, "auctions", &auctions).await?;
+        produce_bids(&client, "bids", &bids).await?;
         let deadline = Instant::now() + Duration::from_secs(600);
 
         let mut ksql_elapsed = Duration::ZERO;
@@ -133,7 +175,14 @@ pub fn ksql(args: KsqlBenchArgs) -> anyhow::Result<()> {
         if run_ksql {
         // ksql: the statements through the engine, as `POST /ksql` runs them.
         let engine = sluice_ksql::engine::Engine::start(client.clone(), "bench_").await?;
-        let query = if q5 {
+        let query = if join {
+            "CREATE TABLE auctions (id BIGINT PRIMARY KEY, seller BIGINT, category BIGINT, \
+             initial_bid BIGINT, reserve BIGINT, date_time BIGINT, expires BIGINT) \
+             WITH (kafka_topic='auctions', value_format='JSON'); \
+             CREATE STREAM categorized WITH (kafka_topic='ksql_out') AS SELECT b.auction, \
+             b.bidder, b.price, a.category, b.date_time AS date_time \
+             FROM bids b JOIN auctions a ON b.auction = a.id;"
+        } else if q5 {
             "CREATE TABLE counts WITH (kafka_topic='ksql_out') AS SELECT auction, COUNT(*) AS bids \
              FROM bids WINDOW HOPPING (SIZE 10 SECONDS, ADVANCE BY 2 SECONDS, GRACE PERIOD 0 SECONDS) \
              GROUP BY auction;"
@@ -150,7 +199,7 @@ pub fn ksql(args: KsqlBenchArgs) -> anyhow::Result<()> {
             .await
             .map_err(|failure| anyhow::anyhow!("{}", failure.body))?;
         let query_id = entities
-            .get(1)
+            .last()
             .and_then(|e| e["commandStatus"]["queryId"].as_str())
             .context("the statement started no query")?
             .to_string();
@@ -164,7 +213,26 @@ pub fn ksql(args: KsqlBenchArgs) -> anyhow::Result<()> {
         // The DSL: the same query by hand, JSON in and out through serde.
         let builder = StreamsBuilder::new();
         let stream = builder.stream("bids", Consumed::with(I64Serde, JsonSerde::<JsonBid>::new()));
-        if q5 {
+        if join {
+            let auctions = builder.table(
+                "auctions",
+                Consumed::with(I64Serde, JsonSerde::<JsonAuction>::new()),
+                Materialized::with(JsonSerde::<JsonAuction>::new()).named("auctions"),
+            );
+            stream
+                .join(&auctions, |_, bid: JsonBid, auction: JsonAuction| {
+                    JsonCategorizedBid {
+                        bidder: bid.bidder,
+                        price: bid.price,
+                        category: auction.category,
+                        date_time: bid.date_time,
+                    }
+                })
+                .to(
+                    "dsl_out",
+                    Produced::with(I64Serde, JsonSerde::<JsonCategorizedBid>::new()),
+                );
+        } else if q5 {
             stream
                 .group_by_key(Grouped::with_key(I64Serde))
                 .windowed_by(sluice_streams::nexmark::q5_windows())
@@ -220,6 +288,14 @@ pub fn ksql(args: KsqlBenchArgs) -> anyhow::Result<()> {
                 ksql_last.len(),
                 dsl_last.len()
             );
+        } else if join {
+            // Bids whose auction is not in the table yet join nothing, in both.
+            anyhow::ensure!(
+                ksql_out == dsl_out,
+                "ksql's joined bids differ from the DSL's ({} against {})",
+                ksql_out.len(),
+                dsl_out.len()
+            );
         } else {
             anyhow::ensure!(
                 ksql_out.len() == n && dsl_out.len() == n,
@@ -260,17 +336,22 @@ pub fn ksql(args: KsqlBenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes the bids to `bids`, each with its bid time as the record's timestamp.
-async fn produce_bids(client: &Arc<Client>, bids: &[(Bytes, Bytes, i64)]) -> anyhow::Result<()> {
+/// Writes `records` (the bids, or the auctions) to `topic`, each with its time as the
+/// record's timestamp.
+async fn produce_bids(
+    client: &Arc<Client>,
+    topic: &str,
+    records: &[(Bytes, Bytes, i64)],
+) -> anyhow::Result<()> {
     let config = ProducerConfig {
         acks: 1,
         batch_size: 65_536,
         ..ProducerConfig::default()
     };
     let producer = Producer::new(client.clone(), config);
-    let topic: Arc<str> = "bids".into();
+    let topic: Arc<str> = topic.into();
     let mut last = None;
-    for (key, value, timestamp) in bids {
+    for (key, value, timestamp) in records {
         let record = ProducerRecord {
             topic: topic.clone(),
             key: Some(key.clone()),
@@ -282,7 +363,7 @@ async fn produce_bids(client: &Arc<Client>, bids: &[(Bytes, Bytes, i64)]) -> any
     }
     producer.flush().await;
     if let Some(last) = last {
-        last.await.context("produce the bids")?;
+        last.await.context("produce the input records")?;
     }
     producer.close().await;
     Ok(())

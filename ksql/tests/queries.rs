@@ -61,6 +61,79 @@ fn a_push_query_streams_rows_in_the_delimited_form_until_its_limit() {
 }
 
 #[test]
+fn a_push_query_of_a_join_and_of_a_table_stream_their_rows() {
+    on_server(|addr, client| async move {
+        let setup = "CREATE STREAM clicks (user STRING KEY, page STRING) \
+                     WITH (kafka_topic='clicks', partitions=1, value_format='JSON'); \
+                     CREATE TABLE users (id STRING PRIMARY KEY, name STRING, age INT) \
+                     WITH (kafka_topic='users', partitions=1, value_format='JSON');";
+        let (status, body) = ksql(&addr, setup).await;
+        assert_eq!(status, 200, "{body}");
+        let keyed = |key: &str, value: Json, timestamp: i64| Input {
+            partition: None,
+            key: Some(Bytes::from(key.to_string())),
+            value: Some(Bytes::from(value.to_string())),
+            timestamp: Some(timestamp),
+        };
+        produce(
+            &client,
+            "users",
+            vec![
+                keyed("ann", json!({"NAME": "Ann", "AGE": 30}), 1),
+                keyed("bob", json!({"NAME": "Bob", "AGE": 12}), 2),
+            ],
+        )
+        .await;
+        produce(
+            &client,
+            "clicks",
+            vec![
+                keyed("ann", json!({"PAGE": "home"}), 3),
+                keyed("cy", json!({"PAGE": "faq"}), 4),
+                keyed("bob", json!({"PAGE": "shop"}), 5),
+            ],
+        )
+        .await;
+        let request = json!({
+            "sql": "SELECT c.user, c.page, u.name FROM clicks c LEFT JOIN users u ON c.user = u.id EMIT CHANGES LIMIT 3;",
+            "properties": {"auto.offset.reset": "earliest"},
+        })
+        .to_string();
+        let mut response = Streamed::post(&addr, "/query-stream", &request, "*/*").await;
+        assert_eq!(response.status, 200, "{}", response.head);
+        let metadata: Json = serde_json::from_str(&response.next_line().await.unwrap()).unwrap();
+        assert_eq!(metadata["columnNames"], json!(["USER", "PAGE", "NAME"]));
+        assert_eq!(
+            response.next_line().await.as_deref(),
+            Some(r#"["ann","home","Ann"]"#)
+        );
+        assert_eq!(
+            response.next_line().await.as_deref(),
+            Some(r#"["cy","faq",null]"#)
+        );
+        assert_eq!(
+            response.next_line().await.as_deref(),
+            Some(r#"["bob","shop","Bob"]"#)
+        );
+        assert_eq!(response.next_line().await, None);
+        // A table's rows, filtered: those that pass.
+        let request = json!({
+            "sql": "SELECT id, name FROM users WHERE age >= 18 EMIT CHANGES LIMIT 1;",
+            "properties": {"auto.offset.reset": "earliest"},
+        })
+        .to_string();
+        let mut response = Streamed::post(&addr, "/query-stream", &request, "*/*").await;
+        assert_eq!(response.status, 200, "{}", response.head);
+        response.next_line().await.unwrap();
+        assert_eq!(
+            response.next_line().await.as_deref(),
+            Some(r#"["ann","Ann"]"#)
+        );
+        assert_eq!(response.next_line().await, None);
+    });
+}
+
+#[test]
 fn a_push_query_from_latest_sees_every_record_written_after_it_answers() {
     on_server(|addr, client| async move {
         ksql(&addr, SETUP).await;

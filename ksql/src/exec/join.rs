@@ -49,17 +49,68 @@ pub struct JoinStage {
     repartition: bool,
     /// The join node's rows: the left side's columns, then the right's.
     joined_schema: SchemaRef,
+    /// Each side's envelopes written and read (left, right).
+    envelopes: [Envelope; 2],
     /// The plan above the join.
     after: Vec<Step>,
 }
 
-/// A side's rows in and out of their envelopes.
-fn envelope_columns(query: &CompiledQuery) -> Vec<(String, SqlType)> {
-    query
-        .output_columns()
-        .enumerate()
-        .map(|(i, c)| (format!("C{i}"), c.ty.clone()))
-        .collect()
+/// A side's rows in and out of their envelopes: JSON objects of its columns `C0`, `C1`, ...
+struct Envelope {
+    encoder: RowEncoder,
+    /// One decoder, reused row after row (a joined row is read one at a time).
+    decoder: parking_lot::Mutex<RowDecoder>,
+}
+
+impl Envelope {
+    fn of(side: &CompiledQuery) -> Result<Envelope> {
+        let columns: Vec<(String, SqlType)> = side
+            .output_columns()
+            .enumerate()
+            .map(|(i, c)| (format!("C{i}"), c.ty.clone()))
+            .collect();
+        Ok(Envelope {
+            encoder: RowEncoder::new(Format::Json, &columns, SerdeOptions::default(), false)?,
+            decoder: parking_lot::Mutex::new(RowDecoder::new(
+                Format::Json,
+                &columns,
+                SerdeOptions::default(),
+                false,
+            )?),
+        })
+    }
+
+    /// Each row of `columns` (the side's result) as its envelope.
+    fn encode(&self, columns: &[ArrayRef]) -> Result<Vec<Result<Bytes>>> {
+        let rows = columns.first().map_or(0, |c| c.len());
+        let bound = self.encoder.bind(columns)?;
+        let mut buf = Vec::with_capacity(rows * 64);
+        let mut spans = Vec::with_capacity(rows);
+        for row in 0..rows {
+            let start = buf.len();
+            spans.push(match bound.encode(row, &mut buf) {
+                Ok(_) => Ok(start..buf.len()),
+                Err(err) => {
+                    buf.truncate(start);
+                    Err(err)
+                }
+            });
+        }
+        let buf = Bytes::from(buf);
+        Ok(spans
+            .into_iter()
+            .map(|span| span.map(|r| buf.slice(r)))
+            .collect())
+    }
+
+    /// An envelope (none: a row of nulls) as the side's columns, one row each.
+    fn decode(&self, bytes: Option<&[u8]>) -> Result<Vec<ArrayRef>> {
+        let mut decoder = self.decoder.lock();
+        let appended = decoder.append(bytes);
+        // The decoder is left as it was on error: nothing to take back.
+        appended?;
+        Ok(decoder.finish())
+    }
 }
 
 impl JoinStage {
@@ -116,7 +167,9 @@ impl JoinStage {
                 .find(|c| c.is_key())
                 .is_some_and(|c| metastore.resolve(&c.ty).ok().as_ref() == Some(&key_ty));
         let after = steps_above(&planned.plan, props)?;
+        let envelopes = [Envelope::of(&left)?, Envelope::of(&right)?];
         Ok(JoinStage {
+            envelopes,
             kind: join.kind,
             left,
             right,
@@ -153,7 +206,7 @@ impl JoinStage {
         };
         let keys = std::slice::from_ref(&key);
         let bound_keys = self.key_encoder.bind(keys)?;
-        let envelopes = encode_envelopes(&self.left, columns)?;
+        let envelopes = self.envelopes[0].encode(columns)?;
         let mut buf = Vec::new();
         Ok(envelopes
             .into_iter()
@@ -172,7 +225,7 @@ impl JoinStage {
 
     /// Each row of the right side's `columns` as its envelope.
     pub fn encode_right(&self, columns: &[ArrayRef]) -> Result<Vec<Result<Bytes>>> {
-        encode_envelopes(&self.right, columns)
+        self.envelopes[1].encode(columns)
     }
 
     /// The result row of a left row joined with a right row (none: a left join's unmatched
@@ -184,8 +237,8 @@ impl JoinStage {
         right: Option<&[u8]>,
         output: &[(OutputColumn, DataType)],
     ) -> Result<Option<Vec<ArrayRef>>> {
-        let mut columns = decode_envelope(&self.left, Some(left))?;
-        columns.extend(decode_envelope(&self.right, right)?);
+        let mut columns = self.envelopes[0].decode(Some(left))?;
+        columns.extend(self.envelopes[1].decode(right)?);
         let batch = as_batch(&columns, &self.joined_schema, 1)?;
         let (batch, kept) = super::run_on_row(&self.after, batch)?;
         if !kept {
@@ -221,46 +274,6 @@ fn as_batch(columns: &[ArrayRef], schema: &SchemaRef, rows: usize) -> Result<Rec
         &RecordBatchOptions::new().with_row_count(Some(rows)),
     )
     .map_err(arrow_error)
-}
-
-fn encode_envelopes(side: &CompiledQuery, columns: &[ArrayRef]) -> Result<Vec<Result<Bytes>>> {
-    let encoder = RowEncoder::new(
-        Format::Json,
-        &envelope_columns(side),
-        SerdeOptions::default(),
-        false,
-    )?;
-    let rows = columns.first().map_or(0, |c| c.len());
-    let bound = encoder.bind(columns)?;
-    let mut buf = Vec::with_capacity(rows * 64);
-    let mut spans = Vec::with_capacity(rows);
-    for row in 0..rows {
-        let start = buf.len();
-        spans.push(match bound.encode(row, &mut buf) {
-            Ok(_) => Ok(start..buf.len()),
-            Err(err) => {
-                buf.truncate(start);
-                Err(err)
-            }
-        });
-    }
-    let buf = Bytes::from(buf);
-    Ok(spans
-        .into_iter()
-        .map(|span| span.map(|r| buf.slice(r)))
-        .collect())
-}
-
-/// A side's envelope (none: a row of nulls) as its columns, one row each.
-fn decode_envelope(side: &CompiledQuery, bytes: Option<&[u8]>) -> Result<Vec<ArrayRef>> {
-    let mut decoder = RowDecoder::new(
-        Format::Json,
-        &envelope_columns(side),
-        SerdeOptions::default(),
-        false,
-    )?;
-    decoder.append(bytes)?;
-    Ok(decoder.finish())
 }
 
 fn strip(expr: &datafusion_expr::Expr) -> &datafusion_expr::Expr {
