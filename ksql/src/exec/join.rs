@@ -166,6 +166,11 @@ impl JoinStage {
                 .iter()
                 .find(|c| c.is_key())
                 .is_some_and(|c| metastore.resolve(&c.ty).ok().as_ref() == Some(&key_ty));
+        if planned.source.kind == crate::parser::ast::SourceKind::Table && !same_key {
+            return Err(KsqlError::statement(
+                "A table-table join of tables whose keys are of different types or formats is not supported by Sluice's ksql yet (issue 18 is under way)",
+            ));
+        }
         let after = steps_above(&planned.plan, props)?;
         let envelopes = [Envelope::of(&left)?, Envelope::of(&right)?];
         Ok(JoinStage {
@@ -223,9 +228,9 @@ impl JoinStage {
             .collect())
     }
 
-    /// Each row of the right side's `columns` as its envelope.
-    pub fn encode_right(&self, columns: &[ArrayRef]) -> Result<Vec<Result<Bytes>>> {
-        self.envelopes[1].encode(columns)
+    /// Each row of a side's `columns` (0: left, 1: right) as its envelope.
+    pub fn encode_side(&self, side: usize, columns: &[ArrayRef]) -> Result<Vec<Result<Bytes>>> {
+        self.envelopes[side.min(1)].encode(columns)
     }
 
     /// The result row of a left row joined with a right row (none: a left join's unmatched

@@ -342,40 +342,75 @@ fn grouped<K: Clone + Send + Sync + 'static, V: Clone + Send + Sync + 'static>(
 
 /// A join query's result rows: the right side's rows kept as a table by the table's keys,
 /// the left side's rows keyed by the join expression (repartitioned if need be) and joined
-/// with it, each joined row made into its result row by `row` (`None`: no output).
+/// with it — or, the left side a table too, both tables joined — each joined row made into
+/// its result row by `row(columns, kept)` (`None`: no output). A table-table join's row
+/// that goes, or stops passing `WHERE`, comes with `kept` false (a delete); one that never
+/// passed does not come.
 fn joined<K: Clone + Send + Sync + 'static, V: Clone + Send + Sync + 'static>(
     builder: &StreamsBuilder,
     query: Arc<CompiledQuery>,
     counters: Arc<QueryCounters>,
-    row: impl Fn(Vec<ArrayRef>) -> Result<Option<(K, V)>> + Send + Sync + 'static,
+    row: impl Fn(Vec<ArrayRef>, bool) -> Result<Option<(K, V)>> + Send + Sync + 'static,
 ) -> Result<KStream<K, V>> {
     let stage = query
         .join()
         .ok_or_else(|| KsqlError::statement("the query does not join"))?;
     let (left, right, kind) = (stage.left.clone(), stage.right.clone(), stage.kind);
-    let (right_query, right_counters) = (query.clone(), counters.clone());
-    let table = builder
-        .batch_stream(
-            right.source_topic(),
-            move |run, out: &mut BatchOutput<Bytes, Option<Bytes>>| {
-                let Some(stage) = right_query.join() else {
-                    return Ok(());
+    // A side that is a table: its rows' envelopes kept by the table's key bytes.
+    let side_table = |side: usize, topic: &str, store: &str| {
+        let (query, counters) = (query.clone(), counters.clone());
+        builder
+            .batch_stream(
+                topic,
+                move |run, out: &mut BatchOutput<Bytes, Option<Bytes>>| {
+                    let Some(stage) = query.join() else {
+                        return Ok(());
+                    };
+                    let side_query = if side == 0 { &stage.left } else { &stage.right };
+                    push_table_rows(
+                        side_query,
+                        run,
+                        &counters,
+                        out,
+                        |columns| stage.encode_side(side, columns),
+                        |envelope| envelope,
+                    );
+                    Ok(())
+                },
+            )
+            .to_table_with_tombstones(BytesSerde, Materialized::with(BytesSerde).named(store))
+    };
+    let table = side_table(1, right.source_topic(), "KafkaTopic_Right-Reduce");
+    if left.reads_table() {
+        let left_table = side_table(0, left.source_topic(), "KafkaTopic_Left-Reduce");
+        let rows = match kind {
+            crate::parser::ast::JoinKind::Left => left_table
+                .left_join(&table, |left: &Bytes, right: Option<&Bytes>| {
+                    (left.clone(), right.cloned())
+                }),
+            _ => left_table.join(&table, |left: &Bytes, right: &Bytes| {
+                (left.clone(), Some(right.clone()))
+            }),
+        };
+        // Each change of a joined row: its new row if it passes `WHERE`, else a delete of
+        // the old one if that passed.
+        return Ok(rows
+            .changes()
+            .flat_map(move |_, change: Change<(Bytes, Option<Bytes>)>| {
+                let result = |joined: &Option<(Bytes, Option<Bytes>)>| match joined {
+                    Some((left, right)) => query.joined_result(left, right.as_deref()),
+                    None => Ok(None),
                 };
-                push_table_rows(
-                    &stage.right,
-                    run,
-                    &right_counters,
-                    out,
-                    |columns| stage.encode_right(columns),
-                    |envelope| envelope,
-                );
-                Ok(())
-            },
-        )
-        .to_table_with_tombstones(
-            BytesSerde,
-            Materialized::with(BytesSerde).named("KafkaTopic_Right-Reduce"),
-        );
+                let made = result(&change.new).and_then(|new| match new {
+                    Some(columns) => row(columns, true),
+                    None => match result(&change.old)? {
+                        Some(columns) => row(columns, false),
+                        None => Ok(None),
+                    },
+                });
+                made_or_skipped(made, &counters)
+            }));
+    }
     let (left_query, left_counters) = (query.clone(), counters.clone());
     let mut stream = builder.batch_stream(
         left.source_topic(),
@@ -409,16 +444,10 @@ fn joined<K: Clone + Send + Sync + 'static, V: Clone + Send + Sync + 'static>(
                 query
                     .joined_result(&left, right.as_deref())
                     .and_then(|columns| match columns {
-                        Some(columns) => row(columns),
+                        Some(columns) => row(columns, true),
                         None => Ok(None),
                     });
-            match made {
-                Ok(made) => made,
-                Err(err) => {
-                    skip_row(&err, &counters);
-                    None
-                }
-            }
+            made_or_skipped(made, &counters)
         }),
     )
 }
@@ -474,13 +503,7 @@ impl<K: Clone + Send + Sync + 'static, V: Clone + Send + Sync + 'static> Results
                     },
                 }
             })();
-            match made {
-                Ok(made) => made,
-                Err(err) => {
-                    skip_row(&err, &counters);
-                    None
-                }
-            }
+            made_or_skipped(made, &counters)
         })
     }
 }
@@ -504,6 +527,17 @@ fn split_group_and_args(row: &Bytes) -> (Bytes, Bytes) {
     match len {
         Some(len) if row.len() >= 4 + len => (row.slice(4..4 + len), row.slice(4 + len..)),
         _ => (Bytes::new(), row.clone()),
+    }
+}
+
+/// A result row made, or none if it could not be (counted and logged as skipped).
+fn made_or_skipped<T>(made: Result<Option<T>>, counters: &QueryCounters) -> Option<T> {
+    match made {
+        Ok(made) => made,
+        Err(err) => {
+            skip_row(&err, counters);
+            None
+        }
     }
 }
 
@@ -680,9 +714,12 @@ pub fn persistent(
     };
     if query.join().is_some() {
         let encoders = Arc::new(encoders);
-        let rows = joined(&builder, query, counters, move |columns| {
+        let rows = joined(&builder, query, counters, move |columns, kept| {
             Ok(match encoders.encode_all(&columns)?.into_iter().next() {
-                Some(encoded) => Some(encoded?),
+                Some(encoded) => {
+                    let (key, value) = encoded?;
+                    Some((key, if kept { value } else { None }))
+                }
                 None => None,
             })
         })?;
@@ -760,7 +797,15 @@ pub fn push(
         })
     };
     if query.join().is_some() {
-        joined(&builder, query, counters, row_of)?.foreach(move |(), row| send(row));
+        // Rows that pass; a push query has no deletes.
+        let rows = joined(&builder, query, counters, move |columns, kept| {
+            if kept {
+                row_of(columns)
+            } else {
+                Ok(None)
+            }
+        })?;
+        rows.foreach(move |(), row| send(row));
         return builder
             .build()
             .map_err(|e| KsqlError::statement(e.to_string()));

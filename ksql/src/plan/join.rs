@@ -181,13 +181,16 @@ pub(super) fn plan_join(query: &Query, metastore: &MetaStore) -> Result<PlannedQ
             }
             return Err(super::not_yet("A stream-stream join"));
         }
-        (SourceKind::Table, SourceKind::Table) => {
-            return Err(super::not_yet("A table-table join"));
-        }
+        (SourceKind::Table, SourceKind::Table) => match join.kind {
+            JoinKind::Inner | JoinKind::Left => {}
+            JoinKind::Right | JoinKind::Full => {
+                return Err(super::not_yet("A RIGHT or FULL OUTER table-table join"))
+            }
+        },
     }
     if join.within.is_some() {
         return Err(KsqlError::statement(
-            "A join of a stream and a table has no WITHIN clause (only stream-stream joins do).",
+            "A join with a table has no WITHIN clause (only stream-stream joins do).",
         ));
     }
 
@@ -212,33 +215,45 @@ pub(super) fn plan_join(query: &Query, metastore: &MetaStore) -> Result<PlannedQ
             )))
         }
     };
+    // The condition as ksqlDB prints it: its operands in the order written, qualified.
+    let printed = {
+        let operand = |e: &Expr| -> String {
+            match resolve(e, &sides) {
+                Some((side, column)) => format!("{}.{column}", sides[side].qualifier),
+                None => unquoted(e),
+            }
+        };
+        format!("{} = {}", operand(&operands[0]), operand(&operands[1]))
+    };
     let mut sides_of = [side_of(&operands[0], &sides), side_of(&operands[1], &sides)];
     if sides_of == [Some(1), Some(0)] {
         operands.swap(0, 1);
         sides_of = [Some(0), Some(1)];
     }
-    let printed = |e: &Expr, side: usize| -> String {
-        match resolve(e, &sides) {
-            Some((_, column)) => format!("{}.{column}", sides[side].source.name),
-            None => unquoted(e),
-        }
-    };
     if sides_of != [Some(0), Some(1)] {
         return Err(KsqlError::statement(format!(
-            "Invalid comparison expression '{} = {}' in join '{}'. Each side of the join comparision must contain references from exactly one source.",
-            original[0], original[1], unquoted(&on)
+            "Invalid comparison expression '{} = {}' in join '{printed}'. Each side of the join comparision must contain references from exactly one source.",
+            original[0], original[1]
         )));
     }
-    // A stream joins a table on the table's primary key.
-    let right_keys = right.key_names();
-    let on_key =
-        matches!(resolve(&operands[1], &sides), Some((1, c)) if right_keys == [c.as_str()]);
-    if !on_key {
-        return Err(KsqlError::statement(format!(
-            "Invalid join condition: stream-table joins require to join on the table's primary key. Got {} = {}.",
-            printed(&operands[0], 0),
-            printed(&operands[1], 1)
-        )));
+    // A table is joined on its primary key (the left table too: a join on another of its
+    // columns is a foreign-key join).
+    let on_key = |side: usize| {
+        let keys = sides[side].source.key_names();
+        matches!(resolve(&operands[side], &sides), Some((s, c)) if s == side && keys == [c.as_str()])
+    };
+    if !on_key(1) {
+        return Err(KsqlError::statement(match left.kind {
+            SourceKind::Stream => format!(
+                "Invalid join condition: stream-table joins require to join on the table's primary key. Got {printed}."
+            ),
+            SourceKind::Table => format!(
+                "Invalid join condition: table-table joins require to join on the primary key of the right input table. Got {printed}."
+            ),
+        }));
+    }
+    if left.kind == SourceKind::Table && !on_key(0) {
+        return Err(super::not_yet("A foreign-key table-table join"));
     }
 
     // The select items, named as ksqlDB names a join's.
