@@ -33,6 +33,9 @@ pub struct JoinWindows {
     before_ms: i64,
     after_ms: i64,
     grace_ms: i64,
+    /// Left and outer joins emit an unmatched record at once (and again when a partner
+    /// comes), as Kafka's deprecated `JoinWindows.of` did, rather than once its window closes.
+    eager: bool,
 }
 
 impl JoinWindows {
@@ -50,6 +53,18 @@ impl JoinWindows {
             before_ms: difference,
             after_ms: difference,
             grace_ms: millis(grace),
+            eager: false,
+        }
+    }
+
+    /// Records at most `difference` apart join, late ones accepted for a day; a left or outer
+    /// join emits a record that has no partner yet at once, with `None`, and the joined
+    /// record too if a partner comes later (Kafka's deprecated `JoinWindows.of`, whose
+    /// eager results ksqlDB keeps for a `WITHIN` without `GRACE PERIOD`).
+    pub fn of(difference: Duration) -> JoinWindows {
+        JoinWindows {
+            eager: true,
+            ..JoinWindows::of_time_difference_and_grace(difference, Duration::from_secs(86_400))
         }
     }
 
@@ -255,12 +270,16 @@ impl<K: Data, V: Data, VO: Data, VR: Data> StreamJoin<K, V, VO, VR> {
         if let (Some(waiting), true, true) =
             (&self.outer_store, partners.is_empty(), self.waits(side))
         {
-            ctx.put_logged(
-                waiting,
-                waiting_key(t, side, seq, &key_bytes),
-                Some(value_bytes),
-                t,
-            );
+            if self.windows.eager {
+                self.emit_alone(ctx, side, record.key.clone(), &value_bytes, t);
+            } else {
+                ctx.put_logged(
+                    waiting,
+                    waiting_key(t, side, seq, &key_bytes),
+                    Some(value_bytes),
+                    t,
+                );
+            }
         }
         self.emit_unmatched(ctx, time);
         self.purge(ctx, time);
@@ -296,29 +315,34 @@ impl<K: Data, V: Data, VO: Data, VR: Data> StreamJoin<K, V, VO, VR> {
                 Ok(key) => key,
                 Err(err) => return ctx.errors.push(err),
             };
-            let value = match side {
-                Side::This => {
-                    serdes::deserialize(&*self.this_value, waiting, "value", Some(&value_bytes))
-                        .map(|v| (self.joiner)(&key, Some(&v), None))
-                }
-                Side::Other => {
-                    serdes::deserialize(&*self.other_value, waiting, "value", Some(&value_bytes))
-                        .map(|v| (self.joiner)(&key, None, Some(&v)))
-                }
-            };
-            match value {
-                Ok(None) => {}
-                Ok(Some(value)) => self.out.forward(
-                    ctx,
-                    Record {
-                        key,
-                        value,
-                        timestamp,
-                        headers: Vec::new(),
-                    },
-                ),
-                Err(err) => return ctx.errors.push(err),
-            }
+            self.emit_alone(ctx, side, key, &value_bytes, timestamp);
+        }
+    }
+
+    /// Joins a record of `side` (its value's bytes) that has no partner with `None`.
+    fn emit_alone(&self, ctx: &mut TaskContext, side: Side, key: K, value: &Bytes, timestamp: i64) {
+        let store = match side {
+            Side::This => &self.this_store,
+            Side::Other => &self.other_store,
+        };
+        let joined = match side {
+            Side::This => serdes::deserialize(&*self.this_value, store, "value", Some(value))
+                .map(|v| (self.joiner)(&key, Some(&v), None)),
+            Side::Other => serdes::deserialize(&*self.other_value, store, "value", Some(value))
+                .map(|v| (self.joiner)(&key, None, Some(&v))),
+        };
+        match joined {
+            Ok(None) => {}
+            Ok(Some(value)) => self.out.forward(
+                ctx,
+                Record {
+                    key,
+                    value,
+                    timestamp,
+                    headers: Vec::new(),
+                },
+            ),
+            Err(err) => ctx.errors.push(err),
         }
     }
 

@@ -37,16 +37,18 @@ pub struct JoinStage {
     pub left: Arc<CompiledQuery>,
     /// The right side (the table).
     pub right: Arc<CompiledQuery>,
-    /// The join expression over the left side's rows.
-    left_key: Arc<dyn PhysicalExpr>,
-    /// The left side's rows as the join node sees them.
-    left_schema: SchemaRef,
+    /// `WITHIN` (a stream-stream join).
+    pub within: Option<crate::parser::ast::Within>,
+    /// The join expression over each side's rows (left, right).
+    keys: [Arc<dyn PhysicalExpr>; 2],
+    /// Each side's rows as the join node sees them.
+    schemas: [SchemaRef; 2],
     /// The right side's primary key written as the table's keys are.
     key_encoder: RowEncoder,
     /// The key's type.
     key_type: DataType,
-    /// Whether the stream's rows must be re-keyed through a repartition topic.
-    repartition: bool,
+    /// Whether each side's rows must be re-keyed through a repartition topic.
+    repartition: [bool; 2],
     /// The join node's rows: the left side's columns, then the right's.
     joined_schema: SchemaRef,
     /// Each side's envelopes written and read (left, right).
@@ -124,49 +126,67 @@ impl JoinStage {
         let node = crate::plan::join::join_node(&planned.plan)?;
         let left = Arc::new(CompiledQuery::side(&planned.source, &node.left, metastore)?);
         let right = Arc::new(CompiledQuery::side(&join.right, &node.right, metastore)?);
-        let (left_on, _) = node
+        let (left_on, right_on) = node
             .on
             .first()
             .ok_or_else(|| KsqlError::statement("a join without its condition"))?;
-        let left_key = create_physical_expr(
-            left_on,
-            node.left.schema(),
-            props,
-            &PhysicalPlanningContext::default(),
-        )
-        .map_err(planning_error)?;
-        let key_column = join
-            .right
-            .columns
-            .iter()
-            .find(|c| c.is_key())
-            .ok_or_else(|| KsqlError::statement("a table without a primary key"))?;
-        let key_ty = metastore.resolve(&key_column.ty)?;
-        let options = SerdeOptions {
-            wrap_single_value: join.right.properties.wrap_single_value.unwrap_or(true),
-            delimiter: super::delimiter(join.right.properties.value_delimiter.as_deref())?,
+        let physical = |expr: &datafusion_expr::Expr, schema: &datafusion_common::DFSchema| {
+            create_physical_expr(expr, schema, props, &PhysicalPlanningContext::default())
+                .map_err(planning_error)
         };
-        let key_encoder = RowEncoder::new(
-            join.right.properties.key_format,
-            &[(key_column.name.clone(), key_ty.clone())],
-            options,
-            true,
-        )?;
-        // The stream's key is the join expression, written alike: no repartition.
-        let left_keys = planned.source.key_names();
-        let on_left_key = matches!(
-            strip(left_on),
-            datafusion_expr::Expr::Column(c) if left_keys == [c.name.as_str()]
-        );
-        let same_key = on_left_key
-            && planned.source.properties.key_format == join.right.properties.key_format
-            && planned
-                .source
+        let keys = [
+            physical(left_on, node.left.schema())?,
+            physical(right_on, node.right.schema())?,
+        ];
+        // The join key's column and format: the table's key (a stream joins a table on
+        // it), or for two streams the left one's expression in the left's key format
+        // (`KAFKA` if it has no key).
+        let right_is_table = join.right.kind == crate::parser::ast::SourceKind::Table;
+        let (key_source, key_ty) = if right_is_table {
+            let key_column = join
+                .right
                 .columns
                 .iter()
                 .find(|c| c.is_key())
-                .is_some_and(|c| metastore.resolve(&c.ty).ok().as_ref() == Some(&key_ty));
-        if planned.source.kind == crate::parser::ast::SourceKind::Table && !same_key {
+                .ok_or_else(|| KsqlError::statement("a table without a primary key"))?;
+            (&join.right, metastore.resolve(&key_column.ty)?)
+        } else {
+            let ty = datafusion_expr::ExprSchemable::get_type(left_on, node.left.schema())
+                .map_err(planning_error)?;
+            let ty = sql_type(&ty)
+                .ok_or_else(|| KsqlError::statement(format!("a join expression of type {ty}")))?;
+            (&planned.source, ty)
+        };
+        let key_format = match key_source.properties.key_format {
+            Format::None => Format::Kafka,
+            format => format,
+        };
+        let options = SerdeOptions {
+            wrap_single_value: key_source.properties.wrap_single_value.unwrap_or(true),
+            delimiter: super::delimiter(key_source.properties.value_delimiter.as_deref())?,
+        };
+        let key_encoder = RowEncoder::new(
+            key_format,
+            &[("KEY".to_string(), key_ty.clone())],
+            options,
+            true,
+        )?;
+        // A side whose key is the join expression, written alike, is not repartitioned.
+        let keyed_alike = |source: &crate::metastore::DataSource, on: &datafusion_expr::Expr| {
+            let source_keys = source.key_names();
+            matches!(strip(on), datafusion_expr::Expr::Column(c) if source_keys == [c.name.as_str()])
+                && source.properties.key_format == key_format
+                && source
+                    .columns
+                    .iter()
+                    .find(|c| c.is_key())
+                    .is_some_and(|c| metastore.resolve(&c.ty).ok().as_ref() == Some(&key_ty))
+        };
+        let repartition = [
+            !keyed_alike(&planned.source, left_on),
+            !right_is_table && !keyed_alike(&join.right, right_on),
+        ];
+        if planned.source.kind == crate::parser::ast::SourceKind::Table && repartition[0] {
             return Err(KsqlError::statement(
                 "A table-table join of tables whose keys are of different types or formats is not supported by Sluice's ksql yet (issue 18 is under way)",
             ));
@@ -176,31 +196,39 @@ impl JoinStage {
         Ok(JoinStage {
             envelopes,
             kind: join.kind,
+            within: join.within.clone(),
             left,
             right,
-            left_key,
-            left_schema: Arc::new(node.left.schema().as_arrow().clone()),
+            keys,
+            schemas: [
+                Arc::new(node.left.schema().as_arrow().clone()),
+                Arc::new(node.right.schema().as_arrow().clone()),
+            ],
             key_type: arrow_type(&key_ty)?,
             key_encoder,
-            repartition: !same_key,
+            repartition,
             joined_schema: Arc::new(node.schema.as_arrow().clone()),
             after,
         })
     }
 
-    /// Whether the stream's rows go through a repartition topic.
-    pub fn repartitions(&self) -> bool {
-        self.repartition
+    /// Whether a side's rows (0: left, 1: right) go through a repartition topic.
+    pub fn repartitions(&self, side: usize) -> bool {
+        self.repartition[side.min(1)]
     }
 
-    /// Each row of the left side's `columns` (its query's result) as a record for the
-    /// join: the join expression in the table's key format, the row's envelope. A row
-    /// whose join expression is null joins nothing (ksqlDB skips it).
-    pub fn encode_left(&self, columns: &[ArrayRef]) -> Result<Vec<Result<(Bytes, Bytes)>>> {
+    /// Each row of a side's `columns` (its query's result; 0: left, 1: right) as a record
+    /// for the join: the join expression in the join key's format (a table's own), the
+    /// row's envelope. A row whose join expression is null joins nothing (ksqlDB skips it).
+    pub fn encode_keyed(
+        &self,
+        side: usize,
+        columns: &[ArrayRef],
+    ) -> Result<Vec<Result<(Bytes, Bytes)>>> {
+        let side = side.min(1);
         let rows = columns.first().map_or(0, |c| c.len());
-        let batch = as_batch(columns, &self.left_schema, rows)?;
-        let key = self
-            .left_key
+        let batch = as_batch(columns, &self.schemas[side], rows)?;
+        let key = self.keys[side]
             .evaluate(&batch)
             .and_then(|v| v.into_array(rows))
             .map_err(execution_error)?;
@@ -211,7 +239,7 @@ impl JoinStage {
         };
         let keys = std::slice::from_ref(&key);
         let bound_keys = self.key_encoder.bind(keys)?;
-        let envelopes = self.envelopes[0].encode(columns)?;
+        let envelopes = self.envelopes[side].encode(columns)?;
         let mut buf = Vec::new();
         Ok(envelopes
             .into_iter()

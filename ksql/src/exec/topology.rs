@@ -9,8 +9,9 @@ use arrow::array::ArrayRef;
 use bytes::Bytes;
 use sluice_streams::serdes::{BytesSerde, OptionSerde, Serde};
 use sluice_streams::{
-    BatchOutput, Change, EmitStrategy, Grouped, KStream, Materialized, Produced, RawRecord, Record,
-    Repartitioned, SessionWindows, StreamsBuilder, TimeWindows, Topology, Window, Windowed,
+    BatchOutput, Change, EmitStrategy, Grouped, JoinWindows, KStream, Materialized, Produced,
+    RawRecord, Record, Repartitioned, SessionWindows, StreamJoined, StreamsBuilder, TimeWindows,
+    Topology, Window, Windowed,
 };
 use std::time::Duration;
 
@@ -380,15 +381,23 @@ fn joined<K: Clone + Send + Sync + 'static, V: Clone + Send + Sync + 'static>(
             )
             .to_table_with_tombstones(BytesSerde, Materialized::with(BytesSerde).named(store))
     };
-    let table = side_table(1, right.source_topic(), "KafkaTopic_Right-Reduce");
-    if left.reads_table() {
+    let table = if right.reads_table() {
+        Some(side_table(
+            1,
+            right.source_topic(),
+            "KafkaTopic_Right-Reduce",
+        ))
+    } else {
+        None
+    };
+    if let (true, Some(table)) = (left.reads_table(), &table) {
         let left_table = side_table(0, left.source_topic(), "KafkaTopic_Left-Reduce");
         let rows = match kind {
             crate::parser::ast::JoinKind::Left => left_table
-                .left_join(&table, |left: &Bytes, right: Option<&Bytes>| {
+                .left_join(table, |left: &Bytes, right: Option<&Bytes>| {
                     (left.clone(), right.cloned())
                 }),
-            _ => left_table.join(&table, |left: &Bytes, right: &Bytes| {
+            _ => left_table.join(table, |left: &Bytes, right: &Bytes| {
                 (left.clone(), Some(right.clone()))
             }),
         };
@@ -411,32 +420,72 @@ fn joined<K: Clone + Send + Sync + 'static, V: Clone + Send + Sync + 'static>(
                 made_or_skipped(made, &counters)
             }));
     }
-    let (left_query, left_counters) = (query.clone(), counters.clone());
-    let mut stream = builder.batch_stream(
-        left.source_topic(),
-        move |run, out: &mut BatchOutput<Bytes, Bytes>| {
-            let Some(stage) = left_query.join() else {
-                return Ok(());
-            };
-            push_rows(
-                &stage.left,
-                run,
-                &left_counters,
-                out,
-                |columns| stage.encode_left(columns),
-                |x, timestamp, _| keyed_record(x, timestamp),
-            );
-            Ok(())
-        },
-    );
-    if stage.repartitions() {
-        stream = stream.repartition(Repartitioned::with(BytesSerde, BytesSerde).named("Join-left"));
-    }
-    let rows = match kind {
-        crate::parser::ast::JoinKind::Left => {
-            stream.left_join(&table, |_, left: Bytes, right: Option<Bytes>| (left, right))
+    // A side that is a stream: its rows keyed by the join expression, repartitioned by it
+    // unless keyed so already.
+    let side_stream = |side: usize, topic: &str| {
+        let (query, counters) = (query.clone(), counters.clone());
+        let stream =
+            builder.batch_stream(topic, move |run, out: &mut BatchOutput<Bytes, Bytes>| {
+                let Some(stage) = query.join() else {
+                    return Ok(());
+                };
+                let side_query = if side == 0 { &stage.left } else { &stage.right };
+                push_rows(
+                    side_query,
+                    run,
+                    &counters,
+                    out,
+                    |columns| stage.encode_keyed(side, columns),
+                    |x, timestamp, _| keyed_record(x, timestamp),
+                );
+                Ok(())
+            });
+        if stage.repartitions(side) {
+            let name = if side == 0 { "Join-left" } else { "Join-right" };
+            stream.repartition(Repartitioned::with(BytesSerde, BytesSerde).named(name))
+        } else {
+            stream
         }
-        _ => stream.join(&table, |_, left: Bytes, right: Bytes| (left, Some(right))),
+    };
+    let stream = side_stream(0, left.source_topic());
+    let rows = match (&stage.within, kind) {
+        (Some(within), kind) => {
+            let windows = match within.grace {
+                Some(grace) => JoinWindows::of_time_difference_and_grace(within.before, grace),
+                // ksqlDB's `WITHIN` without `GRACE PERIOD`: Kafka's old eager windows.
+                None => JoinWindows::of(within.before),
+            }
+            .before(within.before)
+            .after(within.after);
+            let other = side_stream(1, right.source_topic());
+            let joined =
+                StreamJoined::with(BytesSerde, BytesSerde, BytesSerde).with_store_name("Join");
+            match kind {
+                crate::parser::ast::JoinKind::Left => stream.left_join_stream(
+                    &other,
+                    |_, left: &Bytes, right: Option<&Bytes>| (left.clone(), right.cloned()),
+                    windows,
+                    joined,
+                ),
+                _ => stream.join_stream(
+                    &other,
+                    |_, left: &Bytes, right: &Bytes| (left.clone(), Some(right.clone())),
+                    windows,
+                    joined,
+                ),
+            }
+        }
+        (None, kind) => {
+            let table = table
+                .as_ref()
+                .ok_or_else(|| KsqlError::statement("a stream-stream join without WITHIN"))?;
+            match kind {
+                crate::parser::ast::JoinKind::Left => {
+                    stream.left_join(table, |_, left: Bytes, right: Option<Bytes>| (left, right))
+                }
+                _ => stream.join(table, |_, left: Bytes, right: Bytes| (left, Some(right))),
+            }
+        }
     };
     Ok(
         rows.flat_map(move |_, (left, right): (Bytes, Option<Bytes>)| {

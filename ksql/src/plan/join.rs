@@ -179,7 +179,9 @@ pub(super) fn plan_join(query: &Query, metastore: &MetaStore) -> Result<PlannedQ
                     "Stream-Stream joins must have a WITHIN clause specified. None was provided. To learn about how to specify a WITHIN clause with a stream-stream join, please visit: https://docs.confluent.io/current/ksql/docs/syntax-reference.html#create-stream-as-select",
                 ));
             }
-            return Err(super::not_yet("A stream-stream join"));
+            if matches!(join.kind, JoinKind::Right | JoinKind::Full) {
+                return Err(super::not_yet("A RIGHT or FULL OUTER stream-stream join"));
+            }
         }
         (SourceKind::Table, SourceKind::Table) => match join.kind {
             JoinKind::Inner | JoinKind::Left => {}
@@ -188,7 +190,7 @@ pub(super) fn plan_join(query: &Query, metastore: &MetaStore) -> Result<PlannedQ
             }
         },
     }
-    if join.within.is_some() {
+    if join.within.is_some() && right.kind == SourceKind::Table {
         return Err(KsqlError::statement(
             "A join with a table has no WITHIN clause (only stream-stream joins do).",
         ));
@@ -242,7 +244,7 @@ pub(super) fn plan_join(query: &Query, metastore: &MetaStore) -> Result<PlannedQ
         let keys = sides[side].source.key_names();
         matches!(resolve(&operands[side], &sides), Some((s, c)) if s == side && keys == [c.as_str()])
     };
-    if !on_key(1) {
+    if right.kind == SourceKind::Table && !on_key(1) {
         return Err(KsqlError::statement(match left.kind {
             SourceKind::Stream => format!(
                 "Invalid join condition: stream-table joins require to join on the table's primary key. Got {printed}."

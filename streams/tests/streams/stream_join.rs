@@ -186,3 +186,34 @@ fn asymmetric_windows_and_grace_decide_who_meets_whom() {
     assert_eq!(read(&mut driver, "out"), expected);
     assert_eq!(driver.dropped_records(), 1);
 }
+
+#[test]
+fn eager_windows_emit_an_unmatched_record_at_once_and_the_join_when_a_partner_comes() {
+    let builder = StreamsBuilder::new();
+    let (left, right) = sides(&builder);
+    left.outer_join_stream(
+        &right,
+        |_, l, r| format!("{}+{}", show(l), show(r)),
+        JoinWindows::of(Duration::from_millis(10)),
+        joined("eager"),
+    )
+    .to("out", Produced::with(StringSerde, StringSerde));
+    let mut driver = TopologyTestDriver::new(builder.build().unwrap());
+    pipe(
+        &mut driver,
+        &[("left", "a", 0), ("right", "x", 5), ("right", "y", 50)],
+    );
+    assert_eq!(
+        read(&mut driver, "out"),
+        vec![
+            (s("a+null"), 0),
+            (s("a+x"), 5),
+            // Nothing within 10 ms of 50 on the left: at once, not when the window closes.
+            (s("null+y"), 50),
+        ]
+    );
+}
+
+fn s(v: &str) -> String {
+    v.to_string()
+}
