@@ -120,6 +120,11 @@ pub fn prepare_create_as_select(
         )));
     }
     if let (Some(missing), Some(_)) = (planned.missing_keys.first(), &planned.join) {
+        if missing == "ROWKEY" {
+            return Err(KsqlError::statement(format!(
+                "Key missing from projection (ie, SELECT). See https://cnfl.io/2LV7ouS.\nThe query used to build `{sink_name}` must include the join expression ROWKEY in its projection (eg, SELECT ROWKEY...).\nROWKEY was added as a synthetic key column because the join criteria did not match any source column. This expression must be included in the projection and may be aliased."
+            )));
+        }
         let first = missing.split(" or ").next().unwrap_or(missing);
         return Err(KsqlError::statement(format!(
             "Key missing from projection (ie, SELECT).\nThe query used to build `{sink_name}` must include the join expressions {missing} in its projection (eg, SELECT {first}...)."

@@ -266,11 +266,11 @@ impl JoinStage {
     /// not pass `WHERE`.
     pub fn joined(
         &self,
-        left: &[u8],
+        left: Option<&[u8]>,
         right: Option<&[u8]>,
         output: &[(OutputColumn, DataType)],
     ) -> Result<Option<Vec<ArrayRef>>> {
-        let mut columns = self.envelopes[0].decode(Some(left))?;
+        let mut columns = self.envelopes[0].decode(left)?;
         columns.extend(self.envelopes[1].decode(right)?);
         let batch = as_batch(&columns, &self.joined_schema, 1)?;
         let (batch, kept) = super::run_on_row(&self.after, batch)?;

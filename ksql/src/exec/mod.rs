@@ -278,7 +278,7 @@ impl CompiledQuery {
     /// row): its columns, one row each, or none if it does not pass `WHERE`.
     pub fn joined_result(
         &self,
-        left: &[u8],
+        left: Option<&[u8]>,
         right: Option<&[u8]>,
     ) -> Result<Option<Vec<ArrayRef>>> {
         let stage = self

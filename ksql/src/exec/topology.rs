@@ -392,22 +392,30 @@ fn joined<K: Clone + Send + Sync + 'static, V: Clone + Send + Sync + 'static>(
     };
     if let (true, Some(table)) = (left.reads_table(), &table) {
         let left_table = side_table(0, left.source_topic(), "KafkaTopic_Left-Reduce");
+        use crate::parser::ast::JoinKind;
         let rows = match kind {
-            crate::parser::ast::JoinKind::Left => left_table
-                .left_join(table, |left: &Bytes, right: Option<&Bytes>| {
-                    (left.clone(), right.cloned())
-                }),
-            _ => left_table.join(table, |left: &Bytes, right: &Bytes| {
-                (left.clone(), Some(right.clone()))
+            JoinKind::Inner => left_table.join(table, |l: &Bytes, r: &Bytes| {
+                (Some(l.clone()), Some(r.clone()))
             }),
+            JoinKind::Left => left_table.left_join(table, |l: &Bytes, r: Option<&Bytes>| {
+                (Some(l.clone()), r.cloned())
+            }),
+            // The right table's rows, each with the left's of its key if there is one.
+            JoinKind::Right => table.left_join(&left_table, |r: &Bytes, l: Option<&Bytes>| {
+                (l.cloned(), Some(r.clone()))
+            }),
+            JoinKind::Full => left_table
+                .outer_join(table, |l: Option<&Bytes>, r: Option<&Bytes>| {
+                    (l.cloned(), r.cloned())
+                }),
         };
         // Each change of a joined row: its new row if it passes `WHERE`, else a delete of
         // the old one if that passed.
         return Ok(rows
             .changes()
-            .flat_map(move |_, change: Change<(Bytes, Option<Bytes>)>| {
-                let result = |joined: &Option<(Bytes, Option<Bytes>)>| match joined {
-                    Some((left, right)) => query.joined_result(left, right.as_deref()),
+            .flat_map(move |_, change: Change<JoinedPair>| {
+                let result = |joined: &Option<JoinedPair>| match joined {
+                    Some((left, right)) => query.joined_result(left.as_deref(), right.as_deref()),
                     None => Ok(None),
                 };
                 let made = result(&change.new).and_then(|new| match new {
@@ -460,16 +468,36 @@ fn joined<K: Clone + Send + Sync + 'static, V: Clone + Send + Sync + 'static>(
             let other = side_stream(1, right.source_topic());
             let joined =
                 StreamJoined::with(BytesSerde, BytesSerde, BytesSerde).with_store_name("Join");
+            use crate::parser::ast::JoinKind;
             match kind {
-                crate::parser::ast::JoinKind::Left => stream.left_join_stream(
+                JoinKind::Inner => stream.join_stream(
                     &other,
-                    |_, left: &Bytes, right: Option<&Bytes>| (left.clone(), right.cloned()),
+                    |_, l: &Bytes, r: &Bytes| (Some(l.clone()), Some(r.clone())),
                     windows,
                     joined,
                 ),
-                _ => stream.join_stream(
+                JoinKind::Left => stream.left_join_stream(
                     &other,
-                    |_, left: &Bytes, right: &Bytes| (left.clone(), Some(right.clone())),
+                    |_, l: &Bytes, r: Option<&Bytes>| (Some(l.clone()), r.cloned()),
+                    windows,
+                    joined,
+                ),
+                // The right stream's records, each with the left's within the window seen
+                // from the right (the window's before and after swapped).
+                JoinKind::Right => {
+                    let windows = swapped(within, windows);
+                    let joined = StreamJoined::with(BytesSerde, BytesSerde, BytesSerde)
+                        .with_store_name("Join");
+                    other.left_join_stream(
+                        &stream,
+                        |_, r: &Bytes, l: Option<&Bytes>| (l.cloned(), Some(r.clone())),
+                        windows,
+                        joined,
+                    )
+                }
+                JoinKind::Full => stream.outer_join_stream(
+                    &other,
+                    |_, l: Option<&Bytes>, r: Option<&Bytes>| (l.cloned(), r.cloned()),
                     windows,
                     joined,
                 ),
@@ -481,24 +509,29 @@ fn joined<K: Clone + Send + Sync + 'static, V: Clone + Send + Sync + 'static>(
                 .ok_or_else(|| KsqlError::statement("a stream-stream join without WITHIN"))?;
             match kind {
                 crate::parser::ast::JoinKind::Left => {
-                    stream.left_join(table, |_, left: Bytes, right: Option<Bytes>| (left, right))
+                    stream.left_join(table, |_, l: Bytes, r: Option<Bytes>| (Some(l), r))
                 }
-                _ => stream.join(table, |_, left: Bytes, right: Bytes| (left, Some(right))),
+                _ => stream.join(table, |_, l: Bytes, r: Bytes| (Some(l), Some(r))),
             }
         }
     };
-    Ok(
-        rows.flat_map(move |_, (left, right): (Bytes, Option<Bytes>)| {
-            let made =
-                query
-                    .joined_result(&left, right.as_deref())
-                    .and_then(|columns| match columns {
-                        Some(columns) => row(columns, true),
-                        None => Ok(None),
-                    });
-            made_or_skipped(made, &counters)
-        }),
-    )
+    Ok(rows.flat_map(move |_, (left, right): JoinedPair| {
+        let made = query
+            .joined_result(left.as_deref(), right.as_deref())
+            .and_then(|columns| match columns {
+                Some(columns) => row(columns, true),
+                None => Ok(None),
+            });
+        made_or_skipped(made, &counters)
+    }))
+}
+
+/// A joined row: each side's envelope, if it has one.
+type JoinedPair = (Option<Bytes>, Option<Bytes>);
+
+/// `windows` as the right stream sees them: its before the left's after.
+fn swapped(within: &crate::parser::ast::Within, windows: JoinWindows) -> JoinWindows {
+    windows.before(within.after).after(within.before)
 }
 
 /// Makes a grouped query's result rows of its table's changes.

@@ -23,7 +23,7 @@ use crate::parser::ast::{JoinKind, Query, SourceKind, Within};
 /// What a join query joins, beside its plan.
 #[derive(Debug, Clone)]
 pub struct PlannedJoin {
-    /// Inner or left.
+    /// Inner, left, right or full outer.
     pub kind: JoinKind,
     /// The source joined (`JOIN`'s), a table.
     pub right: DataSource,
@@ -179,16 +179,8 @@ pub(super) fn plan_join(query: &Query, metastore: &MetaStore) -> Result<PlannedQ
                     "Stream-Stream joins must have a WITHIN clause specified. None was provided. To learn about how to specify a WITHIN clause with a stream-stream join, please visit: https://docs.confluent.io/current/ksql/docs/syntax-reference.html#create-stream-as-select",
                 ));
             }
-            if matches!(join.kind, JoinKind::Right | JoinKind::Full) {
-                return Err(super::not_yet("A RIGHT or FULL OUTER stream-stream join"));
-            }
         }
-        (SourceKind::Table, SourceKind::Table) => match join.kind {
-            JoinKind::Inner | JoinKind::Left => {}
-            JoinKind::Right | JoinKind::Full => {
-                return Err(super::not_yet("A RIGHT or FULL OUTER table-table join"))
-            }
-        },
+        (SourceKind::Table, SourceKind::Table) => {}
     }
     if join.within.is_some() && right.kind == SourceKind::Table {
         return Err(KsqlError::statement(
@@ -259,37 +251,60 @@ pub(super) fn plan_join(query: &Query, metastore: &MetaStore) -> Result<PlannedQ
     }
 
     // The select items, named as ksqlDB names a join's.
-    let items = join_items(query, &sides)?;
-    // The key: the first item selecting one of the condition's columns as it is.
+    let mut items = join_items(query, &sides)?;
+    // The key is the join expression: a column of the condition selected as it is (the
+    // first such item), or, for a full outer join or a condition of expressions only, the
+    // synthetic `ROWKEY`. Its value is the join's key whichever side a row has, so the
+    // item is planned as `COALESCE(left, right)`.
     let key_columns: Vec<Option<(usize, String)>> =
         operands.iter().map(|o| resolve(o, &sides)).collect();
+    let synthetic = join.kind == JoinKind::Full || key_columns.iter().all(Option::is_none);
+    let join_key = {
+        let text = format!("COALESCE({}, {})", operands[0], operands[1]);
+        sqlparser::parser::Parser::new(&sqlparser::dialect::GenericDialect {})
+            .try_with_sql(&text)
+            .and_then(|mut p| p.parse_expr())
+            .map_err(|e| KsqlError::statement(format!("cannot plan the join key: {e}")))?
+    };
     let mut key_taken = false;
     let mut keyed: Vec<bool> = Vec::with_capacity(items.len());
-    for (expr, _) in &items {
+    for (expr, _) in &mut items {
         let mut e = expr.clone();
         rewrite::for_datafusion(&mut e)?;
         let is_key = !key_taken
             && !rewrite::is_as_value(expr)
-            && resolve(&e, &sides).is_some_and(|r| key_columns.contains(&Some(r)));
+            && if synthetic {
+                matches!(&e, Expr::Identifier(ident) if ident.value == "ROWKEY")
+                    && resolve(&e, &sides).is_none()
+            } else {
+                resolve(&e, &sides).is_some_and(|r| key_columns.contains(&Some(r)))
+            };
+        if is_key {
+            *expr = join_key.clone();
+        }
         key_taken |= is_key;
         keyed.push(is_key);
     }
-    let missing_keys = if key_taken {
-        Vec::new()
-    } else {
-        let names: Vec<String> = key_columns
-            .iter()
-            .zip(&sides)
-            .filter_map(|(k, side)| k.as_ref().map(|(_, c)| format!("{}.{c}", side.qualifier)))
-            .collect();
-        vec![names.join(" or ")]
+    let missing_keys = match (key_taken, synthetic) {
+        (true, _) => Vec::new(),
+        (false, true) => vec!["ROWKEY".to_string()],
+        (false, false) => {
+            let names: Vec<String> = key_columns
+                .iter()
+                .zip(&sides)
+                .filter_map(|(k, side)| k.as_ref().map(|(_, c)| format!("{}.{c}", side.qualifier)))
+                .collect();
+            vec![names.join(" or ")]
+        }
     };
 
     // The statement DataFusion plans.
     let from = |s: &Side<'_>| format!("{} AS {}", quoted(&s.source.name), quoted(&s.qualifier));
     let kind = match join.kind {
+        JoinKind::Inner => "JOIN",
         JoinKind::Left => "LEFT JOIN",
-        _ => "JOIN",
+        JoinKind::Right => "RIGHT JOIN",
+        JoinKind::Full => "FULL JOIN",
     };
     let skeleton = format!(
         "SELECT 1 FROM {} {kind} {} ON 1 = 1",
@@ -315,7 +330,10 @@ pub(super) fn plan_join(query: &Query, metastore: &MetaStore) -> Result<PlannedQ
             JoinOperator::Join(JoinConstraint::On(e))
             | JoinOperator::Inner(JoinConstraint::On(e))
             | JoinOperator::Left(JoinConstraint::On(e))
-            | JoinOperator::LeftOuter(JoinConstraint::On(e)) => Some(e),
+            | JoinOperator::LeftOuter(JoinConstraint::On(e))
+            | JoinOperator::Right(JoinConstraint::On(e))
+            | JoinOperator::RightOuter(JoinConstraint::On(e))
+            | JoinOperator::FullOuter(JoinConstraint::On(e)) => Some(e),
             _ => None,
         })
         .ok_or_else(|| KsqlError::statement("cannot plan the join"))?;
