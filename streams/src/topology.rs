@@ -1020,13 +1020,64 @@ impl StreamsBuilder {
         V: Clone + Send + Sync + 'static,
         F: Fn(&[RawRecord], &mut BatchOutput<K, V>) -> Result<()> + Send + Sync + 'static,
     {
+        self.batch_source(topic, move |_, run, out| process(run, out))
+    }
+
+    /// Like [`StreamsBuilder::batch_stream`], and `process` may look keys up in `table` (as
+    /// the task of the run holds it): a stream–table join of a run of records at a time.
+    /// The topic and the table's sources must be co-partitioned (checked when the
+    /// application starts), the records keyed as the table is.
+    pub fn batch_stream_with_table<K, V, KT, VT, F>(
+        &self,
+        topic: &str,
+        table: &crate::ktable::KTable<KT, VT>,
+        process: F,
+    ) -> KStream<K, V>
+    where
+        K: Clone + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+        KT: Clone + Send + Sync + 'static,
+        VT: Clone + Send + Sync + 'static,
+        F: Fn(
+                &[RawRecord],
+                &dyn Fn(&KT) -> Result<Option<VT>>,
+                &mut BatchOutput<K, V>,
+            ) -> Result<()>
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.state.copartition(
+            std::iter::once(TopicRef::User(topic.to_string()))
+                .chain(table.sources.iter().cloned())
+                .collect(),
+        );
+        let getter = table.getter.clone();
+        self.batch_source(topic, move |ctx, run, out| {
+            let lookup = |key: &KT| getter(ctx, key);
+            process(run, &lookup, out)
+        })
+    }
+
+    fn batch_source<K, V>(
+        &self,
+        topic: &str,
+        process: impl Fn(&TaskContext, &[RawRecord], &mut BatchOutput<K, V>) -> Result<()>
+            + Send
+            + Sync
+            + 'static,
+    ) -> KStream<K, V>
+    where
+        K: Clone + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+    {
         let children = self
             .state
             .new_children::<K, V>(format!("batch source {topic}"));
         let downstream = children.clone();
         let source: BatchSourceNode = Arc::new(move |ctx, run| {
             let mut outputs = Vec::new();
-            process(run, &mut outputs)?;
+            process(ctx, run, &mut outputs)?;
             let mut outputs = outputs.into_iter().peekable();
             for (index, raw) in run.iter().enumerate() {
                 ctx.enter(raw, raw.timestamp);

@@ -226,6 +226,19 @@ impl JoinStage {
         columns: &[ArrayRef],
     ) -> Result<Vec<Result<(Bytes, Bytes)>>> {
         let side = side.min(1);
+        let keys = self.join_keys(side, columns)?;
+        let envelopes = self.envelopes[side].encode(columns)?;
+        Ok(keys
+            .into_iter()
+            .zip(envelopes)
+            .map(|(key, envelope)| Ok((key?, envelope?)))
+            .collect())
+    }
+
+    /// Each row's join expression of a side's `columns`, written in the join key's format
+    /// (a null one: an error, the row joins nothing).
+    pub fn join_keys(&self, side: usize, columns: &[ArrayRef]) -> Result<Vec<Result<Bytes>>> {
+        let side = side.min(1);
         let rows = columns.first().map_or(0, |c| c.len());
         let batch = as_batch(columns, &self.schemas[side], rows)?;
         let key = self.keys[side]
@@ -239,19 +252,16 @@ impl JoinStage {
         };
         let keys = std::slice::from_ref(&key);
         let bound_keys = self.key_encoder.bind(keys)?;
-        let envelopes = self.envelopes[side].encode(columns)?;
         let mut buf = Vec::new();
-        Ok(envelopes
-            .into_iter()
-            .enumerate()
-            .map(|(row, envelope)| {
+        Ok((0..rows)
+            .map(|row| {
                 buf.clear();
                 if !bound_keys.encode(row, &mut buf)? {
                     return Err(KsqlError::Serde(
                         "the join expression is null: the row joins nothing".into(),
                     ));
                 }
-                Ok((Bytes::copy_from_slice(&buf), envelope?))
+                Ok(Bytes::copy_from_slice(&buf))
             })
             .collect())
     }
@@ -278,6 +288,40 @@ impl JoinStage {
             return Ok(None);
         }
         super::aggregate::canonical(&batch, output).map(Some)
+    }
+
+    /// A run's left rows joined with the table at once: `left` (the left side's result
+    /// columns), for each of its rows the table's row (envelope) of its join key (none:
+    /// none found). The result's columns (canonical types) and, for each result row, the
+    /// index of its left row.
+    pub fn joined_batch(
+        &self,
+        left: &[ArrayRef],
+        rights: &[Option<Bytes>],
+        output: &[(OutputColumn, DataType)],
+    ) -> Result<(Vec<ArrayRef>, Vec<u32>)> {
+        // An inner join keeps the rows that found theirs; a left join every row.
+        let rows: Vec<u32> = (0..rights.len() as u32)
+            .filter(|&i| self.kind != JoinKind::Inner || rights[i as usize].is_some())
+            .collect();
+        let indices = arrow::array::UInt32Array::from(rows.clone());
+        let mut columns = left
+            .iter()
+            .map(|c| arrow::compute::take(c, &indices, None).map_err(arrow_error))
+            .collect::<Result<Vec<_>>>()?;
+        {
+            let mut decoder = self.envelopes[1].decoder.lock();
+            let appended = rows
+                .iter()
+                .try_for_each(|&i| decoder.append(rights[i as usize].as_deref()));
+            // Finished either way: a failed run leaves nothing behind in the decoder.
+            let decoded = decoder.finish();
+            appended?;
+            columns.extend(decoded);
+        }
+        let batch = as_batch(&columns, &self.joined_schema, rows.len())?;
+        let (batch, rows) = super::run_steps(&self.after, batch, rows)?;
+        Ok((super::aggregate::canonical(&batch, output)?, rows))
     }
 }
 

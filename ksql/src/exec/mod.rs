@@ -269,6 +269,20 @@ impl CompiledQuery {
             .collect()
     }
 
+    /// A run's left rows joined with the table's (see [`join::JoinStage::joined_batch`]):
+    /// the result's columns and each result row's left row.
+    pub fn joined_batch_result(
+        &self,
+        left: &[ArrayRef],
+        rights: &[Option<bytes::Bytes>],
+    ) -> Result<(Vec<ArrayRef>, Vec<u32>)> {
+        let stage = self
+            .join
+            .as_ref()
+            .ok_or_else(|| KsqlError::statement("the query does not join"))?;
+        stage.joined_batch(left, rights, &self.output)
+    }
+
     /// A join query's join.
     pub fn join(&self) -> Option<&join::JoinStage> {
         self.join.as_ref()
@@ -321,42 +335,8 @@ impl CompiledQuery {
 
     /// Evaluates the query over a run of records of its source.
     pub fn evaluate(&self, run: &[RawRecord]) -> Result<Evaluated> {
-        let (batch, mut rows, rowtimes, skipped) = self.decode(run)?;
-        let mut batch = batch;
-        for step in &self.steps {
-            match step {
-                Step::Filter(predicate) => {
-                    let mask = predicate
-                        .evaluate(&batch)
-                        .and_then(|v| v.into_array(batch.num_rows()))
-                        .map_err(execution_error)?;
-                    let Some(mask) = mask.as_boolean_opt() else {
-                        return Err(KsqlError::statement("a WHERE clause that is not a BOOLEAN"));
-                    };
-                    batch =
-                        arrow::compute::filter_record_batch(&batch, mask).map_err(arrow_error)?;
-                    rows = filter_rows(&rows, mask);
-                }
-                Step::Empty(schema) => {
-                    batch = RecordBatch::new_empty(schema.clone());
-                    rows.clear();
-                }
-                Step::Project(exprs, schema) => {
-                    let n = batch.num_rows();
-                    let columns = exprs
-                        .iter()
-                        .map(|e| e.evaluate(&batch).and_then(|v| v.into_array(n)))
-                        .collect::<datafusion_common::Result<Vec<_>>>()
-                        .map_err(execution_error)?;
-                    batch = RecordBatch::try_new_with_options(
-                        schema.clone(),
-                        columns,
-                        &arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(n)),
-                    )
-                    .map_err(arrow_error)?;
-                }
-            }
-        }
+        let (batch, rows, rowtimes, skipped) = self.decode(run)?;
+        let (batch, rows) = run_steps(&self.steps, batch, rows)?;
         let columns = match &self.aggregate {
             // The group and arguments of each row, for the aggregation.
             Some(stage) => stage.inputs(&batch)?,
@@ -575,6 +555,49 @@ fn headers_column(run: &[RawRecord], ty: &DataType) -> Result<ArrayRef> {
     )
     .map_err(arrow_error)?;
     Ok(Arc::new(list))
+}
+
+/// Runs `steps` on `batch`, whose rows are `rows` (their records' indices in a run): the
+/// batch and the rows left.
+fn run_steps(
+    steps: &[Step],
+    mut batch: RecordBatch,
+    mut rows: Vec<u32>,
+) -> Result<(RecordBatch, Vec<u32>)> {
+    for step in steps {
+        match step {
+            Step::Filter(predicate) => {
+                let mask = predicate
+                    .evaluate(&batch)
+                    .and_then(|v| v.into_array(batch.num_rows()))
+                    .map_err(execution_error)?;
+                let Some(mask) = mask.as_boolean_opt() else {
+                    return Err(KsqlError::statement("a WHERE clause that is not a BOOLEAN"));
+                };
+                batch = arrow::compute::filter_record_batch(&batch, mask).map_err(arrow_error)?;
+                rows = filter_rows(&rows, mask);
+            }
+            Step::Empty(schema) => {
+                batch = RecordBatch::new_empty(schema.clone());
+                rows.clear();
+            }
+            Step::Project(exprs, schema) => {
+                let n = batch.num_rows();
+                let columns = exprs
+                    .iter()
+                    .map(|e| e.evaluate(&batch).and_then(|v| v.into_array(n)))
+                    .collect::<datafusion_common::Result<Vec<_>>>()
+                    .map_err(execution_error)?;
+                batch = RecordBatch::try_new_with_options(
+                    schema.clone(),
+                    columns,
+                    &arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(n)),
+                )
+                .map_err(arrow_error)?;
+            }
+        }
+    }
+    Ok((batch, rows))
 }
 
 /// Runs `steps` (the plan above an aggregate or a join) on a one-row `batch`: the row

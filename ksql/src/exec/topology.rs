@@ -455,6 +455,76 @@ fn joined<K: Clone + Send + Sync + 'static, V: Clone + Send + Sync + 'static>(
             stream
         }
     };
+    if let (Some(table), false) = (&table, stage.repartitions(0)) {
+        // A stream keyed as the table is: each run of its records joined at once, its rows
+        // looked up in the table and the plan above the join run on the run's joined rows.
+        let row = Arc::new(row);
+        return Ok(builder.batch_stream_with_table(
+            left.source_topic(),
+            table,
+            move |run, lookup, out: &mut BatchOutput<K, V>| {
+                let Some(stage) = query.join() else {
+                    return Ok(());
+                };
+                for evaluated in evaluate_robustly(&stage.left, run, &counters, &mut Vec::new()) {
+                    let keys = match stage.join_keys(0, &evaluated.columns) {
+                        Ok(keys) => keys,
+                        Err(err) => {
+                            for &at in &evaluated.rows {
+                                skip(&run[at as usize], &err, &counters);
+                            }
+                            continue;
+                        }
+                    };
+                    // The rows whose join key could be written, and their table rows.
+                    let mut usable = Vec::with_capacity(keys.len());
+                    let mut rights = Vec::with_capacity(keys.len());
+                    for (i, key) in keys.into_iter().enumerate() {
+                        match key {
+                            Ok(key) => {
+                                usable.push(i as u32);
+                                rights.push(lookup(&key)?);
+                            }
+                            Err(err) => skip(&run[evaluated.rows[i] as usize], &err, &counters),
+                        }
+                    }
+                    let indices = arrow::array::UInt32Array::from(usable.clone());
+                    let taken = evaluated
+                        .columns
+                        .iter()
+                        .map(|c| arrow::compute::take(c, &indices, None))
+                        .collect::<std::result::Result<Vec<_>, _>>();
+                    let made = taken
+                        .map_err(|e| KsqlError::Serde(e.to_string()))
+                        .and_then(|columns| query.joined_batch_result(&columns, &rights));
+                    let (columns, rows) = match made {
+                        Ok(made) => made,
+                        Err(err) => {
+                            for &i in &usable {
+                                let at = evaluated.rows[i as usize];
+                                skip(&run[at as usize], &err, &counters);
+                            }
+                            continue;
+                        }
+                    };
+                    for (n, &joined) in rows.iter().enumerate() {
+                        let i = usable[joined as usize] as usize;
+                        let one: Vec<ArrayRef> = columns.iter().map(|c| c.slice(n, 1)).collect();
+                        let made = made_or_skipped(row(one, true), &counters);
+                        if let Some(kv) = made {
+                            out.push((
+                                evaluated.rows[i] as usize,
+                                keyed_record(kv, evaluated.timestamps[i]),
+                            ));
+                        }
+                    }
+                }
+                // Each evaluation's rows are in order; several evaluations (row by row) too.
+                out.sort_by_key(|(at, _)| *at);
+                Ok(())
+            },
+        ));
+    }
     let stream = side_stream(0, left.source_topic());
     let rows = match (&stage.within, kind) {
         (Some(within), kind) => {
