@@ -351,8 +351,20 @@ fn joined<K: Clone + Send + Sync + 'static, V: Clone + Send + Sync + 'static>(
     builder: &StreamsBuilder,
     query: Arc<CompiledQuery>,
     counters: Arc<QueryCounters>,
-    row: impl Fn(Vec<ArrayRef>, bool) -> Result<Option<(K, V)>> + Send + Sync + 'static,
+    row: impl Fn(Vec<ArrayRef>, bool) -> Result<Vec<Result<Option<(K, V)>>>> + Send + Sync + 'static,
 ) -> Result<KStream<K, V>> {
+    // One joined row's result.
+    let row = Arc::new(row);
+    let one_row = {
+        let row = row.clone();
+        move |columns: Vec<ArrayRef>, kept: bool| -> Result<Option<(K, V)>> {
+            Ok(row(columns, kept)?
+                .into_iter()
+                .next()
+                .transpose()?
+                .flatten())
+        }
+    };
     let stage = query
         .join()
         .ok_or_else(|| KsqlError::statement("the query does not join"))?;
@@ -419,9 +431,9 @@ fn joined<K: Clone + Send + Sync + 'static, V: Clone + Send + Sync + 'static>(
                     None => Ok(None),
                 };
                 let made = result(&change.new).and_then(|new| match new {
-                    Some(columns) => row(columns, true),
+                    Some(columns) => one_row(columns, true),
                     None => match result(&change.old)? {
-                        Some(columns) => row(columns, false),
+                        Some(columns) => one_row(columns, false),
                         None => Ok(None),
                     },
                 });
@@ -458,7 +470,6 @@ fn joined<K: Clone + Send + Sync + 'static, V: Clone + Send + Sync + 'static>(
     if let (Some(table), false) = (&table, stage.repartitions(0)) {
         // A stream keyed as the table is: each run of its records joined at once, its rows
         // looked up in the table and the plan above the join run on the run's joined rows.
-        let row = Arc::new(row);
         return Ok(builder.batch_stream_with_table(
             left.source_topic(),
             table,
@@ -507,11 +518,19 @@ fn joined<K: Clone + Send + Sync + 'static, V: Clone + Send + Sync + 'static>(
                             continue;
                         }
                     };
-                    for (n, &joined) in rows.iter().enumerate() {
+                    let made = match row(columns, true) {
+                        Ok(made) => made,
+                        Err(err) => {
+                            for &joined in &rows {
+                                let at = evaluated.rows[usable[joined as usize] as usize];
+                                skip(&run[at as usize], &err, &counters);
+                            }
+                            continue;
+                        }
+                    };
+                    for (&joined, made) in rows.iter().zip(made) {
                         let i = usable[joined as usize] as usize;
-                        let one: Vec<ArrayRef> = columns.iter().map(|c| c.slice(n, 1)).collect();
-                        let made = made_or_skipped(row(one, true), &counters);
-                        if let Some(kv) = made {
+                        if let Some(kv) = made_or_skipped(made, &counters) {
                             out.push((
                                 evaluated.rows[i] as usize,
                                 keyed_record(kv, evaluated.timestamps[i]),
@@ -589,7 +608,7 @@ fn joined<K: Clone + Send + Sync + 'static, V: Clone + Send + Sync + 'static>(
         let made = query
             .joined_result(left.as_deref(), right.as_deref())
             .and_then(|columns| match columns {
-                Some(columns) => row(columns, true),
+                Some(columns) => one_row(columns, true),
                 None => Ok(None),
             });
         made_or_skipped(made, &counters)
@@ -867,13 +886,14 @@ pub fn persistent(
     if query.join().is_some() {
         let encoders = Arc::new(encoders);
         let rows = joined(&builder, query, counters, move |columns, kept| {
-            Ok(match encoders.encode_all(&columns)?.into_iter().next() {
-                Some(encoded) => {
+            Ok(encoders
+                .encode_all(&columns)?
+                .into_iter()
+                .map(|encoded| {
                     let (key, value) = encoded?;
-                    Some((key, if kept { value } else { None }))
-                }
-                None => None,
-            })
+                    Ok(Some((key, if kept { value } else { None })))
+                })
+                .collect())
         })?;
         return write(builder, rows);
     }
@@ -951,11 +971,11 @@ pub fn push(
     if query.join().is_some() {
         // Rows that pass; a push query has no deletes.
         let rows = joined(&builder, query, counters, move |columns, kept| {
-            if kept {
-                row_of(columns)
-            } else {
-                Ok(None)
-            }
+            Ok(json
+                .encode_all(&columns)?
+                .into_iter()
+                .map(|row| Ok(kept.then_some(((), row?))))
+                .collect())
         })?;
         rows.foreach(move |(), row| send(row));
         return builder

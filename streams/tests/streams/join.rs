@@ -197,3 +197,48 @@ fn a_stream_read_as_a_table_serves_joins_and_queries() {
         .unwrap();
     assert_eq!(store.get(&s("ann")).unwrap(), Some(s("9 Elm St")));
 }
+
+#[test]
+fn a_batch_source_looks_a_runs_keys_up_in_a_table_of_its_task() {
+    let builder = StreamsBuilder::new();
+    let regions = builder.table(
+        "user-regions",
+        Consumed::with(StringSerde, StringSerde),
+        Materialized::with(StringSerde).named("regions"),
+    );
+    builder
+        .batch_stream_with_table(
+            "page-views",
+            &regions,
+            |run, lookup, out: &mut sluice_streams::BatchOutput<String, String>| {
+                for (index, raw) in run.iter().enumerate() {
+                    let key = String::from_utf8_lossy(raw.key.as_deref().unwrap_or_default());
+                    let page = String::from_utf8_lossy(raw.value.as_deref().unwrap_or_default());
+                    let region = lookup(&key.to_string())?.unwrap_or_else(|| "unknown".into());
+                    out.push((
+                        index,
+                        sluice_streams::Record {
+                            key: key.into_owned(),
+                            value: format!("{page}@{region}"),
+                            timestamp: raw.timestamp,
+                            headers: Vec::new(),
+                        },
+                    ));
+                }
+                Ok(())
+            },
+        )
+        .to("views-by-region", Produced::with(StringSerde, StringSerde));
+    let mut driver = TopologyTestDriver::new(builder.build().unwrap());
+    let regions = TestInputTopic::new("user-regions", StringSerde, StringSerde);
+    let views = TestInputTopic::new("page-views", StringSerde, StringSerde);
+    let s = |v: &str| v.to_string();
+    driver.pipe_input(&views, &s("ann"), &s("home"), 1).unwrap();
+    driver.pipe_input(&regions, &s("ann"), &s("eu"), 2).unwrap();
+    driver.pipe_input(&views, &s("ann"), &s("shop"), 3).unwrap();
+    let output = TestOutputTopic::new("views-by-region", StringSerde, StringSerde);
+    assert_eq!(
+        driver.read_key_values(&output).unwrap(),
+        vec![(s("ann"), s("home@unknown")), (s("ann"), s("shop@eu"))]
+    );
+}
