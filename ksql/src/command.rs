@@ -46,6 +46,15 @@ pub struct Commands {
     pub metastore: MetaStore,
     /// What recent commands did, by offset (the last thousand).
     outcomes: BTreeMap<i64, Applied>,
+    /// What the last command of each command id did (ksqlDB's `/status`).
+    statuses: BTreeMap<String, Applied>,
+}
+
+impl Commands {
+    /// The outcome of the last command of each command id (`stream/`S`/create`, ...).
+    pub fn statuses(&self) -> &BTreeMap<String, Applied> {
+        &self.statuses
+    }
 }
 
 /// The command topic's writer and the runner reading it.
@@ -274,6 +283,10 @@ async fn run(
                 }
             }
             let mut state = state.lock();
+            if let Some(id) = record.key.as_deref() {
+                let id = String::from_utf8_lossy(id).into_owned();
+                state.statuses.insert(id, outcome.clone());
+            }
             state.outcomes.insert(record.offset, outcome);
             while state.outcomes.len() > 1000 {
                 state.outcomes.pop_first();

@@ -176,6 +176,11 @@ impl Engine {
         }))
     }
 
+    /// Each command id's last outcome (ksqlDB's `/status`).
+    pub fn command_statuses(&self) -> BTreeMap<String, crate::command::Applied> {
+        self.commands.state().lock().statuses().clone()
+    }
+
     /// `ksql.service.id`.
     pub fn service_id(&self) -> &str {
         &self.service_id

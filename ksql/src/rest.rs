@@ -97,6 +97,8 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/close-query", post(close_query))
         .route("/info", get(info))
         .route("/healthcheck", get(healthcheck))
+        .route("/status", get(statuses))
+        .route("/status/{kind}/{entity}/{action}", get(status))
         .with_state(engine)
 }
 
@@ -148,6 +150,46 @@ async fn info(State(engine): State<Arc<Engine>>) -> Response {
             "serverStatus": "RUNNING",
         }}),
     )
+}
+
+/// ksqlDB's status of a command's outcome: `SUCCESS` with its message, or `ERROR`.
+fn command_status(outcome: &crate::command::Applied) -> Json {
+    match outcome {
+        Ok(message) => json!({
+            "status": "SUCCESS",
+            "message": message,
+            "queryId": message.strip_prefix("Created query with ID "),
+        }),
+        Err(message) => json!({"status": "ERROR", "message": message, "queryId": null}),
+    }
+}
+
+/// `GET /status`: every command id's last status.
+async fn statuses(State(engine): State<Arc<Engine>>) -> Response {
+    let statuses: serde_json::Map<String, Json> = engine
+        .command_statuses()
+        .iter()
+        .map(|(id, outcome)| (id.clone(), command_status(outcome)["status"].clone()))
+        .collect();
+    reply(StatusCode::OK, json!({"commandStatuses": statuses}))
+}
+
+/// `GET /status/<type>/<entity>/<action>`: one command's status (the entity with or
+/// without ksqlDB's backquotes).
+async fn status(
+    State(engine): State<Arc<Engine>>,
+    axum::extract::Path((kind, entity, action)): axum::extract::Path<(String, String, String)>,
+) -> Response {
+    let statuses = engine.command_statuses();
+    let quoted = format!("{kind}/`{}`/{action}", entity.trim_matches('`'));
+    let plain = format!("{kind}/{entity}/{action}");
+    match statuses.get(&quoted).or_else(|| statuses.get(&plain)) {
+        Some(outcome) => reply(StatusCode::OK, command_status(outcome)),
+        None => reply(
+            StatusCode::NOT_FOUND,
+            json!({"@type": "generic_error", "error_code": 40400, "message": "Command not found"}),
+        ),
+    }
 }
 
 async fn healthcheck(State(engine): State<Arc<Engine>>) -> Response {

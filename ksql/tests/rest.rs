@@ -29,6 +29,43 @@ fn info_and_healthcheck_answer_as_ksqldb() {
 }
 
 #[test]
+fn status_tells_each_commands_outcome() {
+    on_server(|addr, _client| async move {
+        let (status, _) = ksql(
+            &addr,
+            "CREATE STREAM s (id INT KEY, v STRING) WITH (kafka_topic='s', partitions=1, value_format='JSON'); \
+             CREATE STREAM t AS SELECT * FROM s;",
+        )
+        .await;
+        assert_eq!(status, 200);
+        let (status, all) = http(&addr, "GET", "/status", None).await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            all["commandStatuses"]["stream/`S`/create"], "SUCCESS",
+            "{all}"
+        );
+        assert_eq!(
+            all["commandStatuses"]["stream/`T`/create"], "SUCCESS",
+            "{all}"
+        );
+        let (status, one) = http(&addr, "GET", "/status/stream/%60T%60/create", None).await;
+        assert_eq!(status, 200, "{one}");
+        assert_eq!(one["status"], "SUCCESS");
+        assert!(
+            one["queryId"].as_str().unwrap().starts_with("CSAS_T_"),
+            "{one}"
+        );
+        // The entity without its backquotes, too.
+        let (status, one) = http(&addr, "GET", "/status/stream/S/create", None).await;
+        assert_eq!((status, &one["message"]), (200, &json!("Stream created")));
+        let (status, missing) = http(&addr, "GET", "/status/stream/NOPE/create", None).await;
+        assert_eq!(status, 404);
+        assert_eq!(missing["error_code"], 40400);
+        assert_eq!(missing["message"], "Command not found");
+    });
+}
+
+#[test]
 fn ddl_creates_topics_lists_describes_and_drops() {
     on_server(|addr, client| async move {
         let (status, entities) = ksql(
