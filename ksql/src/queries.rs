@@ -126,8 +126,13 @@ pub fn prepare_create_as_select(
             )));
         }
         let first = missing.split(" or ").next().unwrap_or(missing);
+        let expressions = if missing.contains(" or ") {
+            "expressions"
+        } else {
+            "expression"
+        };
         return Err(KsqlError::statement(format!(
-            "Key missing from projection (ie, SELECT).\nThe query used to build `{sink_name}` must include the join expressions {missing} in its projection (eg, SELECT {first}...)."
+            "Key missing from projection (ie, SELECT).\nThe query used to build `{sink_name}` must include the join {expressions} {missing} in its projection (eg, SELECT {first}...)."
         )));
     }
     if let Some(missing) = planned.missing_keys.first() {

@@ -191,7 +191,19 @@ impl JoinStage {
                 "A table-table join of tables whose keys are of different types or formats is not supported by Sluice's ksql yet (issue 18 is under way)",
             ));
         }
-        let after = steps_above(&planned.plan, props)?;
+        // `WHERE` conditions the optimiser moved into the join run first after it.
+        let mut after = Vec::new();
+        let moved = node
+            .on
+            .iter()
+            .skip(1)
+            .map(|(l, r)| l.clone().eq(r.clone()))
+            .chain(node.filter.clone())
+            .reduce(|a, b| a.and(b));
+        if let Some(moved) = moved {
+            after.push(Step::Filter(physical(&moved, &node.schema)?));
+        }
+        after.extend(steps_above(&planned.plan, props)?);
         let envelopes = [Envelope::of(&left)?, Envelope::of(&right)?];
         Ok(JoinStage {
             envelopes,

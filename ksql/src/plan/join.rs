@@ -94,6 +94,134 @@ fn side_of(expr: &Expr, sides: &[Side<'_>; 2]) -> Option<usize> {
     }
 }
 
+/// A join's condition checked: rewritten, its operands (left side's first) and how
+/// ksqlDB prints it.
+struct Condition {
+    on: Expr,
+    operands: [Expr; 2],
+    printed: String,
+}
+
+/// Checks `on` as ksqlDB does, in its words: every column resolves (to one source), it is
+/// one equality, and each side refers to one source, a different one.
+fn check_condition(on: &Expr, sides: &[Side<'_>; 2]) -> Result<Condition> {
+    let mut rewritten = on.clone();
+    rewrite::for_datafusion(&mut rewritten)?;
+    // Every column of the condition resolves to one source.
+    let mut problem = None;
+    let _ = sqlparser::ast::visit_expressions(&rewritten, |e| {
+        let found = match e {
+            Expr::Identifier(ident) => {
+                let column = name_of(ident);
+                let owners: Vec<&Side<'_>> = sides.iter().filter(|s| s.has(&column)).collect();
+                match owners.as_slice() {
+                    [_] => None,
+                    [] => Some(format!("JOIN ON column '{column}' cannot be resolved.")),
+                    _ => Some(format!(
+                        "Column '{column}' is ambiguous. Could be {}.{column} or {}.{column}.",
+                        sides[0].qualifier, sides[1].qualifier
+                    )),
+                }
+            }
+            Expr::CompoundIdentifier(idents) if idents.len() == 2 => {
+                let qualifier = name_of(&idents[0]);
+                let column = name_of(&idents[1]);
+                match sides.iter().find(|s| s.qualifier == qualifier) {
+                    None => Some(format!(
+                        "'{qualifier}' is not a valid stream/table name or alias."
+                    )),
+                    Some(side) if !side.has(&column) => Some(format!(
+                        "JOIN ON column '{qualifier}.{column}' cannot be resolved."
+                    )),
+                    Some(_) => None,
+                }
+            }
+            _ => None,
+        };
+        match found {
+            Some(message) => {
+                problem = Some(message);
+                std::ops::ControlFlow::Break(())
+            }
+            None => std::ops::ControlFlow::Continue(()),
+        }
+    });
+    if let Some(message) = problem {
+        return Err(KsqlError::statement(message));
+    }
+    let (mut operands, original) = match (&rewritten, on) {
+        (
+            Expr::BinaryOp {
+                left: a,
+                op: BinaryOperator::Eq,
+                right: b,
+            },
+            Expr::BinaryOp {
+                left: oa, right: ob, ..
+            },
+        ) => ([a.as_ref().clone(), b.as_ref().clone()], [oa.as_ref(), ob.as_ref()]),
+        (Expr::BinaryOp { op: BinaryOperator::And, .. }, _) => {
+            return Err(KsqlError::statement(format!(
+                "Invalid join condition: joins on multiple conditions are not yet supported. Got {}.",
+                parenthesized(&rewritten)
+            )))
+        }
+        _ => {
+            return Err(KsqlError::statement(format!(
+                "Unsupported join expression: {}. Only equality between the two sources is supported (a.x = b.y).",
+                unquoted(&rewritten)
+            )))
+        }
+    };
+    // The condition as ksqlDB prints it: its operands in the order written, a column
+    // qualified, anything else as written (upper-cased).
+    let printed = {
+        let operand = |e: &Expr, written: &Expr| -> String {
+            match resolve(e, sides) {
+                Some((side, column)) => format!("{}.{column}", sides[side].qualifier),
+                None => written.to_string().to_ascii_uppercase(),
+            }
+        };
+        format!(
+            "{} = {}",
+            operand(&operands[0], original[0]),
+            operand(&operands[1], original[1])
+        )
+    };
+    let mut sides_of = [side_of(&operands[0], sides), side_of(&operands[1], sides)];
+    if sides_of == [Some(1), Some(0)] {
+        operands.swap(0, 1);
+        sides_of = [Some(0), Some(1)];
+    }
+    if sides_of != [Some(0), Some(1)] {
+        // ksqlDB names the operand at fault when one refers to no source.
+        let bad = match sides_of {
+            [None, _] => original[0].to_string(),
+            [_, None] => original[1].to_string(),
+            _ => format!("{} = {}", original[0], original[1]),
+        };
+        return Err(KsqlError::statement(format!(
+            "Invalid comparison expression '{bad}' in join '({printed})'. Each side of the join comparision must contain references from exactly one source."
+        )));
+    }
+    Ok(Condition {
+        on: rewritten,
+        operands,
+        printed,
+    })
+}
+
+/// `a = b AND c = d` as ksqlDB prints a condition: each comparison in parentheses.
+fn parenthesized(expr: &Expr) -> String {
+    match expr {
+        Expr::BinaryOp { left, op, right } => {
+            format!("({} {op} {})", parenthesized(left), parenthesized(right))
+        }
+        Expr::CompoundIdentifier(_) | Expr::Identifier(_) => unquoted(expr),
+        other => unquoted(other),
+    }
+}
+
 /// How ksqlDB writes a join in its messages: `L [INNER] JOIN R`.
 fn join_text(kind: JoinKind, left: &str, right: &str) -> String {
     let kind = match kind {
@@ -147,12 +275,28 @@ pub(super) fn plan_join(query: &Query, metastore: &MetaStore) -> Result<PlannedQ
             qualifier: qualifier(&join.relation, right),
         },
     ];
-    if sides[0].qualifier == sides[1].qualifier {
+    if left.name == right.name {
         return Err(KsqlError::statement(format!(
-            "Can not join '{}' to '{}': self joins require a unique alias for each side of the join.",
+            "Can not join '{}' to '{}': self joins are not yet supported.",
             left.name, right.name
         )));
     }
+    if left.properties.value_format == crate::metastore::Format::Kafka
+        || right.properties.value_format == crate::metastore::Format::Kafka
+    {
+        let kafka: Vec<&str> = [left, right]
+            .iter()
+            .filter(|s| s.properties.value_format == crate::metastore::Format::Kafka)
+            .map(|s| s.name.as_str())
+            .collect();
+        return Err(KsqlError::statement(format!(
+            "Source(s) {} are using the 'KAFKA' value format. This format does not yet support JOIN.",
+            kafka.join(", ")
+        )));
+    }
+    // The condition first: its columns resolved, one equality, each side's expression of
+    // its own source (ksqlDB checks it before the join's kinds).
+    let condition = check_condition(&join.on, &sides)?;
     let text = join_text(join.kind, &left.name, &right.name);
     match (left.kind, right.kind) {
         (SourceKind::Stream, SourceKind::Table) => match join.kind {
@@ -188,48 +332,11 @@ pub(super) fn plan_join(query: &Query, metastore: &MetaStore) -> Result<PlannedQ
         ));
     }
 
-    // The condition: one equality, each side's expression of its own source.
-    let mut on = join.on.clone();
-    rewrite::for_datafusion(&mut on)?;
-    let (mut operands, original) = match (&on, &join.on) {
-        (
-            Expr::BinaryOp {
-                left: a,
-                op: BinaryOperator::Eq,
-                right: b,
-            },
-            Expr::BinaryOp {
-                left: oa, right: ob, ..
-            },
-        ) => ([a.as_ref().clone(), b.as_ref().clone()], [oa.as_ref(), ob.as_ref()]),
-        _ => {
-            return Err(KsqlError::statement(format!(
-                "Unsupported join expression: {}. Only equality between the two sources is supported (a.x = b.y).",
-                unquoted(&on)
-            )))
-        }
-    };
-    // The condition as ksqlDB prints it: its operands in the order written, qualified.
-    let printed = {
-        let operand = |e: &Expr| -> String {
-            match resolve(e, &sides) {
-                Some((side, column)) => format!("{}.{column}", sides[side].qualifier),
-                None => unquoted(e),
-            }
-        };
-        format!("{} = {}", operand(&operands[0]), operand(&operands[1]))
-    };
-    let mut sides_of = [side_of(&operands[0], &sides), side_of(&operands[1], &sides)];
-    if sides_of == [Some(1), Some(0)] {
-        operands.swap(0, 1);
-        sides_of = [Some(0), Some(1)];
-    }
-    if sides_of != [Some(0), Some(1)] {
-        return Err(KsqlError::statement(format!(
-            "Invalid comparison expression '{} = {}' in join '{printed}'. Each side of the join comparision must contain references from exactly one source.",
-            original[0], original[1]
-        )));
-    }
+    let Condition {
+        on,
+        operands,
+        printed,
+    } = condition;
     // A table is joined on its primary key (the left table too: a join on another of its
     // columns is a foreign-key join).
     let on_key = |side: usize| {
@@ -266,26 +373,63 @@ pub(super) fn plan_join(query: &Query, metastore: &MetaStore) -> Result<PlannedQ
             .and_then(|mut p| p.parse_expr())
             .map_err(|e| KsqlError::statement(format!("cannot plan the join key: {e}")))?
     };
-    let mut key_taken = false;
-    let mut keyed: Vec<bool> = Vec::with_capacity(items.len());
-    for (expr, _) in &mut items {
+    // `SELECT *` of a join with a synthetic key has it, first.
+    let star = query
+        .projection
+        .iter()
+        .any(|i| matches!(i, SelectItem::Wildcard(_)));
+    if synthetic && star {
+        items.insert(
+            0,
+            (Expr::Identifier(Ident::new("ROWKEY")), "ROWKEY".to_string()),
+        );
+    }
+    // Which item is the key: the one selecting the left operand's column as it is if any
+    // does, else the right's (ksqlDB's preference), else `ROWKEY`.
+    let selects = |expr: &Expr| -> Result<Option<(usize, String)>> {
+        if rewrite::is_as_value(expr) {
+            return Ok(None);
+        }
         let mut e = expr.clone();
         rewrite::for_datafusion(&mut e)?;
-        let is_key = !key_taken
-            && !rewrite::is_as_value(expr)
-            && if synthetic {
-                matches!(&e, Expr::Identifier(ident) if ident.value == "ROWKEY")
-                    && resolve(&e, &sides).is_none()
-            } else {
-                resolve(&e, &sides).is_some_and(|r| key_columns.contains(&Some(r)))
-            };
-        if is_key {
-            *expr = join_key.clone();
+        Ok(resolve(&e, &sides))
+    };
+    let is_rowkey = |expr: &Expr| {
+        matches!(expr, Expr::Identifier(ident) if ident.value.eq_ignore_ascii_case("ROWKEY"))
+            && resolve(expr, &sides).is_none()
+    };
+    let mut key_at = None;
+    if synthetic {
+        key_at = items.iter().position(|(expr, _)| is_rowkey(expr));
+    } else {
+        for wanted in key_columns.iter().flatten() {
+            let mut found = Vec::new();
+            for (i, (expr, name)) in items.iter().enumerate() {
+                if selects(expr)?.as_ref() == Some(wanted) {
+                    found.push((i, name.clone()));
+                }
+            }
+            if found.len() > 1 {
+                let mut names: Vec<String> = found.iter().map(|(_, n)| n.clone()).collect();
+                names.sort();
+                let column = format!("{}_{}", sides[wanted.0].qualifier, wanted.1);
+                return Err(KsqlError::statement(format!(
+                    "The projection contains a key column (`{column}`) more than once, aliased as: {}.",
+                    super::and_names(&names.iter().map(String::as_str).collect::<Vec<_>>())
+                )));
+            }
+            if let Some((i, _)) = found.first() {
+                key_at = Some(*i);
+                break;
+            }
         }
-        key_taken |= is_key;
-        keyed.push(is_key);
     }
-    let missing_keys = match (key_taken, synthetic) {
+    let mut keyed = vec![false; items.len()];
+    if let Some(at) = key_at {
+        keyed[at] = true;
+        items[at].0 = join_key.clone();
+    }
+    let missing_keys = match (key_at.is_some(), synthetic) {
         (true, _) => Vec::new(),
         (false, true) => vec!["ROWKEY".to_string()],
         (false, false) => {
@@ -385,14 +529,12 @@ pub(super) fn plan_join(query: &Query, metastore: &MetaStore) -> Result<PlannedQ
 /// The plan's join node, below its filters and projections (what runs after the join).
 pub(crate) fn join_node(plan: &LogicalPlan) -> Result<&datafusion_expr::logical_plan::Join> {
     match plan {
-        LogicalPlan::Join(join) => {
-            if join.on.len() != 1 || join.filter.is_some() {
-                return Err(KsqlError::statement(
-                    "A join's condition must be one equality between the two sources (a.x = b.y).",
-                ));
-            }
-            Ok(join)
-        }
+        // More than one equality, or a filter, are `WHERE` conditions the optimiser moved
+        // into an inner join: the first equality is the join's own (the others run after it).
+        LogicalPlan::Join(join) if !join.on.is_empty() => Ok(join),
+        LogicalPlan::Join(_) => Err(KsqlError::statement(
+            "A join's condition must be one equality between the two sources (a.x = b.y).",
+        )),
         LogicalPlan::Projection(_) | LogicalPlan::Filter(_) | LogicalPlan::SubqueryAlias(_) => {
             match plan.inputs().first() {
                 Some(input) => join_node(input),

@@ -655,7 +655,7 @@ fn qualified(expr: &Expr, source: &str) -> String {
 }
 
 /// `A and B`, `A, B and C`.
-fn and_names(names: &[&str]) -> String {
+pub(super) fn and_names(names: &[&str]) -> String {
     match names {
         [] => String::new(),
         [one] => one.to_string(),
