@@ -28,4 +28,14 @@ impl Dialect for KsqlDialect {
     fn supports_named_fn_args_with_rarrow_operator(&self) -> bool {
         true
     }
+
+    /// `->` (a struct field) binds as tightly as `.`: `s->a = 1` is `(s->a) = 1` (sqlparser
+    /// gives PostgreSQL's JSON arrow a precedence below comparisons).
+    fn get_next_precedence(
+        &self,
+        parser: &sqlparser::parser::Parser,
+    ) -> Option<Result<u8, sqlparser::parser::ParserError>> {
+        (parser.peek_token().token == sqlparser::tokenizer::Token::Arrow)
+            .then(|| Ok(self.prec_value(sqlparser::dialect::Precedence::Period)))
+    }
 }

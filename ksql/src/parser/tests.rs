@@ -528,3 +528,22 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn struct_fields_bind_tighter_than_comparisons() {
+    let parsed =
+        crate::parser::parse("SELECT b->c FROM s WHERE b->c = 'x' AND 'y' = b->d->e EMIT CHANGES;")
+            .unwrap();
+    let text = format!("{:?}", parsed[0].statement);
+    // Each `->` is the left operand of its comparison, not the other way round.
+    assert!(!text.contains("Expected"), "{text}");
+    let mut e = {
+        let dialect = crate::parser::dialect::KsqlDialect;
+        sqlparser::parser::Parser::new(&dialect)
+            .try_with_sql("b->c = 'x'")
+            .and_then(|mut p| p.parse_expr())
+            .unwrap()
+    };
+    crate::plan::rewrite::for_datafusion(&mut e).unwrap();
+    assert_eq!(e.to_string(), "\"B\".\"C\" = 'x'");
+}

@@ -77,20 +77,72 @@ fn resolve(expr: &Expr, sides: &[Side<'_>; 2]) -> Option<(usize, String)> {
 /// The side every column of `expr` belongs to, if one.
 fn side_of(expr: &Expr, sides: &[Side<'_>; 2]) -> Option<usize> {
     let mut found: Option<usize> = None;
-    let mut mixed = false;
-    let _ = sqlparser::ast::visit_expressions(expr, |e| {
-        if matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) {
-            match resolve(e, sides) {
-                Some((side, _)) if found.is_none_or(|f| f == side) => found = Some(side),
-                _ => mixed = true,
+    for column in column_refs(expr) {
+        match root_column(column, sides) {
+            Some((side, _)) if found.is_none_or(|f| f == side) => found = Some(side),
+            _ => return None,
+        }
+    }
+    found
+}
+
+/// The source column a column reference names: `resolve`'s, and for a struct field
+/// written with dots (`s.b.c`, `b.c`), the column it is a field of.
+fn root_column(expr: &Expr, sides: &[Side<'_>; 2]) -> Option<(usize, String)> {
+    match expr {
+        Expr::CompoundIdentifier(idents) if idents.len() > 2 => {
+            resolve(&Expr::CompoundIdentifier(idents[..2].to_vec()), sides)
+                .or_else(|| resolve(&Expr::Identifier(idents[0].clone()), sides))
+        }
+        other => resolve(other, sides),
+    }
+}
+
+/// The column references of `expr`: not a struct's field names (`s->f`, `s.f` once
+/// rewritten), which are not columns.
+fn column_refs(expr: &Expr) -> Vec<&Expr> {
+    let mut out = Vec::new();
+    collect_columns(expr, &mut out);
+    out
+}
+
+fn collect_columns<'a>(expr: &'a Expr, out: &mut Vec<&'a Expr>) {
+    use sqlparser::ast::{FunctionArg, FunctionArgExpr, FunctionArguments};
+    match expr {
+        Expr::Identifier(_) => out.push(expr),
+        // `a.b` is a column of a source (`a.b.c` a field of one: its column is resolved by
+        // `root_column`).
+        Expr::CompoundIdentifier(_) => out.push(expr),
+        Expr::CompoundFieldAccess { root, .. } => collect_columns(root, out),
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::Arrow,
+            ..
+        } => collect_columns(left, out),
+        Expr::BinaryOp { left, right, .. } => {
+            collect_columns(left, out);
+            collect_columns(right, out);
+        }
+        Expr::UnaryOp { expr, .. }
+        | Expr::Nested(expr)
+        | Expr::Cast { expr, .. }
+        | Expr::IsNull(expr)
+        | Expr::IsNotNull(expr) => collect_columns(expr, out),
+        Expr::Function(f) => {
+            if let FunctionArguments::List(list) = &f.args {
+                for arg in &list.args {
+                    if let FunctionArg::Unnamed(FunctionArgExpr::Expr(e))
+                    | FunctionArg::Named {
+                        arg: FunctionArgExpr::Expr(e),
+                        ..
+                    } = arg
+                    {
+                        collect_columns(e, out);
+                    }
+                }
             }
         }
-        std::ops::ControlFlow::<()>::Continue(())
-    });
-    if mixed {
-        None
-    } else {
-        found
+        _ => {}
     }
 }
 
@@ -109,7 +161,7 @@ fn check_condition(on: &Expr, sides: &[Side<'_>; 2]) -> Result<Condition> {
     rewrite::for_datafusion(&mut rewritten)?;
     // Every column of the condition resolves to one source.
     let mut problem = None;
-    let _ = sqlparser::ast::visit_expressions(&rewritten, |e| {
+    for e in column_refs(&rewritten) {
         let found = match e {
             Expr::Identifier(ident) => {
                 let column = name_of(ident);
@@ -123,6 +175,9 @@ fn check_condition(on: &Expr, sides: &[Side<'_>; 2]) -> Result<Condition> {
                     )),
                 }
             }
+            Expr::CompoundIdentifier(idents) if idents.len() > 2 => root_column(e, sides)
+                .is_none()
+                .then(|| format!("JOIN ON column '{}' cannot be resolved.", unquoted(e))),
             Expr::CompoundIdentifier(idents) if idents.len() == 2 => {
                 let qualifier = name_of(&idents[0]);
                 let column = name_of(&idents[1]);
@@ -138,14 +193,11 @@ fn check_condition(on: &Expr, sides: &[Side<'_>; 2]) -> Result<Condition> {
             }
             _ => None,
         };
-        match found {
-            Some(message) => {
-                problem = Some(message);
-                std::ops::ControlFlow::Break(())
-            }
-            None => std::ops::ControlFlow::Continue(()),
+        if found.is_some() {
+            problem = found;
+            break;
         }
-    });
+    }
     if let Some(message) = problem {
         return Err(KsqlError::statement(message));
     }
@@ -366,12 +418,23 @@ pub(super) fn plan_join(query: &Query, metastore: &MetaStore) -> Result<PlannedQ
     let key_columns: Vec<Option<(usize, String)>> =
         operands.iter().map(|o| resolve(o, &sides)).collect();
     let synthetic = join.kind == JoinKind::Full || key_columns.iter().all(Option::is_none);
+    // The call parsed from text, its arguments the operands themselves (their rewritten
+    // field accesses do not survive printing and parsing again).
     let join_key = {
-        let text = format!("COALESCE({}, {})", operands[0], operands[1]);
-        sqlparser::parser::Parser::new(&sqlparser::dialect::GenericDialect {})
-            .try_with_sql(&text)
+        let mut call = sqlparser::parser::Parser::new(&sqlparser::dialect::GenericDialect {})
+            .try_with_sql("COALESCE(a, b)")
             .and_then(|mut p| p.parse_expr())
-            .map_err(|e| KsqlError::statement(format!("cannot plan the join key: {e}")))?
+            .map_err(|e| KsqlError::statement(format!("cannot plan the join key: {e}")))?;
+        if let Expr::Function(f) = &mut call {
+            if let sqlparser::ast::FunctionArguments::List(list) = &mut f.args {
+                for (arg, operand) in list.args.iter_mut().zip(&operands) {
+                    *arg = sqlparser::ast::FunctionArg::Unnamed(
+                        sqlparser::ast::FunctionArgExpr::Expr(operand.clone()),
+                    );
+                }
+            }
+        }
+        call
     };
     // `SELECT *` of a join with a synthetic key has it, first.
     let star = query

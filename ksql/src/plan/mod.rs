@@ -10,7 +10,7 @@
 pub mod catalog;
 pub mod functions;
 pub mod join;
-mod rewrite;
+pub(crate) mod rewrite;
 
 use std::sync::Arc;
 

@@ -239,6 +239,11 @@ fn field_access(expr: Expr) -> Result<Expr> {
         }
     };
     Ok(match *left {
+        // `s.b->c`: a qualified column's field, as DataFusion reads `s.b.c`.
+        Expr::CompoundIdentifier(mut idents) => {
+            idents.push(field);
+            Expr::CompoundIdentifier(idents)
+        }
         Expr::CompoundFieldAccess {
             root,
             mut access_chain,
