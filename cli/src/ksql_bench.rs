@@ -27,8 +27,10 @@ use crate::tools::runtime;
 
 #[derive(Debug, clap::Args)]
 pub struct KsqlBenchArgs {
-    /// The query: q1 (Nexmark's currency conversion: every bid with its price in euros, a
-    /// projection), q5-counts (Nexmark q5's first step: each auction's bids counted in
+    /// The query: pull (key look-ups by pull queries over HTTP of a table counting each
+    /// auction's bids: latency, against a trivial request on the same connection), q1
+    /// (Nexmark's currency conversion: every bid with its price in euros, a projection),
+    /// q5-counts (Nexmark q5's first step: each auction's bids counted in
     /// hopping windows of 10 s every 2 s, by bid time; q5's second step, the hottest auction
     /// of each window, needs a query over a windowed table, which Sluice's ksql cannot run
     /// yet) or join (every bid with its auction's category: a stream-table join of the bids
@@ -46,6 +48,9 @@ pub struct KsqlBenchArgs {
     /// profile it alone.
     #[arg(long)]
     only: Option<String>,
+    /// Pull query look-ups (`--query pull`).
+    #[arg(long, default_value_t = 20_000)]
+    lookups: usize,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -109,7 +114,8 @@ pub fn ksql(args: KsqlBenchArgs) -> anyhow::Result<()> {
         "q1" => (false, false),
         "q5-counts" => (true, false),
         "join" => (false, true),
-        other => anyhow::bail!("--query {other}: expected q1, q5-counts or join"),
+        "pull" => return pull(args),
+        other => anyhow::bail!("--query {other}: expected q1, q5-counts, join or pull"),
     };
     anyhow::ensure!(args.events > 0, "--events must be at least 1");
     let (run_ksql, run_dsl) = match args.only.as_deref() {
@@ -119,43 +125,7 @@ pub fn ksql(args: KsqlBenchArgs) -> anyhow::Result<()> {
         Some(other) => anyhow::bail!("--only {other}: expected ksql or dsl"),
     };
     let n = args.events as usize;
-    let mut bids: Vec<(Bytes, Bytes, i64)> = Vec::with_capacity(n);
-    // The join's table: the auctions among the events, keyed by id.
-    let mut auctions: Vec<(Bytes, Bytes, i64)> = Vec::new();
-    for event in Generator::new(42, 1_700_000_000_000) {
-        if bids.len() == n {
-            break;
-        }
-        if let (Event::Auction(auction), true) = (&event, join) {
-            let value = serde_json::to_vec(&JsonAuction {
-                seller: auction.seller,
-                category: auction.category,
-                initial_bid: auction.initial_bid,
-                reserve: auction.reserve,
-                date_time: auction.date_time,
-                expires: auction.expires,
-            })?;
-            auctions.push((
-                Bytes::copy_from_slice(&auction.id.to_be_bytes()),
-                Bytes::from(value),
-                auction.date_time,
-            ));
-        }
-        if let Event::Bid(bid) = event {
-            let value = serde_json::to_vec(&JsonBid {
-                bidder: bid.bidder,
-                price: bid.price,
-                channel: bid.channel,
-                url: bid.url,
-                date_time: bid.date_time,
-            })?;
-            bids.push((
-                Bytes::copy_from_slice(&bid.auction.to_be_bytes()),
-                Bytes::from(value),
-                bid.date_time,
-            ));
-        }
-    }
+    let (bids, auctions) = events(n, join)?;
 
     let dir = tempfile::tempdir()?;
     let node = sluice_log::Sluice::embedded(dir.path())
@@ -336,6 +306,52 @@ pub fn ksql(args: KsqlBenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `n` bids of Nexmark's generator as `bids` records (the auction as a `KAFKA` BIGINT key,
+/// the bid as JSON, the bid time as the timestamp) and, with `with_auctions`, the auctions
+/// among the events as `auctions` records (keyed by id).
+fn events(n: usize, with_auctions: bool) -> anyhow::Result<(Records, Records)> {
+    let mut bids: Records = Vec::with_capacity(n);
+    let mut auctions: Records = Vec::new();
+    for event in Generator::new(42, 1_700_000_000_000) {
+        if bids.len() == n {
+            break;
+        }
+        if let (Event::Auction(auction), true) = (&event, with_auctions) {
+            let value = serde_json::to_vec(&JsonAuction {
+                seller: auction.seller,
+                category: auction.category,
+                initial_bid: auction.initial_bid,
+                reserve: auction.reserve,
+                date_time: auction.date_time,
+                expires: auction.expires,
+            })?;
+            auctions.push((
+                Bytes::copy_from_slice(&auction.id.to_be_bytes()),
+                Bytes::from(value),
+                auction.date_time,
+            ));
+        }
+        if let Event::Bid(bid) = event {
+            let value = serde_json::to_vec(&JsonBid {
+                bidder: bid.bidder,
+                price: bid.price,
+                channel: bid.channel,
+                url: bid.url,
+                date_time: bid.date_time,
+            })?;
+            bids.push((
+                Bytes::copy_from_slice(&bid.auction.to_be_bytes()),
+                Bytes::from(value),
+                bid.date_time,
+            ));
+        }
+    }
+    Ok((bids, auctions))
+}
+
+/// Records to write: key, value, timestamp.
+type Records = Vec<(Bytes, Bytes, i64)>;
+
 /// Writes `records` (the bids, or the auctions) to `topic`, each with its time as the
 /// record's timestamp.
 async fn produce_bids(
@@ -415,4 +431,131 @@ async fn read_all(
         anyhow::ensure!(Instant::now() < deadline, "reading {topic} took too long");
     }
     Ok(out)
+}
+
+/// `--query pull`'s figures: the latency of pull queries over HTTP on loopback.
+#[derive(Debug, Serialize)]
+struct PullReport {
+    query: &'static str,
+    events: u64,
+    keys: usize,
+    lookups: usize,
+    pull_p50_ms: f64,
+    pull_p99_ms: f64,
+    pull_max_ms: f64,
+    /// `GET /status` on the same connection: the HTTP round trip with no query.
+    status_p50_ms: f64,
+    status_p99_ms: f64,
+}
+
+/// Pull queries of a materialised table: the bids counted by auction (`CREATE TABLE ... AS
+/// SELECT ... GROUP BY`), then `--lookups` key look-ups (`SELECT * FROM bid_counts WHERE
+/// auction = <id>`) through the REST API on loopback, one after another on one keep-alive
+/// connection, each answer checked against the counts of the bids written; and as many
+/// `GET /status` on the same connection, the round trip with no query in it (the limit).
+fn pull(args: KsqlBenchArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.events > 0, "--events must be at least 1");
+    anyhow::ensure!(args.lookups > 0, "--lookups must be at least 1");
+    let n = args.events as usize;
+    let (bids, _) = events(n, false)?;
+    let mut counts: HashMap<i64, i64> = HashMap::new();
+    for (key, _, _) in &bids {
+        let auction = i64::from_be_bytes(key[..].try_into().context("an auction key")?);
+        *counts.entry(auction).or_default() += 1;
+    }
+    let mut keys: Vec<i64> = counts.keys().copied().collect();
+    keys.sort_unstable();
+    let dir = tempfile::tempdir()?;
+    let node = sluice_log::Sluice::embedded(dir.path())
+        .config("group.initial.rebalance.delay.ms", "0")
+        .start()?;
+    let report = runtime()?.block_on(async {
+        let client = node.client().await?;
+        crate::perf::create_topic(&client, "bids").await?;
+        produce_bids(&client, "bids", &bids).await?;
+        let deadline = Instant::now() + Duration::from_secs(600);
+        let engine = Arc::new(sluice_ksql::engine::Engine::start(client.clone(), "bench_").await?);
+        let mut properties = serde_json::Map::new();
+        properties.insert("auto.offset.reset".into(), json!("earliest"));
+        properties.insert("commit.interval.ms".into(), json!(args.commit_interval_ms));
+        let entities = engine
+            .execute(
+                &format!(
+                    "{SOURCE} CREATE TABLE bid_counts AS SELECT auction, COUNT(*) AS bids \
+                     FROM bids GROUP BY auction;"
+                ),
+                &properties,
+            )
+            .await
+            .map_err(|failure| anyhow::anyhow!("{}", failure.body))?;
+        let query_id = entities
+            .last()
+            .and_then(|e| e["commandStatus"]["queryId"].as_str())
+            .context("the statement started no query")?
+            .to_string();
+        wait_committed(
+            &client,
+            &format!("_confluent-ksql-bench_query_{query_id}"),
+            n,
+            deadline,
+        )
+        .await?;
+        let server = sluice_ksql::rest::KsqlServer::start(engine, "127.0.0.1:0").await?;
+        // One keep-alive HTTP/1.1 connection, as a client looking keys up would hold.
+        let http = sluice_connect::rest::RestClient::new(&server.local_addr().to_string())?;
+        let micros = |d: Duration| u32::try_from(d.as_micros()).unwrap_or(u32::MAX);
+        let mut pulls = Vec::with_capacity(args.lookups);
+        for i in 0..args.lookups {
+            let key = keys[i % keys.len()];
+            let body = json!({"ksql": format!("SELECT * FROM bid_counts WHERE auction = {key};")});
+            let started = Instant::now();
+            let (status, answer) = http.request("POST", "/query", Some(&body)).await?;
+            pulls.push(micros(started.elapsed()));
+            let row = &answer[1]["row"]["columns"];
+            anyhow::ensure!(
+                status == 200 && row[0] == json!(key) && row[1] == json!(counts[&key]),
+                "the look-up of auction {key} answered {status} {answer}, not its {} bids",
+                counts[&key]
+            );
+        }
+        let mut statuses = Vec::with_capacity(args.lookups);
+        for _ in 0..args.lookups {
+            let started = Instant::now();
+            let (status, _) = http.get("/status").await?;
+            statuses.push(micros(started.elapsed()));
+            anyhow::ensure!(status == 200, "GET /status answered {status}");
+        }
+        server.shutdown().await;
+        pulls.sort_unstable();
+        statuses.sort_unstable();
+        use crate::perf::percentile;
+        anyhow::Ok(PullReport {
+            query: "pull",
+            events: args.events,
+            keys: keys.len(),
+            lookups: args.lookups,
+            pull_p50_ms: percentile(&pulls, 0.5),
+            pull_p99_ms: percentile(&pulls, 0.99),
+            pull_max_ms: percentile(&pulls, 1.0),
+            status_p50_ms: percentile(&statuses, 0.5),
+            status_p99_ms: percentile(&statuses, 0.99),
+        })
+    })?;
+    node.shutdown()?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!(
+            "ksql pull: {} look-ups of {} keys (a table of {} bids counted by auction) over HTTP on loopback: p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms (target: p99 < 2 ms); GET /status on the same connection: p50 {:.3} ms, p99 {:.3} ms",
+            report.lookups,
+            report.keys,
+            report.events,
+            report.pull_p50_ms,
+            report.pull_p99_ms,
+            report.pull_max_ms,
+            report.status_p50_ms,
+            report.status_p99_ms
+        );
+    }
+    Ok(())
 }

@@ -20,8 +20,8 @@ use sluice_log::TopicPartition;
 use tokio::sync::watch;
 
 use crate::error::{KsqlError, Result};
-use crate::metastore::MetaStore;
-use crate::parser::ast::Statement;
+use crate::metastore::{name_of, MetaStore};
+use crate::parser::ast::{SourceKind, Statement};
 use crate::parser::parse_one;
 use crate::queries::{
     prepare_create_as_select, prepare_insert_select, PreparedQuery, QueryManager,
@@ -358,6 +358,49 @@ fn apply(
                 metastore.terminate(id).map_err(|e| e.to_string())?;
             }
             Ok(("Query terminated.".to_string(), Effect::Stop(ids)))
+        }
+        // `CREATE SOURCE TABLE`: ksqlDB's query materialising it for pull queries.
+        Statement::CreateSource(create) if create.source && create.kind == SourceKind::Table => {
+            let mut updated = metastore.clone();
+            let outcome = updated
+                .apply(&parsed.statement, text)
+                .map_err(|e| e.to_string())?;
+            let name = name_of(&create.name);
+            if metastore.source(&name).is_some() {
+                // `IF NOT EXISTS` of a table there already: nothing new to run.
+                *metastore = updated;
+                return Ok((outcome.message, Effect::None));
+            }
+            let prepared = PreparedQuery::source_table(&name, text, &updated, offset)
+                .map_err(|e| e.to_string())?;
+            updated
+                .add_query(prepared.info.clone())
+                .map_err(|e| e.to_string())?;
+            *metastore = updated;
+            Ok((
+                outcome.message,
+                Effect::Start(Box::new(prepared), properties),
+            ))
+        }
+        // Dropping a source table ends the query that materialises it (ksqlDB's).
+        Statement::Drop { name, .. } => {
+            let name = name_of(name);
+            let materialising: Vec<String> = metastore
+                .queries()
+                .filter(|q| {
+                    q.id.starts_with("CST_") && q.sink == name && q.sources == [name.clone()]
+                })
+                .map(|q| q.id.clone())
+                .collect();
+            let mut updated = metastore.clone();
+            for id in &materialising {
+                updated.terminate(id).map_err(|e| e.to_string())?;
+            }
+            let outcome = updated
+                .apply(&parsed.statement, text)
+                .map_err(|e| e.to_string())?;
+            *metastore = updated;
+            Ok((outcome.message, Effect::Stop(materialising)))
         }
         statement => metastore
             .apply(statement, text)

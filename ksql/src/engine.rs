@@ -47,6 +47,14 @@ pub struct Engine {
 /// Streams properties (`streamsProperties`, `SET`), by name.
 pub type StreamsProperties = serde_json::Map<String, Json>;
 
+/// What a query request gets: a push query's running rows, or a pull query's answer.
+pub enum Answer {
+    /// `EMIT CHANGES`: rows as they come.
+    Push(crate::queries::PushQuery),
+    /// Without `EMIT`: the rows there are now.
+    Pull(crate::pull::PullResult),
+}
+
 impl Engine {
     /// An engine on `client`'s cluster for the service `service_id` (`ksql.service.id`),
     /// its metastore rebuilt from the service's command topic.
@@ -71,13 +79,9 @@ impl Engine {
         })
     }
 
-    /// Starts the push query `sql` (`SELECT ... EMIT CHANGES`; one statement) with the
-    /// request's streams `properties`.
-    pub async fn push_query(
-        &self,
-        sql: &str,
-        properties: &StreamsProperties,
-    ) -> Result<crate::queries::PushQuery> {
+    /// Runs the query `sql` (one `SELECT`) with the request's streams `properties`: a
+    /// push query (`EMIT CHANGES`) starts, a pull query answers.
+    pub async fn query(&self, sql: &str, properties: &StreamsProperties) -> Result<Answer> {
         let statements = parse(sql)?;
         let [parsed] = statements.as_slice() else {
             return Err(KsqlError::statement(
@@ -92,9 +96,14 @@ impl Engine {
             )));
         };
         if query.emit.is_none() {
-            return Err(KsqlError::statement(
-                "Pull queries are not supported by Sluice's ksql yet (issue 18 is under way): add EMIT CHANGES for a push query",
-            ));
+            let pulled = crate::pull::run(
+                query,
+                &self.metastore(),
+                (&self.client, &self.queries),
+                properties,
+            )
+            .await?;
+            return Ok(Answer::Pull(pulled));
         }
         if query.emit == Some(crate::parser::ast::Emit::Final) && query.window.is_none() {
             return Err(KsqlError::statement(
@@ -112,7 +121,7 @@ impl Engine {
         )
         .await?;
         self.transient.lock().insert(push.id.clone(), stop);
-        Ok(push)
+        Ok(Answer::Push(push))
     }
 
     /// Stops push query `id` (`/close-query`); false if no such query runs.

@@ -13,14 +13,17 @@
 //! - [`aggregate`]: ksqlDB's aggregate functions, their signatures for DataFusion and their
 //!   per-group states.
 //! - [`plan`]: a query as a DataFusion logical plan; [`exec`]: the plan compiled into a
-//!   Sluice Streams topology over Arrow batches; [`queries`]: persistent and push queries run.
+//!   Sluice Streams topology over Arrow batches; [`queries`]: persistent and push queries run;
+//!   [`pull`]: pull queries answered from the state of the queries that materialise tables
+//!   (and scans of streams).
 //! - [`command`]: the command topic that keeps every DDL statement in order, applied by a
 //!   runner so a restarted server, and every server of one service id, agree.
 //! - [`engine`]: statements run against the metastore and the cluster (topics created and
 //!   deleted as ksqlDB does), answered with ksqlDB's REST entities.
-//! - [`rest`]: ksqlDB's REST API (`POST /ksql`, `/info`, `/healthcheck`).
+//! - [`rest`]: ksqlDB's REST API (`POST /ksql`, `/query`, `/query-stream`, `/close-query`,
+//!   `/info`, `/healthcheck`, `/status`).
 //!
-//! Still to come (issue 18): joins, pull queries, the CLI and headless mode.
+//! Still to come (issue 18): foreign-key and n-way joins, the CLI and headless mode.
 
 pub mod aggregate;
 pub mod command;
@@ -31,6 +34,7 @@ pub mod format;
 pub mod metastore;
 pub mod parser;
 pub mod plan;
+pub mod pull;
 pub mod queries;
 pub mod rest;
 

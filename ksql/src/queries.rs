@@ -34,6 +34,9 @@ pub struct PreparedQuery {
     pub compiled: Arc<CompiledQuery>,
     /// DataFusion's plan, for `EXPLAIN`.
     pub planned: PlannedQuery,
+    /// A `CREATE SOURCE TABLE`'s query: it keeps the table's records for pull queries and
+    /// writes nothing (its sink is the table itself).
+    pub materializes_source: bool,
 }
 
 impl PreparedQuery {
@@ -52,15 +55,54 @@ impl PreparedQuery {
             info,
             compiled,
             planned,
+            materializes_source: false,
+        })
+    }
+
+    /// The query of `CREATE SOURCE TABLE` `name` (at command `offset`): ksqlDB's
+    /// `CST_<NAME>_<offset>`, keeping the table's records by key for pull queries.
+    pub fn source_table(
+        name: &str,
+        text: &str,
+        metastore: &MetaStore,
+        offset: i64,
+    ) -> Result<PreparedQuery> {
+        let table = metastore
+            .source(name)
+            .ok_or_else(|| KsqlError::statement(format!("{name} does not exist.")))?
+            .clone();
+        let query = crate::parser::parse_one(&format!("SELECT * FROM {};", quoted_name(name)))?;
+        let crate::parser::ast::Statement::Query(query) = query.statement else {
+            return Err(KsqlError::statement("cannot plan the source table's query"));
+        };
+        let planned = plan_query(&query, metastore)?;
+        let compiled = Arc::new(CompiledQuery::compile(&planned, metastore)?);
+        Ok(PreparedQuery {
+            info: QueryInfo {
+                id: format!("CST_{name}_{offset}"),
+                sql: text.to_string(),
+                sink: name.to_string(),
+                sources: vec![name.to_string()],
+            },
+            sink: table,
+            compiled,
+            planned,
+            materializes_source: true,
         })
     }
 
     /// Its topology, for `EXPLAIN` (counting nothing).
     pub fn topology(&self) -> Result<sluice_streams::Topology> {
+        if self.materializes_source {
+            return crate::exec::topology::source_table(&self.sink.properties.topic);
+        }
         crate::exec::topology::persistent(
             self.compiled.clone(),
             sink_encoders(&self.sink, &self.planned)?,
-            &self.sink.properties.topic,
+            (
+                &self.sink.properties.topic,
+                self.sink.kind == SourceKind::Table,
+            ),
             Arc::default(),
         )
     }
@@ -423,6 +465,8 @@ pub fn streams_config(
 /// A persistent query this server runs.
 struct RunningQuery {
     streams: Option<KafkaStreams>,
+    /// What it runs (a pull query of its sink reads its stores through it).
+    compiled: Arc<CompiledQuery>,
     counters: Arc<QueryCounters>,
     /// Why it is not running, if it failed.
     error: Option<String>,
@@ -469,11 +513,21 @@ impl QueryManager {
         self.counters.lock().insert(id.clone(), counters.clone());
         let started = async {
             let config = streams_config(&self.application_id(&id), properties)?;
+            if prepared.materializes_source {
+                let topology =
+                    crate::exec::topology::source_table(&prepared.sink.properties.topic)?;
+                return KafkaStreams::start(Arc::new(topology), config, self.client.clone())
+                    .await
+                    .map_err(|e| KsqlError::statement(e.to_string()));
+            }
             let encoders = sink_encoders(&prepared.sink, &prepared.planned)?;
             let topology = crate::exec::topology::persistent(
                 prepared.compiled.clone(),
                 encoders,
-                &prepared.sink.properties.topic,
+                (
+                    &prepared.sink.properties.topic,
+                    prepared.sink.kind == SourceKind::Table,
+                ),
                 counters.clone(),
             )?;
             KafkaStreams::start(Arc::new(topology), config, self.client.clone())
@@ -486,6 +540,7 @@ impl QueryManager {
                 tracing::info!(query = %id, "ksql: persistent query running");
                 RunningQuery {
                     streams: Some(streams),
+                    compiled: prepared.compiled.clone(),
                     counters,
                     error: None,
                 }
@@ -494,6 +549,7 @@ impl QueryManager {
                 tracing::error!(query = %id, %err, "ksql: persistent query failed to start");
                 RunningQuery {
                     streams: None,
+                    compiled: prepared.compiled.clone(),
                     counters,
                     error: Some(err.to_string()),
                 }
@@ -522,6 +578,33 @@ impl QueryManager {
         let ids: Vec<String> = self.running.lock().await.keys().cloned().collect();
         for id in ids {
             self.stop(&id).await;
+        }
+    }
+
+    /// `read(streams, compiled)` of persistent query `id`, running here: how pull queries
+    /// read the stores of the query that materialises their table.
+    pub async fn read_state<R>(
+        &self,
+        id: &str,
+        read: impl FnOnce(&KafkaStreams, &CompiledQuery) -> Result<R>,
+    ) -> Result<R> {
+        let running = self.running.lock().await;
+        match running.get(id) {
+            Some(RunningQuery {
+                streams: Some(streams),
+                compiled,
+                ..
+            }) if !streams.has_failed_thread() => read(streams, compiled),
+            Some(RunningQuery { error, .. }) => Err(KsqlError::statement(format!(
+                "The query {id}, which materialises the table, is not running{}",
+                error
+                    .as_deref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default()
+            ))),
+            None => Err(KsqlError::statement(format!(
+                "The query {id}, which materialises the table, does not run on this server"
+            ))),
         }
     }
 
@@ -677,4 +760,9 @@ pub async fn start_push(
         closed,
         guard,
     })
+}
+
+/// `name` as an identifier ksqlDB's parser reads back as it is (quoted).
+fn quoted_name(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
 }

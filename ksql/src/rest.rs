@@ -19,7 +19,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Value as Json};
 
-use crate::engine::{Engine, StreamsProperties};
+use crate::engine::{Answer, Engine, StreamsProperties};
 use crate::error::{KsqlError, Result};
 
 /// ksqlDB's REST media type (also accepted: `application/json`).
@@ -235,14 +235,14 @@ fn statement_error(err: &KsqlError, sql: &str) -> Response {
     )
 }
 
-/// Starts the push query of a request body whose fields `sql_field` and `properties_field`
-/// hold the query and its properties; else the error response.
-async fn start_push(
+/// Runs the query of a request body whose fields `sql_field` and `properties_field` hold
+/// the query and its properties; else the error response.
+async fn start_query(
     engine: &Engine,
     body: &[u8],
     sql_field: &str,
     properties_field: &str,
-) -> std::result::Result<crate::queries::PushQuery, Box<Response>> {
+) -> std::result::Result<Answer, Box<Response>> {
     let request: Json = serde_json::from_slice(body)
         .map_err(|err| Box::new(bad_request(format!("Invalid JSON in request: {err}"))))?;
     let Some(sql) = request.get(sql_field).and_then(Json::as_str) else {
@@ -253,16 +253,58 @@ async fn start_push(
     let properties =
         properties(&request, properties_field).map_err(|m| Box::new(bad_request(m)))?;
     engine
-        .push_query(sql, &properties)
+        .query(sql, &properties)
         .await
         .map_err(|err| Box::new(statement_error(&err, sql)))
 }
 
 /// `POST /query` (`{"ksql": "SELECT ... EMIT CHANGES;", "streamsProperties": {}}`): the
 /// push query's rows as ksqlDB's original endpoint streams them.
-async fn query(State(engine): State<Arc<Engine>>, body: Bytes) -> Response {
-    let push = match start_push(&engine, &body, "ksql", "streamsProperties").await {
-        Ok(push) => push,
+async fn query(
+    State(engine): State<Arc<Engine>>,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> Response {
+    let push = match start_query(&engine, &body, "ksql", "streamsProperties").await {
+        Ok(Answer::Push(push)) => push,
+        Ok(Answer::Pull(pulled)) => {
+            // ksqlDB's pull answer: the header (key columns marked), then every row.
+            let schema = pulled
+                .columns
+                .iter()
+                .map(|c| format!("`{}` {}{}", c.name, c.ty, if c.key { " KEY" } else { "" }))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let mut body =
+                Vec::with_capacity(64 + pulled.rows.iter().map(|r| r.len() + 24).sum::<usize>());
+            body.push(b'[');
+            body.extend_from_slice(
+                json!({"header": {"queryId": pulled.id, "schema": schema}})
+                    .to_string()
+                    .as_bytes(),
+            );
+            for row in &pulled.rows {
+                body.extend_from_slice(b",\n{\"row\":{\"columns\":");
+                body.extend_from_slice(row);
+                body.extend_from_slice(b"}}");
+            }
+            if let Some(message) = pulled.final_message {
+                body.extend_from_slice(b",\n");
+                body.extend_from_slice(json!({"finalMessage": message}).to_string().as_bytes());
+            }
+            body.extend_from_slice(b"]\n");
+            // In the media type the client asked for (ksqlDB's, or plain JSON).
+            let accept = headers
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            let content_type = if accept.contains(KSQL_JSON) {
+                KSQL_JSON
+            } else {
+                "application/json"
+            };
+            return (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], body).into_response();
+        }
         Err(response) => return *response,
     };
     let schema = push
@@ -291,14 +333,18 @@ async fn query_stream(
     headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Response {
-    let push = match start_push(&engine, &body, "sql", "properties").await {
-        Ok(push) => push,
+    let answer = match start_query(&engine, &body, "sql", "properties").await {
+        Ok(answer) => answer,
         Err(response) => return *response,
     };
+    let (id, columns) = match &answer {
+        Answer::Push(push) => (&push.id, &push.columns),
+        Answer::Pull(pulled) => (&pulled.id, &pulled.columns),
+    };
     let metadata = json!({
-        "queryId": push.id,
-        "columnNames": push.columns.iter().map(|c| c.name.clone()).collect::<Vec<_>>(),
-        "columnTypes": push.columns.iter().map(|c| c.ty.to_string()).collect::<Vec<_>>(),
+        "queryId": id,
+        "columnNames": columns.iter().map(|c| c.name.clone()).collect::<Vec<_>>(),
+        "columnTypes": columns.iter().map(|c| c.ty.to_string()).collect::<Vec<_>>(),
     });
     // ksqlDB answers in JSON only to a client that accepts JSON and not the delimited form.
     let accept = headers
@@ -307,6 +353,34 @@ async fn query_stream(
         .unwrap_or("");
     let json_array = accept.contains("application/json")
         && !accept.contains("application/vnd.ksqlapi.delimited.v1");
+    let push = match answer {
+        Answer::Push(push) => push,
+        Answer::Pull(pulled) => {
+            let mut body = Vec::new();
+            if json_array {
+                body.push(b'[');
+                body.extend_from_slice(metadata.to_string().as_bytes());
+                for row in &pulled.rows {
+                    body.push(b',');
+                    body.extend_from_slice(row);
+                }
+                body.push(b']');
+            } else {
+                body.extend_from_slice(metadata.to_string().as_bytes());
+                body.push(b'\n');
+                for row in &pulled.rows {
+                    body.extend_from_slice(row);
+                    body.push(b'\n');
+                }
+            }
+            let content_type = if json_array {
+                "application/json"
+            } else {
+                "application/vnd.ksqlapi.delimited.v1"
+            };
+            return (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], body).into_response();
+        }
+    };
     let (framing, first, content_type) = if json_array {
         (
             Framing::JsonArray,

@@ -188,6 +188,45 @@ fn the_original_query_endpoint_has_a_header_rows_and_a_final_message() {
 }
 
 #[test]
+fn a_pull_query_answers_at_once_on_both_query_endpoints() {
+    on_server(|addr, client| async move {
+        ksql(&addr, SETUP).await;
+        produce(
+            &client,
+            "views",
+            vec![
+                json_value(json!({"PAGE": "x", "MS": 3})),
+                json_value(json!({"PAGE": "y", "MS": 300})),
+            ],
+        )
+        .await;
+        // `/query-stream`: the metadata line, a line per row, then the end.
+        let request = json!({"sql": "SELECT page FROM views WHERE ms > 100;"}).to_string();
+        let mut response = Streamed::post(&addr, "/query-stream", &request, "*/*").await;
+        assert_eq!(response.status, 200, "{}", response.head);
+        let metadata: Json = serde_json::from_str(&response.next_line().await.unwrap()).unwrap();
+        assert_eq!(metadata["columnNames"], json!(["PAGE"]));
+        assert_eq!(metadata["columnTypes"], json!(["STRING"]));
+        assert!(metadata["queryId"].as_str().unwrap().starts_with("query_"));
+        assert_eq!(response.next_line().await.as_deref(), Some(r#"["y"]"#));
+        assert_eq!(response.next_line().await, None, "the answer ends");
+        // `/query`: one JSON array, ending with ksqlDB's final message for a stream.
+        let request = json!({"ksql": "SELECT * FROM views;"}).to_string();
+        let mut response = Streamed::post(&addr, "/query", &request, "application/json").await;
+        assert_eq!(response.status, 200, "{}", response.head);
+        let mut body = String::new();
+        while let Some(line) = response.next_line().await {
+            body.push_str(&line);
+        }
+        let parsed: Json = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+        assert_eq!(parsed[0]["header"]["schema"], "`PAGE` STRING, `MS` INTEGER");
+        assert_eq!(parsed[1]["row"]["columns"], json!(["x", 3]));
+        assert_eq!(parsed[2]["row"]["columns"], json!(["y", 300]));
+        assert_eq!(parsed[3]["finalMessage"], "Query Completed");
+    });
+}
+
+#[test]
 fn close_query_ends_a_push_query_and_bad_queries_are_statement_errors() {
     on_server(|addr, client| async move {
         ksql(&addr, SETUP).await;
@@ -213,7 +252,10 @@ fn close_query_ends_a_push_query_and_bad_queries_are_statement_errors() {
                 "SELECT nope FROM views EMIT CHANGES;",
                 "Column 'NOPE' cannot be resolved.",
             ),
-            ("SELECT page FROM views;", "Pull queries are not supported"),
+            (
+                "SELECT page, COUNT(*) FROM views GROUP BY page;",
+                "Pull queries don't support GROUP BY clauses",
+            ),
             (
                 "SELECT page FROM missing EMIT CHANGES;",
                 "MISSING does not exist.",

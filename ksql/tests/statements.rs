@@ -171,8 +171,22 @@ async fn run_case(addr: &str, client: &Arc<Client>, case: &Json) {
         if lower.starts_with("create") && !lower.contains(" as select ") {
             if let Some(at) = lower.find("kafka_topic='") {
                 let rest = &text[at + "kafka_topic='".len()..];
+                // With the statement's `PARTITIONS`, if it gives them.
+                let count: Option<i32> = lower
+                    .split("partitions=")
+                    .nth(1)
+                    .and_then(|n| n.split(|c: char| !c.is_ascii_digit()).next())
+                    .and_then(|n| n.parse().ok());
                 if let Some(end) = rest.find('\'') {
-                    partitions.entry(rest[..end].to_string()).or_insert(1);
+                    let topic = rest[..end].to_string();
+                    match count {
+                        Some(count) => {
+                            partitions.insert(topic, count);
+                        }
+                        None => {
+                            partitions.entry(topic).or_insert(1);
+                        }
+                    }
                 }
             }
         }
@@ -191,8 +205,16 @@ async fn run_case(addr: &str, client: &Arc<Client>, case: &Json) {
             .await
             .unwrap();
     }
-    let expected_error = case["expectedException"]["message"].as_str();
-    for statement in case["statements"].as_array().unwrap() {
+    let expected_error = case["expectedException"]["message"]
+        .as_str()
+        .or(case["expectedError"]["message"].as_str());
+    // Pull queries run once the inputs are in (REST query translation tests).
+    let (pulls, statements): (Vec<&Json>, Vec<&Json>) = case["statements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .partition(|s| is_pull(s.as_str().unwrap_or("")));
+    for statement in statements {
         let statement = statement.as_str().unwrap();
         let (status, body) = ksql_with(addr, statement, properties.clone()).await;
         if status != 200 {
@@ -209,7 +231,7 @@ async fn run_case(addr: &str, client: &Arc<Client>, case: &Json) {
             }
         }
     }
-    if let Some(expected) = expected_error {
+    if let Some(expected) = expected_error.filter(|_| pulls.is_empty()) {
         panic!("case {name:?}: every statement ran; expected an error containing {expected:?}");
     }
     // Inputs, in order, each encoded as the source reading its topic reads it.
@@ -236,6 +258,31 @@ async fn run_case(addr: &str, client: &Arc<Client>, case: &Json) {
     }
     for (topic, records) in by_topic {
         produce(client, &topic, records).await;
+    }
+    if !pulls.is_empty() {
+        // The responses of the statements, in order: those of the pull queries last.
+        let answers: Vec<&Json> = case["responses"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|r| r.get("query").is_some())
+            .collect();
+        for (at, pull) in pulls.iter().enumerate() {
+            let sql = pull.as_str().unwrap();
+            match (answers.get(at), expected_error) {
+                (Some(answer), _) => await_pull(addr, name, sql, &properties, answer).await,
+                (None, Some(expected)) => {
+                    let (status, body) = pull_query(addr, sql, &properties).await;
+                    let message = body["message"].as_str().unwrap_or("");
+                    assert!(
+                        status != 200 && message.contains(expected),
+                        "case {name:?}: {sql}\n  answered {status} {body}\n  expected an error containing {expected:?}"
+                    );
+                    return;
+                }
+                (None, None) => panic!("case {name:?}: no response expected of {sql}"),
+            }
+        }
     }
     // Outputs, by topic, in order.
     let mut expected: BTreeMap<String, Vec<&Json>> = BTreeMap::new();
@@ -314,6 +361,56 @@ async fn run_case(addr: &str, client: &Arc<Client>, case: &Json) {
     }
 }
 
+/// Whether `statement` is a pull query (a `SELECT` without `EMIT`).
+fn is_pull(statement: &str) -> bool {
+    let upper = statement.trim_start().to_ascii_uppercase();
+    upper.starts_with("SELECT") && !upper.contains(" EMIT ")
+}
+
+/// `POST /query` of pull query `sql`: the status and the body.
+async fn pull_query(addr: &str, sql: &str, properties: &Json) -> (u16, Json) {
+    let body = json!({"ksql": sql, "streamsProperties": properties}).to_string();
+    common::http(addr, "POST", "/query", Some(&body)).await
+}
+
+/// Runs pull query `sql` until it answers `expected` (ksqlDB's `{"query": [{"header"},
+/// {"row"}...]}`; rows in any order, as a scan's are) or 10 s pass: the persistent queries
+/// materialising the table catch up with the inputs meanwhile.
+async fn await_pull(addr: &str, name: &str, sql: &str, properties: &Json, expected: &Json) {
+    let shape = |answer: &Json| -> (Json, Vec<String>) {
+        let items = answer.as_array().cloned().unwrap_or_default();
+        let header = items
+            .iter()
+            .find_map(|i| i.get("header"))
+            .map(|h| h["schema"].clone())
+            .unwrap_or(Json::Null);
+        let mut rows: Vec<String> = items
+            .iter()
+            .filter_map(|i| i.get("row"))
+            .map(|r| r["columns"].to_string())
+            .collect();
+        rows.sort();
+        (header, rows)
+    };
+    let wanted = shape(&expected["query"]);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = pull_query(addr, sql, properties).await;
+        assert_eq!(status, 200, "case {name:?}: {sql}\n  failed: {body}");
+        let got = shape(&body);
+        if got == wanted {
+            return;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            assert_eq!(
+                got, wanted,
+                "case {name:?}: {sql} (left: got, right: expected)"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Runs every case of `file` (under `tests/statements/`), each on a fresh node.
 fn run_file(file: &str) {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -374,4 +471,9 @@ fn table_sources() {
 #[test]
 fn joins() {
     run_file("joins.json");
+}
+
+#[test]
+fn pull_queries() {
+    run_file("pull.json");
 }

@@ -134,6 +134,26 @@ impl<K: Data, V: Data> KStream<K, V> {
         self.map_values_with_key(move |_, value| mapper(value))
     }
 
+    /// Each record with a new value computed from its timestamp and value (what Kafka's
+    /// `processValues` sees of a record through `record.timestamp()`).
+    pub fn map_values_with_timestamp<V2: Data>(
+        &self,
+        mapper: impl Fn(i64, V) -> V2 + Send + Sync + 'static,
+    ) -> KStream<K, V2> {
+        self.then("map_values", move |ctx, record, out| {
+            let value = mapper(record.timestamp, record.value);
+            out.forward(
+                ctx,
+                Record {
+                    key: record.key,
+                    value,
+                    timestamp: record.timestamp,
+                    headers: record.headers,
+                },
+            );
+        })
+    }
+
     /// Each record with a new value computed from its key and value (Kafka's
     /// `ValueMapperWithKey`).
     pub fn map_values_with_key<V2: Data>(

@@ -30,6 +30,9 @@ use crate::metastore::DataSource;
 use crate::plan::catalog::planning_error;
 use crate::plan::OutputColumn;
 
+/// A group's `ROWTIME` before its first record.
+const NO_ROWTIME: i64 = i64::MIN;
+
 /// The stages of a `GROUP BY` query around the store.
 pub struct AggregateStage {
     /// The `GROUP BY` expressions, over the rows before the aggregate.
@@ -256,6 +259,29 @@ impl AggregateStage {
         })
     }
 
+    /// The key of the group whose `GROUP BY` values are `values` (of a pull query's key
+    /// look-up), as the store holds it; none if a value cannot be of its group's type.
+    pub fn group_key(&self, values: &[ScalarValue]) -> Option<Bytes> {
+        if values.len() != self.group.len() {
+            return None;
+        }
+        let mut key = Vec::new();
+        codec::put_len(&mut key, values.len());
+        for (value, field) in values.iter().zip(self.schema.fields()) {
+            let value = value.cast_to(field.data_type()).ok()?;
+            if value.is_null() {
+                return None;
+            }
+            codec::put_value(&mut key, &value).ok()?;
+        }
+        Some(Bytes::from(key))
+    }
+
+    /// How many `GROUP BY` expressions it has.
+    pub fn group_count(&self) -> usize {
+        self.group.len()
+    }
+
     /// The windows of a windowed aggregation.
     pub fn windowing(&self) -> Option<&Windowing> {
         self.window.as_ref()
@@ -263,11 +289,15 @@ impl AggregateStage {
 
     /// Merges session `b` (later) into session `a`, for a record bridging them.
     pub fn merge(&self, a: Vec<State>, b: Vec<State>) -> Vec<State> {
-        self.aggregators
+        let rowtime = self.rowtime(&a).max(self.rowtime(&b));
+        let mut merged: Vec<State> = self
+            .aggregators
             .iter()
             .zip(a.into_iter().zip(b))
             .map(|(aggregator, (a, b))| aggregator.merge(a, b))
-            .collect()
+            .collect();
+        merged.push(State::Count(rowtime.unwrap_or(NO_ROWTIME)));
+        merged
     }
 
     /// Whether the rows go through a repartition topic.
@@ -276,15 +306,23 @@ impl AggregateStage {
     }
 
     /// Each row's group and arguments, as columns: the `GROUP BY` values, then each
-    /// aggregate's argument (for those that take one).
-    pub(super) fn inputs(&self, batch: &RecordBatch) -> Result<Vec<ArrayRef>> {
+    /// aggregate's argument (for those that take one), then the row's `timestamps` (the
+    /// group's `ROWTIME` is the latest).
+    pub(super) fn inputs(
+        &self,
+        batch: &RecordBatch,
+        timestamps: Vec<i64>,
+    ) -> Result<Vec<ArrayRef>> {
         let n = batch.num_rows();
-        self.group
+        let mut columns = self
+            .group
             .iter()
             .chain(self.args.iter().flatten())
             .map(|e| e.evaluate(batch).and_then(|v| v.into_array(n)))
             .collect::<datafusion_common::Result<Vec<_>>>()
-            .map_err(execution_error)
+            .map_err(execution_error)?;
+        columns.push(Arc::new(arrow::array::Int64Array::from(timestamps)));
+        Ok(columns)
     }
 
     /// Each row of `columns` (what [`AggregateStage::inputs`] made) as the key (its group)
@@ -321,21 +359,33 @@ impl AggregateStage {
         Ok(out)
     }
 
-    /// The states before a group's first row.
+    /// The states before a group's first row: each aggregator's, then the group's
+    /// `ROWTIME` (none yet).
     pub fn initial(&self) -> Vec<State> {
-        self.aggregators.iter().map(|a| a.initial()).collect()
+        let mut states: Vec<State> = self.aggregators.iter().map(|a| a.initial()).collect();
+        states.push(State::Count(NO_ROWTIME));
+        states
+    }
+
+    /// The `ROWTIME` of a group's row, kept after its aggregators' states: the latest
+    /// timestamp of the records folded in (Kafka Streams' aggregation timestamp).
+    pub fn rowtime(&self, states: &[State]) -> Option<i64> {
+        match states.get(self.aggregators.len()) {
+            Some(State::Count(t)) if *t != NO_ROWTIME => Some(*t),
+            _ => None,
+        }
     }
 
     /// Folds a record's arguments (encoded by [`AggregateStage::encode_inputs`]) into its
     /// group's states.
     pub fn fold(&self, states: &mut [State], args: &[u8]) -> Result<()> {
-        self.apply(states, args, Aggregator::add)
+        self.apply(states, args, Aggregator::add, true)
     }
 
     /// Takes a table row's arguments (as [`AggregateStage::fold`] took them) back out of its
     /// group's states: the row changed or was deleted.
     pub fn undo(&self, states: &mut [State], args: &[u8]) -> Result<()> {
-        self.apply(states, args, Aggregator::undo)
+        self.apply(states, args, Aggregator::undo, false)
     }
 
     fn apply(
@@ -343,7 +393,13 @@ impl AggregateStage {
         states: &mut [State],
         args: &[u8],
         step: impl Fn(&Aggregator, &mut State, Option<&ScalarValue>),
+        adding: bool,
     ) -> Result<()> {
+        if states.len() != self.aggregators.len() + 1 {
+            return Err(KsqlError::Serde(
+                "an aggregation's state does not match its query".into(),
+            ));
+        }
         let values = codec::decode_row(args)?;
         let mut values = values.iter();
         for (aggregator, state) in self.aggregators.iter().zip(states.iter_mut()) {
@@ -355,6 +411,15 @@ impl AggregateStage {
                 None
             };
             step(aggregator, state, value);
+        }
+        // The record's timestamp comes last (see `CompiledQuery::evaluate`); a row taken
+        // back out leaves the group's time as it is, as in Kafka Streams.
+        if adding {
+            if let (Some(ScalarValue::Int64(Some(t))), Some(State::Count(rowtime))) =
+                (values.next(), states.last_mut())
+            {
+                *rowtime = (*rowtime).max(*t);
+            }
         }
         Ok(())
     }
@@ -369,7 +434,7 @@ impl AggregateStage {
         window: Option<(i64, i64)>,
     ) -> Result<(RecordBatch, bool)> {
         let group = codec::decode_row(key)?;
-        if group.len() != self.group.len() || states.len() != self.aggregators.len() {
+        if group.len() != self.group.len() || states.len() != self.aggregators.len() + 1 {
             return Err(KsqlError::Serde(
                 "an aggregation's key or state does not match its query".into(),
             ));

@@ -96,6 +96,27 @@ impl CompiledQuery {
         planned: &PlannedQuery,
         metastore: &crate::metastore::MetaStore,
     ) -> Result<CompiledQuery> {
+        if planned.source.properties.window.is_some() {
+            return Err(KsqlError::statement(
+                "queries of windowed sources are not supported by Sluice's ksql yet (issue 18 is under way)",
+            ));
+        }
+        CompiledQuery::compile_any(planned, metastore)
+    }
+
+    /// Compiles pull query `planned`, whose rows come from a table's state rather than
+    /// records of its topic (a windowed table's too, its window bounds as columns).
+    pub fn compile_pull(
+        planned: &PlannedQuery,
+        metastore: &crate::metastore::MetaStore,
+    ) -> Result<CompiledQuery> {
+        CompiledQuery::compile_any(planned, metastore)
+    }
+
+    fn compile_any(
+        planned: &PlannedQuery,
+        metastore: &crate::metastore::MetaStore,
+    ) -> Result<CompiledQuery> {
         let mut query = CompiledQuery::reading(&planned.source, metastore)?;
         let props = ExecutionProps::new();
         query.output = planned
@@ -148,6 +169,11 @@ impl CompiledQuery {
         plan: &LogicalPlan,
         metastore: &crate::metastore::MetaStore,
     ) -> Result<CompiledQuery> {
+        if source.properties.window.is_some() {
+            return Err(KsqlError::statement(
+                "queries of windowed sources are not supported by Sluice's ksql yet (issue 18 is under way)",
+            ));
+        }
         let mut query = CompiledQuery::reading(source, metastore)?;
         query.steps = compile_steps(plan, &ExecutionProps::new())?;
         query.output = join::side_columns(plan)?;
@@ -160,11 +186,6 @@ impl CompiledQuery {
         metastore: &crate::metastore::MetaStore,
     ) -> Result<CompiledQuery> {
         let source = source.clone();
-        if source.properties.window.is_some() {
-            return Err(KsqlError::statement(
-                "queries of windowed sources are not supported by Sluice's ksql yet (issue 18 is under way)",
-            ));
-        }
         let input_schema = source_schema(&source, metastore)?;
         let mut column_sources = Vec::new();
         let mut key_columns = Vec::new();
@@ -323,6 +344,51 @@ impl CompiledQuery {
         Ok((aggregate::canonical(&batch, &self.output)?, kept))
     }
 
+    /// The schema of the batches of the source's rows it evaluates: the source's columns,
+    /// then the pseudo columns.
+    pub fn input_schema(&self) -> &SchemaRef {
+        &self.input_schema
+    }
+
+    /// The key bytes of the source's record whose (single) key column is `value`, in the
+    /// source's key format; none if `value` cannot be of the column's type.
+    pub fn encode_key(&self, value: &datafusion_common::ScalarValue) -> Option<bytes::Bytes> {
+        let [(_, ty)] = self.key_columns.as_slice() else {
+            return None;
+        };
+        let value = value.cast_to(&arrow_type(ty).ok()?).ok()?;
+        if value.is_null() {
+            return None;
+        }
+        let encoder = RowEncoder::new(
+            self.source.properties.key_format,
+            &self.key_columns,
+            self.options.clone(),
+            true,
+        )
+        .ok()?;
+        let mut out = Vec::new();
+        let array = value.to_array().ok()?;
+        match encoder.encode(&[array], 0, &mut out) {
+            Ok(true) => Some(bytes::Bytes::from(out)),
+            _ => None,
+        }
+    }
+
+    /// Evaluates the query (neither grouped nor joined) over a batch of its source's rows
+    /// of [`CompiledQuery::input_schema`] (a pull query over a table's materialised rows):
+    /// the result's columns.
+    pub fn evaluate_batch(&self, batch: RecordBatch) -> Result<Vec<ArrayRef>> {
+        if self.aggregate.is_some() || self.join.is_some() {
+            return Err(KsqlError::statement(
+                "only a query without GROUP BY or JOIN evaluates rows of a table's state",
+            ));
+        }
+        let rows = (0..batch.num_rows() as u32).collect();
+        let (batch, _) = run_steps(&self.steps, batch, rows)?;
+        aggregate::canonical(&batch, &self.output)
+    }
+
     /// The source's topic.
     pub fn source_topic(&self) -> &str {
         &self.source.properties.topic
@@ -337,12 +403,12 @@ impl CompiledQuery {
     pub fn evaluate(&self, run: &[RawRecord]) -> Result<Evaluated> {
         let (batch, rows, rowtimes, skipped) = self.decode(run)?;
         let (batch, rows) = run_steps(&self.steps, batch, rows)?;
+        let timestamps: Vec<i64> = rows.iter().map(|&i| rowtimes[i as usize]).collect();
         let columns = match &self.aggregate {
             // The group and arguments of each row, for the aggregation.
-            Some(stage) => stage.inputs(&batch)?,
+            Some(stage) => stage.inputs(&batch, timestamps.clone())?,
             None => aggregate::canonical(&batch, &self.output)?,
         };
-        let timestamps = rows.iter().map(|&i| rowtimes[i as usize]).collect();
         Ok(Evaluated {
             columns,
             rows,
@@ -718,7 +784,7 @@ fn execution_error(err: datafusion_common::DataFusionError) -> KsqlError {
     KsqlError::Serde(err.strip_backtrace().to_string())
 }
 
-fn arrow_error(err: arrow::error::ArrowError) -> KsqlError {
+pub(crate) fn arrow_error(err: arrow::error::ArrowError) -> KsqlError {
     KsqlError::Serde(err.to_string())
 }
 

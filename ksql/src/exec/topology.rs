@@ -104,7 +104,29 @@ fn skip_row(why: &dyn std::fmt::Display, counters: &QueryCounters) {
 }
 
 /// The states of an aggregation's groups in its store and changelog.
-struct StatesSerde;
+pub(crate) struct StatesSerde;
+
+/// The store of an aggregation's groups (ksqlDB's name; pull queries read it).
+pub(crate) const AGGREGATE_STORE: &str = "Aggregate-Aggregate-Materialize";
+
+/// The store of the rows of a table a query makes without aggregating (a table's filter
+/// or projection, a join of tables): the sink's key and value, the value after its
+/// timestamp (see [`stamped`]).
+pub(crate) const TABLE_STORE: &str = "KsqlTopic-Materialize";
+
+/// A row's value in [`TABLE_STORE`]: its timestamp (8 bytes, big-endian), then the value.
+fn stamped(timestamp: i64, value: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(8 + value.len());
+    out.extend_from_slice(&timestamp.to_be_bytes());
+    out.extend_from_slice(value);
+    Bytes::from(out)
+}
+
+/// A value of [`TABLE_STORE`] as its timestamp and the row's value.
+pub(crate) fn unstamped(stored: &Bytes) -> Option<(i64, Bytes)> {
+    let timestamp = i64::from_be_bytes(stored.get(..8)?.try_into().ok()?);
+    Some((timestamp, stored.slice(8..)))
+}
 
 impl Serde<Vec<State>> for StatesSerde {
     fn serialize(
@@ -188,7 +210,7 @@ fn grouped<K: Clone + Send + Sync + 'static, V: Clone + Send + Sync + 'static>(
         }
         states
     };
-    let mut materialized = Materialized::with(StatesSerde).named("Aggregate-Aggregate-Materialize");
+    let mut materialized = Materialized::with(StatesSerde).named(AGGREGATE_STORE);
     if let Some(retention) = windowing.and_then(|w| w.retention_ms) {
         materialized = materialized.with_retention(Duration::from_millis(retention));
     }
@@ -860,18 +882,32 @@ fn push_deletes(
 }
 
 /// A persistent query's topology: the query's rows written to `sink_topic` in the sink's
-/// formats, each with its input record's timestamp.
+/// formats, each with its input record's timestamp. A table's rows not made by an
+/// aggregation (whose store holds them already) are also kept by key in [`TABLE_STORE`]
+/// (`materialize`), for pull queries.
 pub fn persistent(
     query: Arc<CompiledQuery>,
     encoders: SinkEncoders,
-    sink_topic: &str,
+    (sink_topic, materialize): (&str, bool),
     counters: Arc<QueryCounters>,
 ) -> Result<Topology> {
     let builder = StreamsBuilder::new();
     let source_topic = query.source_topic().to_string();
     let written = counters.clone();
+    let materialize = materialize && query.aggregate().is_none();
     // The rows counted and written to the sink; the topology built.
     let write = |builder: StreamsBuilder, rows: KStream<Option<Bytes>, Option<Bytes>>| {
+        if materialize {
+            rows.filter(|key, _| key.is_some())
+                .map(|key, value| (key.unwrap_or_default(), value))
+                .map_values_with_timestamp(|timestamp, value: Option<Bytes>| {
+                    value.map(|value| stamped(timestamp, &value))
+                })
+                .to_table_with_tombstones(
+                    BytesSerde,
+                    Materialized::with(BytesSerde).named(TABLE_STORE),
+                );
+        }
         rows.peek(move |_, _| {
             written.rows_out.fetch_add(1, Ordering::Relaxed);
         })
@@ -938,6 +974,33 @@ pub fn persistent(
         },
     );
     write(builder, rows)
+}
+
+/// The topology of a `CREATE SOURCE TABLE`'s query: the topic's records kept by key in
+/// [`TABLE_STORE`] (a tombstone deletes its key; a record without a key is no row), as
+/// they are, for pull queries to decode. Nothing is written but the store's changelog.
+pub fn source_table(topic: &str) -> Result<Topology> {
+    let builder = StreamsBuilder::new();
+    builder
+        .batch_stream(
+            topic,
+            move |run, out: &mut BatchOutput<Bytes, Option<Bytes>>| {
+                for (at, raw) in run.iter().enumerate() {
+                    if let Some(key) = &raw.key {
+                        let value = raw.value.as_ref().map(|v| stamped(raw.timestamp, v));
+                        out.push((at, keyed_record((key.clone(), value), raw.timestamp)));
+                    }
+                }
+                Ok(())
+            },
+        )
+        .to_table_with_tombstones(
+            BytesSerde,
+            Materialized::with(BytesSerde).named(TABLE_STORE),
+        );
+    builder
+        .build()
+        .map_err(|e| KsqlError::statement(e.to_string()))
 }
 
 /// A push query's topology: each row, as a JSON array, handed to `rows`. A closed channel

@@ -15,6 +15,8 @@ pub(crate) mod rewrite;
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field};
+use datafusion_common::tree_node::TreeNode;
+use datafusion_common::ScalarValue;
 use datafusion_expr::LogicalPlan;
 use datafusion_optimizer::{Analyzer, Optimizer, OptimizerContext};
 use datafusion_sql::planner::{ParserOptions, SqlToRel};
@@ -327,9 +329,10 @@ pub fn plan_query(query: &Query, metastore: &MetaStore) -> Result<PlannedQuery> 
     let key_sources = if grouped || !partition.is_empty() || unkeyed {
         Vec::new()
     } else {
+        // A windowed source's window bounds are in its key but not key columns.
         items
             .iter()
-            .filter(|i| i.key)
+            .filter(|i| i.key && source.column(&i.source_column).is_some())
             .map(|i| i.source_column.clone())
             .collect()
     };
@@ -362,6 +365,7 @@ pub(super) fn datafusion_plan(
     let plan = planner
         .sql_statement_to_plan(statement)
         .map_err(|e| plan_error(e, query))?;
+    check_comparisons(&plan)?;
     let plan = Analyzer::new()
         .execute_and_check(
             plan,
@@ -374,6 +378,106 @@ pub(super) fn datafusion_plan(
     Optimizer::new()
         .optimize(plan, &context, |_, _| {})
         .map_err(planning_error)
+}
+
+/// ksqlDB's type rules for comparisons in `WHERE`, which DataFusion's coercion would
+/// otherwise bend (`ID = '10'` of an `INT` key compares a string with a number; with
+/// `NULL`, `IS NULL` is meant), in ksqlDB's words.
+fn check_comparisons(plan: &LogicalPlan) -> Result<()> {
+    use datafusion_expr::{ExprSchemable, Operator};
+    let mut problem = None;
+    let _ = plan.apply(|node| {
+        if let LogicalPlan::Filter(filter) = node {
+            let schema = filter.input.schema();
+            let _ = filter.predicate.apply(|e| {
+                let datafusion_expr::Expr::BinaryExpr(b) = e else {
+                    return Ok(datafusion_common::tree_node::TreeNodeRecursion::Continue);
+                };
+                let name = match b.op {
+                    Operator::Eq => "EQUAL",
+                    Operator::NotEq => "NOT_EQUAL",
+                    Operator::Lt => "LESS_THAN",
+                    Operator::LtEq => "LESS_THAN_OR_EQUAL",
+                    Operator::Gt => "GREATER_THAN",
+                    Operator::GtEq => "GREATER_THAN_OR_EQUAL",
+                    _ => return Ok(datafusion_common::tree_node::TreeNodeRecursion::Continue),
+                };
+                let (Ok(left), Ok(right)) = (b.left.get_type(schema), b.right.get_type(schema))
+                else {
+                    return Ok(datafusion_common::tree_node::TreeNodeRecursion::Continue);
+                };
+                let statement = ksql_text(&filter.predicate);
+                let type_name =
+                    |t: &DataType| sql_type(t).map_or_else(|| t.to_string(), |t| t.to_string());
+                if left == DataType::Null || right == DataType::Null {
+                    let typed = if left == DataType::Null { &right } else { &left };
+                    problem = Some(format!(
+                        "Error in WHERE expression: Comparison with NULL not supported: {} {} NULL\nUse 'IS NULL' or 'IS NOT NULL' instead.\nStatement: {statement}",
+                        type_name(typed),
+                        b.op
+                    ));
+                } else if comparable_kind(&left) != comparable_kind(&right)
+                    && comparable_kind(&left).is_some()
+                    && comparable_kind(&right).is_some()
+                {
+                    problem = Some(format!(
+                        "Error in WHERE expression: Cannot compare {} ({}) to {} ({}) with {name}.\nStatement: {statement}",
+                        ksql_text(&b.left),
+                        type_name(&left),
+                        ksql_text(&b.right),
+                        type_name(&right),
+                    ));
+                }
+                Ok(if problem.is_some() {
+                    datafusion_common::tree_node::TreeNodeRecursion::Stop
+                } else {
+                    datafusion_common::tree_node::TreeNodeRecursion::Continue
+                })
+            });
+        }
+        Ok(if problem.is_some() {
+            datafusion_common::tree_node::TreeNodeRecursion::Stop
+        } else {
+            datafusion_common::tree_node::TreeNodeRecursion::Continue
+        })
+    });
+    match problem {
+        Some(message) => Err(KsqlError::statement(message)),
+        None => Ok(()),
+    }
+}
+
+/// Which of ksqlDB's families of comparable types `ty` is in (numbers, strings, booleans);
+/// none for the others, which this check leaves to DataFusion.
+fn comparable_kind(ty: &DataType) -> Option<u8> {
+    if ty.is_numeric() {
+        Some(0)
+    } else if matches!(
+        ty,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+    ) {
+        Some(1)
+    } else if *ty == DataType::Boolean {
+        Some(2)
+    } else {
+        None
+    }
+}
+
+/// An expression as ksqlDB prints it in messages: columns by name, strings in single
+/// quotes, comparisons in parentheses.
+fn ksql_text(expr: &datafusion_expr::Expr) -> String {
+    use datafusion_expr::Expr;
+    match expr {
+        Expr::Column(c) => c.name.clone(),
+        Expr::Literal(ScalarValue::Utf8(Some(s)), _) => format!("'{s}'"),
+        Expr::Literal(v, _) if v.is_null() => "null".to_string(),
+        Expr::Literal(v, _) => v.to_string(),
+        Expr::BinaryExpr(b) => format!("({} {} {})", ksql_text(&b.left), b.op, ksql_text(&b.right)),
+        // ksqlDB's INT literals are planned as casts of DataFusion's BIGINT ones.
+        Expr::Cast(c) if matches!(*c.expr, Expr::Literal(..)) => ksql_text(&c.expr),
+        other => other.to_string(),
+    }
 }
 
 /// The result's columns: each select item's name and whether it is a key (`items`, in
@@ -498,7 +602,28 @@ fn select_items(
             )
         };
         if query.partition_by.is_empty() {
-            return source.columns.iter().map(|c| named(&c.name)).collect();
+            // A windowed source's window bounds follow its key columns (ksqlDB's order).
+            let bounds = source
+                .properties
+                .window
+                .as_ref()
+                .map(|_| [catalog::WINDOWSTART, catalog::WINDOWEND])
+                .into_iter()
+                .flatten();
+            return source
+                .columns
+                .iter()
+                .filter(|c| c.is_key())
+                .map(|c| named(&c.name))
+                .chain(bounds.map(named))
+                .chain(
+                    source
+                        .columns
+                        .iter()
+                        .filter(|c| !c.is_key())
+                        .map(|c| named(&c.name)),
+                )
+                .collect();
         }
         let partition_columns: Vec<String> = partition_by.iter().filter_map(column_of).collect();
         let mut out: Vec<(Expr, Option<String>)> = partition_by
@@ -556,10 +681,16 @@ fn select_items(
             }
             _ => None,
         };
+        // A windowed source's window bounds are part of its key.
         let key = source_column
             .as_deref()
             .and_then(|c| source.column(c))
-            .is_some_and(|c| c.is_key());
+            .is_some_and(|c| c.is_key())
+            || (source.properties.window.is_some()
+                && matches!(
+                    source_column.as_deref(),
+                    Some(catalog::WINDOWSTART | catalog::WINDOWEND)
+                ));
         named.push(Item {
             expr,
             name,

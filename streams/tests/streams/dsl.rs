@@ -95,6 +95,30 @@ fn filter_map_and_flat_map_transform_each_record() {
 }
 
 #[test]
+fn map_values_with_timestamp_sees_each_records_time() {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream("lines", Consumed::with(StringSerde, StringSerde))
+        .map_values_with_timestamp(|timestamp, line: String| format!("{timestamp}:{line}"))
+        .to("stamped", Produced::with(StringSerde, StringSerde));
+    let mut driver = TopologyTestDriver::new(builder.build().unwrap());
+    let (input, _) = strings("lines");
+    pipe_all(&mut driver, &input, &[("a", "x"), ("b", "y")]);
+    let (_, stamped) = strings("stamped");
+    let records = driver.read_output(&stamped).unwrap();
+    assert_eq!(
+        records
+            .iter()
+            .map(|r| (r.key.clone(), r.value.clone(), r.timestamp))
+            .collect::<Vec<_>>(),
+        vec![
+            ("a".to_string(), "1000:x".to_string(), 1_000),
+            ("b".to_string(), "1001:y".to_string(), 1_001)
+        ]
+    );
+}
+
+#[test]
 fn flat_map_peek_foreach_and_merge() {
     let seen = Arc::new(AtomicUsize::new(0));
     let consumed = Arc::new(AtomicUsize::new(0));
