@@ -116,6 +116,7 @@ const CONNECT_ENV_KEYS: &[&str] = &[
     "ksql.enable",
     "ksql.listeners",
     "ksql.service.id",
+    "ksql.queries.file",
 ];
 
 /// The node's ksql server: where it listens and its service id.
@@ -125,6 +126,8 @@ pub struct KsqlSettings {
     pub listen: String,
     /// `ksql.service.id`.
     pub service_id: String,
+    /// `ksql.queries.file`: run headless, this file's statements only.
+    pub queries_file: Option<std::path::PathBuf>,
 }
 
 /// Takes the `ksql.*` settings out of the node's properties: `ksql.enable` (default true),
@@ -157,9 +160,13 @@ pub fn split_ksql(
     let service_id = ksql
         .remove("service.id")
         .unwrap_or_else(|| "default_".to_string());
+    let queries_file = ksql
+        .remove("queries.file")
+        .filter(|f| !f.is_empty())
+        .map(std::path::PathBuf::from);
     if let Some(key) = ksql.keys().next() {
         anyhow::bail!(
-            "ksql.{key}: not a setting the node's ksql server takes (ksql.enable, ksql.listeners, ksql.service.id)"
+            "ksql.{key}: not a setting the node's ksql server takes (ksql.enable, ksql.listeners, ksql.service.id, ksql.queries.file)"
         );
     }
     if !enabled {
@@ -177,7 +184,14 @@ pub fn split_ksql(
         "ksql.listeners {listeners:?}: expected http://host:port (one listener)"
     );
     anyhow::ensure!(!service_id.is_empty(), "ksql.service.id may not be empty");
-    Ok((rest, Some(KsqlSettings { listen, service_id })))
+    Ok((
+        rest,
+        Some(KsqlSettings {
+            listen,
+            service_id,
+            queries_file,
+        }),
+    ))
 }
 
 /// The broker's properties, and the Connect worker's settings unless `connect.enable=false`.
@@ -319,21 +333,11 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
             }
             None => None,
         };
-        let ksql_server = match ksql {
+        let ksql_server = match &ksql {
             Some(settings) => {
                 let started = async {
                     let client = embedded_client(&broker).await?;
-                    let engine =
-                        sluice_ksql::engine::Engine::start(client, &settings.service_id).await?;
-                    let server =
-                        sluice_ksql::rest::KsqlServer::start(Arc::new(engine), &settings.listen)
-                            .await?;
-                    println!(
-                        "ksql server (ksqlDB's REST API) on http://{} (service id {})",
-                        server.local_addr(),
-                        settings.service_id
-                    );
-                    anyhow::Ok(server)
+                    crate::ksql_server::start_ksql(client, settings).await
                 }
                 .await;
                 match started {
@@ -345,7 +349,7 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
                         server.shutdown().await;
                         broker.shutdown()?;
                         return Err(err.context(
-                            "the node's ksql server (ksql.listeners, ksql.service.id; ksql.enable=false turns it off)",
+                            "the node's ksql server (ksql.listeners, ksql.service.id, ksql.queries.file; ksql.enable=false turns it off)",
                         ));
                     }
                 }
@@ -355,8 +359,11 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
         let connect_url = worker
             .as_ref()
             .map(|(_, rest)| format!("http://{}", rest.local_addr()));
+        // A headless server takes no statements: no REST call to suggest.
+        let headless = ksql.as_ref().is_some_and(|k| k.queries_file.is_some());
         let ksql_url = ksql_server
             .as_ref()
+            .filter(|_| !headless)
             .map(|server| format!("http://{}", server.local_addr()));
         print!(
             "{}",
@@ -400,7 +407,8 @@ mod tests {
             ksql,
             Some(KsqlSettings {
                 listen: "127.0.0.1:8088".into(),
-                service_id: "default_".into()
+                service_id: "default_".into(),
+                queries_file: None,
             })
         );
         let (_, ksql) = split_ksql(props(&[
@@ -412,12 +420,19 @@ mod tests {
             ksql,
             Some(KsqlSettings {
                 listen: "0.0.0.0:9088".into(),
-                service_id: "app_".into()
+                service_id: "app_".into(),
+                queries_file: None,
             })
         );
         assert_eq!(
             split_ksql(props(&[("ksql.enable", "false")])).unwrap().1,
             None
+        );
+        let (_, ksql) = split_ksql(props(&[("ksql.queries.file", "/etc/app.sql")])).unwrap();
+        assert_eq!(
+            ksql.and_then(|k| k.queries_file),
+            Some(std::path::PathBuf::from("/etc/app.sql")),
+            "headless"
         );
         for (key, value, says) in [
             ("ksql.enable", "maybe", "expected true or false"),

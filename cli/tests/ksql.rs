@@ -98,3 +98,66 @@ fn a_ksql_port_in_use_is_a_clear_startup_error() {
     let (node, _) = start_node(dir.path());
     assert!(node.stop().success());
 }
+
+#[test]
+fn a_headless_ksql_server_runs_its_file_and_a_bad_file_stops_it_with_the_line() {
+    let fixture = start();
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path().join("app.sql");
+    std::fs::write(
+        &app,
+        "CREATE STREAM clicks (user STRING KEY, ms INT) WITH (kafka_topic='clicks', partitions=1, value_format='JSON');\n\
+         CREATE STREAM slow AS SELECT user, ms FROM clicks WHERE ms > 100;\n",
+    )
+    .unwrap();
+    let app = app.display().to_string();
+    let mut server = Running::spawn(
+        &[
+            "ksql-server",
+            "--listeners",
+            "http://127.0.0.1:0",
+            "--service-id",
+            "app_",
+            "--queries-file",
+            &app,
+        ],
+        Some(&fixture.bootstrap()),
+    );
+    let line = server.line();
+    assert!(
+        line.starts_with("ksql server in headless mode (service id app_):")
+            && line.contains("1 persistent query (CSAS_SLOW_1)"),
+        "{line}"
+    );
+    let addr = line
+        .rsplit_once("http://")
+        .and_then(|(_, rest)| rest.split(' ').next())
+        .unwrap()
+        .to_string();
+    let (status, refused) = ksql(&addr, "SHOW STREAMS;");
+    assert_eq!(status, 403, "{refused}");
+    assert!(server.stop().success());
+
+    // A statement that does not check stops start-up: the file's line and why.
+    let bad = dir.path().join("bad.sql");
+    std::fs::write(
+        &bad,
+        "CREATE STREAM views (page STRING) WITH (kafka_topic='views', partitions=1, value_format='JSON');\n\n\
+         CREATE STREAM v2 AS SELECT nope FROM views;\n",
+    )
+    .unwrap();
+    let bad = bad.display().to_string();
+    let err = fails(sluice(
+        &fixture,
+        &[
+            "ksql-server",
+            "--listeners",
+            "http://127.0.0.1:0",
+            "--queries-file",
+            &bad,
+        ],
+        "",
+    ));
+    assert!(err.contains("bad.sql, line 3: "), "{err}");
+    assert!(err.contains("NOPE"), "{err}");
+}

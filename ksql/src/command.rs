@@ -57,19 +57,35 @@ impl Commands {
     }
 }
 
-/// The command topic's writer and the runner reading it.
+/// The service's commands: written to its command topic and applied by the runner reading
+/// it (an interactive server), or applied in place (a headless server's, kept nowhere but
+/// in its queries file, as ksqlDB's headless mode keeps them).
 pub struct CommandLog {
-    topic: Arc<str>,
-    producer: Producer,
-    /// The next offset the runner will read (everything before it is applied).
-    applied: watch::Receiver<i64>,
     state: Arc<Mutex<Commands>>,
-    runner: tokio::task::JoinHandle<()>,
+    backing: Backing,
+}
+
+enum Backing {
+    Topic {
+        topic: Arc<str>,
+        producer: Producer,
+        /// The next offset the runner will read (everything before it is applied).
+        applied: watch::Receiver<i64>,
+        runner: tokio::task::JoinHandle<()>,
+    },
+    /// Each command applied as it comes, numbered in order from 0 (so that every headless
+    /// server running one file names its queries alike and they share their work).
+    Local {
+        next: tokio::sync::Mutex<i64>,
+        queries: Arc<QueryManager>,
+    },
 }
 
 impl Drop for CommandLog {
     fn drop(&mut self) {
-        self.runner.abort();
+        if let Backing::Topic { runner, .. } = &self.backing {
+            runner.abort();
+        }
     }
 }
 
@@ -155,12 +171,26 @@ impl CommandLog {
             },
         );
         Ok(CommandLog {
-            topic,
-            producer,
-            applied,
             state,
-            runner,
+            backing: Backing::Topic {
+                topic,
+                producer,
+                applied,
+                runner,
+            },
         })
+    }
+
+    /// Commands applied in place, with no command topic (headless mode); the queries they
+    /// make are started by `queries`.
+    pub fn local(queries: Arc<QueryManager>) -> CommandLog {
+        CommandLog {
+            state: Arc::default(),
+            backing: Backing::Local {
+                next: tokio::sync::Mutex::new(0),
+                queries,
+            },
+        }
     }
 
     /// The metastore and outcomes, as far as the runner has read.
@@ -181,10 +211,53 @@ impl CommandLog {
             "streamsProperties": properties,
             "originalProperties": {},
         });
-        let delivery = self
-            .producer
+        let (topic, producer, applied) = match &self.backing {
+            Backing::Topic {
+                topic,
+                producer,
+                applied,
+                ..
+            } => (topic, producer, applied),
+            Backing::Local { next, queries } => {
+                // One command at a time, in order, as the runner would apply them.
+                let mut next = next.lock().await;
+                let offset = *next;
+                *next += 1;
+                let bytes = value.to_string();
+                let applied_now = apply(
+                    &mut self.state.lock().metastore,
+                    Some(bytes.as_bytes()),
+                    offset,
+                );
+                let (outcome, effect) = match applied_now {
+                    Ok((message, effect)) => (Ok(message), effect),
+                    Err(err) => (Err(err), Effect::None),
+                };
+                match effect {
+                    Effect::None => {}
+                    Effect::Start(prepared, properties) => {
+                        queries.start(&prepared, &properties).await
+                    }
+                    Effect::Stop(ids) => {
+                        for id in ids {
+                            queries.stop(&id).await;
+                        }
+                    }
+                }
+                let mut state = self.state.lock();
+                state
+                    .statuses
+                    .insert(command_id.to_string(), outcome.clone());
+                state.outcomes.insert(offset, outcome.clone());
+                while state.outcomes.len() > 1000 {
+                    state.outcomes.pop_first();
+                }
+                return Ok((offset, outcome));
+            }
+        };
+        let delivery = producer
             .send(ProducerRecord {
-                topic: self.topic.clone(),
+                topic: topic.clone(),
                 partition: Some(0),
                 key: Some(Bytes::from(command_id.to_string())),
                 value: Some(Bytes::from(value.to_string())),
@@ -200,7 +273,7 @@ impl CommandLog {
                 KsqlError::statement(format!("Could not write to the command topic: {e}"))
             })?
             .offset;
-        let mut applied = self.applied.clone();
+        let mut applied = applied.clone();
         let waited =
             tokio::time::timeout(RESPONSE_TIMEOUT, applied.wait_for(|next| *next > offset)).await;
         if !matches!(waited, Ok(Ok(_))) {
@@ -384,22 +457,10 @@ fn apply(
         }
         // Dropping a source table ends the query that materialises it (ksqlDB's).
         Statement::Drop { name, .. } => {
-            let name = name_of(name);
-            let materialising: Vec<String> = metastore
-                .queries()
-                .filter(|q| {
-                    q.id.starts_with("CST_") && q.sink == name && q.sources == [name.clone()]
-                })
-                .map(|q| q.id.clone())
-                .collect();
-            let mut updated = metastore.clone();
-            for id in &materialising {
-                updated.terminate(id).map_err(|e| e.to_string())?;
-            }
-            let outcome = updated
+            let materialising = metastore.materializing(&name_of(name));
+            let outcome = metastore
                 .apply(&parsed.statement, text)
                 .map_err(|e| e.to_string())?;
-            *metastore = updated;
             Ok((outcome.message, Effect::Stop(materialising)))
         }
         statement => metastore

@@ -61,8 +61,17 @@ impl Engine {
     pub async fn start(client: Arc<Client>, service_id: &str) -> Result<Engine> {
         let queries = Arc::new(QueryManager::new(client.clone(), service_id));
         let commands = CommandLog::open(client.clone(), service_id, queries.clone()).await?;
+        Ok(Engine::with(client, commands, queries, service_id))
+    }
+
+    fn with(
+        client: Arc<Client>,
+        commands: CommandLog,
+        queries: Arc<QueryManager>,
+        service_id: &str,
+    ) -> Engine {
         let producer_client = client.clone();
-        Ok(Engine {
+        Engine {
             client,
             commands,
             queries,
@@ -76,7 +85,56 @@ impl Engine {
                 },
             ),
             transient: parking_lot::Mutex::new(BTreeMap::new()),
-        })
+        }
+    }
+
+    /// A headless engine (ksqlDB's headless mode, `ksql.queries.file`): its statements come
+    /// from a file ([`Engine::run_queries_file`]), applied in place with no command topic, so
+    /// every server of `service_id` that runs the same file runs the same queries (same ids,
+    /// same applications) and they share their work.
+    pub async fn start_headless(client: Arc<Client>, service_id: &str) -> Result<Engine> {
+        let queries = Arc::new(QueryManager::new(client.clone(), service_id));
+        let commands = CommandLog::local(queries.clone());
+        Ok(Engine::with(client, commands, queries, service_id))
+    }
+
+    /// Runs a headless server's queries file (`sql`, read from `file`): the statements
+    /// ksqlDB's headless mode takes (`CREATE STREAM|TABLE`, `... AS SELECT`, `CREATE TYPE`,
+    /// `INSERT INTO ... SELECT`, `SET`, `UNSET`), checked whole before any runs. The first
+    /// bad statement is the error: its line in the file and why, in ksqlDB's words.
+    pub async fn run_queries_file(&self, file: &str, sql: &str) -> Result<Vec<Json>> {
+        let at = |line: u64| format!("{file}, line {line}");
+        let statements =
+            parse(sql).map_err(|err| KsqlError::statement(format!("{file}: {err}")))?;
+        for parsed in &statements {
+            let allowed = matches!(
+                parsed.statement,
+                Statement::CreateSource(_)
+                    | Statement::CreateAsSelect(_)
+                    | Statement::CreateType { .. }
+                    | Statement::InsertSelect { .. }
+                    | Statement::Set { .. }
+                    | Statement::Unset(_)
+            );
+            if !allowed {
+                return Err(KsqlError::statement(format!(
+                    "{}: Unsupported statement. Only the following statements are supporting in standalone mode:\nCREATE STREAM\nCREATE STREAM AS SELECT\nCREATE TABLE\nCREATE TABLE AS SELECT\nINSERT INTO\nREGISTER TYPE\nSET\nUNSET\nStatement: {}",
+                    at(parsed.line),
+                    parsed.text
+                )));
+            }
+        }
+        self.execute(sql, &StreamsProperties::new())
+            .await
+            .map_err(|failure| {
+                let text = failure.body["statementText"].as_str().unwrap_or("");
+                let line = statements
+                    .iter()
+                    .find(|p| text.trim_end_matches(';') == p.text)
+                    .map_or(1, |p| p.line);
+                let message = failure.body["message"].as_str().unwrap_or("").to_string();
+                KsqlError::statement(format!("{}: {message}\nStatement: {text}", at(line)))
+            })
     }
 
     /// Runs the query `sql` (one `SELECT`) with the request's streams `properties`: a

@@ -23,7 +23,7 @@
 //! - [`rest`]: ksqlDB's REST API (`POST /ksql`, `/query`, `/query-stream`, `/close-query`,
 //!   `/info`, `/healthcheck`, `/status`).
 //!
-//! Still to come (issue 18): foreign-key and n-way joins, the CLI and headless mode.
+//! Still to come (issue 18): foreign-key and n-way joins, and the CLI.
 
 pub mod aggregate;
 pub mod command;

@@ -494,6 +494,21 @@ impl MetaStore {
         Ok(DdlOutcome { message })
     }
 
+    /// The query that materialises source table `name` for pull queries (ksqlDB's
+    /// `CST_<NAME>_<n>`, made with it by `CREATE SOURCE TABLE`), if it runs.
+    pub fn materializing(&self, name: &str) -> Vec<String> {
+        self.queries
+            .values()
+            .filter(|q| {
+                q.id.starts_with("CST_")
+                    && q.sink == name
+                    && q.sources.len() == 1
+                    && q.sources[0] == name
+            })
+            .map(|q| q.id.clone())
+            .collect()
+    }
+
     /// This metastore without the source `name` and the queries writing it: what a
     /// `CREATE ... AS SELECT` making it was planned against (`EXPLAIN`).
     pub fn forget_sink(&mut self, name: &str) {
@@ -596,16 +611,18 @@ impl MetaStore {
                         source.kind
                     )));
                 }
+                // A source table's own query (`CST_`) goes with it, as in ksqlDB.
+                let own = self.materializing(&name);
                 let writers: Vec<&str> = self
                     .queries
                     .values()
-                    .filter(|q| q.sink == name)
+                    .filter(|q| q.sink == name && !own.contains(&q.id))
                     .map(|q| q.id.as_str())
                     .collect();
                 let readers: Vec<&str> = self
                     .queries
                     .values()
-                    .filter(|q| q.sources.contains(&name))
+                    .filter(|q| q.sources.contains(&name) && !own.contains(&q.id))
                     .map(|q| q.id.as_str())
                     .collect();
                 if !writers.is_empty() || !readers.is_empty() {
@@ -628,6 +645,9 @@ impl MetaStore {
                     return Err(KsqlError::statement(message));
                 }
                 let topic = source.properties.topic.clone();
+                for id in &own {
+                    self.queries.remove(id);
+                }
                 self.sources.remove(&name);
                 Ok(DdlOutcome {
                     message: format!("Source `{name}` (topic: {topic}) was dropped."),

@@ -93,39 +93,13 @@ pub async fn run(
         .ok_or_else(|| not_queryable(&source.name))?;
     let planned = plan_query(query, metastore)?;
     let pull = CompiledQuery::compile_pull(&planned, metastore)?;
-    let scan_enabled = match properties.get("ksql.query.pull.table.scan.enabled") {
-        Some(Json::Bool(enabled)) => *enabled,
-        Some(Json::String(enabled)) => !enabled.eq_ignore_ascii_case("false"),
-        _ => true,
-    };
-    let range_enabled = match properties.get("ksql.query.pull.range.scan.enabled") {
-        Some(Json::Bool(enabled)) => *enabled,
-        Some(Json::String(enabled)) => !enabled.eq_ignore_ascii_case("false"),
-        _ => true,
-    };
     let keys = key_lookup(query, source)?;
     // A range of the key is read by a scan of the store too (the rows it reads are the
     // same), allowed when ksqlDB would read it as a range.
-    let key_range = range_enabled && bounds_key(query, source);
-    if keys.is_none() && !key_range && !scan_enabled {
-        // The condition as ksqlDB prints it: identifiers resolved (upper-cased).
-        let mut condition = query.selection.clone();
-        let _ = sqlparser::ast::visit_expressions_mut(&mut condition, |e| {
-            match e {
-                Expr::Identifier(ident) => *ident = sqlparser::ast::Ident::new(name_of(ident)),
-                Expr::CompoundIdentifier(idents) => {
-                    for ident in idents {
-                        *ident = sqlparser::ast::Ident::new(name_of(ident));
-                    }
-                }
-                _ => {}
-            }
-            std::ops::ControlFlow::<()>::Continue(())
-        });
-        return Err(KsqlError::statement(format!(
-            "WHERE clause missing key column for disjunct: {}",
-            condition.map(|s| format!("({s})")).unwrap_or_default()
-        )));
+    let key_range =
+        enabled(properties, "ksql.query.pull.range.scan.enabled") && bounds_key(query, source);
+    if keys.is_none() && !key_range && !enabled(properties, "ksql.query.pull.table.scan.enabled") {
+        return Err(missing_key(query));
     }
     let state = queries
         .read_state(&materialising, |streams, table_query| {
@@ -167,6 +141,37 @@ pub async fn run(
         rows,
         final_message: None,
     })
+}
+
+/// Whether the boolean property `name` (on unless set false) is on.
+fn enabled(properties: &Map<String, Json>, name: &str) -> bool {
+    match properties.get(name) {
+        Some(Json::Bool(on)) => *on,
+        Some(Json::String(on)) => !on.eq_ignore_ascii_case("false"),
+        _ => true,
+    }
+}
+
+/// ksqlDB's refusal of a scan when scans are off: the condition as it prints it
+/// (identifiers resolved, upper-cased).
+fn missing_key(query: &Query) -> KsqlError {
+    let mut condition = query.selection.clone();
+    let _ = sqlparser::ast::visit_expressions_mut(&mut condition, |e| {
+        match e {
+            Expr::Identifier(ident) => *ident = sqlparser::ast::Ident::new(name_of(ident)),
+            Expr::CompoundIdentifier(idents) => {
+                for ident in idents {
+                    *ident = sqlparser::ast::Ident::new(name_of(ident));
+                }
+            }
+            _ => {}
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    KsqlError::statement(format!(
+        "WHERE clause missing key column for disjunct: {}",
+        condition.map(|s| format!("({s})")).unwrap_or_default()
+    ))
 }
 
 /// A new pull query's id (`query_<ms><n>`).

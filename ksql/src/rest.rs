@@ -39,13 +39,37 @@ pub struct KsqlServer {
 impl KsqlServer {
     /// Serves `engine` on `listen` (`host:port`; port 0: an ephemeral one).
     pub async fn start(engine: Arc<Engine>, listen: &str) -> Result<KsqlServer> {
+        KsqlServer::serve(engine.clone(), listen, router(engine)).await
+    }
+
+    /// Serves a headless `engine` on `listen`: `/info` and `/healthcheck` only, every
+    /// interactive endpoint refused (ksqlDB's headless mode takes no statements but its
+    /// queries file).
+    pub async fn start_headless(engine: Arc<Engine>, listen: &str) -> Result<KsqlServer> {
+        let app = Router::new()
+            .route("/info", get(info))
+            .route("/healthcheck", get(healthcheck))
+            .fallback(|| async {
+                reply(
+                    StatusCode::FORBIDDEN,
+                    json!({
+                        "@type": "generic_error",
+                        "error_code": 40300,
+                        "message": "The server is running in headless mode (ksql.queries.file): interactive use is disabled.",
+                    }),
+                )
+            })
+            .with_state(engine.clone());
+        KsqlServer::serve(engine, listen, app).await
+    }
+
+    async fn serve(engine: Arc<Engine>, listen: &str, app: Router) -> Result<KsqlServer> {
         let listener = tokio::net::TcpListener::bind(listen).await.map_err(|err| {
             KsqlError::statement(format!("ksql.listeners {listen}: cannot listen: {err}"))
         })?;
         let addr = listener.local_addr().map_err(|err| {
             KsqlError::statement(format!("ksql.listeners {listen}: cannot listen: {err}"))
         })?;
-        let app = router(engine.clone());
         let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
         let handle = tokio::spawn(async move {
             let served = axum::serve(listener, app)

@@ -562,3 +562,92 @@ fn an_aggregation_goes_on_from_its_restored_state_after_a_restart() {
         server.shutdown().await;
     });
 }
+
+/// A headless server's queries file.
+const APP_SQL: &str = "-- the app\n\
+    SET 'auto.offset.reset' = 'earliest';\n\
+    CREATE STREAM clicks (user STRING KEY, ms INT) WITH (kafka_topic='clicks', partitions=1, value_format='JSON');\n\
+    CREATE STREAM slow WITH (kafka_topic='slow_clicks') AS\n\
+      SELECT user, ms FROM clicks WHERE ms > 100;\n";
+
+#[test]
+fn a_headless_server_runs_its_queries_file_and_refuses_interactive_use() {
+    on_server(|_, client| async move {
+        let engine = sluice_ksql::engine::Engine::start_headless(client.clone(), "app_")
+            .await
+            .unwrap();
+        let entities = engine.run_queries_file("app.sql", APP_SQL).await.unwrap();
+        let query_id = entities
+            .iter()
+            .find_map(|e| e["commandStatus"]["queryId"].as_str())
+            .unwrap()
+            .to_string();
+        // Numbered by the file's commands (SET is none): every server of the file names it
+        // alike.
+        assert_eq!(query_id, "CSAS_SLOW_1");
+        let server = sluice_ksql::rest::KsqlServer::start_headless(
+            std::sync::Arc::new(engine),
+            "127.0.0.1:0",
+        )
+        .await
+        .unwrap();
+        let addr = server.local_addr().to_string();
+        produce(
+            &client,
+            "clicks",
+            vec![json_value(json!({"MS": 5})), json_value(json!({"MS": 500}))],
+        )
+        .await;
+        let got = consume(&client, "slow_clicks", 1, Duration::from_secs(20)).await;
+        assert_eq!(got.len(), 1);
+        let value: Json = serde_json::from_slice(got[0].value.as_ref().unwrap()).unwrap();
+        assert_eq!(value, json!({"MS": 500}));
+        // Monitoring works; statements do not.
+        let (status, info) = common::http(&addr, "GET", "/info", None).await;
+        assert_eq!(status, 200);
+        assert_eq!(info["KsqlServerInfo"]["ksqlServiceId"], "app_");
+        let (status, refused) = ksql(&addr, "SHOW STREAMS;").await;
+        assert_eq!(status, 403);
+        assert!(
+            refused["message"]
+                .as_str()
+                .unwrap()
+                .contains("headless mode"),
+            "{refused}"
+        );
+        server.shutdown().await;
+    });
+}
+
+#[test]
+fn a_bad_queries_file_stops_with_the_line_and_the_reason() {
+    on_server(|_, client| async move {
+        let engine = sluice_ksql::engine::Engine::start_headless(client.clone(), "bad_")
+            .await
+            .unwrap();
+        // A statement that fails its checks: the whole file is refused before any runs.
+        let file = format!("{APP_SQL}CREATE STREAM worse AS SELECT nope FROM clicks;\n");
+        let err = engine.run_queries_file("app.sql", &file).await.unwrap_err();
+        let message = err.to_string();
+        assert!(message.starts_with("app.sql, line 6: "), "{message}");
+        assert!(message.contains("NOPE"), "{message}");
+        assert!(
+            client.topic("slow_clicks", false).await.is_err(),
+            "nothing ran: {message}"
+        );
+        // A statement headless mode does not take, in ksqlDB's words.
+        let file = "CREATE STREAM s (v INT) WITH (kafka_topic='s', partitions=1, value_format='JSON');\n\nSELECT * FROM s;\n";
+        let err = engine.run_queries_file("app.sql", file).await.unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.starts_with("app.sql, line 3: Unsupported statement. Only the following statements are supporting in standalone mode:"),
+            "{message}"
+        );
+        // A parse error: its line and column in the file.
+        let err = engine
+            .run_queries_file("app.sql", "\n\nCREATE STREM s;")
+            .await
+            .unwrap_err();
+        assert!(err.to_string().starts_with("app.sql: line 3:"), "{err}");
+    });
+}

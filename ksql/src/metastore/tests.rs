@@ -110,3 +110,42 @@ fn sources_keep_key_columns_first_names_and_properties() {
     assert_eq!(store.sources().count(), 1);
     assert_eq!(store.types().len(), 1);
 }
+
+#[test]
+fn a_source_tables_own_query_goes_with_it_and_other_queries_still_block_a_drop() {
+    let mut store = MetaStore::new();
+    run(&mut store, "CREATE SOURCE TABLE t (id INT PRIMARY KEY, v STRING) WITH (kafka_topic='t', value_format='json');").unwrap();
+    let own = QueryInfo {
+        id: "CST_T_0".into(),
+        sql: String::new(),
+        sink: "T".into(),
+        sources: vec!["T".into()],
+    };
+    store.add_query(own).unwrap();
+    assert_eq!(store.materializing("T"), vec!["CST_T_0".to_string()]);
+    // Another query reading the table blocks its drop, naming only itself.
+    run(
+        &mut store,
+        "CREATE STREAM s (v STRING) WITH (kafka_topic='s', value_format='json');",
+    )
+    .unwrap();
+    store
+        .add_query(QueryInfo {
+            id: "CSAS_X_1".into(),
+            sql: String::new(),
+            sink: "S".into(),
+            sources: vec!["T".into()],
+        })
+        .unwrap();
+    let refused = run(&mut store, "DROP TABLE t;").unwrap_err().to_string();
+    assert!(
+        refused.contains("[CSAS_X_1]") && !refused.contains("CST_T_0"),
+        "{refused}"
+    );
+    store.terminate("CSAS_X_1").unwrap();
+    run(&mut store, "DROP TABLE t;").unwrap();
+    assert!(
+        store.query("CST_T_0").is_none(),
+        "the table's own query went with it"
+    );
+}
