@@ -53,6 +53,8 @@ pub enum Answer {
     Push(crate::queries::PushQuery),
     /// Without `EMIT`: the rows there are now.
     Pull(crate::pull::PullResult),
+    /// `PRINT`: a topic's records as text lines.
+    Print(crate::print::Printing),
 }
 
 impl Engine {
@@ -137,8 +139,8 @@ impl Engine {
             })
     }
 
-    /// Runs the query `sql` (one `SELECT`) with the request's streams `properties`: a
-    /// push query (`EMIT CHANGES`) starts, a pull query answers.
+    /// Runs the query `sql` (one `SELECT` or `PRINT`) with the request's streams
+    /// `properties`: a push query (`EMIT CHANGES`) or a `PRINT` starts, a pull query answers.
     pub async fn query(&self, sql: &str, properties: &StreamsProperties) -> Result<Answer> {
         let statements = parse(sql)?;
         let [parsed] = statements.as_slice() else {
@@ -147,6 +149,23 @@ impl Engine {
                     + &statements.len().to_string(),
             ));
         };
+        if let Statement::Print {
+            topic,
+            from_beginning,
+            interval,
+            limit,
+        } = &parsed.statement
+        {
+            let printing = crate::print::start(
+                self.client.clone(),
+                topic,
+                *from_beginning,
+                *interval,
+                *limit,
+            )
+            .await?;
+            return Ok(Answer::Print(printing));
+        }
         let Statement::Query(query) = &parsed.statement else {
             return Err(KsqlError::statement(format!(
                 "Statement type `{}' not supported for this resource",

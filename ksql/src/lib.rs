@@ -15,7 +15,7 @@
 //! - [`plan`]: a query as a DataFusion logical plan; [`exec`]: the plan compiled into a
 //!   Sluice Streams topology over Arrow batches; [`queries`]: persistent and push queries run;
 //!   [`pull`]: pull queries answered from the state of the queries that materialise tables
-//!   (and scans of streams).
+//!   (and scans of streams); [`print`]: `PRINT`, a topic's records as text.
 //! - [`command`]: the command topic that keeps every DDL statement in order, applied by a
 //!   runner so a restarted server, and every server of one service id, agree.
 //! - [`engine`]: statements run against the metastore and the cluster (topics created and
@@ -34,6 +34,7 @@ pub mod format;
 pub mod metastore;
 pub mod parser;
 pub mod plan;
+pub mod print;
 pub mod pull;
 pub mod queries;
 pub mod rest;

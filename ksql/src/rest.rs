@@ -291,6 +291,22 @@ async fn query(
 ) -> Response {
     let push = match start_query(&engine, &body, "ksql", "streamsProperties").await {
         Ok(Answer::Push(push)) => push,
+        Ok(Answer::Print(printing)) => {
+            // ksqlDB's PRINT: text lines as they come, until LIMIT or the client goes.
+            let lines = futures_util::stream::unfold(printing, |mut printing| async move {
+                let line = printing.lines.recv().await?;
+                Some((
+                    Ok::<_, std::convert::Infallible>(Bytes::from(line + "\n")),
+                    printing,
+                ))
+            });
+            return (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                axum::body::Body::from_stream(lines),
+            )
+                .into_response();
+        }
         Ok(Answer::Pull(pulled)) => {
             // ksqlDB's pull answer: the header (key columns marked), then every row.
             let schema = pulled
@@ -361,9 +377,22 @@ async fn query_stream(
         Ok(answer) => answer,
         Err(response) => return *response,
     };
+    if let Answer::Print(_) = answer {
+        let sql = serde_json::from_slice::<Json>(&body)
+            .ok()
+            .and_then(|r| r["sql"].as_str().map(str::to_string))
+            .unwrap_or_default();
+        return statement_error(
+            &KsqlError::statement(
+                "Statement type `PRINT' not supported for this resource: use /query",
+            ),
+            &sql,
+        );
+    }
     let (id, columns) = match &answer {
         Answer::Push(push) => (&push.id, &push.columns),
         Answer::Pull(pulled) => (&pulled.id, &pulled.columns),
+        Answer::Print(_) => return StatusCode::BAD_REQUEST.into_response(),
     };
     let metadata = json!({
         "queryId": id,
@@ -379,6 +408,7 @@ async fn query_stream(
         && !accept.contains("application/vnd.ksqlapi.delimited.v1");
     let push = match answer {
         Answer::Push(push) => push,
+        Answer::Print(_) => return StatusCode::BAD_REQUEST.into_response(),
         Answer::Pull(pulled) => {
             let mut body = Vec::new();
             if json_array {

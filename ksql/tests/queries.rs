@@ -651,3 +651,54 @@ fn a_bad_queries_file_stops_with_the_line_and_the_reason() {
         assert!(err.to_string().starts_with("app.sql: line 3:"), "{err}");
     });
 }
+
+#[test]
+fn print_shows_a_topics_records_as_ksqldb_does() {
+    on_server(|addr, client| async move {
+        ksql(&addr, SETUP).await;
+        produce(
+            &client,
+            "views",
+            vec![
+                json_value(json!({"PAGE": "x", "MS": 3})),
+                json_value(json!({"PAGE": "y", "MS": 4})),
+                json_value(json!({"PAGE": "z", "MS": 5})),
+            ],
+        )
+        .await;
+        let request =
+            json!({"ksql": "PRINT 'views' FROM BEGINNING INTERVAL 2 LIMIT 2;"}).to_string();
+        let mut response = Streamed::post(&addr, "/query", &request, "application/json").await;
+        assert_eq!(response.status, 200, "{}", response.head);
+        let mut lines = Vec::new();
+        while let Some(line) = response.next_line().await {
+            if !line.is_empty() {
+                lines.push(line);
+            }
+        }
+        assert_eq!(lines.len(), 4, "{lines:#?}");
+        assert_eq!(lines[0], "Key format: ¯\\_(ツ)_/¯ - no data processed");
+        assert_eq!(lines[1], "Value format: JSON or KAFKA_STRING");
+        // Every second record, two of them.
+        for (line, value) in lines[2..]
+            .iter()
+            .zip([r#"{"MS":3,"PAGE":"x"}"#, r#"{"MS":5,"PAGE":"z"}"#])
+        {
+            assert!(line.starts_with("rowtime: "), "{line}");
+            assert!(
+                line.ends_with(&format!(", key: <null>, value: {value}, partition: 0")),
+                "{line}"
+            );
+        }
+        let request = json!({"ksql": "PRINT 'nope';"}).to_string();
+        let (status, error) = common::http(&addr, "POST", "/query", Some(&request)).await;
+        assert_eq!(status, 400);
+        assert!(
+            error["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("Could not find topic 'nope'"),
+            "{error}"
+        );
+    });
+}
