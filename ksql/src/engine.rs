@@ -699,6 +699,39 @@ impl Engine {
         let source = insert_target(&store, &name)?;
         let ((key, value), timestamp) =
             crate::exec::insert_record(source, columns, values, &store)?;
+        self.write_insert(source, (key, value), timestamp).await
+    }
+
+    /// Checks that `target` takes inserts (`/inserts-stream`'s first line): its name as
+    /// the metastore has it.
+    pub fn insert_target(&self, target: &str) -> Result<String> {
+        let store = self.metastore();
+        let name = name_of(&crate::parser::ast::Ident::new(target));
+        let source = insert_target(&store, &name)?;
+        if source.properties.window.is_some() {
+            return Err(KsqlError::statement(
+                "Cannot insert values into windowed stream/table",
+            ));
+        }
+        Ok(source.name.clone())
+    }
+
+    /// Inserts the JSON object `row` into `target` (a row of `/inserts-stream`), once it
+    /// is acknowledged by every in-sync replica.
+    pub async fn insert_json(&self, target: &str, row: &[u8]) -> Result<()> {
+        let store = self.metastore();
+        let source = insert_target(&store, target)?;
+        let record = crate::exec::json_insert(source, row, &store)?;
+        self.write_insert(source, record, None).await
+    }
+
+    async fn write_insert(
+        &self,
+        source: &DataSource,
+        (key, value): crate::exec::EncodedRecord,
+        timestamp: Option<i64>,
+    ) -> Result<()> {
+        let name = &source.name;
         let failed = |e: sluice_log::Error| {
             KsqlError::statement(format!("Failed to insert values into '{name}': {e}"))
         };

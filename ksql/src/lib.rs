@@ -21,7 +21,7 @@
 //! - [`engine`]: statements run against the metastore and the cluster (topics created and
 //!   deleted as ksqlDB does), answered with ksqlDB's REST entities.
 //! - [`rest`]: ksqlDB's REST API (`POST /ksql`, `/query`, `/query-stream`, `/close-query`,
-//!   `/info`, `/healthcheck`, `/status`).
+//!   `/inserts-stream`, `/info`, `/healthcheck`, `/status`).
 //!
 //! Still to come (issue 18): foreign-key and n-way joins, and the CLI.
 

@@ -119,6 +119,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/query", post(query))
         .route("/query-stream", post(query_stream))
         .route("/close-query", post(close_query))
+        .route("/inserts-stream", post(inserts_stream))
         .route("/info", get(info))
         .route("/healthcheck", get(healthcheck))
         .route("/status", get(statuses))
@@ -485,6 +486,122 @@ enum Framing {
     Delimited,
     /// `/query-stream` as JSON: `,[...]` each, `]` at the end.
     JsonArray,
+}
+
+/// The next line of a streamed request body (`buf` holds what came after the last line);
+/// none at the end of the body. A last line without a newline counts.
+async fn next_line(
+    data: &mut axum::body::BodyDataStream,
+    buf: &mut Vec<u8>,
+) -> Option<std::result::Result<Vec<u8>, String>> {
+    use futures_util::StreamExt;
+    loop {
+        if let Some(at) = buf.iter().position(|b| *b == b'\n') {
+            let mut line: Vec<u8> = buf.drain(..=at).collect();
+            line.pop();
+            return Some(Ok(line));
+        }
+        match data.next().await {
+            Some(Ok(chunk)) => buf.extend_from_slice(&chunk),
+            Some(Err(err)) => return Some(Err(err.to_string())),
+            None if buf.is_empty() => return None,
+            None => return Some(Ok(std::mem::take(buf))),
+        }
+    }
+}
+
+/// `POST /inserts-stream`: the body's first line `{"target": "S"}` names the stream (or
+/// table) to insert into, each line after it is a row (a JSON object of its columns); each
+/// row is acknowledged once written (`{"status":"ok","seq":n}`), in order, as ksqlDB's
+/// endpoint does, and the first row that cannot be ends the response with its error. The
+/// rows are read as they come, so a client can wait for each acknowledgement.
+async fn inserts_stream(
+    State(engine): State<Arc<Engine>>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Body,
+) -> Response {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let json_array = accept.contains("application/json")
+        && !accept.contains("application/vnd.ksqlapi.delimited.v1");
+    let mut data = body.into_data_stream();
+    let mut buf = Vec::new();
+    let args = match next_line(&mut data, &mut buf).await {
+        Some(Ok(line)) => line,
+        Some(Err(err)) => return bad_request(format!("Failed to read the request: {err}")),
+        None => return bad_request("The request has no arguments line ({\"target\": ...})"),
+    };
+    let target = match serde_json::from_slice::<Json>(&args) {
+        Ok(args) => match args.get("target").and_then(Json::as_str) {
+            Some(target) => target.to_string(),
+            None => return bad_request("Invalid target name: the arguments have no \"target\""),
+        },
+        Err(err) => return bad_request(format!("Invalid JSON in the arguments: {err}")),
+    };
+    let target = match engine.insert_target(&target) {
+        Ok(target) => target,
+        Err(err) => return statement_error(&err, &String::from_utf8_lossy(&args)),
+    };
+    let (tx, acks) = tokio::sync::mpsc::channel::<Json>(256);
+    tokio::spawn(async move {
+        let mut seq = 0i64;
+        while let Some(line) = next_line(&mut data, &mut buf).await {
+            let inserted = match line {
+                Ok(line) if line.iter().all(u8::is_ascii_whitespace) => continue,
+                Ok(line) => engine
+                    .insert_json(&target, &line)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(err) => Err(format!("Failed to read the request: {err}")),
+            };
+            let (ack, failed) = match inserted {
+                Ok(()) => (json!({"status": "ok", "seq": seq}), false),
+                Err(message) => (
+                    json!({"status": "error", "seq": seq, "error_code": 40000, "message": message}),
+                    true,
+                ),
+            };
+            if tx.send(ack).await.is_err() || failed {
+                return;
+            }
+            seq += 1;
+        }
+    });
+    // (acknowledgements, nothing sent yet, the end sent)
+    let framed = futures_util::stream::unfold(
+        (acks, true, false),
+        move |(mut acks, first, ended)| async move {
+            if ended {
+                return None;
+            }
+            let (text, ended) = match acks.recv().await {
+                Some(ack) if json_array => {
+                    (format!("{}{ack}", if first { "[" } else { "," }), false)
+                }
+                Some(ack) => (format!("{ack}\n"), false),
+                // A JSON array closes ("[]" if it had nothing); delimited lines just end.
+                None if json_array => ((if first { "[]" } else { "]" }).to_string(), true),
+                None => return None,
+            };
+            Some((
+                Ok::<_, std::convert::Infallible>(Bytes::from(text)),
+                (acks, false, ended),
+            ))
+        },
+    );
+    let content_type = if json_array {
+        "application/json"
+    } else {
+        "application/vnd.ksqlapi.delimited.v1"
+    };
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, content_type)],
+        axum::body::Body::from_stream(framed),
+    )
+        .into_response()
 }
 
 /// The response body of a push query: `first`, then each row framed, until the client goes

@@ -702,3 +702,45 @@ fn print_shows_a_topics_records_as_ksqldb_does() {
         );
     });
 }
+
+#[test]
+fn inserts_stream_acknowledges_each_row_and_stops_at_a_bad_one() {
+    on_server(|addr, client| async move {
+        ksql(&addr, SETUP).await;
+        let body = [
+            json!({"target": "views"}),
+            json!({"page": "a", "ms": 1}),
+            json!({"PAGE": "b", "MS": 2}),
+            json!({"PAGE": "c", "MS": "not a number"}),
+            json!({"PAGE": "d", "MS": 4}),
+        ]
+        .iter()
+        .map(Json::to_string)
+        .collect::<Vec<_>>()
+        .join("\n");
+        let mut response = Streamed::post(&addr, "/inserts-stream", &body, "*/*").await;
+        assert_eq!(response.status, 200, "{}", response.head);
+        let mut acks = Vec::new();
+        while let Some(line) = response.next_line().await {
+            acks.push(serde_json::from_str::<Json>(&line).unwrap());
+        }
+        assert_eq!(acks[0], json!({"status": "ok", "seq": 0}));
+        assert_eq!(acks[1], json!({"status": "ok", "seq": 1}));
+        assert_eq!(acks[2]["status"], "error");
+        assert_eq!(acks[2]["seq"], 2);
+        assert_eq!(acks.len(), 3, "the bad row ends the stream: {acks:?}");
+        let got = consume(&client, "views", 2, Duration::from_secs(10)).await;
+        let values: Vec<Json> = got
+            .iter()
+            .map(|r| serde_json::from_slice(r.value.as_ref().unwrap()).unwrap())
+            .collect();
+        assert_eq!(
+            values,
+            vec![json!({"PAGE": "a", "MS": 1}), json!({"PAGE": "b", "MS": 2})]
+        );
+        // An unknown target is refused before any row.
+        let body = format!("{}\n{}", json!({"target": "nope"}), json!({"PAGE": "x"}));
+        let response = Streamed::post(&addr, "/inserts-stream", &body, "*/*").await;
+        assert_eq!(response.status, 400, "{}", response.head);
+    });
+}

@@ -1017,7 +1017,63 @@ pub fn insert_record(
         typed.push((name.clone(), ty));
     }
     let arrays = constants(values, &typed, metastore)?;
-    let given = |name: &str| names.iter().position(|n| n == name).map(|i| &arrays[i]);
+    let given = |name: &str| {
+        names
+            .iter()
+            .position(|n| n == name)
+            .map(|i| arrays[i].clone())
+    };
+    let record = encode_insert(source, &insertable, &given, metastore)?;
+    let timestamp = match given(crate::plan::catalog::ROWTIME) {
+        Some(array) if !array.is_null(0) => Some(
+            array
+                .as_primitive_opt::<arrow::datatypes::Int64Type>()
+                .map(|a| a.value(0))
+                .ok_or_else(|| KsqlError::statement("ROWTIME must be a BIGINT"))?,
+        ),
+        _ => None,
+    };
+    Ok((record, timestamp))
+}
+
+/// The record a row of `/inserts-stream` (a JSON object of column values, read as ksqlDB
+/// reads a JSON value: field names in any case, numbers and strings to the columns' types)
+/// writes into `source`, in its formats.
+pub fn json_insert(
+    source: &DataSource,
+    row: &[u8],
+    metastore: &crate::metastore::MetaStore,
+) -> Result<EncodedRecord> {
+    let insertable: Vec<&crate::metastore::Column> =
+        source.columns.iter().filter(|c| !c.is_header()).collect();
+    let columns = insertable
+        .iter()
+        .map(|c| Ok((c.name.clone(), metastore.resolve(&c.ty)?)))
+        .collect::<Result<Vec<_>>>()?;
+    let options = SerdeOptions {
+        wrap_single_value: true,
+        ..SerdeOptions::default()
+    };
+    let mut decoder = RowDecoder::new(Format::Json, &columns, options, false)?;
+    decoder.append(Some(row))?;
+    let arrays = decoder.finish();
+    let given = |name: &str| {
+        insertable
+            .iter()
+            .position(|c| c.name == name)
+            .and_then(|i| arrays.get(i).cloned())
+    };
+    encode_insert(source, &insertable, &given, metastore)
+}
+
+/// A row to insert into `source` (`given`: each column's one-row array, if given; the others
+/// are null) in the source's formats; a table's row must have its keys.
+fn encode_insert(
+    source: &DataSource,
+    insertable: &[&crate::metastore::Column],
+    given: &dyn Fn(&str) -> Option<ArrayRef>,
+    metastore: &crate::metastore::MetaStore,
+) -> Result<EncodedRecord> {
     let missing_keys: Vec<&str> = insertable
         .iter()
         .filter(|c| c.is_key() && given(&c.name).is_none_or(|a| a.is_null(0)))
@@ -1031,10 +1087,10 @@ pub fn insert_record(
     }
     let mut output = Vec::with_capacity(insertable.len());
     let mut row: Vec<ArrayRef> = Vec::with_capacity(insertable.len());
-    for column in &insertable {
+    for column in insertable {
         let ty = metastore.resolve(&column.ty)?;
         row.push(match given(&column.name) {
-            Some(array) => array.clone(),
+            Some(array) => array,
             None => arrow::array::new_null_array(&arrow_type(&ty)?, 1),
         });
         output.push(OutputColumn {
@@ -1053,21 +1109,11 @@ pub fn insert_record(
         source.properties.value_format,
         options,
     )?;
-    let record = encoders
+    encoders
         .encode_all(&row)?
         .into_iter()
         .next()
-        .ok_or_else(|| KsqlError::statement("no record to insert"))??;
-    let timestamp = match given(crate::plan::catalog::ROWTIME) {
-        Some(array) if !array.is_null(0) => Some(
-            array
-                .as_primitive_opt::<arrow::datatypes::Int64Type>()
-                .map(|a| a.value(0))
-                .ok_or_else(|| KsqlError::statement("ROWTIME must be a BIGINT"))?,
-        ),
-        _ => None,
-    };
-    Ok((record, timestamp))
+        .ok_or_else(|| KsqlError::statement("no record to insert"))?
 }
 
 /// Constant expressions evaluated (one-row arrays), each cast to the type of its column:
