@@ -400,13 +400,7 @@ async fn query_stream(
         "columnNames": columns.iter().map(|c| c.name.clone()).collect::<Vec<_>>(),
         "columnTypes": columns.iter().map(|c| c.ty.to_string()).collect::<Vec<_>>(),
     });
-    // ksqlDB answers in JSON only to a client that accepts JSON and not the delimited form.
-    let accept = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let json_array = accept.contains("application/json")
-        && !accept.contains("application/vnd.ksqlapi.delimited.v1");
+    let json_array = wants_json_array(&headers);
     let push = match answer {
         Answer::Push(push) => push,
         Answer::Print(_) => return StatusCode::BAD_REQUEST.into_response(),
@@ -488,6 +482,16 @@ enum Framing {
     JsonArray,
 }
 
+/// Whether the client takes the new endpoints' answers as one JSON array: ksqlDB answers
+/// in JSON only to a client that accepts JSON and not the delimited form.
+fn wants_json_array(headers: &axum::http::HeaderMap) -> bool {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    accept.contains("application/json") && !accept.contains("application/vnd.ksqlapi.delimited.v1")
+}
+
 /// The next line of a streamed request body (`buf` holds what came after the last line);
 /// none at the end of the body. A last line without a newline counts.
 async fn next_line(
@@ -520,12 +524,7 @@ async fn inserts_stream(
     headers: axum::http::HeaderMap,
     body: axum::body::Body,
 ) -> Response {
-    let accept = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let json_array = accept.contains("application/json")
-        && !accept.contains("application/vnd.ksqlapi.delimited.v1");
+    let json_array = wants_json_array(&headers);
     let mut data = body.into_data_stream();
     let mut buf = Vec::new();
     let args = match next_line(&mut data, &mut buf).await {
