@@ -22,6 +22,7 @@ use crate::parser::ast::{
 };
 use crate::parser::parse;
 use crate::queries::{prepare_create_as_select, prepare_insert_select, QueryManager};
+use crate::variables::Variables;
 
 /// A statement's failure as ksqlDB reports it: its error entity and HTTP status.
 #[derive(Debug, Clone, PartialEq)]
@@ -290,7 +291,30 @@ impl Engine {
         sql: &str,
         properties: &StreamsProperties,
     ) -> std::result::Result<Vec<Json>, StatementFailure> {
-        let statements = parse(sql).map_err(|err| failure(&err, sql, Vec::new()))?;
+        self.execute_with_variables(sql, properties, Variables::new())
+            .await
+    }
+
+    /// [`Engine::execute`] with the request's `sessionVariables` (ksqlDB's variables,
+    /// which `DEFINE` and `UNDEFINE` change for the statements after them).
+    pub async fn execute_with_variables(
+        &self,
+        sql: &str,
+        properties: &StreamsProperties,
+        variables: Variables,
+    ) -> std::result::Result<Vec<Json>, StatementFailure> {
+        let with_variables = if variables.is_empty() && !crate::variables::uses_variables(sql) {
+            parse(sql).map(|parsed| {
+                parsed
+                    .into_iter()
+                    .map(|p| (p, Variables::new()))
+                    .collect::<Vec<_>>()
+            })
+        } else {
+            crate::variables::parse_with_variables(sql, variables)
+        };
+        let with_variables = with_variables.map_err(|err| failure(&err, sql, Vec::new()))?;
+        let statements: Vec<&ParsedStatement> = with_variables.iter().map(|(p, _)| p).collect();
         // The request's properties are those its queries will run with: checked first.
         crate::queries::streams_config("check", properties)
             .map_err(|err| failure(&err, sql, Vec::new()))?;
@@ -302,8 +326,8 @@ impl Engine {
         }
         let mut properties = properties.clone();
         let mut entities = Vec::new();
-        for parsed in statements {
-            match self.statement(&parsed, &mut properties).await {
+        for (parsed, variables) in &with_variables {
+            match self.statement(parsed, &mut properties, variables).await {
                 Ok(Some(entity)) => entities.push(entity),
                 Ok(None) => {}
                 Err(err) => return Err(failure(&err, &format!("{};", parsed.text), entities)),
@@ -316,9 +340,34 @@ impl Engine {
         &self,
         parsed: &ParsedStatement,
         properties: &mut StreamsProperties,
+        variables: &Variables,
     ) -> Result<Option<Json>> {
         let text = format!("{};", parsed.text);
         match &parsed.statement {
+            // Variables were applied as the request was read; ksqlDB answers DEFINE with no
+            // entity, and UNDEFINE of a variable never defined with a warning.
+            Statement::Define { .. } => Ok(None),
+            Statement::Undefine(name) => Ok((!variables.contains_key(&name.to_ascii_uppercase()))
+                .then(|| {
+                    json!({
+                        "@type": "warning_entity",
+                        "statementText": text,
+                        "message": format!("Cannot undefine variable '{name}' which was never defined"),
+                        "warnings": [],
+                    })
+                })),
+            Statement::Show {
+                what: Listing::Variables,
+                ..
+            } => Ok(Some(json!({
+                "@type": "variables",
+                "statementText": text,
+                "variables": variables
+                    .iter()
+                    .map(|(name, value)| json!({"name": name, "value": value}))
+                    .collect::<Vec<_>>(),
+                "warnings": [],
+            }))),
             // What SET and UNSET change holds for the rest of the request (ksqlDB answers
             // them with no entity).
             Statement::Set { name, value } => {
@@ -885,6 +934,8 @@ impl Engine {
             | Statement::Explain(_)
             | Statement::Unset(_)
             | Statement::Query(_)
+            | Statement::Define { .. }
+            | Statement::Undefine(_)
             | Statement::Print { .. } => {}
             other => return Err(not_implemented(other)),
         }

@@ -20,6 +20,7 @@
 //!   runner so a restarted server, and every server of one service id, agree.
 //! - [`engine`]: statements run against the metastore and the cluster (topics created and
 //!   deleted as ksqlDB does), answered with ksqlDB's REST entities.
+//! - [`variables`]: `DEFINE`d variables substituted into the statements after them.
 //! - [`rest`]: ksqlDB's REST API (`POST /ksql`, `/query`, `/query-stream`, `/close-query`,
 //!   `/inserts-stream`, `/info`, `/healthcheck`, `/status`).
 //!
@@ -38,5 +39,6 @@ pub mod print;
 pub mod pull;
 pub mod queries;
 pub mod rest;
+pub mod variables;
 
 pub use error::{KsqlError, Result};

@@ -156,7 +156,24 @@ async fn ksql(State(engine): State<Arc<Engine>>, body: Bytes) -> Response {
         Ok(p) => p,
         Err(message) => return bad_request(message),
     };
-    match engine.execute(sql, &properties).await {
+    // ksqlDB's `sessionVariables`: the CLI's variables, for `${name}` in the statements.
+    let variables = match self::properties(&request, "sessionVariables") {
+        Ok(variables) => variables
+            .into_iter()
+            .map(|(name, value)| {
+                let value = match value {
+                    Json::String(s) => s,
+                    other => other.to_string(),
+                };
+                (name.to_ascii_uppercase(), value)
+            })
+            .collect(),
+        Err(message) => return bad_request(message),
+    };
+    match engine
+        .execute_with_variables(sql, &properties, variables)
+        .await
+    {
         Ok(entities) => reply(StatusCode::OK, Json::Array(entities)),
         Err(failure) => reply(
             StatusCode::from_u16(failure.status).unwrap_or(StatusCode::BAD_REQUEST),

@@ -390,3 +390,45 @@ fn the_ksqldb_python_client_creates_lists_inserts_queries_and_reads_errors() {
         );
     });
 }
+
+#[test]
+fn variables_are_defined_listed_substituted_and_undefined() {
+    on_server(|addr, _| async move {
+        let request = json!({
+            "ksql": "DEFINE topic = 'clicks'; DEFINE fmt = 'JSON'; SHOW VARIABLES;\n\
+                     CREATE STREAM ${topic} (v STRING) WITH (kafka_topic='${topic}', partitions=1, value_format='${fmt}');\n\
+                     UNDEFINE fmt; UNDEFINE never; SHOW VARIABLES;",
+            "sessionVariables": {"suffix": "_s"},
+        })
+        .to_string();
+        let (status, entities) = http(&addr, "POST", "/ksql", Some(&request)).await;
+        assert_eq!(status, 200, "{entities}");
+        let entities = entities.as_array().unwrap();
+        // DEFINE and UNDEFINE answer nothing; UNDEFINE of what was never defined warns.
+        assert_eq!(entities.len(), 4, "{entities:?}");
+        assert_eq!(entities[0]["@type"], "variables");
+        assert_eq!(
+            entities[0]["variables"],
+            json!([
+                {"name": "FMT", "value": "JSON"},
+                {"name": "SUFFIX", "value": "_s"},
+                {"name": "TOPIC", "value": "clicks"},
+            ])
+        );
+        assert_eq!(
+            entities[1]["statementText"],
+            "CREATE STREAM clicks (v STRING) WITH (kafka_topic='clicks', partitions=1, value_format='JSON');"
+        );
+        assert_eq!(entities[2]["@type"], "warning_entity");
+        assert_eq!(
+            entities[2]["message"],
+            "Cannot undefine variable 'never' which was never defined"
+        );
+        assert_eq!(
+            entities[3]["variables"],
+            json!([{"name": "SUFFIX", "value": "_s"}, {"name": "TOPIC", "value": "clicks"}])
+        );
+        let (_, listed) = ksql(&addr, "SHOW STREAMS;").await;
+        assert_eq!(names(&listed[0], "streams"), vec!["CLICKS"]);
+    });
+}
