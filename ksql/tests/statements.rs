@@ -477,3 +477,8 @@ fn joins() {
 fn pull_queries() {
     run_file("pull.json");
 }
+
+#[test]
+fn scalar_functions() {
+    run_file("functions.json");
+}

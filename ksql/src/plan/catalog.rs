@@ -79,6 +79,8 @@ impl Catalog {
                 Arc::new(datafusion_functions::core::planner::CoreFunctionPlanner::default()),
                 Arc::new(datafusion_functions_nested::planner::NestedFunctionPlanner),
                 Arc::new(datafusion_functions_nested::planner::FieldAccessPlanner),
+                // ksqlDB's SUBSTRING (its positions), before DataFusion's `substr` takes it.
+                Arc::new(crate::plan::udf::SubstringPlanner),
                 Arc::new(datafusion_functions::unicode::planner::UnicodeFunctionPlanner),
                 Arc::new(datafusion_functions::datetime::planner::DatetimeFunctionPlanner),
             ],
@@ -217,5 +219,16 @@ impl TypePlanner for KsqlTypes {
 
 /// A DataFusion error as ksqlDB's statement error.
 pub(crate) fn planning_error(err: datafusion_common::DataFusionError) -> KsqlError {
-    KsqlError::statement(err.strip_backtrace().to_string())
+    let text = err.strip_backtrace().to_string();
+    // A function refusing its arguments: ksqlDB's message alone, without DataFusion's
+    // wrapping around it.
+    if let Some(at) = text.find("does not accept parameters") {
+        if let Some(start) = text[..at].rfind("Function '") {
+            let end = text[at..]
+                .find(" No function matches")
+                .map_or(text.len(), |end| at + end);
+            return KsqlError::statement(text[start..end].trim_end().to_string());
+        }
+    }
+    KsqlError::statement(text)
 }

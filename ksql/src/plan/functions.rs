@@ -1,5 +1,5 @@
 //! ksqlDB's built-in functions by ksqlDB's names, each mapped onto the DataFusion function
-//! whose semantics match (later: UDFs of our own where none does).
+//! whose semantics match, or (`udf/`) a UDF of our own where none does.
 //!
 //! Only the names listed here resolve in a query: a ksqlDB user gets ksqlDB's functions, and
 //! `SHOW FUNCTIONS` lists exactly what works.
@@ -508,6 +508,20 @@ impl Functions {
                 },
             );
         }
+        // ksqlDB's functions DataFusion has none with the same semantics for: UDFs of our
+        // own (`udf/`).
+        for udf in crate::plan::udf::all() {
+            let info = FunctionInfo {
+                name: udf.name,
+                kind: FunctionKind::Scalar,
+                category: udf.category,
+                description: udf.description,
+            };
+            functions
+                .scalars
+                .insert(udf.name.to_ascii_lowercase(), udf.into_udf());
+            functions.infos.insert(info.name, info);
+        }
         // `AS_VALUE(x)`: `x`, copied into the value (the planner's rewrite; no DataFusion
         // function).
         functions.infos.insert(
@@ -591,5 +605,29 @@ mod tests {
             functions.scalar("upper").is_none(),
             "DataFusion's own names stay hidden"
         );
+    }
+
+    #[test]
+    fn ksqldb_udfs_resolve_and_are_listed() {
+        let functions = Functions::get();
+        for name in [
+            "TIMESTAMPTOSTRING",
+            "PARSE_DATE",
+            "INSTR",
+            "EXTRACTJSONFIELD",
+            "ROUND",
+        ] {
+            assert!(functions.scalar(name).is_some(), "{name} resolves");
+            let info = functions.info(name).expect("listed");
+            assert_eq!(info.kind, FunctionKind::Scalar);
+        }
+        // The table and the UDFs do not name a function twice.
+        for udf in crate::plan::udf::all() {
+            assert!(
+                !FUNCTIONS.iter().any(|(name, ..)| *name == udf.name),
+                "{} is in the table and a UDF",
+                udf.name
+            );
+        }
     }
 }

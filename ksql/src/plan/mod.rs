@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod functions;
 pub mod join;
 pub(crate) mod rewrite;
+pub mod udf;
 
 use std::sync::Arc;
 

@@ -138,3 +138,14 @@ fn mistakes_are_statement_errors_naming_the_problem() {
         }
     }
 }
+
+#[test]
+fn a_function_refusing_its_arguments_says_so_in_ksqldbs_words() {
+    let err = plan("SELECT ROUND(page) FROM pageviews EMIT CHANGES;")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("Function 'Round' does not accept parameters (STRING)."),
+        "{err}"
+    );
+}
