@@ -91,6 +91,11 @@ pub async fn run(
         .find(|q| q.sink == source.name)
         .map(|q| q.id.clone())
         .ok_or_else(|| not_queryable(&source.name))?;
+    let mut query = query.clone();
+    if source.properties.window.is_some() {
+        window_bounds_as_times(&mut query);
+    }
+    let query = &query;
     let planned = plan_query(query, metastore)?;
     let pull = CompiledQuery::compile_pull(&planned, metastore)?;
     let keys = key_lookup(query, source)?;
@@ -141,6 +146,117 @@ pub async fn run(
         rows,
         final_message: None,
     })
+}
+
+/// A windowed table's `WINDOWSTART`/`WINDOWEND` compared with a string in the `WHERE`: the
+/// string read as a date and time (`2020-02-23T23:45:12.000`, parts left out from the end,
+/// an offset such as `-0100` or `Z` after it, UTC otherwise), as ksqlDB's pull queries take
+/// it. A string that does not read so stays, for the planner's type error.
+fn window_bounds_as_times(query: &mut Query) {
+    let is_bound = |e: &Expr| {
+        let name = match e {
+            Expr::Identifier(ident) => name_of(ident),
+            Expr::CompoundIdentifier(idents) => idents.last().map(name_of).unwrap_or_default(),
+            _ => return false,
+        };
+        name == WINDOWSTART || name == WINDOWEND
+    };
+    let as_time = |e: &mut Expr| {
+        if let Expr::Value(v) = e {
+            if let Value::SingleQuotedString(text) = &v.value {
+                if let Some(ms) = partial_timestamp(text) {
+                    *e = Expr::Value(Value::Number(ms.to_string(), false).into());
+                }
+            }
+        }
+    };
+    let _ = sqlparser::ast::visit_expressions_mut(&mut query.selection, |e| {
+        match e {
+            Expr::BinaryOp {
+                left,
+                op:
+                    BinaryOperator::Eq
+                    | BinaryOperator::NotEq
+                    | BinaryOperator::Lt
+                    | BinaryOperator::LtEq
+                    | BinaryOperator::Gt
+                    | BinaryOperator::GtEq,
+                right,
+            } => {
+                if is_bound(left) {
+                    as_time(right);
+                } else if is_bound(right) {
+                    as_time(left);
+                }
+            }
+            Expr::Between {
+                expr, low, high, ..
+            } if is_bound(expr) => {
+                as_time(low);
+                as_time(high);
+            }
+            _ => {}
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+}
+
+/// Milliseconds since the epoch of `yyyy[-MM[-dd[THH[:mm[:ss[.SSS]]]]]]` with an optional
+/// offset (`Z`, `+hh`, `-hhmm`, `+hh:mm`) after it; missing parts are their least (hour 24
+/// is the next day's midnight, as Java's lenient parsing takes it).
+fn partial_timestamp(text: &str) -> Option<i64> {
+    let text = text.trim();
+    let (date, time) = match text.split_once('T') {
+        Some((date, time)) => (date, time),
+        None => (text, ""),
+    };
+    // The offset: `Z`, or a sign after the time (or after the date's day).
+    let (time, offset_secs) = if let Some(time) = time.strip_suffix('Z') {
+        (time, 0)
+    } else if let Some(at) = time.rfind(['+', '-']) {
+        let (time, offset) = time.split_at(at);
+        let sign = if offset.starts_with('-') { -1 } else { 1 };
+        let digits: String = offset[1..].chars().filter(|c| *c != ':').collect();
+        if digits.len() != 2 && digits.len() != 4 {
+            return None;
+        }
+        let hours: i64 = digits.get(..2)?.parse().ok()?;
+        let minutes: i64 = if digits.len() == 4 {
+            digits[2..].parse().ok()?
+        } else {
+            0
+        };
+        (time, sign * (hours * 3600 + minutes * 60))
+    } else {
+        (time, 0)
+    };
+    let mut date_parts = date.split('-');
+    let year: i32 = date_parts.next()?.parse().ok()?;
+    let month: u32 = date_parts.next().map_or(Ok(1), str::parse).ok()?;
+    let day: u32 = date_parts.next().map_or(Ok(1), str::parse).ok()?;
+    if date_parts.next().is_some() || date.len() < 4 {
+        return None;
+    }
+    let (clock, fraction) = match time.split_once('.') {
+        Some((clock, fraction)) => (clock, fraction),
+        None => (time, ""),
+    };
+    let mut clock_parts = clock.split(':').filter(|p| !p.is_empty());
+    let hour: i64 = clock_parts.next().map_or(Ok(0), str::parse).ok()?;
+    let minute: i64 = clock_parts.next().map_or(Ok(0), str::parse).ok()?;
+    let second: i64 = clock_parts.next().map_or(Ok(0), str::parse).ok()?;
+    if clock_parts.next().is_some() || hour > 24 || minute > 59 || second > 59 {
+        return None;
+    }
+    let millis: i64 = if fraction.is_empty() {
+        0
+    } else {
+        let digits: String = fraction.chars().chain("000".chars()).take(3).collect();
+        digits.parse().ok()?
+    };
+    let day = chrono::NaiveDate::from_ymd_opt(year, month, day)?;
+    let midnight = day.and_hms_opt(0, 0, 0)?.and_utc().timestamp_millis();
+    Some(midnight + ((hour * 60 + minute) * 60 + second - offset_secs) * 1000 + millis)
 }
 
 /// Whether the boolean property `name` (on unless set false) is on.
@@ -730,5 +846,39 @@ fn cast_to(array: ArrayRef, ty: &DataType) -> Result<ArrayRef> {
         Ok(array)
     } else {
         arrow::compute::cast(&array, ty).map_err(crate::exec::arrow_error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::partial_timestamp;
+
+    #[test]
+    fn window_bounds_read_as_partial_dates_and_times() {
+        // 2020-02-23T23:45:12.000Z
+        assert_eq!(
+            partial_timestamp("2020-02-23T23:45:12.000"),
+            Some(1_582_501_512_000)
+        );
+        assert_eq!(
+            partial_timestamp("2020-02-23T22:45:12.000-0100"),
+            Some(1_582_501_512_000)
+        );
+        assert_eq!(
+            partial_timestamp("2020-02-24T00:45:12+01:00"),
+            Some(1_582_501_512_000)
+        );
+        assert_eq!(
+            partial_timestamp("2020-02-23T23:45:12Z"),
+            Some(1_582_501_512_000)
+        );
+        assert_eq!(
+            partial_timestamp("2020-02-22T23:45"),
+            Some(1_582_415_100_000)
+        );
+        assert_eq!(partial_timestamp("2020-02-24T24"), Some(1_582_588_800_000));
+        assert_eq!(partial_timestamp("2020"), Some(1_577_836_800_000));
+        assert_eq!(partial_timestamp("yesterday"), None);
+        assert_eq!(partial_timestamp("2020-13-01"), None);
     }
 }

@@ -560,7 +560,7 @@ async fn inserts_stream(
         Ok(target) => target,
         Err(err) => return statement_error(&err, &String::from_utf8_lossy(&args)),
     };
-    let (tx, acks) = tokio::sync::mpsc::channel::<Json>(256);
+    let (tx, acks) = tokio::sync::mpsc::channel::<String>(256);
     tokio::spawn(async move {
         let mut seq = 0i64;
         while let Some(line) = next_line(&mut data, &mut buf).await {
@@ -572,10 +572,14 @@ async fn inserts_stream(
                     .map_err(|e| e.to_string()),
                 Err(err) => Err(format!("Failed to read the request: {err}")),
             };
+            // ksqlDB's fields in its order (serde_json's maps would sort them).
             let (ack, failed) = match inserted {
-                Ok(()) => (json!({"status": "ok", "seq": seq}), false),
+                Ok(()) => (format!("{{\"status\":\"ok\",\"seq\":{seq}}}"), false),
                 Err(message) => (
-                    json!({"status": "error", "seq": seq, "error_code": 40000, "message": message}),
+                    format!(
+                        "{{\"status\":\"error\",\"seq\":{seq},\"error_code\":40000,\"message\":{}}}",
+                        Json::String(message)
+                    ),
                     true,
                 ),
             };
