@@ -26,6 +26,9 @@ default_runs=(
   "streams runtime::stream_threads_process_every_record_and_a_restart_goes_on_from_the_commits runtime::counts_live_in_stores_that_a_restart_restores_from_their_changelogs runtime::two_instances_join_a_stream_with_a_table_of_four_partitions runtime::records_for_closed_windows_are_dropped_and_counted runtime::a_table_regrouped_on_a_node_moves_its_rows_between_partitions runtime::two_streams_join_on_a_node_across_partitions fk_join::a_node_joins_tables_of_different_partition_counts_by_foreign_key global::a_node_loads_the_global_table_first_and_keeps_it_current"
   "tools topics_lifecycle_like_kafka_topics produce_and_consume_like_the_console_tools groups_like_kafka_consumer_groups consume_with_a_group_resumes_where_the_group_committed"
   "connect a_standalone_worker_runs_file_connectors_driven_by_sluice_connect distributed_workers_in_two_processes_hand_over_when_one_is_killed"
+  "statements aggregations joins pull_queries"
+  "queries a_persistent_query_goes_on_after_a_restart_without_loss_or_repeats a_pull_query_answers_at_once inserts_stream"
+  "rest the_ksqldb_python_client"
 )
 runs=()
 if [ $# -gt 0 ]; then runs=("$*"); else runs=("${default_runs[@]}"); fi

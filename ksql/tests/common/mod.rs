@@ -13,16 +13,24 @@ use sluice_ksql::rest::KsqlServer;
 use sluice_log::client::Client;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// Runs `scenario` against a server on a fresh embedded node, bounded by 60 s.
+/// Runs `scenario` against a server on a fresh embedded node, bounded by 60 s — or, with
+/// `SLUICE_TEST_BOOTSTRAP` set, on the external broker it names (Apache Kafka, from
+/// `compat/kafka/run-layers.sh`), emptied first: the same statements against Kafka.
 pub fn on_server<F, Fut>(scenario: F)
 where
     F: FnOnce(String, Arc<Client>) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
     let dir = tempfile::tempdir().unwrap();
-    let node = sluice_log::Sluice::embedded(dir.path().join("node"))
-        .start()
-        .unwrap();
+    let external = sluice_log::testing::external_bootstrap();
+    let node = match &external {
+        Some(_) => None,
+        None => Some(
+            sluice_log::Sluice::embedded(dir.path().join("node"))
+                .start()
+                .unwrap(),
+        ),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -30,7 +38,18 @@ where
         .unwrap();
     runtime
         .block_on(async {
-            let client = node.client().await.unwrap();
+            let client = match (&node, &external) {
+                (Some(node), _) => node.client().await.unwrap(),
+                (None, Some(bootstrap)) => {
+                    sluice_log::testing::reset_external_broker(bootstrap)
+                        .await
+                        .unwrap();
+                    Client::connect(bootstrap, sluice_log::client::ClientOptions::default())
+                        .await
+                        .unwrap()
+                }
+                (None, None) => unreachable!("a node or an external broker"),
+            };
             let server = serve(&client, "default_").await;
             let base = server.local_addr().to_string();
             let outcome =
@@ -39,7 +58,9 @@ where
             outcome
         })
         .expect("the scenario finishes within 60 s");
-    node.shutdown().unwrap();
+    if let Some(node) = node {
+        node.shutdown().unwrap();
+    }
 }
 
 /// A server for `service_id` on `client`'s cluster, on an ephemeral port.
