@@ -68,9 +68,9 @@ pub async fn start_ksql(
     let Some(file) = &settings.queries_file else {
         let engine = Engine::start(client, &settings.service_id).await?;
         let server = KsqlServer::start(Arc::new(engine), &settings.listen).await?;
+        let url = format!("http://{}", server.local_addr());
         println!(
-            "ksql server (ksqlDB's REST API) on http://{} (service id {})",
-            server.local_addr(),
+            "ksql server (ksqlDB's REST API) on {url} (service id {}): open its CLI with `sluice ksql {url}`",
             settings.service_id
         );
         return Ok(server);

@@ -5,6 +5,7 @@ mod connect_bench;
 mod connect_rest_bench;
 mod jdbc_bench;
 mod ksql_bench;
+mod ksql_cli;
 mod ksql_server;
 mod perf;
 mod s3_bench;
@@ -51,6 +52,9 @@ enum Command {
     /// Run a standalone Connect worker, or drive a worker's REST API: list, create, status,
     /// pause, resume, stop, restart, delete connectors, their offsets and plugins.
     Connect(tools::connect::ConnectArgs),
+    /// ksqlDB's interactive CLI: statements against a ksql server (the node's, on
+    /// http://127.0.0.1:8088 by default), answers as tables, push query rows as they come.
+    Ksql(ksql_cli::KsqlArgs),
     /// Run a ksql server (ksqlDB's REST API on :8088) against a Kafka cluster, or headless
     /// with --queries-file (ksqlDB's ksql.queries.file).
     KsqlServer(ksql_server::KsqlServerArgs),
@@ -88,6 +92,7 @@ fn run() -> anyhow::Result<()> {
         Command::Transactions(args) => tools::transactions::run(args),
         Command::DeleteRecords(args) => tools::delete_records::run(args),
         Command::Connect(args) => tools::connect::run(args),
+        Command::Ksql(args) => ksql_cli::run(args),
         Command::KsqlServer(args) => ksql_server::ksql_server(args),
         Command::Bench(command) => bench::run(command),
     }

@@ -143,7 +143,25 @@ impl Engine {
     /// Runs the query `sql` (one `SELECT` or `PRINT`) with the request's streams
     /// `properties`: a push query (`EMIT CHANGES`) or a `PRINT` starts, a pull query answers.
     pub async fn query(&self, sql: &str, properties: &StreamsProperties) -> Result<Answer> {
-        let statements = parse(sql)?;
+        self.query_with_variables(sql, properties, Variables::new())
+            .await
+    }
+
+    /// [`Engine::query`] with the request's `sessionVariables` substituted for `${name}`.
+    pub async fn query_with_variables(
+        &self,
+        sql: &str,
+        properties: &StreamsProperties,
+        variables: Variables,
+    ) -> Result<Answer> {
+        let statements = if variables.is_empty() && !crate::variables::uses_variables(sql) {
+            parse(sql)?
+        } else {
+            crate::variables::parse_with_variables(sql, variables)?
+                .into_iter()
+                .map(|(parsed, _)| parsed)
+                .collect()
+        };
         let [parsed] = statements.as_slice() else {
             return Err(KsqlError::statement(
                 "Expected exactly one KSQL statement; found ".to_string()

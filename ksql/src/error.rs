@@ -21,6 +21,10 @@ pub enum KsqlError {
     /// that cannot be serialised in a format (ksqlDB logs these and skips the record).
     #[error("{0}")]
     Serde(String),
+    /// A request to a ksql server that failed ([`crate::client`]): no connection, no
+    /// answer in time, an answer that is not what the API promises.
+    #[error("{0}")]
+    Client(String),
 }
 
 impl KsqlError {

@@ -23,10 +23,12 @@
 //! - [`variables`]: `DEFINE`d variables substituted into the statements after them.
 //! - [`rest`]: ksqlDB's REST API (`POST /ksql`, `/query`, `/query-stream`, `/close-query`,
 //!   `/inserts-stream`, `/info`, `/healthcheck`, `/status`).
+//! - [`client`]: a client of ksqlDB's REST API (the CLI's).
 //!
-//! Still to come (issue 18): foreign-key and n-way joins, and the CLI.
+//! Still to come (issue 18): foreign-key and n-way joins.
 
 pub mod aggregate;
+pub mod client;
 pub mod command;
 pub mod engine;
 pub mod error;

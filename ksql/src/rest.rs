@@ -21,6 +21,7 @@ use serde_json::{json, Value as Json};
 
 use crate::engine::{Answer, Engine, StreamsProperties};
 use crate::error::{KsqlError, Result};
+use crate::variables::Variables;
 
 /// ksqlDB's REST media type (also accepted: `application/json`).
 const KSQL_JSON: &str = "application/vnd.ksql.v1+json";
@@ -156,18 +157,8 @@ async fn ksql(State(engine): State<Arc<Engine>>, body: Bytes) -> Response {
         Ok(p) => p,
         Err(message) => return bad_request(message),
     };
-    // ksqlDB's `sessionVariables`: the CLI's variables, for `${name}` in the statements.
-    let variables = match self::properties(&request, "sessionVariables") {
-        Ok(variables) => variables
-            .into_iter()
-            .map(|(name, value)| {
-                let value = match value {
-                    Json::String(s) => s,
-                    other => other.to_string(),
-                };
-                (name.to_ascii_uppercase(), value)
-            })
-            .collect(),
+    let variables = match session_variables(&request) {
+        Ok(variables) => variables,
         Err(message) => return bad_request(message),
     };
     match engine
@@ -255,6 +246,20 @@ async fn healthcheck(State(engine): State<Arc<Engine>>) -> Response {
 }
 
 /// The properties object `field` of a request (none: empty).
+/// ksqlDB's `sessionVariables`: the CLI's variables, for `${name}` in the statements.
+fn session_variables(request: &Json) -> std::result::Result<Variables, String> {
+    Ok(properties(request, "sessionVariables")?
+        .into_iter()
+        .map(|(name, value)| {
+            let value = match value {
+                Json::String(s) => s,
+                other => other.to_string(),
+            };
+            (name.to_ascii_uppercase(), value)
+        })
+        .collect())
+}
+
 fn properties(request: &Json, field: &str) -> std::result::Result<StreamsProperties, String> {
     match request.get(field) {
         None | Some(Json::Null) => Ok(StreamsProperties::new()),
@@ -294,8 +299,9 @@ async fn start_query(
     };
     let properties =
         properties(&request, properties_field).map_err(|m| Box::new(bad_request(m)))?;
+    let variables = session_variables(&request).map_err(|m| Box::new(bad_request(m)))?;
     engine
-        .query(sql, &properties)
+        .query_with_variables(sql, &properties, variables)
         .await
         .map_err(|err| Box::new(statement_error(&err, sql)))
 }

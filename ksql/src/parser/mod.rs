@@ -62,6 +62,98 @@ pub fn parse(sql: &str) -> Result<Vec<ParsedStatement>> {
     }
 }
 
+/// One statement's text in a request, as [`split_statements`] cuts it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StatementText<'a> {
+    /// Where it starts in the request (a byte offset).
+    pub start: usize,
+    /// The text, its `;` included.
+    pub text: &'a str,
+    /// Whether its `;` came: false for the last piece of a statement still being typed.
+    pub terminated: bool,
+}
+
+/// `sql` cut into statements at each `;` outside string literals, quoted identifiers and
+/// comments, without parsing them (the CLI's and the variables' view); pieces of nothing but
+/// blanks and comments are left out.
+pub fn split_statements(sql: &str) -> Vec<StatementText<'_>> {
+    #[derive(PartialEq)]
+    enum In {
+        Code,
+        Quote(u8),
+        LineComment,
+        BlockComment,
+    }
+    let mut state = In::Code;
+    let mut out = Vec::new();
+    let mut start = 0;
+    // Whether the piece has anything but blanks and comments.
+    let mut has_code = false;
+    let bytes = sql.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        let next = bytes.get(i + 1).copied();
+        match state {
+            In::Code => match b {
+                b'\'' | b'"' | b'`' => {
+                    state = In::Quote(b);
+                    has_code = true;
+                }
+                b'-' if next == Some(b'-') => state = In::LineComment,
+                b'/' if next == Some(b'*') => {
+                    i += 1;
+                    state = In::BlockComment;
+                }
+                b';' => {
+                    if has_code {
+                        out.push(StatementText {
+                            start,
+                            text: &sql[start..=i],
+                            terminated: true,
+                        });
+                    }
+                    start = i + 1;
+                    has_code = false;
+                }
+                b if b.is_ascii_whitespace() => {}
+                _ => has_code = true,
+            },
+            In::Quote(q) => {
+                if b == q {
+                    // A doubled quote stays inside.
+                    if next == Some(q) {
+                        i += 1;
+                    } else {
+                        state = In::Code;
+                    }
+                }
+            }
+            In::LineComment => {
+                if b == b'\n' {
+                    state = In::Code;
+                }
+            }
+            In::BlockComment => {
+                if b == b'*' && next == Some(b'/') {
+                    i += 1;
+                    state = In::Code;
+                }
+            }
+        }
+        i += 1;
+    }
+    // An open quote or block comment leaves the statement unfinished.
+    if has_code || matches!(state, In::BlockComment) {
+        out.push(StatementText {
+            start,
+            text: &sql[start..],
+            terminated: false,
+        });
+    }
+    out
+}
+
 /// Exactly one statement.
 pub fn parse_one(sql: &str) -> Result<ParsedStatement> {
     let mut statements = parse(sql)?;

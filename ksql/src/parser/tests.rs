@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use super::ast::*;
-use super::{parse, parse_one};
+use super::{parse, parse_one, split_statements};
 use crate::KsqlError;
 
 fn one(sql: &str) -> Statement {
@@ -546,4 +546,38 @@ fn struct_fields_bind_tighter_than_comparisons() {
     };
     crate::plan::rewrite::for_datafusion(&mut e).unwrap();
     assert_eq!(e.to_string(), "\"B\".\"C\" = 'x'");
+}
+
+#[test]
+fn statements_split_outside_quotes_and_comments() {
+    let sql = "SELECT ';' FROM `a;b`; -- c;d\nSELECT 1 /* ; */;  -- the end";
+    let parts: Vec<(&str, bool)> = split_statements(sql)
+        .into_iter()
+        .map(|p| (p.text, p.terminated))
+        .collect();
+    assert_eq!(
+        parts,
+        vec![
+            ("SELECT ';' FROM `a;b`;", true),
+            (" -- c;d\nSELECT 1 /* ; */;", true)
+        ]
+    );
+    assert_eq!(split_statements(sql)[1].start, 22);
+}
+
+#[test]
+fn an_open_quote_or_comment_or_a_missing_semicolon_leaves_a_statement_unfinished() {
+    for sql in [
+        "SHOW STREAMS",
+        "SELECT 'it;s",
+        "SELECT 'it''s;",
+        "SHOW /* ; ",
+        "SHOW STREAMS; /* a comment\n",
+    ] {
+        let last = split_statements(sql).pop().expect(sql);
+        assert!(!last.terminated, "{sql}");
+    }
+    for sql in ["", "  \n", "-- nothing", ";;", "/* x */ ;"] {
+        assert!(split_statements(sql).is_empty(), "{sql:?}");
+    }
 }
