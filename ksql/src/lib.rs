@@ -25,7 +25,7 @@
 //!   `/inserts-stream`, `/info`, `/healthcheck`, `/status`).
 //! - [`client`]: a client of ksqlDB's REST API (the CLI's).
 //!
-//! Still to come (issue 18): foreign-key and n-way joins.
+//! Still to come (issue 18): n-way joins.
 
 pub mod aggregate;
 pub mod client;

@@ -161,6 +161,25 @@ pub fn prepare_create_as_select(
             missing.join(", ")
         )));
     }
+    if let (false, Some(join)) = (planned.missing_keys.is_empty(), &planned.join) {
+        if join.foreign_key {
+            let (column, columns) = if planned.missing_keys.len() == 1 {
+                ("column", "column")
+            } else {
+                ("columns", "columns")
+            };
+            let missing: Vec<String> = planned
+                .missing_keys
+                .iter()
+                .map(|k| format!("`{k}`"))
+                .collect();
+            return Err(KsqlError::statement(format!(
+                "Primary key {column} missing in projection. For foreign-key table-table joins, the projection must include all primary key columns from the left input table (`{}`). Missing {columns}: {}.",
+                planned.source.name,
+                missing.join(", ")
+            )));
+        }
+    }
     if let (Some(missing), Some(_)) = (planned.missing_keys.first(), &planned.join) {
         if missing == "ROWKEY" {
             return Err(KsqlError::statement(format!(

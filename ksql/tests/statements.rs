@@ -6,6 +6,7 @@
 //! A case: `{"name", "statements": [...], "properties": {...}, "topics": [{"name",
 //! "partitions"}], "inputs": [{"topic", "key", "value", "timestamp", "partition"}],
 //! "outputs": [{"topic", "key", "value", "timestamp"}], "expectedException": {"message"},
+//! ... (an input may be `{"await": {"topic", "records"}}`: see `run_case`),
 //! "unordered": true}` (the last for the outputs of several queries, compared as sets).
 //! Keys and values are written as JSON in the shape of the formats of the source that
 //! reads the topic (`KAFKA` numbers by the column's type, `JSON` as they are, `DELIMITED`
@@ -160,9 +161,9 @@ async fn run_case(addr: &str, client: &Arc<Client>, case: &Json) {
         );
     }
     for input in case["inputs"].as_array().into_iter().flatten() {
-        partitions
-            .entry(input["topic"].as_str().unwrap().to_string())
-            .or_insert(1);
+        if let Some(topic) = input["topic"].as_str() {
+            partitions.entry(topic.to_string()).or_insert(1);
+        }
     }
     // And the topics that sources declared with columns read.
     for statement in case["statements"].as_array().into_iter().flatten() {
@@ -234,9 +235,27 @@ async fn run_case(addr: &str, client: &Arc<Client>, case: &Json) {
     if let Some(expected) = expected_error.filter(|_| pulls.is_empty()) {
         panic!("case {name:?}: every statement ran; expected an error containing {expected:?}");
     }
-    // Inputs, in order, each encoded as the source reading its topic reads it.
+    // Inputs, in order, each encoded as the source reading its topic reads it; an
+    // `{"await": {"topic", "records"}}` waits for a query's output to have that many records
+    // before the inputs after it are written (for queries whose sides run in different tasks,
+    // as a foreign-key join's: Kafka's test driver, which ksqlDB's cases assume, runs each
+    // input through before the next).
     let mut by_topic: Vec<(String, Vec<Input>)> = Vec::new();
     for input in case["inputs"].as_array().into_iter().flatten() {
+        if let Some(wait) = input.get("await") {
+            for (topic, records) in std::mem::take(&mut by_topic) {
+                produce(client, &topic, records).await;
+            }
+            let topic = wait["topic"].as_str().unwrap();
+            let records = wait["records"].as_u64().unwrap() as usize;
+            let got = consume(client, topic, records, Duration::from_secs(20)).await;
+            assert!(
+                got.len() >= records,
+                "case {name:?}: {topic} has {} records, awaited {records}",
+                got.len()
+            );
+            continue;
+        }
         let topic = input["topic"].as_str().unwrap().to_string();
         let shape = shape(addr, &topic)
             .await

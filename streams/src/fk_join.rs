@@ -93,12 +93,13 @@ fn send(ctx: &mut TaskContext, suffix: &str, key: Bytes, value: Bytes, timestamp
 impl<K: Data, V: Data> KTable<K, V> {
     /// Each row of this table joined with the row of `other` whose key `foreign_key` extracts
     /// from it, when there is one (Kafka's foreign-key `join`); kept in the store
-    /// `materialized` names. Both tables need their serdes (tables read from topics,
-    /// aggregations, or filters of them).
+    /// `materialized` names. A row whose foreign key is `None` (Kafka's null) joins nothing,
+    /// and its joined row, if it had one, is deleted. Both tables need their serdes (tables
+    /// read from topics, aggregations, or filters of them).
     pub fn join_foreign_key<KO: Data, VO: Data, VR: Data>(
         &self,
         other: &KTable<KO, VO>,
-        foreign_key: impl Fn(&V) -> KO + Send + Sync + 'static,
+        foreign_key: impl Fn(&V) -> Option<KO> + Send + Sync + 'static,
         joiner: impl Fn(&V, &VO) -> VR + Send + Sync + 'static,
         materialized: Materialized<VR>,
     ) -> KTable<K, VR> {
@@ -112,7 +113,7 @@ impl<K: Data, V: Data> KTable<K, V> {
     pub fn left_join_foreign_key<KO: Data, VO: Data, VR: Data>(
         &self,
         other: &KTable<KO, VO>,
-        foreign_key: impl Fn(&V) -> KO + Send + Sync + 'static,
+        foreign_key: impl Fn(&V) -> Option<KO> + Send + Sync + 'static,
         joiner: impl Fn(&V, Option<&VO>) -> VR + Send + Sync + 'static,
         materialized: Materialized<VR>,
     ) -> KTable<K, VR> {
@@ -124,7 +125,7 @@ impl<K: Data, V: Data> KTable<K, V> {
     fn foreign_key_join<KO: Data, VO: Data, VR: Data>(
         &self,
         other: &KTable<KO, VO>,
-        foreign_key: impl Fn(&V) -> KO + Send + Sync + 'static,
+        foreign_key: impl Fn(&V) -> Option<KO> + Send + Sync + 'static,
         materialized: Materialized<VR>,
         join: impl Fn(&V, Option<&VO>) -> Option<VR> + Send + Sync + 'static,
     ) -> KTable<K, VR> {
@@ -186,9 +187,12 @@ impl<K: Data, V: Data> KTable<K, V> {
                         return;
                     };
                     let foreign = |ctx: &mut TaskContext, value: &Option<V>| {
-                        value.as_ref().and_then(|v| {
-                            ctx.store_key(&*other_key_serde, &registration, &foreign_key(v))
-                        })
+                        value
+                            .as_ref()
+                            .and_then(|v| foreign_key(v))
+                            .and_then(|foreign| {
+                                ctx.store_key(&*other_key_serde, &registration, &foreign)
+                            })
                     };
                     let (new_fk, old_fk) = (
                         foreign(ctx, &record.value.new),

@@ -55,6 +55,9 @@ pub struct JoinStage {
     envelopes: [Envelope; 2],
     /// The plan above the join.
     after: Vec<Step>,
+    /// A foreign-key join of tables: the left rows' envelopes start with the key of the
+    /// right row they name.
+    foreign_key: bool,
 }
 
 /// A side's rows in and out of their envelopes: JSON objects of its columns `C0`, `C1`, ...
@@ -182,8 +185,10 @@ impl JoinStage {
                     .find(|c| c.is_key())
                     .is_some_and(|c| metastore.resolve(&c.ty).ok().as_ref() == Some(&key_ty))
         };
+        // A foreign-key join needs no repartition: Streams' subscription topics carry the
+        // left rows to the right rows they name and the answers back.
         let repartition = [
-            !keyed_alike(&planned.source, left_on),
+            !join.foreign_key && !keyed_alike(&planned.source, left_on),
             !right_is_table && !keyed_alike(&join.right, right_on),
         ];
         if planned.source.kind == crate::parser::ast::SourceKind::Table && repartition[0] {
@@ -221,7 +226,20 @@ impl JoinStage {
             repartition,
             joined_schema: Arc::new(node.schema.as_arrow().clone()),
             after,
+            foreign_key: join.foreign_key,
         })
+    }
+
+    /// Whether this is a foreign-key join of tables.
+    pub fn foreign_key(&self) -> bool {
+        self.foreign_key
+    }
+
+    /// The key of the right row a foreign-key join's left row names (its envelope's
+    /// prefix, in the right table's key format); none when its join expression is null.
+    pub fn foreign_key_of(envelope: &Bytes) -> Option<Bytes> {
+        let (key, _) = split_foreign_key(envelope)?;
+        key.map(|range| envelope.slice(range))
     }
 
     /// Whether a side's rows (0: left, 1: right) go through a repartition topic.
@@ -278,9 +296,31 @@ impl JoinStage {
             .collect())
     }
 
-    /// Each row of a side's `columns` (0: left, 1: right) as its envelope.
+    /// Each row of a side's `columns` (0: left, 1: right) as its envelope; a foreign-key
+    /// join's left rows with the key they name first (1 byte: whether there is one, 4: its
+    /// length, then it).
     pub fn encode_side(&self, side: usize, columns: &[ArrayRef]) -> Result<Vec<Result<Bytes>>> {
-        self.envelopes[side.min(1)].encode(columns)
+        let envelopes = self.envelopes[side.min(1)].encode(columns)?;
+        if side != 0 || !self.foreign_key {
+            return Ok(envelopes);
+        }
+        let keys = self.join_keys(0, columns)?;
+        Ok(keys
+            .into_iter()
+            .zip(envelopes)
+            .map(|(key, envelope)| {
+                let envelope = envelope?;
+                // A null join expression names no row (`join_keys`' error): no key.
+                let key = key.ok();
+                let length = key.as_ref().map_or(0, Bytes::len);
+                let mut out = Vec::with_capacity(5 + length + envelope.len());
+                out.push(u8::from(key.is_some()));
+                out.extend_from_slice(&(length as u32).to_be_bytes());
+                out.extend_from_slice(key.as_deref().unwrap_or_default());
+                out.extend_from_slice(&envelope);
+                Ok(Bytes::from(out))
+            })
+            .collect())
     }
 
     /// The result row of a left row joined with a right row (none: a left join's unmatched
@@ -292,6 +332,14 @@ impl JoinStage {
         right: Option<&[u8]>,
         output: &[(OutputColumn, DataType)],
     ) -> Result<Option<Vec<ArrayRef>>> {
+        let left = match (left, self.foreign_key) {
+            (Some(bytes), true) => Some(
+                split_foreign_key(bytes)
+                    .map(|(_, envelope)| &bytes[envelope])
+                    .ok_or_else(|| KsqlError::Serde("a foreign-key join row cut short".into()))?,
+            ),
+            (left, _) => left,
+        };
         let mut columns = self.envelopes[0].decode(left)?;
         columns.extend(self.envelopes[1].decode(right)?);
         let batch = as_batch(&columns, &self.joined_schema, 1)?;
@@ -335,6 +383,43 @@ impl JoinStage {
         let (batch, rows) = super::run_steps(&self.after, batch, rows)?;
         Ok((super::aggregate::canonical(&batch, output)?, rows))
     }
+}
+
+/// A foreign-key join's left envelope cut: where its key is (none: null) and where the
+/// envelope itself is; none if it is cut short.
+fn split_foreign_key(
+    bytes: &[u8],
+) -> Option<(Option<std::ops::Range<usize>>, std::ops::RangeFrom<usize>)> {
+    let (&present, rest) = bytes.split_first()?;
+    let length = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+    let end = 5usize.checked_add(length)?;
+    if end > bytes.len() {
+        return None;
+    }
+    Some(((present == 1).then_some(5..end), end..))
+}
+
+/// A joined pair of envelopes in one value (a foreign-key join's table holds them so): the
+/// left's length (4 bytes), the left, whether there is a right (1 byte), the right.
+pub fn encode_pair(left: &[u8], right: Option<&[u8]>) -> Bytes {
+    let mut out = Vec::with_capacity(5 + left.len() + right.map_or(0, <[u8]>::len));
+    out.extend_from_slice(&(left.len() as u32).to_be_bytes());
+    out.extend_from_slice(left);
+    out.push(u8::from(right.is_some()));
+    out.extend_from_slice(right.unwrap_or_default());
+    Bytes::from(out)
+}
+
+/// [`encode_pair`]'s pair back (none if cut short).
+pub fn decode_pair(bytes: &Bytes) -> Option<(Bytes, Option<Bytes>)> {
+    let length = u32::from_be_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
+    let end = 4usize.checked_add(length)?;
+    let left = bytes.get(4..end).map(|_| bytes.slice(4..end))?;
+    let right = match bytes.get(end)? {
+        1 => Some(bytes.slice(end + 1..)),
+        _ => None,
+    };
+    Some((left, right))
 }
 
 /// `columns` (canonical types) as a batch of `schema` (DataFusion's types for them).
@@ -409,4 +494,39 @@ pub(super) fn side_columns(plan: &LogicalPlan) -> Result<Vec<(OutputColumn, Data
             ))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn foreign_key_envelopes_and_pairs_come_apart_as_they_were_put_together() {
+        let pair = encode_pair(b"{\"C0\":1}", Some(b"{}"));
+        assert_eq!(
+            decode_pair(&pair),
+            Some((
+                Bytes::from_static(b"{\"C0\":1}"),
+                Some(Bytes::from_static(b"{}"))
+            ))
+        );
+        let alone = encode_pair(b"x", None);
+        assert_eq!(decode_pair(&alone), Some((Bytes::from_static(b"x"), None)));
+        assert_eq!(decode_pair(&Bytes::from_static(&[0, 0, 0, 9, 1])), None);
+
+        let mut envelope = vec![1, 0, 0, 0, 2, b'k', b'1'];
+        envelope.extend_from_slice(b"{}");
+        let envelope = Bytes::from(envelope);
+        assert_eq!(
+            JoinStage::foreign_key_of(&envelope),
+            Some(Bytes::from_static(b"k1"))
+        );
+        assert_eq!(
+            split_foreign_key(&envelope).map(|(_, e)| &envelope[e]),
+            Some(&b"{}"[..])
+        );
+        let null = Bytes::from_static(&[0, 0, 0, 0, 0, b'{', b'}']);
+        assert_eq!(JoinStage::foreign_key_of(&null), None);
+        assert_eq!(split_foreign_key(&[1, 0, 0, 0, 9]), None);
+    }
 }

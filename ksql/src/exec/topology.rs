@@ -9,9 +9,9 @@ use arrow::array::ArrayRef;
 use bytes::Bytes;
 use sluice_streams::serdes::{BytesSerde, OptionSerde, Serde};
 use sluice_streams::{
-    BatchOutput, Change, EmitStrategy, Grouped, JoinWindows, KStream, Materialized, Produced,
-    RawRecord, Record, Repartitioned, SessionWindows, StreamJoined, StreamsBuilder, TimeWindows,
-    Topology, Window, Windowed,
+    BatchOutput, Change, EmitStrategy, Grouped, JoinWindows, KStream, KTable, Materialized,
+    Produced, RawRecord, Record, Repartitioned, SessionWindows, StreamJoined, StreamsBuilder,
+    TimeWindows, Topology, Window, Windowed,
 };
 use std::time::Duration;
 
@@ -427,40 +427,55 @@ fn joined<K: Clone + Send + Sync + 'static, V: Clone + Send + Sync + 'static>(
     if let (true, Some(table)) = (left.reads_table(), &table) {
         let left_table = side_table(0, left.source_topic(), "KafkaTopic_Left-Reduce");
         use crate::parser::ast::JoinKind;
-        let rows = match kind {
-            JoinKind::Inner => left_table.join(table, |l: &Bytes, r: &Bytes| {
-                (Some(l.clone()), Some(r.clone()))
-            }),
-            JoinKind::Left => left_table.left_join(table, |l: &Bytes, r: Option<&Bytes>| {
-                (Some(l.clone()), r.cloned())
-            }),
-            // The right table's rows, each with the left's of its key if there is one.
-            JoinKind::Right => table.left_join(&left_table, |r: &Bytes, l: Option<&Bytes>| {
-                (l.cloned(), Some(r.clone()))
-            }),
-            JoinKind::Full => left_table
-                .outer_join(table, |l: Option<&Bytes>, r: Option<&Bytes>| {
-                    (l.cloned(), r.cloned())
-                }),
+        let changes = if stage.foreign_key() {
+            // Each left row joined with the right row its key names (Streams' foreign-key
+            // join, through its subscription topics), kept as a pair of envelopes.
+            let foreign_key = super::join::JoinStage::foreign_key_of;
+            let stored = Materialized::with(BytesSerde).named("FkJoin-Materialize");
+            let pairs = match kind {
+                JoinKind::Inner => left_table.join_foreign_key(
+                    table,
+                    foreign_key,
+                    |l: &Bytes, r: &Bytes| super::join::encode_pair(l, Some(r)),
+                    stored,
+                ),
+                _ => left_table.left_join_foreign_key(
+                    table,
+                    foreign_key,
+                    |l: &Bytes, r: Option<&Bytes>| super::join::encode_pair(l, r.map(|r| &r[..])),
+                    stored,
+                ),
+            };
+            let pair = |bytes: Option<Bytes>| {
+                bytes
+                    .and_then(|b| super::join::decode_pair(&b))
+                    .map(|(l, r)| (Some(l), r))
+            };
+            pairs
+                .changes()
+                .map_values(move |change: Change<Bytes>| Change {
+                    new: pair(change.new),
+                    old: pair(change.old),
+                })
+        } else {
+            table_join(&left_table, table, kind).changes()
         };
         // Each change of a joined row: its new row if it passes `WHERE`, else a delete of
         // the old one if that passed.
-        return Ok(rows
-            .changes()
-            .flat_map(move |_, change: Change<JoinedPair>| {
-                let result = |joined: &Option<JoinedPair>| match joined {
-                    Some((left, right)) => query.joined_result(left.as_deref(), right.as_deref()),
+        return Ok(changes.flat_map(move |_, change: Change<JoinedPair>| {
+            let result = |joined: &Option<JoinedPair>| match joined {
+                Some((left, right)) => query.joined_result(left.as_deref(), right.as_deref()),
+                None => Ok(None),
+            };
+            let made = result(&change.new).and_then(|new| match new {
+                Some(columns) => one_row(columns, true),
+                None => match result(&change.old)? {
+                    Some(columns) => one_row(columns, false),
                     None => Ok(None),
-                };
-                let made = result(&change.new).and_then(|new| match new {
-                    Some(columns) => one_row(columns, true),
-                    None => match result(&change.old)? {
-                        Some(columns) => one_row(columns, false),
-                        None => Ok(None),
-                    },
-                });
-                made_or_skipped(made, &counters)
-            }));
+                },
+            });
+            made_or_skipped(made, &counters)
+        }));
     }
     // A side that is a stream: its rows keyed by the join expression, repartitioned by it
     // unless keyed so already.
@@ -639,6 +654,30 @@ fn joined<K: Clone + Send + Sync + 'static, V: Clone + Send + Sync + 'static>(
 
 /// A joined row: each side's envelope, if it has one.
 type JoinedPair = (Option<Bytes>, Option<Bytes>);
+
+/// Two tables joined on their primary keys, each joined row a pair of envelopes.
+fn table_join(
+    left: &KTable<Bytes, Bytes>,
+    right: &KTable<Bytes, Bytes>,
+    kind: crate::parser::ast::JoinKind,
+) -> KTable<Bytes, JoinedPair> {
+    use crate::parser::ast::JoinKind;
+    match kind {
+        JoinKind::Inner => left.join(right, |l: &Bytes, r: &Bytes| {
+            (Some(l.clone()), Some(r.clone()))
+        }),
+        JoinKind::Left => left.left_join(right, |l: &Bytes, r: Option<&Bytes>| {
+            (Some(l.clone()), r.cloned())
+        }),
+        // The right table's rows, each with the left's of its key if there is one.
+        JoinKind::Right => right.left_join(left, |r: &Bytes, l: Option<&Bytes>| {
+            (l.cloned(), Some(r.clone()))
+        }),
+        JoinKind::Full => left.outer_join(right, |l: Option<&Bytes>, r: Option<&Bytes>| {
+            (l.cloned(), r.cloned())
+        }),
+    }
+}
 
 /// `windows` as the right stream sees them: its before the left's after.
 fn swapped(within: &crate::parser::ast::Within, windows: JoinWindows) -> JoinWindows {

@@ -29,6 +29,9 @@ pub struct PlannedJoin {
     pub right: DataSource,
     /// `WITHIN` (stream–stream joins).
     pub within: Option<Within>,
+    /// A foreign-key table–table join: the left table's rows name the right's by an
+    /// expression of their columns; the result is keyed by the left table's key.
+    pub foreign_key: bool,
 }
 
 /// One side of a join: its source and the name that qualifies its columns.
@@ -405,8 +408,22 @@ pub(super) fn plan_join(query: &Query, metastore: &MetaStore) -> Result<PlannedQ
             ),
         }));
     }
-    if left.kind == SourceKind::Table && !on_key(0) {
-        return Err(super::not_yet("A foreign-key table-table join"));
+    // Two tables not joined on the left's primary key: a foreign-key join (inner or left).
+    let foreign_key = left.kind == SourceKind::Table && !on_key(0);
+    if foreign_key {
+        match join.kind {
+            JoinKind::Inner | JoinKind::Left => {}
+            JoinKind::Right => {
+                return Err(KsqlError::statement(
+                    "RIGHT OUTER JOIN on a foreign key is not supported",
+                ))
+            }
+            JoinKind::Full => {
+                return Err(KsqlError::statement(format!(
+                    "Invalid join type: full-outer join not supported for foreign-key table-table join. Got {text}."
+                )))
+            }
+        }
     }
 
     // The select items, named as ksqlDB names a join's.
@@ -417,7 +434,8 @@ pub(super) fn plan_join(query: &Query, metastore: &MetaStore) -> Result<PlannedQ
     // item is planned as `COALESCE(left, right)`.
     let key_columns: Vec<Option<(usize, String)>> =
         operands.iter().map(|o| resolve(o, &sides)).collect();
-    let synthetic = join.kind == JoinKind::Full || key_columns.iter().all(Option::is_none);
+    let synthetic =
+        !foreign_key && (join.kind == JoinKind::Full || key_columns.iter().all(Option::is_none));
     // The call parsed from text, its arguments the operands themselves (their rewritten
     // field accesses do not survive printing and parsing again).
     let join_key = {
@@ -461,38 +479,56 @@ pub(super) fn plan_join(query: &Query, metastore: &MetaStore) -> Result<PlannedQ
         matches!(expr, Expr::Identifier(ident) if ident.value.eq_ignore_ascii_case("ROWKEY"))
             && resolve(expr, &sides).is_none()
     };
+    // The items selecting `wanted` as it is (more than one: ksqlDB's error).
+    let selecting = |wanted: &(usize, String)| -> Result<Option<usize>> {
+        let mut found = Vec::new();
+        for (i, (expr, name)) in items.iter().enumerate() {
+            if selects(expr)?.as_ref() == Some(wanted) {
+                found.push((i, name.clone()));
+            }
+        }
+        if found.len() > 1 {
+            let mut names: Vec<String> = found.iter().map(|(_, n)| n.clone()).collect();
+            names.sort();
+            let column = format!("{}_{}", sides[wanted.0].qualifier, wanted.1);
+            return Err(KsqlError::statement(format!(
+                "The projection contains a key column (`{column}`) more than once, aliased as: {}.",
+                super::and_names(&names.iter().map(String::as_str).collect::<Vec<_>>())
+            )));
+        }
+        Ok(found.first().map(|(i, _)| *i))
+    };
     let mut key_at = None;
-    if synthetic {
+    // A foreign-key join's key is the left table's: each of its key columns, as it is.
+    let mut foreign_keys = Vec::new();
+    let mut missing_foreign_keys = Vec::new();
+    if foreign_key {
+        for key in left.key_names() {
+            match selecting(&(0, key.to_string()))? {
+                Some(at) => foreign_keys.push(at),
+                None => missing_foreign_keys.push(key.to_string()),
+            }
+        }
+    } else if synthetic {
         key_at = items.iter().position(|(expr, _)| is_rowkey(expr));
     } else {
         for wanted in key_columns.iter().flatten() {
-            let mut found = Vec::new();
-            for (i, (expr, name)) in items.iter().enumerate() {
-                if selects(expr)?.as_ref() == Some(wanted) {
-                    found.push((i, name.clone()));
-                }
-            }
-            if found.len() > 1 {
-                let mut names: Vec<String> = found.iter().map(|(_, n)| n.clone()).collect();
-                names.sort();
-                let column = format!("{}_{}", sides[wanted.0].qualifier, wanted.1);
-                return Err(KsqlError::statement(format!(
-                    "The projection contains a key column (`{column}`) more than once, aliased as: {}.",
-                    super::and_names(&names.iter().map(String::as_str).collect::<Vec<_>>())
-                )));
-            }
-            if let Some((i, _)) = found.first() {
-                key_at = Some(*i);
+            if let Some(at) = selecting(wanted)? {
+                key_at = Some(at);
                 break;
             }
         }
     }
     let mut keyed = vec![false; items.len()];
+    for &at in &foreign_keys {
+        keyed[at] = true;
+    }
     if let Some(at) = key_at {
         keyed[at] = true;
         items[at].0 = join_key.clone();
     }
     let missing_keys = match (key_at.is_some(), synthetic) {
+        _ if foreign_key => missing_foreign_keys,
         (true, _) => Vec::new(),
         (false, true) => vec!["ROWKEY".to_string()],
         (false, false) => {
@@ -585,6 +621,7 @@ pub(super) fn plan_join(query: &Query, metastore: &MetaStore) -> Result<PlannedQ
             kind: join.kind,
             right: right.clone(),
             within: join.within.clone(),
+            foreign_key,
         }),
     })
 }

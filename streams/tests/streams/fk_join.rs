@@ -26,7 +26,12 @@ fn topology() -> Topology {
     let builder = StreamsBuilder::new();
     let orders = table(&builder, "orders");
     let products = table(&builder, "products");
-    let product_of = |order: &String| order.split(':').next().unwrap_or("").to_string();
+    // An order without a product (no `:`) names none.
+    let product_of = |order: &String| {
+        order
+            .split_once(':')
+            .map(|(product, _)| product.to_string())
+    };
     let quantity = |order: &String| order.split(':').nth(1).unwrap_or("?").to_string();
     orders
         .join_foreign_key(
@@ -98,6 +103,8 @@ fn rows_follow_the_row_their_foreign_key_names() {
     upsert(&mut driver, "orders", "o2", Some("p2:3"));
     // A deleted product deletes the inner join's rows that name it.
     upsert(&mut driver, "products", "p2", None);
+    // An order that names no product joins nothing: its left-joined row goes too.
+    upsert(&mut driver, "orders", "o2", Some("nothing"));
     let row = |k: &str, v: Option<&str>| (k.to_string(), v.map(str::to_string));
     assert_eq!(
         changes(&mut driver, "order-lines"),
@@ -121,6 +128,7 @@ fn rows_follow_the_row_their_foreign_key_names() {
             row("o1", None),
             row("o2", Some("3 x ink")),
             row("o2", Some("3 x ?")),
+            row("o2", None),
         ]
     );
 }
