@@ -522,6 +522,7 @@ impl Engine {
                 Ok(status)
             }
             Statement::Show { what, extended } => self.show(*what, *extended, &text).await,
+            Statement::DescribeFunction(name) => describe_function(&name_of(name), &text),
             Statement::Describe {
                 name: Some(name),
                 extended,
@@ -949,6 +950,7 @@ impl Engine {
             }
             Statement::Show { .. }
             | Statement::Describe { .. }
+            | Statement::DescribeFunction(_)
             | Statement::Explain(_)
             | Statement::Unset(_)
             | Statement::Query(_)
@@ -1099,6 +1101,45 @@ fn check_property(name: &str, value: &str) -> Result<()> {
         .into_iter()
         .collect();
     crate::queries::streams_config("check", &properties).map(|_| ())
+}
+
+/// `DESCRIBE FUNCTION name`: ksqlDB's `describe_function` entity (each signature's
+/// parameters, unnamed, and result type).
+fn describe_function(name: &str, text: &str) -> Result<Json> {
+    let functions = crate::plan::functions::Functions::get();
+    let info = functions.info(name).ok_or_else(|| {
+        KsqlError::statement(format!("Can't find any functions with the name '{name}'"))
+    })?;
+    let variations: Vec<Json> = functions
+        .variations(name)
+        .into_iter()
+        .map(|v| {
+            let last = v.args.len().saturating_sub(1);
+            json!({
+                "arguments": v.args.iter().enumerate().map(|(i, ty)| json!({
+                    "name": "",
+                    "type": ty,
+                    "description": "",
+                    "isVariadic": v.variadic && i == last,
+                })).collect::<Vec<_>>(),
+                "returnType": v.returns,
+                // The overview says what it does; a signature adds nothing to it.
+                "description": "",
+            })
+        })
+        .collect();
+    Ok(json!({
+        "@type": "describe_function",
+        "statementText": text,
+        "name": info.name,
+        "description": info.description,
+        "author": "Sluice",
+        "version": env!("CARGO_PKG_VERSION"),
+        "path": "internal",
+        "functions": variations,
+        "type": info.kind.name(),
+        "warnings": [],
+    }))
 }
 
 fn not_implemented(statement: &Statement) -> KsqlError {

@@ -249,14 +249,36 @@ fn errors_are_ksqldb_error_entities() {
             error["message"],
             "line 1:8: expected STREAM, TABLE or TYPE after CREATE, found 'STRAEM'"
         );
-        // A statement not run yet says so.
-        let (status, error) = ksql(&addr, "DESCRIBE FUNCTION ucase;").await;
+        // DESCRIBE FUNCTION: ksqlDB's entity, a variation per signature.
+        let (status, described) = ksql(&addr, "DESCRIBE FUNCTION substring;").await;
+        assert_eq!(status, 200, "{described}");
+        assert_eq!(described[0]["@type"], "describe_function");
+        assert_eq!(described[0]["name"], "SUBSTRING");
+        assert_eq!(described[0]["type"], "SCALAR");
+        let takes = |types: &[&str], returns: &str| {
+            described[0]["functions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|v| {
+                    let args: Vec<&str> = v["arguments"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|a| a["type"].as_str())
+                        .collect();
+                    args == types && v["returnType"] == returns
+                })
+        };
+        assert!(takes(&["VARCHAR", "INT"], "VARCHAR"), "{described}");
+        assert!(takes(&["BYTES", "INT", "INT"], "BYTES"), "{described}");
+        let (status, error) = ksql(&addr, "DESCRIBE FUNCTION nope;").await;
         assert_eq!(status, 400);
         assert!(
             error["message"]
                 .as_str()
                 .unwrap()
-                .contains("DESCRIBE FUNCTION statements are not implemented in Sluice yet"),
+                .contains("Can't find any functions with the name 'NOPE'"),
             "{error}"
         );
         // A body that is not a request.

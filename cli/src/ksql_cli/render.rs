@@ -290,6 +290,7 @@ pub fn entity_text(entity: &Json, width: Option<usize>) -> String {
             .map(|d| source_description(d, width) + "\n")
             .collect(),
         "queryDescription" => query_description(&entity["queryDescription"], width),
+        "describe_function" => describe_function(entity),
         _ => pretty_json(entity) + "\n",
     }
 }
@@ -460,6 +461,52 @@ fn source_description(d: &Json, width: Option<usize>) -> String {
         "(Statistics of the local KSQL server interaction with the Kafka topic {})\n",
         text(d, "topic")
     ));
+    out
+}
+
+/// `DESCRIBE FUNCTION`: `Label       : value` lines, then each variation indented.
+fn describe_function(f: &Json) -> String {
+    let label = |name: &str, value: String| format!("{name:<12}: {value}\n");
+    let mut out = String::new();
+    out.push_str(&label("Name", text(f, "name").to_ascii_uppercase()));
+    out.push_str(&label("Author", text(f, "author")));
+    let version = text(f, "version");
+    if !version.trim().is_empty() {
+        out.push_str(&label("Version", version));
+    }
+    out.push_str(&label("Overview", text(f, "description")));
+    out.push_str(&label("Type", text(f, "type")));
+    out.push_str(&label("Jar", text(f, "path")));
+    out.push_str(&label("Variations", String::new()));
+    let name = text(f, "name").to_ascii_uppercase();
+    for variation in f["functions"].as_array().into_iter().flatten() {
+        let args: Vec<String> = variation["arguments"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|a| {
+                let ty = text(a, "type");
+                let ty = if a["isVariadic"] == true {
+                    format!("{ty}[]")
+                } else {
+                    ty
+                };
+                match text(a, "name") {
+                    n if n.is_empty() => ty,
+                    n => format!("{n} {ty}"),
+                }
+            })
+            .collect();
+        out.push_str(&format!(
+            "\n\tVariation   : {name}({})\n\tReturns     : {}\n",
+            args.join(", "),
+            text(variation, "returnType")
+        ));
+        let description = text(variation, "description");
+        if !description.is_empty() {
+            out.push_str(&format!("\tDescription : {description}\n"));
+        }
+    }
     out
 }
 
@@ -739,6 +786,19 @@ mod tests {
              S      | STRUCT<A MAP<STRING, BIGINT>> \n\
              ----------------------------------------\n\
              For runtime statistics and query details run: DESCRIBE <Stream,Table> EXTENDED;\n"
+        );
+    }
+
+    #[test]
+    fn a_function_is_described_with_its_variations() {
+        let entity = json!({"@type": "describe_function", "name": "topk", "author": "Sluice",
+            "version": "", "description": "The top k values.", "type": "AGGREGATE", "path": "internal",
+            "functions": [{"arguments": [{"name": "", "type": "INT", "isVariadic": false},
+                {"name": "k", "type": "INT", "isVariadic": true}], "returnType": "ARRAY<INT>", "description": ""}]});
+        assert_eq!(
+            entity_text(&entity, None),
+            "Name        : TOPK\nAuthor      : Sluice\nOverview    : The top k values.\nType        : AGGREGATE\n\
+             Jar         : internal\nVariations  : \n\n\tVariation   : TOPK(INT, k INT[])\n\tReturns     : ARRAY<INT>\n"
         );
     }
 

@@ -262,6 +262,44 @@ impl AggregateFn {
         }
     }
 
+    /// Its signatures for `DESCRIBE FUNCTION`: the argument lists it takes among ksqlDB's
+    /// primitive types (and an `INT` or `BOOLEAN` parameter after), with their results.
+    pub(crate) fn variations(self) -> Vec<crate::plan::functions::Variation> {
+        let primitives = [
+            DataType::Int32,
+            DataType::Int64,
+            DataType::Float64,
+            DataType::Decimal128(10, 2),
+            DataType::Utf8,
+            DataType::Boolean,
+            DataType::Binary,
+            DataType::Date32,
+            DataType::Time32(TimeUnit::Millisecond),
+            DataType::Timestamp(TimeUnit::Millisecond, None),
+        ];
+        let mut candidates: Vec<Vec<DataType>> = vec![Vec::new()];
+        for t in &primitives {
+            candidates.push(vec![t.clone()]);
+            candidates.push(vec![t.clone(), DataType::Int32]);
+            candidates.push(vec![t.clone(), DataType::Boolean]);
+            candidates.push(vec![t.clone(), DataType::Int32, DataType::Boolean]);
+        }
+        candidates
+            .into_iter()
+            .filter_map(|args| {
+                let coerced = self.coerce(&args).ok()?;
+                (coerced == args).then(|| crate::plan::functions::Variation {
+                    args: args
+                        .iter()
+                        .map(crate::plan::functions::describe_type)
+                        .collect(),
+                    variadic: false,
+                    returns: crate::plan::functions::describe_type(&self.result_type(&args)),
+                })
+            })
+            .collect()
+    }
+
     /// Its result's type, given its (coerced) argument types.
     fn result_type(self, args: &[DataType]) -> DataType {
         let first = args.first().cloned().unwrap_or(DataType::Null);

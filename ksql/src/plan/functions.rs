@@ -7,7 +7,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, OnceLock};
 
-use datafusion_expr::{AggregateUDF, HigherOrderUDF, ScalarUDF};
+use arrow::datatypes::{DataType, TimeUnit};
+use datafusion_expr::{AggregateUDF, HigherOrderUDF, ScalarUDF, TypeSignature, TypeSignatureClass};
 
 /// What kind of function a name is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -430,6 +431,19 @@ pub struct Functions {
     higher_order: HashMap<String, Arc<HigherOrderUDF>>,
     aggregates: HashMap<String, Arc<AggregateUDF>>,
     infos: BTreeMap<&'static str, FunctionInfo>,
+    /// The signatures of ksqlDB's own UDFs and aggregates, as they declare them.
+    declared: HashMap<&'static str, Vec<Variation>>,
+}
+
+/// One signature of a function, as `DESCRIBE FUNCTION` shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Variation {
+    /// Its parameters' types in ksqlDB's words (`INT`, `VARCHAR`, `ARRAY<T>`).
+    pub args: Vec<String>,
+    /// Whether the last parameter repeats.
+    pub variadic: bool,
+    /// Its result's type (`T` and its kin where it follows a generic parameter).
+    pub returns: String,
 }
 
 impl Functions {
@@ -460,6 +474,7 @@ impl Functions {
             higher_order: HashMap::new(),
             aggregates: HashMap::new(),
             infos: BTreeMap::new(),
+            declared: HashMap::new(),
         };
         for &(name, df_name, kind, category, description) in FUNCTIONS {
             let key = name.to_ascii_lowercase();
@@ -498,6 +513,7 @@ impl Functions {
             functions
                 .aggregates
                 .insert(name.to_ascii_lowercase(), Arc::new(function.udf()));
+            functions.declared.insert(name, function.variations());
             functions.infos.insert(
                 name,
                 FunctionInfo {
@@ -517,6 +533,7 @@ impl Functions {
                 category: udf.category,
                 description: udf.description,
             };
+            functions.declared.insert(udf.name, udf.variations());
             functions
                 .scalars
                 .insert(udf.name.to_ascii_lowercase(), udf.into_udf());
@@ -569,6 +586,38 @@ impl Functions {
         self.infos.get(name.to_ascii_uppercase().as_str())
     }
 
+    /// The signatures of the function called `name` (any case): as ksqlDB's own functions
+    /// declare them, else as DataFusion's function's signature says (its generic
+    /// parameters as `ANY`); none known for a lambda-taking function.
+    pub fn variations(&self, name: &str) -> Vec<Variation> {
+        let upper = name.to_ascii_uppercase();
+        if let Some(declared) = self.declared.get(upper.as_str()) {
+            return declared.clone();
+        }
+        match self.scalar(name) {
+            Some(udf) => signature_variations(&udf.signature().type_signature)
+                .into_iter()
+                .map(|(args, variadic)| {
+                    let returns = args
+                        .iter()
+                        .cloned()
+                        .collect::<Option<Vec<DataType>>>()
+                        .and_then(|types| udf.return_type(&types).ok())
+                        .map_or_else(|| "ANY".to_string(), |t| describe_type(&t));
+                    Variation {
+                        args: args
+                            .iter()
+                            .map(|a| a.as_ref().map_or_else(|| "ANY".to_string(), describe_type))
+                            .collect(),
+                        variadic,
+                        returns,
+                    }
+                })
+                .collect(),
+            None => Vec::new(),
+        }
+    }
+
     /// The names of the scalar functions (lower case, as DataFusion's planner asks).
     pub(crate) fn scalar_names(&self) -> Vec<String> {
         self.scalars.keys().cloned().collect()
@@ -582,6 +631,108 @@ impl Functions {
     /// The names of the aggregate functions.
     pub(crate) fn aggregate_names(&self) -> Vec<String> {
         self.aggregates.keys().cloned().collect()
+    }
+}
+
+/// The argument lists a DataFusion signature takes (a `None`: any type), each with
+/// whether its last argument repeats.
+fn signature_variations(signature: &TypeSignature) -> Vec<(Vec<Option<DataType>>, bool)> {
+    let numeric = [DataType::Int32, DataType::Int64, DataType::Float64];
+    match signature {
+        TypeSignature::Nullary => vec![(Vec::new(), false)],
+        TypeSignature::Exact(types) => vec![(types.iter().cloned().map(Some).collect(), false)],
+        TypeSignature::Uniform(n, types) => types
+            .iter()
+            .map(|t| (vec![Some(t.clone()); *n], false))
+            .collect(),
+        TypeSignature::Variadic(types) => types
+            .iter()
+            .map(|t| (vec![Some(t.clone())], true))
+            .collect(),
+        TypeSignature::String(n) => vec![(vec![Some(DataType::Utf8); *n], false)],
+        TypeSignature::Numeric(n) => numeric
+            .iter()
+            .map(|t| (vec![Some(t.clone()); *n], false))
+            .collect(),
+        TypeSignature::Any(n) | TypeSignature::Comparable(n) => vec![(vec![None; *n], false)],
+        TypeSignature::Coercible(coercions) => vec![(
+            coercions
+                .iter()
+                .map(|c| class_type(c.desired_type()))
+                .collect(),
+            false,
+        )],
+        TypeSignature::OneOf(signatures) => {
+            let mut out: Vec<(Vec<Option<DataType>>, bool)> = Vec::new();
+            for variation in signatures.iter().flat_map(signature_variations) {
+                if !out.contains(&variation) {
+                    out.push(variation);
+                }
+            }
+            out
+        }
+        TypeSignature::VariadicAny | TypeSignature::UserDefined => vec![(vec![None], true)],
+        TypeSignature::ArraySignature(_) => vec![(vec![None], true)],
+    }
+}
+
+/// The type a class of DataFusion's coercions stands for (none: any).
+fn class_type(class: &TypeSignatureClass) -> Option<DataType> {
+    use datafusion_common::types::NativeType;
+    match class {
+        TypeSignatureClass::Timestamp => Some(DataType::Timestamp(TimeUnit::Millisecond, None)),
+        TypeSignatureClass::Time => Some(DataType::Time32(TimeUnit::Millisecond)),
+        TypeSignatureClass::Integer => Some(DataType::Int64),
+        TypeSignatureClass::Float | TypeSignatureClass::Numeric => Some(DataType::Float64),
+        TypeSignatureClass::Decimal => Some(DataType::Decimal128(38, 18)),
+        TypeSignatureClass::Binary => Some(DataType::Binary),
+        TypeSignatureClass::Native(native) => match native.native() {
+            NativeType::String => Some(DataType::Utf8),
+            NativeType::Boolean => Some(DataType::Boolean),
+            NativeType::Int32 => Some(DataType::Int32),
+            NativeType::Int64 => Some(DataType::Int64),
+            NativeType::Float64 => Some(DataType::Float64),
+            NativeType::Binary => Some(DataType::Binary),
+            NativeType::Date => Some(DataType::Date32),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// An Arrow type in the words of ksqlDB's `DESCRIBE FUNCTION`.
+pub fn describe_type(ty: &DataType) -> String {
+    match ty {
+        DataType::Boolean => "BOOLEAN".into(),
+        DataType::Int8 | DataType::Int16 | DataType::Int32 => "INT".into(),
+        DataType::Int64 | DataType::UInt64 | DataType::UInt32 => "BIGINT".into(),
+        DataType::Float16 | DataType::Float32 | DataType::Float64 => "DOUBLE".into(),
+        DataType::Decimal128(..) | DataType::Decimal256(..) => "DECIMAL".into(),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "VARCHAR".into(),
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => "BYTES".into(),
+        DataType::Date32 | DataType::Date64 => "DATE".into(),
+        DataType::Time32(_) | DataType::Time64(_) => "TIME".into(),
+        DataType::Timestamp(..) => "TIMESTAMP".into(),
+        DataType::List(item) | DataType::LargeList(item) => {
+            format!("ARRAY<{}>", describe_type(item.data_type()))
+        }
+        DataType::Map(entries, _) => match entries.data_type() {
+            DataType::Struct(fields) if fields.len() == 2 => format!(
+                "MAP<{}, {}>",
+                describe_type(fields[0].data_type()),
+                describe_type(fields[1].data_type())
+            ),
+            _ => "MAP<K, V>".into(),
+        },
+        DataType::Struct(fields) => format!(
+            "STRUCT<{}>",
+            fields
+                .iter()
+                .map(|f| format!("{} {}", f.name(), describe_type(f.data_type())))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        _ => "ANY".into(),
     }
 }
 
@@ -605,6 +756,66 @@ mod tests {
             functions.scalar("upper").is_none(),
             "DataFusion's own names stay hidden"
         );
+    }
+
+    #[test]
+    fn every_function_but_the_lambda_takers_describes_its_signatures() {
+        let functions = Functions::get();
+        let show = |name: &str| -> Vec<String> {
+            functions
+                .variations(name)
+                .iter()
+                .map(|v| {
+                    format!(
+                        "({}{}) -> {}",
+                        v.args.join(", "),
+                        if v.variadic { "..." } else { "" },
+                        v.returns
+                    )
+                })
+                .collect()
+        };
+        assert!(
+            show("SUM").contains(&"(INT) -> INT".to_string()),
+            "{:?}",
+            show("SUM")
+        );
+        assert!(
+            show("topk").contains(&"(VARCHAR, INT) -> ARRAY<VARCHAR>".to_string()),
+            "{:?}",
+            show("TOPK")
+        );
+        assert!(
+            show("SUBSTRING").contains(&"(VARCHAR, INT) -> VARCHAR".to_string()),
+            "{:?}",
+            show("SUBSTRING")
+        );
+        assert!(
+            show("ARRAY_LENGTH").contains(&"(ARRAY<T>) -> INT".to_string()),
+            "{:?}",
+            show("ARRAY_LENGTH")
+        );
+        assert!(
+            show("COUNT").contains(&"() -> BIGINT".to_string()),
+            "{:?}",
+            show("COUNT")
+        );
+        let mut empty = Vec::new();
+        for info in functions.infos() {
+            if functions.variations(info.name).is_empty()
+                && functions.higher_order(info.name).is_none()
+                && info.name != "AS_VALUE"
+            {
+                empty.push(info.name);
+            }
+        }
+        assert!(empty.is_empty(), "no signature for {empty:?}");
+        // DataFusion's signatures: a numeric one by type, a generic one as ANY.
+        assert_eq!(
+            show("ABS"),
+            vec!["(INT) -> INT", "(BIGINT) -> BIGINT", "(DOUBLE) -> DOUBLE"]
+        );
+        assert_eq!(show("COALESCE"), vec!["(ANY...) -> ANY"]);
     }
 
     #[test]

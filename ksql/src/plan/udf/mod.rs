@@ -163,6 +163,43 @@ impl KsqlUdf {
         self
     }
 
+    /// Its signatures for `DESCRIBE FUNCTION`: each overload's parameters and result type
+    /// (found by calling its result type function on sample arguments; a result that changes
+    /// with a generic parameter's type is written with `T`).
+    pub(crate) fn variations(&self) -> Vec<crate::plan::functions::Variation> {
+        self.overloads
+            .iter()
+            .map(|overload| {
+                let sample = |generic: &DataType| -> Vec<DataType> {
+                    overload
+                        .params
+                        .iter()
+                        .map(|p| sample_type(*p, generic))
+                        .collect()
+                };
+                let returns = |generic: DataType| {
+                    (self.return_type)(&sample(&generic))
+                        .ok()
+                        .map(|t| crate::plan::functions::describe_type(&t))
+                };
+                let returns = match (returns(DataType::Utf8), returns(DataType::Int64)) {
+                    (Some(a), Some(b)) if a == b => a,
+                    (_, Some(b)) => b.replace("BIGINT", "T"),
+                    _ => "ANY".to_string(),
+                };
+                crate::plan::functions::Variation {
+                    args: overload
+                        .params
+                        .iter()
+                        .map(|p| param_name(*p).to_string())
+                        .collect(),
+                    variadic: overload.variadic,
+                    returns,
+                }
+            })
+            .collect()
+    }
+
     /// As DataFusion's function.
     pub(crate) fn into_udf(self) -> Arc<ScalarUDF> {
         Arc::new(ScalarUDF::new_from_impl(self))
@@ -394,6 +431,36 @@ fn param_name(param: Param) -> &'static str {
         Param::Array => "ARRAY<T>",
         Param::Map => "MAP<K, V>",
         Param::Any => "T",
+    }
+}
+
+/// A type a parameter takes, `generic` standing for its `T` (map values too).
+fn sample_type(param: Param, generic: &DataType) -> DataType {
+    match param {
+        Param::Boolean => DataType::Boolean,
+        Param::Int => DataType::Int32,
+        Param::Bigint => DataType::Int64,
+        Param::Double => DataType::Float64,
+        Param::Decimal => DataType::Decimal128(10, 2),
+        Param::String => DataType::Utf8,
+        Param::Bytes => DataType::Binary,
+        Param::Date => DataType::Date32,
+        Param::Time => DataType::Time32(TimeUnit::Millisecond),
+        Param::Timestamp => DataType::Timestamp(TimeUnit::Millisecond, None),
+        Param::Array => list_of(generic.clone()),
+        Param::Map => {
+            let value = if *generic == DataType::Utf8 {
+                crate::parser::ast::SqlType::String
+            } else {
+                crate::parser::ast::SqlType::Bigint
+            };
+            crate::format::arrow_type(&crate::parser::ast::SqlType::Map(
+                Box::new(crate::parser::ast::SqlType::String),
+                Box::new(value),
+            ))
+            .unwrap_or(DataType::Null)
+        }
+        Param::Any => generic.clone(),
     }
 }
 
