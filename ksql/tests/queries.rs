@@ -298,7 +298,10 @@ fn close_query_ends_a_push_query_and_bad_queries_are_statement_errors() {
         assert_eq!(status, 200);
         assert_eq!(listing[0]["@type"], "function_names");
         let functions = listing[0]["functions"].as_array().unwrap();
-        assert_eq!(functions.len(), 119, "the count README gives");
+        assert_eq!(functions.len(), 120, "the count README gives");
+        assert!(
+            functions.contains(&json!({"name": "EXPLODE", "category": "TABLE", "type": "TABLE"}))
+        );
         assert!(
             functions.contains(&json!({"name": "UCASE", "category": "STRING", "type": "SCALAR"}))
         );

@@ -501,3 +501,8 @@ fn pull_queries() {
 fn scalar_functions() {
     run_file("functions.json");
 }
+
+#[test]
+fn table_functions() {
+    run_file("table_functions.json");
+}

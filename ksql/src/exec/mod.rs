@@ -43,6 +43,79 @@ enum Step {
     Project(Vec<Arc<dyn PhysicalExpr>>, SchemaRef),
     /// No rows (a plan DataFusion proved empty), of this schema.
     Empty(SchemaRef),
+    /// ksqlDB's table functions (`EXPLODE`, DataFusion's `unnest`): each row becomes one
+    /// row per element of its longest unnested array (none if all are null or empty), the
+    /// shorter arrays padded with nulls, the other columns repeated.
+    Unnest {
+        /// For each output column, the input column it comes from and whether it is an
+        /// array unnested.
+        columns: Vec<(usize, bool)>,
+        schema: SchemaRef,
+    },
+}
+
+/// `batch`'s rows exploded by [`Step::Unnest`]'s `columns`, into `schema`; with, for each
+/// new row, the input row it came from.
+fn unnest(
+    batch: &RecordBatch,
+    columns: &[(usize, bool)],
+    schema: &SchemaRef,
+) -> Result<(RecordBatch, Vec<u32>)> {
+    let lists: Vec<&arrow::array::ListArray> = columns
+        .iter()
+        .filter(|(_, unnested)| *unnested)
+        .map(|(i, _)| {
+            batch.column(*i).as_list_opt::<i32>().ok_or_else(|| {
+                KsqlError::statement(
+                    "EXPLODE takes an ARRAY (a MAP or STRUCT cannot be exploded yet)",
+                )
+            })
+        })
+        .collect::<Result<_>>()?;
+    let length = |list: &arrow::array::ListArray, row: usize| {
+        if list.is_null(row) {
+            0
+        } else {
+            list.value_length(row) as usize
+        }
+    };
+    let mut from = Vec::new();
+    let mut element = Vec::new();
+    for row in 0..batch.num_rows() {
+        let n = lists.iter().map(|l| length(l, row)).max().unwrap_or(0);
+        for k in 0..n {
+            from.push(row as u32);
+            element.push(k);
+        }
+    }
+    let repeat = arrow::array::UInt32Array::from(from.clone());
+    let mut lists_at = 0;
+    let mut out = Vec::with_capacity(columns.len());
+    for (i, unnested) in columns {
+        if !unnested {
+            out.push(arrow::compute::take(batch.column(*i), &repeat, None).map_err(arrow_error)?);
+            continue;
+        }
+        let list = lists[lists_at];
+        lists_at += 1;
+        let offsets = list.value_offsets();
+        let indices: arrow::array::UInt32Array = from
+            .iter()
+            .zip(&element)
+            .map(|(&row, &k)| {
+                let row = row as usize;
+                (k < length(list, row)).then(|| offsets[row] as u32 + k as u32)
+            })
+            .collect();
+        out.push(arrow::compute::take(list.values(), &indices, None).map_err(arrow_error)?);
+    }
+    let exploded = RecordBatch::try_new_with_options(
+        schema.clone(),
+        out,
+        &arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(from.len())),
+    )
+    .map_err(arrow_error)?;
+    Ok((exploded, from))
 }
 
 /// Where a source column's values come from.
@@ -647,6 +720,11 @@ fn run_steps(
                 batch = RecordBatch::new_empty(schema.clone());
                 rows.clear();
             }
+            Step::Unnest { columns, schema } => {
+                let (exploded, from) = unnest(&batch, columns, schema)?;
+                batch = exploded;
+                rows = from.iter().map(|&r| rows[r as usize]).collect();
+            }
             Step::Project(exprs, schema) => {
                 let n = batch.num_rows();
                 let columns = exprs
@@ -698,6 +776,11 @@ fn run_on_row(steps: &[Step], mut batch: RecordBatch) -> Result<(RecordBatch, bo
                 .map_err(arrow_error)?;
             }
             Step::Empty(_) => kept = false,
+            Step::Unnest { .. } => {
+                return Err(KsqlError::statement(
+                    "EXPLODE after a GROUP BY or a join is not supported by Sluice's ksql yet",
+                ))
+            }
         }
     }
     Ok((batch, kept))
@@ -706,12 +789,13 @@ fn run_on_row(steps: &[Step], mut batch: RecordBatch) -> Result<(RecordBatch, bo
 /// The plan's steps, source first.
 fn compile_steps(plan: &LogicalPlan, props: &ExecutionProps) -> Result<Vec<Step>> {
     let mut steps = match plan {
-        LogicalPlan::Filter(_) | LogicalPlan::Projection(_) | LogicalPlan::SubqueryAlias(_) => {
-            match plan.inputs().first() {
-                Some(input) => compile_steps(input, props)?,
-                None => Vec::new(),
-            }
-        }
+        LogicalPlan::Filter(_)
+        | LogicalPlan::Projection(_)
+        | LogicalPlan::SubqueryAlias(_)
+        | LogicalPlan::Unnest(_) => match plan.inputs().first() {
+            Some(input) => compile_steps(input, props)?,
+            None => Vec::new(),
+        },
         _ => Vec::new(),
     };
     steps.extend(compile_node(plan, props)?);
@@ -769,6 +853,32 @@ fn compile_node(plan: &LogicalPlan, props: &ExecutionProps) -> Result<Vec<Step>>
             Ok(steps)
         }
         LogicalPlan::SubqueryAlias(_) => Ok(Vec::new()),
+        LogicalPlan::Unnest(node) => {
+            if !node.struct_type_columns.is_empty()
+                || node.list_type_columns.iter().any(|(_, l)| l.depth != 1)
+            {
+                return Err(KsqlError::statement(
+                    "EXPLODE takes an ARRAY, one level deep (a STRUCT cannot be exploded)",
+                ));
+            }
+            let columns = node
+                .dependency_indices
+                .iter()
+                .enumerate()
+                .map(|(j, &i)| {
+                    let name = node.schema.field(j).name();
+                    let unnested = node
+                        .list_type_columns
+                        .iter()
+                        .any(|(l, c)| *l == i && c.output_column.name == *name);
+                    (i, unnested)
+                })
+                .collect();
+            Ok(vec![Step::Unnest {
+                columns,
+                schema: Arc::new(node.schema.as_arrow().clone()),
+            }])
+        }
         // A query DataFusion proved empty (`WHERE FALSE`): no row passes.
         LogicalPlan::EmptyRelation(empty) if !empty.produce_one_row => {
             Ok(vec![Step::Empty(Arc::new(empty.schema.as_arrow().clone()))])

@@ -230,5 +230,11 @@ pub(crate) fn planning_error(err: datafusion_common::DataFusionError) -> KsqlErr
             return KsqlError::statement(text[start..end].trim_end().to_string());
         }
     }
+    // ksqlDB's EXPLODE is DataFusion's unnest: its refusal in ksqlDB's terms.
+    if text.contains("unnest() can only be applied to array") {
+        return KsqlError::statement(
+            "Function 'explode' does not accept parameters: it takes an ARRAY.\nValid alternatives are:\nexplode(ARRAY<DECIMAL> input)\nexplode(ARRAY<T> list)",
+        );
+    }
     KsqlError::statement(text)
 }

@@ -550,6 +550,25 @@ impl Functions {
                 description: "A copy of a key column (or expression) in the value.",
             },
         );
+        // `EXPLODE(array)`: ksqlDB's table function, DataFusion's `unnest` (the planner's
+        // rewrite; the plan's `Unnest` node runs as `exec::Step::Unnest`).
+        functions.infos.insert(
+            "EXPLODE",
+            FunctionInfo {
+                name: "EXPLODE",
+                kind: FunctionKind::Table,
+                category: "TABLE",
+                description: "Explodes an array. This function outputs one value for each element of the array.",
+            },
+        );
+        functions.declared.insert(
+            "EXPLODE",
+            vec![Variation {
+                args: vec!["ARRAY<T>".to_string()],
+                variadic: false,
+                returns: "T".to_string(),
+            }],
+        );
         // `WINDOWSTART` and `WINDOWEND` of windowed aggregations, planned as aggregates of
         // their rows: resolvable, not listed.
         for function in crate::aggregate::AggregateFn::WINDOW_BOUNDS {

@@ -82,6 +82,26 @@ impl PlannedQuery {
 }
 
 /// Plans `query` against the sources of `metastore`.
+/// Whether the query's select list calls a table function (`EXPLODE`).
+fn uses_table_function(query: &Query) -> bool {
+    let mut found = false;
+    for item in &query.projection {
+        let expr = match item {
+            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
+            _ => continue,
+        };
+        let _ = sqlparser::ast::visit_expressions(expr, |e| {
+            if matches!(e, Expr::Function(f) if f.name.to_string().eq_ignore_ascii_case("EXPLODE"))
+            {
+                found = true;
+                return std::ops::ControlFlow::Break(());
+            }
+            std::ops::ControlFlow::Continue(())
+        });
+    }
+    found
+}
+
 pub fn plan_query(query: &Query, metastore: &MetaStore) -> Result<PlannedQuery> {
     if !query.joins.is_empty() {
         return join::plan_join(query, metastore);
@@ -104,6 +124,19 @@ pub fn plan_query(query: &Query, metastore: &MetaStore) -> Result<PlannedQuery> 
     let source = metastore
         .source(&source_name)
         .ok_or_else(|| KsqlError::statement(format!("{source_name} does not exist.")))?;
+    // ksqlDB's table functions (`EXPLODE`): over streams only, without aggregation.
+    if uses_table_function(query) {
+        if !query.group_by.is_empty() {
+            return Err(KsqlError::statement(
+                "Table functions cannot be used with aggregations.",
+            ));
+        }
+        if source.kind == crate::parser::ast::SourceKind::Table {
+            return Err(KsqlError::statement(
+                "Table source is not supported with table functions",
+            ));
+        }
+    }
     if source.kind == crate::parser::ast::SourceKind::Table && windowed {
         return Err(KsqlError::statement(
             "Windowing not supported for table aggregations.",

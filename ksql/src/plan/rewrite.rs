@@ -42,6 +42,11 @@ pub(crate) fn for_datafusion(expr: &mut Expr) -> Result<()> {
                     }
                 }
             }
+            // ksqlDB's table function `EXPLODE` is DataFusion's `unnest`.
+            Expr::Function(f) if f.name.to_string().eq_ignore_ascii_case("EXPLODE") => {
+                f.name =
+                    sqlparser::ast::ObjectName::from(vec![sqlparser::ast::Ident::new("unnest")]);
+            }
             Expr::Function(f) if f.name.to_string().eq_ignore_ascii_case(AS_VALUE) => {
                 // `AS_VALUE(x)` is `x`, copied into the value (the planner only marks it).
                 match as_value_argument(f) {
