@@ -49,7 +49,8 @@ impl PreparedQuery {
         metastore: &MetaStore,
     ) -> Result<PreparedQuery> {
         sink_encoders(&sink, &planned)?;
-        let compiled = Arc::new(CompiledQuery::compile(&planned, metastore)?);
+        let compiled =
+            Arc::new(CompiledQuery::compile(&planned, metastore)?.with_sink_timestamp(&sink)?);
         Ok(PreparedQuery {
             sink,
             info,
@@ -118,6 +119,16 @@ pub fn prepare_create_as_select(
 ) -> Result<PreparedQuery> {
     let sink_name = name_of(&create.name);
     let planned = plan_query(&create.query, metastore)?;
+    // The sink's TIMESTAMP column first, as ksqlDB checks it.
+    let property = |name: &str| match create.properties.get(name) {
+        Some(crate::parser::ast::PropertyValue::String(s)) => Some(s.as_str()),
+        _ => None,
+    };
+    crate::exec::SinkTimestamp::of(
+        &planned.columns,
+        property("TIMESTAMP"),
+        property("TIMESTAMP_FORMAT"),
+    )?;
     let source = &planned.source;
     if create.query.emit == Some(crate::parser::ast::Emit::Final) && planned.window.is_none() {
         return Err(KsqlError::statement(

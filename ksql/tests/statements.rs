@@ -506,3 +506,8 @@ fn scalar_functions() {
 fn table_functions() {
     run_file("table_functions.json");
 }
+
+#[test]
+fn timestamps() {
+    run_file("timestamps.json");
+}

@@ -137,6 +137,11 @@ pub struct CompiledQuery {
     options: SerdeOptions,
     /// The column the source takes its records' timestamps from (`TIMESTAMP`).
     timestamp_column: Option<usize>,
+    /// `TIMESTAMP_FORMAT`: the timestamp column is a string in this Java pattern.
+    timestamp_format: Option<Arc<crate::plan::udf::java_time::Pattern>>,
+    /// A persistent query's sink `WITH (TIMESTAMP=...)`: the result column its records'
+    /// timestamps come from.
+    sink_timestamp: Option<SinkTimestamp>,
     steps: Vec<Step>,
     /// A `GROUP BY` query's aggregation (`steps` being the plan below it).
     aggregate: Option<aggregate::AggregateStage>,
@@ -175,6 +180,21 @@ impl CompiledQuery {
             ));
         }
         CompiledQuery::compile_any(planned, metastore)
+    }
+
+    /// The query writing into `sink`: its records' timestamps from the sink's `TIMESTAMP`
+    /// column, if it names one.
+    pub fn with_sink_timestamp(mut self, sink: &DataSource) -> Result<CompiledQuery> {
+        self.sink_timestamp = SinkTimestamp::of(
+            &self
+                .output
+                .iter()
+                .map(|(c, _)| c.clone())
+                .collect::<Vec<_>>(),
+            sink.properties.timestamp.as_deref(),
+            sink.properties.timestamp_format.as_deref(),
+        )?;
+        Ok(self)
     }
 
     /// Compiles pull query `planned`, whose rows come from a table's state rather than
@@ -278,21 +298,33 @@ impl CompiledQuery {
                 ColumnConstraint::Header(key) => ColumnSource::Header(key.clone()),
             });
         }
+        let timestamp_format = match (
+            &source.properties.timestamp,
+            &source.properties.timestamp_format,
+        ) {
+            (_, None) => None,
+            (None, Some(_)) => {
+                return Err(KsqlError::statement(
+                    "TIMESTAMP_FORMAT requires a TIMESTAMP column in the WITH clause",
+                ))
+            }
+            (Some(_), Some(format)) => Some(Arc::new(
+                crate::plan::udf::java_time::Pattern::compile(format).map_err(|err| {
+                    KsqlError::statement(format!("Invalid TIMESTAMP_FORMAT '{format}': {err}"))
+                })?,
+            )),
+        };
         let timestamp_column = match &source.properties.timestamp {
             None => None,
             Some(name) => {
-                if source.properties.timestamp_format.is_some() {
-                    return Err(KsqlError::statement(
-                        "TIMESTAMP_FORMAT is not supported by Sluice's ksql yet (issue 18 is under way): use a BIGINT or TIMESTAMP column as TIMESTAMP",
-                    ));
-                }
                 let at = source
                     .columns
                     .iter()
                     .position(|c| &c.name == name)
                     .ok_or_else(|| KsqlError::statement(format!("The TIMESTAMP column set in the WITH clause does not exist in the schema: '{name}'")))?;
                 let ty = metastore.resolve(&source.columns[at].ty)?;
-                if !matches!(ty, SqlType::Bigint | SqlType::Timestamp) {
+                let string = ty == SqlType::String && timestamp_format.is_some();
+                if !string && !matches!(ty, SqlType::Bigint | SqlType::Timestamp) {
                     return Err(KsqlError::statement(format!(
                         "Timestamp column, `{name}`, should be LONG(INT64), TIMESTAMP, or a String with a timestamp.format specified."
                     )));
@@ -325,6 +357,8 @@ impl CompiledQuery {
             value_columns,
             options,
             timestamp_column,
+            timestamp_format,
+            sink_timestamp: None,
             steps: Vec::new(),
             aggregate: None,
             output: Vec::new(),
@@ -476,12 +510,42 @@ impl CompiledQuery {
     pub fn evaluate(&self, run: &[RawRecord]) -> Result<Evaluated> {
         let (batch, rows, rowtimes, skipped) = self.decode(run)?;
         let (batch, rows) = run_steps(&self.steps, batch, rows)?;
-        let timestamps: Vec<i64> = rows.iter().map(|&i| rowtimes[i as usize]).collect();
-        let columns = match &self.aggregate {
+        let mut timestamps: Vec<i64> = rows.iter().map(|&i| rowtimes[i as usize]).collect();
+        let mut columns = match &self.aggregate {
             // The group and arguments of each row, for the aggregation.
             Some(stage) => stage.inputs(&batch, timestamps.clone())?,
             None => aggregate::canonical(&batch, &self.output)?,
         };
+        let mut skipped = skipped;
+        let mut rows = rows;
+        if let (Some(sink), None) = (&self.sink_timestamp, &self.aggregate) {
+            let mut keep = Vec::with_capacity(rows.len());
+            for (i, timestamp) in sink.timestamps(&columns)?.into_iter().enumerate() {
+                match timestamp {
+                    Ok(timestamp) => {
+                        timestamps[i] = timestamp;
+                        keep.push(true);
+                    }
+                    Err(why) => {
+                        skipped.push((rows[i], why));
+                        keep.push(false);
+                    }
+                }
+            }
+            if keep.iter().any(|k| !k) {
+                let mask = arrow::array::BooleanArray::from(keep);
+                columns = columns
+                    .iter()
+                    .map(|c| arrow::compute::filter(c, &mask).map_err(arrow_error))
+                    .collect::<Result<_>>()?;
+                rows = filter_rows(&rows, &mask);
+                timestamps = timestamps
+                    .iter()
+                    .zip(mask.values().iter())
+                    .filter_map(|(t, k)| k.then_some(*t))
+                    .collect();
+            }
+        }
         Ok(Evaluated {
             columns,
             rows,
@@ -572,7 +636,39 @@ impl CompiledQuery {
             columns.push(array);
         }
         let mut rowtimes: Vec<i64> = run.iter().map(|r| r.timestamp).collect();
-        if let Some(at) = self.timestamp_column {
+        if let (Some(at), Some(pattern)) = (self.timestamp_column, &self.timestamp_format) {
+            // A string in the `TIMESTAMP_FORMAT` pattern, in the system's zone unless it
+            // names one (ksqlDB's `StringTimestampExtractor`); a record whose string does not
+            // parse is skipped, as ksqlDB's extractor fails it.
+            let zone = crate::plan::udf::java_time::Zone::system_default();
+            let strings = columns[at].as_string_opt::<i32>().ok_or_else(|| {
+                KsqlError::statement("a TIMESTAMP_FORMAT column that is not a STRING")
+            })?;
+            for (i, ts) in rowtimes.iter_mut().enumerate() {
+                let parsed = match strings.is_null(i) {
+                    true => Err("its timestamp column is null".to_string()),
+                    false => crate::plan::udf::java_time::parse_timestamp(
+                        pattern,
+                        strings.value(i),
+                        &zone,
+                    )
+                    .map_err(|err| {
+                        format!(
+                            "its timestamp '{}' does not parse with TIMESTAMP_FORMAT: {err}",
+                            strings.value(i)
+                        )
+                    }),
+                };
+                match parsed.and_then(non_negative) {
+                    Ok(parsed) => *ts = parsed,
+                    Err(why) if keep[i] => {
+                        keep[i] = false;
+                        skipped.push((i as u32, why));
+                    }
+                    Err(_) => {}
+                }
+            }
+        } else if let Some(at) = self.timestamp_column {
             let column =
                 arrow::compute::cast(&columns[at], &DataType::Int64).map_err(arrow_error)?;
             let column = column.as_primitive::<arrow::datatypes::Int64Type>();
@@ -582,6 +678,15 @@ impl CompiledQuery {
                     if keep[i] {
                         keep[i] = false;
                         skipped.push((i as u32, "its timestamp column is null".to_string()));
+                    }
+                } else if column.value(i) < 0 {
+                    // Kafka's extractors skip a record with a negative timestamp.
+                    if keep[i] {
+                        keep[i] = false;
+                        skipped.push((
+                            i as u32,
+                            format!("its timestamp {} is negative", column.value(i)),
+                        ));
                     }
                 } else {
                     *ts = column.value(i);
@@ -609,6 +714,90 @@ impl CompiledQuery {
         let mask = arrow::array::BooleanArray::from(keep);
         let batch = arrow::compute::filter_record_batch(&batch, &mask).map_err(arrow_error)?;
         Ok((batch, filter_rows(&rows, &mask), rowtimes, skipped))
+    }
+}
+
+/// The result column a sink's records take their timestamps from (`WITH (TIMESTAMP=...)` of
+/// `CREATE STREAM|TABLE ... AS SELECT`), and its `TIMESTAMP_FORMAT` for a string.
+#[derive(Debug, Clone)]
+pub struct SinkTimestamp {
+    column: usize,
+    format: Option<Arc<crate::plan::udf::java_time::Pattern>>,
+}
+
+impl SinkTimestamp {
+    /// The sink's `timestamp` column among the result `columns`, checked as ksqlDB checks it.
+    pub fn of(
+        columns: &[OutputColumn],
+        timestamp: Option<&str>,
+        format: Option<&str>,
+    ) -> Result<Option<SinkTimestamp>> {
+        let Some(name) = timestamp else {
+            return Ok(None);
+        };
+        let name = name.to_ascii_uppercase();
+        let column = columns.iter().position(|c| c.name == name).ok_or_else(|| {
+            KsqlError::statement(format!(
+                "The TIMESTAMP column set in the WITH clause does not exist in the schema: '{name}'"
+            ))
+        })?;
+        let format = match format {
+            Some(format) => Some(Arc::new(
+                crate::plan::udf::java_time::Pattern::compile(format).map_err(|err| {
+                    KsqlError::statement(format!("Invalid TIMESTAMP_FORMAT '{format}': {err}"))
+                })?,
+            )),
+            None => None,
+        };
+        let ty = &columns[column].ty;
+        let string = *ty == SqlType::String && format.is_some();
+        if !string && !matches!(ty, SqlType::Bigint | SqlType::Timestamp) {
+            return Err(KsqlError::statement(format!(
+                "Timestamp column, `{name}`, should be LONG(INT64), TIMESTAMP, or a String with a timestamp_format specified"
+            )));
+        }
+        Ok(Some(SinkTimestamp { column, format }))
+    }
+
+    /// Each result row's timestamp (`columns` of canonical types), or why it has none (the
+    /// row is dropped, as ksqlDB's sink drops a record with a null or negative timestamp).
+    fn timestamps(&self, columns: &[ArrayRef]) -> Result<Vec<std::result::Result<i64, String>>> {
+        let column = &columns[self.column];
+        if let Some(pattern) = &self.format {
+            let zone = crate::plan::udf::java_time::Zone::system_default();
+            let strings = column.as_string_opt::<i32>().ok_or_else(|| {
+                KsqlError::statement("a TIMESTAMP_FORMAT column that is not a STRING")
+            })?;
+            return Ok((0..strings.len())
+                .map(|i| match strings.is_null(i) {
+                    true => Err("its sink timestamp is null".to_string()),
+                    false => crate::plan::udf::java_time::parse_timestamp(
+                        pattern,
+                        strings.value(i),
+                        &zone,
+                    )
+                    .map_err(|err| format!("its sink timestamp does not parse: {err}"))
+                    .and_then(non_negative),
+                })
+                .collect());
+        }
+        let column = arrow::compute::cast(column, &DataType::Int64).map_err(arrow_error)?;
+        let column = column.as_primitive::<arrow::datatypes::Int64Type>();
+        Ok((0..column.len())
+            .map(|i| match column.is_null(i) {
+                true => Err("its sink timestamp is null".to_string()),
+                false => non_negative(column.value(i)),
+            })
+            .collect())
+    }
+}
+
+/// A record timestamp, refused when negative (Kafka's extractors skip those records).
+fn non_negative(timestamp: i64) -> std::result::Result<i64, String> {
+    if timestamp < 0 {
+        Err(format!("its timestamp {timestamp} is negative"))
+    } else {
+        Ok(timestamp)
     }
 }
 

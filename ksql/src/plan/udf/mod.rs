@@ -13,7 +13,7 @@
 
 mod collections;
 mod datetime;
-mod java_time;
+pub(crate) mod java_time;
 mod json;
 mod math;
 mod regexp;
