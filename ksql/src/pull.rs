@@ -480,6 +480,20 @@ fn not_queryable(name: &str) -> KsqlError {
     ))
 }
 
+/// Whether `e` is the key column `key` of the query's source (by its name, or qualified by
+/// the source's name or alias).
+fn names_key(e: &Expr, key: &str, query: &Query, source: &DataSource) -> bool {
+    match e {
+        Expr::Identifier(ident) => name_of(ident) == key,
+        Expr::CompoundIdentifier(idents) if idents.len() == 2 => {
+            let qualifier = name_of(&idents[0]);
+            (qualifier == source.name || query.from.alias.as_ref().map(name_of) == Some(qualifier))
+                && name_of(&idents[1]) == key
+        }
+        _ => false,
+    }
+}
+
 /// The key values a `WHERE` pins the table's (single) key column to: `KEY = literal` or
 /// `KEY IN (literals)` as one of its top-level conjuncts. None if it pins none (a scan).
 fn key_lookup(query: &Query, source: &DataSource) -> Result<Option<Vec<ScalarValue>>> {
@@ -490,16 +504,7 @@ fn key_lookup(query: &Query, source: &DataSource) -> Result<Option<Vec<ScalarVal
     let Some(selection) = &query.selection else {
         return Ok(None);
     };
-    let qualifiers: Vec<String> = std::iter::once(source.name.clone())
-        .chain(query.from.alias.as_ref().map(name_of))
-        .collect();
-    let is_key = |e: &Expr| match e {
-        Expr::Identifier(ident) => name_of(ident) == *key,
-        Expr::CompoundIdentifier(idents) if idents.len() == 2 => {
-            qualifiers.contains(&name_of(&idents[0])) && name_of(&idents[1]) == *key
-        }
-        _ => false,
-    };
+    let is_key = |e: &Expr| names_key(e, key, query, source);
     let mut conjuncts = Vec::new();
     conjuncts_of(selection, &mut conjuncts);
     for conjunct in conjuncts {
@@ -565,11 +570,7 @@ fn bounds_key(query: &Query, source: &DataSource) -> bool {
     let ([key], Some(selection)) = (keys.as_slice(), &query.selection) else {
         return false;
     };
-    let is_key = |e: &Expr| match e {
-        Expr::Identifier(ident) => name_of(ident) == *key,
-        Expr::CompoundIdentifier(idents) => idents.last().is_some_and(|i| name_of(i) == *key),
-        _ => false,
-    };
+    let is_key = |e: &Expr| names_key(e, key, query, source);
     let mut conjuncts = Vec::new();
     conjuncts_of(selection, &mut conjuncts);
     conjuncts.into_iter().any(|conjunct| match conjunct {

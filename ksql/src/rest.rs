@@ -401,58 +401,24 @@ async fn query_stream(
         Ok(answer) => answer,
         Err(response) => return *response,
     };
-    if let Answer::Print(_) = answer {
-        let sql = serde_json::from_slice::<Json>(&body)
-            .ok()
-            .and_then(|r| r["sql"].as_str().map(str::to_string))
-            .unwrap_or_default();
-        return statement_error(
-            &KsqlError::statement(
-                "Statement type `PRINT' not supported for this resource: use /query",
-            ),
-            &sql,
-        );
-    }
-    let (id, columns) = match &answer {
-        Answer::Push(push) => (&push.id, &push.columns),
-        Answer::Pull(pulled) => (&pulled.id, &pulled.columns),
-        Answer::Print(_) => return StatusCode::BAD_REQUEST.into_response(),
-    };
-    let metadata = json!({
-        "queryId": id,
-        "columnNames": columns.iter().map(|c| c.name.clone()).collect::<Vec<_>>(),
-        "columnTypes": columns.iter().map(|c| c.ty.to_string()).collect::<Vec<_>>(),
-    });
     let json_array = wants_json_array(&headers);
     let push = match answer {
         Answer::Push(push) => push,
-        Answer::Print(_) => return StatusCode::BAD_REQUEST.into_response(),
-        Answer::Pull(pulled) => {
-            let mut body = Vec::new();
-            if json_array {
-                body.push(b'[');
-                body.extend_from_slice(metadata.to_string().as_bytes());
-                for row in &pulled.rows {
-                    body.push(b',');
-                    body.extend_from_slice(row);
-                }
-                body.push(b']');
-            } else {
-                body.extend_from_slice(metadata.to_string().as_bytes());
-                body.push(b'\n');
-                for row in &pulled.rows {
-                    body.extend_from_slice(row);
-                    body.push(b'\n');
-                }
-            }
-            let content_type = if json_array {
-                "application/json"
-            } else {
-                "application/vnd.ksqlapi.delimited.v1"
-            };
-            return (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], body).into_response();
+        Answer::Pull(pulled) => return pulled_stream(&pulled, json_array),
+        Answer::Print(_) => {
+            let sql = serde_json::from_slice::<Json>(&body)
+                .ok()
+                .and_then(|r| r["sql"].as_str().map(str::to_string))
+                .unwrap_or_default();
+            return statement_error(
+                &KsqlError::statement(
+                    "Statement type `PRINT' not supported for this resource: use /query",
+                ),
+                &sql,
+            );
         }
     };
+    let metadata = stream_metadata(&push.id, &push.columns);
     let (framing, first, content_type) = if json_array {
         (
             Framing::JsonArray,
@@ -473,6 +439,44 @@ async fn query_stream(
         axum::body::Body::from_stream(stream),
     )
         .into_response()
+}
+
+/// `/query-stream`'s metadata object: the query's id and its columns' names and types.
+fn stream_metadata(id: &str, columns: &[crate::plan::OutputColumn]) -> Json {
+    json!({
+        "queryId": id,
+        "columnNames": columns.iter().map(|c| c.name.clone()).collect::<Vec<_>>(),
+        "columnTypes": columns.iter().map(|c| c.ty.to_string()).collect::<Vec<_>>(),
+    })
+}
+
+/// A pull query's answer on `/query-stream`: the metadata, then every row (delimited, or
+/// one JSON array).
+fn pulled_stream(pulled: &crate::pull::PullResult, json_array: bool) -> Response {
+    let metadata = stream_metadata(&pulled.id, &pulled.columns);
+    let mut body = Vec::new();
+    if json_array {
+        body.push(b'[');
+        body.extend_from_slice(metadata.to_string().as_bytes());
+        for row in &pulled.rows {
+            body.push(b',');
+            body.extend_from_slice(row);
+        }
+        body.push(b']');
+    } else {
+        body.extend_from_slice(metadata.to_string().as_bytes());
+        body.push(b'\n');
+        for row in &pulled.rows {
+            body.extend_from_slice(row);
+            body.push(b'\n');
+        }
+    }
+    let content_type = if json_array {
+        "application/json"
+    } else {
+        "application/vnd.ksqlapi.delimited.v1"
+    };
+    (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
 /// `POST /close-query` (`{"queryId": "..."}`).
