@@ -197,7 +197,11 @@ pub fn prepare_create_as_select(
                 "Key missing from projection (ie, SELECT). See https://cnfl.io/2LV7ouS.\nThe query used to build `{sink_name}` must include the join expression ROWKEY in its projection (eg, SELECT ROWKEY...).\nROWKEY was added as a synthetic key column because the join criteria did not match any source column. This expression must be included in the projection and may be aliased."
             )));
         }
-        let first = missing.split(" or ").next().unwrap_or(missing);
+        let first = missing
+            .split(" or ")
+            .next()
+            .and_then(|m| m.split(", ").next())
+            .unwrap_or(missing);
         let expressions = if missing.contains(" or ") {
             "expressions"
         } else {

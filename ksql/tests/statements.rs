@@ -493,6 +493,11 @@ fn joins() {
 }
 
 #[test]
+fn n_way_joins() {
+    run_file("n_way_joins.json");
+}
+
+#[test]
 fn pull_queries() {
     run_file("pull.json");
 }

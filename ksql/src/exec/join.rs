@@ -23,7 +23,7 @@ use datafusion_physical_expr::{create_physical_expr, PhysicalExpr};
 use super::{arrow_error, compile_node, execution_error, CompiledQuery, Step};
 use crate::error::{KsqlError, Result};
 use crate::format::{arrow_type, RowDecoder, RowEncoder, SerdeOptions};
-use crate::metastore::{Format, MetaStore};
+use crate::metastore::{DataSource, Format, MetaStore};
 use crate::parser::ast::{JoinKind, SqlType};
 use crate::plan::catalog::planning_error;
 use crate::plan::join::PlannedJoin;
@@ -33,9 +33,9 @@ use crate::plan::{sql_type, OutputColumn, PlannedQuery};
 pub struct JoinStage {
     /// Inner or left.
     pub kind: JoinKind,
-    /// The left side (the stream): its source and the plan below the join.
-    pub left: Arc<CompiledQuery>,
-    /// The right side (the table).
+    /// The left side: a source and the plan below the join, or the join before.
+    pub left: JoinLeft,
+    /// The right side: its source and the plan below the join.
     pub right: Arc<CompiledQuery>,
     /// `WITHIN` (a stream-stream join).
     pub within: Option<crate::parser::ast::Within>,
@@ -43,10 +43,16 @@ pub struct JoinStage {
     keys: [Arc<dyn PhysicalExpr>; 2],
     /// Each side's rows as the join node sees them.
     schemas: [SchemaRef; 2],
-    /// The right side's primary key written as the table's keys are.
+    /// The join key written as the table's keys are (or the left stream's, two streams
+    /// joined).
     key_encoder: RowEncoder,
     /// The key's type.
     key_type: DataType,
+    /// What the join's result rows are keyed by: the condition's operands (equal), or a
+    /// foreign-key join's left table's key columns; in this format and type.
+    keyed_by: Vec<datafusion_expr::Expr>,
+    keyed_format: Format,
+    keyed_type: SqlType,
     /// Whether each side's rows must be re-keyed through a repartition topic.
     repartition: [bool; 2],
     /// The join node's rows: the left side's columns, then the right's.
@@ -60,6 +66,19 @@ pub struct JoinStage {
     foreign_key: bool,
 }
 
+/// A join's left side.
+pub enum JoinLeft {
+    /// A source's rows through the plan below the join.
+    Source(Arc<CompiledQuery>),
+    /// An n-way join's: the rows of the join before (`a JOIN b` of `a JOIN b JOIN c`)
+    /// through the plan between the two.
+    Join {
+        stage: Arc<JoinStage>,
+        /// Its rows' columns, and the Arrow type each is held in.
+        output: Vec<(OutputColumn, DataType)>,
+    },
+}
+
 /// A side's rows in and out of their envelopes: JSON objects of its columns `C0`, `C1`, ...
 struct Envelope {
     encoder: RowEncoder,
@@ -68,9 +87,8 @@ struct Envelope {
 }
 
 impl Envelope {
-    fn of(side: &CompiledQuery) -> Result<Envelope> {
+    fn of<'a>(side: impl Iterator<Item = &'a OutputColumn>) -> Result<Envelope> {
         let columns: Vec<(String, SqlType)> = side
-            .output_columns()
             .enumerate()
             .map(|(i, c)| (format!("C{i}"), c.ty.clone()))
             .collect();
@@ -126,8 +144,28 @@ impl JoinStage {
         metastore: &MetaStore,
         props: &ExecutionProps,
     ) -> Result<JoinStage> {
-        let node = crate::plan::join::join_node(&planned.plan)?;
-        let left = Arc::new(CompiledQuery::side(&planned.source, &node.left, metastore)?);
+        JoinStage::compile_below(&planned.source, join, &planned.plan, metastore, props)
+    }
+
+    /// The stage of `join`, whose node is the first join of `plan` (its first source
+    /// `first`, an n-way join's inner joins compiled too).
+    fn compile_below(
+        first: &DataSource,
+        join: &PlannedJoin,
+        plan: &LogicalPlan,
+        metastore: &MetaStore,
+        props: &ExecutionProps,
+    ) -> Result<JoinStage> {
+        let node = crate::plan::join::join_node(plan)?;
+        let left = match &join.inner {
+            None => JoinLeft::Source(Arc::new(CompiledQuery::side(first, &node.left, metastore)?)),
+            Some(inner) => JoinLeft::Join {
+                stage: Arc::new(JoinStage::compile_below(
+                    first, inner, &node.left, metastore, props,
+                )?),
+                output: side_columns(&node.left)?,
+            },
+        };
         let right = Arc::new(CompiledQuery::side(&join.right, &node.right, metastore)?);
         let (left_on, right_on) = node
             .on
@@ -142,8 +180,8 @@ impl JoinStage {
             physical(right_on, node.right.schema())?,
         ];
         // The join key's column and format: the table's key (a stream joins a table on
-        // it), or for two streams the left one's expression in the left's key format
-        // (`KAFKA` if it has no key).
+        // it), or for two streams the left one's expression in the first source's key
+        // format (`KAFKA` if it has no key).
         let right_is_table = join.right.kind == crate::parser::ast::SourceKind::Table;
         let (key_source, key_ty) = if right_is_table {
             let key_column = join
@@ -158,7 +196,7 @@ impl JoinStage {
                 .map_err(planning_error)?;
             let ty = sql_type(&ty)
                 .ok_or_else(|| KsqlError::statement(format!("a join expression of type {ty}")))?;
-            (&planned.source, ty)
+            (first, ty)
         };
         let key_format = match key_source.properties.key_format {
             Format::None => Format::Kafka,
@@ -175,7 +213,7 @@ impl JoinStage {
             true,
         )?;
         // A side whose key is the join expression, written alike, is not repartitioned.
-        let keyed_alike = |source: &crate::metastore::DataSource, on: &datafusion_expr::Expr| {
+        let keyed_alike = |source: &DataSource, on: &datafusion_expr::Expr| {
             let source_keys = source.key_names();
             matches!(strip(on), datafusion_expr::Expr::Column(c) if source_keys == [c.name.as_str()])
                 && source.properties.key_format == key_format
@@ -185,17 +223,62 @@ impl JoinStage {
                     .find(|c| c.is_key())
                     .is_some_and(|c| metastore.resolve(&c.ty).ok().as_ref() == Some(&key_ty))
         };
+        let left_keyed_alike = match &left {
+            JoinLeft::Source(_) => keyed_alike(first, left_on),
+            // The join before's rows are keyed by its condition's operands (equal).
+            JoinLeft::Join { stage, .. } => {
+                stage.keyed_by.iter().any(|on| same_column(on, left_on))
+                    && stage.keyed_format == key_format
+                    && stage.keyed_type == key_ty
+            }
+        };
         // A foreign-key join needs no repartition: Streams' subscription topics carry the
         // left rows to the right rows they name and the answers back.
         let repartition = [
-            !join.foreign_key && !keyed_alike(&planned.source, left_on),
+            !join.foreign_key && !left_keyed_alike,
             !right_is_table && !keyed_alike(&join.right, right_on),
         ];
-        if planned.source.kind == crate::parser::ast::SourceKind::Table && repartition[0] {
+        let left_reads_table = match &left {
+            JoinLeft::Source(query) => query.reads_table(),
+            JoinLeft::Join { stage, .. } => stage.reads_tables(),
+        };
+        if left_reads_table && repartition[0] {
             return Err(KsqlError::statement(
                 "A table-table join of tables whose keys are of different types or formats is not supported by Sluice's ksql yet (issue 18 is under way)",
             ));
         }
+        // A foreign-key join's rows are keyed by its left table's key; others by the join
+        // key.
+        let (keyed_by, keyed_format, keyed_type) = if join.foreign_key {
+            let mut columns = Vec::new();
+            let mut types = Vec::new();
+            for column in first.columns.iter().filter(|c| c.is_key()) {
+                let (qualifier, _) = node
+                    .left
+                    .schema()
+                    .qualified_field_with_unqualified_name(&column.name)
+                    .map_err(planning_error)?;
+                columns.push(datafusion_expr::Expr::Column(
+                    datafusion_common::Column::new(qualifier.cloned(), &column.name),
+                ));
+                types.push(metastore.resolve(&column.ty)?);
+            }
+            let format = match first.properties.key_format {
+                Format::None => Format::Kafka,
+                format => format,
+            };
+            match types.as_slice() {
+                [ty] => (columns, format, ty.clone()),
+                // Several key columns make one key that no single expression is.
+                _ => (Vec::new(), format, key_ty.clone()),
+            }
+        } else {
+            (
+                vec![left_on.clone(), right_on.clone()],
+                key_format,
+                key_ty.clone(),
+            )
+        };
         // `WHERE` conditions the optimiser moved into the join run first after it.
         let mut after = Vec::new();
         let moved = node
@@ -208,8 +291,14 @@ impl JoinStage {
         if let Some(moved) = moved {
             after.push(Step::Filter(physical(&moved, &node.schema)?));
         }
-        after.extend(steps_above(&planned.plan, props)?);
-        let envelopes = [Envelope::of(&left)?, Envelope::of(&right)?];
+        after.extend(steps_above(plan, props)?);
+        let envelopes = [
+            match &left {
+                JoinLeft::Source(query) => Envelope::of(query.output_columns())?,
+                JoinLeft::Join { output, .. } => Envelope::of(output.iter().map(|(c, _)| c))?,
+            },
+            Envelope::of(right.output_columns())?,
+        ];
         Ok(JoinStage {
             envelopes,
             kind: join.kind,
@@ -222,12 +311,44 @@ impl JoinStage {
                 Arc::new(node.right.schema().as_arrow().clone()),
             ],
             key_type: arrow_type(&key_ty)?,
+            keyed_by,
+            keyed_format,
+            keyed_type,
             key_encoder,
             repartition,
             joined_schema: Arc::new(node.schema.as_arrow().clone()),
             after,
             foreign_key: join.foreign_key,
         })
+    }
+
+    /// The left side's source query, unless it is a join.
+    pub fn left_source(&self) -> Option<&Arc<CompiledQuery>> {
+        match &self.left {
+            JoinLeft::Source(query) => Some(query),
+            JoinLeft::Join { .. } => None,
+        }
+    }
+
+    /// A side's source query (0: left, 1: right), unless it is the join before.
+    pub fn side_source(&self, side: usize) -> Option<&Arc<CompiledQuery>> {
+        match side {
+            0 => self.left_source(),
+            _ => Some(&self.right),
+        }
+    }
+
+    /// Whether every source it joins is a table (its result is a table).
+    pub fn reads_tables(&self) -> bool {
+        self.left_reads_table() && self.right.reads_table()
+    }
+
+    /// Whether its left side is a table (a source, or every source of the join before).
+    pub fn left_reads_table(&self) -> bool {
+        match &self.left {
+            JoinLeft::Source(query) => query.reads_table(),
+            JoinLeft::Join { stage, .. } => stage.reads_tables(),
+        }
     }
 
     /// Whether this is a foreign-key join of tables.
@@ -448,6 +569,14 @@ fn as_batch(columns: &[ArrayRef], schema: &SchemaRef, rows: usize) -> Result<Rec
         &RecordBatchOptions::new().with_row_count(Some(rows)),
     )
     .map_err(arrow_error)
+}
+
+/// Whether two expressions are the same column (its source's qualifier and name).
+fn same_column(a: &datafusion_expr::Expr, b: &datafusion_expr::Expr) -> bool {
+    match (strip(a), strip(b)) {
+        (datafusion_expr::Expr::Column(a), datafusion_expr::Expr::Column(b)) => a == b,
+        _ => false,
+    }
 }
 
 fn strip(expr: &datafusion_expr::Expr) -> &datafusion_expr::Expr {

@@ -397,18 +397,19 @@ impl CompiledQuery {
             .collect()
     }
 
-    /// A run's left rows joined with the table's (see [`join::JoinStage::joined_batch`]):
-    /// the result's columns and each result row's left row.
+    /// A run's left rows joined with the table at once (see [`join::JoinStage::joined_batch`])
+    /// by the join at `depth` (see [`CompiledQuery::join_at`]): the result's columns and
+    /// each result row's left row.
     pub fn joined_batch_result(
         &self,
+        depth: usize,
         left: &[ArrayRef],
         rights: &[Option<bytes::Bytes>],
     ) -> Result<(Vec<ArrayRef>, Vec<u32>)> {
-        let stage = self
-            .join
-            .as_ref()
+        let (stage, output) = self
+            .join_at(depth)
             .ok_or_else(|| KsqlError::statement("the query does not join"))?;
-        stage.joined_batch(left, rights, &self.output)
+        stage.joined_batch(left, rights, output)
     }
 
     /// A join query's join.
@@ -416,18 +417,38 @@ impl CompiledQuery {
         self.join.as_ref()
     }
 
-    /// A join's result row of a left row and a right row (none: a left join's unmatched
-    /// row): its columns, one row each, or none if it does not pass `WHERE`.
+    /// The join `depth` joins below the query's own (an n-way join's: 0 its last, 1 the
+    /// one before, ...), and the columns of its rows.
+    pub fn join_at(&self, depth: usize) -> Option<(&join::JoinStage, &[(OutputColumn, DataType)])> {
+        let mut stage = self.join.as_ref()?;
+        let mut output: &[(OutputColumn, DataType)] = &self.output;
+        for _ in 0..depth {
+            match &stage.left {
+                join::JoinLeft::Join {
+                    stage: inner,
+                    output: columns,
+                } => {
+                    stage = inner;
+                    output = columns;
+                }
+                join::JoinLeft::Source(_) => return None,
+            }
+        }
+        Some((stage, output))
+    }
+
+    /// The result row of the join at `depth` of a left row and a right row (none: an outer
+    /// join's unmatched row): its columns, one row each, or none if it does not pass `WHERE`.
     pub fn joined_result(
         &self,
+        depth: usize,
         left: Option<&[u8]>,
         right: Option<&[u8]>,
     ) -> Result<Option<Vec<ArrayRef>>> {
-        let stage = self
-            .join
-            .as_ref()
+        let (stage, output) = self
+            .join_at(depth)
             .ok_or_else(|| KsqlError::statement("the query does not join"))?;
-        stage.joined(left, right, &self.output)
+        stage.joined(left, right, output)
     }
 
     /// A `GROUP BY` query's aggregation.

@@ -368,15 +368,18 @@ fn grouped<K: Clone + Send + Sync + 'static, V: Clone + Send + Sync + 'static>(
 /// with it — or, the left side a table too, both tables joined — each joined row made into
 /// its result row by `row(columns, kept)` (`None`: no output). A table-table join's row
 /// that goes, or stops passing `WHERE`, comes with `kept` false (a delete); one that never
-/// passed does not come.
+/// passed does not come. The join is the query's at `depth` (see
+/// [`CompiledQuery::join_at`]); an n-way join's left side is the join before's rows, made
+/// by this function one level down. The rows come keyed as the joined records were (by
+/// the join key), so that a join after this one on the same key needs no repartition.
 fn joined<K: Clone + Send + Sync + 'static, V: Clone + Send + Sync + 'static>(
     builder: &StreamsBuilder,
     query: Arc<CompiledQuery>,
+    depth: usize,
     counters: Arc<QueryCounters>,
-    row: impl Fn(Vec<ArrayRef>, bool) -> Result<Vec<Result<Option<(K, V)>>>> + Send + Sync + 'static,
-) -> Result<KStream<K, V>> {
+    row: JoinedRows<K, V>,
+) -> Result<KStream<Bytes, (K, V)>> {
     // One joined row's result.
-    let row = Arc::new(row);
     let one_row = {
         let row = row.clone();
         move |columns: Vec<ArrayRef>, kept: bool| -> Result<Option<(K, V)>> {
@@ -387,10 +390,12 @@ fn joined<K: Clone + Send + Sync + 'static, V: Clone + Send + Sync + 'static>(
                 .flatten())
         }
     };
-    let stage = query
-        .join()
+    let (stage, _) = query
+        .join_at(depth)
         .ok_or_else(|| KsqlError::statement("the query does not join"))?;
-    let (left, right, kind) = (stage.left.clone(), stage.right.clone(), stage.kind);
+    let (right, kind) = (stage.right.clone(), stage.kind);
+    let left = stage.left_source().cloned();
+    let names = JoinNames::at(depth);
     // A side that is a table: its rows' envelopes kept by the table's key bytes.
     let side_table = |side: usize, topic: &str, store: &str| {
         let (query, counters) = (query.clone(), counters.clone());
@@ -398,10 +403,12 @@ fn joined<K: Clone + Send + Sync + 'static, V: Clone + Send + Sync + 'static>(
             .batch_stream(
                 topic,
                 move |run, out: &mut BatchOutput<Bytes, Option<Bytes>>| {
-                    let Some(stage) = query.join() else {
+                    let Some((stage, side_query)) = query
+                        .join_at(depth)
+                        .and_then(|(stage, _)| Some((stage, stage.side_source(side)?)))
+                    else {
                         return Ok(());
                     };
-                    let side_query = if side == 0 { &stage.left } else { &stage.right };
                     push_table_rows(
                         side_query,
                         run,
@@ -415,23 +422,73 @@ fn joined<K: Clone + Send + Sync + 'static, V: Clone + Send + Sync + 'static>(
             )
             .to_table_with_tombstones(BytesSerde, Materialized::with(BytesSerde).named(store))
     };
+    // An n-way join's left side: the join before's rows, each with this join's left key
+    // and its envelope (none: a delete of a table's row).
+    let inner_rows = || -> Result<KStream<Bytes, (Bytes, Option<Bytes>)>> {
+        let keyed = query.clone();
+        joined(
+            builder,
+            query.clone(),
+            depth + 1,
+            counters.clone(),
+            Arc::new(move |columns, kept| -> MadeRows<Bytes, Option<Bytes>> {
+                let Some((stage, _)) = keyed.join_at(depth) else {
+                    return Ok(Vec::new());
+                };
+                let keys = stage.join_keys(0, &columns)?;
+                let values: Vec<Result<Option<Bytes>>> = if kept {
+                    stage
+                        .encode_side(0, &columns)?
+                        .into_iter()
+                        .map(|v| v.map(Some))
+                        .collect()
+                } else {
+                    keys.iter().map(|_| Ok(None)).collect()
+                };
+                Ok(keys
+                    .into_iter()
+                    .zip(values)
+                    .map(|(key, value)| Ok(Some((key?, value?))))
+                    .collect())
+            }),
+        )
+    };
+    // As a table, keyed as this join's left table is (the stage checked).
+    let inner_table = || -> Result<KTable<Bytes, Bytes>> {
+        Ok(inner_rows()?
+            .map_values(|(_, value)| value)
+            .to_table_with_tombstones(
+                BytesSerde,
+                Materialized::with(BytesSerde).named(&names.left_store),
+            ))
+    };
+    // As a stream, re-keyed through a repartition topic unless keyed by this join's key
+    // already (the stage checked).
+    let inner_stream = || -> Result<KStream<Bytes, Bytes>> {
+        let rows = inner_rows()?;
+        Ok(if stage.repartitions(0) {
+            rows.flat_map(|_, (key, value)| value.map(|value| (key, value)))
+                .repartition(Repartitioned::with(BytesSerde, BytesSerde).named(&names.left_topic))
+        } else {
+            rows.flat_map_values(|(_, value)| value)
+        })
+    };
     let table = if right.reads_table() {
-        Some(side_table(
-            1,
-            right.source_topic(),
-            "KafkaTopic_Right-Reduce",
-        ))
+        Some(side_table(1, right.source_topic(), &names.right_store))
     } else {
         None
     };
-    if let (true, Some(table)) = (left.reads_table(), &table) {
-        let left_table = side_table(0, left.source_topic(), "KafkaTopic_Left-Reduce");
+    if let (true, Some(table)) = (stage.left_reads_table(), &table) {
+        let left_table = match &left {
+            Some(left) => side_table(0, left.source_topic(), &names.left_store),
+            None => inner_table()?,
+        };
         use crate::parser::ast::JoinKind;
         let changes = if stage.foreign_key() {
             // Each left row joined with the right row its key names (Streams' foreign-key
             // join, through its subscription topics), kept as a pair of envelopes.
             let foreign_key = super::join::JoinStage::foreign_key_of;
-            let stored = Materialized::with(BytesSerde).named("FkJoin-Materialize");
+            let stored = Materialized::with(BytesSerde).named(&names.foreign_key_store);
             let pairs = match kind {
                 JoinKind::Inner => left_table.join_foreign_key(
                     table,
@@ -462,9 +519,11 @@ fn joined<K: Clone + Send + Sync + 'static, V: Clone + Send + Sync + 'static>(
         };
         // Each change of a joined row: its new row if it passes `WHERE`, else a delete of
         // the old one if that passed.
-        return Ok(changes.flat_map(move |_, change: Change<JoinedPair>| {
+        return Ok(changes.flat_map_values(move |change: Change<JoinedPair>| {
             let result = |joined: &Option<JoinedPair>| match joined {
-                Some((left, right)) => query.joined_result(left.as_deref(), right.as_deref()),
+                Some((left, right)) => {
+                    query.joined_result(depth, left.as_deref(), right.as_deref())
+                }
                 None => Ok(None),
             };
             let made = result(&change.new).and_then(|new| match new {
@@ -483,10 +542,12 @@ fn joined<K: Clone + Send + Sync + 'static, V: Clone + Send + Sync + 'static>(
         let (query, counters) = (query.clone(), counters.clone());
         let stream =
             builder.batch_stream(topic, move |run, out: &mut BatchOutput<Bytes, Bytes>| {
-                let Some(stage) = query.join() else {
+                let Some((stage, side_query)) = query
+                    .join_at(depth)
+                    .and_then(|(stage, _)| Some((stage, stage.side_source(side)?)))
+                else {
                     return Ok(());
                 };
-                let side_query = if side == 0 { &stage.left } else { &stage.right };
                 push_rows(
                     side_query,
                     run,
@@ -498,23 +559,30 @@ fn joined<K: Clone + Send + Sync + 'static, V: Clone + Send + Sync + 'static>(
                 Ok(())
             });
         if stage.repartitions(side) {
-            let name = if side == 0 { "Join-left" } else { "Join-right" };
+            let name = if side == 0 {
+                &names.left_topic
+            } else {
+                &names.right_topic
+            };
             stream.repartition(Repartitioned::with(BytesSerde, BytesSerde).named(name))
         } else {
             stream
         }
     };
-    if let (Some(table), false) = (&table, stage.repartitions(0)) {
+    if let (Some(table), false, Some(left)) = (&table, stage.repartitions(0), &left) {
         // A stream keyed as the table is: each run of its records joined at once, its rows
         // looked up in the table and the plan above the join run on the run's joined rows.
         return Ok(builder.batch_stream_with_table(
             left.source_topic(),
             table,
-            move |run, lookup, out: &mut BatchOutput<K, V>| {
-                let Some(stage) = query.join() else {
+            move |run, lookup, out: &mut BatchOutput<Bytes, (K, V)>| {
+                let Some(left) = query.join_at(depth).and_then(|(s, _)| s.left_source()) else {
                     return Ok(());
                 };
-                for evaluated in evaluate_robustly(&stage.left, run, &counters, &mut Vec::new()) {
+                let Some((stage, _)) = query.join_at(depth) else {
+                    return Ok(());
+                };
+                for evaluated in evaluate_robustly(left, run, &counters, &mut Vec::new()) {
                     let keys = match stage.join_keys(0, &evaluated.columns) {
                         Ok(keys) => keys,
                         Err(err) => {
@@ -526,12 +594,14 @@ fn joined<K: Clone + Send + Sync + 'static, V: Clone + Send + Sync + 'static>(
                     };
                     // The rows whose join key could be written, and their table rows.
                     let mut usable = Vec::with_capacity(keys.len());
+                    let mut usable_keys = Vec::with_capacity(keys.len());
                     let mut rights = Vec::with_capacity(keys.len());
                     for (i, key) in keys.into_iter().enumerate() {
                         match key {
                             Ok(key) => {
                                 usable.push(i as u32);
                                 rights.push(lookup(&key)?);
+                                usable_keys.push(key);
                             }
                             Err(err) => skip(&run[evaluated.rows[i] as usize], &err, &counters),
                         }
@@ -544,7 +614,7 @@ fn joined<K: Clone + Send + Sync + 'static, V: Clone + Send + Sync + 'static>(
                         .collect::<std::result::Result<Vec<_>, _>>();
                     let made = taken
                         .map_err(|e| KsqlError::Serde(e.to_string()))
-                        .and_then(|columns| query.joined_batch_result(&columns, &rights));
+                        .and_then(|columns| query.joined_batch_result(depth, &columns, &rights));
                     let (columns, rows) = match made {
                         Ok(made) => made,
                         Err(err) => {
@@ -568,9 +638,10 @@ fn joined<K: Clone + Send + Sync + 'static, V: Clone + Send + Sync + 'static>(
                     for (&joined, made) in rows.iter().zip(made) {
                         let i = usable[joined as usize] as usize;
                         if let Some(kv) = made_or_skipped(made, &counters) {
+                            let key = usable_keys[joined as usize].clone();
                             out.push((
                                 evaluated.rows[i] as usize,
-                                keyed_record(kv, evaluated.timestamps[i]),
+                                keyed_record((key, kv), evaluated.timestamps[i]),
                             ));
                         }
                     }
@@ -581,7 +652,10 @@ fn joined<K: Clone + Send + Sync + 'static, V: Clone + Send + Sync + 'static>(
             },
         ));
     }
-    let stream = side_stream(0, left.source_topic());
+    let stream = match &left {
+        Some(left) => side_stream(0, left.source_topic()),
+        None => inner_stream()?,
+    };
     let rows = match (&stage.within, kind) {
         (Some(within), kind) => {
             let windows = match within.grace {
@@ -592,8 +666,8 @@ fn joined<K: Clone + Send + Sync + 'static, V: Clone + Send + Sync + 'static>(
             .before(within.before)
             .after(within.after);
             let other = side_stream(1, right.source_topic());
-            let joined =
-                StreamJoined::with(BytesSerde, BytesSerde, BytesSerde).with_store_name("Join");
+            let joined = StreamJoined::with(BytesSerde, BytesSerde, BytesSerde)
+                .with_store_name(&names.stream_store);
             use crate::parser::ast::JoinKind;
             match kind {
                 JoinKind::Inner => stream.join_stream(
@@ -613,7 +687,7 @@ fn joined<K: Clone + Send + Sync + 'static, V: Clone + Send + Sync + 'static>(
                 JoinKind::Right => {
                     let windows = swapped(within, windows);
                     let joined = StreamJoined::with(BytesSerde, BytesSerde, BytesSerde)
-                        .with_store_name("Join");
+                        .with_store_name(&names.stream_store);
                     other.left_join_stream(
                         &stream,
                         |_, r: &Bytes, l: Option<&Bytes>| (l.cloned(), Some(r.clone())),
@@ -641,9 +715,9 @@ fn joined<K: Clone + Send + Sync + 'static, V: Clone + Send + Sync + 'static>(
             }
         }
     };
-    Ok(rows.flat_map(move |_, (left, right): JoinedPair| {
+    Ok(rows.flat_map_values(move |(left, right): JoinedPair| {
         let made = query
-            .joined_result(left.as_deref(), right.as_deref())
+            .joined_result(depth, left.as_deref(), right.as_deref())
             .and_then(|columns| match columns {
                 Some(columns) => one_row(columns, true),
                 None => Ok(None),
@@ -651,6 +725,13 @@ fn joined<K: Clone + Send + Sync + 'static, V: Clone + Send + Sync + 'static>(
         made_or_skipped(made, &counters)
     }))
 }
+
+/// Makes a join's result rows of its joined rows' columns (and whether they are kept: a
+/// delete if not); one type whatever makes them, for the n-way join's recursion.
+type JoinedRows<K, V> = Arc<dyn Fn(Vec<ArrayRef>, bool) -> MadeRows<K, V> + Send + Sync>;
+
+/// The rows made of a batch of joined rows: each a record, none, or why it could not be.
+type MadeRows<K, V> = Result<Vec<Result<Option<(K, V)>>>>;
 
 /// A joined row: each side's envelope, if it has one.
 type JoinedPair = (Option<Bytes>, Option<Bytes>);
@@ -960,16 +1041,23 @@ pub fn persistent(
     };
     if query.join().is_some() {
         let encoders = Arc::new(encoders);
-        let rows = joined(&builder, query, counters, move |columns, kept| {
-            Ok(encoders
-                .encode_all(&columns)?
-                .into_iter()
-                .map(|encoded| {
-                    let (key, value) = encoded?;
-                    Ok(Some((key, if kept { value } else { None })))
-                })
-                .collect())
-        })?;
+        let rows = joined(
+            &builder,
+            query,
+            0,
+            counters,
+            Arc::new(move |columns, kept| {
+                Ok(encoders
+                    .encode_all(&columns)?
+                    .into_iter()
+                    .map(|encoded| {
+                        let (key, value) = encoded?;
+                        Ok(Some((key, if kept { value } else { None })))
+                    })
+                    .collect())
+            }),
+        )?
+        .map(|_, row| row);
         return write(builder, rows);
     }
     if query.aggregate().is_some() {
@@ -1072,14 +1160,20 @@ pub fn push(
     };
     if query.join().is_some() {
         // Rows that pass; a push query has no deletes.
-        let rows = joined(&builder, query, counters, move |columns, kept| {
-            Ok(json
-                .encode_all(&columns)?
-                .into_iter()
-                .map(|row| Ok(kept.then_some(((), row?))))
-                .collect())
-        })?;
-        rows.foreach(move |(), row| send(row));
+        let rows = joined(
+            &builder,
+            query,
+            0,
+            counters,
+            Arc::new(move |columns, kept| {
+                Ok(json
+                    .encode_all(&columns)?
+                    .into_iter()
+                    .map(|row| Ok(kept.then_some(((), row?))))
+                    .collect())
+            }),
+        )?;
+        rows.foreach(move |_, ((), row)| send(row));
         return builder
             .build()
             .map_err(|e| KsqlError::statement(e.to_string()));
@@ -1122,4 +1216,32 @@ pub fn push(
     builder
         .build()
         .map_err(|e| KsqlError::statement(e.to_string()))
+}
+
+/// The names of a join's stores and internal topics: the last join's as they always were,
+/// an n-way join's earlier ones numbered by depth.
+struct JoinNames {
+    left_store: String,
+    right_store: String,
+    foreign_key_store: String,
+    stream_store: String,
+    left_topic: String,
+    right_topic: String,
+}
+
+impl JoinNames {
+    fn at(depth: usize) -> JoinNames {
+        let name = |base: &str| match depth {
+            0 => base.to_string(),
+            depth => format!("{base}-{depth}"),
+        };
+        JoinNames {
+            left_store: name("KafkaTopic_Left-Reduce"),
+            right_store: name("KafkaTopic_Right-Reduce"),
+            foreign_key_store: name("FkJoin-Materialize"),
+            stream_store: name("Join"),
+            left_topic: name("Join-left"),
+            right_topic: name("Join-right"),
+        }
+    }
 }

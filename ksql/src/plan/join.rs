@@ -25,13 +25,25 @@ use crate::parser::ast::{JoinKind, Query, SourceKind, Within};
 pub struct PlannedJoin {
     /// Inner, left, right or full outer.
     pub kind: JoinKind,
-    /// The source joined (`JOIN`'s), a table.
+    /// The source joined (`JOIN`'s).
     pub right: DataSource,
     /// `WITHIN` (stream–stream joins).
     pub within: Option<Within>,
     /// A foreign-key table–table join: the left table's rows name the right's by an
     /// expression of their columns; the result is keyed by the left table's key.
     pub foreign_key: bool,
+    /// An n-way join: the join whose result is this one's left side (`a JOIN b` of
+    /// `a JOIN b JOIN c`).
+    pub inner: Option<Box<PlannedJoin>>,
+}
+
+impl PlannedJoin {
+    /// The sources it joins on its right, the innermost join's first.
+    pub fn rights(&self) -> Vec<&DataSource> {
+        let mut rights = self.inner.as_ref().map_or_else(Vec::new, |i| i.rights());
+        rights.push(&self.right);
+        rights
+    }
 }
 
 /// One side of a join: its source and the name that qualifies its columns.
@@ -55,11 +67,13 @@ impl Side<'_> {
 }
 
 /// A column reference (`a.x` or `x`) resolved to its side (0: left, 1: right) and column.
-fn resolve(expr: &Expr, sides: &[Side<'_>; 2]) -> Option<(usize, String)> {
+fn resolve(expr: &Expr, sides: &[Side<'_>]) -> Option<(usize, String)> {
     match expr {
         Expr::Identifier(ident) => {
             let column = name_of(ident);
-            let found: Vec<usize> = (0..2).filter(|&i| sides[i].has(&column)).collect();
+            let found: Vec<usize> = (0..sides.len())
+                .filter(|&i| sides[i].has(&column))
+                .collect();
             match found.as_slice() {
                 [one] => Some((*one, column)),
                 _ => None,
@@ -68,7 +82,7 @@ fn resolve(expr: &Expr, sides: &[Side<'_>; 2]) -> Option<(usize, String)> {
         Expr::CompoundIdentifier(idents) if idents.len() == 2 => {
             let qualifier = name_of(&idents[0]);
             let column = name_of(&idents[1]);
-            (0..2)
+            (0..sides.len())
                 .find(|&i| sides[i].qualifier == qualifier && sides[i].has(&column))
                 .map(|i| (i, column))
         }
@@ -78,7 +92,7 @@ fn resolve(expr: &Expr, sides: &[Side<'_>; 2]) -> Option<(usize, String)> {
 }
 
 /// The side every column of `expr` belongs to, if one.
-fn side_of(expr: &Expr, sides: &[Side<'_>; 2]) -> Option<usize> {
+fn side_of(expr: &Expr, sides: &[Side<'_>]) -> Option<usize> {
     let mut found: Option<usize> = None;
     for column in column_refs(expr) {
         match root_column(column, sides) {
@@ -91,7 +105,7 @@ fn side_of(expr: &Expr, sides: &[Side<'_>; 2]) -> Option<usize> {
 
 /// The source column a column reference names: `resolve`'s, and for a struct field
 /// written with dots (`s.b.c`, `b.c`), the column it is a field of.
-fn root_column(expr: &Expr, sides: &[Side<'_>; 2]) -> Option<(usize, String)> {
+fn root_column(expr: &Expr, sides: &[Side<'_>]) -> Option<(usize, String)> {
     match expr {
         Expr::CompoundIdentifier(idents) if idents.len() > 2 => {
             resolve(&Expr::CompoundIdentifier(idents[..2].to_vec()), sides)
@@ -155,11 +169,14 @@ struct Condition {
     on: Expr,
     operands: [Expr; 2],
     printed: String,
+    /// The source the left operand refers to.
+    left_side: usize,
 }
 
 /// Checks `on` as ksqlDB does, in its words: every column resolves (to one source), it is
-/// one equality, and each side refers to one source, a different one.
-fn check_condition(on: &Expr, sides: &[Side<'_>; 2]) -> Result<Condition> {
+/// one equality, and each side refers to one source, a different one: one the source
+/// joined (the last of `sides`), the other one before it.
+fn check_condition(on: &Expr, sides: &[Side<'_>]) -> Result<Condition> {
     let mut rewritten = on.clone();
     rewrite::for_datafusion(&mut rewritten)?;
     // Every column of the condition resolves to one source.
@@ -172,9 +189,9 @@ fn check_condition(on: &Expr, sides: &[Side<'_>; 2]) -> Result<Condition> {
                 match owners.as_slice() {
                     [_] => None,
                     [] => Some(format!("JOIN ON column '{column}' cannot be resolved.")),
-                    _ => Some(format!(
+                    [a, b, ..] => Some(format!(
                         "Column '{column}' is ambiguous. Could be {}.{column} or {}.{column}.",
-                        sides[0].qualifier, sides[1].qualifier
+                        a.qualifier, b.qualifier
                     )),
                 }
             }
@@ -243,26 +260,52 @@ fn check_condition(on: &Expr, sides: &[Side<'_>; 2]) -> Result<Condition> {
             operand(&operands[1], original[1])
         )
     };
+    // The source joined is the last of `sides`; the other operand refers to one before it.
+    let right = sides.len() - 1;
     let mut sides_of = [side_of(&operands[0], sides), side_of(&operands[1], sides)];
-    if sides_of == [Some(1), Some(0)] {
-        operands.swap(0, 1);
-        sides_of = [Some(0), Some(1)];
-    }
-    if sides_of != [Some(0), Some(1)] {
+    if let [Some(_), None] | [None, Some(_)] = sides_of {
         // ksqlDB names the operand at fault when one refers to no source.
-        let bad = match sides_of {
-            [None, _] => original[0].to_string(),
-            [_, None] => original[1].to_string(),
-            _ => format!("{} = {}", original[0], original[1]),
+        let bad = if sides_of[0].is_none() {
+            original[0]
+        } else {
+            original[1]
         };
         return Err(KsqlError::statement(format!(
             "Invalid comparison expression '{bad}' in join '({printed})'. Each side of the join comparision must contain references from exactly one source."
         )));
     }
+    let (Some(a), Some(b)) = (sides_of[0], sides_of[1]) else {
+        return Err(KsqlError::statement(format!(
+            "Invalid comparison expression '{} = {}' in join '({printed})'. Each side of the join comparision must contain references from exactly one source.",
+            original[0], original[1]
+        )));
+    };
+    let name = |side: usize| format!("`{}`", sides[side].qualifier);
+    if a == b {
+        return Err(KsqlError::statement(format!(
+            "Each side of the join must reference exactly one source and not the same source. Left side references {} and right references {}",
+            name(a),
+            name(b)
+        )));
+    }
+    if a != right && b != right {
+        return Err(KsqlError::statement(format!(
+            "A join criteria is expected to reference the source ({}) in the FROM clause, instead the right source references {} and the left source references {}",
+            name(right),
+            name(b),
+            name(a)
+        )));
+    }
+    if a == right {
+        operands.swap(0, 1);
+        sides_of = [Some(b), Some(a)];
+    }
+    let left_side = sides_of[0].unwrap_or_default();
     Ok(Condition {
         on: rewritten,
         operands,
         printed,
+        left_side,
     })
 }
 
@@ -288,154 +331,244 @@ fn join_text(kind: JoinKind, left: &str, right: &str) -> String {
     format!("{left} {kind} {right}")
 }
 
-/// Plans a query with one `JOIN`.
+/// A join's key expression: a column (its side and name) or an expression's text, to tell
+/// whether a later join's condition names the same key.
+#[derive(Debug, Clone)]
+struct KeyExpr {
+    column: Option<(usize, String)>,
+    text: String,
+}
+
+impl KeyExpr {
+    fn of(expr: &Expr, sides: &[Side<'_>]) -> KeyExpr {
+        KeyExpr {
+            column: resolve(expr, sides),
+            text: expr.to_string().to_ascii_uppercase(),
+        }
+    }
+
+    fn same(&self, other: &KeyExpr) -> bool {
+        match (&self.column, &other.column) {
+            (Some(a), Some(b)) => a == b,
+            (None, None) => self.text == other.text,
+            _ => false,
+        }
+    }
+}
+
+/// One join of a query checked: its condition, whether it is a foreign-key join, and the
+/// expressions its result is keyed by (equal to each other: its condition's operands, and
+/// the inner join's when its left operand is one of those).
+struct Level {
+    condition: Condition,
+    foreign_key: bool,
+    keys: Vec<KeyExpr>,
+}
+
+/// Plans a query with one `JOIN` or several (an n-way join: each joins the result of the
+/// ones before it, left-deep, as ksqlDB does).
 pub(super) fn plan_join(query: &Query, metastore: &MetaStore) -> Result<PlannedQuery> {
-    let [join] = query.joins.as_slice() else {
-        return Err(super::not_yet(
-            "A join of more than two sources (an n-way join)",
-        ));
-    };
     if !query.group_by.is_empty() || query.window.is_some() {
         return Err(super::not_yet("GROUP BY of a join"));
     }
     if !query.partition_by.is_empty() {
         return Err(super::not_yet("PARTITION BY of a join"));
     }
-    let source = |relation: &crate::parser::ast::Relation| -> Result<&DataSource> {
+    let relations: Vec<&crate::parser::ast::Relation> = std::iter::once(&query.from)
+        .chain(query.joins.iter().map(|j| &j.relation))
+        .collect();
+    let mut sources: Vec<&DataSource> = Vec::with_capacity(relations.len());
+    for relation in &relations {
         let name = name_of(&relation.name);
-        metastore
+        let source = metastore
             .source(&name)
-            .ok_or_else(|| KsqlError::statement(format!("{name} does not exist.")))
-    };
-    let (left, right) = (source(&query.from)?, source(&join.relation)?);
-    for s in [left, right] {
-        if s.properties.window.is_some() {
-            return Err(super::not_yet("A join of a windowed source"));
+            .ok_or_else(|| KsqlError::statement(format!("{name} does not exist.")))?;
+        if let Some(earlier) = sources.iter().find(|s| s.name == source.name) {
+            return Err(KsqlError::statement(if relations.len() > 2 {
+                format!(
+                    "N-way joins do not support multiple occurrences of the same source. Source: '{name}'."
+                )
+            } else {
+                format!(
+                    "Can not join '{name}' to '{}': self joins are not yet supported.",
+                    earlier.name
+                )
+            }));
         }
+        sources.push(source);
     }
-    let qualifier = |relation: &crate::parser::ast::Relation, s: &DataSource| {
-        relation
-            .alias
-            .as_ref()
-            .map(name_of)
-            .unwrap_or_else(|| s.name.clone())
-    };
-    let sides = [
-        Side {
-            source: left,
-            qualifier: qualifier(&query.from, left),
-        },
-        Side {
-            source: right,
-            qualifier: qualifier(&join.relation, right),
-        },
-    ];
-    if left.name == right.name {
-        return Err(KsqlError::statement(format!(
-            "Can not join '{}' to '{}': self joins are not yet supported.",
-            left.name, right.name
-        )));
+    if sources.iter().any(|s| s.properties.window.is_some()) {
+        return Err(super::not_yet("A join of a windowed source"));
     }
-    if left.properties.value_format == crate::metastore::Format::Kafka
-        || right.properties.value_format == crate::metastore::Format::Kafka
-    {
-        let kafka: Vec<&str> = [left, right]
-            .iter()
-            .filter(|s| s.properties.value_format == crate::metastore::Format::Kafka)
-            .map(|s| s.name.as_str())
-            .collect();
+    let sides: Vec<Side<'_>> = relations
+        .iter()
+        .zip(&sources)
+        .map(|(relation, source)| Side {
+            source,
+            qualifier: relation
+                .alias
+                .as_ref()
+                .map(name_of)
+                .unwrap_or_else(|| source.name.clone()),
+        })
+        .collect();
+    let kafka: Vec<&str> = sources
+        .iter()
+        .filter(|s| s.properties.value_format == crate::metastore::Format::Kafka)
+        .map(|s| s.name.as_str())
+        .collect();
+    if !kafka.is_empty() {
         return Err(KsqlError::statement(format!(
             "Source(s) {} are using the 'KAFKA' value format. This format does not yet support JOIN.",
             kafka.join(", ")
         )));
     }
-    // The condition first: its columns resolved, one equality, each side's expression of
-    // its own source (ksqlDB checks it before the join's kinds).
-    let condition = check_condition(&join.on, &sides)?;
-    let text = join_text(join.kind, &left.name, &right.name);
-    match (left.kind, right.kind) {
-        (SourceKind::Stream, SourceKind::Table) => match join.kind {
-            JoinKind::Inner | JoinKind::Left => {}
-            JoinKind::Full => {
-                return Err(KsqlError::statement(format!(
-                    "Invalid join type: full-outer join not supported for stream-table join. Got {text}."
-                )))
-            }
-            JoinKind::Right => {
-                return Err(KsqlError::statement(format!(
-                    "Invalid join type: right join not supported for stream-table join. Got {text}."
-                )))
-            }
-        },
-        (SourceKind::Table, SourceKind::Stream) => {
-            return Err(KsqlError::statement(format!(
-                "Invalid join order: table-stream joins are not supported; only stream-table joins. Got {text}."
-            )))
-        }
-        (SourceKind::Stream, SourceKind::Stream) => {
-            if join.within.is_none() {
-                return Err(KsqlError::statement(
-                    "Stream-Stream joins must have a WITHIN clause specified. None was provided. To learn about how to specify a WITHIN clause with a stream-stream join, please visit: https://docs.confluent.io/current/ksql/docs/syntax-reference.html#create-stream-as-select",
-                ));
-            }
-        }
-        (SourceKind::Table, SourceKind::Table) => {}
-    }
-    if join.within.is_some() && right.kind == SourceKind::Table {
-        return Err(KsqlError::statement(
-            "A join with a table has no WITHIN clause (only stream-stream joins do).",
-        ));
-    }
 
-    let Condition {
-        on,
-        operands,
-        printed,
-    } = condition;
-    // A table is joined on its primary key (the left table too: a join on another of its
-    // columns is a foreign-key join).
-    let on_key = |side: usize| {
-        let keys = sides[side].source.key_names();
-        matches!(resolve(&operands[side], &sides), Some((s, c)) if s == side && keys == [c.as_str()])
-    };
-    if right.kind == SourceKind::Table && !on_key(1) {
-        return Err(KsqlError::statement(match left.kind {
-            SourceKind::Stream => format!(
-                "Invalid join condition: stream-table joins require to join on the table's primary key. Got {printed}."
-            ),
-            SourceKind::Table => format!(
-                "Invalid join condition: table-table joins require to join on the primary key of the right input table. Got {printed}."
-            ),
-        }));
-    }
-    // Two tables not joined on the left's primary key: a foreign-key join (inner or left).
-    let foreign_key = left.kind == SourceKind::Table && !on_key(0);
-    if foreign_key {
-        match join.kind {
-            JoinKind::Inner | JoinKind::Left => {}
-            JoinKind::Right => {
-                return Err(KsqlError::statement(
-                    "RIGHT OUTER JOIN on a foreign key is not supported",
-                ))
-            }
-            JoinKind::Full => {
+    // The conditions first: their columns resolved, one equality each, each side's
+    // expression of its own source (ksqlDB checks them before the joins' kinds).
+    let conditions = query
+        .joins
+        .iter()
+        .enumerate()
+        .map(|(i, join)| check_condition(&join.on, &sides[..=i + 1]))
+        .collect::<Result<Vec<_>>>()?;
+    // Each join in turn, its left side the result of the ones before it.
+    let mut levels: Vec<Level> = Vec::with_capacity(query.joins.len());
+    for ((i, join), condition) in query.joins.iter().enumerate().zip(conditions) {
+        let at = i + 1;
+        let (right, prefix) = (sources[at], &sides[..=at]);
+        let left_is_table = sources[..at].iter().all(|s| s.kind == SourceKind::Table);
+        let text = join_text(
+            join.kind,
+            &sides[condition.left_side].source.name,
+            &right.name,
+        );
+        match (left_is_table, right.kind) {
+            (false, SourceKind::Table) => match join.kind {
+                JoinKind::Inner | JoinKind::Left => {}
+                JoinKind::Full => {
+                    return Err(KsqlError::statement(format!(
+                        "Invalid join type: full-outer join not supported for stream-table join. Got {text}."
+                    )))
+                }
+                JoinKind::Right => {
+                    return Err(KsqlError::statement(format!(
+                        "Invalid join type: right join not supported for stream-table join. Got {text}."
+                    )))
+                }
+            },
+            (true, SourceKind::Stream) => {
                 return Err(KsqlError::statement(format!(
-                    "Invalid join type: full-outer join not supported for foreign-key table-table join. Got {text}."
+                    "Invalid join order: table-stream joins are not supported; only stream-table joins. Got {text}."
                 )))
             }
+            (false, SourceKind::Stream) => {
+                if join.within.is_none() {
+                    return Err(KsqlError::statement(
+                        "Stream-Stream joins must have a WITHIN clause specified. None was provided. To learn about how to specify a WITHIN clause with a stream-stream join, please visit: https://docs.confluent.io/current/ksql/docs/syntax-reference.html#create-stream-as-select",
+                    ));
+                }
+            }
+            (true, SourceKind::Table) => {}
         }
+        if join.within.is_some() && right.kind == SourceKind::Table {
+            return Err(KsqlError::statement(
+                "A join with a table has no WITHIN clause (only stream-stream joins do).",
+            ));
+        }
+        // A table is joined on its primary key.
+        let on_key = |side: usize, operand: &Expr| {
+            let keys = sides[side].source.key_names();
+            matches!(resolve(operand, prefix), Some((s, c)) if s == side && keys == [c.as_str()])
+        };
+        if right.kind == SourceKind::Table && !on_key(at, &condition.operands[1]) {
+            let printed = &condition.printed;
+            return Err(KsqlError::statement(if left_is_table {
+                format!(
+                    "Invalid join condition: table-table joins require to join on the primary key of the right input table. Got {printed}."
+                )
+            } else {
+                format!(
+                    "Invalid join condition: stream-table joins require to join on the table's primary key. Got {printed}."
+                )
+            }));
+        }
+        // The left side's key: the first source's, or the expressions the join before
+        // keyed its result by.
+        let left_key = KeyExpr::of(&condition.operands[0], prefix);
+        let left_keyed = match levels.last() {
+            None => on_key(0, &condition.operands[0]),
+            Some(inner) => inner.keys.iter().any(|k| k.same(&left_key)),
+        };
+        // Two tables not joined on the left's key: a foreign-key join (inner or left), and
+        // only as an n-way join's first.
+        let foreign_key = left_is_table && !left_keyed;
+        if foreign_key {
+            if i > 0 {
+                return Err(KsqlError::statement(format!(
+                    "Invalid join condition: foreign-key table-table joins are not supported as part of n-way joins. Got {}.",
+                    condition.printed
+                )));
+            }
+            match join.kind {
+                JoinKind::Inner | JoinKind::Left => {}
+                JoinKind::Right => {
+                    return Err(KsqlError::statement(
+                        "RIGHT OUTER JOIN on a foreign key is not supported",
+                    ))
+                }
+                JoinKind::Full => {
+                    return Err(KsqlError::statement(format!(
+                        "Invalid join type: full-outer join not supported for foreign-key table-table join. Got {text}."
+                    )))
+                }
+            }
+        }
+        let keys = if foreign_key {
+            // A foreign-key join's result is keyed by its left table's key.
+            sources[0]
+                .key_names()
+                .into_iter()
+                .map(|k| KeyExpr {
+                    column: Some((0, k.to_string())),
+                    text: k.to_string(),
+                })
+                .collect()
+        } else {
+            let mut keys = vec![left_key, KeyExpr::of(&condition.operands[1], prefix)];
+            if let (true, Some(inner)) = (left_keyed, levels.last()) {
+                keys.extend(inner.keys.iter().cloned());
+            }
+            keys
+        };
+        levels.push(Level {
+            condition,
+            foreign_key,
+            keys,
+        });
     }
+    let (Some(last), Some(last_join)) = (levels.last(), query.joins.last()) else {
+        return Err(KsqlError::statement("a join without its JOIN"));
+    };
 
     // The select items, named as ksqlDB names a join's.
     let mut items = join_items(query, &sides)?;
-    // The key is the join expression: a column of the condition selected as it is (the
-    // first such item), or, for a full outer join or a condition of expressions only, the
-    // synthetic `ROWKEY`. Its value is the join's key whichever side a row has, so the
-    // item is planned as `COALESCE(left, right)`.
-    let key_columns: Vec<Option<(usize, String)>> =
-        operands.iter().map(|o| resolve(o, &sides)).collect();
-    let synthetic =
-        !foreign_key && (join.kind == JoinKind::Full || key_columns.iter().all(Option::is_none));
+    // The key is the last join's expression: an item selecting a column equal to it as it
+    // is (the first source's first), or, for a full outer join or a condition of
+    // expressions only, the synthetic `ROWKEY`. Its value is the join's key whichever side
+    // a row has, so the item is planned as `COALESCE(left, right)`.
+    let foreign_key = last.foreign_key;
+    let mut key_columns: Vec<(usize, String)> = Vec::new();
+    for key in &last.keys {
+        if let Some(column) = &key.column {
+            if !key_columns.contains(column) {
+                key_columns.push(column.clone());
+            }
+        }
+    }
+    key_columns.sort_by_key(|(side, _)| *side);
+    let synthetic = !foreign_key && (last_join.kind == JoinKind::Full || key_columns.is_empty());
+    let operands = &last.condition.operands;
     // The call parsed from text, its arguments the operands themselves (their rewritten
     // field accesses do not survive printing and parsing again).
     let join_key = {
@@ -445,7 +578,7 @@ pub(super) fn plan_join(query: &Query, metastore: &MetaStore) -> Result<PlannedQ
             .map_err(|e| KsqlError::statement(format!("cannot plan the join key: {e}")))?;
         if let Expr::Function(f) = &mut call {
             if let sqlparser::ast::FunctionArguments::List(list) = &mut f.args {
-                for (arg, operand) in list.args.iter_mut().zip(&operands) {
+                for (arg, operand) in list.args.iter_mut().zip(operands) {
                     *arg = sqlparser::ast::FunctionArg::Unnamed(
                         sqlparser::ast::FunctionArgExpr::Expr(operand.clone()),
                     );
@@ -465,8 +598,6 @@ pub(super) fn plan_join(query: &Query, metastore: &MetaStore) -> Result<PlannedQ
             (Expr::Identifier(Ident::new("ROWKEY")), "ROWKEY".to_string()),
         );
     }
-    // Which item is the key: the one selecting the left operand's column as it is if any
-    // does, else the right's (ksqlDB's preference), else `ROWKEY`.
     let selects = |expr: &Expr| -> Result<Option<(usize, String)>> {
         if rewrite::is_as_value(expr) {
             return Ok(None);
@@ -503,7 +634,7 @@ pub(super) fn plan_join(query: &Query, metastore: &MetaStore) -> Result<PlannedQ
     let mut foreign_keys = Vec::new();
     let mut missing_foreign_keys = Vec::new();
     if foreign_key {
-        for key in left.key_names() {
+        for key in sources[0].key_names() {
             match selecting(&(0, key.to_string()))? {
                 Some(at) => foreign_keys.push(at),
                 None => missing_foreign_keys.push(key.to_string()),
@@ -512,7 +643,7 @@ pub(super) fn plan_join(query: &Query, metastore: &MetaStore) -> Result<PlannedQ
     } else if synthetic {
         key_at = items.iter().position(|(expr, _)| is_rowkey(expr));
     } else {
-        for wanted in key_columns.iter().flatten() {
+        for wanted in &key_columns {
             if let Some(at) = selecting(wanted)? {
                 key_at = Some(at);
                 break;
@@ -534,26 +665,24 @@ pub(super) fn plan_join(query: &Query, metastore: &MetaStore) -> Result<PlannedQ
         (false, false) => {
             let names: Vec<String> = key_columns
                 .iter()
-                .zip(&sides)
-                .filter_map(|(k, side)| k.as_ref().map(|(_, c)| format!("{}.{c}", side.qualifier)))
+                .map(|(side, c)| format!("{}.{c}", sides[*side].qualifier))
                 .collect();
-            vec![names.join(" or ")]
+            vec![or_list(&names)]
         }
     };
 
     // The statement DataFusion plans.
     let from = |s: &Side<'_>| format!("{} AS {}", quoted(&s.source.name), quoted(&s.qualifier));
-    let kind = match join.kind {
-        JoinKind::Inner => "JOIN",
-        JoinKind::Left => "LEFT JOIN",
-        JoinKind::Right => "RIGHT JOIN",
-        JoinKind::Full => "FULL JOIN",
-    };
-    let skeleton = format!(
-        "SELECT 1 FROM {} {kind} {} ON 1 = 1",
-        from(&sides[0]),
-        from(&sides[1])
-    );
+    let mut skeleton = format!("SELECT 1 FROM {}", from(&sides[0]));
+    for (join, side) in query.joins.iter().zip(&sides[1..]) {
+        let kind = match join.kind {
+            JoinKind::Inner => "JOIN",
+            JoinKind::Left => "LEFT JOIN",
+            JoinKind::Right => "RIGHT JOIN",
+            JoinKind::Full => "FULL JOIN",
+        };
+        skeleton.push_str(&format!(" {kind} {} ON 1 = 1", from(side)));
+    }
     let mut statement =
         sqlparser::parser::Parser::parse_sql(&sqlparser::dialect::GenericDialect {}, &skeleton)
             .ok()
@@ -565,22 +694,24 @@ pub(super) fn plan_join(query: &Query, metastore: &MetaStore) -> Result<PlannedQ
     let SetExpr::Select(select) = sql_query.body.as_mut() else {
         return Err(KsqlError::statement("cannot plan the join"));
     };
-    let constraint = select
+    let joins = select
         .from
         .first_mut()
-        .and_then(|t| t.joins.first_mut())
-        .and_then(|j| match &mut j.join_operator {
+        .map(|t| &mut t.joins)
+        .ok_or_else(|| KsqlError::statement("cannot plan the join"))?;
+    for (join, level) in joins.iter_mut().zip(&levels) {
+        let constraint = match &mut join.join_operator {
             JoinOperator::Join(JoinConstraint::On(e))
             | JoinOperator::Inner(JoinConstraint::On(e))
             | JoinOperator::Left(JoinConstraint::On(e))
             | JoinOperator::LeftOuter(JoinConstraint::On(e))
             | JoinOperator::Right(JoinConstraint::On(e))
             | JoinOperator::RightOuter(JoinConstraint::On(e))
-            | JoinOperator::FullOuter(JoinConstraint::On(e)) => Some(e),
-            _ => None,
-        })
-        .ok_or_else(|| KsqlError::statement("cannot plan the join"))?;
-    *constraint = on.clone();
+            | JoinOperator::FullOuter(JoinConstraint::On(e)) => e,
+            _ => return Err(KsqlError::statement("cannot plan the join")),
+        };
+        *constraint = level.condition.on.clone();
+    }
     let mut projection = Vec::with_capacity(items.len());
     for (expr, name) in &items {
         let mut expr = expr.clone();
@@ -606,9 +737,23 @@ pub(super) fn plan_join(query: &Query, metastore: &MetaStore) -> Result<PlannedQ
         .map(|((_, name), key)| (name.as_str(), *key))
         .collect();
     let columns = super::output_columns(&plan, &named)?;
-    join_node(&plan)?;
+    // The joins nested, the first innermost; each plan node found below the one after it.
+    let mut planned_join: Option<PlannedJoin> = None;
+    for ((join, level), right) in query.joins.iter().zip(&levels).zip(&sources[1..]) {
+        planned_join = Some(PlannedJoin {
+            kind: join.kind,
+            right: (*right).clone(),
+            within: join.within.clone(),
+            foreign_key: level.foreign_key,
+            inner: planned_join.map(Box::new),
+        });
+    }
+    let mut node_plan = &plan;
+    for _ in 0..query.joins.len() {
+        node_plan = join_node(node_plan)?.left.as_ref();
+    }
     Ok(PlannedQuery {
-        source: left.clone(),
+        source: sources[0].clone(),
         plan,
         columns,
         missing_keys,
@@ -617,13 +762,17 @@ pub(super) fn plan_join(query: &Query, metastore: &MetaStore) -> Result<PlannedQ
         window: None,
         emit_final: false,
         key_sources: Vec::new(),
-        join: Some(PlannedJoin {
-            kind: join.kind,
-            right: right.clone(),
-            within: join.within.clone(),
-            foreign_key,
-        }),
+        join: planned_join,
     })
+}
+
+/// `a, b or c`.
+fn or_list(names: &[String]) -> String {
+    match names {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} or {last}", rest.join(", ")),
+    }
 }
 
 /// The plan's join node, below its filters and projections (what runs after the join).
@@ -651,7 +800,7 @@ pub(crate) fn join_node(plan: &LogicalPlan) -> Result<&datafusion_expr::logical_
 /// The select items of a join and their names: `*` and `x.*` as every column of the
 /// sources prefixed by the alias (`L_A`), a column by its name unless both sources have
 /// it (then `L_A` too), other expressions `KSQL_COL_n`.
-fn join_items(query: &Query, sides: &[Side<'_>; 2]) -> Result<Vec<(Expr, String)>> {
+fn join_items(query: &Query, sides: &[Side<'_>]) -> Result<Vec<(Expr, String)>> {
     let all = |side: &Side<'_>| -> Vec<(Expr, Option<String>)> {
         side.source
             .columns
@@ -678,8 +827,9 @@ fn join_items(query: &Query, sides: &[Side<'_>; 2]) -> Result<Vec<(Expr, String)
     for item in &query.projection {
         match item {
             SelectItem::Wildcard(_) => {
-                items.extend(all(&sides[0]));
-                items.extend(all(&sides[1]));
+                for side in sides {
+                    items.extend(all(side));
+                }
             }
             SelectItem::QualifiedWildcard(kind, _) => {
                 let qualifier = super::wildcard_qualifier(kind);
@@ -697,7 +847,7 @@ fn join_items(query: &Query, sides: &[Side<'_>; 2]) -> Result<Vec<(Expr, String)
                 let name = match expr {
                     Expr::Identifier(_) | Expr::CompoundIdentifier(_) => {
                         resolve(expr, sides).map(|(side, column)| {
-                            if sides[0].has(&column) && sides[1].has(&column) {
+                            if sides.iter().filter(|s| s.has(&column)).count() > 1 {
                                 format!("{}_{column}", sides[side].qualifier)
                             } else {
                                 column
@@ -708,10 +858,11 @@ fn join_items(query: &Query, sides: &[Side<'_>; 2]) -> Result<Vec<(Expr, String)
                 };
                 if let (Expr::Identifier(ident), None) = (expr, &name) {
                     let column = name_of(ident);
-                    if sides[0].has(&column) && sides[1].has(&column) {
+                    let owners: Vec<&Side<'_>> = sides.iter().filter(|s| s.has(&column)).collect();
+                    if let [a, b, ..] = owners.as_slice() {
                         return Err(KsqlError::statement(format!(
                             "Column '{column}' is ambiguous. Could be {}.{column} or {}.{column}.",
-                            sides[0].qualifier, sides[1].qualifier
+                            a.qualifier, b.qualifier
                         )));
                     }
                 }

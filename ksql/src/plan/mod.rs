@@ -66,16 +66,16 @@ pub struct PlannedQuery {
     /// Neither grouped nor re-keyed: the source key column each of the result's key
     /// columns selects, in order (a table's deletes are written with these keys).
     pub key_sources: Vec<String>,
-    /// A join's other source and kind (the plan has the `Join` node).
+    /// A join's other sources and kinds (the plan has a `Join` node for each).
     pub join: Option<join::PlannedJoin>,
 }
 
 impl PlannedQuery {
-    /// The names of the sources it reads: its source, and a join's other.
+    /// The names of the sources it reads: its source, and a join's others.
     pub fn source_names(&self) -> Vec<String> {
         let mut names = vec![self.source.name.clone()];
         if let Some(join) = &self.join {
-            names.push(join.right.name.clone());
+            names.extend(join.rights().into_iter().map(|s| s.name.clone()));
         }
         names
     }
