@@ -6,12 +6,14 @@
 //! topics, as Kafka's does:
 //! - `<application.id>-<name>-subscription-registration-topic`, keyed by the foreign key
 //!   (partitioned like the other table): a row of this table subscribes to the row it names,
-//!   with a hash of its value, and unsubscribes from the one it named before. The other
-//!   table's task keeps the subscriptions in a store (foreign key, then this table's key), and
-//!   answers each subscription — and, when its row changes, every subscriber — with the row's
-//!   current value;
+//!   with a hash of its value and its own partition, and unsubscribes from the one it named
+//!   before. The other table's task keeps the subscriptions in a store (foreign key, then this
+//!   table's key), and answers each subscription — and, when its row changes, every
+//!   subscriber — with the row's current value;
 //! - `<application.id>-<name>-subscription-response-topic`, keyed by this table's key
-//!   (partitioned like this table): the answers. This table's task joins an answer with the
+//!   (partitioned like this table): the answers, each sent to the partition its subscriber
+//!   is in (KIP-775's `primaryPartition`: this table's topic may have been written by a
+//!   producer partitioning otherwise than by murmur2). This table's task joins an answer with the
 //!   row's current value, unless the row changed since it subscribed (the hash differs: a newer
 //!   answer is on its way), and keeps the result in a store of its own, so that each update of
 //!   the joined table carries the value it replaces.
@@ -26,9 +28,11 @@ use crate::ktable::{Change, KTable, Materialized};
 use crate::serdes::{self, BytesSerde, OptionSerde, Serde};
 use crate::topology::{Consumed, OutputRecord, Record, TaskContext, TopicRef};
 
-/// What a subscription message asks of the other table's task.
+/// What a subscription message asks of the other table's task. `SUBSCRIBE` messages of
+/// earlier versions carry no partition (their answers go by murmur2 of the key).
 const SUBSCRIBE: u8 = 0;
 const UNSUBSCRIBE: u8 = 1;
+const SUBSCRIBE_FROM_PARTITION: u8 = 2;
 
 /// A 64-bit hash of a row's bytes (to tell an answer to the current row from a stale one).
 fn row_hash(bytes: &[u8]) -> u64 {
@@ -38,13 +42,52 @@ fn row_hash(bytes: &[u8]) -> u64 {
     hasher.finish()
 }
 
-/// Instruction, hash (8 bytes), then this table's key bytes.
-fn subscription_message(instruction: u8, hash: u64, key: &[u8]) -> Bytes {
-    let mut buf = BytesMut::with_capacity(9 + key.len());
+/// Instruction, hash (8 bytes), the subscriber's partition (4 bytes, with
+/// `SUBSCRIBE_FROM_PARTITION`), then this table's key bytes.
+fn subscription_message(instruction: u8, hash: u64, partition: i32, key: &[u8]) -> Bytes {
+    let mut buf = BytesMut::with_capacity(13 + key.len());
     buf.put_u8(instruction);
     buf.put_u64(hash);
+    if instruction == SUBSCRIBE_FROM_PARTITION {
+        buf.put_i32(partition);
+    }
     buf.put_slice(key);
     buf.freeze()
+}
+
+/// A subscription message read: instruction, hash, the subscriber's partition (if it says),
+/// and this table's key bytes.
+fn read_subscription(message: &Bytes) -> Option<(u8, u64, Option<i32>, Bytes)> {
+    let instruction = *message.first()?;
+    let hash = be_u64(message.get(1..)?)?;
+    match instruction {
+        SUBSCRIBE_FROM_PARTITION => {
+            let partition = i32::from_be_bytes(message.get(9..13)?.try_into().ok()?);
+            Some((instruction, hash, Some(partition), message.slice(13..)))
+        }
+        SUBSCRIBE | UNSUBSCRIBE => Some((instruction, hash, None, message.slice(9..))),
+        _ => None,
+    }
+}
+
+/// A subscription as the other table's task keeps it: the row's hash (8 bytes) and the
+/// subscriber's partition (4, when known).
+fn subscription_value(hash: u64, partition: Option<i32>) -> Bytes {
+    let mut buf = BytesMut::with_capacity(12);
+    buf.put_u64(hash);
+    if let Some(partition) = partition {
+        buf.put_i32(partition);
+    }
+    buf.freeze()
+}
+
+fn read_subscription_value(value: &[u8]) -> (u64, Option<i32>) {
+    let hash = be_u64(value).unwrap_or_default();
+    let partition = value
+        .get(8..12)
+        .and_then(|p| p.try_into().ok())
+        .map(i32::from_be_bytes);
+    (hash, partition)
 }
 
 /// Hash (8 bytes), whether the other row exists (1 byte), then its bytes.
@@ -76,13 +119,19 @@ fn subscribers_prefix(foreign: &[u8]) -> Bytes {
     subscriber_key(foreign, &[])
 }
 
-/// Sends `value` keyed by `key` to internal topic `suffix` (partitioned by the producer's
-/// murmur2 of the key, like the table it must meet).
-fn send(ctx: &mut TaskContext, suffix: &str, key: Bytes, value: Bytes, timestamp: i64) {
+/// Sends `value` keyed by `key` to internal topic `suffix`: to `partition`, or by the
+/// producer's murmur2 of the key, like the table it must meet.
+fn send(
+    ctx: &mut TaskContext,
+    suffix: &str,
+    partition: Option<i32>,
+    (key, value): (Bytes, Bytes),
+    timestamp: i64,
+) {
     let topic = ctx.internal_topic(suffix);
     ctx.outputs.push(OutputRecord {
         topic,
-        partition: None,
+        partition,
         key: Some(key),
         value: Some(value),
         timestamp,
@@ -200,8 +249,8 @@ impl<K: Data, V: Data> KTable<K, V> {
                     );
                     let ts = record.timestamp;
                     if let Some(old_fk) = old_fk.filter(|old| Some(old) != new_fk.as_ref()) {
-                        let message = subscription_message(UNSUBSCRIBE, 0, &key_bytes);
-                        send(ctx, &registration, old_fk, message, ts);
+                        let message = subscription_message(UNSUBSCRIBE, 0, 0, &key_bytes);
+                        send(ctx, &registration, None, (old_fk, message), ts);
                     }
                     match (&record.value.new, new_fk) {
                         (Some(new), Some(new_fk)) => {
@@ -211,9 +260,13 @@ impl<K: Data, V: Data> KTable<K, V> {
                                     Ok(bytes) => bytes.unwrap_or_default(),
                                     Err(err) => return ctx.errors.push(err),
                                 };
-                            let message =
-                                subscription_message(SUBSCRIBE, row_hash(&bytes), &key_bytes);
-                            send(ctx, &registration, new_fk, message, ts);
+                            let message = subscription_message(
+                                SUBSCRIBE_FROM_PARTITION,
+                                row_hash(&bytes),
+                                ctx.task_partition(),
+                                &key_bytes,
+                            );
+                            send(ctx, &registration, None, (new_fk, message), ts);
                         }
                         // The row is gone (or names nothing): so is its joined row, now.
                         _ => {
@@ -263,21 +316,21 @@ impl<K: Data, V: Data> KTable<K, V> {
                     let (Some(foreign), Some(message)) = (record.key, record.value) else {
                         return;
                     };
-                    let (Some(&instruction), Some(hash)) =
-                        (message.first(), be_u64(&message[1.min(message.len())..]))
+                    let Some((instruction, hash, partition, key_bytes)) =
+                        read_subscription(&message)
                     else {
                         return;
                     };
-                    let key_bytes = message.slice(9.min(message.len())..);
                     let subscriber = subscriber_key(&foreign, &key_bytes);
                     let ts = record.timestamp;
                     if instruction == UNSUBSCRIBE {
                         ctx.put_logged(&subscriptions_store, subscriber, None, ts);
                         return;
                     }
-                    // The subscription remembers the row's hash, for the answers its changes send.
-                    let hash_bytes = Bytes::copy_from_slice(&hash.to_be_bytes());
-                    ctx.put_logged(&subscriptions_store, subscriber, Some(hash_bytes), ts);
+                    // The subscription remembers the row's hash and partition, for the answers
+                    // its changes send.
+                    let kept = subscription_value(hash, partition);
+                    ctx.put_logged(&subscriptions_store, subscriber, Some(kept), ts);
                     let found =
                         serdes::deserialize(&*other_key_serde, &response, "key", Some(&foreign))
                             .and_then(|foreign_key| other_getter(ctx, &foreign_key))
@@ -296,13 +349,8 @@ impl<K: Data, V: Data> KTable<K, V> {
                     match found {
                         Ok(row) => {
                             let row = row.map(Option::unwrap_or_default);
-                            send(
-                                ctx,
-                                &response,
-                                key_bytes,
-                                response_message(hash, row.as_ref()),
-                                ts,
-                            );
+                            let answer = response_message(hash, row.as_ref());
+                            send(ctx, &response, partition, (key_bytes, answer), ts);
                         }
                         Err(err) => ctx.errors.push(err),
                     }
@@ -334,14 +382,15 @@ impl<K: Data, V: Data> KTable<K, V> {
                     let prefix = subscribers_prefix(&foreign);
                     let subscribers =
                         ctx.scan_while(&subscriptions_store, &prefix, |k| k.starts_with(&prefix));
-                    for (subscriber, hash) in subscribers {
+                    for (subscriber, kept) in subscribers {
                         let key_bytes = subscriber.slice(prefix.len()..);
-                        let hash = be_u64(&hash).unwrap_or_default();
+                        let (hash, partition) = read_subscription_value(&kept);
+                        let answer = response_message(hash, row.as_ref());
                         send(
                             ctx,
                             &response,
-                            key_bytes,
-                            response_message(hash, row.as_ref()),
+                            partition,
+                            (key_bytes, answer),
                             record.timestamp,
                         );
                     }
@@ -441,5 +490,39 @@ impl<K: Data, V: Data> KTable<K, V> {
             materialized.value,
             self.sources.clone(),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subscriptions_carry_the_subscriber_partition_and_older_ones_read_without_it() {
+        let message = subscription_message(SUBSCRIBE_FROM_PARTITION, 7, 3, b"key");
+        assert_eq!(
+            read_subscription(&message),
+            Some((
+                SUBSCRIBE_FROM_PARTITION,
+                7,
+                Some(3),
+                Bytes::from_static(b"key")
+            ))
+        );
+        // Written before partitions were carried: the answer goes by the key's murmur2.
+        let older = subscription_message(SUBSCRIBE, 7, 3, b"key");
+        assert_eq!(
+            read_subscription(&older),
+            Some((SUBSCRIBE, 7, None, Bytes::from_static(b"key")))
+        );
+        assert_eq!(read_subscription(&Bytes::from_static(&[2, 0, 0])), None);
+        assert_eq!(
+            read_subscription_value(&subscription_value(9, Some(1))),
+            (9, Some(1))
+        );
+        assert_eq!(
+            read_subscription_value(&subscription_value(9, None)),
+            (9, None)
+        );
     }
 }

@@ -19,11 +19,25 @@ use sluice_streams::{
 use crate::fixtures::{create, eventually, on_embedded_node, start_app, NO_CACHE};
 
 pub async fn produce(client: &Arc<Client>, topic: &str, records: &[(Option<&str>, Bytes)]) {
+    let records: Vec<_> = records
+        .iter()
+        .map(|(key, value)| (*key, value.clone(), None))
+        .collect();
+    produce_to(client, topic, &records).await;
+}
+
+/// Like [`produce`], each record to its partition if it names one (else the partitioner's).
+pub async fn produce_to(
+    client: &Arc<Client>,
+    topic: &str,
+    records: &[(Option<&str>, Bytes, Option<i32>)],
+) {
     let producer = Producer::new(client.clone(), ProducerConfig::default());
     let mut deliveries = Vec::new();
-    for (key, value) in records {
+    for (key, value, partition) in records {
         let record = ProducerRecord {
             topic: topic.into(),
+            partition: *partition,
             key: key.map(|k| Bytes::copy_from_slice(k.as_bytes())),
             value: Some(value.clone()),
             ..Default::default()
