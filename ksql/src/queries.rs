@@ -77,6 +77,11 @@ impl PreparedQuery {
             return Err(KsqlError::statement("cannot plan the source table's query"));
         };
         let planned = plan_query(&query, metastore)?;
+        if table.properties.window.is_some() {
+            return Err(crate::plan::not_yet(
+                "CREATE SOURCE TABLE of a windowed topic",
+            ));
+        }
         let compiled = Arc::new(CompiledQuery::compile(&planned, metastore)?);
         Ok(PreparedQuery {
             info: QueryInfo {
@@ -119,6 +124,7 @@ pub fn prepare_create_as_select(
 ) -> Result<PreparedQuery> {
     let sink_name = name_of(&create.name);
     let planned = plan_query(&create.query, metastore)?;
+    refuse_windowed_sources(&planned, metastore)?;
     // The sink's TIMESTAMP column first, as ksqlDB checks it.
     let property = |name: &str| match create.properties.get(name) {
         Some(crate::parser::ast::PropertyValue::String(s)) => Some(s.as_str()),
@@ -345,6 +351,7 @@ pub fn prepare_insert_select(
         )));
     }
     let planned = plan_query(query, metastore)?;
+    refuse_windowed_sources(&planned, metastore)?;
     if planned.grouped || planned.source.kind == SourceKind::Table {
         return Err(KsqlError::statement(format!(
             "Incompatible data sink and query result. Data sink ({target_name}) type is KSTREAM but select query result is KTABLE."
@@ -737,6 +744,30 @@ impl PushQuery {
 
 /// How many rows a push query holds for a client that has not read them yet.
 const PUSH_BUFFER_ROWS: usize = 100_000;
+
+/// A persistent query reads no windowed table (ksqlDB's rule, in its words), nor yet a
+/// windowed stream (its sink's windowed keys are not written yet).
+fn refuse_windowed_sources(planned: &PlannedQuery, metastore: &MetaStore) -> Result<()> {
+    for name in planned.source_names() {
+        let Some(source) = metastore.source(&name) else {
+            continue;
+        };
+        match (source.properties.window.is_some(), source.kind) {
+            (true, SourceKind::Table) => {
+                return Err(KsqlError::statement(
+                    "KSQL does not support persistent queries on windowed tables.",
+                ))
+            }
+            (true, SourceKind::Stream) => {
+                return Err(crate::plan::not_yet(
+                    "A persistent query of a windowed stream",
+                ))
+            }
+            (false, _) => {}
+        }
+    }
+    Ok(())
+}
 
 /// How long a push query may take to get its partitions.
 const PUSH_START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);

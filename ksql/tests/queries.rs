@@ -23,18 +23,20 @@ fn json_value(v: Json) -> Input {
 const SETUP: &str = "CREATE STREAM views (page STRING, ms INT) \
                      WITH (kafka_topic='views', partitions=1, value_format='JSON');";
 
+/// A push query over `/query-stream` from the earliest records, answered with 200.
+async fn push_from_earliest(addr: &str, sql: &str) -> Streamed {
+    let request = json!({"sql": sql, "properties": {"auto.offset.reset": "earliest"}}).to_string();
+    let response = Streamed::post(addr, "/query-stream", &request, "*/*").await;
+    assert_eq!(response.status, 200, "{}", response.head);
+    response
+}
+
 #[test]
 fn a_push_query_streams_rows_in_the_delimited_form_until_its_limit() {
     on_server(|addr, client| async move {
         let (status, body) = ksql(&addr, SETUP).await;
         assert_eq!(status, 200, "{body}");
-        let request = json!({
-            "sql": "SELECT UCASE(page) AS p, ms * 2 AS twice FROM views WHERE ms > 0 EMIT CHANGES LIMIT 2;",
-            "properties": {"auto.offset.reset": "earliest"},
-        })
-        .to_string();
-        let mut response = Streamed::post(&addr, "/query-stream", &request, "*/*").await;
-        assert_eq!(response.status, 200, "{}", response.head);
+        let mut response = push_from_earliest(&addr, "SELECT UCASE(page) AS p, ms * 2 AS twice FROM views WHERE ms > 0 EMIT CHANGES LIMIT 2;").await;
         let metadata: Json = serde_json::from_str(&response.next_line().await.unwrap()).unwrap();
         assert_eq!(metadata["columnNames"], json!(["P", "TWICE"]));
         assert_eq!(metadata["columnTypes"], json!(["STRING", "INTEGER"]));
@@ -94,13 +96,7 @@ fn a_push_query_of_a_join_and_of_a_table_stream_their_rows() {
             ],
         )
         .await;
-        let request = json!({
-            "sql": "SELECT c.user, c.page, u.name FROM clicks c LEFT JOIN users u ON c.user = u.id EMIT CHANGES LIMIT 3;",
-            "properties": {"auto.offset.reset": "earliest"},
-        })
-        .to_string();
-        let mut response = Streamed::post(&addr, "/query-stream", &request, "*/*").await;
-        assert_eq!(response.status, 200, "{}", response.head);
+        let mut response = push_from_earliest(&addr, "SELECT c.user, c.page, u.name FROM clicks c LEFT JOIN users u ON c.user = u.id EMIT CHANGES LIMIT 3;").await;
         let metadata: Json = serde_json::from_str(&response.next_line().await.unwrap()).unwrap();
         assert_eq!(metadata["columnNames"], json!(["USER", "PAGE", "NAME"]));
         assert_eq!(
@@ -117,13 +113,11 @@ fn a_push_query_of_a_join_and_of_a_table_stream_their_rows() {
         );
         assert_eq!(response.next_line().await, None);
         // A table's rows, filtered: those that pass.
-        let request = json!({
-            "sql": "SELECT id, name FROM users WHERE age >= 18 EMIT CHANGES LIMIT 1;",
-            "properties": {"auto.offset.reset": "earliest"},
-        })
-        .to_string();
-        let mut response = Streamed::post(&addr, "/query-stream", &request, "*/*").await;
-        assert_eq!(response.status, 200, "{}", response.head);
+        let mut response = push_from_earliest(
+            &addr,
+            "SELECT id, name FROM users WHERE age >= 18 EMIT CHANGES LIMIT 1;",
+        )
+        .await;
         response.next_line().await.unwrap();
         assert_eq!(
             response.next_line().await.as_deref(),
@@ -750,5 +744,92 @@ fn inserts_stream_acknowledges_each_row_and_stops_at_a_bad_one() {
         let body = format!("{}\n{}", json!({"target": "nope"}), json!({"PAGE": "x"}));
         let response = Streamed::post(&addr, "/inserts-stream", &body, "*/*").await;
         assert_eq!(response.status, 400, "{}", response.head);
+    });
+}
+
+#[test]
+fn push_queries_of_windowed_sources_show_each_row_with_its_window() {
+    on_server(|addr, client| async move {
+        let setup = "CREATE TABLE counts (page STRING PRIMARY KEY, n BIGINT) \
+                     WITH (kafka_topic='counts', partitions=1, value_format='JSON', \
+                     window_type='TUMBLING', window_size='10 SECONDS'); \
+                     CREATE STREAM visits (user STRING KEY, pages INT) \
+                     WITH (kafka_topic='visits', partitions=1, value_format='JSON', \
+                     window_type='SESSION');";
+        let (status, body) = ksql(&addr, setup).await;
+        assert_eq!(status, 200, "{body}");
+        // Keys as Kafka Streams writes windowed ones: a time window's start, a session's
+        // end then start (8 big-endian bytes each).
+        let windowed = |key: &str, bounds: &[i64], value: Json| {
+            let mut bytes = key.as_bytes().to_vec();
+            for bound in bounds {
+                bytes.extend(bound.to_be_bytes());
+            }
+            Input {
+                partition: None,
+                key: Some(Bytes::from(bytes)),
+                value: Some(Bytes::from(value.to_string())),
+                timestamp: Some(bounds[0]),
+            }
+        };
+        produce(
+            &client,
+            "counts",
+            vec![
+                windowed("a", &[0], json!({"N": 2})),
+                // A key too short for its window is skipped.
+                Input {
+                    partition: None,
+                    key: Some(Bytes::from_static(b"abc")),
+                    value: Some(Bytes::from(json!({"N": 9}).to_string())),
+                    timestamp: Some(5),
+                },
+                windowed("b", &[10_000], json!({"N": 1})),
+            ],
+        )
+        .await;
+        produce(
+            &client,
+            "visits",
+            vec![windowed("ann", &[7_000, 1_000], json!({"PAGES": 3}))],
+        )
+        .await;
+        let mut response = push_from_earliest(
+            &addr,
+            "SELECT * FROM counts WHERE n > 0 EMIT CHANGES LIMIT 2;",
+        )
+        .await;
+        let metadata: Json = serde_json::from_str(&response.next_line().await.unwrap()).unwrap();
+        assert_eq!(
+            metadata["columnNames"],
+            json!(["PAGE", "WINDOWSTART", "WINDOWEND", "N"])
+        );
+        assert_eq!(
+            response.next_line().await.as_deref(),
+            Some(r#"["a",0,10000,2]"#)
+        );
+        assert_eq!(
+            response.next_line().await.as_deref(),
+            Some(r#"["b",10000,20000,1]"#)
+        );
+        assert_eq!(response.next_line().await, None);
+        // A session's bounds, in an expression.
+        let mut response = push_from_earliest(&addr, "SELECT user, WINDOWEND - WINDOWSTART AS length, pages FROM visits EMIT CHANGES LIMIT 1;").await;
+        response.next_line().await.unwrap();
+        assert_eq!(
+            response.next_line().await.as_deref(),
+            Some(r#"["ann",6000,3]"#)
+        );
+        assert_eq!(response.next_line().await, None);
+        // Persistent queries of windowed tables are refused, in ksqlDB's words.
+        let (status, body) = ksql(&addr, "CREATE TABLE copy AS SELECT * FROM counts;").await;
+        assert_eq!(status, 400, "{body}");
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("KSQL does not support persistent queries on windowed tables."),
+            "{body}"
+        );
     });
 }

@@ -135,6 +135,9 @@ pub struct CompiledQuery {
     key_columns: Vec<(String, SqlType)>,
     value_columns: Vec<(String, SqlType)>,
     options: SerdeOptions,
+    /// A windowed source's window: its keys end with it, and its bounds are the columns
+    /// `WINDOWSTART` and `WINDOWEND`.
+    key_window: Option<KeyWindow>,
     /// The column the source takes its records' timestamps from (`TIMESTAMP`).
     timestamp_column: Option<usize>,
     /// `TIMESTAMP_FORMAT`: the timestamp column is a string in this Java pattern.
@@ -174,11 +177,6 @@ impl CompiledQuery {
         planned: &PlannedQuery,
         metastore: &crate::metastore::MetaStore,
     ) -> Result<CompiledQuery> {
-        if planned.source.properties.window.is_some() {
-            return Err(KsqlError::statement(
-                "queries of windowed sources are not supported by Sluice's ksql yet (issue 18 is under way)",
-            ));
-        }
         CompiledQuery::compile_any(planned, metastore)
     }
 
@@ -349,6 +347,7 @@ impl CompiledQuery {
             options.clone(),
             false,
         )?;
+        let key_window = KeyWindow::of(&source)?;
         Ok(CompiledQuery {
             source,
             input_schema,
@@ -356,6 +355,7 @@ impl CompiledQuery {
             key_columns,
             value_columns,
             options,
+            key_window,
             timestamp_column,
             timestamp_format,
             sink_timestamp: None,
@@ -384,7 +384,11 @@ impl CompiledQuery {
             true,
         )?;
         for &i in at {
-            keys.append(run[i as usize].key.as_deref())?;
+            let key = run[i as usize].key.as_deref();
+            match (&self.key_window, key) {
+                (Some(window), Some(key)) => keys.append(Some(window.split(key)?.0))?,
+                _ => keys.append(key)?,
+            }
         }
         let decoded = keys.finish();
         self.key_sources
@@ -595,12 +599,30 @@ impl CompiledQuery {
         let mut keep = Vec::with_capacity(run.len());
         let mut skipped = Vec::new();
         let is_table = self.reads_table();
+        // A windowed source's window bounds, from each key's end.
+        let mut bounds: Vec<(i64, i64)> = Vec::new();
         for (index, raw) in run.iter().enumerate() {
+            if self.key_window.is_some() {
+                bounds.push((0, 0));
+            }
             let key = if is_table && raw.key.is_none() {
                 // A table's record without a key updates no row: skipped, as ksqlDB does.
                 keys.append(None).and(Err(KsqlError::Serde(
                     "a table's record without a key".into(),
                 )))
+            } else if let Some(window) = &self.key_window {
+                let split = raw
+                    .key
+                    .as_deref()
+                    .ok_or_else(|| KsqlError::Serde("a windowed record without a key".into()))
+                    .and_then(|key| window.split(key));
+                // The decoder is left as it was on error: the row's null key comes below.
+                split.and_then(|(key, window)| {
+                    if let Some(last) = bounds.last_mut() {
+                        *last = window;
+                    }
+                    keys.append(Some(key))
+                })
             } else {
                 keys.append(raw.key.as_deref())
             };
@@ -721,6 +743,14 @@ impl CompiledQuery {
         columns.push(Arc::new(Int64Array::from_iter_values(
             run.iter().map(|r| r.offset),
         )));
+        if self.key_window.is_some() {
+            columns.push(Arc::new(Int64Array::from_iter_values(
+                bounds.iter().map(|(start, _)| *start),
+            )));
+            columns.push(Arc::new(Int64Array::from_iter_values(
+                bounds.iter().map(|(_, end)| *end),
+            )));
+        }
         let batch = RecordBatch::try_new_with_options(
             self.input_schema.clone(),
             columns,
@@ -735,6 +765,60 @@ impl CompiledQuery {
         let mask = arrow::array::BooleanArray::from(keep);
         let batch = arrow::compute::filter_record_batch(&batch, &mask).map_err(arrow_error)?;
         Ok((batch, filter_rows(&rows, &mask), rowtimes, skipped))
+    }
+}
+
+/// A windowed source's window, as its keys end with it (Kafka Streams' windowed serdes): a
+/// time window's start (8 big-endian bytes; its end is the start plus the size), or a
+/// session's end then start.
+#[derive(Debug, Clone, Copy)]
+struct KeyWindow {
+    session: bool,
+    size_ms: i64,
+}
+
+impl KeyWindow {
+    fn of(source: &DataSource) -> Result<Option<KeyWindow>> {
+        let Some(window) = &source.properties.window else {
+            return Ok(None);
+        };
+        let session = window.kind.eq_ignore_ascii_case("SESSION");
+        let size_ms = match (session, window.size_ms) {
+            (true, _) => 0,
+            (false, Some(size)) => i64::try_from(size).unwrap_or(i64::MAX),
+            (false, None) => {
+                return Err(KsqlError::statement(format!(
+                    "{} windows require WINDOW_SIZE",
+                    window.kind
+                )))
+            }
+        };
+        Ok(Some(KeyWindow { session, size_ms }))
+    }
+
+    /// A key's bytes cut into the key itself and its window's bounds (start, end).
+    fn split<'a>(&self, key: &'a [u8]) -> Result<(&'a [u8], (i64, i64))> {
+        let suffix = if self.session { 16 } else { 8 };
+        let short = || {
+            KsqlError::Serde(format!(
+                "a windowed key of {} bytes is shorter than its window's {suffix}",
+                key.len()
+            ))
+        };
+        let at = key.len().checked_sub(suffix).ok_or_else(short)?;
+        let read = |from: usize| -> Result<i64> {
+            key.get(from..from + 8)
+                .and_then(|b| b.try_into().ok())
+                .map(i64::from_be_bytes)
+                .ok_or_else(short)
+        };
+        let bounds = if self.session {
+            (read(at + 8)?, read(at)?)
+        } else {
+            let start = read(at)?;
+            (start, start.saturating_add(self.size_ms))
+        };
+        Ok((&key[..at], bounds))
     }
 }
 

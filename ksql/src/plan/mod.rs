@@ -898,7 +898,7 @@ fn window_bound_error(bound: &str) -> KsqlError {
     ))
 }
 
-pub(super) fn not_yet(what: &str) -> KsqlError {
+pub(crate) fn not_yet(what: &str) -> KsqlError {
     KsqlError::statement(format!(
         "{what} is not supported by Sluice's ksql yet (issue 18 is under way)"
     ))
