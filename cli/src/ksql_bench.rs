@@ -19,8 +19,8 @@ use sluice_log::TopicPartition;
 use sluice_streams::nexmark::{Event, Generator};
 use sluice_streams::serdes::{I64Serde, JsonSerde};
 use sluice_streams::{
-    Consumed, Grouped, KafkaStreams, Materialized, Produced, StreamsBuilder, StreamsConfig,
-    WindowedSerde,
+    Consumed, Grouped, KafkaStreams, Materialized, Produced, Repartitioned, StreamsBuilder,
+    StreamsConfig, WindowedSerde,
 };
 
 use crate::tools::runtime;
@@ -32,9 +32,11 @@ pub struct KsqlBenchArgs {
     /// (Nexmark's currency conversion: every bid with its price in euros, a projection),
     /// q5-counts (Nexmark q5's first step: each auction's bids counted in
     /// hopping windows of 10 s every 2 s, by bid time; q5's second step, the hottest auction
-    /// of each window, needs a query over a windowed table, which Sluice's ksql cannot run
-    /// yet) or join (every bid with its auction's category: a stream-table join of the bids
-    /// with the table of the auctions, keyed alike).
+    /// of each window, is a persistent query of a windowed table, which ksqlDB refuses), join
+    /// (every bid with its auction's category: a stream-table join of the bids with the table
+    /// of the auctions, keyed alike) or join3 (every bid with its auction's category and its
+    /// seller's name and state: an n-way join, the joined bids re-keyed by seller through a
+    /// repartition topic to meet the table of the persons).
     #[arg(long, default_value = "q1")]
     query: String,
     /// Number of bids, written once as JSON (ksqlDB's `VALUE_FORMAT='JSON'`) with the auction
@@ -89,6 +91,37 @@ struct JsonCategorizedBid {
     date_time: i64,
 }
 
+/// A person as the JSON value of the `persons` topic (its id is the key).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+struct JsonPerson {
+    name: String,
+    email: String,
+    credit_card: String,
+    city: String,
+    state: String,
+    date_time: i64,
+}
+
+/// A bid with its auction, re-keyed by the seller (join3's DSL between its two joins).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct BidWithAuction {
+    auction: i64,
+    price: i64,
+    category: i64,
+}
+
+/// join3's result value, as ksql writes it (the seller is the key).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+struct JsonEnrichedBid {
+    auction: i64,
+    price: i64,
+    category: i64,
+    name: String,
+    state: String,
+}
+
 /// q5-counts' result value, as ksql writes it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -110,12 +143,13 @@ const SOURCE: &str = "CREATE STREAM bids (auction BIGINT KEY, bidder BIGINT, pri
     channel STRING, url STRING, date_time BIGINT) WITH (kafka_topic='bids', value_format='JSON');";
 
 pub fn ksql(args: KsqlBenchArgs) -> anyhow::Result<()> {
-    let (q5, join) = match args.query.as_str() {
-        "q1" => (false, false),
-        "q5-counts" => (true, false),
-        "join" => (false, true),
+    let (q5, join, join3) = match args.query.as_str() {
+        "q1" => (false, false, false),
+        "q5-counts" => (true, false, false),
+        "join" => (false, true, false),
+        "join3" => (false, true, true),
         "pull" => return pull(args),
-        other => anyhow::bail!("--query {other}: expected q1, q5-counts, join or pull"),
+        other => anyhow::bail!("--query {other}: expected q1, q5-counts, join, join3 or pull"),
     };
     anyhow::ensure!(args.events > 0, "--events must be at least 1");
     let (run_ksql, run_dsl) = match args.only.as_deref() {
@@ -125,7 +159,7 @@ pub fn ksql(args: KsqlBenchArgs) -> anyhow::Result<()> {
         Some(other) => anyhow::bail!("--only {other}: expected ksql or dsl"),
     };
     let n = args.events as usize;
-    let (bids, auctions) = events(n, join)?;
+    let (bids, auctions, persons) = events(n, join)?;
 
     let dir = tempfile::tempdir()?;
     let node = sluice_log::Sluice::embedded(dir.path())
@@ -133,9 +167,10 @@ pub fn ksql(args: KsqlBenchArgs) -> anyhow::Result<()> {
         .start()?;
     let (ksql_elapsed, dsl_elapsed) = runtime()?.block_on(async {
         let client = node.client().await?;
-        for name in ["bids", "auctions", "ksql_out", "dsl_out"] {
+        for name in ["bids", "auctions", "persons", "ksql_out", "dsl_out"] {
             crate::perf::create_topic(&client, name).await?;
         }
+        produce_bids(&client, "persons", &persons).await?;
         produce_bids(&client, "auctions", &auctions).await?;
         produce_bids(&client, "bids", &bids).await?;
         let deadline = Instant::now() + Duration::from_secs(600);
@@ -145,7 +180,18 @@ pub fn ksql(args: KsqlBenchArgs) -> anyhow::Result<()> {
         if run_ksql {
         // ksql: the statements through the engine, as `POST /ksql` runs them.
         let engine = sluice_ksql::engine::Engine::start(client.clone(), "bench_").await?;
-        let query = if join {
+        let query = if join3 {
+            "CREATE TABLE auctions (id BIGINT PRIMARY KEY, seller BIGINT, category BIGINT, \
+             initial_bid BIGINT, reserve BIGINT, date_time BIGINT, expires BIGINT) \
+             WITH (kafka_topic='auctions', value_format='JSON'); \
+             CREATE TABLE persons (id BIGINT PRIMARY KEY, name STRING, email STRING, \
+             credit_card STRING, city STRING, state STRING, date_time BIGINT) \
+             WITH (kafka_topic='persons', value_format='JSON'); \
+             CREATE STREAM enriched WITH (kafka_topic='ksql_out') AS SELECT p.id AS seller, \
+             b.auction AS auction, b.price AS price, a.category AS category, p.name AS name, \
+             p.state AS state FROM bids b JOIN auctions a ON b.auction = a.id \
+             JOIN persons p ON a.seller = p.id;"
+        } else if join {
             "CREATE TABLE auctions (id BIGINT PRIMARY KEY, seller BIGINT, category BIGINT, \
              initial_bid BIGINT, reserve BIGINT, date_time BIGINT, expires BIGINT) \
              WITH (kafka_topic='auctions', value_format='JSON'); \
@@ -175,6 +221,8 @@ pub fn ksql(args: KsqlBenchArgs) -> anyhow::Result<()> {
             .to_string();
         wait_committed(&client, &format!("_confluent-ksql-bench_query_{query_id}"), n, deadline)
             .await?;
+        wait_repartitions_committed(&client, &format!("_confluent-ksql-bench_query_{query_id}"), deadline)
+            .await?;
         ksql_elapsed = started.elapsed();
         engine.shutdown().await;
         }
@@ -183,7 +231,44 @@ pub fn ksql(args: KsqlBenchArgs) -> anyhow::Result<()> {
         // The DSL: the same query by hand, JSON in and out through serde.
         let builder = StreamsBuilder::new();
         let stream = builder.stream("bids", Consumed::with(I64Serde, JsonSerde::<JsonBid>::new()));
-        if join {
+        if join3 {
+            let auctions = builder.table(
+                "auctions",
+                Consumed::with(I64Serde, JsonSerde::<JsonAuction>::new()),
+                Materialized::with(JsonSerde::<JsonAuction>::new()).named("auctions"),
+            );
+            let persons = builder.table(
+                "persons",
+                Consumed::with(I64Serde, JsonSerde::<JsonPerson>::new()),
+                Materialized::with(JsonSerde::<JsonPerson>::new()).named("persons"),
+            );
+            stream
+                .join(&auctions, |auction: &i64, bid: JsonBid, found: JsonAuction| {
+                    (found.seller, BidWithAuction {
+                        auction: *auction,
+                        price: bid.price,
+                        category: found.category,
+                    })
+                })
+                .map(|_, (seller, bid)| (seller, bid))
+                .repartition(
+                    Repartitioned::with(I64Serde, JsonSerde::<BidWithAuction>::new())
+                        .named("by-seller"),
+                )
+                .join(&persons, |_, bid: BidWithAuction, person: JsonPerson| {
+                    JsonEnrichedBid {
+                        auction: bid.auction,
+                        price: bid.price,
+                        category: bid.category,
+                        name: person.name,
+                        state: person.state,
+                    }
+                })
+                .to(
+                    "dsl_out",
+                    Produced::with(I64Serde, JsonSerde::<JsonEnrichedBid>::new()),
+                );
+        } else if join {
             let auctions = builder.table(
                 "auctions",
                 Consumed::with(I64Serde, JsonSerde::<JsonAuction>::new()),
@@ -236,6 +321,7 @@ pub fn ksql(args: KsqlBenchArgs) -> anyhow::Result<()> {
         let started = Instant::now();
         let app = KafkaStreams::start(Arc::new(builder.build()?), config, client.clone()).await?;
         wait_committed(&client, "bench-dsl", n, deadline).await?;
+        wait_repartitions_committed(&client, "bench-dsl", deadline).await?;
         dsl_elapsed = started.elapsed();
         app.close().await?;
         }
@@ -257,6 +343,20 @@ pub fn ksql(args: KsqlBenchArgs) -> anyhow::Result<()> {
                 "ksql's final counts differ from the DSL's ({} windows against {})",
                 ksql_last.len(),
                 dsl_last.len()
+            );
+        } else if join3 {
+            // The re-keyed bids meet the persons' table as it is when they come back from
+            // the repartition topic, in both: the same rows, maybe not in the same order.
+            let sorted = |mut records: Vec<(Option<Bytes>, Json)>| {
+                records.sort_by_key(|(k, v)| (k.clone(), v.to_string()));
+                records
+            };
+            let (ksql_out, dsl_out) = (sorted(ksql_out), sorted(dsl_out));
+            anyhow::ensure!(
+                ksql_out == dsl_out,
+                "ksql's enriched bids differ from the DSL's ({} against {})",
+                ksql_out.len(),
+                dsl_out.len()
             );
         } else if join {
             // Bids whose auction is not in the table yet join nothing, in both.
@@ -307,16 +407,32 @@ pub fn ksql(args: KsqlBenchArgs) -> anyhow::Result<()> {
 }
 
 /// `n` bids of Nexmark's generator as `bids` records (the auction as a `KAFKA` BIGINT key,
-/// the bid as JSON, the bid time as the timestamp) and, with `with_auctions`, the auctions
-/// among the events as `auctions` records (keyed by id).
-fn events(n: usize, with_auctions: bool) -> anyhow::Result<(Records, Records)> {
+/// the bid as JSON, the bid time as the timestamp) and, with `with_tables`, the auctions
+/// and persons among the events as `auctions` and `persons` records (keyed by id).
+fn events(n: usize, with_tables: bool) -> anyhow::Result<(Records, Records, Records)> {
     let mut bids: Records = Vec::with_capacity(n);
     let mut auctions: Records = Vec::new();
+    let mut persons: Records = Vec::new();
     for event in Generator::new(42, 1_700_000_000_000) {
         if bids.len() == n {
             break;
         }
-        if let (Event::Auction(auction), true) = (&event, with_auctions) {
+        if let (Event::Person(person), true) = (&event, with_tables) {
+            let value = serde_json::to_vec(&JsonPerson {
+                name: person.name.clone(),
+                email: person.email.clone(),
+                credit_card: person.credit_card.clone(),
+                city: person.city.clone(),
+                state: person.state.clone(),
+                date_time: person.date_time,
+            })?;
+            persons.push((
+                Bytes::copy_from_slice(&person.id.to_be_bytes()),
+                Bytes::from(value),
+                person.date_time,
+            ));
+        }
+        if let (Event::Auction(auction), true) = (&event, with_tables) {
             let value = serde_json::to_vec(&JsonAuction {
                 seller: auction.seller,
                 category: auction.category,
@@ -346,7 +462,7 @@ fn events(n: usize, with_auctions: bool) -> anyhow::Result<(Records, Records)> {
             ));
         }
     }
-    Ok((bids, auctions))
+    Ok((bids, auctions, persons))
 }
 
 /// Records to write: key, value, timestamp.
@@ -406,6 +522,33 @@ async fn wait_committed(
     }
 }
 
+/// Waits until group `group` has committed every record of its repartition topics (written
+/// before its commit of the bids).
+async fn wait_repartitions_committed(
+    client: &Arc<Client>,
+    group: &str,
+    deadline: Instant,
+) -> anyhow::Result<()> {
+    loop {
+        let committed = client.committed_offsets(group).await?;
+        let mut behind = false;
+        for (tp, offset) in &committed {
+            if tp.topic.ends_with("-repartition") {
+                let end = client.list_offset(&tp.topic, tp.partition, -1).await?;
+                behind |= *offset < end;
+            }
+        }
+        if !behind {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{group} did not process its repartition topics in time"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
 /// Every record of `topic`: its key and its value as JSON.
 async fn read_all(
     client: &Arc<Client>,
@@ -457,7 +600,7 @@ fn pull(args: KsqlBenchArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.events > 0, "--events must be at least 1");
     anyhow::ensure!(args.lookups > 0, "--lookups must be at least 1");
     let n = args.events as usize;
-    let (bids, _) = events(n, false)?;
+    let (bids, _, _) = events(n, false)?;
     let mut counts: HashMap<i64, i64> = HashMap::new();
     for (key, _, _) in &bids {
         let auction = i64::from_be_bytes(key[..].try_into().context("an auction key")?);
