@@ -260,7 +260,10 @@ impl KsqlClient {
         let request = request
             .body(Full::new(payload))
             .map_err(|e| fail("request", &e))?;
-        let mut sender = self.connect().await.map_err(|e| fail("connect", &e))?;
+        let mut sender = self
+            .connect()
+            .await
+            .map_err(|e| KsqlError::Unreachable(format!("{method} {url}{path}: connect: {e}")))?;
         let response = sender
             .send_request(request)
             .await

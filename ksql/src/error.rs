@@ -25,6 +25,9 @@ pub enum KsqlError {
     /// answer in time, an answer that is not what the API promises.
     #[error("{0}")]
     Client(String),
+    /// A ksql server that could not be connected to (refused, unreachable, unknown host).
+    #[error("{0}")]
+    Unreachable(String),
 }
 
 impl KsqlError {

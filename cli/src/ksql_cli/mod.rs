@@ -748,11 +748,14 @@ fn syntax_error(input: &str, err: &KsqlError) -> String {
     }
 }
 
-/// A request that got no answer.
+/// A request that got no answer (ksqlDB's CLI adds why when the server cannot be reached).
 fn request_failed(err: &KsqlError) -> String {
-    format!(
-        "{err}\nCaused by: Could not connect to the server. Please check the server details are correct and that the server is running."
-    )
+    match err {
+        KsqlError::Unreachable(_) => format!(
+            "{err}\nCaused by: Could not connect to the server. Please check the server details are correct and that the server is running."
+        ),
+        _ => err.to_string(),
+    }
 }
 
 /// The box ksqlDB's CLI shows when its server does not answer `/info`.
@@ -886,6 +889,17 @@ fn banner(session: &Session) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_server_that_cannot_be_reached_is_called_unreachable() {
+        let refused = KsqlError::Unreachable("POST http://x/ksql: connect: refused".into());
+        assert!(request_failed(&refused).contains("Could not connect to the server"));
+        let late = KsqlError::Client("POST http://x/ksql: no answer within 30s".into());
+        assert_eq!(
+            request_failed(&late),
+            "POST http://x/ksql: no answer within 30s"
+        );
+    }
 
     #[test]
     fn input_is_whole_at_a_semicolon_outside_quotes_or_at_a_cli_command() {
