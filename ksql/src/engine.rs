@@ -421,6 +421,7 @@ impl Engine {
             Statement::CreateAsSelect(create) => {
                 let store = self.metastore();
                 let prepared = prepare_create_as_select(create, &text, &store, -1)?;
+                crate::queries::check_join_partitions(&self.client, &prepared.planned).await?;
                 store
                     .clone()
                     .add_query_with_sink(prepared.sink.clone(), prepared.info.clone(), create.or_replace)?;
@@ -440,6 +441,7 @@ impl Engine {
             } => {
                 let mut store = self.metastore();
                 let prepared = prepare_insert_select(target, with, query, &text, &store, -1)?;
+                crate::queries::check_join_partitions(&self.client, &prepared.planned).await?;
                 store.add_query(prepared.info.clone())?;
                 self.submit(
                     &text,

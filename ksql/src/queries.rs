@@ -769,6 +769,45 @@ fn refuse_windowed_sources(planned: &PlannedQuery, metastore: &MetaStore) -> Res
     Ok(())
 }
 
+/// Each join's two sides have as many partitions (ksqlDB's check, in its words; a
+/// foreign-key join's need not): a join's left side has its leftmost source's count, or
+/// an n-way join's inner join the count of its right source, as ksqlDB counts them. A
+/// topic that cannot be described is left to the query's own start-up check.
+pub async fn check_join_partitions(client: &Client, planned: &PlannedQuery) -> Result<()> {
+    let Some(join) = &planned.join else {
+        return Ok(());
+    };
+    let mut levels = Vec::new();
+    let mut at = Some(join);
+    while let Some(level) = at {
+        levels.push(level);
+        at = level.inner.as_deref();
+    }
+    let partitions = |topic: String| async move {
+        client
+            .topic(&topic, false)
+            .await
+            .ok()
+            .map(|metadata| metadata.leaders.len())
+            .filter(|&n| n > 0)
+    };
+    let leftmost = &planned.source.name;
+    let mut left = partitions(planned.source.properties.topic.clone()).await;
+    for level in levels.into_iter().rev() {
+        let right = partitions(level.right.properties.topic.clone()).await;
+        if let (false, Some(l), Some(r)) = (level.foreign_key, left, right) {
+            if l != r {
+                let name = &level.right.name;
+                return Err(KsqlError::statement(format!(
+                    "Can't join `{leftmost}` with `{name}` since the number of partitions don't match. `{leftmost}` partitions = {l}; `{name}` partitions = {r}. Please repartition either one so that the number of partitions match."
+                )));
+            }
+        }
+        left = right;
+    }
+    Ok(())
+}
+
 /// How long a push query may take to get its partitions.
 const PUSH_START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -783,6 +822,7 @@ pub async fn start_push(
 ) -> Result<PushQuery> {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let planned = plan_query(query, metastore)?;
+    check_join_partitions(&client, &planned).await?;
     let compiled = Arc::new(CompiledQuery::compile(&planned, metastore)?);
     let millis = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
