@@ -12,7 +12,8 @@ use std::sync::Arc;
 use crate::ktable::{Change, Grouped, KGroupedStream, KTable};
 use crate::serdes::{self, Serde};
 use crate::topology::{
-    BuilderState, Children, Consumed, OutputRecord, Produced, Record, TaskContext, TopicRef,
+    BatchOutput, BuilderState, Children, Consumed, OutputRecord, Produced, RawRecord, Record,
+    TaskContext, TopicRef,
 };
 
 /// A stream of records with keys of `K` and values of `V` (Kafka's `KStream<K, V>`).
@@ -402,6 +403,69 @@ impl<K: Data, V: Data> KStream<K, V> {
     /// `<application.id>-<name>-repartition`, with as many partitions as the widest source
     /// topic, created when the application starts.
     pub fn repartition(&self, repartitioned: Repartitioned<K, V>) -> KStream<K, V> {
+        let (suffix, key, value) = self.write_repartition(repartitioned);
+        let children = self.state.new_children::<K, V>(format!("source {suffix}"));
+        self.state.add_internal_source(
+            &suffix,
+            children.clone(),
+            Consumed {
+                key,
+                value,
+                timestamp_extractor: None,
+            },
+        );
+        KStream::new(self.state.clone(), children).with_sources(vec![TopicRef::Internal(suffix)])
+    }
+
+    /// Like [`KStream::repartition`], the records read back a run at a time (the records of
+    /// one partition that one poll brought, as [`crate::StreamsBuilder::batch_stream`] reads
+    /// a topic) by `process`, which may look keys up in `table` as the task of the run holds
+    /// it: a stream–table join of whole runs after a key change. The topic is
+    /// co-partitioned with the table's sources; `process` deserialises the records itself.
+    pub fn repartition_in_runs<KT, VT, K2, V2, F>(
+        &self,
+        repartitioned: Repartitioned<K, V>,
+        table: &KTable<KT, VT>,
+        process: F,
+    ) -> KStream<K2, V2>
+    where
+        KT: Data,
+        VT: Data,
+        K2: Data,
+        V2: Data,
+        F: Fn(
+                &[RawRecord],
+                &dyn Fn(&KT) -> crate::Result<Option<VT>>,
+                &mut BatchOutput<K2, V2>,
+            ) -> crate::Result<()>
+            + Send
+            + Sync
+            + 'static,
+    {
+        let (suffix, _, _) = self.write_repartition(repartitioned);
+        self.state.copartition(
+            std::iter::once(TopicRef::Internal(suffix.clone()))
+                .chain(table.sources.iter().cloned())
+                .collect(),
+        );
+        let children = self
+            .state
+            .new_children::<K2, V2>(format!("batch source {suffix}"));
+        let getter = table.getter.clone();
+        let source = crate::topology::batch_node(children.clone(), move |ctx, run, out| {
+            let lookup = |key: &KT| getter(ctx, key);
+            process(run, &lookup, out)
+        });
+        self.state.add_internal_batch_source(&suffix, source);
+        KStream::new(self.state.clone(), children).with_sources(vec![TopicRef::Internal(suffix)])
+    }
+
+    /// Writes the stream to its repartition topic: the topic's suffix and serdes.
+    #[allow(clippy::type_complexity)]
+    fn write_repartition(
+        &self,
+        repartitioned: Repartitioned<K, V>,
+    ) -> (String, Arc<dyn Serde<K>>, Arc<dyn Serde<V>>) {
         let name = repartitioned
             .name
             .unwrap_or_else(|| self.state.generated_name("KSTREAM-REPARTITION"));
@@ -414,17 +478,7 @@ impl<K: Data, V: Data> KStream<K, V> {
             // The producer's partitioner (murmur2 of the key bytes) places each key, as Kafka's.
             write_output(ctx, topic, None, &*sink_key, &*sink_value, record);
         });
-        let children = self.state.new_children::<K, V>(format!("source {suffix}"));
-        self.state.add_internal_source(
-            &suffix,
-            children.clone(),
-            Consumed {
-                key,
-                value,
-                timestamp_extractor: None,
-            },
-        );
-        KStream::new(self.state.clone(), children).with_sources(vec![TopicRef::Internal(suffix)])
+        (suffix, key, value)
     }
 
     /// Groups the records by a new key from `selector` (Kafka's `groupBy`), through a

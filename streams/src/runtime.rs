@@ -704,7 +704,10 @@ impl StreamThread {
                     let records = in_timestamp_order(records);
                     let mut at = 0;
                     while let Some(first) = records.get(at) {
-                        if self.topology.reads_in_batches(&first.topic) {
+                        if self
+                            .topology
+                            .reads_in_batches(&self.config.application_id, &first.topic)
+                        {
                             // A batch source takes the run of this partition's records at once.
                             let len = records[at..]
                                 .iter()

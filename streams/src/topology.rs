@@ -797,6 +797,34 @@ impl<K, V> Produced<K, V> {
     }
 }
 
+/// A batch source's node: `process` makes a run's outputs, each forwarded to `downstream`
+/// with the task positioned at its input record.
+pub(crate) fn batch_node<K, V>(
+    downstream: Arc<Children<K, V>>,
+    process: impl Fn(&TaskContext, &[RawRecord], &mut BatchOutput<K, V>) -> Result<()>
+        + Send
+        + Sync
+        + 'static,
+) -> BatchSourceNode
+where
+    K: Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    Arc::new(move |ctx, run| {
+        let mut outputs = Vec::new();
+        process(ctx, run, &mut outputs)?;
+        let mut outputs = outputs.into_iter().peekable();
+        for (index, raw) in run.iter().enumerate() {
+            ctx.enter(raw, raw.timestamp);
+            while let Some((_, record)) = outputs.next_if(|(at, _)| *at <= index) {
+                ctx.enter(raw, record.timestamp);
+                downstream.forward(ctx, record);
+            }
+        }
+        Ok(())
+    })
+}
+
 /// What the builder has collected so far; shared by the builder and the streams it made.
 #[derive(Default)]
 pub(crate) struct BuilderState {
@@ -808,6 +836,8 @@ pub(crate) struct BuilderState {
     /// Sources of internal (repartition) topics, by the topic's name without the
     /// `<application.id>-` prefix that the runtime puts before it.
     internal_sources: Mutex<Vec<(String, SourceNode)>>,
+    /// Batch sources of internal topics, likewise.
+    internal_batch_sources: Mutex<Vec<(String, BatchSourceNode)>>,
     /// Mistakes found while building, reported by `build`.
     errors: Mutex<Vec<String>>,
     /// Groups of topics that must have as many partitions as each other (both sides of a
@@ -938,6 +968,14 @@ impl BuilderState {
     {
         let source = source_node(children, Arc::new(consumed));
         self.internal_sources
+            .lock()
+            .push((suffix.to_string(), source));
+    }
+
+    /// A batch source of internal topic `suffix` (the topic is read, with or without
+    /// record-at-a-time sources).
+    pub(crate) fn add_internal_batch_source(&self, suffix: &str, source: BatchSourceNode) {
+        self.internal_batch_sources
             .lock()
             .push((suffix.to_string(), source));
     }
@@ -1074,20 +1112,7 @@ impl StreamsBuilder {
         let children = self
             .state
             .new_children::<K, V>(format!("batch source {topic}"));
-        let downstream = children.clone();
-        let source: BatchSourceNode = Arc::new(move |ctx, run| {
-            let mut outputs = Vec::new();
-            process(ctx, run, &mut outputs)?;
-            let mut outputs = outputs.into_iter().peekable();
-            for (index, raw) in run.iter().enumerate() {
-                ctx.enter(raw, raw.timestamp);
-                while let Some((_, record)) = outputs.next_if(|(at, _)| *at <= index) {
-                    ctx.enter(raw, record.timestamp);
-                    downstream.forward(ctx, record);
-                }
-            }
-            Ok(())
-        });
+        let source = batch_node(children.clone(), process);
         self.state
             .batch_sources
             .lock()
@@ -1225,10 +1250,17 @@ impl StreamsBuilder {
         for (suffix, source) in std::mem::take(&mut *self.state.internal_sources.lock()) {
             internal.entry(suffix).or_default().push(source);
         }
+        let mut internal_batches: BTreeMap<String, Vec<BatchSourceNode>> = BTreeMap::new();
+        for (suffix, source) in std::mem::take(&mut *self.state.internal_batch_sources.lock()) {
+            // Listed with the record-at-a-time ones too: what the application reads.
+            internal.entry(suffix.clone()).or_default();
+            internal_batches.entry(suffix).or_default().push(source);
+        }
         Ok(Topology {
             sources: by_topic,
             batch_sources: batches,
             internal_sources: internal,
+            internal_batch_sources: internal_batches,
             copartitioned: std::mem::take(&mut *self.state.copartitioned.lock()),
             sinks: self.state.sinks.lock().clone(),
             stores: self.state.stores.lock().clone(),
@@ -1249,6 +1281,9 @@ pub struct Topology {
     batch_sources: BTreeMap<String, Vec<BatchSourceNode>>,
     /// Sources of internal topics, by name without the application's prefix.
     internal_sources: BTreeMap<String, Vec<SourceNode>>,
+    /// Batch sources of internal topics, likewise (their topics are keys of
+    /// `internal_sources` too).
+    internal_batch_sources: BTreeMap<String, Vec<BatchSourceNode>>,
     sinks: BTreeSet<String>,
     stores: BTreeSet<String>,
     flushers: Vec<Flusher>,
@@ -1404,7 +1439,7 @@ impl Topology {
         for source in sources {
             source(ctx, record)?;
         }
-        if let Some(batch_sources) = self.batch_sources.get(&*record.topic) {
+        if let Some(batch_sources) = self.batch_sources_of(&ctx.application_id, &record.topic) {
             for source in batch_sources {
                 source(ctx, std::slice::from_ref(record))?;
             }
@@ -1418,10 +1453,23 @@ impl Topology {
         }
     }
 
-    /// Whether `topic` is read by a batch source ([`StreamsBuilder::batch_stream`]): the
+    /// Whether application `application_id` reads `topic` with a batch source
+    /// ([`StreamsBuilder::batch_stream`], [`crate::KStream::repartition_in_runs`]): the
     /// runtime then hands its records over in runs, through [`Topology::process_run`].
-    pub fn reads_in_batches(&self, topic: &str) -> bool {
-        self.batch_sources.contains_key(topic)
+    pub fn reads_in_batches(&self, application_id: &str, topic: &str) -> bool {
+        self.batch_sources_of(application_id, topic).is_some()
+    }
+
+    fn batch_sources_of(&self, application_id: &str, topic: &str) -> Option<&Vec<BatchSourceNode>> {
+        self.batch_sources.get(topic).or_else(|| {
+            if self.internal_batch_sources.is_empty() {
+                return None;
+            }
+            topic
+                .strip_prefix(application_id)
+                .and_then(|rest| rest.strip_prefix('-'))
+                .and_then(|suffix| self.internal_batch_sources.get(suffix))
+        })
     }
 
     /// Runs a run of records of one partition of one topic (in offset order) through the
@@ -1431,12 +1479,12 @@ impl Topology {
         let Some(first) = run.first() else {
             return Ok(());
         };
-        if let Some(batch_sources) = self.batch_sources.get(&*first.topic) {
+        if let Some(batch_sources) = self.batch_sources_of(&ctx.application_id, &first.topic) {
             for source in batch_sources {
                 source(ctx, run)?;
             }
         }
-        if let Some(sources) = self.sources.get(&*first.topic) {
+        if let Some(sources) = self.sources_of(&ctx.application_id, &first.topic) {
             for record in run {
                 for source in sources {
                     source(ctx, record)?;

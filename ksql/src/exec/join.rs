@@ -471,6 +471,28 @@ impl JoinStage {
         super::aggregate::canonical(&batch, output).map(Some)
     }
 
+    /// Left rows that crossed a repartition topic as envelopes joined with the table's at
+    /// once (see [`JoinStage::joined_batch`]): the result's columns and each result row's
+    /// left row.
+    pub fn joined_envelopes(
+        &self,
+        lefts: &[Bytes],
+        rights: &[Option<Bytes>],
+        output: &[(OutputColumn, DataType)],
+    ) -> Result<(Vec<ArrayRef>, Vec<u32>)> {
+        let left = {
+            let mut decoder = self.envelopes[0].decoder.lock();
+            let appended = lefts
+                .iter()
+                .try_for_each(|envelope| decoder.append(Some(envelope)));
+            // Finished either way: a failed run leaves nothing behind in the decoder.
+            let decoded = decoder.finish();
+            appended?;
+            decoded
+        };
+        self.joined_batch(&left, rights, output)
+    }
+
     /// A run's left rows joined with the table at once: `left` (the left side's result
     /// columns), for each of its rows the table's row (envelope) of its join key (none:
     /// none found). The result's columns (canonical types) and, for each result row, the

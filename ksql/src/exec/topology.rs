@@ -464,13 +464,15 @@ fn joined<K: Clone + Send + Sync + 'static, V: Clone + Send + Sync + 'static>(
     };
     // As a stream, re-keyed through a repartition topic unless keyed by this join's key
     // already (the stage checked).
+    let inner_keyed = || -> Result<KStream<Bytes, Bytes>> {
+        Ok(inner_rows()?.flat_map(|_, (key, value)| value.map(|value| (key, value))))
+    };
     let inner_stream = || -> Result<KStream<Bytes, Bytes>> {
-        let rows = inner_rows()?;
         Ok(if stage.repartitions(0) {
-            rows.flat_map(|_, (key, value)| value.map(|value| (key, value)))
+            inner_keyed()?
                 .repartition(Repartitioned::with(BytesSerde, BytesSerde).named(&names.left_topic))
         } else {
-            rows.flat_map_values(|(_, value)| value)
+            inner_rows()?.flat_map_values(|(_, value)| value)
         })
     };
     let table = if right.reads_table() {
@@ -538,26 +540,28 @@ fn joined<K: Clone + Send + Sync + 'static, V: Clone + Send + Sync + 'static>(
     }
     // A side that is a stream: its rows keyed by the join expression, repartitioned by it
     // unless keyed so already.
-    let side_stream = |side: usize, topic: &str| {
+    let side_keyed = |side: usize, topic: &str| {
         let (query, counters) = (query.clone(), counters.clone());
-        let stream =
-            builder.batch_stream(topic, move |run, out: &mut BatchOutput<Bytes, Bytes>| {
-                let Some((stage, side_query)) = query
-                    .join_at(depth)
-                    .and_then(|(stage, _)| Some((stage, stage.side_source(side)?)))
-                else {
-                    return Ok(());
-                };
-                push_rows(
-                    side_query,
-                    run,
-                    &counters,
-                    out,
-                    |columns| stage.encode_keyed(side, columns),
-                    |x, timestamp, _| keyed_record(x, timestamp),
-                );
-                Ok(())
-            });
+        builder.batch_stream(topic, move |run, out: &mut BatchOutput<Bytes, Bytes>| {
+            let Some((stage, side_query)) = query
+                .join_at(depth)
+                .and_then(|(stage, _)| Some((stage, stage.side_source(side)?)))
+            else {
+                return Ok(());
+            };
+            push_rows(
+                side_query,
+                run,
+                &counters,
+                out,
+                |columns| stage.encode_keyed(side, columns),
+                |x, timestamp, _| keyed_record(x, timestamp),
+            );
+            Ok(())
+        })
+    };
+    let side_stream = |side: usize, topic: &str| {
+        let stream = side_keyed(side, topic);
         if stage.repartitions(side) {
             let name = if side == 0 {
                 &names.left_topic
@@ -652,6 +656,22 @@ fn joined<K: Clone + Send + Sync + 'static, V: Clone + Send + Sync + 'static>(
             },
         ));
     }
+    if let (Some(table), true, None) = (&table, stage.repartitions(0), &stage.within) {
+        // A stream re-keyed to meet its table: read back from the repartition topic a run at
+        // a time, its envelopes decoded, looked up and joined as one batch.
+        let keyed = match &left {
+            Some(left) => side_keyed(0, left.source_topic()),
+            None => inner_keyed()?,
+        };
+        let repartitioned = Repartitioned::with(BytesSerde, BytesSerde).named(&names.left_topic);
+        return Ok(keyed.repartition_in_runs(
+            repartitioned,
+            table,
+            move |run, lookup, out: &mut BatchOutput<Bytes, (K, V)>| {
+                join_run(&query, depth, run, lookup, &counters, &row, out)
+            },
+        ));
+    }
     let stream = match &left {
         Some(left) => side_stream(0, left.source_topic()),
         None => inner_stream()?,
@@ -724,6 +744,55 @@ fn joined<K: Clone + Send + Sync + 'static, V: Clone + Send + Sync + 'static>(
             });
         made_or_skipped(made, &counters)
     }))
+}
+
+/// A run of a repartitioned stream's rows (each keyed by its join key, its value its
+/// envelope) joined with the table of its task as one batch: the rows made, each with its
+/// record's key and timestamp. Rows that cannot be joined or made are skipped (and counted).
+fn join_run<K: Clone, V: Clone>(
+    query: &CompiledQuery,
+    depth: usize,
+    run: &[RawRecord],
+    lookup: &dyn Fn(&Bytes) -> sluice_streams::Result<Option<Bytes>>,
+    counters: &QueryCounters,
+    row: &JoinedRows<K, V>,
+    out: &mut BatchOutput<Bytes, (K, V)>,
+) -> sluice_streams::Result<()> {
+    let Some((stage, output)) = query.join_at(depth) else {
+        return Ok(());
+    };
+    let mut at = Vec::with_capacity(run.len());
+    let mut lefts = Vec::with_capacity(run.len());
+    let mut rights = Vec::with_capacity(run.len());
+    for (i, raw) in run.iter().enumerate() {
+        if let (Some(key), Some(envelope)) = (&raw.key, &raw.value) {
+            rights.push(lookup(key)?);
+            lefts.push(envelope.clone());
+            at.push(i);
+        }
+    }
+    let made = stage
+        .joined_envelopes(&lefts, &rights, output)
+        .and_then(|(columns, rows)| Ok((row(columns, true)?, rows)));
+    let (made, rows) = match made {
+        Ok(made) => made,
+        Err(err) => {
+            for &i in &at {
+                skip(&run[i], &err, counters);
+            }
+            return Ok(());
+        }
+    };
+    for (&joined, made) in rows.iter().zip(made) {
+        let raw = &run[at[joined as usize]];
+        if let (Some(kv), Some(key)) = (made_or_skipped(made, counters), &raw.key) {
+            out.push((
+                at[joined as usize],
+                keyed_record((key.clone(), kv), raw.timestamp),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Makes a join's result rows of its joined rows' columns (and whether they are kept: a

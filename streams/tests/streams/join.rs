@@ -242,3 +242,110 @@ fn a_batch_source_looks_a_runs_keys_up_in_a_table_of_its_task() {
         vec![(s("ann"), s("home@unknown")), (s("ann"), s("shop@eu"))]
     );
 }
+
+/// Orders (`customer` → `item`) re-keyed by item and read back in runs, each looked up in
+/// the prices table of its task.
+fn priced_orders() -> sluice_streams::Topology {
+    let builder = StreamsBuilder::new();
+    let prices = builder.table(
+        "prices",
+        Consumed::with(StringSerde, StringSerde),
+        Materialized::with(StringSerde).named("prices"),
+    );
+    builder
+        .stream("orders", Consumed::with(StringSerde, StringSerde))
+        .select_key(|_, item| item.clone())
+        .map_values_with_key(|item, _| item.clone())
+        .repartition_in_runs(
+            Repartitioned::with(StringSerde, StringSerde).named("by-item"),
+            &prices,
+            |run, lookup, out: &mut sluice_streams::BatchOutput<String, String>| {
+                for (index, raw) in run.iter().enumerate() {
+                    let item = String::from_utf8_lossy(raw.key.as_deref().unwrap_or_default());
+                    if let Some(price) = lookup(&item.to_string())? {
+                        out.push((
+                            index,
+                            sluice_streams::Record {
+                                key: item.into_owned(),
+                                value: price,
+                                timestamp: raw.timestamp,
+                                headers: Vec::new(),
+                            },
+                        ));
+                    }
+                }
+                Ok(())
+            },
+        )
+        .to("priced", Produced::with(StringSerde, StringSerde));
+    builder.build().unwrap()
+}
+
+#[test]
+fn a_stream_repartitioned_and_read_in_runs_meets_the_table_of_its_new_key() {
+    let topology = priced_orders();
+    assert_eq!(
+        topology.copartition_groups("app"),
+        vec![vec![
+            "app-by-item-repartition".to_string(),
+            "prices".to_string()
+        ]]
+    );
+    let mut driver = TopologyTestDriver::new(topology);
+    let prices = TestInputTopic::new("prices", StringSerde, StringSerde);
+    let orders = TestInputTopic::new("orders", StringSerde, StringSerde);
+    let s = |v: &str| v.to_string();
+    driver.pipe_input(&orders, &s("ann"), &s("pen"), 1).unwrap();
+    driver
+        .pipe_input(&prices, &s("pen"), &s("1.50"), 2)
+        .unwrap();
+    driver.pipe_input(&orders, &s("bob"), &s("pen"), 3).unwrap();
+    driver.pipe_input(&orders, &s("bob"), &s("ink"), 4).unwrap();
+    let output = TestOutputTopic::new("priced", StringSerde, StringSerde);
+    assert_eq!(
+        driver.read_key_values(&output).unwrap(),
+        vec![(s("pen"), s("1.50"))]
+    );
+}
+
+#[test]
+fn a_node_reads_a_repartition_topic_in_runs() {
+    on_embedded_node(|client| async move {
+        create(&client, "orders", 2).await;
+        create(&client, "prices", 2).await;
+        create(&client, "priced", 1).await;
+        let app = crate::fixtures::start_app(&client, Arc::new(priced_orders()), "runs", &[]).await;
+        let prices: Vec<_> = (0..8)
+            .map(|i| {
+                (
+                    Some(["a", "b", "c", "d", "e", "f", "g", "h"][i]),
+                    bytes::Bytes::from(format!("{i}")),
+                )
+            })
+            .collect();
+        crate::runtime::produce(&client, "prices", &prices).await;
+        // Each order keyed by its customer: its item's price lives in another partition for
+        // some, which only the repartition topic brings it to.
+        let orders: Vec<_> = (0..16)
+            .map(|i| {
+                let customer = ["ann", "bob", "cy", "dee"][i % 4];
+                (
+                    Some(customer),
+                    bytes::Bytes::from(["a", "b", "c", "d", "e", "f", "g", "h"][i % 8]),
+                )
+            })
+            .collect();
+        crate::runtime::produce(&client, "orders", &orders).await;
+        let mut priced = crate::runtime::read_all(&client, "priced", 16).await;
+        priced.sort();
+        let mut wanted: Vec<(String, bytes::Bytes)> = (0..16)
+            .map(|i| {
+                let item = ["a", "b", "c", "d", "e", "f", "g", "h"][i % 8];
+                (item.to_string(), bytes::Bytes::from(format!("{}", i % 8)))
+            })
+            .collect();
+        wanted.sort();
+        assert_eq!(priced, wanted);
+        app.close().await.unwrap();
+    });
+}
