@@ -126,6 +126,25 @@ impl Envelope {
             .collect())
     }
 
+    /// Envelopes (none: a row of nulls) as the side's columns, a row each.
+    fn decode_all<'a>(
+        &self,
+        rows: impl Iterator<Item = Option<&'a [u8]>>,
+    ) -> Result<Vec<ArrayRef>> {
+        let mut decoder = self.decoder.lock();
+        let mut appended = Ok(());
+        for row in rows {
+            appended = decoder.append(row);
+            if appended.is_err() {
+                break;
+            }
+        }
+        // Finished either way: a failed run leaves nothing behind in the decoder.
+        let decoded = decoder.finish();
+        appended?;
+        Ok(decoded)
+    }
+
     /// An envelope (none: a row of nulls) as the side's columns, one row each.
     fn decode(&self, bytes: Option<&[u8]>) -> Result<Vec<ArrayRef>> {
         let mut decoder = self.decoder.lock();
@@ -480,16 +499,7 @@ impl JoinStage {
         rights: &[Option<Bytes>],
         output: &[(OutputColumn, DataType)],
     ) -> Result<(Vec<ArrayRef>, Vec<u32>)> {
-        let left = {
-            let mut decoder = self.envelopes[0].decoder.lock();
-            let appended = lefts
-                .iter()
-                .try_for_each(|envelope| decoder.append(Some(envelope)));
-            // Finished either way: a failed run leaves nothing behind in the decoder.
-            let decoded = decoder.finish();
-            appended?;
-            decoded
-        };
+        let left = self.envelopes[0].decode_all(lefts.iter().map(|l| Some(&l[..])))?;
         self.joined_batch(&left, rights, output)
     }
 
@@ -512,16 +522,9 @@ impl JoinStage {
             .iter()
             .map(|c| arrow::compute::take(c, &indices, None).map_err(arrow_error))
             .collect::<Result<Vec<_>>>()?;
-        {
-            let mut decoder = self.envelopes[1].decoder.lock();
-            let appended = rows
-                .iter()
-                .try_for_each(|&i| decoder.append(rights[i as usize].as_deref()));
-            // Finished either way: a failed run leaves nothing behind in the decoder.
-            let decoded = decoder.finish();
-            appended?;
-            columns.extend(decoded);
-        }
+        columns.extend(
+            self.envelopes[1].decode_all(rows.iter().map(|&i| rights[i as usize].as_deref()))?,
+        );
         let batch = as_batch(&columns, &self.joined_schema, rows.len())?;
         let (batch, rows) = super::run_steps(&self.after, batch, rows)?;
         Ok((super::aggregate::canonical(&batch, output)?, rows))
